@@ -1,0 +1,1 @@
+"""The ``opendms`` command line: a thin layer over the public API."""

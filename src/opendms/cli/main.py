@@ -1,0 +1,164 @@
+"""``opendms`` commands. Each maps to one public API call."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from opendms.cli.ui import RichProgress, console, err_console, stats_table, task_table
+from opendms.config import load_task_file, parse_extra_connection_attributes
+from opendms.endpoints import check_endpoint
+from opendms.endpoints.base import mask
+from opendms.engine.task import run_task
+from opendms.errors import OpenDMSError
+from opendms.state import StateStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(func: F) -> F:
+    """Print opendms errors as one line and exit 1 instead of a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OpenDMSError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="OPENDMS_STATE",
+    help="State store file (default ~/.opendms/state.db; env OPENDMS_STATE).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@click.version_option(package_name="opendms")
+@click.pass_context
+def cli(ctx: click.Context, state: Path | None, verbose: bool) -> None:
+    """opendms: migrate databases into databases and Parquet/CSV lakes."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"state": state}
+
+
+def store_of(ctx: click.Context) -> StateStore:
+    return StateStore(ctx.obj.get("state"))
+
+
+@cli.group()
+def endpoint() -> None:
+    """Work with endpoints (connection URLs)."""
+
+
+@endpoint.command("test")
+@click.argument("url")
+@click.option("--settings", default="", help="Endpoint settings as k=v;k=v.")
+@friendly
+def endpoint_test(url: str, settings: str) -> None:
+    """Test the connection to URL, like DMS "test connection"."""
+    detail = check_endpoint(url, parse_extra_connection_attributes(settings))
+    console.print(f"[green]successful[/green] {mask(url)}: {detail}", highlight=False)
+
+
+@cli.group()
+def task() -> None:
+    """Run migration tasks and look at their status."""
+
+
+@task.command("run")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+@friendly
+def task_run(ctx: click.Context, file: Path, quiet: bool) -> None:
+    """Run the task defined in FILE (YAML) in the foreground."""
+    spec = load_task_file(file)
+    store = StateStore(spec.state or ctx.obj.get("state"))
+    enabled = not quiet and err_console.is_terminal
+    with RichProgress(enabled) as progress:
+        result = run_task(spec, store, progress)
+    console.print(stats_table(spec.name, store.tables(spec.name)))
+    console.print(f"task {spec.name}: {result.tables} tables, {result.rows:,} rows loaded")
+
+
+@task.command("status")
+@click.argument("name", required=False)
+@click.pass_context
+@friendly
+def task_status(ctx: click.Context, name: str | None) -> None:
+    """Show the status of task NAME (or of every task)."""
+    store = store_of(ctx)
+    records = [store.task(name)] if name else store.tasks()
+    if name and records[0] is None:
+        raise OpenDMSError(f"no task named {name!r} in {store.path}")
+    rows = [(r, store.tables(r.name)) for r in records if r is not None]
+    console.print(task_table(rows))
+
+
+@task.command("tables")
+@click.argument("name")
+@click.pass_context
+@friendly
+def task_tables(ctx: click.Context, name: str) -> None:
+    """Show the table statistics of task NAME."""
+    store = store_of(ctx)
+    if store.task(name) is None:
+        raise OpenDMSError(f"no task named {name!r} in {store.path}")
+    console.print(stats_table(name, store.tables(name)))
+
+
+@task.command("delete")
+@click.argument("name")
+@click.pass_context
+@friendly
+def task_delete(ctx: click.Context, name: str) -> None:
+    """Forget task NAME and its statistics."""
+    store = store_of(ctx)
+    if store.task(name) is None:
+        raise OpenDMSError(f"no task named {name!r} in {store.path}")
+    store.delete_task(name)
+    console.print(f"deleted task {name}")
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("opendms-demo"),
+    show_default=True,
+    help="Where the demo database, lake and copy go.",
+)
+@click.option("--orders", default=100_000, show_default=True, help="Orders to generate.")
+@click.pass_context
+@friendly
+def demo(ctx: click.Context, directory: Path, orders: int) -> None:
+    """Migrate an embedded retail database to a Parquet lake and to SQLite."""
+    from opendms.demo import run_demo
+
+    run_demo(directory, orders, ctx.obj.get("state"))
+
+
+def main() -> None:
+    cli(prog_name="opendms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Console output: rich progress bars and tables."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table as RichTable
+
+from opendms.state import TableStats, TaskRecord
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class RowsPerSecond(TextColumn):
+    """Rows per second of one bar."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):  # type: ignore[no-untyped-def]
+        speed = task.finished_speed or task.speed
+        return f"{speed:,.0f} rows/s" if speed else ""
+
+
+class RichProgress:
+    """Implements the engine's Progress protocol with one bar per table."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.bars = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            MofNCompleteColumn(),
+            RowsPerSecond(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=not enabled,
+        )
+        self.ids: dict[str, TaskID] = {}
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> RichProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.bars.stop()
+
+    def table_started(self, name: str, estimated_rows: int) -> None:
+        with self.lock:
+            self.ids[name] = self.bars.add_task(name, total=max(estimated_rows, 1))
+
+    def advance(self, name: str, rows: int) -> None:
+        with self.lock:
+            bar = self.ids.get(name)
+            if bar is None:
+                return
+            done = self.bars.tasks[self.bars.task_ids.index(bar)].completed + rows
+            total = self.bars.tasks[self.bars.task_ids.index(bar)].total or 1
+            self.bars.update(bar, completed=done, total=max(total, done))
+
+    def table_done(self, name: str, ok: bool) -> None:
+        with self.lock:
+            bar = self.ids.get(name)
+            if bar is not None:
+                done = self.bars.tasks[self.bars.task_ids.index(bar)].completed
+                self.bars.update(bar, total=max(done, 1), completed=max(done, 1) if ok else done)
+
+
+def _progress_text(task: TaskRecord, tables: list[TableStats]) -> str:
+    if not tables:
+        return "0%"
+    if task.status.value == "stopped" and task.stop_reason == "FULL_LOAD_ONLY_FINISHED":
+        return "100% (Load complete)"
+    done = sum(1 for t in tables if t.state.value in ("Table completed", "Table error"))
+    return f"{100 * done // len(tables)}%"
+
+
+def task_table(tasks: list[tuple[TaskRecord, list[TableStats]]]) -> RichTable:
+    table = RichTable(title="Database migration tasks")
+    for col in ("Identifier", "Status", "Progress", "Type", "Source", "Target", "Stop reason"):
+        table.add_column(col)
+    for task, tables in tasks:
+        table.add_row(
+            task.name,
+            task.status.value,
+            _progress_text(task, tables),
+            task.migration_type,
+            task.source,
+            task.target,
+            task.stop_reason,
+        )
+    return table
+
+
+def stats_table(name: str, tables: list[TableStats]) -> RichTable:
+    table = RichTable(title=f"Table statistics: {name}")
+    for col in ("Schema", "Table", "State", "Full load rows", "Errors", "Start", "End", "Error"):
+        table.add_column(col, justify="right" if col in ("Full load rows", "Errors") else "left")
+    for t in tables:
+        table.add_row(
+            t.schema,
+            t.name,
+            t.state.value,
+            f"{t.full_load_rows:,}",
+            f"{t.error_rows:,}",
+            (t.started_at or "")[:19],
+            (t.ended_at or "")[:19],
+            t.error[:120],
+        )
+    return table

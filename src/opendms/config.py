@@ -1,0 +1,188 @@
+"""Typed task definitions: the YAML task file and the DMS task settings.
+
+Validation errors carry the file and the JSON path of the bad field. Unknown
+keys are rejected, never ignored.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opendms.endpoints.base import PrepMode
+from opendms.errors import ConfigError
+
+
+class MigrationType(enum.StrEnum):
+    FULL_LOAD = "full-load"
+    CDC = "cdc"
+    FULL_LOAD_AND_CDC = "full-load-and-cdc"
+
+
+class DataErrorPolicyKind(enum.StrEnum):
+    """What happens to a row whose value the target cannot hold (DMS names)."""
+
+    IGNORE_RECORD = "IGNORE_RECORD"
+    LOG_ERROR = "LOG_ERROR"
+    SUSPEND_TABLE = "SUSPEND_TABLE"
+    STOP_TASK = "STOP_TASK"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class FullLoadSection(_Strict):
+    TargetTablePrepMode: PrepMode = PrepMode.DROP_AND_CREATE
+    MaxFullLoadSubTasks: int = Field(8, ge=1, le=49)
+    CommitRate: int = Field(10000, ge=1, le=1_000_000)
+    CreatePkAfterFullLoad: bool = False
+    StopTaskCachedChangesApplied: bool = False
+    StopTaskCachedChangesNotApplied: bool = False
+    TransactionConsistencyTimeout: int = Field(600, ge=0)
+
+
+class ErrorBehaviorSection(_Strict):
+    DataErrorPolicy: DataErrorPolicyKind = DataErrorPolicyKind.LOG_ERROR
+    DataErrorEscalationCount: int = Field(0, ge=0)
+    FailOnNoTablesCaptured: bool = True
+    TableErrorPolicy: str = "SUSPEND_TABLE"
+
+
+class TargetMetadataSection(_Strict):
+    TargetSchema: str = ""
+    SupportLobs: bool = True
+    FullLobMode: bool = False
+    LobChunkSize: int = 64
+    LimitedSizeLobMode: bool = True
+    LobMaxSize: int = 32
+    BatchApplyEnabled: bool = False
+    ParallelLoadThreads: int = Field(0, ge=0)
+    ParallelLoadBufferSize: int = Field(0, ge=0)
+
+
+class TaskSettings(_Strict):
+    """The subset of the DMS task-settings JSON that opendms honours."""
+
+    FullLoadSettings: FullLoadSection = FullLoadSection()
+    ErrorBehavior: ErrorBehaviorSection = ErrorBehaviorSection()
+    TargetMetadata: TargetMetadataSection = TargetMetadataSection()
+
+
+class EndpointSpec(_Strict):
+    """An endpoint: a URL plus optional settings (a dict or ``k=v;k=v``)."""
+
+    url: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _parse_eca(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_extra_connection_attributes(value)
+        return value
+
+
+class TaskSpec(_Strict):
+    """One migration task as written in a YAML task file."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,254}$")
+    source: EndpointSpec
+    target: EndpointSpec
+    migration_type: MigrationType = MigrationType.FULL_LOAD
+    table_mappings: Any = None
+    task_settings: TaskSettings = TaskSettings()
+    state: str | None = None
+
+    @field_validator("source", "target", mode="before")
+    @classmethod
+    def _url_shorthand(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
+
+
+def parse_extra_connection_attributes(text: str) -> dict[str, str]:
+    """Parse DMS extra connection attributes ``k=v;k=v`` (keys keep their case)."""
+    out: dict[str, str] = {}
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"extra connection attribute {part!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def json_path(loc: tuple[int | str, ...]) -> str:
+    """Render a pydantic error location as a JSON path (``$.a.b[2]``)."""
+    path = "$"
+    for item in loc:
+        path += f"[{item}]" if isinstance(item, int) else f".{item}"
+    return path
+
+
+def raise_config_error(exc: ValidationError, where: str) -> None:
+    """Turn the first pydantic error into a ConfigError with its JSON path."""
+    err = exc.errors()[0]
+    loc = tuple(x for x in err["loc"] if not str(x).startswith("function-"))
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    raise ConfigError(msg, where=where, path=json_path(loc)) from None
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    """Read and validate a task YAML (or JSON) file."""
+    file = Path(path)
+    where = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read task file: {exc.strerror}", where=where) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where=where) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("a task file must hold a mapping", where=where, path="$")
+    return task_from_dict(data, where=where, base=file.parent)
+
+
+def task_from_dict(data: dict[str, Any], where: str, base: Path | None = None) -> TaskSpec:
+    """Validate a task given as a dict; resolves table_mappings file references."""
+    data = dict(data)
+    mappings = data.get("table_mappings")
+    if isinstance(mappings, str) and not mappings.lstrip().startswith("{"):
+        data["table_mappings"] = _read_mapping_file(mappings, base, where)
+    try:
+        return TaskSpec.model_validate(data)
+    except ValidationError as exc:
+        raise_config_error(exc, where)
+    raise AssertionError("unreachable")
+
+
+def _read_mapping_file(name: str, base: Path | None, where: str) -> Any:
+    file = Path(name)
+    if not file.is_absolute() and base is not None:
+        file = base / file
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read table mappings file {str(file)!r}: {exc.strerror}",
+            where=where,
+            path="$.table_mappings",
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"table mappings file {str(file)!r} is not valid JSON: {exc.msg} "
+            f"at line {exc.lineno} column {exc.colno}",
+            where=where,
+            path="$.table_mappings",
+        ) from exc

@@ -1,0 +1,72 @@
+"""The endpoint registry: one explicit list of URL schemes and their engines.
+
+Each engine package exposes ``open_source(url, settings)``,
+``open_target(url, settings)`` and ``check(url, settings)``; packages are
+imported only when their scheme is used, so heavy drivers stay optional.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, cast
+
+from opendms.endpoints.base import EndpointURL, Source, Target
+from opendms.errors import UnknownSchemeError
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A registered endpoint engine and what it can be used for."""
+
+    module: str
+    can_source: bool
+    can_target: bool
+
+
+REGISTRY: dict[str, Engine] = {
+    "postgresql": Engine("opendms.endpoints.postgres", True, True),
+    "postgres": Engine("opendms.endpoints.postgres", True, True),
+    "mysql": Engine("opendms.endpoints.mysql", True, True),
+    "mariadb": Engine("opendms.endpoints.mysql", True, True),
+    "sqlite": Engine("opendms.endpoints.sqlite", True, True),
+    "file": Engine("opendms.endpoints.lake", False, True),
+    "s3": Engine("opendms.endpoints.lake", False, True),
+}
+
+
+def engine_for(url: EndpointURL, role: str = "") -> ModuleType:
+    """The engine module for ``url``, or a clear error listing the known schemes."""
+    engine = REGISTRY.get(url.scheme)
+    if engine is None:
+        known = ", ".join(sorted(REGISTRY))
+        close = difflib.get_close_matches(url.scheme, REGISTRY, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownSchemeError(str(url), f"unknown scheme {url.scheme!r}.{hint} Known: {known}")
+    if role == "source" and not engine.can_source:
+        raise UnknownSchemeError(str(url), f"{url.scheme}:// endpoints can only be targets")
+    return importlib.import_module(engine.module)
+
+
+def open_source(url: str, settings: dict[str, Any] | None = None) -> Source:
+    parsed = EndpointURL.parse(url)
+    return cast(Source, engine_for(parsed, "source").open_source(parsed, settings or {}))
+
+
+def open_target(url: str, settings: dict[str, Any] | None = None) -> Target:
+    parsed = EndpointURL.parse(url)
+    return cast(Target, engine_for(parsed, "target").open_target(parsed, settings or {}))
+
+
+def check_endpoint(url: str, settings: dict[str, Any] | None = None) -> str:
+    """DMS "test connection": a one-line success description, or an EndpointError."""
+    parsed = EndpointURL.parse(url)
+    return cast(str, engine_for(parsed).check(parsed, settings or {}))
+
+
+def same_engine(scheme_a: str, scheme_b: str) -> bool:
+    """True when both schemes name the same engine (``postgres`` and ``postgresql``)."""
+    a, b = REGISTRY.get(scheme_a), REGISTRY.get(scheme_b)
+    return a is not None and b is not None and a.module == b.module

@@ -1,0 +1,33 @@
+"""Lake endpoint: ``file:///dir`` (local) and ``s3://bucket/prefix`` (S3-compatible).
+
+Settings come from the task's endpoint settings (keys or a DMS extra
+connection attribute string) and from the URL query; for S3 the URL query may
+name ``endpoint_url`` and ``region``, and credentials come from the standard
+AWS environment variables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.lake.settings import URL_KEYS, LakeSettings, lake_settings
+from opendms.endpoints.lake.storage import check_storage, open_storage
+from opendms.endpoints.lake.target import LakeTarget
+
+__all__ = ["LakeSettings", "LakeTarget", "check", "open_target"]
+
+
+def _settings(url: EndpointURL, settings: dict[str, Any]) -> dict[str, Any]:
+    query = {k: v for k, v in url.query.items() if k.lower() not in URL_KEYS}
+    return {**query, **settings}
+
+
+def open_target(url: EndpointURL, settings: dict[str, Any]) -> LakeTarget:
+    merged = _settings(url, settings)
+    return LakeTarget(url, open_storage(url, settings), lake_settings(merged))
+
+
+def check(url: EndpointURL, settings: dict[str, Any]) -> str:
+    lake_settings(_settings(url, settings))
+    return check_storage(open_storage(url, settings), url)

@@ -1,0 +1,99 @@
+"""Where lake files go: a local directory or an S3-compatible bucket (pyarrow.fs)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from opendms.endpoints.base import EndpointURL
+from opendms.errors import (
+    AuthenticationError,
+    ConnectError,
+    DatabaseMissingError,
+    EndpointError,
+)
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A filesystem plus the root path (``bucket/prefix`` on S3) under it."""
+
+    fs: pafs.FileSystem
+    root: str
+    display: str
+    atomic_put: bool  # S3 objects appear whole; local files need write+rename
+
+    def path(self, *parts: str) -> str:
+        tail = [p.strip("/") for p in parts if p.strip("/")]
+        return "/".join([self.root.rstrip("/") or "/", *tail]).replace("//", "/")
+
+
+def open_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
+    if url.scheme == "file":
+        root = os.path.abspath(os.path.join(url.host, url.path.lstrip("/")) if url.host else url.path)
+        return Storage(pafs.LocalFileSystem(), root, f"file://{root}", atomic_put=False)
+    return _s3_storage(url, settings)
+
+
+def _s3_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
+    q = {k.lower(): v for k, v in {**url.query, **settings}.items()}
+    endpoint = q.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+        "AWS_ENDPOINT_URL", ""
+    )
+    kwargs: dict[str, Any] = {
+        "region": q.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "connect_timeout": 5,
+        "request_timeout": 30,
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+    }
+    if endpoint:
+        scheme, _, hostport = endpoint.partition("://")
+        kwargs.update(endpoint_override=hostport.rstrip("/"), scheme=scheme or "https")
+        kwargs["force_virtual_addressing"] = False
+    key = q.get("aws_access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = q.get("aws_secret_access_key") or os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        kwargs.update(access_key=key, secret_key=secret)
+    if not url.host:
+        raise EndpointError(str(url), "no bucket in the URL (s3://bucket/prefix)")
+    fs = pafs.S3FileSystem(**kwargs)
+    root = "/".join(p for p in (url.host, url.path.strip("/")) if p)
+    return Storage(fs, root, f"s3://{root}", atomic_put=True)
+
+
+def check_storage(storage: Storage, url: EndpointURL) -> str:
+    """Test connection: the bucket / directory exists and we may write to it."""
+    bucket = storage.root.split("/", 1)[0] if storage.atomic_put else storage.root
+    try:
+        info = storage.fs.get_file_info(bucket)
+        if storage.atomic_put and info.type == pafs.FileType.NotFound:
+            raise DatabaseMissingError(str(url), f"bucket {bucket!r} does not exist")
+        if not storage.atomic_put and info.type == pafs.FileType.NotFound:
+            parent = os.path.dirname(bucket)
+            if not os.path.isdir(parent):
+                raise DatabaseMissingError(str(url), f"directory {parent!r} does not exist")
+        probe = storage.path(".opendms-write-test")
+        storage.fs.create_dir(storage.root, recursive=True)
+        with storage.fs.open_output_stream(probe) as out:
+            out.write(b"ok")
+        storage.fs.delete_file(probe)
+    except OSError as exc:
+        raise translate_os_error(exc, url) from exc
+    return f"lake at {storage.display} is writable"
+
+
+def translate_os_error(exc: OSError, url: EndpointURL) -> EndpointError:
+    text = str(exc)
+    lowered = text.lower()
+    if "access denied" in lowered or "invalidaccesskeyid" in lowered or "signature" in lowered:
+        return AuthenticationError(str(url), "S3 refused the credentials (access denied)")
+    if "curl" in lowered or "connect" in lowered or "resolve" in lowered:
+        return ConnectError(str(url), f"cannot reach the S3 endpoint: {text.splitlines()[0]}")
+    if "nosuchbucket" in lowered or "not found" in lowered:
+        return DatabaseMissingError(str(url), "the bucket does not exist")
+    if "permission denied" in lowered:
+        return EndpointError(str(url), f"permission denied: {text.splitlines()[0]}")
+    return EndpointError(str(url), text.splitlines()[0] if text else type(exc).__name__)

@@ -1,0 +1,190 @@
+"""Lake target: DMS-style Parquet/CSV files on a local directory or S3.
+
+Layout: ``<root>/<schema>/<table>/LOAD00000001.parquet`` (hex counter), one
+file per ``MaxFileSize``; parallel segments write ``SEGMENTn_LOAD…``. Names are
+deterministic, so a re-run overwrites instead of adding duplicates, and
+``prepare`` clears the full-load files of an earlier run.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
+from opendms.endpoints.lake.settings import LakeSettings
+from opendms.endpoints.lake.storage import Storage, translate_os_error
+from opendms.endpoints.pyvalues import python_values
+from opendms.model import Kind, Table
+
+_LOAD_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?$")
+# Arrow types the CSV writer cannot render; they are written as text.
+_CSV_AS_TEXT = {Kind.INTERVAL, Kind.ARRAY, Kind.BINARY}
+
+
+class LakeTarget:
+    """Writes full-load files for each table."""
+
+    def __init__(self, url: EndpointURL, storage: Storage, settings: LakeSettings) -> None:
+        self.url = url
+        self.storage = storage
+        self.settings = settings
+        self.started = datetime.now(UTC)
+        self.files: dict[str, list[str]] = {}
+        self.lock = threading.Lock()
+
+    def table_dir(self, table: Table) -> str:
+        return self.storage.path(table.schema, table.name)
+
+    def prepare(self, table: Table, mode: PrepMode) -> None:
+        folder = self.table_dir(table)
+        try:
+            self.storage.fs.create_dir(folder, recursive=True)
+            if mode is PrepMode.DO_NOTHING:
+                return
+            for info in self.storage.fs.get_file_info(pafs.FileSelector(folder)):
+                if info.type == pafs.FileType.File and _LOAD_FILE.match(info.base_name):
+                    self.storage.fs.delete_file(info.path)
+        except OSError as exc:
+            raise translate_os_error(exc, self.url) from exc
+
+    def writer(self, table: Table, segment: int | None) -> LakeWriter:
+        return LakeWriter(self, table, segment)
+
+    def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
+        return []
+
+    def finish(self, table: Table) -> None:
+        pass
+
+    def record(self, table: Table, path: str) -> None:
+        with self.lock:
+            self.files.setdefault(table.qualified, []).append(path)
+
+    def close(self) -> None:
+        pass
+
+
+class LakeWriter:
+    """Rolls LOAD files at MaxFileSize for one table or segment."""
+
+    def __init__(self, target: LakeTarget, table: Table, segment: int | None) -> None:
+        self.target = target
+        self.table = table
+        self.settings = target.settings
+        self.prefix = f"SEGMENT{segment}_" if segment is not None else ""
+        self.counter = 0
+        self.rows = 0
+        self.sink: pa.NativeOutputStream | None = None
+        self.writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self.path = ""
+        self.limit = self.settings.MaxFileSize * 1024
+
+    def _extension(self) -> str:
+        if self.settings.DataFormat == "parquet":
+            return "parquet"
+        return "csv.gz" if self.settings.CompressionType == "GZIP" else "csv"
+
+    def _open(self, schema: pa.Schema) -> None:
+        self.counter += 1
+        name = f"{self.prefix}LOAD{self.counter:08X}.{self._extension()}"
+        self.path = f"{self.target.table_dir(self.table)}/{name}"
+        fs = self.target.storage.fs
+        tmp = self.path if self.target.storage.atomic_put else self.path + ".tmp"
+        compression = "gzip" if self._extension().endswith(".gz") else None
+        self.sink = fs.open_output_stream(tmp, compression=compression)
+        if self.settings.DataFormat == "parquet":
+            self.writer = pq.ParquetWriter(
+                self.sink,
+                schema,
+                compression=_parquet_codec(self.settings),
+                version=self.settings.ParquetVersion.removeprefix("parquet-").replace("-", "."),
+                write_statistics=self.settings.EnableStatistics,
+            )
+        else:
+            options = pacsv.WriteOptions(
+                include_header=self.settings.AddColumnName,
+                delimiter=self.settings.CsvDelimiter,
+                eol=self.settings.CsvRowDelimiter,
+                null_string=self.settings.CsvNullValue,
+            )
+            self.writer = pacsv.CSVWriter(self.sink, schema, write_options=options)
+
+    def _close_file(self) -> None:
+        if self.writer is None or self.sink is None:
+            return
+        self.writer.close()
+        self.sink.close()
+        if not self.target.storage.atomic_put:
+            self.target.storage.fs.move(self.path + ".tmp", self.path)
+        self.target.record(self.table, self.path)
+        self.writer = self.sink = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        batch = self._decorate(batch)
+        step = self.settings.RowGroupLength
+        try:
+            for start in range(0, batch.num_rows, step):
+                if self.writer is None:
+                    self._open(batch.schema)
+                assert self.writer is not None and self.sink is not None
+                self.writer.write_batch(batch.slice(start, step))
+                if self.sink.tell() >= self.limit:
+                    self._close_file()
+        except OSError as exc:
+            raise translate_os_error(exc, self.target.url) from exc
+        self.rows += batch.num_rows
+
+    def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = list(batch.columns)
+        names = list(batch.schema.names)
+        if self.settings.DataFormat == "csv":
+            arrays = [self._csv_safe(a, n) for a, n in zip(arrays, names, strict=True)]
+        n = batch.num_rows
+        if self.settings.TimestampColumnName:
+            arrays.insert(0, pa.array([self._stamp()] * n, pa.string()))
+            names.insert(0, self.settings.TimestampColumnName)
+        if self.settings.IncludeOpForFullLoad:
+            arrays.insert(0, pa.array(["I"] * n, pa.string()))
+            names.insert(0, "Op")
+        if len(arrays) == batch.num_columns and self.settings.DataFormat == "parquet":
+            return batch
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _csv_safe(self, array: pa.Array, name: str) -> pa.Array:
+        ctype = self.table.column(name).type
+        if ctype.kind is Kind.BINARY:
+            return pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
+        if ctype.kind in _CSV_AS_TEXT:
+            return pa.array(python_values(array, ctype), pa.string())
+        return array
+
+    def _stamp(self) -> str:
+        when = self.target.started
+        if not self.settings.UseTaskStartTimeForFullLoadTimestamp:
+            when = datetime.now(UTC)
+        return when.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def close(self) -> int:
+        try:
+            self._close_file()
+        except OSError as exc:
+            raise translate_os_error(exc, self.target.url) from exc
+        return self.rows
+
+    def abort(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.writer = self.sink = None
+
+
+def _parquet_codec(settings: LakeSettings) -> str:
+    if settings.CompressionType == "GZIP":
+        return "gzip"
+    return settings.ParquetCompression

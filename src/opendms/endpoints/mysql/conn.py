@@ -1,0 +1,73 @@
+"""Connections to MySQL/MariaDB (PyMySQL) and translation of driver errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opendms.endpoints.base import EndpointURL
+from opendms.errors import (
+    AuthenticationError,
+    ConnectError,
+    DatabaseMissingError,
+    EndpointError,
+    MissingExtraError,
+    PrivilegeError,
+)
+
+_CONNECT = {2002, 2003, 2005, 2006, 2013}
+_AUTH = {1045, 1698}
+_PRIVILEGE = {1044, 1142, 1143, 1227, 1370}
+
+
+def pymysql_module() -> Any:
+    try:
+        import pymysql
+    except ImportError as exc:
+        raise MissingExtraError("pymysql", "mysql") from exc
+    return pymysql
+
+
+def translate(exc: Exception, url: EndpointURL) -> EndpointError:
+    """One clear line for a driver error (by MySQL error code)."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    where = str(url)
+    if code in _CONNECT:
+        return ConnectError(where, f"cannot reach {url.host}:{url.port or 3306}: {text}")
+    if code in _AUTH:
+        return AuthenticationError(where, f"authentication failed for user {url.user!r}")
+    if code == 1049:
+        return DatabaseMissingError(where, f"database {url.database!r} does not exist")
+    if code in _PRIVILEGE:
+        return PrivilegeError(where, f"missing privilege: {text}")
+    return EndpointError(where, f"MySQL error {code}: {text}" if code else text)
+
+
+def connect(url: EndpointURL, database: str | None = None, **extra: Any) -> Any:
+    """A PyMySQL connection (utf8mb4, UTC session), errors translated."""
+    pymysql = pymysql_module()
+    try:
+        return pymysql.connect(
+            host=url.host or "127.0.0.1",
+            port=url.port or 3306,
+            user=url.user or "root",
+            password=str(url.password),
+            database=url.database if database is None else database or None,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=10,
+            init_command="SET time_zone = '+00:00'",
+            **extra,
+        )
+    except pymysql.Error as exc:
+        raise translate(exc, url) from exc
+
+
+def cx_url(url: EndpointURL) -> str:
+    """The connection URL connectorx expects."""
+    auth = url.user or "root"
+    if url.password:
+        from urllib.parse import quote
+
+        auth += ":" + quote(str(url.password), safe="")
+    return f"mysql://{auth}@{url.host or '127.0.0.1'}:{url.port or 3306}/{url.database}"

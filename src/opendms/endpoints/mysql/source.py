@@ -1,0 +1,126 @@
+"""MySQL/MariaDB source: catalog via PyMySQL, rows via connectorx (Arrow stream)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.arrowutil import parse_time
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.mysql import catalog
+from opendms.endpoints.mysql.conn import connect, cx_url, translate
+from opendms.endpoints.sqlutil import render_filters, render_segment
+from opendms.errors import DataError, EndpointError, MissingExtraError
+from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
+
+
+def quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def select_expr(name: str, ctype: ColumnType) -> str:
+    """Read decimals and times as text (exact), bits as numbers."""
+    col = quote(name)
+    if ctype.kind in (Kind.DECIMAL, Kind.TIME):
+        return f"CAST({col} AS CHAR)"
+    if ctype.kind in (Kind.BOOL, Kind.INT64) and ctype.type_name is None:
+        return f"{col} + 0" if ctype.kind is Kind.INT64 else f"{col} <> 0"
+    return col
+
+
+def select_sql(plan: ReadPlan) -> str:
+    table = plan.table
+    cols = ", ".join(
+        f"{select_expr(c, table.column(c).type)} AS {quote(c)}" for c in plan.columns
+    )
+    sql = f"SELECT {cols} FROM {quote(table.schema)}.{quote(table.name)}"
+    where = render_filters(plan.filters, quote, literal)
+    if plan.segment is not None:
+        where += render_segment(plan.segment, quote, literal)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql
+
+
+class MySQLSource:
+    """Reads one MySQL/MariaDB server (one database when the URL names it)."""
+
+    def __init__(self, url: EndpointURL) -> None:
+        self.url = url
+        self.conn = connect(url)
+
+    def list_tables(self) -> list[TableRef]:
+        return catalog.list_tables(self.conn, self.url.database)
+
+    def describe(self, ref: TableRef) -> Table:
+        return catalog.describe(self.conn, ref)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[str | None]:
+        yield None
+
+    def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
+        cx = _connectorx()
+        types = [plan.table.column(c).type for c in plan.columns]
+        try:
+            reader = cx.read_sql(
+                cx_url(self.url),
+                select_sql(plan),
+                return_type="arrow_stream",
+                batch_size=plan.batch_rows,
+                pre_execution_query=["SET time_zone = '+00:00'"],
+            )
+            for batch in reader:
+                yield _canonical(plan, types, batch)
+        except (DataError, EndpointError):
+            raise
+        except BaseException as exc:
+            if type(exc).__name__ != "PanicException" and not isinstance(exc, RuntimeError):
+                raise
+            raise _read_error(exc, plan, self.url) from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _connectorx() -> Any:
+    try:
+        import connectorx
+    except ImportError as exc:
+        raise MissingExtraError("connectorx", "mysql") from exc
+    return connectorx
+
+
+def _read_error(exc: BaseException, plan: ReadPlan, url: EndpointURL) -> Exception:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "convert" in text.lower() or "value" in text.lower():
+        return DataError(plan.table.qualified, f"a value cannot be read: {text}")
+    return translate(Exception(text), url)
+
+
+def _canonical(plan: ReadPlan, types: list[ColumnType], batch: pa.RecordBatch) -> pa.RecordBatch:
+    arrays = []
+    for i, ctype in enumerate(types):
+        try:
+            arrays.append(_column(batch.column(i), ctype))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            name = plan.columns[i]
+            raise DataError(plan.table.qualified, f"column {name}: {exc}") from exc
+    return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
+
+
+def _column(array: pa.Array, ctype: ColumnType) -> pa.Array:
+    target = arrow_type(ctype)
+    if ctype.kind is Kind.TIME:
+        return parse_time(array)
+    if array.type == target:
+        return array
+    return pc.cast(array, target)

@@ -1,0 +1,193 @@
+"""MySQL/MariaDB target: CREATE TABLE from canonical types, LOAD DATA LOCAL INFILE.
+
+A URL with a database puts every table there; without one, each table goes
+to the database named after its source schema. LOAD DATA turns bad values into
+warnings, so any warning fails the batch instead of altering data silently.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
+from opendms.endpoints.mysql.conn import connect, translate
+from opendms.endpoints.mysql.source import quote
+from opendms.endpoints.mysql.tsv import batch_tsv
+from opendms.endpoints.mysql.types import KEY_VARCHAR, to_mysql
+from opendms.errors import DataError, EndpointError
+from opendms.model import Kind, Table
+
+_MIN_DT, _MAX_DT = -30610224000000000, 253402300799999999  # 1000-01-01 .. 9999-12-31 (us)
+
+
+class MySQLTarget:
+    """Creates and loads tables on one MySQL/MariaDB server."""
+
+    def __init__(self, url: EndpointURL) -> None:
+        self.url = url
+        self.conn = connect(url, local_infile=True)
+        self.lock = threading.Lock()
+
+    def database(self, table: Table) -> str:
+        return self.url.database or table.schema
+
+    def qualified(self, table: Table) -> str:
+        return f"{quote(self.database(table))}.{quote(table.name)}"
+
+    def create_sql(self, table: Table) -> str:
+        key = set(table.primary_key)
+        cols = [
+            f"{quote(c.name)} {to_mysql(c.type, c.name in key)}{'' if c.nullable else ' NOT NULL'}"
+            for c in table.columns
+        ]
+        if table.primary_key:
+            cols.append("PRIMARY KEY (" + ", ".join(map(quote, table.primary_key)) + ")")
+        body = ",\n  ".join(cols)
+        return (
+            f"CREATE TABLE {self.qualified(table)} (\n  {body}\n) "
+            "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+        )
+
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        try:
+            with self.lock, self.conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall()
+        except Exception as exc:
+            raise translate(exc, self.url) from exc
+
+    def prepare(self, table: Table, mode: PrepMode) -> None:
+        self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(table))}")
+        exists = self._execute(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
+            (self.database(table), table.name),
+        )
+        if mode is PrepMode.DROP_AND_CREATE or not exists:
+            self._execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
+            self._execute(self.create_sql(table))
+        elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
+            self._execute(f"TRUNCATE TABLE {self.qualified(table)}")
+
+    def writer(self, table: Table, segment: int | None) -> MySQLWriter:
+        return MySQLWriter(self, table)
+
+    def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
+        out: list[Rejection] = []
+        key = set(table.primary_key)
+        for col in table.columns:
+            array = batch.column(col.name)
+            for row, reason in _unrepresentable(array, col.type.kind, col.name in key):
+                out.append(Rejection(row, col.name, reason))
+        return out
+
+    def finish(self, table: Table) -> None:
+        for idx in table.indexes:
+            unique = "UNIQUE " if idx.unique else ""
+            cols = ", ".join(_index_part(table, c) for c in idx.columns)
+            self._execute(f"CREATE {unique}INDEX {quote(idx.name)} ON {self.qualified(table)} ({cols})")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _index_part(table: Table, name: str) -> str:
+    ctype = table.column(name).type
+    if ctype.kind in (Kind.STRING, Kind.BINARY, Kind.JSON) and (ctype.length or 10**9) > 768:
+        return f"{quote(name)}(255)"
+    return quote(name)
+
+
+def _mask_rows(mask: pa.Array) -> list[int]:
+    mask = pc.fill_null(mask, False)
+    if not pc.any(mask).as_py():
+        return []
+    return [i for i, v in enumerate(mask.to_pylist()) if v]
+
+
+def _unrepresentable(array: pa.Array, kind: Kind, in_key: bool) -> list[tuple[int, str]]:
+    if kind in (Kind.FLOAT32, Kind.FLOAT64):
+        bad = pc.invert(pc.is_finite(array))
+        return [(r, "MySQL has no NaN or Infinity") for r in _mask_rows(bad)]
+    if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        raw = pc.cast(pc.cast(array, pa.timestamp("us")), pa.int64())
+        bad = pc.or_(pc.less(raw, _MIN_DT), pc.greater(raw, _MAX_DT))
+        return [(r, "outside DATETIME range 1000-9999") for r in _mask_rows(bad)]
+    if kind is Kind.STRING and in_key:
+        bad = pc.greater(pc.utf8_length(array), KEY_VARCHAR)
+        return [(r, f"key longer than {KEY_VARCHAR} characters") for r in _mask_rows(bad)]
+    return []
+
+
+class MySQLWriter:
+    """LOAD DATA LOCAL INFILE per batch from a temporary TSV file."""
+
+    def __init__(self, target: MySQLTarget, table: Table) -> None:
+        self.target = target
+        self.table = table
+        self.rows = 0
+        self.conn = connect(target.url, local_infile=True)
+        fd, self.path = tempfile.mkstemp(prefix="opendms-", suffix=".tsv")
+        os.close(fd)
+
+    def _load_sql(self) -> str:
+        targets, sets = [], []
+        for col in self.table.columns:
+            if col.type.kind is Kind.BINARY:
+                var = f"@v{len(sets)}"
+                targets.append(var)
+                sets.append(f"{quote(col.name)} = UNHEX({var})")
+            else:
+                targets.append(quote(col.name))
+        path = self.path.replace("\\", "\\\\").replace("'", "\\'")
+        sql = (
+            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {self.target.qualified(self.table)} "
+            "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+            f"LINES TERMINATED BY '\\n' ({', '.join(targets)})"
+        )
+        return sql + (" SET " + ", ".join(sets) if sets else "")
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        with open(self.path, "wb") as out:
+            out.write(batch_tsv(batch, self.table.columns))
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("BEGIN")
+                loaded = cur.execute(self._load_sql())
+                warnings = self._warnings(cur)
+                if warnings or loaded != batch.num_rows:
+                    cur.execute("ROLLBACK")
+                    raise DataError(
+                        self.table.qualified,
+                        f"MySQL would alter values (loaded {loaded} of {batch.num_rows}): "
+                        + "; ".join(warnings[:3]),
+                    )
+                cur.execute("COMMIT")
+        except (DataError, EndpointError):
+            raise
+        except Exception as exc:
+            raise translate(exc, self.target.url) from exc
+        self.rows += batch.num_rows
+
+    def _warnings(self, cur: Any) -> list[str]:
+        cur.execute("SHOW WARNINGS LIMIT 5")
+        return [f"{r[2]}" for r in cur.fetchall()]
+
+    def close(self) -> int:
+        self._cleanup()
+        return self.rows
+
+    def abort(self) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.conn.close()

@@ -1,0 +1,49 @@
+"""PostgreSQL endpoint: ``postgresql://user:password@host:port/database``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.postgres.conn import connect
+from opendms.endpoints.postgres.source import PostgresSource
+from opendms.endpoints.postgres.target import PostgresTarget
+from opendms.errors import PrivilegeError
+
+__all__ = ["PostgresSource", "PostgresTarget", "check", "open_source", "open_target"]
+
+
+def open_source(url: EndpointURL, settings: dict[str, Any]) -> PostgresSource:
+    return PostgresSource(url)
+
+
+def open_target(url: EndpointURL, settings: dict[str, Any]) -> PostgresTarget:
+    return PostgresTarget(url)
+
+
+PRIVILEGES = """
+SELECT current_user, version(), current_schema(),
+       has_database_privilege(current_database(), 'CREATE'),
+       coalesce(has_schema_privilege(current_schema(), 'CREATE'), false),
+       coalesce(has_schema_privilege(current_schema(), 'USAGE'), false)
+"""
+
+
+def check(url: EndpointURL, settings: dict[str, Any]) -> str:
+    """Connect and report the user, server version and what the user may do."""
+    conn = connect(url)
+    try:
+        user, version, schema, db_create, schema_create, usage = conn.execute(
+            PRIVILEGES
+        ).fetchone()
+    finally:
+        conn.close()
+    role = str(settings.get("role", "")).lower()
+    if role == "target" and not (schema_create or db_create):
+        raise PrivilegeError(
+            str(url), f"user {user!r} may not create tables in schema {schema!r} (GRANT CREATE)"
+        )
+    if role == "source" and not usage:
+        raise PrivilegeError(str(url), f"user {user!r} has no USAGE on schema {schema!r}")
+    short = " ".join(version.split()[:2])
+    return f"connected as {user} to {short}; create in {schema}: {'yes' if schema_create else 'no'}"

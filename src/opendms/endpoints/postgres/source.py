@@ -1,0 +1,163 @@
+"""PostgreSQL source: catalog via psycopg, rows via ADBC (binary COPY -> Arrow).
+
+All readers of a full load run under one exported snapshot, so parallel
+segments see the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.postgres import catalog
+from opendms.endpoints.postgres.conn import conninfo, connect, translate
+from opendms.endpoints.postgres.types import quote_ident
+from opendms.endpoints.sqlutil import render_filters, render_segment
+from opendms.errors import DataError, MissingExtraError
+from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
+
+# Kinds read as text and rebuilt in Arrow (exact digits; no driver extension types).
+_TEXT_KINDS = {Kind.DECIMAL, Kind.UUID, Kind.JSON, Kind.ENUM}
+_INFINITE = {pa.int64().id}
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def select_expr(name: str, ctype: ColumnType) -> str:
+    """The SELECT expression that reads ``name`` in the form Arrow conversion expects."""
+    col = quote_ident(name)
+    if ctype.kind is Kind.ARRAY:
+        assert ctype.element is not None
+        if ctype.element.kind in _TEXT_KINDS or ctype.element.type_name:
+            return f"{col}::text[]"
+        return col
+    if ctype.kind in _TEXT_KINDS or (ctype.kind is Kind.STRING and ctype.type_name):
+        return f"{col}::text"
+    return col
+
+
+def select_sql(plan: ReadPlan, exprs: bool = True) -> str:
+    """SELECT for one plan (segment, partition and filters applied)."""
+    table = plan.table
+    cols = [
+        select_expr(c, table.column(c).type) if exprs else quote_ident(c) for c in plan.columns
+    ]
+    source = catalog.regclass(TableRef(table.schema, table.name))
+    if plan.segment is not None and plan.segment.partition:
+        source = plan.segment.partition
+    sql = f"SELECT {', '.join(cols)} FROM {source}"
+    where = render_filters(plan.filters, quote_ident, literal)
+    if plan.segment is not None:
+        where += render_segment(plan.segment, quote_ident, literal)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql
+
+
+class PostgresSource:
+    """Reads one PostgreSQL database."""
+
+    def __init__(self, url: EndpointURL) -> None:
+        self.url = url
+        self.conn = connect(url)
+
+    def list_tables(self) -> list[TableRef]:
+        return catalog.list_tables(self.conn)
+
+    def describe(self, ref: TableRef) -> Table:
+        return catalog.describe(self.conn, ref)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[str | None]:
+        """Export a snapshot that every reader of this load imports."""
+        conn = connect(self.url, autocommit=False)
+        try:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snap = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            yield str(snap)
+        finally:
+            conn.rollback()
+            conn.close()
+
+    def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
+        dbapi = _adbc()
+        types = [plan.table.column(c).type for c in plan.columns]
+        try:
+            conn = dbapi.connect(conninfo(self.url))
+        except Exception as exc:
+            raise translate(exc, self.url) from exc
+        try:
+            cur = conn.cursor()
+            _begin(cur, snapshot)
+            cur.execute(select_sql(plan))
+            for batch in cur.fetch_record_batch():
+                yield _canonical(plan, types, batch)
+        finally:
+            conn.close()
+
+    def copy_out(self, plan: ReadPlan, snapshot: str | None) -> Iterator[bytes]:
+        """Raw ``COPY ... TO STDOUT (FORMAT BINARY)`` bytes for a PostgreSQL target."""
+        conn = connect(self.url, autocommit=False)
+        try:
+            _begin(conn, snapshot)
+            sql = f"COPY ({select_sql(plan, exprs=False)}) TO STDOUT (FORMAT BINARY)"
+            with conn.cursor().copy(sql) as copy:
+                yield from copy
+        finally:
+            conn.rollback()
+            conn.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _adbc() -> Any:
+    try:
+        import adbc_driver_postgresql.dbapi as dbapi
+    except ImportError as exc:
+        raise MissingExtraError("adbc_driver_postgresql", "postgresql") from exc
+    return dbapi
+
+
+def _begin(cur: Any, snapshot: str | None) -> None:
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    if snapshot:
+        cur.execute(f"SET TRANSACTION SNAPSHOT {literal(snapshot)}")
+
+
+def _canonical(plan: ReadPlan, types: list[ColumnType], batch: pa.RecordBatch) -> pa.RecordBatch:
+    arrays = []
+    for i, ctype in enumerate(types):
+        try:
+            arrays.append(_column(batch.column(i), ctype))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            name = plan.columns[i]
+            raise DataError(plan.table.qualified, f"column {name}: {exc}") from exc
+    return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
+
+
+def _column(array: pa.Array, ctype: ColumnType) -> pa.Array:
+    if isinstance(array.type, pa.ExtensionType):
+        array = array.storage
+    target = arrow_type(ctype)
+    if ctype.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        _check_finite(array)
+    if array.type == target:
+        return array
+    return pc.cast(array, target)
+
+
+def _check_finite(array: pa.Array) -> None:
+    """PostgreSQL 'infinity' arrives as the extreme int64; no other target can hold it."""
+    raw = array.cast(pa.int64()) if not pa.types.is_date(array.type) else array.cast(pa.int32())
+    lo, hi = (-(2**63), 2**63 - 1) if raw.type == pa.int64() else (-(2**31), 2**31 - 1)
+    mm = pc.min_max(raw)
+    if mm["min"].as_py() == lo or mm["max"].as_py() == hi:
+        raise pa.ArrowInvalid("holds 'infinity' or '-infinity', which the target cannot represent")

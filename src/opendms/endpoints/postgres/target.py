@@ -1,0 +1,230 @@
+"""PostgreSQL target: faithful CREATE TABLE, Arrow batches in by binary COPY (ADBC).
+
+Columns whose Arrow form has no direct binary COPY encoding (unconstrained
+numeric carried as text, native types carried as text) go through a staging
+table and one INSERT ... SELECT with casts.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
+from opendms.endpoints.postgres.conn import conninfo, connect, translate
+from opendms.endpoints.postgres.source import _adbc
+from opendms.endpoints.postgres.types import quote_ident, to_pg
+from opendms.errors import EndpointError
+from opendms.model import Column, ColumnType, Kind, Table
+
+
+def qualified(table: Table) -> str:
+    return f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+
+
+def needs_staging(ctype: ColumnType) -> bool:
+    """True when ADBC's binary COPY cannot write this column directly."""
+    if ctype.kind is Kind.ARRAY:
+        assert ctype.element is not None
+        return ctype.element.kind in (Kind.UUID, Kind.JSON, Kind.DECIMAL) or needs_staging(
+            ctype.element
+        )
+    if ctype.kind is Kind.DECIMAL:
+        return ctype.precision is None
+    return ctype.kind is Kind.STRING and ctype.type_name is not None
+
+
+class PostgresTarget:
+    """Creates and loads tables in one PostgreSQL database."""
+
+    def __init__(self, url: EndpointURL, same_engine: bool = False) -> None:
+        self.url = url
+        self.conn = connect(url)
+        self.same_engine = same_engine
+        self.lock = threading.Lock()
+
+    def column_sql(self, table: Table, col: Column) -> str:
+        ctype = col.type
+        name = to_pg(ctype, self.same_engine)
+        if ctype.kind is Kind.ENUM and not ctype.type_name:
+            name = quote_ident(f"{table.name}_{col.name}")
+        null = "" if col.nullable else " NOT NULL"
+        return f"{quote_ident(col.name)} {name}{null}"
+
+    def create_sql(self, table: Table) -> str:
+        cols = [self.column_sql(table, c) for c in table.columns]
+        if table.primary_key:
+            cols.append("PRIMARY KEY (" + ", ".join(map(quote_ident, table.primary_key)) + ")")
+        return f"CREATE TABLE {qualified(table)} (\n  " + ",\n  ".join(cols) + "\n)"
+
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        try:
+            with self.lock:
+                return self.conn.execute(sql, args)
+        except Exception as exc:
+            raise translate(exc, self.url) from exc
+
+    def _exists(self, table: Table) -> bool:
+        row = self._execute("SELECT to_regclass(%s)", (qualified(table),)).fetchone()
+        return row[0] is not None
+
+    def prepare(self, table: Table, mode: PrepMode) -> None:
+        self._execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(table.schema)}")
+        exists = self._exists(table)
+        if mode is PrepMode.DROP_AND_CREATE or not exists:
+            if exists:
+                self._execute(f"DROP TABLE {qualified(table)}")
+            self._create_enums(table)
+            self._execute(self.create_sql(table))
+        elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
+            self._execute(f"TRUNCATE TABLE {qualified(table)}")
+
+    def _create_enums(self, table: Table) -> None:
+        for col in table.columns:
+            ctype = col.type.element if col.type.kind is Kind.ARRAY else col.type
+            if ctype is None or ctype.kind is not Kind.ENUM:
+                continue
+            name = ctype.type_name or quote_ident(f"{table.name}_{col.name}")
+            if ctype.type_name is None:
+                name = f"{quote_ident(table.schema)}.{name}"
+            if self._execute("SELECT to_regtype(%s)", (name,)).fetchone()[0] is None:
+                labels = ", ".join("'" + v.replace("'", "''") + "'" for v in ctype.labels)
+                self._execute(f"CREATE TYPE {name} AS ENUM ({labels})")
+
+    def writer(self, table: Table, segment: int | None) -> PostgresWriter:
+        return PostgresWriter(self, table)
+
+    def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
+        return [
+            Rejection(i, c.name, "PostgreSQL text cannot hold NUL characters")
+            for c in table.columns
+            if c.type.kind in (Kind.STRING, Kind.JSON, Kind.ENUM)
+            for i in _nul_rows(batch.column(c.name))
+        ]
+
+    def finish(self, table: Table) -> None:
+        for idx in table.indexes:
+            unique = "UNIQUE " if idx.unique else ""
+            cols = ", ".join(map(quote_ident, idx.columns))
+            self._execute(
+                f"CREATE {unique}INDEX IF NOT EXISTS {quote_ident(idx.name)} "
+                f"ON {qualified(table)} ({cols})"
+            )
+        self._execute(f"ANALYZE {qualified(table)}")
+
+    def copy_in(self, table: Table, chunks: Any) -> int:
+        """Write raw binary COPY data produced by a PostgreSQL source."""
+        cols = ", ".join(quote_ident(c.name) for c in table.columns)
+        conn = connect(self.url)
+        try:
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY {qualified(table)} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+                    for chunk in chunks:
+                        cp.write(chunk)
+                return int(cur.rowcount)
+        except EndpointError:
+            raise
+        except Exception as exc:
+            raise translate(exc, self.url) from exc
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _nul_rows(array: pa.Array) -> list[int]:
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return []
+    mask = pc.fill_null(pc.match_substring(array, "\x00"), False)
+    if not pc.any(mask).as_py():
+        return []
+    return [i for i, v in enumerate(mask.to_pylist()) if v]
+
+
+class PostgresWriter:
+    """Binary COPY of Arrow batches (ADBC ingest), one transaction per batch."""
+
+    def __init__(self, target: PostgresTarget, table: Table) -> None:
+        self.target = target
+        self.table = table
+        self.rows = 0
+        self.staged = [c.name for c in table.columns if needs_staging(c.type)]
+        try:
+            self.conn = _adbc().connect(conninfo(target.url))
+        except Exception as exc:
+            raise translate(exc, target.url) from exc
+        self.stage = f"opendms_stage_{id(self):x}"
+        if self.staged:
+            self._create_stage()
+
+    def _create_stage(self) -> None:
+        cols = []
+        for col in self.table.columns:
+            pg = "text" if col.name in self.staged else to_pg(col.type, self.target.same_engine)
+            if col.type.kind is Kind.ENUM:
+                pg = "text"
+            cols.append(f"{quote_ident(col.name)} {pg}")
+        cur = self.conn.cursor()
+        cur.execute(f"CREATE TEMP TABLE {self.stage} ({', '.join(cols)})")
+        self.conn.commit()
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        data = _adapt(batch, self.table)
+        try:
+            cur = self.conn.cursor()
+            if self.staged:
+                cur.adbc_ingest(self.stage, data, mode="append", temporary=True)
+                cur.execute(self._merge_sql())
+                cur.execute(f"TRUNCATE {self.stage}")
+            else:
+                cur.adbc_ingest(self.table.name, data, mode="append", db_schema_name=self.table.schema)
+            self.conn.commit()
+        except Exception as exc:
+            self.conn.rollback()
+            raise translate(exc, self.target.url) from exc
+        self.rows += batch.num_rows
+
+    def _merge_sql(self) -> str:
+        cols = [quote_ident(c.name) for c in self.table.columns]
+        exprs = [
+            f"{quote_ident(c.name)}::{self.target.column_sql(self.table, c).split(' ', 1)[1]}"
+            .replace(" NOT NULL", "")
+            for c in self.table.columns
+        ]
+        return (
+            f"INSERT INTO {qualified(self.table)} ({', '.join(cols)}) "
+            f"SELECT {', '.join(exprs)} FROM {self.stage}"
+        )
+
+    def close(self) -> int:
+        self.conn.close()
+        return self.rows
+
+    def abort(self) -> None:
+        try:
+            self.conn.rollback()
+        finally:
+            self.conn.close()
+
+
+def _adapt(batch: pa.RecordBatch, table: Table) -> pa.RecordBatch:
+    """Re-encode columns whose binary COPY form differs from their Arrow form."""
+    arrays = []
+    for col, array in zip(table.columns, batch.columns, strict=True):
+        if col.type.kind is Kind.UUID:
+            array = _uuid_bytes(array)
+        elif col.type.kind is Kind.JSON and col.type.binary_json:
+            array = pc.binary_join_element_wise(b"\x01", array.cast(pa.binary()), b"")
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in table.columns])
+
+
+def _uuid_bytes(array: pa.Array) -> pa.Array:
+    import uuid
+
+    values = [None if v is None else uuid.UUID(v).bytes for v in array.to_pylist()]
+    return pa.array(values, pa.binary(16))

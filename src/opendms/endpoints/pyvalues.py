@@ -1,0 +1,54 @@
+"""Arrow columns to plain Python values for DB-API drivers (SQLite, fallbacks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.model import ColumnType, Kind
+
+
+def iso_interval(value: Any) -> str | None:
+    """ISO 8601 duration text for an Arrow month-day-nano interval."""
+    if value is None:
+        return None
+    months, days, nanos = value.months, value.days, value.nanoseconds
+    sign = "-" if nanos < 0 else ""
+    secs, frac = divmod(abs(nanos), 1_000_000_000)
+    out = f"P{months}M{days}DT{sign}{secs}"
+    if frac:
+        out += "." + f"{frac:09d}".rstrip("0")
+    return out + "S"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def python_values(array: pa.Array | pa.ChunkedArray, ctype: ColumnType) -> list[Any]:
+    """Values of ``array`` as the Python objects a text-oriented driver stores."""
+    kind = ctype.kind
+    if kind in (Kind.DECIMAL, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        return pc.cast(array, pa.string()).to_pylist()  # type: ignore[no-any-return]
+    if kind is Kind.BOOL:
+        return [None if v is None else int(v) for v in array.to_pylist()]
+    if kind is Kind.INTERVAL:
+        return [iso_interval(v) for v in array.to_pylist()]
+    if kind is Kind.ARRAY:
+        return [None if v is None else json.dumps(_jsonable(v)) for v in array.to_pylist()]
+    return array.to_pylist()  # type: ignore[no-any-return]
+
+
+def float_nan_rows(array: pa.Array | pa.ChunkedArray) -> list[int]:
+    """Row indexes holding NaN (for targets that would turn NaN into NULL)."""
+    mask = pc.is_nan(array)
+    return [i for i, v in enumerate(mask.to_pylist()) if v]

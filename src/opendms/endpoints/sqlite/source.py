@@ -1,0 +1,126 @@
+"""SQLite source: catalog from PRAGMAs, rows read in batches into Arrow."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.arrowutil import parse_temporal
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.sqlite.types import from_declared
+from opendms.endpoints.sqlutil import render_filters, render_segment
+from opendms.errors import DataError
+from opendms.model import Column, ColumnType, Index, Kind, ReadPlan, Table, TableRef, arrow_type
+
+# Columns read as text so no digit is lost on the way through a Python float.
+_AS_TEXT = {Kind.DECIMAL, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class SQLiteSource:
+    """Reads tables of one SQLite database file."""
+
+    def __init__(self, url: EndpointURL, path: str) -> None:
+        self.url = url
+        self.path = path
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def list_tables(self) -> list[TableRef]:
+        rows = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' "
+            "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'opendms_%' ORDER BY name"
+        ).fetchall()
+        return [TableRef("main", r[0]) for r in rows]
+
+    def describe(self, ref: TableRef) -> Table:
+        info = self.conn.execute(f"PRAGMA table_info({quote(ref.name)})").fetchall()
+        columns = tuple(
+            Column(r[1], from_declared(r[2]), nullable=not r[3] and not r[5], default=r[4])
+            for r in info
+        )
+        pk = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
+        count = self.conn.execute(f"SELECT count(*) FROM {quote(ref.name)}").fetchone()[0]
+        return Table(ref.schema, ref.name, columns, pk, self._indexes(ref), int(count))
+
+    def _indexes(self, ref: TableRef) -> tuple[Index, ...]:
+        out = []
+        for row in self.conn.execute(f"PRAGMA index_list({quote(ref.name)})").fetchall():
+            if row[3] != "c":  # skip automatic pk/unique-constraint indexes
+                continue
+            cols = self.conn.execute(f"PRAGMA index_info({quote(row[1])})").fetchall()
+            names = tuple(c[2] for c in cols)
+            if all(names):
+                out.append(Index(row[1], names, bool(row[2])))
+        return tuple(out)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[str | None]:
+        yield None
+
+    def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
+        types = [plan.table.column(c).type for c in plan.columns]
+        select = ", ".join(_select_expr(c, t) for c, t in zip(plan.columns, types, strict=True))
+        sql = f"SELECT {select} FROM {quote(plan.table.name)}"
+        where = render_filters(plan.filters, quote, literal)
+        if plan.segment is not None:
+            where.extend(render_segment(plan.segment, quote, literal))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            cur = conn.execute(sql)
+            while rows := cur.fetchmany(plan.batch_rows):
+                yield _to_batch(plan, types, rows)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _select_expr(name: str, ctype: ColumnType) -> str:
+    if ctype.kind in _AS_TEXT:
+        return f"CAST({quote(name)} AS TEXT)"
+    return quote(name)
+
+
+def _to_batch(plan: ReadPlan, types: list[ColumnType], rows: list[Any]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    arrays = []
+    for name, ctype, values in zip(plan.columns, types, columns, strict=True):
+        try:
+            arrays.append(_to_array(list(values), ctype))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+            raise DataError(plan.table.qualified, f"column {name}: {exc}") from exc
+    return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
+
+
+def _to_array(values: list[Any], ctype: ColumnType) -> pa.Array:
+    target = arrow_type(ctype)
+    if ctype.kind in _AS_TEXT and ctype.kind is not Kind.DECIMAL:
+        return parse_temporal(pa.array(values, pa.string()), target)
+    if ctype.kind is Kind.DECIMAL and ctype.precision is not None:
+        return pc.cast(pa.array(values, pa.string()), target)
+    if ctype.kind in (Kind.STRING, Kind.JSON, Kind.UUID, Kind.ENUM, Kind.DECIMAL):
+        values = [v if v is None or isinstance(v, str) else _text(v) for v in values]
+    if ctype.kind is Kind.BINARY:
+        values = [v.encode() if isinstance(v, str) else v for v in values]
+    return pa.array(values, target)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        raise TypeError("a BLOB value in a text column")
+    return str(value)

@@ -1,0 +1,102 @@
+"""SQLite target: CREATE TABLE from canonical types, batched INSERTs."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pyarrow as pa
+
+from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
+from opendms.endpoints.pyvalues import float_nan_rows, python_values
+from opendms.endpoints.sqlite.source import quote
+from opendms.endpoints.sqlite.types import to_declared
+from opendms.model import Kind, Table
+
+
+def create_table_sql(table: Table) -> str:
+    cols = [
+        f"{quote(c.name)} {to_declared(c.type)}{'' if c.nullable else ' NOT NULL'}"
+        for c in table.columns
+    ]
+    if table.primary_key:
+        cols.append("PRIMARY KEY (" + ", ".join(quote(c) for c in table.primary_key) + ")")
+    return f"CREATE TABLE {quote(table.name)} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+class SQLiteTarget:
+    """Writes into one SQLite database file; one writer at a time."""
+
+    def __init__(self, url: EndpointURL, path: str) -> None:
+        self.url = url
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.lock = threading.Lock()
+
+    def prepare(self, table: Table, mode: PrepMode) -> None:
+        name = quote(table.name)
+        with self.lock:
+            exists = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table.name,)
+            ).fetchone()
+            if mode is PrepMode.DROP_AND_CREATE or not exists:
+                self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+                self.conn.execute(create_table_sql(table))
+            elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
+                self.conn.execute(f"DELETE FROM {name}")
+
+    def writer(self, table: Table, segment: int | None) -> SQLiteWriter:
+        return SQLiteWriter(self, table)
+
+    def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
+        out = []
+        for col in table.columns:
+            if col.type.kind in (Kind.FLOAT32, Kind.FLOAT64):
+                rows = float_nan_rows(batch.column(col.name))
+                out += [Rejection(r, col.name, "SQLite stores NaN as NULL") for r in rows]
+        return out
+
+    def finish(self, table: Table) -> None:
+        with self.lock:
+            for idx in table.indexes:
+                cols = ", ".join(quote(c) for c in idx.columns)
+                unique = "UNIQUE " if idx.unique else ""
+                self.conn.execute(
+                    f"CREATE {unique}INDEX IF NOT EXISTS {quote(idx.name)} "
+                    f"ON {quote(table.name)} ({cols})"
+                )
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class SQLiteWriter:
+    """Inserts batches; each batch is one transaction."""
+
+    def __init__(self, target: SQLiteTarget, table: Table) -> None:
+        self.target = target
+        self.table = table
+        self.rows = 0
+        marks = ", ".join("?" for _ in table.columns)
+        cols = ", ".join(quote(c.name) for c in table.columns)
+        self.sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})"
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        columns = [python_values(batch.column(c.name), c.type) for c in self.table.columns]
+        rows = list(zip(*columns, strict=True))
+        conn = self.target.conn
+        with self.target.lock:
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(self.sql, rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        self.rows += len(rows)
+
+    def close(self) -> int:
+        return self.rows
+
+    def abort(self) -> None:
+        pass

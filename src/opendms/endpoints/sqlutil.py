@@ -1,0 +1,47 @@
+"""SQL text shared by the database endpoints: filters and segment predicates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from opendms.model import Filter, FilterGroup, Segment
+
+Quote = Callable[[str], str]
+
+_BINARY_OPS = {"eq": "=", "noteq": "<>", "gte": ">=", "lte": "<="}
+
+
+def render_condition(cond: Filter, quote: Quote, literal: Quote) -> str:
+    """One DMS filter condition as SQL."""
+    col = quote(cond.column)
+    if cond.op in _BINARY_OPS:
+        return f"{col} {_BINARY_OPS[cond.op]} {literal(cond.values[0])}"
+    if cond.op == "between":
+        return f"{col} BETWEEN {literal(cond.values[0])} AND {literal(cond.values[1])}"
+    if cond.op == "null":
+        return f"{col} IS NULL"
+    if cond.op == "notnull":
+        return f"{col} IS NOT NULL"
+    raise ValueError(f"unknown filter operator {cond.op!r}")
+
+
+def render_filters(groups: tuple[FilterGroup, ...], quote: Quote, literal: Quote) -> list[str]:
+    """AND across groups, OR within one group."""
+    out = []
+    for group in groups:
+        parts = [render_condition(c, quote, literal) for c in group.conditions]
+        out.append("(" + " OR ".join(parts) + ")")
+    return out
+
+
+def render_segment(segment: Segment, quote: Quote, literal: Quote) -> list[str]:
+    """Key-range predicates for one segment: lower < key <= upper (DMS boundaries)."""
+    if not segment.columns:
+        return []
+    cols = "(" + ", ".join(quote(c) for c in segment.columns) + ")"
+    out = []
+    if segment.lower is not None:
+        out.append(f"{cols} > (" + ", ".join(literal(v) for v in segment.lower) + ")")
+    if segment.upper is not None:
+        out.append(f"{cols} <= (" + ", ".join(literal(v) for v in segment.upper) + ")")
+    return out

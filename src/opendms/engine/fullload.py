@@ -1,0 +1,332 @@
+"""The full-load runner: plan tables, prepare targets, copy units in parallel.
+
+All readers share one source snapshot. A table whose unit fails is marked
+``Table error`` and the task ends ``failed`` with the reason; other tables go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+import pyarrow as pa
+
+from opendms.config import DataErrorPolicyKind, TaskSpec
+from opendms.endpoints import same_engine
+from opendms.endpoints.base import Rejection, Source, Target
+from opendms.engine.progress import NoProgress, Progress
+from opendms.engine.units import LoadUnit, segments_for
+from opendms.errors import DataError, OpenDMSError, TaskError
+from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
+from opendms.model import ColumnType, Kind, ReadPlan, TableRef
+from opendms.state import StateStore, TableState
+
+log = logging.getLogger("opendms.fullload")
+
+
+@dataclass
+class TableRun:
+    """Book-keeping for one table while its units run."""
+
+    plan: TablePlan
+    pending: int
+    rows: int = 0
+    errors: int = 0
+    failure: str = ""
+    started: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    tables: int
+    rows: int
+    failed: dict[str, str]
+
+
+class TaskStopped(OpenDMSError):
+    """Raised inside workers when the task is asked to stop."""
+
+
+class FullLoad:
+    """Runs the full-load phase of one task."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        source: Source,
+        target: Target,
+        mappings: TableMappings,
+        store: StateStore,
+        progress: Progress | None = None,
+    ) -> None:
+        self.spec = spec
+        self.source = source
+        self.target = target
+        self.mappings = mappings
+        self.store = store
+        self.progress = progress or NoProgress()
+        self.settings = spec.task_settings
+        self.stop = threading.Event()
+        self.runs: dict[str, TableRun] = {}
+
+    # -- planning -----------------------------------------------------------
+
+    def plan(self) -> list[TablePlan]:
+        refs = self.mappings.select(self.source.list_tables())
+        if not refs and self.settings.ErrorBehavior.FailOnNoTablesCaptured:
+            raise TaskError(
+                "no tables captured: the selection rules match no source table "
+                "(set ErrorBehavior.FailOnNoTablesCaptured to false to allow this)"
+            )
+        plans = [self.mappings.plan(self.source.describe(ref)) for ref in refs]
+        schema = self.settings.TargetMetadata.TargetSchema
+        if schema:
+            plans = [replace(p, target=replace(p.target, schema=schema)) for p in plans]
+        return plans
+
+    def units(self, plans: list[TablePlan]) -> list[LoadUnit]:
+        out = []
+        for plan in plans:
+            segments = segments_for(plan.source, self.mappings.parallel_load(_ref(plan)))
+            self.runs[plan.source.qualified] = TableRun(plan, pending=len(segments))
+            out += [LoadUnit(plan, seg) for seg in segments]
+        return out
+
+    # -- running -------------------------------------------------------------
+
+    def run(self) -> LoadResult:
+        if hasattr(self.target, "same_engine"):
+            self.target.same_engine = same_engine(self.source.url.scheme, self.target.url.scheme)
+        plans = self.plan()
+        units = self.units(plans)
+        for plan in plans:
+            self._prepare(plan)
+        workers = min(self.settings.FullLoadSettings.MaxFullLoadSubTasks, max(len(units), 1))
+        with self.source.snapshot() as snap, ThreadPoolExecutor(workers, "load") as pool:
+            futures = [pool.submit(self._run_unit, unit, snap) for unit in units]
+            self._wait(futures)
+        failed = {name: run.failure for name, run in self.runs.items() if run.failure}
+        rows = sum(run.rows for run in self.runs.values())
+        return LoadResult(len(self.runs), rows, failed)
+
+    def _wait(self, futures: list[Future[None]]) -> None:
+        try:
+            for fut in futures:
+                fut.result()
+        except BaseException:
+            self.stop.set()
+            raise
+
+    def _prepare(self, plan: TablePlan) -> None:
+        src, name = plan.source, plan.source.qualified
+        self.store.table_planned(self.spec.name, src.schema, src.name, src.estimated_rows)
+        try:
+            self.target.prepare(plan.target, self.settings.FullLoadSettings.TargetTablePrepMode)
+        except OpenDMSError as exc:
+            self._fail_table(self.runs[name], str(exc))
+            self.runs[name].pending = 0
+
+    def _run_unit(self, unit: LoadUnit, snap: str | None) -> None:
+        run = self.runs[unit.name]
+        if run.failure or self.stop.is_set():
+            return
+        self._mark_started(run)
+        try:
+            self._copy(unit, run, snap)
+        except TaskStopped:
+            return
+        except OpenDMSError as exc:
+            self._fail_table(run, str(exc))
+            if self._policy() is DataErrorPolicyKind.STOP_TASK and isinstance(exc, DataError):
+                self.stop.set()
+            return
+        self._unit_done(run)
+
+    def _mark_started(self, run: TableRun) -> None:
+        src = run.plan.source
+        with run.lock:
+            first, run.started = not run.started, True
+        if first:
+            self.store.table_started(self.spec.name, src.schema, src.name)
+            self.progress.table_started(src.qualified, src.estimated_rows)
+
+    def _copy(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
+        if passthrough_ok(self.source, self.target, unit.plan):
+            self._copy_raw(unit, run, snap)
+            return
+        seg = unit.segment.index if unit.segment and len(self._segments(run)) > 1 else None
+        writer = self.target.writer(unit.plan.target, seg)
+        try:
+            for batch in self._batches(unit, snap):
+                if self.stop.is_set():
+                    raise TaskStopped("stopped")
+                kept = self._screen(run, batch)
+                if kept.num_rows:
+                    writer.write(kept)
+                self._count(run, kept.num_rows)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _copy_raw(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
+        """Same-engine fast path: the source's COPY bytes go straight to the target."""
+        plan = unit.plan
+        read = ReadPlan(plan.source, plan.read_columns, plan.filters, unit.segment)
+        counted = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal counted
+            for i, chunk in enumerate(self.source.copy_out(read, snap), 1):  # type: ignore[attr-defined]
+                if i % 50_000 == 0:
+                    if self.stop.is_set():
+                        raise TaskStopped("stopped")
+                    self._count(run, 50_000)
+                    counted += 50_000
+                yield chunk
+
+        rows = self.target.copy_in(plan.target, chunks())  # type: ignore[attr-defined]
+        self._count(run, rows - counted)
+
+    def _segments(self, run: TableRun) -> list[object]:
+        return segments_for(run.plan.source, self.mappings.parallel_load(_ref(run.plan)))
+
+    def _batches(self, unit: LoadUnit, snap: str | None) -> Iterator[pa.RecordBatch]:
+        plan = unit.plan
+        rate = self.settings.FullLoadSettings.CommitRate
+        read = ReadPlan(plan.source, plan.read_columns, plan.filters, unit.segment, rate)
+        for batch in self.source.read(read, snap):
+            yield from self._convert(plan, batch)
+
+    def _convert(self, plan: TablePlan, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        try:
+            yield evaluate_outputs(batch, plan)
+            return
+        except DataError:
+            if self._policy() not in (
+                DataErrorPolicyKind.IGNORE_RECORD,
+                DataErrorPolicyKind.LOG_ERROR,
+            ):
+                raise
+        yield from self._convert_rows(plan, batch)
+
+    def _convert_rows(self, plan: TablePlan, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        """Slow path: isolate the rows whose values cannot be converted."""
+        run = self.runs[plan.source.qualified]
+        for i in range(batch.num_rows):
+            row = batch.slice(i, 1)
+            try:
+                yield evaluate_outputs(row, plan)
+            except DataError as exc:
+                self._log_rejects(run, row, [Rejection(0, "", exc.message)])
+
+    # -- data errors ---------------------------------------------------------
+
+    def _policy(self) -> DataErrorPolicyKind:
+        return self.settings.ErrorBehavior.DataErrorPolicy
+
+    def _screen(self, run: TableRun, batch: pa.RecordBatch) -> pa.RecordBatch:
+        rejected = self.target.reject(run.plan.target, batch)
+        if not rejected:
+            return batch
+        policy = self._policy()
+        if policy in (DataErrorPolicyKind.SUSPEND_TABLE, DataErrorPolicyKind.STOP_TASK):
+            first = rejected[0]
+            key = _row_key(run.plan, batch, first.row)
+            raise DataError(run.plan.target.qualified, f"column {first.column}: {first.reason}", key)
+        self._log_rejects(run, batch, rejected)
+        bad = {r.row for r in rejected}
+        keep = pa.array([i not in bad for i in range(batch.num_rows)])
+        return batch.filter(keep)
+
+    def _log_rejects(self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]) -> None:
+        rows = {r.row for r in rejected}
+        with run.lock:
+            run.errors += len(rows)
+        if self._policy() is not DataErrorPolicyKind.LOG_ERROR:
+            return
+        table = run.plan.source.qualified
+        for rej in rejected:
+            key = _row_key(run.plan, batch, rej.row)
+            log.warning("table %s: row %s rejected: %s %s", table, key, rej.column, rej.reason)
+            self.store.data_error(self.spec.name, table, key, rej.column, rej.reason)
+
+    # -- book-keeping --------------------------------------------------------
+
+    def _count(self, run: TableRun, rows: int) -> None:
+        src = run.plan.source
+        with run.lock:
+            run.rows += rows
+            total, errors = run.rows, run.errors
+        self.store.table_progress(self.spec.name, src.schema, src.name, total, errors)
+        self.progress.advance(src.qualified, rows)
+
+    def _unit_done(self, run: TableRun) -> None:
+        with run.lock:
+            run.pending -= 1
+            last = run.pending == 0
+        if not last or run.failure:
+            return
+        src = run.plan.source
+        try:
+            self.target.finish(run.plan.target)
+        except OpenDMSError as exc:
+            self._fail_table(run, str(exc))
+            return
+        self.store.table_ended(self.spec.name, src.schema, src.name, TableState.COMPLETED)
+        self.progress.table_done(src.qualified, True)
+
+    def _fail_table(self, run: TableRun, reason: str) -> None:
+        src = run.plan.source
+        with run.lock:
+            if run.failure:
+                return
+            run.failure = reason
+        log.error("table %s failed: %s", src.qualified, reason)
+        self.store.table_ended(self.spec.name, src.schema, src.name, TableState.ERROR, reason)
+        self.progress.table_done(src.qualified, False)
+
+
+def passthrough_ok(source: Source, target: Target, plan: TablePlan) -> bool:
+    """True when rows can move as raw COPY bytes (same engine, no transformation)."""
+    if not (hasattr(source, "copy_out") and hasattr(target, "copy_in")):
+        return False
+    if not getattr(target, "same_engine", False):
+        return False
+    if plan.read_columns != tuple(o.source for o in plan.outputs):
+        return False
+    for out in plan.outputs:
+        if out.expression is not None or out.source is None:
+            return False
+        col = plan.source.column(out.source)
+        if out.type != col.type or not _raw_safe(col.type):
+            return False
+    return True
+
+
+def _raw_safe(ctype: ColumnType) -> bool:
+    """Binary COPY of arrays embeds the element type OID, which differs between servers
+    for user-defined types."""
+    if ctype.kind is Kind.ARRAY and ctype.element is not None:
+        return ctype.element.kind is not Kind.ENUM and ctype.element.type_name is None
+    return True
+
+
+def _ref(plan: TablePlan) -> TableRef:
+    return TableRef(plan.source.schema, plan.source.name)
+
+
+def _row_key(plan: TablePlan, batch: pa.RecordBatch, row: int) -> str:
+    """The primary key of ``row`` as text (or its position when there is none)."""
+    names = set(batch.schema.names)
+    out_names = {o.source: o.name for o in plan.outputs if o.source}
+    parts = []
+    for col in plan.source.primary_key:
+        name = col if col in names else out_names.get(col, "")
+        if name in names:
+            parts.append(f"{col}={batch.column(name)[row].as_py()!r}")
+    return ", ".join(parts) if parts else f"#{row}"

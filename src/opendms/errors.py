@@ -1,0 +1,102 @@
+"""The one exception root of opendms.
+
+Every error a user can see derives from :class:`OpenDMSError`. The tree::
+
+    OpenDMSError
+    ├── ConfigError            bad task file, table mapping or setting (fatal)
+    ├── MissingExtraError      an optional driver is not installed (fatal)
+    ├── EndpointError          something about one endpoint
+    │   ├── UnknownSchemeError     URL scheme nobody registered
+    │   ├── ConnectError           host unreachable / refused (retryable)
+    │   ├── AuthenticationError    wrong user or password
+    │   ├── DatabaseMissingError   database, bucket or directory does not exist
+    │   └── PrivilegeError         connected, but not allowed to do the job
+    ├── DataError              a value cannot be represented on the target
+    └── TaskError              the task cannot go on (a table failed, no tables captured)
+
+``retryable`` is part of the type: only errors that say so are retried; unknown
+exceptions are fatal. Driver exceptions are translated once, at the endpoint,
+with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class OpenDMSError(Exception):
+    """Root of every error opendms raises on purpose."""
+
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(OpenDMSError):
+    """A task file, table mapping or setting is malformed.
+
+    ``where`` names the file and ``path`` the JSON path of the bad field.
+    """
+
+    def __init__(self, message: str, *, where: str = "", path: str = "") -> None:
+        self.where = where
+        self.path = path
+        prefix = ": ".join(p for p in (where, path) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class MissingExtraError(OpenDMSError):
+    """An optional dependency is missing; the message names the pip extra."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"the Python module {module!r} is not installed; "
+            f"install it with: pip install 'opendms[{extra}]'"
+        )
+
+
+class EndpointError(OpenDMSError):
+    """Something went wrong talking to one endpoint (named in the message)."""
+
+    def __init__(self, endpoint: str, message: str) -> None:
+        self.endpoint = endpoint
+        super().__init__(f"{endpoint}: {message}")
+
+
+class UnknownSchemeError(EndpointError):
+    """The URL scheme is not one opendms knows."""
+
+
+class ConnectError(EndpointError):
+    """The server could not be reached."""
+
+    retryable = True
+
+
+class AuthenticationError(EndpointError):
+    """The server refused the credentials."""
+
+
+class DatabaseMissingError(EndpointError):
+    """The database, bucket or directory does not exist."""
+
+
+class PrivilegeError(EndpointError):
+    """The user lacks a privilege the task needs."""
+
+
+class DataError(OpenDMSError):
+    """A value cannot be represented on the target without altering it."""
+
+    def __init__(self, table: str, message: str, row: str = "") -> None:
+        self.table = table
+        self.row = row
+        detail = f" (row {row})" if row else ""
+        super().__init__(f"table {table}: {message}{detail}")
+
+
+class TaskError(OpenDMSError):
+    """The task cannot go on."""

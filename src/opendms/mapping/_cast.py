@@ -1,0 +1,95 @@
+"""Casting Arrow arrays to a target type without altering any value.
+
+A cast that would overflow, truncate or fail to parse raises
+:class:`~opendms.errors.DataError` naming the first offending row (by primary
+key when the batch carries it, else by row index). Strings and binaries
+longer than the target length are errors too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.errors import DataError
+from opendms.model import ColumnType, Kind
+
+RowLabel = Callable[[int], str]
+
+
+def row_labeler(batch: pa.RecordBatch, key: tuple[str, ...]) -> RowLabel:
+    """A function naming row ``i`` of ``batch`` by its key, or by index."""
+    names = set(batch.schema.names)
+    if not key or not all(k in names for k in key):
+        return lambda i: f"index {i}"
+
+    def label(i: int) -> str:
+        return ", ".join(f"{k}={batch.column(k)[i].as_py()!r}" for k in key)
+
+    return label
+
+
+def _fails(array: pa.Array[Any], to_type: pa.DataType) -> bool:
+    try:
+        pc.cast(array, to_type, safe=True)
+    except pa.ArrowInvalid:
+        return True
+    return False
+
+
+def _first_failure(array: pa.Array[Any], to_type: pa.DataType) -> int:
+    """Index of the first element that does not cast (bisection over slices)."""
+    lo, hi = 0, len(array)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _fails(array.slice(lo, mid - lo), to_type):
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+def cast_exact(
+    array: pa.Array[Any],
+    ctype: ColumnType,
+    to_type: pa.DataType,
+    *,
+    table: str,
+    column: str,
+    label: RowLabel,
+) -> pa.Array[Any]:
+    """``array`` as ``to_type``; DataError when any value would change."""
+    if array.type != to_type:
+        try:
+            array = pc.cast(array, to_type, safe=True)
+        except pa.ArrowInvalid as exc:
+            i = _first_failure(array, to_type)
+            value = array[i].as_py()
+            raise DataError(
+                table,
+                f"column {column}: value {value!r} does not fit {ctype} ({exc})",
+                row=label(i),
+            ) from exc
+    _check_length(array, ctype, table=table, column=column, label=label)
+    return array
+
+
+def _check_length(
+    array: pa.Array[Any], ctype: ColumnType, *, table: str, column: str, label: RowLabel
+) -> None:
+    if ctype.length is None or ctype.kind not in (Kind.STRING, Kind.BINARY):
+        return
+    values: Any = array  # the stubs type these kernels per concrete array class
+    lengths = pc.utf8_length(values) if ctype.kind is Kind.STRING else pc.binary_length(values)
+    too_long = pc.greater(lengths, pa.scalar(ctype.length))
+    if not pc.any(too_long).as_py():
+        return
+    i = pc.index(too_long, True).as_py()
+    raise DataError(
+        table,
+        f"column {column}: value of length {lengths[i].as_py()} does not fit {ctype}",
+        row=label(i),
+    )

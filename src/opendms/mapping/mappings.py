@@ -1,0 +1,110 @@
+"""The parsed table mappings and the questions the engine asks them.
+
+Selection (case-sensitive, on source names): a table is selected when an
+``include`` rule matches it (wildcards) or an ``explicit`` rule names it
+exactly, and no ``exclude`` rule matches it; ``exclude`` wins regardless of
+rule order, over ``explicit`` too. Source filters of every include/explicit
+rule matching a table are ANDed (conditions inside one filter are ORed).
+When several ``table-settings`` rules with ``parallel-load`` match one table,
+that is a ConfigError rather than a silent pick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opendms.errors import ConfigError
+from opendms.mapping._reader import Node, load_document
+from opendms.mapping.parse import parse_rules
+from opendms.mapping.plan import TablePlan, build_plan
+from opendms.mapping.rules import (
+    ParallelLoad,
+    Rule,
+    SelectionRule,
+    SourceFilter,
+    TableSettingsRule,
+    TransformationRule,
+)
+from opendms.model import FilterGroup, Table, TableRef
+
+__all__ = ["TableMappings", "parse_table_mappings"]
+
+
+class TableMappings:
+    """A validated DMS table-mapping document."""
+
+    def __init__(self, rules: Sequence[Rule], where: str = "table-mappings") -> None:
+        self.where = where
+        self.rules = tuple(rules)
+        self.selections = tuple(r for r in rules if isinstance(r, SelectionRule))
+        self.transformations = tuple(
+            sorted((r for r in rules if isinstance(r, TransformationRule)), key=lambda r: r.rule_id)
+        )
+        self.table_settings = tuple(r for r in rules if isinstance(r, TableSettingsRule))
+
+    @property
+    def has_selection(self) -> bool:
+        """Whether the document has at least one selection rule."""
+        return bool(self.selections)
+
+    # -- selection -------------------------------------------------------------
+
+    def _including(self, ref: TableRef) -> list[SelectionRule]:
+        return [r for r in self.selections if r.action != "exclude" and r.matches_ref(ref)]
+
+    def is_selected(self, ref: TableRef) -> bool:
+        if any(r.action == "exclude" and r.matches_ref(ref) for r in self.selections):
+            return False
+        return bool(self._including(ref))
+
+    def select(self, available: list[TableRef]) -> list[TableRef]:
+        """The tables of ``available`` the selection rules choose, in input order."""
+        return [ref for ref in dict.fromkeys(available) if self.is_selected(ref)]
+
+    def _source_filters(self, ref: TableRef) -> list[SourceFilter]:
+        return [f for r in self._including(ref) for f in r.filters]
+
+    def filters_for(self, ref: TableRef) -> tuple[FilterGroup, ...]:
+        """Source filters for ``ref``: ANDed across groups, ORed within one."""
+        return tuple(f.group for f in self._source_filters(ref))
+
+    def load_order(self, ref: TableRef) -> int:
+        """The highest ``load-order`` of the rules selecting ``ref`` (0 if none)."""
+        return max((r.load_order for r in self._including(ref)), default=0)
+
+    # -- transformation ----------------------------------------------------------
+
+    def plan(self, table: Table) -> TablePlan:
+        """The target table and column mapping for a described source table."""
+        ref = TableRef(table.schema, table.name)
+        names = {c.name for c in table.columns}
+        filters = self._source_filters(ref)
+        for f in filters:
+            if f.group.column not in names:
+                message = f"table {table.qualified} has no column {f.group.column!r} to filter on"
+                raise ConfigError(message, where=self.where, path=f.path)
+        groups = tuple(f.group for f in filters)
+        return build_plan(table, self.transformations, groups, self.where)
+
+    # -- table settings ------------------------------------------------------------
+
+    def parallel_load(self, ref: TableRef) -> ParallelLoad | None:
+        """The ``parallel-load`` setting of the table-settings rule matching ``ref``."""
+        found = [r for r in self.table_settings if r.parallel_load and r.matches_ref(ref)]
+        if len(found) > 1:
+            message = f"table {ref}: parallel-load is also set by {found[0].path}"
+            raise ConfigError(message, where=self.where, path=f"{found[1].path}.parallel-load")
+        return found[0].parallel_load if found else None
+
+
+def parse_table_mappings(
+    data: str | bytes | dict[str, Any] | list[Any], where: str = "table-mappings"
+) -> TableMappings:
+    """Parse and validate a DMS table-mapping document (JSON text or parsed).
+
+    ``data`` is ``{"rules": [...]}`` (or the bare rules array). Raises
+    ConfigError with the JSON path of the first problem found.
+    """
+    document = load_document(data, where)
+    return TableMappings(parse_rules(Node(document, "$", where)), where)

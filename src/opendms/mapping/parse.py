@@ -1,0 +1,232 @@
+"""Validation of the DMS table-mapping document, rule by rule.
+
+Every error names the JSON path of the offending field. Unknown keys are
+errors, and so are keys that are known to DMS but mean nothing for the rule at
+hand (``old-value`` on a ``rename``). ``null`` counts as absent.
+
+Accepted but not acted upon (validated and recorded only):
+
+* ``table-type`` of a selection rule (``table`` / ``view`` / ``all``): a
+  :class:`~opendms.model.TableRef` carries no object type, so the catalog
+  decides whether views are listed at all.
+* ``lob-settings`` of a ``table-settings`` rule (``mode``, ``bulk-max-size``):
+  opendms always moves LOBs whole, inline with the row.
+
+Rejected as unsupported, with a clear error: rule targets ``table-tablespace``
+and ``index-tablespace``; actions ``add-before-image-columns`` and the
+``data-masking-*`` family; a ``data-type`` filter in a column object-locator;
+parallel-load ``subpartitions-auto`` and ``subpartitions``.
+"""
+
+from __future__ import annotations
+
+from opendms.mapping._reader import Node
+from opendms.mapping.rules import (
+    COMMON_KEYS,
+    LobSettings,
+    ParallelLoad,
+    Rule,
+    SelectionRule,
+    SourceFilter,
+    TableSettingsRule,
+    identity,
+)
+from opendms.mapping.transform_parse import parse_transformation
+from opendms.mapping.wildcards import Pattern
+from opendms.model import Filter, FilterGroup
+
+RULE_TYPES = ("selection", "transformation", "table-settings")
+
+FILTER_OPERANDS: dict[str, tuple[str, ...]] = {
+    "eq": ("value",),
+    "noteq": ("value",),
+    "gte": ("value",),
+    "lte": ("value",),
+    "between": ("start-value", "end-value"),
+    "null": (),
+    "notnull": (),
+}
+_NEGATIVE_OPERATORS = ("noteq", "notnull")
+PARALLEL_LOAD_TYPES = ("ranges", "partitions-auto", "partitions-list", "none")
+_MAX_RANGE_COLUMNS = 10
+
+__all__ = ["parse_rules"]
+
+
+def parse_rules(root: Node) -> list[Rule]:
+    """All rules of the document, in document order; rule-ids must be unique."""
+    if isinstance(root.value, list):
+        rules_node = root
+    else:
+        root.object(("rules",), required=("rules",))
+        rules_node = root.key("rules")
+    rules: list[Rule] = []
+    seen: dict[int, str] = {}
+    for node in rules_node.items():
+        rule = _parse_rule(node)
+        if rule.rule_id in seen:
+            node.key("rule-id").fail(
+                f"duplicate rule-id {rule.rule_id} (also {seen[rule.rule_id]})"
+            )
+        seen[rule.rule_id] = rule.path
+        rules.append(rule)
+    return rules
+
+
+def _parse_rule(node: Node) -> Rule:
+    if not isinstance(node.value, dict):
+        node.fail("expected a rule object")
+    type_node = node.key("rule-type")
+    if type_node.value is None:
+        type_node.fail("required field is missing")
+    rule_type = type_node.choice(RULE_TYPES, "rule-type")
+    if rule_type == "selection":
+        return _parse_selection(node)
+    if rule_type == "transformation":
+        return parse_transformation(node)
+    return _parse_table_settings(node)
+
+
+# -- selection ---------------------------------------------------------------
+
+
+def _parse_selection(node: Node) -> SelectionRule:
+    known = (*COMMON_KEYS, "rule-action", "object-locator", "filters", "load-order")
+    node.object(known, required=(*COMMON_KEYS, "rule-action", "object-locator"))
+    path, rule_id, name = identity(node)
+    action = node.key("rule-action").choice(("include", "exclude", "explicit"), "rule-action")
+    loc = node.key("object-locator")
+    loc.object(("schema-name", "table-name", "table-type"), required=("schema-name", "table-name"))
+    schema, table = (_selection_pattern(loc.key(k), action) for k in ("schema-name", "table-name"))
+    table_type = "table"
+    if loc.has("table-type"):
+        table_type = loc.key("table-type").choice(("table", "view", "all"), "table-type")
+    filters: tuple[SourceFilter, ...] = ()
+    if node.has("filters"):
+        filters = tuple(_parse_filter(f) for f in node.key("filters").items())
+        if filters and action == "exclude":
+            node.key("filters").fail("filters apply only to include and explicit rules")
+    load_order = 0
+    if node.has("load-order"):
+        if action == "exclude":
+            node.key("load-order").fail("load-order applies only to include and explicit rules")
+        load_order = node.key("load-order").integer()
+    return SelectionRule(
+        path, rule_id, name, schema, table, action, table_type, filters, load_order
+    )
+
+
+def _selection_pattern(node: Node, action: str) -> Pattern:
+    text = node.text()
+    if action != "explicit":
+        return Pattern(text)
+    if "%" in text:
+        node.fail("wildcards are not allowed in an explicit rule (it names one table exactly)")
+    return Pattern(text, exact=True)
+
+
+def _parse_filter(node: Node) -> SourceFilter:
+    keys = ("filter-type", "column-name", "filter-conditions")
+    node.object(keys, required=keys)
+    node.key("filter-type").choice(("source",), "filter-type")
+    column = node.key("column-name").text()
+    cond_nodes = list(node.key("filter-conditions").items(non_empty=True))
+    conditions = tuple(_parse_condition(c, column) for c in cond_nodes)
+    if len(conditions) > 1:
+        for cond, cnode in zip(conditions, cond_nodes, strict=True):
+            if cond.op in _NEGATIVE_OPERATORS:
+                cnode.key("filter-operator").fail(
+                    f"a negative operator ({cond.op}) must be the only condition of its filter"
+                )
+    return SourceFilter(FilterGroup(column, conditions), node.key("column-name").path)
+
+
+def _parse_condition(node: Node, column: str) -> Filter:
+    node.object(
+        ("filter-operator", "value", "start-value", "end-value"), required=("filter-operator",)
+    )
+    op = node.key("filter-operator").choice(FILTER_OPERANDS, "filter-operator")
+    operands = FILTER_OPERANDS[op]
+    for key in ("value", "start-value", "end-value"):
+        if key not in operands:
+            node.absent(key, f"{key!r} is not used by filter-operator {op!r}")
+        elif not node.has(key):
+            node.key(key).fail(f"filter-operator {op!r} needs {key!r}")
+    return Filter(column, op, tuple(node.key(k).scalar_text() for k in operands))
+
+
+# -- table-settings ----------------------------------------------------------
+
+
+def _parse_table_settings(node: Node) -> TableSettingsRule:
+    known = (*COMMON_KEYS, "object-locator", "parallel-load", "lob-settings")
+    node.object(known, required=(*COMMON_KEYS, "object-locator"))
+    path, rule_id, name = identity(node)
+    loc = node.key("object-locator")
+    loc.object(("schema-name", "table-name"), required=("schema-name", "table-name"))
+    schema, table = (Pattern(loc.key(k).text()) for k in ("schema-name", "table-name"))
+    if not node.has("parallel-load") and not node.has("lob-settings"):
+        node.fail("a table-settings rule needs 'parallel-load' or 'lob-settings'")
+    parallel = (
+        _parse_parallel_load(node.key("parallel-load")) if node.has("parallel-load") else None
+    )
+    lob = _parse_lob_settings(node.key("lob-settings")) if node.has("lob-settings") else None
+    return TableSettingsRule(path, rule_id, name, schema, table, parallel, lob)
+
+
+def _parse_parallel_load(node: Node) -> ParallelLoad:
+    node.object(
+        ("type", "columns", "boundaries", "partitions", "subpartitions"), required=("type",)
+    )
+    type_node = node.key("type")
+    if type_node.value == "subpartitions-auto":
+        type_node.fail("parallel-load type 'subpartitions-auto' is not supported by opendms")
+    kind = type_node.choice(PARALLEL_LOAD_TYPES, "parallel-load type")
+    node.absent("subpartitions", "subpartitions are not supported by opendms")
+    needs = {"ranges": ("columns", "boundaries"), "partitions-list": ("partitions",)}.get(kind, ())
+    for key in ("columns", "boundaries", "partitions"):
+        if key not in needs:
+            node.absent(key, f"{key!r} is not used by parallel-load type {kind!r}")
+        elif not node.has(key):
+            node.key(key).fail(f"parallel-load type {kind!r} needs {key!r}")
+    if kind == "ranges":
+        return _parse_ranges(node)
+    if kind == "partitions-list":
+        parts = tuple(_partition_name(p) for p in node.key("partitions").items(non_empty=True))
+        return ParallelLoad(kind, partitions=parts)
+    return ParallelLoad(kind)
+
+
+def _parse_ranges(node: Node) -> ParallelLoad:
+    col_nodes = list(node.key("columns").items(non_empty=True))
+    columns = tuple(c.text() for c in col_nodes)
+    if len(columns) > _MAX_RANGE_COLUMNS:
+        node.key("columns").fail(f"at most {_MAX_RANGE_COLUMNS} columns are allowed")
+    for i, col in enumerate(columns):
+        if col in columns[:i]:
+            col_nodes[i].fail(f"column {col!r} is listed twice")
+    boundaries: list[tuple[str, ...]] = []
+    for bnode in node.key("boundaries").items(non_empty=True):
+        values = tuple(v.scalar_text() for v in bnode.items(non_empty=True))
+        if len(values) != len(columns):
+            bnode.fail(f"has {len(values)} values for {len(columns)} columns")
+        boundaries.append(values)
+    return ParallelLoad("ranges", columns=columns, boundaries=tuple(boundaries))
+
+
+def _partition_name(node: Node) -> str:
+    if isinstance(node.value, dict):
+        node.object(("partition-name",), required=("partition-name",))
+        return node.key("partition-name").text()
+    return node.text()
+
+
+def _parse_lob_settings(node: Node) -> LobSettings:
+    node.object(("mode", "bulk-max-size"))
+    mode = (
+        node.key("mode").choice(("limited", "unlimited", "none"), "LOB mode")
+        if node.has("mode")
+        else None
+    )
+    size = node.key("bulk-max-size").integer() if node.has("bulk-max-size") else None
+    return LobSettings(mode, size)

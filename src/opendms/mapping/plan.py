@@ -1,0 +1,271 @@
+"""Applying transformation rules to one described source table.
+
+Semantics (all matching is case-sensitive, on *source* names):
+
+* An object-locator always names source objects: a rule matches a schema,
+  table or column by its source name, whatever earlier rules renamed it to.
+* Rules apply in ascending rule-id order and compose: each name action works
+  on the name left by the previous rules (``add-prefix`` then
+  ``convert-lowercase`` lowercases the prefix too; of two ``rename`` rules on
+  one object the higher rule-id wins).
+* ``remove-column`` drops the column from the target; the source still reads
+  it when an expression refers to it. When any ``include-column`` rule matches
+  a table, only the columns matched by ``include-column`` rules are kept.
+* ``add-column`` appends columns after the source columns, in rule-id order;
+  later column rules do not match added columns (their locators name source
+  columns). Expressions refer to source column names.
+* ``define-primary-key`` names columns by source name (or by the name of an
+  added column); they follow later renames. ``origin: unique-index`` adds a
+  unique index instead. Without it, the source primary key is kept when all
+  its columns survive and is dropped otherwise; source indexes are kept (with
+  renamed columns) only when all their columns survive.
+* Two target columns with one name, an empty name, or a table left without
+  columns is a ConfigError naming the rule responsible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.errors import ConfigError
+from opendms.mapping.expressions import referenced_columns, validate_expression
+from opendms.mapping.rules import TransformationRule
+from opendms.model import Column, ColumnType, FilterGroup, Index, Table, arrow_type
+
+__all__ = ["OutputColumn", "TablePlan", "build_plan"]
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column of the target batch."""
+
+    name: str
+    type: ColumnType
+    source: str | None  # source column it copies (None for add-column)
+    expression: str | None  # add-column expression exactly as written, else None
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """How one source table becomes its target table."""
+
+    source: Table
+    target: Table
+    read_columns: tuple[str, ...]
+    outputs: tuple[OutputColumn, ...]
+    filters: tuple[FilterGroup, ...]
+    _cache: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+
+@dataclass
+class _Col:
+    source: str | None
+    name: str
+    type: ColumnType
+    nullable: bool = True
+    expression: str | None = None
+    named_by: str = ""  # JSON path of the last rule that set the name
+    removed: bool = False
+    included: bool = False
+
+
+def new_name(name: str, rule: TransformationRule) -> str:
+    """``name`` after one name action (rename, case, prefix, suffix)."""
+    action, value, old = rule.action, rule.value or "", rule.old_value or ""
+    if action == "rename":
+        return value
+    if action == "convert-lowercase":
+        return name.lower()
+    if action == "convert-uppercase":
+        return name.upper()
+    if action == "add-prefix":
+        return value + name
+    if action == "add-suffix":
+        return name + value
+    if action == "remove-prefix":
+        return name[len(value) :] if name.startswith(value) else name
+    if action == "remove-suffix":
+        return name[: len(name) - len(value)] if name.endswith(value) else name
+    if action == "replace-prefix":
+        return value + name[len(old) :] if name.startswith(old) else name
+    if action == "replace-suffix":
+        return name[: len(name) - len(old)] + value if name.endswith(old) else name
+    raise AssertionError(action)
+
+
+class _Builder:
+    def __init__(self, table: Table, where: str) -> None:
+        self.table = table
+        self.where = where
+        self.schema = table.schema
+        self.name = table.name
+        self.cols = [_Col(c.name, c.name, c.type, c.nullable) for c in table.columns]
+        self.added: list[_Col] = []
+        self.pk_rule: TransformationRule | None = None
+        self.unique: list[TransformationRule] = []
+        self.include_rule = ""
+        self.removal_rule = ""
+
+    def fail(self, message: str, path: str) -> ConfigError:
+        return ConfigError(f"table {self.table.qualified}: {message}", where=self.where, path=path)
+
+    def renamed(self, name: str, rule: TransformationRule) -> str:
+        result = new_name(name, rule)
+        if not result:
+            raise self.fail(f"{rule.action} leaves an empty name", rule.path)
+        return result
+
+    def apply(self, rule: TransformationRule) -> None:
+        if rule.target == "schema":
+            self.schema = self.renamed(self.schema, rule)
+        elif rule.action == "define-primary-key":
+            self.define_key(rule)
+        elif rule.target == "table":
+            self.name = self.renamed(self.name, rule)
+        elif rule.action == "add-column":
+            self.add_column(rule)
+        else:
+            self.column_rule(rule)
+
+    def define_key(self, rule: TransformationRule) -> None:
+        assert rule.primary_key is not None
+        if rule.primary_key.unique_index:
+            self.unique.append(rule)
+        else:
+            self.pk_rule = rule
+
+    def add_column(self, rule: TransformationRule) -> None:
+        assert rule.value is not None and rule.data_type is not None
+        if rule.expression is not None:
+            validate_expression(
+                rule.expression,
+                self.table.columns,
+                target=rule.data_type,
+                where=self.where,
+                path=f"{rule.path}.expression",
+            )
+        col = _Col(None, rule.value, rule.data_type, expression=rule.expression, named_by=rule.path)
+        self.added.append(col)
+
+    def column_rule(self, rule: TransformationRule) -> None:
+        assert rule.column is not None
+        for col in self.cols:
+            if col.source is not None and rule.column.matches(col.source):
+                self.column_action(col, rule)
+        if rule.action == "include-column":
+            self.include_rule = self.include_rule or rule.path
+
+    def column_action(self, col: _Col, rule: TransformationRule) -> None:
+        if rule.action == "remove-column":
+            col.removed = True
+            self.removal_rule = rule.path
+        elif rule.action == "include-column":
+            col.included = True
+        elif rule.action == "change-data-type":
+            assert rule.data_type is not None
+            self.check_cast(col, rule.data_type, rule)
+            col.type = rule.data_type
+        else:
+            col.name = self.renamed(col.name, rule)
+            col.named_by = rule.path
+
+    def check_cast(self, col: _Col, ctype: ColumnType, rule: TransformationRule) -> None:
+        try:
+            pc.cast(pa.array([], arrow_type(col.type)), arrow_type(ctype))
+        except pa.ArrowNotImplementedError as exc:
+            message = f"column {col.source}: cannot convert {col.type} to {ctype}"
+            raise self.fail(message, f"{rule.path}.data-type") from exc
+
+    # -- result --------------------------------------------------------------
+
+    def live(self) -> list[_Col]:
+        kept = [c for c in self.cols if not c.removed]
+        if self.include_rule:
+            kept = [c for c in kept if c.included]
+        cols = kept + self.added
+        if not cols:
+            raise self.fail("no column is left", self.include_rule or self.removal_rule)
+        seen: dict[str, _Col] = {}
+        for col in cols:
+            if col.name in seen:
+                other = seen[col.name]
+                path = col.named_by or other.named_by
+                raise self.fail(f"two target columns would be named {col.name!r}", path)
+            seen[col.name] = col
+        return cols
+
+    def key_columns(self, names: Sequence[str], live: list[_Col], path: str) -> tuple[str, ...]:
+        by_source = {c.source: c for c in self.cols}
+        by_added = {c.name: c for c in self.added}
+        live_ids = {id(c) for c in live}
+        out: list[str] = []
+        for i, name in enumerate(names):
+            col = by_source.get(name) or by_added.get(name)
+            if col is None:
+                raise self.fail(f"key column {name!r} does not exist", f"{path}[{i}]")
+            if id(col) not in live_ids:
+                raise self.fail(f"key column {name!r} is removed", f"{path}[{i}]")
+            out.append(col.name)
+        return tuple(out)
+
+    def primary_key(self, live: list[_Col]) -> tuple[str, ...]:
+        if self.pk_rule is not None and self.pk_rule.primary_key is not None:
+            pk = self.pk_rule.primary_key
+            return self.key_columns(pk.columns, live, pk.path)
+        names = {c.source: c.name for c in live if c.source is not None}
+        if all(k in names for k in self.table.primary_key):
+            return tuple(names[k] for k in self.table.primary_key)
+        return ()
+
+    def indexes(self, live: list[_Col]) -> tuple[Index, ...]:
+        names = {c.source: c.name for c in live if c.source is not None}
+        out = [
+            Index(ix.name, tuple(names[c] for c in ix.columns), ix.unique)
+            for ix in self.table.indexes
+            if all(c in names for c in ix.columns)
+        ]
+        for rule in self.unique:
+            assert rule.primary_key is not None
+            pk = rule.primary_key
+            out.append(Index(pk.name, self.key_columns(pk.columns, live, pk.path), unique=True))
+        return tuple(out)
+
+    def plan(self, filters: tuple[FilterGroup, ...]) -> TablePlan:
+        live = self.live()
+        target = Table(
+            schema=self.schema,
+            name=self.name,
+            columns=tuple(Column(c.name, c.type, c.nullable) for c in live),
+            primary_key=self.primary_key(live),
+            indexes=self.indexes(live),
+            estimated_rows=self.table.estimated_rows,
+            partitions=self.table.partitions,
+        )
+        outputs = tuple(OutputColumn(c.name, c.type, c.source, c.expression) for c in live)
+        needed = {c.source for c in live if c.source is not None}
+        for col in self.added:
+            if col.expression is not None:
+                needed.update(referenced_columns(col.expression))
+        read = tuple(c.name for c in self.table.columns if c.name in needed)
+        return TablePlan(self.table, target, read, outputs, filters)
+
+
+def build_plan(
+    table: Table,
+    rules: Sequence[TransformationRule],
+    filters: tuple[FilterGroup, ...],
+    where: str,
+) -> TablePlan:
+    """Apply the transformation ``rules`` that match ``table`` in rule-id order."""
+    builder = _Builder(table, where)
+    for rule in sorted(rules, key=lambda r: r.rule_id):
+        if rule.matches(table.schema, table.name):
+            builder.apply(rule)
+    return builder.plan(filters)

@@ -1,0 +1,103 @@
+"""The parsed form of DMS table-mapping rules (see :mod:`opendms.mapping.parse`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opendms.mapping._reader import Node
+from opendms.mapping.wildcards import Pattern
+from opendms.model import ColumnType, FilterGroup, TableRef
+
+COMMON_KEYS = ("rule-type", "rule-id", "rule-name")
+
+
+def identity(node: Node) -> tuple[str, int, str]:
+    """(path, rule-id, rule-name) of a rule whose keys were already checked."""
+    return node.path, node.key("rule-id").integer(), node.key("rule-name").name()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What every rule has: its JSON path (``$.rules[3]``), id and name."""
+
+    path: str
+    rule_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class TableRule(Rule):
+    """A rule whose object-locator names a schema and (maybe) a table."""
+
+    schema: Pattern
+    table: Pattern | None
+
+    def matches(self, schema: str, table: str) -> bool:
+        if not self.schema.matches(schema):
+            return False
+        return self.table is None or self.table.matches(table)
+
+    def matches_ref(self, ref: TableRef) -> bool:
+        return self.matches(ref.schema, ref.name)
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    """One ``filters`` entry of a selection rule; ``path`` is its JSON path."""
+
+    group: FilterGroup
+    path: str
+
+
+@dataclass(frozen=True)
+class SelectionRule(TableRule):
+    action: str  # include | exclude | explicit
+    table_type: str  # table | view | all (recorded; TableRef carries no object type)
+    filters: tuple[SourceFilter, ...]
+    load_order: int
+
+
+@dataclass(frozen=True)
+class PrimaryKeyDef:
+    """``primary-key-def``: a primary key, or a unique index when origin says so."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique_index: bool
+    path: str
+
+
+@dataclass(frozen=True)
+class TransformationRule(TableRule):
+    target: str  # schema | table | column
+    action: str
+    column: Pattern | None
+    value: str | None = None
+    old_value: str | None = None
+    expression: str | None = None
+    data_type: ColumnType | None = None
+    primary_key: PrimaryKeyDef | None = None
+
+
+@dataclass(frozen=True)
+class ParallelLoad:
+    """The ``parallel-load`` setting of a ``table-settings`` rule."""
+
+    kind: str  # "ranges" | "partitions-auto" | "partitions-list" | "none"
+    columns: tuple[str, ...] = ()
+    boundaries: tuple[tuple[str, ...], ...] = ()
+    partitions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LobSettings:
+    """``lob-settings`` of a ``table-settings`` rule (validated, recorded, not applied)."""
+
+    mode: str | None
+    bulk_max_size: int | None
+
+
+@dataclass(frozen=True)
+class TableSettingsRule(TableRule):
+    parallel_load: ParallelLoad | None
+    lob_settings: LobSettings | None

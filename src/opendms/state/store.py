@@ -1,0 +1,241 @@
+"""SQLite-backed state store.
+
+One file holds every task's definition, status and table statistics. Writes
+are small and committed at once, so another process (``opendms task status``)
+sees progress while a task runs. Set the path with ``--state`` or
+``OPENDMS_STATE``; the default is ``~/.opendms/state.db``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opendms.errors import ConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    name TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    migration_type TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stop_reason TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    stopped_at TEXT
+);
+CREATE TABLE IF NOT EXISTS table_stats (
+    task TEXT NOT NULL,
+    schema_name TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    full_load_rows INTEGER NOT NULL DEFAULT 0,
+    estimated_rows INTEGER NOT NULL DEFAULT 0,
+    error_rows INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT,
+    ended_at TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (task, schema_name, table_name)
+);
+CREATE TABLE IF NOT EXISTS data_errors (
+    task TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    column_name TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+
+class TaskStatus(enum.StrEnum):
+    READY = "ready"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class TableState(enum.StrEnum):
+    BEFORE_LOAD = "Before load"
+    FULL_LOAD = "Full load"
+    COMPLETED = "Table completed"
+    ERROR = "Table error"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    name: str
+    source: str
+    target: str
+    migration_type: str
+    spec: str
+    status: TaskStatus
+    stop_reason: str
+    created_at: str
+    started_at: str | None
+    stopped_at: str | None
+
+
+@dataclass(frozen=True)
+class TableStats:
+    schema: str
+    name: str
+    state: TableState
+    full_load_rows: int
+    estimated_rows: int
+    error_rows: int
+    started_at: str | None
+    ended_at: str | None
+    error: str
+
+
+def default_path() -> Path:
+    env = os.environ.get("OPENDMS_STATE")
+    if env:
+        return Path(env)
+    return Path.home() / ".opendms" / "state.db"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class StateStore:
+    """Thread-safe access to the state file."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the state store {str(self.path)!r}: {exc}") from exc
+        self.lock = threading.Lock()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self.lock, self.conn:
+            return self.conn.execute(sql, args).fetchall()
+
+    def save_task(self, name: str, source: str, target: str, mtype: str, spec: str) -> None:
+        """Create or redefine a task; its status goes back to ready."""
+        self._exec(
+            "INSERT INTO tasks (name, source, target, migration_type, spec, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, 'ready', ?) ON CONFLICT(name) DO UPDATE SET "
+            "source=excluded.source, target=excluded.target, "
+            "migration_type=excluded.migration_type, spec=excluded.spec",
+            (name, source, target, mtype, spec, now()),
+        )
+
+    def set_status(self, name: str, status: TaskStatus, reason: str = "") -> None:
+        stamp = now()
+        if status is TaskStatus.STARTING:
+            self._exec(
+                "UPDATE tasks SET status=?, stop_reason='', started_at=?, stopped_at=NULL "
+                "WHERE name=?",
+                (status.value, stamp, name),
+            )
+        elif status in (TaskStatus.STOPPED, TaskStatus.FAILED):
+            self._exec(
+                "UPDATE tasks SET status=?, stop_reason=?, stopped_at=? WHERE name=?",
+                (status.value, reason, stamp, name),
+            )
+        else:
+            self._exec("UPDATE tasks SET status=? WHERE name=?", (status.value, name))
+
+    def task(self, name: str) -> TaskRecord | None:
+        rows = self._exec("SELECT * FROM tasks WHERE name=?", (name,))
+        return _task(rows[0]) if rows else None
+
+    def tasks(self) -> list[TaskRecord]:
+        return [_task(r) for r in self._exec("SELECT * FROM tasks ORDER BY name")]
+
+    def reset_tables(self, task: str) -> None:
+        self._exec("DELETE FROM table_stats WHERE task=?", (task,))
+        self._exec("DELETE FROM data_errors WHERE task=?", (task,))
+
+    def table_planned(self, task: str, schema: str, table: str, estimated: int) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO table_stats (task, schema_name, table_name, state, "
+            "estimated_rows) VALUES (?, ?, ?, ?, ?)",
+            (task, schema, table, TableState.BEFORE_LOAD.value, estimated),
+        )
+
+    def table_started(self, task: str, schema: str, table: str) -> None:
+        self._exec(
+            "UPDATE table_stats SET state=?, started_at=?, full_load_rows=0 "
+            "WHERE task=? AND schema_name=? AND table_name=?",
+            (TableState.FULL_LOAD.value, now(), task, schema, table),
+        )
+
+    def table_progress(self, task: str, schema: str, table: str, rows: int, errors: int) -> None:
+        self._exec(
+            "UPDATE table_stats SET full_load_rows=?, error_rows=? "
+            "WHERE task=? AND schema_name=? AND table_name=?",
+            (rows, errors, task, schema, table),
+        )
+
+    def table_ended(
+        self, task: str, schema: str, table: str, state: TableState, error: str = ""
+    ) -> None:
+        self._exec(
+            "UPDATE table_stats SET state=?, ended_at=?, error=? "
+            "WHERE task=? AND schema_name=? AND table_name=?",
+            (state.value, now(), error, task, schema, table),
+        )
+
+    def tables(self, task: str) -> list[TableStats]:
+        rows = self._exec(
+            "SELECT schema_name, table_name, state, full_load_rows, estimated_rows, error_rows, "
+            "started_at, ended_at, error FROM table_stats WHERE task=? "
+            "ORDER BY schema_name, table_name",
+            (task,),
+        )
+        return [TableStats(r[0], r[1], TableState(r[2]), *r[3:]) for r in rows]
+
+    def data_error(self, task: str, table: str, row: str, column: str, reason: str) -> None:
+        self._exec(
+            "INSERT INTO data_errors VALUES (?, ?, ?, ?, ?, ?)",
+            (task, table, row, column, reason, now()),
+        )
+
+    def data_errors(self, task: str) -> list[tuple[str, str, str, str]]:
+        rows = self._exec(
+            "SELECT table_name, row_key, column_name, reason FROM data_errors WHERE task=? "
+            "ORDER BY rowid",
+            (task,),
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def delete_task(self, name: str) -> None:
+        self.reset_tables(name)
+        self._exec("DELETE FROM tasks WHERE name=?", (name,))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _task(row: Any) -> TaskRecord:
+    return TaskRecord(
+        name=row[0],
+        source=row[1],
+        target=row[2],
+        migration_type=row[3],
+        spec=row[4],
+        status=TaskStatus(row[5]),
+        stop_reason=row[6],
+        created_at=row[7],
+        started_at=row[8],
+        stopped_at=row[9],
+    )

@@ -1,0 +1,1 @@
+"""Helpers for opendms tests and benchmarks (private throw-away servers, ...)."""

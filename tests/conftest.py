@@ -1,0 +1,98 @@
+"""Shared fixtures: private PostgreSQL / MariaDB / SeaweedFS-S3 servers.
+
+The session-scoped servers start lazily (only when a selected test asks for them, directly
+or through another fixture) on free ports of 127.0.0.1 and are stopped at session end; the
+machine's own database services are never used. Tests using them are auto-marked
+``postgres`` / ``mysql`` / ``s3``, so e.g. ``pytest -m "not s3"`` skips the S3 ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from opendms.testing.servers import MariaDBServer, PostgresServer, SeaweedS3Server
+
+_MARKERS_BY_FIXTURE = {
+    "pg_server": "postgres",
+    "pg_db": "postgres",
+    "mariadb_server": "mysql",
+    "mysql_db": "mysql",
+    "s3_server": "s3",
+    "s3_url": "s3",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixturenames = getattr(item, "fixturenames", ())
+        for marker in sorted({m for f, m in _MARKERS_BY_FIXTURE.items() if f in fixturenames}):
+            item.add_marker(getattr(pytest.mark, marker))
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL 15 (wal_level=logical) for the whole session."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """A private MariaDB (ROW binlog) for the whole session."""
+    with MariaDBServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedS3Server]:
+    """A private SeaweedFS S3 endpoint for the whole session."""
+    with SeaweedS3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_db(pg_server: PostgresServer) -> Iterator[str]:
+    """URL of a fresh, empty database on the private PostgreSQL (dropped afterwards)."""
+    name = _unique("t_")
+    url = pg_server.create_database(name)
+    yield url
+    try:
+        pg_server.drop_database(name)
+    except Exception as exc:  # cleanup only; never fail the test for it
+        print(f"warning: could not drop PostgreSQL database {name}: {exc}")
+
+
+@pytest.fixture
+def mysql_db(mariadb_server: MariaDBServer) -> Iterator[str]:
+    """URL of a fresh, empty database on the private MariaDB (dropped afterwards)."""
+    name = _unique("t_")
+    url = mariadb_server.create_database(name)
+    yield url
+    try:
+        mariadb_server.drop_database(name)
+    except Exception as exc:
+        print(f"warning: could not drop MariaDB database {name}: {exc}")
+
+
+@pytest.fixture
+def s3_url(s3_server: SeaweedS3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``s3://<fresh bucket>/lake?endpoint_url=...&region=...``, with the ``AWS_*``
+    environment (credentials, region, endpoint) set for the test."""
+    for var in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = _unique("t-")
+    s3_server.create_bucket(bucket)
+    yield s3_server.url(bucket, "lake")
+    try:
+        s3_server.delete_bucket(bucket)
+    except Exception as exc:
+        print(f"warning: could not delete S3 bucket {bucket}: {exc}")
