@@ -18,8 +18,10 @@ from opendms.testing.servers import MariaDBServer, PostgresServer, SeaweedS3Serv
 _MARKERS_BY_FIXTURE = {
     "pg_server": "postgres",
     "pg_db": "postgres",
+    "pg_target_db": "postgres",
     "mariadb_server": "mysql",
     "mysql_db": "mysql",
+    "mysql_target_db": "mysql",
     "s3_server": "s3",
     "s3_url": "s3",
 }
@@ -96,3 +98,19 @@ def s3_url(s3_server: SeaweedS3Server, monkeypatch: pytest.MonkeyPatch) -> Itera
         s3_server.delete_bucket(bucket)
     except Exception as exc:
         print(f"warning: could not delete S3 bucket {bucket}: {exc}")
+
+
+@pytest.fixture
+def pg_target_db(pg_server: PostgresServer) -> Iterator[str]:
+    """A second fresh database on the private PostgreSQL (for source != target)."""
+    name = _unique("tt_")
+    yield pg_server.create_database(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def mysql_target_db(mariadb_server: MariaDBServer) -> Iterator[str]:
+    """A second fresh database on the private MariaDB (for source != target)."""
+    name = _unique("tt_")
+    yield mariadb_server.create_database(name)
+    mariadb_server.drop_database(name)

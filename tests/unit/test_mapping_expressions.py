@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import pickle
 import re
 from decimal import Decimal
 from typing import Any
@@ -68,7 +70,10 @@ def add(expression: str | None, dms_type: dict[str, Any], name: str = "x") -> di
     extra: dict[str, Any] = {"value": name, "data-type": dms_type}
     if expression is not None:
         extra["expression"] = expression
-    return rule(9, "add-column", **extra)
+    return rule(next(_IDS), "add-column", **extra)
+
+
+_IDS = itertools.count(100)
 
 
 def plan(*rules: dict[str, Any], table: Table = SRC) -> TablePlan:
@@ -104,21 +109,31 @@ def test_referenced_columns(expression: str, expected: tuple[str, ...]) -> None:
         ("$a / $b", {"type": "int4"}, [2, None, None]),  # SQLite integer division; x/0 is NULL
         ("$f / 2", {"type": "real8"}, [0.625, -1.25, None]),
         ("$a * 2 + 1", {"type": "int8"}, [11, 15, None]),
-        ("CASE WHEN $a > 5 THEN 'big' ELSE 'small' END", {"type": "string"}, ["small", "big", "small"]),
+        (
+            "CASE WHEN $a > 5 THEN 'big' ELSE 'small' END",
+            {"type": "string"},
+            ["small", "big", "small"],
+        ),
         ("upper(substr($s, 1, 2))", {"type": "string"}, ["AL", None, "A_"]),
         ("ifnull($s, 'none')", {"type": "string"}, ["alpha", "none", "a_b"]),
         ("length($s)", {"type": "int4"}, [5, None, 3]),
         ("replace($s, 'a', 'o')", {"type": "string"}, ["olpho", None, "o_b"]),
-        ("round($f, 1)", {"type": "real8"}, [1.2, -2.5, None]),
+        ("round($f, 1)", {"type": "real8"}, [1.3, -2.5, None]),  # half away from zero
         ("strftime('%Y', $d)", {"type": "string"}, ["2024", "1999", None]),
         ("datetime($d)", {"type": "string"}, ["2024-02-29 00:00:00", "1999-12-31 00:00:00", None]),
-        ("$id", {"type": "numeric", "precision": 5, "scale": 2}, [Decimal("1.00"), Decimal("2.00"), Decimal("3.00")]),
+        (
+            "$id",
+            {"type": "numeric", "precision": 5, "scale": 2},
+            [Decimal("1.00"), Decimal("2.00"), Decimal("3.00")],
+        ),
         ("'X'", {"type": "string", "length": 1}, ["X", "X", "X"]),
         ("iif($a IS NULL, 1, 0)", {"type": "boolean"}, [False, False, True]),
         (None, {"type": "int4"}, [None, None, None]),
     ],
 )
-def test_add_column_expression_values(expression: str | None, dms_type: dict[str, Any], expected: list[Any]) -> None:
+def test_add_column_expression_values(
+    expression: str | None, dms_type: dict[str, Any], expected: list[Any]
+) -> None:
     p = plan(add(expression, dms_type))
     out = run(p)
     assert out.schema.names == ["id", "a", "b", "f", "s", "d", "x"]
@@ -128,7 +143,10 @@ def test_add_column_expression_values(expression: str | None, dms_type: dict[str
 
 
 def test_add_column_result_has_the_target_arrow_type() -> None:
-    p = plan(add("$a", {"type": "numeric", "precision": 10, "scale": 2}), add("$a", {"type": "int2"}, "y"))
+    p = plan(
+        add("$a", {"type": "numeric", "precision": 10, "scale": 2}),
+        add("$a", {"type": "int2"}, "y"),
+    )
     out = run(p)
     assert out.schema.field("x").type == pa.decimal128(10, 2)
     assert out.schema.field("y").type == pa.int16()
@@ -154,7 +172,11 @@ def test_expression_may_read_a_removed_column() -> None:
 
 
 def test_renames_only_take_the_fast_path_without_copying() -> None:
-    p = plan(rule(1, "rename", "a", value="A"), rule(2, "remove-column", "f"), rule(3, "add-prefix", "%", value="c_"))
+    p = plan(
+        rule(1, "rename", "a", value="A"),
+        rule(2, "remove-column", "f"),
+        rule(3, "add-prefix", "%", value="c_"),
+    )
     source = batch().select(list(p.read_columns))
     out = evaluate_outputs(source, p)
     assert out.schema.names == ["c_id", "c_A", "c_b", "c_s", "c_d"]
@@ -163,12 +185,15 @@ def test_renames_only_take_the_fast_path_without_copying() -> None:
     assert out.column("c_s").to_pylist() == ["alpha", None, "a_b"]
 
 
-def test_compiled_once_per_plan() -> None:
+def test_compiled_once_per_plan_and_plan_still_pickles() -> None:
     p = plan(add("$a + 1", {"type": "int8"}))
     first = compiled(p)
     assert run(p).column("x").to_pylist() == [6, 8, None]
     assert run(p, batch(a=pa.array([1, 2, 3], pa.int32()))).column("x").to_pylist() == [2, 3, 4]
     assert compiled(p) is first
+    copy = pickle.loads(pickle.dumps(p))
+    assert copy == p
+    assert run(copy).column("x").to_pylist() == [6, 8, None]
 
 
 @pytest.mark.parametrize(
@@ -176,12 +201,24 @@ def test_compiled_once_per_plan() -> None:
     [
         ("a", {"type": "int8"}, pa.array([1, -2, None], pa.int32()), [1, -2, None]),
         ("s", {"type": "int4"}, pa.array(["12", None, "-3"]), [12, None, -3]),
-        ("f", {"type": "numeric", "precision": 6, "scale": 2}, pa.array([1.25, -2.5, None]), [Decimal("1.25"), Decimal("-2.50"), None]),
-        ("a", {"type": "string", "length": 3}, pa.array([5, 100, None], pa.int32()), ["5", "100", None]),
+        (
+            "f",
+            {"type": "numeric", "precision": 6, "scale": 2},
+            pa.array([1.25, -2.5, None]),
+            [Decimal("1.25"), Decimal("-2.50"), None],
+        ),
+        (
+            "a",
+            {"type": "string", "length": 3},
+            pa.array([5, 100, None], pa.int32()),
+            ["5", "100", None],
+        ),
         ("f", {"type": "real4"}, pa.array([0.5, 2.0, None]), [0.5, 2.0, None]),
     ],
 )
-def test_change_data_type_casts_exactly(column: str, dms_type: dict[str, Any], values: pa.Array, expected: list[Any]) -> None:
+def test_change_data_type_casts_exactly(
+    column: str, dms_type: dict[str, Any], values: pa.Array, expected: list[Any]
+) -> None:
     p = plan(rule(1, "change-data-type", column, **{"data-type": dms_type}))
     out = run(p, batch(**{column: values}))
     assert out.column(column).to_pylist() == expected
@@ -195,10 +232,13 @@ def test_change_data_type_casts_exactly(column: str, dms_type: dict[str, Any], v
         ("s", {"type": "int8"}, pa.array(["1", "x", None]), "id=2"),
         ("f", {"type": "numeric", "precision": 4, "scale": 1}, pa.array([1.25, 2.0, None]), "id=1"),
         ("s", {"type": "string", "length": 4}, pa.array(["abc", None, "abcde"]), "id=3"),
+        ("f", {"type": "real4"}, pa.array([1.5, 1e300, None]), "id=2"),
         ("a", {"type": "uint8"}, pa.array([1, 2, 3], pa.int32()), None),
     ],
 )
-def test_lossy_change_data_type_raises_data_error(column: str, dms_type: dict[str, Any], values: pa.Array, row: str | None) -> None:
+def test_lossy_change_data_type_raises_data_error(
+    column: str, dms_type: dict[str, Any], values: pa.Array, row: str | None
+) -> None:
     p = plan(rule(1, "change-data-type", column, **{"data-type": dms_type}))
     source = batch(**{column: values})
     if row is None:  # lossless: int32 always fits decimal(20,0)
@@ -209,6 +249,20 @@ def test_lossy_change_data_type_raises_data_error(column: str, dms_type: dict[st
     assert info.value.row == row
     assert info.value.table == "s.t"
     assert f"column {column}" in str(info.value)
+
+
+def test_timestamp_to_date_keeps_midnights_and_rejects_times() -> None:
+    table = Table("s", "t", (Column("ts", ColumnType(Kind.TIMESTAMP)),))
+    p = plan(rule(1, "change-data-type", "ts", **{"data-type": {"type": "date"}}), table=table)
+    midnight = pa.array([dt.datetime(2024, 1, 2), None], pa.timestamp("us"))
+    assert evaluate_outputs(pa.record_batch({"ts": midnight}), p).column(0).to_pylist() == [
+        dt.date(2024, 1, 2),
+        None,
+    ]
+    noon = pa.array([dt.datetime(2024, 1, 2), dt.datetime(2024, 1, 3, 12)], pa.timestamp("us"))
+    with pytest.raises(DataError, match="would become") as info:
+        evaluate_outputs(pa.record_batch({"ts": noon}), p)
+    assert info.value.row == "index 1"
 
 
 def test_data_error_names_row_index_when_key_is_not_read() -> None:
@@ -237,11 +291,15 @@ def test_expression_result_too_long_for_target_raises_data_error() -> None:
         ("count($a)", None, "aggregate"),
         ("$a FROM x", None, "invalid expression"),
         ("$d", ColumnType(Kind.BOOL), "invalid expression"),
+        ("'abc'", ColumnType(Kind.INT32), "invalid expression"),
+        ("CAST('x' AS DATE)", None, "invalid expression"),
         ("$a || 'x'", ColumnType(Kind.STRING), None),
         ("julianday($d)", ColumnType(Kind.FLOAT64), None),
     ],
 )
-def test_validate_expression(expression: str, target: ColumnType | None, fragment: str | None) -> None:
+def test_validate_expression(
+    expression: str, target: ColumnType | None, fragment: str | None
+) -> None:
     if fragment is None:
         validate_expression(expression, SRC.columns, target=target)
         return

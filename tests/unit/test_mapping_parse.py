@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from opendms.errors import ConfigError
-from opendms.mapping import parse_data_type, parse_table_mappings
-from opendms.mapping._reader import Node
-from opendms.model import ColumnType, Kind, TableRef
+from opendms.mapping import parse_table_mappings
+from opendms.model import TableRef
 
 SELECT_ALL: dict[str, Any] = {
     "rule-type": "selection",
@@ -73,7 +72,11 @@ BAD_RULES: list[tuple[Any, str, str]] = [
     (sel(**{"rule-name": None}), "$.rules[1].rule-name", "required field is missing"),
     (sel(**{"rule-name": []}), "$.rules[1].rule-name", "expected a string"),
     (sel(**{"rule-action": "select"}), "$.rules[1].rule-action", "unknown rule-action"),
-    (sel(**{"object-locator": {"table-name": "t"}}), "$.rules[1].object-locator.schema-name", "missing"),
+    (
+        sel(**{"object-locator": {"table-name": "t"}}),
+        "$.rules[1].object-locator.schema-name",
+        "missing",
+    ),
     (
         sel(**{"object-locator": {"schema-name": 5, "table-name": "t"}}),
         "$.rules[1].object-locator.schema-name",
@@ -85,7 +88,12 @@ BAD_RULES: list[tuple[Any, str, str]] = [
         "unknown key",
     ),
     (
-        sel(**{"rule-action": "explicit", "object-locator": {"schema-name": "s", "table-name": "t%"}}),
+        sel(
+            **{
+                "rule-action": "explicit",
+                "object-locator": {"schema-name": "s", "table-name": "t%"},
+            }
+        ),
         "$.rules[1].object-locator.table-name",
         "wildcards are not allowed in an explicit rule",
     ),
@@ -162,7 +170,11 @@ BAD_RULES: list[tuple[Any, str, str]] = [
         "$.rules[1].filters",
         "only to include and explicit",
     ),
-    (sel(filters=[{**cond(**{"filter-operator": "null"}), "col": 1}]), "$.rules[1].filters[0].col", "unknown key"),
+    (
+        sel(filters=[{**cond(**{"filter-operator": "null"}), "col": 1}]),
+        "$.rules[1].filters[0].col",
+        "unknown key",
+    ),
     (tr("rename", "view", TAB, value="x"), "$.rules[1].rule-target", "unknown rule-target 'view'"),
     (tr("rename", "table-tablespace", TAB, value="x"), "$.rules[1].rule-target", "not supported"),
     (tr("drop", "table", TAB), "$.rules[1].rule-action", "unknown rule-action 'drop'"),
@@ -172,13 +184,25 @@ BAD_RULES: list[tuple[Any, str, str]] = [
     (tr("rename", "table", TAB, value=""), "$.rules[1].value", "non-empty"),
     (tr("rename", "table", TAB, value=7), "$.rules[1].value", "expected a string"),
     (tr("replace-prefix", "table", TAB, value="a"), "$.rules[1].old-value", "needs 'old-value'"),
-    (tr("rename", "table", TAB, value="a", **{"old-value": "b"}), "$.rules[1].old-value", "not used"),
+    (
+        tr("rename", "table", TAB, value="a", **{"old-value": "b"}),
+        "$.rules[1].old-value",
+        "not used",
+    ),
     (tr("convert-lowercase", "table", TAB, value="a"), "$.rules[1].value", "not used"),
     (tr("rename", "table", TAB, value="a", expression="1"), "$.rules[1].expression", "not used"),
     (tr("rename", "column", TAB, value="x"), "$.rules[1].object-locator.column-name", "required"),
     (tr("rename", "schema", TAB, value="x"), "$.rules[1].object-locator.table-name", "not used"),
-    (tr("rename", "table", {"schema-name": "hr"}, value="x"), "$.rules[1].object-locator.table-name", "required"),
-    (tr("add-column", "column", COL, value="x", **{"data-type": INT}), "$.rules[1].object-locator.column-name", "not used"),
+    (
+        tr("rename", "table", {"schema-name": "hr"}, value="x"),
+        "$.rules[1].object-locator.table-name",
+        "required",
+    ),
+    (
+        tr("add-column", "column", COL, value="x", **{"data-type": INT}),
+        "$.rules[1].object-locator.column-name",
+        "not used",
+    ),
     (
         tr("remove-column", "column", {**COL, "data-type": "int8"}),
         "$.rules[1].object-locator.data-type",
@@ -202,7 +226,12 @@ BAD_RULES: list[tuple[Any, str, str]] = [
         "expected an integer >= 1",
     ),
     (
-        tr("change-data-type", "column", COL, **{"data-type": {"type": "numeric", "precision": 4, "scale": 6}}),
+        tr(
+            "change-data-type",
+            "column",
+            COL,
+            **{"data-type": {"type": "numeric", "precision": 4, "scale": 6}},
+        ),
         "$.rules[1].data-type.scale",
         "exceeds precision",
     ),
@@ -216,14 +245,23 @@ BAD_RULES: list[tuple[Any, str, str]] = [
         "$.rules[1].data-type.size",
         "unknown key",
     ),
-    (tr("define-primary-key", "table", TAB), "$.rules[1].primary-key-def", "needs 'primary-key-def'"),
+    (
+        tr("define-primary-key", "table", TAB),
+        "$.rules[1].primary-key-def",
+        "needs 'primary-key-def'",
+    ),
     (
         tr("define-primary-key", "table", TAB, **{"primary-key-def": {"name": "pk"}}),
         "$.rules[1].primary-key-def.columns",
         "missing",
     ),
     (
-        tr("define-primary-key", "table", TAB, **{"primary-key-def": {"name": "pk", "columns": ["a", "a"]}}),
+        tr(
+            "define-primary-key",
+            "table",
+            TAB,
+            **{"primary-key-def": {"name": "pk", "columns": ["a", "a"]}},
+        ),
         "$.rules[1].primary-key-def.columns[1]",
         "listed twice",
     ),
@@ -259,8 +297,16 @@ BAD_RULES: list[tuple[Any, str, str]] = [
     ),
     (ts({"type": "hash"}), "$.rules[1].parallel-load.type", "unknown parallel-load type 'hash'"),
     (ts({"type": "subpartitions-auto"}), "$.rules[1].parallel-load.type", "not supported"),
-    (ts({"type": "ranges", "columns": ["a"]}), "$.rules[1].parallel-load.boundaries", "needs 'boundaries'"),
-    (ts({"type": "ranges", "boundaries": [["1"]]}), "$.rules[1].parallel-load.columns", "needs 'columns'"),
+    (
+        ts({"type": "ranges", "columns": ["a"]}),
+        "$.rules[1].parallel-load.boundaries",
+        "needs 'boundaries'",
+    ),
+    (
+        ts({"type": "ranges", "boundaries": [["1"]]}),
+        "$.rules[1].parallel-load.columns",
+        "needs 'columns'",
+    ),
     (
         ts({"type": "ranges", "columns": ["a", "b"], "boundaries": [["1", "x"], ["2"]]}),
         "$.rules[1].parallel-load.boundaries[1]",
@@ -277,7 +323,11 @@ BAD_RULES: list[tuple[Any, str, str]] = [
         "unknown key",
     ),
     (ts({"type": "partitions-list"}), "$.rules[1].parallel-load.partitions", "needs 'partitions'"),
-    (ts({"type": "partitions-auto", "columns": ["a"]}), "$.rules[1].parallel-load.columns", "not used"),
+    (
+        ts({"type": "partitions-auto", "columns": ["a"]}),
+        "$.rules[1].parallel-load.columns",
+        "not used",
+    ),
     (
         ts({"type": "partitions-list", "partitions": ["p"], "subpartitions": ["s"]}),
         "$.rules[1].parallel-load.subpartitions",
@@ -367,44 +417,3 @@ def test_dms_console_output_is_accepted_verbatim() -> None:
 def test_bare_rules_array_is_accepted() -> None:
     mappings = parse_table_mappings([SELECT_ALL])
     assert mappings.select([TableRef("s", "t")]) == [TableRef("s", "t")]
-
-
-@pytest.mark.parametrize(
-    ("dms", "expected"),
-    [
-        ({"type": "boolean"}, ColumnType(Kind.BOOL)),
-        ({"type": "bytes", "length": 16}, ColumnType(Kind.BINARY, length=16)),
-        ({"type": "blob"}, ColumnType(Kind.BINARY)),
-        ({"type": "date"}, ColumnType(Kind.DATE)),
-        ({"type": "time"}, ColumnType(Kind.TIME)),
-        ({"type": "datetime"}, ColumnType(Kind.TIMESTAMP)),
-        ({"type": "datetime", "precision": 6}, ColumnType(Kind.TIMESTAMP, precision=6)),
-        ({"type": "datetime", "scale": 3}, ColumnType(Kind.TIMESTAMP, precision=3)),
-        ({"type": "int1"}, ColumnType(Kind.INT16)),
-        ({"type": "int2"}, ColumnType(Kind.INT16)),
-        ({"type": "int4"}, ColumnType(Kind.INT32)),
-        ({"type": "int8"}, ColumnType(Kind.INT64)),
-        ({"type": "uint1"}, ColumnType(Kind.INT16)),
-        ({"type": "uint2"}, ColumnType(Kind.INT32)),
-        ({"type": "uint4"}, ColumnType(Kind.INT64)),
-        ({"type": "uint8"}, ColumnType(Kind.DECIMAL, precision=20, scale=0)),
-        ({"type": "numeric", "precision": 12, "scale": 2}, ColumnType(Kind.DECIMAL, precision=12, scale=2)),
-        ({"type": "numeric", "precision": "10"}, ColumnType(Kind.DECIMAL, precision=10, scale=0)),
-        ({"type": "numeric"}, ColumnType(Kind.DECIMAL)),
-        ({"type": "real4"}, ColumnType(Kind.FLOAT32)),
-        ({"type": "real8"}, ColumnType(Kind.FLOAT64)),
-        ({"type": "string", "length": 50}, ColumnType(Kind.STRING, length=50)),
-        ({"type": "string"}, ColumnType(Kind.STRING)),
-        ({"type": "wstring", "length": 20}, ColumnType(Kind.STRING, length=20)),
-        ({"type": "clob"}, ColumnType(Kind.STRING)),
-        ({"type": "nclob"}, ColumnType(Kind.STRING)),
-    ],
-)
-def test_dms_data_types_map_to_canonical_types(dms: dict[str, Any], expected: ColumnType) -> None:
-    assert parse_data_type(Node(dms, "$.t", "x")) == expected
-
-
-def test_datetime_precision_and_scale_must_agree() -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_data_type(Node({"type": "datetime", "precision": 6, "scale": 3}, "$.d", "x"))
-    assert info.value.path == "$.d.scale"

@@ -30,7 +30,9 @@ EMP = Table(
 )
 
 
-def tr(rid: int, action: str, target: str, column: str | None = None, **extra: Any) -> dict[str, Any]:
+def tr(
+    rid: int, action: str, target: str, column: str | None = None, **extra: Any
+) -> dict[str, Any]:
     locator = {"schema-name": "hr"}
     if target != "schema":
         locator["table-name"] = extra.pop("table", "Employees")
@@ -88,7 +90,9 @@ def test_schema_name_actions(action: str, params: dict[str, str], before: str, a
 
 @pytest.mark.parametrize(("action", "params", "before", "after"), NAME_ACTIONS)
 def test_column_name_actions(action: str, params: dict[str, str], before: str, after: str) -> None:
-    table = Table("hr", "Employees", (Column("ID", INT4), Column(before, TEXT)), primary_key=("ID",))
+    table = Table(
+        "hr", "Employees", (Column("ID", INT4), Column(before, TEXT)), primary_key=("ID",)
+    )
     p = plan(tr(1, action, "column", "Emp%", **params), table=table)
     assert names(p) == ["ID", after]
     assert p.outputs[1] == OutputColumn(after, TEXT, before, None)
@@ -101,7 +105,10 @@ def test_column_name_actions(action: str, params: dict[str, str], before: str, a
 )
 def test_rules_apply_in_rule_id_order(ids: tuple[int, int], expected: str) -> None:
     lower, prefix = ids
-    rules = [tr(prefix, "add-prefix", "table", value="DMS_"), tr(lower, "convert-lowercase", "table")]
+    rules = [
+        tr(prefix, "add-prefix", "table", value="DMS_"),
+        tr(lower, "convert-lowercase", "table"),
+    ]
     assert plan(*rules).target.name == expected
 
 
@@ -167,7 +174,12 @@ def test_renames_follow_into_primary_key_and_indexes() -> None:
 
 def test_define_primary_key_uses_source_names_and_follows_renames() -> None:
     p = plan(
-        tr(1, "define-primary-key", "table", **{"primary-key-def": {"name": "pk", "columns": ["Last_Name", "First_Name"]}}),
+        tr(
+            1,
+            "define-primary-key",
+            "table",
+            **{"primary-key-def": {"name": "pk", "columns": ["Last_Name", "First_Name"]}},
+        ),
         tr(2, "rename", "column", "Last_Name", value="surname"),
     )
     assert p.target.primary_key == ("surname", "First_Name")
@@ -182,8 +194,20 @@ def test_define_primary_key_as_unique_index() -> None:
 
 def test_define_primary_key_on_an_added_column() -> None:
     p = plan(
-        tr(1, "add-column", "column", value="k", expression="$ID * 10", **{"data-type": {"type": "int8"}}),
-        tr(2, "define-primary-key", "table", **{"primary-key-def": {"name": "pk", "columns": ["k"]}}),
+        tr(
+            1,
+            "add-column",
+            "column",
+            value="k",
+            expression="$ID * 10",
+            **{"data-type": {"type": "int8"}},
+        ),
+        tr(
+            2,
+            "define-primary-key",
+            "table",
+            **{"primary-key-def": {"name": "pk", "columns": ["k"]}},
+        ),
     )
     assert p.target.primary_key == ("k",)
 
@@ -192,14 +216,26 @@ def test_define_primary_key_on_an_added_column() -> None:
     ("rules", "path", "fragment"),
     [
         (
-            [tr(1, "define-primary-key", "table", **{"primary-key-def": {"name": "pk", "columns": ["ID", "Nope"]}})],
+            [
+                tr(
+                    1,
+                    "define-primary-key",
+                    "table",
+                    **{"primary-key-def": {"name": "pk", "columns": ["ID", "Nope"]}},
+                )
+            ],
             "$.rules[0].primary-key-def.columns[1]",
             "key column 'Nope' does not exist",
         ),
         (
             [
                 tr(1, "remove-column", "column", "Salary"),
-                tr(2, "define-primary-key", "table", **{"primary-key-def": {"name": "pk", "columns": ["Salary"]}}),
+                tr(
+                    2,
+                    "define-primary-key",
+                    "table",
+                    **{"primary-key-def": {"name": "pk", "columns": ["Salary"]}},
+                ),
             ],
             "$.rules[1].primary-key-def.columns[0]",
             "key column 'Salary' is removed",
@@ -226,27 +262,72 @@ def test_define_primary_key_on_an_added_column() -> None:
             "cannot convert",
         ),
         (
-            [tr(1, "add-column", "column", value="x", expression="$Nope + 1", **{"data-type": {"type": "int4"}})],
+            [
+                tr(
+                    1,
+                    "add-column",
+                    "column",
+                    value="x",
+                    expression="$Nope + 1",
+                    **{"data-type": {"type": "int4"}},
+                )
+            ],
             "$.rules[0].expression",
             "$Nope, which is not a column of the source table",
         ),
         (
-            [tr(1, "add-column", "column", value="x", expression="$AR_H_TIMESTAMP", **{"data-type": {"type": "datetime"}})],
+            [
+                tr(
+                    1,
+                    "add-column",
+                    "column",
+                    value="x",
+                    expression="$AR_H_TIMESTAMP",
+                    **{"data-type": {"type": "datetime"}},
+                )
+            ],
             "$.rules[0].expression",
             "DMS header column $AR_H_TIMESTAMP is not supported",
         ),
         (
-            [tr(1, "add-column", "column", value="x", expression="operation_indicator('D', 'U', 'I')", **{"data-type": {"type": "string"}})],
+            [
+                tr(
+                    1,
+                    "add-column",
+                    "column",
+                    value="x",
+                    expression="operation_indicator('D', 'U', 'I')",
+                    **{"data-type": {"type": "string"}},
+                )
+            ],
             "$.rules[0].expression",
             "invalid expression",
         ),
         (
-            [tr(1, "add-column", "column", value="x", expression="date($Notes, '+1 day')", **{"data-type": {"type": "date"}})],
+            [
+                tr(
+                    1,
+                    "add-column",
+                    "column",
+                    value="x",
+                    expression="date($Notes, '+1 day')",
+                    **{"data-type": {"type": "date"}},
+                )
+            ],
             "$.rules[0].expression",
             "invalid expression",
         ),
         (
-            [tr(1, "add-column", "column", value="x", expression="$Notes = 'a'", **{"data-type": {"type": "date"}})],
+            [
+                tr(
+                    1,
+                    "add-column",
+                    "column",
+                    value="x",
+                    expression="$Notes = 'a'",
+                    **{"data-type": {"type": "date"}},
+                )
+            ],
             "$.rules[0].expression",
             "invalid expression",
         ),
@@ -256,9 +337,7 @@ def test_plan_errors_name_the_rule(rules: list[dict[str, Any]], path: str, fragm
     with pytest.raises(ConfigError) as info:
         plan(*rules)
     assert info.value.path == path
-    assert f"table-mappings: {path}: table hr.Employees: " in str(info.value) or path.endswith(
-        ".expression"
-    )
+    assert str(info.value).startswith(f"table-mappings: {path}: ")
     assert fragment in str(info.value)
 
 
@@ -267,12 +346,23 @@ def test_swapping_two_column_names_is_allowed() -> None:
         tr(1, "rename", "column", "First_Name", value="Last_Name"),
         tr(2, "rename", "column", "Last_Name", value="First_Name"),
     )
-    assert [(o.name, o.source) for o in p.outputs[1:3]] == [("Last_Name", "First_Name"), ("First_Name", "Last_Name")]
+    assert [(o.name, o.source) for o in p.outputs[1:3]] == [
+        ("Last_Name", "First_Name"),
+        ("First_Name", "Last_Name"),
+    ]
 
 
 def test_change_data_type() -> None:
     dec = ColumnType(Kind.DECIMAL, precision=12, scale=2)
-    p = plan(tr(1, "change-data-type", "column", "Salary", **{"data-type": {"type": "numeric", "precision": 12, "scale": 2}}))
+    p = plan(
+        tr(
+            1,
+            "change-data-type",
+            "column",
+            "Salary",
+            **{"data-type": {"type": "numeric", "precision": 12, "scale": 2}},
+        )
+    )
     assert p.target.column("Salary").type == dec
     assert p.outputs[3] == OutputColumn("Salary", dec, "Salary", None)
     assert p.source.column("Salary").type == INT8
@@ -289,12 +379,20 @@ def test_add_column_appends_and_reads_referenced_columns() -> None:
             expression="$First_Name||' '||$Last_Name",
             **{"data-type": {"type": "string", "length": 50}},
         ),
-        tr(3, "add-column", "column", value="loaded", **{"data-type": {"type": "datetime", "precision": 6}}),
+        tr(
+            3,
+            "add-column",
+            "column",
+            value="loaded",
+            **{"data-type": {"type": "datetime", "precision": 6}},
+        ),
         tr(4, "convert-uppercase", "column", "%"),
     )
     assert names(p) == ["ID", "SALARY", "NOTES", "FULL_NAME", "loaded"]
     assert p.outputs[3:] == (
-        OutputColumn("FULL_NAME", ColumnType(Kind.STRING, length=50), None, "$First_Name||' '||$Last_Name"),
+        OutputColumn(
+            "FULL_NAME", ColumnType(Kind.STRING, length=50), None, "$First_Name||' '||$Last_Name"
+        ),
         OutputColumn("loaded", ColumnType(Kind.TIMESTAMP, precision=6), None, None),
     )
     assert p.read_columns == ("ID", "First_Name", "Last_Name", "Salary", "Notes")
@@ -302,6 +400,12 @@ def test_add_column_appends_and_reads_referenced_columns() -> None:
 
 
 def test_rules_for_other_tables_do_not_apply() -> None:
-    p = plan(tr(1, "rename", "table", value="x", table="Dept"), tr(2, "remove-column", "column", "ID", table="Dept"))
-    assert (p.target.name, names(p)) == ("Employees", ["ID", "First_Name", "Last_Name", "Salary", "Notes"])
+    p = plan(
+        tr(1, "rename", "table", value="x", table="Dept"),
+        tr(2, "remove-column", "column", "ID", table="Dept"),
+    )
+    assert (p.target.name, names(p)) == (
+        "Employees",
+        ["ID", "First_Name", "Last_Name", "Salary", "Notes"],
+    )
     assert p.target == EMP

@@ -12,7 +12,9 @@ from opendms.mapping.wildcards import Pattern
 from opendms.model import Column, ColumnType, Filter, FilterGroup, Kind, Table, TableRef
 
 
-def rule(rid: int, schema: str, table: str, action: str = "include", **extra: Any) -> dict[str, Any]:
+def rule(
+    rid: int, schema: str, table: str, action: str = "include", **extra: Any
+) -> dict[str, Any]:
     return {
         "rule-type": "selection",
         "rule-id": str(rid),
@@ -68,7 +70,10 @@ def test_wildcards(pattern: str, matching: list[str], not_matching: list[str]) -
         # explicit: exact names only, `_` is literal
         ([rule(1, "hr", "a_b", "explicit")], ["hr.a_b"]),
         ([rule(1, "sales", "a_b", "explicit")], []),
-        ([rule(1, "Sales", "emp", "explicit"), rule(2, "hr", "emp", "explicit")], ["hr.emp", "Sales.emp"]),
+        (
+            [rule(1, "Sales", "emp", "explicit"), rule(2, "hr", "emp", "explicit")],
+            ["hr.emp", "Sales.emp"],
+        ),
         ([rule(1, "hr", "emp", "explicit"), rule(2, "%", "emp", "exclude")], []),
         ([rule(1, "%", "%", "exclude")], []),
     ],
@@ -153,7 +158,13 @@ def test_conditions_in_one_filter_are_ored_and_filters_anded() -> None:
 def test_filters_of_all_matching_rules_are_anded() -> None:
     m = mappings(
         rule(1, "hr", "%", filters=[one_filter({"filter-operator": "notnull"})]),
-        rule(2, "hr", "emp", "explicit", filters=[one_filter({"filter-operator": "gte", "value": "5"})]),
+        rule(
+            2,
+            "hr",
+            "emp",
+            "explicit",
+            filters=[one_filter({"filter-operator": "gte", "value": "5"})],
+        ),
     )
     assert m.filters_for(TableRef("hr", "emp")) == (
         FilterGroup("id", (Filter("id", "notnull"),)),
@@ -166,7 +177,9 @@ def test_plan_carries_filters_and_checks_their_columns() -> None:
     table = Table("hr", "emp", (Column("id", ColumnType(Kind.INT32)),))
     good = mappings(rule(1, "hr", "%", filters=[one_filter({"filter-operator": "null"})]))
     assert good.plan(table).filters == (FilterGroup("id", (Filter("id", "null"),)),)
-    bad = mappings(rule(1, "hr", "%", filters=[one_filter({"filter-operator": "null"}, column="ID")]))
+    bad = mappings(
+        rule(1, "hr", "%", filters=[one_filter({"filter-operator": "null"}, column="ID")])
+    )
     with pytest.raises(ConfigError) as info:
         bad.plan(table)
     assert info.value.path == "$.rules[0].filters[0].column-name"
@@ -174,7 +187,9 @@ def test_plan_carries_filters_and_checks_their_columns() -> None:
 
 
 def test_load_order_is_the_highest_of_the_selecting_rules() -> None:
-    m = mappings(rule(1, "hr", "%", **{"load-order": 1}), rule(2, "hr", "emp", **{"load-order": "3"}))
+    m = mappings(
+        rule(1, "hr", "%", **{"load-order": 1}), rule(2, "hr", "emp", **{"load-order": "3"})
+    )
     assert [m.load_order(r) for r in refs("hr.emp", "hr.dept", "x.y")] == [3, 1, 0]
 
 
@@ -192,7 +207,11 @@ def settings(rid: int, table: str, parallel: dict[str, Any]) -> dict[str, Any]:
     ("parallel", "expected"),
     [
         (
-            {"type": "ranges", "columns": ["SALES_NO", "REGION"], "boundaries": [["1000", "NORTH"], [3000, "WEST"]]},
+            {
+                "type": "ranges",
+                "columns": ["SALES_NO", "REGION"],
+                "boundaries": [["1000", "NORTH"], [3000, "WEST"]],
+            },
             ParallelLoad("ranges", ("SALES_NO", "REGION"), (("1000", "NORTH"), ("3000", "WEST"))),
         ),
         ({"type": "partitions-auto"}, ParallelLoad("partitions-auto")),
@@ -218,7 +237,9 @@ def test_lob_settings_are_validated_and_recorded() -> None:
 
 
 def test_two_parallel_load_rules_for_one_table_are_an_error() -> None:
-    m = mappings(settings(1, "S%", {"type": "partitions-auto"}), settings(2, "SALES", {"type": "none"}))
+    m = mappings(
+        settings(1, "S%", {"type": "partitions-auto"}), settings(2, "SALES", {"type": "none"})
+    )
     assert m.parallel_load(TableRef("HR", "SHIPS")) == ParallelLoad("partitions-auto")
     with pytest.raises(ConfigError) as info:
         m.parallel_load(TableRef("HR", "SALES"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -22,6 +24,23 @@ def iso_interval(value: Any) -> str | None:
     if frac:
         out += "." + f"{frac:09d}".rstrip("0")
     return out + "S"
+
+
+_DURATION = re.compile(
+    r"^P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)W)?(?:(-?\d+)D)?"
+    r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_iso_interval(text: str) -> pa.MonthDayNano:
+    """ISO 8601 duration text (as :func:`iso_interval` writes it) to a MonthDayNano."""
+    m = _DURATION.match(text.strip())
+    if not m or text.strip() in ("P", "PT"):
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
+    y, mo, w, d, h, mi, s = m.groups()
+    seconds = Decimal(s or 0) + int(h or 0) * 3600 + int(mi or 0) * 60
+    months = int(y or 0) * 12 + int(mo or 0)
+    return pa.MonthDayNano([months, int(w or 0) * 7 + int(d or 0), int(seconds * 1_000_000_000)])
 
 
 def _jsonable(value: Any) -> Any:

@@ -32,9 +32,36 @@ def row_labeler(batch: pa.RecordBatch, key: tuple[str, ...]) -> RowLabel:
     return label
 
 
+def convert(array: pa.Array[Any], to_type: pa.DataType) -> pa.Array[Any]:
+    """Arrow's safe cast, with integers reaching decimals through a wide decimal.
+
+    (Arrow refuses integer-to-decimal casts whose precision could not hold
+    every integer of the source type, whatever the actual values are.)
+    """
+    if pa.types.is_integer(array.type) and isinstance(to_type, pa.Decimal128Type):
+        array = pc.cast(array, pa.decimal128(38, to_type.scale))
+    elif pa.types.is_integer(array.type) and isinstance(to_type, pa.Decimal256Type):
+        array = pc.cast(array, pa.decimal256(76, to_type.scale))
+    return pc.cast(array, to_type, safe=True)
+
+
+def _altered(before: pa.Array[Any], after: pa.Array[Any]) -> Any:
+    """Rows a successful cast still altered (casts Arrow does not check), or None."""
+    src, dst = before.type, after.type
+    old: Any = before  # the stubs type these kernels per concrete array class
+    new: Any = after
+    if pa.types.is_floating(src) and pa.types.is_floating(dst):
+        return pc.and_(pc.is_finite(old), pc.invert(pc.is_finite(new)))
+    if (pa.types.is_floating(src) and pa.types.is_decimal(dst)) or (
+        pa.types.is_timestamp(src) and pa.types.is_date(dst)
+    ):
+        return pc.fill_null(pc.not_equal(pc.cast(new, src), old), False)
+    return None
+
+
 def _fails(array: pa.Array[Any], to_type: pa.DataType) -> bool:
     try:
-        pc.cast(array, to_type, safe=True)
+        convert(array, to_type)
     except pa.ArrowInvalid:
         return True
     return False
@@ -64,15 +91,18 @@ def cast_exact(
     """``array`` as ``to_type``; DataError when any value would change."""
     if array.type != to_type:
         try:
-            array = pc.cast(array, to_type, safe=True)
+            result = convert(array, to_type)
         except pa.ArrowInvalid as exc:
             i = _first_failure(array, to_type)
-            value = array[i].as_py()
-            raise DataError(
-                table,
-                f"column {column}: value {value!r} does not fit {ctype} ({exc})",
-                row=label(i),
-            ) from exc
+            message = f"column {column}: value {array[i].as_py()!r} does not fit {ctype} ({exc})"
+            raise DataError(table, message, row=label(i)) from exc
+        altered = _altered(array, result)
+        if altered is not None and pc.any(altered).as_py():
+            i = pc.index(altered, True).as_py()
+            before, after = array[i].as_py(), result[i].as_py()
+            message = f"column {column}: value {before!r} would become {after!r} as {ctype}"
+            raise DataError(table, message, row=label(i))
+        array = result
     _check_length(array, ctype, table=table, column=column, label=label)
     return array
 

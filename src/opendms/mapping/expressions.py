@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from opendms.errors import ConfigError
-from opendms.mapping._cast import cast_exact, row_labeler
+from opendms.mapping._cast import cast_exact, convert, row_labeler
 from opendms.model import Column, ColumnType, arrow_type
 
 if TYPE_CHECKING:
@@ -123,9 +122,11 @@ def _is_now(node: exp.Expression) -> bool:
     return isinstance(parent, _DATE_NODES)
 
 
+def _sqlite_now(node: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this="sqlite_now", expressions=[]) if _is_now(node) else node
+
+
 def _sqlite_functions(node: exp.Expression) -> exp.Expression:
-    if _is_now(node):
-        return exp.Anonymous(this="sqlite_now", expressions=[])
     if isinstance(node, exp.Anonymous) and f"sqlite_{node.name.lower()}" in _MACROS:
         return exp.Anonymous(this=f"sqlite_{node.name.lower()}", expressions=node.expressions)
     return node
@@ -133,8 +134,8 @@ def _sqlite_functions(node: exp.Expression) -> exp.Expression:
 
 def to_duckdb(expression: str, replace: dict[str, str]) -> str:
     """DuckDB SQL for a DMS expression, with ``$name`` replaced per ``replace``."""
-    tree = _parse(expression, replace).transform(_sqlite_functions)
-    return tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
+    tree = _parse(expression, replace).transform(_sqlite_now).transform(_sqlite_functions)
+    return tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE, comments=False)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -190,17 +191,18 @@ def validate_expression(
         else:
             message = f"expression refers to ${ref}, which is not a column of the source table"
         raise ConfigError(message, where=where, path=path)
-    empty = [pa.array([], arrow_type(by_name[r].type)) for r in refs]
+    # One all-NULL row: constant sub-expressions are evaluated, not just bound.
+    nulls = [pa.array([None], arrow_type(by_name[r].type)) for r in refs]
     replace = {r: f"c{i}" for i, r in enumerate(refs)}
     try:
         sql = f"SELECT {to_duckdb(expression, replace)} AS o FROM {_TABLE}"
         with _validator_lock:
             if not _validator:
                 _validator.append(_connect())
-            result = _run(_validator[0], sql, _input_batch(empty, 0))
+            result = _run(_validator[0], sql, _input_batch(nulls, 1))
         if target is not None:
-            pc.cast(result.column(0), arrow_type(target))
-    except (SqlglotError, duckdb.Error, pa.ArrowNotImplementedError) as exc:
+            convert(result.column(0).combine_chunks(), arrow_type(target))
+    except (SqlglotError, duckdb.Error, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         message = str(exc).splitlines()[0]
         raise ConfigError(
             f"invalid expression {expression!r}: {message}", where=where, path=path
@@ -216,6 +218,7 @@ class _Compiled:
 
     schema: pa.Schema
     changed: tuple[bool, ...]  # per output: copied column whose type changes
+    copies_only: bool  # every output copies a source column
     expr_outputs: tuple[int, ...]  # indexes of outputs computed by DuckDB
     expr_inputs: tuple[str, ...]  # source columns DuckDB reads, as c0..cN
     sql: str
@@ -224,7 +227,7 @@ class _Compiled:
 
     @property
     def fast(self) -> bool:
-        return not self.expr_outputs and not any(self.changed)
+        return self.copies_only and not any(self.changed)
 
 
 def _compile(plan: TablePlan) -> _Compiled:
@@ -240,7 +243,10 @@ def _compile(plan: TablePlan) -> _Compiled:
     parts = [f"{to_duckdb(plan.outputs[i].expression or '', inputs)} AS o{i}" for i in expr_outputs]
     sql = f"SELECT {', '.join(parts)} FROM {_TABLE}" if parts else ""
     con = _connect() if parts else None
-    return _Compiled(schema, changed, expr_outputs, tuple(inputs), sql, con, threading.Lock())
+    copies_only = all(o.source is not None for o in plan.outputs)
+    return _Compiled(
+        schema, changed, copies_only, expr_outputs, tuple(inputs), sql, con, threading.Lock()
+    )
 
 
 def compiled(plan: TablePlan) -> _Compiled:

@@ -59,9 +59,13 @@ class TablePlan:
     read_columns: tuple[str, ...]
     outputs: tuple[OutputColumn, ...]
     filters: tuple[FilterGroup, ...]
+    # Compiled evaluation state (see expressions.evaluate_outputs); never pickled.
     _cache: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": {}}
 
 
 @dataclass

@@ -47,10 +47,6 @@ def translate(pattern: str) -> str:
     return "".join(out)
 
 
-def has_wildcard(pattern: str) -> bool:
-    return "%" in pattern or "_" in pattern or re.search(r"\[.+\]", pattern) is not None
-
-
 @dataclass(frozen=True)
 class Pattern:
     """A compiled DMS name pattern; ``exact`` disables wildcards."""

@@ -1072,12 +1072,12 @@ _weed_help_cache: dict[tuple[str, str], tuple[int, frozenset[str]]] = {}
 
 
 def _weed_help(weed: Path, command: str) -> tuple[int, frozenset[str]]:
-    """Exit status of ``weed help <command>`` and the flag names it documents."""
+    """Exit status of ``weed help <command>`` and the flag names it documents
+    (``command=""``: the global logging flags listed by ``weed -h``)."""
     key = (str(weed), command)
     if key not in _weed_help_cache:
-        res = subprocess.run(
-            [str(weed), "help", command], capture_output=True, text=True, timeout=60, check=False
-        )
+        args = [str(weed), "help", command] if command else [str(weed), "-h"]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
         flags = frozenset(re.findall(r"^\s+-([A-Za-z][\w.]*)", res.stdout + res.stderr, re.M))
         _weed_help_cache[key] = (res.returncode, flags)
     return _weed_help_cache[key]
@@ -1217,13 +1217,19 @@ class SeaweedS3Server(_Server):
         if missing:
             raise _StartError(f"`weed {mode}` has no flag(s) {', '.join(missing)}")
         flags = {**required, **{k: v for k, v in optional.items() if k in available}}
-        return [str(weed), mode] + [f"-{k}={v}" for k, v in flags.items()]
+        # glog writes weed.* log files to /tmp by default: log to stderr (our weed.log)
+        # and point -logdir at our directory in case anything still goes to files
+        global_flags = _weed_help(weed, "")[1]
+        logging = {"logtostderr": "true", "logdir": str(tmp)}
+        cmd = [str(weed)] + [f"-{k}={v}" for k, v in logging.items() if k in global_flags]
+        return [*cmd, mode] + [f"-{k}={v}" for k, v in flags.items()]
 
     def _launch(self, tmp: Path) -> None:
         cmd = self._command(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
             HOME=str(tmp),
+            TMPDIR=str(tmp),
             AWS_ACCESS_KEY_ID=self._access_key,
             AWS_SECRET_ACCESS_KEY=self._secret_key,
         )

@@ -146,6 +146,8 @@ class LakeWriter:
         names = list(batch.schema.names)
         if self.settings.DataFormat == "csv":
             arrays = [self._csv_safe(a, n) for a, n in zip(arrays, names, strict=True)]
+        else:
+            arrays = [self._parquet_safe(a, n) for a, n in zip(arrays, names, strict=True)]
         n = batch.num_rows
         if self.settings.TimestampColumnName:
             arrays.insert(0, pa.array([self._stamp()] * n, pa.string()))
@@ -153,8 +155,6 @@ class LakeWriter:
         if self.settings.IncludeOpForFullLoad:
             arrays.insert(0, pa.array(["I"] * n, pa.string()))
             names.insert(0, "Op")
-        if len(arrays) == batch.num_columns and self.settings.DataFormat == "parquet":
-            return batch
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _csv_safe(self, array: pa.Array, name: str) -> pa.Array:
@@ -162,6 +162,13 @@ class LakeWriter:
         if ctype.kind is Kind.BINARY:
             return pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
         if ctype.kind in _CSV_AS_TEXT:
+            return pa.array(python_values(array, ctype), pa.string())
+        return array
+
+    def _parquet_safe(self, array: pa.Array, name: str) -> pa.Array:
+        """Parquet has no month-day-nano interval: intervals travel as ISO 8601 text."""
+        ctype = self.table.column(name).type
+        if ctype.kind is Kind.INTERVAL:
             return pa.array(python_values(array, ctype), pa.string())
         return array
 

@@ -35,6 +35,10 @@ def column_text(array: pa.Array, col: Column) -> pa.Array:
         text = escape(pa.array(python_values(array, col.type), pa.string()))
     elif kind in (Kind.STRING, Kind.JSON, Kind.ENUM, Kind.UUID):
         text = escape(array)
+    elif kind is Kind.FLOAT32:
+        # The float32 shortest form can round past FLT_MAX when MySQL parses it
+        # as a double; the exact double text converts back to the same float.
+        text = pc.cast(pc.cast(array, pa.float64()), pa.string())
     else:
         text = pc.cast(array, pa.string())
     return pc.fill_null(text, "\\N")

@@ -50,7 +50,7 @@ class PostgresTarget:
         ctype = col.type
         name = to_pg(ctype, self.same_engine)
         if ctype.kind is Kind.ENUM and not ctype.type_name:
-            name = quote_ident(f"{table.name}_{col.name}")
+            name = f"{quote_ident(table.schema)}.{quote_ident(f'{table.name}_{col.name}')}"
         null = "" if col.nullable else " NOT NULL"
         return f"{quote_ident(col.name)} {name}{null}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ import pyarrow.compute as pc
 
 from opendms.arrowutil import parse_temporal
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.pyvalues import parse_iso_interval
 from opendms.endpoints.sqlite.types import from_declared
 from opendms.endpoints.sqlutil import render_filters, render_segment
 from opendms.errors import DataError
@@ -102,7 +104,7 @@ def _to_batch(plan: ReadPlan, types: list[ColumnType], rows: list[Any]) -> pa.Re
     for name, ctype, values in zip(plan.columns, types, columns, strict=True):
         try:
             arrays.append(_to_array(list(values), ctype))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
             raise DataError(plan.table.qualified, f"column {name}: {exc}") from exc
     return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
 
@@ -117,6 +119,12 @@ def _to_array(values: list[Any], ctype: ColumnType) -> pa.Array:
         values = [v if v is None or isinstance(v, str) else _text(v) for v in values]
     if ctype.kind is Kind.BINARY:
         values = [v.encode() if isinstance(v, str) else v for v in values]
+    elif ctype.kind is Kind.BOOL:
+        values = [None if v is None else bool(v) for v in values]
+    elif ctype.kind is Kind.INTERVAL:
+        values = [v if v is None else parse_iso_interval(str(v)) for v in values]
+    elif ctype.kind is Kind.ARRAY:
+        values = [v if v is None else json.loads(v) for v in values]
     return pa.array(values, target)
 
 

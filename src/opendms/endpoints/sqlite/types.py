@@ -6,7 +6,7 @@ import re
 
 from opendms.model import ColumnType, Kind, T
 
-_DECL = re.compile(r"^\s*([A-Za-z ]+?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
+_DECL = re.compile(r"^\s*([A-Za-z_ ]+?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
 
 # Matched on the upper-cased base name, first exact, then by SQLite affinity rules.
 FROM_SQLITE: dict[str, Kind] = {
@@ -26,6 +26,8 @@ FROM_SQLITE: dict[str, Kind] = {
     "FLOAT": Kind.FLOAT64,
     "DECIMAL": Kind.DECIMAL,
     "NUMERIC": Kind.DECIMAL,
+    "DECIMAL_TEXT": Kind.DECIMAL,
+    "NUMERIC_TEXT": Kind.DECIMAL,
     "DATE": Kind.DATE,
     "TIME": Kind.TIME,
     "DATETIME": Kind.TIMESTAMP,
@@ -84,12 +86,19 @@ TO_SQLITE: dict[Kind, str] = {
 }
 
 
+# SQLite's NUMERIC affinity turns decimal text into a REAL even when digits are
+# lost; a REAL keeps 15 significant digits, so wider decimals are declared with
+# TEXT affinity (the name still says what they are, and we read them back).
+EXACT_REAL_DIGITS = 15
+
+
 def to_declared(ctype: ColumnType) -> str:
     """The SQLite declared type that keeps ``ctype`` readable by us again."""
     if ctype.kind is Kind.DECIMAL:
         if ctype.precision is None:
-            return "NUMERIC"
-        return f"DECIMAL({ctype.precision},{ctype.scale or 0})"
+            return "NUMERIC_TEXT"
+        name = "DECIMAL" if ctype.precision <= EXACT_REAL_DIGITS else "DECIMAL_TEXT"
+        return f"{name}({ctype.precision},{ctype.scale or 0})"
     if ctype.kind is Kind.STRING:
         if ctype.length is None:
             return "TEXT"
