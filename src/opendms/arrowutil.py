@@ -2,18 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def parse_time(text: pa.Array) -> pa.Array:
+def join_element_wise(*strings: pa.Array[Any] | str | bytes) -> pa.Array[Any]:
+    """``pc.binary_join_element_wise`` over arrays; the last argument is the separator.
+
+    Arrow takes plain ``str``/``bytes`` operands; the stubs only accept Arrow
+    scalars or arrays of one string type, so the kernel is called untyped.
+    """
+    kernel: Any = pc.binary_join_element_wise
+    joined: pa.Array[Any] = kernel(*strings)
+    return joined
+
+
+def parse_time(text: pa.Array[Any]) -> pa.Array[Any]:
     """``HH:MM:SS[.ffffff]`` strings to time64[us] (Arrow has no direct cast)."""
-    stamped = pc.binary_join_element_wise("1970-01-01 ", text, "")
+    stamped = join_element_wise("1970-01-01 ", text, "")
     return pc.cast(pc.cast(stamped, pa.timestamp("us")), pa.time64("us"))
 
 
-def parse_temporal(text: pa.Array, target: pa.DataType) -> pa.Array:
+def parse_temporal(text: pa.Array[Any], target: pa.DataType) -> pa.Array[Any]:
     """ISO date / time / timestamp strings (``T`` or space separated) to ``target``."""
     if pa.types.is_time(target):
         return parse_time(text)
     return pc.cast(pc.replace_substring(text, "T", " ", max_replacements=1), target)
+
+
+# PostgreSQL 'infinity' / '-infinity' dates and timestamps read through ADBC
+# overflow into values far below the earliest instant PostgreSQL can store
+# (4714-11-24 BC). No Arrow-fed target can hold them, so such rows are data errors.
+PG_MIN_TIMESTAMP_US = -210866803200000000
+PG_MIN_DATE_DAYS = -2440588
+
+
+def infinite_rows(array: pa.Array[Any]) -> list[int]:
+    """Rows of a date/timestamp array that carry a PostgreSQL infinity."""
+    raw: pa.Array[Any]
+    if pa.types.is_date32(array.type):
+        raw, floor = array.cast(pa.int32()), PG_MIN_DATE_DAYS
+    elif pa.types.is_timestamp(array.type):
+        raw, floor = array.cast(pa.int64()), PG_MIN_TIMESTAMP_US
+    else:
+        return []
+    mask = pc.fill_null(pc.less(raw, pa.scalar(floor)), False)
+    if not pc.any(mask).as_py():
+        return []
+    return [i for i, v in enumerate(mask.to_pylist()) if v]

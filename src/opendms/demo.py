@@ -52,9 +52,18 @@ def _customers(rng: random.Random, n: int) -> list[tuple[Any, ...]]:
         city, state = rng.choice(CITIES)
         when = EPOCH + timedelta(minutes=rng.randrange(525_600))
         rows.append(
-            (i, first, last, f"{first}.{last}{i}@example.com".lower(), f"555-{i:07d}",
-             f"{rng.randrange(1, 999)} Main St", city, state, f"{rng.randrange(10000, 99999)}",
-             when.strftime("%Y-%m-%d %H:%M:%S"))
+            (
+                i,
+                first,
+                last,
+                f"{first}.{last}{i}@example.com".lower(),
+                f"555-{i:07d}",
+                f"{rng.randrange(1, 999)} Main St",
+                city,
+                state,
+                f"{rng.randrange(10000, 99999)}",
+                when.strftime("%Y-%m-%d %H:%M:%S"),
+            )
         )
     return rows
 
@@ -68,9 +77,9 @@ def _products(rng: random.Random, n: int) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _orders(rng: random.Random, n: int, customers: int, products: list[tuple[Any, ...]]) -> tuple[
-    list[tuple[Any, ...]], list[tuple[Any, ...]]
-]:
+def _orders(
+    rng: random.Random, n: int, customers: int, products: list[tuple[Any, ...]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     orders, items, item_id = [], [], 10001
     for oid in range(1001, 1001 + n):
         total = 0
@@ -82,8 +91,15 @@ def _orders(rng: random.Random, n: int, customers: int, products: list[tuple[Any
             items.append((item_id, oid, product[0], qty, f"{cents / 100:.2f}"))
             item_id += 1
         when = EPOCH + timedelta(days=365, minutes=rng.randrange(525_600))
-        orders.append((oid, rng.randrange(1, customers + 1), when.strftime("%Y-%m-%d %H:%M:%S"),
-                       f"{total / 100:.2f}", rng.choice(STATUSES)))
+        orders.append(
+            (
+                oid,
+                rng.randrange(1, customers + 1),
+                when.strftime("%Y-%m-%d %H:%M:%S"),
+                f"{total / 100:.2f}",
+                rng.choice(STATUSES),
+            )
+        )
     return orders, items
 
 
@@ -110,26 +126,50 @@ def build_retail(path: Path, orders: int, seed: int = 4) -> dict[str, int]:
 
 MAPPINGS: dict[str, Any] = {
     "rules": [
-        {"rule-type": "selection", "rule-id": "1", "rule-name": "retail",
-         "object-locator": {"schema-name": "main", "table-name": "%"},
-         "rule-action": "include"},
-        {"rule-type": "selection", "rule-id": "2", "rule-name": "active-products",
-         "object-locator": {"schema-name": "main", "table-name": "products"},
-         "rule-action": "include",
-         "filters": [{"filter-type": "source", "column-name": "category",
-                      "filter-conditions": [{"filter-operator": "noteq",
-                                             "value": "Discontinued"}]}]},
-        {"rule-type": "transformation", "rule-id": "3", "rule-name": "drop-phone",
-         "rule-target": "column",
-         "object-locator": {"schema-name": "main", "table-name": "customers",
-                            "column-name": "phone"},
-         "rule-action": "remove-column"},
-        {"rule-type": "transformation", "rule-id": "4", "rule-name": "line-total",
-         "rule-target": "column",
-         "object-locator": {"schema-name": "main", "table-name": "order_items"},
-         "rule-action": "add-column", "value": "line_total",
-         "expression": "$quantity * $price",
-         "data-type": {"type": "numeric", "precision": 12, "scale": 2}},
+        {
+            "rule-type": "selection",
+            "rule-id": "1",
+            "rule-name": "retail",
+            "object-locator": {"schema-name": "main", "table-name": "%"},
+            "rule-action": "include",
+        },
+        {
+            "rule-type": "selection",
+            "rule-id": "2",
+            "rule-name": "active-products",
+            "object-locator": {"schema-name": "main", "table-name": "products"},
+            "rule-action": "include",
+            "filters": [
+                {
+                    "filter-type": "source",
+                    "column-name": "category",
+                    "filter-conditions": [{"filter-operator": "noteq", "value": "Discontinued"}],
+                }
+            ],
+        },
+        {
+            "rule-type": "transformation",
+            "rule-id": "3",
+            "rule-name": "drop-phone",
+            "rule-target": "column",
+            "object-locator": {
+                "schema-name": "main",
+                "table-name": "customers",
+                "column-name": "phone",
+            },
+            "rule-action": "remove-column",
+        },
+        {
+            "rule-type": "transformation",
+            "rule-id": "4",
+            "rule-name": "line-total",
+            "rule-target": "column",
+            "object-locator": {"schema-name": "main", "table-name": "order_items"},
+            "rule-action": "add-column",
+            "value": "line_total",
+            "expression": "$quantity * $price",
+            "data-type": {"type": "numeric", "precision": 12, "scale": 2},
+        },
     ]
 }
 
@@ -155,9 +195,13 @@ def run_demo(directory: Path, orders: int, state: Path | None) -> None:
     lake = (directory / "lake").resolve()
     copy = directory / "retail-copy.db"
     tasks = [
-        _task("retail-to-lake", f"sqlite:///{db}", f"file://{lake}",
-              "DataFormat=parquet;maxFileSize=131072;timestampColumnName=extracted_at;"
-              "includeOpForFullLoad=true"),
+        _task(
+            "retail-to-lake",
+            f"sqlite:///{db}",
+            f"file://{lake}",
+            "DataFormat=parquet;maxFileSize=131072;timestampColumnName=extracted_at;"
+            "includeOpForFullLoad=true",
+        ),
         _task("retail-to-sqlite", f"sqlite:///{db}", f"sqlite:///{copy}"),
     ]
     for spec_dict in tasks:
@@ -175,7 +219,8 @@ def _explain(lake: Path, copy: Path, store: StateStore) -> None:
     console.print(f"State store:  {store.path}  (opendms task status; opendms task tables NAME)")
     console.print("Query the lake with DuckDB, for example:")
     console.print(
-        f"  python -c \"import duckdb; print(duckdb.sql(\\\"SELECT status, count(*) AS orders "
+        f'  python -c "import duckdb; print(duckdb.sql(\\"SELECT status, count(*) AS orders '
         f"FROM '{lake}/main/orders/*.parquet' GROUP BY status ORDER BY status\\\"))\"",
-        highlight=False, markup=False,
+        highlight=False,
+        markup=False,
     )

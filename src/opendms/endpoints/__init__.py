@@ -8,6 +8,7 @@ imported only when their scheme is used, so heavy drivers stay optional.
 from __future__ import annotations
 
 import difflib
+import os
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
@@ -70,3 +71,15 @@ def same_engine(scheme_a: str, scheme_b: str) -> bool:
     """True when both schemes name the same engine (``postgres`` and ``postgresql``)."""
     a, b = REGISTRY.get(scheme_a), REGISTRY.get(scheme_b)
     return a is not None and b is not None and a.module == b.module
+
+
+def same_database(a: EndpointURL, b: EndpointURL) -> bool:
+    """True when two endpoint URLs point at the same database (or SQLite file)."""
+    if not same_engine(a.scheme, b.scheme):
+        return False
+    if a.scheme == "sqlite":
+        return os.path.realpath(a.path.lstrip("/")) == os.path.realpath(b.path.lstrip("/"))
+    hosts = {"localhost", "127.0.0.1", "::1", ""}
+    host_a = "local" if a.host in hosts else a.host
+    host_b = "local" if b.host in hosts else b.host
+    return (host_a, a.port, a.database) == (host_b, b.port, b.database)

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field, replace
 import pyarrow as pa
 
 from opendms.config import DataErrorPolicyKind, TaskSpec
-from opendms.endpoints import same_engine
+from opendms.endpoints import same_database, same_engine
 from opendms.endpoints.base import Rejection, Source, Target
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.units import LoadUnit, segments_for
 from opendms.errors import DataError, OpenDMSError, TaskError
 from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
-from opendms.model import ColumnType, Kind, ReadPlan, TableRef
+from opendms.arrowutil import infinite_rows
+from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef
 from opendms.state import StateStore, TableState
 
 log = logging.getLogger("opendms.fullload")
@@ -86,7 +87,25 @@ class FullLoad:
         schema = self.settings.TargetMetadata.TargetSchema
         if schema:
             plans = [replace(p, target=replace(p.target, schema=schema)) for p in plans]
+        self._refuse_self_copy(plans)
         return plans
+
+    def _refuse_self_copy(self, plans: list[TablePlan]) -> None:
+        """Never let a target prep mode drop or truncate the source table itself."""
+        if not same_database(self.source.url, self.target.url):
+            return
+        for plan in plans:
+            src, dst = plan.source, plan.target
+            target_schema = dst.schema if self.target.url.scheme != "sqlite" else src.schema
+            mysql_db = (
+                self.target.url.database if self.target.url.scheme in ("mysql", "mariadb") else ""
+            )
+            if (mysql_db or target_schema, dst.name) == (src.schema, src.name):
+                raise TaskError(
+                    f"table {src.qualified}: the target is the source table itself "
+                    "(same database, schema and name); rename it with a transformation rule "
+                    "or choose another target"
+                )
 
     def units(self, plans: list[TablePlan]) -> list[LoadUnit]:
         out = []
@@ -230,14 +249,17 @@ class FullLoad:
         return self.settings.ErrorBehavior.DataErrorPolicy
 
     def _screen(self, run: TableRun, batch: pa.RecordBatch) -> pa.RecordBatch:
-        rejected = self.target.reject(run.plan.target, batch)
+        rejected = _infinities(run.plan.target, batch) + self.target.reject(run.plan.target, batch)
         if not rejected:
             return batch
         policy = self._policy()
+        rejected.sort(key=lambda r: r.row)
         if policy in (DataErrorPolicyKind.SUSPEND_TABLE, DataErrorPolicyKind.STOP_TASK):
             first = rejected[0]
             key = _row_key(run.plan, batch, first.row)
-            raise DataError(run.plan.target.qualified, f"column {first.column}: {first.reason}", key)
+            raise DataError(
+                run.plan.target.qualified, f"column {first.column}: {first.reason}", key
+            )
         self._log_rejects(run, batch, rejected)
         bad = {r.row for r in rejected}
         keep = pa.array([i not in bad for i in range(batch.num_rows)])
@@ -289,6 +311,16 @@ class FullLoad:
         log.error("table %s failed: %s", src.qualified, reason)
         self.store.table_ended(self.spec.name, src.schema, src.name, TableState.ERROR, reason)
         self.progress.table_done(src.qualified, False)
+
+
+def _infinities(table: Table, batch: pa.RecordBatch) -> list[Rejection]:
+    kinds = (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+    return [
+        Rejection(row, col.name, "PostgreSQL infinity cannot be represented on this target")
+        for col in table.columns
+        if col.type.kind in kinds
+        for row in infinite_rows(batch.column(col.name))
+    ]
 
 
 def passthrough_ok(source: Source, target: Target, plan: TablePlan) -> bool:

@@ -216,7 +216,7 @@ class StateStore:
             "ORDER BY rowid",
             (task,),
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
     def delete_task(self, name: str) -> None:
         self.reset_tables(name)

@@ -33,15 +33,19 @@ class Storage:
 
 def open_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
     if url.scheme == "file":
-        root = os.path.abspath(os.path.join(url.host, url.path.lstrip("/")) if url.host else url.path)
+        root = os.path.abspath(
+            os.path.join(url.host, url.path.lstrip("/")) if url.host else url.path
+        )
         return Storage(pafs.LocalFileSystem(), root, f"file://{root}", atomic_put=False)
     return _s3_storage(url, settings)
 
 
 def _s3_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
     q = {k.lower(): v for k, v in {**url.query, **settings}.items()}
-    endpoint = q.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-        "AWS_ENDPOINT_URL", ""
+    endpoint = (
+        q.get("endpoint_url")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL", "")
     )
     kwargs: dict[str, Any] = {
         "region": q.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",

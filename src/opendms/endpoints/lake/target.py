@@ -160,7 +160,9 @@ class LakeWriter:
     def _csv_safe(self, array: pa.Array, name: str) -> pa.Array:
         ctype = self.table.column(name).type
         if ctype.kind is Kind.BINARY:
-            return pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
+            return pa.array(
+                [None if v is None else v.hex() for v in array.to_pylist()], pa.string()
+            )
         if ctype.kind in _CSV_AS_TEXT:
             return pa.array(python_values(array, ctype), pa.string())
         return array

@@ -38,9 +38,7 @@ def select_expr(name: str, ctype: ColumnType) -> str:
 
 def select_sql(plan: ReadPlan) -> str:
     table = plan.table
-    cols = ", ".join(
-        f"{select_expr(c, table.column(c).type)} AS {quote(c)}" for c in plan.columns
-    )
+    cols = ", ".join(f"{select_expr(c, table.column(c).type)} AS {quote(c)}" for c in plan.columns)
     sql = f"SELECT {cols} FROM {quote(table.schema)}.{quote(table.name)}"
     where = render_filters(plan.filters, quote, literal)
     if plan.segment is not None:

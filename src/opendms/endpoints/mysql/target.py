@@ -8,6 +8,7 @@ warnings, so any warning fails the batch instead of altering data silently.
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 import tempfile
 import threading
 from typing import Any
@@ -90,7 +91,9 @@ class MySQLTarget:
         for idx in table.indexes:
             unique = "UNIQUE " if idx.unique else ""
             cols = ", ".join(_index_part(table, c) for c in idx.columns)
-            self._execute(f"CREATE {unique}INDEX {quote(idx.name)} ON {self.qualified(table)} ({cols})")
+            self._execute(
+                f"CREATE {unique}INDEX {quote(idx.name)} ON {self.qualified(table)} ({cols})"
+            )
 
     def close(self) -> None:
         self.conn.close()
@@ -118,10 +121,28 @@ def _unrepresentable(array: pa.Array, kind: Kind, in_key: bool) -> list[tuple[in
         raw = pc.cast(pc.cast(array, pa.timestamp("us")), pa.int64())
         bad = pc.or_(pc.less(raw, _MIN_DT), pc.greater(raw, _MAX_DT))
         return [(r, "outside DATETIME range 1000-9999") for r in _mask_rows(bad)]
+    if kind is Kind.DECIMAL and pa.types.is_string(array.type):
+        rows = [i for i, v in enumerate(array.to_pylist()) if v is not None and not _fits_65_30(v)]
+        return [(r, "needs more than DECIMAL(65,30) holds") for r in rows]
     if kind is Kind.STRING and in_key:
         bad = pc.greater(pc.utf8_length(array), KEY_VARCHAR)
         return [(r, f"key longer than {KEY_VARCHAR} characters") for r in _mask_rows(bad)]
     return []
+
+
+def _fits_65_30(text: str) -> bool:
+    """Whether an unconstrained numeric fits MySQL's widest DECIMAL without rounding."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return False
+    if not value.is_finite():
+        return False
+    sign, digits, exponent = value.normalize().as_tuple()
+    assert isinstance(exponent, int)
+    frac = max(-exponent, 0)
+    whole = max(len(digits) + exponent, 0)
+    return frac <= 30 and whole <= 35
 
 
 class MySQLWriter:

@@ -33,9 +33,7 @@ def check(url: EndpointURL, settings: dict[str, Any]) -> str:
     """Connect and report the user, server version and what the user may do."""
     conn = connect(url)
     try:
-        user, version, schema, db_create, schema_create, usage = conn.execute(
-            PRIVILEGES
-        ).fetchone()
+        user, version, schema, db_create, schema_create, usage = conn.execute(PRIVILEGES).fetchone()
     finally:
         conn.close()
     role = str(settings.get("role", "")).lower()

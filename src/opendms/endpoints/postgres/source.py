@@ -23,7 +23,6 @@ from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_typ
 
 # Kinds read as text and rebuilt in Arrow (exact digits; no driver extension types).
 _TEXT_KINDS = {Kind.DECIMAL, Kind.UUID, Kind.JSON, Kind.ENUM}
-_INFINITE = {pa.int64().id}
 
 
 def literal(value: str) -> str:
@@ -46,9 +45,7 @@ def select_expr(name: str, ctype: ColumnType) -> str:
 def select_sql(plan: ReadPlan, exprs: bool = True) -> str:
     """SELECT for one plan (segment, partition and filters applied)."""
     table = plan.table
-    cols = [
-        select_expr(c, table.column(c).type) if exprs else quote_ident(c) for c in plan.columns
-    ]
+    cols = [select_expr(c, table.column(c).type) if exprs else quote_ident(c) for c in plan.columns]
     source = catalog.regclass(TableRef(table.schema, table.name))
     if plan.segment is not None and plan.segment.partition:
         source = plan.segment.partition
@@ -147,17 +144,6 @@ def _column(array: pa.Array, ctype: ColumnType) -> pa.Array:
     if isinstance(array.type, pa.ExtensionType):
         array = array.storage
     target = arrow_type(ctype)
-    if ctype.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
-        _check_finite(array)
     if array.type == target:
         return array
     return pc.cast(array, target)
-
-
-def _check_finite(array: pa.Array) -> None:
-    """PostgreSQL 'infinity' arrives as the extreme int64; no other target can hold it."""
-    raw = array.cast(pa.int64()) if not pa.types.is_date(array.type) else array.cast(pa.int32())
-    lo, hi = (-(2**63), 2**63 - 1) if raw.type == pa.int64() else (-(2**31), 2**31 - 1)
-    mm = pc.min_max(raw)
-    if mm["min"].as_py() == lo or mm["max"].as_py() == hi:
-        raise pa.ArrowInvalid("holds 'infinity' or '-infinity', which the target cannot represent")

@@ -181,7 +181,9 @@ class PostgresWriter:
                 cur.execute(self._merge_sql())
                 cur.execute(f"TRUNCATE {self.stage}")
             else:
-                cur.adbc_ingest(self.table.name, data, mode="append", db_schema_name=self.table.schema)
+                cur.adbc_ingest(
+                    self.table.name, data, mode="append", db_schema_name=self.table.schema
+                )
             self.conn.commit()
         except Exception as exc:
             self.conn.rollback()
@@ -191,8 +193,9 @@ class PostgresWriter:
     def _merge_sql(self) -> str:
         cols = [quote_ident(c.name) for c in self.table.columns]
         exprs = [
-            f"{quote_ident(c.name)}::{self.target.column_sql(self.table, c).split(' ', 1)[1]}"
-            .replace(" NOT NULL", "")
+            f"{quote_ident(c.name)}::{self.target.column_sql(self.table, c).split(' ', 1)[1]}".replace(
+                " NOT NULL", ""
+            )
             for c in self.table.columns
         ]
         return (
