@@ -48,7 +48,8 @@ def infinite_rows(array: pa.Array[Any]) -> list[int]:
         raw, floor = array.cast(pa.int64()), PG_MIN_TIMESTAMP_US
     else:
         return []
-    mask = pc.fill_null(pc.less(raw, pa.scalar(floor)), False)
+    below: Any = pc.less(raw, pa.scalar(floor))  # the stubs' fill_null rejects a bool fill
+    mask = pc.fill_null(below, False)
     if not pc.any(mask).as_py():
         return []
     return [i for i, v in enumerate(mask.to_pylist()) if v]

@@ -40,7 +40,9 @@ def parse_iso_interval(text: str) -> pa.MonthDayNano:
     y, mo, w, d, h, mi, s = m.groups()
     seconds = Decimal(s or 0) + int(h or 0) * 3600 + int(mi or 0) * 60
     months = int(y or 0) * 12 + int(mo or 0)
-    return pa.MonthDayNano([months, int(w or 0) * 7 + int(d or 0), int(seconds * 1_000_000_000)])
+    fields = [months, int(w or 0) * 7 + int(d or 0), int(seconds * 1_000_000_000)]
+    # The stubs declare a NamedTuple; at runtime MonthDayNano is built from one sequence.
+    return pa.MonthDayNano(fields)  # type: ignore[call-arg, arg-type]
 
 
 def _jsonable(value: Any) -> Any:
@@ -53,21 +55,21 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def python_values(array: pa.Array | pa.ChunkedArray, ctype: ColumnType) -> list[Any]:
+def python_values(array: pa.Array[Any] | pa.ChunkedArray[Any], ctype: ColumnType) -> list[Any]:
     """Values of ``array`` as the Python objects a text-oriented driver stores."""
     kind = ctype.kind
     if kind in (Kind.DECIMAL, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
-        return pc.cast(array, pa.string()).to_pylist()  # type: ignore[no-any-return]
+        return pc.cast(array, pa.string()).to_pylist()
     if kind is Kind.BOOL:
         return [None if v is None else int(v) for v in array.to_pylist()]
     if kind is Kind.INTERVAL:
         return [iso_interval(v) for v in array.to_pylist()]
     if kind is Kind.ARRAY:
         return [None if v is None else json.dumps(_jsonable(v)) for v in array.to_pylist()]
-    return array.to_pylist()  # type: ignore[no-any-return]
+    return array.to_pylist()
 
 
-def float_nan_rows(array: pa.Array | pa.ChunkedArray) -> list[int]:
+def float_nan_rows(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
     """Row indexes holding NaN (for targets that would turn NaN into NULL)."""
     mask = pc.is_nan(array)
     return [i for i, v in enumerate(mask.to_pylist()) if v]

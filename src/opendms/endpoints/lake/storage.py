@@ -80,7 +80,8 @@ def check_storage(storage: Storage, url: EndpointURL) -> str:
             if not os.path.isdir(parent):
                 raise DatabaseMissingError(str(url), f"directory {parent!r} does not exist")
         probe = storage.path(".opendms-write-test")
-        storage.fs.create_dir(storage.root, recursive=True)
+        if not storage.atomic_put:
+            storage.fs.create_dir(storage.root, recursive=True)
         with storage.fs.open_output_stream(probe) as out:
             out.write(b"ok")
         storage.fs.delete_file(probe)
@@ -91,7 +92,7 @@ def check_storage(storage: Storage, url: EndpointURL) -> str:
 
 def translate_os_error(exc: OSError, url: EndpointURL) -> EndpointError:
     text = str(exc)
-    lowered = text.lower()
+    lowered = text.lower().replace("_", " ")
     if "access denied" in lowered or "invalidaccesskeyid" in lowered or "signature" in lowered:
         return AuthenticationError(str(url), "S3 refused the credentials (access denied)")
     if "curl" in lowered or "connect" in lowered or "resolve" in lowered:

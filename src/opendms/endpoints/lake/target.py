@@ -45,10 +45,12 @@ class LakeTarget:
     def prepare(self, table: Table, mode: PrepMode) -> None:
         folder = self.table_dir(table)
         try:
-            self.storage.fs.create_dir(folder, recursive=True)
+            if not self.storage.atomic_put:  # S3 needs no folders (and gets no marker objects)
+                self.storage.fs.create_dir(folder, recursive=True)
             if mode is PrepMode.DO_NOTHING:
                 return
-            for info in self.storage.fs.get_file_info(pafs.FileSelector(folder)):
+            selector = pafs.FileSelector(folder, allow_not_found=True)
+            for info in self.storage.fs.get_file_info(selector):
                 if info.type == pafs.FileType.File and _LOAD_FILE.match(info.base_name):
                     self.storage.fs.delete_file(info.path)
         except OSError as exc:

@@ -115,7 +115,7 @@ def _canonical(plan: ReadPlan, types: list[ColumnType], batch: pa.RecordBatch) -
     return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
 
 
-def _column(array: pa.Array, ctype: ColumnType) -> pa.Array:
+def _column(array: pa.Array[Any], ctype: ColumnType) -> pa.Array[Any]:
     target = arrow_type(ctype)
     if ctype.kind is Kind.TIME:
         return parse_time(array)

@@ -7,24 +7,28 @@ decoded with ``UNHEX`` in the LOAD statement.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from opendms.arrowutil import join_element_wise
 from opendms.endpoints.pyvalues import python_values
 from opendms.model import Column, Kind
 
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
 
 
-def escape(text: pa.Array) -> pa.Array:
+def escape(text: pa.Array[Any]) -> pa.Array[Any]:
     for old, new in _ESCAPES:
         text = pc.replace_substring(text, old, new)
     return text
 
 
-def column_text(array: pa.Array, col: Column) -> pa.Array:
+def column_text(array: pa.Array[Any], col: Column) -> pa.Array[Any]:
     """One column as LOAD DATA text (NULL -> \\N)."""
     kind = col.type.kind
+    text: pa.Array[Any]
     if kind is Kind.BOOL:
         text = pc.if_else(array, "1", "0")
     elif kind is Kind.TIMESTAMPTZ:
@@ -41,14 +45,14 @@ def column_text(array: pa.Array, col: Column) -> pa.Array:
         text = pc.cast(pc.cast(array, pa.float64()), pa.string())
     else:
         text = pc.cast(array, pa.string())
-    return pc.fill_null(text, "\\N")
+    return text.fill_null("\\N")
 
 
 def batch_tsv(batch: pa.RecordBatch, columns: tuple[Column, ...]) -> bytes:
     """The whole batch as TSV bytes, one line per row."""
     texts = [column_text(batch.column(c.name), c) for c in columns]
-    texts[-1] = pc.binary_join_element_wise(texts[-1], "\n", "")
-    joined = pc.binary_join_element_wise(*texts, "\t") if len(texts) > 1 else texts[0]
+    texts[-1] = join_element_wise(texts[-1], "\n", "")
+    joined = join_element_wise(*texts, "\t") if len(texts) > 1 else texts[0]
     if isinstance(joined, pa.ChunkedArray):
         joined = joined.combine_chunks()
     offsets = joined.buffers()[1]

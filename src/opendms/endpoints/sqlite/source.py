@@ -109,7 +109,7 @@ def _to_batch(plan: ReadPlan, types: list[ColumnType], rows: list[Any]) -> pa.Re
     return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
 
 
-def _to_array(values: list[Any], ctype: ColumnType) -> pa.Array:
+def _to_array(values: list[Any], ctype: ColumnType) -> pa.Array[Any]:
     target = arrow_type(ctype)
     if ctype.kind in _AS_TEXT and ctype.kind is not Kind.DECIMAL:
         return parse_temporal(pa.array(values, pa.string()), target)
