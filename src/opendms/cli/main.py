@@ -30,10 +30,10 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except OpenDMSError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            click.echo(f"error: {exc}", err=True)  # one unwrapped line, scripts can grep it
             sys.exit(1)
         except KeyboardInterrupt:
-            err_console.print("interrupted")
+            click.echo("interrupted", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
@@ -74,7 +74,7 @@ def endpoint() -> None:
 def endpoint_test(url: str, settings: str) -> None:
     """Test the connection to URL, like DMS "test connection"."""
     detail = check_endpoint(url, parse_extra_connection_attributes(settings))
-    console.print(f"[green]successful[/green] {mask(url)}: {detail}", highlight=False)
+    click.echo(f"successful: {mask(url)}: {detail}")
 
 
 @cli.group()

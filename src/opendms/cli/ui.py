@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from types import TracebackType
 
 from rich.console import Console
@@ -18,8 +19,14 @@ from rich.table import Table as RichTable
 
 from opendms.state import TableStats, TaskRecord
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool) -> Console:
+    """Rich console; off a terminal (logs, CI, pipes) lines are not wrapped at 80 columns."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=200)
+
+
+console = _console(False)
+err_console = _console(True)
 
 
 class RowsPerSecond(TextColumn):
@@ -106,19 +113,25 @@ def task_table(tasks: list[tuple[TaskRecord, list[TableStats]]]) -> RichTable:
     return table
 
 
+def _seconds(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return ""
+    took = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return f"{took.total_seconds():.1f}"
+
+
 def stats_table(name: str, tables: list[TableStats]) -> RichTable:
     table = RichTable(title=f"Table statistics: {name}")
-    for col in ("Schema", "Table", "State", "Full load rows", "Errors", "Start", "End", "Error"):
-        table.add_column(col, justify="right" if col in ("Full load rows", "Errors") else "left")
+    for col in ("Table", "State", "Full load rows", "Errors", "Seconds", "Error"):
+        numeric = col in ("Full load rows", "Errors", "Seconds")
+        table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for t in tables:
         table.add_row(
-            t.schema,
-            t.name,
+            f"{t.schema}.{t.name}" if t.schema else t.name,
             t.state.value,
             f"{t.full_load_rows:,}",
             f"{t.error_rows:,}",
-            (t.started_at or "")[:19],
-            (t.ended_at or "")[:19],
-            t.error[:120],
+            _seconds(t.started_at, t.ended_at),
+            t.error[:200],
         )
     return table

@@ -7,10 +7,11 @@ warnings, so any warning fails the batch instead of altering data silently.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from decimal import Decimal, InvalidOperation
 import tempfile
 import threading
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
@@ -106,26 +107,28 @@ def _index_part(table: Table, name: str) -> str:
     return quote(name)
 
 
-def _mask_rows(mask: pa.Array) -> list[int]:
-    mask = pc.fill_null(mask, False)
-    if not pc.any(mask).as_py():
+def _mask_rows(mask: pa.Array[Any]) -> list[int]:
+    loose: Any = mask  # the stubs' fill_null rejects a bool fill value
+    filled = pc.fill_null(loose, False)
+    if not pc.any(filled).as_py():
         return []
-    return [i for i, v in enumerate(mask.to_pylist()) if v]
+    return [i for i, v in enumerate(filled.to_pylist()) if v]
 
 
-def _unrepresentable(array: pa.Array, kind: Kind, in_key: bool) -> list[tuple[int, str]]:
+def _unrepresentable(array: pa.Array[Any], kind: Kind, in_key: bool) -> list[tuple[int, str]]:
     if kind in (Kind.FLOAT32, Kind.FLOAT64):
         bad = pc.invert(pc.is_finite(array))
         return [(r, "MySQL has no NaN or Infinity") for r in _mask_rows(bad)]
     if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         raw = pc.cast(pc.cast(array, pa.timestamp("us")), pa.int64())
-        bad = pc.or_(pc.less(raw, _MIN_DT), pc.greater(raw, _MAX_DT))
+        bad = pc.or_(pc.less(raw, pa.scalar(_MIN_DT)), pc.greater(raw, pa.scalar(_MAX_DT)))
         return [(r, "outside DATETIME range 1000-9999") for r in _mask_rows(bad)]
     if kind is Kind.DECIMAL and pa.types.is_string(array.type):
         rows = [i for i, v in enumerate(array.to_pylist()) if v is not None and not _fits_65_30(v)]
         return [(r, "needs more than DECIMAL(65,30) holds") for r in rows]
     if kind is Kind.STRING and in_key:
-        bad = pc.greater(pc.utf8_length(array), KEY_VARCHAR)
+        text: Any = array  # the stubs type utf8_length per concrete string array class
+        bad = pc.greater(pc.utf8_length(text), pa.scalar(KEY_VARCHAR))
         return [(r, f"key longer than {KEY_VARCHAR} characters") for r in _mask_rows(bad)]
     return []
 
@@ -138,7 +141,7 @@ def _fits_65_30(text: str) -> bool:
         return False
     if not value.is_finite():
         return False
-    sign, digits, exponent = value.normalize().as_tuple()
+    _sign, digits, exponent = value.normalize().as_tuple()
     assert isinstance(exponent, int)
     frac = max(-exponent, 0)
     whole = max(len(digits) + exponent, 0)
@@ -157,7 +160,8 @@ class MySQLWriter:
         os.close(fd)
 
     def _load_sql(self) -> str:
-        targets, sets = [], []
+        targets: list[str] = []
+        sets: list[str] = []
         for col in self.table.columns:
             if col.type.kind is Kind.BINARY:
                 var = f"@v{len(sets)}"
@@ -207,8 +211,6 @@ class MySQLWriter:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
         self.conn.close()

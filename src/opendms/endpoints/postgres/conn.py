@@ -41,7 +41,7 @@ def translate(exc: Exception, url: EndpointURL) -> EndpointError:
         return AuthenticationError(where, f"authentication failed for user {url.user!r}")
     if "does not exist" in low and "database" in low:
         return DatabaseMissingError(where, f"database {url.database!r} does not exist")
-    if "permission denied" in low or "must be" in low and "privilege" in low:
+    if "permission denied" in low or ("must be" in low and "privilege" in low):
         return PrivilegeError(where, f"missing privilege: {first}")
     if "connection refused" in low or "could not connect" in low or "timeout" in low:
         return ConnectError(where, f"cannot reach {url.host}:{url.port or 5432}: {_reason(low)}")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres import catalog
-from opendms.endpoints.postgres.conn import conninfo, connect, translate
+from opendms.endpoints.postgres.conn import connect, conninfo, translate
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.endpoints.sqlutil import render_filters, render_segment
 from opendms.errors import DataError, MissingExtraError
@@ -140,9 +140,9 @@ def _canonical(plan: ReadPlan, types: list[ColumnType], batch: pa.RecordBatch) -
     return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
 
 
-def _column(array: pa.Array, ctype: ColumnType) -> pa.Array:
+def _column(array: pa.Array[Any], ctype: ColumnType) -> pa.Array[Any]:
     if isinstance(array.type, pa.ExtensionType):
-        array = array.storage
+        array = cast("pa.ExtensionArray[Any]", array).storage
     target = arrow_type(ctype)
     if array.type == target:
         return array

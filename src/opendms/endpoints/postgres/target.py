@@ -13,8 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from opendms.arrowutil import join_element_wise
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
-from opendms.endpoints.postgres.conn import conninfo, connect, translate
+from opendms.endpoints.postgres.conn import connect, conninfo, translate
 from opendms.endpoints.postgres.source import _adbc
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.errors import EndpointError
@@ -136,10 +137,11 @@ class PostgresTarget:
         self.conn.close()
 
 
-def _nul_rows(array: pa.Array) -> list[int]:
+def _nul_rows(array: pa.Array[Any]) -> list[int]:
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return []
-    mask = pc.fill_null(pc.match_substring(array, "\x00"), False)
+    found: Any = pc.match_substring(array, "\x00")  # the stubs' fill_null rejects a bool fill
+    mask = pc.fill_null(found, False)
     if not pc.any(mask).as_py():
         return []
     return [i for i, v in enumerate(mask.to_pylist()) if v]
@@ -192,12 +194,10 @@ class PostgresWriter:
 
     def _merge_sql(self) -> str:
         cols = [quote_ident(c.name) for c in self.table.columns]
-        exprs = [
-            f"{quote_ident(c.name)}::{self.target.column_sql(self.table, c).split(' ', 1)[1]}".replace(
-                " NOT NULL", ""
-            )
-            for c in self.table.columns
-        ]
+        exprs = []
+        for c in self.table.columns:
+            sql_type = self.target.column_sql(self.table, c).split(" ", 1)[1]
+            exprs.append(f"{quote_ident(c.name)}::{sql_type}".replace(" NOT NULL", ""))
         return (
             f"INSERT INTO {qualified(self.table)} ({', '.join(cols)}) "
             f"SELECT {', '.join(exprs)} FROM {self.stage}"
@@ -221,12 +221,12 @@ def _adapt(batch: pa.RecordBatch, table: Table) -> pa.RecordBatch:
         if col.type.kind is Kind.UUID:
             array = _uuid_bytes(array)
         elif col.type.kind is Kind.JSON and col.type.binary_json:
-            array = pc.binary_join_element_wise(b"\x01", array.cast(pa.binary()), b"")
+            array = join_element_wise(b"\x01", array.cast(pa.binary()), b"")
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in table.columns])
 
 
-def _uuid_bytes(array: pa.Array) -> pa.Array:
+def _uuid_bytes(array: pa.Array[Any]) -> pa.Array[Any]:
     import uuid
 
     values = [None if v is None else uuid.UUID(v).bytes for v in array.to_pylist()]

@@ -11,6 +11,7 @@ from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
 from opendms.endpoints.pyvalues import float_nan_rows, python_values
 from opendms.endpoints.sqlite.source import quote
 from opendms.endpoints.sqlite.types import to_declared
+from opendms.errors import EndpointError
 from opendms.model import Kind, Table
 
 
@@ -89,6 +90,9 @@ class SQLiteWriter:
             conn.execute("BEGIN")
             try:
                 conn.executemany(self.sql, rows)
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise EndpointError(str(self.target.url), f"table {self.table.name}: {exc}") from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
