@@ -228,7 +228,8 @@ class Segment:
     """A slice of a table read by one parallel reader.
 
     ``lower`` (exclusive) and ``upper`` (inclusive) are key tuples as DMS
-    ``boundaries`` give them; ``None`` means unbounded. ``partition`` names a partition to read instead.
+    ``boundaries`` give them; ``None`` means unbounded. ``partition`` names a
+    partition to read instead.
     """
 
     index: int

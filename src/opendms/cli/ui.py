@@ -19,6 +19,7 @@ from rich.table import Table as RichTable
 
 from opendms.state import TableStats, TaskRecord
 
+
 def _console(stderr: bool) -> Console:
     """Rich console; off a terminal (logs, CI, pipes) lines are not wrapped at 80 columns."""
     probe = Console(stderr=stderr)

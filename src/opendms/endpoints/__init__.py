@@ -8,8 +8,8 @@ imported only when their scheme is used, so heavy drivers stay optional.
 from __future__ import annotations
 
 import difflib
-import os
 import importlib
+import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, cast

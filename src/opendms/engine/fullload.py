@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
+from opendms.arrowutil import infinite_rows
 from opendms.config import DataErrorPolicyKind, TaskSpec
 from opendms.endpoints import same_database, same_engine
 from opendms.endpoints.base import Rejection, Source, Target
@@ -21,11 +23,11 @@ from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.units import LoadUnit, segments_for
 from opendms.errors import DataError, OpenDMSError, TaskError
 from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
-from opendms.arrowutil import infinite_rows
-from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef
+from opendms.model import ColumnType, Kind, ReadPlan, Segment, Table, TableRef
 from opendms.state import StateStore, TableState
 
 log = logging.getLogger("opendms.fullload")
+PROGRESS_EVERY = 1.0  # seconds between table-statistics writes while a table loads
 
 
 @dataclass
@@ -38,6 +40,7 @@ class TableRun:
     errors: int = 0
     failure: str = ""
     started: bool = False
+    saved_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -48,7 +51,7 @@ class LoadResult:
     failed: dict[str, str]
 
 
-class TaskStopped(OpenDMSError):
+class TaskStopped(OpenDMSError):  # noqa: N818 - a stop signal, not a failure; name is public
     """Raised inside workers when the task is asked to stop."""
 
 
@@ -200,18 +203,17 @@ class FullLoad:
 
         def chunks() -> Iterator[bytes]:
             nonlocal counted
-            for i, chunk in enumerate(self.source.copy_out(read, snap), 1):  # type: ignore[attr-defined]
-                if i % 50_000 == 0:
-                    if self.stop.is_set():
-                        raise TaskStopped("stopped")
-                    self._count(run, 50_000)
-                    counted += 50_000
+            for chunk, rows in self.source.copy_out(read, snap):  # type: ignore[attr-defined]
+                if self.stop.is_set():
+                    raise TaskStopped("stopped")
                 yield chunk
+                self._count(run, rows)
+                counted += rows
 
         rows = self.target.copy_in(plan.target, chunks())  # type: ignore[attr-defined]
         self._count(run, rows - counted)
 
-    def _segments(self, run: TableRun) -> list[object]:
+    def _segments(self, run: TableRun) -> list[Segment | None]:
         return segments_for(run.plan.source, self.mappings.parallel_load(_ref(run.plan)))
 
     def _batches(self, unit: LoadUnit, snap: str | None) -> Iterator[pa.RecordBatch]:
@@ -279,15 +281,21 @@ class FullLoad:
 
     # -- book-keeping --------------------------------------------------------
 
-    def _count(self, run: TableRun, rows: int) -> None:
+    def _count(self, run: TableRun, rows: int, final: bool = False) -> None:
         src = run.plan.source
+        now = time.monotonic()
         with run.lock:
             run.rows += rows
             total, errors = run.rows, run.errors
-        self.store.table_progress(self.spec.name, src.schema, src.name, total, errors)
+            due = final or now - run.saved_at >= PROGRESS_EVERY
+            if due:
+                run.saved_at = now
+        if due:
+            self.store.table_progress(self.spec.name, src.schema, src.name, total, errors)
         self.progress.advance(src.qualified, rows)
 
     def _unit_done(self, run: TableRun) -> None:
+        self._count(run, 0, final=True)
         with run.lock:
             run.pending -= 1
             last = run.pending == 0
@@ -304,6 +312,7 @@ class FullLoad:
 
     def _fail_table(self, run: TableRun, reason: str) -> None:
         src = run.plan.source
+        self._count(run, 0, final=True)
         with run.lock:
             if run.failure:
                 return

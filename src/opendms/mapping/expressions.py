@@ -20,36 +20,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
 
 from opendms.errors import ConfigError
 from opendms.mapping._cast import cast_exact, convert, row_labeler
 from opendms.model import Column, ColumnType, arrow_type
 
 if TYPE_CHECKING:
+    import duckdb
+    from sqlglot import exp
+
     from opendms.mapping.plan import TablePlan
+
+# sqlglot and DuckDB (opendms.mapping._sqlexpr) are imported on first use, so
+# mappings without expressions never pay for importing them.
 
 __all__ = ["check_syntax", "evaluate_outputs", "referenced_columns", "validate_expression"]
 
 _REF = re.compile(r"\$(\w+)")
 _SKIP = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`[^`]*`?|--[^\n]*|/\*.*?(?:\*/|$)", re.S)
 _HEADER = re.compile(r"AR_[HM]_\w+")
-_TABLE = "__opendms_batch"
 _ROWS = "__opendms_rows"
-
-_MACROS = {
-    "sqlite_now": "() AS CAST(timezone('UTC', get_current_timestamp()) AS TIMESTAMP)",
-    "sqlite_datetime": "(x) AS strftime(CAST(x AS TIMESTAMP), '%Y-%m-%d %H:%M:%S')",
-    "sqlite_time": "(x) AS strftime(CAST(x AS TIMESTAMP), '%H:%M:%S')",
-    "sqlite_julianday": "(x) AS julian(CAST(x AS TIMESTAMP)) - 0.5",
-    "sqlite_unixepoch": "(x) AS CAST(epoch(CAST(x AS TIMESTAMP)) AS BIGINT)",
-}
-_DATE_FUNCTIONS = ("date", "datetime", "time", "julianday", "unixepoch", "strftime")
-_DATE_NODES = (exp.Date, exp.TsOrDsToTimestamp, exp.TsOrDsToDate, exp.TimeToStr)
 
 
 def _scan(expression: str, replace: dict[str, str] | None) -> tuple[str, list[str]]:
@@ -84,26 +75,15 @@ def _quote(name: str) -> str:
 
 def _parse(expression: str, replace: dict[str, str]) -> exp.Expression:
     """The single scalar expression, or ValueError / SqlglotError."""
-    text, _ = _scan(expression, replace)
-    trees = sqlglot.parse(f"SELECT {text}", read="sqlite")
-    if len(trees) != 1 or not isinstance(trees[0], exp.Select):
-        raise ValueError("expected a single expression")
-    select = trees[0]
-    if len(select.expressions) != 1:
-        raise ValueError("expected a single expression, not a list")
-    if any(node is not select for node in select.find_all(exp.Select)):
-        raise ValueError("subqueries are not supported")
-    for kind, what in ((exp.From, "FROM"), (exp.Where, "WHERE"), (exp.Order, "ORDER BY")):
-        if select.find(kind) is not None:
-            raise ValueError(f"{what} is not allowed in a column expression")
-    if select.find(exp.AggFunc) is not None or select.find(exp.Window) is not None:
-        raise ValueError("aggregate and window functions are not supported")
-    result: exp.Expression = select.expressions[0]
-    return result
+    from opendms.mapping import _sqlexpr
+
+    return _sqlexpr.parse(_scan(expression, replace)[0])
 
 
 def check_syntax(expression: str, *, where: str = "", path: str = "") -> None:
     """Raise ConfigError when ``expression`` is not one SQLite scalar expression."""
+    from opendms.mapping._sqlexpr import SqlglotError
+
     names = {ref: _quote(ref) for ref in referenced_columns(expression)}
     try:
         _parse(expression, names)
@@ -113,50 +93,11 @@ def check_syntax(expression: str, *, where: str = "", path: str = "") -> None:
         ) from exc
 
 
-def _is_now(node: exp.Expression) -> bool:
-    if not (isinstance(node, exp.Literal) and node.is_string and node.name.lower() == "now"):
-        return False
-    parent = node.parent
-    if isinstance(parent, exp.Anonymous):
-        return parent.name.lower() in _DATE_FUNCTIONS
-    return isinstance(parent, _DATE_NODES)
-
-
-def _sqlite_now(node: exp.Expression) -> exp.Expression:
-    return exp.Anonymous(this="sqlite_now", expressions=[]) if _is_now(node) else node
-
-
-def _sqlite_functions(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.Anonymous) and f"sqlite_{node.name.lower()}" in _MACROS:
-        return exp.Anonymous(this=f"sqlite_{node.name.lower()}", expressions=node.expressions)
-    return node
-
-
 def to_duckdb(expression: str, replace: dict[str, str]) -> str:
     """DuckDB SQL for a DMS expression, with ``$name`` replaced per ``replace``."""
-    tree = _parse(expression, replace).transform(_sqlite_now).transform(_sqlite_functions)
-    return tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE, comments=False)
+    from opendms.mapping import _sqlexpr
 
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": 1})
-    con.execute("SET integer_division = true")
-    for name, body in _MACROS.items():
-        con.execute(f"CREATE MACRO {name}{body}")
-    return con
-
-
-_validator_lock = threading.Lock()
-_validator: list[duckdb.DuckDBPyConnection] = []
-
-
-def _run(con: duckdb.DuckDBPyConnection, sql: str, batch: pa.RecordBatch) -> pa.Table:
-    con.register(_TABLE, batch)
-    try:
-        result: pa.Table = con.sql(sql).to_arrow_table()
-    finally:
-        con.unregister(_TABLE)
-    return result
+    return _sqlexpr.to_duckdb(_scan(expression, replace)[0])
 
 
 def _input_batch(arrays: Sequence[pa.Array[Any]], rows: int) -> pa.RecordBatch:
@@ -194,15 +135,15 @@ def validate_expression(
     # One all-NULL row: constant sub-expressions are evaluated, not just bound.
     nulls = [pa.array([None], arrow_type(by_name[r].type)) for r in refs]
     replace = {r: f"c{i}" for i, r in enumerate(refs)}
+    from opendms.mapping import _sqlexpr
+    from opendms.mapping._sqlexpr import DuckDBError, SqlglotError
+
     try:
-        sql = f"SELECT {to_duckdb(expression, replace)} AS o FROM {_TABLE}"
-        with _validator_lock:
-            if not _validator:
-                _validator.append(_connect())
-            result = _run(_validator[0], sql, _input_batch(nulls, 1))
+        sql = f"SELECT {to_duckdb(expression, replace)} AS o FROM {_sqlexpr.TABLE}"
+        result = _sqlexpr.validate(sql, _input_batch(nulls, 1))
         if target is not None:
             convert(result.column(0).combine_chunks(), arrow_type(target))
-    except (SqlglotError, duckdb.Error, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+    except (SqlglotError, DuckDBError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         message = str(exc).splitlines()[0]
         raise ConfigError(
             f"invalid expression {expression!r}: {message}", where=where, path=path
@@ -241,8 +182,13 @@ def _compile(plan: TablePlan) -> _Compiled:
         for ref in referenced_columns(plan.outputs[i].expression or ""):
             inputs.setdefault(ref, f"c{len(inputs)}")
     parts = [f"{to_duckdb(plan.outputs[i].expression or '', inputs)} AS o{i}" for i in expr_outputs]
-    sql = f"SELECT {', '.join(parts)} FROM {_TABLE}" if parts else ""
-    con = _connect() if parts else None
+    sql = ""
+    con = None
+    if parts:
+        from opendms.mapping import _sqlexpr
+
+        sql = f"SELECT {', '.join(parts)} FROM {_sqlexpr.TABLE}"
+        con = _sqlexpr.connect()
     copies_only = all(o.source is not None for o in plan.outputs)
     return _Compiled(
         schema, changed, copies_only, expr_outputs, tuple(inputs), sql, con, threading.Lock()
@@ -260,9 +206,11 @@ def compiled(plan: TablePlan) -> _Compiled:
 def _expression_results(comp: _Compiled, batch: pa.RecordBatch) -> dict[int, pa.Array[Any]]:
     if comp.con is None:
         return {}
+    from opendms.mapping import _sqlexpr
+
     inputs = _input_batch([batch.column(name) for name in comp.expr_inputs], batch.num_rows)
     with comp.lock:
-        table = _run(comp.con, comp.sql, inputs)
+        table = _sqlexpr.run(comp.con, comp.sql, inputs)
     if table.num_rows != batch.num_rows:
         raise RuntimeError("expression evaluation changed the number of rows")
     return {i: table.column(f"o{i}").combine_chunks() for i in comp.expr_outputs}

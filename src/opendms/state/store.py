@@ -119,6 +119,9 @@ class StateStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
+            # Progress rows are rewritten often; WAL+NORMAL survives a crash of
+            # opendms (not of the OS) without an fsync per update.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the state store {str(self.path)!r}: {exc}") from exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -26,6 +27,8 @@ from opendms.model import Kind, Table
 _LOAD_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?$")
 # Arrow types the CSV writer cannot render; they are written as text.
 _CSV_AS_TEXT = {Kind.INTERVAL, Kind.ARRAY, Kind.BINARY}
+_ParquetCodec = Literal["gzip", "brotli", "lz4", "zstd", "snappy", "none"]
+_ParquetVersion = Literal["1.0", "2.4", "2.6"]
 
 
 class LakeTarget:
@@ -83,7 +86,7 @@ class LakeWriter:
         self.prefix = f"SEGMENT{segment}_" if segment is not None else ""
         self.counter = 0
         self.rows = 0
-        self.sink: pa.NativeOutputStream | None = None
+        self.sink: pa.NativeFile | None = None
         self.writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
         self.path = ""
         self.limit = self.settings.MaxFileSize * 1024
@@ -106,17 +109,19 @@ class LakeWriter:
                 self.sink,
                 schema,
                 compression=_parquet_codec(self.settings),
-                version=self.settings.ParquetVersion.removeprefix("parquet-").replace("-", "."),
+                version=_parquet_version(self.settings),
                 write_statistics=self.settings.EnableStatistics,
             )
         else:
-            options = pacsv.WriteOptions(
+            # The stubs lag pyarrow: WriteOptions takes eol/null_string and
+            # CSVWriter takes an Arrow output stream.
+            options = pacsv.WriteOptions(  # type: ignore[call-arg]
                 include_header=self.settings.AddColumnName,
                 delimiter=self.settings.CsvDelimiter,
                 eol=self.settings.CsvRowDelimiter,
                 null_string=self.settings.CsvNullValue,
             )
-            self.writer = pacsv.CSVWriter(self.sink, schema, write_options=options)
+            self.writer = pacsv.CSVWriter(self.sink, schema, write_options=options)  # type: ignore[arg-type]
 
     def _close_file(self) -> None:
         if self.writer is None or self.sink is None:
@@ -159,7 +164,7 @@ class LakeWriter:
             names.insert(0, "Op")
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
-    def _csv_safe(self, array: pa.Array, name: str) -> pa.Array:
+    def _csv_safe(self, array: pa.Array[Any], name: str) -> pa.Array[Any]:
         ctype = self.table.column(name).type
         if ctype.kind is Kind.BINARY:
             return pa.array(
@@ -169,7 +174,7 @@ class LakeWriter:
             return pa.array(python_values(array, ctype), pa.string())
         return array
 
-    def _parquet_safe(self, array: pa.Array, name: str) -> pa.Array:
+    def _parquet_safe(self, array: pa.Array[Any], name: str) -> pa.Array[Any]:
         """Parquet has no month-day-nano interval: intervals travel as ISO 8601 text."""
         ctype = self.table.column(name).type
         if ctype.kind is Kind.INTERVAL:
@@ -195,7 +200,13 @@ class LakeWriter:
             self.writer = self.sink = None
 
 
-def _parquet_codec(settings: LakeSettings) -> str:
+def _parquet_codec(settings: LakeSettings) -> _ParquetCodec:
     if settings.CompressionType == "GZIP":
         return "gzip"
-    return settings.ParquetCompression
+    # LakeSettings only admits codec names pyarrow knows (settings._CHOICES).
+    return cast(_ParquetCodec, settings.ParquetCompression)
+
+
+def _parquet_version(settings: LakeSettings) -> _ParquetVersion:
+    """``parquet-2-6`` -> ``2.6``; pyarrow rejects a version it does not know."""
+    return cast(_ParquetVersion, settings.ParquetVersion.removeprefix("parquet-").replace("-", "."))

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres import catalog
 from opendms.endpoints.postgres.conn import connect, conninfo, translate
+from opendms.endpoints.postgres.rawcopy import copy_chunks
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.endpoints.sqlutil import render_filters, render_segment
 from opendms.errors import DataError, MissingExtraError
@@ -99,20 +100,29 @@ class PostgresSource:
         finally:
             conn.close()
 
-    def copy_out(self, plan: ReadPlan, snapshot: str | None) -> Iterator[bytes]:
-        """Raw ``COPY ... TO STDOUT (FORMAT BINARY)`` bytes for a PostgreSQL target."""
+    def copy_out(self, plan: ReadPlan, snapshot: str | None) -> Iterator[tuple[bytes, int]]:
+        """Raw ``COPY ... TO STDOUT (FORMAT BINARY)`` chunks (with their row counts)."""
         conn = connect(self.url, autocommit=False)
         try:
             _begin(conn, snapshot)
-            sql = f"COPY ({select_sql(plan, exprs=False)}) TO STDOUT (FORMAT BINARY)"
-            with conn.cursor().copy(sql) as copy:
-                yield from copy
+            sql = f"COPY {_copy_source(plan)} TO STDOUT (FORMAT BINARY)"
+            yield from copy_chunks(conn, sql)
+        except RuntimeError as exc:
+            raise translate(exc, self.url) from exc
         finally:
-            conn.rollback()
             conn.close()
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _copy_source(plan: ReadPlan) -> str:
+    """``"s"."t" (cols)`` when the whole table is read (a little cheaper), else ``(SELECT ...)``."""
+    whole = not plan.filters and plan.segment is None and not plan.table.partitions
+    if not whole:
+        return f"({select_sql(plan, exprs=False)})"
+    table = catalog.regclass(TableRef(plan.table.schema, plan.table.name))
+    return f"{table} ({', '.join(quote_ident(c) for c in plan.columns)})"
 
 
 def _adbc() -> Any:

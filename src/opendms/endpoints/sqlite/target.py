@@ -92,7 +92,9 @@ class SQLiteWriter:
                 conn.executemany(self.sql, rows)
             except sqlite3.Error as exc:
                 conn.execute("ROLLBACK")
-                raise EndpointError(str(self.target.url), f"table {self.table.name}: {exc}") from exc
+                raise EndpointError(
+                    str(self.target.url), f"table {self.table.name}: {exc}"
+                ) from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -1,0 +1,165 @@
+"""Full-load benchmark (not a test): opendms against the anchors, measured in one run.
+
+    .venv/bin/python bench/full_load.py [--rows 1000000]
+
+Starts private PostgreSQL and MariaDB servers, builds the 25-column ``trips``
+table on both, then times, side by side:
+
+- PG -> PG:      ``psql COPY TO STDOUT | psql COPY FROM STDIN`` (binary and text) vs opendms
+- MySQL -> PG:   pgloader vs opendms
+- PG -> Parquet: one-stream ADBC read + pyarrow ParquetWriter vs opendms (local lake)
+
+and prints each as a speed ratio (anchor seconds / opendms seconds; > 1 means
+opendms is faster) plus opendms's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pyarrow.parquet as pq  # noqa: E402
+from common import ensure_debian, opendms_task, report, run_timed  # noqa: E402
+from trips import mysql_ddl, mysql_fill, pg_ddl, pg_fill  # noqa: E402
+
+from opendms.testing.servers import MariaDBServer, PostgresServer  # noqa: E402
+
+
+def build(pg: PostgresServer, my: MariaDBServer, rows: int) -> None:
+    pg.create_database("src")
+    pg.execute(pg_ddl(), db="src")
+    t = time.perf_counter()
+    pg.execute(pg_fill(rows), db="src")
+    pg.execute("VACUUM ANALYZE trips", db="src")
+    size = pg.execute("SELECT pg_size_pretty(pg_total_relation_size('trips'))", db="src")[0][0]
+    print(f"built PostgreSQL trips: {rows:,} rows, {size} in {time.perf_counter() - t:.1f}s")
+    my.create_database("src")
+    my.execute(mysql_ddl(), db="src")
+    t = time.perf_counter()
+    my.execute(mysql_fill(rows), db="src")
+    my.execute("ANALYZE TABLE trips", db="src")
+    print(f"built MariaDB trips: {rows:,} rows in {time.perf_counter() - t:.1f}s")
+
+
+def fresh_pg(pg: PostgresServer, name: str, with_table: bool) -> str:
+    """An empty target database; a CHECKPOINT first so no job pays for an earlier one's WAL."""
+    pg.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    url = pg.create_database(name)
+    if with_table:
+        pg.execute(pg_ddl(), db=name)
+    pg.execute("CHECKPOINT")
+    return url
+
+
+def psql_pipe(pg: PostgresServer, fmt: str) -> float:
+    fresh_pg(pg, "anchor", True)
+    psql = f"{pg.bindir}/psql -h 127.0.0.1 -p {pg.port} -U postgres -q"
+    opt = "(FORMAT binary)" if fmt == "binary" else ""
+    cmd = (
+        f"{psql} -d src -c 'COPY trips TO STDOUT {opt}' | "
+        f"{psql} -d anchor -c 'COPY trips FROM STDIN {opt}'"
+    )
+    return run_timed(["bash", "-o", "pipefail", "-c", cmd])[0]
+
+
+def pgloader(pg: PostgresServer, my: MariaDBServer) -> float:
+    exe = ensure_debian("pgloader", "pgloader")
+    if exe is None:
+        print("pgloader not available; skipping its anchor")
+        return float("nan")
+    target = fresh_pg(pg, "anchor", False)
+    source = f"mysql://root@127.0.0.1:{my.port}/src"
+    # pgloader's default prefetch exhausts its Lisp heap on 1M wide rows.
+    opts = ["--with", "prefetch rows = 10000", "--with", "batch rows = 10000"]
+    try:
+        return run_timed([exe, "--quiet", *opts, source, target])[0]
+    except SystemExit as exc:
+        print(f"pgloader failed: {exc}")
+        return float("nan")
+
+
+def adbc_parquet(pg: PostgresServer, out: Path) -> float:
+    import adbc_driver_postgresql.dbapi as dbapi
+
+    start = time.perf_counter()
+    with dbapi.connect(pg.url("src")) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT * FROM trips")
+        reader = cur.fetch_record_batch()
+        with pq.ParquetWriter(out, reader.schema, compression="snappy") as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    return time.perf_counter() - start
+
+
+Result = tuple[str, float, float, str]
+
+
+def pg_to_pg(pg: PostgresServer, tmp: Path, rss: dict[str, int]) -> list[Result]:
+    binary = psql_pipe(pg, "binary")
+    target = fresh_pg(pg, "ours", False)
+    ours, rss["pg->pg"] = opendms_task(tmp, "pg2pg", {"source": pg.url("src"), "target": target})
+    text = psql_pipe(pg, "text")
+    assert pg.execute("SELECT count(*) FROM public.trips", db="ours")[0][0] > 0
+    return [
+        ("PG -> PG vs psql COPY|COPY binary", binary, ours, ""),
+        ("PG -> PG vs psql COPY|COPY text", text, ours, "goal >= 1.0x"),
+    ]
+
+
+def mysql_to_pg(
+    pg: PostgresServer, my: MariaDBServer, tmp: Path, rss: dict[str, int]
+) -> list[Result]:
+    anchor = pgloader(pg, my)
+    source = f"mysql://root@127.0.0.1:{my.port}/src"
+    target = fresh_pg(pg, "ours", False)
+    ours, rss["mysql->pg"] = opendms_task(tmp, "my2pg", {"source": source, "target": target})
+    return [("MySQL -> PG vs pgloader", anchor, ours, "goal >= 2.0x")]
+
+
+def pg_to_parquet(pg: PostgresServer, tmp: Path, rss: dict[str, int], rows: int) -> list[Result]:
+    anchor = adbc_parquet(pg, tmp / "anchor.parquet")
+    lake = {"url": f"file://{tmp}/lake", "settings": "DataFormat=parquet;ParquetCompression=snappy"}
+    ours, rss["pg->parquet"] = opendms_task(tmp, "pg2pq", {"source": pg.url("src"), "target": lake})
+    out = sum(
+        pq.ParquetFile(f).metadata.num_rows for f in (tmp / "lake/public/trips").glob("*.parquet")
+    )
+    assert out == rows, f"lake holds {out} rows, expected {rows}"
+    return [("PG -> Parquet vs ADBC+pyarrow", anchor, ours, "goal >= 0.91x (within 10%)")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--jobs", default="pg,mysql,parquet", help="comma list: pg,mysql,parquet")
+    args = parser.parse_args()
+    results: list[Result] = []
+    rss: dict[str, int] = {}
+    pg_settings = {"max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+    with (
+        tempfile.TemporaryDirectory() as tmpdir,
+        PostgresServer(settings=pg_settings) as pg,
+        MariaDBServer() as my,
+    ):
+        tmp = Path(tmpdir)
+        build(pg, my, args.rows)
+        jobs = args.jobs.split(",")
+        if "pg" in jobs:
+            results += pg_to_pg(pg, tmp, rss)
+        if "mysql" in jobs:
+            results += mysql_to_pg(pg, my, tmp, rss)
+        if "parquet" in jobs:
+            results += pg_to_parquet(pg, tmp, rss, args.rows)
+    report(results)
+    print("\nopendms peak RSS (MB): " + ", ".join(f"{k} {v}" for k, v in rss.items()) + "  (goal < 500)")
+    print(f"rows: {args.rows:,}; cores: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
