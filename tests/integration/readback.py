@@ -228,3 +228,25 @@ def mysql_connect(url: str, database: str | None = None) -> Any:
         charset="utf8mb4",
         init_command="SET time_zone = '+00:00'",
     )
+
+
+def read_lake_duckdb(pattern: str, key: str) -> list[Row]:
+    """The same files read by DuckDB (UTC session), as Python rows."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rel = con.execute(f"SELECT * FROM read_parquet('{pattern}') ORDER BY \"{key}\"")
+    names = [d[0] for d in rel.description]
+    return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
+
+
+def s3_filesystem(url: str) -> tuple[pafs.S3FileSystem, str]:
+    """A pyarrow S3 filesystem for an ``s3://bucket/prefix?endpoint_url=...`` URL, and the root."""
+    from urllib.parse import parse_qs
+
+    parts = urlsplit(url)
+    endpoint = parse_qs(parts.query)["endpoint_url"][0]
+    scheme, host = endpoint.split("://")
+    fs = pafs.S3FileSystem(endpoint_override=host, scheme=scheme, region="us-east-1")
+    return fs, parts.netloc + parts.path

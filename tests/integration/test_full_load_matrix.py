@@ -16,13 +16,15 @@ from tests.integration import everything as ev
 from tests.integration.readback import (
     normalise_rows,
     read_lake,
+    read_lake_duckdb,
+    s3_filesystem,
     read_mysql,
     read_postgres,
     read_sqlite,
 )
 
 SOURCES = ["pg", "mysql", "sqlite"]
-TARGETS = ["pg", "mysql", "sqlite", "lake"]
+TARGETS = ["pg", "mysql", "sqlite", "lake", "s3"]
 
 
 @pytest.fixture
@@ -49,6 +51,8 @@ def _target_url(target: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
         return str(request.getfixturevalue("mysql_target_db"))
     if target == "sqlite":
         return f"sqlite:///{tmp_path / 'target.db'}"
+    if target == "s3":
+        return str(request.getfixturevalue("s3_url"))
     return f"file://{tmp_path / 'lake'}"
 
 
@@ -59,8 +63,13 @@ def _read_target(target: str, url: str, schema: str, tmp_path: Path) -> list[dic
         return read_mysql(url, url.rsplit("/", 1)[1], "everything", "id")
     if target == "sqlite":
         return read_sqlite(str(tmp_path / "target.db"), "everything", "id")
+    if target == "s3":
+        fs, root = s3_filesystem(url)
+        return read_lake(fs, f"{root}/{schema}/everything", "id")
     folder = str(tmp_path / "lake" / schema / "everything")
-    return read_lake(pafs.LocalFileSystem(), folder, "id")
+    rows = read_lake(pafs.LocalFileSystem(), folder, "id")
+    assert rows == read_lake_duckdb(f"{folder}/*.parquet", "id")
+    return rows
 
 
 def _same(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
@@ -102,7 +111,7 @@ def test_every_value_arrives(
     if target == "mysql" and engine == "pg":
         pytest.skip("pg -> mysql: see test_pg_to_mysql (times past 9999 and NaN are covered there)")
     url = _target_url(target, request, tmp_path)
-    settings = {"DataFormat": "parquet"} if target == "lake" else {}
+    settings = {"DataFormat": "parquet"} if target in ("lake", "s3") else {}
     store = _run("matrix", src_url, url, tmp_path, **settings)
     stats = {t.name: t for t in store.tables("matrix")}
     assert stats["everything"].state is TableState.COMPLETED
