@@ -17,10 +17,12 @@ import yaml
 BIN = Path(sys.executable).parent
 
 
-def run_timed(args: Sequence[str] | str, shell: bool = False, env: dict[str, str] | None = None) -> tuple[float, int]:
+def run_timed(
+    args: Sequence[str] | str, shell: bool = False, env: dict[str, str] | None = None
+) -> tuple[float, int]:
     """Run a command; returns (seconds, peak RSS of it and its children in MB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, shell=shell, env=env)  # noqa: S603
+    proc = subprocess.Popen(args, shell=shell, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -32,7 +34,15 @@ def opendms_task(tmp: Path, name: str, spec: dict[str, Any]) -> tuple[float, int
     """Run one opendms task in a child process (quiet); (seconds, peak RSS MB)."""
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, **spec}))
-    cmd = [str(BIN / "opendms"), "--state", str(tmp / "state.db"), "task", "run", "--quiet", str(path)]
+    cmd = [
+        str(BIN / "opendms"),
+        "--state",
+        str(tmp / "state.db"),
+        "task",
+        "run",
+        "--quiet",
+        str(path),
+    ]
     env = {**os.environ, "COLUMNS": "200"}
     return run_timed(cmd, env=env)
 
@@ -42,8 +52,12 @@ def ensure_debian(tool: str, package: str) -> str | None:
     found = shutil.which(tool)
     if found or os.geteuid() != 0:
         return found
-    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", package],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return shutil.which(tool)
 
 

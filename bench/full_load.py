@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pyarrow.parquet as pq  # noqa: E402
-from common import ensure_debian, opendms_task, report, run_timed  # noqa: E402
-from trips import mysql_ddl, mysql_fill, pg_ddl, pg_fill  # noqa: E402
+import pyarrow.parquet as pq
 
-from opendms.testing.servers import MariaDBServer, PostgresServer  # noqa: E402
+from common import ensure_debian, opendms_task, report, run_timed
+from opendms.testing.servers import MariaDBServer, PostgresServer
+from trips import mysql_ddl, mysql_fill, pg_ddl, pg_fill
 
 
 def build(pg: PostgresServer, my: MariaDBServer, rows: int) -> None:
@@ -135,7 +135,9 @@ def pg_to_parquet(pg: PostgresServer, tmp: Path, rss: dict[str, int], rows: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--jobs", default="pg,mysql,parquet", help="comma list: pg,mysql,parquet")
     args = parser.parse_args()
@@ -157,7 +159,11 @@ def main() -> None:
         if "parquet" in jobs:
             results += pg_to_parquet(pg, tmp, rss, args.rows)
     report(results)
-    print("\nopendms peak RSS (MB): " + ", ".join(f"{k} {v}" for k, v in rss.items()) + "  (goal < 500)")
+    print(
+        "\nopendms peak RSS (MB): "
+        + ", ".join(f"{k} {v}" for k, v in rss.items())
+        + "  (goal < 500)"
+    )
     print(f"rows: {args.rows:,}; cores: {os.cpu_count()}")
 
 

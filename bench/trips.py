@@ -83,8 +83,9 @@ def pg_fill(rows: int, table: str = "trips") -> str:
 
 def mysql_fill(rows: int, table: str = "trips") -> str:
     exprs = [
-        v.replace("TS0", "timestamp '2024-01-01 00:00:00' + interval n second")
-        .replace("TS1", "timestamp '2024-01-01 00:00:00' + interval n + 265 second")
+        v.replace("TS0", "timestamp '2024-01-01 00:00:00' + interval n second").replace(
+            "TS1", "timestamp '2024-01-01 00:00:00' + interval n + 265 second"
+        )
         for v in _VALUES
     ]
     select = ", ".join(exprs)

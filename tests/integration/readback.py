@@ -145,7 +145,10 @@ def read_postgres(url: str, schema: str, table: str, key: str) -> list[Row]:
             "LIMIT 1"
         ).fetchone()
         if types:
-            exprs = [f"{e}::text" if t in ("interval", "numeric", "json", "jsonb") else e for e, t in zip(exprs, types)]
+            exprs = [
+                f"{e}::text" if t in ("interval", "numeric", "json", "jsonb") else e
+                for e, t in zip(exprs, types, strict=True)
+            ]
         rows = conn.execute(
             f'SELECT {", ".join(exprs)} FROM "{schema}"."{table}" ORDER BY "{key}"'
         ).fetchall()

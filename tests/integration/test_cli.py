@@ -40,8 +40,17 @@ def _count(db: Path, table: str) -> int:
 
 def test_help_on_every_command() -> None:
     runner = CliRunner()
-    for args in ([], ["task"], ["task", "run"], ["task", "status"], ["task", "tables"],
-                 ["task", "delete"], ["endpoint"], ["endpoint", "test"], ["demo"]):
+    for args in (
+        [],
+        ["task"],
+        ["task", "run"],
+        ["task", "status"],
+        ["task", "tables"],
+        ["task", "delete"],
+        ["endpoint"],
+        ["endpoint", "test"],
+        ["demo"],
+    ):
         result = runner.invoke(cli, [*args, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
 
@@ -67,7 +76,10 @@ def test_rerun_converges(retail: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy.db"
     for mode in ("DROP_AND_CREATE", "TRUNCATE_BEFORE_LOAD", "TRUNCATE_BEFORE_LOAD"):
         task = _task(
-            tmp_path, name="copy", source=f"sqlite:///{retail}", target=f"sqlite:///{copy}",
+            tmp_path,
+            name="copy",
+            source=f"sqlite:///{retail}",
+            target=f"sqlite:///{copy}",
             task_settings={"FullLoadSettings": {"TargetTablePrepMode": mode}},
         )
         code, out = _invoke(tmp_path, "task", "run", str(task))
@@ -79,8 +91,9 @@ def test_do_nothing_on_loaded_table_fails_the_task(retail: Path, tmp_path: Path)
     copy = tmp_path / "copy.db"
     base = {"name": "copy", "source": f"sqlite:///{retail}", "target": f"sqlite:///{copy}"}
     assert _invoke(tmp_path, "task", "run", str(_task(tmp_path, **base)))[0] == 0
-    task = _task(tmp_path, **base, task_settings={
-        "FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}})
+    task = _task(
+        tmp_path, **base, task_settings={"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}}
+    )
     code, out = _invoke(tmp_path, "task", "run", str(task))
     assert code == 1 and "UNIQUE constraint failed" in out
     code, out = _invoke(tmp_path, "task", "status", "copy")
@@ -93,7 +106,9 @@ def test_selection_filter_and_transformations(retail: Path, tmp_path: Path) -> N
 
     lake = tmp_path / "lake"
     task = _task(
-        tmp_path, name="lake", source=f"sqlite:///{retail}",
+        tmp_path,
+        name="lake",
+        source=f"sqlite:///{retail}",
         target={"url": f"file://{lake}", "settings": "DataFormat=parquet"},
         table_mappings=MAPPINGS,
     )
@@ -102,14 +117,20 @@ def test_selection_filter_and_transformations(retail: Path, tmp_path: Path) -> N
     con = duckdb.connect()
     cats = con.execute(f"SELECT DISTINCT category FROM '{lake}/main/products/*.parquet'").fetchall()
     assert ("Discontinued",) not in cats and len(cats) > 0
-    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM '{lake}/main/customers/*.parquet'").fetchall()]
+    cols = [
+        r[0]
+        for r in con.execute(f"DESCRIBE SELECT * FROM '{lake}/main/customers/*.parquet'").fetchall()
+    ]
     assert "phone" not in cols and "email" in cols
     bad = con.execute(
-        f"SELECT count(*) FROM '{lake}/main/order_items/*.parquet' WHERE line_total <> quantity * price"
+        f"SELECT count(*) FROM '{lake}/main/order_items/*.parquet' "
+        "WHERE line_total <> quantity * price"
     ).fetchone()
     assert bad == (0,)
     with sqlite3.connect(retail) as conn:
-        kept = conn.execute("SELECT count(*) FROM products WHERE category <> 'Discontinued'").fetchone()
+        kept = conn.execute(
+            "SELECT count(*) FROM products WHERE category <> 'Discontinued'"
+        ).fetchone()
     assert con.execute(f"SELECT count(*) FROM '{lake}/main/products/*.parquet'").fetchone() == kept
 
 
@@ -118,9 +139,22 @@ def test_selection_filter_and_transformations(retail: Path, tmp_path: Path) -> N
     [
         ({"migration_type": "cdc"}, "'cdc' is not yet supported"),
         ({"migration_type": "full-load-and-cdc"}, "'full-load-and-cdc' is not yet supported"),
-        ({"table_mappings": {"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "x",
-                                        "object-locator": {"schema-name": "main", "table-name": "nope%"},
-                                        "rule-action": "include"}]}}, "no tables captured"),
+        (
+            {
+                "table_mappings": {
+                    "rules": [
+                        {
+                            "rule-type": "selection",
+                            "rule-id": "1",
+                            "rule-name": "x",
+                            "object-locator": {"schema-name": "main", "table-name": "nope%"},
+                            "rule-action": "include",
+                        }
+                    ]
+                }
+            },
+            "no tables captured",
+        ),
         ({"table_mappings": {"rules": [{"rule-type": "selekt"}]}}, "$.rules[0].rule-type"),
         ({"target": "ftp://x/y"}, "unknown scheme 'ftp'"),
     ],

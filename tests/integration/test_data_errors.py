@@ -130,7 +130,7 @@ def test_ignore_record_skips_without_logging(
 def test_suspend_table_fails_the_table(
     specials: str, mysql_target_db: str, tmp_path: Path, policy: str
 ) -> None:
-    with pytest.raises(TaskError, match="specials.*column f8"):
+    with pytest.raises(TaskError, match=r"specials.*column f8"):
         _run(specials, mysql_target_db, tmp_path, policy)
     store = StateStore(tmp_path / "state.db")
     stats = store.tables("specials")[0]

@@ -1,4 +1,4 @@
-"""Lake targets (local and SeaweedFS S3): DMS layout, settings, read back with pyarrow and DuckDB."""
+"""Lake targets (local, SeaweedFS S3): DMS layout and settings; pyarrow and DuckDB read-back."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def orders(pg_db: str) -> str:
     return pg_db
 
 
-def _run(source: str, target: str, tmp_path: Path, mappings: Any = None, **settings: Any) -> StateStore:
+def _run(
+    source: str, target: str, tmp_path: Path, mappings: Any = None, **settings: Any
+) -> StateStore:
     store = StateStore(tmp_path / "state.db")
     spec: dict[str, Any] = {
         "name": "lake",
@@ -77,7 +79,11 @@ def _duckdb_s3(con: duckdb.DuckDBPyConnection, url: str) -> str:
     con.execute(
         "CREATE SECRET s3 (TYPE s3, KEY_ID $k, SECRET $s, ENDPOINT $e, URL_STYLE 'path', "
         "USE_SSL false, REGION 'us-east-1')",
-        {"k": os.environ["AWS_ACCESS_KEY_ID"], "s": os.environ["AWS_SECRET_ACCESS_KEY"], "e": endpoint},
+        {
+            "k": os.environ["AWS_ACCESS_KEY_ID"],
+            "s": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "e": endpoint,
+        },
     )
     return f"s3://{parts.netloc}{parts.path}"
 
@@ -87,7 +93,11 @@ def test_parquet_on_s3_matches_source(orders: str, s3_url: str, tmp_path: Path) 
         orders,
         s3_url,
         tmp_path,
-        **{"DataFormat": "parquet", "timestampColumnName": "extracted_at", "includeOpForFullLoad": "true"},
+        **{
+            "DataFormat": "parquet",
+            "timestampColumnName": "extracted_at",
+            "includeOpForFullLoad": "true",
+        },
     )
     assert store.tables("lake")[0].full_load_rows == ROWS
     fs, root = _s3(s3_url)
@@ -157,13 +167,24 @@ def test_parallel_segments(orders: str, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     mappings = {
         "rules": [
-            {"rule-type": "selection", "rule-id": "1", "rule-name": "1",
-             "object-locator": {"schema-name": "public", "table-name": "orders"},
-             "rule-action": "include"},
-            {"rule-type": "table-settings", "rule-id": "2", "rule-name": "2",
-             "object-locator": {"schema-name": "public", "table-name": "orders"},
-             "parallel-load": {"type": "ranges", "columns": ["order_id"],
-                               "boundaries": [["1000"], ["2500"]]}},
+            {
+                "rule-type": "selection",
+                "rule-id": "1",
+                "rule-name": "1",
+                "object-locator": {"schema-name": "public", "table-name": "orders"},
+                "rule-action": "include",
+            },
+            {
+                "rule-type": "table-settings",
+                "rule-id": "2",
+                "rule-name": "2",
+                "object-locator": {"schema-name": "public", "table-name": "orders"},
+                "parallel-load": {
+                    "type": "ranges",
+                    "columns": ["order_id"],
+                    "boundaries": [["1000"], ["2500"]],
+                },
+            },
         ]
     }
     _run(orders, f"file://{lake}", tmp_path, mappings, DataFormat="parquet")

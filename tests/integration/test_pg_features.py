@@ -38,9 +38,13 @@ def events(pg_db: str) -> str:
 def _rules(*extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "rules": [
-            {"rule-type": "selection", "rule-id": "1", "rule-name": "events",
-             "object-locator": {"schema-name": "public", "table-name": "events"},
-             "rule-action": "include"},
+            {
+                "rule-type": "selection",
+                "rule-id": "1",
+                "rule-name": "events",
+                "object-locator": {"schema-name": "public", "table-name": "events"},
+                "rule-action": "include",
+            },
             *extra,
         ]
     }
@@ -55,21 +59,31 @@ def _run(source: str, target: str, tmp_path: Path, mappings: dict[str, Any]) -> 
 
 def _source_rows(url: str, where: str = "true") -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(f"SELECT id, day, kind, amount FROM events WHERE {where} ORDER BY id").fetchall()
+        return conn.execute(
+            f"SELECT id, day, kind, amount FROM events WHERE {where} ORDER BY id"
+        ).fetchall()
 
 
 def test_partitions_auto_to_lake(events: str, tmp_path: Path) -> None:
-    settings = {"rule-type": "table-settings", "rule-id": "2", "rule-name": "p",
-                "object-locator": {"schema-name": "public", "table-name": "events"},
-                "parallel-load": {"type": "partitions-auto"}}
+    settings = {
+        "rule-type": "table-settings",
+        "rule-id": "2",
+        "rule-name": "p",
+        "object-locator": {"schema-name": "public", "table-name": "events"},
+        "parallel-load": {"type": "partitions-auto"},
+    }
     store = _run(events, f"file://{tmp_path}/lake?DataFormat=parquet", tmp_path, _rules(settings))
     folder = tmp_path / "lake/public/events"
     names = sorted(p.name for p in folder.iterdir())
     assert names == [f"SEGMENT{i}_LOAD00000001.parquet" for i in (1, 2, 3)]
     per_file = [ds.dataset(str(folder / n)).count_rows() for n in names]
-    assert per_file == [len(_source_rows(events, f"extract(month from day) = {m}")) for m in (1, 2, 3)]
+    assert per_file == [
+        len(_source_rows(events, f"extract(month from day) = {m}")) for m in (1, 2, 3)
+    ]
     table = ds.dataset(str(folder)).to_table().sort_by("id")
-    got = list(zip(*(table.column(c).to_pylist() for c in ("id", "day", "kind", "amount")), strict=True))
+    got = list(
+        zip(*(table.column(c).to_pylist() for c in ("id", "day", "kind", "amount")), strict=True)
+    )
     assert got == _source_rows(events)
     assert store.tables("ev")[0].full_load_rows == 9000
 
@@ -77,9 +91,13 @@ def test_partitions_auto_to_lake(events: str, tmp_path: Path) -> None:
 def test_partitioned_table_to_postgres_with_key_and_index(
     events: str, pg_target_db: str, tmp_path: Path
 ) -> None:
-    settings = {"rule-type": "table-settings", "rule-id": "2", "rule-name": "p",
-                "object-locator": {"schema-name": "public", "table-name": "events"},
-                "parallel-load": {"type": "partitions-auto"}}
+    settings = {
+        "rule-type": "table-settings",
+        "rule-id": "2",
+        "rule-name": "p",
+        "object-locator": {"schema-name": "public", "table-name": "events"},
+        "parallel-load": {"type": "partitions-auto"},
+    }
     _run(events, pg_target_db, tmp_path, _rules(settings))
     assert _source_rows(pg_target_db) == _source_rows(events)
     with psycopg.connect(pg_target_db) as conn:
@@ -89,17 +107,26 @@ def test_partitioned_table_to_postgres_with_key_and_index(
             "WHERE i.indrelid = 'events'::regclass AND i.indisprimary"
         ).fetchone()
         assert pk == (["id", "day"],)
-        idx = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'events_kind'").fetchone()
+        idx = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_kind'"
+        ).fetchone()
         assert idx is not None and "(kind)" in idx[0]
 
 
 @pytest.mark.parametrize(
     ("conditions", "where"),
     [
-        ([{"filter-operator": "between", "start-value": "100", "end-value": "200"}],
-         "id BETWEEN 100 AND 200"),
-        ([{"filter-operator": "lte", "value": "10"}, {"filter-operator": "gte", "value": "8990"}],
-         "id <= 10 OR id >= 8990"),
+        (
+            [{"filter-operator": "between", "start-value": "100", "end-value": "200"}],
+            "id BETWEEN 100 AND 200",
+        ),
+        (
+            [
+                {"filter-operator": "lte", "value": "10"},
+                {"filter-operator": "gte", "value": "8990"},
+            ],
+            "id <= 10 OR id >= 8990",
+        ),
         ([{"filter-operator": "eq", "value": "77"}], "id = 77"),
     ],
 )
@@ -109,18 +136,28 @@ def test_source_filters(
     rule = _rules()["rules"][0]
     rule["filters"] = [
         {"filter-type": "source", "column-name": "id", "filter-conditions": conditions},
-        {"filter-type": "source", "column-name": "kind",
-         "filter-conditions": [{"filter-operator": "notnull"}]},
+        {
+            "filter-type": "source",
+            "column-name": "kind",
+            "filter-conditions": [{"filter-operator": "notnull"}],
+        },
     ]
     _run(events, pg_target_db, tmp_path, {"rules": [rule]})
     assert _source_rows(pg_target_db) == _source_rows(events, f"({where}) AND kind IS NOT NULL")
 
 
 def test_ranges_segments_cover_every_row(events: str, pg_target_db: str, tmp_path: Path) -> None:
-    settings = {"rule-type": "table-settings", "rule-id": "2", "rule-name": "p",
-                "object-locator": {"schema-name": "public", "table-name": "events"},
-                "parallel-load": {"type": "ranges", "columns": ["id"],
-                                  "boundaries": [["2000"], ["2001"], ["7000"]]}}
+    settings = {
+        "rule-type": "table-settings",
+        "rule-id": "2",
+        "rule-name": "p",
+        "object-locator": {"schema-name": "public", "table-name": "events"},
+        "parallel-load": {
+            "type": "ranges",
+            "columns": ["id"],
+            "boundaries": [["2000"], ["2001"], ["7000"]],
+        },
+    }
     store = _run(events, pg_target_db, tmp_path, _rules(settings))
     assert _source_rows(pg_target_db) == _source_rows(events)
     assert store.tables("ev")[0].full_load_rows == 9000

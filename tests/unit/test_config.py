@@ -41,12 +41,21 @@ def test_good_file(tmp_path: Path) -> None:
     ("text", "path", "message"),
     [
         (GOOD + "surprise: 1\n", "$.surprise", "unknown key"),
-        (GOOD.replace("MaxFullLoadSubTasks: 4", "MaxFullLoadSubTasks: 0"),
-         "$.task_settings.FullLoadSettings.MaxFullLoadSubTasks", "greater than or equal to 1"),
-        (GOOD.replace("TRUNCATE_BEFORE_LOAD", "TRUNCATE"),
-         "$.task_settings.FullLoadSettings.TargetTablePrepMode", "DROP_AND_CREATE"),
-        (GOOD.replace("FullLoadSettings:", "FullLoadSetings:"), "$.task_settings.FullLoadSetings",
-         "unknown key"),
+        (
+            GOOD.replace("MaxFullLoadSubTasks: 4", "MaxFullLoadSubTasks: 0"),
+            "$.task_settings.FullLoadSettings.MaxFullLoadSubTasks",
+            "greater than or equal to 1",
+        ),
+        (
+            GOOD.replace("TRUNCATE_BEFORE_LOAD", "TRUNCATE"),
+            "$.task_settings.FullLoadSettings.TargetTablePrepMode",
+            "DROP_AND_CREATE",
+        ),
+        (
+            GOOD.replace("FullLoadSettings:", "FullLoadSetings:"),
+            "$.task_settings.FullLoadSetings",
+            "unknown key",
+        ),
         (GOOD.replace("name: t1", "name: 1 bad name"), "$.name", "pattern"),
         (GOOD.replace("source: sqlite:///src.db\n", ""), "$.source", "required"),
         (GOOD + "migration_type: sometimes\n", "$.migration_type", "full-load"),
@@ -87,7 +96,10 @@ def test_mappings_file_bad_json(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("DataFormat=parquet;maxFileSize=131072", {"DataFormat": "parquet", "maxFileSize": "131072"}),
+        (
+            "DataFormat=parquet;maxFileSize=131072",
+            {"DataFormat": "parquet", "maxFileSize": "131072"},
+        ),
         (" a = 1 ; ;b=x=y ", {"a": "1", "b": "x=y"}),
         ("", {}),
     ],

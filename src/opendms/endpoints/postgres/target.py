@@ -115,7 +115,9 @@ class PostgresTarget:
         if qualified(table) in self.pending_keys:
             keys = ", ".join(map(quote_ident, table.primary_key))
             name = quote_ident(f"{table.name}_pkey"[:63])
-            self._execute(f"ALTER TABLE {qualified(table)} ADD CONSTRAINT {name} PRIMARY KEY ({keys})")
+            self._execute(
+                f"ALTER TABLE {qualified(table)} ADD CONSTRAINT {name} PRIMARY KEY ({keys})"
+            )
             self.pending_keys.discard(qualified(table))
         for idx in table.indexes:
             unique = "UNIQUE " if idx.unique else ""
