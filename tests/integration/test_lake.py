@@ -19,6 +19,7 @@ import pytest
 from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.state import StateStore
+from tests.integration.readback import s3_filesystem
 
 ROWS = 5000
 
@@ -62,32 +63,6 @@ def _expected(pg_url: str) -> list[tuple[Any, ...]]:
         return rows.fetchall()
 
 
-def _s3(url: str) -> tuple[pafs.S3FileSystem, str]:
-    parts = urlsplit(url)
-    endpoint = parse_qs(parts.query)["endpoint_url"][0]
-    scheme, host = endpoint.split("://")
-    fs = pafs.S3FileSystem(endpoint_override=host, scheme=scheme, region="us-east-1")
-    return fs, parts.netloc + parts.path
-
-
-def _duckdb_s3(con: duckdb.DuckDBPyConnection, url: str) -> str:
-    """Point DuckDB's httpfs at the SeaweedFS endpoint; returns the s3:// prefix."""
-    parts = urlsplit(url)
-    endpoint = parse_qs(parts.query)["endpoint_url"][0].split("://")[1]
-    import os
-
-    con.execute(
-        "CREATE SECRET s3 (TYPE s3, KEY_ID $k, SECRET $s, ENDPOINT $e, URL_STYLE 'path', "
-        "USE_SSL false, REGION 'us-east-1')",
-        {
-            "k": os.environ["AWS_ACCESS_KEY_ID"],
-            "s": os.environ["AWS_SECRET_ACCESS_KEY"],
-            "e": endpoint,
-        },
-    )
-    return f"s3://{parts.netloc}{parts.path}"
-
-
 def test_parquet_on_s3_matches_source(orders: str, s3_url: str, tmp_path: Path) -> None:
     store = _run(
         orders,
@@ -100,7 +75,7 @@ def test_parquet_on_s3_matches_source(orders: str, s3_url: str, tmp_path: Path) 
         },
     )
     assert store.tables("lake")[0].full_load_rows == ROWS
-    fs, root = _s3(s3_url)
+    fs, root = s3_filesystem(s3_url)
     files = [f.path for f in fs.get_file_info(pafs.FileSelector(f"{root}/public/orders"))]
     assert files == [f"{root}/public/orders/LOAD00000001.parquet"]
     table = ds.dataset(files, filesystem=fs, format="parquet").to_table()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opendms.model import Filter, FilterGroup, Segment
+from opendms.model import Filter, FilterGroup, ReadPlan, Segment
 
 Quote = Callable[[str], str]
 
@@ -45,3 +45,11 @@ def render_segment(segment: Segment, quote: Quote, literal: Quote) -> list[str]:
     if segment.upper is not None:
         out.append(f"{cols} <= (" + ", ".join(literal(v) for v in segment.upper) + ")")
     return out
+
+
+def where_clause(plan: ReadPlan, quote: Quote, literal: Quote) -> str:
+    """`` WHERE ...`` for a plan's filters and segment bounds ('' when there are none)."""
+    where = render_filters(plan.filters, quote, literal)
+    if plan.segment is not None:
+        where += render_segment(plan.segment, quote, literal)
+    return " WHERE " + " AND ".join(where) if where else ""

@@ -13,7 +13,7 @@ from opendms.arrowutil import parse_time
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql import catalog
 from opendms.endpoints.mysql.conn import connect, cx_url, translate
-from opendms.endpoints.sqlutil import render_filters, render_segment
+from opendms.endpoints.sqlutil import where_clause
 from opendms.errors import DataError, EndpointError, MissingExtraError
 from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
 
@@ -40,12 +40,7 @@ def select_sql(plan: ReadPlan) -> str:
     table = plan.table
     cols = ", ".join(f"{select_expr(c, table.column(c).type)} AS {quote(c)}" for c in plan.columns)
     sql = f"SELECT {cols} FROM {quote(table.schema)}.{quote(table.name)}"
-    where = render_filters(plan.filters, quote, literal)
-    if plan.segment is not None:
-        where += render_segment(plan.segment, quote, literal)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql
+    return sql + where_clause(plan, quote, literal)
 
 
 class MySQLSource:

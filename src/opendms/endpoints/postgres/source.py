@@ -18,7 +18,7 @@ from opendms.endpoints.postgres import catalog
 from opendms.endpoints.postgres.conn import connect, conninfo, translate
 from opendms.endpoints.postgres.rawcopy import copy_chunks
 from opendms.endpoints.postgres.types import quote_ident
-from opendms.endpoints.sqlutil import render_filters, render_segment
+from opendms.endpoints.sqlutil import where_clause
 from opendms.errors import DataError, MissingExtraError
 from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
 
@@ -50,13 +50,7 @@ def select_sql(plan: ReadPlan, exprs: bool = True) -> str:
     source = catalog.regclass(TableRef(table.schema, table.name))
     if plan.segment is not None and plan.segment.partition:
         source = plan.segment.partition
-    sql = f"SELECT {', '.join(cols)} FROM {source}"
-    where = render_filters(plan.filters, quote_ident, literal)
-    if plan.segment is not None:
-        where += render_segment(plan.segment, quote_ident, literal)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql
+    return f"SELECT {', '.join(cols)} FROM {source}" + where_clause(plan, quote_ident, literal)
 
 
 class PostgresSource:

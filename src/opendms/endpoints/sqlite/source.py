@@ -15,7 +15,7 @@ from opendms.arrowutil import parse_temporal
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.pyvalues import parse_iso_interval
 from opendms.endpoints.sqlite.types import from_declared
-from opendms.endpoints.sqlutil import render_filters, render_segment
+from opendms.endpoints.sqlutil import where_clause
 from opendms.errors import DataError
 from opendms.model import Column, ColumnType, Index, Kind, ReadPlan, Table, TableRef, arrow_type
 
@@ -74,12 +74,7 @@ class SQLiteSource:
     def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
         types = [plan.table.column(c).type for c in plan.columns]
         select = ", ".join(_select_expr(c, t) for c, t in zip(plan.columns, types, strict=True))
-        sql = f"SELECT {select} FROM {quote(plan.table.name)}"
-        where = render_filters(plan.filters, quote, literal)
-        if plan.segment is not None:
-            where.extend(render_segment(plan.segment, quote, literal))
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = f"SELECT {select} FROM {quote(plan.table.name)}" + where_clause(plan, quote, literal)
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         try:
             cur = conn.execute(sql)
