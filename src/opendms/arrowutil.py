@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -53,3 +55,48 @@ def infinite_rows(array: pa.Array[Any]) -> list[int]:
     if not pc.any(mask).as_py():
         return []
     return [i for i, v in enumerate(mask.to_pylist()) if v]
+
+
+REJECTIONS_KEY = b"opendms.rejections"
+Converter = Callable[["pa.Array[Any]"], "pa.Array[Any]"]
+
+
+def convert_rows(array: pa.Array[Any], convert: Converter) -> tuple[pa.Array[Any], list[int]]:
+    """``convert(array)``; when that fails, convert value by value.
+
+    Returns the converted array (NULL where a value could not be converted)
+    and the indexes of those rows, so a source can report them as data errors
+    instead of failing the whole batch.
+    """
+    try:
+        return convert(array), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OverflowError):
+        pass
+    values: list[pa.Array[Any] | None] = []
+    bad: list[int] = []
+    for i in range(len(array)):
+        try:
+            values.append(convert(array.slice(i, 1)))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OverflowError):
+            bad.append(i)
+            values.append(None)
+    if len(bad) == len(array):
+        raise pa.ArrowInvalid("no value of the column could be converted")
+    target = next(v.type for v in values if v is not None)
+    pieces = [v if v is not None else pa.nulls(1, target) for v in values]
+    return pa.concat_arrays(pieces), bad
+
+
+def with_rejections(batch: pa.RecordBatch, rejected: list[tuple[int, str, str]]) -> pa.RecordBatch:
+    """Attach (row, column, reason) rejections found while reading to ``batch``."""
+    if not rejected:
+        return batch
+    meta = dict(batch.schema.metadata or {})
+    meta[REJECTIONS_KEY] = json.dumps(rejected).encode()
+    return batch.replace_schema_metadata(meta)
+
+
+def read_rejections(batch: pa.RecordBatch) -> list[tuple[int, str, str]]:
+    """The rejections a source attached with :func:`with_rejections`."""
+    raw = (batch.schema.metadata or {}).get(REJECTIONS_KEY)
+    return [(int(r[0]), str(r[1]), str(r[2])) for r in json.loads(raw)] if raw else []

@@ -138,3 +138,30 @@ def test_suspend_table_fails_the_table(
     assert "f8" in stats.error
     task = store.task("specials")
     assert task is not None and task.status.value == "failed"
+
+
+def test_source_values_without_a_canonical_form_are_row_errors(
+    pg_db: str, mysql_db: str, tmp_path: Path
+) -> None:
+    """PostgreSQL numeric(p,s) 'NaN' and MySQL TIME outside a day are reported by row."""
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE nums (id int PRIMARY KEY, n numeric(6,2))")
+        conn.execute("INSERT INTO nums VALUES (1, 1.5), (2, 'NaN'), (3, -2.25)")
+    store = _run(pg_db, f"file://{tmp_path}/lake?DataFormat=parquet", tmp_path, "LOG_ERROR")
+    table = ds.dataset(str(tmp_path / "lake/public/nums")).to_table().sort_by("id")
+    assert table.column("id").to_pylist() == [1, 3]
+    assert [(k, c) for _, k, c, _ in store.data_errors("specials")] == [("id=2", "n")]
+
+    from tests.integration.readback import mysql_connect
+
+    conn2 = mysql_connect(mysql_db)
+    with conn2.cursor() as cur:
+        cur.execute("CREATE TABLE spans (id INT PRIMARY KEY, t TIME)")
+        cur.execute("INSERT INTO spans VALUES (1, '10:00:00'), (2, '-01:00:00'), (3, '30:00:00')")
+    conn2.commit()
+    conn2.close()
+    store = _run(mysql_db, f"file://{tmp_path}/lake2?DataFormat=parquet", tmp_path, "LOG_ERROR")
+    db = mysql_db.rsplit("/", 1)[1]
+    table = ds.dataset(str(tmp_path / f"lake2/{db}/spans")).to_table()
+    assert table.column("id").to_pylist() == [1]
+    assert sorted(k for _, k, _, _ in store.data_errors("specials")) == ["id=2", "id=3"]

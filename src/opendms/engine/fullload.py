@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
-from opendms.arrowutil import infinite_rows
+from opendms.arrowutil import infinite_rows, read_rejections
 from opendms.config import DataErrorPolicyKind, TaskSpec
 from opendms.endpoints import same_database, same_engine
 from opendms.endpoints.base import Rejection, Source, Target
@@ -183,7 +183,7 @@ class FullLoad:
         seg = unit.segment.index if unit.segment and len(self._segments(run)) > 1 else None
         writer = self.target.writer(unit.plan.target, seg)
         try:
-            for batch in self._batches(unit, snap):
+            for batch in self._batches(unit, run, snap):
                 if self.stop.is_set():
                     raise TaskStopped("stopped")
                 kept = self._screen(run, batch)
@@ -216,11 +216,14 @@ class FullLoad:
     def _segments(self, run: TableRun) -> list[Segment | None]:
         return segments_for(run.plan.source, self.mappings.parallel_load(_ref(run.plan)))
 
-    def _batches(self, unit: LoadUnit, snap: str | None) -> Iterator[pa.RecordBatch]:
+    def _batches(self, unit: LoadUnit, run: TableRun, snap: str | None) -> Iterator[pa.RecordBatch]:
         plan = unit.plan
         rate = self.settings.FullLoadSettings.CommitRate
         read = ReadPlan(plan.source, plan.read_columns, plan.filters, unit.segment, rate)
         for batch in self.source.read(read, snap):
+            found = [Rejection(*r) for r in read_rejections(batch)]
+            if found:
+                batch = self._reject(run, batch, found)
             yield from self._convert(plan, batch)
 
     def _convert(self, plan: TablePlan, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
@@ -254,6 +257,12 @@ class FullLoad:
         rejected = _infinities(run.plan.target, batch) + self.target.reject(run.plan.target, batch)
         if not rejected:
             return batch
+        return self._reject(run, batch, rejected)
+
+    def _reject(
+        self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]
+    ) -> pa.RecordBatch:
+        """Apply DataErrorPolicy to rows that cannot be loaded; returns the rows to keep."""
         policy = self._policy()
         rejected.sort(key=lambda r: r.row)
         if policy in (DataErrorPolicyKind.SUSPEND_TABLE, DataErrorPolicyKind.STOP_TASK):

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from opendms.arrowutil import parse_time
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.canonical import canonical_batch
 from opendms.endpoints.mysql import catalog
 from opendms.endpoints.mysql.conn import connect, cx_url, translate
 from opendms.endpoints.sqlutil import where_clause
@@ -72,7 +73,7 @@ class MySQLSource:
                 pre_execution_query=["SET time_zone = '+00:00'"],
             )
             for batch in reader:
-                yield _canonical(plan, types, batch)
+                yield canonical_batch(plan, types, batch, _column)
         except (DataError, EndpointError):
             raise
         except BaseException as exc:
@@ -97,17 +98,6 @@ def _read_error(exc: BaseException, plan: ReadPlan, url: EndpointURL) -> Excepti
     if "convert" in text.lower() or "value" in text.lower():
         return DataError(plan.table.qualified, f"a value cannot be read: {text}")
     return translate(Exception(text), url)
-
-
-def _canonical(plan: ReadPlan, types: list[ColumnType], batch: pa.RecordBatch) -> pa.RecordBatch:
-    arrays = []
-    for i, ctype in enumerate(types):
-        try:
-            arrays.append(_column(batch.column(i), ctype))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            name = plan.columns[i]
-            raise DataError(plan.table.qualified, f"column {name}: {exc}") from exc
-    return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
 
 
 def _column(array: pa.Array[Any], ctype: ColumnType) -> pa.Array[Any]:

@@ -14,12 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.canonical import canonical_batch
 from opendms.endpoints.postgres import catalog
 from opendms.endpoints.postgres.conn import connect, conninfo, translate
 from opendms.endpoints.postgres.rawcopy import copy_chunks
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.endpoints.sqlutil import where_clause
-from opendms.errors import DataError, MissingExtraError
+from opendms.errors import MissingExtraError
 from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
 
 # Kinds read as text and rebuilt in Arrow (exact digits; no driver extension types).
@@ -90,7 +91,7 @@ class PostgresSource:
             _begin(cur, snapshot)
             cur.execute(select_sql(plan))
             for batch in cur.fetch_record_batch():
-                yield _canonical(plan, types, batch)
+                yield canonical_batch(plan, types, batch, _column)
         finally:
             conn.close()
 
@@ -131,17 +132,6 @@ def _begin(cur: Any, snapshot: str | None) -> None:
     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     if snapshot:
         cur.execute(f"SET TRANSACTION SNAPSHOT {literal(snapshot)}")
-
-
-def _canonical(plan: ReadPlan, types: list[ColumnType], batch: pa.RecordBatch) -> pa.RecordBatch:
-    arrays = []
-    for i, ctype in enumerate(types):
-        try:
-            arrays.append(_column(batch.column(i), ctype))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            name = plan.columns[i]
-            raise DataError(plan.table.qualified, f"column {name}: {exc}") from exc
-    return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
 
 
 def _column(array: pa.Array[Any], ctype: ColumnType) -> pa.Array[Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from opendms.arrowutil import parse_temporal
+from opendms.arrowutil import parse_temporal, with_rejections
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.pyvalues import parse_iso_interval
 from opendms.endpoints.sqlite.types import from_declared
@@ -93,15 +93,38 @@ def _select_expr(name: str, ctype: ColumnType) -> str:
     return quote(name)
 
 
+_BAD_VALUE = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
 def _to_batch(plan: ReadPlan, types: list[ColumnType], rows: list[Any]) -> pa.RecordBatch:
     columns = list(zip(*rows, strict=True))
-    arrays = []
+    arrays, rejected = [], []
     for name, ctype, values in zip(plan.columns, types, columns, strict=True):
         try:
             arrays.append(_to_array(list(values), ctype))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-            raise DataError(plan.table.qualified, f"column {name}: {exc}") from exc
-    return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
+            continue
+        except _BAD_VALUE:
+            pass
+        array, bad = _values_one_by_one(list(values), ctype)
+        if len(bad) == len(values):
+            raise DataError(plan.table.qualified, f"column {name}: no value fits {ctype}")
+        arrays.append(array)
+        rejected += [(row, name, f"value cannot be represented as {ctype}") for row in bad]
+    batch = pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
+    return with_rejections(batch, rejected)
+
+
+def _values_one_by_one(values: list[Any], ctype: ColumnType) -> tuple[pa.Array[Any], list[int]]:
+    """Convert value by value; NULL (and a reported row) where one does not fit."""
+    good, bad = [], []
+    for i, value in enumerate(values):
+        try:
+            _to_array([value], ctype)
+            good.append(value)
+        except _BAD_VALUE:
+            bad.append(i)
+            good.append(None)
+    return _to_array(good, ctype), bad
 
 
 def _to_array(values: list[Any], ctype: ColumnType) -> pa.Array[Any]:
