@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -58,6 +59,10 @@ def cli(ctx: click.Context, state: Path | None, verbose: bool) -> None:
     ctx.obj = {"state": state}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def store_of(ctx: click.Context) -> StateStore:
     return StateStore(ctx.obj.get("state"))
 
@@ -91,6 +96,7 @@ def task_run(ctx: click.Context, file: Path, quiet: bool) -> None:
     """Run the task defined in FILE (YAML) in the foreground."""
     spec = load_task_file(file)
     store = StateStore(spec.state or ctx.obj.get("state"))
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: workers finish their batch
     enabled = not quiet and err_console.is_terminal
     with RichProgress(enabled) as progress:
         result = run_task(spec, store, progress)
