@@ -9,7 +9,9 @@ database. Both use a selection filter (products) and transformation rules
 from __future__ import annotations
 
 import random
+import shlex
 import sqlite3
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -218,9 +220,6 @@ def _explain(lake: Path, copy: Path, store: StateStore) -> None:
     console.print(f"SQLite copy:  {copy}")
     console.print(f"State store:  {store.path}  (opendms task status; opendms task tables NAME)")
     console.print("Query the lake with DuckDB, for example:")
-    console.print(
-        f'  python -c "import duckdb; print(duckdb.sql(\\"SELECT status, count(*) AS orders '
-        f"FROM '{lake}/main/orders/*.parquet' GROUP BY status ORDER BY status\\\"))\"",
-        highlight=False,
-        markup=False,
-    )
+    query = f"SELECT status, count(*) AS orders FROM '{lake}/main/orders/*.parquet' GROUP BY 1"
+    command = f"import duckdb; print(duckdb.sql({query!r}))"
+    console.print(f"  {sys.executable} -c {shlex.quote(command)}", highlight=False, markup=False)
