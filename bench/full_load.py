@@ -31,7 +31,7 @@ from opendms.testing.servers import MariaDBServer, PostgresServer
 from trips import mysql_ddl, mysql_fill, pg_ddl, pg_fill
 
 
-def build(pg: PostgresServer, my: MariaDBServer, rows: int) -> None:
+def build_pg(pg: PostgresServer, rows: int) -> None:
     pg.create_database("src")
     pg.execute(pg_ddl(), db="src")
     t = time.perf_counter()
@@ -39,12 +39,16 @@ def build(pg: PostgresServer, my: MariaDBServer, rows: int) -> None:
     pg.execute("VACUUM ANALYZE trips", db="src")
     size = pg.execute("SELECT pg_size_pretty(pg_total_relation_size('trips'))", db="src")[0][0]
     print(f"built PostgreSQL trips: {rows:,} rows, {size} in {time.perf_counter() - t:.1f}s")
+
+
+def build_mysql(my: MariaDBServer, rows: int) -> None:
     my.create_database("src")
     my.execute(mysql_ddl(), db="src")
     t = time.perf_counter()
     my.execute(mysql_fill(rows), db="src")
     my.execute("ANALYZE TABLE trips", db="src")
     print(f"built MariaDB trips: {rows:,} rows in {time.perf_counter() - t:.1f}s")
+    time.sleep(5)  # let InnoDB's background flushing of the fill settle before timing
 
 
 def fresh_pg(pg: PostgresServer, name: str, with_table: bool) -> str:
@@ -101,12 +105,21 @@ def adbc_parquet(pg: PostgresServer, out: Path) -> float:
 Result = tuple[str, float, float, str]
 
 
-def pg_to_pg(pg: PostgresServer, tmp: Path, rss: dict[str, int]) -> list[Result]:
-    binary = psql_pipe(pg, "binary")
-    target = fresh_pg(pg, "ours", False)
-    ours, rss["pg->pg"] = opendms_task(tmp, "pg2pg", {"source": pg.url("src"), "target": target})
-    text = psql_pipe(pg, "text")
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def pg_to_pg(pg: PostgresServer, tmp: Path, rss: dict[str, int], repeat: int) -> list[Result]:
+    binary, text, times = [], [], []
+    for _ in range(repeat):  # interleaved, so drift in the machine hits all three alike
+        binary.append(psql_pipe(pg, "binary"))
+        target = fresh_pg(pg, "ours", False)
+        spec = {"source": pg.url("src"), "target": target}
+        took, rss["pg->pg"] = opendms_task(tmp, "pg2pg", spec)
+        times.append(took)
+        text.append(psql_pipe(pg, "text"))
     assert pg.execute("SELECT count(*) FROM public.trips", db="ours")[0][0] > 0
+    binary, text, ours = median(binary), median(text), median(times)
     return [
         ("PG -> PG vs psql COPY|COPY binary", binary, ours, ""),
         ("PG -> PG vs psql COPY|COPY text", text, ours, "goal >= 1.0x"),
@@ -114,19 +127,30 @@ def pg_to_pg(pg: PostgresServer, tmp: Path, rss: dict[str, int]) -> list[Result]
 
 
 def mysql_to_pg(
-    pg: PostgresServer, my: MariaDBServer, tmp: Path, rss: dict[str, int]
+    pg: PostgresServer, my: MariaDBServer, tmp: Path, rss: dict[str, int], repeat: int
 ) -> list[Result]:
-    anchor = pgloader(pg, my)
     source = f"mysql://root@127.0.0.1:{my.port}/src"
-    target = fresh_pg(pg, "ours", False)
-    ours, rss["mysql->pg"] = opendms_task(tmp, "my2pg", {"source": source, "target": target})
+    anchors, times = [], []
+    for _ in range(repeat):
+        anchors.append(pgloader(pg, my))
+        target = fresh_pg(pg, "ours", False)
+        took, rss["mysql->pg"] = opendms_task(tmp, "my2pg", {"source": source, "target": target})
+        times.append(took)
+    anchor, ours = median(anchors), median(times)
     return [("MySQL -> PG vs pgloader", anchor, ours, "goal >= 2.0x")]
 
 
-def pg_to_parquet(pg: PostgresServer, tmp: Path, rss: dict[str, int], rows: int) -> list[Result]:
-    anchor = adbc_parquet(pg, tmp / "anchor.parquet")
+def pg_to_parquet(
+    pg: PostgresServer, tmp: Path, rss: dict[str, int], rows: int, repeat: int
+) -> list[Result]:
     lake = {"url": f"file://{tmp}/lake", "settings": "DataFormat=parquet;ParquetCompression=snappy"}
-    ours, rss["pg->parquet"] = opendms_task(tmp, "pg2pq", {"source": pg.url("src"), "target": lake})
+    anchors, times = [], []
+    for _ in range(repeat):
+        anchors.append(adbc_parquet(pg, tmp / "anchor.parquet"))
+        spec = {"source": pg.url("src"), "target": lake}
+        took, rss["pg->parquet"] = opendms_task(tmp, "pg2pq", spec)
+        times.append(took)
+    anchor, ours = median(anchors), median(times)
     out = sum(
         pq.ParquetFile(f).metadata.num_rows for f in (tmp / "lake/public/trips").glob("*.parquet")
     )
@@ -140,6 +164,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--jobs", default="pg,mysql,parquet", help="comma list: pg,mysql,parquet")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per job; medians are reported")
     args = parser.parse_args()
     results: list[Result] = []
     rss: dict[str, int] = {}
@@ -150,14 +175,15 @@ def main() -> None:
         MariaDBServer() as my,
     ):
         tmp = Path(tmpdir)
-        build(pg, my, args.rows)
+        build_pg(pg, args.rows)
         jobs = args.jobs.split(",")
         if "pg" in jobs:
-            results += pg_to_pg(pg, tmp, rss)
-        if "mysql" in jobs:
-            results += mysql_to_pg(pg, my, tmp, rss)
+            results += pg_to_pg(pg, tmp, rss, args.repeat)
         if "parquet" in jobs:
-            results += pg_to_parquet(pg, tmp, rss, args.rows)
+            results += pg_to_parquet(pg, tmp, rss, args.rows, args.repeat)
+        if "mysql" in jobs:
+            build_mysql(my, args.rows)
+            results += mysql_to_pg(pg, my, tmp, rss, args.repeat)
     report(results)
     print(
         "\nopendms peak RSS (MB): "

@@ -12,7 +12,8 @@ Every error a user can see derives from :class:`OpenDMSError`. The tree::
     │   ├── DatabaseMissingError   database, bucket or directory does not exist
     │   └── PrivilegeError         connected, but not allowed to do the job
     ├── DataError              a value cannot be represented on the target
-    └── TaskError              the task cannot go on (a table failed, no tables captured)
+    ├── TaskError              the task cannot go on (a table failed, no tables captured)
+    └── StopRequested          the task was asked to stop (raised inside workers)
 
 ``retryable`` is part of the type: only errors that say so are retried; unknown
 exceptions are fatal. Driver exceptions are translated once, at the endpoint,
@@ -100,3 +101,10 @@ class DataError(OpenDMSError):
 
 class TaskError(OpenDMSError):
     """The task cannot go on."""
+
+
+class StopRequested(OpenDMSError):  # noqa: N818 - a stop signal, not a failure
+    """The task was asked to stop; workers unwind with this."""
+
+    def __init__(self) -> None:
+        super().__init__("stop requested")

@@ -21,7 +21,7 @@ from opendms.endpoints import same_database, same_engine
 from opendms.endpoints.base import Rejection, Source, Target
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.units import LoadUnit, segments_for
-from opendms.errors import DataError, OpenDMSError, TaskError
+from opendms.errors import DataError, OpenDMSError, StopRequested, TaskError
 from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
 from opendms.model import ColumnType, Kind, ReadPlan, Segment, Table, TableRef
 from opendms.state import StateStore, TableState
@@ -49,10 +49,6 @@ class LoadResult:
     tables: int
     rows: int
     failed: dict[str, str]
-
-
-class TaskStopped(OpenDMSError):  # noqa: N818 - a stop signal, not a failure; name is public
-    """Raised inside workers when the task is asked to stop."""
 
 
 class FullLoad:
@@ -159,7 +155,7 @@ class FullLoad:
         self._mark_started(run)
         try:
             self._copy(unit, run, snap)
-        except TaskStopped:
+        except StopRequested:
             return
         except OpenDMSError as exc:
             self._fail_table(run, str(exc))
@@ -185,7 +181,7 @@ class FullLoad:
         try:
             for batch in self._batches(unit, run, snap):
                 if self.stop.is_set():
-                    raise TaskStopped("stopped")
+                    raise StopRequested
                 kept = self._screen(run, batch)
                 if kept.num_rows:
                     writer.write(kept)
@@ -196,22 +192,21 @@ class FullLoad:
             raise
 
     def _copy_raw(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
-        """Same-engine fast path: the source's COPY bytes go straight to the target."""
+        """Same-engine fast path: the source's binary COPY goes straight to the target."""
         plan = unit.plan
         read = ReadPlan(plan.source, plan.read_columns, plan.filters, unit.segment)
+        spec = self.source.copy_spec(read, snap)  # type: ignore[attr-defined]
         counted = 0
 
-        def chunks() -> Iterator[bytes]:
+        def on_rows(rows: int) -> None:
             nonlocal counted
-            for chunk, rows in self.source.copy_out(read, snap):  # type: ignore[attr-defined]
-                if self.stop.is_set():
-                    raise TaskStopped("stopped")
-                yield chunk
-                self._count(run, rows)
-                counted += rows
+            counted += rows
+            self._count(run, rows)
 
-        rows = self.target.copy_in(plan.target, chunks())  # type: ignore[attr-defined]
-        self._count(run, rows - counted)
+        copy_from = self.target.copy_from  # type: ignore[attr-defined]
+        only_writer = len(self._segments(run)) == 1
+        total = copy_from(plan.target, spec, on_rows, self.stop, only_writer)
+        self._count(run, total - counted)
 
     def _segments(self, run: TableRun) -> list[Segment | None]:
         return segments_for(run.plan.source, self.mappings.parallel_load(_ref(run.plan)))
@@ -343,7 +338,7 @@ def _infinities(table: Table, batch: pa.RecordBatch) -> list[Rejection]:
 
 def passthrough_ok(source: Source, target: Target, plan: TablePlan) -> bool:
     """True when rows can move as raw COPY bytes (same engine, no transformation)."""
-    if not (hasattr(source, "copy_out") and hasattr(target, "copy_in")):
+    if not (hasattr(source, "copy_spec") and hasattr(target, "copy_from")):
         return False
     if not getattr(target, "same_engine", False):
         return False

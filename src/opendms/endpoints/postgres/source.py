@@ -17,7 +17,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.canonical import canonical_batch
 from opendms.endpoints.postgres import catalog
 from opendms.endpoints.postgres.conn import connect, conninfo, translate
-from opendms.endpoints.postgres.rawcopy import copy_chunks
+from opendms.endpoints.postgres.fastcopy import CopySpec
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.endpoints.sqlutil import where_clause
 from opendms.errors import MissingExtraError
@@ -95,29 +95,16 @@ class PostgresSource:
         finally:
             conn.close()
 
-    def copy_out(self, plan: ReadPlan, snapshot: str | None) -> Iterator[tuple[bytes, int]]:
-        """Raw ``COPY ... TO STDOUT (FORMAT BINARY)`` chunks (with their row counts)."""
-        conn = connect(self.url, autocommit=False)
-        try:
-            _begin(conn, snapshot)
-            sql = f"COPY {_copy_source(plan)} TO STDOUT (FORMAT BINARY)"
-            yield from copy_chunks(conn, sql)
-        except RuntimeError as exc:
-            raise translate(exc, self.url) from exc
-        finally:
-            conn.close()
+    def copy_spec(self, plan: ReadPlan, snapshot: str | None) -> CopySpec:
+        """How a PostgreSQL target pulls this plan as raw binary COPY data."""
+        whole = not plan.filters and plan.segment is None and not plan.table.partitions
+        query = None if whole else select_sql(plan, exprs=False)
+        return CopySpec(
+            conninfo(self.url), snapshot, plan.table.schema, plan.table.name, plan.columns, query
+        )
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _copy_source(plan: ReadPlan) -> str:
-    """``"s"."t" (cols)`` when the whole table is read (a little cheaper), else ``(SELECT ...)``."""
-    whole = not plan.filters and plan.segment is None and not plan.table.partitions
-    if not whole:
-        return f"({select_sql(plan, exprs=False)})"
-    table = catalog.regclass(TableRef(plan.table.schema, plan.table.name))
-    return f"{table} ({', '.join(quote_ident(c) for c in plan.columns)})"
 
 
 def _adbc() -> Any:

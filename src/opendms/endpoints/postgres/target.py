@@ -8,6 +8,7 @@ table and one INSERT ... SELECT with casts.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -16,9 +17,10 @@ import pyarrow.compute as pc
 from opendms.arrowutil import join_element_wise
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
 from opendms.endpoints.postgres.conn import connect, conninfo, translate
+from opendms.endpoints.postgres.fastcopy import CopySpec, CopyTarget, RowEstimator, copy_table
 from opendms.endpoints.postgres.source import _adbc
 from opendms.endpoints.postgres.types import quote_ident, to_pg
-from opendms.errors import EndpointError
+from opendms.errors import EndpointError, StopRequested
 from opendms.model import Column, ColumnType, Kind, Table
 
 
@@ -47,6 +49,7 @@ class PostgresTarget:
         self.same_engine = same_engine
         self.lock = threading.Lock()
         self.pending_keys: set[str] = set()
+        self.created: set[str] = set()  # tables this load created (empty, no other writer)
 
     def column_sql(self, table: Table, col: Column) -> str:
         ctype = col.type
@@ -83,6 +86,7 @@ class PostgresTarget:
             # The primary key is added after the data: one sorted index build is
             # cheaper than maintaining the B-tree row by row during COPY.
             self._execute(self.create_sql(table, with_key=False))
+            self.created.add(qualified(table))
             if table.primary_key:
                 self.pending_keys.add(qualified(table))
         elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
@@ -127,22 +131,33 @@ class PostgresTarget:
                 f"ON {qualified(table)} ({cols})"
             )
 
-    def copy_in(self, table: Table, chunks: Any) -> int:
-        """Write raw binary COPY data produced by a PostgreSQL source."""
-        cols = ", ".join(quote_ident(c.name) for c in table.columns)
-        conn = connect(self.url)
+    def copy_from(
+        self,
+        table: Table,
+        spec: CopySpec,
+        on_rows: Callable[[int], None],
+        stop: threading.Event,
+        only_writer: bool = False,
+    ) -> int:
+        """Pull raw binary COPY data from a PostgreSQL source into ``table``.
+
+        ``on_rows`` hears estimated row counts as chunks arrive; the exact count
+        (returned) comes from the server at the end.
+        """
+        columns = tuple(c.name for c in table.columns)
+        fresh = only_writer and qualified(table) in self.created
+        target = CopyTarget(conninfo(self.url), table.schema, table.name, columns, freeze=fresh)
+        estimate = RowEstimator()
+
+        def seen(chunk: bytes) -> None:
+            on_rows(estimate.add(chunk))
+
         try:
-            with conn.cursor() as cur:
-                with cur.copy(f"COPY {qualified(table)} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
-                    for chunk in chunks:
-                        cp.write(chunk)
-                return int(cur.rowcount)
-        except EndpointError:
+            return copy_table(spec, target, seen, stop)
+        except (StopRequested, EndpointError):
             raise
         except Exception as exc:
             raise translate(exc, self.url) from exc
-        finally:
-            conn.close()
 
     def close(self) -> None:
         self.conn.close()
