@@ -161,3 +161,66 @@ def test_ranges_segments_cover_every_row(events: str, pg_target_db: str, tmp_pat
     store = _run(events, pg_target_db, tmp_path, _rules(settings))
     assert _source_rows(pg_target_db) == _source_rows(events)
     assert store.tables("ev")[0].full_load_rows == 9000
+
+
+def test_arrow_path_keeps_native_and_array_types(
+    pg_db: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """An add-column rule forces the Arrow path; native types and arrays survive it."""
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TYPE mood AS ENUM ('sad', 'happy')")
+        conn.execute(
+            "CREATE TABLE odd (id int PRIMARY KEY, moods mood[], ids uuid[], nums numeric[], "
+            "docs jsonb[], free numeric, addr inet, cash money, tags text[])"
+        )
+        conn.execute(
+            "INSERT INTO odd VALUES (1, '{sad,happy}', "
+            "'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}', '{1.5,NaN,12345678901234567890.1}', "
+            """ARRAY['{"a": 1}'::jsonb], 1e40, '10.0.0.1/8', 12.34, '{x,NULL,"y z"}'), """
+            "(2, NULL, '{}', NULL, NULL, NULL, NULL, NULL, NULL)"
+        )
+    rule = {
+        "rule-type": "transformation",
+        "rule-id": "9",
+        "rule-name": "x",
+        "rule-target": "column",
+        "object-locator": {"schema-name": "public", "table-name": "odd"},
+        "rule-action": "add-column",
+        "value": "two",
+        "expression": "$id * 2",
+        "data-type": {"type": "int4"},
+    }
+    sel = {
+        "rule-type": "selection",
+        "rule-id": "1",
+        "rule-name": "s",
+        "object-locator": {"schema-name": "public", "table-name": "odd"},
+        "rule-action": "include",
+    }
+    _run(pg_db, pg_target_db, tmp_path, {"rules": [sel, rule]})
+    cols = (
+        "id, moods::text, ids::text, nums::text, docs::text, free::text, addr::text, "
+        "cash::text, tags::text"
+    )
+    with psycopg.connect(pg_db) as src, psycopg.connect(pg_target_db) as dst:
+        want = src.execute(f"SELECT {cols} FROM odd ORDER BY id").fetchall()
+        got = dst.execute(f"SELECT {cols} FROM odd ORDER BY id").fetchall()
+        two = dst.execute("SELECT two FROM odd ORDER BY id").fetchall()
+        types = dst.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'odd'::regclass AND attnum > 0 ORDER BY attnum"
+        ).fetchall()
+    assert got == want
+    assert two == [(2,), (4,)]
+    assert [t[0] for t in types] == [
+        "integer",
+        "mood[]",
+        "uuid[]",
+        "numeric[]",
+        "jsonb[]",
+        "numeric",
+        "inet",
+        "money",
+        "text[]",
+        "integer",
+    ]

@@ -18,15 +18,23 @@ def test_sigterm_stops_the_task(tmp_path: Path) -> None:
     db = tmp_path / "retail.db"
     build_retail(db, orders=150_000)
     task = tmp_path / "task.yaml"
-    task.write_text(yaml.safe_dump({
-        "name": "big", "source": f"sqlite:///{db}", "target": f"sqlite:///{tmp_path}/copy.db",
-        "task_settings": {"FullLoadSettings": {"CommitRate": 1000}},
-    }))
+    task.write_text(
+        yaml.safe_dump(
+            {
+                "name": "big",
+                "source": f"sqlite:///{db}",
+                "target": f"sqlite:///{tmp_path}/copy.db",
+                "task_settings": {"FullLoadSettings": {"CommitRate": 1000}},
+            }
+        )
+    )
     state = tmp_path / "state.db"
     exe = Path(sys.executable).parent / "opendms"
     proc = subprocess.Popen(
         [str(exe), "--state", str(state), "task", "run", "--quiet", str(task)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

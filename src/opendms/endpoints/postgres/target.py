@@ -32,9 +32,8 @@ def needs_staging(ctype: ColumnType) -> bool:
     """True when ADBC's binary COPY cannot write this column directly."""
     if ctype.kind is Kind.ARRAY:
         assert ctype.element is not None
-        return ctype.element.kind in (Kind.UUID, Kind.JSON, Kind.DECIMAL) or needs_staging(
-            ctype.element
-        )
+        staged = (Kind.UUID, Kind.JSON, Kind.DECIMAL, Kind.ENUM)
+        return ctype.element.kind in staged or needs_staging(ctype.element)
     if ctype.kind is Kind.DECIMAL:
         return ctype.precision is None
     return ctype.kind is Kind.STRING and ctype.type_name is not None
@@ -192,9 +191,9 @@ class PostgresWriter:
     def _create_stage(self) -> None:
         cols = []
         for col in self.table.columns:
-            pg = "text" if col.name in self.staged else to_pg(col.type, self.target.same_engine)
-            if col.type.kind is Kind.ENUM:
-                pg = "text"
+            pg = to_pg(col.type, self.target.same_engine)
+            if col.name in self.staged or col.type.kind is Kind.ENUM:
+                pg = "text[]" if col.type.kind is Kind.ARRAY else "text"
             cols.append(f"{quote_ident(col.name)} {pg}")
         cur = self.conn.cursor()
         cur.execute(f"CREATE TEMP TABLE {self.stage} ({', '.join(cols)})")
