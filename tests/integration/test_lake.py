@@ -201,3 +201,14 @@ def test_boto3_sees_the_objects(orders: str, s3_url: str, tmp_path: Path) -> Non
     assert keys == ["lake/public/orders/LOAD00000001.csv"]
     body = client.get_object(Bucket=parts.netloc, Key=keys[0])["Body"].read().decode()
     assert len(body.splitlines()) == ROWS
+
+
+@pytest.mark.parametrize(("version", "written"), [("parquet-1-0", "1.0"), ("parquet-2-0", "2.6")])
+def test_parquet_versions(orders: str, tmp_path: Path, version: str, written: str) -> None:
+    import pyarrow.parquet as pq
+
+    lake = tmp_path / "lake"
+    _run(orders, f"file://{lake}", tmp_path, DataFormat="parquet", ParquetVersion=version)
+    meta = pq.ParquetFile(lake / "public/orders/LOAD00000001.parquet").metadata
+    assert meta.format_version == written
+    assert meta.num_rows == ROWS

@@ -207,6 +207,15 @@ def _parquet_codec(settings: LakeSettings) -> _ParquetCodec:
     return cast(_ParquetCodec, settings.ParquetCompression)
 
 
+# DMS's ParquetVersion names the format generation; "parquet-2-0" means format 2.x,
+# which pyarrow writes as its newest 2.x version.
+_PARQUET_VERSIONS: dict[str, _ParquetVersion] = {
+    "parquet-1-0": "1.0",
+    "parquet-2-0": "2.6",
+    "parquet-2-4": "2.4",
+    "parquet-2-6": "2.6",
+}
+
+
 def _parquet_version(settings: LakeSettings) -> _ParquetVersion:
-    """``parquet-2-6`` -> ``2.6``; pyarrow rejects a version it does not know."""
-    return cast(_ParquetVersion, settings.ParquetVersion.removeprefix("parquet-").replace("-", "."))
+    return _PARQUET_VERSIONS[settings.ParquetVersion]
