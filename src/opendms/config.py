@@ -66,12 +66,26 @@ class TargetMetadataSection(_Strict):
     ParallelLoadBufferSize: int = Field(0, ge=0)
 
 
+class ChangeProcessingTuningSection(_Strict):
+    """DMS batch-apply tuning for CDC."""
+
+    BatchApplyTimeoutMin: int = Field(default=1, ge=0)
+    BatchApplyTimeoutMax: int = Field(default=30, ge=1)
+    BatchApplyMemoryLimit: int = Field(default=500, ge=1)
+    BatchSplitSize: int = Field(default=0, ge=0)
+    CommitTimeout: int = Field(default=1, ge=1)
+    MemoryLimitTotal: int = Field(default=1024, ge=1)
+    MemoryKeepTime: int = Field(default=60, ge=0)
+    StatementCacheSize: int = Field(default=50, ge=0)
+
+
 class TaskSettings(_Strict):
     """The subset of the DMS task-settings JSON that opendms honours."""
 
     FullLoadSettings: FullLoadSection = FullLoadSection()
     ErrorBehavior: ErrorBehaviorSection = ErrorBehaviorSection()
     TargetMetadata: TargetMetadataSection = TargetMetadataSection()
+    ChangeProcessingTuning: ChangeProcessingTuningSection = ChangeProcessingTuningSection()
 
 
 class EndpointSpec(_Strict):

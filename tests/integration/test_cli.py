@@ -137,8 +137,8 @@ def test_selection_filter_and_transformations(retail: Path, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"migration_type": "cdc"}, "'cdc' is not yet supported"),
-        ({"migration_type": "full-load-and-cdc"}, "'full-load-and-cdc' is not yet supported"),
+        ({"migration_type": "cdc"}, "supported from PostgreSQL to PostgreSQL in this version"),
+        ({"migration_type": "full-load-and-cdc"}, "not sqlite -> sqlite"),
         (
             {
                 "table_mappings": {

@@ -90,16 +90,27 @@ def task() -> None:
 @task.command("run")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="CDC tasks: keep applying changes until stopped (Ctrl-C / SIGTERM); "
+    "without it a CDC task stops once it has caught up with the source.",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="CDC tasks: forget the saved position and start over (new slot, new full load).",
+)
 @click.pass_context
 @friendly
-def task_run(ctx: click.Context, file: Path, quiet: bool) -> None:
+def task_run(ctx: click.Context, file: Path, quiet: bool, follow: bool, fresh: bool) -> None:
     """Run the task defined in FILE (YAML) in the foreground."""
     spec = load_task_file(file)
     store = StateStore(spec.state or ctx.obj.get("state"))
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: workers finish their batch
     enabled = not quiet and err_console.is_terminal
     with RichProgress(enabled) as progress:
-        result = run_task(spec, store, progress)
+        result = run_task(spec, store, progress, follow=follow, fresh=fresh)
     console.print(stats_table(spec.name, store.tables(spec.name)))
     console.print(f"task {spec.name}: {result.tables} tables, {result.rows:,} rows loaded")
 

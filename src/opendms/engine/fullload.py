@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
@@ -116,20 +117,24 @@ class FullLoad:
 
     # -- running -------------------------------------------------------------
 
-    def run(self) -> LoadResult:
+    def run(self, plans: list[TablePlan] | None = None, snapshot: str | None = None) -> LoadResult:
+        """Load every planned table; ``snapshot`` (exported by a CDC slot) pins the read."""
         if hasattr(self.target, "same_engine"):
             self.target.same_engine = same_engine(self.source.url.scheme, self.target.url.scheme)
-        plans = self.plan()
+        plans = self.plan() if plans is None else plans
         units = self.units(plans)
         for plan in plans:
             self._prepare(plan)
         workers = min(self.settings.FullLoadSettings.MaxFullLoadSubTasks, max(len(units), 1))
-        with self.source.snapshot() as snap, ThreadPoolExecutor(workers, "load") as pool:
+        with self._snapshot(snapshot) as snap, ThreadPoolExecutor(workers, "load") as pool:
             futures = [pool.submit(self._run_unit, unit, snap) for unit in units]
             self._wait(futures)
         failed = {name: run.failure for name, run in self.runs.items() if run.failure}
         rows = sum(run.rows for run in self.runs.values())
         return LoadResult(len(self.runs), rows, failed)
+
+    def _snapshot(self, exported: str | None) -> AbstractContextManager[str | None]:
+        return nullcontext(exported) if exported else self.source.snapshot()
 
     def _wait(self, futures: list[Future[None]]) -> None:
         try:

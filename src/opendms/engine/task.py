@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import open_source, open_target
 from opendms.endpoints.base import Source, Target, mask
 from opendms.engine.fullload import FullLoad, LoadResult
 from opendms.engine.progress import Progress
-from opendms.errors import ConfigError, OpenDMSError, TaskError
+from opendms.engine.replicate import Replication, check_cdc_pair
+from opendms.errors import OpenDMSError, TaskError
 from opendms.mapping import TableMappings, parse_table_mappings
 from opendms.state import StateStore, TaskStatus
 
@@ -35,16 +37,6 @@ def task_mappings(spec: TaskSpec) -> TableMappings:
     return parse_table_mappings(data, where=f"task {spec.name}: table_mappings")
 
 
-def check_supported(spec: TaskSpec) -> None:
-    if spec.migration_type is not MigrationType.FULL_LOAD:
-        raise ConfigError(
-            f"migration type {spec.migration_type.value!r} is not yet supported "
-            "(only 'full-load' in this version)",
-            where=f"task {spec.name}",
-            path="$.migration_type",
-        )
-
-
 def register(spec: TaskSpec, store: StateStore) -> None:
     """Record (or redefine) the task in the state store."""
     body = spec.model_dump(mode="json")
@@ -59,15 +51,30 @@ def register(spec: TaskSpec, store: StateStore) -> None:
     )
 
 
-def run_task(spec: TaskSpec, store: StateStore, progress: Progress | None = None) -> LoadResult:
-    """Run a full-load task; raises TaskError when any table failed."""
-    check_supported(spec)
+def run_task(
+    spec: TaskSpec,
+    store: StateStore,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    follow: bool = False,
+    fresh: bool = False,
+) -> LoadResult:
+    """Run a task in the foreground.
+
+    A ``full-load`` task ends when every table is loaded (TaskError if any
+    failed). A CDC task applies changes until ``stop`` is set or, without
+    ``follow``, until it has caught up with the source; ``fresh`` ignores its saved
+    position and starts over with a new slot (and full load).
+    """
     mappings = task_mappings(spec)
     register(spec, store)
-    store.reset_tables(spec.name)
+    cdc = spec.migration_type is not MigrationType.FULL_LOAD
+    if not cdc:
+        store.reset_tables(spec.name)
     store.set_status(spec.name, TaskStatus.STARTING)
+    stop = stop or threading.Event()
     try:
-        result = _run(spec, mappings, store, progress)
+        result = _run(spec, mappings, store, progress, (stop, follow, fresh))
     except KeyboardInterrupt:
         store.set_status(spec.name, TaskStatus.STOPPED, "STOPPED_BY_USER")
         raise
@@ -77,25 +84,45 @@ def run_task(spec: TaskSpec, store: StateStore, progress: Progress | None = None
     except Exception as exc:
         store.set_status(spec.name, TaskStatus.FAILED, f"internal error: {exc!r}")
         raise
+    _finish(spec, store, result, cdc, stop)
+    return result
+
+
+def _finish(
+    spec: TaskSpec, store: StateStore, result: LoadResult, cdc: bool, stop: threading.Event
+) -> None:
     if result.failed:
         names = ", ".join(sorted(result.failed))
         reason = f"{len(result.failed)} table(s) failed: {names}"
         store.set_status(spec.name, TaskStatus.FAILED, reason)
         first = next(iter(sorted(result.failed.items())))
         raise TaskError(f"task {spec.name}: {reason}; {first[0]}: {first[1]}")
-    store.set_status(spec.name, TaskStatus.STOPPED, "FULL_LOAD_ONLY_FINISHED")
-    return result
+    if not cdc:
+        reason = "FULL_LOAD_ONLY_FINISHED"
+    else:
+        reason = "STOPPED_BY_USER" if stop.is_set() else "CAUGHT_UP"
+    store.set_status(spec.name, TaskStatus.STOPPED, reason)
 
 
 def _run(
-    spec: TaskSpec, mappings: TableMappings, store: StateStore, progress: Progress | None
+    spec: TaskSpec,
+    mappings: TableMappings,
+    store: StateStore,
+    progress: Progress | None,
+    control: tuple[threading.Event, bool, bool],
 ) -> LoadResult:
     source: Source = open_source(spec.source.url, spec.source.settings)
     try:
         target: Target = open_target(spec.target.url, spec.target.settings)
         try:
             store.set_status(spec.name, TaskStatus.RUNNING)
-            return FullLoad(spec, source, target, mappings, store, progress).run()
+            if spec.migration_type is MigrationType.FULL_LOAD:
+                return FullLoad(spec, source, target, mappings, store, progress).run()
+            check_cdc_pair(spec, source, target)
+            replication = Replication(spec, source, target, mappings, store, progress)
+            stop, follow, replication.fresh = control
+            outcome = replication.run(stop, follow)
+            return outcome.load or LoadResult(0, 0, {})
         finally:
             target.close()
     finally:

@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS table_stats (
     started_at TEXT,
     ended_at TEXT,
     error TEXT NOT NULL DEFAULT '',
+    inserts INTEGER NOT NULL DEFAULT 0,
+    updates INTEGER NOT NULL DEFAULT 0,
+    deletes INTEGER NOT NULL DEFAULT 0,
+    ddls INTEGER NOT NULL DEFAULT 0,
+    truncates INTEGER NOT NULL DEFAULT 0,
+    last_change_at TEXT,
     PRIMARY KEY (task, schema_name, table_name)
 );
 CREATE TABLE IF NOT EXISTS data_errors (
@@ -123,9 +129,22 @@ class StateStore:
             # opendms (not of the OS) without an fsync per update.
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the state store {str(self.path)!r}: {exc}") from exc
         self.lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Add columns that newer versions keep, to a state file made by an older one."""
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(table_stats)").fetchall()}
+        for column in ("inserts", "updates", "deletes", "ddls", "truncates"):
+            if column not in have:
+                self.conn.execute(
+                    f"ALTER TABLE table_stats ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                )
+        if "last_change_at" not in have:
+            self.conn.execute("ALTER TABLE table_stats ADD COLUMN last_change_at TEXT")
+        self.conn.commit()
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self.lock, self.conn:
@@ -168,9 +187,13 @@ class StateStore:
         self._exec("DELETE FROM table_stats WHERE task=?", (task,))
         self._exec("DELETE FROM data_errors WHERE task=?", (task,))
 
-    def table_planned(self, task: str, schema: str, table: str, estimated: int) -> None:
+    def table_planned(
+        self, task: str, schema: str, table: str, estimated: int, keep: bool = False
+    ) -> None:
+        """Start a table's statistics (``keep``: leave existing ones, when resuming)."""
+        verb = "INSERT OR IGNORE" if keep else "INSERT OR REPLACE"
         self._exec(
-            "INSERT OR REPLACE INTO table_stats (task, schema_name, table_name, state, "
+            f"{verb} INTO table_stats (task, schema_name, table_name, state, "
             "estimated_rows) VALUES (?, ?, ?, ?, ?)",
             (task, schema, table, TableState.BEFORE_LOAD.value, estimated),
         )
@@ -206,6 +229,24 @@ class StateStore:
             (task,),
         )
         return [TableStats(r[0], r[1], TableState(r[2]), *r[3:]) for r in rows]
+
+    def count_change(self, task: str, schema: str, table: str, op: str, count: int) -> None:
+        """Add ``count`` applied changes of kind ``op`` (I, U, D, T) to a table's statistics."""
+        column = {"I": "inserts", "U": "updates", "D": "deletes", "T": "truncates"}[op]
+        self._exec(
+            f"UPDATE table_stats SET {column} = {column} + ?, last_change_at = ? "
+            "WHERE task=? AND schema_name=? AND table_name=?",
+            (count, now(), task, schema, table),
+        )
+
+    def change_counts(self, task: str) -> dict[str, tuple[int, int, int, int]]:
+        """Per table: (inserts, updates, deletes, truncates) applied by CDC."""
+        rows = self._exec(
+            "SELECT schema_name || '.' || table_name, inserts, updates, deletes, truncates "
+            "FROM table_stats WHERE task=?",
+            (task,),
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def data_error(self, task: str, table: str, row: str, column: str, reason: str) -> None:
         self._exec(

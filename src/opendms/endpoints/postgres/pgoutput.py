@@ -1,0 +1,187 @@
+"""Decoder for PostgreSQL's built-in ``pgoutput`` logical replication protocol (v1).
+
+Turns the payloads of a logical replication stream into :class:`Transaction`
+objects. Values stay in PostgreSQL's text form; unchanged TOASTed values become
+:data:`opendms.cdc.UNCHANGED` so an update never overwrites them.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opendms.cdc import LSN, UNCHANGED, Change, Op, Transaction
+
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_Q = struct.Struct("!Q")
+_I = struct.Struct("!I")
+_H = struct.Struct("!H")
+_BEGIN = struct.Struct("!QqI")
+_COMMIT = struct.Struct("!BQQq")
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table as the stream describes it (sent before its first change)."""
+
+    oid: int
+    schema: str
+    name: str
+    replica_identity: str
+    columns: tuple[str, ...]
+    key_flags: tuple[bool, ...]
+    type_oids: tuple[int, ...]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(c for c, k in zip(self.columns, self.key_flags, strict=True) if k)
+
+
+@dataclass
+class Decoder:
+    """Stateful decoder: relations persist across transactions."""
+
+    relations: dict[int, Relation] = field(default_factory=dict)
+    current: Transaction | None = None
+    markers: list[bytes] = field(default_factory=list)  # opendms logical messages seen
+
+    def feed(self, payload: bytes) -> Transaction | None:
+        """Decode one message; returns a transaction when its commit arrives."""
+        kind = payload[:1]
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            return None  # origin, type, logical message: nothing to apply
+        return handler(self, memoryview(payload)[1:])
+
+    def _begin(self, body: memoryview) -> None:
+        _final, stamp, xid = _BEGIN.unpack_from(body)
+        self.current = Transaction(xid, _time(stamp), LSN(0))
+        return None
+
+    def _commit(self, body: memoryview) -> Transaction | None:
+        _flags, _commit_lsn, end_lsn, stamp = _COMMIT.unpack_from(body)
+        done, self.current = self.current, None
+        if done is None:
+            return None
+        done.end = LSN(end_lsn)
+        done.commit_time = _time(stamp)
+        return done
+
+    def _relation(self, body: memoryview) -> None:
+        oid = _I.unpack_from(body)[0]
+        schema, pos = _string(body, 4)
+        name, pos = _string(body, pos)
+        ident = chr(body[pos])
+        count = _H.unpack_from(body, pos + 1)[0]
+        pos += 3
+        names, flags, types = [], [], []
+        for _ in range(count):
+            flags.append(bool(body[pos] & 1))
+            col, pos = _string(body, pos + 1)
+            names.append(col)
+            types.append(_I.unpack_from(body, pos)[0])
+            pos += 8  # type oid + typmod
+        rel = Relation(oid, schema, name, ident, tuple(names), tuple(flags), tuple(types))
+        self.relations[oid] = rel
+        return None
+
+    def _message(self, body: memoryview) -> None:
+        """A logical decoding message; opendms's own mark positions in the stream."""
+        prefix, pos = _string(body, 9)  # flags (1) + LSN (8)
+        size = _I.unpack_from(body, pos)[0]
+        if prefix == "opendms":
+            self.markers.append(bytes(body[pos + 4 : pos + 4 + size]))
+        return None
+
+    def _add(self, change: Change) -> None:
+        if self.current is not None:
+            self.current.changes.append(change)
+
+    def _insert(self, body: memoryview) -> None:
+        rel = self.relations[_I.unpack_from(body)[0]]
+        values, _ = _tuple(body, 5)
+        self._add(Change(Op.INSERT, rel.schema, rel.name, rel.columns, values))
+        return None
+
+    def _update(self, body: memoryview) -> None:
+        rel = self.relations[_I.unpack_from(body)[0]]
+        pos, old = 4, None
+        if body[pos] in (0x4B, 0x4F):  # 'K' old key, 'O' old row
+            old, pos = _tuple(body, pos + 1)
+        new, _ = _tuple(body, pos + 1)
+        key_cols, key = _key(rel, old, new)
+        self._add(Change(Op.UPDATE, rel.schema, rel.name, rel.columns, new, key_cols, key))
+        return None
+
+    def _delete(self, body: memoryview) -> None:
+        rel = self.relations[_I.unpack_from(body)[0]]
+        old, _ = _tuple(body, 5)
+        key_cols, key = _key(rel, old, old)
+        self._add(Change(Op.DELETE, rel.schema, rel.name, (), (), key_cols, key))
+        return None
+
+    def _truncate(self, body: memoryview) -> None:
+        count = _I.unpack_from(body)[0]
+        for i in range(count):
+            rel = self.relations[_I.unpack_from(body, 5 + 4 * i)[0]]
+            self._add(Change(Op.TRUNCATE, rel.schema, rel.name))
+        return None
+
+
+def _key(
+    rel: Relation, old: tuple[Any, ...] | None, new: tuple[Any, ...]
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """Key columns and values identifying the old row.
+
+    With REPLICA IDENTITY FULL the old row is sent whole and every column is
+    compared; otherwise the key columns come from the old key (when it changed)
+    or from the new row.
+    """
+    if old is not None and rel.replica_identity == "f":
+        cols = tuple(c for c, v in zip(rel.columns, old, strict=True) if v is not UNCHANGED)
+        return cols, tuple(v for v in old if v is not UNCHANGED)
+    source = old if old is not None else new
+    idx = [i for i, k in enumerate(rel.key_flags) if k]
+    return tuple(rel.columns[i] for i in idx), tuple(source[i] for i in idx)
+
+
+def _string(body: memoryview, pos: int) -> tuple[str, int]:
+    end = bytes(body[pos:]).index(b"\0") + pos
+    return bytes(body[pos:end]).decode(), end + 1
+
+
+def _tuple(body: memoryview, pos: int) -> tuple[tuple[Any, ...], int]:
+    count = _H.unpack_from(body, pos)[0]
+    pos += 2
+    values: list[Any] = []
+    for _ in range(count):
+        kind = body[pos]
+        pos += 1
+        if kind == 0x74:  # 't' text
+            size = _I.unpack_from(body, pos)[0]
+            values.append(bytes(body[pos + 4 : pos + 4 + size]).decode())
+            pos += 4 + size
+        elif kind == 0x6E:  # 'n' null
+            values.append(None)
+        else:  # 'u' unchanged TOAST
+            values.append(UNCHANGED)
+    return tuple(values), pos
+
+
+def _time(stamp: int) -> datetime:
+    return PG_EPOCH + timedelta(microseconds=stamp)
+
+
+_HANDLERS: dict[bytes, Callable[[Decoder, memoryview], Transaction | None]] = {
+    b"B": Decoder._begin,
+    b"C": Decoder._commit,
+    b"R": Decoder._relation,
+    b"I": Decoder._insert,
+    b"U": Decoder._update,
+    b"D": Decoder._delete,
+    b"T": Decoder._truncate,
+    b"M": Decoder._message,
+}
