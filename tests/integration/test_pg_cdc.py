@@ -171,3 +171,21 @@ def test_dropped_slot_fails_clearly(source: str, pg_target_db: str, tmp_path: Pa
     assert task is not None and task.status is TaskStatus.FAILED
     run_task(_spec(source, pg_target_db), store, fresh=True)
     _same(source, pg_target_db)
+
+
+def test_table_statistics_show_changes(source: str, pg_target_db: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from opendms.cli.main import cli
+
+    _run(source, pg_target_db, tmp_path)
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("UPDATE accounts SET balance = 0 WHERE id <= 5")
+        conn.execute("DELETE FROM accounts WHERE id = 6")
+    _run(source, pg_target_db, tmp_path)
+    out = CliRunner().invoke(cli, ["--state", str(tmp_path / "state.db"), "task", "tables", "cdc"])
+    assert out.exit_code == 0
+    line = next(x for x in out.output.splitlines() if "public.accounts" in x)
+    cells = [c.strip() for c in line.split("│") if c.strip()]
+    assert cells[:2] == ["public.accounts", "Table completed"]
+    assert cells[5:8] == ["0", "5", "1"]  # inserts, updates, deletes

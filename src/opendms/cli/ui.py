@@ -123,16 +123,22 @@ def _seconds(start: str | None, end: str | None) -> str:
 
 def stats_table(name: str, tables: list[TableStats]) -> RichTable:
     table = RichTable(title=f"Table statistics: {name}")
-    for col in ("Table", "State", "Full load rows", "Errors", "Seconds", "Error"):
-        numeric = col in ("Full load rows", "Errors", "Seconds")
+    cdc = any(t.inserts or t.updates or t.deletes or t.ddls for t in tables)
+    heads = ["Table", "State", "Full load rows", "Errors", "Seconds"]
+    heads += ["Inserts", "Updates", "Deletes", "Ddls", "Last change"] if cdc else []
+    for col in [*heads, "Error"]:
+        numeric = col not in ("Table", "State", "Last change", "Error")
         table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for t in tables:
-        table.add_row(
+        row = [
             f"{t.schema}.{t.name}" if t.schema else t.name,
             t.state.value,
             f"{t.full_load_rows:,}",
             f"{t.error_rows:,}",
             _seconds(t.started_at, t.ended_at),
-            t.error[:200],
-        )
+        ]
+        if cdc:
+            row += [f"{t.inserts:,}", f"{t.updates:,}", f"{t.deletes:,}", f"{t.ddls:,}"]
+            row.append((t.last_change_at or "")[:19])
+        table.add_row(*row, t.error[:200])
     return table

@@ -103,6 +103,11 @@ class TableStats:
     started_at: str | None
     ended_at: str | None
     error: str
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+    ddls: int = 0
+    last_change_at: str | None = None
 
 
 def default_path() -> Path:
@@ -224,7 +229,8 @@ class StateStore:
     def tables(self, task: str) -> list[TableStats]:
         rows = self._exec(
             "SELECT schema_name, table_name, state, full_load_rows, estimated_rows, error_rows, "
-            "started_at, ended_at, error FROM table_stats WHERE task=? "
+            "started_at, ended_at, error, inserts, updates, deletes, ddls, last_change_at "
+            "FROM table_stats WHERE task=? "
             "ORDER BY schema_name, table_name",
             (task,),
         )
