@@ -91,16 +91,28 @@ class RichProgress:
 def _progress_text(task: TaskRecord, tables: list[TableStats]) -> str:
     if not tables:
         return "0%"
-    if task.status.value == "stopped" and task.stop_reason == "FULL_LOAD_ONLY_FINISHED":
+    if task.stop_reason == "FULL_LOAD_ONLY_FINISHED":
         return "100% (Load complete)"
     done = sum(1 for t in tables if t.state.value in ("Table completed", "Table error"))
-    return f"{100 * done // len(tables)}%"
+    percent = f"{100 * done // len(tables)}%"
+    return f"{percent} ({task.phase})" if task.phase else percent
+
+
+def _latency(task: TaskRecord) -> str:
+    m = task.metrics
+    if not m:
+        return ""
+    return (
+        f"src {m.get('source_latency_s', 0):.1f}s / tgt {m.get('target_latency_s', 0):.1f}s, "
+        f"{m.get('throughput_rows_s', 0):,.0f} rows/s, {m.get('incoming_changes', 0):,.0f} incoming"
+    )
 
 
 def task_table(tasks: list[tuple[TaskRecord, list[TableStats]]]) -> RichTable:
     table = RichTable(title="Database migration tasks")
-    for col in ("Identifier", "Status", "Progress", "Type", "Source", "Target", "Stop reason"):
-        table.add_column(col)
+    columns = ("Identifier", "Status", "Progress", "Type", "Source", "Target", "CDC", "Stop reason")
+    for col in columns:
+        table.add_column(col, overflow="fold")
     for task, tables in tasks:
         table.add_row(
             task.name,
@@ -109,6 +121,7 @@ def task_table(tasks: list[tuple[TaskRecord, list[TableStats]]]) -> RichTable:
             task.migration_type,
             task.source,
             task.target,
+            _latency(task),
             task.stop_reason,
         )
     return table

@@ -15,11 +15,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from opendms.cdc import LSN, Op, Transaction
 from opendms.state import StateStore
 
 log = logging.getLogger("opendms.cdc")
+PHASE_FULL_LOAD = "full load"
+PHASE_CACHED = "applying cached changes"
+PHASE_LIVE = "ongoing replication"
 
 Apply = Callable[[list[Transaction], str], int]
 
@@ -53,32 +57,65 @@ class CdcLoop:
         self.batch: list[Transaction] = []
         self.started = 0.0
         self.changes = 0
+        self.live = False  # past the changes cached while the full load ran
+        self.received_at: datetime | None = None  # commit time of the newest received txn
+        self.metrics_at = 0.0
 
     def run(
         self,
         stream: Iterable[Transaction | None],
         start: LSN,
         stop: threading.Event,
-        caught_up: Callable[[], bool] | None = None,
+        caught_up: Callable[[], bool],
+        follow: bool = True,
     ) -> LSN:
-        """Apply until ``stop`` is set, or (given ``caught_up``) until the stream has
-        delivered everything the source had committed when streaming began."""
+        """Apply until ``stop`` is set, or (without ``follow``) until ``caught_up()``:
+        the stream has delivered everything committed when streaming began."""
         self.applied = start
+        self.store.set_phase(self.task, PHASE_CACHED)
         for item in stream:
             if item is not None and item.end > self.applied:
                 self._add(item)
-            done = stop.is_set() or (caught_up is not None and caught_up())
+            reached = caught_up()
+            done = stop.is_set() or (reached and not follow)
             if self.batch and (done or item is None or self._full()):
                 self._flush()
+            self._observe(reached, item is None)
             if done:
                 break
         return self.applied
+
+    def _observe(self, reached: bool, idle: bool) -> None:
+        """Phase change once caught up; metrics at most once a second."""
+        if reached and not self.live and not self.batch:
+            self.live = True
+            self.store.set_phase(self.task, PHASE_LIVE)
+        if idle and not self.batch:
+            self.received_at = None
+        if time.monotonic() - self.metrics_at >= 1.0:
+            self._metrics(0.0)
+
+    def _metrics(self, throughput: float) -> None:
+        self.metrics_at = time.monotonic()
+        lag = 0.0
+        if self.received_at is not None:
+            lag = max((datetime.now(UTC) - self.received_at).total_seconds(), 0.0)
+        self.store.set_metrics(
+            self.task,
+            {
+                "incoming_changes": float(self.changes),
+                "source_latency_s": round(lag, 3),
+                "target_latency_s": round(lag, 3) if self.batch else 0.0,
+                "throughput_rows_s": round(throughput, 1),
+            },
+        )
 
     def _add(self, txn: Transaction) -> None:
         if not self.batch:
             self.started = time.monotonic()
         self.batch.append(txn)
         self.changes += len(txn.changes)
+        self.received_at = txn.commit_time
 
     def _full(self) -> bool:
         waited = time.monotonic() - self.started
@@ -86,12 +123,15 @@ class CdcLoop:
 
     def _flush(self) -> None:
         batch, end = self.batch, self.batch[-1].end
+        began = time.monotonic()
         applied = self.apply(batch, str(end))
         self.confirm(end)
         self.applied = end
         self._record(batch)
         log.info("applied %d changes up to %s", applied, end)
         self.batch, self.changes = [], 0
+        took = max(time.monotonic() - min(self.started, began), 1e-6)
+        self._metrics(applied / took)
 
     def _record(self, batch: list[Transaction]) -> None:
         counts: Counter[tuple[str, str, Op]] = Counter()

@@ -20,7 +20,7 @@ from typing import Any
 from opendms.cdc import LSN, Transaction
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints.base import Source, Target
-from opendms.engine.cdc import BatchSettings, CdcLoop
+from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.fullload import FullLoad, LoadResult
 from opendms.errors import ConfigError, TaskError
 from opendms.mapping import TableMappings, TablePlan
@@ -136,6 +136,7 @@ class Replication:
             for plan in plans:
                 self.store.table_planned(self.spec.name, plan.source.schema, plan.source.name, 0)
             return None
+        self.store.set_phase(self.spec.name, PHASE_FULL_LOAD)
         result = self.loader.run(plans, snapshot)
         if result.failed:
             names = ", ".join(sorted(result.failed))
@@ -162,8 +163,8 @@ class Replication:
             tuning.BatchSplitSize or 10_000,
         )
         loop = CdcLoop(self.spec.name, apply, self.repl.confirm, self.store, batch)
-        caught_up = None if follow else self.repl.caught_up
-        return loop.run(self.repl.stream(start, stop), start, stop, caught_up)
+        stream = self.repl.stream(start, stop)
+        return loop.run(stream, start, stop, self.repl.caught_up, follow)
 
     def _warn_unkeyed(self, plans: list[TablePlan]) -> None:
         for plan in plans:

@@ -9,10 +9,11 @@ sees progress while a task runs. Set the path with ``--state`` or
 from __future__ import annotations
 
 import enum
+import json
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     stop_reason TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
     started_at TEXT,
-    stopped_at TEXT
+    stopped_at TEXT,
+    phase TEXT NOT NULL DEFAULT '',
+    metrics TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS table_stats (
     task TEXT NOT NULL,
@@ -90,6 +93,8 @@ class TaskRecord:
     created_at: str
     started_at: str | None
     stopped_at: str | None
+    phase: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,11 @@ class StateStore:
                 )
         if "last_change_at" not in have:
             self.conn.execute("ALTER TABLE table_stats ADD COLUMN last_change_at TEXT")
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(tasks)").fetchall()}
+        if "phase" not in have:
+            self.conn.execute("ALTER TABLE tasks ADD COLUMN phase TEXT NOT NULL DEFAULT ''")
+        if "metrics" not in have:
+            self.conn.execute("ALTER TABLE tasks ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'")
         self.conn.commit()
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -180,6 +190,14 @@ class StateStore:
             )
         else:
             self._exec("UPDATE tasks SET status=? WHERE name=?", (status.value, name))
+
+    def set_phase(self, name: str, phase: str) -> None:
+        """DMS's phases: full load, applying cached changes, ongoing replication."""
+        self._exec("UPDATE tasks SET phase=? WHERE name=?", (phase, name))
+
+    def set_metrics(self, name: str, metrics: dict[str, float]) -> None:
+        """CDC metrics: incoming changes, source/target latency (s), throughput (rows/s)."""
+        self._exec("UPDATE tasks SET metrics=? WHERE name=?", (json.dumps(metrics), name))
 
     def task(self, name: str) -> TaskRecord | None:
         rows = self._exec("SELECT * FROM tasks WHERE name=?", (name,))
@@ -288,4 +306,6 @@ def _task(row: Any) -> TaskRecord:
         created_at=row[7],
         started_at=row[8],
         stopped_at=row[9],
+        phase=row[10],
+        metrics=json.loads(row[11] or "{}"),
     )
