@@ -1,0 +1,50 @@
+"""The CDC loop's batching and exactly-once book-keeping, with a scripted stream."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opendms.cdc import LSN, Change, Op, Transaction
+from opendms.engine.cdc import BatchSettings, CdcLoop
+from opendms.state import StateStore
+
+
+def _txn(end: int, n: int = 1) -> Transaction:
+    changes = [Change(Op.INSERT, "s", "t", ("id",), (str(i),)) for i in range(n)]
+    return Transaction(end, datetime.now(UTC), LSN(end), changes)
+
+
+def _loop(tmp_path: Path, applied: list[tuple[list[int], str]], confirmed: list[LSN]) -> CdcLoop:
+    store = StateStore(tmp_path / "s.db")
+    store.save_task("t", "src", "dst", "cdc", "{}")
+    store.table_planned("t", "s", "t", 0)
+
+    def apply(batch: list[Transaction], position: str) -> int:
+        applied.append(([int(t.end.value) for t in batch], position))
+        return sum(len(t.changes) for t in batch)
+
+    return CdcLoop("t", apply, confirmed.append, store, BatchSettings(0.0, 30.0, 3))
+
+
+def test_skips_what_the_checkpoint_covers_and_confirms_after_apply(tmp_path: Path) -> None:
+    applied: list[tuple[list[int], str]] = []
+    confirmed: list[LSN] = []
+    loop = _loop(tmp_path, applied, confirmed)
+    stream = [_txn(10), _txn(20), None, _txn(30), None]
+    end = loop.run(stream, LSN(15), threading.Event(), lambda: False)
+    assert applied == [([20], str(LSN(20))), ([30], str(LSN(30)))]
+    assert confirmed == [LSN(20), LSN(30)] and end == LSN(30)
+
+
+def test_batches_by_size_and_stops_when_caught_up(tmp_path: Path) -> None:
+    applied: list[tuple[list[int], str]] = []
+    loop = _loop(tmp_path, applied, [])
+    loop.settings = BatchSettings(30.0, 30.0, 3)
+    seen = iter([False, False, False, False, True])
+    stream = [_txn(1, 2), _txn(2, 2), _txn(3, 1), _txn(4, 1), None, _txn(5)]
+    loop.run(stream, LSN(0), threading.Event(), lambda: next(seen), follow=False)
+    assert [b for b, _ in applied] == [[1, 2], [3, 4]]
+    counts = loop.store.change_counts("t")
+    assert counts["s.t"][0] == 6
