@@ -89,7 +89,8 @@ def apply_batch(
 ) -> int:
     """Apply ``batch`` and record ``checkpoint`` (task, position) in one transaction."""
     applied = 0
-    with conn.transaction(), conn.cursor() as cur:
+    # Pipeline mode: statements stream to the server without a round trip each.
+    with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
         for txn in batch:
             applied += _apply_changes(cur, maps, txn.changes)
         cur.execute(

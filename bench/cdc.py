@@ -1,0 +1,219 @@
+"""CDC benchmark (not a test): opendms against native logical replication, one run.
+
+    .venv/bin/python bench/cdc.py [--rows 500000] [--pgbench-seconds 30]
+
+Two private PostgreSQL servers (source and target). For each of opendms
+(``task run --follow``) and a native publication/subscription it measures:
+
+- one UPDATE of every row of a ``rows``-row table: seconds from COMMIT until the
+  target shows every updated row;
+- ``pgbench -c4 -T<s>``: seconds behind when the load stops, and time to catch up.
+
+Ratios are native time / opendms time (> 1: opendms is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import yaml
+
+from opendms.testing.servers import PostgresServer
+
+BIN = Path(sys.executable).parent
+
+
+def wait_for(server: PostgresServer, db: str, sql: str, want: int, limit: float = 600) -> float:
+    """Seconds until ``sql`` (a count) on the target returns ``want``."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        try:
+            if server.execute(sql, db=db)[0][0] == want:
+                return time.perf_counter() - start
+        except psycopg.errors.UndefinedTable:
+            pass  # not created yet
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {sql!r} to reach {want}")
+
+
+def setup_source(src: PostgresServer, rows: int) -> None:
+    src.create_database("src")
+    src.execute(
+        "CREATE TABLE big (id int PRIMARY KEY, n int NOT NULL, pad text NOT NULL)", db="src"
+    )
+    src.execute(
+        f"INSERT INTO big SELECT g, 0, repeat('p', 80) FROM generate_series(1, {rows}) g",
+        db="src",
+    )
+    pgbench = f"{src.bindir}/pgbench"
+    subprocess.run(
+        [
+            pgbench,
+            "-i",
+            "-s",
+            "5",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(src.port),
+            "-U",
+            "postgres",
+            "src",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    src.execute("VACUUM ANALYZE", db="src")
+
+
+def start_opendms(src: PostgresServer, dst: PostgresServer, tmp: Path) -> subprocess.Popen[bytes]:
+    dst.create_database("ours")
+    task = tmp / "cdc.yaml"
+    task.write_text(
+        yaml.safe_dump(
+            {
+                "name": "bench",
+                "source": src.url("src"),
+                "target": dst.url("ours"),
+                "migration_type": "full-load-and-cdc",
+            }
+        )
+    )
+    cmd = [
+        str(BIN / "opendms"),
+        "--state",
+        str(tmp / "s.db"),
+        "task",
+        "run",
+        "--quiet",
+        "--follow",
+        str(task),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    return proc
+
+
+def start_native(src: PostgresServer, dst: PostgresServer) -> None:
+    dst.create_database("native")
+    for table in (
+        "big",
+        "pgbench_accounts",
+        "pgbench_branches",
+        "pgbench_tellers",
+        "pgbench_history",
+    ):
+        ddl = src.execute(
+            "SELECT 'CREATE TABLE ' || %s || ' (' || string_agg(attname || ' ' || "
+            "format_type(atttypid, atttypmod), ', ' ORDER BY attnum) || ')' FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            db="src",
+            params=(table, table),
+        )[0][0]
+        dst.execute(ddl, db="native")
+        pk = src.execute(
+            "SELECT string_agg(a.attname, ', ') FROM pg_index i JOIN pg_attribute a ON "
+            "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass "
+            "AND i.indisprimary",
+            db="src",
+            params=(table,),
+        )[0][0]
+        if pk:
+            dst.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({pk})", db="native")
+    src.execute("CREATE PUBLICATION native FOR ALL TABLES", db="src")
+    dst.execute(
+        f"CREATE SUBSCRIPTION native CONNECTION 'host=127.0.0.1 port={src.port} user=postgres "
+        "dbname=src' PUBLICATION native",
+        db="native",
+    )
+
+
+def caught_up_full_load(dst: PostgresServer, db: str, rows: int) -> None:
+    wait_for(dst, db, "SELECT count(*) FROM big", rows, limit=900)
+
+
+def update_all(src: PostgresServer, dst: PostgresServer, rows: int, mark: int) -> dict[str, float]:
+    src.execute(f"UPDATE big SET n = {mark}", db="src")
+    sql = f"SELECT count(*) FROM big WHERE n = {mark}"
+    return {db: wait_for(dst, db, sql, rows) for db in ("native", "ours")}
+
+
+def pgbench_run(
+    src: PostgresServer, dst: PostgresServer, seconds: int
+) -> dict[str, tuple[float, float]]:
+    pgbench = f"{src.bindir}/pgbench"
+    subprocess.run(
+        [
+            pgbench,
+            "-c4",
+            "-j2",
+            f"-T{seconds}",
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(src.port),
+            "-U",
+            "postgres",
+            "src",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    want = src.execute("SELECT count(*), coalesce(sum(delta), 0) FROM pgbench_history", db="src")[0]
+    out = {}
+    for db in ("native", "ours"):
+        row = dst.execute("SELECT count(*), coalesce(sum(delta), 0) FROM pgbench_history", db=db)[0]
+        behind = want[0] - row[0]
+        took = wait_for(dst, db, "SELECT count(*) FROM pgbench_history", want[0])
+        out[db] = (float(behind), took)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--pgbench-seconds", type=int, default=30)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory() as tmpdir,
+        PostgresServer() as src,
+        PostgresServer() as dst,
+    ):
+        setup_source(src, args.rows)
+        start_native(src, dst)
+        proc = start_opendms(src, dst, Path(tmpdir))
+        try:
+            for db in ("native", "ours"):
+                caught_up_full_load(dst, db, args.rows)
+            time.sleep(2)
+            updates = update_all(src, dst, args.rows, 1)
+            bench = pgbench_run(src, dst, args.pgbench_seconds)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    print(
+        f"\n{args.rows:,}-row UPDATE, commit -> all applied: native {updates['native']:.2f}s, "
+        f"opendms {updates['ours']:.2f}s, ratio {updates['native'] / updates['ours']:.2f}x "
+        "(goal: opendms within 1.5x of native, i.e. ratio >= 0.67)"
+    )
+    for db, (behind, took) in bench.items():
+        print(
+            f"pgbench -c4 -T{args.pgbench_seconds}: {db}: {behind:.0f} history rows behind at "
+            f"load stop, caught up {took:.2f}s later (goal for opendms: <= 2 s)"
+        )
+    print(f"cores: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
