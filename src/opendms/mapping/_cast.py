@@ -1,9 +1,11 @@
 """Casting Arrow arrays to a target type without altering any value.
 
-A cast that would overflow, truncate or fail to parse raises
+A cast that would overflow, truncate, round or fail to parse raises
 :class:`~opendms.errors.DataError` naming the first offending row (by primary
-key when the batch carries it, else by row index). Strings and binaries
-longer than the target length are errors too.
+key when the batch carries it, else by row index). Narrowing float casts and
+decimal-to-float casts must cast back to the original value. Strings and
+binaries longer than the target length are errors too, and so are times and
+timestamps with more fractional-second digits than the target precision.
 """
 
 from __future__ import annotations
@@ -45,13 +47,33 @@ def convert(array: pa.Array[Any], to_type: pa.DataType) -> pa.Array[Any]:
     return pc.cast(array, to_type, safe=True)
 
 
+def _round_trip_altered(before: pa.Array[Any], after: pa.Array[Any]) -> Any:
+    """Rows of ``after`` that do not cast back to exactly ``before`` (NaN stays NaN)."""
+    old: Any = before  # the stubs type these kernels per concrete array class
+    try:
+        back: Any = pc.cast(after, before.type, safe=True)
+    except pa.ArrowInvalid:
+        # A value that no longer fits the source type (decimal(10,2) 99999999.99
+        # is 1e8 as real4) was certainly altered; rows before it may be too.
+        j = _first_failure(after, before.type)
+        head = _round_trip_altered(before.slice(0, j), after.slice(0, j))
+        tail = pa.array([True] + [False] * (len(before) - j - 1), pa.bool_())
+        return pa.concat_arrays([head, tail])
+    same = pc.equal(back, old)
+    if pa.types.is_floating(before.type):
+        same = pc.or_(same, pc.and_(pc.is_nan(old), pc.is_nan(back)))
+    return pc.fill_null(pc.invert(same), False)
+
+
 def _altered(before: pa.Array[Any], after: pa.Array[Any]) -> Any:
     """Rows a successful cast still altered (casts Arrow does not check), or None."""
     src, dst = before.type, after.type
     old: Any = before  # the stubs type these kernels per concrete array class
     new: Any = after
-    if pa.types.is_floating(src) and pa.types.is_floating(dst):
-        return pc.and_(pc.is_finite(old), pc.invert(pc.is_finite(new)))
+    if pa.types.is_floating(dst) and (
+        pa.types.is_decimal(src) or (pa.types.is_floating(src) and dst.bit_width < src.bit_width)
+    ):
+        return _round_trip_altered(before, after)
     if (pa.types.is_floating(src) and pa.types.is_decimal(dst)) or (
         pa.types.is_timestamp(src) and pa.types.is_date(dst)
     ):
@@ -104,6 +126,7 @@ def cast_exact(
             raise DataError(table, message, row=label(i))
         array = result
     _check_length(array, ctype, table=table, column=column, label=label)
+    _check_precision(array, ctype, table=table, column=column, label=label)
     return array
 
 
@@ -123,3 +146,32 @@ def _check_length(
         f"column {column}: value of length {lengths[i].as_py()} does not fit {ctype}",
         row=label(i),
     )
+
+
+_UNIT_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+_FRACTIONAL_KINDS = (Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
+
+def _check_precision(
+    array: pa.Array[Any], ctype: ColumnType, *, table: str, column: str, label: RowLabel
+) -> None:
+    """Times and timestamps must not have digits beyond ``ctype.precision``.
+
+    The Arrow type keeps every digit of its unit, so a target column of lower
+    precision would round or truncate them: truncate here and compare.
+    """
+    if ctype.precision is None or ctype.kind not in _FRACTIONAL_KINDS:
+        return
+    digits = _UNIT_DIGITS.get(getattr(array.type, "unit", ""))
+    if digits is None or ctype.precision >= digits:
+        return
+    step = 10 ** (digits - ctype.precision)
+    ticks: Any = pc.cast(array, pa.int32() if array.type.bit_width == 32 else pa.int64())
+    truncated = pc.multiply(pc.divide(ticks, step), step)  # division truncates toward 0
+    extra = pc.fill_null(pc.not_equal(truncated, ticks), False)
+    if not pc.any(extra).as_py():
+        return
+    i = pc.index(extra, True).as_py()
+    p = ctype.precision
+    message = f"column {column}: value {array[i].as_py()!r} does not fit {ctype}({p})"
+    raise DataError(table, f"{message}: more than {p} fractional-second digits", row=label(i))

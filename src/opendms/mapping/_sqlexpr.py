@@ -79,9 +79,17 @@ def _sqlite_functions(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _sqlite_like(node: exp.Expression) -> exp.Expression:
+    """SQLite's LIKE ignores (ASCII) case, DuckDB's does not: use ILIKE (GLOB stays)."""
+    if type(node) is exp.Like:
+        return exp.ILike(**node.args)  # keeps negate (NOT LIKE) and an ESCAPE parent
+    return node
+
+
 def to_duckdb(text: str) -> str:
     """DuckDB SQL for a (substituted) SQLite expression."""
     tree = parse(text).transform(_sqlite_now).transform(_sqlite_functions)
+    tree = tree.transform(_sqlite_like)
     return tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE, comments=False)
 
 
