@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -55,10 +55,29 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def decimal_text(array: pa.Array[Any]) -> pa.Array[Any]:
+    """Decimals as plain fixed-point text with exactly the column's scale.
+
+    Arrow's decimal->string cast writes ``1E-10``, ``0E-10`` or ``-1.200E-7``; only
+    arrays where it did are formatted again, value by value.
+    """
+    text = pc.cast(array, pa.string())
+    if not pa.types.is_decimal(array.type) or not pc.any(pc.match_substring(text, "E")).as_py():
+        return text
+    exp, ctx = Decimal(1).scaleb(-array.type.scale), Context(prec=array.type.precision + 1)
+    values = [
+        None if d is None else format(d.quantize(exp, context=ctx), "f") for d in array.to_pylist()
+    ]
+    return pa.array(values, pa.string())
+
+
 def python_values(array: pa.Array[Any] | pa.ChunkedArray[Any], ctype: ColumnType) -> list[Any]:
     """Values of ``array`` as the Python objects a text-oriented driver stores."""
     kind = ctype.kind
-    if kind in (Kind.DECIMAL, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+    if kind is Kind.DECIMAL:
+        chunk = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+        return decimal_text(chunk).to_pylist()
+    if kind in (Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         return pc.cast(array, pa.string()).to_pylist()
     if kind is Kind.BOOL:
         return [None if v is None else int(v) for v in array.to_pylist()]

@@ -35,15 +35,24 @@ def render_filters(groups: tuple[FilterGroup, ...], quote: Quote, literal: Quote
 
 
 def render_segment(segment: Segment, quote: Quote, literal: Quote) -> list[str]:
-    """Key-range predicates for one segment: lower < key <= upper (DMS boundaries)."""
+    """Key-range predicates for one segment: lower < key <= upper (DMS boundaries).
+
+    Rows with a NULL in any range column belong to the first segment only, so every
+    row is read exactly once.
+    """
     if not segment.columns:
         return []
-    cols = "(" + ", ".join(quote(c) for c in segment.columns) + ")"
+    names = [quote(c) for c in segment.columns]
+    cols = "(" + ", ".join(names) + ")"
     out = []
     if segment.lower is not None:
         out.append(f"{cols} > (" + ", ".join(literal(v) for v in segment.lower) + ")")
+        out += [f"{name} IS NOT NULL" for name in names]
     if segment.upper is not None:
-        out.append(f"{cols} <= (" + ", ".join(literal(v) for v in segment.upper) + ")")
+        upper = f"{cols} <= (" + ", ".join(literal(v) for v in segment.upper) + ")"
+        if segment.lower is None:
+            upper = "(" + " OR ".join([upper, *(f"{name} IS NULL" for name in names)]) + ")"
+        out.append(upper)
     return out
 
 

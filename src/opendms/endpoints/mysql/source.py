@@ -41,6 +41,8 @@ def select_sql(plan: ReadPlan) -> str:
     table = plan.table
     cols = ", ".join(f"{select_expr(c, table.column(c).type)} AS {quote(c)}" for c in plan.columns)
     sql = f"SELECT {cols} FROM {quote(table.schema)}.{quote(table.name)}"
+    if plan.segment is not None and plan.segment.partition is not None:
+        sql += f" PARTITION ({quote(plan.segment.partition)})"
     return sql + where_clause(plan, quote, literal)
 
 

@@ -16,7 +16,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.pyvalues import parse_iso_interval
 from opendms.endpoints.sqlite.types import from_declared
 from opendms.endpoints.sqlutil import where_clause
-from opendms.errors import DataError
+from opendms.errors import ConfigError, DataError
 from opendms.model import Column, ColumnType, Index, Kind, ReadPlan, Table, TableRef, arrow_type
 
 # Columns read as text so no digit is lost on the way through a Python float.
@@ -72,6 +72,12 @@ class SQLiteSource:
         yield None
 
     def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
+        if plan.segment is not None and plan.segment.partition is not None:
+            raise ConfigError(
+                f"table {plan.table.qualified}: SQLite tables have no partitions; "
+                "use parallel-load 'ranges' instead of 'partitions-list'",
+                path="$.table_mappings",
+            )
         types = [plan.table.column(c).type for c in plan.columns]
         select = ", ".join(_select_expr(c, t) for c, t in zip(plan.columns, types, strict=True))
         sql = f"SELECT {select} FROM {quote(plan.table.name)}" + where_clause(plan, quote, literal)
@@ -138,12 +144,26 @@ def _to_array(values: list[Any], ctype: ColumnType) -> pa.Array[Any]:
     if ctype.kind is Kind.BINARY:
         values = [v.encode() if isinstance(v, str) else v for v in values]
     elif ctype.kind is Kind.BOOL:
-        values = [None if v is None else bool(v) for v in values]
+        values = [None if v is None else _bool(v) for v in values]
     elif ctype.kind is Kind.INTERVAL:
         values = [v if v is None else parse_iso_interval(str(v)) for v in values]
     elif ctype.kind is Kind.ARRAY:
         values = [v if v is None else json.loads(v) for v in values]
     return pa.array(values, target)
+
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def _bool(value: Any) -> bool:
+    """0/1 or boolean words (any case); anything else is not a boolean."""
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"not a boolean: {value!r}")
 
 
 def _text(value: Any) -> str:

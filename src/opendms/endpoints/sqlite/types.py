@@ -35,6 +35,7 @@ FROM_SQLITE: dict[str, Kind] = {
     "TIMESTAMPTZ": Kind.TIMESTAMPTZ,
     "BLOB": Kind.BINARY,
     "JSON": Kind.JSON,
+    "JSON_TEXT": Kind.JSON,
     "UUID": Kind.UUID,
     "INTERVAL": Kind.INTERVAL,
 }
@@ -79,12 +80,15 @@ TO_SQLITE: dict[Kind, str] = {
     Kind.TIMESTAMP: "DATETIME",
     Kind.TIMESTAMPTZ: "TIMESTAMPTZ",
     Kind.INTERVAL: "INTERVAL",
-    Kind.JSON: "JSON",
+    Kind.JSON: "JSON_TEXT",
     Kind.UUID: "UUID",
     Kind.ENUM: "TEXT",
-    Kind.ARRAY: "JSON",
+    Kind.ARRAY: "JSON_TEXT",
 }
 
+
+# JSON is declared JSON_TEXT: a plain ``JSON`` column has NUMERIC affinity, which
+# would store the document ``1.50`` as the REAL 1.5 (and round big numbers).
 
 # SQLite's NUMERIC affinity turns decimal text into a REAL even when digits are
 # lost; a REAL keeps 15 significant digits, so wider decimals are declared with
