@@ -172,7 +172,7 @@ def task_from_dict(data: dict[str, Any], where: str, base: Path | None = None) -
     """Validate a task given as a dict; resolves table_mappings file references."""
     data = dict(data)
     mappings = data.get("table_mappings")
-    if isinstance(mappings, str) and not mappings.lstrip().startswith("{"):
+    if isinstance(mappings, str) and not mappings.lstrip().startswith(("{", "[")):
         data["table_mappings"] = _read_mapping_file(mappings, base, where)
     try:
         return TaskSpec.model_validate(data)
