@@ -74,12 +74,44 @@ def same_engine(scheme_a: str, scheme_b: str) -> bool:
 
 
 def same_database(a: EndpointURL, b: EndpointURL) -> bool:
-    """True when two endpoint URLs point at the same database (or SQLite file)."""
+    """True when two endpoint URLs can hold the same tables: the same SQLite file, the
+    same PostgreSQL database, or the same MySQL server (whose databases are schemas)."""
     if not same_engine(a.scheme, b.scheme):
         return False
     if a.scheme == "sqlite":
-        return os.path.realpath(a.path.lstrip("/")) == os.path.realpath(b.path.lstrip("/"))
-    hosts = {"localhost", "127.0.0.1", "::1", ""}
-    host_a = "local" if a.host in hosts else a.host
-    host_b = "local" if b.host in hosts else b.host
-    return (host_a, a.port, a.database) == (host_b, b.port, b.database)
+        return _sqlite_file(a) == _sqlite_file(b)
+    if _module(a) == _MYSQL:
+        return _server(a) == _server(b)
+    return (*_server(a), a.database) == (*_server(b), b.database)
+
+
+def table_identity(url: EndpointURL, schema: str, name: str) -> tuple[str, ...]:
+    """Where table ``schema.name`` lives on endpoint ``url``, normalised as the engine
+    resolves it: SQLite has no schemas and folds case, a MySQL URL with a database puts
+    every table there, PostgreSQL and lakes keep (schema, name)."""
+    if url.scheme == "sqlite":
+        return (name.casefold(),)
+    if _module(url) == _MYSQL:
+        return (url.database or schema, name)
+    return (schema, name)
+
+
+_MYSQL = "opendms.endpoints.mysql"
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
+_DEFAULT_PORTS = {"opendms.endpoints.postgres": 5432, _MYSQL: 3306}
+
+
+def _module(url: EndpointURL) -> str:
+    engine = REGISTRY.get(url.scheme)
+    return engine.module if engine else ""
+
+
+def _server(url: EndpointURL) -> tuple[str, int | None]:
+    host = "localhost" if url.host in _LOCAL_HOSTS else url.host.lower()
+    return host, url.port or _DEFAULT_PORTS.get(_module(url))
+
+
+def _sqlite_file(url: EndpointURL) -> str:
+    from opendms.endpoints.sqlite import database_path
+
+    return os.path.realpath(database_path(url))

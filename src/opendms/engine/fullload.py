@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
@@ -18,17 +18,18 @@ import pyarrow as pa
 
 from opendms.arrowutil import infinite_rows, read_rejections
 from opendms.config import DataErrorPolicyKind, TaskSpec
-from opendms.endpoints import same_database, same_engine
+from opendms.endpoints import same_database, same_engine, table_identity
 from opendms.endpoints.base import Rejection, Source, Target
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.units import LoadUnit, segments_for
-from opendms.errors import DataError, OpenDMSError, StopRequested, TaskError
+from opendms.errors import ConfigError, DataError, OpenDMSError, StopRequested, TaskError
 from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
 from opendms.model import ColumnType, Kind, ReadPlan, Segment, Table, TableRef
 from opendms.state import StateStore, TableState
 
 log = logging.getLogger("opendms.fullload")
 PROGRESS_EVERY = 1.0  # seconds between table-statistics writes while a table loads
+STOPPED = "task stopped before this table finished"
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TableRun:
     errors: int = 0
     failure: str = ""
     started: bool = False
+    completed: bool = False
     saved_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,23 +90,38 @@ class FullLoad:
         if schema:
             plans = [replace(p, target=replace(p.target, schema=schema)) for p in plans]
         self._refuse_self_copy(plans)
+        self._refuse_collisions(plans)
         return plans
 
     def _refuse_self_copy(self, plans: list[TablePlan]) -> None:
         """Never let a target prep mode drop or truncate the source table itself."""
-        if not same_database(self.source.url, self.target.url):
+        src_url, dst_url = self.source.url, self.target.url
+        if not same_database(src_url, dst_url):
             return
         for plan in plans:
             src, dst = plan.source, plan.target
-            target_schema = dst.schema if self.target.url.scheme != "sqlite" else src.schema
-            mysql_db = (
-                self.target.url.database if self.target.url.scheme in ("mysql", "mariadb") else ""
-            )
-            if (mysql_db or target_schema, dst.name) == (src.schema, src.name):
+            if table_identity(src_url, src.schema, src.name) == table_identity(
+                dst_url, dst.schema, dst.name
+            ):
                 raise TaskError(
                     f"table {src.qualified}: the target is the source table itself "
                     "(same database, schema and name); rename it with a transformation rule "
                     "or choose another target"
+                )
+
+    def _refuse_collisions(self, plans: list[TablePlan]) -> None:
+        """Two source tables must not load into one target table."""
+        seen: dict[tuple[str, ...], TablePlan] = {}
+        for plan in plans:
+            dst = plan.target
+            first = seen.setdefault(table_identity(self.target.url, dst.schema, dst.name), plan)
+            if first is not plan:
+                raise ConfigError(
+                    f"source tables {first.source.qualified} and {plan.source.qualified} "
+                    f"both map to target table {dst.qualified}; rename one of them with a "
+                    "transformation rule",
+                    where=f"task {self.spec.name}",
+                    path="$.table_mappings",
                 )
 
     def units(self, plans: list[TablePlan]) -> list[LoadUnit]:
@@ -125,10 +142,11 @@ class FullLoad:
         units = self.units(plans)
         for plan in plans:
             self._prepare(plan)
-        workers = min(self.settings.FullLoadSettings.MaxFullLoadSubTasks, max(len(units), 1))
-        with self._snapshot(snapshot) as snap, ThreadPoolExecutor(workers, "load") as pool:
-            futures = [pool.submit(self._run_unit, unit, snap) for unit in units]
-            self._wait(futures)
+        try:
+            self._run_units(units, snapshot)
+        finally:
+            if self.stop.is_set():
+                self._end_stopped()
         failed = {name: run.failure for name, run in self.runs.items() if run.failure}
         rows = sum(run.rows for run in self.runs.values())
         return LoadResult(len(self.runs), rows, failed)
@@ -136,13 +154,30 @@ class FullLoad:
     def _snapshot(self, exported: str | None) -> AbstractContextManager[str | None]:
         return nullcontext(exported) if exported else self.source.snapshot()
 
+    def _run_units(self, units: list[LoadUnit], snapshot: str | None) -> None:
+        workers = min(self.settings.FullLoadSettings.MaxFullLoadSubTasks, max(len(units), 1))
+        with self._snapshot(snapshot) as snap, ThreadPoolExecutor(workers, "load") as pool:
+            futures = [pool.submit(self._run_unit, unit, snap) for unit in units]
+            self._wait(futures)
+
     def _wait(self, futures: list[Future[None]]) -> None:
+        """Wait for every unit; the first one that raises stops the others."""
         try:
-            for fut in futures:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in done:
                 fut.result()
         except BaseException:
             self.stop.set()
             raise
+
+    def _end_stopped(self) -> None:
+        """After a stop, end the tables that were stopped or never started."""
+        for run in self.runs.values():
+            if run.failure or run.completed:
+                continue
+            src = run.plan.source
+            self.store.table_ended(self.spec.name, src.schema, src.name, TableState.ERROR, STOPPED)
+            self.progress.table_done(src.qualified, False)
 
     def _prepare(self, plan: TablePlan) -> None:
         src, name = plan.source, plan.source.qualified
@@ -160,14 +195,16 @@ class FullLoad:
         self._mark_started(run)
         try:
             self._copy(unit, run, snap)
+            self._unit_done(run)
         except StopRequested:
             return
         except OpenDMSError as exc:
             self._fail_table(run, str(exc))
             if self._policy() is DataErrorPolicyKind.STOP_TASK and isinstance(exc, DataError):
                 self.stop.set()
-            return
-        self._unit_done(run)
+        except Exception as exc:
+            log.exception("table %s: internal error", unit.name)
+            self._fail_table(run, f"internal error: {exc!r}")
 
     def _mark_started(self, run: TableRun) -> None:
         src = run.plan.source
@@ -316,6 +353,7 @@ class FullLoad:
         except OpenDMSError as exc:
             self._fail_table(run, str(exc))
             return
+        run.completed = True
         self.store.table_ended(self.spec.name, src.schema, src.name, TableState.COMPLETED)
         self.progress.table_done(src.qualified, True)
 

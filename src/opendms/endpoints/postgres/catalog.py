@@ -38,12 +38,15 @@ FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid = %s::regclass ORDER BY ic.relname
 """
 
+# Partitions (children of a partitioned table only; plain inheritance children are
+# tables of their own), each as a quoted, schema-qualified name like regclass() makes.
 STATS = """
 SELECT c.reltuples::bigint, c.relkind,
-       array(SELECT quote_ident(cn.nspname) || '.' || quote_ident(ch.relname)
+       array(SELECT '"' || replace(cn.nspname, '"', '""') || '"."'
+                    || replace(ch.relname, '"', '""') || '"'
              FROM pg_inherits h JOIN pg_class ch ON ch.oid = h.inhrelid
              JOIN pg_namespace cn ON cn.oid = ch.relnamespace
-             WHERE h.inhparent = c.oid ORDER BY ch.relname)
+             WHERE h.inhparent = c.oid AND c.relkind = 'p' ORDER BY ch.relname)
 FROM pg_class c WHERE c.oid = %s::regclass
 """
 

@@ -13,6 +13,7 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from opendms.arrowutil import read_rejections, with_rejections
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.canonical import canonical_batch
 from opendms.endpoints.postgres import catalog
@@ -20,11 +21,17 @@ from opendms.endpoints.postgres.conn import connect, conninfo, translate
 from opendms.endpoints.postgres.fastcopy import CopySpec
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.endpoints.sqlutil import where_clause
-from opendms.errors import MissingExtraError
+from opendms.errors import ConfigError, MissingExtraError
 from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
 
 # Kinds read as text and rebuilt in Arrow (exact digits; no driver extension types).
 _TEXT_KINDS = {Kind.DECIMAL, Kind.UUID, Kind.JSON, Kind.ENUM}
+
+# ADBC reads any array as a flat list, so '{{1,2},{3,4}}' would arrive as [1,2,3,4] and
+# '[0:1]={5,6}' would lose its bounds: such rows are data errors.
+_BAD_ARRAY = (
+    "a multi-dimensional array or one whose lower bound is not 1 cannot be represented as a list"
+)
 
 
 def literal(value: str) -> str:
@@ -44,14 +51,53 @@ def select_expr(name: str, ctype: ColumnType) -> str:
     return col
 
 
-def select_sql(plan: ReadPlan, exprs: bool = True) -> str:
-    """SELECT for one plan (segment, partition and filters applied)."""
+def select_sql(plan: ReadPlan, exprs: bool = True, extra: tuple[str, ...] = ()) -> str:
+    """SELECT for one plan (segment, partition and filters applied); ``extra``
+    expressions are appended after the plan's columns."""
     table = plan.table
     cols = [select_expr(c, table.column(c).type) if exprs else quote_ident(c) for c in plan.columns]
-    source = catalog.regclass(TableRef(table.schema, table.name))
+    select = ", ".join([*cols, *extra])
+    return f"SELECT {select} FROM {relation(plan)}" + where_clause(plan, quote_ident, literal)
+
+
+def relation(plan: ReadPlan) -> str:
+    """What a plan reads: one partition, a partitioned table (rows live in its
+    partitions) or ``ONLY`` the table (rows of tables inheriting from it are theirs)."""
+    table = plan.table
     if plan.segment is not None and plan.segment.partition:
-        source = plan.segment.partition
-    return f"SELECT {', '.join(cols)} FROM {source}" + where_clause(plan, quote_ident, literal)
+        return partition(table, plan.segment.partition)
+    rel = catalog.regclass(TableRef(table.schema, table.name))
+    return rel if table.partitions else f"ONLY {rel}"
+
+
+def partition(table: Table, name: str) -> str:
+    """The quoted, qualified partition of ``table`` that ``name`` (``part``,
+    ``schema.part`` or already quoted) names; ConfigError when it is not one."""
+    wanted = {name, catalog.regclass(TableRef(table.schema, name))}
+    if "." in name:
+        wanted.add(catalog.regclass(TableRef(*name.split(".", 1))))
+    for part in table.partitions:
+        if part in wanted:
+            return part
+    known = ", ".join(table.partitions) or "none"
+    raise ConfigError(
+        f"table {table.qualified}: {name!r} is not a partition of the table "
+        f"(its partitions: {known})",
+        path="$.table_mappings",
+    )
+
+
+def shape_checks(plan: ReadPlan) -> tuple[str, ...]:
+    """One boolean per array column: true where the value is not a plain 1-based list."""
+    return tuple(
+        f"coalesce(array_ndims({quote_ident(c)}) > 1 OR array_lower({quote_ident(c)}, 1) <> 1,"
+        f" false) AS {quote_ident(f'opendms_shape_{i}')}"
+        for i, c in enumerate(_arrays(plan))
+    )
+
+
+def _arrays(plan: ReadPlan) -> list[str]:
+    return [c for c in plan.columns if plan.table.column(c).type.kind is Kind.ARRAY]
 
 
 class PostgresSource:
@@ -87,13 +133,24 @@ class PostgresSource:
         except Exception as exc:
             raise translate(exc, self.url) from exc
         try:
-            cur = conn.cursor()
-            _begin(cur, snapshot)
-            cur.execute(select_sql(plan))
-            for batch in cur.fetch_record_batch():
-                yield canonical_batch(plan, types, batch, _column)
+            for batch in self._fetch(dbapi, conn, plan, snapshot):
+                out = canonical_batch(plan, types, batch, _column)
+                yield _reject_shapes(plan, batch, out)
         finally:
             conn.close()
+
+    def _fetch(
+        self, dbapi: Any, conn: Any, plan: ReadPlan, snapshot: str | None
+    ) -> Iterator[pa.RecordBatch]:
+        """The plan's rows (then its shape checks) as ADBC batches; driver errors
+        become one-line EndpointErrors."""
+        try:
+            cur = conn.cursor()
+            _begin(cur, snapshot)
+            cur.execute(select_sql(plan, extra=shape_checks(plan)))
+            yield from cur.fetch_record_batch()
+        except (dbapi.Error, pa.ArrowException) as exc:  # the reader raises Arrow errors
+            raise translate(exc, self.url) from exc
 
     def copy_spec(self, plan: ReadPlan, snapshot: str | None) -> CopySpec:
         """How a PostgreSQL target pulls this plan as raw binary COPY data."""
@@ -113,6 +170,16 @@ def _adbc() -> Any:
     except ImportError as exc:
         raise MissingExtraError("adbc_driver_postgresql", "postgresql") from exc
     return dbapi
+
+
+def _reject_shapes(plan: ReadPlan, raw: pa.RecordBatch, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Attach a rejection for each row whose array is not a plain list (see _BAD_ARRAY)."""
+    found = []
+    for i, name in enumerate(_arrays(plan)):
+        flags = raw.column(len(plan.columns) + i)
+        if pc.any(flags).as_py():
+            found += [(row, name, _BAD_ARRAY) for row, bad in enumerate(flags.to_pylist()) if bad]
+    return with_rejections(batch, read_rejections(batch) + found) if found else batch
 
 
 def _begin(cur: Any, snapshot: str | None) -> None:
