@@ -66,25 +66,24 @@ def convert_rows(array: pa.Array[Any], convert: Converter) -> tuple[pa.Array[Any
 
     Returns the converted array (NULL where a value could not be converted)
     and the indexes of those rows, so a source can report them as data errors
-    instead of failing the whole batch.
+    instead of failing the whole batch, even when no value of the batch converts.
+    Raises only when ``convert`` fails on an empty array too (a type mismatch).
     """
+    bad_value = (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OverflowError)
     try:
         return convert(array), []
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OverflowError):
+    except bad_value:
         pass
-    values: list[pa.Array[Any] | None] = []
+    target = convert(array.slice(0, 0)).type
+    pieces: list[pa.Array[Any]] = []
     bad: list[int] = []
     for i in range(len(array)):
         try:
-            values.append(convert(array.slice(i, 1)))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OverflowError):
+            pieces.append(convert(array.slice(i, 1)).cast(target))
+        except bad_value:
             bad.append(i)
-            values.append(None)
-    if len(bad) == len(array):
-        raise pa.ArrowInvalid("no value of the column could be converted")
-    target = next(v.type for v in values if v is not None)
-    pieces = [v if v is not None else pa.nulls(1, target) for v in values]
-    return pa.concat_arrays(pieces), bad
+            pieces.append(pa.nulls(1, target))
+    return pa.concat_arrays(pieces) if pieces else pa.nulls(0, target), bad
 
 
 def with_rejections(batch: pa.RecordBatch, rejected: list[tuple[int, str, str]]) -> pa.RecordBatch:

@@ -122,8 +122,8 @@ _SIMPLE_ARROW: dict[Kind, pa.DataType] = {
 def arrow_type(ctype: ColumnType) -> pa.DataType:
     """The Arrow type that carries values of ``ctype`` without loss."""
     if ctype.kind is Kind.DECIMAL:
-        if ctype.precision is None:
-            return pa.string()
+        if ctype.precision is None or ctype.precision > 76:
+            return pa.string()  # exact digits as text (decimal256 holds at most 76)
         if ctype.precision <= 38:
             return pa.decimal128(ctype.precision, ctype.scale or 0)
         return pa.decimal256(ctype.precision, ctype.scale or 0)

@@ -9,16 +9,18 @@ snapshot; a *target* prepares tables, takes Arrow batches and finishes tables
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from opendms.errors import ConfigError
-from opendms.model import ReadPlan, Table, TableRef
+from opendms.model import Kind, ReadPlan, Table, TableRef
 
 
 class Secret(str):
@@ -43,13 +45,17 @@ class EndpointURL:
 
     @classmethod
     def parse(cls, url: str) -> EndpointURL:
+        url = _normalized(url)
         parts = urlsplit(url)
         if not parts.scheme:
-            raise ConfigError(f"endpoint {url!r} is not a URL (expected scheme://...)")
+            raise ConfigError(f"endpoint {mask(url)!r} is not a URL (expected scheme://...)")
         try:
             port = parts.port
         except ValueError as exc:
-            raise ConfigError(f"endpoint {mask(url)}: bad port") from exc
+            raise ConfigError(
+                f"endpoint {mask(url)}: bad port (percent-encode reserved characters "
+                "such as '#', '/', '?' or '@' in the password)"
+            ) from exc
         return cls(
             raw=url,
             scheme=parts.scheme.lower(),
@@ -69,14 +75,73 @@ class EndpointURL:
         return self.path.lstrip("/")
 
 
-def mask(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+# Query keys whose values are secrets (password, sslpassword, aws_secret_access_key, ...).
+_SECRET_QUERY = re.compile(r"([?&;][^=&#?;]*(?:password|secret|token)[^=&#?;]*=)([^&#;]*)", re.I)
+
+
+def _split_userinfo(url: str) -> tuple[str, str, str, bool] | None:
+    """``(scheme://, userinfo, host-and-rest, unencoded)``, or None without userinfo.
+
+    The userinfo ends at the last '@' before the host. A password with an unencoded
+    '#', '/' or '?' hides that '@' from urlsplit; such URLs are split here and
+    ``unencoded`` is True (their userinfo is taken literally).
+    """
+    head, sep, rest = url.partition("://")
+    head, rest = (head + sep, rest) if sep else ("", url)
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in netloc:
+        userinfo = netloc.rpartition("@")[0]
+        return head, userinfo, rest[len(userinfo) + 1 :], False
+    if not _hides_userinfo(netloc, rest[len(netloc) :]):
+        return None
+    first = rest.index("@", len(netloc))
+    ends = [i for i in (rest.find("/", first), rest.find("?", first)) if i != -1]
+    at = rest.rindex("@", 0, min(ends, default=len(rest)))
+    return head, rest[:at], rest[at + 1 :], True
+
+
+def _hides_userinfo(netloc: str, tail: str) -> bool:
+    """Whether ``netloc`` (no '@') + ``tail`` is ``user:pass...@host`` cut short by urlsplit."""
+    if ":" not in netloc or "@" not in tail or netloc.startswith("["):
+        return False
+    if not netloc.partition(":")[2].isdigit():
+        return True  # "user:p" would be a host with a bad port
+    at, query, frag = tail.index("@"), tail.find("?"), tail.find("#")
+    if -1 < frag < at:
+        return True  # an '@' in the fragment
+    if -1 < query < at and "=" in tail[query:at]:
+        return False  # "?application_name=a@b" is a query
+    return "/" in tail[at:]  # "user:12/x@host/db", "user:12?x@host/db"
+
+
+def _normalized(url: str) -> str:
+    """``url`` with its user and password percent-encoded, so every parser agrees."""
+    found = _split_userinfo(url)
+    if found is None or ":" not in found[1]:
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:***@{netloc[1]}").geturl()
+    head, userinfo, tail, unencoded = found
+    user, _, password = userinfo.partition(":")
+    if not unencoded:
+        user, password = unquote(user), unquote(password)
+    return f"{head}{quote(user, safe='')}:{quote(password, safe='')}@{tail}"
+
+
+def mask(url: str) -> str:
+    """``url`` with any password (in the userinfo or the query) replaced by ``***``."""
+    found = _split_userinfo(url)
+    if found is not None and ":" in found[1]:
+        head, userinfo, tail, _ = found
+        url = f"{head}{userinfo.partition(':')[0]}:***@{tail}"
+    return _SECRET_QUERY.sub(r"\1***", url)
+
+
+def target_index_name(table: str, index: str) -> str:
+    """The target name of ``index`` of ``table``: prefixed with the table name.
+
+    MySQL index names are per table, PostgreSQL's per schema and SQLite's per
+    database, so ``email`` on tables ``a`` and ``b`` becomes ``a_email``, ``b_email``.
+    """
+    return index if index.startswith(table) and index != table else f"{table}_{index}"
 
 
 class PrepMode(enum.StrEnum):
@@ -147,3 +212,25 @@ class Rejection:
 def no_rejections(table: Table, batch: pa.RecordBatch) -> list[Rejection]:
     """For targets that can hold every canonical value."""
     return []
+
+
+def too_long(table: Table, batch: pa.RecordBatch, longest: int | None = None) -> list[Rejection]:
+    """Rows whose text is longer than its ``varchar(n)`` / ``char(n)`` column holds.
+
+    Columns declared longer than ``longest`` (if given) are ignored: the target
+    stores them in an unbounded type.
+    """
+    out: list[Rejection] = []
+    for col in table.columns:
+        n = col.type.length
+        if col.type.kind is not Kind.STRING or n is None or n > (longest or n):
+            continue
+        text: Any = batch.column(col.name)  # the stubs type utf8_length per string class
+        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+            continue
+        found: Any = pc.greater(pc.utf8_length(text), pa.scalar(n))
+        mask = pc.fill_null(found, False)
+        if pc.any(mask).as_py():
+            reason = f"longer than {col.type}"
+            out += [Rejection(i, col.name, reason) for i, v in enumerate(mask.to_pylist()) if v]
+    return out

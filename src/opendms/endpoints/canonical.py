@@ -32,8 +32,10 @@ def canonical_batch(
         name = plan.columns[i]
         try:
             array, bad = convert_rows(batch.column(i), _bind(column, ctype))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise DataError(plan.table.qualified, f"column {name}: {exc}") from exc
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OverflowError) as exc:
+            source = batch.schema.field(i).type
+            message = f"column {name}: cannot carry {source} as {ctype}: {exc}"
+            raise DataError(plan.table.qualified, message) from exc
         arrays.append(array)
         reason = f"value cannot be represented as {ctype}"
         rejected += [(row, name, reason) for row in bad]

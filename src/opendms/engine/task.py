@@ -38,10 +38,15 @@ def task_mappings(spec: TaskSpec) -> TableMappings:
 
 
 def register(spec: TaskSpec, store: StateStore) -> None:
-    """Record (or redefine) the task in the state store."""
+    """Record (or redefine) the task in the state store (URLs masked, secret settings
+    such as passwords, secrets and tokens replaced by ``***``)."""
     body = spec.model_dump(mode="json")
-    body["source"]["url"] = mask(spec.source.url)
-    body["target"]["url"] = mask(spec.target.url)
+    for end in ("source", "target"):
+        body[end]["url"] = mask(body[end]["url"])
+        body[end]["settings"] = {
+            k: "***" if any(w in k.lower() for w in ("password", "secret", "token")) else v
+            for k, v in body[end]["settings"].items()
+        }
     store.save_task(
         spec.name,
         mask(spec.source.url),
@@ -117,6 +122,7 @@ def _run(
         try:
             store.set_status(spec.name, TaskStatus.RUNNING)
             if spec.migration_type is MigrationType.FULL_LOAD:
+                store.set_phase(spec.name, "full load")
                 return FullLoad(spec, source, target, mappings, store, progress).run()
             check_cdc_pair(spec, source, target)
             replication = Replication(spec, source, target, mappings, store, progress)

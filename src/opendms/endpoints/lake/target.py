@@ -8,6 +8,7 @@ deterministic, so a re-run overwrites instead of adding duplicates, and
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from datetime import UTC, datetime
@@ -21,10 +22,11 @@ import pyarrow.parquet as pq
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
 from opendms.endpoints.lake.settings import LakeSettings
 from opendms.endpoints.lake.storage import Storage, translate_os_error
-from opendms.endpoints.pyvalues import python_values
+from opendms.endpoints.pyvalues import decimal_text, python_values
 from opendms.model import Kind, Table
 
 _LOAD_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?$")
+_PARTIAL_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?\.tmp$")
 # Arrow types the CSV writer cannot render; they are written as text.
 _CSV_AS_TEXT = {Kind.INTERVAL, Kind.ARRAY, Kind.BINARY}
 _ParquetCodec = Literal["gzip", "brotli", "lz4", "zstd", "snappy", "none"]
@@ -50,14 +52,18 @@ class LakeTarget:
         try:
             if not self.storage.atomic_put:  # S3 needs no folders (and gets no marker objects)
                 self.storage.fs.create_dir(folder, recursive=True)
-            if mode is PrepMode.DO_NOTHING:
-                return
-            selector = pafs.FileSelector(folder, allow_not_found=True)
-            for info in self.storage.fs.get_file_info(selector):
-                if info.type == pafs.FileType.File and _LOAD_FILE.match(info.base_name):
-                    self.storage.fs.delete_file(info.path)
+            self._clear(folder, mode)
         except OSError as exc:
             raise translate_os_error(exc, self.url) from exc
+
+    def _clear(self, folder: str, mode: PrepMode) -> None:
+        """Delete partial files of an interrupted run, and LOAD files unless DO_NOTHING."""
+        selector = pafs.FileSelector(folder, allow_not_found=True)
+        for info in self.storage.fs.get_file_info(selector):
+            name = info.base_name
+            load = mode is not PrepMode.DO_NOTHING and _LOAD_FILE.match(name)
+            if info.type == pafs.FileType.File and (load or _PARTIAL_FILE.match(name)):
+                self.storage.fs.delete_file(info.path)
 
     def writer(self, table: Table, segment: int | None) -> LakeWriter:
         return LakeWriter(self, table, segment)
@@ -172,6 +178,8 @@ class LakeWriter:
             )
         if ctype.kind in _CSV_AS_TEXT:
             return pa.array(python_values(array, ctype), pa.string())
+        if pa.types.is_decimal(array.type):  # Arrow's CSV writer would use 1E-10 notation
+            return decimal_text(array)
         return array
 
     def _parquet_safe(self, array: pa.Array[Any], name: str) -> pa.Array[Any]:
@@ -195,9 +203,30 @@ class LakeWriter:
         return self.rows
 
     def abort(self) -> None:
-        if self.sink is not None:
-            self.sink.close()
-            self.writer = self.sink = None
+        """Drop the file being written, so no partial file is ever published.
+
+        Closing an S3 stream completes the upload, so the object is deleted after.
+        """
+        writer, sink = self.writer, self.sink
+        self.writer = self.sink = None
+        if sink is None:
+            return
+        if writer is not None:
+            _close_quietly(writer)
+        with contextlib.suppress(OSError):
+            sink.close()
+        partial = self.path if self.target.storage.atomic_put else self.path + ".tmp"
+        with contextlib.suppress(OSError):
+            self.target.storage.fs.delete_file(partial)
+
+
+def _close_quietly(writer: pq.ParquetWriter | pacsv.CSVWriter) -> None:
+    """Close a writer whose sink may be broken, without a second try in ``__del__``."""
+    try:
+        writer.close()
+    except Exception:  # the load already failed; this is only cleanup
+        if isinstance(writer, pq.ParquetWriter):
+            writer.is_open = False
 
 
 def _parquet_codec(settings: LakeSettings) -> _ParquetCodec:

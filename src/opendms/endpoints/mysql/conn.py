@@ -31,6 +31,8 @@ def translate(exc: Exception, url: EndpointURL) -> EndpointError:
     """One clear line for a driver error (by MySQL error code)."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
     text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    if url.password:
+        text = text.replace(str(url.password), "***")
     where = str(url)
     if code in _CONNECT:
         return ConnectError(where, f"cannot reach {url.host}:{url.port or 3306}: {text}")

@@ -17,13 +17,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
+from opendms.endpoints.base import EndpointURL, PrepMode, Rejection, target_index_name, too_long
 from opendms.endpoints.mysql.conn import connect, translate
 from opendms.endpoints.mysql.source import quote
 from opendms.endpoints.mysql.tsv import batch_tsv
-from opendms.endpoints.mysql.types import KEY_VARCHAR, to_mysql
+from opendms.endpoints.mysql.types import KEY_VARCHAR, MAX_VARCHAR, to_mysql
 from opendms.errors import DataError, EndpointError
-from opendms.model import Kind, Table
+from opendms.model import Index, Kind, Table
 
 _MIN_DT, _MAX_DT = -30610224000000000, 253402300799999999  # 1000-01-01 .. 9999-12-31 (us)
 
@@ -86,18 +86,30 @@ class MySQLTarget:
             array = batch.column(col.name)
             for row, reason in _unrepresentable(array, col.type.kind, col.name in key):
                 out.append(Rejection(row, col.name, reason))
-        return out
+        return out + too_long(table, batch, MAX_VARCHAR)
 
     def finish(self, table: Table) -> None:
         for idx in table.indexes:
-            unique = "UNIQUE " if idx.unique else ""
-            cols = ", ".join(_index_part(table, c) for c in idx.columns)
-            self._execute(
-                f"CREATE {unique}INDEX {quote(idx.name)} ON {self.qualified(table)} ({cols})"
-            )
+            self._create_index(table, idx)
+
+    def _create_index(self, table: Table, idx: Index) -> None:
+        """Creates ``idx`` unless the table already has an index of that name
+        (a re-run with TRUNCATE_BEFORE_LOAD or DO_NOTHING)."""
+        name = target_index_name(table.name, idx.name)[:64]
+        if self._execute(_HAS_INDEX, (self.database(table), table.name, name)):
+            return
+        unique = "UNIQUE " if idx.unique else ""
+        cols = ", ".join(_index_part(table, c) for c in idx.columns)
+        self._execute(f"CREATE {unique}INDEX {quote(name)} ON {self.qualified(table)} ({cols})")
 
     def close(self) -> None:
         self.conn.close()
+
+
+_HAS_INDEX = (
+    "SELECT 1 FROM information_schema.STATISTICS "
+    "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s AND INDEX_NAME=%s LIMIT 1"
+)
 
 
 def _index_part(table: Table, name: str) -> str:
@@ -123,6 +135,8 @@ def _unrepresentable(array: pa.Array[Any], kind: Kind, in_key: bool) -> list[tup
         raw = pc.cast(pc.cast(array, pa.timestamp("us")), pa.int64())
         bad = pc.or_(pc.less(raw, pa.scalar(_MIN_DT)), pc.greater(raw, pa.scalar(_MAX_DT)))
         return [(r, "outside DATETIME range 1000-9999") for r in _mask_rows(bad)]
+    if kind is Kind.DECIMAL and pa.types.is_decimal256(array.type):
+        array = pc.cast(array, pa.string())
     if kind is Kind.DECIMAL and pa.types.is_string(array.type):
         rows = [i for i, v in enumerate(array.to_pylist()) if v is not None and not _fits_65_30(v)]
         return [(r, "needs more than DECIMAL(65,30) holds") for r in rows]

@@ -114,8 +114,8 @@ def to_mysql(ctype: ColumnType, in_key: bool = False) -> str:
     """The MySQL column type for ``ctype`` (``in_key``: part of the primary key)."""
     kind = ctype.kind
     if kind is Kind.DECIMAL:
-        if ctype.precision is None:
-            return "DECIMAL(65,30)"
+        if ctype.precision is None or ctype.precision > 65:
+            return "DECIMAL(65,30)"  # rows needing more are data errors (see target.reject)
         return f"DECIMAL({ctype.precision},{ctype.scale or 0})"
     if kind is Kind.STRING:
         return _string(ctype, in_key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from opendms.endpoints.base import EndpointURL
 from opendms.errors import (
@@ -32,8 +33,8 @@ def conninfo(url: EndpointURL) -> str:
 
 
 def translate(exc: Exception, url: EndpointURL) -> EndpointError:
-    """One clear line for a driver error."""
-    text = str(exc).strip()
+    """One clear line for a driver error (never showing the password)."""
+    text = scrub(str(exc).strip(), url)
     first = text.splitlines()[0] if text else type(exc).__name__
     low = text.lower()
     where = str(url)
@@ -48,6 +49,16 @@ def translate(exc: Exception, url: EndpointURL) -> EndpointError:
     if "could not translate host name" in low:
         return ConnectError(where, f"unknown host {url.host!r}")
     return EndpointError(where, first)
+
+
+def scrub(text: str, url: EndpointURL) -> str:
+    """``text`` with the URL's passwords (plain or percent-encoded) replaced by ``***``."""
+    secrets = [str(url.password)]
+    secrets += [v for k, v in url.query.items() if "password" in k.lower()]
+    forms = {f for s in secrets for f in (s, quote(s, safe=""))} - {""}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 def _reason(low: str) -> str:

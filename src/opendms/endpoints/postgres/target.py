@@ -8,6 +8,7 @@ table and one INSERT ... SELECT with casts.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -15,13 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from opendms.arrowutil import join_element_wise
-from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
+from opendms.endpoints.base import EndpointURL, PrepMode, Rejection, target_index_name, too_long
 from opendms.endpoints.postgres.conn import connect, conninfo, translate
 from opendms.endpoints.postgres.fastcopy import CopySpec, CopyTarget, RowEstimator, copy_table
 from opendms.endpoints.postgres.source import _adbc
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.errors import EndpointError, StopRequested
-from opendms.model import Column, ColumnType, Kind, Table
+from opendms.model import Column, ColumnType, Index, Kind, Table
+
+MAX_DECIMAL_PRECISION = 76  # wider decimals travel as text, as unconstrained ones do
 
 
 def qualified(table: Table) -> str:
@@ -35,7 +38,7 @@ def needs_staging(ctype: ColumnType) -> bool:
         staged = (Kind.UUID, Kind.JSON, Kind.DECIMAL, Kind.ENUM)
         return ctype.element.kind in staged or needs_staging(ctype.element)
     if ctype.kind is Kind.DECIMAL:
-        return ctype.precision is None
+        return ctype.precision is None or ctype.precision > MAX_DECIMAL_PRECISION
     return ctype.kind is Kind.STRING and ctype.type_name is not None
 
 
@@ -107,12 +110,19 @@ class PostgresTarget:
         return PostgresWriter(self, table)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
-        return [
+        out = [
             Rejection(i, c.name, "PostgreSQL text cannot hold NUL characters")
             for c in table.columns
             if c.type.kind in (Kind.STRING, Kind.JSON, Kind.ENUM)
             for i in _nul_rows(batch.column(c.name))
         ]
+        out += [
+            Rejection(i, c.name, "not a valid UUID")
+            for c in table.columns
+            if c.type.kind is Kind.UUID
+            for i in _bad_uuid_rows(batch.column(c.name))
+        ]
+        return out + too_long(table, batch)
 
     def finish(self, table: Table) -> None:
         if qualified(table) in self.pending_keys:
@@ -123,12 +133,25 @@ class PostgresTarget:
             )
             self.pending_keys.discard(qualified(table))
         for idx in table.indexes:
-            unique = "UNIQUE " if idx.unique else ""
-            cols = ", ".join(map(quote_ident, idx.columns))
-            self._execute(
-                f"CREATE {unique}INDEX IF NOT EXISTS {quote_ident(idx.name)} "
-                f"ON {qualified(table)} ({cols})"
+            self._create_index(table, idx)
+
+    def _create_index(self, table: Table, idx: Index) -> None:
+        """Index names are per schema: an index of the same name on another table
+        (or a relation of that name) is an error, one on this table is kept."""
+        name = _identifier(target_index_name(table.name, idx.name))
+        found = self._execute(_INDEX_OWNER, (table.schema, name)).fetchone()
+        if found and found[0] != table.name:
+            clash = f"on table {found[0]!r}" if found[0] else "as another relation"
+            raise EndpointError(
+                str(self.url),
+                f"table {table.qualified}: cannot create index {name!r}: "
+                f"the name already exists in schema {table.schema!r} {clash}",
             )
+        unique = "UNIQUE " if idx.unique else ""
+        cols = ", ".join(map(quote_ident, idx.columns))
+        self._execute(
+            f"CREATE {unique}INDEX IF NOT EXISTS {quote_ident(name)} ON {qualified(table)} ({cols})"
+        )
 
     def copy_from(
         self,
@@ -160,6 +183,33 @@ class PostgresTarget:
 
     def close(self) -> None:
         self.conn.close()
+
+
+# For a relation of that name: the table it indexes (NULL if it is no index).
+_INDEX_OWNER = """
+SELECT t.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_index x ON x.indexrelid = c.oid LEFT JOIN pg_class t ON t.oid = x.indrelid
+WHERE n.nspname = %s AND c.relname = %s
+"""
+
+
+def _identifier(name: str) -> str:
+    """``name`` cut to PostgreSQL's 63-byte identifier limit (as the server would)."""
+    return name.encode()[:63].decode(errors="ignore")
+
+
+def _bad_uuid_rows(array: pa.Array[Any]) -> list[int]:
+    if not pa.types.is_string(array.type):
+        return []
+    return [i for i, v in enumerate(array.to_pylist()) if v is not None and not _is_uuid(v)]
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _nul_rows(array: pa.Array[Any]) -> list[int]:
@@ -252,7 +302,6 @@ def _adapt(batch: pa.RecordBatch, table: Table) -> pa.RecordBatch:
 
 
 def _uuid_bytes(array: pa.Array[Any]) -> pa.Array[Any]:
-    import uuid
-
+    """Binary COPY form of UUID text (``reject`` has turned away invalid values)."""
     values = [None if v is None else uuid.UUID(v).bytes for v in array.to_pylist()]
     return pa.array(values, pa.binary(16))

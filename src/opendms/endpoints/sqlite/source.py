@@ -16,7 +16,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.pyvalues import parse_iso_interval
 from opendms.endpoints.sqlite.types import from_declared
 from opendms.endpoints.sqlutil import where_clause
-from opendms.errors import ConfigError, DataError
+from opendms.errors import ConfigError
 from opendms.model import Column, ColumnType, Index, Kind, ReadPlan, Table, TableRef, arrow_type
 
 # Columns read as text so no digit is lost on the way through a Python float.
@@ -112,8 +112,6 @@ def _to_batch(plan: ReadPlan, types: list[ColumnType], rows: list[Any]) -> pa.Re
         except _BAD_VALUE:
             pass
         array, bad = _values_one_by_one(list(values), ctype)
-        if len(bad) == len(values):
-            raise DataError(plan.table.qualified, f"column {name}: no value fits {ctype}")
         arrays.append(array)
         rejected += [(row, name, f"value cannot be represented as {ctype}") for row in bad]
     batch = pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))

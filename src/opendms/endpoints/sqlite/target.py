@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyarrow as pa
 
-from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
+from opendms.endpoints.base import EndpointURL, PrepMode, Rejection, target_index_name
 from opendms.endpoints.pyvalues import float_nan_rows, python_values
 from opendms.endpoints.sqlite.source import quote
 from opendms.endpoints.sqlite.types import to_declared
 from opendms.errors import EndpointError
-from opendms.model import Kind, Table
+from opendms.model import Index, Kind, Table
 
 
 def create_table_sql(table: Table) -> str:
@@ -35,16 +37,28 @@ class SQLiteTarget:
         self.lock = threading.Lock()
 
     def prepare(self, table: Table, mode: PrepMode) -> None:
+        with self.lock, self._errors(table):
+            self._prepare(table, mode)
+
+    def _prepare(self, table: Table, mode: PrepMode) -> None:
         name = quote(table.name)
-        with self.lock:
-            exists = self.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table.name,)
-            ).fetchone()
-            if mode is PrepMode.DROP_AND_CREATE or not exists:
-                self.conn.execute(f"DROP TABLE IF EXISTS {name}")
-                self.conn.execute(create_table_sql(table))
-            elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
-                self.conn.execute(f"DELETE FROM {name}")
+        exists = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table.name,)
+        ).fetchone()
+        if mode is PrepMode.DROP_AND_CREATE or not exists:
+            self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+            self.conn.execute(create_table_sql(table))
+        elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
+            self.conn.execute(f"DELETE FROM {name}")
+
+    @contextmanager
+    def _errors(self, table: Table) -> Iterator[None]:
+        """sqlite3 errors as one-line EndpointErrors naming the table."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise EndpointError(str(self.url), f"table {table.name}: {first}") from exc
 
     def writer(self, table: Table, segment: int | None) -> SQLiteWriter:
         return SQLiteWriter(self, table)
@@ -58,14 +72,26 @@ class SQLiteTarget:
         return out
 
     def finish(self, table: Table) -> None:
-        with self.lock:
+        with self.lock, self._errors(table):
             for idx in table.indexes:
-                cols = ", ".join(quote(c) for c in idx.columns)
-                unique = "UNIQUE " if idx.unique else ""
-                self.conn.execute(
-                    f"CREATE {unique}INDEX IF NOT EXISTS {quote(idx.name)} "
-                    f"ON {quote(table.name)} ({cols})"
-                )
+                self._create_index(table, idx)
+
+    def _create_index(self, table: Table, idx: Index) -> None:
+        name = target_index_name(table.name, idx.name)
+        owner = self.conn.execute(
+            "SELECT tbl_name FROM sqlite_master WHERE type='index' AND name=? COLLATE NOCASE",
+            (name,),
+        ).fetchone()
+        if owner and owner[0].lower() != table.name.lower():
+            raise EndpointError(
+                str(self.url),
+                f"table {table.name}: index {name!r} already exists on table {owner[0]!r}",
+            )
+        cols = ", ".join(quote(c) for c in idx.columns)
+        unique = "UNIQUE " if idx.unique else ""
+        self.conn.execute(
+            f"CREATE {unique}INDEX IF NOT EXISTS {quote(name)} ON {quote(table.name)} ({cols})"
+        )
 
     def close(self) -> None:
         self.conn.close()
