@@ -41,6 +41,9 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install -q -e ".[$1]"
     rm -f "$VENV"/.opendms-"$1"-*; touch "$stamp"
   fi
+  # Byte-compile our sources once (an editable install does not, and with
+  # PYTHONDONTWRITEBYTECODE set every start would compile them again).
+  "$VENV/bin/python" -m compileall -q src >/dev/null
 }
 
 ensure_servers() {

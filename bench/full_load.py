@@ -159,6 +159,9 @@ def pg_to_parquet(
 
 
 def main() -> None:
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "src"), quiet=1)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )

@@ -9,7 +9,6 @@ Both connections live on one event loop in the calling thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -74,6 +73,11 @@ def _tuple_end(chunk: bytes, pos: int, fields: int) -> int | None:
 
 
 async def _source(spec: CopySpec, out: asyncio.Queue[bytes | None]) -> None:
+    """COPY the source out into ``out``; ends with ``_DONE`` only when complete.
+
+    On failure nothing more is queued: the consumer sees the task's exception
+    (see :func:`_chunks`) and aborts its COPY, so no partial table commits.
+    """
     asyncpg = asyncpg_module()
     conn = await asyncpg.connect(spec.dsn)
     try:
@@ -91,15 +95,33 @@ async def _source(spec: CopySpec, out: asyncio.Queue[bytes | None]) -> None:
                     format="binary",
                 )
     finally:
-        with contextlib.suppress(asyncio.QueueFull):
-            out.put_nowait(_DONE)  # never block here: the consumer may be gone
         await conn.close()
+    await out.put(_DONE)  # waits for room: a full queue must not swallow the end mark
+
+
+async def _next(queue: asyncio.Queue[bytes | None], reader: asyncio.Task[None]) -> bytes | None:
+    """The next chunk; re-raises the reader's error if it died before finishing.
+
+    ``asyncio.wait`` (not ``wait_for``) so a chunk taken from the queue is never lost
+    to a timeout.
+    """
+    get = asyncio.ensure_future(queue.get())
+    done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if get in done:
+        return get.result()
+    if reader.exception() is not None:
+        get.cancel()
+        reader.result()  # raises the reader's exception
+    return await get  # the reader finished: its end mark is in the queue
 
 
 async def _chunks(
-    queue: asyncio.Queue[bytes | None], seen: Callable[[bytes], None], stop: threading.Event
+    queue: asyncio.Queue[bytes | None],
+    reader: asyncio.Task[None],
+    seen: Callable[[bytes], None],
+    stop: threading.Event,
 ) -> AsyncIterator[bytes]:
-    while (chunk := await queue.get()) is not _DONE:
+    while (chunk := await _next(queue, reader)) is not _DONE:
         if stop.is_set():
             raise StopRequested
         seen(chunk)
@@ -141,7 +163,7 @@ async def _copy(
     reader = asyncio.create_task(_source(spec, queue))
     conn = await asyncpg.connect(target.dsn)
     try:
-        status = await _write(conn, target, _chunks(queue, seen, stop))
+        status = await _write(conn, target, _chunks(queue, reader, seen, stop))
     except BaseException:
         reader.cancel()
         raise
