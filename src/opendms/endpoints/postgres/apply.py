@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opendms.cdc import UNCHANGED, Change, Op, Transaction
+from opendms.endpoints.postgres.netchanges import net_changes
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.model import Table
 
@@ -31,6 +32,7 @@ class TableMap:
     target: Table
     names: dict[str, str]  # source column -> target column (copied columns only)
     casts: dict[str, str]  # target column -> SQL type for the text value
+    fold_key: tuple[str, ...] = ()  # source primary key, when changes may be folded per row
 
     @property
     def qualified(self) -> str:
@@ -39,7 +41,17 @@ class TableMap:
 
 def table_map(target: Table, names: dict[str, str], same_engine: bool) -> TableMap:
     casts = {c.name: to_pg(c.type, same_engine) for c in target.columns}
-    return TableMap(target, names, casts)
+    return TableMap(target, names, casts, _fold_key(target, names))
+
+
+def _fold_key(target: Table, names: dict[str, str]) -> tuple[str, ...]:
+    """The source key columns when per-row folding is safe (see netchanges)."""
+    if not target.primary_key or any(i.unique for i in target.indexes):
+        return ()
+    source_of = {t: s for s, t in names.items()}
+    if not all(k in source_of for k in target.primary_key):
+        return ()
+    return tuple(source_of[k] for k in target.primary_key)
 
 
 def _param(tmap: TableMap, column: str) -> str:
@@ -88,17 +100,33 @@ def apply_batch(
     checkpoint: tuple[str, str],
 ) -> int:
     """Apply ``batch`` and record ``checkpoint`` (task, position) in one transaction."""
-    applied = 0
+    keys = {t: m.fold_key for t, m in maps.items() if m.fold_key}
+    changes = _folded(batch, keys)
     # Pipeline mode: statements stream to the server without a round trip each.
     with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-        for txn in batch:
-            applied += _apply_changes(cur, maps, txn.changes)
+        _apply_changes(cur, maps, changes)
         cur.execute(
             "INSERT INTO opendms.checkpoints (task, position, applied_at) VALUES (%s, %s, now()) "
             "ON CONFLICT (task) DO UPDATE SET position = excluded.position, applied_at = now()",
             checkpoint,
         )
-    return applied
+    return sum(len(t.changes) for t in batch)  # source changes (folding may run fewer)
+
+
+FOLD_TXN_LIMIT = 1000  # bigger transactions rarely touch a row twice: not worth folding
+
+
+def _folded(batch: list[Transaction], keys: dict[tuple[str, str], tuple[str, ...]]) -> list[Change]:
+    """The batch's changes, folded per row across runs of small transactions (order kept)."""
+    out: list[Change] = []
+    run: list[Change] = []
+    for txn in batch:
+        if len(txn.changes) > FOLD_TXN_LIMIT:
+            out += net_changes(run, keys) + txn.changes
+            run = []
+        else:
+            run += txn.changes
+    return out + net_changes(run, keys)
 
 
 def _apply_changes(cur: Any, maps: dict[tuple[str, str], TableMap], changes: list[Change]) -> int:
