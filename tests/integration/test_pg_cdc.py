@@ -189,3 +189,32 @@ def test_table_statistics_show_changes(source: str, pg_target_db: str, tmp_path:
     cells = [c.strip() for c in line.split("│") if c.strip()]
     assert cells[:2] == ["public.accounts", "Table completed"]
     assert cells[5:8] == ["0", "5", "1"]  # inserts, updates, deletes
+
+
+def test_delete_with_the_task_file_drops_slot_and_publication(
+    source: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from opendms.cli.main import cli
+
+    _run(source, pg_target_db, tmp_path)
+    task = tmp_path / "task.yaml"
+    task.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cdc",
+                "source": source,
+                "target": pg_target_db,
+                "migration_type": "full-load-and-cdc",
+            }
+        )
+    )
+    state = ["--state", str(tmp_path / "state.db")]
+    out = CliRunner().invoke(cli, [*state, "task", "delete", "cdc", "--file", str(task)])
+    assert out.exit_code == 0, out.output
+    with psycopg.connect(source) as conn:
+        slots = conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()
+        pubs = conn.execute("SELECT count(*) FROM pg_publication").fetchone()
+    assert slots == (0,) and pubs == (0,)

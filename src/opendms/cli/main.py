@@ -143,15 +143,41 @@ def task_tables(ctx: click.Context, name: str) -> None:
 
 @task.command("delete")
 @click.argument("name")
+@click.option(
+    "--file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The task file, to connect to the source and drop the CDC slot and publication.",
+)
 @click.pass_context
 @friendly
-def task_delete(ctx: click.Context, name: str) -> None:
-    """Forget task NAME and its statistics."""
+def task_delete(ctx: click.Context, name: str, file: Path | None) -> None:
+    """Forget task NAME and its statistics (with --file, also drop its replication slot)."""
     store = store_of(ctx)
-    if store.task(name) is None:
+    record = store.task(name)
+    if record is None:
         raise OpenDMSError(f"no task named {name!r} in {store.path}")
+    if record.migration_type != "full-load":
+        _drop_replication(name, file)
     store.delete_task(name)
     console.print(f"deleted task {name}")
+
+
+def _drop_replication(name: str, file: Path | None) -> None:
+    """Drop the CDC slot and publication, which would otherwise keep WAL on the source."""
+    from opendms.endpoints.base import EndpointURL
+    from opendms.endpoints.postgres.replication import PgReplication, replication_names
+
+    if file is None:
+        slot, publication = replication_names(name)
+        click.echo(
+            f"warning: replication slot {slot!r} and publication {publication!r} stay on the "
+            "source and keep its WAL; pass --file TASK_FILE to drop them, or run "
+            f"SELECT pg_drop_replication_slot('{slot}'); DROP PUBLICATION {publication};",
+            err=True,
+        )
+        return
+    spec = load_task_file(file)
+    PgReplication(EndpointURL.parse(spec.source.url), name).drop()
 
 
 @cli.command()
