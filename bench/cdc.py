@@ -44,6 +44,12 @@ def wait_for(server: PostgresServer, db: str, sql: str, want: int, limit: float 
     raise SystemExit(f"timed out waiting for {sql!r} to reach {want}")
 
 
+def pgbench(src: PostgresServer, *args: str) -> None:
+    """Run pgbench against the source database ``src``."""
+    conn = ["-h", "127.0.0.1", "-p", str(src.port), "-U", "postgres", "src"]
+    subprocess.run([f"{src.bindir}/pgbench", *args, *conn], check=True, capture_output=True)
+
+
 def setup_source(src: PostgresServer, rows: int) -> None:
     src.create_database("src")
     src.execute(
@@ -53,25 +59,7 @@ def setup_source(src: PostgresServer, rows: int) -> None:
         f"INSERT INTO big SELECT g, 0, repeat('p', 80) FROM generate_series(1, {rows}) g",
         db="src",
     )
-    pgbench = f"{src.bindir}/pgbench"
-    subprocess.run(
-        [
-            pgbench,
-            "-i",
-            "-s",
-            "5",
-            "-q",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(src.port),
-            "-U",
-            "postgres",
-            "src",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    pgbench(src, "-i", "-s", "5", "-q")
     src.execute("VACUUM ANALYZE", db="src")
 
 
@@ -149,25 +137,7 @@ def update_all(src: PostgresServer, dst: PostgresServer, rows: int, mark: int) -
 def pgbench_run(
     src: PostgresServer, dst: PostgresServer, seconds: int
 ) -> dict[str, tuple[float, float]]:
-    pgbench = f"{src.bindir}/pgbench"
-    subprocess.run(
-        [
-            pgbench,
-            "-c4",
-            "-j2",
-            f"-T{seconds}",
-            "-n",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(src.port),
-            "-U",
-            "postgres",
-            "src",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    pgbench(src, "-c4", "-j2", f"-T{seconds}", "-n")
     want = src.execute("SELECT count(*), coalesce(sum(delta), 0) FROM pgbench_history", db="src")[0]
     out = {}
     for db in ("native", "ours"):
