@@ -165,3 +165,26 @@ def test_source_values_without_a_canonical_form_are_row_errors(
     table = ds.dataset(str(tmp_path / f"lake2/{db}/spans")).to_table()
     assert table.column("id").to_pylist() == [1]
     assert sorted(k for _, k, _, _ in store.data_errors("specials")) == ["id=2", "id=3"]
+
+
+def test_mysql_zero_dates_are_row_errors(mysql_db: str, tmp_path: Path) -> None:
+    from tests.integration.readback import mysql_connect
+
+    conn = mysql_connect(mysql_db)
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute("CREATE TABLE zd (id INT PRIMARY KEY, d DATE, ts DATETIME)")
+        cur.execute(
+            "INSERT INTO zd VALUES (1, '2024-02-29', '2024-01-02 03:04:05'), "
+            "(2, '0000-00-00', '2024-01-01 00:00:00'), (3, '2024-01-01', '0000-00-00 00:00:00'), "
+            "(4, '2024-00-10', NULL), (5, NULL, NULL)"
+        )
+    conn.commit()
+    conn.close()
+    store = _run(mysql_db, f"file://{tmp_path}/lake?DataFormat=parquet", tmp_path, "LOG_ERROR")
+    db = mysql_db.rsplit("/", 1)[1]
+    table = ds.dataset(str(tmp_path / f"lake/{db}/zd")).to_table().sort_by("id")
+    assert table.column("id").to_pylist() == [1, 5]
+    assert str(table.column("d")[0]) == "2024-02-29"
+    logged = sorted((k, c) for _, k, c, _ in store.data_errors("specials"))
+    assert logged == [("id=2", "d"), ("id=3", "ts"), ("id=4", "d")]

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from opendms.arrowutil import parse_time
+from opendms.arrowutil import parse_time, read_rejections, with_rejections
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.canonical import canonical_batch
 from opendms.endpoints.mysql import catalog
@@ -27,19 +27,37 @@ def literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+_DATED = (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+ZERO_DATE = "MySQL zero date (a zero month or day) has no value on other engines"
+
+
+def _zero_date(col: str) -> str:
+    """True for '0000-00-00' and dates with a zero month or day (allowed by some sql_modes)."""
+    return f"(MONTH({col}) = 0 OR DAYOFMONTH({col}) = 0)"
+
+
 def select_expr(name: str, ctype: ColumnType) -> str:
-    """Read decimals and times as text (exact), bits as numbers."""
+    """Read decimals and times as text (exact), bits as numbers, zero dates as NULL."""
     col = quote(name)
     if ctype.kind in (Kind.DECIMAL, Kind.TIME):
         return f"CAST({col} AS CHAR)"
     if ctype.kind in (Kind.BOOL, Kind.INT64) and ctype.type_name is None:
         return f"{col} + 0" if ctype.kind is Kind.INT64 else f"{col} <> 0"
+    if ctype.kind in _DATED:
+        return f"CASE WHEN {_zero_date(col)} THEN NULL ELSE {col} END"
     return col
 
 
+def dated_columns(plan: ReadPlan) -> list[str]:
+    return [c for c in plan.columns if plan.table.column(c).type.kind in _DATED]
+
+
 def select_sql(plan: ReadPlan) -> str:
+    """SELECT for a plan; date columns add a flag column each marking zero dates."""
     table = plan.table
-    cols = ", ".join(f"{select_expr(c, table.column(c).type)} AS {quote(c)}" for c in plan.columns)
+    exprs = [f"{select_expr(c, table.column(c).type)} AS {quote(c)}" for c in plan.columns]
+    exprs += [f"COALESCE({_zero_date(quote(c))}, 0)" for c in dated_columns(plan)]
+    cols = ", ".join(exprs)
     sql = f"SELECT {cols} FROM {quote(table.schema)}.{quote(table.name)}"
     if plan.segment is not None and plan.segment.partition is not None:
         sql += f" PARTITION ({quote(plan.segment.partition)})"
@@ -74,8 +92,9 @@ class MySQLSource:
                 batch_size=plan.batch_rows,
                 pre_execution_query=["SET time_zone = '+00:00'"],
             )
+            dated = dated_columns(plan)
             for batch in reader:
-                yield canonical_batch(plan, types, batch, _column)
+                yield _with_zero_dates(canonical_batch(plan, types, batch, _column), batch, dated)
         except (DataError, EndpointError):
             raise
         except BaseException as exc:
@@ -100,6 +119,16 @@ def _read_error(exc: BaseException, plan: ReadPlan, url: EndpointURL) -> Excepti
     if "convert" in text.lower() or "value" in text.lower():
         return DataError(plan.table.qualified, f"a value cannot be read: {text}")
     return translate(Exception(text), url)
+
+
+def _with_zero_dates(out: pa.RecordBatch, raw: pa.RecordBatch, dated: list[str]) -> pa.RecordBatch:
+    """Report rows holding zero dates (read as NULL) as data errors."""
+    rejected = read_rejections(out)
+    first = out.num_columns
+    for i, name in enumerate(dated):
+        flags = raw.column(first + i).to_pylist()
+        rejected += [(row, name, ZERO_DATE) for row, flag in enumerate(flags) if flag]
+    return with_rejections(out.replace_schema_metadata(None), rejected)
 
 
 def _column(array: pa.Array[Any], ctype: ColumnType) -> pa.Array[Any]:
