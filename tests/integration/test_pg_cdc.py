@@ -218,3 +218,11 @@ def test_delete_with_the_task_file_drops_slot_and_publication(
         slots = conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()
         pubs = conn.execute("SELECT count(*) FROM pg_publication").fetchone()
     assert slots == (0,) and pubs == (0,)
+
+
+def test_status_reports_phase_and_metrics(source: str, pg_target_db: str, tmp_path: Path) -> None:
+    store = _run(source, pg_target_db, tmp_path)
+    task = store.task("cdc")
+    assert task is not None
+    assert task.phase == "ongoing replication"
+    assert task.metrics["incoming_changes"] == 0
