@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import enum
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from opendms.errors import ConfigError
+from opendms.model import ColumnType, Table, TableRef
 
 _LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
 
@@ -35,6 +38,58 @@ class LSN:
         return f"{self.value >> 32:X}/{self.value & 0xFFFFFFFF:X}"
 
 
+_BINLOG = re.compile(r"^(.*?)\.?(\d+):(\d+)$")
+
+
+@dataclass(frozen=True, order=True)
+class BinlogPosition:
+    """A MySQL/MariaDB binlog position, ordered by (file number, offset).
+
+    ``gtid`` is the GTID state after this position when the server uses GTIDs
+    (MariaDB ``0-1-42,1-2-7``; MySQL ``uuid:1-42``); it is carried, not compared.
+    The text form is ``mysql-bin.000003:1234`` or ``mysql-bin.000003:1234@<gtid>``.
+    """
+
+    file_number: int
+    offset: int
+    file: str = field(compare=False, default="")
+    gtid: str = field(compare=False, default="")
+
+    @classmethod
+    def parse(cls, text: str) -> BinlogPosition:
+        head, _, gtid = text.strip().partition("@")
+        m = _BINLOG.match(head)
+        if not m:
+            raise ConfigError(f"{text!r} is not a binlog position (like mysql-bin.000003:1234)")
+        file = head.rsplit(":", 1)[0]
+        return cls(int(m.group(2)), int(m.group(3)), file, gtid)
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.offset}"
+        return f"{text}@{self.gtid}" if self.gtid else text
+
+
+@dataclass(frozen=True, order=True)
+class SeqPosition:
+    """A position in a change table (SQLite trigger capture): the last sequence number."""
+
+    value: int
+
+    @classmethod
+    def parse(cls, text: str) -> SeqPosition:
+        try:
+            return cls(int(text.strip()))
+        except ValueError:
+            raise ConfigError(f"{text!r} is not a change-table sequence number") from None
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+Position = LSN | BinlogPosition | SeqPosition
+"""Positions of one source kind are totally ordered; kinds are never mixed."""
+
+
 class Op(enum.StrEnum):
     """DMS operation letters (the lake's ``Op`` column uses them)."""
 
@@ -42,6 +97,23 @@ class Op(enum.StrEnum):
     UPDATE = "U"
     DELETE = "D"
     TRUNCATE = "T"
+    DDL = "DDL"
+
+
+@dataclass(frozen=True)
+class ColumnChange:
+    """One column-level schema change carried by an :data:`Op.DDL` change.
+
+    ``add``: ``column`` with ``ctype``; ``drop``: ``column``; ``alter_type``:
+    ``column`` to ``ctype``; ``rename``: ``column`` to ``new_name`` (a MySQL
+    ``CHANGE COLUMN a b type`` is a rename plus an alter_type).
+    """
+
+    action: Literal["add", "drop", "alter_type", "rename"]
+    column: str
+    ctype: ColumnType | None = None
+    new_name: str | None = None
+    nullable: bool = True
 
 
 UNCHANGED = object()
@@ -64,13 +136,105 @@ class Change:
     values: tuple[Any, ...] = ()
     key_columns: tuple[str, ...] = ()
     key: tuple[Any, ...] = ()
+    ddl: tuple[ColumnChange, ...] = ()
 
 
 @dataclass
 class Transaction:
-    """A committed source transaction, in commit order."""
+    """A committed source transaction, in commit order.
+
+    ``end`` is the position just after the commit: resuming at ``end`` starts
+    with the next transaction.
+    """
 
     xid: int
     commit_time: datetime
-    end: LSN
+    end: Position
     changes: list[Change] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ApplyPlan:
+    """How one captured source table lands on its target table.
+
+    ``names`` maps source column -> target column for the copied columns.
+    """
+
+    source: Table
+    target: Table
+    names: dict[str, str]
+
+
+class ChangeSource(Protocol):
+    """Capture side of a CDC task (one per source engine).
+
+    Value forms in :class:`Change`: ``"pg-text"`` (PostgreSQL text forms) or
+    ``"python"`` (the canonical Python form: what ``pa.array(values,
+    arrow_type(ctype)).to_pylist()`` gives for the source column's canonical type).
+    """
+
+    value_form: Literal["pg-text", "python"]
+    consistent_snapshot: bool  # True: the full load reads under the start position
+
+    def parse_position(self, text: str) -> Position: ...
+
+    def prepare(self, tables: list[TableRef]) -> None:
+        """Check prerequisites and set up capture objects (idempotent)."""
+
+    def exists(self) -> bool:
+        """True when the capture objects that a saved position needs still exist."""
+
+    def start(self) -> tuple[Position, str | None]:
+        """A position to stream from after a new full load, and the snapshot the full
+        load reads under (None when the engine has no shareable snapshot: the full load
+        then races with writes, and changes from the position on are applied
+        idempotently until :meth:`current_position` taken after the load)."""
+
+    def release_snapshot(self) -> None: ...
+
+    def current_position(self) -> Position:
+        """The source's current end of log (everything committed so far)."""
+
+    def stream(self, start: Position, stop: threading.Event) -> Iterator[Transaction | None]:
+        """Committed transactions after ``start`` (``None`` when idle). A position the
+        source no longer has raises TaskError naming it."""
+
+    def caught_up(self) -> bool:
+        """True once the stream has delivered everything committed before it began."""
+
+    def confirm(self, position: Position) -> None:
+        """The target durably holds everything up to ``position``."""
+
+    def drop(self) -> None:
+        """Remove capture objects (task deleted, or a fresh start)."""
+
+    def close(self) -> None: ...
+
+
+class Applier(Protocol):
+    """Apply side of a CDC task (one per target engine)."""
+
+    def read_checkpoint(self) -> str | None: ...
+
+    def write_checkpoint(self, position: str) -> None: ...
+
+    def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
+        """Apply ``batch`` and record ``position`` atomically; returns changes applied.
+
+        ``idempotent``: the changes may already be in the target (a full load without
+        a shared snapshot): inserts become upserts, updates of missing rows insert the
+        after-image, deletes of missing rows are no-ops."""
+
+    def schema_changed(self, plan: ApplyPlan) -> None:
+        """The source table's columns changed (after an ``Op.DDL`` change was applied)."""
+
+    def batch_hint(self) -> tuple[float, int] | None:
+        """(seconds a batch may wait, bytes of changes that end a batch) when the target
+        decides batch sizes itself (lake files: CdcMaxBatchInterval, CdcMinFileSize);
+        None to use the task's BatchApply settings."""
+
+    def must_flush_at(self) -> str | None:
+        """A position at which the current batch must end (to rewrite the same files
+        after a crash), or None."""
+
+    def close(self) -> None: ...
