@@ -86,8 +86,20 @@ class SeqPosition:
         return str(self.value)
 
 
-Position = LSN | BinlogPosition | SeqPosition
-"""Positions of one source kind are totally ordered; kinds are never mixed."""
+class Position(Protocol):
+    """A source position (:class:`LSN`, :class:`BinlogPosition`, :class:`SeqPosition`).
+
+    Positions of one source kind are totally ordered; kinds are never mixed. The
+    text form (``str``) is what checkpoints store and ``parse_position`` reads.
+    """
+
+    def __lt__(self, other: Any) -> bool: ...
+
+    def __le__(self, other: Any) -> bool: ...
+
+    def __gt__(self, other: Any) -> bool: ...
+
+    def __ge__(self, other: Any) -> bool: ...
 
 
 class Op(enum.StrEnum):

@@ -112,6 +112,11 @@ class TaskSpec(_Strict):
     table_mappings: Any = None
     task_settings: TaskSettings = TaskSettings()
     state: str | None = None
+    # DMS start-replication parameters: where a ``cdc`` task starts reading ("now", an
+    # LSN, a binlog file:pos or GTID) and where any CDC task stops (a position, or
+    # ``commit_time:2026-01-31T12:00:00`` / ``server_time:...`` in UTC).
+    cdc_start_position: str | None = Field(None, alias="CdcStartPosition")
+    cdc_stop_position: str | None = Field(None, alias="CdcStopPosition")
 
     @field_validator("source", "target", mode="before")
     @classmethod

@@ -137,8 +137,11 @@ def test_selection_filter_and_transformations(retail: Path, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"migration_type": "cdc"}, "supported from PostgreSQL to PostgreSQL in this version"),
-        ({"migration_type": "full-load-and-cdc"}, "not sqlite -> sqlite"),
+        (
+            {"migration_type": "cdc", "CdcStopPosition": "commit_time:tomorrow"},
+            "'tomorrow' is not an ISO date-time",
+        ),
+        ({"migration_type": "cdc", "CdcStartPosition": "banana"}, "'banana' is not a"),
         (
             {
                 "table_mappings": {

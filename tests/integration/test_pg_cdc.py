@@ -226,3 +226,64 @@ def test_status_reports_phase_and_metrics(source: str, pg_target_db: str, tmp_pa
     assert task is not None
     assert task.phase == "ongoing replication"
     assert task.metrics["incoming_changes"] == 0
+
+
+def _slot_confirmed(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots "
+            "WHERE slot_name = 'opendms_cdc'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_idle_slot_confirms_wal_of_other_tables(
+    source: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """Writes only to tables outside the task must not make the slot hold WAL."""
+    store = _run(source, pg_target_db, tmp_path)
+    before = _slot_confirmed(source)
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("CREATE TABLE other (id int PRIMARY KEY, v text)")
+        conn.execute(
+            "INSERT INTO other SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g"
+        )
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=run_task, args=(_spec(source, pg_target_db), store, None, stop, True)
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _slot_confirmed(source) <= before + 1_000_000 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _slot_confirmed(source) > before + 1_000_000  # moved past the other table's WAL
+    finally:
+        stop.set()
+        runner.join(60)
+    _same(source, pg_target_db)
+
+
+def test_stop_position_by_commit_time(source: str, pg_target_db: str, tmp_path: Path) -> None:
+    store = _run(source, pg_target_db, tmp_path)
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("UPDATE accounts SET name = 'before' WHERE id = 1")
+        cut = conn.execute("SELECT now()").fetchone()[0]
+        time.sleep(0.05)
+        conn.execute("UPDATE accounts SET name = 'after' WHERE id = 2")
+    spec = _spec(source, pg_target_db).model_copy(
+        update={"cdc_stop_position": f"commit_time:{cut.isoformat()}"}
+    )
+    run_task(spec, store)
+    names = dict(_rows_by_id(pg_target_db))
+    assert names[1] == "before" and names[2] == "name 2"
+    task = store.task("cdc")
+    assert task is not None and task.stop_reason == "STOP_POSITION_REACHED"
+    run_task(_spec(source, pg_target_db), store)  # without a stop position it goes on
+    assert dict(_rows_by_id(pg_target_db))[2] == "after"
+
+
+def _rows_by_id(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT id, name FROM accounts WHERE id <= 2 ORDER BY id").fetchall()

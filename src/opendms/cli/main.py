@@ -157,27 +157,40 @@ def task_delete(ctx: click.Context, name: str, file: Path | None) -> None:
     if record is None:
         raise OpenDMSError(f"no task named {name!r} in {store.path}")
     if record.migration_type != "full-load":
-        _drop_replication(name, file)
+        _drop_replication(name, record.source, file)
     store.delete_task(name)
     console.print(f"deleted task {name}")
 
 
-def _drop_replication(name: str, file: Path | None) -> None:
-    """Drop the CDC slot and publication, which would otherwise keep WAL on the source."""
+def _drop_replication(name: str, source: str, file: Path | None) -> None:
+    """Drop the CDC capture objects (slot and publication, triggers), which would
+    otherwise keep WAL or keep recording changes on the source."""
+    from opendms.endpoints import open_capture
     from opendms.endpoints.base import EndpointURL
-    from opendms.endpoints.postgres.replication import PgReplication, replication_names
+    from opendms.endpoints.postgres.replication import replication_names
 
     if file is None:
-        slot, publication = replication_names(name)
-        click.echo(
-            f"warning: replication slot {slot!r} and publication {publication!r} stay on the "
-            "source and keep its WAL; pass --file TASK_FILE to drop them, or run "
-            f"SELECT pg_drop_replication_slot('{slot}'); DROP PUBLICATION {publication};",
-            err=True,
-        )
+        if source.startswith(("postgresql:", "postgres:")):
+            slot, publication = replication_names(name)
+            click.echo(
+                f"warning: replication slot {slot!r} and publication {publication!r} stay on "
+                "the source and keep its WAL; pass --file TASK_FILE to drop them, or run "
+                f"SELECT pg_drop_replication_slot('{slot}'); DROP PUBLICATION {publication};",
+                err=True,
+            )
+        elif source.startswith("sqlite:"):
+            click.echo(
+                "warning: the capture triggers and change table stay in the source database; "
+                "pass --file TASK_FILE to drop them",
+                err=True,
+            )
         return
     spec = load_task_file(file)
-    PgReplication(EndpointURL.parse(spec.source.url), name).drop()
+    capture = open_capture(EndpointURL.parse(spec.source.url), name)
+    try:
+        capture.drop()
+    finally:
+        capture.close()
 
 
 @cli.command()

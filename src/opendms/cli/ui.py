@@ -102,10 +102,12 @@ def _latency(task: TaskRecord) -> str:
     m = task.metrics
     if not m:
         return ""
-    return (
+    text = (
         f"src {m.get('source_latency_s', 0):.1f}s / tgt {m.get('target_latency_s', 0):.1f}s, "
         f"{m.get('throughput_rows_s', 0):,.0f} rows/s, {m.get('incoming_changes', 0):,.0f} incoming"
     )
+    lag = m.get("source_lag_bytes", 0)
+    return f"{text}, slot lag {lag / 1024:,.0f} KiB" if lag else text
 
 
 def task_table(tasks: list[tuple[TaskRecord, list[TableStats]]]) -> RichTable:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, cast
 
+from opendms.cdc import Applier, ApplyPlan, ChangeSource
 from opendms.endpoints.base import EndpointURL, Source, Target
 from opendms.errors import UnknownSchemeError
 
@@ -59,6 +60,23 @@ def open_source(url: str, settings: dict[str, Any] | None = None) -> Source:
 def open_target(url: str, settings: dict[str, Any] | None = None) -> Target:
     parsed = EndpointURL.parse(url)
     return cast(Target, engine_for(parsed, "target").open_target(parsed, settings or {}))
+
+
+def open_capture(url: EndpointURL, task: str) -> ChangeSource:
+    """The change source of a CDC task on ``url``, or a clear error for engines without one."""
+    module = engine_for(url, "source")
+    if not hasattr(module, "capture"):
+        raise UnknownSchemeError(str(url), f"{url.scheme}:// sources cannot capture changes")
+    return cast(ChangeSource, module.capture(url, task))
+
+
+def open_applier(
+    target: Target, task: str, plans: list[ApplyPlan], value_form: str, same: bool
+) -> Applier:
+    """The applier of CDC batches for an open target. ``value_form`` is the form of
+    the values the changes carry ("pg-text" only for a PostgreSQL source and target)."""
+    module = engine_for(target.url, "target")
+    return cast(Applier, module.applier(target, task, plans, value_form, same))
 
 
 def check_endpoint(url: str, settings: dict[str, Any] | None = None) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from opendms.cdc import LSN, Op, Transaction
+from opendms.cdc import Op, Position, Transaction
 from opendms.state import StateStore
 
 log = logging.getLogger("opendms.cdc")
@@ -35,6 +35,17 @@ class BatchSettings:
     timeout_min: float = 1.0
     timeout_max: float = 30.0
     max_changes: int = 10_000
+    max_bytes: int = 0  # > 0: also end a batch at about this many bytes of values
+    flush_when_idle: bool = True  # False: only size and time end a batch (lake files)
+
+
+def _size(txn: Transaction) -> int:
+    """Rough bytes of a transaction's values (for size-rolled lake files)."""
+    total = 0
+    for change in txn.changes:
+        for value in change.values:
+            total += len(value) if isinstance(value, str | bytes) else 8
+    return total
 
 
 class CdcLoop:
@@ -44,7 +55,7 @@ class CdcLoop:
         self,
         task: str,
         apply: Apply,
-        confirm: Callable[[LSN], None],
+        confirm: Callable[[Position], None],
         store: StateStore,
         settings: BatchSettings | None = None,
     ) -> None:
@@ -53,10 +64,17 @@ class CdcLoop:
         self.confirm = confirm
         self.store = store
         self.settings = settings or BatchSettings()
-        self.applied = LSN(0)
+        self.applied: Position | None = None
         self.batch: list[Transaction] = []
         self.started = 0.0
         self.changes = 0
+        self.bytes = 0
+        self.flush_at: Position | None = None  # end a batch exactly here (lake retry)
+        self.stop_at: Callable[[Transaction], bool] | None = None  # CdcStopPosition
+        self.stop_reached = False
+        self.on_ddl: Callable[[Transaction], None] | None = None
+        self.heartbeat: Callable[[], None] | None = None  # idle, nothing pending
+        self.lag_bytes: Callable[[], int] | None = None
         self.live = False  # past the changes cached while the full load ran
         self.received_at: datetime | None = None  # commit time of the newest received txn
         self.metrics_at = 0.0
@@ -64,26 +82,41 @@ class CdcLoop:
     def run(
         self,
         stream: Iterable[Transaction | None],
-        start: LSN,
+        start: Position,
         stop: threading.Event,
         caught_up: Callable[[], bool],
         follow: bool = True,
-    ) -> LSN:
+    ) -> Position:
         """Apply until ``stop`` is set, or (without ``follow``) until ``caught_up()``:
         the stream has delivered everything committed when streaming began."""
         self.applied = start
         self.store.set_phase(self.task, PHASE_CACHED)
         for item in stream:
-            if item is not None and item.end > self.applied:
-                self._add(item)
+            if item is not None and item.end > start:
+                self._take(item)
             reached = caught_up()
-            done = stop.is_set() or (reached and not follow)
-            if self.batch and (done or item is None or self._full()):
+            done = stop.is_set() or self.stop_reached or (reached and not follow)
+            if self.batch and self.flush_at is None and (done or self._due(item is None)):
                 self._flush()
             self._observe(reached, item is None)
             if done:
                 break
         return self.applied
+
+    def _take(self, txn: Transaction) -> None:
+        """Add a transaction; DDL goes in a batch of its own (the target's columns change)."""
+        if self.stop_at is not None and self.stop_at(txn):
+            self.stop_reached = True
+            return
+        ddl = any(c.op is Op.DDL for c in txn.changes)
+        if ddl and self.batch:
+            self._flush()
+        self._add(txn)
+        if ddl or (self.flush_at is not None and txn.end >= self.flush_at):
+            self.flush_at = None
+            self._flush()
+            if ddl and self.on_ddl is not None:
+                self.on_ddl(txn)
 
     def _observe(self, reached: bool, idle: bool) -> None:
         """Phase change once caught up; metrics at most once a second."""
@@ -92,6 +125,8 @@ class CdcLoop:
             self.store.set_phase(self.task, PHASE_LIVE)
         if idle and not self.batch:
             self.received_at = None
+            if self.heartbeat is not None:
+                self.heartbeat()
         if time.monotonic() - self.metrics_at >= 1.0:
             self._metrics(0.0)
 
@@ -107,6 +142,7 @@ class CdcLoop:
                 "source_latency_s": round(lag, 3),
                 "target_latency_s": round(lag, 3) if self.batch else 0.0,
                 "throughput_rows_s": round(throughput, 1),
+                "source_lag_bytes": float(self.lag_bytes()) if self.lag_bytes else 0.0,
             },
         )
 
@@ -115,11 +151,18 @@ class CdcLoop:
             self.started = time.monotonic()
         self.batch.append(txn)
         self.changes += len(txn.changes)
+        if self.settings.max_bytes:
+            self.bytes += _size(txn)
         self.received_at = txn.commit_time
+
+    def _due(self, idle: bool) -> bool:
+        return (idle and self.settings.flush_when_idle) or self._full()
 
     def _full(self) -> bool:
         waited = time.monotonic() - self.started
-        return self.changes >= self.settings.max_changes or waited >= self.settings.timeout_min
+        big = bool(self.settings.max_bytes) and self.bytes >= self.settings.max_bytes
+        many = self.changes >= self.settings.max_changes
+        return big or many or waited >= self.settings.timeout_min
 
     def _flush(self) -> None:
         batch, end = self.batch, self.batch[-1].end
@@ -129,7 +172,7 @@ class CdcLoop:
         self.applied = end
         self._record(batch)
         log.info("applied %d changes up to %s", applied, end)
-        self.batch, self.changes = [], 0
+        self.batch, self.changes, self.bytes = [], 0, 0
         took = max(time.monotonic() - min(self.started, began), 1e-6)
         self._metrics(applied / took)
 

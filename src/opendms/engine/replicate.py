@@ -1,56 +1,103 @@
-"""``full-load-and-cdc`` and ``cdc`` tasks (PostgreSQL source -> PostgreSQL target).
+"""``full-load-and-cdc`` and ``cdc`` tasks: any change source into any applier.
 
 Order of work, so the hand-off has no gap and no duplicate:
 
-1. publication over the selected tables;
-2. if the target holds a checkpoint for this task and the slot still exists,
-   resume streaming at the checkpoint (no new full load);
-3. otherwise create the slot with an exported snapshot, full-load every table
-   under that snapshot, record the slot's consistent point as the checkpoint;
+1. capture objects for the selected tables (publication, triggers) and prerequisites;
+2. if the target holds a checkpoint for this task, resume streaming there (no new
+   full load; a position the source no longer has fails the task);
+3. otherwise take a start position (PostgreSQL: a new slot with an exported
+   snapshot), full-load every table (under that snapshot when there is one),
+   record the start position as the checkpoint;
 4. stream from the checkpoint, applying whole transactions in batches.
+
+Sources without a shared snapshot (MySQL, SQLite) race with writes during the
+full load, so the changes from the start position to the source's end of log
+after the load ("until") are applied idempotently: a row the load already saw
+is upserted, not inserted twice. The checkpoint keeps ``until`` while it
+applies, so a restart in that phase stays idempotent.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from opendms.cdc import LSN, Transaction
+from opendms.cdc import Applier, ApplyPlan, ChangeSource, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
+from opendms.endpoints import open_applier, open_capture, same_engine
 from opendms.endpoints.base import Source, Target
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
+from opendms.engine.ddl import evolve
 from opendms.engine.fullload import FullLoad, LoadResult
-from opendms.errors import ConfigError, TaskError
+from opendms.errors import ConfigError, DataError, TaskError
 from opendms.mapping import TableMappings, TablePlan
 from opendms.model import TableRef
 from opendms.state import StateStore
 
 log = logging.getLogger("opendms.replicate")
+TableKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class CdcResult:
     load: LoadResult | None
     position: str
+    stop_reached: bool = False
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The applied position, and while catching up after a snapshot-less full load,
+    the position up to which changes may already be in the target."""
+
+    position: Position
+    until: Position | None = None
+
+    def text(self) -> str:
+        if self.until is not None and self.position < self.until:
+            return f"{self.position} until {self.until}"
+        return str(self.position)
+
+    @classmethod
+    def parse(cls, text: str, capture: ChangeSource) -> Checkpoint:
+        head, _, until = text.partition(" until ")
+        return cls(capture.parse_position(head), capture.parse_position(until) if until else None)
 
 
 def check_cdc_pair(spec: TaskSpec, source: Source, target: Target) -> None:
-    pg = ("postgresql", "postgres")
-    if source.url.scheme not in pg or target.url.scheme not in pg:
+    """Fail early, naming the endpoint, when an engine cannot take part in CDC."""
+    from opendms.endpoints import engine_for
+
+    if not hasattr(engine_for(source.url, "source"), "capture"):
         raise ConfigError(
-            f"migration type {spec.migration_type.value!r} is supported from PostgreSQL to "
-            f"PostgreSQL in this version, not {source.url.scheme} -> {target.url.scheme}",
+            f"{source.url.scheme}:// sources cannot capture changes",
             where=f"task {spec.name}",
             path="$.migration_type",
         )
 
 
-def _maps(plans: list[TablePlan], same_engine: bool) -> dict[tuple[str, str], Any]:
-    from opendms.endpoints.postgres.apply import table_map
+def stop_predicate(text: str, capture: ChangeSource) -> Callable[[Transaction], bool]:
+    """CdcStopPosition: ``commit_time:ISO``/``server_time:ISO`` (UTC) or a position."""
+    kind, _, rest = text.partition(":")
+    if kind in ("commit_time", "server_time"):
+        try:
+            when = datetime.fromisoformat(rest.strip())
+        except ValueError:
+            raise ConfigError(
+                f"CdcStopPosition {text!r}: {rest!r} is not an ISO date-time",
+                path="$.CdcStopPosition",
+            ) from None
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+        return lambda txn: txn.commit_time > when
+    position = capture.parse_position(text)
+    return lambda txn: txn.end > position
 
-    maps = {}
+
+def _check_plans(plans: list[TablePlan]) -> None:
     for plan in plans:
         if any(o.expression is not None for o in plan.outputs):
             raise ConfigError(
@@ -58,9 +105,17 @@ def _maps(plans: list[TablePlan], same_engine: bool) -> dict[tuple[str, str], An
                 "changes yet; remove the rule or use migration type full-load",
                 path="$.table_mappings",
             )
-        names = {o.source: o.name for o in plan.outputs if o.source is not None}
-        maps[(plan.source.schema, plan.source.name)] = table_map(plan.target, names, same_engine)
-    return maps
+        if plan.filters:
+            raise ConfigError(
+                f"table {plan.source.qualified}: source filters are not applied to changes "
+                "yet; remove the filter or use migration type full-load",
+                path="$.table_mappings",
+            )
+
+
+def apply_plan(plan: TablePlan) -> ApplyPlan:
+    names = {o.source: o.name for o in plan.outputs if o.source is not None}
+    return ApplyPlan(plan.source, plan.target, names)
 
 
 class Replication:
@@ -75,66 +130,94 @@ class Replication:
         store: StateStore,
         progress: Any = None,
     ) -> None:
-        from opendms.endpoints.postgres.replication import PgReplication
-
         self.spec, self.source, self.target, self.store = spec, source, target, store
         self.loader = FullLoad(spec, source, target, mappings, store, progress)
         self.fresh = False
-        self.repl = PgReplication(source.url, spec.name)
+        self.capture = open_capture(source.url, spec.name)
+        self.same = same_engine(source.url.scheme, target.url.scheme)
+        self.plans: dict[TableKey, ApplyPlan] = {}
+
+    def _check_positions(self) -> None:
+        """Bad start or stop positions fail before anything is created."""
+        if self.spec.cdc_stop_position:
+            stop_predicate(self.spec.cdc_stop_position, self.capture)
+        start_at = self.spec.cdc_start_position
+        if start_at not in (None, "now"):
+            assert start_at is not None
+            self.capture.parse_position(start_at)
 
     def run(self, stop: threading.Event, follow: bool) -> CdcResult:
-        from opendms.endpoints.postgres.apply import read_checkpoint
-        from opendms.endpoints.postgres.conn import connect
-
-        plans = self.loader.plan()
-        self._warn_unkeyed(plans)
-        self.repl.ensure_publication([TableRef(p.source.schema, p.source.name) for p in plans])
-        conn = connect(self.target.url, autocommit=True)
         try:
-            saved = read_checkpoint(conn, self.spec.name)
-            load, start = self._start(plans, saved, conn)
-            maps = _maps(plans, same_engine=True)
-            end = self._stream(conn, maps, start, stop, follow)
+            self._check_positions()
+            plans = self.loader.plan()
+            _check_plans(plans)
+            self._warn_unkeyed(plans)
+            self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in plans])
+            self.plans = {(p.source.schema, p.source.name): apply_plan(p) for p in plans}
+            applier = open_applier(
+                self.target, self.spec.name, list(self.plans.values()), self._form(), self.same
+            )
+            try:
+                saved = None if self.fresh else applier.read_checkpoint()
+                load, point = self._start(plans, saved, applier)
+                end, reached = self._stream(applier, point, stop, follow)
+            finally:
+                applier.close()
         finally:
-            conn.close()
-        return CdcResult(load, str(end))
+            self.capture.close()
+        return CdcResult(load, str(end), reached)
+
+    def _form(self) -> str:
+        """Value form the applier gets: PostgreSQL text only PostgreSQL -> PostgreSQL."""
+        return "pg-text" if self.capture.value_form == "pg-text" and self.same else "python"
 
     def _start(
-        self, plans: list[TablePlan], saved: str | None, conn: Any
-    ) -> tuple[LoadResult | None, LSN]:
-        from opendms.endpoints.postgres.apply import write_checkpoint
-
-        slot = self.repl.slot_position()
-        if saved is not None and slot is None and not self.fresh:
-            raise TaskError(
-                f"task {self.spec.name}: replication slot {self.repl.slot!r} is gone, so the "
-                f"changes after the last applied position {saved} cannot be read; run the task "
-                "with --fresh to start over with a new full load"
-            )
-        if self.fresh:
-            saved = None
-        if saved is not None and slot is not None:
-            log.info("resuming task %s at %s", self.spec.name, saved)
-            for plan in plans:
-                self.store.table_planned(
-                    self.spec.name, plan.source.schema, plan.source.name, 0, keep=True
-                )
-            return None, LSN.parse(saved)
-        if slot is not None:
-            self.repl.drop()
-            self.repl.ensure_publication([TableRef(p.source.schema, p.source.name) for p in plans])
-        consistent, snapshot = self.repl.create_slot()
+        self, plans: list[TablePlan], saved: str | None, applier: Applier
+    ) -> tuple[LoadResult | None, Checkpoint]:
+        if saved is not None:
+            return None, self._resume(plans, saved)
+        start_at = self.spec.cdc_start_position
+        if self.spec.migration_type is MigrationType.CDC and start_at not in (None, "now"):
+            assert start_at is not None
+            point = Checkpoint(self.capture.parse_position(start_at))
+            self.capture.start()
+            self.capture.release_snapshot()
+            self._planned(plans, keep=False)
+            applier.write_checkpoint(point.text())
+            return None, point
+        start, snapshot = self.capture.start()
         try:
             load = self._full_load(plans, snapshot)
         finally:
-            self.repl.release_snapshot()
-        write_checkpoint(conn, self.spec.name, str(consistent))
-        return load, consistent
+            self.capture.release_snapshot()
+        until = None
+        if load is not None and not self.capture.consistent_snapshot:
+            until = self.capture.current_position()
+        point = Checkpoint(start, until)
+        applier.write_checkpoint(point.text())
+        return load, point
 
-    def _full_load(self, plans: list[TablePlan], snapshot: str) -> LoadResult | None:
+    def _resume(self, plans: list[TablePlan], saved: str) -> Checkpoint:
+        if not self.capture.exists():
+            what = getattr(self.capture, "label", "the change capture on the source")
+            raise TaskError(
+                f"task {self.spec.name}: {what} is gone, so the "
+                f"changes after the last applied position {saved} cannot be read; run the "
+                "task with --fresh to start over with a new full load"
+            )
+        log.info("resuming task %s at %s", self.spec.name, saved)
+        self._planned(plans, keep=True)
+        return Checkpoint.parse(saved, self.capture)
+
+    def _planned(self, plans: list[TablePlan], keep: bool) -> None:
+        for plan in plans:
+            self.store.table_planned(
+                self.spec.name, plan.source.schema, plan.source.name, 0, keep=keep
+            )
+
+    def _full_load(self, plans: list[TablePlan], snapshot: str | None) -> LoadResult | None:
         if self.spec.migration_type is not MigrationType.FULL_LOAD_AND_CDC:
-            for plan in plans:
-                self.store.table_planned(self.spec.name, plan.source.schema, plan.source.name, 0)
+            self._planned(plans, keep=False)
             return None
         self.store.set_phase(self.spec.name, PHASE_FULL_LOAD)
         result = self.loader.run(plans, snapshot)
@@ -144,33 +227,106 @@ class Replication:
         return result
 
     def _stream(
-        self,
-        conn: Any,
-        maps: dict[tuple[str, str], Any],
-        start: LSN,
-        stop: threading.Event,
-        follow: bool,
-    ) -> LSN:
-        from opendms.endpoints.postgres.apply import apply_batch
+        self, applier: Applier, point: Checkpoint, stop: threading.Event, follow: bool
+    ) -> tuple[Position, bool]:
+        def apply(batch: list[Transaction], _position: str) -> int:
+            end = batch[-1].end
+            until = point.until
+            idempotent = until is not None and batch[0].end <= until
+            text = Checkpoint(end, until if until is not None and end < until else None).text()
+            return applier.apply(batch, text, idempotent)
 
-        def apply(batch: list[Transaction], position: str) -> int:
-            return apply_batch(conn, maps, batch, (self.spec.name, position))
+        loop = CdcLoop(self.spec.name, apply, self.capture.confirm, self.store)
+        loop.settings = self._batch_settings(applier)
+        pending = applier.must_flush_at()
+        if pending is not None:
+            loop.flush_at = Checkpoint.parse(pending, self.capture).position
+        if self.spec.cdc_stop_position:
+            loop.stop_at = stop_predicate(self.spec.cdc_stop_position, self.capture)
+        loop.on_ddl = lambda txn: self._ddl(applier, txn)
+        loop.heartbeat = getattr(self.capture, "heartbeat", None)
+        loop.lag_bytes = getattr(self.capture, "lag_bytes", None)
+        stream = self._values(self.capture.stream(point.position, stop))
+        end = loop.run(stream, point.position, stop, self.capture.caught_up, follow)
+        return end, loop.stop_reached
 
+    def _batch_settings(self, applier: Applier) -> BatchSettings:
+        hint = applier.batch_hint()
+        if hint is not None:
+            seconds, size = hint
+            return BatchSettings(seconds, seconds, 10**9, size, flush_when_idle=False)
         tuning = self.spec.task_settings.ChangeProcessingTuning
-        batch = BatchSettings(
+        return BatchSettings(
             float(tuning.BatchApplyTimeoutMin),
             float(tuning.BatchApplyTimeoutMax),
             tuning.BatchSplitSize or 10_000,
         )
-        loop = CdcLoop(self.spec.name, apply, self.repl.confirm, self.store, batch)
-        stream = self.repl.stream(start, stop)
-        return loop.run(stream, start, stop, self.repl.caught_up, follow)
+
+    def _ddl(self, applier: Applier, txn: Transaction) -> None:
+        """After a DDL transaction was applied: the table's plan follows the source."""
+        for change in txn.changes:
+            key = (change.schema, change.table)
+            if change.op is Op.DDL and key in self.plans:
+                self.plans[key] = evolve(self.plans[key], change.ddl)
+                applier.schema_changed(self.plans[key])
+
+    def _values(self, stream: Iterable[Transaction | None]) -> Iterator[Transaction | None]:
+        """PostgreSQL text values to Python form when the target is another engine."""
+        if self.capture.value_form == "python" or self._form() == "pg-text":
+            yield from stream
+            return
+        convert = TextToPython(self.plans)
+        for txn in stream:
+            yield None if txn is None else convert(txn)
 
     def _warn_unkeyed(self, plans: list[TablePlan]) -> None:
         for plan in plans:
             if not plan.source.primary_key:
                 log.warning(
                     "table %s has no primary key: updates and deletes cannot be keyed "
-                    "unless it has REPLICA IDENTITY FULL",
+                    "unless it has REPLICA IDENTITY FULL (PostgreSQL) or a full row image",
                     plan.source.qualified,
                 )
+
+
+class TextToPython:
+    """Converts PostgreSQL text values of a transaction to canonical Python form."""
+
+    def __init__(self, plans: dict[TableKey, ApplyPlan]) -> None:
+        from opendms.endpoints.postgres.textvalues import converter
+
+        self.converters = {
+            key: {c.name: converter(c.type) for c in plan.source.columns}
+            for key, plan in plans.items()
+        }
+
+    def __call__(self, txn: Transaction) -> Transaction:
+        return replace(txn, changes=[self._change(c) for c in txn.changes])
+
+    def _change(self, change: Any) -> Any:
+        funcs = self.converters.get((change.schema, change.table))
+        if funcs is None or change.op in (Op.TRUNCATE, Op.DDL):
+            return change
+        return replace(
+            change,
+            values=self._row(change, funcs, change.columns, change.values),
+            key=self._row(change, funcs, change.key_columns, change.key),
+        )
+
+    @staticmethod
+    def _row(
+        change: Any, funcs: dict[str, Callable[[str], Any]], cols: Any, values: Any
+    ) -> tuple[Any, ...]:
+        out = []
+        for col, value in zip(cols, values, strict=True):
+            if not isinstance(value, str):
+                out.append(value)  # None or UNCHANGED
+                continue
+            try:
+                out.append(funcs[col](value))
+            except (ValueError, KeyError) as exc:
+                raise DataError(
+                    f"{change.schema}.{change.table}",
+                    f"column {col}: value {value[:40]!r} cannot be carried: {exc}",
+                ) from exc
+        return tuple(out)

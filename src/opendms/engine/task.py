@@ -89,12 +89,18 @@ def run_task(
     except Exception as exc:
         store.set_status(spec.name, TaskStatus.FAILED, f"internal error: {exc!r}")
         raise
-    _finish(spec, store, result, cdc, stop)
-    return result
+    load, reached = result
+    _finish(spec, store, load, cdc, stop, reached)
+    return load
 
 
 def _finish(
-    spec: TaskSpec, store: StateStore, result: LoadResult, cdc: bool, stop: threading.Event
+    spec: TaskSpec,
+    store: StateStore,
+    result: LoadResult,
+    cdc: bool,
+    stop: threading.Event,
+    reached: bool,
 ) -> None:
     if result.failed:
         names = ", ".join(sorted(result.failed))
@@ -106,6 +112,7 @@ def _finish(
         reason = "FULL_LOAD_ONLY_FINISHED"
     else:
         reason = "STOPPED_BY_USER" if stop.is_set() else "CAUGHT_UP"
+        reason = "STOP_POSITION_REACHED" if reached else reason
     store.set_status(spec.name, TaskStatus.STOPPED, reason)
 
 
@@ -115,7 +122,7 @@ def _run(
     store: StateStore,
     progress: Progress | None,
     control: tuple[threading.Event, bool, bool],
-) -> LoadResult:
+) -> tuple[LoadResult, bool]:
     source: Source = open_source(spec.source.url, spec.source.settings)
     try:
         target: Target = open_target(spec.target.url, spec.target.settings)
@@ -123,12 +130,12 @@ def _run(
             store.set_status(spec.name, TaskStatus.RUNNING)
             if spec.migration_type is MigrationType.FULL_LOAD:
                 store.set_phase(spec.name, "full load")
-                return FullLoad(spec, source, target, mappings, store, progress).run()
+                return FullLoad(spec, source, target, mappings, store, progress).run(), False
             check_cdc_pair(spec, source, target)
             replication = Replication(spec, source, target, mappings, store, progress)
             stop, follow, replication.fresh = control
             outcome = replication.run(stop, follow)
-            return outcome.load or LoadResult(0, 0, {})
+            return outcome.load or LoadResult(0, 0, {}), outcome.stop_reached
         finally:
             target.close()
     finally:

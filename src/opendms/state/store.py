@@ -255,8 +255,11 @@ class StateStore:
         return [TableStats(r[0], r[1], TableState(r[2]), *r[3:]) for r in rows]
 
     def count_change(self, task: str, schema: str, table: str, op: str, count: int) -> None:
-        """Add ``count`` applied changes of kind ``op`` (I, U, D, T) to a table's statistics."""
-        column = {"I": "inserts", "U": "updates", "D": "deletes", "T": "truncates"}[op]
+        """Add ``count`` applied changes of kind ``op`` (I, U, D, T, DDL) to a table's
+        statistics."""
+        column = {"I": "inserts", "U": "updates", "D": "deletes", "T": "truncates", "DDL": "ddls"}[
+            op
+        ]
         self._exec(
             f"UPDATE table_stats SET {column} = {column} + ?, last_change_at = ? "
             "WHERE task=? AND schema_name=? AND table_name=?",

@@ -28,6 +28,12 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> LakeTarget:
     return LakeTarget(url, open_storage(url, settings), lake_settings(merged))
 
 
+def applier(target: LakeTarget, task: str, plans: list[Any], form: str, same: bool) -> Any:
+    from opendms.endpoints.lake.cdc import LakeApplier
+
+    return LakeApplier(target, task, plans)
+
+
 def check(url: EndpointURL, settings: dict[str, Any]) -> str:
     lake_settings(_settings(url, settings))
     return check_storage(open_storage(url, settings), url)

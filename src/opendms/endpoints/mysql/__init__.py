@@ -10,7 +10,15 @@ from opendms.endpoints.mysql.source import MySQLSource
 from opendms.endpoints.mysql.target import MySQLTarget
 from opendms.errors import PrivilegeError
 
-__all__ = ["MySQLSource", "MySQLTarget", "check", "open_source", "open_target"]
+__all__ = [
+    "MySQLSource",
+    "MySQLTarget",
+    "applier",
+    "capture",
+    "check",
+    "open_source",
+    "open_target",
+]
 
 
 def open_source(url: EndpointURL, settings: dict[str, Any]) -> MySQLSource:
@@ -19,6 +27,18 @@ def open_source(url: EndpointURL, settings: dict[str, Any]) -> MySQLSource:
 
 def open_target(url: EndpointURL, settings: dict[str, Any]) -> MySQLTarget:
     return MySQLTarget(url)
+
+
+def capture(url: EndpointURL, task: str) -> Any:
+    from opendms.endpoints.mysql.capture import MySqlCapture
+
+    return MySqlCapture(url, task)
+
+
+def applier(target: MySQLTarget, task: str, plans: list[Any], form: str, same: bool) -> Any:
+    from opendms.endpoints.mysql.apply import MySqlApplier
+
+    return MySqlApplier(target, task, plans)
 
 
 def check(url: EndpointURL, settings: dict[str, Any]) -> str:

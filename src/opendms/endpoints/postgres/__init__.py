@@ -10,7 +10,15 @@ from opendms.endpoints.postgres.source import PostgresSource
 from opendms.endpoints.postgres.target import PostgresTarget
 from opendms.errors import PrivilegeError
 
-__all__ = ["PostgresSource", "PostgresTarget", "check", "open_source", "open_target"]
+__all__ = [
+    "PostgresSource",
+    "PostgresTarget",
+    "applier",
+    "capture",
+    "check",
+    "open_source",
+    "open_target",
+]
 
 
 def open_source(url: EndpointURL, settings: dict[str, Any]) -> PostgresSource:
@@ -19,6 +27,18 @@ def open_source(url: EndpointURL, settings: dict[str, Any]) -> PostgresSource:
 
 def open_target(url: EndpointURL, settings: dict[str, Any]) -> PostgresTarget:
     return PostgresTarget(url)
+
+
+def capture(url: EndpointURL, task: str) -> Any:
+    from opendms.endpoints.postgres.replication import PgReplication
+
+    return PgReplication(url, task)
+
+
+def applier(target: PostgresTarget, task: str, plans: list[Any], form: str, same: bool) -> Any:
+    from opendms.endpoints.postgres.apply import PgApplier
+
+    return PgApplier(target.url, task, plans, same, form)
 
 
 PRIVILEGES = """

@@ -7,12 +7,17 @@ crash the target either has the batch and its position or neither.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from opendms.cdc import UNCHANGED, Change, Op, Transaction
+import pyarrow as pa
+
+from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.postgres.conn import connect
 from opendms.endpoints.postgres.netchanges import net_changes
 from opendms.endpoints.postgres.types import quote_ident, to_pg
+from opendms.endpoints.pyvalues import iso_interval
 from opendms.model import Table
 
 CHECKPOINTS = """
@@ -23,6 +28,12 @@ CREATE TABLE IF NOT EXISTS opendms.checkpoints (
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 """
+
+
+CHECKPOINT_SQL = (
+    "INSERT INTO opendms.checkpoints (task, position, applied_at) VALUES (%s, %s, now()) "
+    "ON CONFLICT (task) DO UPDATE SET position = excluded.position, applied_at = now()"
+)
 
 
 @dataclass(frozen=True)
@@ -105,11 +116,7 @@ def apply_batch(
     # Pipeline mode: statements stream to the server without a round trip each.
     with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
         _apply_changes(cur, maps, changes)
-        cur.execute(
-            "INSERT INTO opendms.checkpoints (task, position, applied_at) VALUES (%s, %s, now()) "
-            "ON CONFLICT (task) DO UPDATE SET position = excluded.position, applied_at = now()",
-            checkpoint,
-        )
+        cur.execute(CHECKPOINT_SQL, checkpoint)
     return sum(len(t.changes) for t in batch)  # source changes (folding may run fewer)
 
 
@@ -159,8 +166,155 @@ def read_checkpoint(conn: Any, task: str) -> str | None:
 
 def write_checkpoint(conn: Any, task: str, position: str) -> None:
     with conn.transaction():
-        conn.execute(
-            "INSERT INTO opendms.checkpoints (task, position, applied_at) VALUES (%s, %s, now()) "
-            "ON CONFLICT (task) DO UPDATE SET position = excluded.position, applied_at = now()",
-            (task, position),
+        conn.execute(CHECKPOINT_SQL, (task, position))
+
+
+def _pg_param(value: Any) -> Any:
+    """A canonical Python value as psycopg should send it (intervals as ISO text)."""
+    if isinstance(value, pa.MonthDayNano):
+        return iso_interval(value)
+    if isinstance(value, list):
+        return [_pg_param(v) for v in value]
+    return value
+
+
+def _python_params(change: Change) -> Change:
+    if change.op is Op.DDL or change.op is Op.TRUNCATE:
+        return change
+    return replace(
+        change,
+        values=tuple(_pg_param(v) for v in change.values),
+        key=tuple(_pg_param(v) for v in change.key),
+    )
+
+
+def upsert_statements(tmap: TableMap, change: Change) -> list[tuple[str, list[Any]]]:
+    """Idempotent form of one change: the row may already be in the target.
+
+    Insert -> insert or update by primary key (or insert when no identical row
+    exists, for a table without one); update -> delete the old key, then the
+    insert form of the full after-image; delete and truncate are already idempotent.
+    """
+    if change.op in (Op.DELETE, Op.TRUNCATE):
+        return [statement(tmap, change)]
+    out = []
+    if change.op is Op.UPDATE:
+        out.append(statement(tmap, replace(change, op=Op.DELETE)))
+    sql, args = statement(tmap, replace(change, op=Op.INSERT, key_columns=(), key=()))
+    pk = tmap.target.primary_key
+    if pk:
+        cols = [quote_ident(c.name) for c in tmap.target.columns if c.name not in pk]
+        sets = ", ".join(f"{c} = excluded.{c}" for c in cols)
+        conflict = ", ".join(quote_ident(c) for c in pk)
+        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
+        sql += f" ON CONFLICT ({conflict}) {action}"
+    else:
+        head, _, values = sql.partition(" VALUES (")
+        names = head[head.index("(") + 1 : -1].split(", ")
+        marks = values[:-1].split(", ")
+        same = " AND ".join(
+            f"t.{n} IS NOT DISTINCT FROM {m}" for n, m in zip(names, marks, strict=True)
         )
+        sql = (
+            f"{head} SELECT {values[:-1]} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {tmap.qualified} t WHERE {same})"
+        )
+        args = args + args
+    out.append((sql, args))
+    return out
+
+
+def ddl_statements(tmap: TableMap, change: Change, same_engine: bool) -> list[str]:
+    """ALTER TABLE statements for a source column change (safe to run twice)."""
+    out = []
+    for cc in change.ddl:
+        name = quote_ident(tmap.names.get(cc.column, cc.column))
+        if cc.action == "add" and cc.ctype is not None:
+            out.append(f"ADD COLUMN IF NOT EXISTS {name} {to_pg(cc.ctype, same_engine)}")
+        elif cc.action == "drop":
+            out.append(f"DROP COLUMN IF EXISTS {name}")
+        elif cc.action == "alter_type" and cc.ctype is not None:
+            pg = to_pg(cc.ctype, same_engine)
+            out.append(f"ALTER COLUMN {name} TYPE {pg} USING {name}::{pg}")
+    stmts = [f"ALTER TABLE {tmap.qualified} {part}" for part in out]
+    for cc in change.ddl:
+        if cc.action == "rename" and cc.new_name:
+            stmts.append(_rename(tmap, tmap.names.get(cc.column, cc.column), cc.new_name))
+    return stmts
+
+
+def _rename(tmap: TableMap, old: str, new: str) -> str:
+    """A rename that does nothing when it already happened (a retried batch)."""
+    regclass = _literal(tmap.qualified)
+    return (
+        "DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
+        f"{regclass}::regclass AND attname = {_literal(old)} AND NOT attisdropped) THEN "
+        f"ALTER TABLE {tmap.qualified} RENAME COLUMN {quote_ident(old)} TO {quote_ident(new)}; "
+        "END IF; END$$"
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class PgApplier:
+    """Applies change batches to a PostgreSQL target (the Applier of this engine)."""
+
+    def __init__(
+        self,
+        url: EndpointURL,
+        task: str,
+        plans: list[ApplyPlan],
+        same_engine: bool,
+        value_form: str = "pg-text",
+    ) -> None:
+        self.task, self.same_engine, self.python = task, same_engine, value_form == "python"
+        self.conn = connect(url, autocommit=True)
+        self.maps = {
+            (p.source.schema, p.source.name): table_map(p.target, p.names, same_engine)
+            for p in plans
+        }
+
+    def read_checkpoint(self) -> str | None:
+        return read_checkpoint(self.conn, self.task)
+
+    def write_checkpoint(self, position: str) -> None:
+        write_checkpoint(self.conn, self.task, position)
+
+    def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
+        if self.python:
+            batch = [replace(t, changes=[_python_params(c) for c in t.changes]) for t in batch]
+        if not idempotent and not any(c.op is Op.DDL for t in batch for c in t.changes):
+            return apply_batch(self.conn, self.maps, batch, (self.task, position))
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for txn in batch:
+                for change in txn.changes:
+                    self._careful(cur, change, idempotent)
+            cur.execute(CHECKPOINT_SQL, (self.task, position))
+        return sum(len(t.changes) for t in batch)
+
+    def _careful(self, cur: Any, change: Change, idempotent: bool) -> None:
+        tmap = self.maps.get((change.schema, change.table))
+        if tmap is None:
+            return
+        if change.op is Op.DDL:
+            for sql in ddl_statements(tmap, change, self.same_engine):
+                cur.execute(sql)
+            return
+        todo = upsert_statements(tmap, change) if idempotent else [statement(tmap, change)]
+        for sql, args in todo:
+            cur.execute(sql, args)
+
+    def schema_changed(self, plan: ApplyPlan) -> None:
+        key = (plan.source.schema, plan.source.name)
+        self.maps[key] = table_map(plan.target, plan.names, self.same_engine)
+
+    def batch_hint(self) -> tuple[float, int] | None:
+        return None
+
+    def must_flush_at(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self.conn.close()

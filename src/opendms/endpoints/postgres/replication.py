@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from opendms.cdc import LSN, Transaction
+from opendms.cdc import LSN, Position, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect, conninfo, translate
 from opendms.endpoints.postgres.pgoutput import Decoder
+from opendms.endpoints.postgres.textvalues import SESSION_OPTIONS
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.errors import EndpointError, MissingExtraError, TaskError
 from opendms.model import TableRef
@@ -42,11 +43,15 @@ def _psycopg2() -> Any:
 
 
 class PgReplication:
-    """One task's slot and publication on a PostgreSQL source."""
+    """One task's slot and publication on a PostgreSQL source (a ChangeSource)."""
+
+    value_form = "pg-text"
+    consistent_snapshot = True
 
     def __init__(self, url: EndpointURL, task: str) -> None:
         self.url = url
         self.slot, self.publication = replication_names(task)
+        self.label = f"replication slot {self.slot!r}"
         self.holder: Any = None  # replication connection keeping the exported snapshot alive
         self.cursor: Any = None
         self.flushed = LSN(0)
@@ -57,10 +62,35 @@ class PgReplication:
         pg2 = _psycopg2()
         try:
             return pg2.connect(
-                conninfo(self.url), connection_factory=pg2.extras.LogicalReplicationConnection
+                conninfo(self.url),
+                connection_factory=pg2.extras.LogicalReplicationConnection,
+                options=SESSION_OPTIONS,
             )
         except pg2.Error as exc:
             raise translate(exc, self.url) from exc
+
+    def parse_position(self, text: str) -> LSN:
+        return LSN.parse(text)
+
+    def prepare(self, tables: list[TableRef]) -> None:
+        self.ensure_publication(tables)
+
+    def exists(self) -> bool:
+        return self.slot_position() is not None
+
+    def start(self) -> tuple[Position, str | None]:
+        """A new slot (replacing an old one): its consistent point and exported snapshot."""
+        if self.exists():
+            self.drop_slot()
+        return self.create_slot()
+
+    def current_position(self) -> LSN:
+        with connect(self.url) as conn:
+            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        return LSN.parse(row[0])
+
+    def close(self) -> None:
+        self.release_snapshot()
 
     def ensure_publication(self, tables: list[TableRef]) -> None:
         names = ", ".join(f"{quote_ident(t.schema)}.{quote_ident(t.name)}" for t in tables)
@@ -100,18 +130,24 @@ class PgReplication:
             self.holder.close()
             self.holder = None
 
-    def drop(self) -> None:
-        """Drop the slot and the publication (task deletion or a fresh full load)."""
+    def drop_slot(self) -> None:
         with connect(self.url) as conn:
             conn.execute(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                 "WHERE slot_name = %s",
                 (self.slot,),
             )
+
+    def drop(self) -> None:
+        """Drop the slot and the publication (task deletion)."""
+        self.drop_slot()
+        with connect(self.url) as conn:
             conn.execute(f"DROP PUBLICATION IF EXISTS {quote_ident(self.publication)}")
 
-    def stream(self, start: LSN, stop: threading.Event) -> Iterator[Transaction | None]:
+    def stream(self, start: Position, stop: threading.Event) -> Iterator[Transaction | None]:
         """Committed transactions from ``start`` on; ``None`` when the stream is idle."""
+        assert isinstance(start, LSN)
+        self.flushed = max(self.flushed, start)
         conn = self._repl_connect()
         self.cursor = cur = conn.cursor()
         options = {"proto_version": "1", "publication_names": self.publication, "messages": "true"}
@@ -153,8 +189,22 @@ class PgReplication:
         """True once the stream has delivered everything committed before it started."""
         return self.mark in self.decoder.markers
 
-    def confirm(self, lsn: LSN) -> None:
+    def heartbeat(self) -> None:
+        """Idle with nothing pending: confirm the server's WAL end, so a slot whose
+        tables see no writes does not hold WAL written for other tables."""
+        cur = self.cursor
+        if cur is None or self.decoder.current is not None or not cur.wal_end:
+            return
+        self.confirm(LSN(cur.wal_end))
+
+    def lag_bytes(self) -> int:
+        """WAL the server has that the target does not hold yet (slot lag)."""
+        cur = self.cursor
+        return max(int(cur.wal_end) - self.flushed.value, 0) if cur is not None else 0
+
+    def confirm(self, lsn: Position) -> None:
         """Tell the server the target durably holds everything up to ``lsn``."""
+        assert isinstance(lsn, LSN)
         self.flushed = max(self.flushed, lsn)
         if self.cursor is not None:
             self.cursor.send_feedback(flush_lsn=self.flushed.value, write_lsn=self.flushed.value)

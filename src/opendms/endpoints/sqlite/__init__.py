@@ -43,6 +43,18 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> SQLiteTarget:
         raise EndpointError(str(url), f"cannot open {path!r}: {exc}") from exc
 
 
+def capture(url: EndpointURL, task: str) -> Any:
+    from opendms.endpoints.sqlite.capture import SqliteCapture
+
+    return SqliteCapture(url, task)
+
+
+def applier(target: SQLiteTarget, task: str, plans: list[Any], form: str, same: bool) -> Any:
+    from opendms.endpoints.sqlite.apply import SqliteApplier
+
+    return SqliteApplier(target, task, plans)
+
+
 def check(url: EndpointURL, settings: dict[str, Any]) -> str:
     path = database_path(url)
     if not Path(path).is_file():
