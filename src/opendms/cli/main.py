@@ -16,6 +16,7 @@ from opendms.cli.ui import RichProgress, console, err_console, stats_table, task
 from opendms.config import load_task_file, parse_extra_connection_attributes
 from opendms.endpoints import check_endpoint
 from opendms.endpoints.base import mask
+from opendms.engine.cdc import StopEvent
 from opendms.engine.task import run_task
 from opendms.errors import OpenDMSError
 from opendms.state import StateStore
@@ -59,8 +60,17 @@ def cli(ctx: click.Context, state: Path | None, verbose: bool) -> None:
     ctx.obj = {"state": state}
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _graceful(stop: StopEvent) -> Callable[[int, object], None]:
+    """SIGINT/SIGTERM: while changes stream, finish the batch and stop (exit 0);
+    during a full load, or on a second signal, interrupt."""
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.streaming and not stop.is_set():
+            stop.set()
+            return
+        raise KeyboardInterrupt
+
+    return handler
 
 
 def store_of(ctx: click.Context) -> StateStore:
@@ -107,12 +117,81 @@ def task_run(ctx: click.Context, file: Path, quiet: bool, follow: bool, fresh: b
     """Run the task defined in FILE (YAML) in the foreground."""
     spec = load_task_file(file)
     store = StateStore(spec.state or ctx.obj.get("state"))
-    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: workers finish their batch
+    stop = StopEvent()
+    signal.signal(signal.SIGTERM, _graceful(stop))  # like Ctrl-C: workers finish their batch
+    signal.signal(signal.SIGINT, _graceful(stop))
     enabled = not quiet and err_console.is_terminal
     with RichProgress(enabled) as progress:
-        result = run_task(spec, store, progress, follow=follow, fresh=fresh)
+        result = run_task(
+            spec, store, progress, stop, follow=follow, fresh=fresh, file=str(file.resolve())
+        )
     console.print(stats_table(spec.name, store.tables(spec.name)))
     console.print(f"task {spec.name}: {result.tables} tables, {result.rows:,} rows loaded")
+
+
+FILE_OPTION = click.option(
+    "--file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The task file (default: the one the task last ran from).",
+)
+
+
+def _launch(ctx: click.Context, name: str, file: Path | None, fresh: bool, verb: str) -> None:
+    from opendms.cli import control
+
+    store = store_of(ctx)
+    path = control.task_file(store, name, file)
+    spec = load_task_file(path)
+    if spec.name != name:
+        raise OpenDMSError(f"task file {path} defines task {spec.name!r}, not {name!r}")
+    control.check_not_running(store, name)
+    if verb == "started":
+        control.check_first_start(store, name)
+    pid, log = control.spawn(StateStore(spec.state or ctx.obj.get("state")), name, path, fresh)
+    console.print(f"task {name} {verb} in the background (pid {pid}); log: {log}")
+
+
+@task.command("start")
+@click.argument("name")
+@FILE_OPTION
+@click.pass_context
+@friendly
+def task_start(ctx: click.Context, name: str, file: Path | None) -> None:
+    """Start task NAME in the background (its first run; see resume and reload)."""
+    _launch(ctx, name, file, fresh=False, verb="started")
+
+
+@task.command("resume")
+@click.argument("name")
+@FILE_OPTION
+@click.pass_context
+@friendly
+def task_resume(ctx: click.Context, name: str, file: Path | None) -> None:
+    """Resume task NAME in the background from its last applied position."""
+    _launch(ctx, name, file, fresh=False, verb="resumed")
+
+
+@task.command("reload")
+@click.argument("name")
+@FILE_OPTION
+@click.pass_context
+@friendly
+def task_reload(ctx: click.Context, name: str, file: Path | None) -> None:
+    """Start task NAME over in the background: new capture position and full load."""
+    _launch(ctx, name, file, fresh=True, verb="reloading")
+
+
+@task.command("stop")
+@click.argument("name")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait.")
+@click.pass_context
+@friendly
+def task_stop(ctx: click.Context, name: str, timeout: float) -> None:
+    """Stop task NAME: it applies the batch in hand, records its position and exits."""
+    from opendms.cli import control
+
+    record = control.stop(store_of(ctx), name, timeout)
+    console.print(f"task {name}: {record.status.value} ({record.stop_reason})")
 
 
 @task.command("status")
@@ -157,7 +236,8 @@ def task_delete(ctx: click.Context, name: str, file: Path | None) -> None:
     if record is None:
         raise OpenDMSError(f"no task named {name!r} in {store.path}")
     if record.migration_type != "full-load":
-        _drop_replication(name, record.source, file)
+        known = Path(record.file) if record.file and Path(record.file).is_file() else None
+        _drop_replication(name, record.source, file or known)
     store.delete_task(name)
     console.print(f"deleted task {name}")
 

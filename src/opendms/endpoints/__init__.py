@@ -65,9 +65,9 @@ def open_target(url: str, settings: dict[str, Any] | None = None) -> Target:
 def open_capture(url: EndpointURL, task: str) -> ChangeSource:
     """The change source of a CDC task on ``url``, or a clear error for engines without one."""
     module = engine_for(url, "source")
-    if not hasattr(module, "capture"):
+    if not hasattr(module, "change_source"):
         raise UnknownSchemeError(str(url), f"{url.scheme}:// sources cannot capture changes")
-    return cast(ChangeSource, module.capture(url, task))
+    return cast(ChangeSource, module.change_source(url, task))
 
 
 def open_applier(

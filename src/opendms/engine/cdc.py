@@ -48,6 +48,13 @@ def _size(txn: Transaction) -> int:
     return total
 
 
+class StopEvent(threading.Event):
+    """A stop request. ``streaming`` is set once changes are being applied: from then
+    on a stop is graceful (flush, checkpoint, return) rather than an interruption."""
+
+    streaming = False
+
+
 class CdcLoop:
     """Consumes a transaction stream and applies it exactly once."""
 
@@ -91,6 +98,8 @@ class CdcLoop:
         the stream has delivered everything committed when streaming began."""
         self.applied = start
         self.store.set_phase(self.task, PHASE_CACHED)
+        if isinstance(stop, StopEvent):
+            stop.streaming = True
         for item in stream:
             if item is not None and item.end > start:
                 self._take(item)

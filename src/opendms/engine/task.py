@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 
 from opendms.config import MigrationType, TaskSpec
@@ -63,6 +64,7 @@ def run_task(
     stop: threading.Event | None = None,
     follow: bool = False,
     fresh: bool = False,
+    file: str = "",
 ) -> LoadResult:
     """Run a task in the foreground.
 
@@ -73,11 +75,14 @@ def run_task(
     """
     mappings = task_mappings(spec)
     register(spec, store)
+    if file:
+        store.set_file(spec.name, file)
     cdc = spec.migration_type is not MigrationType.FULL_LOAD
     if not cdc:
         store.reset_tables(spec.name)
     store.set_status(spec.name, TaskStatus.STARTING)
     stop = stop or threading.Event()
+    store.set_pid(spec.name, os.getpid())
     try:
         result = _run(spec, mappings, store, progress, (stop, follow, fresh))
     except KeyboardInterrupt:
@@ -89,6 +94,8 @@ def run_task(
     except Exception as exc:
         store.set_status(spec.name, TaskStatus.FAILED, f"internal error: {exc!r}")
         raise
+    finally:
+        store.set_pid(spec.name, None)
     load, reached = result
     _finish(spec, store, load, cdc, stop, reached)
     return load

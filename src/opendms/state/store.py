@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     started_at TEXT,
     stopped_at TEXT,
     phase TEXT NOT NULL DEFAULT '',
-    metrics TEXT NOT NULL DEFAULT '{}'
+    metrics TEXT NOT NULL DEFAULT '{}',
+    file TEXT NOT NULL DEFAULT '',
+    pid INTEGER
 );
 CREATE TABLE IF NOT EXISTS table_stats (
     task TEXT NOT NULL,
@@ -95,6 +97,8 @@ class TaskRecord:
     stopped_at: str | None
     phase: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    file: str = ""  # the task file it was last run from (task start/resume/reload use it)
+    pid: int | None = None  # the process running it, while it runs
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,9 @@ class StateStore:
             self.conn.execute("ALTER TABLE tasks ADD COLUMN phase TEXT NOT NULL DEFAULT ''")
         if "metrics" not in have:
             self.conn.execute("ALTER TABLE tasks ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'")
+        if "file" not in have:
+            self.conn.execute("ALTER TABLE tasks ADD COLUMN file TEXT NOT NULL DEFAULT ''")
+            self.conn.execute("ALTER TABLE tasks ADD COLUMN pid INTEGER")
         self.conn.commit()
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -174,6 +181,12 @@ class StateStore:
             "migration_type=excluded.migration_type, spec=excluded.spec",
             (name, source, target, mtype, spec, now()),
         )
+
+    def set_file(self, name: str, file: str) -> None:
+        self._exec("UPDATE tasks SET file=? WHERE name=?", (file, name))
+
+    def set_pid(self, name: str, pid: int | None) -> None:
+        self._exec("UPDATE tasks SET pid=? WHERE name=?", (pid, name))
 
     def set_status(self, name: str, status: TaskStatus, reason: str = "") -> None:
         stamp = now()
@@ -311,4 +324,6 @@ def _task(row: Any) -> TaskRecord:
         stopped_at=row[9],
         phase=row[10],
         metrics=json.loads(row[11] or "{}"),
+        file=row[12] or "",
+        pid=row[13],
     )

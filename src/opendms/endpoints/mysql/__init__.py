@@ -14,7 +14,7 @@ __all__ = [
     "MySQLSource",
     "MySQLTarget",
     "applier",
-    "capture",
+    "change_source",
     "check",
     "open_source",
     "open_target",
@@ -29,7 +29,7 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> MySQLTarget:
     return MySQLTarget(url)
 
 
-def capture(url: EndpointURL, task: str) -> Any:
+def change_source(url: EndpointURL, task: str) -> Any:
     from opendms.endpoints.mysql.capture import MySqlCapture
 
     return MySqlCapture(url, task)

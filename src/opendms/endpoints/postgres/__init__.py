@@ -14,7 +14,7 @@ __all__ = [
     "PostgresSource",
     "PostgresTarget",
     "applier",
-    "capture",
+    "change_source",
     "check",
     "open_source",
     "open_target",
@@ -29,7 +29,7 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> PostgresTarget:
     return PostgresTarget(url)
 
 
-def capture(url: EndpointURL, task: str) -> Any:
+def change_source(url: EndpointURL, task: str) -> Any:
     from opendms.endpoints.postgres.replication import PgReplication
 
     return PgReplication(url, task)

@@ -43,7 +43,7 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> SQLiteTarget:
         raise EndpointError(str(url), f"cannot open {path!r}: {exc}") from exc
 
 
-def capture(url: EndpointURL, task: str) -> Any:
+def change_source(url: EndpointURL, task: str) -> Any:
     from opendms.endpoints.sqlite.capture import SqliteCapture
 
     return SqliteCapture(url, task)
