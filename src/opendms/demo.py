@@ -181,7 +181,7 @@ def _task(name: str, source: str, target: str, settings: str | None = None) -> d
         "name": name,
         "source": source,
         "target": {"url": target, "settings": settings} if settings else target,
-        "migration_type": "full-load",
+        "migration_type": "full-load-and-cdc",
         "table_mappings": MAPPINGS,
         "task_settings": {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}},
     }
@@ -206,13 +206,59 @@ def run_demo(directory: Path, orders: int, state: Path | None) -> None:
         ),
         _task("retail-to-sqlite", f"sqlite:///{db}", f"sqlite:///{copy}"),
     ]
-    for spec_dict in tasks:
-        spec = task_from_dict(spec_dict, where="demo")
+    specs = [task_from_dict(spec_dict, where="demo") for spec_dict in tasks]
+    for spec in specs:
         with RichProgress(err_console.is_terminal) as progress:
-            result = run_task(spec, store, progress)
+            result = run_task(spec, store, progress, fresh=True)
         console.print(stats_table(spec.name, store.tables(spec.name)))
         console.print(f"{spec.name}: {result.rows:,} rows in {result.tables} tables\n")
+    new_customer = apply_seed_changes(db)
+    console.print(
+        f"changed the source (seed 004 CDC statements): new customer {new_customer}, "
+        "product 101 price 1199.99, order 1005 and its items deleted"
+    )
+    for spec in specs:
+        run_task(spec, store)  # resumes at the saved position, stops once caught up
+        console.print(stats_table(spec.name, store.tables(spec.name)))
+    _show_changes(lake, copy, new_customer)
     _explain(lake, copy, store)
+
+
+def apply_seed_changes(db: Path) -> int:
+    """The lab's CDC test statements: a new customer, a product price update and a
+    deleted order (with its items). Returns the new customer's id."""
+    with sqlite3.connect(db) as conn:
+        new_id = int(conn.execute("SELECT max(customer_id) + 1 FROM customers").fetchone()[0])
+        conn.execute(
+            "INSERT INTO customers VALUES (?, 'Emily', 'Davis', 'emily.d@example.com', "
+            "'555-345-6789', '303 Maple Dr', 'Chicago', 'IL', '60601', '2023-02-15 13:40:00')",
+            (new_id,),
+        )
+        conn.execute("UPDATE products SET price = 1199.99, stock_quantity = 45 WHERE product_id = 101")
+        conn.execute("DELETE FROM order_items WHERE order_id = 1005")
+        conn.execute("DELETE FROM orders WHERE order_id = 1005")
+    conn.close()
+    return new_id
+
+
+def _show_changes(lake: Path, copy: Path, customer: int) -> None:
+    files = sorted(p for p in lake.rglob("*") if p.is_file() and not p.name.startswith("LOAD"))
+    cdc = [p for p in files if "opendms_checkpoints" not in p.parts]
+    console.print(f"CDC files in the lake ({len(cdc)}):")
+    for path in cdc:
+        console.print(f"  {path.relative_to(lake)}", highlight=False)
+    with sqlite3.connect(copy) as conn:
+        name = conn.execute(
+            "SELECT first_name || ' ' || last_name FROM customers WHERE customer_id = ?",
+            (customer,),
+        ).fetchone()
+        price = conn.execute("SELECT price FROM products WHERE product_id = 101").fetchone()
+        order = conn.execute("SELECT count(*) FROM orders WHERE order_id = 1005").fetchone()
+    conn.close()
+    console.print(
+        f"SQLite copy: customer {customer} = {name[0] if name else None}, "
+        f"product 101 price = {price[0] if price else None}, order 1005 rows = {order[0]}\n"
+    )
 
 
 def _explain(lake: Path, copy: Path, store: StateStore) -> None:

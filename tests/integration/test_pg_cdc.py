@@ -287,3 +287,86 @@ def test_stop_position_by_commit_time(source: str, pg_target_db: str, tmp_path: 
 def _rows_by_id(url: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT id, name FROM accounts WHERE id <= 2 ORDER BY id").fetchall()
+
+
+RULES = {
+    "rules": [
+        {
+            "rule-type": "selection",
+            "rule-id": "1",
+            "rule-name": "p",
+            "object-locator": {"schema-name": "public", "table-name": "products"},
+            "rule-action": "include",
+            "filters": [
+                {
+                    "filter-type": "source",
+                    "column-name": "category",
+                    "filter-conditions": [{"filter-operator": "noteq", "value": "Discontinued"}],
+                }
+            ],
+        },
+        {
+            "rule-type": "transformation",
+            "rule-id": "2",
+            "rule-name": "drop-secret",
+            "rule-target": "column",
+            "object-locator": {
+                "schema-name": "public",
+                "table-name": "products",
+                "column-name": "secret",
+            },
+            "rule-action": "remove-column",
+        },
+        {
+            "rule-type": "transformation",
+            "rule-id": "3",
+            "rule-name": "total",
+            "rule-target": "column",
+            "object-locator": {"schema-name": "public", "table-name": "products"},
+            "rule-action": "add-column",
+            "value": "total",
+            "expression": "$price * $qty",
+            "data-type": {"type": "numeric", "precision": 12, "scale": 2},
+        },
+    ]
+}
+
+
+def test_mapping_rules_apply_to_changes(pg_db: str, pg_target_db: str, tmp_path: Path) -> None:
+    """Filters, removed and added columns: the target equals a fresh full load."""
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE products (id int PRIMARY KEY, category text, price numeric(10,2), "
+            "qty int, secret text)"
+        )
+        conn.execute(
+            "INSERT INTO products SELECT g, CASE WHEN g % 4 = 0 THEN 'Discontinued' ELSE 'A' END,"
+            " g * 1.25, g, 's' FROM generate_series(1, 40) g"
+        )
+    spec = _spec(pg_db, pg_target_db, "rules").model_copy(update={"table_mappings": RULES})
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO products VALUES (41, 'A', 2.50, 3, 's'), (44, 'Discontinued', 1, 1, 's')"
+        )
+        conn.execute("UPDATE products SET category = 'B' WHERE id = 4")  # into the filter
+        conn.execute("UPDATE products SET category = 'Discontinued' WHERE id = 5")  # out of it
+        conn.execute("UPDATE products SET price = 10.00 WHERE id = 6")  # total follows
+        conn.execute("UPDATE products SET price = 99 WHERE id = 8")  # stays filtered out
+        conn.execute("DELETE FROM products WHERE id IN (7, 12)")
+    run_task(spec, store)
+    with psycopg.connect(pg_db) as conn:
+        expected = conn.execute(
+            "SELECT id, category, price, qty, (price * qty)::numeric(12,2) FROM products "
+            "WHERE category <> 'Discontinued' ORDER BY id"
+        ).fetchall()
+    with psycopg.connect(pg_target_db) as conn:
+        got = conn.execute(
+            "SELECT id, category, price, qty, total FROM products ORDER BY id"
+        ).fetchall()
+        columns = [d.name for d in conn.execute("SELECT * FROM products LIMIT 0").description or []]
+    assert got == expected
+    assert "secret" not in columns and (6, "A", 10, 6, 60) in [
+        (r[0], r[1], r[2], r[3], r[4]) for r in got
+    ]

@@ -33,9 +33,10 @@ from opendms.endpoints.base import Source, Target
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.ddl import evolve
 from opendms.engine.fullload import FullLoad, LoadResult
+from opendms.engine.transform import Transformer, needs_transform, output_plan
 from opendms.errors import ConfigError, DataError, TaskError
 from opendms.mapping import TableMappings, TablePlan
-from opendms.model import TableRef
+from opendms.model import Table, TableRef
 from opendms.state import StateStore
 
 log = logging.getLogger("opendms.replicate")
@@ -97,22 +98,6 @@ def stop_predicate(text: str, capture: ChangeSource) -> Callable[[Transaction], 
     return lambda txn: txn.end > position
 
 
-def _check_plans(plans: list[TablePlan]) -> None:
-    for plan in plans:
-        if any(o.expression is not None for o in plan.outputs):
-            raise ConfigError(
-                f"table {plan.source.qualified}: add-column expressions are not applied to "
-                "changes yet; remove the rule or use migration type full-load",
-                path="$.table_mappings",
-            )
-        if plan.filters:
-            raise ConfigError(
-                f"table {plan.source.qualified}: source filters are not applied to changes "
-                "yet; remove the filter or use migration type full-load",
-                path="$.table_mappings",
-            )
-
-
 def apply_plan(plan: TablePlan) -> ApplyPlan:
     names = {o.source: o.name for o in plan.outputs if o.source is not None}
     return ApplyPlan(plan.source, plan.target, names)
@@ -136,6 +121,8 @@ class Replication:
         self.capture = open_capture(source.url, spec.name)
         self.same = same_engine(source.url.scheme, target.url.scheme)
         self.plans: dict[TableKey, ApplyPlan] = {}
+        self.sources: dict[TableKey, Table] = {}
+        self.transformed: dict[TableKey, TablePlan] = {}
 
     def _check_positions(self) -> None:
         """Bad start or stop positions fail before anything is created."""
@@ -150,10 +137,18 @@ class Replication:
         try:
             self._check_positions()
             plans = self.loader.plan()
-            _check_plans(plans)
             self._warn_unkeyed(plans)
             self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in plans])
-            self.plans = {(p.source.schema, p.source.name): apply_plan(p) for p in plans}
+            self.sources = {(p.source.schema, p.source.name): p.source for p in plans}
+            self.transformed = {
+                (p.source.schema, p.source.name): p for p in plans if needs_transform(p)
+            }
+            self.plans = {
+                (p.source.schema, p.source.name): (
+                    output_plan(p) if needs_transform(p) else apply_plan(p)
+                )
+                for p in plans
+            }
             applier = open_applier(
                 self.target, self.spec.name, list(self.plans.values()), self._form(), self.same
             )
@@ -168,8 +163,10 @@ class Replication:
         return CdcResult(load, str(end), reached)
 
     def _form(self) -> str:
-        """Value form the applier gets: PostgreSQL text only PostgreSQL -> PostgreSQL."""
-        return "pg-text" if self.capture.value_form == "pg-text" and self.same else "python"
+        """Value form the applier gets: PostgreSQL text only PostgreSQL -> PostgreSQL
+        with no table whose rows the mapping rules transform."""
+        text = self.capture.value_form == "pg-text" and self.same and not self.transformed
+        return "pg-text" if text else "python"
 
     def _start(
         self, plans: list[TablePlan], saved: str | None, applier: Applier
@@ -266,18 +263,29 @@ class Replication:
         """After a DDL transaction was applied: the table's plan follows the source."""
         for change in txn.changes:
             key = (change.schema, change.table)
-            if change.op is Op.DDL and key in self.plans:
+            if change.op is Op.DDL and key in self.transformed:
+                log.warning(
+                    "table %s.%s has transformation rules: its new or renamed columns are "
+                    "not carried to the target by CDC",
+                    *key,
+                )
+            elif change.op is Op.DDL and key in self.plans:
                 self.plans[key] = evolve(self.plans[key], change.ddl)
                 applier.schema_changed(self.plans[key])
 
     def _values(self, stream: Iterable[Transaction | None]) -> Iterator[Transaction | None]:
-        """PostgreSQL text values to Python form when the target is another engine."""
-        if self.capture.value_form == "python" or self._form() == "pg-text":
-            yield from stream
-            return
-        convert = TextToPython(self.plans)
+        """PostgreSQL text values to Python form when the target is another engine or
+        mapping rules transform rows; then the rules."""
+        steps: list[Callable[[Transaction], Transaction]] = []
+        if self.capture.value_form == "pg-text" and self._form() == "python":
+            steps.append(TextToPython(self.sources))
+        if self.transformed:
+            steps.append(Transformer(self.transformed))
         for txn in stream:
-            yield None if txn is None else convert(txn)
+            if txn is not None:
+                for step in steps:
+                    txn = step(txn)
+            yield txn
 
     def _warn_unkeyed(self, plans: list[TablePlan]) -> None:
         for plan in plans:
@@ -292,12 +300,11 @@ class Replication:
 class TextToPython:
     """Converts PostgreSQL text values of a transaction to canonical Python form."""
 
-    def __init__(self, plans: dict[TableKey, ApplyPlan]) -> None:
+    def __init__(self, tables: dict[TableKey, Table]) -> None:
         from opendms.endpoints.postgres.textvalues import converter
 
         self.converters = {
-            key: {c.name: converter(c.type) for c in plan.source.columns}
-            for key, plan in plans.items()
+            key: {c.name: converter(c.type) for c in table.columns} for key, table in tables.items()
         }
 
     def __call__(self, txn: Transaction) -> Transaction:
