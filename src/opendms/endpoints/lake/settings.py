@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from opendms.errors import ConfigError
 
@@ -34,6 +35,15 @@ class LakeSettings:
     BucketName: str = ""
     EnableStatistics: bool = True
     ParquetVersion: str = "parquet-2-6"
+    # CDC files (see opendms.endpoints.lake.cdc)
+    CdcMaxBatchInterval: int = 60  # seconds
+    CdcMinFileSize: int = 32000  # KB
+    CdcInsertsOnly: bool = False
+    CdcInsertsAndUpdates: bool = False
+    DatePartitionEnabled: bool = False
+    DatePartitionSequence: str = "YYYYMMDD"
+    DatePartitionDelimiter: str = "SLASH"
+    DatePartitionTimezone: str = ""  # Area/Location; empty = UTC
 
     def __repr__(self) -> str:
         return f"LakeSettings(DataFormat={self.DataFormat!r}, MaxFileSize={self.MaxFileSize})"
@@ -45,6 +55,8 @@ _CHOICES = {
     "CompressionType": {"NONE", "GZIP"},
     "ParquetCompression": {"none", "snappy", "gzip", "zstd", "lz4", "brotli"},
     "ParquetVersion": {"parquet-1-0", "parquet-2-0", "parquet-2-4", "parquet-2-6"},
+    "DatePartitionSequence": {"YYYYMMDD", "YYYYMMDDHH", "YYYYMM", "MMYYYYDD", "DDMMYYYY"},
+    "DatePartitionDelimiter": {"SLASH", "UNDERSCORE", "DASH", "NONE"},
 }
 # Settings that are endpoint-URL plumbing rather than DMS settings.
 URL_KEYS = {"endpoint_url", "region", "aws_access_key_id", "aws_secret_access_key"}
@@ -94,4 +106,22 @@ def lake_settings(values: dict[str, Any]) -> LakeSettings:
     settings = LakeSettings(**kwargs)
     if len(settings.CsvDelimiter) != 1:
         raise ConfigError("endpoint setting CsvDelimiter must be one character")
+    _check_cdc(settings)
     return settings
+
+
+def _check_cdc(settings: LakeSettings) -> None:
+    """Settings that are only wrong together (DMS refuses the same combinations)."""
+    if settings.CdcInsertsOnly and settings.CdcInsertsAndUpdates:
+        raise ConfigError(
+            "endpoint settings CdcInsertsOnly and CdcInsertsAndUpdates cannot both be true"
+        )
+    zone = settings.DatePartitionTimezone
+    if zone:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ConfigError(
+                f"endpoint setting DatePartitionTimezone: {zone!r} is not a time zone "
+                "(expected Area/Location, like Asia/Seoul)"
+            ) from None

@@ -1,0 +1,632 @@
+"""CDC files in the lake: the DMS S3-target change files, each written exactly once.
+
+Layout and content (AWS DMS user guide, "Using Amazon S3 as a target", and the
+S3Settings API reference):
+
+* One file per table touched by a batch, next to the full-load files:
+  ``<prefix>/<schema>/<table>/<yyyymmdd-hhmmssfff>.parquet|csv|csv.gz``, same
+  format, compression and CSV options as the ``LOAD…`` files. With
+  ``DatePartitionEnabled`` the files go one level deeper, into the date folder of
+  the batch's commit time: ``DatePartitionSequence`` YYYYMMDD (default),
+  YYYYMMDDHH, YYYYMM, MMYYYYDD or DDMMYYYY, its parts joined by
+  ``DatePartitionDelimiter`` SLASH (default, ``2024/03/15``), UNDERSCORE, DASH or
+  NONE. ``DatePartitionTimezone`` (Area/Location) converts that time for both the
+  folder and the file name (DMS: "the conversion occurs when a date partition
+  folder is created and a CDC filename is generated"); otherwise it is UTC.
+* Columns: ``Op`` first (``I`` insert, ``U`` update after-image, ``D`` delete
+  before-image), then the ``TimestampColumnName`` column when set (the source
+  commit time of the row's transaction, ``yyyy-MM-dd HH:mm:ss.SSSSSS`` in UTC),
+  then the table's columns, values written exactly as the full load writes them.
+* ``CdcInsertsOnly`` keeps only inserts, ``CdcInsertsAndUpdates`` inserts and
+  updates; with either, the ``Op`` column is written only when
+  ``IncludeOpForFullLoad`` is true, so CDC rows look like the full-load rows
+  (DMS's "Indicating source DB operations in migrated S3 data"; opendms applies
+  this to Parquet too, as DMS 3.4.7+ does for ``IncludeOpForFullLoad``).
+
+What the lake cannot say exactly:
+
+* A delete carries only the key (or the whole old row when the source has no key
+  or REPLICA IDENTITY FULL); the other columns of its before-image are NULL.
+* An update value the source did not send (:data:`opendms.cdc.UNCHANGED`, an
+  unchanged TOASTed PostgreSQL value) is unknown: it is written as NULL and a
+  warning is logged once per table. Give such tables REPLICA IDENTITY FULL.
+* An update that changes the key is written as ``D`` (old key) then ``U`` (new
+  row), so that replaying the files by key leaves no row behind under the old key.
+* TRUNCATE is not written (no file row can say "all rows gone", and the files
+  are never deleted): it is logged and counted in :attr:`LakeApplier.truncates`.
+* A schema change (``Op.DDL``) makes the following files use the new column
+  set; older files keep theirs (readers match columns by name). A batch in which
+  a table's columns change between rows gets one file per column set, with
+  consecutive stamps.
+
+Exactly once: the checkpoint object ``<prefix>/opendms_checkpoints/<task>.json``
+(replaced whole: temporary file + rename locally, a single PUT on S3) holds the
+applied position and the last file stamp. A batch's stamp is its first commit
+time in milliseconds, but at least one millisecond after the last stamp, so names
+never collide and sort in commit order. Before the files are written the
+checkpoint gets a ``pending`` entry (the batch end, stamp and file names); after
+them, the new position without ``pending``. After a crash :meth:`must_flush_at`
+returns the pending end so the engine ends its first batch there; that batch then
+starts at the same transaction after the same last stamp and so rewrites the very
+same object names (partial or complete files are overwritten, files of the
+crashed attempt that the retry does not write are deleted).
+
+``idempotent`` batches (changes that may already be in the lake, after a full
+load without a shared snapshot) need nothing special: reading the files by key
+is an upsert for ``I`` and ``U`` and a no-op ``D`` of a missing row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.endpoints.lake.settings import LakeSettings
+from opendms.endpoints.lake.storage import translate_os_error
+from opendms.endpoints.lake.target import (
+    LakeTarget,
+    LakeWriter,
+    _parquet_codec,
+    _parquet_version,
+)
+from opendms.errors import DataError, TaskError
+from opendms.mapping._cast import cast_exact
+from opendms.model import Column, ColumnType, Kind, Table, arrow_type
+
+log = logging.getLogger("opendms.lake.cdc")
+
+CHECKPOINT_FOLDER = "opendms_checkpoints"
+CDC_FILE = re.compile(r"^\d{8}-\d{9}\.(parquet|csv|csv\.gz)$")
+STAMP_FORMAT = "%Y%m%d-%H%M%S"  # + 3 millisecond digits
+ONE_MS = timedelta(milliseconds=1)
+_DATE_PARTS = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH": "%H"}
+_SEQUENCES = {
+    "YYYYMMDD": ("YYYY", "MM", "DD"),
+    "YYYYMMDDHH": ("YYYY", "MM", "DD", "HH"),
+    "YYYYMM": ("YYYY", "MM"),
+    "MMYYYYDD": ("MM", "YYYY", "DD"),
+    "DDMMYYYY": ("DD", "MM", "YYYY"),
+}
+_DELIMITERS = {"SLASH": "/", "UNDERSCORE": "_", "DASH": "-", "NONE": ""}
+
+
+# -- what the files look like (shared with opendms.testing.lakereplay) --------------
+
+
+def cdc_has_op(settings: LakeSettings) -> bool:
+    """True when CDC files start with the ``Op`` column."""
+    filtered = settings.CdcInsertsOnly or settings.CdcInsertsAndUpdates
+    return settings.IncludeOpForFullLoad or not filtered
+
+
+def allowed_ops(settings: LakeSettings) -> frozenset[str]:
+    """The operation letters CDC files may hold."""
+    if settings.CdcInsertsOnly:
+        return frozenset("I")
+    if settings.CdcInsertsAndUpdates:
+        return frozenset("IU")
+    return frozenset("IUD")
+
+
+def partition_zone(settings: LakeSettings) -> ZoneInfo | None:
+    """The zone of file stamps and date folders (None = UTC)."""
+    if settings.DatePartitionEnabled and settings.DatePartitionTimezone:
+        return ZoneInfo(settings.DatePartitionTimezone)
+    return None
+
+
+def stamp_time(commit: datetime, settings: LakeSettings) -> datetime:
+    """A commit time as the naive wall-clock millisecond that names its file."""
+    aware = commit if commit.tzinfo is not None else commit.replace(tzinfo=UTC)
+    zone = partition_zone(settings)
+    local = aware.astimezone(zone or UTC).replace(tzinfo=None)
+    return local.replace(microsecond=local.microsecond // 1000 * 1000)
+
+
+def stamp_text(when: datetime) -> str:
+    """``yyyymmdd-hhmmssfff``."""
+    return f"{when.strftime(STAMP_FORMAT)}{when.microsecond // 1000:03d}"
+
+
+def parse_stamp(text: str) -> datetime:
+    head, millis = text[:-3], text[-3:]
+    return datetime.strptime(head, STAMP_FORMAT).replace(microsecond=int(millis) * 1000)
+
+
+def date_folder(when: datetime, settings: LakeSettings) -> str:
+    """The date-partition folder of a file stamp ('' when partitioning is off)."""
+    if not settings.DatePartitionEnabled:
+        return ""
+    parts = _SEQUENCES[settings.DatePartitionSequence]
+    joined = _DELIMITERS[settings.DatePartitionDelimiter]
+    return joined.join(when.strftime(_DATE_PARTS[p]) for p in parts)
+
+
+def commit_text(commit: datetime) -> str:
+    """The ``TimestampColumnName`` value of a CDC row: the commit time in UTC."""
+    aware = commit if commit.tzinfo is not None else commit.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def file_extension(settings: LakeSettings) -> str:
+    if settings.DataFormat == "parquet":
+        return "parquet"
+    return "csv.gz" if settings.CompressionType == "GZIP" else "csv"
+
+
+# -- the checkpoint object ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A batch whose files may be partly written: its end, stamp and file paths."""
+
+    end: str
+    stamp: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    position: str | None = None
+    last_stamp: str | None = None
+    pending: Pending | None = None
+
+    def to_json(self) -> str:
+        pending = None
+        if self.pending is not None:
+            p = self.pending
+            pending = {"end": p.end, "stamp": p.stamp, "files": list(p.files)}
+        data = {"position": self.position, "last_stamp": self.last_stamp, "pending": pending}
+        return json.dumps(data, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Checkpoint:
+        data = json.loads(text)
+        raw = data.get("pending")
+        pending = None
+        if raw:
+            pending = Pending(str(raw["end"]), str(raw["stamp"]), tuple(raw["files"]))
+        return cls(data.get("position"), data.get("last_stamp"), pending)
+
+
+class CheckpointStore:
+    """Reads and replaces one task's checkpoint object in the lake."""
+
+    def __init__(self, target: LakeTarget, task: str) -> None:
+        self.target = target
+        self.storage = target.storage
+        self.path = self.storage.path(CHECKPOINT_FOLDER, quote(task, safe="-_.") + ".json")
+
+    def load(self) -> Checkpoint:
+        fs = self.storage.fs
+        try:
+            if fs.get_file_info(self.path).type == pafs.FileType.NotFound:
+                return Checkpoint()
+            with fs.open_input_stream(self.path) as stream:
+                text = stream.read().decode()
+        except OSError as exc:
+            raise translate_os_error(exc, self.target.url) from exc
+        try:
+            return Checkpoint.from_json(text)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            where = f"{self.storage.display}/{CHECKPOINT_FOLDER}"
+            raise TaskError(
+                f"lake checkpoint {posixpath.basename(self.path)} in {where} "
+                f"is damaged ({exc}); delete it to start over"
+            ) from exc
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        fs, data = self.storage.fs, checkpoint.to_json().encode()
+        try:
+            if self.storage.atomic_put:  # one PUT: the object appears whole
+                with fs.open_output_stream(self.path) as out:
+                    out.write(data)
+                return
+            fs.create_dir(posixpath.dirname(self.path), recursive=True)
+            with fs.open_output_stream(self.path + ".tmp") as out:
+                out.write(data)
+            fs.move(self.path + ".tmp", self.path)
+        except OSError as exc:
+            raise translate_os_error(exc, self.target.url) from exc
+
+
+# -- a table's columns as the changes see them ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A source table, its target table and the copied columns (source -> target)."""
+
+    source: Table
+    target: Table
+    names: dict[str, str]
+
+    @classmethod
+    def of(cls, plan: ApplyPlan) -> _Shape:
+        return cls(plan.source, plan.target, dict(plan.names))
+
+    def source_type(self, target_column: Column) -> ColumnType:
+        for src, tgt in self.names.items():
+            if tgt == target_column.name:
+                return self.source.column(src).type
+        return target_column.type
+
+    def after(self, cc: ColumnChange) -> _Shape:
+        """The shape after one column change (applying it twice changes nothing)."""
+        have = {c.name for c in self.source.columns}
+        if cc.action == "add" and cc.column not in have:
+            return self._add(cc)
+        if cc.action == "drop" and cc.column in have:
+            return self._drop(cc.column)
+        if cc.action == "alter_type" and cc.column in have and cc.ctype is not None:
+            return self._retype(cc.column, cc.ctype)
+        if cc.action == "rename" and cc.column in have and cc.new_name:
+            return self._rename(cc.column, cc.new_name)
+        return self
+
+    def _add(self, cc: ColumnChange) -> _Shape:
+        column = Column(cc.column, cc.ctype or ColumnType(Kind.STRING), cc.nullable)
+        source = replace(self.source, columns=(*self.source.columns, column))
+        target = self.target
+        if cc.column not in {c.name for c in target.columns}:
+            target = replace(target, columns=(*target.columns, column))
+        return _Shape(source, target, {**self.names, cc.column: cc.column})
+
+    def _drop(self, name: str) -> _Shape:
+        names = dict(self.names)
+        gone = names.pop(name, None)
+        source = replace(self.source, columns=_without(self.source.columns, name))
+        target = replace(self.target, columns=_without(self.target.columns, gone))
+        return _Shape(source, target, names)
+
+    def _retype(self, name: str, ctype: ColumnType) -> _Shape:
+        source = replace(self.source, columns=_retyped(self.source.columns, name, ctype))
+        tname = self.names.get(name)
+        target = replace(self.target, columns=_retyped(self.target.columns, tname, ctype))
+        return _Shape(source, target, self.names)
+
+    def _rename(self, old: str, new: str) -> _Shape:
+        names = {(new if s == old else s): t for s, t in self.names.items()}
+        source = _renamed(self.source, old, new)
+        target = self.target
+        if old in self.names:
+            names[new] = new
+            target = _renamed(target, self.names[old], new)
+        return _Shape(source, target, names)
+
+
+def _without(columns: tuple[Column, ...], name: str | None) -> tuple[Column, ...]:
+    return tuple(c for c in columns if c.name != name)
+
+
+def _retyped(
+    columns: tuple[Column, ...], name: str | None, ctype: ColumnType
+) -> tuple[Column, ...]:
+    return tuple(replace(c, type=ctype) if c.name == name else c for c in columns)
+
+
+def _renamed(table: Table, old: str, new: str) -> Table:
+    columns = tuple(c.renamed(new) if c.name == old else c for c in table.columns)
+    key = tuple(new if k == old else k for k in table.primary_key)
+    return replace(table, columns=columns, primary_key=key)
+
+
+# -- rows of one file -----------------------------------------------------------------
+
+
+@dataclass
+class _Segment:
+    """Rows of one table under one column set: one file."""
+
+    shape: _Shape
+    ops: list[str] = field(default_factory=list)
+    stamps: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, op: str, stamp: str, row: dict[str, Any]) -> None:
+        self.ops.append(op)
+        self.stamps.append(stamp)
+        self.rows.append(row)
+
+    def batch(self) -> pa.RecordBatch:
+        """The rows as target columns with the target types (as the full load has them)."""
+        target = self.shape.target
+        arrays = [self._array(column) for column in target.columns]
+        return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in target.columns])
+
+    def _array(self, column: Column) -> pa.Array[Any]:
+        values = [row.get(column.name) for row in self.rows]
+        source = self.shape.source_type(column)
+        table = self.shape.target.qualified
+        try:
+            array = pa.array(values, arrow_type(source))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            raise DataError(table, f"column {column.name}: cannot write a change: {exc}") from exc
+        if source == column.type:
+            return array
+        return cast_exact(
+            array,
+            column.type,
+            arrow_type(column.type),
+            table=table,
+            column=column.name,
+            label=lambda i: f"change {i + 1} of the batch",
+        )
+
+
+@dataclass
+class _Job:
+    """One CDC file to write."""
+
+    path: str
+    segment: _Segment
+
+
+class _CdcWriter(LakeWriter):
+    """The full-load writer's value handling and file publishing, for one CDC file."""
+
+    def __init__(self, target: LakeTarget, job: _Job) -> None:
+        super().__init__(target, job.segment.shape.target, None)
+        self.job = job
+        self.limit = sys.maxsize  # one file per table and batch (CdcMinFileSize sizes it)
+
+    def _open(self, schema: pa.Schema) -> None:
+        self.path = self.job.path
+        storage, settings = self.target.storage, self.settings
+        if not storage.atomic_put:
+            storage.fs.create_dir(posixpath.dirname(self.path), recursive=True)
+        tmp = self.path if storage.atomic_put else self.path + ".tmp"
+        compression = "gzip" if self.path.endswith(".gz") else None
+        self.sink = storage.fs.open_output_stream(tmp, compression=compression)
+        if settings.DataFormat == "parquet":
+            self.writer = pq.ParquetWriter(
+                self.sink,
+                schema,
+                compression=_parquet_codec(settings),
+                version=_parquet_version(settings),
+                write_statistics=settings.EnableStatistics,
+            )
+            return
+        # As in LakeWriter._open: the stubs lag pyarrow (eol/null_string, Arrow sinks).
+        options = pacsv.WriteOptions(  # type: ignore[call-arg]
+            include_header=settings.AddColumnName,
+            delimiter=settings.CsvDelimiter,
+            eol=settings.CsvRowDelimiter,
+            null_string=settings.CsvNullValue,
+        )
+        self.writer = pacsv.CSVWriter(self.sink, schema, write_options=options)  # type: ignore[arg-type]
+
+    def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        names = list(batch.schema.names)
+        safe = self._csv_safe if self.settings.DataFormat == "csv" else self._parquet_safe
+        arrays = [safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
+        segment = self.job.segment
+        if self.settings.TimestampColumnName:
+            arrays.insert(0, pa.array(segment.stamps, pa.string()))
+            names.insert(0, self.settings.TimestampColumnName)
+        if cdc_has_op(self.settings):
+            arrays.insert(0, pa.array(segment.ops, pa.string()))
+            names.insert(0, "Op")
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+# -- the applier ----------------------------------------------------------------------
+
+
+class LakeApplier:
+    """Writes change batches as DMS CDC files (the Applier of the lake target)."""
+
+    def __init__(self, target: LakeTarget, task: str, plans: list[ApplyPlan]) -> None:
+        self.target = target
+        self.task = task
+        self.settings = target.settings
+        self.shapes = {(p.source.schema, p.source.name): _Shape.of(p) for p in plans}
+        self.store = CheckpointStore(target, task)
+        self.checkpoint = self.store.load()
+        self.truncates: Counter[str] = Counter()  # TRUNCATEs the lake could not show
+        self.unknown_warned: set[str] = set()
+
+    # -- Applier protocol
+
+    def read_checkpoint(self) -> str | None:
+        return self.checkpoint.position
+
+    def write_checkpoint(self, position: str) -> None:
+        """Record ``position`` with no files (after a full load); the files of an
+        unfinished batch are dropped, since the stream restarts from ``position``."""
+        if self.checkpoint.pending is not None:
+            self._delete(self.checkpoint.pending.files)
+        self._save(Checkpoint(position, self.checkpoint.last_stamp))
+
+    def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
+        """Write one file per table touched by ``batch``, then record ``position``.
+
+        ``idempotent`` needs nothing here: readers replay the files by key (upsert)."""
+        shapes = dict(self.shapes)
+        segments = self._segments(batch, shapes)
+        old, last = self.checkpoint.pending, self.checkpoint.last_stamp
+        jobs: list[_Job] = []
+        if segments:
+            first = self._first_stamp(batch)
+            jobs = self._jobs(segments, first)
+            depth = max(len(segs) for segs in segments.values())
+            last = stamp_text(first + (depth - 1) * ONE_MS)
+            pending = Pending(position, stamp_text(first), tuple(j.path for j in jobs))
+            self._save(replace(self.checkpoint, pending=pending))
+        for job in jobs:
+            self._write(job)
+        if old is not None:
+            written = {j.path for j in jobs}
+            self._delete([p for p in old.files if p not in written])
+        self._save(Checkpoint(position, last))
+        self.shapes = shapes
+        return sum(len(t.changes) for t in batch)
+
+    def schema_changed(self, plan: ApplyPlan) -> None:
+        self.shapes[(plan.source.schema, plan.source.name)] = _Shape.of(plan)
+
+    def batch_hint(self) -> tuple[float, int] | None:
+        return float(self.settings.CdcMaxBatchInterval), self.settings.CdcMinFileSize * 1024
+
+    def must_flush_at(self) -> str | None:
+        pending = self.checkpoint.pending
+        return pending.end if pending is not None else None
+
+    def close(self) -> None:
+        for table, count in sorted(self.truncates.items()):
+            log.info("table %s: %d TRUNCATE(s) are not in the lake files", table, count)
+
+    # -- batch to rows
+
+    def _segments(
+        self, batch: list[Transaction], shapes: dict[tuple[str, str], _Shape]
+    ) -> dict[tuple[str, str], list[_Segment]]:
+        """The batch's rows per table, a new segment wherever a DDL changes its columns
+        (``shapes`` follows the DDLs; it becomes the applier's after the batch)."""
+        out: dict[tuple[str, str], list[_Segment]] = {}
+        allowed = allowed_ops(self.settings)
+        for txn in batch:
+            stamp = commit_text(txn.commit_time)
+            for change in txn.changes:
+                key = (change.schema, change.table)
+                shape = shapes.get(key)
+                if shape is None:
+                    continue
+                if change.op is Op.DDL:
+                    shapes[key] = _after_ddl(shape, change, out.setdefault(key, []))
+                    continue
+                rows = self._rows(shape, change)
+                wanted = [(op, row) for op, row in rows if op in allowed]
+                if wanted:
+                    segs = out.setdefault(key, [_Segment(shape)])
+                    for op, row in wanted:
+                        segs[-1].add(op, stamp, row)
+        return {k: [s for s in v if s.rows] for k, v in out.items() if any(s.rows for s in v)}
+
+    def _rows(self, shape: _Shape, change: Change) -> list[tuple[str, dict[str, Any]]]:
+        """(Op letter, row by target column) for one row change."""
+        if change.op is Op.TRUNCATE:
+            self.truncates[shape.source.qualified] += 1
+            log.warning(
+                "table %s: TRUNCATE is not written to the lake files; "
+                "the rows before it stay in the files",
+                shape.source.qualified,
+            )
+            return []
+        before = self._image(shape, change.key_columns, change.key)
+        if change.op is Op.DELETE:
+            return [("D", before)]
+        after = self._image(shape, change.columns, change.values)
+        if change.op is Op.INSERT:
+            return [("I", after)]
+        self._check_known(shape, change)
+        if _key_changed(shape, change):
+            return [("D", before), ("U", after)]
+        return [("U", after)]
+
+    @staticmethod
+    def _image(shape: _Shape, columns: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for column, value in zip(columns, values, strict=True):
+            name = shape.names.get(column)
+            if name is not None:
+                row[name] = None if value is UNCHANGED else value
+        return row
+
+    def _check_known(self, shape: _Shape, change: Change) -> None:
+        """Warn (once per table) when an update lacks some of the after-image."""
+        sent = {c for c, v in zip(change.columns, change.values, strict=True) if v is not UNCHANGED}
+        missing = sorted(set(shape.names) - sent)
+        table = shape.source.qualified
+        if missing and table not in self.unknown_warned:
+            self.unknown_warned.add(table)
+            log.warning(
+                "table %s: an update did not carry column(s) %s (unchanged TOAST values); "
+                "the lake gets NULL for them. REPLICA IDENTITY FULL on the source avoids this",
+                table,
+                ", ".join(missing),
+            )
+
+    # -- files
+
+    def _first_stamp(self, batch: list[Transaction]) -> datetime:
+        """The batch's first commit millisecond, after the last stamp already used."""
+        first = stamp_time(batch[0].commit_time, self.settings)
+        if self.checkpoint.last_stamp:
+            first = max(first, parse_stamp(self.checkpoint.last_stamp) + ONE_MS)
+        return first
+
+    def _jobs(self, segments: dict[tuple[str, str], list[_Segment]], first: datetime) -> list[_Job]:
+        jobs = []
+        for segs in segments.values():
+            for i, seg in enumerate(segs):
+                when = first + i * ONE_MS
+                jobs.append(_Job(self._path(seg.shape.target, when), seg))
+        jobs.sort(key=lambda j: posixpath.basename(j.path))
+        return jobs
+
+    def _path(self, table: Table, when: datetime) -> str:
+        folder = self.target.table_dir(table)
+        partition = date_folder(when, self.settings)
+        if partition:
+            folder = f"{folder}/{partition}"
+        return f"{folder}/{stamp_text(when)}.{file_extension(self.settings)}"
+
+    def _write(self, job: _Job) -> None:
+        writer = _CdcWriter(self.target, job)
+        try:
+            writer.write(job.segment.batch())
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _delete(self, paths: list[str] | tuple[str, ...]) -> None:
+        fs, local = self.target.storage.fs, not self.target.storage.atomic_put
+        for path in paths:
+            for name in (path, path + ".tmp") if local else (path,):
+                try:
+                    if fs.get_file_info(name).type == pafs.FileType.File:
+                        fs.delete_file(name)
+                except OSError as exc:
+                    raise translate_os_error(exc, self.target.url) from exc
+
+    def _save(self, checkpoint: Checkpoint) -> None:
+        self.store.save(checkpoint)
+        self.checkpoint = checkpoint
+
+
+def _after_ddl(shape: _Shape, change: Change, segments: list[_Segment]) -> _Shape:
+    """Apply a DDL change's column changes; later rows go to a segment of the new shape."""
+    for cc in change.ddl:
+        shape = shape.after(cc)
+    if segments and not segments[-1].rows:
+        segments[-1] = _Segment(shape)
+    else:
+        segments.append(_Segment(shape))
+    return shape
+
+
+def _key_changed(shape: _Shape, change: Change) -> bool:
+    """True when an update moves the row to another key (old key values differ)."""
+    identity = shape.source.primary_key or change.key_columns
+    old = dict(zip(change.key_columns, change.key, strict=True))
+    new = dict(zip(change.columns, change.values, strict=True))
+    known = [c for c in identity if c in old and c in new and new[c] is not UNCHANGED]
+    return any(old[c] != new[c] for c in known)

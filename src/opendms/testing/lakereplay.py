@@ -1,0 +1,239 @@
+"""Read a lake table back as a consumer of DMS files would: replay LOAD then CDC files.
+
+The table's full-load files (``LOAD…``, ``SEGMENTn_LOAD…``) are read first, then its
+CDC files (``yyyymmdd-hhmmssfff.*``) in name order, which is commit order, wherever
+they are under the table folder (date-partition folders included; their names do not
+always sort by date, the file names do). Rows are applied by key: ``I`` and ``U``
+put the row (an upsert), ``D`` removes it; a row without an ``Op`` column is an
+insert. Parquet and CSV (gzip too) are read with pyarrow.
+
+Which leading columns a file has comes from the endpoint settings, as DMS decides
+them: ``Op`` for full-load files when ``IncludeOpForFullLoad``, for CDC files unless
+``CdcInsertsOnly``/``CdcInsertsAndUpdates`` without ``IncludeOpForFullLoad``; then
+the ``TimestampColumnName`` column when set. CSV files without a header
+(``AddColumnName=false``) need the data column names (``columns``, or ``model``).
+
+With ``model`` (the target :class:`~opendms.model.Table`) values come back in the
+canonical Python form of its column types (CSV text parsed, Parquet interval text
+read as intervals); without it, CSV values stay text and Parquet values as stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from datetime import time
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.lake.cdc import CDC_FILE, cdc_has_op
+from opendms.endpoints.lake.settings import LakeSettings
+from opendms.endpoints.lake.storage import Storage, open_storage
+from opendms.endpoints.lake.target import _LOAD_FILE
+from opendms.endpoints.pyvalues import parse_iso_interval
+from opendms.model import ColumnType, Kind, Table, arrow_type
+
+Row = dict[str, Any]
+Where = Storage | str | os.PathLike[str]
+
+
+def open_lake(where: Where) -> Storage:
+    """A lake root: a :class:`Storage`, a local directory, or a ``file://``/``s3://`` URL
+    (S3 credentials from the ``AWS_*`` environment)."""
+    if isinstance(where, Storage):
+        return where
+    text = os.fspath(where)
+    if "://" in text:
+        return open_storage(EndpointURL.parse(text), {})
+    root = os.path.abspath(text)
+    return Storage(pafs.LocalFileSystem(), root, f"file://{root}", atomic_put=False)
+
+
+def lake_files(storage: Storage, schema: str, table: str) -> tuple[list[str], list[str]]:
+    """(full-load files, CDC files in replay order) of one table."""
+    folder = storage.path(schema, table)
+    selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+    infos = [i for i in storage.fs.get_file_info(selector) if i.type == pafs.FileType.File]
+    loads = sorted(i.path for i in infos if _LOAD_FILE.match(i.base_name))
+    cdc = sorted((i.base_name, i.path) for i in infos if CDC_FILE.match(i.base_name))
+    return loads, [path for _, path in cdc]
+
+
+def read_lake_file(
+    storage: Storage,
+    path: str,
+    settings: LakeSettings,
+    *,
+    cdc: bool,
+    model: Table | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
+    """One file with all its columns (``Op`` and the timestamp column included)."""
+    lead = _lead_columns(settings, cdc)
+    if path.endswith(".parquet"):
+        with storage.fs.open_input_file(path) as source:
+            data = pq.read_table(source)
+    else:
+        data = _read_csv(storage, path, settings, lead, model, columns)
+    if list(data.column_names[: len(lead)]) != lead:
+        raise ValueError(f"{path}: expected leading columns {lead}, found {data.column_names}")
+    return _typed_table(data, model, len(lead)) if model is not None else data
+
+
+def replay(
+    where: Where,
+    schema: str,
+    table: str,
+    key: Sequence[str],
+    *,
+    settings: LakeSettings | None = None,
+    model: Table | None = None,
+    columns: Sequence[str] | None = None,
+) -> list[Row]:
+    """The table's rows after replaying its LOAD and CDC files (sorted by ``key``)."""
+    storage, settings = open_lake(where), settings or LakeSettings()
+    loads, changes = lake_files(storage, schema, table)
+    rows: dict[tuple[Any, ...], Row] = {}
+    for paths, cdc in ((loads, False), (changes, True)):
+        for path in paths:
+            data = read_lake_file(storage, path, settings, cdc=cdc, model=model, columns=columns)
+            _apply(rows, data.to_pylist(), key, settings, cdc)
+    return _sorted(list(rows.values()), key)
+
+
+def _lead_columns(settings: LakeSettings, cdc: bool) -> list[str]:
+    has_op = cdc_has_op(settings) if cdc else settings.IncludeOpForFullLoad
+    lead = ["Op"] if has_op else []
+    if settings.TimestampColumnName:
+        lead.append(settings.TimestampColumnName)
+    return lead
+
+
+def _apply(
+    rows: dict[tuple[Any, ...], Row],
+    records: list[Row],
+    key: Sequence[str],
+    settings: LakeSettings,
+    cdc: bool,
+) -> None:
+    has_op = cdc_has_op(settings) if cdc else settings.IncludeOpForFullLoad
+    for record in records:
+        op = record.pop("Op") if has_op else "I"
+        if settings.TimestampColumnName:
+            record.pop(settings.TimestampColumnName)
+        ident = tuple(_hashable(record.get(k)) for k in key)
+        if op == "D":
+            rows.pop(ident, None)
+        elif op in ("I", "U"):
+            rows[ident] = record
+        else:
+            raise ValueError(f"unknown Op {op!r} in a lake file (row {ident})")
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def _sorted(rows: list[Row], key: Sequence[str]) -> list[Row]:
+    def sort_key(row: Row) -> tuple[Any, ...]:
+        return tuple((row.get(k) is not None, row.get(k)) for k in key)
+
+    try:
+        return sorted(rows, key=sort_key)
+    except TypeError:  # keys of mixed types: keep replay order
+        return rows
+
+
+# -- CSV ------------------------------------------------------------------------------
+
+
+def _read_csv(
+    storage: Storage,
+    path: str,
+    settings: LakeSettings,
+    lead: list[str],
+    model: Table | None,
+    columns: Sequence[str] | None,
+) -> pa.Table:
+    compression = "gzip" if path.endswith(".gz") else None
+    with storage.fs.open_input_stream(path, compression=compression) as stream:
+        raw = stream.read()
+    if settings.AddColumnName:
+        names, skip = _header(raw, settings), 1
+    else:
+        data_names = list(columns) if columns else [c.name for c in model.columns] if model else []
+        if not data_names:
+            raise ValueError(f"{path}: a CSV file without header needs columns= or model=")
+        names, skip = lead + data_names, 0
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(raw),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip),
+            parse_options=pacsv.ParseOptions(
+                delimiter=settings.CsvDelimiter, newlines_in_values=True
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                null_values=[settings.CsvNullValue],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{path}: not the expected CSV layout ({exc})") from exc
+
+
+def _header(raw: bytes, settings: LakeSettings) -> list[str]:
+    first = raw.decode().split(settings.CsvRowDelimiter, 1)[0]
+    return next(csv.reader(io.StringIO(first), delimiter=settings.CsvDelimiter))
+
+
+# -- text back to canonical values ----------------------------------------------------
+
+
+def _typed_table(data: pa.Table, model: Table, skip: int) -> pa.Table:
+    types = {c.name: c.type for c in model.columns}
+    arrays, names = [], list(data.column_names)
+    for i, name in enumerate(names):
+        array = data.column(i).combine_chunks()
+        ctype = types.get(name)
+        if i >= skip and ctype is not None and array.type != arrow_type(ctype):
+            array = _from_text(array, ctype)
+        arrays.append(array)
+    return pa.table(arrays, names=names)
+
+
+def _from_text(array: pa.Array[Any], ctype: ColumnType) -> pa.Array[Any]:
+    """Values the lake stores as text (CSV, or Parquet intervals) as ``ctype`` values."""
+    target = arrow_type(ctype)
+    texts: list[str | None] = array.to_pylist()
+    if ctype.kind is Kind.BINARY:
+        return pa.array([None if t is None else bytes.fromhex(t) for t in texts], target)
+    if ctype.kind is Kind.INTERVAL:
+        return pa.array([None if t is None else parse_iso_interval(t) for t in texts], target)
+    if ctype.kind is Kind.TIME:
+        return pa.array([None if t is None else time.fromisoformat(t) for t in texts], target)
+    if ctype.kind is Kind.ARRAY:
+        return _array_values(texts, target)
+    return pc.cast(array, target)
+
+
+def _array_values(texts: list[str | None], target: pa.DataType) -> pa.Array[Any]:
+    loaded = [None if t is None else json.loads(t) for t in texts]
+    try:
+        return pa.array(loaded, target)
+    except (pa.ArrowException, TypeError, ValueError):
+        cast: pa.Array[Any] = pc.cast(pa.array(loaded), target)
+        return cast
+
+
+__all__ = ["lake_files", "open_lake", "read_lake_file", "replay"]
