@@ -149,6 +149,7 @@ class Change:
     key_columns: tuple[str, ...] = ()
     key: tuple[Any, ...] = ()
     ddl: tuple[ColumnChange, ...] = ()
+    stat: str | None = None  # the op letter statistics count (None: ``op``; "": none)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,6 +33,12 @@ class DataErrorPolicyKind(enum.StrEnum):
     STOP_TASK = "STOP_TASK"
 
 
+ApplyPolicy = Literal[
+    "IGNORE_RECORD", "LOG_ERROR", "SUSPEND_TABLE", "STOP_TASK", "INSERT_RECORD", "UPDATE_RECORD"
+]
+DeletePolicy = Literal["IGNORE_RECORD", "LOG_ERROR", "SUSPEND_TABLE", "STOP_TASK"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -52,6 +58,20 @@ class ErrorBehaviorSection(_Strict):
     DataErrorEscalationCount: int = Field(0, ge=0)
     FailOnNoTablesCaptured: bool = True
     TableErrorPolicy: str = "SUSPEND_TABLE"
+    # What a CDC change that does not fit the target does (DMS names and defaults):
+    # a duplicate insert, an update or delete of a missing row.
+    ApplyErrorInsertPolicy: ApplyPolicy = "LOG_ERROR"
+    ApplyErrorUpdatePolicy: ApplyPolicy = "LOG_ERROR"
+    ApplyErrorDeletePolicy: DeletePolicy = "IGNORE_RECORD"
+
+    def apply_policies(self) -> dict[str, str]:
+        """Per operation; DMS's UPDATE_RECORD (insert a missing row) is INSERT_RECORD."""
+        update = self.ApplyErrorUpdatePolicy
+        return {
+            "insert": self.ApplyErrorInsertPolicy,
+            "update": "INSERT_RECORD" if update == "UPDATE_RECORD" else update,
+            "delete": self.ApplyErrorDeletePolicy,
+        }
 
 
 class TargetMetadataSection(_Strict):

@@ -234,7 +234,9 @@ def apply_seed_changes(db: Path) -> int:
             "'555-345-6789', '303 Maple Dr', 'Chicago', 'IL', '60601', '2023-02-15 13:40:00')",
             (new_id,),
         )
-        conn.execute("UPDATE products SET price = 1199.99, stock_quantity = 45 WHERE product_id = 101")
+        conn.execute(
+            "UPDATE products SET price = 1199.99, stock_quantity = 45 WHERE product_id = 101"
+        )
         conn.execute("DELETE FROM order_items WHERE order_id = 1005")
         conn.execute("DELETE FROM orders WHERE order_id = 1005")
     conn.close()

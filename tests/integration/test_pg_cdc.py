@@ -370,3 +370,33 @@ def test_mapping_rules_apply_to_changes(pg_db: str, pg_target_db: str, tmp_path:
     assert "secret" not in columns and (6, "A", 10, 6, 60) in [
         (r[0], r[1], r[2], r[3], r[4]) for r in got
     ]
+
+
+@pytest.mark.parametrize("policy", ["LOG_ERROR", "INSERT_RECORD", "STOP_TASK"])
+def test_apply_error_insert_policy(
+    source: str, pg_target_db: str, tmp_path: Path, policy: str
+) -> None:
+    """A change that conflicts with the target follows ApplyErrorInsertPolicy."""
+    store = _run(source, pg_target_db, tmp_path)
+    with psycopg.connect(pg_target_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO scratch VALUES (50, 'already here')")
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("INSERT INTO scratch VALUES (50, 'from source'), (51, 'next')")
+        conn.execute("UPDATE scratch SET v = 'y' WHERE id = 1")
+    settings = {
+        "ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0},
+        "ErrorBehavior": {"ApplyErrorInsertPolicy": policy},
+    }
+    spec = _spec(source, pg_target_db).model_dump(by_alias=True)
+    spec = task_from_dict({**spec, "task_settings": settings}, where="test")
+    if policy == "STOP_TASK":
+        with pytest.raises(Exception, match=r"scratch: insert of row .*50"):
+            run_task(spec, store)
+        return
+    run_task(spec, store)
+    with psycopg.connect(pg_target_db) as conn:
+        rows = dict(conn.execute("SELECT id, v FROM scratch WHERE id IN (1, 50, 51)").fetchall())
+    assert rows[1] == "y" and rows[51] == "next"
+    assert rows[50] == ("from source" if policy == "INSERT_RECORD" else "already here")
+    errors = store.data_errors("cdc")
+    assert len(errors) == (1 if policy == "LOG_ERROR" else 0)

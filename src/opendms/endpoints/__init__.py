@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, cast
@@ -70,13 +71,22 @@ def open_capture(url: EndpointURL, task: str) -> ChangeSource:
     return cast(ChangeSource, module.change_source(url, task))
 
 
-def open_applier(
-    target: Target, task: str, plans: list[ApplyPlan], value_form: str, same: bool
-) -> Applier:
-    """The applier of CDC batches for an open target. ``value_form`` is the form of
-    the values the changes carry ("pg-text" only for a PostgreSQL source and target)."""
+@dataclass(frozen=True)
+class ApplyOptions:
+    """``form``: of the values the changes carry ("pg-text" only PostgreSQL ->
+    PostgreSQL); ``same``: source and target are one engine; ``policies``: the apply
+    error policies per operation; ``on_error(table, op, key, message)``: a skipped change."""
+
+    form: str = "python"
+    same: bool = False
+    policies: dict[str, str] | None = None
+    on_error: Callable[[str, Any, str, str], None] | None = None
+
+
+def open_applier(target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions) -> Applier:
+    """The applier of CDC batches for an open target."""
     module = engine_for(target.url, "target")
-    return cast(Applier, module.applier(target, task, plans, value_form, same))
+    return cast(Applier, module.applier(target, task, plans, opts))
 
 
 def check_endpoint(url: str, settings: dict[str, Any] | None = None) -> str:

@@ -186,9 +186,11 @@ class CdcLoop:
         self._metrics(applied / took)
 
     def _record(self, batch: list[Transaction]) -> None:
-        counts: Counter[tuple[str, str, Op]] = Counter()
+        counts: Counter[tuple[str, str, str]] = Counter()
         for txn in batch:
             for change in txn.changes:
-                counts[(change.schema, change.table, change.op)] += 1
+                stat = change.op.value if change.stat is None else change.stat
+                if stat:
+                    counts[(change.schema, change.table, stat)] += 1
         for (schema, table, op), n in counts.items():
-            self.store.count_change(self.task, schema, table, op.value, n)
+            self.store.count_change(self.task, schema, table, op, n)

@@ -28,7 +28,7 @@ from typing import Any
 
 from opendms.cdc import Applier, ApplyPlan, ChangeSource, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
-from opendms.endpoints import open_applier, open_capture, same_engine
+from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_engine
 from opendms.endpoints.base import Source, Target
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.ddl import evolve
@@ -150,7 +150,7 @@ class Replication:
                 for p in plans
             }
             applier = open_applier(
-                self.target, self.spec.name, list(self.plans.values()), self._form(), self.same
+                self.target, self.spec.name, list(self.plans.values()), self._apply_options()
             )
             try:
                 saved = None if self.fresh else applier.read_checkpoint()
@@ -161,6 +161,14 @@ class Replication:
         finally:
             self.capture.close()
         return CdcResult(load, str(end), reached)
+
+    def _apply_options(self) -> ApplyOptions:
+        def on_error(table: str, op: Any, key: str, message: str) -> None:
+            log.warning("table %s: %s of row %s skipped: %s", table, op, key, message)
+            self.store.data_error(self.spec.name, table, key, "", f"apply {op}: {message}")
+
+        policies = self.spec.task_settings.ErrorBehavior.apply_policies()
+        return ApplyOptions(self._form(), self.same, policies, on_error)
 
     def _form(self) -> str:
         """Value form the applier gets: PostgreSQL text only PostgreSQL -> PostgreSQL

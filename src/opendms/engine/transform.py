@@ -79,13 +79,13 @@ class Transformer:
         row = dict(zip(change.columns, change.values, strict=True))
         known = all(row.get(g.column) is not UNCHANGED for g in plan.filters)
         if known and not passes(plan.filters, row, plan.source):
-            return [old] if change.op is Op.UPDATE else []
+            return [replace(old, stat="U")] if change.op is Op.UPDATE else []
         new = self._outputs(plan, change, row)
         if change.op is Op.INSERT:
             return [new]
         if any(v is UNCHANGED for v in change.values):
             return [replace(new, op=Op.UPDATE, key_columns=key_cols, key=change.key)]
-        return [old, new]
+        return [replace(old, stat=""), replace(new, stat="U")]
 
     def _outputs(self, plan: TablePlan, change: Change, row: dict[str, Any]) -> Change:
         arrays = []

@@ -28,7 +28,7 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> LakeTarget:
     return LakeTarget(url, open_storage(url, settings), lake_settings(merged))
 
 
-def applier(target: LakeTarget, task: str, plans: list[Any], form: str, same: bool) -> Any:
+def applier(target: LakeTarget, task: str, plans: list[Any], opts: Any) -> Any:
     from opendms.endpoints.lake.cdc import LakeApplier
 
     return LakeApplier(target, task, plans)

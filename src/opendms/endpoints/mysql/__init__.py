@@ -35,10 +35,10 @@ def change_source(url: EndpointURL, task: str) -> Any:
     return MySqlCapture(url, task)
 
 
-def applier(target: MySQLTarget, task: str, plans: list[Any], form: str, same: bool) -> Any:
+def applier(target: MySQLTarget, task: str, plans: list[Any], opts: Any) -> Any:
     from opendms.endpoints.mysql.apply import MySqlApplier
 
-    return MySqlApplier(target, task, plans)
+    return MySqlApplier(target, task, plans, opts.policies, opts.on_error)
 
 
 def check(url: EndpointURL, settings: dict[str, Any]) -> str:

@@ -35,10 +35,10 @@ def change_source(url: EndpointURL, task: str) -> Any:
     return PgReplication(url, task)
 
 
-def applier(target: PostgresTarget, task: str, plans: list[Any], form: str, same: bool) -> Any:
+def applier(target: PostgresTarget, task: str, plans: list[Any], opts: Any) -> Any:
     from opendms.endpoints.postgres.apply import PgApplier
 
-    return PgApplier(target.url, task, plans, same, form)
+    return PgApplier(target.url, task, plans, opts.same, opts.form, opts.policies, opts.on_error)
 
 
 PRIVILEGES = """

@@ -7,9 +7,11 @@ crash the target either has the batch and its position or neither.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
@@ -18,6 +20,7 @@ from opendms.endpoints.postgres.conn import connect
 from opendms.endpoints.postgres.netchanges import net_changes
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
+from opendms.errors import TaskError
 from opendms.model import Table
 
 CHECKPOINTS = """
@@ -30,6 +33,8 @@ CREATE TABLE IF NOT EXISTS opendms.checkpoints (
 """
 
 
+OnError = Callable[[str, Any, str, str], None]
+DEFAULT_POLICIES = {"insert": "LOG_ERROR", "update": "LOG_ERROR", "delete": "IGNORE_RECORD"}
 CHECKPOINT_SQL = (
     "INSERT INTO opendms.checkpoints (task, position, applied_at) VALUES (%s, %s, now()) "
     "ON CONFLICT (task) DO UPDATE SET position = excluded.position, applied_at = now()"
@@ -268,8 +273,13 @@ class PgApplier:
         plans: list[ApplyPlan],
         same_engine: bool,
         value_form: str = "pg-text",
+        policies: dict[str, str] | None = None,
+        on_error: OnError | None = None,
     ) -> None:
         self.task, self.same_engine, self.python = task, same_engine, value_form == "python"
+        self.policies = {**DEFAULT_POLICIES, **(policies or {})}
+        self.on_error = on_error
+        self.suspended: set[tuple[str, str]] = set()
         self.conn = connect(url, autocommit=True)
         self.maps = {
             (p.source.schema, p.source.name): table_map(p.target, p.names, same_engine)
@@ -285,26 +295,80 @@ class PgApplier:
     def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
         if self.python:
             batch = [replace(t, changes=[_python_params(c) for c in t.changes]) for t in batch]
-        if not idempotent and not any(c.op is Op.DDL for t in batch for c in t.changes):
-            return apply_batch(self.conn, self.maps, batch, (self.task, position))
+        simple = not idempotent and not self.suspended
+        if simple and not any(c.op is Op.DDL for t in batch for c in t.changes):
+            try:
+                return apply_batch(self.conn, self.maps, batch, (self.task, position))
+            except psycopg.errors.IntegrityError:
+                pass  # a change conflicts: redo the batch one change at a time
+        skipped: list[tuple[str, str, str, str]] = []
         with self.conn.transaction(), self.conn.cursor() as cur:
             for txn in batch:
                 for change in txn.changes:
-                    self._careful(cur, change, idempotent)
+                    self._careful(cur, change, idempotent, skipped)
             cur.execute(CHECKPOINT_SQL, (self.task, position))
+        for table, op, key, message in skipped:  # reported once the batch is committed
+            if self.on_error is not None:
+                self.on_error(table, op, key, message)
         return sum(len(t.changes) for t in batch)
 
-    def _careful(self, cur: Any, change: Change, idempotent: bool) -> None:
+    def _careful(
+        self, cur: Any, change: Change, idempotent: bool, skipped: list[tuple[str, str, str, str]]
+    ) -> None:
         tmap = self.maps.get((change.schema, change.table))
-        if tmap is None:
+        if tmap is None or (change.schema, change.table) in self.suspended:
             return
         if change.op is Op.DDL:
             for sql in ddl_statements(tmap, change, self.same_engine):
                 cur.execute(sql)
             return
-        todo = upsert_statements(tmap, change) if idempotent else [statement(tmap, change)]
-        for sql, args in todo:
-            cur.execute(sql, args)
+        if idempotent:
+            for sql, args in upsert_statements(tmap, change):
+                cur.execute(sql, args)
+            return
+        problem = self._one(cur, tmap, change)
+        if problem is not None:
+            self._policy(cur, tmap, change, problem, skipped)
+
+    def _one(self, cur: Any, tmap: TableMap, change: Change) -> str | None:
+        """Run one change under a savepoint; what went wrong, or None."""
+        sql, args = statement(tmap, change)
+        try:
+            with self.conn.transaction():
+                cur.execute(sql, args)
+        except psycopg.errors.IntegrityError as exc:
+            return str(exc).splitlines()[0]
+        if change.op in (Op.UPDATE, Op.DELETE) and cur.rowcount == 0:
+            return "no such row on the target"
+        return None
+
+    def _policy(
+        self,
+        cur: Any,
+        tmap: TableMap,
+        change: Change,
+        problem: str,
+        skipped: list[tuple[str, str, str, str]],
+    ) -> None:
+        kind = {Op.INSERT: "insert", Op.UPDATE: "update"}.get(change.op, "delete")
+        policy = self.policies[kind]
+        table = f"{change.schema}.{change.table}"
+        key = ", ".join(f"{c}={v}" for c, v in zip(change.key_columns, change.key, strict=True))
+        key = key or ", ".join(
+            f"{c}={v}"
+            for c, v in zip(change.columns, change.values, strict=True)
+            if c in tmap.target.primary_key
+        )
+        if policy == "STOP_TASK":
+            raise TaskError(f"table {table}: {kind} of row ({key}) failed: {problem}")
+        if policy == "INSERT_RECORD" and UNCHANGED not in change.values:
+            for sql, args in upsert_statements(tmap, change):
+                cur.execute(sql, args)
+            return
+        if policy == "SUSPEND_TABLE":
+            self.suspended.add((change.schema, change.table))
+        if policy != "IGNORE_RECORD":
+            skipped.append((table, kind, key, f"{problem} ({policy})"))
 
     def schema_changed(self, plan: ApplyPlan) -> None:
         key = (plan.source.schema, plan.source.name)

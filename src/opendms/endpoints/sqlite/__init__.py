@@ -49,10 +49,10 @@ def change_source(url: EndpointURL, task: str) -> Any:
     return SqliteCapture(url, task)
 
 
-def applier(target: SQLiteTarget, task: str, plans: list[Any], form: str, same: bool) -> Any:
+def applier(target: SQLiteTarget, task: str, plans: list[Any], opts: Any) -> Any:
     from opendms.endpoints.sqlite.apply import SqliteApplier
 
-    return SqliteApplier(target, task, plans)
+    return SqliteApplier(target, task, plans, opts.policies, opts.on_error)
 
 
 def check(url: EndpointURL, settings: dict[str, Any]) -> str:
