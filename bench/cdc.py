@@ -1,15 +1,22 @@
 """CDC benchmark (not a test): opendms against native logical replication, one run.
 
-    .venv/bin/python bench/cdc.py [--rows 500000] [--pgbench-seconds 30]
+    .venv/bin/python bench/cdc.py [--rows 500000] [--pgbench-seconds 30] [--jobs pg,s3,mysql]
 
-Two private PostgreSQL servers (source and target). For each of opendms
+``pg``: two private PostgreSQL servers (source and target). For each of opendms
 (``task run --follow``) and a native publication/subscription it measures:
 
 - one UPDATE of every row of a ``rows``-row table: seconds from COMMIT until the
   target shows every updated row;
 - ``pgbench -c4 -T<s>``: seconds behind when the load stops, and time to catch up.
 
-Ratios are native time / opendms time (> 1: opendms is faster).
+``s3``: PostgreSQL -> a SeaweedFS S3 Parquet lake under the same pgbench load (the
+lake task runs with CdcMaxBatchInterval=1, so files roll every second): history rows
+behind when the load stops and seconds until the lake holds them all.
+
+``mysql``: MariaDB -> PostgreSQL, one UPDATE of ``--mysql-rows`` rows: seconds from
+COMMIT until applied, against ``mysql-replication`` only decoding the same events.
+
+Ratios are anchor time / opendms time (> 1: opendms is faster).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import yaml
@@ -148,13 +156,86 @@ def pgbench_run(
     return out
 
 
+def lake_rows(storage: Any, table: str) -> int:
+    """Rows in a table's lake files (Parquet footers only; the table is insert-only)."""
+    import pyarrow.parquet as pq
+
+    from opendms.testing.lakereplay import lake_files
+
+    loads, changes = lake_files(storage, "public", table)
+    total = 0
+    for path in loads + changes:
+        with storage.fs.open_input_file(path) as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
+def s3_job(seconds: int, tmp: Path) -> None:
+    from opendms.testing.lakereplay import open_lake
+    from opendms.testing.servers import SeaweedS3Server
+
+    with PostgresServer() as src, SeaweedS3Server() as s3:
+        os.environ.update(s3.env())
+        s3.create_bucket("bench")
+        setup_source(src, 1000)
+        lake = s3.url("bench", "lake")
+        settings = "DataFormat=parquet;CdcMaxBatchInterval=1;TimestampColumnName=ts"
+        proc = start_task(tmp, "lake", src.url("src"), {"url": lake, "settings": settings})
+        try:
+            storage = open_lake(lake)
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and lake_rows(storage, "big") < 1000:
+                time.sleep(0.5)
+            pgbench(src, "-c4", "-j2", f"-T{seconds}", "-n")
+            want = src.execute("SELECT count(*) FROM pgbench_history", db="src")[0][0]
+            behind = want - lake_rows(storage, "pgbench_history")
+            start = time.perf_counter()
+            while lake_rows(storage, "pgbench_history") < want:
+                if time.perf_counter() - start > 600:
+                    raise SystemExit("the lake did not catch up within 600 s")
+                time.sleep(0.2)
+            took = time.perf_counter() - start
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    print(
+        f"pgbench -c4 -T{seconds} -> S3 Parquet lake: {want:,} history rows, {behind:,} behind "
+        f"at load stop, all in the lake {took:.2f}s later (CdcMaxBatchInterval=1)"
+    )
+
+
+def start_task(tmp: Path, name: str, source: str, target: Any) -> subprocess.Popen[bytes]:
+    task = tmp / f"{name}.yaml"
+    spec = {"name": name, "source": source, "target": target}
+    task.write_text(yaml.safe_dump({**spec, "migration_type": "full-load-and-cdc"}))
+    cmd = [str(BIN / "opendms"), "--state", str(tmp / f"{name}.db"), "task", "run"]
+    return subprocess.Popen([*cmd, "--quiet", "--follow", str(task)], stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--pgbench-seconds", type=int, default=30)
+    parser.add_argument("--mysql-rows", type=int, default=200_000)
+    parser.add_argument("--jobs", default="pg,s3,mysql")
     args = parser.parse_args()
+    jobs = set(args.jobs.split(","))
+    if "pg" in jobs:
+        pg_job(args)
+    if "s3" in jobs:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            s3_job(args.pgbench_seconds, Path(tmpdir))
+    if "mysql" in jobs:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from cdc_mysql import mysql_job
+
+        mysql_job(args.mysql_rows)
+    print(f"cores: {os.cpu_count()}")
+
+
+def pg_job(args: argparse.Namespace) -> None:
     with (
         tempfile.TemporaryDirectory() as tmpdir,
         PostgresServer() as src,
@@ -182,7 +263,6 @@ def main() -> None:
             f"pgbench -c4 -T{args.pgbench_seconds}: {db}: {behind:.0f} history rows behind at "
             f"load stop, caught up {took:.2f}s later (goal for opendms: <= 2 s)"
         )
-    print(f"cores: {os.cpu_count()}")
 
 
 if __name__ == "__main__":
