@@ -65,8 +65,12 @@ def _rows(url: str, table: str) -> list[tuple[Any, ...]]:
         with conn, conn.cursor() as cur:
             cur.execute(f"SELECT * FROM {table} ORDER BY 1")
             return list(cur.fetchall())
-    with psycopg.connect(url) as pg:
-        return pg.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+    with psycopg.connect(url) as pg:  # a MySQL source's tables land in a schema per database
+        schema = pg.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = %s", (table,)
+        ).fetchone()
+        assert schema is not None, table
+        return pg.execute(f'SELECT * FROM "{schema[0]}".{table} ORDER BY 1').fetchall()
 
 
 def _cdc_equals_full_load(
@@ -127,3 +131,143 @@ def test_pg_to_mysql(pg_source: str, mysql_db: str, mysql_target_db: str, tmp_pa
         tmp_path,
         "items",
     )
+
+
+MY_SETUP = [
+    "CREATE TABLE items (id int PRIMARY KEY, name varchar(100), price decimal(12,2), "
+    "qty bigint, ok tinyint(1), born date, at datetime(6), atz timestamp(6) NULL, "
+    "ratio double, raw varbinary(20), doc json, size enum('s','m','l'), note text)",
+    "INSERT INTO items SELECT seq, concat('item ', seq, ' ✓'), seq * 1.25, seq * 1000000000, "
+    "seq % 2, '2024-01-01' + INTERVAL seq DAY, '2024-01-01 10:00:00.123456' + INTERVAL seq MINUTE,"
+    " '2024-01-01 10:00:00' + INTERVAL seq HOUR, seq / 7, x'00ff', json_object('g', seq), "
+    "'m', repeat('n', seq) FROM seq_1_to_50",
+]
+MY_CHANGES = [
+    "INSERT INTO items VALUES (100, 'new 😀', 99.99, -5, 1, '1999-12-31', "
+    "'2020-02-29 23:59:59.999999', '2020-02-29 23:59:59', 1e-300, '', '{\"a\": [1]}', 'l', NULL)",
+    "INSERT INTO items (id) VALUES (101)",
+    "UPDATE items SET price = price * 2, name = NULL, doc = '{}' WHERE id <= 10",
+    "UPDATE items SET id = 1000 WHERE id = 20",
+    "DELETE FROM items WHERE id BETWEEN 30 AND 35",
+    "BEGIN; UPDATE items SET qty = 1 WHERE id = 100; DELETE FROM items WHERE id = 101; COMMIT",
+]
+
+
+def _my_changes(url: str) -> Any:
+    parsed = EndpointURL.parse(url)
+
+    def run(changes: list[str]) -> None:
+        conn = pymysql.connect(
+            host=parsed.host,
+            port=parsed.port or 3306,
+            user=parsed.user,
+            password=str(parsed.password),
+            database=parsed.database,
+            autocommit=True,
+        )
+        with conn, conn.cursor() as cur:
+            for sql in changes:
+                for part in sql.split("; "):
+                    cur.execute(part)
+
+    return run
+
+
+@pytest.fixture
+def my_source(mysql_db: str) -> str:
+    _my_changes(mysql_db)(MY_SETUP)
+    return mysql_db
+
+
+def test_mysql_to_postgres(my_source: str, pg_db: str, pg_target_db: str, tmp_path: Path) -> None:
+    _cdc_equals_full_load(
+        my_source, pg_db, pg_target_db, MY_CHANGES, _my_changes(my_source), tmp_path, "items"
+    )
+
+
+def test_mysql_to_sqlite(my_source: str, tmp_path: Path) -> None:
+    _cdc_equals_full_load(
+        my_source,
+        f"sqlite:///{tmp_path}/t.db",
+        f"sqlite:///{tmp_path}/ref.db",
+        MY_CHANGES,
+        _my_changes(my_source),
+        tmp_path,
+        "items",
+    )
+
+
+def test_mysql_to_mysql_with_ddl(my_source: str, mysql_target_db: str, tmp_path: Path) -> None:
+    """DDL on the source is applied to the target and counted; the data follows it."""
+    store = StateStore(tmp_path / "state.db")
+    spec = _task("ddl", my_source, mysql_target_db, "full-load-and-cdc")
+    run_task(spec, store)
+    _my_changes(my_source)(
+        [
+            "ALTER TABLE items ADD COLUMN extra int",
+            "UPDATE items SET extra = id * 2 WHERE id <= 5",
+            "ALTER TABLE items DROP COLUMN note",
+            "ALTER TABLE items CHANGE COLUMN qty quantity bigint",
+            "ALTER TABLE items RENAME COLUMN name TO title",
+            "ALTER TABLE items MODIFY price decimal(14,3)",
+            "UPDATE items SET price = 1.125, title = 'after ddl' WHERE id = 3",
+            "TRUNCATE TABLE items",
+            "INSERT INTO items (id, title, extra) VALUES (7, 'again', 14)",
+        ]
+    )
+    run_task(spec, store)
+    got = _rows(mysql_target_db, "items")
+    assert _rows(my_source, "items") == got
+    target = EndpointURL.parse(mysql_target_db)
+    conn = pymysql.connect(
+        host=target.host,
+        port=target.port or 3306,
+        user=target.user,
+        password=str(target.password),
+        database=target.database,
+    )
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, column_type FROM information_schema.columns "
+            "WHERE table_schema = database() AND table_name = 'items' ORDER BY ordinal_position"
+        )
+        columns = dict(cur.fetchall())
+    assert "note" not in columns and "qty" not in columns and "name" not in columns
+    assert columns["quantity"] == "bigint(20)" and columns["price"] == "decimal(14,3)"
+    assert "extra" in columns and "title" in columns
+    stats = {t.name: t for t in store.tables("ddl")}
+    assert stats["items"].ddls == 5
+
+
+def test_mysql_writes_during_full_load(my_source: str, pg_db: str, tmp_path: Path) -> None:
+    """Writes racing the snapshot-less full load are repaired by the catch-up phase."""
+    import threading
+
+    run = _my_changes(my_source)
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            run(
+                [
+                    f"INSERT INTO items (id, name) VALUES ({5000 + i}, 'w{i}')",
+                    f"UPDATE items SET qty = qty + 1, name = 'u{i}' WHERE id = {1 + i % 50}",
+                    f"DELETE FROM items WHERE id = {5000 + i - 3}",
+                ]
+            )
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        store = StateStore(tmp_path / "state.db")
+        spec = _task("race", my_source, pg_db, "full-load-and-cdc")
+        run_task(spec, store)
+    finally:
+        stop.set()
+        thread.join()
+    run_task(spec, store)
+    got = [(r[0], r[1], r[3]) for r in _rows(pg_db, "items")]
+    want = [(r[0], r[1], r[3]) for r in _rows(my_source, "items")]
+    assert got == want

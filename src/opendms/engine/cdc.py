@@ -79,6 +79,7 @@ class CdcLoop:
         self.flush_at: Position | None = None  # end a batch exactly here (lake retry)
         self.stop_at: Callable[[Transaction], bool] | None = None  # CdcStopPosition
         self.stop_reached = False
+        self.before_ddl: Callable[[Transaction], None] | None = None
         self.on_ddl: Callable[[Transaction], None] | None = None
         self.heartbeat: Callable[[], None] | None = None  # idle, nothing pending
         self.lag_bytes: Callable[[], int] | None = None
@@ -120,6 +121,8 @@ class CdcLoop:
         ddl = any(c.op is Op.DDL for c in txn.changes)
         if ddl and self.batch:
             self._flush()
+        if ddl and self.before_ddl is not None:
+            self.before_ddl(txn)
         self._add(txn)
         if ddl or (self.flush_at is not None and txn.end >= self.flush_at):
             self.flush_at = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from typing import Any
 
 from opendms.cdc import ApplyPlan, ColumnChange
-from opendms.model import Column, ColumnType, Table
+from opendms.model import Column, ColumnType, Index, Table
 
 
 def evolve(plan: ApplyPlan, changes: tuple[ColumnChange, ...]) -> ApplyPlan:
@@ -68,3 +70,43 @@ def _rename(table: Table, old: str, new: str) -> Table:
     cols = tuple(c.renamed(new) if c.name == old else c for c in table.columns)
     key = tuple(new if k == old else k for k in table.primary_key)
     return replace(table, columns=cols, primary_key=key)
+
+
+def plans_to_json(plans: list[ApplyPlan]) -> str:
+    return json.dumps([_plan_json(p) for p in plans])
+
+
+def plans_from_json(text: str) -> list[ApplyPlan]:
+    return [_plan_from(d) for d in json.loads(text)]
+
+
+def _plan_json(plan: ApplyPlan) -> dict[str, Any]:
+    return {
+        "source": _table_json(plan.source),
+        "target": _table_json(plan.target),
+        "names": plan.names,
+    }
+
+
+def _plan_from(data: dict[str, Any]) -> ApplyPlan:
+    return ApplyPlan(_table_from(data["source"]), _table_from(data["target"]), data["names"])
+
+
+def _table_json(table: Table) -> dict[str, Any]:
+    return {
+        "schema": table.schema,
+        "name": table.name,
+        "columns": [[c.name, c.type.to_json(), c.nullable] for c in table.columns],
+        "primary_key": list(table.primary_key),
+        "indexes": [[i.name, list(i.columns), i.unique] for i in table.indexes],
+    }
+
+
+def _table_from(data: dict[str, Any]) -> Table:
+    return Table(
+        data["schema"],
+        data["name"],
+        tuple(Column(n, ColumnType.from_json(t), nullable) for n, t, nullable in data["columns"]),
+        tuple(data["primary_key"]),
+        tuple(Index(n, tuple(cols), unique) for n, cols, unique in data["indexes"]),
+    )

@@ -31,7 +31,7 @@ from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_engine
 from opendms.endpoints.base import Source, Target
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
-from opendms.engine.ddl import evolve
+from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.fullload import FullLoad, LoadResult
 from opendms.engine.transform import Transformer, needs_transform, output_plan
 from opendms.errors import ConfigError, DataError, TaskError
@@ -154,7 +154,11 @@ class Replication:
             )
             try:
                 saved = None if self.fresh else applier.read_checkpoint()
+                if saved is not None:
+                    self._schema_at(saved, applier)
                 load, point = self._start(plans, saved, applier)
+                if saved is None:
+                    self._save_schema(point.text(), fresh=True)
                 end, reached = self._stream(applier, point, stop, follow)
             finally:
                 applier.close()
@@ -248,6 +252,7 @@ class Replication:
             loop.flush_at = Checkpoint.parse(pending, self.capture).position
         if self.spec.cdc_stop_position:
             loop.stop_at = stop_predicate(self.spec.cdc_stop_position, self.capture)
+        loop.before_ddl = self._evolve
         loop.on_ddl = lambda txn: self._ddl(applier, txn)
         loop.heartbeat = getattr(self.capture, "heartbeat", None)
         loop.lag_bytes = getattr(self.capture, "lag_bytes", None)
@@ -267,8 +272,9 @@ class Replication:
             tuning.BatchSplitSize or 10_000,
         )
 
-    def _ddl(self, applier: Applier, txn: Transaction) -> None:
-        """After a DDL transaction was applied: the table's plan follows the source."""
+    def _evolve(self, txn: Transaction) -> None:
+        """Before a DDL transaction is applied: the plans after it, saved as of its end
+        (a restart before it was applied still finds the older version)."""
         for change in txn.changes:
             key = (change.schema, change.table)
             if change.op is Op.DDL and key in self.transformed:
@@ -279,7 +285,37 @@ class Replication:
                 )
             elif change.op is Op.DDL and key in self.plans:
                 self.plans[key] = evolve(self.plans[key], change.ddl)
+        self._save_schema(str(txn.end))
+
+    def _ddl(self, applier: Applier, txn: Transaction) -> None:
+        """After a DDL transaction was applied: the applier follows the source."""
+        for change in txn.changes:
+            key = (change.schema, change.table)
+            if change.op is Op.DDL and key in self.plans and key not in self.transformed:
                 applier.schema_changed(self.plans[key])
+
+    def _save_schema(self, position: str, fresh: bool = False) -> None:
+        plans = [p for k, p in self.plans.items() if k not in self.transformed]
+        self.store.save_schema(self.spec.name, position, plans_to_json(plans), fresh)
+
+    def _schema_at(self, saved: str, applier: Applier) -> None:
+        """Resuming: the tables' columns as they were at the saved position (the source
+        may have changed since; those DDL events are still ahead in the stream)."""
+        at = Checkpoint.parse(saved, self.capture).position
+        chosen = None
+        for position, plans in self.store.schemas(self.spec.name):
+            if self.capture.parse_position(position.partition(" until ")[0]) <= at:
+                chosen = plans
+        if chosen is None:
+            log.warning(
+                "task %s: no schema history; using the current source tables", self.spec.name
+            )
+            return
+        for plan in plans_from_json(chosen):
+            key = (plan.source.schema, plan.source.name)
+            if key in self.plans and key not in self.transformed and plan != self.plans[key]:
+                self.plans[key] = plan
+                applier.schema_changed(plan)
 
     def _values(self, stream: Iterable[Transaction | None]) -> Iterator[Transaction | None]:
         """PostgreSQL text values to Python form when the target is another engine or

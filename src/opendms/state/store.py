@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS table_stats (
     last_change_at TEXT,
     PRIMARY KEY (task, schema_name, table_name)
 );
+CREATE TABLE IF NOT EXISTS cdc_schemas (
+    task TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    position TEXT NOT NULL,
+    plans TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS data_errors (
     task TEXT NOT NULL,
     table_name TEXT NOT NULL,
@@ -302,7 +308,25 @@ class StateStore:
         )
         return [tuple(r) for r in rows]
 
+    def save_schema(self, task: str, position: str, plans: str, fresh: bool = False) -> None:
+        """The captured tables' columns as of ``position`` (CDC schema history); ``fresh``
+        forgets the history first (a new full load)."""
+        if fresh:
+            self._exec("DELETE FROM cdc_schemas WHERE task=?", (task,))
+        self._exec(
+            "INSERT INTO cdc_schemas (task, position, plans) VALUES (?, ?, ?)",
+            (task, position, plans),
+        )
+
+    def schemas(self, task: str) -> list[tuple[str, str]]:
+        """(position, plans) versions of a task's CDC schema history, oldest first."""
+        rows = self._exec(
+            "SELECT position, plans FROM cdc_schemas WHERE task=? ORDER BY seq", (task,)
+        )
+        return [(r[0], r[1]) for r in rows]
+
     def delete_task(self, name: str) -> None:
+        self._exec("DELETE FROM cdc_schemas WHERE task=?", (name,))
         self.reset_tables(name)
         self._exec("DELETE FROM tasks WHERE name=?", (name,))
 

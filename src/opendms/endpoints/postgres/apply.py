@@ -21,7 +21,7 @@ from opendms.endpoints.postgres.netchanges import net_changes
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
 from opendms.errors import TaskError
-from opendms.model import Table
+from opendms.model import Kind, Table
 
 CHECKPOINTS = """
 CREATE SCHEMA IF NOT EXISTS opendms;
@@ -56,7 +56,10 @@ class TableMap:
 
 
 def table_map(target: Table, names: dict[str, str], same_engine: bool) -> TableMap:
-    casts = {c.name: to_pg(c.type, same_engine) for c in target.columns}
+    casts = {
+        c.name: "" if c.type.kind is Kind.ENUM and not same_engine else to_pg(c.type, same_engine)
+        for c in target.columns
+    }
     return TableMap(target, names, casts, _fold_key(target, names))
 
 
@@ -71,7 +74,8 @@ def _fold_key(target: Table, names: dict[str, str]) -> tuple[str, ...]:
 
 
 def _param(tmap: TableMap, column: str) -> str:
-    return f"%s::{tmap.casts[column]}"
+    cast = tmap.casts[column]
+    return f"%s::{cast}" if cast else "%s"  # no cast: the server infers (enum types)
 
 
 def _where(tmap: TableMap, change: Change) -> tuple[str, list[Any]]:
