@@ -7,7 +7,7 @@ crash the target either has the batch and its position or neither.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +18,7 @@ from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect
 from opendms.endpoints.postgres.netchanges import net_changes
+from opendms.endpoints.postgres.stage import STAGE_MIN, staged
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
 from opendms.errors import TaskError
@@ -122,9 +123,8 @@ def apply_batch(
     """Apply ``batch`` and record ``checkpoint`` (task, position) in one transaction."""
     keys = {t: m.fold_key for t, m in maps.items() if m.fold_key}
     changes = _folded(batch, keys)
-    # Pipeline mode: statements stream to the server without a round trip each.
-    with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-        _apply_changes(cur, maps, changes)
+    with conn.transaction(), conn.cursor() as cur:
+        _apply_changes(conn, cur, maps, changes)
         cur.execute(CHECKPOINT_SQL, checkpoint)
     return sum(len(t.changes) for t in batch)  # source changes (folding may run fewer)
 
@@ -145,24 +145,75 @@ def _folded(batch: list[Transaction], keys: dict[tuple[str, str], tuple[str, ...
     return out + net_changes(run, keys)
 
 
-def _apply_changes(cur: Any, maps: dict[tuple[str, str], TableMap], changes: list[Change]) -> int:
-    """Run consecutive changes of the same shape as one executemany (pipelined)."""
-    count, run_sql = 0, ""
-    run_args: list[list[Any]] = []
+class _Pipeline:
+    """Pipeline mode (statements stream without a round trip each), left for COPY."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn: Any = conn
+        self.pipe: Any = None
+
+    def __enter__(self) -> _Pipeline:
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        if self.pipe is None:
+            self.pipe = self.conn.pipeline()
+            self.pipe.__enter__()
+
+    def pause(self) -> None:
+        pipe, self.pipe = self.pipe, None
+        if pipe is not None:
+            pipe.__exit__(None, None, None)
+
+    def __exit__(self, *exc: Any) -> None:
+        pipe, self.pipe = self.pipe, None
+        if pipe is not None:
+            pipe.__exit__(*exc)
+
+
+def _apply_changes(
+    conn: Any, cur: Any, maps: dict[tuple[str, str], TableMap], changes: list[Change]
+) -> int:
+    """Consecutive changes of the same shape run as one executemany (pipelined), or
+    by COPY when the run is long (see stage.py)."""
+    count = 0
+    with _Pipeline(conn) as pipeline:
+        for tmap, sql, run, args in _runs(maps, changes):
+            if len(run) >= STAGE_MIN:
+                pipeline.pause()
+                if staged(cur, tmap, run):
+                    count += len(run)
+                    continue
+                pipeline.resume()
+            cur.executemany(sql, args)
+            count += len(run)
+    return count
+
+
+Run = tuple[TableMap, str, list[Change], list[list[Any]]]
+
+
+def _runs(maps: dict[tuple[str, str], TableMap], changes: list[Change]) -> Iterator[Run]:
+    """Consecutive changes with the same SQL: (map, sql, changes, their parameters)."""
+    run: list[Change] = []
+    args: list[list[Any]] = []
+    run_sql, run_map = "", None
     for change in changes:
         tmap = maps.get((change.schema, change.table))
         if tmap is None:
             continue
-        sql, args = statement(tmap, change)
-        if sql != run_sql and run_args:
-            cur.executemany(run_sql, run_args)
-            run_args = []
-        run_sql = sql
-        run_args.append(args)
-        count += 1
-    if run_args:
-        cur.executemany(run_sql, run_args)
-    return count
+        sql, params = statement(tmap, change)
+        if (sql != run_sql or tmap is not run_map) and run:
+            assert run_map is not None
+            yield run_map, run_sql, run, args
+            run, args = [], []
+        run_sql, run_map = sql, tmap
+        run.append(change)
+        args.append(params)
+    if run:
+        assert run_map is not None
+        yield run_map, run_sql, run, args
 
 
 def read_checkpoint(conn: Any, task: str) -> str | None:

@@ -1,0 +1,98 @@
+"""Stage + merge for long runs of same-shaped changes (one big UPDATE, a bulk load).
+
+Thousands of row statements cost a parse, plan and execute each, even pipelined.
+A run of at least :data:`STAGE_MIN` consecutive changes of one shape goes through
+COPY instead, inside the batch's transaction:
+
+- inserts: COPY straight into the target table;
+- updates that keep the primary key: COPY the after-images (the last one per key)
+  into a temporary table, then one ``UPDATE ... FROM`` joined on the key;
+- deletes by primary key: COPY the keys, then one ``DELETE ... USING``.
+
+Anything else (key changes, tables without a primary key, NULL keys) returns False
+and runs as row statements.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from opendms.cdc import UNCHANGED, Change, Op
+from opendms.endpoints.postgres.types import quote_ident
+
+STAGE_MIN = 2000
+_names = itertools.count(1)
+
+
+def staged(cur: Any, tmap: Any, changes: list[Change]) -> bool:
+    """Apply ``changes`` (one table, one op, one column set) by COPY; False: not eligible."""
+    first = changes[0]
+    if first.op is Op.INSERT:
+        cols, rows = _row_images(tmap, changes)
+        _copy(cur, tmap.qualified, cols, rows)
+        return True
+    pk = tmap.target.primary_key
+    if not pk or not _keyed_by_pk(tmap, changes, pk):
+        return False
+    if first.op is Op.UPDATE:
+        return _update(cur, tmap, changes, pk)
+    if first.op is Op.DELETE:
+        keys = {tuple(c.key): None for c in changes}
+        stage = _stage(cur, tmap, list(pk), list(keys))
+        join = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in pk)
+        cur.execute(f"DELETE FROM {tmap.qualified} t USING {stage} s WHERE {join}")
+        return True
+    return False
+
+
+def _keyed_by_pk(tmap: Any, changes: list[Change], pk: tuple[str, ...]) -> bool:
+    first = changes[0]
+    targets = tuple(tmap.names.get(c) for c in first.key_columns)
+    if targets != pk:
+        return False
+    return all(None not in c.key and c.key_columns == first.key_columns for c in changes)
+
+
+def _row_images(tmap: Any, changes: list[Change]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    first = changes[0]
+    index = [i for i, c in enumerate(first.columns) if c in tmap.names]
+    cols = [tmap.names[first.columns[i]] for i in index]
+    return cols, [tuple(c.values[i] for i in index) for c in changes]
+
+
+def _update(cur: Any, tmap: Any, changes: list[Change], pk: tuple[str, ...]) -> bool:
+    cols, rows = _row_images(tmap, changes)
+    if any(v is UNCHANGED for row in rows for v in row) or not set(pk) <= set(cols):
+        return False
+    at = [cols.index(k) for k in pk]
+    for change, row in zip(changes, rows, strict=True):
+        if tuple(row[i] for i in at) != tuple(change.key):
+            return False  # the key changes: row statements keep the order right
+    last = {tuple(row[i] for i in at): row for row in rows}  # the last image per key wins
+    stage = _stage(cur, tmap, cols, list(last.values()))
+    sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in cols if c not in pk)
+    if sets:
+        join = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in pk)
+        cur.execute(f"UPDATE {tmap.qualified} t SET {sets} FROM {stage} s WHERE {join}")
+    return True
+
+
+def _stage(cur: Any, tmap: Any, cols: list[str], rows: list[tuple[Any, ...]]) -> str:
+    """A temporary table of the target's types for ``cols``, filled by COPY."""
+    stage = f"opendms_stage_{next(_names)}"
+    names = ", ".join(quote_ident(c) for c in cols)
+    cur.execute(
+        f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {names} FROM {tmap.qualified} "
+        "WITH NO DATA"
+    )
+    _copy(cur, stage, cols, rows)
+    cur.execute(f"ANALYZE {stage}")
+    return stage
+
+
+def _copy(cur: Any, table: str, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+    names = ", ".join(quote_ident(c) for c in cols)
+    with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
