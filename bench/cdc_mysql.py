@@ -24,6 +24,7 @@ from opendms.testing.servers import MariaDBServer, PostgresServer
 from trips import mysql_ddl, mysql_fill
 
 BIN = Path(sys.executable).parent
+PROBE = "id = 1 AND status = 'Updated'"
 
 
 def _wait(pg: PostgresServer, sql: str, want: int, limit: float = 900) -> float:
@@ -65,7 +66,12 @@ def mysql_job(rows: int) -> None:
             start = position(url)
             _execute(url, "UPDATE trips SET fare_amount = fare_amount + 1, status = 'Updated'")
             end = position(url)
-            applied = _wait(pg, "SELECT count(*) FROM src.trips WHERE status = 'Updated'", rows)
+            # The UPDATE is one transaction and is applied as one: probe one row by key
+            # (cheap, so the probe does not steal the 2 cores), then check every row.
+            applied = _wait(pg, f"SELECT count(*) FROM src.trips WHERE {PROBE}", 1)
+            done = pg.execute("SELECT count(*) FROM src.trips WHERE status = 'Updated'", db="dst")
+            if done[0][0] != rows:
+                raise SystemExit(f"only {done[0][0]} of {rows} rows were updated")
         finally:
             proc.terminate()
             proc.wait(timeout=120)

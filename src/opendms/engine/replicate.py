@@ -153,7 +153,8 @@ class Replication:
                 self.target, self.spec.name, list(self.plans.values()), self._apply_options()
             )
             try:
-                saved = None if self.fresh else applier.read_checkpoint()
+                saved = applier.read_checkpoint()  # also sets up the checkpoint table
+                saved = None if self.fresh else saved
                 if saved is not None:
                     self._schema_at(saved, applier)
                 load, point = self._start(plans, saved, applier)

@@ -8,7 +8,7 @@ crash the target either has the batch and its position or neither.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -50,6 +50,8 @@ class TableMap:
     names: dict[str, str]  # source column -> target column (copied columns only)
     casts: dict[str, str]  # target column -> SQL type for the text value
     fold_key: tuple[str, ...] = ()  # source primary key, when changes may be folded per row
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    converts: bool = False  # python values need adapting (intervals, arrays)
 
     @property
     def qualified(self) -> str:
@@ -61,7 +63,8 @@ def table_map(target: Table, names: dict[str, str], same_engine: bool) -> TableM
         c.name: "" if c.type.kind is Kind.ENUM and not same_engine else to_pg(c.type, same_engine)
         for c in target.columns
     }
-    return TableMap(target, names, casts, _fold_key(target, names))
+    converts = any(c.type.kind in (Kind.INTERVAL, Kind.ARRAY) for c in target.columns)
+    return TableMap(target, names, casts, _fold_key(target, names), converts=converts)
 
 
 def _fold_key(target: Table, names: dict[str, str]) -> tuple[str, ...]:
@@ -79,39 +82,59 @@ def _param(tmap: TableMap, column: str) -> str:
     return f"%s::{cast}" if cast else "%s"  # no cast: the server infers (enum types)
 
 
-def _where(tmap: TableMap, change: Change) -> tuple[str, list[Any]]:
-    parts, args = [], []
-    for col, value in zip(change.key_columns, change.key, strict=True):
+def statement(tmap: TableMap, change: Change) -> tuple[str, list[Any]]:
+    """SQL and parameters for one change (the SQL is built once per change shape)."""
+    if change.op is Op.TRUNCATE:
+        return f"TRUNCATE {tmap.qualified}", []
+    sql, keep, keys = _shape(tmap, change)
+    values, key = change.values, change.key
+    return sql, [values[i] for i in keep] + [key[i] for i in keys]
+
+
+def _shape(tmap: TableMap, change: Change) -> _Built:
+    values = change.values
+    unchanged = tuple(v is UNCHANGED for v in values) if UNCHANGED in values else ()
+    shape = (change.op, change.columns, unchanged, change.key_columns, _nulls(change.key))
+    built = tmap.cache.get(shape)
+    if built is None:
+        built = tmap.cache[shape] = _build(tmap, change, unchanged)
+    return built
+
+
+def _nulls(key: tuple[Any, ...]) -> tuple[bool, ...]:
+    return tuple(v is None for v in key) if None in key else ()
+
+
+_Built = tuple[str, list[int], list[int]]
+
+
+def _build(tmap: TableMap, change: Change, unchanged: tuple[bool, ...]) -> _Built:
+    """SQL of a change shape, the indexes of its values and of its key values."""
+    keep = [
+        i
+        for i, c in enumerate(change.columns)
+        if c in tmap.names and not (unchanged and unchanged[i])
+    ]
+    names = [tmap.names[change.columns[i]] for i in keep]
+    if change.op is Op.INSERT:
+        cols = ", ".join(quote_ident(n) for n in names)
+        marks = ", ".join(_param(tmap, n) for n in names)
+        return f"INSERT INTO {tmap.qualified} ({cols}) VALUES ({marks})", keep, []
+    parts, keys = [], []
+    for i, col in enumerate(change.key_columns):
         name = tmap.names.get(col)
         if name is None:
             continue
-        if value is None:
+        if change.key[i] is None:
             parts.append(f"{quote_ident(name)} IS NULL")
         else:
             parts.append(f"{quote_ident(name)} = {_param(tmap, name)}")
-            args.append(value)
-    return " AND ".join(parts) or "false", args
-
-
-def statement(tmap: TableMap, change: Change) -> tuple[str, list[Any]]:
-    """SQL and parameters for one change."""
-    if change.op is Op.TRUNCATE:
-        return f"TRUNCATE {tmap.qualified}", []
+            keys.append(i)
+    where = " AND ".join(parts) or "false"
     if change.op is Op.DELETE:
-        where, args = _where(tmap, change)
-        return f"DELETE FROM {tmap.qualified} WHERE {where}", args
-    pairs = [
-        (tmap.names[c], v)
-        for c, v in zip(change.columns, change.values, strict=True)
-        if c in tmap.names and v is not UNCHANGED
-    ]
-    if change.op is Op.INSERT:
-        cols = ", ".join(quote_ident(n) for n, _ in pairs)
-        marks = ", ".join(_param(tmap, n) for n, _ in pairs)
-        return f"INSERT INTO {tmap.qualified} ({cols}) VALUES ({marks})", [v for _, v in pairs]
-    sets = ", ".join(f"{quote_ident(n)} = {_param(tmap, n)}" for n, _ in pairs)
-    where, args = _where(tmap, change)
-    return f"UPDATE {tmap.qualified} SET {sets} WHERE {where}", [v for _, v in pairs] + args
+        return f"DELETE FROM {tmap.qualified} WHERE {where}", [], keys
+    sets = ", ".join(f"{quote_ident(n)} = {_param(tmap, n)}" for n in names)
+    return f"UPDATE {tmap.qualified} SET {sets} WHERE {where}", keep, keys
 
 
 def apply_batch(
@@ -179,41 +202,39 @@ def _apply_changes(
     by COPY when the run is long (see stage.py)."""
     count = 0
     with _Pipeline(conn) as pipeline:
-        for tmap, sql, run, args in _runs(maps, changes):
+        for tmap, sql, run in _runs(maps, changes):
             if len(run) >= STAGE_MIN:
                 pipeline.pause()
                 if staged(cur, tmap, run):
                     count += len(run)
                     continue
                 pipeline.resume()
-            cur.executemany(sql, args)
+            cur.executemany(sql, [statement(tmap, c)[1] for c in run])
             count += len(run)
     return count
 
 
-Run = tuple[TableMap, str, list[Change], list[list[Any]]]
+Run = tuple[TableMap, str, list[Change]]
 
 
 def _runs(maps: dict[tuple[str, str], TableMap], changes: list[Change]) -> Iterator[Run]:
-    """Consecutive changes with the same SQL: (map, sql, changes, their parameters)."""
+    """Consecutive changes with the same SQL: (map, sql, changes)."""
     run: list[Change] = []
-    args: list[list[Any]] = []
     run_sql, run_map = "", None
     for change in changes:
         tmap = maps.get((change.schema, change.table))
         if tmap is None:
             continue
-        sql, params = statement(tmap, change)
+        sql = f"TRUNCATE {tmap.qualified}" if change.op is Op.TRUNCATE else _shape(tmap, change)[0]
         if (sql != run_sql or tmap is not run_map) and run:
             assert run_map is not None
-            yield run_map, run_sql, run, args
-            run, args = [], []
+            yield run_map, run_sql, run
+            run = []
         run_sql, run_map = sql, tmap
         run.append(change)
-        args.append(params)
     if run:
         assert run_map is not None
-        yield run_map, run_sql, run, args
+        yield run_map, run_sql, run
 
 
 def read_checkpoint(conn: Any, task: str) -> str | None:
@@ -348,8 +369,8 @@ class PgApplier:
         write_checkpoint(self.conn, self.task, position)
 
     def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
-        if self.python:
-            batch = [replace(t, changes=[_python_params(c) for c in t.changes]) for t in batch]
+        if self.python and any(m.converts for m in self.maps.values()):
+            batch = [replace(t, changes=[self._adapt(c) for c in t.changes]) for t in batch]
         simple = not idempotent and not self.suspended
         if simple and not any(c.op is Op.DDL for t in batch for c in t.changes):
             try:
@@ -424,6 +445,10 @@ class PgApplier:
             self.suspended.add((change.schema, change.table))
         if policy != "IGNORE_RECORD":
             skipped.append((table, kind, key, f"{problem} ({policy})"))
+
+    def _adapt(self, change: Change) -> Change:
+        tmap = self.maps.get((change.schema, change.table))
+        return _python_params(change) if tmap is not None and tmap.converts else change
 
     def schema_changed(self, plan: ApplyPlan) -> None:
         key = (plan.source.schema, plan.source.name)

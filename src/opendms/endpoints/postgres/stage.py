@@ -16,6 +16,8 @@ and runs as row statements.
 from __future__ import annotations
 
 import itertools
+import operator
+from collections.abc import Callable
 from typing import Any
 
 from opendms.cdc import UNCHANGED, Change, Op
@@ -58,18 +60,29 @@ def _row_images(tmap: Any, changes: list[Change]) -> tuple[list[str], list[tuple
     first = changes[0]
     index = [i for i, c in enumerate(first.columns) if c in tmap.names]
     cols = [tmap.names[first.columns[i]] for i in index]
-    return cols, [tuple(c.values[i] for i in index) for c in changes]
+    if len(index) == len(first.columns):
+        return cols, [c.values for c in changes]
+    pick = _picker(index)
+    return cols, [pick(c.values) for c in changes]
+
+
+def _picker(index: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A fast ``lambda row: tuple(row[i] for i in index)``."""
+    if len(index) == 1:
+        only = index[0]
+        return lambda row: (row[only],)
+    return operator.itemgetter(*index)
 
 
 def _update(cur: Any, tmap: Any, changes: list[Change], pk: tuple[str, ...]) -> bool:
     cols, rows = _row_images(tmap, changes)
     if any(v is UNCHANGED for row in rows for v in row) or not set(pk) <= set(cols):
         return False
-    at = [cols.index(k) for k in pk]
-    for change, row in zip(changes, rows, strict=True):
-        if tuple(row[i] for i in at) != tuple(change.key):
-            return False  # the key changes: row statements keep the order right
-    last = {tuple(row[i] for i in at): row for row in rows}  # the last image per key wins
+    key_of = _picker([cols.index(k) for k in pk])
+    keys = [key_of(row) for row in rows]
+    if any(k != c.key for k, c in zip(keys, changes, strict=True)):
+        return False  # the key changes: row statements keep the order right
+    last = dict(zip(keys, rows, strict=True))  # the last image per key wins
     stage = _stage(cur, tmap, cols, list(last.values()))
     sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in cols if c not in pk)
     if sets:
