@@ -1,60 +1,205 @@
-"""Helpers for crash tests and soak runs: a bounded write load and a table comparison."""
+"""Crash tests and soak runs: a bounded write load, SIGKILLs at random moments, and a
+row-for-row comparison of source and target (PostgreSQL or MySQL/MariaDB sources)."""
 
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import psycopg
+import yaml
+
+from opendms.endpoints.base import EndpointURL
+
+SETUP_PG = (
+    "CREATE TABLE ledger (id bigint PRIMARY KEY, account int, amount numeric(12,2), note text)",
+    "INSERT INTO ledger SELECT g, g % 97, g * 0.01, repeat('x', 100) "
+    "FROM generate_series(1, {rows}) g",
+)
+SETUP_MYSQL = (
+    "CREATE TABLE ledger (id bigint PRIMARY KEY, account int, amount decimal(12,2), note text)",
+    "INSERT INTO ledger SELECT seq, seq % 97, seq * 0.01, repeat('x', 100) FROM seq_1_to_{rows}",
+)
+
+
+def _connect(url: str) -> Any:
+    """An autocommit DB-API connection to a PostgreSQL or MySQL/MariaDB URL."""
+    parsed = EndpointURL.parse(url)
+    if parsed.scheme in ("mysql", "mariadb"):
+        from opendms.endpoints.mysql.conn import connect
+
+        conn = connect(parsed)
+        conn.autocommit(True)
+        return conn
+    return psycopg.connect(url, autocommit=True)
+
+
+def _run(conn: Any, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, args or None)
+        return list(cur.fetchall()) if cur.description else []
+    finally:
+        cur.close()
+
+
+def create_ledger(url: str, rows: int) -> None:
+    mysql = EndpointURL.parse(url).scheme in ("mysql", "mariadb")
+    conn = _connect(url)
+    try:
+        for sql in SETUP_MYSQL if mysql else SETUP_PG:
+            _run(conn, sql.format(rows=rows))
+    finally:
+        conn.close()
 
 
 class Writer:
     """Inserts, updates and deletes rows of ``ledger`` until stopped (at most ``limit``)."""
 
-    def __init__(self, url: str, first_id: int, seed: int, limit: int = 1_000_000) -> None:
+    def __init__(
+        self, url: str, first_id: int, seed: int, limit: int = 1_000_000, rows: int = 300_000
+    ) -> None:
         self.url = url
         self.next_id = first_id
         self.rng = random.Random(seed)
         self.stop = threading.Event()
         self.limit = limit
+        self.rows = rows
         self.statements = 0
 
     def run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
+        conn = _connect(self.url)
+        try:
             while not self.stop.is_set() and self.statements < self.limit:
                 self._one(conn)
                 self.statements += 1
                 time.sleep(0.002)
+        finally:
+            conn.close()
 
-    def _one(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    def _one(self, conn: Any) -> None:
         pick = self.rng.random()
-        key = self.rng.randrange(1, 300_000)
+        key = self.rng.randrange(1, self.rows)
+        new = self.next_id
         if pick < 0.4:
-            conn.execute(
-                "INSERT INTO ledger VALUES (%s, %s, %s, 'new')",
-                (self.next_id, self.next_id % 97, self.next_id * 0.01),
-            )
+            _run(conn, "INSERT INTO ledger VALUES (%s, %s, %s, 'new')", (new, new % 97, new / 100))
             self.next_id += 1
         elif pick < 0.8:
-            conn.execute("UPDATE ledger SET amount = amount + 1 WHERE id = %s", (key,))
+            _run(conn, "UPDATE ledger SET amount = amount + 1 WHERE id = %s", (key,))
         elif pick < 0.9:
-            conn.execute("DELETE FROM ledger WHERE id = %s", (key,))
+            _run(conn, "DELETE FROM ledger WHERE id = %s", (key,))
         else:
-            with conn.transaction():
-                conn.execute("UPDATE ledger SET note = 'tx' WHERE id = %s", (key,))
-                conn.execute("INSERT INTO ledger VALUES (%s, 1, 1, 'tx')", (self.next_id,))
-                self.next_id += 1
+            _run(conn, "BEGIN")
+            _run(conn, "UPDATE ledger SET note = 'tx' WHERE id = %s", (key,))
+            _run(conn, "INSERT INTO ledger VALUES (%s, 1, 1, 'tx')", (new,))
+            _run(conn, "COMMIT")
+            self.next_id += 1
+
+
+def table_rows(url: str, table: str, key: str) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` by ``key``; on PostgreSQL the table may sit in any schema
+    (a MySQL source's tables land in a schema named after its database)."""
+    conn = _connect(url)
+    try:
+        name = table
+        if EndpointURL.parse(url).scheme.startswith("postgres"):
+            found = _run(
+                conn,
+                "SELECT quote_ident(table_schema) FROM information_schema.tables "
+                "WHERE table_name = %s",
+                (table,),
+            )
+            name = f"{found[0][0]}.{table}" if found else table
+        return [tuple(r) for r in _run(conn, f"SELECT * FROM {name} ORDER BY {key}")]
+    finally:
+        conn.close()
 
 
 def compare_tables(source: str, target: str, table: str, key: str) -> None:
     """Assert both tables hold the same rows (ordered by ``key``)."""
-    sql = f"SELECT * FROM {table} ORDER BY {key}"
-    with psycopg.connect(source) as src, psycopg.connect(target) as dst:
-        want = src.execute(sql).fetchall()
-        got = dst.execute(sql).fetchall()
+    want, got = table_rows(source, table, key), table_rows(target, table, key)
     missing = {r[0] for r in want} - {r[0] for r in got}
     extra = {r[0] for r in got} - {r[0] for r in want}
     assert not missing and not extra, f"missing {sorted(missing)[:10]}, extra {sorted(extra)[:10]}"
     differ = [w[0] for w, g in zip(want, got, strict=True) if w != g]
     assert not differ, f"rows differ for keys {differ[:10]}"
+
+
+@dataclass
+class CrashRun:
+    """SIGKILL a ``full-load-and-cdc`` task ``kills`` times under write load, restart it
+    each time, then let it catch up. ``early_kills`` land inside the full load."""
+
+    source: str
+    target: str
+    workdir: Path
+    kills: int = 10
+    seed: int = 20261125
+    early_kills: int = 3
+    rows: int = 300_000  # the ledger's initial size (the writer's key range)
+    in_load: Any = None  # () -> bool: the target is being loaded right now
+    streaming: Any = None  # () -> bool: the task has reached streaming (a checkpoint)
+    phases: list[bool] = field(default_factory=list)
+    statements: int = 0
+
+    def run(self) -> None:
+        task = self.workdir / "task.yaml"
+        spec = {"name": "crash", "source": self.source, "target": self.target}
+        tuning = {"ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0}}
+        body = {**spec, "migration_type": "full-load-and-cdc", "task_settings": tuning}
+        task.write_text(yaml.safe_dump(body))
+        exe = str(Path(sys.executable).parent / "opendms")
+        base = [exe, "--state", str(self.workdir / "state.db"), "task", "run", "--quiet"]
+        rng = random.Random(self.seed)
+        writer = Writer(self.source, 1_000_000, self.seed, rows=self.rows)
+        thread = threading.Thread(target=writer.run)
+        thread.start()
+        try:
+            for kill in range(self.kills):
+                self._kill_once([*base, "--follow", str(task)], rng, kill < self.early_kills)
+        finally:
+            writer.stop.set()
+            thread.join()
+        self.statements = writer.statements
+        done = subprocess.run([*base, str(task)], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+
+    def _kill_once(self, cmd: list[str], rng: random.Random, early: bool) -> None:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if early and self.in_load is not None:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not self.in_load():
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.2))
+        else:
+            time.sleep(rng.uniform(0.3, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if self.streaming is not None:
+            self.phases.append(bool(self.streaming()))
+
+
+def pg_copy_running(target: str) -> bool:
+    """A COPY into the target PostgreSQL database is in progress (the full load)."""
+    with psycopg.connect(target, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_stat_progress_copy WHERE datname = current_database()"
+        ).fetchone()
+    return row is not None
+
+
+def pg_checkpointed(target: str, task: str = "crash") -> bool:
+    """The task holds a checkpoint in the target PostgreSQL database (it streams)."""
+    with psycopg.connect(target) as conn:
+        exists = conn.execute("SELECT to_regclass('opendms.checkpoints')").fetchone()
+        if not exists or exists[0] is None:
+            return False
+        row = conn.execute("SELECT 1 FROM opendms.checkpoints WHERE task = %s", (task,))
+        return row.fetchone() is not None
