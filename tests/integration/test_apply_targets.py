@@ -32,8 +32,9 @@ from opendms.endpoints.base import EndpointURL, PrepMode
 from opendms.endpoints.mysql import open_target as open_mysql
 from opendms.endpoints.mysql.apply import MySqlApplier
 from opendms.endpoints.mysql.conn import connect
+from opendms.endpoints.rowapply import error_policies
 from opendms.endpoints.sqlite import open_target as open_sqlite
-from opendms.endpoints.sqlite.apply import SqliteApplier, error_policies
+from opendms.endpoints.sqlite.apply import SqliteApplier
 from opendms.errors import ConfigError, DataError, TaskError
 from opendms.model import Column, ColumnType, Index, Kind, T, Table, arrow_type
 

@@ -204,8 +204,21 @@ def task_status(ctx: click.Context, name: str | None) -> None:
     records = [store.task(name)] if name else store.tasks()
     if name and records[0] is None:
         raise OpenDMSError(f"no task named {name!r} in {store.path}")
-    rows = [(r, store.tables(r.name)) for r in records if r is not None]
+    rows = [(_vanished(r), store.tables(r.name)) for r in records if r is not None]
     console.print(task_table(rows))
+
+
+def _vanished(record: Any) -> Any:
+    """A task recorded as running whose process is gone (killed) shows as failed."""
+    from dataclasses import replace
+
+    from opendms.cli.control import alive
+    from opendms.state import TaskStatus
+
+    running = record.status in (TaskStatus.STARTING, TaskStatus.RUNNING)
+    if running and record.pid and not alive(record.pid):
+        return replace(record, status=TaskStatus.FAILED, stop_reason="process gone (killed?)")
+    return record
 
 
 @task.command("tables")

@@ -37,7 +37,7 @@ from opendms.endpoints.mysql.source import quote
 from opendms.endpoints.mysql.target import MySQLTarget
 from opendms.endpoints.mysql.tsv import column_text
 from opendms.endpoints.mysql.types import to_mysql
-from opendms.endpoints.sqlite.apply import (
+from opendms.endpoints.rowapply import (
     CHECKPOINTS,
     OnError,
     Result,

@@ -1,0 +1,774 @@
+"""Applying captured changes to SQL targets row by row, exactly once.
+
+:class:`RowApplier` is the engine-neutral core shared by
+``opendms.endpoints.sqlite.apply.SqliteApplier`` and
+``opendms.endpoints.mysql.apply.MySqlApplier``:
+
+- a batch of whole source transactions is applied in one target transaction together
+  with the task's checkpoint row (``opendms_checkpoints``), so after a crash the target
+  has either the batch and its position or neither;
+- consecutive changes of one table with the same operation and column set form a
+  *run*; a run's values are converted column by column exactly as the full load
+  converts them (Arrow array of the source type, the same exact cast when the target
+  type differs, the target's ``reject`` checks, then the target writer's own value
+  conversion), so a change writes what the full load writes for the same value;
+- a run is cut into *segments* in which no row key repeats, and each segment is sent
+  at once (SQLite: ``executemany``; MySQL: multi-row INSERT or multi-statement
+  packets), with one affected-row count (or error) per statement;
+- a statement that finds no row, or hits a duplicate key, is handled by the DMS apply
+  error policies (``ApplyErrorInsertPolicy`` / ``ApplyErrorUpdatePolicy`` /
+  ``ApplyErrorDeletePolicy``); reactions run right after their segment, which is safe
+  because no other statement of the segment touches the same row. ``SUSPEND_TABLE``
+  rolls the segment back to a savepoint, re-applies the rows before the failing one
+  and skips the table from then on.
+
+Errors are reported through ``on_error(table, op, key, message)`` only once the
+target transaction committed (a rolled-back batch is retried and reports again).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.endpoints.base import EndpointURL, Rejection
+from opendms.errors import ConfigError, DataError, TaskError
+from opendms.mapping._cast import cast_exact
+from opendms.model import Column, ColumnType, Table, arrow_type
+
+log = logging.getLogger("opendms.apply")
+
+TableKey = tuple[str, str]
+OnError = Callable[[str, Op, str, str], None]
+"""``on_error(table, op, key, message)``: a change skipped by an apply error policy."""
+Stmt = tuple[str, tuple[Any, ...]]
+CHECKPOINTS = "opendms_checkpoints"
+RUN_LIMIT = 2000  # changes converted at once (bounds memory on huge transactions)
+SEGMENT_LIMIT = 500  # statements sent at once
+
+
+class ApplyErrorPolicy(enum.StrEnum):
+    """DMS ``ApplyErrorInsertPolicy`` / ``ApplyErrorUpdatePolicy`` / ``ApplyErrorDeletePolicy``."""
+
+    IGNORE_RECORD = "IGNORE_RECORD"
+    LOG_ERROR = "LOG_ERROR"
+    SUSPEND_TABLE = "SUSPEND_TABLE"
+    STOP_TASK = "STOP_TASK"
+    INSERT_RECORD = "INSERT_RECORD"
+
+
+DEFAULT_POLICIES = {
+    "insert": ApplyErrorPolicy.LOG_ERROR,
+    "update": ApplyErrorPolicy.LOG_ERROR,
+    "delete": ApplyErrorPolicy.IGNORE_RECORD,
+}
+
+
+def error_policies(given: Mapping[str, str] | None) -> dict[str, ApplyErrorPolicy]:
+    """The policies per operation (``insert``/``update``/``delete``), defaults filled in."""
+    out = dict(DEFAULT_POLICIES)
+    for key, value in (given or {}).items():
+        if key not in out:
+            raise ConfigError(f"unknown apply error policy {key!r} (insert, update or delete)")
+        try:
+            policy = ApplyErrorPolicy(str(value).upper())
+        except ValueError:
+            names = ", ".join(p.value for p in ApplyErrorPolicy)
+            raise ConfigError(
+                f"apply error policy {key}: {value!r} is not one of {names}"
+            ) from None
+        if key == "delete" and policy is ApplyErrorPolicy.INSERT_RECORD:
+            raise ConfigError("ApplyErrorDeletePolicy cannot be INSERT_RECORD")
+        out[key] = policy
+    return out
+
+
+def _log_error(table: str, op: Op, key: str, message: str) -> None:
+    log.warning("table %s: %s of row %s skipped: %s", table, op.name.lower(), key, message)
+
+
+# -- table maps ---------------------------------------------------------------
+
+
+def _edit(table: Table, fn: Callable[[Column], Column | None]) -> tuple[Column, ...]:
+    return tuple(c for c in (fn(col) for col in table.columns) if c is not None)
+
+
+def _renamed_key(key: tuple[str, ...], old: str, new: str) -> tuple[str, ...]:
+    return tuple(new if k == old else k for k in key)
+
+
+@dataclass(frozen=True)
+class TableMap:
+    """How one source table's changes land on its target table."""
+
+    source: Table
+    target: Table
+    names: dict[str, str]  # source column -> target column (copied columns only)
+
+    @classmethod
+    def of(cls, plan: ApplyPlan) -> TableMap:
+        return cls(plan.source, plan.target, dict(plan.names))
+
+    @property
+    def label(self) -> str:
+        return self.source.qualified
+
+    def source_type(self, column: str) -> ColumnType:
+        return self.source.column(column).type
+
+    def target_type(self, column: str) -> ColumnType:
+        return self.target.column(column).type
+
+    def target_name(self, cc: ColumnChange) -> str | None:
+        """The target column a column change acts on (None: not copied)."""
+        return cc.column if cc.action == "add" else self.names.get(cc.column)
+
+    def after(self, cc: ColumnChange) -> TableMap:
+        """This map once ``cc`` is applied on both sides."""
+        name = self.target_name(cc)
+        if cc.action == "add":
+            if cc.ctype is None:
+                raise TaskError(f"table {self.label}: added column {cc.column} has no type")
+            return self._added(Column(cc.column, cc.ctype, cc.nullable))
+        if cc.action == "drop":
+            names = {s: t for s, t in self.names.items() if s != cc.column}
+            return TableMap(_without(self.source, cc.column), _without(self.target, name), names)
+        if cc.action == "rename":
+            new = cc.new_name or cc.column
+            names = {(new if s == cc.column else s): t for s, t in self.names.items()}
+            if name is not None:
+                names[new] = new
+            source = _renamed(self.source, cc.column, new)
+            return TableMap(source, _renamed(self.target, name, new), names)
+        assert cc.ctype is not None, "alter_type carries the new type"
+        ctype = cc.ctype
+        return TableMap(
+            _retyped(self.source, cc.column, ctype), _retyped(self.target, name, ctype), self.names
+        )
+
+    def _added(self, col: Column) -> TableMap:
+        source = replace(self.source, columns=(*_without(self.source, col.name).columns, col))
+        target = self.target
+        if col.name not in {c.name for c in target.columns}:
+            target = replace(target, columns=(*target.columns, col))
+        return TableMap(source, target, {**self.names, col.name: col.name})
+
+
+def _without(table: Table, name: str | None) -> Table:
+    key = tuple(k for k in table.primary_key if k != name)
+    return replace(
+        table, columns=_edit(table, lambda c: None if c.name == name else c), primary_key=key
+    )
+
+
+def _renamed(table: Table, old: str | None, new: str) -> Table:
+    if old is None:
+        return table
+    columns = _edit(table, lambda c: c.renamed(new) if c.name == old else c)
+    return replace(table, columns=columns, primary_key=_renamed_key(table.primary_key, old, new))
+
+
+def _retyped(table: Table, name: str | None, ctype: ColumnType) -> Table:
+    return replace(
+        table, columns=_edit(table, lambda c: replace(c, type=ctype) if c.name == name else c)
+    )
+
+
+# -- runs, rows and segments --------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str | bytes) else str(value)
+
+
+def row_label(tmap: TableMap, change: Change) -> str:
+    """The row a change addresses, for messages (``id=5``; the whole row without a key)."""
+    if change.op is Op.INSERT or not change.key_columns:
+        values = dict(zip(change.columns, change.values, strict=True))
+        pk = tmap.source.primary_key
+        cols = list(pk) if pk and all(k in values for k in pk) else list(values)
+        pairs = [(c, values[c]) for c in cols]
+    else:
+        pairs = list(zip(change.key_columns, change.key, strict=True))
+    text = ", ".join(f"{c}={_show(v)}" for c, v in pairs if v is not UNCHANGED)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@dataclass
+class _Run:
+    """Consecutive changes of one table with one statement shape."""
+
+    tmap: TableMap
+    op: Op
+    cols: tuple[str, ...]  # source columns carrying new values (mapped, not UNCHANGED)
+    keys: tuple[str, ...]  # source key columns addressing the old row (mapped)
+    changes: list[Change] = field(default_factory=list)
+
+    @cached_property
+    def tcols(self) -> tuple[str, ...]:
+        return tuple(self.tmap.names[c] for c in self.cols)
+
+    @cached_property
+    def tkeys(self) -> tuple[str, ...]:
+        return tuple(self.tmap.names[c] for c in self.keys)
+
+    @cached_property
+    def by_pk(self) -> bool:
+        """True when the old row is addressed by the target's primary key."""
+        pk = self.tmap.target.primary_key
+        return bool(pk) and sorted(self.tkeys) == sorted(pk)
+
+    @cached_property
+    def full(self) -> bool:
+        """True when every copied column has a new value (a full after-image)."""
+        return set(self.cols) >= set(self.tmap.names)
+
+    def takes(self, tmap: TableMap, op: Op, cols: tuple[str, ...], keys: tuple[str, ...]) -> bool:
+        same = self.tmap is tmap and self.op is op and self.cols == cols and self.keys == keys
+        return same and len(self.changes) < RUN_LIMIT
+
+
+def _shape(tmap: TableMap, change: Change) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    names = tmap.names
+    cols: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    if change.op in (Op.INSERT, Op.UPDATE):
+        pairs = zip(change.columns, change.values, strict=True)
+        cols = tuple(c for c, v in pairs if c in names and v is not UNCHANGED)
+    if change.op in (Op.UPDATE, Op.DELETE):
+        keys = tuple(c for c in change.key_columns if c in names)
+    return cols, keys
+
+
+@dataclass
+class _Row:
+    change: Change
+    label: str
+    values: list[Any]  # stored forms of run.tcols
+    old: list[Any]  # stored forms of run.tkeys
+
+
+Identify = Callable[[list[Any]], tuple[Any, ...]]
+
+
+def _identify(names: tuple[str, ...], pk: tuple[str, ...]) -> Identify:
+    """A function naming the row that values of ``names`` address (its key, or all of it)."""
+    if pk and all(k in names for k in pk):
+        at = [names.index(k) for k in pk]
+        return lambda values: ("key", *(values[i] for i in at))
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    return lambda values: ("row", *((names[i], values[i]) for i in order))
+
+
+def _segments(run: _Run, rows: list[_Row]) -> Iterator[list[_Row]]:
+    """``rows`` cut so that no row key (old or new) repeats inside a segment."""
+    pk = run.tmap.target.primary_key
+    old = _identify(run.tkeys, pk) if run.keys else None
+    new = _identify(run.tcols, pk) if run.cols else None
+    seg: list[_Row] = []
+    seen: set[tuple[Any, ...]] = set()
+    for row in rows:
+        ids = [old(row.old)] if old else []
+        if new:
+            ids.append(new(row.values))
+        if seg and (len(seg) >= SEGMENT_LIMIT or any(i in seen for i in ids)):
+            yield seg
+            seg, seen = [], set()
+        seg.append(row)
+        seen.update(ids)
+    if seg:
+        yield seg
+
+
+def _key_moved(run: _Run, row: _Row) -> bool:
+    """True unless the update keeps the target primary key it addresses."""
+    if not run.by_pk:
+        return True
+    old = dict(zip(run.tkeys, row.old, strict=True))
+    new = dict(zip(run.tcols, row.values, strict=True))
+    return any(k not in new or new[k] != old[k] for k in run.tkeys)
+
+
+def _pieces(batch: list[Transaction]) -> list[tuple[list[Transaction], Transaction | None]]:
+    """``batch`` cut after each transaction carrying DDL: (data transactions, DDL txn)."""
+    out: list[tuple[list[Transaction], Transaction | None]] = []
+    data: list[Transaction] = []
+    for txn in batch:
+        if any(c.op is Op.DDL for c in txn.changes):
+            out.append((data, txn))
+            data = []
+        else:
+            data.append(txn)
+    if data or not out:
+        out.append((data, None))
+    return out
+
+
+# -- the shared applier ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementError:
+    """A statement the target refused (``conflict``: a duplicate key)."""
+
+    message: str
+    conflict: bool
+
+
+Result = int | StatementError  # affected rows (-1: not counted) or the refusal
+
+
+class _Suspended(Exception):  # noqa: N818 - control flow, not an error
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.message = message
+
+
+class Rejecter(Protocol):
+    url: EndpointURL
+
+    def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]: ...
+
+
+@dataclass
+class _Batch:
+    """State of one target transaction, adopted by the applier once it commits."""
+
+    idempotent: bool
+    maps: dict[TableKey, TableMap]
+    suspended: set[str]
+    errors: list[tuple[str, Op, str, str]] = field(default_factory=list)
+
+
+class RowApplier:
+    """The engine-neutral part of a DB-API applier; subclasses provide SQL and I/O."""
+
+    placeholder = "?"
+    null_safe = " IS "
+    transactional_ddl = True  # False: DDL commits implicitly (MySQL)
+
+    def __init__(
+        self,
+        target: Rejecter,
+        task: str,
+        plans: list[ApplyPlan],
+        policies: Mapping[str, str] | None = None,
+        on_error: OnError | None = None,
+    ) -> None:
+        self.target = target
+        self.task = task
+        self.maps = {(p.source.schema, p.source.name): TableMap.of(p) for p in plans}
+        self.policies = error_policies(policies)
+        self.on_error = on_error if on_error is not None else _log_error
+        self.suspended: set[str] = set()  # source tables skipped after SUSPEND_TABLE
+        self.ready = False
+
+    # -- engine hooks (SQL and I/O) --
+
+    def q(self, name: str) -> str:
+        raise NotImplementedError
+
+    def table_sql(self, table: Table) -> str:
+        raise NotImplementedError
+
+    def key_sql(self, ctype: ColumnType) -> str:
+        """The SQL for one key value in a WHERE clause."""
+        return self.placeholder
+
+    def key_param(self, value: Any, ctype: ColumnType) -> Any:
+        """A stored value as the parameter compared in a WHERE clause."""
+        return value
+
+    def one_row(self, table: str, where: str) -> tuple[str, str]:
+        """(WHERE clause, statement suffix) touching at most one row matching ``where``."""
+        raise NotImplementedError
+
+    def upsert_suffix(self, table: Table, cols: tuple[str, ...]) -> str:
+        raise NotImplementedError
+
+    def stored(self, array: pa.Array[Any], ctype: ColumnType) -> list[Any]:
+        """Values as the full-load writer stores them (the statement parameters)."""
+        raise NotImplementedError
+
+    def execute_each(self, stmts: list[Stmt], checked: bool) -> list[Result]:
+        """Run ``stmts`` in order; one result per statement, ending early at a statement
+        error that is not a conflict. ``checked``: affected-row counts are needed."""
+        raise NotImplementedError
+
+    def insert(
+        self, table: Table, cols: tuple[str, ...], rows: list[list[Any]], upsert: bool
+    ) -> list[Result]:
+        sql = self.insert_sql(table, cols, upsert)
+        return self.execute_each([(sql, tuple(r)) for r in rows], checked=False)
+
+    def alter_column(self, tmap: TableMap, cc: ColumnChange) -> None:
+        raise NotImplementedError
+
+    def ensure_checkpoints(self) -> None:
+        raise NotImplementedError
+
+    def save_checkpoint(self, position: str) -> None:
+        """Upsert the checkpoint row inside the open transaction."""
+        raise NotImplementedError
+
+    def begin(self) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def rollback(self) -> None:
+        raise NotImplementedError
+
+    def savepoint(self, name: str, action: str) -> None:
+        """``action``: SAVEPOINT, ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT."""
+        raise NotImplementedError
+
+    def read_checkpoint(self) -> str | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _ready(self) -> None:
+        if not self.ready:
+            self.ensure_checkpoints()
+            self.ready = True
+
+    def write_checkpoint(self, position: str) -> None:
+        self._ready()
+        self.begin()
+        try:
+            self.save_checkpoint(position)
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
+    # -- Applier protocol --
+
+    def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
+        self._ready()
+        if self.transactional_ddl:
+            self._unit([c for t in batch for c in t.changes], position, idempotent)
+        else:
+            pieces = _pieces(batch)
+            for i, (data, ddl) in enumerate(pieces):
+                last = i == len(pieces) - 1
+                if data or ddl is None:  # an empty batch still records its position
+                    end = position if last and ddl is None else str(data[-1].end)
+                    self._unit([c for t in data for c in t.changes], end, idempotent)
+                if ddl is not None:
+                    self._ddl_unit(ddl, position if last else str(ddl.end), idempotent)
+        return sum(len(t.changes) for t in batch)
+
+    def schema_changed(self, plan: ApplyPlan) -> None:
+        self.maps[(plan.source.schema, plan.source.name)] = TableMap.of(plan)
+
+    def batch_hint(self) -> tuple[float, int] | None:
+        return None
+
+    def must_flush_at(self) -> str | None:
+        return None
+
+    # -- units of work --
+
+    def _context(self, idempotent: bool) -> _Batch:
+        return _Batch(idempotent, dict(self.maps), set(self.suspended))
+
+    def _adopt(self, ctx: _Batch) -> None:
+        self.maps, self.suspended = ctx.maps, ctx.suspended
+        for error in ctx.errors:
+            self.on_error(*error)
+
+    def _unit(self, changes: list[Change], checkpoint: str, idempotent: bool) -> None:
+        """``changes`` and the checkpoint in one target transaction."""
+        ctx = self._context(idempotent)
+        self.begin()
+        try:
+            self._changes(ctx, changes)
+            self.save_checkpoint(checkpoint)
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        self._adopt(ctx)
+
+    def _ddl_unit(self, txn: Transaction, checkpoint: str, idempotent: bool) -> None:
+        """A DDL transaction on a target whose DDL commits implicitly: the column
+        changes skip what is already done, so a crash before the checkpoint is safe."""
+        ctx = self._context(idempotent)
+        self._changes(ctx, txn.changes)
+        self._adopt(ctx)
+        self.write_checkpoint(checkpoint)
+
+    def _changes(self, ctx: _Batch, changes: list[Change]) -> None:
+        run: _Run | None = None
+        for change in changes:
+            key = (change.schema, change.table)
+            tmap = ctx.maps.get(key)
+            if tmap is None or tmap.label in ctx.suspended:
+                continue
+            if change.op is Op.DDL:
+                if run is not None:
+                    self._flush(ctx, run)
+                    run = None
+                ctx.maps[key] = self._alter(tmap, change)
+                continue
+            cols, keys = _shape(tmap, change)
+            if run is None or not run.takes(tmap, change.op, cols, keys):
+                if run is not None:
+                    self._flush(ctx, run)
+                run = _Run(tmap, change.op, cols, keys)
+            run.changes.append(change)
+        if run is not None:
+            self._flush(ctx, run)
+
+    def _alter(self, tmap: TableMap, change: Change) -> TableMap:
+        for cc in change.ddl:
+            log.info("table %s: %s column %s", tmap.label, cc.action, cc.column)
+            self.alter_column(tmap, cc)
+            tmap = tmap.after(cc)
+        return tmap
+
+    def _flush(self, ctx: _Batch, run: _Run) -> None:
+        if run.tmap.label in ctx.suspended:
+            return
+        if run.op is Op.TRUNCATE:
+            stmt = (f"DELETE FROM {self.table_sql(run.tmap.target)}", ())
+            self._require(run, ["all rows"], self.execute_each([stmt], checked=False))
+            return
+        rows = self._rows(run)
+        for seg in _segments(run, rows):
+            if not self._segment(ctx, run, seg):
+                return
+
+    # -- values --
+
+    def _rows(self, run: _Run) -> list[_Row]:
+        labels = [row_label(run.tmap, c) for c in run.changes]
+        news = [dict(zip(c.columns, c.values, strict=True)) for c in run.changes]
+        olds = [dict(zip(c.key_columns, c.key, strict=True)) for c in run.changes]
+        values = self._columns(run.tmap, run.cols, news, labels, check=True)
+        keys = self._columns(run.tmap, run.keys, olds, labels, check=False)
+        return [
+            _Row(change, labels[i], [col[i] for col in values], [col[i] for col in keys])
+            for i, change in enumerate(run.changes)
+        ]
+
+    def _columns(
+        self,
+        tmap: TableMap,
+        cols: tuple[str, ...],
+        rows: list[dict[str, Any]],
+        labels: list[str],
+        check: bool,
+    ) -> list[list[Any]]:
+        """Stored forms of source columns ``cols`` of ``rows``, one list per column."""
+        arrays = {tmap.names[c]: target_array(tmap, c, [r[c] for r in rows], labels) for c in cols}
+        if check and arrays:
+            self._reject(tmap, arrays, labels)
+        return [self.stored(arrays[tmap.names[c]], tmap.target_type(tmap.names[c])) for c in cols]
+
+    def _reject(self, tmap: TableMap, arrays: dict[str, pa.Array[Any]], labels: list[str]) -> None:
+        """The target's full-load checks (values it cannot hold without altering them)."""
+        table = replace(tmap.target, columns=tuple(tmap.target.column(n) for n in arrays))
+        batch = pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays))
+        found = self.target.reject(table, batch)
+        if found:
+            first = min(found, key=lambda r: r.row)
+            raise DataError(tmap.label, f"column {first.column}: {first.reason}", labels[first.row])
+
+    # -- statements --
+
+    def insert_sql(self, table: Table, cols: tuple[str, ...], upsert: bool) -> str:
+        names = ", ".join(self.q(c) for c in cols)
+        marks = ", ".join(self.placeholder for _ in cols)
+        sql = f"INSERT INTO {self.table_sql(table)} ({names}) VALUES ({marks})"
+        return sql + (self.upsert_suffix(table, cols) if upsert else "")
+
+    def _where(self, run: _Run) -> tuple[str, str]:
+        if not run.tkeys:
+            return "1 = 0", ""
+        op = " = " if run.by_pk else self.null_safe
+        types = [run.tmap.target_type(c) for c in run.tkeys]
+        where = " AND ".join(
+            f"{self.q(c)}{op}{self.key_sql(t)}" for c, t in zip(run.tkeys, types, strict=True)
+        )
+        return (where, "") if run.by_pk else self.one_row(self.table_sql(run.tmap.target), where)
+
+    def _key_args(self, run: _Run, row: _Row) -> tuple[Any, ...]:
+        types = [run.tmap.target_type(c) for c in run.tkeys]
+        return tuple(self.key_param(v, t) for v, t in zip(row.old, types, strict=True))
+
+    def _update_stmts(self, run: _Run, rows: list[_Row]) -> list[Stmt]:
+        where, suffix = self._where(run)
+        sets = ", ".join(f"{self.q(c)} = {self.placeholder}" for c in run.tcols)
+        sql = f"UPDATE {self.table_sql(run.tmap.target)} SET {sets} WHERE {where}{suffix}"
+        return [(sql, (*row.values, *self._key_args(run, row))) for row in rows]
+
+    def _delete_stmts(self, run: _Run, rows: list[_Row]) -> list[Stmt]:
+        where, suffix = self._where(run)
+        sql = f"DELETE FROM {self.table_sql(run.tmap.target)} WHERE {where}{suffix}"
+        return [(sql, self._key_args(run, row)) for row in rows]
+
+    # -- segments --
+
+    def _segment(self, ctx: _Batch, run: _Run, rows: list[_Row]) -> bool:
+        """Apply one segment; False when its table got suspended."""
+        guarded = not ctx.idempotent and ApplyErrorPolicy.SUSPEND_TABLE in self.policies.values()
+        mark = len(ctx.errors)
+        if guarded:
+            self.savepoint("opendms_segment", "SAVEPOINT")
+        try:
+            self._apply_rows(ctx, run, rows)
+        except _Suspended as stop:
+            self.savepoint("opendms_segment", "ROLLBACK TO SAVEPOINT")
+            del ctx.errors[mark:]
+            if stop.index:
+                self._apply_rows(ctx, run, rows[: stop.index])
+            self.savepoint("opendms_segment", "RELEASE SAVEPOINT")
+            ctx.suspended.add(run.tmap.label)
+            message = f"table suspended (ApplyError policy SUSPEND_TABLE): {stop.message}"
+            ctx.errors.append((run.tmap.label, run.op, rows[stop.index].label, message))
+            return False
+        if guarded:
+            self.savepoint("opendms_segment", "RELEASE SAVEPOINT")
+        return True
+
+    def _apply_rows(self, ctx: _Batch, run: _Run, rows: list[_Row]) -> None:
+        if run.op is Op.INSERT:
+            results = self.insert(
+                run.tmap.target, run.tcols, [r.values for r in rows], ctx.idempotent
+            )
+            self._judge(ctx, run, rows, results, "insert", counted=False)
+        elif run.op is Op.UPDATE and ctx.idempotent:
+            self._idempotent_updates(run, rows)
+        elif run.op is Op.UPDATE:
+            if run.cols:
+                results = self.execute_each(self._update_stmts(run, rows), checked=True)
+                self._judge(ctx, run, rows, results, "update", counted=True)
+        elif run.op is Op.DELETE:
+            counted = (
+                not ctx.idempotent and self.policies["delete"] is not ApplyErrorPolicy.IGNORE_RECORD
+            )
+            results = self.execute_each(self._delete_stmts(run, rows), checked=counted)
+            self._judge(ctx, run, rows, results, "delete", counted=counted)
+
+    def _judge(
+        self,
+        ctx: _Batch,
+        run: _Run,
+        rows: list[_Row],
+        results: list[Result],
+        kind: str,
+        counted: bool,
+    ) -> None:
+        for i, (row, result) in enumerate(zip(rows, results, strict=False)):
+            if isinstance(result, StatementError):
+                self._failed(ctx, run, i, row, kind, result)
+            elif counted and result == 0:
+                self._failed(ctx, run, i, row, kind, None)
+
+    def _failed(
+        self, ctx: _Batch, run: _Run, index: int, row: _Row, kind: str, error: StatementError | None
+    ) -> None:
+        """Apply the error policy to one change (``error`` None: no row matched)."""
+        if error is not None and (ctx.idempotent or not error.conflict):
+            raise DataError(run.tmap.label, f"{kind} failed: {error.message}", row.label)
+        message = error.message if error is not None else "no target row matches the key"
+        policy = self.policies[kind]
+        if policy is ApplyErrorPolicy.INSERT_RECORD and (kind == "insert" or error is None):
+            self._insert_record(run, row)
+        elif policy is ApplyErrorPolicy.SUSPEND_TABLE:
+            raise _Suspended(index, message)
+        elif policy is ApplyErrorPolicy.STOP_TASK:
+            raise TaskError(
+                f"table {run.tmap.label}: {kind} of row {row.label} failed: {message} "
+                f"(Apply{kind.capitalize()}ErrorPolicy STOP_TASK)"
+            )
+        elif policy is not ApplyErrorPolicy.IGNORE_RECORD:
+            ctx.errors.append((run.tmap.label, run.op, row.label, message))
+
+    def _insert_record(self, run: _Run, row: _Row) -> None:
+        """INSERT_RECORD: write the after-image (insert, or update the duplicate)."""
+        if not run.cols:
+            return
+        results = self.insert(run.tmap.target, run.tcols, [row.values], upsert=True)
+        self._require(run, [row.label], results)
+
+    def _require(self, run: _Run, labels: list[str], results: list[Result]) -> None:
+        """Raise for the first refused statement (``labels``: the row of each statement)."""
+        for label, result in zip(labels, results, strict=False):
+            if isinstance(result, StatementError):
+                message = f"{run.op.name.lower()} failed: {result.message}"
+                raise DataError(run.tmap.label, message, label)
+
+    def _idempotent_updates(self, run: _Run, rows: list[_Row]) -> None:
+        """Updates that may already be applied: delete the old key row, upsert the after-image
+        (a partial after-image updates by key, and is inserted when the row is missing)."""
+        table = run.tmap.target
+        labels = [r.label for r in rows]
+        if not run.full:
+            if not run.cols:
+                return
+            results = self.execute_each(self._update_stmts(run, rows), checked=True)
+            self._require(run, labels, results)
+            for row, result in zip(rows, results, strict=True):
+                if result == 0:
+                    self._insert_record(run, row)
+            return
+        pk = table.primary_key
+        if pk and set(pk) <= set(run.tcols) and not any(_key_moved(run, r) for r in rows):
+            results = self.insert(table, run.tcols, [r.values for r in rows], upsert=True)
+            self._require(run, labels, results)
+            return
+        upsert = self.insert_sql(table, run.tcols, upsert=True)
+        stmts: list[Stmt] = []
+        owners: list[str] = []
+        for row, delete in zip(rows, self._delete_stmts(run, rows), strict=True):
+            stmts += [delete, (upsert, tuple(row.values))]
+            owners += [row.label, row.label]
+        self._require(run, owners, self.execute_each(stmts, checked=False))
+
+
+def target_array(
+    tmap: TableMap, column: str, values: list[Any], labels: list[str]
+) -> pa.Array[Any]:
+    """Values of source ``column`` as an Arrow array of its target column's type, converted
+    as the full load converts them (an exact cast only when the type changes)."""
+    source = tmap.source_type(column)
+    name = tmap.names[column]
+    target = tmap.target_type(name)
+    try:
+        array = pa.array(values, arrow_type(source))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        i = _first_bad(values, arrow_type(source))
+        message = f"column {column}: value {values[i]!r} is not a {source} ({exc})"
+        raise DataError(tmap.label, message, labels[i]) from exc
+    if target == source:
+        return array
+    return cast_exact(
+        array, target, arrow_type(target), table=tmap.label, column=name, label=lambda i: labels[i]
+    )
+
+
+def _first_bad(values: Sequence[Any], atype: pa.DataType) -> int:
+    for i, value in enumerate(values):
+        try:
+            pa.array([value], atype)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            return i
+    return 0
+
+
+# -- SQLite -----------------------------------------------------------------------
