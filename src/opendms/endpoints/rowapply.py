@@ -40,7 +40,7 @@ import pyarrow as pa
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import EndpointURL, Rejection
 from opendms.errors import ConfigError, DataError, TaskError
-from opendms.mapping._cast import cast_exact
+from opendms.mapping import cast_exact
 from opendms.model import Column, ColumnType, Table, arrow_type
 
 log = logging.getLogger("opendms.apply")

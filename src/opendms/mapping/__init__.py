@@ -12,6 +12,7 @@ See :mod:`opendms.mapping.parse` (what is accepted), :mod:`opendms.mapping.plan`
 (``add-column`` expressions).
 """
 
+from opendms.mapping._cast import cast_exact
 from opendms.mapping.datatypes import parse_data_type
 from opendms.mapping.expressions import (
     evaluate_outputs,
@@ -37,6 +38,7 @@ __all__ = [
     "TablePlan",
     "TableSettingsRule",
     "TransformationRule",
+    "cast_exact",
     "evaluate_outputs",
     "parse_data_type",
     "parse_table_mappings",

@@ -85,7 +85,7 @@ from opendms.endpoints.lake.target import (
     _parquet_version,
 )
 from opendms.errors import DataError, TaskError
-from opendms.mapping._cast import cast_exact
+from opendms.mapping import cast_exact
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
 
 log = logging.getLogger("opendms.lake.cdc")
