@@ -271,3 +271,76 @@ def test_mysql_writes_during_full_load(my_source: str, pg_db: str, tmp_path: Pat
     got = [(r[0], r[1], r[3]) for r in _rows(pg_db, "items")]
     want = [(r[0], r[1], r[3]) for r in _rows(my_source, "items")]
     assert got == want
+
+
+def _binlog_position(url: str) -> str:
+    from opendms.endpoints.mysql.capture import MySqlCapture
+
+    capture = MySqlCapture(EndpointURL.parse(url), "probe")
+    try:
+        return str(capture.current_position())
+    finally:
+        capture.close()
+
+
+def test_mysql_cdc_from_a_start_position_to_a_stop_position(
+    my_source: str, pg_db: str, tmp_path: Path
+) -> None:
+    """A ``cdc`` task reads from CdcStartPosition (file:pos@gtid) and stops at
+    CdcStopPosition; a second run without the stop position goes on from there."""
+    store = StateStore(tmp_path / "state.db")
+    run_task(_task("load", my_source, pg_db, "full-load"), store)
+    start = _binlog_position(my_source)
+    run = _my_changes(my_source)
+    run(["UPDATE items SET name = 'first' WHERE id = 1"])
+    stop = _binlog_position(my_source)
+    run(["UPDATE items SET name = 'second' WHERE id = 2"])
+    spec = {"name": "tail", "source": my_source, "target": pg_db, "migration_type": "cdc"}
+    spec["task_settings"] = {"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}}
+    bounded = task_from_dict(
+        {**spec, "CdcStartPosition": start, "CdcStopPosition": stop}, where="test"
+    )
+    run_task(bounded, store)
+    names = {r[0]: r[1] for r in _rows(pg_db, "items")}
+    assert names[1] == "first" and names[2] == "item 2 ✓"
+    task = store.task("tail")
+    assert task is not None and task.stop_reason == "STOP_POSITION_REACHED"
+    run_task(task_from_dict(spec, where="test"), store)
+    assert {r[0]: r[1] for r in _rows(pg_db, "items")}[2] == "second"
+
+
+def test_mysql_to_lake_follows_ddl(my_source: str, tmp_path: Path) -> None:
+    """Lake CDC files after a DDL use the new columns; replayed, they equal the source."""
+    from opendms.testing.lakereplay import replay
+
+    lake = tmp_path / "lake"
+    spec = _task("lake", my_source, f"file://{lake}", "full-load-and-cdc")
+    spec = task_from_dict(
+        {
+            **spec.model_dump(by_alias=True, exclude_none=True),
+            "target": {"url": f"file://{lake}", "settings": "DataFormat=parquet"},
+        },
+        where="test",
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    _my_changes(my_source)(
+        [
+            "UPDATE items SET qty = 7 WHERE id = 1",
+            "ALTER TABLE items ADD COLUMN extra varchar(10)",
+            "UPDATE items SET extra = 'x' WHERE id <= 3",
+            "ALTER TABLE items DROP COLUMN note",
+            "INSERT INTO items (id, name, extra) VALUES (500, 'late', 'y')",
+            "DELETE FROM items WHERE id = 2",
+        ]
+    )
+    run_task(spec, store)
+    schema = EndpointURL.parse(my_source).database
+    rows = replay(lake, schema, "items", ["id"])
+    want = {r[0]: r for r in _rows(my_source, "items")}
+    assert sorted(int(r["id"]) for r in rows) == sorted(want)
+    got = {int(r["id"]): r for r in rows}
+    assert got[1]["qty"] == 7 and got[3]["extra"] == "x" and got[500]["extra"] == "y"
+    assert got[4].get("extra") is None and got[500]["name"] == "late"
+    stats = {t.name: t for t in store.tables("lake")}
+    assert stats["items"].ddls == 2

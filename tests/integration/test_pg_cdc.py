@@ -434,3 +434,27 @@ def test_long_runs_are_staged(
     run_task(_spec(source, pg_target_db), store)
     _same(source, pg_target_db)
     assert {("I", True), ("U", True), ("D", True), ("U", False)} <= set(used)
+
+
+def test_cdc_start_position_before_the_slot_is_refused(
+    source: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """A new slot cannot read the past: an earlier CdcStartPosition is an error, never a
+    silent skip."""
+    from opendms.errors import ConfigError
+
+    with psycopg.connect(source) as conn:
+        past = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+        conn.execute("UPDATE accounts SET name = 'x' WHERE id = 1")
+    spec = task_from_dict(
+        {
+            "name": "past",
+            "source": source,
+            "target": pg_target_db,
+            "migration_type": "cdc",
+            "CdcStartPosition": past,
+        },
+        where="test",
+    )
+    with pytest.raises(ConfigError, match=rf"CdcStartPosition {past} is before"):
+        run_task(spec, StateStore(tmp_path / "state.db"))

@@ -190,8 +190,16 @@ class Replication:
         if self.spec.migration_type is MigrationType.CDC and start_at not in (None, "now"):
             assert start_at is not None
             point = Checkpoint(self.capture.parse_position(start_at))
-            self.capture.start()
+            earliest, _ = self.capture.start()
             self.capture.release_snapshot()
+            if not getattr(self.capture, "can_rewind", True) and point.position < earliest:
+                raise ConfigError(
+                    f"CdcStartPosition {start_at} is before the new replication slot's start "
+                    f"({earliest}): the changes in between cannot be read; use a later "
+                    "position or 'now'",
+                    where=f"task {self.spec.name}",
+                    path="$.CdcStartPosition",
+                )
             self._planned(plans, keep=False)
             applier.write_checkpoint(point.text())
             return None, point

@@ -47,6 +47,7 @@ class PgReplication:
 
     value_form = "pg-text"
     consistent_snapshot = True
+    can_rewind = False  # a new slot cannot stream from before its creation
 
     def __init__(self, url: EndpointURL, task: str) -> None:
         self.url = url
