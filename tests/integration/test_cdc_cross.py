@@ -344,3 +344,39 @@ def test_mysql_to_lake_follows_ddl(my_source: str, tmp_path: Path) -> None:
     assert got[4].get("extra") is None and got[500]["name"] == "late"
     stats = {t.name: t for t in store.tables("lake")}
     assert stats["items"].ddls == 2
+
+
+SQLITE_SETUP = [
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price DECIMAL(12,2), qty BIGINT, "
+    "ok BOOLEAN, born DATE, at DATETIME, ratio REAL, raw BLOB)",
+    "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 50) "
+    "INSERT INTO items SELECT n, 'item ' || n || ' ✓', n * 1.25, n * 1000000000, n % 2, "
+    "date('2024-01-01', '+' || n || ' days'), datetime('2024-01-01 10:00:00', '+' || n || "
+    "' minutes'), n / 7.0, x'00ff' FROM g",
+]
+SQLITE_CHANGES = [
+    "INSERT INTO items VALUES (100, 'new 😀', 99.99, -5, 1, '1999-12-31', "
+    "'2020-02-29 23:59:59', 1e-300, x'')",
+    "INSERT INTO items (id) VALUES (101)",
+    "UPDATE items SET price = price * 2, name = NULL WHERE id <= 10",
+    "UPDATE items SET id = 1000 WHERE id = 20",
+    "DELETE FROM items WHERE id BETWEEN 30 AND 35",
+]
+
+
+def test_sqlite_to_postgres(pg_db: str, pg_target_db: str, tmp_path: Path) -> None:
+    db = tmp_path / "src.db"
+    with sqlite3.connect(db) as conn:
+        for sql in SQLITE_SETUP:
+            conn.execute(sql)
+    conn.close()
+
+    def run(changes: list[str]) -> None:
+        with sqlite3.connect(db) as conn:
+            for sql in changes:
+                conn.execute(sql)
+        conn.close()
+
+    _cdc_equals_full_load(
+        f"sqlite:///{db}", pg_db, pg_target_db, SQLITE_CHANGES, run, tmp_path, "items"
+    )
