@@ -111,11 +111,19 @@ def task() -> None:
     is_flag=True,
     help="CDC tasks: forget the saved position and start over (new slot, new full load).",
 )
+@click.option(
+    "--skip-assessment", is_flag=True, help="Do not run the premigration assessment first."
+)
 @click.pass_context
 @friendly
-def task_run(ctx: click.Context, file: Path, quiet: bool, follow: bool, fresh: bool) -> None:
-    """Run the task defined in FILE (YAML) in the foreground."""
+def task_run(
+    ctx: click.Context, file: Path, quiet: bool, follow: bool, fresh: bool, skip_assessment: bool
+) -> None:
+    """Run the task defined in FILE (YAML) in the foreground (after a premigration
+    assessment: a failed check stops the task before it starts)."""
     spec = load_task_file(file)
+    if not skip_assessment:
+        _assess_first(spec)
     store = StateStore(spec.state or ctx.obj.get("state"))
     stop = StopEvent()
     signal.signal(signal.SIGTERM, _graceful(stop))  # like Ctrl-C: workers finish their batch
@@ -192,6 +200,42 @@ def task_stop(ctx: click.Context, name: str, timeout: float) -> None:
 
     record = control.stop(store_of(ctx), name, timeout)
     console.print(f"task {name}: {record.status.value} ({record.stop_reason})")
+
+
+def _assess_first(spec: Any) -> None:
+    from opendms.assess import assess, failed
+    from opendms.cli.ui import checks_table
+
+    checks = assess(spec)
+    bad = failed(checks)
+    if bad:
+        err_console.print(checks_table(bad, title=f"Premigration assessment: {spec.name}"))
+        raise OpenDMSError(
+            f"task {spec.name}: {len(bad)} assessment check(s) failed ("
+            + ", ".join(c.id for c in bad)
+            + "); fix them or run with --skip-assessment"
+        )
+
+
+@cli.command("assess")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@friendly
+def assess_command(file: Path, as_json: bool) -> None:
+    """Premigration assessment of the task in FILE: exit 0 when no check failed, 1 otherwise."""
+    import json
+
+    from opendms.assess import assess, failed
+    from opendms.cli.ui import checks_table
+
+    spec = load_task_file(file)
+    checks = assess(spec)
+    if as_json:
+        click.echo(json.dumps([c.to_json() for c in checks], indent=2))
+    else:
+        console.print(checks_table(checks, title=f"Premigration assessment: {spec.name}"))
+    if failed(checks):
+        sys.exit(1)
 
 
 @task.command("status")

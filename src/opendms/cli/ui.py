@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -156,4 +157,25 @@ def stats_table(name: str, tables: list[TableStats]) -> RichTable:
             row += [f"{t.inserts:,}", f"{t.updates:,}", f"{t.deletes:,}", f"{t.ddls:,}"]
             row.append((t.last_change_at or "")[:19])
         table.add_row(*row, t.error[:200])
+    return table
+
+
+_STATUS_STYLE = {"passed": "green", "warning": "yellow", "failed": "bold red", "skipped": "dim"}
+
+
+def checks_table(checks: list[Any], title: str) -> RichTable:
+    """Assessment checks: id, status, what was found, the objects, how to fix it."""
+    table = RichTable(title=title)
+    for col in ("Check", "Status", "Finding", "Objects", "Remediation"):
+        table.add_column(col, overflow="fold")
+    for check in checks:
+        status = check.status.value
+        objects = ", ".join(check.objects[:5]) + (" …" if len(check.objects) > 5 else "")
+        table.add_row(
+            check.id,
+            f"[{_STATUS_STYLE[status]}]{status}[/]",
+            check.message,
+            objects,
+            check.remediation,
+        )
     return table

@@ -1,0 +1,234 @@
+"""Premigration assessment: what would make a task fail or change data, before it runs.
+
+``assess(spec)`` connects to both endpoints, plans the task's tables like the task
+would, and returns one :class:`Check` per check (id, status, objects, remediation).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import cast
+
+from opendms.assess.model import Check, Status, passed, problem, skipped
+from opendms.config import MigrationType, TaskSpec
+from opendms.endpoints import engine_for, open_source, open_target
+from opendms.endpoints.base import EndpointURL, PrepMode, Source, Target
+from opendms.errors import OpenDMSError
+from opendms.mapping import TablePlan
+from opendms.model import ColumnType, Kind, Table
+
+__all__ = ["Check", "Status", "assess", "failed", "lossy", "skipped"]
+
+log = logging.getLogger("opendms.assess")
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status is Status.FAILED]
+
+
+def assess(spec: TaskSpec) -> list[Check]:
+    """Every check for the task (endpoint errors become failed checks, not exceptions)."""
+    cdc = spec.migration_type is not MigrationType.FULL_LOAD
+    try:
+        source = open_source(spec.source.url, spec.source.settings)
+    except OpenDMSError as exc:
+        return [problem("source-connection", True, str(exc), "fix the source endpoint URL")]
+    try:
+        try:
+            target = open_target(spec.target.url, spec.target.settings)
+        except OpenDMSError as exc:
+            return [problem("target-connection", True, str(exc), "fix the target endpoint URL")]
+        try:
+            return _all(spec, source, target, cdc)
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+def _plans(spec: TaskSpec, source: Source, target: Target) -> list[TablePlan]:
+    """The task's tables as the task would plan them (planning writes nothing)."""
+    from opendms.engine.fullload import FullLoad
+    from opendms.engine.task import task_mappings
+    from opendms.state import StateStore
+
+    store = cast(StateStore, None)  # planning never records anything
+    return FullLoad(spec, source, target, task_mappings(spec), store).plan()
+
+
+def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Check]:
+    try:
+        plans = _plans(spec, source, target)
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        tables = _listed(spec, source)
+        checks = [
+            problem(
+                "tables-selected",
+                True,
+                f"cannot read the selected tables: {message}",
+                "check the selection rules and that the source user may read the tables",
+                tuple(t.qualified for t in tables),
+            )
+        ]
+        checks += _guarded("source", lambda: _source(source.url, tables, cdc))
+        return checks + _guarded("target", lambda: _target(spec, target, []))
+    tables = [p.source for p in plans]
+    checks = [passed("tables-selected", f"{len(tables)} table(s) selected")]
+    checks += _guarded("source", lambda: _source(source.url, tables, cdc))
+    checks.append(_types(plans, target.url))
+    checks += _guarded("target", lambda: _target(spec, target, plans))
+    return checks
+
+
+def _listed(spec: TaskSpec, source: Source) -> list[Table]:
+    """The selected tables by name only (when they cannot be described)."""
+    from opendms.engine.task import task_mappings
+
+    try:
+        refs = task_mappings(spec).select(source.list_tables())
+    except Exception:
+        return []
+    return [Table(r.schema, r.name, ()) for r in refs]
+
+
+def _guarded(side: str, run: Callable[[], list[Check]]) -> list[Check]:
+    try:
+        return run()
+    except OpenDMSError as exc:
+        return [problem(f"{side}-checks", True, str(exc), f"fix the {side} endpoint")]
+
+
+def _source(url: EndpointURL, tables: list[Table], cdc: bool) -> list[Check]:
+    module = engine_for(url).__name__
+    if module.endswith("postgres"):
+        from opendms.assess import postgres
+
+        # CDC needs a key or REPLICA IDENTITY FULL: pg-replica-identity fails for that
+        return [*postgres.source_checks(url, tables, cdc), _unkeyed(tables, False)]
+    if module.endswith("mysql"):
+        from opendms.assess import mysql
+
+        return [*mysql.source_checks(url, tables, cdc), _unkeyed(tables, False)]
+    return [_unkeyed(tables, False)]
+
+
+def _unkeyed(tables: list[Table], cdc: bool) -> Check:
+    bad = tuple(t.qualified for t in tables if not t.primary_key)
+    if not bad:
+        return passed("tables-primary-key", "every table has a primary key")
+    return problem(
+        "tables-primary-key",
+        cdc,
+        f"{len(bad)} table(s) without a primary key: they cannot be validated row by row"
+        + (", and their updates and deletes cannot be keyed" if cdc else ""),
+        "add a primary key (or promote a unique NOT NULL key to primary key)",
+        bad,
+    )
+
+
+def _target(spec: TaskSpec, target: Target, plans: list[TablePlan]) -> list[Check]:
+    url = target.url
+    module = engine_for(url).__name__
+    existing = _existing(url, plans)
+    out = [_prep(spec, existing)]
+    if module.endswith("postgres"):
+        from opendms.assess import postgres
+
+        out += postgres.target_checks(url, existing)
+    elif module.endswith("mysql"):
+        from opendms.assess import mysql
+
+        out += mysql.target_checks(url, existing)
+    elif module.endswith("lake"):
+        from opendms.endpoints import check_endpoint
+
+        out.append(passed("target-writable", check_endpoint(spec.target.url, spec.target.settings)))
+    return out
+
+
+def _existing(url: EndpointURL, plans: list[TablePlan]) -> list[str]:
+    """Target tables of the plan that already exist on the target."""
+    if engine_for(url).__name__.endswith("lake"):
+        return []
+    reader = open_source(str(url.raw))
+    try:
+        have = {(t.schema.lower(), t.name.lower()) for t in reader.list_tables()}
+    finally:
+        reader.close()
+    names = []
+    for plan in plans:
+        schema = url.database if url.scheme in ("mysql", "mariadb") else plan.target.schema
+        if (schema.lower(), plan.target.name.lower()) in have or (
+            url.scheme == "sqlite" and plan.target.name.lower() in {n for _, n in have}
+        ):
+            names.append(plan.target.qualified)
+    return names
+
+
+def _prep(spec: TaskSpec, existing: list[str]) -> Check:
+    mode = spec.task_settings.FullLoadSettings.TargetTablePrepMode
+    if not existing or spec.migration_type is MigrationType.CDC:
+        return passed("target-existing-tables", "no selected table exists on the target yet")
+    effect = {
+        PrepMode.DROP_AND_CREATE: "will be dropped and created again",
+        PrepMode.TRUNCATE_BEFORE_LOAD: "will be emptied before the load",
+    }.get(mode, "will get the loaded rows added to what they hold")
+    return problem(
+        "target-existing-tables",
+        False,
+        f"{len(existing)} table(s) exist on the target and {effect} ({mode.value})",
+        "check that nothing else needs them, or pick another TargetTablePrepMode / target",
+        tuple(existing),
+    )
+
+
+# -- type conversions ------------------------------------------------------------------
+
+
+def _types(plans: list[TablePlan], target: EndpointURL) -> Check:
+    engine = engine_for(target).__name__.rsplit(".", 1)[-1]
+    issues = []
+    for plan in plans:
+        for out in plan.outputs:
+            if out.source is None:
+                continue
+            reason = lossy(plan.source.column(out.source).type, engine)
+            if reason:
+                issues.append(f"{plan.source.qualified}.{out.source}: {reason}")
+    if not issues:
+        return passed("type-conversions", f"every column converts to {engine} without loss")
+    return problem(
+        "type-conversions",
+        False,
+        f"{len(issues)} column(s) change form or may lose values on {engine}",
+        "check the listed columns; change the target type with a change-data-type rule, or "
+        "accept the conversion (values that do not fit become data errors)",
+        tuple(issues),
+    )
+
+
+def lossy(ctype: ColumnType, engine: str) -> str | None:
+    """Why values of ``ctype`` change form or may not fit on ``engine`` (None: exact)."""
+    kind = ctype.kind
+    if engine == "mysql":
+        return _lossy_mysql(ctype)
+    if engine == "sqlite" and kind in (Kind.TIMESTAMPTZ, Kind.INTERVAL, Kind.ARRAY, Kind.UUID):
+        return f"{ctype} is stored as text in SQLite"
+    if engine == "lake" and kind is Kind.DECIMAL and (ctype.precision or 77) > 76:
+        return "unconstrained or > 76-digit numeric is written as text"
+    return None
+
+
+def _lossy_mysql(ctype: ColumnType) -> str | None:
+    kind = ctype.kind
+    if kind is Kind.TIMESTAMPTZ:
+        return "timestamptz becomes DATETIME holding UTC (the zone offset is not kept)"
+    if kind is Kind.INTERVAL:
+        return "interval becomes VARCHAR(100) ISO 8601 text"
+    if kind is Kind.ARRAY:
+        return "array becomes a JSON array"
+    if kind is Kind.DECIMAL and (ctype.precision is None or ctype.precision > 65):
+        return "numeric beyond 65 digits becomes DECIMAL(65,30): wider values are data errors"
+    return None
