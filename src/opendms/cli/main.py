@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from opendms.cli.convert_cmd import convert
 from opendms.cli.ui import RichProgress, console, err_console, stats_table, task_table
 from opendms.config import load_task_file, parse_extra_connection_attributes
 from opendms.endpoints import check_endpoint
@@ -236,6 +237,9 @@ def assess_command(file: Path, as_json: bool) -> None:
         console.print(checks_table(checks, title=f"Premigration assessment: {spec.name}"))
     if failed(checks):
         sys.exit(1)
+
+
+cli.add_command(convert)
 
 
 @task.command("status")

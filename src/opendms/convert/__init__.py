@@ -1,0 +1,148 @@
+"""Schema conversion with an action-item report (like AWS SCT).
+
+``convert()`` reads the full catalog of a PostgreSQL, MySQL/MariaDB or SQLite
+source, writes target DDL (``schema.sql``) plus ``report.json`` / ``report.html``;
+``converted_ddl()`` gives the per-table DDL for a task's DROP_AND_CREATE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opendms.convert.catalog import read_catalog
+from opendms.convert.ddl import TARGETS, Conversion, Phase, generate
+from opendms.convert.objects import Item, SourceCatalog, Status
+from opendms.convert.report import report_data, to_html, to_json
+from opendms.endpoints.base import EndpointURL
+from opendms.errors import ConfigError
+
+__all__ = ["ConversionResult", "Item", "Status", "convert", "converted_ddl", "read_catalog"]
+
+TARGET_ALIASES = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+}
+
+
+@dataclass
+class ConversionResult:
+    """What ``convert`` produced: the DDL, the report data and the files written."""
+
+    catalog: SourceCatalog
+    conversion: Conversion
+    report: dict[str, Any]
+    files: dict[str, Path]
+
+    @property
+    def statements(self) -> list[str]:
+        return self.conversion.ddl()
+
+    @property
+    def items(self) -> list[Item]:
+        return self.conversion.items
+
+    @property
+    def summary(self) -> dict[str, dict[str, int]]:
+        summary: dict[str, dict[str, int]] = self.report["summary"]
+        return summary
+
+
+def target_engine_name(name: str) -> str:
+    engine = TARGET_ALIASES.get(name.lower())
+    if engine is None:
+        raise ConfigError(f"unknown target engine {name!r} (use {', '.join(TARGETS)})")
+    return engine
+
+
+def convert(
+    source_url: str,
+    target_engine: str,
+    schemas: Sequence[str] = (),
+    out_dir: str | Path | None = None,
+    target_schema: str | None = None,
+) -> ConversionResult:
+    """Converts the ``schemas`` of ``source_url`` (all by default) to ``target_engine``.
+
+    With ``out_dir`` it writes ``schema.sql``, ``report.json`` and ``report.html``
+    there. PostgreSQL targets keep the source schema names (a MySQL database
+    becomes a schema) unless ``target_schema`` is given; MySQL and SQLite DDL
+    is unqualified (run it in the target database) unless ``target_schema`` is set.
+    """
+    engine = target_engine_name(target_engine)
+    url = EndpointURL.parse(source_url)
+    catalog = read_catalog(url, schemas)
+    conversion = generate(catalog, engine, target_schema)
+    report = report_data(conversion, str(url), catalog.schemas)
+    files = write_outputs(Path(out_dir), conversion, report) if out_dir is not None else {}
+    return ConversionResult(catalog, conversion, report, files)
+
+
+def write_outputs(out: Path, conversion: Conversion, report: dict[str, Any]) -> dict[str, Path]:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        files = {name: out / name for name in ("schema.sql", "report.json", "report.html")}
+        header = f"-- opendms convert: {conversion.source} -> {conversion.target}\n\n"
+        files["schema.sql"].write_text(header + conversion.script(), encoding="utf-8")
+        files["report.json"].write_text(to_json(report), encoding="utf-8")
+        files["report.html"].write_text(to_html(report), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the conversion output to {out}: {exc.strerror}") from exc
+    return files
+
+
+def converted_ddl(
+    source_url: str,
+    target_engine: str,
+    tables: Iterable[tuple[str, str]],
+    foreign_keys: bool = False,
+    target_schema: str | None = None,
+) -> dict[tuple[str, str], list[str]]:
+    """Per source ``(schema, table)``: the statements creating it on ``target_engine``.
+
+    Each list holds, in order, the enum types the table uses (PostgreSQL target,
+    created only if missing), CREATE TABLE, unique and check constraints, foreign
+    keys (only with ``foreign_keys``), indexes and comments. Views, sequences and
+    code are not included. Tables that are not found are left out of the result.
+    """
+    wanted = list(dict.fromkeys(tables))
+    engine = target_engine_name(target_engine)
+    url = EndpointURL.parse(source_url)
+    schemas = sorted({schema for schema, _ in wanted})
+    catalog = read_catalog(url, schemas)
+    catalog.tables = [t for t in catalog.tables if (t.schema, t.name) in set(wanted)]
+    catalog.views, catalog.code, catalog.sequences = [], [], []
+    conversion = generate(catalog, engine, target_schema)
+    types = _type_statements(conversion, engine)
+    out: dict[tuple[str, str], list[str]] = {}
+    for stmt in sorted(conversion.statements, key=lambda s: s.phase):
+        if stmt.table is None or (stmt.phase is Phase.FOREIGN_KEYS and not foreign_keys):
+            continue
+        out.setdefault(stmt.table, list(types.get(stmt.table, [])))
+        out[stmt.table].append(stmt.sql)
+    return out
+
+
+def _type_name(create_type: str) -> str:
+    return create_type.split(" AS ENUM")[0].removeprefix("CREATE TYPE ")
+
+
+def _type_statements(conversion: Conversion, engine: str) -> dict[tuple[str, str], list[str]]:
+    """Enum types per table, wrapped to be skipped when they exist (PostgreSQL)."""
+    if engine != "postgresql":
+        return {}
+    creates = [s.sql for s in conversion.statements if s.phase is Phase.TYPES]
+    out: dict[tuple[str, str], list[str]] = {}
+    for stmt in conversion.statements:
+        if stmt.phase is not Phase.TABLES or stmt.table is None:
+            continue
+        used = [c for c in creates if _type_name(c) in stmt.sql]
+        out[stmt.table] = [
+            f"DO $$ BEGIN {c}; EXCEPTION WHEN duplicate_object THEN NULL; END $$" for c in used
+        ]
+    return out
