@@ -137,6 +137,9 @@ class TaskSpec(_Strict):
     # ``commit_time:2026-01-31T12:00:00`` / ``server_time:...`` in UTC).
     cdc_start_position: str | None = Field(None, alias="CdcStartPosition")
     cdc_stop_position: str | None = Field(None, alias="CdcStopPosition")
+    # DROP_AND_CREATE creates target tables from ``opendms convert``'s DDL (defaults,
+    # unique and check constraints, indexes, comments, enums) instead of columns only.
+    convert_schema: bool = False
 
     @field_validator("source", "target", mode="before")
     @classmethod

@@ -427,3 +427,43 @@ def test_converted_ddl_per_table(pg_db: str, pg_target_db: str) -> None:
     with pg(pg_target_db) as conn:
         row = conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'app'").fetchone()
         assert row == (4,)  # two primary keys, the unique email, orders_placed
+
+
+def test_task_run_uses_converted_schema(mysql_db: str, pg_target_db: str, tmp_path: Path) -> None:
+    """convert_schema: DROP_AND_CREATE builds the target from the converted DDL (defaults,
+    unique and check constraints, indexes, comments), then loads the rows into it."""
+    import psycopg
+
+    from opendms.config import task_from_dict
+    from opendms.endpoints.mysql.conn import connect
+    from opendms.engine.task import run_task
+    from opendms.state import StateStore
+
+    database = EndpointURL.parse(mysql_db).database
+    conn = connect(EndpointURL.parse(mysql_db))
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE shop (id int PRIMARY KEY, code varchar(10) NOT NULL UNIQUE, "
+            "qty int NOT NULL DEFAULT 3 CHECK (qty >= 0), note varchar(20) COMMENT 'a note', "
+            "KEY shop_qty (qty))"
+        )
+        cur.execute("INSERT INTO shop VALUES (1, 'a', 5, 'x'), (2, 'b', 0, NULL)")
+    conn.commit()
+    conn.close()
+    spec = task_from_dict(
+        {"name": "conv", "source": mysql_db, "target": pg_target_db, "convert_schema": True},
+        where="test",
+    )
+    run_task(spec, StateStore(tmp_path / "s.db"))
+    shop = f'"{database}".shop'
+    with psycopg.connect(pg_target_db, autocommit=True) as pg:
+        rows = pg.execute(f"SELECT * FROM {shop} ORDER BY id").fetchall()
+        assert rows == [(1, "a", 5, "x"), (2, "b", 0, None)]
+        pg.execute(f"INSERT INTO {shop} (id, code) VALUES (3, 'c')")
+        assert pg.execute(f"SELECT qty FROM {shop} WHERE id = 3").fetchone() == (3,)
+        with pytest.raises(psycopg.errors.CheckViolation):
+            pg.execute(f"INSERT INTO {shop} VALUES (4, 'd', -1, NULL)")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            pg.execute(f"INSERT INTO {shop} VALUES (5, 'a', 1, NULL)")
+        comment = pg.execute(f"SELECT col_description('{shop}'::regclass, 4)").fetchone()
+        assert comment == ("a note",)

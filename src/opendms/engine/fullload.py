@@ -19,7 +19,7 @@ import pyarrow as pa
 from opendms.arrowutil import infinite_rows, read_rejections
 from opendms.config import DataErrorPolicyKind, TaskSpec
 from opendms.endpoints import same_database, same_engine, table_identity
-from opendms.endpoints.base import Rejection, Source, Target
+from opendms.endpoints.base import PrepMode, Rejection, Source, Target
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.units import LoadUnit, segments_for
 from opendms.errors import ConfigError, DataError, OpenDMSError, StopRequested, TaskError
@@ -140,6 +140,7 @@ class FullLoad:
             self.target.same_engine = same_engine(self.source.url.scheme, self.target.url.scheme)
         plans = self.plan() if plans is None else plans
         units = self.units(plans)
+        self.converted = converted_tables(self.spec, self.source, self.target, plans)
         for plan in plans:
             self._prepare(plan)
         try:
@@ -182,8 +183,13 @@ class FullLoad:
     def _prepare(self, plan: TablePlan) -> None:
         src, name = plan.source, plan.source.qualified
         self.store.table_planned(self.spec.name, src.schema, src.name, src.estimated_rows)
+        mode = self.settings.FullLoadSettings.TargetTablePrepMode
+        ddl = getattr(self, "converted", {}).get((src.schema, src.name))
         try:
-            self.target.prepare(plan.target, self.settings.FullLoadSettings.TargetTablePrepMode)
+            if ddl is not None:
+                create_converted(self.target, plan.target, ddl)
+                mode = PrepMode.DO_NOTHING
+            self.target.prepare(plan.target, mode)
         except OpenDMSError as exc:
             self._fail_table(self.runs[name], str(exc))
             self.runs[name].pending = 0
@@ -418,3 +424,48 @@ def _row_key(plan: TablePlan, batch: pa.RecordBatch, row: int) -> str:
         if name in names:
             parts.append(f"{col}={batch.column(name)[row].as_py()!r}")
     return ", ".join(parts) if parts else f"#{row}"
+
+
+def converted_tables(
+    spec: TaskSpec, source: Source, target: Target, plans: list[TablePlan]
+) -> dict[tuple[str, str], list[str]]:
+    """``convert_schema``: the DDL ``opendms convert`` gives for each table the mapping
+    leaves as it is (same table and column names); other tables keep the plain form."""
+    mode = spec.task_settings.FullLoadSettings.TargetTablePrepMode
+    engine = target.url.scheme.replace("mariadb", "mysql").replace("postgres", "postgresql")
+    engine = "postgresql" if engine.startswith("postgres") else engine
+    if not spec.convert_schema or mode is not PrepMode.DROP_AND_CREATE:
+        return {}
+    if engine not in ("postgresql", "mysql", "sqlite"):
+        raise ConfigError(
+            "convert_schema needs a database target",
+            where=f"task {spec.name}",
+            path="$.convert_schema",
+        )
+    same = [p for p in plans if _unchanged(p)]
+    for plan in plans:
+        if plan not in same:
+            log.warning(
+                "table %s: renamed by the mapping rules, created without the converted schema",
+                plan.source.qualified,
+            )
+    from opendms.convert import converted_ddl
+
+    schema = target.url.database if engine == "mysql" else None
+    tables = [(p.source.schema, p.source.name) for p in same]
+    return converted_ddl(spec.source.url, engine, tables, target_schema=schema)
+
+
+def _unchanged(plan: TablePlan) -> bool:
+    names = [o.name for o in plan.outputs]
+    sources = [o.source for o in plan.outputs]
+    cols = [c.name for c in plan.source.columns]
+    return plan.target.name == plan.source.name and names == sources == cols
+
+
+def create_converted(target: Target, table: Table, ddl: list[str]) -> None:
+    """Drop ``table`` on the target and create it with the converted statements."""
+    run = getattr(target, "run_ddl", None)
+    if run is None:
+        raise ConfigError(f"{target.url.scheme} targets cannot take converted DDL")
+    run(table, ddl)

@@ -64,6 +64,14 @@ class MySQLTarget:
         except Exception as exc:
             raise translate(exc, self.url) from exc
 
+    def run_ddl(self, table: Table, statements: list[str]) -> None:
+        """Replace ``table`` with one created by converted DDL."""
+        self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(table))}")
+        self._execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
+        self._execute(f"USE {quote(self.database(table))}")
+        for sql in statements:
+            self._execute(sql)
+
     def prepare(self, table: Table, mode: PrepMode) -> None:
         self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(table))}")
         exists = self._execute(

@@ -78,6 +78,13 @@ class PostgresTarget:
         row = self._execute("SELECT to_regclass(%s)", (qualified(table),)).fetchone()
         return row[0] is not None
 
+    def run_ddl(self, table: Table, statements: list[str]) -> None:
+        """Replace ``table`` with one created by converted DDL (the key comes with it)."""
+        self._execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(table.schema)}")
+        self._execute(f"DROP TABLE IF EXISTS {qualified(table)} CASCADE")
+        for sql in statements:
+            self._execute(sql)
+
     def prepare(self, table: Table, mode: PrepMode) -> None:
         self._execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(table.schema)}")
         exists = self._exists(table)

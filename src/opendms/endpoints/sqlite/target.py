@@ -71,6 +71,13 @@ class SQLiteTarget:
                 out += [Rejection(r, col.name, "SQLite stores NaN as NULL") for r in rows]
         return out
 
+    def run_ddl(self, table: Table, statements: list[str]) -> None:
+        """Replace ``table`` with one created by converted DDL."""
+        with self.lock, self._errors(table):
+            self.conn.execute(f"DROP TABLE IF EXISTS {quote(table.name)}")
+            for sql in statements:
+                self.conn.execute(sql)
+
     def finish(self, table: Table) -> None:
         with self.lock, self._errors(table):
             for idx in table.indexes:

@@ -1,0 +1,201 @@
+"""Compare one table's two sides: digests first, values only for the rows that differ.
+
+Pass 1 reads each side once and keeps, per row, the canonical key text and a 64-bit
+hash of the canonical row text (computed in DuckDB, vectorised). The two digests are
+joined on the key: a key on one side only is MISSING_TARGET / MISSING_SOURCE, a key
+whose hashes differ is a RECORD_DIFF candidate. Pass 2 (only when something differs)
+reads both sides again and keeps the canonical values of just those keys, to report
+which columns differ and how.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from opendms.model import Filter, FilterGroup, Kind
+from opendms.validate.normalize import canonical_text, common_decimal, key_value, row_text
+from opendms.validate.sides import Side
+
+RECORD_DIFF = "RECORD_DIFF"
+MISSING_TARGET = "MISSING_TARGET"
+MISSING_SOURCE = "MISSING_SOURCE"
+
+Values = list[str | None]
+LOOKUP_KEYS = 500  # keys per read when fetching the rows that differ
+PLAIN_KEYS = (Kind.INT16, Kind.INT32, Kind.INT64, Kind.STRING)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One row that does not validate."""
+
+    table: str
+    key: dict[str, Any]
+    type: str
+    details: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    """What comparing one table found."""
+
+    source_rows: int = 0
+    target_rows: int = 0
+    mismatches: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+
+class Comparison:
+    """Compares ``source`` and ``target`` (aligned columns); ``names`` are the source
+    column names used in reports, ``key`` the positions of the key columns."""
+
+    def __init__(
+        self, table: str, source: Side, target: Side, key: tuple[int, ...], limit: int
+    ) -> None:
+        self.table = table
+        self.source = source
+        self.target = target
+        self.key = key
+        self.limit = limit
+        self.hints = source.types()
+        self.names = source.columns
+        pairs = zip(self.hints, target.types(), strict=True)
+        self.common = [common_decimal(a, b) for a, b in pairs]
+        self.con = duckdb.connect()
+
+    def run(self) -> Outcome:
+        try:
+            with ThreadPoolExecutor(2, "validate") as pool:
+                left = pool.submit(self._digest, self.source, "s")
+                right = pool.submit(self._digest, self.target, "t")
+                (src, n_src), (dst, n_dst) = left.result(), right.result()
+            out = Outcome(n_src, n_dst)
+            self.con.register("s", src)
+            self.con.register("t", dst)
+            out.mismatches, found = self._differences()
+            if found:
+                out.failures = self._failures(found)
+            return out
+        finally:
+            self.con.close()
+
+    # -- pass 1: digests ------------------------------------------------------
+
+    def _texts(self, side: Side, batch: pa.RecordBatch, only: tuple[int, ...] = ()) -> list[Any]:
+        picks = only or tuple(range(len(side.columns)))
+        types = side.types()
+        return [
+            canonical_text(batch.column(side.columns[i]), types[i], self.hints[i], self.common[i])
+            for i in picks
+        ]
+
+    def _digest(self, side: Side, name: str) -> tuple[pa.Table, int]:
+        """(key text, hash of the row's canonical texts) of every row of ``side``."""
+        parts: list[pa.Table] = []
+        rows = 0
+        cursor = self.con.cursor()
+        columns = ", ".join(f"c{i}" for i in range(len(side.columns)))
+        query = f"SELECT k, hash({columns}) AS h FROM b_{name}"
+        try:
+            for batch in side.batches(()):
+                if not batch.num_rows:
+                    continue
+                texts = self._texts(side, batch)
+                chunk = {f"c{i}": t for i, t in enumerate(texts)}
+                chunk["k"] = row_text([texts[i] for i in self.key])
+                cursor.register(f"b_{name}", pa.table(chunk))
+                parts.append(cursor.sql(query).to_arrow_table())
+                cursor.unregister(f"b_{name}")
+                rows += batch.num_rows
+        finally:
+            cursor.close()
+        empty = pa.table({"k": pa.array([], pa.string()), "h": pa.array([], pa.uint64())})
+        return (pa.concat_tables(parts) if parts else empty), rows
+
+    def _differences(self) -> tuple[int, list[tuple[str, str]]]:
+        """(how many keys differ, the first ``limit`` of them with their failure type)."""
+        join = "FROM s FULL OUTER JOIN t ON s.k = t.k WHERE s.h IS DISTINCT FROM t.h"
+        counted = self.con.execute(f"SELECT count(*) {join}").fetchone()
+        total = int(counted[0]) if counted else 0
+        if not total or self.limit <= 0:
+            return total, []
+        kind = (
+            f"CASE WHEN t.k IS NULL THEN '{MISSING_TARGET}' "
+            f"WHEN s.k IS NULL THEN '{MISSING_SOURCE}' ELSE '{RECORD_DIFF}' END"
+        )
+        rows = self.con.execute(
+            f"SELECT coalesce(s.k, t.k) AS k, {kind} {join} ORDER BY 1 LIMIT {int(self.limit)}"
+        ).fetchall()
+        return total, [(str(r[0]), str(r[1])) for r in rows]
+
+    # -- pass 2: the values of the rows that differ ------------------------------
+
+    def _collect(self, side: Side, wanted: pa.Array[Any]) -> dict[str, Values]:
+        out: dict[str, Values] = {}
+        for batch in self._lookup(side, wanted):
+            if not batch.num_rows:
+                continue
+            keys = row_text(self._texts(side, batch, self.key))
+            mask = pc.is_in(keys, value_set=wanted)
+            if not pc.any(mask).as_py():
+                continue
+            texts = self._texts(side, batch.filter(mask))
+            for i, key in enumerate(keys.filter(mask).to_pylist()):
+                out[str(key)] = [t[i].as_py() for t in texts]
+        return out
+
+    def _lookup(self, side: Side, wanted: pa.Array[Any]) -> Iterator[pa.RecordBatch]:
+        """The batches holding the ``wanted`` keys: read by key (``key = v1 OR key = v2
+        ...``) when the side pushes filters down and the key is one integer or text
+        column, else the whole side again."""
+        if not (side.pushdown and len(self.key) == 1 and self._plain_key()):
+            yield from side.batches(())
+            return
+        column = side.columns[self.key[0]]
+        values = [str(v) for v in wanted.to_pylist()]
+        for start in range(0, len(values), LOOKUP_KEYS):
+            conditions = tuple(
+                Filter(column, "eq", (v,)) for v in values[start : start + LOOKUP_KEYS]
+            )
+            yield from side.batches((FilterGroup(column, conditions),))
+
+    def _plain_key(self) -> bool:
+        ctype = self.hints[self.key[0]]
+        return ctype.kind in PLAIN_KEYS and not ctype.fixed
+
+    def _failures(self, found: list[tuple[str, str]]) -> list[Failure]:
+        wanted = pa.array([k for k, _ in found], pa.string())
+        src = self._collect(self.source, wanted)
+        dst = self._collect(self.target, wanted)
+        out = []
+        for key, kind in found:
+            failure = self._failure(kind, src.get(key), dst.get(key))
+            if failure is not None:
+                out.append(failure)
+        return out
+
+    def _failure(self, kind: str, src: Values | None, dst: Values | None) -> Failure | None:
+        values = src if src is not None else dst
+        if values is None:
+            return None  # changed between the passes
+        key = {self.names[i]: key_value(values[i], self.hints[i]) for i in self.key}
+        if kind == RECORD_DIFF and src is not None and dst is not None:
+            diff = {
+                name: {"source": s, "target": t}
+                for name, s, t in zip(self.names, src, dst, strict=True)
+                if s != t
+            }
+            return Failure(self.table, key, kind, diff) if diff else None
+        side = "source" if kind == MISSING_TARGET else "target"
+        return Failure(self.table, key, kind, {side: dict(zip(self.names, values, strict=True))})
+
+
+def key_positions(columns: tuple[str, ...], key: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(columns.index(k) for k in key)

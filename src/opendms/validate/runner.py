@@ -1,0 +1,270 @@
+"""``validate_task``: compare every planned table of a task, source against target."""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from opendms.config import TaskSpec
+from opendms.endpoints import REGISTRY, open_source
+from opendms.endpoints.base import EndpointURL, Source, Target
+from opendms.engine.fullload import FullLoad
+from opendms.engine.task import task_mappings
+from opendms.errors import ConfigError, OpenDMSError
+from opendms.mapping import TablePlan
+from opendms.state import StateStore
+from opendms.state import validation as vstate
+from opendms.validate.compare import Comparison, Failure, Outcome
+from opendms.validate.sides import Side, database_side, find_table, lake_side
+
+log = logging.getLogger("opendms.validate")
+
+
+class ValidationState(enum.StrEnum):
+    """DMS table validation states."""
+
+    VALIDATED = "Validated"
+    MISMATCHED = "Mismatched records"
+    NO_PRIMARY_KEY = "No primary key"
+    ERROR = "Error"
+    PENDING = "Pending records"
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """DMS ``ValidationSettings`` (the part validation honours)."""
+
+    FailureMaxCount: int = 10000
+    TableFailureMaxCount: int = 1000
+
+    @classmethod
+    def of(cls, spec: TaskSpec) -> ValidationSettings:
+        """Read from ``task_settings.ValidationSettings`` when the task defines it."""
+        section = getattr(spec.task_settings, "ValidationSettings", None)
+        if isinstance(section, dict):
+            get: Any = section.get
+        else:
+            get = lambda name, default: getattr(section, name, default)  # noqa: E731
+        return cls(
+            int(get("FailureMaxCount", cls.FailureMaxCount)),
+            int(get("TableFailureMaxCount", cls.TableFailureMaxCount)),
+        )
+
+
+@dataclass(frozen=True)
+class TableValidation:
+    schema: str
+    name: str
+    state: ValidationState
+    source_rows: int = 0
+    target_rows: int = 0
+    mismatches: int = 0
+    message: str = ""
+    failures: tuple[Failure, ...] = ()
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass
+class ValidationResult:
+    task: str
+    tables: list[TableValidation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        good = (ValidationState.VALIDATED, ValidationState.NO_PRIMARY_KEY)
+        return all(t.state in good for t in self.tables)
+
+    @property
+    def failures(self) -> list[Failure]:
+        return [f for t in self.tables for f in t.failures]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "ok": self.ok,
+            "tables": [
+                {
+                    "table": t.qualified,
+                    "state": t.state.value,
+                    "source_rows": t.source_rows,
+                    "target_rows": t.target_rows,
+                    "mismatches": t.mismatches,
+                    "message": t.message,
+                }
+                for t in self.tables
+            ],
+            "failures": [
+                {"table": f.table, "key": f.key, "type": f.type, "details": f.details}
+                for f in self.failures
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class _Lake:
+    """Stands in for the lake target while planning (only its URL is used)."""
+
+    url: EndpointURL
+
+
+def validate_task(
+    spec: TaskSpec,
+    store: StateStore,
+    tables: list[str] | None = None,
+    report: Path | None = None,
+) -> ValidationResult:
+    """Validate the task's tables (all planned ones, or those named ``schema.table``);
+    results go to the state store and, with ``report``, to a JSON file."""
+    settings = ValidationSettings.of(spec)
+    vstate.ensure_tables(store)
+    result = ValidationResult(spec.name)
+    with ExitStack() as stack:
+        source = _open(stack, "source", spec.source.url, spec.source.settings)
+        lake = _is_lake(spec.target.url)
+        reader = None if lake else _open(stack, "target", spec.target.url, spec.target.settings)
+        target = reader or _Lake(EndpointURL.parse(spec.target.url))
+        plans = _select(_plan(spec, source, target), tables)
+        budget = settings.FailureMaxCount
+        for plan in plans:
+            if not _key(plan, _columns(plan)):
+                table = _no_key(plan)
+            elif budget <= 0:
+                table = _pending(plan)
+            else:
+                limit = min(settings.TableFailureMaxCount, budget)
+                table = _validate_table(spec, plan, source, reader, limit)
+                budget -= len(table.failures)
+            _save(store, spec.name, table)
+            result.tables.append(table)
+    if report is not None:
+        _write_report(report, result)
+    return result
+
+
+def _is_lake(url: str) -> bool:
+    engine = REGISTRY.get(EndpointURL.parse(url).scheme)
+    return engine is not None and not engine.can_source
+
+
+def _open(stack: ExitStack, role: str, url: str, settings: dict[str, Any]) -> Source:
+    source = open_source(url, settings)
+    stack.callback(source.close)
+    return source
+
+
+def _plan(spec: TaskSpec, source: Source, target: Any) -> list[TablePlan]:
+    mappings = task_mappings(spec)
+    loader = FullLoad(spec, source, cast(Target, target), mappings, cast(Any, None))
+    return loader.plan()
+
+
+def _select(plans: list[TablePlan], names: list[str] | None) -> list[TablePlan]:
+    if not names:
+        return plans
+    known = {p.source.qualified: p for p in plans} | {p.target.qualified: p for p in plans}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        listed = ", ".join(sorted(p.source.qualified for p in plans)) or "none"
+        raise ConfigError(f"table {unknown[0]} is not one of the task's tables ({listed})")
+    chosen = {id(known[n]): known[n] for n in names}
+    return [p for p in plans if id(p) in chosen]
+
+
+def _no_key(plan: TablePlan) -> TableValidation:
+    src = plan.source
+    reason = "tables without a primary key are not validated"
+    return TableValidation(src.schema, src.name, ValidationState.NO_PRIMARY_KEY, message=reason)
+
+
+def _pending(plan: TablePlan) -> TableValidation:
+    src = plan.source
+    reason = "not validated: the task reached ValidationSettings.FailureMaxCount"
+    return TableValidation(src.schema, src.name, ValidationState.PENDING, message=reason)
+
+
+def _columns(plan: TablePlan) -> list[tuple[str, str]]:
+    """(source column, target column) of every copied (not computed) column."""
+    return [(o.source, o.name) for o in plan.outputs if o.source is not None and not o.expression]
+
+
+def _key(plan: TablePlan, pairs: list[tuple[str, str]]) -> tuple[int, ...]:
+    """Positions in ``pairs`` of the target's primary key (empty: no usable key)."""
+    target_names = [t for _, t in pairs]
+    if not plan.target.primary_key or any(k not in target_names for k in plan.target.primary_key):
+        return ()
+    return tuple(target_names.index(k) for k in plan.target.primary_key)
+
+
+def _validate_table(
+    spec: TaskSpec, plan: TablePlan, source: Source, reader: Source | None, limit: int
+) -> TableValidation:
+    src = plan.source
+    pairs = _columns(plan)
+    key = _key(plan, pairs)
+    if not key:
+        return _no_key(plan)
+    try:
+        left = database_side(source, src, tuple(s for s, _ in pairs), plan.filters)
+        right = _target_side(spec, plan, reader, tuple(t for _, t in pairs))
+        outcome = Comparison(src.qualified, left, right, key, limit).run()
+    except OpenDMSError as exc:
+        log.error("table %s: validation failed: %s", src.qualified, exc)
+        return TableValidation(src.schema, src.name, ValidationState.ERROR, message=str(exc))
+    return _table(plan, outcome)
+
+
+def _target_side(
+    spec: TaskSpec, plan: TablePlan, reader: Source | None, columns: tuple[str, ...]
+) -> Side:
+    dst = plan.target
+    if reader is None:
+        url = EndpointURL.parse(spec.target.url)
+        return lake_side(url, spec.target.settings, dst, columns)
+    return database_side(reader, find_table(reader, dst.schema, dst.name), columns)
+
+
+def _table(plan: TablePlan, outcome: Outcome) -> TableValidation:
+    src = plan.source
+    state = ValidationState.MISMATCHED if outcome.mismatches else ValidationState.VALIDATED
+    return TableValidation(
+        src.schema,
+        src.name,
+        state,
+        outcome.source_rows,
+        outcome.target_rows,
+        outcome.mismatches,
+        f"{outcome.mismatches} mismatched record(s)" if outcome.mismatches else "",
+        tuple(outcome.failures),
+    )
+
+
+def _save(store: StateStore, task: str, table: TableValidation) -> None:
+    vstate.clear_table(store, task, table.schema, table.name)
+    row = vstate.ValidationStateRow(
+        table.schema,
+        table.name,
+        table.state.value,
+        table.source_rows,
+        table.target_rows,
+        table.mismatches,
+        table.message,
+        "",
+    )
+    vstate.save_state(store, task, row)
+    failures = [vstate.FailureRow(f.table, f.key, f.type, f.details) for f in table.failures]
+    vstate.add_failures(store, task, failures)
+
+
+def _write_report(path: Path, result: ValidationResult) -> None:
+    try:
+        path.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the validation report {str(path)!r}: {exc}") from exc

@@ -1,0 +1,98 @@
+"""The two sides of a table validation and how their rows are read.
+
+A database side (PostgreSQL, MySQL/MariaDB, SQLite, source or target) is read through
+the engine's own :meth:`Source.read`, so values arrive in the canonical Arrow form;
+a lake target is read back by replaying its LOAD and CDC files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from opendms.endpoints import table_identity
+from opendms.endpoints.base import EndpointURL, Source
+from opendms.errors import EndpointError
+from opendms.model import ColumnType, FilterGroup, ReadPlan, Table
+
+# Reads the side's rows; the filter groups narrow the read where the side can push them
+# down (a lake side reads everything).
+Batches = Callable[[tuple[FilterGroup, ...]], Iterator[pa.RecordBatch]]
+BATCH_ROWS = 65536
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a table: its described table, the compared columns (in that side's
+    names, aligned with the other side's) and a way to read them, again and again."""
+
+    table: Table
+    columns: tuple[str, ...]
+    batches: Batches
+    pushdown: bool = True  # whether ``batches`` applies the filters it is given
+
+    def types(self) -> list[ColumnType]:
+        return [self.table.column(c).type for c in self.columns]
+
+
+def database_side(
+    source: Source, table: Table, columns: tuple[str, ...], filters: tuple[FilterGroup, ...] = ()
+) -> Side:
+    """Rows of ``table`` read through an open endpoint, each pass under its own snapshot."""
+
+    def batches(extra: tuple[FilterGroup, ...]) -> Iterator[pa.RecordBatch]:
+        plan = ReadPlan(table, columns, filters + extra, None, BATCH_ROWS)
+        with source.snapshot() as snap:
+            yield from source.read(plan, snap)
+
+    return Side(table, columns, batches)
+
+
+def find_table(source: Source, schema: str, name: str) -> Table:
+    """The target table ``schema.name`` as the target endpoint describes it."""
+    url = source.url
+    wanted = table_identity(url, schema, name)
+    for ref in source.list_tables():
+        if table_identity(url, ref.schema, ref.name) == wanted:
+            return source.describe(ref)
+    raise EndpointError(str(url), f"target table {schema}.{name} does not exist")
+
+
+def lake_side(
+    url: EndpointURL, settings: dict[str, Any], table: Table, columns: tuple[str, ...]
+) -> Side:
+    """Rows of a lake table after replaying its LOAD and CDC files."""
+    from opendms.endpoints.lake.settings import lake_settings
+    from opendms.endpoints.lake.storage import open_storage
+    from opendms.testing.lakereplay import replay
+
+    query = {k: v for k, v in url.query.items() if k.lower() not in _url_keys()}
+    options = lake_settings({**query, **settings})
+    storage = open_storage(url, settings)
+
+    def batches(extra: tuple[FilterGroup, ...]) -> Iterator[pa.RecordBatch]:
+        try:
+            rows = replay(
+                storage, table.schema, table.name, table.primary_key, settings=options, model=table
+            )
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise EndpointError(
+                str(url), f"cannot read lake table {table.qualified}: {exc}"
+            ) from exc
+        schema = pa.schema([table.arrow_schema().field(c) for c in columns])
+        data = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows], schema)
+        yield from data.to_batches(BATCH_ROWS)
+
+    return Side(table, columns, batches, pushdown=False)
+
+
+def _url_keys() -> frozenset[str]:
+    from opendms.endpoints.lake.settings import URL_KEYS
+
+    return frozenset(k.lower() for k in URL_KEYS)
+
+
+__all__ = ["Side", "database_side", "find_table", "lake_side"]
