@@ -99,6 +99,21 @@ class ChangeProcessingTuningSection(_Strict):
     StatementCacheSize: int = Field(default=50, ge=0)
 
 
+class ValidationSection(_Strict):
+    """DMS ValidationSettings (``opendms validate``; EnableValidation also validates each
+    table after a task's full load)."""
+
+    EnableValidation: bool = False
+    ValidationOnly: bool = False
+    FailureMaxCount: int = Field(10000, ge=0)
+    TableFailureMaxCount: int = Field(1000, ge=0)
+    ThreadCount: int = Field(5, ge=1)
+    PartitionSize: int = Field(10000, ge=1)
+    ValidationMode: str = "ROW_LEVEL"
+    HandleCollationDiff: bool = False
+    RecordFailureDelayLimitInMinutes: int = Field(0, ge=0)
+
+
 class TaskSettings(_Strict):
     """The subset of the DMS task-settings JSON that opendms honours."""
 
@@ -106,6 +121,7 @@ class TaskSettings(_Strict):
     ErrorBehavior: ErrorBehaviorSection = ErrorBehaviorSection()
     TargetMetadata: TargetMetadataSection = TargetMetadataSection()
     ChangeProcessingTuning: ChangeProcessingTuningSection = ChangeProcessingTuningSection()
+    ValidationSettings: ValidationSection = ValidationSection()
 
 
 class EndpointSpec(_Strict):
