@@ -112,6 +112,7 @@ class ValidationSection(_Strict):
     ValidationMode: str = "ROW_LEVEL"
     HandleCollationDiff: bool = False
     RecordFailureDelayLimitInMinutes: int = Field(0, ge=0)
+    InDatabaseChecksums: bool = False  # opendms: checksum bisection in the databases
 
 
 class TaskSettings(_Strict):

@@ -326,9 +326,12 @@ def test_cli(pg_source: str, pg_target_db: str, tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["ok"] is True
     _pg_run(pg_target_db, ["DELETE FROM items WHERE id = 4"])
-    bad = runner.invoke(validate, [str(task), "--table", "public.items", "--report", "r.json"])
+    report = tmp_path / "r.json"
+    bad = runner.invoke(validate, [str(task), "--table", "public.items", "--report", str(report)])
     assert bad.exit_code == 1, bad.output
     assert "Mismatched records" in bad.output
+    failures = json.loads(report.read_text())["failures"]
+    assert [(f["key"], f["type"]) for f in failures] == [({"id": 4}, MISSING_TARGET)]
     unknown = runner.invoke(validate, [str(task), "--table", "public.nope"])
     assert unknown.exit_code == 2
     assert "public.nope" in unknown.output and "Traceback" not in unknown.output
@@ -398,3 +401,112 @@ def test_renamed_columns_and_missing_target_table(
     assert gone.tables[0].state is ValidationState.ERROR
     assert "items" in gone.tables[0].message and "does not exist" in gone.tables[0].message
     assert not gone.ok
+
+
+FACTS = """
+CREATE TABLE facts (id bigint PRIMARY KEY, name varchar(40), amount numeric(12,2), n int,
+  flag boolean, day date, at timestamp(6), atz timestamptz, ratio double precision,
+  raw bytea, code uuid);
+INSERT INTO facts SELECT g * 3, CASE WHEN g % 97 = 0 THEN NULL ELSE 'f' || g END,
+  g * 0.37, g % 1000, g % 3 = 0, date '2020-01-01' + g % 2000,
+  timestamp '2024-01-01 00:00:00.5' + g * interval '1.25 s',
+  timestamptz '2024-01-01 00:00+05' + g * interval '1 min', g / 3.0, int4send(g),
+  md5(g::text)::uuid
+  FROM generate_series(1, 20000) g;
+"""
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_checksum_bisection(
+    engine: str,
+    request: pytest.FixtureRequest,
+    pg_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Integer keys and engine-neutral types: checksums computed in both databases find
+    the damaged key ranges; only those are read row by row."""
+    from opendms.validate.bisect import bisect
+
+    target = request.getfixturevalue("pg_target_db" if engine == "postgres" else "mysql_target_db")
+    _pg_run(pg_db, [FACTS])
+    spec = _spec("sum", pg_db, target)
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    seen: list[Any] = []
+
+    def spy(src: Any, dst: Any) -> Any:
+        seen.append(real(src, dst))
+        return seen[-1]
+
+    real = bisect
+    monkeypatch.setattr("opendms.validate.compare.bisect", spy)
+    clean = validate_task(spec, store, checksums=True)
+    assert clean.ok and clean.failures == []
+    assert clean.tables[0].source_rows == clean.tables[0].target_rows == 20000
+    assert seen[-1].ranges == []  # equal values give equal checksums on both engines
+    run = _pg_run if engine == "postgres" else _mysql_run
+    shift = "atz + interval '1 second'" if engine == "postgres" else "atz + INTERVAL 1 SECOND"
+    run(
+        target,
+        [
+            "UPDATE facts SET name = 'x' WHERE id = 300",
+            "UPDATE facts SET amount = amount + 0.01 WHERE id = 30000",
+            f"UPDATE facts SET atz = {shift} WHERE id = 45000",
+            "UPDATE facts SET name = NULL WHERE id = 3",
+            "DELETE FROM facts WHERE id = 59997",
+            "INSERT INTO facts (id, name) VALUES (60003, 'extra')",
+        ],
+    )
+    damaged = validate_task(spec, store, checksums=True)
+    found = {f.key["id"]: (f.type, set(f.details)) for f in damaged.failures}
+    assert found == {
+        300: (RECORD_DIFF, {"name"}),
+        30000: (RECORD_DIFF, {"amount"}),
+        45000: (RECORD_DIFF, {"atz"}),
+        3: (RECORD_DIFF, {"name"}),
+        59997: (MISSING_TARGET, {"source"}),
+        60003: (MISSING_SOURCE, {"target"}),
+    }
+    ranges = seen[-1].ranges
+    assert 0 < sum(b - a + 1 for a, b in ranges) < 20000  # read a few segments, not all
+    assert damaged.tables[0].source_rows == 20000 and damaged.tables[0].target_rows == 20000
+    calls = len(seen)
+    assert validate_task(spec, store).failures == damaged.failures  # the reading path agrees
+    assert len(seen) == calls  # ... and computes no checksums
+
+
+def test_enable_validation_and_validation_only_in_task_run(
+    pg_db: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """EnableValidation validates after the full load; ValidationOnly compares without
+    loading and stops with VALIDATION_FAILED when the target differs."""
+    import psycopg
+
+    from opendms.config import task_from_dict
+    from opendms.engine.task import run_task
+    from opendms.state import StateStore
+    from opendms.state import validation as vstate
+
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE v (id int PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO v SELECT g, 'n' || g FROM generate_series(1, 100) g")
+    store = StateStore(tmp_path / "state.db")
+
+    def spec(**validation: object) -> object:
+        settings = {"ValidationSettings": validation}
+        body = {"name": "val", "source": pg_db, "target": pg_target_db}
+        return task_from_dict({**body, "task_settings": settings}, where="test")
+
+    run_task(spec(EnableValidation=True), store)  # type: ignore[arg-type]
+    assert [s.state for s in vstate.states(store, "val")] == ["Validated"]
+    with psycopg.connect(pg_target_db, autocommit=True) as conn:
+        conn.execute("UPDATE v SET name = 'changed' WHERE id = 7")
+        conn.execute("DELETE FROM v WHERE id = 8")
+    run_task(spec(ValidationOnly=True), store)  # type: ignore[arg-type]
+    task = store.task("val")
+    assert task is not None and task.stop_reason == "VALIDATION_FAILED"
+    found = {(f.type, f.key["id"]) for f in vstate.failures(store, "val")}
+    assert found == {("RECORD_DIFF", 7), ("MISSING_TARGET", 8)}
+    with psycopg.connect(pg_target_db) as conn:  # nothing was loaded
+        assert conn.execute("SELECT count(*) FROM v").fetchone() == (99,)

@@ -14,6 +14,7 @@ import click
 
 from opendms.cli.convert_cmd import convert
 from opendms.cli.ui import RichProgress, console, err_console, stats_table, task_table
+from opendms.cli.validate_cmd import validate
 from opendms.config import load_task_file, parse_extra_connection_attributes
 from opendms.endpoints import check_endpoint
 from opendms.endpoints.base import mask
@@ -240,6 +241,7 @@ def assess_command(file: Path, as_json: bool) -> None:
 
 
 cli.add_command(convert)
+cli.add_command(validate)
 
 
 @task.command("status")

@@ -30,9 +30,21 @@ EXIT_ERROR = 2
     help="Write every failure (keys and values of both sides) to this JSON file.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--checksums/--no-checksums",
+    default=None,
+    help="Compare key-range checksums computed in the databases first and read only the "
+    "ranges that differ (PostgreSQL/MySQL, integer keys); default: "
+    "ValidationSettings.InDatabaseChecksums, else off.",
+)
 @click.pass_context
 def validate(
-    ctx: click.Context, task_file: Path, tables: tuple[str, ...], report: Path | None, as_json: bool
+    ctx: click.Context,
+    task_file: Path,
+    tables: tuple[str, ...],
+    report: Path | None,
+    as_json: bool,
+    checksums: bool | None,
 ) -> None:
     """Validate the target of the task in TASK_FILE against its source.
 
@@ -40,7 +52,7 @@ def validate(
     skipped), 1 when records mismatch or a table could not be validated, 2 on bad input.
     """
     try:
-        ok = _run(ctx, task_file, list(tables), report, as_json)
+        ok = _run(ctx, task_file, (list(tables), report, checksums), as_json)
     except OpenDMSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -51,18 +63,22 @@ def validate(
 
 
 def _run(
-    ctx: click.Context, task_file: Path, tables: list[str], report: Path | None, as_json: bool
+    ctx: click.Context,
+    task_file: Path,
+    what: tuple[list[str], Path | None, bool | None],
+    as_json: bool,
 ) -> bool:
     from opendms.config import load_task_file
     from opendms.state import StateStore
     from opendms.validate import validate_task
 
+    tables, report, checksums = what
     spec = load_task_file(task_file)
     root = ctx.find_root().obj
     state = root.get("state") if isinstance(root, dict) else None
     store = StateStore(spec.state or state)
     try:
-        result = validate_task(spec, store, tables or None, report)
+        result = validate_task(spec, store, tables or None, report, checksums)
     finally:
         store.close()
     if as_json:

@@ -6,7 +6,7 @@ import enum
 import json
 import logging
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +41,9 @@ class ValidationSettings:
 
     FailureMaxCount: int = 10000
     TableFailureMaxCount: int = 1000
+    # opendms: compute segment checksums in the databases and read only the differing
+    # key ranges (see opendms.validate.bisect); off by default.
+    InDatabaseChecksums: bool = False
 
     @classmethod
     def of(cls, spec: TaskSpec) -> ValidationSettings:
@@ -53,6 +56,7 @@ class ValidationSettings:
         return cls(
             int(get("FailureMaxCount", cls.FailureMaxCount)),
             int(get("TableFailureMaxCount", cls.TableFailureMaxCount)),
+            bool(get("InDatabaseChecksums", cls.InDatabaseChecksums)),
         )
 
 
@@ -120,16 +124,20 @@ def validate_task(
     store: StateStore,
     tables: list[str] | None = None,
     report: Path | None = None,
+    checksums: bool | None = None,
 ) -> ValidationResult:
     """Validate the task's tables (all planned ones, or those named ``schema.table``);
-    results go to the state store and, with ``report``, to a JSON file."""
+    results go to the state store and, with ``report``, to a JSON file. ``checksums``
+    overrides ``ValidationSettings.InDatabaseChecksums``."""
     settings = ValidationSettings.of(spec)
+    if checksums is not None:
+        settings = replace(settings, InDatabaseChecksums=checksums)
     vstate.ensure_tables(store)
     result = ValidationResult(spec.name)
     with ExitStack() as stack:
-        source = _open(stack, "source", spec.source.url, spec.source.settings)
+        source = _open(stack, spec.source.url, spec.source.settings)
         lake = _is_lake(spec.target.url)
-        reader = None if lake else _open(stack, "target", spec.target.url, spec.target.settings)
+        reader = None if lake else _open(stack, spec.target.url, spec.target.settings)
         target = reader or _Lake(EndpointURL.parse(spec.target.url))
         plans = _select(_plan(spec, source, target), tables)
         budget = settings.FailureMaxCount
@@ -140,7 +148,7 @@ def validate_task(
                 table = _pending(plan)
             else:
                 limit = min(settings.TableFailureMaxCount, budget)
-                table = _validate_table(spec, plan, source, reader, limit)
+                table = _validate_table(spec, plan, (source, reader), limit, settings)
                 budget -= len(table.failures)
             _save(store, spec.name, table)
             result.tables.append(table)
@@ -154,7 +162,7 @@ def _is_lake(url: str) -> bool:
     return engine is not None and not engine.can_source
 
 
-def _open(stack: ExitStack, role: str, url: str, settings: dict[str, Any]) -> Source:
+def _open(stack: ExitStack, url: str, settings: dict[str, Any]) -> Source:
     source = open_source(url, settings)
     stack.callback(source.close)
     return source
@@ -204,9 +212,14 @@ def _key(plan: TablePlan, pairs: list[tuple[str, str]]) -> tuple[int, ...]:
 
 
 def _validate_table(
-    spec: TaskSpec, plan: TablePlan, source: Source, reader: Source | None, limit: int
+    spec: TaskSpec,
+    plan: TablePlan,
+    ends: tuple[Source, Source | None],
+    limit: int,
+    settings: ValidationSettings,
 ) -> TableValidation:
     src = plan.source
+    source, reader = ends
     pairs = _columns(plan)
     key = _key(plan, pairs)
     if not key:
@@ -214,7 +227,8 @@ def _validate_table(
     try:
         left = database_side(source, src, tuple(s for s, _ in pairs), plan.filters)
         right = _target_side(spec, plan, reader, tuple(t for _, t in pairs))
-        outcome = Comparison(src.qualified, left, right, key, limit).run()
+        checksums = settings.InDatabaseChecksums
+        outcome = Comparison(src.qualified, left, right, key, limit, checksums).run()
     except OpenDMSError as exc:
         log.error("table %s: validation failed: %s", src.qualified, exc)
         return TableValidation(src.schema, src.name, ValidationState.ERROR, message=str(exc))

@@ -8,7 +8,7 @@ a lake target is read back by replaying its LOAD and CDC files.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -33,6 +33,17 @@ class Side:
     columns: tuple[str, ...]
     batches: Batches
     pushdown: bool = True  # whether ``batches`` applies the filters it is given
+    url: EndpointURL | None = None  # a database side's endpoint (for checksum queries)
+    filtered: bool = False  # the side reads through source filters
+
+    def restricted(self, groups: list[tuple[FilterGroup, ...]]) -> Side:
+        """This side, reading only the rows of any of the filter sets in ``groups``."""
+
+        def batches(extra: tuple[FilterGroup, ...]) -> Iterator[pa.RecordBatch]:
+            for group in groups:
+                yield from self.batches(group + extra)
+
+        return replace(self, batches=batches)
 
     def types(self) -> list[ColumnType]:
         return [self.table.column(c).type for c in self.columns]
@@ -48,7 +59,7 @@ def database_side(
         with source.snapshot() as snap:
             yield from source.read(plan, snap)
 
-    return Side(table, columns, batches)
+    return Side(table, columns, batches, url=source.url, filtered=bool(filters))
 
 
 def find_table(source: Source, schema: str, name: str) -> Table:
