@@ -64,7 +64,7 @@ def test_pg_user_without_privileges(
     weak = pg_server.url(db, user=role)
     checks = _by_id(assess(_spec(weak, pg_target_db)))
     assert checks["pg-replication-role"].status is Status.FAILED
-    assert f"ALTER ROLE \"{role}\" REPLICATION" in checks["pg-replication-role"].remediation
+    assert f'ALTER ROLE "{role}" REPLICATION' in checks["pg-replication-role"].remediation
     select = checks["pg-select-privilege"]
     assert select.status is Status.FAILED and select.objects == ("public.t",)
     pg_server.execute(f"DROP OWNED BY {role}", db=db)
