@@ -28,6 +28,7 @@ target transaction committed (a rolled-back batch is retried and reports again).
 
 from __future__ import annotations
 
+import abc
 import enum
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -349,7 +350,7 @@ class _Batch:
     errors: list[tuple[str, Op, str, str]] = field(default_factory=list)
 
 
-class RowApplier:
+class RowApplier(abc.ABC):
     """The engine-neutral part of a DB-API applier; subclasses provide SQL and I/O."""
 
     placeholder = "?"
@@ -374,11 +375,11 @@ class RowApplier:
 
     # -- engine hooks (SQL and I/O) --
 
-    def q(self, name: str) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def q(self, name: str) -> str: ...
 
-    def table_sql(self, table: Table) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def table_sql(self, table: Table) -> str: ...
 
     def key_sql(self, ctype: ColumnType) -> str:
         """The SQL for one key value in a WHERE clause."""
@@ -388,21 +389,24 @@ class RowApplier:
         """A stored value as the parameter compared in a WHERE clause."""
         return value
 
+    @abc.abstractmethod
     def one_row(self, table: str, where: str) -> tuple[str, str]:
         """(WHERE clause, statement suffix) touching at most one row matching ``where``."""
-        raise NotImplementedError
+        ...
 
-    def upsert_suffix(self, table: Table, cols: tuple[str, ...]) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def upsert_suffix(self, table: Table, cols: tuple[str, ...]) -> str: ...
 
+    @abc.abstractmethod
     def stored(self, array: pa.Array[Any], ctype: ColumnType) -> list[Any]:
         """Values as the full-load writer stores them (the statement parameters)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def execute_each(self, stmts: list[Stmt], checked: bool) -> list[Result]:
         """Run ``stmts`` in order; one result per statement, ending early at a statement
         error that is not a conflict. ``checked``: affected-row counts are needed."""
-        raise NotImplementedError
+        ...
 
     def insert(
         self, table: Table, cols: tuple[str, ...], rows: list[list[Any]], upsert: bool
@@ -410,34 +414,36 @@ class RowApplier:
         sql = self.insert_sql(table, cols, upsert)
         return self.execute_each([(sql, tuple(r)) for r in rows], checked=False)
 
-    def alter_column(self, tmap: TableMap, cc: ColumnChange) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def alter_column(self, tmap: TableMap, cc: ColumnChange) -> None: ...
 
-    def ensure_checkpoints(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def ensure_checkpoints(self) -> None: ...
 
+    @abc.abstractmethod
     def save_checkpoint(self, position: str) -> None:
         """Upsert the checkpoint row inside the open transaction."""
-        raise NotImplementedError
+        ...
 
-    def begin(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def begin(self) -> None: ...
 
-    def commit(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def commit(self) -> None: ...
 
-    def rollback(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
 
+    @abc.abstractmethod
     def savepoint(self, name: str, action: str) -> None:
         """``action``: SAVEPOINT, ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT."""
-        raise NotImplementedError
+        ...
 
-    def read_checkpoint(self) -> str | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read_checkpoint(self) -> str | None: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def _ready(self) -> None:
         if not self.ready:
