@@ -510,3 +510,49 @@ def test_enable_validation_and_validation_only_in_task_run(
     assert found == {("RECORD_DIFF", 7), ("MISSING_TARGET", 8)}
     with psycopg.connect(pg_target_db) as conn:  # nothing was loaded
         assert conn.execute("SELECT count(*) FROM v").fetchone() == (99,)
+
+
+def test_cdc_validates_the_rows_it_changes(pg_db: str, pg_target_db: str, tmp_path: Path) -> None:
+    """EnableValidation during CDC: rows touched by changes are compared once applied; a
+    row the target altered on its own (here a trigger) is reported, the others are not."""
+    import psycopg
+
+    from opendms.config import task_from_dict
+    from opendms.engine.task import run_task
+    from opendms.state import StateStore
+    from opendms.state import validation as vstate
+
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE c (id int PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO c SELECT g, 'n' || g FROM generate_series(1, 20) g")
+    spec = task_from_dict(
+        {
+            "name": "cdcval",
+            "source": pg_db,
+            "target": pg_target_db,
+            "migration_type": "full-load-and-cdc",
+            "task_settings": {
+                "ValidationSettings": {"EnableValidation": True},
+                "ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0},
+            },
+        },
+        where="test",
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    assert not vstate.failures(store, "cdcval")
+    with psycopg.connect(pg_target_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION bang() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN IF NEW.id = 5 THEN NEW.name := NEW.name || '!'; END IF; RETURN NEW; END$$"
+        )
+        conn.execute(
+            "CREATE TRIGGER bang BEFORE UPDATE ON public.c FOR EACH ROW EXECUTE FUNCTION bang()"
+        )
+        conn.execute("ALTER TABLE public.c ENABLE ALWAYS TRIGGER bang")
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("UPDATE c SET name = 'changed' WHERE id IN (5, 6)")
+        conn.execute("INSERT INTO c VALUES (21, 'new')")
+    run_task(spec, store)
+    found = [(f.type, f.key) for f in vstate.failures(store, "cdcval")]
+    assert found == [("RECORD_DIFF", {"id": 5})], found

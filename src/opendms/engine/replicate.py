@@ -247,12 +247,17 @@ class Replication:
     def _stream(
         self, applier: Applier, point: Checkpoint, stop: threading.Event, follow: bool
     ) -> tuple[Position, bool]:
+        validator = self._validator()
+
         def apply(batch: list[Transaction], _position: str) -> int:
             end = batch[-1].end
             until = point.until
             idempotent = until is not None and batch[0].end <= until
             text = Checkpoint(end, until if until is not None and end < until else None).text()
-            return applier.apply(batch, text, idempotent)
+            applied = applier.apply(batch, text, idempotent)
+            if validator is not None:
+                validator.note(batch)
+            return applied
 
         loop = CdcLoop(self.spec.name, apply, self.capture.confirm, self.store)
         loop.settings = self._batch_settings(applier)
@@ -263,11 +268,46 @@ class Replication:
             loop.stop_at = stop_predicate(self.spec.cdc_stop_position, self.capture)
         loop.before_ddl = self._evolve
         loop.on_ddl = lambda txn: self._ddl(applier, txn)
-        loop.heartbeat = getattr(self.capture, "heartbeat", None)
+        loop.heartbeat = self._idle(validator)
         loop.lag_bytes = getattr(self.capture, "lag_bytes", None)
         stream = self._values(self.capture.stream(point.position, stop))
-        end = loop.run(stream, point.position, stop, self.capture.caught_up, follow)
+        try:
+            end = loop.run(stream, point.position, stop, self.capture.caught_up, follow)
+            if validator is not None:  # what the last batches changed; a second pass
+                validator.check(force=True)  # confirms what differed in the first
+                validator.check(force=True)
+        finally:
+            if validator is not None:
+                validator.close()
         return end, loop.stop_reached
+
+    def _validator(self) -> Any:
+        """EnableValidation on a database target: validate the rows changes touch."""
+        if not self.spec.task_settings.ValidationSettings.EnableValidation:
+            return None
+        if self.target.url.scheme in ("file", "s3"):
+            return None
+        from opendms.validate.changed import ChangedKeys
+
+        plans = [
+            p
+            for p in self.loader.plan()
+            if (p.source.schema, p.source.name) not in self.transformed
+        ]
+        return ChangedKeys(self.spec, self.store, plans)
+
+    def _idle(self, validator: Any) -> Callable[[], None] | None:
+        """Idle with nothing pending: heartbeat the source, validate changed rows."""
+        beat = getattr(self.capture, "heartbeat", None)
+        if validator is None:
+            return beat
+
+        def idle() -> None:
+            if beat is not None:
+                beat()
+            validator.check()
+
+        return idle
 
     def _batch_settings(self, applier: Applier) -> BatchSettings:
         hint = applier.batch_hint()

@@ -100,8 +100,8 @@ def run_task(
         store.set_pid(spec.name, None)
     load, reached = result
     _finish(spec, store, load, cdc, stop, reached)
-    if spec.task_settings.ValidationSettings.EnableValidation and not stop.is_set():
-        _validate(spec, store)
+    if spec.task_settings.ValidationSettings.EnableValidation and load.tables:
+        _validate(spec, store)  # after a full load; CDC validates the rows it changes
     return load
 
 
