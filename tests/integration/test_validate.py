@@ -556,3 +556,35 @@ def test_cdc_validates_the_rows_it_changes(pg_db: str, pg_target_db: str, tmp_pa
     run_task(spec, store)
     found = [(f.type, f.key) for f in vstate.failures(store, "cdcval")]
     assert found == [("RECORD_DIFF", {"id": 5})], found
+
+
+def test_clean_million_row_migration_validates(
+    pg_db: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """A clean copy of 1M rows validates with no failure (and one changed row is found)."""
+    import psycopg
+
+    from opendms.config import task_from_dict
+    from opendms.engine.task import run_task
+    from opendms.state import StateStore
+    from opendms.validate import validate_task
+
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE big (id bigint PRIMARY KEY, amount numeric(12,2), at timestamptz, "
+            "note text)"
+        )
+        conn.execute(
+            "INSERT INTO big SELECT g, g * 0.01, timestamptz '2024-01-01' + g * interval '1 s', "
+            "CASE WHEN g % 10 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, 1000000) g"
+        )
+    spec = task_from_dict({"name": "big", "source": pg_db, "target": pg_target_db}, where="t")
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    result = validate_task(spec, store)
+    assert result.ok and not result.failures
+    assert [(t.source_rows, t.target_rows) for t in result.tables] == [(1_000_000, 1_000_000)]
+    with psycopg.connect(pg_target_db, autocommit=True) as conn:
+        conn.execute("UPDATE big SET note = 'x' WHERE id = 777777")
+    failures = validate_task(spec, store).failures
+    assert [(f.type, f.key) for f in failures] == [("RECORD_DIFF", {"id": 777777})]
