@@ -123,6 +123,7 @@ class Replication:
         self.plans: dict[TableKey, ApplyPlan] = {}
         self.sources: dict[TableKey, Table] = {}
         self.transformed: dict[TableKey, TablePlan] = {}
+        self.table_plans: list[TablePlan] = []
 
     def _check_positions(self) -> None:
         """Bad start or stop positions fail before anything is created."""
@@ -136,7 +137,7 @@ class Replication:
     def run(self, stop: threading.Event, follow: bool) -> CdcResult:
         try:
             self._check_positions()
-            plans = self.loader.plan()
+            plans = self.table_plans = self.loader.plan()
             self._warn_unkeyed(plans)
             self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in plans])
             self.sources = {(p.source.schema, p.source.name): p.source for p in plans}
@@ -290,9 +291,7 @@ class Replication:
         from opendms.validate.changed import ChangedKeys
 
         plans = [
-            p
-            for p in self.loader.plan()
-            if (p.source.schema, p.source.name) not in self.transformed
+            p for p in self.table_plans if (p.source.schema, p.source.name) not in self.transformed
         ]
         return ChangedKeys(self.spec, self.store, plans)
 

@@ -18,6 +18,7 @@ Every server also has a password user ``opendms`` / ``opendms-secret`` (S3: acce
 
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import fcntl
@@ -450,7 +451,7 @@ def _stop_all() -> None:
 atexit.register(_stop_all)
 
 
-class _Server:
+class _Server(abc.ABC):
     """Shared life cycle: temp dir, start with retries on port clashes, stop, watchdog."""
 
     kind = "server"
@@ -469,12 +470,12 @@ class _Server:
         self.startup_seconds: float | None = None
 
     # subclass hooks --------------------------------------------------------
-    def _launch(self, tmp: Path) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _launch(self, tmp: Path) -> None: ...
 
+    @abc.abstractmethod
     def _shutdown(self) -> None:
         """Stop the server process(es); must tolerate a half-started server."""
-        raise NotImplementedError
 
     def _pick_ports(self) -> None:
         self._port = self._fixed_port or free_port()

@@ -202,39 +202,45 @@ def _apply_changes(
     by COPY when the run is long (see stage.py)."""
     count = 0
     with _Pipeline(conn) as pipeline:
-        for tmap, sql, run in _runs(maps, changes):
+        for tmap, (sql, keep, keys), run in _runs(maps, changes):
             if len(run) >= STAGE_MIN:
                 pipeline.pause()
                 if staged(cur, tmap, run):
                     count += len(run)
                     continue
                 pipeline.resume()
-            cur.executemany(sql, [statement(tmap, c)[1] for c in run])
+            args = [[c.values[i] for i in keep] + [c.key[i] for i in keys] for c in run]
+            cur.executemany(sql, args)
             count += len(run)
     return count
 
 
-Run = tuple[TableMap, str, list[Change]]
+Run = tuple[TableMap, _Built, list[Change]]
+_TRUNCATE: list[int] = []
 
 
 def _runs(maps: dict[tuple[str, str], TableMap], changes: list[Change]) -> Iterator[Run]:
-    """Consecutive changes with the same SQL: (map, sql, changes)."""
+    """Consecutive changes with the same SQL: (map, built shape, changes)."""
     run: list[Change] = []
-    run_sql, run_map = "", None
+    built: _Built = ("", [], [])
+    run_map = None
     for change in changes:
         tmap = maps.get((change.schema, change.table))
         if tmap is None:
             continue
-        sql = f"TRUNCATE {tmap.qualified}" if change.op is Op.TRUNCATE else _shape(tmap, change)[0]
-        if (sql != run_sql or tmap is not run_map) and run:
+        if change.op is Op.TRUNCATE:
+            shape: _Built = (f"TRUNCATE {tmap.qualified}", _TRUNCATE, _TRUNCATE)
+        else:
+            shape = _shape(tmap, change)
+        if (shape[0] != built[0] or tmap is not run_map) and run:
             assert run_map is not None
-            yield run_map, run_sql, run
+            yield run_map, built, run
             run = []
-        run_sql, run_map = sql, tmap
+        built, run_map = shape, tmap
         run.append(change)
     if run:
         assert run_map is not None
-        yield run_map, run_sql, run
+        yield run_map, built, run
 
 
 def read_checkpoint(conn: Any, task: str) -> str | None:
