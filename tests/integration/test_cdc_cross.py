@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pymysql
 import pytest
 
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
+from opendms.testing.sql import connect, execute, query, table_rows
 
 PG_SETUP = """
 CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(12,2), qty bigint,
@@ -47,30 +47,7 @@ def _task(name: str, source: str, target: str, mtype: str) -> Any:
 
 
 def _rows(url: str, table: str) -> list[tuple[Any, ...]]:
-    parsed = EndpointURL.parse(url)
-    if parsed.scheme == "sqlite":
-        path = url.removeprefix("sqlite:///")
-        with sqlite3.connect(path) as conn:
-            rows = conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-        conn.close()
-        return rows
-    if parsed.scheme == "mysql":
-        conn = pymysql.connect(
-            host=parsed.host,
-            port=parsed.port or 3306,
-            user=parsed.user,
-            password=str(parsed.password),
-            database=parsed.database,
-        )
-        with conn, conn.cursor() as cur:
-            cur.execute(f"SELECT * FROM {table} ORDER BY 1")
-            return list(cur.fetchall())
-    with psycopg.connect(url) as pg:  # a MySQL source's tables land in a schema per database
-        schema = pg.execute(
-            "SELECT table_schema FROM information_schema.tables WHERE table_name = %s", (table,)
-        ).fetchone()
-        assert schema is not None, table
-        return pg.execute(f'SELECT * FROM "{schema[0]}".{table} ORDER BY 1').fetchall()
+    return table_rows(url, table)
 
 
 def _cdc_equals_full_load(
@@ -94,12 +71,7 @@ def _cdc_equals_full_load(
 
 
 def _pg_changes(url: str) -> Any:
-    def run(changes: list[str]) -> None:
-        with psycopg.connect(url, autocommit=True) as conn:
-            for sql in changes:
-                conn.execute(sql)
-
-    return run
+    return lambda changes: execute(url, changes)
 
 
 @pytest.fixture
@@ -154,21 +126,8 @@ MY_CHANGES = [
 
 
 def _my_changes(url: str) -> Any:
-    parsed = EndpointURL.parse(url)
-
     def run(changes: list[str]) -> None:
-        conn = pymysql.connect(
-            host=parsed.host,
-            port=parsed.port or 3306,
-            user=parsed.user,
-            password=str(parsed.password),
-            database=parsed.database,
-            autocommit=True,
-        )
-        with conn, conn.cursor() as cur:
-            for sql in changes:
-                for part in sql.split("; "):
-                    cur.execute(part)
+        execute(url, [part for sql in changes for part in sql.split("; ")])
 
     return run
 
@@ -218,20 +177,15 @@ def test_mysql_to_mysql_with_ddl(my_source: str, mysql_target_db: str, tmp_path:
     run_task(spec, store)
     got = _rows(mysql_target_db, "items")
     assert _rows(my_source, "items") == got
-    target = EndpointURL.parse(mysql_target_db)
-    conn = pymysql.connect(
-        host=target.host,
-        port=target.port or 3306,
-        user=target.user,
-        password=str(target.password),
-        database=target.database,
-    )
-    with conn, conn.cursor() as cur:
-        cur.execute(
+    conn = connect(mysql_target_db)
+    columns = dict(
+        query(
+            conn,
             "SELECT column_name, column_type FROM information_schema.columns "
-            "WHERE table_schema = database() AND table_name = 'items' ORDER BY ordinal_position"
+            "WHERE table_schema = database() AND table_name = 'items' ORDER BY ordinal_position",
         )
-        columns = dict(cur.fetchall())
+    )
+    conn.close()
     assert "note" not in columns and "qty" not in columns and "name" not in columns
     assert columns["quantity"] == "bigint(20)" and columns["price"] == "decimal(14,3)"
     assert "extra" in columns and "title" in columns

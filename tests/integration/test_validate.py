@@ -4,7 +4,6 @@ target is reported with exactly the damaged keys and the right failure type."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pymysql
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -24,6 +22,7 @@ from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.state import validation as vstate
 from opendms.testing.lakereplay import lake_files, open_lake
+from opendms.testing.sql import execute
 from opendms.validate import (
     MISSING_SOURCE,
     MISSING_TARGET,
@@ -96,31 +95,11 @@ def _spec(name: str, source: str, target: str) -> Any:
 
 
 def _pg_run(url: str, statements: list[str]) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        for sql in statements:
-            conn.execute(sql)
+    execute(url, statements)
 
 
-def _mysql_run(url: str, statements: list[str]) -> None:
-    parsed = EndpointURL.parse(url)
-    conn = pymysql.connect(
-        host=parsed.host,
-        port=parsed.port or 3306,
-        user=parsed.user,
-        password=str(parsed.password),
-        database=parsed.database,
-        autocommit=True,
-    )
-    with conn, conn.cursor() as cur:
-        for sql in statements:
-            cur.execute(sql)
-
-
-def _sqlite_run(url: str, statements: list[str]) -> None:
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        for sql in statements:
-            conn.execute(sql)
-    conn.close()
+_mysql_run = _pg_run  # one helper for every engine; kept under the names other tests import
+_sqlite_run = _pg_run
 
 
 def _by_key(result: ValidationResult, table: str) -> dict[int, Any]:
@@ -481,7 +460,6 @@ def test_enable_validation_and_validation_only_in_task_run(
 ) -> None:
     """EnableValidation validates after the full load; ValidationOnly compares without
     loading and stops with VALIDATION_FAILED when the target differs."""
-    import psycopg
 
     from opendms.config import task_from_dict
     from opendms.engine.task import run_task
@@ -515,7 +493,6 @@ def test_enable_validation_and_validation_only_in_task_run(
 def test_cdc_validates_the_rows_it_changes(pg_db: str, pg_target_db: str, tmp_path: Path) -> None:
     """EnableValidation during CDC: rows touched by changes are compared once applied; a
     row the target altered on its own (here a trigger) is reported, the others are not."""
-    import psycopg
 
     from opendms.config import task_from_dict
     from opendms.engine.task import run_task
@@ -562,7 +539,6 @@ def test_clean_million_row_migration_validates(
     pg_db: str, pg_target_db: str, tmp_path: Path
 ) -> None:
     """A clean copy of 1M rows validates with no failure (and one changed row is found)."""
-    import psycopg
 
     from opendms.config import task_from_dict
     from opendms.engine.task import run_task

@@ -17,6 +17,7 @@ import psycopg
 import yaml
 
 from opendms.endpoints.base import EndpointURL
+from opendms.testing.sql import connect, query, table_rows
 
 SETUP_PG = (
     "CREATE TABLE ledger (id bigint PRIMARY KEY, account int, amount numeric(12,2), note text)",
@@ -29,33 +30,12 @@ SETUP_MYSQL = (
 )
 
 
-def _connect(url: str) -> Any:
-    """An autocommit DB-API connection to a PostgreSQL or MySQL/MariaDB URL."""
-    parsed = EndpointURL.parse(url)
-    if parsed.scheme in ("mysql", "mariadb"):
-        from opendms.endpoints.mysql.conn import connect
-
-        conn = connect(parsed)
-        conn.autocommit(True)
-        return conn
-    return psycopg.connect(url, autocommit=True)
-
-
-def _run(conn: Any, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-    cur = conn.cursor()
-    try:
-        cur.execute(sql, args or None)
-        return list(cur.fetchall()) if cur.description else []
-    finally:
-        cur.close()
-
-
 def create_ledger(url: str, rows: int) -> None:
     mysql = EndpointURL.parse(url).scheme in ("mysql", "mariadb")
-    conn = _connect(url)
+    conn = connect(url)
     try:
         for sql in SETUP_MYSQL if mysql else SETUP_PG:
-            _run(conn, sql.format(rows=rows))
+            query(conn, sql.format(rows=rows))
     finally:
         conn.close()
 
@@ -75,7 +55,7 @@ class Writer:
         self.statements = 0
 
     def run(self) -> None:
-        conn = _connect(self.url)
+        conn = connect(self.url)
         try:
             while not self.stop.is_set() and self.statements < self.limit:
                 self._one(conn)
@@ -89,37 +69,18 @@ class Writer:
         key = self.rng.randrange(1, self.rows)
         new = self.next_id
         if pick < 0.4:
-            _run(conn, "INSERT INTO ledger VALUES (%s, %s, %s, 'new')", (new, new % 97, new / 100))
+            query(conn, "INSERT INTO ledger VALUES (%s, %s, %s, 'new')", (new, new % 97, new / 100))
             self.next_id += 1
         elif pick < 0.8:
-            _run(conn, "UPDATE ledger SET amount = amount + 1 WHERE id = %s", (key,))
+            query(conn, "UPDATE ledger SET amount = amount + 1 WHERE id = %s", (key,))
         elif pick < 0.9:
-            _run(conn, "DELETE FROM ledger WHERE id = %s", (key,))
+            query(conn, "DELETE FROM ledger WHERE id = %s", (key,))
         else:
-            _run(conn, "BEGIN")
-            _run(conn, "UPDATE ledger SET note = 'tx' WHERE id = %s", (key,))
-            _run(conn, "INSERT INTO ledger VALUES (%s, 1, 1, 'tx')", (new,))
-            _run(conn, "COMMIT")
+            query(conn, "BEGIN")
+            query(conn, "UPDATE ledger SET note = 'tx' WHERE id = %s", (key,))
+            query(conn, "INSERT INTO ledger VALUES (%s, 1, 1, 'tx')", (new,))
+            query(conn, "COMMIT")
             self.next_id += 1
-
-
-def table_rows(url: str, table: str, key: str) -> list[tuple[Any, ...]]:
-    """Every row of ``table`` by ``key``; on PostgreSQL the table may sit in any schema
-    (a MySQL source's tables land in a schema named after its database)."""
-    conn = _connect(url)
-    try:
-        name = table
-        if EndpointURL.parse(url).scheme.startswith("postgres"):
-            found = _run(
-                conn,
-                "SELECT quote_ident(table_schema) FROM information_schema.tables "
-                "WHERE table_name = %s",
-                (table,),
-            )
-            name = f"{found[0][0]}.{table}" if found else table
-        return [tuple(r) for r in _run(conn, f"SELECT * FROM {name} ORDER BY {key}")]
-    finally:
-        conn.close()
 
 
 def compare_tables(source: str, target: str, table: str, key: str) -> None:
