@@ -178,6 +178,18 @@ class ApplyPlan:
     names: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What a CDC task's source keeps for it and it has not applied yet: ``amount`` of
+    ``unit`` ("bytes" of WAL/binlog, or "changes" in a change table); ``what`` says it in
+    words. ``gone`` is set when the capture objects or the log it needs no longer exist."""
+
+    amount: int
+    unit: Literal["bytes", "changes"]
+    what: str
+    gone: bool = False
+
+
 class ChangeSource(Protocol):
     """Capture side of a CDC task (one per source engine).
 
@@ -220,6 +232,10 @@ class ChangeSource(Protocol):
 
     def drop(self) -> None:
         """Remove capture objects (task deleted, or a fresh start)."""
+
+    def backlog(self, applied: str | None) -> Backlog:
+        """What the source retains for this task beyond ``applied`` (a saved position
+        text, None when unknown), whether or not the task runs."""
 
     def close(self) -> None: ...
 

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opendms.endpoints.base import PrepMode
-from opendms.errors import ConfigError
+from opendms.errors import ConfigError, UnknownSchemeError
 
 
 class MigrationType(enum.StrEnum):
@@ -200,10 +200,7 @@ def load_task_file(path: str | Path) -> TaskSpec:
     """Read and validate a task YAML (or JSON) file."""
     file = Path(path)
     where = str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read task file: {exc.strerror}", where=where) from exc
+    text = _read_text(file, where, "")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -220,24 +217,62 @@ def task_from_dict(data: dict[str, Any], where: str, base: Path | None = None) -
     if isinstance(mappings, str) and not mappings.lstrip().startswith(("{", "[")):
         data["table_mappings"] = _read_mapping_file(mappings, base, where)
     try:
-        return TaskSpec.model_validate(data)
+        spec = TaskSpec.model_validate(data)
     except ValidationError as exc:
         raise_config_error(exc, where)
-    raise AssertionError("unreachable")
+        raise AssertionError("unreachable") from None
+    _check_mappings(spec, where)
+    _check_schemes(spec, where)
+    return spec
+
+
+def _check_schemes(spec: TaskSpec, where: str) -> None:
+    """Endpoint URLs parse and name a known engine (no connection is made)."""
+    from opendms.endpoints import engine_for
+    from opendms.endpoints.base import EndpointURL
+
+    for role in ("source", "target"):
+        endpoint: EndpointSpec = getattr(spec, role)
+        try:
+            engine_for(EndpointURL.parse(endpoint.url), role)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, where=where, path=f"$.{role}") from None
+        except UnknownSchemeError as exc:
+            raise ConfigError(exc.message, where=where, path=f"$.{role}.url") from None
+
+
+def _check_mappings(spec: TaskSpec, where: str) -> None:
+    """Table mappings are checked with the file, before any connection: a typo is one
+    ConfigError with its JSON path (``where: table_mappings: $.rules[0]...``)."""
+    from opendms.mapping import parse_table_mappings
+
+    if spec.table_mappings is not None:
+        parse_table_mappings(spec.table_mappings, where=f"{where}: table_mappings")
+
+
+def _read_text(file: Path, where: str, path: str) -> str:
+    """A UTF-8 text file, or a ConfigError saying why it cannot be read."""
+    what = "task file" if not path else f"file {str(file)!r}"
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror}", where=where, path=path) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8",
+            where=where,
+            path=path,
+        ) from None
 
 
 def _read_mapping_file(name: str, base: Path | None, where: str) -> Any:
     file = Path(name)
     if not file.is_absolute() and base is not None:
         file = base / file
+    text = _read_text(file, where, "$.table_mappings")
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read table mappings file {str(file)!r}: {exc.strerror}",
-            where=where,
-            path="$.table_mappings",
-        ) from exc
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"table mappings file {str(file)!r} is not valid JSON: {exc.msg} "

@@ -13,7 +13,12 @@ Every error a user can see derives from :class:`OpenDMSError`. The tree::
     │   └── PrivilegeError         connected, but not allowed to do the job
     ├── DataError              a value cannot be represented on the target
     ├── TaskError              the task cannot go on (a table failed, no tables captured)
+    │   └── TaskLockedError        another process is running the task
     └── StopRequested          the task was asked to stop (raised inside workers)
+
+Command-line exit codes follow the tree (:func:`exit_code`): 2 for a usage or
+configuration error (ConfigError, UnknownSchemeError, MissingExtraError), 1 for
+everything else (the task, an endpoint or the data failed), 0 when done.
 
 ``retryable`` is part of the type: only errors that say so are retried; unknown
 exceptions are fatal. Driver exceptions are translated once, at the endpoint,
@@ -103,8 +108,17 @@ class TaskError(OpenDMSError):
     """The task cannot go on."""
 
 
+class TaskLockedError(TaskError):
+    """Another live process holds the task's run lock (one run of a task at a time)."""
+
+
 class StopRequested(OpenDMSError):  # noqa: N818 - a stop signal, not a failure
     """The task was asked to stop; workers unwind with this."""
 
     def __init__(self) -> None:
         super().__init__("stop requested")
+
+
+def exit_code(exc: OpenDMSError) -> int:
+    """The command-line exit code of an error: 2 usage/configuration, 1 anything else."""
+    return 2 if isinstance(exc, ConfigError | UnknownSchemeError | MissingExtraError) else 1

@@ -69,7 +69,7 @@ def test_run_status_tables_delete(retail: Path, tmp_path: Path) -> None:
     code, out = _invoke(tmp_path, "task", "delete", "copy")
     assert code == 0
     code, out = _invoke(tmp_path, "task", "status", "copy")
-    assert code == 1 and "no task named 'copy'" in out
+    assert code == 2 and "no task named 'copy'" in out
 
 
 def test_rerun_converges(retail: Path, tmp_path: Path) -> None:
@@ -135,13 +135,14 @@ def test_selection_filter_and_transformations(retail: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("fields", "message"),
+    ("fields", "message", "exit_code"),
     [
         (
             {"migration_type": "cdc", "CdcStopPosition": "commit_time:tomorrow"},
             "'tomorrow' is not an ISO date-time",
+            2,
         ),
-        ({"migration_type": "cdc", "CdcStartPosition": "banana"}, "'banana' is not a"),
+        ({"migration_type": "cdc", "CdcStartPosition": "banana"}, "'banana' is not a", 2),
         (
             {
                 "table_mappings": {
@@ -157,15 +158,19 @@ def test_selection_filter_and_transformations(retail: Path, tmp_path: Path) -> N
                 }
             },
             "no tables captured",
+            1,
         ),
-        ({"table_mappings": {"rules": [{"rule-type": "selekt"}]}}, "$.rules[0].rule-type"),
-        ({"target": "ftp://x/y"}, "unknown scheme 'ftp'"),
+        ({"table_mappings": {"rules": [{"rule-type": "selekt"}]}}, "$.rules[0].rule-type", 2),
+        ({"target": "ftp://x/y"}, "unknown scheme 'ftp'", 2),
     ],
 )
-def test_task_errors(retail: Path, tmp_path: Path, fields: dict[str, object], message: str) -> None:
+def test_task_errors(
+    retail: Path, tmp_path: Path, fields: dict[str, object], message: str, exit_code: int
+) -> None:
+    """Usage and configuration errors exit 2, a task that cannot run exits 1."""
     spec = {"name": "bad", "source": f"sqlite:///{retail}", "target": f"sqlite:///{tmp_path}/c.db"}
     code, out = _invoke(tmp_path, "task", "run", str(_task(tmp_path, **{**spec, **fields})))
-    assert code == 1
+    assert code == exit_code, out
     assert message in out and "Traceback" not in out
 
 

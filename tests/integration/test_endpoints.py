@@ -85,7 +85,7 @@ def test_sqlite_missing_file(tmp_path: Path) -> None:
 
 def test_unknown_scheme() -> None:
     code, out = _test("postgre://x@localhost/db")
-    assert code == 1
+    assert code == 2
     assert "unknown scheme 'postgre'" in out and "Did you mean 'postgres'" in out
 
 
@@ -98,4 +98,4 @@ def test_lake_directory(tmp_path: Path) -> None:
 
 def test_lake_bad_setting(tmp_path: Path) -> None:
     code, out = _test(f"file://{tmp_path}", "--settings", "DataFormat=orc")
-    assert code == 1 and "DataFormat" in out and "'orc'" in out
+    assert code == 2 and "DataFormat" in out and "'orc'" in out

@@ -140,6 +140,7 @@ def canon(table: Table, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def lake(tmp_path: Path, **settings: Any) -> LakeTarget:
+    tmp_path.mkdir(parents=True, exist_ok=True)  # a lake folder is made only in one that exists
     return open_target(EndpointURL.parse(f"file://{tmp_path}/lake"), settings)
 
 

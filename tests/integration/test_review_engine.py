@@ -344,7 +344,7 @@ def test_stop_task_ends_the_other_tables(tmp_path: Path) -> None:
         _run(tmp_path, src, f"sqlite:///{tmp_path / 'dst.db'}", settings=settings)
     states = _states(StateStore(tmp_path / "state.db"))
     assert states["a"][0] is TableState.ERROR
-    stopped = (TableState.ERROR, "task stopped before this table finished")
+    stopped = (TableState.CANCELLED, "task stopped before this table finished")
     assert states["b"] == stopped and states["c"] == stopped
 
 

@@ -66,7 +66,7 @@ def test_start_stop_resume_reload(pg_db: str, pg_target_db: str, tmp_path: Path)
     assert record is not None and record.status is TaskStatus.STOPPED and record.pid is None
 
     code, out = _cli(state, "task", "start", "ctl")
-    assert code == 1 and "has run before" in out and "task resume ctl" in out, out
+    assert code == 2 and "has run before" in out and "task resume ctl" in out, out
 
     with psycopg.connect(pg_db, autocommit=True) as conn:  # while stopped
         conn.execute("UPDATE t SET v = 'while stopped' WHERE id = 1")

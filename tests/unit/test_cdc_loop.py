@@ -48,3 +48,25 @@ def test_batches_by_size_and_stops_when_caught_up(tmp_path: Path) -> None:
     assert [b for b, _ in applied] == [[1, 2], [3, 4]]
     counts = loop.store.change_counts("t")
     assert counts["s.t"][0] == 6
+
+
+def test_phase_turns_live_once_the_cached_changes_are_applied(tmp_path: Path) -> None:
+    """A batch that keeps filling (a lake waits for CdcMaxBatchInterval) must not hold the
+    phase at "applying cached changes" once what was cached is applied."""
+    applied: list[tuple[list[int], str]] = []
+    loop = _loop(tmp_path, applied, [])
+    loop.settings = BatchSettings(30.0, 30.0, 2, flush_when_idle=False)
+    phases: list[str] = []
+
+    def caught_up() -> bool:
+        record = loop.store.task("t")
+        assert record is not None
+        phases.append(record.phase)
+        return True  # everything committed before streaming began was delivered
+
+    # txn 1 is cached; txns 2..5 arrive later and keep the batch non-empty
+    stream = [_txn(1), _txn(2), _txn(3), _txn(4), _txn(5)]
+    loop.run(stream, LSN(0), threading.Event(), caught_up)
+    assert [b for b, _ in applied] == [[1, 2], [3, 4]]
+    assert phases[:2] == ["applying cached changes"] * 2
+    assert phases[-1] == "ongoing replication"

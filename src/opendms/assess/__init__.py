@@ -10,11 +10,12 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
+from opendms.assess.backlog import backlog_check
 from opendms.assess.model import Check, Status, passed, problem, skipped
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import engine_for, open_source, open_target
 from opendms.endpoints.base import EndpointURL, PrepMode, Source, Target
-from opendms.errors import OpenDMSError
+from opendms.errors import ConfigError, OpenDMSError
 from opendms.mapping import TablePlan
 from opendms.model import ColumnType, Kind, Table
 
@@ -32,11 +33,15 @@ def assess(spec: TaskSpec) -> list[Check]:
     cdc = spec.migration_type is not MigrationType.FULL_LOAD
     try:
         source = open_source(spec.source.url, spec.source.settings)
+    except ConfigError:
+        raise  # a bad setting or URL is the task file's error, not a check
     except OpenDMSError as exc:
         return [problem("source-connection", True, str(exc), "fix the source endpoint URL")]
     try:
         try:
             target = open_target(spec.target.url, spec.target.settings)
+        except ConfigError:
+            raise
         except OpenDMSError as exc:
             return [problem("target-connection", True, str(exc), "fix the target endpoint URL")]
         try:
@@ -60,6 +65,8 @@ def _plans(spec: TaskSpec, source: Source, target: Target) -> list[TablePlan]:
 def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Check]:
     try:
         plans = _plans(spec, source, target)
+    except ConfigError:
+        raise  # the table mappings do not fit the source tables
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         tables = _listed(spec, source)
@@ -79,6 +86,8 @@ def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Chec
     checks += _guarded("source", lambda: _source(source.url, tables, cdc))
     checks.append(_types(plans, target.url))
     checks += _guarded("target", lambda: _target(spec, target, plans))
+    if cdc:
+        checks += _guarded("source", lambda: [backlog_check(spec)])
     return checks
 
 

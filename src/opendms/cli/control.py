@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from opendms.errors import OpenDMSError
+from opendms.errors import ConfigError, OpenDMSError, TaskLockedError
 from opendms.state import StateStore, TaskStatus
+from opendms.state.lock import holder_pid
+from opendms.state.private import private_dir, private_file
 from opendms.state.store import TaskRecord
 
 START_WAIT = 10.0  # seconds to wait for a started task to report running (or fail)
@@ -33,14 +35,37 @@ def alive(pid: int | None) -> bool:
     return True
 
 
-def _record(store: StateStore, name: str) -> TaskRecord:
+GONE = "process gone (killed?)"
+
+
+def running_pid(store: StateStore, name: str) -> int | None:
+    """The pid of the process running task ``name`` (it holds the task's lock), or None."""
+    return holder_pid(store.path, name)
+
+
+def reconciled(store: StateStore, record: TaskRecord) -> TaskRecord:
+    """``record``, with a task recorded as starting/running whose process is gone (killed,
+    crashed) marked failed in the store: the status never claims a run nobody does."""
+    active = record.status in (TaskStatus.STARTING, TaskStatus.RUNNING, TaskStatus.STOPPING)
+    if not active or running_pid(store, record.name) is not None:
+        return record
+    store.set_status(record.name, TaskStatus.FAILED, GONE)
+    store.set_pid(record.name, None)
+    return store.task(record.name) or record
+
+
+def record_of(store: StateStore, name: str) -> TaskRecord:
+    """The task's record (reconciled), or a ConfigError for an unknown task."""
     record = store.task(name)
     if record is None:
-        raise OpenDMSError(
+        raise ConfigError(
             f"no task named {name!r} in {store.path}; run it once with "
             "`opendms task run FILE` or pass --file"
         )
-    return record
+    return reconciled(store, record)
+
+
+_record = record_of
 
 
 def task_file(store: StateStore, name: str, file: Path | None) -> Path:
@@ -49,24 +74,27 @@ def task_file(store: StateStore, name: str, file: Path | None) -> Path:
         return file.resolve()
     record = _record(store, name)
     if not record.file:
-        raise OpenDMSError(f"task {name!r} has no task file on record; pass --file TASK_FILE")
+        raise ConfigError(f"task {name!r} has no task file on record; pass --file TASK_FILE")
     path = Path(record.file)
     if not path.is_file():
-        raise OpenDMSError(f"task {name!r}: its task file {record.file} is gone; pass --file")
+        raise ConfigError(f"task {name!r}: its task file {record.file} is gone; pass --file")
     return path
 
 
 def check_not_running(store: StateStore, name: str) -> None:
-    record = store.task(name)
-    if record is not None and alive(record.pid):
-        raise OpenDMSError(f"task {name!r} is already running (pid {record.pid})")
+    pid = running_pid(store, name)
+    if pid is not None:
+        who = f"pid {pid}" if pid > 0 else "another process"
+        raise TaskLockedError(
+            f"task {name!r} is already running ({who}); stop it with `opendms task stop {name}`"
+        )
 
 
 def check_first_start(store: StateStore, name: str) -> None:
     """DMS's start-replication is for a task's first run: afterwards resume or reload."""
     record = store.task(name)
     if record is not None and record.started_at and record.migration_type != "full-load":
-        raise OpenDMSError(
+        raise ConfigError(
             f"task {name!r} has run before: `opendms task resume {name}` continues where it "
             f"stopped, `opendms task reload {name}` starts over with a new full load"
         )
@@ -75,8 +103,9 @@ def check_first_start(store: StateStore, name: str) -> None:
 def spawn(store: StateStore, name: str, file: Path, fresh: bool) -> tuple[int, Path]:
     """Start ``task run FILE --follow`` in the background; returns (pid, log file)."""
     logs = store.path.parent / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    private_dir(logs)
     log = logs / f"{name}.log"
+    private_file(log)  # the log names rows (data errors)
     args = [sys.executable, "-m", "opendms.cli.main", "--state", str(store.path)]
     args += ["task", "run", "--quiet", "--follow", str(file)]
     if fresh:
@@ -102,15 +131,21 @@ def _wait_started(store: StateStore, name: str, proc: subprocess.Popen[bytes], l
 
 
 def stop(store: StateStore, name: str, timeout: float) -> TaskRecord:
-    """Ask the task's process to stop (SIGTERM: finish the batch, checkpoint) and wait."""
+    """Ask the task's process to stop (SIGTERM: finish the batch, checkpoint) and wait.
+
+    A task whose process is already gone is recorded as failed (its reason says so)
+    and returned as it is: there is nothing left to stop."""
     record = _record(store, name)
-    if not alive(record.pid):
+    pid = running_pid(store, name)
+    if pid is None:
+        if record.stop_reason == GONE:
+            return record
         raise OpenDMSError(f"task {name!r} is not running (status {record.status.value})")
-    assert record.pid is not None
-    os.kill(record.pid, signal.SIGTERM)
+    if pid > 0:
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while alive(record.pid) and time.monotonic() < deadline:
+    while running_pid(store, name) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
-    if alive(record.pid):
-        raise OpenDMSError(f"task {name!r} (pid {record.pid}) did not stop within {timeout:.0f}s")
+    if running_pid(store, name) is not None:
+        raise OpenDMSError(f"task {name!r} (pid {pid}) did not stop within {timeout:.0f}s")
     return _record(store, name)

@@ -12,22 +12,25 @@ from typing import Any, TypeVar
 
 import click
 
+from opendms.cli import task_info
 from opendms.cli.convert_cmd import convert
-from opendms.cli.ui import RichProgress, console, err_console, stats_table, task_table
+from opendms.cli.task_info import JSON_OPTION
+from opendms.cli.ui import RichProgress, console, err_console, run_summary, stats_table
 from opendms.cli.validate_cmd import validate
 from opendms.config import load_task_file, parse_extra_connection_attributes
 from opendms.endpoints import check_endpoint
 from opendms.endpoints.base import mask
 from opendms.engine.cdc import StopEvent
 from opendms.engine.task import run_task
-from opendms.errors import OpenDMSError
+from opendms.errors import ConfigError, OpenDMSError, exit_code
 from opendms.state import StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(func: F) -> F:
-    """Print opendms errors as one line and exit 1 instead of a traceback."""
+    """Print opendms errors as one line instead of a traceback; exit 2 for a usage or
+    configuration error, 1 when the task, an endpoint or the data failed."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,7 +38,7 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except OpenDMSError as exc:
             click.echo(f"error: {exc}", err=True)  # one unwrapped line, scripts can grep it
-            sys.exit(1)
+            sys.exit(exit_code(exc))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -136,7 +139,7 @@ def task_run(
             spec, store, progress, stop, follow=follow, fresh=fresh, file=str(file.resolve())
         )
     console.print(stats_table(spec.name, store.tables(spec.name)))
-    console.print(f"task {spec.name}: {result.tables} tables, {result.rows:,} rows loaded")
+    console.print(run_summary(spec.name, store, result))
 
 
 FILE_OPTION = click.option(
@@ -153,7 +156,7 @@ def _launch(ctx: click.Context, name: str, file: Path | None, fresh: bool, verb:
     path = control.task_file(store, name, file)
     spec = load_task_file(path)
     if spec.name != name:
-        raise OpenDMSError(f"task file {path} defines task {spec.name!r}, not {name!r}")
+        raise ConfigError(f"task file {path} defines task {spec.name!r}, not {name!r}")
     control.check_not_running(store, name)
     if verb == "started":
         control.check_first_start(store, name)
@@ -246,41 +249,35 @@ cli.add_command(validate)
 
 @task.command("status")
 @click.argument("name", required=False)
+@JSON_OPTION
 @click.pass_context
 @friendly
-def task_status(ctx: click.Context, name: str | None) -> None:
-    """Show the status of task NAME (or of every task)."""
-    store = store_of(ctx)
-    records = [store.task(name)] if name else store.tasks()
-    if name and records[0] is None:
-        raise OpenDMSError(f"no task named {name!r} in {store.path}")
-    rows = [(_vanished(r), store.tables(r.name)) for r in records if r is not None]
-    console.print(task_table(rows))
-
-
-def _vanished(record: Any) -> Any:
-    """A task recorded as running whose process is gone (killed) shows as failed."""
-    from dataclasses import replace
-
-    from opendms.cli.control import alive
-    from opendms.state import TaskStatus
-
-    running = record.status in (TaskStatus.STARTING, TaskStatus.RUNNING)
-    if running and record.pid and not alive(record.pid):
-        return replace(record, status=TaskStatus.FAILED, stop_reason="process gone (killed?)")
-    return record
+def task_status(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Show the status of task NAME (or of every task), with what the source retains
+    for CDC tasks (replication slot WAL, binlog); warns when that is large."""
+    task_info.status(ctx, name, as_json)
 
 
 @task.command("tables")
 @click.argument("name")
+@JSON_OPTION
 @click.pass_context
 @friendly
-def task_tables(ctx: click.Context, name: str) -> None:
+def task_tables(ctx: click.Context, name: str, as_json: bool) -> None:
     """Show the table statistics of task NAME."""
-    store = store_of(ctx)
-    if store.task(name) is None:
-        raise OpenDMSError(f"no task named {name!r} in {store.path}")
-    console.print(stats_table(name, store.tables(name)))
+    task_info.tables(ctx, name, as_json)
+
+
+@task.command("errors")
+@click.argument("name")
+@click.option("--table", help="Only this table (schema.table).")
+@JSON_OPTION
+@click.pass_context
+@friendly
+def task_errors(ctx: click.Context, name: str, table: str | None, as_json: bool) -> None:
+    """List the data errors of task NAME: rows skipped or logged by the error policies,
+    with their key and reason."""
+    task_info.errors(ctx, name, table, as_json)
 
 
 @task.command("delete")
@@ -294,10 +291,11 @@ def task_tables(ctx: click.Context, name: str) -> None:
 @friendly
 def task_delete(ctx: click.Context, name: str, file: Path | None) -> None:
     """Forget task NAME and its statistics (with --file, also drop its replication slot)."""
+    from opendms.cli.control import check_not_running, record_of
+
     store = store_of(ctx)
-    record = store.task(name)
-    if record is None:
-        raise OpenDMSError(f"no task named {name!r} in {store.path}")
+    record = record_of(store, name)
+    check_not_running(store, name)  # stop it first: its process holds the slot
     if record.migration_type != "full-load":
         known = Path(record.file) if record.file and Path(record.file).is_file() else None
         _drop_replication(name, record.source, file or known)
@@ -345,7 +343,13 @@ def _drop_replication(name: str, source: str, file: Path | None) -> None:
     show_default=True,
     help="Where the demo database, lake and copy go.",
 )
-@click.option("--orders", default=100_000, show_default=True, help="Orders to generate.")
+@click.option(
+    "--orders",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Orders to generate.",
+)
 @click.pass_context
 @friendly
 def demo(ctx: click.Context, directory: Path, orders: int) -> None:

@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table as RichTable
 
 from opendms.state import TableStats, TaskRecord
+from opendms.state.views import progress
 
 
 def _console(stderr: bool) -> Console:
@@ -90,12 +91,9 @@ class RichProgress:
 
 
 def _progress_text(task: TaskRecord, tables: list[TableStats]) -> str:
-    if not tables:
-        return "0%"
+    percent = f"{progress(task, tables)}%"
     if task.stop_reason == "FULL_LOAD_ONLY_FINISHED":
-        return "100% (Load complete)"
-    done = sum(1 for t in tables if t.state.value in ("Table completed", "Table error"))
-    percent = f"{100 * done // len(tables)}%"
+        return f"{percent} (Load complete)"
     return f"{percent} ({task.phase})" if task.phase else percent
 
 
@@ -103,30 +101,52 @@ def _latency(task: TaskRecord) -> str:
     m = task.metrics
     if not m:
         return ""
-    text = (
-        f"src {m.get('source_latency_s', 0):.1f}s / tgt {m.get('target_latency_s', 0):.1f}s, "
-        f"{m.get('throughput_rows_s', 0):,.0f} rows/s, {m.get('incoming_changes', 0):,.0f} incoming"
+    return (
+        f"source {m.get('source_latency_s', 0):.1f} s, target "
+        f"{m.get('target_latency_s', 0):.1f} s, {m.get('throughput_rows_s', 0):,.0f} rows/s, "
+        f"{m.get('incoming_changes', 0):,.0f} incoming"
     )
-    lag = m.get("source_lag_bytes", 0)
-    return f"{text}, slot lag {lag / 1024:,.0f} KiB" if lag else text
 
 
-def task_table(tasks: list[tuple[TaskRecord, list[TableStats]]]) -> RichTable:
+def task_table(tasks: list[tuple[TaskRecord, list[TableStats], str]]) -> RichTable:
+    """Every task, one line each, readable at 80 columns (details: ``task status NAME``)."""
     table = RichTable(title="Database migration tasks")
-    columns = ("Identifier", "Status", "Progress", "Type", "Source", "Target", "CDC", "Stop reason")
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for task, tables in tasks:
-        table.add_row(
-            task.name,
-            task.status.value,
-            _progress_text(task, tables),
-            task.migration_type,
-            task.source,
-            task.target,
-            _latency(task),
-            task.stop_reason,
-        )
+    backlog = any(b for _, _, b in tasks)
+    heads = ["Identifier", "Status", "Progress", "Type"]
+    heads += ["Source backlog"] if backlog else []
+    for col in [*heads, "Stop reason"]:
+        table.add_column(col, overflow="fold", no_wrap=col in ("Status", "Progress", "Type"))
+    for task, tables, text in tasks:
+        running = task.status.value in ("starting", "running")
+        row = [task.name, task.status.value, f"{progress(task, tables)}%", task.migration_type]
+        if running and task.phase:
+            row[2] += f" {task.phase}"
+        row += [text] if backlog else []
+        table.add_row(*row, task.stop_reason)
+    return table
+
+
+def task_detail(task: TaskRecord, tables: list[TableStats], backlog: str) -> RichTable:
+    """One task as label/value lines."""
+    table = RichTable(title=f"Task {task.name}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", overflow="fold")
+    lines = [
+        ("Status", task.status.value + (f" ({task.stop_reason})" if task.stop_reason else "")),
+        ("Progress", _progress_text(task, tables)),
+        ("Type", task.migration_type),
+        ("Source", task.source),
+        ("Target", task.target),
+        ("Started", task.started_at or ""),
+        ("Stopped", task.stopped_at or ""),
+        ("Running as", f"pid {task.pid}" if task.pid else ""),
+        ("Applied up to", task.position),
+        ("CDC", _latency(task)),
+        ("Source backlog", backlog),
+    ]
+    for label, value in lines:
+        if value:
+            table.add_row(label, value)
     return table
 
 
@@ -138,12 +158,14 @@ def _seconds(start: str | None, end: str | None) -> str:
 
 
 def stats_table(name: str, tables: list[TableStats]) -> RichTable:
+    """Table statistics, readable at 80 columns; errors are listed under the table
+    (:func:`table_errors`)."""
     table = RichTable(title=f"Table statistics: {name}")
     cdc = any(t.inserts or t.updates or t.deletes or t.ddls for t in tables)
-    heads = ["Table", "State", "Full load rows", "Errors", "Seconds"]
-    heads += ["Inserts", "Updates", "Deletes", "Ddls", "Last change"] if cdc else []
-    for col in [*heads, "Error"]:
-        numeric = col not in ("Table", "State", "Last change", "Error")
+    heads = ["Table", "State", "Loaded", "Errors", "Secs"]
+    heads += ["Ins", "Upd", "Del", "DDL"] if cdc else []
+    for col in heads:
+        numeric = col not in ("Table", "State")
         table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for t in tables:
         row = [
@@ -155,9 +177,34 @@ def stats_table(name: str, tables: list[TableStats]) -> RichTable:
         ]
         if cdc:
             row += [f"{t.inserts:,}", f"{t.updates:,}", f"{t.deletes:,}", f"{t.ddls:,}"]
-            row.append((t.last_change_at or "")[:19])
-        table.add_row(*row, t.error[:200])
+        table.add_row(*row)
     return table
+
+
+def run_summary(name: str, store: Any, result: Any) -> str:
+    """The last line of ``task run``: how it ended, rows loaded, changes applied."""
+    record = store.task(name)
+    parts = [f"task {name}: {record.status.value}"]
+    if record.stop_reason:
+        parts[0] += f" ({record.stop_reason})"
+    if result.tables:
+        parts.append(f"full load {result.tables} tables, {result.rows:,} rows")
+    if record.migration_type != "full-load":
+        stats = store.tables(name)
+        counts = [sum(getattr(t, op) for t in stats) for op in ("inserts", "updates", "deletes")]
+        parts.append(
+            "changes applied so far: {:,} inserts, {:,} updates, {:,} deletes".format(*counts)
+        )
+    return "; ".join(parts)
+
+
+def table_errors(tables: list[TableStats]) -> list[str]:
+    """``schema.table: error`` for every table with one."""
+    return [
+        f"{t.schema}.{t.name}: {t.error}" if t.schema else f"{t.name}: {t.error}"
+        for t in tables
+        if t.error
+    ]
 
 
 _STATUS_STYLE = {"passed": "green", "warning": "yellow", "failed": "bold red", "skipped": "dim"}

@@ -84,6 +84,7 @@ class CdcLoop:
         self.heartbeat: Callable[[], None] | None = None  # idle, nothing pending
         self.lag_bytes: Callable[[], int] | None = None
         self.live = False  # past the changes cached while the full load ran
+        self.cached_end: Position | None = None  # end of what was cached when caught up
         self.received_at: datetime | None = None  # commit time of the newest received txn
         self.metrics_at = 0.0
 
@@ -131,10 +132,15 @@ class CdcLoop:
                 self.on_ddl(txn)
 
     def _observe(self, reached: bool, idle: bool) -> None:
-        """Phase change once caught up; metrics at most once a second."""
-        if reached and not self.live and not self.batch:
-            self.live = True
-            self.store.set_phase(self.task, PHASE_LIVE)
+        """Phase change once what was cached when the stream caught up is applied (a
+        batch still filling with newer changes does not hold the phase back); metrics at
+        most once a second."""
+        if reached and not self.live:
+            if self.cached_end is None:
+                self.cached_end = self.batch[-1].end if self.batch else self.applied
+            if self.applied is not None and self.applied >= self.cached_end:
+                self.live = True
+                self.store.set_phase(self.task, PHASE_LIVE)
         if idle and not self.batch:
             self.received_at = None
             if self.heartbeat is not None:
@@ -182,6 +188,7 @@ class CdcLoop:
         applied = self.apply(batch, str(end))
         self.confirm(end)
         self.applied = end
+        self.store.set_position(self.task, str(end))
         self._record(batch)
         log.info("applied %d changes up to %s", applied, end)
         self.batch, self.changes, self.bytes = [], 0, 0

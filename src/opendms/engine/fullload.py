@@ -85,7 +85,9 @@ class FullLoad:
                 "no tables captured: the selection rules match no source table "
                 "(set ErrorBehavior.FailOnNoTablesCaptured to false to allow this)"
             )
-        plans = [self.mappings.plan(self.source.describe(ref)) for ref in refs]
+        tables = [self.source.describe(ref) for ref in refs]
+        self.mappings.check_removals(tables)
+        plans = [self.mappings.plan(table) for table in tables]
         schema = self.settings.TargetMetadata.TargetSchema
         if schema:
             plans = [replace(p, target=replace(p.target, schema=schema)) for p in plans]
@@ -177,7 +179,9 @@ class FullLoad:
             if run.failure or run.completed:
                 continue
             src = run.plan.source
-            self.store.table_ended(self.spec.name, src.schema, src.name, TableState.ERROR, STOPPED)
+            self.store.table_ended(
+                self.spec.name, src.schema, src.name, TableState.CANCELLED, STOPPED
+            )
             self.progress.table_done(src.qualified, False)
 
     def _prepare(self, plan: TablePlan) -> None:

@@ -159,6 +159,7 @@ class Replication:
                 if saved is not None:
                     self._schema_at(saved, applier)
                 load, point = self._start(plans, saved, applier)
+                self.store.set_position(self.spec.name, str(point.position))
                 if saved is None:
                     self._save_schema(point.text(), fresh=True)
                 end, reached = self._stream(applier, point, stop, follow)

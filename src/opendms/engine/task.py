@@ -16,6 +16,7 @@ from opendms.engine.replicate import Replication, check_cdc_pair
 from opendms.errors import OpenDMSError, TaskError
 from opendms.mapping import TableMappings, parse_table_mappings
 from opendms.state import StateStore, TaskStatus
+from opendms.state.lock import TaskLock
 
 log = logging.getLogger("opendms.task")
 
@@ -74,6 +75,19 @@ def run_task(
     position and starts over with a new slot (and full load).
     """
     mappings = task_mappings(spec)
+    with TaskLock(store.path, spec.name):  # refused before anything is recorded
+        return _locked_run(spec, mappings, store, progress, stop, (follow, fresh, file))
+
+
+def _locked_run(
+    spec: TaskSpec,
+    mappings: TableMappings,
+    store: StateStore,
+    progress: Progress | None,
+    stop: threading.Event | None,
+    options: tuple[bool, bool, str],
+) -> LoadResult:
+    follow, fresh, file = options
     register(spec, store)
     if spec.task_settings.ValidationSettings.ValidationOnly:
         return _validation_only(spec, store)

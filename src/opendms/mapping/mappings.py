@@ -87,6 +87,25 @@ class TableMappings:
         groups = tuple(f.group for f in filters)
         return build_plan(table, self.transformations, groups, self.where)
 
+    def check_removals(self, tables: Sequence[Table]) -> None:
+        """A ``remove-column`` rule that removes nothing from any selected table it
+        matches is a ConfigError: the column it was meant to keep off the target (often
+        personal data) would otherwise arrive there silently."""
+        for rule in self.transformations:
+            if rule.action != "remove-column" or rule.column is None:
+                continue
+            matched = [t for t in tables if rule.matches(t.schema, t.name)]
+            pattern = rule.column
+            if matched and not any(pattern.matches(c.name) for t in matched for c in t.columns):
+                names = ", ".join(t.qualified for t in matched[:3])
+                more = " …" if len(matched) > 3 else ""
+                raise ConfigError(
+                    f"remove-column: no column matches {str(pattern)!r} in {names}{more} "
+                    "(column names are case-sensitive)",
+                    where=self.where,
+                    path=f"{rule.path}.object-locator.column-name",
+                )
+
     # -- table settings ------------------------------------------------------------
 
     def parallel_load(self, ref: TableRef) -> ParallelLoad | None:

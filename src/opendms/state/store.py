@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from opendms.errors import ConfigError
+from opendms.state.private import private_dir, private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     phase TEXT NOT NULL DEFAULT '',
     metrics TEXT NOT NULL DEFAULT '{}',
     file TEXT NOT NULL DEFAULT '',
-    pid INTEGER
+    pid INTEGER,
+    position TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS table_stats (
     task TEXT NOT NULL,
@@ -86,6 +88,7 @@ class TableState(enum.StrEnum):
     BEFORE_LOAD = "Before load"
     FULL_LOAD = "Full load"
     COMPLETED = "Table completed"
+    CANCELLED = "Table cancelled"  # the task stopped before the table was loaded
     ERROR = "Table error"
 
 
@@ -105,6 +108,7 @@ class TaskRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     file: str = ""  # the task file it was last run from (task start/resume/reload use it)
     pid: int | None = None  # the process running it, while it runs
+    position: str = ""  # CDC: the source position the target holds everything up to
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,8 @@ class StateStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_path()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_file(self.path)  # it holds row values (data errors, validation)
             self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
             # Progress rows are rewritten often; WAL+NORMAL survives a crash of
@@ -172,6 +177,8 @@ class StateStore:
         if "file" not in have:
             self.conn.execute("ALTER TABLE tasks ADD COLUMN file TEXT NOT NULL DEFAULT ''")
             self.conn.execute("ALTER TABLE tasks ADD COLUMN pid INTEGER")
+        if "position" not in have:
+            self.conn.execute("ALTER TABLE tasks ADD COLUMN position TEXT NOT NULL DEFAULT ''")
         self.conn.commit()
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -213,6 +220,10 @@ class StateStore:
     def set_phase(self, name: str, phase: str) -> None:
         """DMS's phases: full load, applying cached changes, ongoing replication."""
         self._exec("UPDATE tasks SET phase=? WHERE name=?", (phase, name))
+
+    def set_position(self, name: str, position: str) -> None:
+        """CDC: everything up to ``position`` is applied (shown by ``task status``)."""
+        self._exec("UPDATE tasks SET position=? WHERE name=?", (position, name))
 
     def set_metrics(self, name: str, metrics: dict[str, float]) -> None:
         """CDC metrics: incoming changes, source/target latency (s), throughput (rows/s)."""
@@ -350,4 +361,5 @@ def _task(row: Any) -> TaskRecord:
         metrics=json.loads(row[11] or "{}"),
         file=row[12] or "",
         pid=row[13],
+        position=row[14] or "",
     )

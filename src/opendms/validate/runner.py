@@ -19,6 +19,7 @@ from opendms.errors import ConfigError, OpenDMSError
 from opendms.mapping import TablePlan
 from opendms.state import StateStore
 from opendms.state import validation as vstate
+from opendms.state.private import write_private
 from opendms.validate.compare import Comparison, Failure, Outcome
 from opendms.validate.sides import Side, database_side, find_table, lake_side
 
@@ -279,6 +280,6 @@ def _save(store: StateStore, task: str, table: TableValidation) -> None:
 
 def _write_report(path: Path, result: ValidationResult) -> None:
     try:
-        path.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+        write_private(path, json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write the validation report {str(path)!r}: {exc}") from exc

@@ -8,12 +8,14 @@ AWS environment variables.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.lake.settings import URL_KEYS, LakeSettings, lake_settings
-from opendms.endpoints.lake.storage import check_storage, open_storage
+from opendms.endpoints.lake.storage import Storage, check_storage, open_storage
 from opendms.endpoints.lake.target import LakeTarget
+from opendms.errors import DatabaseMissingError
 
 __all__ = ["LakeSettings", "LakeTarget", "check", "open_target"]
 
@@ -25,7 +27,19 @@ def _settings(url: EndpointURL, settings: dict[str, Any]) -> dict[str, Any]:
 
 def open_target(url: EndpointURL, settings: dict[str, Any]) -> LakeTarget:
     merged = _settings(url, settings)
-    return LakeTarget(url, open_storage(url, settings), lake_settings(merged))
+    storage = open_storage(url, settings)
+    _check_local_parent(storage, url)
+    return LakeTarget(url, storage, lake_settings(merged))
+
+
+def _check_local_parent(storage: Storage, url: EndpointURL) -> None:
+    """A local lake folder is created when missing, as an S3 prefix is, but only inside
+    an existing folder: a mistyped path never grows a tree from the filesystem root."""
+    if storage.atomic_put or os.path.isdir(storage.root):
+        return
+    parent = os.path.dirname(storage.root)
+    if not os.path.isdir(parent):
+        raise DatabaseMissingError(str(url), f"directory {parent!r} does not exist")
 
 
 def applier(target: LakeTarget, task: str, plans: list[Any], opts: Any) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.conn import connect
+from opendms.endpoints.mysql.settings import MYSQL_SETTINGS
 from opendms.endpoints.mysql.source import MySQLSource
 from opendms.endpoints.mysql.target import MySQLTarget
 from opendms.errors import PrivilegeError
@@ -22,10 +23,12 @@ __all__ = [
 
 
 def open_source(url: EndpointURL, settings: dict[str, Any]) -> MySQLSource:
+    MYSQL_SETTINGS.resolve(url, settings)
     return MySQLSource(url)
 
 
 def open_target(url: EndpointURL, settings: dict[str, Any]) -> MySQLTarget:
+    MYSQL_SETTINGS.resolve(url, settings)
     return MySQLTarget(url)
 
 
@@ -43,6 +46,7 @@ def applier(target: MySQLTarget, task: str, plans: list[Any], opts: Any) -> Any:
 
 def check(url: EndpointURL, settings: dict[str, Any]) -> str:
     """Connect and report user, version and the privileges a task needs."""
+    settings = MYSQL_SETTINGS.resolve(url, settings)
     conn = connect(url)
     try:
         with conn.cursor() as cur:

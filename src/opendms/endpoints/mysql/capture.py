@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from opendms.cdc import BinlogPosition, Position, Transaction
+from opendms.cdc import Backlog, BinlogPosition, Position, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.binlog import BinlogDecoder, file_number
 from opendms.endpoints.mysql.binlogclient import BinlogClient, BinlogServerError
@@ -197,6 +197,24 @@ class MySqlCapture:
     def confirm(self, position: Position) -> None:
         if isinstance(position, BinlogPosition):
             self.confirmed = position
+
+    def backlog(self, applied: str | None) -> Backlog:
+        """Binlog bytes the server holds after the applied position (0 while there is
+        none); ``gone`` when that position's file was purged."""
+        if applied is None:
+            return Backlog(0, "bytes", "no applied position yet")
+        files = [(str(r[0]), int(r[1])) for r in self._query("SHOW BINARY LOGS")]
+        at = BinlogPosition.parse(applied.partition(" until ")[0])
+        numbers = [BinlogPosition.parse(f"{name}:0").file_number for name, _ in files]
+        if at.file_number not in numbers:
+            what = f"binlog file {at.file} of the applied position {at} was purged"
+            return Backlog(0, "bytes", what, gone=True)
+        behind = sum(
+            size - (at.offset if number == at.file_number else 0)
+            for (_, size), number in zip(files, numbers, strict=True)
+            if number >= at.file_number
+        )
+        return Backlog(max(behind, 0), "bytes", f"binlog after the applied position {at}")
 
     def drop(self) -> None:
         return None

@@ -6,6 +6,7 @@ from typing import Any
 
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect
+from opendms.endpoints.postgres.settings import PG_SETTINGS
 from opendms.endpoints.postgres.source import PostgresSource
 from opendms.endpoints.postgres.target import PostgresTarget
 from opendms.errors import PrivilegeError
@@ -22,10 +23,12 @@ __all__ = [
 
 
 def open_source(url: EndpointURL, settings: dict[str, Any]) -> PostgresSource:
+    PG_SETTINGS.resolve(url, settings)
     return PostgresSource(url)
 
 
 def open_target(url: EndpointURL, settings: dict[str, Any]) -> PostgresTarget:
+    PG_SETTINGS.resolve(url, settings)
     return PostgresTarget(url)
 
 
@@ -51,6 +54,7 @@ SELECT current_user, version(), current_schema(),
 
 def check(url: EndpointURL, settings: dict[str, Any]) -> str:
     """Connect and report the user, server version and what the user may do."""
+    settings = PG_SETTINGS.resolve(url, settings)
     conn = connect(url)
     try:
         user, version, schema, db_create, schema_create, usage = conn.execute(PRIVILEGES).fetchone()

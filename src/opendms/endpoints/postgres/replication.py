@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from opendms.cdc import LSN, Position, Transaction
+from opendms.cdc import LSN, Backlog, Position, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect, conninfo, translate
 from opendms.endpoints.postgres.pgoutput import Decoder
@@ -197,6 +197,18 @@ class PgReplication:
         if cur is None or self.decoder.current is not None or not cur.wal_end:
             return
         self.confirm(LSN(cur.wal_end))
+
+    def backlog(self, applied: str | None) -> Backlog:
+        """WAL the slot keeps on the server (from its restart LSN to the WAL end)."""
+        with connect(self.url) as conn:
+            row = conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
+                "FROM pg_replication_slots WHERE slot_name = %s",
+                (self.slot,),
+            ).fetchone()
+        if row is None:
+            return Backlog(0, "bytes", f"{self.label} does not exist", gone=True)
+        return Backlog(int(row[0] or 0), "bytes", f"WAL retained by {self.label}")
 
     def lag_bytes(self) -> int:
         """WAL the server has that the target does not hold yet (slot lag)."""

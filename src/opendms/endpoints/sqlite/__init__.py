@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.settings import SettingsSpec
 from opendms.endpoints.sqlite.source import SQLiteSource
 from opendms.endpoints.sqlite.target import SQLiteTarget
 from opendms.errors import DatabaseMissingError, EndpointError
@@ -22,7 +23,11 @@ def database_path(url: EndpointURL) -> str:
     return path
 
 
+SQLITE_SETTINGS = SettingsSpec(engine="SQLite", applied={"role": str})
+
+
 def open_source(url: EndpointURL, settings: dict[str, Any]) -> SQLiteSource:
+    SQLITE_SETTINGS.resolve(url, settings)
     path = database_path(url)
     if not Path(path).is_file():
         raise DatabaseMissingError(str(url), f"database file {path!r} does not exist")
@@ -33,6 +38,7 @@ def open_source(url: EndpointURL, settings: dict[str, Any]) -> SQLiteSource:
 
 
 def open_target(url: EndpointURL, settings: dict[str, Any]) -> SQLiteTarget:
+    SQLITE_SETTINGS.resolve(url, settings)
     path = database_path(url)
     parent = Path(path).resolve().parent
     if not parent.is_dir():
@@ -56,6 +62,7 @@ def applier(target: SQLiteTarget, task: str, plans: list[Any], opts: Any) -> Any
 
 
 def check(url: EndpointURL, settings: dict[str, Any]) -> str:
+    SQLITE_SETTINGS.resolve(url, settings)
     path = database_path(url)
     if not Path(path).is_file():
         raise DatabaseMissingError(str(url), f"database file {path!r} does not exist")

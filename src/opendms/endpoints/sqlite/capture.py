@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from opendms.cdc import Change, ColumnChange, Op, Position, SeqPosition, Transaction
+from opendms.cdc import Backlog, Change, ColumnChange, Op, Position, SeqPosition, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.sqlite.source import _AS_TEXT, _BAD_VALUE, _to_array, literal, quote
 from opendms.endpoints.sqlite.types import from_declared
@@ -603,6 +603,14 @@ class SqliteCapture:
             return False
         tables = self.tables if self.tables is not None else self._registered()
         return self._has("table", self.registry) and all(self._triggers_present(t) for t in tables)
+
+    def backlog(self, applied: str | None) -> Backlog:
+        """Changes waiting in the change table after the applied position."""
+        if not self._has("table", self.changes):
+            return Backlog(0, "changes", f"change table {self.changes} does not exist", gone=True)
+        after = SeqPosition.parse(applied).value if applied else 0
+        count = self._one(f"SELECT count(*) FROM {quote(self.changes)} WHERE seq > ?", (after,))
+        return Backlog(int(count or 0), "changes", f"changes waiting in {self.changes}")
 
     def current_position(self) -> SeqPosition:
         """The newest sequence number handed out (deleted rows included)."""
