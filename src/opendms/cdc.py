@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -150,6 +150,7 @@ class Change:
     key: tuple[Any, ...] = ()
     ddl: tuple[ColumnChange, ...] = ()
     stat: str | None = None  # the op letter statistics count (None: ``op``; "": none)
+    error: str = ""  # the source could not decode this row: why (a data error)
 
 
 @dataclass
@@ -220,7 +221,7 @@ class ChangeSource(Protocol):
     def current_position(self) -> Position:
         """The source's current end of log (everything committed so far)."""
 
-    def stream(self, start: Position, stop: threading.Event) -> Iterator[Transaction | None]:
+    def stream(self, start: Position, stop: threading.Event) -> Generator[Transaction | None]:
         """Committed transactions after ``start`` (``None`` when idle). A position the
         source no longer has raises TaskError naming it."""
 

@@ -53,16 +53,40 @@ class FullLoadSection(_Strict):
     TransactionConsistencyTimeout: int = Field(600, ge=0)
 
 
+SuspendOrStop = Literal["SUSPEND_TABLE", "STOP_TASK"]
+EscalationPolicy = Literal["LOG_ERROR", "SUSPEND_TABLE", "STOP_TASK"]
+
+
 class ErrorBehaviorSection(_Strict):
+    """DMS ErrorBehavior (names and defaults of the DMS user guide, "Error handling task
+    settings"). opendms applies the data, table and apply-conflict policies during the
+    full load and CDC, and the recoverable-error retries (see engine/errors.py)."""
+
     DataErrorPolicy: DataErrorPolicyKind = DataErrorPolicyKind.LOG_ERROR
+    DataTruncationErrorPolicy: DataErrorPolicyKind = DataErrorPolicyKind.LOG_ERROR
+    DataErrorEscalationPolicy: SuspendOrStop = "SUSPEND_TABLE"
     DataErrorEscalationCount: int = Field(0, ge=0)
-    FailOnNoTablesCaptured: bool = True
-    TableErrorPolicy: str = "SUSPEND_TABLE"
+    EventErrorPolicy: Literal["IGNORE", "STOP_TASK"] = "IGNORE"
+    TableErrorPolicy: SuspendOrStop = "SUSPEND_TABLE"
+    TableErrorEscalationPolicy: Literal["STOP_TASK"] = "STOP_TASK"
+    TableErrorEscalationCount: int = Field(0, ge=0)
+    # Environmental errors (a lost connection, a server restart): the task is retried.
+    RecoverableErrorCount: int = Field(-1, ge=-1)
+    RecoverableErrorInterval: int = Field(5, ge=0)
+    RecoverableErrorThrottling: bool = True
+    RecoverableErrorThrottlingMax: int = Field(1800, ge=0)
+    RecoverableErrorStopRetryAfterThrottlingMax: bool = True
     # What a CDC change that does not fit the target does (DMS names and defaults):
     # a duplicate insert, an update or delete of a missing row.
     ApplyErrorInsertPolicy: ApplyPolicy = "LOG_ERROR"
     ApplyErrorUpdatePolicy: ApplyPolicy = "LOG_ERROR"
     ApplyErrorDeletePolicy: DeletePolicy = "IGNORE_RECORD"
+    ApplyErrorEscalationPolicy: EscalationPolicy = "LOG_ERROR"
+    ApplyErrorEscalationCount: int = Field(0, ge=0)
+    ApplyErrorFailOnTruncationDdl: bool = False
+    FailOnNoTablesCaptured: bool = True
+    FailOnTransactionConsistencyBreached: bool = False
+    FullLoadIgnoreConflicts: bool = True
 
     def apply_policies(self) -> dict[str, str]:
         """Per operation; DMS's UPDATE_RECORD (insert a missing row) is INSERT_RECORD."""

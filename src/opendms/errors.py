@@ -7,11 +7,13 @@ Every error a user can see derives from :class:`OpenDMSError`. The tree::
     ├── MissingExtraError      an optional driver is not installed (fatal)
     ├── EndpointError          something about one endpoint
     │   ├── UnknownSchemeError     URL scheme nobody registered
-    │   ├── ConnectError           host unreachable / refused (retryable)
+    │   ├── ConnectError           host unreachable / refused / connection lost (retryable)
+    │   ├── ResourceError          the server is out of disk, memory or connections (retryable)
     │   ├── AuthenticationError    wrong user or password
     │   ├── DatabaseMissingError   database, bucket or directory does not exist
     │   └── PrivilegeError         connected, but not allowed to do the job
-    ├── DataError              a value cannot be represented on the target
+    ├── DataError              a value cannot be represented on the target (one record)
+    ├── TableError             one table's data or metadata cannot be processed
     ├── TaskError              the task cannot go on (a table failed, no tables captured)
     │   └── TaskLockedError        another process is running the task
     └── StopRequested          the task was asked to stop (raised inside workers)
@@ -82,6 +84,12 @@ class ConnectError(EndpointError):
     retryable = True
 
 
+class ResourceError(EndpointError):
+    """The server ran out of something (disk space, memory, connections) for now."""
+
+    retryable = True
+
+
 class AuthenticationError(EndpointError):
     """The server refused the credentials."""
 
@@ -97,11 +105,21 @@ class PrivilegeError(EndpointError):
 class DataError(OpenDMSError):
     """A value cannot be represented on the target without altering it."""
 
-    def __init__(self, table: str, message: str, row: str = "") -> None:
+    def __init__(self, table: str, message: str, row: str = "", column: str = "") -> None:
         self.table = table
         self.row = row
+        self.column = column
         detail = f" (row {row})" if row else ""
         super().__init__(f"table {table}: {message}{detail}")
+
+
+class TableError(OpenDMSError):
+    """One table cannot be processed (its target table or column is missing, a statement
+    on it is refused): not about one record. ``TableErrorPolicy`` decides."""
+
+    def __init__(self, table: str, message: str) -> None:
+        self.table = table
+        super().__init__(f"table {table}: {message}" if table else message)
 
 
 class TaskError(OpenDMSError):

@@ -592,7 +592,12 @@ class RowApplier(abc.ABC):
         found = self.target.reject(table, batch)
         if found:
             first = min(found, key=lambda r: r.row)
-            raise DataError(tmap.label, f"column {first.column}: {first.reason}", labels[first.row])
+            raise DataError(
+                tmap.label,
+                f"column {first.column}: {first.reason}",
+                labels[first.row],
+                column=first.column,
+            )
 
     # -- statements --
 

@@ -21,8 +21,16 @@ from opendms.config import DataErrorPolicyKind, TaskSpec
 from opendms.endpoints import same_database, same_engine, table_identity
 from opendms.endpoints.base import PrepMode, Rejection, Source, Target
 from opendms.engine.progress import NoProgress, Progress
+from opendms.engine.recover import Retries
 from opendms.engine.units import LoadUnit, segments_for
-from opendms.errors import ConfigError, DataError, OpenDMSError, StopRequested, TaskError
+from opendms.errors import (
+    ConfigError,
+    DataError,
+    EndpointError,
+    OpenDMSError,
+    StopRequested,
+    TaskError,
+)
 from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
 from opendms.model import ColumnType, Kind, ReadPlan, Segment, Table, TableRef
 from opendms.state import StateStore, TableState
@@ -45,6 +53,8 @@ class TableRun:
     completed: bool = False
     saved_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reload: OpenDMSError | None = None  # a recoverable error: load the table again
+    retries: Retries | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +156,9 @@ class FullLoad:
         for plan in plans:
             self._prepare(plan)
         try:
-            self._run_units(units, snapshot)
+            with self._snapshot(snapshot) as snap:
+                self._run_units(units, snap)
+                Reloads(self, units, exported=snapshot is not None).run(snap)
         finally:
             if self.stop.is_set():
                 self._end_stopped()
@@ -157,9 +169,9 @@ class FullLoad:
     def _snapshot(self, exported: str | None) -> AbstractContextManager[str | None]:
         return nullcontext(exported) if exported else self.source.snapshot()
 
-    def _run_units(self, units: list[LoadUnit], snapshot: str | None) -> None:
+    def _run_units(self, units: list[LoadUnit], snap: str | None) -> None:
         workers = min(self.settings.FullLoadSettings.MaxFullLoadSubTasks, max(len(units), 1))
-        with self._snapshot(snapshot) as snap, ThreadPoolExecutor(workers, "load") as pool:
+        with ThreadPoolExecutor(workers, "load") as pool:
             futures = [pool.submit(self._run_unit, unit, snap) for unit in units]
             self._wait(futures)
 
@@ -200,7 +212,7 @@ class FullLoad:
 
     def _run_unit(self, unit: LoadUnit, snap: str | None) -> None:
         run = self.runs[unit.name]
-        if run.failure or self.stop.is_set():
+        if run.failure or run.reload is not None or self.stop.is_set():
             return
         self._mark_started(run)
         try:
@@ -209,6 +221,9 @@ class FullLoad:
         except StopRequested:
             return
         except OpenDMSError as exc:
+            if exc.retryable:
+                self._want_reload(run, exc)
+                return
             self._fail_table(run, str(exc))
             if self._policy() is DataErrorPolicyKind.STOP_TASK and isinstance(exc, DataError):
                 self.stop.set()
@@ -361,11 +376,22 @@ class FullLoad:
         try:
             self.target.finish(run.plan.target)
         except OpenDMSError as exc:
-            self._fail_table(run, str(exc))
+            if exc.retryable:
+                self._want_reload(run, exc)
+            else:
+                self._fail_table(run, str(exc))
             return
         run.completed = True
         self.store.table_ended(self.spec.name, src.schema, src.name, TableState.COMPLETED)
         self.progress.table_done(src.qualified, True)
+
+    def _want_reload(self, run: TableRun, exc: OpenDMSError) -> None:
+        """A recoverable error in one of the table's units: the table is loaded again
+        once this pass is over (its other units stop early)."""
+        with run.lock:
+            first, run.reload = run.reload is None, run.reload or exc
+        if first:
+            log.warning("table %s: %s; it will be loaded again", run.plan.source.qualified, exc)
 
     def _fail_table(self, run: TableRun, reason: str) -> None:
         src = run.plan.source
@@ -473,3 +499,69 @@ def create_converted(target: Target, table: Table, ddl: list[str]) -> None:
     if run is None:
         raise ConfigError(f"{target.url.scheme} targets cannot take converted DDL")
     run(table, ddl)
+
+
+class Reloads:
+    """Loads again the tables whose units hit a recoverable error (a lost connection, a
+    server restart), each as a whole, after the RecoverableError* back-off; the other
+    tables keep what they loaded. When the source connection was lost under a snapshot
+    exported by a CDC slot, that snapshot is gone: the error goes up so the task starts
+    over with a new slot (the load and the change stream must share one snapshot)."""
+
+    def __init__(self, load: FullLoad, units: list[LoadUnit], exported: bool) -> None:
+        self.load, self.units, self.exported = load, units, exported
+
+    def run(self, snap: str | None) -> None:
+        while not self.load.stop.is_set():
+            runs = [r for r in self.load.runs.values() if r.reload is not None and not r.failure]
+            if not runs:
+                return
+            lost = [r.reload for r in runs if _from_source(self.load.source, r.reload)]
+            if lost and self.exported:
+                assert lost[0] is not None
+                raise lost[0]
+            if not self._wait(runs):
+                return
+            for run in runs:
+                self._reset(run)
+            names = {r.plan.source.qualified for r in runs}
+            again = [u for u in self.units if u.name in names]
+            if lost:  # the source restarted: its snapshot is gone, read under a new one
+                with self.load.source.snapshot() as fresh:
+                    self.load._run_units(again, fresh)
+            else:
+                self.load._run_units(again, snap)
+
+    def _wait(self, runs: list[TableRun]) -> bool:
+        """Back off; tables whose retries are over fail with their last error."""
+        longest = 0.0
+        for run in runs:
+            run.retries = run.retries or Retries(self.load.settings.ErrorBehavior)
+            wait = run.retries.next_wait()
+            if wait is None:
+                error, run.reload = run.reload, None
+                self.load._fail_table(run, f"{error} (recoverable-error retries are over)")
+            else:
+                longest = max(longest, wait)
+        if all(r.failure for r in runs):
+            return False
+        return not self.load.stop.wait(longest)
+
+    def _reset(self, run: TableRun) -> None:
+        load, src = self.load, run.plan.source
+        if run.failure:
+            return
+        run.reload, run.rows, run.errors, run.started = None, 0, 0, False
+        run.pending = sum(1 for u in self.units if u.name == src.qualified)
+        log.info("table %s: loading it again", src.qualified)
+        try:
+            load.target.prepare(run.plan.target, PrepMode.TRUNCATE_BEFORE_LOAD)
+        except OpenDMSError as exc:
+            if not exc.retryable:
+                load._fail_table(run, str(exc))
+                return
+            run.reload = exc  # the target is not back yet: wait again
+
+
+def _from_source(source: Source, exc: OpenDMSError | None) -> bool:
+    return isinstance(exc, EndpointError) and exc.endpoint == str(source.url)

@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from opendms.cdc import Applier, ApplyPlan, ChangeSource, Op, Position, Transaction
+from opendms.cdc import Applier, ApplyPlan, Change, ChangeSource, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_engine
 from opendms.endpoints.base import Source, Target
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.fullload import FullLoad, LoadResult
+from opendms.engine.isolate import Isolating
+from opendms.engine.policies import ErrorPolicies
 from opendms.engine.transform import Transformer, needs_transform, output_plan
 from opendms.errors import ConfigError, DataError, TaskError
 from opendms.mapping import TableMappings, TablePlan
@@ -124,6 +126,7 @@ class Replication:
         self.sources: dict[TableKey, Table] = {}
         self.transformed: dict[TableKey, TablePlan] = {}
         self.table_plans: list[TablePlan] = []
+        self.policies = ErrorPolicies(spec.name, spec.task_settings.ErrorBehavior, store)
 
     def _check_positions(self) -> None:
         """Bad start or stop positions fail before anything is created."""
@@ -141,6 +144,7 @@ class Replication:
             self._warn_unkeyed(plans)
             self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in plans])
             self.sources = {(p.source.schema, p.source.name): p.source for p in plans}
+            self.policies.keys = {k: t.primary_key for k, t in self.sources.items()}
             self.transformed = {
                 (p.source.schema, p.source.name): p for p in plans if needs_transform(p)
             }
@@ -173,6 +177,8 @@ class Replication:
         def on_error(table: str, op: Any, key: str, message: str) -> None:
             log.warning("table %s: %s of row %s skipped: %s", table, op, key, message)
             self.store.data_error(self.spec.name, table, key, "", f"apply {op}: {message}")
+            if message.endswith("(SUSPEND_TABLE)"):
+                self.policies.apply_conflict_suspended(table, f"apply {op}: {message}")
 
         policies = self.spec.task_settings.ErrorBehavior.apply_policies()
         return ApplyOptions(self._form(), self.same, policies, on_error)
@@ -227,6 +233,7 @@ class Replication:
             )
         log.info("resuming task %s at %s", self.spec.name, saved)
         self._planned(plans, keep=True)
+        self.policies.resume()
         return Checkpoint.parse(saved, self.capture)
 
     def _planned(self, plans: list[TablePlan], keep: bool) -> None:
@@ -251,12 +258,22 @@ class Replication:
     ) -> tuple[Position, bool]:
         validator = self._validator()
 
-        def apply(batch: list[Transaction], _position: str) -> int:
-            end = batch[-1].end
-            until = point.until
+        def full(batch: list[Transaction]) -> tuple[str, bool]:
+            end, until = batch[-1].end, point.until
             idempotent = until is not None and batch[0].end <= until
-            text = Checkpoint(end, until if until is not None and end < until else None).text()
-            applied = applier.apply(batch, text, idempotent)
+            return Checkpoint(end, until if until is not None and end < until else None).text(), (
+                idempotent
+            )
+
+        def partial(prior: Position, end: Position) -> str:
+            until = end if point.until is None else max(end, point.until)
+            return Checkpoint(prior, until).text()
+
+        isolating = Isolating(applier, self.policies, full, partial)
+
+        def apply(batch: list[Transaction], _position: str) -> int:
+            assert loop.applied is not None
+            applied = isolating.apply(batch, loop.applied)
             if validator is not None:
                 validator.note(batch)
             return applied
@@ -272,13 +289,16 @@ class Replication:
         loop.on_ddl = lambda txn: self._ddl(applier, txn)
         loop.heartbeat = self._idle(validator)
         loop.lag_bytes = getattr(self.capture, "lag_bytes", None)
-        stream = self._values(self.capture.stream(point.position, stop))
+        source = self.capture.stream(point.position, stop)
+        stream = self._values(source)
         try:
             end = loop.run(stream, point.position, stop, self.capture.caught_up, follow)
             if validator is not None:  # what the last batches changed; a second pass
                 validator.check(force=True)  # confirms what differed in the first
                 validator.check(force=True)
         finally:
+            stream.close()  # ends the source's stream now (its connection, slot), even
+            source.close()  # when an error left the generators suspended
             if validator is not None:
                 validator.close()
         return end, loop.stop_reached
@@ -366,19 +386,42 @@ class Replication:
                 self.plans[key] = plan
                 applier.schema_changed(plan)
 
-    def _values(self, stream: Iterable[Transaction | None]) -> Iterator[Transaction | None]:
+    def _values(self, stream: Iterable[Transaction | None]) -> Generator[Transaction | None]:
         """PostgreSQL text values to Python form when the target is another engine or
-        mapping rules transform rows; then the rules."""
-        steps: list[Callable[[Transaction], Transaction]] = []
+        mapping rules transform rows; then the rules. A change that cannot be converted or
+        transformed (or that the source could not decode) is a data error: the error
+        policies decide, the transaction goes on without it."""
+        steps: list[Callable[[Change], list[Change]]] = []
         if self.capture.value_form == "pg-text" and self._form() == "python":
-            steps.append(TextToPython(self.sources))
+            steps.append(TextToPython(self.sources).one)
         if self.transformed:
-            steps.append(Transformer(self.transformed))
+            steps.append(Transformer(self.transformed).one)
         for txn in stream:
             if txn is not None:
-                for step in steps:
-                    txn = step(txn)
+                txn = replace(txn, changes=self._screened(txn.changes, steps))
             yield txn
+
+    def _screened(
+        self, changes: list[Change], steps: list[Callable[[Change], list[Change]]]
+    ) -> list[Change]:
+        out: list[Change] = []
+        policies = self.policies
+        for change in changes:
+            if not policies.keep(change):
+                continue
+            if change.error:
+                name = f"{change.schema}.{change.table}"
+                policies.data_error(change, DataError(name, change.error))
+                continue
+            done = [change]
+            try:
+                for step in steps:
+                    done = [c for one in done for c in step(one)]
+            except DataError as exc:
+                policies.data_error(change, exc, getattr(exc, "column", ""))
+                continue
+            out += done
+        return out
 
     def _warn_unkeyed(self, plans: list[TablePlan]) -> None:
         for plan in plans:
@@ -402,6 +445,9 @@ class TextToPython:
 
     def __call__(self, txn: Transaction) -> Transaction:
         return replace(txn, changes=[self._change(c) for c in txn.changes])
+
+    def one(self, change: Change) -> list[Change]:
+        return [self._change(change)]
 
     def _change(self, change: Any) -> Any:
         funcs = self.converters.get((change.schema, change.table))

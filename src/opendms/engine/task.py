@@ -12,8 +12,9 @@ from opendms.endpoints import open_source, open_target
 from opendms.endpoints.base import Source, Target, mask
 from opendms.engine.fullload import FullLoad, LoadResult
 from opendms.engine.progress import Progress
+from opendms.engine.recover import Retries, retrying
 from opendms.engine.replicate import Replication, check_cdc_pair
-from opendms.errors import OpenDMSError, TaskError
+from opendms.errors import OpenDMSError, StopRequested, TaskError
 from opendms.mapping import TableMappings, parse_table_mappings
 from opendms.state import StateStore, TaskStatus
 from opendms.state.lock import TaskLock
@@ -104,6 +105,9 @@ def _locked_run(
     except KeyboardInterrupt:
         store.set_status(spec.name, TaskStatus.STOPPED, "STOPPED_BY_USER")
         raise
+    except StopRequested:  # asked to stop while waiting to retry
+        store.set_status(spec.name, TaskStatus.STOPPED, "STOPPED_BY_USER")
+        raise
     except OpenDMSError as exc:
         store.set_status(spec.name, TaskStatus.FAILED, str(exc))
         raise
@@ -176,9 +180,35 @@ def _run(
     progress: Progress | None,
     control: tuple[threading.Event, bool, bool],
 ) -> tuple[LoadResult, bool]:
+    """Run once; after it got going, a recoverable error (a lost connection, a server
+    restart) runs it again from its checkpoint per the RecoverableError* settings. An
+    error before both endpoints ever opened is not retried: it is a setup problem."""
+    stop, follow, fresh = control
+    retries = Retries(spec.task_settings.ErrorBehavior)
+    started = threading.Event()
+
+    def attempt() -> tuple[LoadResult, bool]:
+        first = not started.is_set()
+        return _run_once(spec, mappings, store, progress, (stop, follow, fresh and first), started)
+
+    def note(exc: OpenDMSError, wait: float) -> None:
+        store.set_phase(spec.name, f"recovering (attempt {retries.attempts}): {exc}"[:500])
+
+    return retrying(f"task {spec.name}", attempt, retries, stop, note, started.is_set)
+
+
+def _run_once(
+    spec: TaskSpec,
+    mappings: TableMappings,
+    store: StateStore,
+    progress: Progress | None,
+    control: tuple[threading.Event, bool, bool],
+    started: threading.Event,
+) -> tuple[LoadResult, bool]:
     source: Source = open_source(spec.source.url, spec.source.settings)
     try:
         target: Target = open_target(spec.target.url, spec.target.settings)
+        started.set()
         try:
             store.set_status(spec.name, TaskStatus.RUNNING)
             if spec.migration_type is MigrationType.FULL_LOAD:

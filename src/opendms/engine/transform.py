@@ -63,11 +63,12 @@ class Transformer:
         self.plans = plans
 
     def __call__(self, txn: Transaction) -> Transaction:
-        out: list[Change] = []
-        for change in txn.changes:
-            plan = self.plans.get((change.schema, change.table))
-            out += [change] if plan is None else self._change(plan, change)
-        return replace(txn, changes=out)
+        return replace(txn, changes=[c for change in txn.changes for c in self.one(change)])
+
+    def one(self, change: Change) -> list[Change]:
+        """The target changes of one source change (none when the filters drop it)."""
+        plan = self.plans.get((change.schema, change.table))
+        return [change] if plan is None else self._change(plan, change)
 
     def _change(self, plan: TablePlan, change: Change) -> list[Change]:
         if change.op in (Op.TRUNCATE, Op.DDL):

@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS data_errors (
     row_key TEXT NOT NULL,
     column_name TEXT NOT NULL,
     reason TEXT NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    value TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -167,6 +168,9 @@ class StateStore:
                 self.conn.execute(
                     f"ALTER TABLE table_stats ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
                 )
+        have_errors = {r[1] for r in self.conn.execute("PRAGMA table_info(data_errors)")}
+        if "value" not in have_errors:
+            self.conn.execute("ALTER TABLE data_errors ADD COLUMN value TEXT NOT NULL DEFAULT ''")
         if "last_change_at" not in have:
             self.conn.execute("ALTER TABLE table_stats ADD COLUMN last_change_at TEXT")
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(tasks)").fetchall()}
@@ -305,10 +309,14 @@ class StateStore:
         )
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
-    def data_error(self, task: str, table: str, row: str, column: str, reason: str) -> None:
+    def data_error(
+        self, task: str, table: str, row: str, column: str, reason: str, value: str = ""
+    ) -> None:
+        """Record a row an error policy skipped: its key, column, reason and value."""
         self._exec(
-            "INSERT INTO data_errors VALUES (?, ?, ?, ?, ?, ?)",
-            (task, table, row, column, reason, now()),
+            "INSERT INTO data_errors (task, table_name, row_key, column_name, reason, at, value) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (task, table, row, column, reason, now(), value),
         )
 
     def data_errors(self, task: str) -> list[tuple[str, str, str, str]]:
@@ -318,6 +326,19 @@ class StateStore:
             (task,),
         )
         return [tuple(r) for r in rows]
+
+    def data_error_values(self, task: str) -> list[str]:
+        """The recorded values of the task's data errors, in order."""
+        rows = self._exec("SELECT value FROM data_errors WHERE task=? ORDER BY rowid", (task,))
+        return [r[0] for r in rows]
+
+    def count_errors(self, task: str, schema: str, table: str, count: int = 1) -> None:
+        """Add ``count`` rows an error policy skipped to a table's error count."""
+        self._exec(
+            "UPDATE table_stats SET error_rows = error_rows + ? "
+            "WHERE task=? AND schema_name=? AND table_name=?",
+            (count, task, schema, table),
+        )
 
     def save_schema(self, task: str, position: str, plans: str, fresh: bool = False) -> None:
         """The captured tables' columns as of ``position`` (CDC schema history); ``fresh``

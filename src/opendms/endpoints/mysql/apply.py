@@ -46,6 +46,7 @@ from opendms.endpoints.rowapply import (
     Stmt,
     TableMap,
 )
+from opendms.errors import TableError
 from opendms.model import Column, ColumnType, Kind, Table
 
 log = logging.getLogger("opendms.apply")
@@ -54,6 +55,8 @@ PACKET_BYTES = 1_000_000  # below the smallest max_allowed_packet in use (1 MiB 
 PACKET_STATEMENTS = 500
 _CONFLICT = {1062, 1586}  # duplicate entry (for key)
 # Refusals of one statement's values (the batch goes on to the error policy or a DataError).
+# no such table or column, no privilege on it: the table, not one record
+_TABLE_ERRORS = {1054, 1142, 1143, 1146}
 _VALUE_ERRORS = {1048, 1264, 1265, 1292, 1366, 1406, 1451, 1452, 3140, 4025}
 _ESCAPED_KINDS = (Kind.STRING, Kind.JSON, Kind.ENUM, Kind.UUID, Kind.INTERVAL, Kind.ARRAY)
 _UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r", "\\0": "\x00"}
@@ -262,6 +265,8 @@ class MySqlApplier(RowApplier):
     def _refused(self, exc: Exception) -> StatementError:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
         statement_level = (self.pymysql.err.IntegrityError, self.pymysql.err.DataError)
+        if code in _TABLE_ERRORS:
+            raise TableError("", f"MySQL error {code}: {exc.args[-1]}") from exc
         if not isinstance(exc, statement_level) and code not in _VALUE_ERRORS:
             raise translate(exc, self.url) from exc
         text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from opendms.cdc import Backlog, BinlogPosition, Position, Transaction
@@ -226,7 +226,7 @@ class MySqlCapture:
 
     # -- streaming
 
-    def stream(self, start: Position, stop: threading.Event) -> Iterator[Transaction | None]:
+    def stream(self, start: Position, stop: threading.Event) -> Generator[Transaction | None]:
         """Committed transactions after ``start`` (None every IDLE_WAIT when idle)."""
         if not isinstance(start, BinlogPosition):
             raise ConfigError(f"{start} is not a binlog position (like mysql-bin.000003:1234)")

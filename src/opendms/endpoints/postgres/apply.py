@@ -16,12 +16,12 @@ import pyarrow as pa
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.postgres.conn import connect
+from opendms.endpoints.postgres.conn import connect, sqlstate, translate
 from opendms.endpoints.postgres.netchanges import net_changes
 from opendms.endpoints.postgres.stage import STAGE_MIN, staged
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
-from opendms.errors import TaskError
+from opendms.errors import DataError, TableError, TaskError
 from opendms.model import Kind, Table
 
 CHECKPOINTS = """
@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS opendms.checkpoints (
 
 OnError = Callable[[str, Any, str, str], None]
 DEFAULT_POLICIES = {"insert": "LOG_ERROR", "update": "LOG_ERROR", "delete": "IGNORE_RECORD"}
+# not-null and check violations: one record's data; undefined table/column, a type that
+# does not match, no privilege: the table
+_RECORD_STATES = frozenset({"23502", "23514"})
+_TABLE_STATES = frozenset({"42P01", "42703", "42804", "42501", "42883"})
 CHECKPOINT_SQL = (
     "INSERT INTO opendms.checkpoints (task, position, applied_at) VALUES (%s, %s, now()) "
     "ON CONFLICT (task) DO UPDATE SET position = excluded.position, applied_at = now()"
@@ -359,6 +363,7 @@ class PgApplier:
         on_error: OnError | None = None,
     ) -> None:
         self.task, self.same_engine, self.python = task, same_engine, value_form == "python"
+        self.url = url
         self.policies = {**DEFAULT_POLICIES, **(policies or {})}
         self.on_error = on_error
         self.suspended: set[tuple[str, str]] = set()
@@ -375,6 +380,22 @@ class PgApplier:
         write_checkpoint(self.conn, self.task, position)
 
     def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
+        """Apply a batch with its checkpoint; a value the server refuses raises DataError, a
+        missing table or column TableError, a lost connection ConnectError (retryable)."""
+        try:
+            return self._apply(batch, position, idempotent)
+        except psycopg.Error as exc:
+            raise self._translated(exc) from exc
+
+    def _translated(self, exc: psycopg.Error) -> Exception:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, psycopg.DataError) or sqlstate(exc) in _RECORD_STATES:
+            return DataError("", first)
+        if sqlstate(exc) in _TABLE_STATES:
+            return TableError("", first)
+        return translate(exc, self.url)
+
+    def _apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
         if self.python and any(m.converts for m in self.maps.values()):
             batch = [replace(t, changes=[self._adapt(c) for c in t.changes]) for t in batch]
         simple = not idempotent and not self.suspended

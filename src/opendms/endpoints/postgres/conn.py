@@ -13,6 +13,7 @@ from opendms.errors import (
     EndpointError,
     MissingExtraError,
     PrivilegeError,
+    ResourceError,
 )
 
 try:
@@ -32,12 +33,63 @@ def conninfo(url: EndpointURL) -> str:
     return url.raw.replace("postgres://", "postgresql://", 1)
 
 
+# SQLSTATEs of a connection that is gone or refused for now (class 08, admin/crash
+# shutdown, cannot connect now) and of resources that ran out (disk, memory, connections)
+_LOST_STATES = ("08", "57P01", "57P02", "57P03")
+_RESOURCE_STATES = ("53",)
+_LOST_TEXT = (
+    "server closed the connection",
+    "terminating connection",
+    "connection already closed",
+    "connection is closed",
+    "connection is lost",
+    "the connection is lost",
+    "consuming input failed",
+    "could not receive data",
+    "could not send data",
+    "ssl syscall error",
+    "ssl connection has been closed",
+    "no connection to the server",
+    "connection was closed in the middle",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "connection reset",
+    "broken pipe",
+    "server conn crashed",
+)
+
+
+def sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE of a psycopg/psycopg2/asyncpg error, or ''."""
+    for attr in ("sqlstate", "pgcode"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """True when ``exc`` says the connection to the server is gone or refused for now."""
+    state = sqlstate(exc)
+    if state and state.startswith(_LOST_STATES):
+        return True
+    low = str(exc).lower()
+    return any(t in low for t in _LOST_TEXT)
+
+
 def translate(exc: Exception, url: EndpointURL) -> EndpointError:
     """One clear line for a driver error (never showing the password)."""
     text = scrub(str(exc).strip(), url)
     first = text.splitlines()[0] if text else type(exc).__name__
     low = text.lower()
     where = str(url)
+    if lost_connection(exc):
+        return ConnectError(where, f"connection to {url.host}:{url.port or 5432} lost: {first}")
+    if sqlstate(exc) == "55006" and "replication slot" in low:
+        return ResourceError(where, f"busy: {first}")  # another WAL sender still holds it
+    if sqlstate(exc).startswith(_RESOURCE_STATES):
+        return ResourceError(where, f"the server is out of resources: {first}")
     if "password authentication failed" in low or "no password supplied" in low:
         return AuthenticationError(where, f"authentication failed for user {url.user!r}")
     if "does not exist" in low and "database" in low:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import select
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from opendms.cdc import LSN, Backlog, Position, Transaction
@@ -25,6 +26,7 @@ from opendms.errors import EndpointError, MissingExtraError, TaskError
 from opendms.model import TableRef
 
 IDLE_WAIT = 0.5  # seconds to wait for data before reporting an idle tick
+SLOT_FREE_WAIT = 30.0  # seconds to wait for a slot still held by an ended run's WAL sender
 
 
 def replication_names(task: str) -> tuple[str, str]:
@@ -145,10 +147,11 @@ class PgReplication:
         with connect(self.url) as conn:
             conn.execute(f"DROP PUBLICATION IF EXISTS {quote_ident(self.publication)}")
 
-    def stream(self, start: Position, stop: threading.Event) -> Iterator[Transaction | None]:
+    def stream(self, start: Position, stop: threading.Event) -> Generator[Transaction | None]:
         """Committed transactions from ``start`` on; ``None`` when the stream is idle."""
         assert isinstance(start, LSN)
         self.flushed = max(self.flushed, start)
+        self._wait_slot_free()
         conn = self._repl_connect()
         self.cursor = cur = conn.cursor()
         options = {"proto_version": "1", "publication_names": self.publication, "messages": "true"}
@@ -164,6 +167,19 @@ class PgReplication:
         finally:
             self.cursor = None
             conn.close()
+
+    def _wait_slot_free(self, timeout: float = SLOT_FREE_WAIT) -> None:
+        """A previous run's WAL sender may still hold the slot for a moment after that run
+        ended (or its connection dropped): wait for the server to let it go."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with connect(self.url) as conn:
+                row = conn.execute(
+                    "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)
+                ).fetchone()
+            if not row or not row[0]:
+                return
+            time.sleep(0.1)
 
     def _messages(self, cur: Any, stop: threading.Event) -> Iterator[Transaction | None]:
         self.decoder = decoder = Decoder()

@@ -25,7 +25,7 @@ from opendms.endpoints.sqlite import database_path
 from opendms.endpoints.sqlite.source import quote
 from opendms.endpoints.sqlite.target import SQLiteTarget
 from opendms.endpoints.sqlite.types import to_declared
-from opendms.errors import EndpointError
+from opendms.errors import EndpointError, OpenDMSError, ResourceError, TableError
 from opendms.model import ColumnType, Table
 
 log = logging.getLogger("opendms.apply")
@@ -55,8 +55,19 @@ class SqliteApplier(RowApplier):
         except sqlite3.Error as exc:
             raise EndpointError(str(self.url), f"cannot open the database: {exc}") from exc
 
-    def _fail(self, exc: sqlite3.Error, what: str) -> EndpointError:
+    def _fail(self, exc: sqlite3.Error, what: str) -> OpenDMSError:
+        """A missing table or column is a TableError; a locked or full database is a
+        ResourceError (retried); anything else an EndpointError."""
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        low = first.lower()
+        if low.startswith(("no such table", "no such column")) or "has no column" in low:
+            return TableError("", first)
+        if (
+            "database is locked" in low
+            or "disk is full" in low
+            or "database or disk is full" in low
+        ):
+            return ResourceError(str(self.url), f"{what}: {first}")
         return EndpointError(str(self.url), f"{what}: {first}")
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:

@@ -44,7 +44,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -661,7 +661,7 @@ class SqliteCapture:
 
     # -- streaming --------------------------------------------------------------------------
 
-    def stream(self, start: Position, stop: threading.Event) -> Iterator[Transaction | None]:
+    def stream(self, start: Position, stop: threading.Event) -> Generator[Transaction | None]:
         """Change-table rows after ``start`` in chunks of up to CHUNK_ROWS, in seq order."""
         self.delivered = last = _seq(start)
         self._check_position(last)
