@@ -27,6 +27,16 @@ def source_engine(url: EndpointURL) -> str:
     return name
 
 
+def target_engine_of(url: EndpointURL) -> str:
+    """``postgresql``, ``mysql`` or ``sqlite`` for a target database URL, or a clear error."""
+    engine = REGISTRY.get(url.scheme)
+    name = ENGINES.get(engine.module) if engine else None
+    if name is None:
+        known = "postgresql://, mysql://, mariadb://, sqlite://"
+        raise ConfigError(f"target {url}: cannot run converted DDL on {url.scheme}:// ({known})")
+    return name
+
+
 def read_catalog(url: EndpointURL, schemas: Sequence[str] = ()) -> SourceCatalog:
     """Everything ``convert`` needs from the source ``url`` (all user schemas by default)."""
     engine = source_engine(url)
