@@ -19,7 +19,7 @@ from opendms.convert.base import Conversion, Naming, Phase, Statement, schema_of
 from opendms.convert.catalog import target_engine_of
 from opendms.convert.objects import Item
 from opendms.endpoints.base import EndpointURL
-from opendms.errors import ConfigError
+from opendms.errors import ConfigError, EndpointError
 
 Runner = Callable[[str], None]
 
@@ -49,6 +49,11 @@ def trial(
     copy = regenerate(fake_naming)
     with _session(url, conversion.target, throwaway=True, names=list(real_names)) as run:
         execute(copy, run)
+    for index, stmt in enumerate(copy.statements):
+        if stmt.phase is Phase.SCHEMAS and index in copy.refused:
+            raise EndpointError(
+                str(url), f"cannot create a throwaway schema to try the DDL in: {copy.refused[index]}"
+            )
     _copy_failures(copy, conversion, real_names)
 
 
