@@ -14,14 +14,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.testing.sql import connect, execute, query
-
-SELECT_ALL = {
-    "rule-type": "selection",
-    "rule-id": "1",
-    "rule-name": "all",
-    "object-locator": {"schema-name": "%", "table-name": "%"},
-    "rule-action": "include",
-}
+from tests.integration.test_review_engine import SELECT_ALL
 
 
 def _rename(rule_id: str, target: str, schema: str, table: str, value: str) -> dict[str, Any]:

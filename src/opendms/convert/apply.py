@@ -52,7 +52,8 @@ def trial(
     for index, stmt in enumerate(copy.statements):
         if stmt.phase is Phase.SCHEMAS and index in copy.refused:
             raise EndpointError(
-                str(url), f"cannot create a throwaway schema to try the DDL in: {copy.refused[index]}"
+                str(url),
+                f"cannot create a throwaway schema to try the DDL in: {copy.refused[index]}",
             )
     _copy_failures(copy, conversion, real_names)
 
@@ -73,7 +74,7 @@ def throwaway(naming: Naming, schemas: list[str], target: str) -> tuple[Naming, 
 
 def execute(conversion: Conversion, run: Runner) -> None:
     """Runs every statement in order; a refused one fails its item (see the module doc)."""
-    failed_tables: dict[tuple[str, str], str] = {}
+    failed_tables: set[tuple[str, str]] = set()
     for index, stmt in conversion.ordered():
         if stmt.phase is Phase.MANUAL:
             continue
@@ -86,7 +87,7 @@ def execute(conversion: Conversion, run: Runner) -> None:
         except Exception as exc:  # any driver error: it is what the report shows
             _refuse(conversion, index, stmt, _first_line(exc))
             if stmt.phase is Phase.TABLES and stmt.table is not None:
-                failed_tables[stmt.table] = str(index)
+                failed_tables.add(stmt.table)
                 _fail_inline(conversion, stmt.table)
 
 

@@ -143,25 +143,27 @@ class ViewRules(GeneratorBase):
     def calls_user_function(
         self, view: ViewDef, item: Item, result: Translation, udfs: list[CodeObject]
     ) -> None:
-        for code in udfs:
-            what = "aggregate" if code.aggregate else "function"
-            name = code.name.lower()
-            message = (
-                f"calls {code.name}(), a user-defined {what} of the source that is not converted"
-            )
-            if name not in result.unknown and self.target != "postgresql":
-                message += f"; on {self.target} the name is a built-in with other results"
-                if name in _STRING_AGGREGATES:
-                    message += " (its separator is ',', the source aggregate's may differ)"
-            item.messages.append(message)
+        messages = [self.udf_message(code, result) for code in udfs]
+        item.messages.extend(messages[1:])
         item.manual(
-            item.messages.pop(),
+            messages[0],
             "Create the function on the target (or rewrite the call with a built-in, e.g. "
             "GROUP_CONCAT(x SEPARATOR ', ') / string_agg(x, ', ')), then create the view; "
             "the query is in schema.sql, commented out.",
         )
         select = view.definition if self.target == self.source else result.sql
         self.manual_note(item, f"view {view.schema}.{view.name}", view, select)
+
+    def udf_message(self, code: CodeObject, result: Translation) -> str:
+        what = "aggregate" if code.aggregate else "function"
+        message = f"calls {code.name}(), a user-defined {what} of the source that is not converted"
+        name = code.name.lower()
+        if name in {u.lower() for u in result.unknown} or self.target == "postgresql":
+            return message
+        message += f"; on {self.target} the name is a built-in with other results"
+        if name in _STRING_AGGREGATES:
+            message += " (its separator is ',', the source aggregate's may differ)"
+        return message
 
     def manual_note(self, item: Item, what: str, view: ViewDef, select: str) -> None:
         sql = f"CREATE VIEW {self.view_name(view)} AS {select}"
