@@ -80,7 +80,7 @@ PAGILA = [
         rental_date timestamp NOT NULL,
         film_id integer NOT NULL REFERENCES film ON UPDATE CASCADE ON DELETE RESTRICT,
         customer_id integer NOT NULL REFERENCES customer ON UPDATE CASCADE ON DELETE RESTRICT,
-        return_date timestamp,
+        return_date timestamp CHECK (isfinite(return_date)),
         last_update timestamp NOT NULL DEFAULT now())""",
     # partitioned like pagila's payment, rental_id NOT NULL with ON DELETE SET NULL as there
     """CREATE TABLE payment (

@@ -80,6 +80,9 @@ def test_pagila_to_mariadb(pg_db: str, mysql_target_db: str, tmp_path: Path) -> 
     assert _status(items, "indexes", "film.film_fulltext_idx") is Status.MANUAL  # GiST
     assert _status(items, "domains", "year") is Status.CONVERTED
     assert "-- MANUAL: view public.film_list" in script
+    # a check calling a function without a MySQL translation is a manual item
+    isfinite = items[("constraints", "rental.rental_return_date_check")]
+    assert isfinite.status is Status.MANUAL and "isfinite()" in isfinite.messages[0]
 
     conn = connect(mysql_target_db)
     _fill_pagila(lambda sql: query(conn, sql), "`")
@@ -147,6 +150,7 @@ def test_pagila_to_postgres(pg_db: str, pg_target_db: str, tmp_path: Path) -> No
     items = _items(result.items)
     assert _status(items, "views", "film_list") is Status.MANUAL  # group_concat not created
     assert _status(items, "views", "rental_by_category") is Status.WARNING  # refresh it
+    assert _status(items, "constraints", "rental.rental_return_date_check") is Status.CONVERTED
     conn = connect(pg_target_db)
     _fill_pagila(lambda sql: query(conn, sql))
     parts = query(conn, "SELECT tableoid::regclass::text FROM payment ORDER BY payment_id")

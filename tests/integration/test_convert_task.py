@@ -117,3 +117,38 @@ def test_pg_to_mysql_with_table_rename(pg_db: str, mysql_target_db: str, tmp_pat
     with pytest.raises(Exception, match="release_year"):
         query(conn, "INSERT INTO movie (title, release_year) VALUES ('Old', 1800)")
     conn.close()
+
+
+def test_pg_to_pg_into_a_renamed_schema(pg_db: str, pg_target_db: str, tmp_path: Path) -> None:
+    """Enum, domain and partitions follow the schema rename; rows reach the partitions."""
+    execute(
+        pg_db,
+        [
+            "CREATE TYPE mood AS ENUM ('ok', 'sad')",
+            "CREATE DOMAIN year AS integer CHECK (VALUE > 1900)",
+            "CREATE TABLE payment (id int, paid date NOT NULL DEFAULT ('now'::text)::date, "
+            "mood mood, year year, PRIMARY KEY (paid, id)) PARTITION BY RANGE (paid)",
+            "CREATE TABLE payment_2022 PARTITION OF payment "
+            "FOR VALUES FROM ('2022-01-01') TO ('2023-01-01')",
+            "CREATE TABLE payment_2023 PARTITION OF payment "
+            "FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')",
+            "INSERT INTO payment VALUES (1, '2022-05-01', 'ok', 2022), "
+            "(2, '2023-05-01', 'sad', 2023)",
+        ],
+    )
+    _run(pg_db, pg_target_db, tmp_path, _rename("2", "schema", "public", "%", "sales"))
+    conn = connect(pg_target_db)
+    rows = query(
+        conn, "SELECT tableoid::regclass::text, id, mood::text, year FROM sales.payment ORDER BY id"
+    )
+    assert rows == [("sales.payment_2022", 1, "ok", 2022), ("sales.payment_2023", 2, "sad", 2023)]
+    types = query(
+        conn,
+        "SELECT t.typname, t.typtype::text FROM pg_type t JOIN pg_namespace n "
+        "ON n.oid = t.typnamespace WHERE n.nspname = 'sales' AND t.typtype IN ('d', 'e') "
+        "ORDER BY 1",
+    )
+    assert types == [("mood", "e"), ("year", "d")]
+    with pytest.raises(Exception, match="year_check"):
+        query(conn, "INSERT INTO sales.payment (id, year) VALUES (3, 1800)")
+    conn.close()

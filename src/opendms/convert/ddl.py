@@ -227,7 +227,7 @@ class Generator(ColumnRules, ViewRules):
 
     def check_refused(self, result: Translation) -> str:
         """Why the target cannot take a translated CHECK ("": it can)."""
-        if result.unknown:
+        if result.unknown and self.source != self.target:
             return f"{', '.join(result.unknown)}() has no known {self.target} translation"
         if result.volatile and self.target == "mysql":
             return "MySQL refuses the current date/time, random values or UUIDs in CHECK"
