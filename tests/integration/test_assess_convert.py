@@ -4,6 +4,7 @@ the type round trips that lose form are flagged."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from opendms.assess import Check, Status, assess
@@ -101,3 +102,10 @@ def test_lossy_round_trips_are_flagged(pg_db: str, mysql_target_db: str) -> None
     converted = _by_id(assess(_spec(pg_db, mysql_target_db)))["type-conversions"]
     assert not any("release_year" in o for o in converted.objects)  # INT with the check
     assert len(converted.objects) == 4
+
+
+def test_convert_schema_to_a_lake_is_a_failed_check(pg_db: str, tmp_path: Path) -> None:
+    execute(pg_db, ["CREATE TABLE t (id int PRIMARY KEY)"])
+    checks = _by_id(assess(_spec(pg_db, f"file://{tmp_path}/lake")))
+    ddl = checks["convert-schema-ddl"]
+    assert ddl.status is Status.FAILED and "convert_schema needs a database target" in ddl.message

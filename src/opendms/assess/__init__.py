@@ -82,7 +82,7 @@ def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Chec
     checks.append(type_check(plans, source.url, target.url, spec.convert_schema))
     checks += _guarded("target", lambda: _target(spec, target, plans))
     if spec.convert_schema:
-        checks += _guarded("target", lambda: convert_checks(spec, target.url, plans))
+        checks += convert_checks(spec, target.url, plans)
     return checks
 
 

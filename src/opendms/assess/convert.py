@@ -18,7 +18,17 @@ from opendms.mapping import TablePlan
 def convert_checks(spec: TaskSpec, target: EndpointURL, plans: list[TablePlan]) -> list[Check]:
     """``convert-schema-ddl`` (failed: what the target refuses) and
     ``convert-schema-changes`` (warning: what the conversion changes or leaves manual)."""
-    converted = task_conversion(spec, target, plans)
+    try:
+        converted = task_conversion(spec, target, plans)
+    except OpenDMSError as exc:
+        return [
+            problem(
+                "convert-schema-ddl",
+                True,
+                f"cannot convert the task's tables: {exc}",
+                "fix the cause, or run the task with convert_schema: false",
+            )
+        ]
     if converted is None:
         why = "convert_schema applies with TargetTablePrepMode DROP_AND_CREATE only"
         return [skipped("convert-schema-ddl", why)]
