@@ -19,6 +19,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.conn import connect as mysql_connect
 from opendms.endpoints.postgres.conn import connect as pg_connect
 from opendms.errors import ConfigError
+from opendms.model import Kind, T
 
 PG_SOURCE = [
     "CREATE SCHEMA app",
@@ -164,7 +165,7 @@ def test_pg_to_mysql(pg_db: str, mysql_target_db: str, tmp_path: Path) -> None:
     assert counts(summary, "triggers") == (0, 0, 1)
     tables = by_name(result.items, "tables")
     assert any("token" in m and "dropped" in m for m in tables["customers"].messages)
-    assert by_name(result.items, "triggers")["orders_touch"].remediation
+    assert by_name(result.items, "triggers")["orders.orders_touch"].remediation
     html = (tmp_path / "report.html").read_text()
     assert "close_orders" in html and "orders_touch" in html and "manual" in html
     assert "CREATE TABLE `customers`" in (tmp_path / "schema.sql").read_text()
@@ -379,22 +380,38 @@ def test_convert_errors(pg_db: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("source", "target", "expected"),
+    ("source", "target", "kind", "expected"),
     [
-        ("'abc'::character varying", "mysql", "'abc'"),
-        ("now()", "mysql", "NOW"),
-        ("true", "sqlite", "1"),
-        ("(-1.5)::numeric", "postgresql", "-1.5"),
-        ("NULL::text", "postgresql", None),
-        ("current_timestamp()", "postgresql", "NOW"),
-        ("CURRENT_DATE", "mysql", None),
-        ("nextval('s'::regclass)", "postgresql", None),
+        ("'abc'::character varying", "mysql", Kind.STRING, "'abc'"),
+        ("now()", "mysql", Kind.TIMESTAMP, "CURRENT_TIMESTAMP(6)"),
+        ("true", "sqlite", Kind.BOOL, "1"),
+        ("(-1.5)::numeric", "postgresql", Kind.DECIMAL, "-1.5"),
+        ("NULL::text", "postgresql", Kind.STRING, None),
+        ("current_timestamp()", "postgresql", Kind.TIMESTAMP, "CURRENT_TIMESTAMP"),
+        ("nextval('s'::regclass)", "postgresql", Kind.INT32, None),
+        # function-call defaults: the target's own clock, never a literal 'now'
+        ("CURRENT_DATE", "mysql", Kind.DATE, "(CURRENT_DATE)"),
+        ("('now'::text)::date", "mysql", Kind.DATE, "(CURRENT_DATE)"),
+        ("('now'::text)::date", "postgresql", Kind.DATE, "CURRENT_DATE"),
+        ("('now'::text)::date", "sqlite", Kind.DATE, "CURRENT_DATE"),
+        (
+            "'now'::text::timestamp without time zone",
+            "mysql",
+            Kind.TIMESTAMP,
+            "CURRENT_TIMESTAMP(6)",
+        ),
+        ("('today'::text)::date", "postgresql", Kind.DATE, "CURRENT_DATE"),
+        ("now()", "mysql", Kind.DATE, "(CURRENT_DATE)"),
+        ("(curdate())", "postgresql", Kind.DATE, "CURRENT_DATE"),
+        ("('tomorrow'::text)::date", "mysql", Kind.DATE, None),
+        ("('tomorrow'::text)::date", "postgresql", Kind.DATE, "('tomorrow'::text)::date"),
+        ("'2020-01-02'::date", "mysql", Kind.DATE, "'2020-01-02'"),
     ],
 )
-def test_translate_default(source: str, target: str, expected: str | None) -> None:
-    result = translate_default(source, target, "NOW")
+def test_translate_default(source: str, target: str, kind: Kind, expected: str | None) -> None:
+    result = translate_default(source, target, T(kind))
     assert result.sql == expected
-    assert bool(result.warning) == (source in ("CURRENT_DATE", "nextval('s'::regclass)"))
+    assert bool(result.warning) == (result.sql is None and not source.startswith("NULL"))
 
 
 def test_cli_errors(tmp_path: Path) -> None:
@@ -426,7 +443,8 @@ def test_converted_ddl_per_table(pg_db: str, pg_target_db: str) -> None:
         run_pg(pg_target_db, statements)
     with pg(pg_target_db) as conn:
         row = conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'app'").fetchone()
-        assert row == (4,)  # two primary keys, the unique email, orders_placed
+        # two primary keys, the unique email, orders_placed, the expression index
+        assert row == (5,)
 
 
 def test_task_run_uses_converted_schema(mysql_db: str, pg_target_db: str, tmp_path: Path) -> None:

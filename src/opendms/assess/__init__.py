@@ -11,13 +11,15 @@ from collections.abc import Callable
 from typing import cast
 
 from opendms.assess.backlog import backlog_check
+from opendms.assess.convert import convert_checks
 from opendms.assess.model import Check, Status, passed, problem, skipped
+from opendms.assess.types import lossy, type_check
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import engine_for, open_source, open_target
 from opendms.endpoints.base import EndpointURL, PrepMode, Source, Target
 from opendms.errors import ConfigError, OpenDMSError
 from opendms.mapping import TablePlan
-from opendms.model import ColumnType, Kind, Table
+from opendms.model import Table
 
 __all__ = ["Check", "Status", "assess", "failed", "lossy", "skipped"]
 
@@ -84,8 +86,10 @@ def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Chec
     tables = [p.source for p in plans]
     checks = [passed("tables-selected", f"{len(tables)} table(s) selected")]
     checks += _guarded("source", lambda: _source(source.url, tables, cdc))
-    checks.append(_types(plans, target.url))
+    checks.append(type_check(plans, source.url, target.url, spec.convert_schema))
     checks += _guarded("target", lambda: _target(spec, target, plans))
+    if spec.convert_schema:
+        checks += convert_checks(spec, target.url, plans)
     if cdc:
         checks += _guarded("source", lambda: [backlog_check(spec)])
     return checks
@@ -191,53 +195,3 @@ def _prep(spec: TaskSpec, existing: list[str]) -> Check:
         "check that nothing else needs them, or pick another TargetTablePrepMode / target",
         tuple(existing),
     )
-
-
-# -- type conversions ------------------------------------------------------------------
-
-
-def _types(plans: list[TablePlan], target: EndpointURL) -> Check:
-    engine = engine_for(target).__name__.rsplit(".", 1)[-1]
-    issues = []
-    for plan in plans:
-        for out in plan.outputs:
-            if out.source is None:
-                continue
-            reason = lossy(plan.source.column(out.source).type, engine)
-            if reason:
-                issues.append(f"{plan.source.qualified}.{out.source}: {reason}")
-    if not issues:
-        return passed("type-conversions", f"every column converts to {engine} without loss")
-    return problem(
-        "type-conversions",
-        False,
-        f"{len(issues)} column(s) change form or may lose values on {engine}",
-        "check the listed columns; change the target type with a change-data-type rule, or "
-        "accept the conversion (values that do not fit become data errors)",
-        tuple(issues),
-    )
-
-
-def lossy(ctype: ColumnType, engine: str) -> str | None:
-    """Why values of ``ctype`` change form or may not fit on ``engine`` (None: exact)."""
-    kind = ctype.kind
-    if engine == "mysql":
-        return _lossy_mysql(ctype)
-    if engine == "sqlite" and kind in (Kind.TIMESTAMPTZ, Kind.INTERVAL, Kind.ARRAY, Kind.UUID):
-        return f"{ctype} is stored as text in SQLite"
-    if engine == "lake" and kind is Kind.DECIMAL and (ctype.precision or 77) > 76:
-        return "unconstrained or > 76-digit numeric is written as text"
-    return None
-
-
-def _lossy_mysql(ctype: ColumnType) -> str | None:
-    kind = ctype.kind
-    if kind is Kind.TIMESTAMPTZ:
-        return "timestamptz becomes DATETIME holding UTC (the zone offset is not kept)"
-    if kind is Kind.INTERVAL:
-        return "interval becomes VARCHAR(100) ISO 8601 text"
-    if kind is Kind.ARRAY:
-        return "array becomes a JSON array"
-    if kind is Kind.DECIMAL and (ctype.precision is None or ctype.precision > 65):
-        return "numeric beyond 65 digits becomes DECIMAL(65,30): wider values are data errors"
-    return None

@@ -212,3 +212,14 @@ def target_checks(url: EndpointURL, existing: list[str]) -> list[Check]:
             "SCHEMA ... TO it",
         )
     ]
+
+
+def domains(url: EndpointURL) -> dict[str, str]:
+    """Every domain of the database, named as format_type() names column types, with
+    the base type it is declared on."""
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT format_type(oid, NULL), format_type(typbasetype, typtypmod) FROM pg_type "
+            "WHERE typtype = 'd'"
+        ).fetchall()
+    return {name: base for name, base in rows}

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from opendms.errors import OpenDMSError
+
+if TYPE_CHECKING:
+    from opendms.convert import ConversionResult
 
 
 @click.command("convert")
@@ -31,7 +35,23 @@ from opendms.errors import OpenDMSError
     "--target-schema",
     default=None,
     help="Put every object in this target schema/database (default: PostgreSQL keeps "
-    "the source schema names, MySQL and SQLite DDL is unqualified).",
+    "the source schema names, MySQL DDL is unqualified; SQLite DDL is always unqualified).",
+)
+@click.option(
+    "--apply",
+    "apply_to",
+    metavar="URL",
+    default=None,
+    help="Create the converted objects in this target database; objects it refuses are "
+    "reported as failed.",
+)
+@click.option(
+    "--check",
+    "check_on",
+    metavar="URL",
+    default=None,
+    help="Run the converted DDL in throwaway schemas of this target database (a rolled-back "
+    "transaction on PostgreSQL, dropped databases on MySQL) and report what it refuses.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report to stdout.")
 def convert(
@@ -40,19 +60,34 @@ def convert(
     schemas: tuple[str, ...],
     out: Path,
     target_schema: str | None,
+    apply_to: str | None,
+    check_on: str | None,
     as_json: bool,
 ) -> None:
-    """Convert a source schema to another engine's DDL, with an action-item report."""
+    """Convert a source schema to another engine's DDL, with an action-item report.
+
+    Exits 1 when the source cannot be read or when the target (--apply / --check)
+    refused some of the DDL.
+    """
     from opendms.convert import convert as run_convert
 
+    if apply_to and check_on:
+        click.echo("error: give --apply or --check, not both", err=True)
+        sys.exit(2)
     try:
-        result = run_convert(source, target_engine, schemas, out, target_schema)
+        result = run_convert(source, target_engine, schemas, out, target_schema, apply_to, check_on)
     except OpenDMSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
-        return
+    else:
+        _print_summary(result)
+    if any(i.status.value == "failed" for i in result.items):
+        sys.exit(1)
+
+
+def _print_summary(result: ConversionResult) -> None:
     totals = result.report["totals"]
     click.echo(
         f"converted {len(result.items)} objects: "
@@ -60,6 +95,9 @@ def convert(
     )
     for name, path in result.files.items():
         click.echo(f"  {name}: {path}")
-    manual = [i for i in result.items if i.status.value == "manual"]
-    for item in manual:
-        click.echo(f"  manual: {item.kind[:-1]} {item.qualified}: {item.remediation}")
+    for item in result.items:
+        if item.status.value == "failed":
+            click.echo(f"  failed: {item.kind[:-1]} {item.qualified}: {item.messages[-1]}")
+    for item in result.items:
+        if item.status.value == "manual":
+            click.echo(f"  manual: {item.kind[:-1]} {item.qualified}: {item.remediation}")

@@ -17,13 +17,27 @@ ENGINES = {
 }
 
 
+_KNOWN = "postgresql://, mysql://, mariadb://, sqlite://"
+
+
+def _engine(url: EndpointURL) -> str | None:
+    engine = REGISTRY.get(url.scheme)
+    return ENGINES.get(engine.module) if engine else None
+
+
 def source_engine(url: EndpointURL) -> str:
     """``postgresql``, ``mysql`` or ``sqlite`` for a source URL, or a clear error."""
-    engine = REGISTRY.get(url.scheme)
-    name = ENGINES.get(engine.module) if engine else None
+    name = _engine(url)
     if name is None:
-        known = "postgresql://, mysql://, mariadb://, sqlite://"
-        raise ConfigError(f"source {url}: cannot convert from {url.scheme}:// (use {known})")
+        raise ConfigError(f"source {url}: cannot convert from {url.scheme}:// (use {_KNOWN})")
+    return name
+
+
+def target_engine_of(url: EndpointURL) -> str:
+    """``postgresql``, ``mysql`` or ``sqlite`` for a target database URL, or a clear error."""
+    name = _engine(url)
+    if name is None:
+        raise ConfigError(f"target {url}: cannot run converted DDL on {url.scheme}:// ({_KNOWN})")
     return name
 
 

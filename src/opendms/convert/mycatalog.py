@@ -10,6 +10,7 @@ from opendms.convert.objects import (
     ColumnDef,
     ForeignKey,
     IndexDef,
+    Partition,
     SourceCatalog,
     TableDef,
     ViewDef,
@@ -25,7 +26,7 @@ WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN ({marks}) ORDER BY 1, 2
 COLUMNS = """
 SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT,
        CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION,
-       EXTRA, COLUMN_COMMENT
+       EXTRA, COLUMN_COMMENT, GENERATION_EXPRESSION
 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
 ORDER BY ORDINAL_POSITION
 """
@@ -50,8 +51,15 @@ WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s ORDER BY 1
 """
 
 INDEXES = """
-SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS
+SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE FROM information_schema.STATISTICS
 WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX
+"""
+
+PARTITIONS = """
+SELECT PARTITION_NAME, PARTITION_METHOD, PARTITION_EXPRESSION, PARTITION_DESCRIPTION
+FROM information_schema.PARTITIONS
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND PARTITION_NAME IS NOT NULL
+ORDER BY PARTITION_ORDINAL_POSITION
 """
 
 VIEWS = """
@@ -128,7 +136,20 @@ def _table(conn: Any, schema: str, name: str, comment: str, mariadb: bool) -> Ta
     table.checks = [c for c in checks if not _is_json_check(c)]
     _constraints(conn, table)
     _indexes(conn, table)
+    _partitions(conn, table)
     return table
+
+
+def _partitions(conn: Any, table: TableDef) -> None:
+    for name, method, expression, values in _rows(conn, PARTITIONS, (table.schema, table.name)):
+        table.partition_by = f"{method} ({expression})"
+        table.partitions.append(Partition(name, f"VALUES {_values(method, values)}"))
+
+
+def _values(method: str, values: str | None) -> str:
+    if method.startswith("RANGE"):
+        return f"LESS THAN ({values})" if values != "MAXVALUE" else "LESS THAN MAXVALUE"
+    return f"IN ({values})" if method.startswith("LIST") else ""
 
 
 def _is_json_check(check: Check) -> bool:
@@ -144,18 +165,21 @@ def _checks(conn: Any, schema: str, name: str) -> list[Check]:
 
 
 def _column(row: Any, is_json: bool, mariadb: bool) -> ColumnDef:
-    name, dt, ct, nullable, default, length, precision, scale, dtp, extra, comment = row
+    name, dt, ct, nullable, default, length, precision, scale, dtp, extra, comment, gen = row
     scale = dtp if dt in ("datetime", "timestamp", "time") else scale
     ctype = from_mysql(dt, ct, length, precision, scale, is_json)
     extra = (extra or "").lower()
+    generated = gen or "" if "generated" in extra and "default_generated" not in extra else ""
     return ColumnDef(
         name,
         ct,
         ctype,
         nullable=nullable == "YES",
-        default=_default(default, extra, mariadb),
+        default=None if generated else _default(default, extra, mariadb),
         identity="auto_increment" in extra,
         comment=comment or "",
+        generated=generated,
+        on_update=extra[extra.index("on update") :] if "on update" in extra else "",
     )
 
 
@@ -188,14 +212,17 @@ def _constraints(conn: Any, table: TableDef) -> None:
 
 def _indexes(conn: Any, table: TableDef) -> None:
     """Non-unique indexes (unique ones are UNIQUE constraints), noting prefix parts."""
-    grouped: dict[str, tuple[bool, list[str], list[str]]] = {}
-    for name, non_unique, column, sub_part in _rows(conn, INDEXES, (table.schema, table.name)):
-        unique, cols, prefixes = grouped.get(name, (not non_unique, [], []))
+    grouped: dict[str, tuple[bool, list[str], list[str], str]] = {}
+    for name, non_unique, column, sub_part, kind in _rows(
+        conn, INDEXES, (table.schema, table.name)
+    ):
+        unique, cols, prefixes, _ = grouped.get(name, (not non_unique, [], [], ""))
         if sub_part is not None:
             prefixes.append(f"{column}({sub_part})")
-        grouped[name] = (unique, [*cols, column], prefixes)
-    for name, (unique, cols, prefixes) in grouped.items():
+        method = "" if kind in ("BTREE", "HASH") else kind.lower()
+        grouped[name] = (unique, [*cols, column], prefixes, method)
+    for name, (unique, cols, prefixes, method) in grouped.items():
         if unique or name == "PRIMARY":
             continue
         note = f"prefix index on {', '.join(prefixes)}" if prefixes else ""
-        table.indexes.append(IndexDef(name, tuple(cols), False, note))
+        table.indexes.append(IndexDef(name, tuple(cols), False, note, method))

@@ -19,11 +19,13 @@ class Status(enum.StrEnum):
     CONVERTED = "converted"
     WARNING = "converted with warning"
     MANUAL = "manual"
+    FAILED = "failed"  # the target refused the converted DDL (``--apply`` / ``--check``)
 
 
 KINDS = (
     "tables",
     "views",
+    "domains",
     "indexes",
     "constraints",
     "sequences",
@@ -45,6 +47,9 @@ class ColumnDef:
     default: str | None = None
     identity: bool = False
     comment: str = ""
+    generated: str = ""  # the expression of a generated (computed) column, source dialect
+    domain: str = ""  # PostgreSQL: the domain the column was declared with (schema.name)
+    on_update: str = ""  # MySQL: ON UPDATE CURRENT_TIMESTAMP and the like
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class ForeignKey:
 class Check:
     name: str
     expression: str  # in the source dialect, without the CHECK keyword
+    domain: str = ""  # set when it is a domain's check moved onto the column
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,14 @@ class IndexDef:
     columns: tuple[str, ...]
     unique: bool = False
     expression: str = ""  # set for expression/partial/prefix indexes (source SQL)
+    method: str = ""  # a non-B-tree access method: gist, gin, fulltext, spatial, ...
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    bound: str  # PostgreSQL: "FOR VALUES FROM (...) TO (...)"; MySQL: the partition clause
+    partitioned: bool = False  # itself partitioned (sub-partitions)
 
 
 @dataclass
@@ -83,6 +97,8 @@ class TableDef:
     checks: list[Check] = field(default_factory=list)
     indexes: list[IndexDef] = field(default_factory=list)
     comment: str = ""
+    partition_by: str = ""  # "RANGE (payment_date)" for a partitioned table
+    partitions: list[Partition] = field(default_factory=list)
 
     def column(self, name: str) -> ColumnDef:
         for col in self.columns:
@@ -97,6 +113,7 @@ class ViewDef:
     name: str
     definition: str  # the SELECT, in the source dialect
     comment: str = ""
+    materialized: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,23 +124,37 @@ class EnumDef:
 
 
 @dataclass(frozen=True)
+class DomainDef:
+    """A PostgreSQL domain: a base type with NOT NULL, a default and checks on VALUE."""
+
+    schema: str
+    name: str
+    base: str  # format_type() of the base type
+    not_null: bool = False
+    default: str | None = None
+    checks: tuple[Check, ...] = ()  # expressions on VALUE
+
+
+@dataclass(frozen=True)
 class SequenceDef:
     schema: str
     name: str
     owned_by: str = ""  # "table.column" for identity/serial sequences
     start: int = 1
     increment: int = 1
+    used_by: tuple[str, ...] = ()  # "table.column" of every nextval() default using it
 
 
 @dataclass(frozen=True)
 class CodeObject:
-    """A procedure, function or trigger: listed, never converted automatically."""
+    """A procedure, function, aggregate or trigger: listed, never converted automatically."""
 
     kind: str  # "procedures", "functions" or "triggers"
     schema: str
     name: str
     definition: str
     table: str = ""  # triggers: the table they fire on
+    aggregate: bool = False
 
 
 @dataclass
@@ -138,6 +169,7 @@ class SourceCatalog:
     enums: list[EnumDef] = field(default_factory=list)
     sequences: list[SequenceDef] = field(default_factory=list)
     code: list[CodeObject] = field(default_factory=list)
+    domains: list[DomainDef] = field(default_factory=list)
 
 
 @dataclass
@@ -163,6 +195,13 @@ class Item:
         self.messages.append(message)
         self.status = Status.MANUAL
         self.remediation = remediation
+
+    def fail(self, message: str) -> None:
+        """The target refused this object's DDL."""
+        self.messages.append(message)
+        self.status = Status.FAILED
+        if not self.remediation:
+            self.remediation = "Fix the statement for the target (see the message) and run it."
 
     @property
     def qualified(self) -> str:

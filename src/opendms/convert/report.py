@@ -51,12 +51,18 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}
 th,td{border:1px solid #bbb;padding:.3em .7em;text-align:left;vertical-align:top}
 th{background:#eee}
-.converted{color:#176b2c}.warning{color:#8a5a00}.manual{color:#a11}
+.converted{color:#176b2c}.warning{color:#8a5a00}.manual{color:#a11}.failed{color:#a11;font-weight:bold}
 pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;max-height:20em;overflow:auto}
 li{margin-bottom:1em}
 """
 
-_CLASS = {Status.CONVERTED.value: "converted", Status.WARNING.value: "warning", "manual": "manual"}
+_CLASS = {
+    Status.CONVERTED.value: "converted",
+    Status.WARNING.value: "warning",
+    Status.MANUAL.value: "manual",
+    Status.FAILED.value: "failed",
+}
+_URGENCY = {Status.FAILED.value: 0, Status.MANUAL.value: 1}
 
 
 def to_html(data: dict[str, Any]) -> str:
@@ -91,7 +97,7 @@ def _actions_html(data: dict[str, Any]) -> str:
     actions = [i for i in data["items"] if i["status"] != Status.CONVERTED.value]
     if not actions:
         return "<h2>Action items</h2><p>None: every object was converted automatically.</p>"
-    actions.sort(key=lambda i: (i["status"] != Status.MANUAL.value, i["kind"], i["name"]))
+    actions.sort(key=lambda i: (_URGENCY.get(i["status"], 2), i["kind"], i["name"]))
     return "<h2>Action items</h2><ol>" + "".join(map(_action_html, actions)) + "</ol>"
 
 

@@ -8,9 +8,32 @@ from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import ErrorLevel, exp
+from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import SqlglotError
+from sqlglot.generators.mysql import MySQLGenerator
 
-DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "sqlite": "sqlite"}
+from opendms.model import ColumnType, Kind
+
+
+def _regexp(gen: MySQLGenerator, node: exp.RegexpLike) -> str:
+    return f"{gen.sql(node, 'this')} REGEXP {gen.sql(node, 'expression')}"
+
+
+class _Generator(MySQLGenerator):
+    TRANSFORMS = {**MySQLGenerator.TRANSFORMS, exp.RegexpLike: _regexp}
+
+
+class OpendmsMySQL(MySQL):
+    """MySQL as both MySQL 8 and MariaDB take it: ``x REGEXP p``, not ``REGEXP_LIKE``."""
+
+    Generator = _Generator
+
+
+DIALECTS: dict[str, str | type[MySQL]] = {
+    "postgresql": "postgres",
+    "mysql": OpendmsMySQL,
+    "sqlite": "sqlite",
+}
 
 # Functions whose translation is an approximation worth a look.
 _APPROXIMATE: dict[type, str] = {
@@ -20,9 +43,20 @@ _APPROXIMATE: dict[type, str] = {
     exp.DateSub: "date arithmetic",
     exp.DateDiff: "date arithmetic",
     exp.RegexpLike: "regular expressions",
-    exp.GroupConcat: "string aggregation",
     exp.ArrayAgg: "array aggregation",
 }
+
+_STRING_AGG = {
+    "mysql": "string aggregation ({sql}) became GROUP_CONCAT: results longer than "
+    "group_concat_max_len (1024 bytes by default on MySQL) are cut",
+    "postgresql": "string aggregation ({sql}) became STRING_AGG; GROUP_CONCAT's default "
+    "separator ',' is written out",
+    "sqlite": "string aggregation ({sql}) became GROUP_CONCAT; check the separator and "
+    "the order of the values",
+}
+
+# Functions whose value changes from call to call (MySQL refuses them in CHECK).
+_VOLATILE = (exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentTime, exp.Rand, exp.Uuid)
 
 # Nodes that sqlglot writes for every dialect but only PostgreSQL can run.
 _PG_ONLY: dict[type, str] = {
@@ -53,6 +87,10 @@ class Translation:
     sql: str = ""
     error: str = ""
     warnings: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # functions copied unchanged
+    volatile: bool = False  # calls the clock, a random or a UUID generator
+    regexp: bool = False  # matches a regular expression
+    functions: set[str] = field(default_factory=set)  # every function name it calls
 
 
 def _drop_literal_casts(node: exp.Expression) -> exp.Expression:
@@ -78,15 +116,28 @@ def _pg_only(tree: exp.Expression) -> str:
     return ""
 
 
-def _warnings(tree: exp.Expression) -> list[str]:
+def _warnings(tree: exp.Expression, target: str) -> list[str]:
     out: list[str] = []
     for node in tree.walk():
         what = _APPROXIMATE.get(type(node))
         if what:
             out.append(f"{what} ({node.sql()[:60]}) was translated; verify the results")
+        elif isinstance(node, exp.GroupConcat):
+            out.append(_STRING_AGG[target].format(sql=node.sql()[:60]))
         elif isinstance(node, exp.Anonymous):
             out.append(f"function {node.name}() has no known translation; copied unchanged")
     return sorted(set(out))
+
+
+def _function_names(tree: exp.Expression) -> set[str]:
+    """Lower-case names of the functions ``tree`` calls, as written or as sqlglot knows them."""
+    out: set[str] = set()
+    for node in tree.find_all(exp.Func):
+        if isinstance(node, exp.Anonymous):
+            out.add(node.name.lower())
+        else:
+            out.update(n.lower() for n in type(node).sql_names())
+    return out
 
 
 def translate(
@@ -111,7 +162,14 @@ def translate(
     except SqlglotError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return Translation(error=first[:300])
-    return Translation(out, warnings=_warnings(tree))
+    return Translation(
+        out,
+        warnings=_warnings(tree, target) if source != target else [],
+        unknown=sorted({n.name for n in tree.find_all(exp.Anonymous)}),
+        volatile=any(True for _ in tree.find_all(*_VOLATILE)),
+        regexp=any(True for _ in tree.find_all(exp.RegexpLike)),
+        functions=_function_names(tree),
+    )
 
 
 _LITERAL = re.compile(
@@ -121,10 +179,14 @@ _LITERAL = re.compile(
 )
 _NOW = re.compile(
     r"^(now\(\)|current_timestamp(\(\d*\))?|localtimestamp(\(\d*\))?|"
-    r"transaction_timestamp\(\)|statement_timestamp\(\))$",
+    r"transaction_timestamp\(\)|statement_timestamp\(\)|datetime\('now'\))$",
     re.I,
 )
-_TODAY = re.compile(r"^(current_date|curdate\(\))$", re.I)
+_TODAY = re.compile(r"^(current_date|curdate\(\)|date\('now'\))$", re.I)
+_CLOCK_KINDS = (Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+# PostgreSQL date/time input words: ('now'::text)::date is evaluated at each insert
+_SPECIAL = {"now": "now", "today": "today", "current": "now"}
+_OTHER_SPECIAL = ("tomorrow", "yesterday", "infinity", "-infinity", "epoch", "allballs")
 
 
 @dataclass(frozen=True)
@@ -135,25 +197,66 @@ class Default:
     warning: str = ""
 
 
-def translate_default(
-    expression: str | None, target: str, now: str, boolean: bool = False
-) -> Default:
-    """A column default for ``target``; ``now`` is the target's current-timestamp SQL."""
+def translate_default(expression: str | None, target: str, ctype: ColumnType) -> Default:
+    """A column default of type ``ctype`` for ``target``."""
     if expression is None:
         return Default(None)
-    text = expression.strip()
+    text = _unwrap(expression.strip())
     if text.upper() == "NULL" or text.upper().startswith("NULL::"):
         return Default(None)
     literal = _LITERAL.match(text)
+    if literal and ctype.kind in _CLOCK_KINDS and literal.group(1).startswith("'"):
+        return _date_word(expression, literal.group(1), target, ctype)
     if literal:
-        return Default(_literal(literal.group(1), target, boolean))
+        return Default(_literal(literal.group(1), target, ctype.kind is Kind.BOOL))
     if _NOW.match(text):
-        return Default(now) if now else _dropped(text, "the column type has no timestamp default")
+        return _clock("now", text, target, ctype)
     if _TODAY.match(text):
-        if target == "mysql":
-            return _dropped(text, "MySQL has no CURRENT_DATE column default")
-        return Default("CURRENT_DATE")
-    return _dropped(text, "only literals and the current timestamp are translated")
+        return _clock("today", text, target, ctype)
+    return _dropped(text, "only literals and the current date and time are translated")
+
+
+def _unwrap(text: str) -> str:
+    """``(curdate())`` -> ``curdate()`` (MySQL shows expression defaults in parentheses)."""
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1].strip()
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _date_word(source: str, literal: str, target: str, ctype: ColumnType) -> Default:
+    """A date/time literal: a date, or one of PostgreSQL's special input words."""
+    word = literal[1:-1].strip().lower()
+    if word in _SPECIAL:
+        return _clock(_SPECIAL[word], source, target, ctype)
+    if word in _OTHER_SPECIAL:
+        if target == "postgresql":
+            return Default(source.strip())
+        return _dropped(source, f"{target} has no '{word}' date value")
+    return Default(_literal(literal, target, False))
+
+
+def _clock(what: str, text: str, target: str, ctype: ColumnType) -> Default:
+    """The target's current date or time for a column of type ``ctype``."""
+    kind = ctype.kind
+    if kind not in _CLOCK_KINDS:
+        return _dropped(text, f"the column type {kind.value} has no clock default")
+    if kind is Kind.DATE or what == "today":
+        return Default("(CURRENT_DATE)" if target == "mysql" else "CURRENT_DATE")
+    if kind is Kind.TIME:
+        return Default("(CURRENT_TIME)" if target == "mysql" else "CURRENT_TIME")
+    if target == "mysql":
+        precision = 6 if ctype.precision is None else min(ctype.precision, 6)
+        return Default(f"CURRENT_TIMESTAMP({precision})")
+    return Default("CURRENT_TIMESTAMP")
 
 
 def _literal(value: str, target: str, boolean: bool) -> str:

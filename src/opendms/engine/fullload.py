@@ -459,38 +459,13 @@ def _row_key(plan: TablePlan, batch: pa.RecordBatch, row: int) -> str:
 def converted_tables(
     spec: TaskSpec, source: Source, target: Target, plans: list[TablePlan]
 ) -> dict[tuple[str, str], list[str]]:
-    """``convert_schema``: the DDL ``opendms convert`` gives for each table the mapping
-    leaves as it is (same table and column names); other tables keep the plain form."""
-    mode = spec.task_settings.FullLoadSettings.TargetTablePrepMode
-    engine = target.url.scheme.replace("mariadb", "mysql").replace("postgres", "postgresql")
-    engine = "postgresql" if engine.startswith("postgres") else engine
-    if not spec.convert_schema or mode is not PrepMode.DROP_AND_CREATE:
-        return {}
-    if engine not in ("postgresql", "mysql", "sqlite"):
-        raise ConfigError(
-            "convert_schema needs a database target",
-            where=f"task {spec.name}",
-            path="$.convert_schema",
-        )
-    same = [p for p in plans if _unchanged(p)]
-    for plan in plans:
-        if plan not in same:
-            log.warning(
-                "table %s: renamed by the mapping rules, created without the converted schema",
-                plan.source.qualified,
-            )
-    from opendms.convert import converted_ddl
+    """``convert_schema``: per source table, the statements ``opendms convert`` gives for it,
+    under the name the mapping rules give it (see ``opendms.convert.task``)."""
+    from opendms.convert import per_table
+    from opendms.convert.task import task_conversion
 
-    schema = target.url.database if engine == "mysql" else None
-    tables = [(p.source.schema, p.source.name) for p in same]
-    return converted_ddl(spec.source.url, engine, tables, target_schema=schema)
-
-
-def _unchanged(plan: TablePlan) -> bool:
-    names = [o.name for o in plan.outputs]
-    sources = [o.source for o in plan.outputs]
-    cols = [c.name for c in plan.source.columns]
-    return plan.target.name == plan.source.name and names == sources == cols
+    conversion = task_conversion(spec, target.url, plans)
+    return per_table(conversion.generate()) if conversion is not None else {}
 
 
 def create_converted(target: Target, table: Table, ddl: list[str]) -> None:
