@@ -65,12 +65,14 @@ class ErrorBehaviorSection(_Strict):
     ApplyErrorDeletePolicy: DeletePolicy = "IGNORE_RECORD"
 
     def apply_policies(self) -> dict[str, str]:
-        """Per operation; DMS's UPDATE_RECORD (insert a missing row) is INSERT_RECORD."""
+        """Per operation; DMS's UPDATE_RECORD (insert a missing row) is INSERT_RECORD.
+        ``data``: DataErrorPolicy, for changes carrying values the target cannot hold."""
         update = self.ApplyErrorUpdatePolicy
         return {
             "insert": self.ApplyErrorInsertPolicy,
             "update": "INSERT_RECORD" if update == "UPDATE_RECORD" else update,
             "delete": self.ApplyErrorDeletePolicy,
+            "data": self.DataErrorPolicy.value,
         }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from decimal import Context, Decimal
 from typing import Any
@@ -92,3 +93,13 @@ def float_nan_rows(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
     """Row indexes holding NaN (for targets that would turn NaN into NULL)."""
     mask = pc.is_nan(array)
     return [i for i, v in enumerate(mask.to_pylist()) if v]
+
+
+def negative_zero_rows(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
+    """Row indexes holding -0.0 (for targets that would store it as 0.0)."""
+    values: Any = array  # the stubs type these kernels per concrete array class
+    zero = pc.fill_null(pc.equal(values, pa.scalar(0.0, values.type)), False)
+    if not pc.any(zero).as_py():
+        return []
+    signs = values.to_pylist()
+    return [i for i, z in enumerate(zero.to_pylist()) if z and math.copysign(1.0, signs[i]) < 0]

@@ -50,6 +50,7 @@ TableKey = tuple[str, str]
 OnError = Callable[[str, Op, str, str], None]
 """``on_error(table, op, key, message)``: a change skipped by an apply error policy."""
 Stmt = tuple[str, tuple[Any, ...]]
+_ROW_POLICIES = ("IGNORE_RECORD", "LOG_ERROR", "SUSPEND_TABLE")  # DataErrorPolicy per change
 CHECKPOINTS = "opendms_checkpoints"
 RUN_LIMIT = 2000  # changes converted at once (bounds memory on huge transactions)
 SEGMENT_LIMIT = 500  # statements sent at once
@@ -368,7 +369,9 @@ class RowApplier(abc.ABC):
         self.target = target
         self.task = task
         self.maps = {(p.source.schema, p.source.name): TableMap.of(p) for p in plans}
-        self.policies = error_policies(policies)
+        given = dict(policies or {})
+        self.data_policy = given.pop("data", None)  # DataErrorPolicy; None: raise
+        self.policies = error_policies(given)
         self.on_error = on_error if on_error is not None else _log_error
         self.suspended: set[str] = set()  # source tables skipped after SUSPEND_TABLE
         self.ready = False
@@ -553,12 +556,36 @@ class RowApplier(abc.ABC):
             stmt = (f"DELETE FROM {self.table_sql(run.tmap.target)}", ())
             self._require(run, ["all rows"], self.execute_each([stmt], checked=False))
             return
-        rows = self._rows(run)
+        rows = self._screened_rows(ctx, run)
         for seg in _segments(run, rows):
             if not self._segment(ctx, run, seg):
                 return
 
     # -- values --
+
+    def _screened_rows(self, ctx: _Batch, run: _Run) -> list[_Row]:
+        """The run's rows. A change carrying a value the target cannot hold is a data
+        error of that change under DataErrorPolicy IGNORE_RECORD / LOG_ERROR (skipped,
+        recorded) and SUSPEND_TABLE (the table stops here); otherwise it fails the batch."""
+        try:
+            return self._rows(run)
+        except DataError:
+            if self.data_policy not in _ROW_POLICIES:
+                raise
+        rows: list[_Row] = []
+        for change in run.changes:
+            try:
+                rows += self._rows(replace(run, changes=[change]))
+            except DataError as exc:
+                label = exc.row or row_label(run.tmap, change)
+                if self.data_policy == "SUSPEND_TABLE":
+                    ctx.suspended.add(run.tmap.label)
+                    message = f"table suspended (DataErrorPolicy SUSPEND_TABLE): {exc}"
+                    ctx.errors.append((run.tmap.label, run.op, label, message))
+                    return rows
+                if self.data_policy == "LOG_ERROR":
+                    ctx.errors.append((run.tmap.label, run.op, label, str(exc)))
+        return rows
 
     def _rows(self, run: _Run) -> list[_Row]:
         labels = [row_label(run.tmap, c) for c in run.changes]
@@ -587,9 +614,8 @@ class RowApplier(abc.ABC):
 
     def _reject(self, tmap: TableMap, arrays: dict[str, pa.Array[Any]], labels: list[str]) -> None:
         """The target's full-load checks (values it cannot hold without altering them)."""
-        table = replace(tmap.target, columns=tuple(tmap.target.column(n) for n in arrays))
         batch = pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays))
-        found = self.target.reject(table, batch)
+        found = self.target.reject(tmap.target, batch)  # checks the columns the batch has
         if found:
             first = min(found, key=lambda r: r.row)
             raise DataError(tmap.label, f"column {first.column}: {first.reason}", labels[first.row])
