@@ -19,26 +19,12 @@ import pyarrow.dataset as ds
 import pytest
 
 from opendms.assess import Status, assess
-from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.state import StateStore, TableState
 from opendms.testing.sql import connect, execute, query
+from tests.integration.specs import logging_task
 
 D65_30 = "99999999999999999999999999999999999.999999999999999999999999999999"
-
-
-def _task(name: str, source: str, target: str, mtype: str = "full-load") -> Any:
-    settings = {"ErrorBehavior": {"DataErrorPolicy": "LOG_ERROR"}}
-    return task_from_dict(
-        {
-            "name": name,
-            "source": source,
-            "target": target,
-            "migration_type": mtype,
-            "task_settings": settings,
-        },
-        where="test",
-    )
 
 
 def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -84,7 +70,7 @@ def test_decimals_are_checked_by_exact_digits(pg_db: str, mysql_db: str, tmp_pat
     (before: the extremes were refused and a 31-fraction-digit value failed the table)."""
     execute(pg_db, PG_NUMBERS)
     store = StateStore(tmp_path / "state.db")
-    run_task(_task("nums", pg_db, mysql_db), store)
+    run_task(logging_task("nums", pg_db, mysql_db), store)
     stats = store.tables("nums")[0]
     assert stats.state is TableState.COMPLETED
     got = {r[0]: r[1:] for r in _rows(mysql_db, "SELECT id, n, s, w FROM nums ORDER BY id")}
@@ -107,7 +93,7 @@ def test_decimal_changes_that_do_not_fit_are_row_errors(
     """CDC: the fitting changes apply, the others are recorded, the task goes on."""
     execute(pg_db, ["CREATE TABLE nums (id int PRIMARY KEY, n numeric)"])
     store = StateStore(tmp_path / "state.db")
-    spec = _task("cdcnums", pg_db, mysql_db, "full-load-and-cdc")
+    spec = logging_task("cdcnums", pg_db, mysql_db, "full-load-and-cdc")
     run_task(spec, store)
     execute(
         pg_db,
@@ -181,7 +167,7 @@ def test_mysql_time_to_mysql_full_load_and_cdc(
 ) -> None:
     """Before: every TIME outside 00:00-23:59 was a data error, even MySQL -> MySQL."""
     store = StateStore(tmp_path / "state.db")
-    spec = _task("times", spans, mysql_target_db, "full-load-and-cdc")
+    spec = logging_task("times", spans, mysql_target_db, "full-load-and-cdc")
     run_task(spec, store)
     _insert_times(spans, TIME_ROWS[3:])
     execute(spans, ["UPDATE spans SET t0 = '-100:00:01' WHERE id = 1"])
@@ -193,7 +179,7 @@ def test_mysql_time_to_mysql_full_load_and_cdc(
 
 def test_mysql_time_to_postgres_interval(spans: str, pg_target_db: str, tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.db")
-    spec = _task("times", spans, pg_target_db, "full-load-and-cdc")
+    spec = logging_task("times", spans, pg_target_db, "full-load-and-cdc")
     run_task(spec, store)
     _insert_times(spans, TIME_ROWS[3:])
     run_task(spec, store)
@@ -212,7 +198,7 @@ def test_mysql_time_to_postgres_interval(spans: str, pg_target_db: str, tmp_path
 def test_mysql_time_to_lake_duration_text(spans: str, tmp_path: Path) -> None:
     _insert_times(spans, TIME_ROWS[3:])
     store = StateStore(tmp_path / "state.db")
-    run_task(_task("times", spans, f"file://{tmp_path}/lake?DataFormat=parquet"), store)
+    run_task(logging_task("times", spans, f"file://{tmp_path}/lake?DataFormat=parquet"), store)
     assert store.data_errors("times") == []
     db = spans.rsplit("/", 1)[1]
     table = ds.dataset(str(tmp_path / f"lake/{db}/spans")).to_table().sort_by("id")
@@ -271,7 +257,7 @@ def test_mysql_to_mysql_keeps_native_types(
     execute(mysql_db, [f"CREATE TABLE native ({NATIVE_COLUMNS})"])
     execute(mysql_db, [f"INSERT INTO native VALUES {', '.join(NATIVE_ROWS)}"])
     store = StateStore(tmp_path / "state.db")
-    spec = _task("native", mysql_db, mysql_target_db, "full-load-and-cdc")
+    spec = logging_task("native", mysql_db, mysql_target_db, "full-load-and-cdc")
     run_task(spec, store)
     assert _column_types(mysql_target_db, "native") == _column_types(mysql_db, "native")
     assert _native_rows(mysql_target_db) == _native_rows(mysql_db)
@@ -298,7 +284,7 @@ def test_composite_text_key_loads_and_keeps_keys_distinct(
     trailing spaces collided under a PAD SPACE collation."""
     execute(pg_db, PAIRS)
     store = StateStore(tmp_path / "state.db")
-    spec = _task("pairs", pg_db, mysql_db, "full-load-and-cdc")
+    spec = logging_task("pairs", pg_db, mysql_db, "full-load-and-cdc")
     run_task(spec, store)
     assert store.tables("pairs")[0].state is TableState.COMPLETED
     got = {(r[0], r[1]): r[2] for r in _rows(mysql_db, "SELECT a, b, n FROM pairs")}
@@ -314,7 +300,7 @@ def test_missing_target_database_is_created(pg_db: str, mysql_db: str, tmp_path:
     """Before: the target connection failed (unknown database), in assess and in the task."""
     execute(pg_db, ["CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)"])
     missing = mysql_db.rsplit("/", 1)[0] + "/fresh_" + uuid.uuid4().hex[:12]
-    spec = _task("fresh", pg_db, missing, "full-load-and-cdc")
+    spec = logging_task("fresh", pg_db, missing, "full-load-and-cdc")
     try:
         assert [c for c in assess(spec) if c.status is Status.FAILED] == []
         store = StateStore(tmp_path / "state.db")
@@ -324,3 +310,23 @@ def test_missing_target_database_is_created(pg_db: str, mysql_db: str, tmp_path:
         assert _rows(missing, "SELECT id FROM t ORDER BY id") == [(1,), (2,), (3,)]
     finally:
         execute(mysql_db, [f"DROP DATABASE IF EXISTS {missing.rsplit('/', 1)[1]}"])
+
+
+def test_negative_zero_into_mysql_is_a_data_error(
+    pg_db: str, mysql_db: str, tmp_path: Path
+) -> None:
+    """MySQL/MariaDB DOUBLE and FLOAT store -0.0 as 0 (before: silently)."""
+    execute(
+        pg_db,
+        [
+            "CREATE TABLE z (id int PRIMARY KEY, f float8, r real)",
+            "INSERT INTO z VALUES (1, '-0', 1), (2, 0, 2), (3, 1.5, '-0')",
+        ],
+    )
+    store = StateStore(tmp_path / "state.db")
+    spec = logging_task("zeros", pg_db, mysql_db, "full-load-and-cdc")
+    run_task(spec, store)
+    execute(pg_db, ["INSERT INTO z VALUES (4, '-0', 0), (5, -5, -5)"])
+    run_task(spec, store)
+    assert _rows(mysql_db, "SELECT id, f, r FROM z ORDER BY id") == [(2, 0.0, 2.0), (5, -5.0, -5.0)]
+    assert sorted(_errors(store, "zeros")) == ["id=1", "id=3", "id=4"]

@@ -24,6 +24,7 @@ from opendms.endpoints.mysql.source import quote
 from opendms.endpoints.mysql.tsv import batch_tsv
 from opendms.endpoints.mysql.types import MAX_VARCHAR, decimal_digits, key_lengths, to_mysql
 from opendms.endpoints.mysql.values import decimal_misfits, interval_misfits, is_bit
+from opendms.endpoints.pyvalues import negative_zero_rows as signed_zeros
 from opendms.errors import DataError, EndpointError
 from opendms.model import Column, Index, Kind, Table
 
@@ -167,7 +168,10 @@ def _unrepresentable(
     kind = col.type.kind
     if kind in (Kind.FLOAT32, Kind.FLOAT64):
         bad = pc.invert(pc.is_finite(array))
-        return [(r, "MySQL has no NaN or Infinity") for r in _mask_rows(bad)]
+        out = [(r, "MySQL has no NaN or Infinity") for r in _mask_rows(bad)]
+        return out + [
+            (r, "MySQL stores -0.0 as 0 (the sign would be lost)") for r in signed_zeros(array)
+        ]
     if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         raw = pc.cast(pc.cast(array, pa.timestamp("us")), pa.int64())
         bad = pc.or_(pc.less(raw, pa.scalar(_MIN_DT)), pc.greater(raw, pa.scalar(_MAX_DT)))
