@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from opendms.assess import Status, assess
@@ -24,6 +24,7 @@ from opendms.state import StateStore, TableState
 from opendms.testing.sql import connect, execute, query
 from tests.integration.specs import logging_task
 
+CDC = "full-load-and-cdc"
 D65_30 = "99999999999999999999999999999999999.999999999999999999999999999999"
 
 
@@ -93,7 +94,7 @@ def test_decimal_changes_that_do_not_fit_are_row_errors(
     """CDC: the fitting changes apply, the others are recorded, the task goes on."""
     execute(pg_db, ["CREATE TABLE nums (id int PRIMARY KEY, n numeric)"])
     store = StateStore(tmp_path / "state.db")
-    spec = logging_task("cdcnums", pg_db, mysql_db, "full-load-and-cdc")
+    spec = logging_task("cdcnums", pg_db, mysql_db, CDC)
     run_task(spec, store)
     execute(
         pg_db,
@@ -167,7 +168,7 @@ def test_mysql_time_to_mysql_full_load_and_cdc(
 ) -> None:
     """Before: every TIME outside 00:00-23:59 was a data error, even MySQL -> MySQL."""
     store = StateStore(tmp_path / "state.db")
-    spec = logging_task("times", spans, mysql_target_db, "full-load-and-cdc")
+    spec = logging_task("times", spans, mysql_target_db, CDC)
     run_task(spec, store)
     _insert_times(spans, TIME_ROWS[3:])
     execute(spans, ["UPDATE spans SET t0 = '-100:00:01' WHERE id = 1"])
@@ -179,7 +180,7 @@ def test_mysql_time_to_mysql_full_load_and_cdc(
 
 def test_mysql_time_to_postgres_interval(spans: str, pg_target_db: str, tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.db")
-    spec = logging_task("times", spans, pg_target_db, "full-load-and-cdc")
+    spec = logging_task("times", spans, pg_target_db, CDC)
     run_task(spec, store)
     _insert_times(spans, TIME_ROWS[3:])
     run_task(spec, store)
@@ -196,14 +197,17 @@ def test_mysql_time_to_postgres_interval(spans: str, pg_target_db: str, tmp_path
 
 
 def test_mysql_time_to_lake_duration_text(spans: str, tmp_path: Path) -> None:
-    _insert_times(spans, TIME_ROWS[3:])
     store = StateStore(tmp_path / "state.db")
-    run_task(logging_task("times", spans, f"file://{tmp_path}/lake?DataFormat=parquet"), store)
+    spec = logging_task("times", spans, f"file://{tmp_path}/lake?DataFormat=parquet", CDC)
+    run_task(spec, store)
+    _insert_times(spans, TIME_ROWS[3:])  # arrive as CDC files
+    run_task(spec, store)
     assert store.data_errors("times") == []
     db = spans.rsplit("/", 1)[1]
-    table = ds.dataset(str(tmp_path / f"lake/{db}/spans")).to_table().sort_by("id")
-    got = zip(table["id"].to_pylist(), table["t"].to_pylist(), table["t0"].to_pylist(), strict=True)
-    assert {i: (t, t0) for i, t, t0 in got} == LAKE_TEXT
+    files = sorted((tmp_path / f"lake/{db}/spans").glob("*.parquet"))
+    assert len(files) == 2  # the full load's LOAD file and one CDC file
+    rows = [r for f in files for r in pq.read_table(f, columns=["id", "t", "t0"]).to_pylist()]
+    assert {r["id"]: (r["t"], r["t0"]) for r in rows} == LAKE_TEXT
 
 
 # -- MySQL -> MySQL keeps native types ---------------------------------------------------
@@ -214,23 +218,27 @@ NATIVE_COLUMNS = (
     "b1 BIT(1), b5 BIT(5), ts TIMESTAMP(3) NULL, ts0 TIMESTAMP NOT NULL DEFAULT '2000-01-01', "
     "yr YEAR, vb VARBINARY(16), bn BINARY(4), st SET('a','b','c'), en ENUM('x','y'), "
     "ch CHAR(3), tt TINYTEXT, tx TEXT, mt MEDIUMTEXT, js JSON, d DOUBLE, f FLOAT, "
-    "dd DECIMAL(10,2) UNSIGNED, tm TIME(2), vc VARCHAR(30)"
+    "dd DECIMAL(10,2) UNSIGNED, tm TIME(2), vc VARCHAR(30), dt DATE, dtm DATETIME(6), "
+    "bl BLOB, lt LONGTEXT, mb MEDIUMBLOB"
 )
 NATIVE_ROWS = [
     "(1, 1, 2, 3, 4, 5, 6, 7, TRUE, b'1', b'10101', '2024-02-29 12:34:56.789', "
     "'2001-01-01', 2024, x'00ff10', x'01', 'a,c', 'y', 'abc', 'tiny', 'text', 'medium', "
-    "'{\"k\": [1, 2]}', 3.141592653589793, 1.5, 12345678.91, '-838:59:59.99', 'v')",
+    "'{\"k\": [1, 2]}', 3.141592653589793, 1.5, 12345678.91, '-838:59:59.99', 'v', "
+    "'2024-02-29', '1000-01-01 00:00:00.000001', x'00', 'long ✓', x'ff00')",
     "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
     "'2001-01-01', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-    "NULL, NULL, NULL)",
+    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
     "(3, -128, 255, 65535, -8388608, 16777215, 4294967295, 18446744073709551615, 127, b'0', "
     "b'11111', '2038-01-19 03:14:07.999', '1970-01-01 00:00:01', 0, x'', x'00000000', '', 'x',"
-    " '', '', '', '', '[]', -1.7976931348623157e308, -3.4e38, 0, '838:59:59', '')",
+    " '', '', '', '', '[]', -1.7976931348623157e308, -3.4e38, 0, '838:59:59', '', "
+    "'9999-12-31', '9999-12-31 23:59:59.999999', x'', '', x'')",
 ]
 NATIVE_CHANGES = [
     "INSERT INTO native VALUES (4, 127, 0, 0, 8388607, 0, 0, 0, FALSE, b'1', b'00001', "
     "'1970-01-01 00:00:01.001', '2020-02-29 23:59:59', 2155, x'ff', x'ffffffff', 'b', 'x', "
-    "'z', 't', 'x', 'm', 'null', 5e-324, 1e-10, 99999999.99, '00:00:00.01', 'new')",
+    "'z', 't', 'x', 'm', 'null', 5e-324, 1e-10, 99999999.99, '00:00:00.01', 'new', "
+    "'1000-01-01', '2000-02-29 00:00:00', x'0102', '😀', NULL)",
     "UPDATE native SET ti = -1, b5 = b'00010', yr = 1901, st = 'a,b,c', tm = '-00:00:00.5', "
     "ts = '2001-02-03 04:05:06.007' WHERE id = 1",
     "UPDATE native SET yr = 0 WHERE id = 2",
@@ -257,7 +265,7 @@ def test_mysql_to_mysql_keeps_native_types(
     execute(mysql_db, [f"CREATE TABLE native ({NATIVE_COLUMNS})"])
     execute(mysql_db, [f"INSERT INTO native VALUES {', '.join(NATIVE_ROWS)}"])
     store = StateStore(tmp_path / "state.db")
-    spec = logging_task("native", mysql_db, mysql_target_db, "full-load-and-cdc")
+    spec = logging_task("native", mysql_db, mysql_target_db, CDC)
     run_task(spec, store)
     assert _column_types(mysql_target_db, "native") == _column_types(mysql_db, "native")
     assert _native_rows(mysql_target_db) == _native_rows(mysql_db)
@@ -284,7 +292,7 @@ def test_composite_text_key_loads_and_keeps_keys_distinct(
     trailing spaces collided under a PAD SPACE collation."""
     execute(pg_db, PAIRS)
     store = StateStore(tmp_path / "state.db")
-    spec = logging_task("pairs", pg_db, mysql_db, "full-load-and-cdc")
+    spec = logging_task("pairs", pg_db, mysql_db, CDC)
     run_task(spec, store)
     assert store.tables("pairs")[0].state is TableState.COMPLETED
     got = {(r[0], r[1]): r[2] for r in _rows(mysql_db, "SELECT a, b, n FROM pairs")}
@@ -300,7 +308,7 @@ def test_missing_target_database_is_created(pg_db: str, mysql_db: str, tmp_path:
     """Before: the target connection failed (unknown database), in assess and in the task."""
     execute(pg_db, ["CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)"])
     missing = mysql_db.rsplit("/", 1)[0] + "/fresh_" + uuid.uuid4().hex[:12]
-    spec = logging_task("fresh", pg_db, missing, "full-load-and-cdc")
+    spec = logging_task("fresh", pg_db, missing, CDC)
     try:
         assert [c for c in assess(spec) if c.status is Status.FAILED] == []
         store = StateStore(tmp_path / "state.db")
@@ -324,7 +332,7 @@ def test_negative_zero_into_mysql_is_a_data_error(
         ],
     )
     store = StateStore(tmp_path / "state.db")
-    spec = logging_task("zeros", pg_db, mysql_db, "full-load-and-cdc")
+    spec = logging_task("zeros", pg_db, mysql_db, CDC)
     run_task(spec, store)
     execute(pg_db, ["INSERT INTO z VALUES (4, '-0', 0), (5, -5, -5)"])
     run_task(spec, store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from opendms.assess import lossy
 from opendms.endpoints.mysql.types import decimal_digits, key_lengths, to_mysql
 from opendms.endpoints.mysql.values import (
     decimal_misfits,
@@ -144,3 +145,11 @@ def test_sqlite_datetime_text_with_zones_is_taken_to_utc() -> None:
 def test_negative_zero_rows() -> None:
     assert negative_zero_rows(pa.array([0.0, -0.0, None, -1.0, 1.0])) == [1]
     assert negative_zero_rows(pa.array([-0.0], pa.float32())) == [0]
+
+
+def test_assessment_knows_mysql_to_mysql_keeps_types() -> None:
+    """A MySQL TIMESTAMP or TIME stays what it is on a MySQL target: nothing to warn about."""
+    assert lossy(T(Kind.TIMESTAMPTZ, native="timestamp(3)"), "mysql") is None
+    assert lossy(T(Kind.INTERVAL, native="time(6)"), "mysql") is None
+    assert lossy(T(Kind.TIMESTAMPTZ), "mysql") is not None  # from PostgreSQL: becomes DATETIME
+    assert lossy(T(Kind.INTERVAL, native="time"), "sqlite") is not None  # ISO text there

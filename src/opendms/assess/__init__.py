@@ -225,6 +225,8 @@ def lossy(ctype: ColumnType, engine: str) -> str | None:
 
 
 def _lossy_mysql(ctype: ColumnType) -> str | None:
+    if ctype.native is not None:
+        return None  # a MySQL source's own type, recreated as it is
     kind = ctype.kind
     if kind is Kind.TIMESTAMPTZ:
         return "timestamptz becomes DATETIME holding UTC (the zone offset is not kept)"
