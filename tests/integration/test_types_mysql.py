@@ -304,6 +304,42 @@ def test_composite_text_key_loads_and_keeps_keys_distinct(
     assert got[("a", "a ")] == 20 and got[("a ", "a")] == 3
 
 
+def test_long_text_indexes_fit_and_never_refuse_distinct_rows(
+    pg_db: str, mysql_db: str, tmp_path: Path
+) -> None:
+    """Before: a UNIQUE index on long text got a 255-character prefix (distinct values with
+    equal prefixes: duplicate entry) and two VARCHAR(1000) columns exceeded the key
+    length (error 1071); either failed the whole table after its rows were loaded."""
+    long = "p" * 800
+    execute(
+        pg_db,
+        [
+            "CREATE TABLE docs (id int PRIMARY KEY, title text UNIQUE, a varchar(1000), "
+            "b varchar(1000))",
+            "CREATE INDEX docs_ab ON docs (a, b)",
+            f"INSERT INTO docs VALUES (1, '{long}x', 'a', 'b'), (2, '{long}y', 'a', 'b')",
+        ],
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(logging_task("docs", pg_db, mysql_db), store)
+    assert store.tables("docs")[0].state is TableState.COMPLETED
+    assert _rows(mysql_db, "SELECT id, RIGHT(title, 1) FROM docs ORDER BY id") == [
+        (1, "x"),
+        (2, "y"),
+    ]
+    indexes = _rows(
+        mysql_db,
+        "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'docs' AND INDEX_NAME <> 'PRIMARY' "
+        "ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+    )
+    assert [(r[1], r[2], r[3]) for r in indexes] == [
+        (1, "a", 384),
+        (1, "b", 384),
+        (1, "title", 768),
+    ]
+
+
 def test_missing_target_database_is_created(pg_db: str, mysql_db: str, tmp_path: Path) -> None:
     """Before: the target connection failed (unknown database), in assess and in the task."""
     execute(pg_db, ["CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)"])

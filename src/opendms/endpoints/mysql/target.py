@@ -10,9 +10,11 @@ by row, so they are data errors of their rows.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -28,6 +30,7 @@ from opendms.endpoints.pyvalues import negative_zero_rows as signed_zeros
 from opendms.errors import DataError, EndpointError
 from opendms.model import Column, Index, Kind, Table
 
+log = logging.getLogger("opendms.mysql")
 _MIN_DT, _MAX_DT = -30610224000000000, 253402300799999999  # 1000-01-01 .. 9999-12-31 (us)
 
 
@@ -133,8 +136,15 @@ class MySQLTarget:
         name = target_index_name(table.name, idx.name)[:64]
         if self._execute(_HAS_INDEX, (self.database(table), table.name, name)):
             return
-        unique = "UNIQUE " if idx.unique else ""
-        cols = ", ".join(_index_part(table, c) for c in idx.columns)
+        cols, whole = _index_parts(table, idx)
+        if idx.unique and not whole:
+            log.warning(
+                "table %s: index %s created without UNIQUE: InnoDB can index only a prefix of "
+                "its long text, and equal prefixes of distinct values would collide",
+                table.qualified,
+                idx.name,
+            )
+        unique = "UNIQUE " if idx.unique and whole else ""
         self._execute(f"CREATE {unique}INDEX {quote(name)} ON {self.qualified(table)} ({cols})")
 
     def close(self) -> None:
@@ -147,11 +157,23 @@ _HAS_INDEX = (
 )
 
 
-def _index_part(table: Table, name: str) -> str:
-    ctype = table.column(name).type
-    if ctype.kind in (Kind.STRING, Kind.BINARY, Kind.JSON) and (ctype.length or 10**9) > 768:
-        return f"{quote(name)}(255)"
-    return quote(name)
+def _index_parts(table: Table, idx: Index) -> tuple[str, bool]:
+    """The column list of a secondary index within InnoDB's 3072 key bytes (text and
+    binary columns shortened to prefixes as needed), and whether it has no prefix."""
+    created = _as_created(table)
+    prefixes = key_lengths(replace(created, primary_key=idx.columns))
+    parts = [quote(c) + (f"({prefixes[c]})" if c in prefixes else "") for c in idx.columns]
+    return ", ".join(parts), not prefixes
+
+
+def _as_created(table: Table) -> Table:
+    """``table`` with its key columns as long as :meth:`MySQLTarget.create_sql` made them."""
+    lengths = key_lengths(table)
+    columns = tuple(
+        replace(c, type=replace(c.type, length=lengths[c.name])) if c.name in lengths else c
+        for c in table.columns
+    )
+    return replace(table, columns=columns)
 
 
 def _mask_rows(mask: pa.Array[Any]) -> list[int]:

@@ -203,26 +203,26 @@ def key_lengths(table: Table) -> dict[str, int]:
     cols = [table.column(k) for k in table.primary_key]
     variable = {c.name: _natural_bytes(c.type) for c in cols if _variable(c.type)}
     fixed = sum(_FIXED_KEY_BYTES.get(c.type.kind, 16) for c in cols if c.name not in variable)
-    wants = [w for w in variable.values()]
-    if all(w is not None for w in wants) and fixed + sum(w or 0 for w in wants) <= KEY_BYTES:
-        return {}
+    sized = [w for w in variable.values() if w is not None]
+    if len(sized) == len(variable) and fixed + sum(sized) <= KEY_BYTES:
+        return {}  # the key fits as it is
     shares = _shares(KEY_BYTES - fixed, variable)
     return {
-        name: share // (4 if table.column(name).type.kind is Kind.STRING else 1)
+        name: share // (1 if table.column(name).type.kind is Kind.BINARY else 4)
         for name, share in shares.items()
         if variable[name] is None or share < (variable[name] or 0)
     }
 
 
 def _variable(ctype: ColumnType) -> bool:
-    return ctype.kind in (Kind.STRING, Kind.BINARY)
+    return ctype.kind in (Kind.STRING, Kind.BINARY, Kind.JSON)
 
 
 def _natural_bytes(ctype: ColumnType) -> int | None:
     """Key bytes of a text/binary column typed as it would be outside a tight key."""
-    if ctype.length is None or (ctype.kind is Kind.STRING and ctype.length > MAX_VARCHAR):
+    if ctype.length is None or (ctype.kind is not Kind.BINARY and ctype.length > MAX_VARCHAR):
         return None
-    return ctype.length * (4 if ctype.kind is Kind.STRING else 1)
+    return ctype.length * (1 if ctype.kind is Kind.BINARY else 4)
 
 
 def _shares(budget: int, wants: dict[str, int | None]) -> dict[str, int]:
