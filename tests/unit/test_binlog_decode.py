@@ -574,6 +574,17 @@ def test_mysql_json_scalars() -> None:
     assert mysql_json_text(opaque_decimal) == "-12.50"
 
 
+def test_mysql_json_times_keep_hours_beyond_a_day() -> None:
+    """A TIME inside a JSON document has a 10-bit hour (before: cut to 5 bits, 838 -> 6)."""
+
+    def opaque_time(hours: int, micros: int = 0, sign: int = 1) -> bytes:
+        packed = sign * ((((hours << 12) | (59 << 6) | 58) << 24) + micros)
+        return bytes([15, Col.TIME, 8]) + struct.pack("<q", packed)
+
+    assert mysql_json_text(opaque_time(838)) == '"838:59:58.000000"'
+    assert mysql_json_text(opaque_time(12, 5, sign=-1)) == '"-12:59:58.000005"'
+
+
 # ----------------------------------------------------------------------------- rows and keys
 
 
