@@ -3,7 +3,8 @@
 - a REAL stored in a DECIMAL/NUMERIC column keeps every digit of the double (the
   shortest text that reads back as it), not SQLite's 15-digit text;
 - -0.0 into a SQLite REAL column (which would store 0.0) is a data error of its row;
-- date-time text with a zone (``Z``, ``+05:00``) is an instant, taken to UTC.
+- date-time text with a zone (``Z``, ``+05:00``) is an instant, taken to UTC;
+- PostgreSQL's time '24:00:00' reaches MySQL as TIME and is a data error into SQLite.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from opendms.testing.sql import connect, execute, query
 from tests.integration.specs import logging_task
 
 
-def _pg(url: str, sql: str) -> dict[int, tuple[Any, ...]]:
+def _by_id(url: str, sql: str) -> dict[int, tuple[Any, ...]]:
     conn = connect(url)
     try:
         return {r[0]: tuple(r[1:]) for r in query(conn, sql)}
@@ -54,7 +55,7 @@ def test_real_in_decimal_columns_keeps_every_digit(tmp_path: Path, pg_target_db:
         "UPDATE m SET n = 1.0 / 3 WHERE id = 1",
     )
     run_task(spec, store)
-    got = _pg(pg_target_db, "SELECT id, d::text, n::text FROM main.m ORDER BY id")
+    got = _by_id(pg_target_db, "SELECT id, d::text, n::text FROM main.m ORDER BY id")
     assert got == {
         1: ("3.141592653589793", "0.3333333333333333"),
         2: ("2.500000000000000", "0.30000000000000004"),
@@ -104,7 +105,7 @@ def test_datetime_text_with_a_zone_is_an_instant(tmp_path: Path, pg_target_db: s
     _sqlite(db, "INSERT INTO ev VALUES (4, '2024-02-29 00:30:00+01:00', NULL, '2024-03-01 00:00Z')")
     run_task(spec, store)
     assert store.data_errors("zones") == []
-    got = _pg(
+    got = _by_id(
         pg_target_db,
         "SELECT id, at::text, ts::text, (tz AT TIME ZONE 'UTC')::text FROM main.ev ORDER BY id",
     )
@@ -114,3 +115,27 @@ def test_datetime_text_with_a_zone_is_an_instant(tmp_path: Path, pg_target_db: s
         3: ("2024-01-01 10:00:00", None, "2024-01-01 10:00:00.5"),
         4: ("2024-02-28 23:30:00", None, "2024-03-01 00:00:00"),
     }
+
+
+def test_postgres_time_24_00_is_carried_or_refused_by_row(
+    pg_db: str, mysql_db: str, tmp_path: Path
+) -> None:
+    """PostgreSQL allows time '24:00:00'. Before: the MySQL table failed on it (LOAD DATA
+    got Arrow's "<value out of range>" text) and SQLite stored that text as the time."""
+    execute(
+        pg_db,
+        [
+            "CREATE TABLE tt (id int PRIMARY KEY, t time)",
+            "INSERT INTO tt VALUES (1, '24:00:00'), (2, '23:59:59.999999'), (3, NULL)",
+        ],
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(logging_task("day", pg_db, mysql_db), store)
+    got = _by_id(mysql_db, "SELECT id, CAST(t AS CHAR) FROM tt ORDER BY id")
+    assert got == {1: ("24:00:00.000000",), 2: ("23:59:59.999999",), 3: (None,)}
+    lite = tmp_path / "t.db"
+    run_task(logging_task("day2", pg_db, f"sqlite:///{lite}"), store)
+    with sqlite3.connect(lite) as conn:
+        rows = conn.execute("SELECT id, t FROM tt ORDER BY id").fetchall()
+    assert rows == [(2, "23:59:59.999999"), (3, None)]
+    assert _errors(store, "day2") == [("id=1", "t")]

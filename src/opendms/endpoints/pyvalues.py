@@ -103,3 +103,12 @@ def negative_zero_rows(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]
         return []
     signs = values.to_pylist()
     return [i for i, z in enumerate(zero.to_pylist()) if z and math.copysign(1.0, signs[i]) < 0]
+
+
+def day_end_rows(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
+    """Row indexes of times of day at or past 24:00:00 (PostgreSQL allows 24:00:00)."""
+    micros: Any = pc.cast(array, pa.int64())  # the stubs type these kernels per array class
+    late = pc.fill_null(pc.greater_equal(micros, pa.scalar(86_400_000_000)), False)
+    if not pc.any(late).as_py():
+        return []
+    return [i for i, v in enumerate(late.to_pylist()) if v]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from opendms.arrowutil import join_element_wise
-from opendms.endpoints.mysql.values import is_time, is_year, time_text
+from opendms.endpoints.mysql.values import is_time, is_year, time_of_day_text, time_text
 from opendms.endpoints.pyvalues import python_values
 from opendms.model import Column, Kind
 
@@ -38,6 +38,8 @@ def column_text(array: pa.Array[Any], col: Column) -> pa.Array[Any]:
         text = pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
     elif is_time(col.type):
         text = pa.array([time_text(v) for v in array.to_pylist()], pa.string())
+    elif kind is Kind.TIME:
+        text = time_of_day_text(array)
     elif is_year(col.type):
         text = pc.utf8_lpad(pc.cast(array, pa.string()), 4, "0")
     elif kind in (Kind.INTERVAL, Kind.ARRAY):

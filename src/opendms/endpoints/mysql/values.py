@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from opendms.endpoints.pyvalues import day_end_rows
 from opendms.model import ColumnType, Kind
 
 # MariaDB TIME range, either sign (MySQL stops at 838:59:59.000000 and refuses the rest)
@@ -119,3 +120,17 @@ def interval_misfits(array: pa.Array[Any], ctype: ColumnType) -> list[tuple[int,
         if v.months or v.days or v.nanoseconds % 1000 or abs(v.nanoseconds) > MAX_TIME_US * 1000:
             out.append((i, "outside TIME (-838:59:59.999999 .. 838:59:59.999999, microseconds)"))
     return out
+
+
+def time_of_day_text(array: pa.Array[Any]) -> pa.Array[Any]:
+    """Times of day as MySQL TIME text, PostgreSQL's ``24:00:00`` included (Arrow's own
+    text form has no clock for it)."""
+    text = pc.cast(array, pa.string())
+    late = set(day_end_rows(array))
+    if not late:
+        return text
+    micros = pc.cast(array, pa.int64()).to_pylist()
+    clock = text.to_pylist()
+    for i in late:
+        clock[i] = time_text(time_interval(int(micros[i] or 0)))
+    return pa.array(clock, pa.string())
