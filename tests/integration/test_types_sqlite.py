@@ -4,7 +4,8 @@
   shortest text that reads back as it), not SQLite's 15-digit text;
 - -0.0 into a SQLite REAL column (which would store 0.0) is a data error of its row;
 - date-time text with a zone (``Z``, ``+05:00``) is an instant, taken to UTC;
-- PostgreSQL's time '24:00:00' reaches MySQL as TIME and is a data error into SQLite.
+- PostgreSQL's time '24:00:00' reaches MySQL as TIME and is a data error into SQLite and
+  lakes.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def test_postgres_time_24_00_is_carried_or_refused_by_row(
     pg_db: str, mysql_db: str, tmp_path: Path
 ) -> None:
     """PostgreSQL allows time '24:00:00'. Before: the MySQL table failed on it (LOAD DATA
-    got Arrow's "<value out of range>" text) and SQLite stored that text as the time."""
+    got Arrow's "<value out of range>" text); SQLite and CSV files stored that text."""
     execute(
         pg_db,
         [
@@ -139,3 +140,7 @@ def test_postgres_time_24_00_is_carried_or_refused_by_row(
         rows = conn.execute("SELECT id, t FROM tt ORDER BY id").fetchall()
     assert rows == [(2, "23:59:59.999999"), (3, None)]
     assert _errors(store, "day2") == [("id=1", "t")]
+    run_task(logging_task("day3", pg_db, f"file://{tmp_path}/lake?DataFormat=csv"), store)
+    [csv] = (tmp_path / "lake/public/tt").glob("*.csv")
+    assert csv.read_text().splitlines() == ["2,23:59:59.999999", "3,"]  # before: "<value out of..."
+    assert _errors(store, "day3") == [("id=1", "t")]
