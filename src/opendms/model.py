@@ -51,6 +51,9 @@ class ColumnType:
     labels: tuple[str, ...] = ()  # enum labels
     type_name: str | None = None  # enum type name on the source
     element: ColumnType | None = None  # array element
+    # The column's own type as a MySQL source declares it (COLUMN_TYPE, e.g.
+    # ``tinyint(3) unsigned``): a MySQL target recreates it exactly. Other engines ignore it.
+    native: str | None = None
 
     def __str__(self) -> str:
         if self.kind is Kind.DECIMAL and self.precision is not None:
@@ -64,7 +67,7 @@ class ColumnType:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form that :meth:`from_json` reads back."""
         out: dict[str, Any] = {"kind": self.kind.value}
-        for name in ("length", "precision", "scale", "type_name"):
+        for name in ("length", "precision", "scale", "type_name", "native"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -91,6 +94,7 @@ class ColumnType:
             labels=tuple(data.get("labels", ())),
             type_name=data.get("type_name"),
             element=cls.from_json(element) if element else None,
+            native=data.get("native"),
         )
 
 

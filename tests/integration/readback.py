@@ -81,6 +81,8 @@ def _time(v: Any) -> dt.time:
 
 
 def _interval(v: Any) -> tuple[int, int, int]:
+    if isinstance(v, dt.timedelta):  # a MySQL TIME
+        return (0, 0, v // dt.timedelta(microseconds=1))
     if isinstance(v, str):
         return parse_duration(v)
     if isinstance(v, tuple):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
@@ -25,7 +26,13 @@ from opendms.endpoints.mysql.binlog import (
 )
 from opendms.endpoints.mysql.binlogclient import MAX_PACKET, BinlogClient, BinlogServerError
 from opendms.errors import DataError, TaskError
-from opendms.model import Kind, T
+from opendms.model import ColumnType, Kind, T
+
+
+def N(kind: Kind, native: str, **params: Any) -> ColumnType:  # noqa: N802 - like T
+    """A canonical type carrying the MySQL type it was declared as."""
+    return T(kind, native=native, **params)
+
 
 UTC = dt.UTC
 STAMP = 1_700_000_000
@@ -185,20 +192,22 @@ def timestamp2(seconds: int, micros: int = 0, fsp: int = 0) -> bytes:
 
 
 def time2(h: int, m: int, s: int, us: int = 0, fsp: int = 0, negative: bool = False) -> bytes:
+    """TIME2 as MySQL's my_time_packed_to_binary writes it: the integer part shifted
+    (floor), the fraction as C's truncating remainder (negative for negative times)."""
     packed = (((h << 12) | (m << 6) | s) << 24) + us
     if negative:
         packed = -packed
     if fsp in (5, 6):
         return (packed + 0x800000000000).to_bytes(6, "big")
-    whole, part = packed >> 24, packed & 0xFFFFFF
+    whole = packed >> 24
+    part = -(-packed % (1 << 24)) if packed < 0 else packed % (1 << 24)
+    head = (whole + 0x800000).to_bytes(3, "big")
     if fsp == 0:
-        return (whole + 0x800000).to_bytes(3, "big")
+        return head
     n = (fsp + 1) // 2
     unit = 10000 if n == 1 else 100
-    stored = part // unit
-    if whole < 0 and stored:  # the fraction of a negative time is stored complemented
-        whole, stored = whole - 1, stored
-    return (whole + 0x800000).to_bytes(3, "big") + (stored % (1 << (8 * n))).to_bytes(n, "big")
+    stored = -(-part // unit) if part < 0 else part // unit
+    return head + (stored % (1 << (8 * n))).to_bytes(n, "big")
 
 
 def date3(y: int, m: int, d: int) -> bytes:
@@ -410,20 +419,34 @@ def test_timestamps_are_aware_utc() -> None:
     )
 
 
+def interval(hours: int, minutes: int, seconds: int, micros: int = 0, sign: int = 1) -> Any:
+    total = ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + micros
+    return pa.MonthDayNano([0, 0, sign * total * 1000])
+
+
 @pytest.mark.parametrize("fsp", [0, 1, 2, 3, 4, 5, 6])
-def test_time_of_day(fsp: int) -> None:
+def test_times_are_signed_durations(fsp: int) -> None:
+    """MySQL TIME holds -838:59:59 .. 838:59:59: decoded as an interval (before: a time of
+    day, and everything outside 00:00-23:59 was a data error)."""
     micros = {0: 0, 1: 500000, 2: 450000, 3: 123000, 4: 123400, 5: 123450, 6: 123456}[fsp]
     col = C("t", Col.TIME2, bytes([fsp]))
-    assert one(col, time2(23, 59, 58, micros, fsp)) == dt.time(23, 59, 58, micros)
-    assert one(col, time2(0, 0, 0, 0, fsp)) == dt.time(0, 0, 0)
+    assert one(col, time2(23, 59, 58, micros, fsp)) == interval(23, 59, 58, micros)
+    assert one(col, time2(0, 0, 0, 0, fsp)) == interval(0, 0, 0)
+    assert one(col, time2(838, 59, 59, 0, fsp)) == interval(838, 59, 59)
+    assert one(col, time2(24, 0, 0, 0, fsp)) == interval(24, 0, 0)
+    negative = time2(1, 2, 3, micros, fsp, negative=True)
+    assert one(col, negative) == interval(1, 2, 3, micros, sign=-1)
+    assert one(col, time2(838, 59, 59, 0, fsp, negative=True)) == interval(838, 59, 59, sign=-1)
+    if micros:
+        assert one(col, time2(0, 0, 0, micros, fsp, negative=True)) == interval(
+            0, 0, 0, micros, sign=-1
+        )
 
 
-@pytest.mark.parametrize("fsp", [0, 2, 4, 6])
-def test_times_outside_a_day_are_data_errors(fsp: int) -> None:
-    col = C("t", Col.TIME2, bytes([fsp]))
-    assert "column t: TIME 24:.. is beyond one day" in one_error(col, time2(24, 0, 0, 0, fsp))
-    negative = time2(1, 2, 3, 10000 if fsp else 0, fsp, negative=True)
-    assert "a negative TIME has no time-of-day value" in one_error(col, negative)
+def test_pre_5_6_times_are_signed_durations() -> None:
+    col = C("t", Col.TIME)
+    assert one(col, (8385959).to_bytes(3, "little", signed=True)) == interval(838, 59, 59)
+    assert one(col, (-123000).to_bytes(3, "little", signed=True)) == interval(12, 30, 0, sign=-1)
 
 
 def test_strings_in_their_charsets() -> None:
@@ -549,6 +572,17 @@ def test_mysql_json_scalars() -> None:
     assert mysql_json_text(bytes([9]) + struct.pack("<q", -(2**63))) == str(-(2**63))
     opaque_decimal = bytes([15, Col.NEWDECIMAL, 2 + 3, 5, 2]) + dec("-12.50", 5, 2)
     assert mysql_json_text(opaque_decimal) == "-12.50"
+
+
+def test_mysql_json_times_keep_hours_beyond_a_day() -> None:
+    """A TIME inside a JSON document has a 10-bit hour (before: cut to 5 bits, 838 -> 6)."""
+
+    def opaque_time(hours: int, micros: int = 0, sign: int = 1) -> bytes:
+        packed = sign * ((((hours << 12) | (59 << 6) | 58) << 24) + micros)
+        return bytes([15, Col.TIME, 8]) + struct.pack("<q", packed)
+
+    assert mysql_json_text(opaque_time(838)) == '"838:59:58.000000"'
+    assert mysql_json_text(opaque_time(12, 5, sign=-1)) == '"-12:59:58.000005"'
 
 
 # ----------------------------------------------------------------------------- rows and keys
@@ -697,7 +731,7 @@ def test_standalone_ddl_and_truncate() -> None:
             "db",
             "t",
             ddl=(
-                ColumnChange("add", "n", T(Kind.INT32), nullable=False),
+                ColumnChange("add", "n", N(Kind.INT32, "int"), nullable=False),
                 ColumnChange("drop", "old"),
             ),
         )
@@ -744,41 +778,48 @@ def test_heartbeat_and_ignored_events() -> None:
     [
         (
             "ALTER TABLE `db`.`t` ADD COLUMN `x y` VARCHAR(20) CHARACTER SET utf8mb4 NULL AFTER a",
-            [ColumnChange("add", "x y", T(Kind.STRING, length=20))],
+            [ColumnChange("add", "x y", N(Kind.STRING, "varchar(20)", length=20))],
         ),
         (
             "alter table t add (a int unsigned not null, b enum('it''s','b') default 'b')",
             [
-                ColumnChange("add", "a", T(Kind.INT64), nullable=False),
-                ColumnChange("add", "b", T(Kind.ENUM, labels=("it's", "b"))),
+                ColumnChange("add", "a", N(Kind.INT64, "int unsigned"), nullable=False),
+                ColumnChange("add", "b", N(Kind.ENUM, "enum('it''s','b')", labels=("it's", "b"))),
             ],
         ),
         (
             "ALTER TABLE t ADD COLUMN IF NOT EXISTS d DECIMAL, ADD c CHAR, ADD bb BINARY",
             [
-                ColumnChange("add", "d", T(Kind.DECIMAL, precision=10, scale=0)),
-                ColumnChange("add", "c", T(Kind.STRING, length=1, fixed=True)),
-                ColumnChange("add", "bb", T(Kind.BINARY)),
+                ColumnChange("add", "d", N(Kind.DECIMAL, "decimal", precision=10, scale=0)),
+                ColumnChange("add", "c", N(Kind.STRING, "char", length=1, fixed=True)),
+                ColumnChange("add", "bb", N(Kind.BINARY, "binary", length=1, fixed=True)),
             ],
         ),
         (
             "ALTER TABLE t MODIFY COLUMN ts DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), "
             "MODIFY j JSON, MODIFY u UUID, MODIFY f FLOAT(30), MODIFY b BIT(1), MODIFY y YEAR",
             [
-                ColumnChange("alter_type", "ts", T(Kind.TIMESTAMP, precision=6), nullable=False),
+                ColumnChange(
+                    "alter_type",
+                    "ts",
+                    N(Kind.TIMESTAMP, "datetime(6)", precision=6),
+                    nullable=False,
+                ),
                 ColumnChange("alter_type", "j", T(Kind.JSON)),
-                ColumnChange("alter_type", "u", T(Kind.UUID)),
-                ColumnChange("alter_type", "f", T(Kind.FLOAT64)),
-                ColumnChange("alter_type", "b", T(Kind.BOOL)),
-                ColumnChange("alter_type", "y", T(Kind.INT16)),
+                ColumnChange("alter_type", "u", N(Kind.UUID, "uuid")),
+                ColumnChange("alter_type", "f", N(Kind.FLOAT64, "double")),
+                ColumnChange("alter_type", "b", N(Kind.BOOL, "bit(1)")),
+                ColumnChange("alter_type", "y", N(Kind.INT16, "year")),
             ],
         ),
         (
             "ALTER TABLE t CHANGE COLUMN old new BIGINT UNSIGNED, CHANGE same same BOOLEAN",
             [
                 ColumnChange("rename", "old", new_name="new"),
-                ColumnChange("alter_type", "new", T(Kind.DECIMAL, precision=20, scale=0)),
-                ColumnChange("alter_type", "same", T(Kind.INT16)),
+                ColumnChange(
+                    "alter_type", "new", N(Kind.DECIMAL, "bigint unsigned", precision=20, scale=0)
+                ),
+                ColumnChange("alter_type", "same", N(Kind.INT16, "tinyint")),
             ],
         ),
         (
@@ -799,11 +840,13 @@ def test_heartbeat_and_ignored_events() -> None:
             "MODIFY tx TEXT CHARSET binary, MODIFY n NUMERIC(65,30), "
             "MODIFY dp DOUBLE PRECISION, MODIFY m MEDIUMINT UNSIGNED",
             [
-                ColumnChange("alter_type", "v", T(Kind.BINARY)),
-                ColumnChange("alter_type", "tx", T(Kind.BINARY)),
-                ColumnChange("alter_type", "n", T(Kind.DECIMAL, precision=65, scale=30)),
-                ColumnChange("alter_type", "dp", T(Kind.FLOAT64)),
-                ColumnChange("alter_type", "m", T(Kind.INT32)),
+                ColumnChange("alter_type", "v", N(Kind.BINARY, "varbinary(10)", length=10)),
+                ColumnChange("alter_type", "tx", N(Kind.BINARY, "blob")),
+                ColumnChange(
+                    "alter_type", "n", N(Kind.DECIMAL, "decimal(65,30)", precision=65, scale=30)
+                ),
+                ColumnChange("alter_type", "dp", N(Kind.FLOAT64, "double")),
+                ColumnChange("alter_type", "m", N(Kind.INT32, "mediumint unsigned")),
             ],
         ),
     ],

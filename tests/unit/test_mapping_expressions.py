@@ -265,6 +265,20 @@ def test_timestamp_to_date_keeps_midnights_and_rejects_times() -> None:
     assert info.value.row == "index 1"
 
 
+def test_mysql_time_to_time_of_day_keeps_the_day_and_rejects_the_rest() -> None:
+    """A MySQL TIME is an interval; change-data-type time takes the ones within a day
+    (before: Arrow has no such cast, and the table failed with an internal error)."""
+    table = Table("s", "t", (Column("tm", ColumnType(Kind.INTERVAL, native="time")),))
+    p = plan(rule(1, "change-data-type", "tm", **{"data-type": {"type": "time"}}), table=table)
+    day = pa.array([(0, 0, 45_000_500_000_000), None], pa.month_day_nano_interval())
+    out = evaluate_outputs(pa.record_batch({"tm": day}), p).column(0).to_pylist()
+    assert out == [dt.time(12, 30, 0, 500000), None]
+    beyond = pa.array([(0, 0, 0), (0, 0, -1000), (0, 0, 86_400_000_000_000)], day.type)
+    with pytest.raises(DataError, match="not a time of day") as info:
+        evaluate_outputs(pa.record_batch({"tm": beyond}), p)
+    assert info.value.row == "index 1"
+
+
 def test_data_error_names_row_index_when_key_is_not_read() -> None:
     table = Table("s", "t", (Column("v", ColumnType(Kind.INT64)),))
     p = plan(rule(1, "change-data-type", "v", **{"data-type": {"type": "int1"}}), table=table)

@@ -17,7 +17,7 @@ from opendms.assess.types import lossy, type_check
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import engine_for, open_source, open_target
 from opendms.endpoints.base import EndpointURL, PrepMode, Source, Target
-from opendms.errors import ConfigError, OpenDMSError
+from opendms.errors import ConfigError, DatabaseMissingError, OpenDMSError
 from opendms.mapping import TablePlan
 from opendms.model import Table
 
@@ -165,7 +165,10 @@ def _existing(url: EndpointURL, plans: list[TablePlan]) -> list[str]:
     """Target tables of the plan that already exist on the target."""
     if engine_for(url).__name__.endswith("lake"):
         return []
-    reader = open_source(str(url.raw))
+    try:
+        reader = open_source(str(url.raw))
+    except DatabaseMissingError:
+        return []  # a MySQL target creates its database (as DMS does)
     try:
         have = {(t.schema.lower(), t.name.lower()) for t in reader.list_tables()}
     finally:

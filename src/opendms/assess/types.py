@@ -78,6 +78,8 @@ def _named(name: str, domains: dict[str, str]) -> str:
 
 
 def _lossy_mysql(ctype: ColumnType) -> str | None:
+    if ctype.native is not None:
+        return None  # a MySQL source's own type, recreated as it is
     kind = ctype.kind
     if kind is Kind.BOOL:
         return "boolean becomes TINYINT(1): it reads back as the integers 1 and 0"

@@ -225,6 +225,8 @@ def too_long(table: Table, batch: pa.RecordBatch, longest: int | None = None) ->
         n = col.type.length
         if col.type.kind is not Kind.STRING or n is None or n > (longest or n):
             continue
+        if col.name not in batch.schema.names:
+            continue
         text: Any = batch.column(col.name)  # the stubs type utf8_length per string class
         if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from decimal import Context, Decimal
 from typing import Any
@@ -92,3 +93,22 @@ def float_nan_rows(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
     """Row indexes holding NaN (for targets that would turn NaN into NULL)."""
     mask = pc.is_nan(array)
     return [i for i, v in enumerate(mask.to_pylist()) if v]
+
+
+def negative_zero_rows(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
+    """Row indexes holding -0.0 (for targets that would store it as 0.0)."""
+    values: Any = array  # the stubs type these kernels per concrete array class
+    zero = pc.fill_null(pc.equal(values, pa.scalar(0.0, values.type)), False)
+    if not pc.any(zero).as_py():
+        return []
+    signs = values.to_pylist()
+    return [i for i, z in enumerate(zero.to_pylist()) if z and math.copysign(1.0, signs[i]) < 0]
+
+
+def day_end_rows(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> list[int]:
+    """Row indexes of times of day at or past 24:00:00 (PostgreSQL allows 24:00:00)."""
+    micros: Any = pc.cast(array, pa.int64())  # the stubs type these kernels per array class
+    late = pc.fill_null(pc.greater_equal(micros, pa.scalar(86_400_000_000)), False)
+    if not pc.any(late).as_py():
+        return []
+    return [i for i, v in enumerate(late.to_pylist()) if v]

@@ -553,7 +553,8 @@ class RowApplier(abc.ABC):
             stmt = (f"DELETE FROM {self.table_sql(run.tmap.target)}", ())
             self._require(run, ["all rows"], self.execute_each([stmt], checked=False))
             return
-        rows = self._rows(run)
+        rows = self._rows(run)  # a value the target cannot hold raises DataError: the
+        # engine applies the batch again in parts and DataErrorPolicy decides (isolate.py)
         for seg in _segments(run, rows):
             if not self._segment(ctx, run, seg):
                 return
@@ -587,9 +588,8 @@ class RowApplier(abc.ABC):
 
     def _reject(self, tmap: TableMap, arrays: dict[str, pa.Array[Any]], labels: list[str]) -> None:
         """The target's full-load checks (values it cannot hold without altering them)."""
-        table = replace(tmap.target, columns=tuple(tmap.target.column(n) for n in arrays))
         batch = pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays))
-        found = self.target.reject(table, batch)
+        found = self.target.reject(tmap.target, batch)  # checks the columns the batch has
         if found:
             first = min(found, key=lambda r: r.row)
             raise DataError(

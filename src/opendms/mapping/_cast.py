@@ -38,13 +38,34 @@ def convert(array: pa.Array[Any], to_type: pa.DataType) -> pa.Array[Any]:
     """Arrow's safe cast, with integers reaching decimals through a wide decimal.
 
     (Arrow refuses integer-to-decimal casts whose precision could not hold
-    every integer of the source type, whatever the actual values are.)
+    every integer of the source type, whatever the actual values are.) Intervals
+    (MySQL TIME) reach times of day when they are one.
     """
+    if pa.types.is_interval(array.type) and pa.types.is_time(to_type):
+        return _time_of_day(array, to_type)
     if pa.types.is_integer(array.type) and isinstance(to_type, pa.Decimal128Type):
         array = pc.cast(array, pa.decimal128(38, to_type.scale))
     elif pa.types.is_integer(array.type) and isinstance(to_type, pa.Decimal256Type):
         array = pc.cast(array, pa.decimal256(76, to_type.scale))
     return pc.cast(array, to_type, safe=True)
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _time_of_day(array: pa.Array[Any], to_type: pa.DataType) -> pa.Array[Any]:
+    """Intervals (a MySQL TIME) as times of day; ArrowInvalid for one that is not."""
+    unit = 1000 if getattr(to_type, "unit", "us") == "us" else 1
+    ticks: list[int | None] = []
+    for value in array.to_pylist():
+        if value is None:
+            ticks.append(None)
+            continue
+        nanos = value.nanoseconds
+        if value.months or value.days or not 0 <= nanos < _DAY_NS or nanos % unit:
+            raise pa.ArrowInvalid(f"{value} is not a time of day")
+        ticks.append(nanos // unit)
+    return pc.cast(pa.array(ticks, pa.int64()), to_type)
 
 
 def _round_trip_altered(before: pa.Array[Any], after: pa.Array[Any]) -> Any:

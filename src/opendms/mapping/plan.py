@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from opendms.errors import ConfigError
+from opendms.mapping._cast import convert
 from opendms.mapping.expressions import referenced_columns, validate_expression
 from opendms.mapping.rules import TransformationRule
 from opendms.model import Column, ColumnType, FilterGroup, Index, Table, arrow_type
@@ -182,7 +182,7 @@ class _Builder:
 
     def check_cast(self, col: _Col, ctype: ColumnType, rule: TransformationRule) -> None:
         try:
-            pc.cast(pa.array([], arrow_type(col.type)), arrow_type(ctype))
+            convert(pa.array([], arrow_type(col.type)), arrow_type(ctype))
         except pa.ArrowNotImplementedError as exc:
             message = f"column {col.source}: cannot convert {col.type} to {ctype}"
             raise self.fail(message, f"{rule.path}.data-type") from exc

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
 from opendms.endpoints.lake.settings import LakeSettings
 from opendms.endpoints.lake.storage import Storage, translate_os_error
-from opendms.endpoints.pyvalues import decimal_text, python_values
+from opendms.endpoints.pyvalues import day_end_rows, decimal_text, python_values
 from opendms.model import Kind, Table
 
 _LOAD_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?$")
@@ -69,7 +69,13 @@ class LakeTarget:
         return LakeWriter(self, table, segment)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
-        return []
+        """PostgreSQL's time 24:00:00 has no time of day in Parquet nor in Arrow's CSV text."""
+        return [
+            Rejection(row, c.name, "24:00:00 is no time of day a lake file holds")
+            for c in table.columns
+            if c.type.kind is Kind.TIME and c.name in batch.schema.names
+            for row in day_end_rows(batch.column(c.name))
+        ]
 
     def finish(self, table: Table) -> None:
         pass

@@ -23,6 +23,7 @@ The engine-neutral part (runs, segments, error policies, checkpoint atomicity) i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -36,7 +37,8 @@ from opendms.endpoints.mysql.conn import connect, pymysql_module, translate
 from opendms.endpoints.mysql.source import quote
 from opendms.endpoints.mysql.target import MySQLTarget
 from opendms.endpoints.mysql.tsv import column_text
-from opendms.endpoints.mysql.types import to_mysql
+from opendms.endpoints.mysql.types import cast_type, key_lengths, to_mysql
+from opendms.endpoints.mysql.values import is_bit
 from opendms.endpoints.rowapply import (
     CHECKPOINTS,
     OnError,
@@ -115,7 +117,8 @@ class MySqlApplier(RowApplier):
 
     def _open(self) -> None:
         flags = self.pymysql.constants.CLIENT
-        self.conn = connect(self.url, client_flag=flags.MULTI_STATEMENTS | flags.FOUND_ROWS)
+        flag = flags.MULTI_STATEMENTS | flags.FOUND_ROWS
+        self.conn = connect(self.url, database="", client_flag=flag)  # names are qualified
         self._session(self.conn)
         self.formatter = self.conn.cursor()  # mogrify only: quotes values as the server reads them
 
@@ -127,6 +130,8 @@ class MySqlApplier(RowApplier):
             modes = {m for m in str(mode).split(",") if m} - {"NO_BACKSLASH_ESCAPES"}
             modes.add("STRICT_ALL_TABLES")
             cur.execute("SET SESSION sql_mode = %s", (",".join(sorted(modes)),))
+        with contextlib.suppress(self.pymysql.MySQLError), conn.cursor() as cur:
+            cur.execute("SET SESSION explicit_defaults_for_timestamp = ON")  # see the target
         self.mariadb = "mariadb" in str(version).lower()
         self.row_alias = not self.mariadb and _version(str(version)) >= (8, 0, 19)
 
@@ -158,7 +163,7 @@ class MySqlApplier(RowApplier):
 
     def key_sql(self, ctype: ColumnType) -> str:
         if ctype.kind is Kind.DECIMAL:
-            return f"CAST(%s AS {to_mysql(ctype)})"
+            return f"CAST(%s AS {cast_type(ctype)})"
         if ctype.kind in (Kind.JSON, Kind.ARRAY) and not self.mariadb:
             return "CAST(%s AS JSON)"  # MySQL compares a JSON column with JSON values
         return "%s"
@@ -187,6 +192,8 @@ class MySqlApplier(RowApplier):
         """The values the full load's LOAD DATA file carries, unescaped (NULL as None)."""
         if ctype.kind is Kind.BINARY:
             return array.to_pylist()  # the load sends hex and UNHEXes it: the same bytes
+        if is_bit(ctype):  # the load CASTs its text to a number: BIT(n) takes numbers
+            return [None if v is None else int(v) for v in array.to_pylist()]
         texts = column_text(array, Column("value", ctype)).to_pylist()
         valid = array.is_valid().to_pylist()
         if ctype.kind in _ESCAPED_KINDS:
@@ -299,8 +306,7 @@ class MySqlApplier(RowApplier):
 
     def ensure_checkpoints(self) -> None:
         self._alive()
-        if not self.url.database:
-            self._exec(f"CREATE DATABASE IF NOT EXISTS {quote(self.database)}")
+        self._exec(f"CREATE DATABASE IF NOT EXISTS {quote(self.database)}")
         self._exec(
             f"CREATE TABLE IF NOT EXISTS {self._checkpoints()} ("
             "task VARCHAR(255) NOT NULL PRIMARY KEY, position TEXT NOT NULL, "
@@ -338,7 +344,7 @@ class MySqlApplier(RowApplier):
         head = f"ALTER TABLE {self.mysql.qualified(table)}"
         if cc.action == "add" and not present:
             assert cc.ctype is not None
-            null = "" if cc.nullable else " NOT NULL"
+            null = " NULL" if cc.nullable else " NOT NULL"
             self._exec(f"{head} ADD COLUMN {quote(name)} {to_mysql(cc.ctype)}{null}")
         elif cc.action == "drop" and present:
             self._exec(f"{head} DROP COLUMN {quote(name)}")
@@ -348,8 +354,10 @@ class MySqlApplier(RowApplier):
         elif cc.action == "alter_type" and present:
             assert cc.ctype is not None
             in_key = name in table.primary_key
-            null = "" if cc.nullable and not in_key else " NOT NULL"
-            self._exec(f"{head} MODIFY COLUMN {quote(name)} {to_mysql(cc.ctype, in_key)}{null}")
+            null = " NULL" if cc.nullable and not in_key else " NOT NULL"
+            retyped = tmap.after(cc).target
+            ctype = to_mysql(cc.ctype, in_key, key_lengths(retyped).get(name))
+            self._exec(f"{head} MODIFY COLUMN {quote(name)} {ctype}{null}")
 
     def close(self) -> None:
         try:

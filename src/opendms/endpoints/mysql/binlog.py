@@ -20,12 +20,15 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any
 
+import pyarrow as pa
+
 from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.mysql.types import from_mysql
+from opendms.endpoints.mysql.values import time_interval
 from opendms.errors import DataError, TaskError
 from opendms.model import ColumnType, Kind
 
@@ -237,7 +240,7 @@ def uncompress(data: bytes) -> bytes:
 
 
 class BadValueError(ValueError):
-    """A stored value that has no canonical value (zero date, TIME out of a day...)."""
+    """A stored value that has no canonical value (zero date, BIT beyond 63 bits...)."""
 
 
 # ----------------------------------------------------------------------------- value helpers
@@ -264,7 +267,7 @@ def _timestamp(seconds: int, micros: int) -> datetime:
     return _EPOCH + timedelta(0, seconds, micros)
 
 
-def _time2(buf: bytes, pos: int, fsp: int) -> time:
+def _time2(buf: bytes, pos: int, fsp: int) -> pa.MonthDayNano:
     """TIME2: 3 bytes (sign, hour, minute, second) + fraction, big-endian."""
     nfrac = (fsp + 1) // 2
     intpart = int.from_bytes(buf[pos : pos + 3], "big") - 0x800000
@@ -285,23 +288,21 @@ def _time2(buf: bytes, pos: int, fsp: int) -> time:
     return _packed_time(packed)
 
 
-def _packed_time(packed: int) -> time:
-    if packed < 0:
-        raise BadValueError("a negative TIME has no time-of-day value")
-    hms, micros = packed >> 24, packed & 0xFFFFFF
-    hour = hms >> 12 & 0x3FF
-    if hour > 23:
-        raise BadValueError(f"TIME {hour}:.. is beyond one day (no time-of-day value)")
-    return time(hour, hms >> 6 & 63, hms & 63, micros)
+def _packed_time(packed: int) -> pa.MonthDayNano:
+    """A packed TIME (sign, 10-bit hour, minute, second, microseconds) as an interval:
+    MySQL TIME is a signed duration of up to 838:59:59."""
+    magnitude = abs(packed)
+    hms, micros = magnitude >> 24, magnitude & 0xFFFFFF
+    seconds = ((hms >> 12 & 0x3FF) * 60 + (hms >> 6 & 63)) * 60 + (hms & 63)
+    total = seconds * 1_000_000 + micros
+    return time_interval(-total if packed < 0 else total)
 
 
-def _old_time(value: int) -> time:
-    """Pre-5.6 TIME: the integer HHMMSS."""
-    if value < 0:
-        raise BadValueError("a negative TIME has no time-of-day value")
-    if value // 10000 > 23:
-        raise BadValueError("TIME beyond one day has no time-of-day value")
-    return time(value // 10000, value // 100 % 100, value % 100)
+def _old_time(value: int) -> pa.MonthDayNano:
+    """Pre-5.6 TIME: the signed integer [-]HHHMMSS."""
+    hours, rest = divmod(abs(value), 10000)
+    seconds = (hours * 60 + rest // 100) * 60 + rest % 100
+    return time_interval(-seconds * 1_000_000 if value < 0 else seconds * 1_000_000)
 
 
 def _old_datetime(value: int) -> datetime:
@@ -1389,8 +1390,8 @@ def column_type(toks: list[_Tok]) -> tuple[ColumnType, bool]:
         if word in ("SET", "CHARSET") and words[j + 1] == "BINARY":
             binary = True
     name = _BINARY_OF.get(name, name) if binary else name
-    if name == "float" and args and args[0].isdigit() and int(args[0]) > 24:
-        name = "double"
+    if name == "float" and len(args) == 1 and args[0].isdigit() and int(args[0]) > 24:
+        name, args = "double", []  # FLOAT(p) with p > 24 is a DOUBLE
     return _canonical(name, args, unsigned), _nullable(toks[i:]) and not serial
 
 
@@ -1527,8 +1528,8 @@ def _packed_temporal(field_type: int, packed: int) -> str:
     whole, micros = packed >> 24, packed & 0xFFFFFF
     hms = whole & 0x1FFFF
     clock = f"{hms >> 12:02d}:{hms >> 6 & 63:02d}:{hms & 63:02d}.{micros:06d}"
-    if field_type == Col.TIME:
-        return sign + clock
+    if field_type == Col.TIME:  # the hour has 10 bits: up to 838
+        return sign + f"{whole >> 12 & 0x3FF:02d}" + clock[2:]
     ymd = whole >> 17
     day = f"{(ymd >> 5) // 13:04d}-{(ymd >> 5) % 13:02d}-{ymd & 31:02d}"
     return day if field_type == Col.DATE else f"{day} {clock}"

@@ -9,11 +9,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from opendms.arrowutil import parse_time, read_rejections, with_rejections
+from opendms.arrowutil import read_rejections, with_rejections
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.canonical import canonical_batch
 from opendms.endpoints.mysql import catalog
 from opendms.endpoints.mysql.conn import connect, cx_url, translate
+from opendms.endpoints.mysql.values import time_array
 from opendms.endpoints.sqlutil import where_clause
 from opendms.errors import DataError, EndpointError, MissingExtraError
 from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
@@ -37,9 +38,9 @@ def _zero_date(col: str) -> str:
 
 
 def select_expr(name: str, ctype: ColumnType) -> str:
-    """Read decimals and times as text (exact), bits as numbers, zero dates as NULL."""
+    """Read decimals and TIMEs as text (exact), bits as numbers, zero dates as NULL."""
     col = quote(name)
-    if ctype.kind in (Kind.DECIMAL, Kind.TIME):
+    if ctype.kind in (Kind.DECIMAL, Kind.INTERVAL):
         return f"CAST({col} AS CHAR)"
     if ctype.kind in (Kind.BOOL, Kind.INT64) and ctype.type_name is None:
         return f"{col} + 0" if ctype.kind is Kind.INT64 else f"{col} <> 0"
@@ -133,8 +134,8 @@ def _with_zero_dates(out: pa.RecordBatch, raw: pa.RecordBatch, dated: list[str])
 
 def _column(array: pa.Array[Any], ctype: ColumnType) -> pa.Array[Any]:
     target = arrow_type(ctype)
-    if ctype.kind is Kind.TIME:
-        return parse_time(array)
+    if ctype.kind is Kind.INTERVAL:
+        return time_array(array)
     if array.type == target:
         return array
     return pc.cast(array, target)

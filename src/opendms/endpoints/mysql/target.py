@@ -1,17 +1,20 @@
 """MySQL/MariaDB target: CREATE TABLE from canonical types, LOAD DATA LOCAL INFILE.
 
 A URL with a database puts every table there; without one, each table goes
-to the database named after its source schema. LOAD DATA turns bad values into
-warnings, so any warning fails the batch instead of altering data silently.
+to the database named after its source schema; a missing database is created. LOAD
+DATA turns bad values into warnings, so any warning fails the batch instead of altering
+data silently; :meth:`MySQLTarget.reject` finds the values that would warn first, row
+by row, so they are data errors of their rows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import threading
-from decimal import Decimal, InvalidOperation
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -21,10 +24,13 @@ from opendms.endpoints.base import EndpointURL, PrepMode, Rejection, target_inde
 from opendms.endpoints.mysql.conn import connect, translate
 from opendms.endpoints.mysql.source import quote
 from opendms.endpoints.mysql.tsv import batch_tsv
-from opendms.endpoints.mysql.types import KEY_VARCHAR, MAX_VARCHAR, to_mysql
+from opendms.endpoints.mysql.types import MAX_VARCHAR, decimal_digits, key_lengths, to_mysql
+from opendms.endpoints.mysql.values import decimal_misfits, interval_misfits, is_bit
+from opendms.endpoints.pyvalues import negative_zero_rows as signed_zeros
 from opendms.errors import DataError, EndpointError
-from opendms.model import Index, Kind, Table
+from opendms.model import Column, Index, Kind, Table
 
+log = logging.getLogger("opendms.mysql")
 _MIN_DT, _MAX_DT = -30610224000000000, 253402300799999999  # 1000-01-01 .. 9999-12-31 (us)
 
 
@@ -33,8 +39,9 @@ class MySQLTarget:
 
     def __init__(self, url: EndpointURL) -> None:
         self.url = url
-        self.conn = connect(url, local_infile=True)
+        self.conn = connect(url, database="", local_infile=True)  # the database may be missing
         self.lock = threading.Lock()
+        self._collation: str | None = None
 
     def database(self, table: Table) -> str:
         return self.url.database or table.schema
@@ -43,18 +50,32 @@ class MySQLTarget:
         return f"{quote(self.database(table))}.{quote(table.name)}"
 
     def create_sql(self, table: Table) -> str:
-        key = set(table.primary_key)
-        cols = [
-            f"{quote(c.name)} {to_mysql(c.type, c.name in key)}{'' if c.nullable else ' NOT NULL'}"
-            for c in table.columns
-        ]
+        lengths = key_lengths(table)
+        cols = [self._column_sql(table, c, lengths.get(c.name)) for c in table.columns]
         if table.primary_key:
             cols.append("PRIMARY KEY (" + ", ".join(map(quote, table.primary_key)) + ")")
         body = ",\n  ".join(cols)
         return (
             f"CREATE TABLE {self.qualified(table)} (\n  {body}\n) "
-            "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+            f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={self.collation()}"
         )
+
+    def _column_sql(self, table: Table, col: Column, key_length: int | None) -> str:
+        in_key = col.name in table.primary_key
+        # Explicit NULL: a TIMESTAMP column is NOT NULL by default on older servers.
+        null = " NULL" if col.nullable and not in_key else " NOT NULL"
+        return f"{quote(col.name)} {to_mysql(col.type, in_key, key_length)}{null}"
+
+    def collation(self) -> str:
+        """A binary utf8mb4 collation that compares trailing spaces too (NO PAD) when the
+        server has one, so keys differing only in trailing spaces stay distinct."""
+        if self._collation is None:
+            found = self._execute(
+                "SELECT COLLATION_NAME FROM information_schema.COLLATIONS "
+                "WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')"
+            )
+            self._collation = str(found[0][0]) if found else "utf8mb4_bin"
+        return self._collation
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         try:
@@ -74,6 +95,7 @@ class MySQLTarget:
 
     def prepare(self, table: Table, mode: PrepMode) -> None:
         self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(table))}")
+        self._explicit_timestamps()
         exists = self._execute(
             "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
             (self.database(table), table.name),
@@ -84,15 +106,23 @@ class MySQLTarget:
         elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
             self._execute(f"TRUNCATE TABLE {self.qualified(table)}")
 
+    def _explicit_timestamps(self) -> None:
+        """TIMESTAMP columns get no automatic DEFAULT / ON UPDATE (servers before MariaDB
+        10.10 and MySQL 8.0 add them unless told), so CDC updates never rewrite them."""
+        with contextlib.suppress(EndpointError):
+            self._execute("SET SESSION explicit_defaults_for_timestamp = ON")
+
     def writer(self, table: Table, segment: int | None) -> MySQLWriter:
         return MySQLWriter(self, table)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
         out: list[Rejection] = []
-        key = set(table.primary_key)
+        lengths = key_lengths(table)
         for col in table.columns:
+            if col.name not in batch.schema.names:
+                continue  # a CDC run carrying some of the columns
             array = batch.column(col.name)
-            for row, reason in _unrepresentable(array, col.type.kind, col.name in key):
+            for row, reason in _unrepresentable(array, col, lengths.get(col.name)):
                 out.append(Rejection(row, col.name, reason))
         return out + too_long(table, batch, MAX_VARCHAR)
 
@@ -106,8 +136,15 @@ class MySQLTarget:
         name = target_index_name(table.name, idx.name)[:64]
         if self._execute(_HAS_INDEX, (self.database(table), table.name, name)):
             return
-        unique = "UNIQUE " if idx.unique else ""
-        cols = ", ".join(_index_part(table, c) for c in idx.columns)
+        cols, whole = _index_parts(table, idx)
+        if idx.unique and not whole:
+            log.warning(
+                "table %s: index %s created without UNIQUE: InnoDB can index only a prefix of "
+                "its long text, and equal prefixes of distinct values would collide",
+                table.qualified,
+                idx.name,
+            )
+        unique = "UNIQUE " if idx.unique and whole else ""
         self._execute(f"CREATE {unique}INDEX {quote(name)} ON {self.qualified(table)} ({cols})")
 
     def close(self) -> None:
@@ -120,11 +157,23 @@ _HAS_INDEX = (
 )
 
 
-def _index_part(table: Table, name: str) -> str:
-    ctype = table.column(name).type
-    if ctype.kind in (Kind.STRING, Kind.BINARY, Kind.JSON) and (ctype.length or 10**9) > 768:
-        return f"{quote(name)}(255)"
-    return quote(name)
+def _index_parts(table: Table, idx: Index) -> tuple[str, bool]:
+    """The column list of a secondary index within InnoDB's 3072 key bytes (text and
+    binary columns shortened to prefixes as needed), and whether it has no prefix."""
+    created = _as_created(table)
+    prefixes = key_lengths(replace(created, primary_key=idx.columns))
+    parts = [quote(c) + (f"({prefixes[c]})" if c in prefixes else "") for c in idx.columns]
+    return ", ".join(parts), not prefixes
+
+
+def _as_created(table: Table) -> Table:
+    """``table`` with its key columns as long as :meth:`MySQLTarget.create_sql` made them."""
+    lengths = key_lengths(table)
+    columns = tuple(
+        replace(c, type=replace(c.type, length=lengths[c.name])) if c.name in lengths else c
+        for c in table.columns
+    )
+    return replace(table, columns=columns)
 
 
 def _mask_rows(mask: pa.Array[Any]) -> list[int]:
@@ -135,39 +184,37 @@ def _mask_rows(mask: pa.Array[Any]) -> list[int]:
     return [i for i, v in enumerate(filled.to_pylist()) if v]
 
 
-def _unrepresentable(array: pa.Array[Any], kind: Kind, in_key: bool) -> list[tuple[int, str]]:
+def _unrepresentable(
+    array: pa.Array[Any], col: Column, key_length: int | None
+) -> list[tuple[int, str]]:
+    kind = col.type.kind
     if kind in (Kind.FLOAT32, Kind.FLOAT64):
         bad = pc.invert(pc.is_finite(array))
-        return [(r, "MySQL has no NaN or Infinity") for r in _mask_rows(bad)]
+        out = [(r, "MySQL has no NaN or Infinity") for r in _mask_rows(bad)]
+        return out + [
+            (r, "MySQL stores -0.0 as 0 (the sign would be lost)") for r in signed_zeros(array)
+        ]
     if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         raw = pc.cast(pc.cast(array, pa.timestamp("us")), pa.int64())
         bad = pc.or_(pc.less(raw, pa.scalar(_MIN_DT)), pc.greater(raw, pa.scalar(_MAX_DT)))
         return [(r, "outside DATETIME range 1000-9999") for r in _mask_rows(bad)]
-    if kind is Kind.DECIMAL and pa.types.is_decimal256(array.type):
-        array = pc.cast(array, pa.string())
-    if kind is Kind.DECIMAL and pa.types.is_string(array.type):
-        rows = [i for i, v in enumerate(array.to_pylist()) if v is not None and not _fits_65_30(v)]
-        return [(r, "needs more than DECIMAL(65,30) holds") for r in rows]
-    if kind is Kind.STRING and in_key:
-        text: Any = array  # the stubs type utf8_length per concrete string array class
-        bad = pc.greater(pc.utf8_length(text), pa.scalar(KEY_VARCHAR))
-        return [(r, f"key longer than {KEY_VARCHAR} characters") for r in _mask_rows(bad)]
+    if kind is Kind.DECIMAL:
+        precision, scale = decimal_digits(col.type)
+        reason = f"needs more digits than DECIMAL({precision},{scale}) holds"
+        return [(r, reason) for r in decimal_misfits(array, precision, scale)]
+    if kind is Kind.INTERVAL:
+        return interval_misfits(array, col.type)
+    if key_length is not None and kind in (Kind.STRING, Kind.BINARY):
+        values: Any = array  # the stubs type these kernels per concrete array class
+        size = pc.utf8_length(values) if kind is Kind.STRING else pc.binary_length(values)
+        bad = pc.greater(size, pa.scalar(key_length))
+        unit = "characters" if kind is Kind.STRING else "bytes"
+        reason = f"key value longer than {key_length} {unit} (InnoDB keys hold 3072 bytes)"
+        return [(r, reason) for r in _mask_rows(bad)]
     return []
 
 
-def _fits_65_30(text: str) -> bool:
-    """Whether an unconstrained numeric fits MySQL's widest DECIMAL without rounding."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return False
-    if not value.is_finite():
-        return False
-    _sign, digits, exponent = value.normalize().as_tuple()
-    assert isinstance(exponent, int)
-    frac = max(-exponent, 0)
-    whole = max(len(digits) + exponent, 0)
-    return frac <= 30 and whole <= 35
+_LOAD_CONVERSION = {Kind.BINARY: "UNHEX({})"}
 
 
 class MySQLWriter:
@@ -177,7 +224,7 @@ class MySQLWriter:
         self.target = target
         self.table = table
         self.rows = 0
-        self.conn = connect(target.url, local_infile=True)
+        self.conn = connect(target.url, database="", local_infile=True)
         fd, self.path = tempfile.mkstemp(prefix="opendms-", suffix=".tsv")
         os.close(fd)
 
@@ -185,10 +232,13 @@ class MySQLWriter:
         targets: list[str] = []
         sets: list[str] = []
         for col in self.table.columns:
-            if col.type.kind is Kind.BINARY:
+            convert = _LOAD_CONVERSION.get(col.type.kind)
+            if is_bit(col.type):
+                convert = "CAST({} AS UNSIGNED)"  # BIT(n) takes numbers, not their text
+            if convert is not None:
                 var = f"@v{len(sets)}"
                 targets.append(var)
-                sets.append(f"{quote(col.name)} = UNHEX({var})")
+                sets.append(f"{quote(col.name)} = {convert.format(var)}")
             else:
                 targets.append(quote(col.name))
         path = self.path.replace("\\", "\\\\").replace("'", "\\'")

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from opendms.arrowutil import join_element_wise
+from opendms.endpoints.mysql.values import is_time, is_year, time_of_day_text, time_text
 from opendms.endpoints.pyvalues import python_values
 from opendms.model import Column, Kind
 
@@ -35,6 +36,12 @@ def column_text(array: pa.Array[Any], col: Column) -> pa.Array[Any]:
         text = pc.cast(pc.cast(array, pa.timestamp("us")), pa.string())
     elif kind is Kind.BINARY:
         text = pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
+    elif is_time(col.type):
+        text = pa.array([time_text(v) for v in array.to_pylist()], pa.string())
+    elif kind is Kind.TIME:
+        text = time_of_day_text(array)
+    elif is_year(col.type):
+        text = pc.utf8_lpad(pc.cast(array, pa.string()), 4, "0")
     elif kind in (Kind.INTERVAL, Kind.ARRAY):
         text = escape(pa.array(python_values(array, col.type), pa.string()))
     elif kind in (Kind.STRING, Kind.JSON, Kind.ENUM, Kind.UUID):

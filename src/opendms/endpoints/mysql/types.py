@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from opendms.model import ColumnType, Kind, T
+from opendms.model import ColumnType, Kind, T, Table
 
 # information_schema DATA_TYPE -> kind (signed); unsigned variants below.
 FROM_MYSQL: dict[str, Kind] = {
@@ -33,7 +34,7 @@ FROM_MYSQL: dict[str, Kind] = {
     "date": Kind.DATE,
     "datetime": Kind.TIMESTAMP,
     "timestamp": Kind.TIMESTAMPTZ,
-    "time": Kind.TIME,
+    "time": Kind.INTERVAL,  # -838:59:59 .. 838:59:59: a duration, not a time of day
     "year": Kind.INT16,
     "json": Kind.JSON,
     "enum": Kind.ENUM,
@@ -65,8 +66,22 @@ def from_mysql(
     scale: int | None,
     is_json: bool = False,
 ) -> ColumnType:
-    """Canonical type of a MySQL column from its information_schema row."""
-    dt = data_type.lower()
+    """Canonical type of a MySQL column from its information_schema row; ``native`` keeps
+    COLUMN_TYPE so a MySQL target recreates the column exactly."""
+    ctype = _canonical(data_type.lower(), column_type, length, precision, scale, is_json)
+    if ctype.kind is Kind.JSON or ctype.type_name is not None:
+        return ctype  # MariaDB's JSON is LONGTEXT with a check; JSON recreates both
+    return replace(ctype, native=column_type)
+
+
+def _canonical(
+    dt: str,
+    column_type: str,
+    length: int | None,
+    precision: int | None,
+    scale: int | None,
+    is_json: bool,
+) -> ColumnType:
     if is_json:
         return T(Kind.JSON)
     if "unsigned" in column_type.lower() and dt in UNSIGNED:
@@ -80,9 +95,9 @@ def from_mysql(
         return T(Kind.DECIMAL, precision=precision, scale=scale or 0)
     if kind is Kind.ENUM:
         return T(Kind.ENUM, labels=enum_labels(column_type))
-    if dt in ("char", "varchar"):
-        return T(Kind.STRING, length=length, fixed=dt == "char")
-    if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.TIME):
+    if dt in ("char", "varchar", "binary", "varbinary"):
+        return T(kind, length=length, fixed=dt in ("char", "binary"))
+    if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.INTERVAL):
         return T(kind, precision=scale)
     return T(kind)
 
@@ -103,22 +118,48 @@ TO_MYSQL: dict[Kind, str] = {
 }
 
 MAX_VARCHAR = 16383  # utf8mb4 row-size limit for one VARCHAR
-KEY_VARCHAR = 768  # longest utf8mb4 VARCHAR an InnoDB key can hold
+KEY_VARCHAR = 768  # longest utf8mb4 VARCHAR an InnoDB key can hold (3072 bytes)
+MAX_PRECISION, MAX_SCALE = 65, 30  # MySQL DECIMAL(M,D) limits
+_LOB_NATIVE = re.compile(r"^(tiny|medium|long)?(text|blob)\b", re.I)
 
 
 def _fsp(ctype: ColumnType) -> int:
     return 6 if ctype.precision is None else min(ctype.precision, 6)
 
 
-def to_mysql(ctype: ColumnType, in_key: bool = False) -> str:
-    """The MySQL column type for ``ctype`` (``in_key``: part of the primary key)."""
+def decimal_digits(ctype: ColumnType) -> tuple[int, int]:
+    """(M, D) of the MySQL DECIMAL holding ``ctype``: the declared ones when MySQL allows
+    them, else as many integer digits (up to 65) and fraction digits (up to 30) as fit;
+    unconstrained numerics are DECIMAL(65,30). Values needing more are data errors."""
+    if ctype.precision is None:
+        return MAX_PRECISION, MAX_SCALE
+    scale = min(max(ctype.scale or 0, 0), MAX_SCALE)
+    whole = ctype.precision - (ctype.scale or 0)
+    return min(max(whole + scale, scale, 1), MAX_PRECISION), scale
+
+
+def native_type(ctype: ColumnType, in_key: bool = False) -> str | None:
+    """The MySQL source's own column type, when a MySQL target can use it as it is
+    (a TEXT/BLOB column cannot be part of a primary key without a prefix)."""
+    native = ctype.native
+    if native is None or (in_key and _LOB_NATIVE.match(native)):
+        return None
+    return native
+
+
+def to_mysql(ctype: ColumnType, in_key: bool = False, key_length: int | None = None) -> str:
+    """The MySQL column type for ``ctype``: its MySQL source's own type when it has one
+    (MySQL -> MySQL keeps types exactly), else the closest lossless type. ``in_key``: part
+    of the primary key, whose text or binary part is ``key_length`` characters or bytes
+    (InnoDB keys hold 3072 bytes; see :func:`key_lengths`)."""
+    native = native_type(ctype, in_key)
+    if native is not None and key_length is None:
+        return native
     kind = ctype.kind
     if kind is Kind.DECIMAL:
-        if ctype.precision is None or ctype.precision > 65:
-            return "DECIMAL(65,30)"  # rows needing more are data errors (see target.reject)
-        return f"DECIMAL({ctype.precision},{ctype.scale or 0})"
+        return "DECIMAL({},{})".format(*decimal_digits(ctype))
     if kind is Kind.STRING:
-        return _string(ctype, in_key)
+        return _string(ctype, in_key, key_length)
     if kind is Kind.ENUM:
         labels = ", ".join("'" + v.replace("'", "''") + "'" for v in ctype.labels)
         return f"ENUM({labels})" if labels else "VARCHAR(255)"
@@ -127,15 +168,75 @@ def to_mysql(ctype: ColumnType, in_key: bool = False) -> str:
     if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         return f"DATETIME({_fsp(ctype)})"
     if kind is Kind.BINARY and in_key:
-        return "VARBINARY(3072)"
+        return f"VARBINARY({key_length or 3072})"
     return TO_MYSQL[kind]
 
 
-def _string(ctype: ColumnType, in_key: bool) -> str:
-    if ctype.length is not None and ctype.length <= 255 and ctype.fixed:
-        return f"CHAR({ctype.length})"
-    if ctype.length is not None and ctype.length <= MAX_VARCHAR:
-        return f"VARCHAR({ctype.length})"
+def cast_type(ctype: ColumnType) -> str:
+    """The ``CAST(... AS <type>)`` target for comparing a decimal key value exactly."""
+    return "DECIMAL({},{})".format(*decimal_digits(ctype))
+
+
+def _string(ctype: ColumnType, in_key: bool, key_length: int | None) -> str:
+    length = ctype.length
+    if key_length is not None and (length is None or length > key_length):
+        return f"VARCHAR({key_length})"
+    if length is not None and length <= 255 and ctype.fixed:
+        return f"CHAR({length})"
+    if length is not None and length <= MAX_VARCHAR:
+        return f"VARCHAR({length})"
     if in_key:
         return f"VARCHAR({KEY_VARCHAR})"
     return "LONGTEXT"
+
+
+KEY_BYTES = 3072  # longest InnoDB index key (DYNAMIC row format)
+_FIXED_KEY_BYTES = {Kind.DECIMAL: 32, Kind.UUID: 144}  # upper bounds; other kinds: 16
+
+
+def key_lengths(table: Table) -> dict[str, int]:
+    """Characters (text) or bytes (binary) for the primary-key columns that need a bound so
+    the whole key fits InnoDB's 3072 bytes (utf8mb4: 4 bytes a character): what the other
+    key columns leave, shared equally; a column declared shorter than its share keeps its
+    type and is not listed. Longer values are data errors (never a truncated key, which
+    would make distinct rows collide)."""
+    cols = [table.column(k) for k in table.primary_key]
+    variable = {c.name: _natural_bytes(c.type) for c in cols if _variable(c.type)}
+    fixed = sum(_FIXED_KEY_BYTES.get(c.type.kind, 16) for c in cols if c.name not in variable)
+    sized = [w for w in variable.values() if w is not None]
+    if len(sized) == len(variable) and fixed + sum(sized) <= KEY_BYTES:
+        return {}  # the key fits as it is
+    shares = _shares(KEY_BYTES - fixed, variable)
+    return {
+        name: share // (1 if table.column(name).type.kind is Kind.BINARY else 4)
+        for name, share in shares.items()
+        if variable[name] is None or share < (variable[name] or 0)
+    }
+
+
+def _variable(ctype: ColumnType) -> bool:
+    return ctype.kind in (Kind.STRING, Kind.BINARY, Kind.JSON)
+
+
+def _natural_bytes(ctype: ColumnType) -> int | None:
+    """Key bytes of a text/binary column typed as it would be outside a tight key."""
+    if ctype.length is None or (ctype.kind is not Kind.BINARY and ctype.length > MAX_VARCHAR):
+        return None
+    return ctype.length * (1 if ctype.kind is Kind.BINARY else 4)
+
+
+def _shares(budget: int, wants: dict[str, int | None]) -> dict[str, int]:
+    """``budget`` bytes shared equally; a column wanting less than its share takes what
+    it wants and leaves the rest to the others."""
+    out: dict[str, int] = {}
+    left = dict(wants)
+    while left:
+        share = max(budget // len(left), 1)
+        small = {n: w for n, w in left.items() if w is not None and w <= share}
+        if not small:
+            return out | {n: share for n in left}
+        for name, want in small.items():
+            out[name] = want
+            budget -= want
+            del left[name]
+    return out

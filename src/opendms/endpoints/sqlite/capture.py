@@ -10,8 +10,9 @@ loses nothing:
 * NULL -> ``null``; INTEGER -> a JSON integer;
 * REAL -> ``"r" || printf('%!.20e', x)`` (exact: JSON itself keeps 15 digits, no Inf);
 * TEXT -> ``"s" || x``; BLOB -> ``"b" || hex(x)``;
-* columns the full load reads as text (decimal, date, time, timestamp) ->
-  ``"s" || CAST(x AS TEXT)``, exactly the full load's ``SELECT CAST(.. AS TEXT)``.
+* columns the full load reads as text (date, time, timestamp) ->
+  ``"s" || CAST(x AS TEXT)``, exactly the full load's ``SELECT CAST(.. AS TEXT)``
+  (decimal columns are encoded by storage class like the others: a REAL stays exact).
 
 Decoded values go through the full load's own converter, so a change carries the
 same canonical Python value the full load gives for the same stored value.

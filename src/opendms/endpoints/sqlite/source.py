@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -19,8 +21,12 @@ from opendms.endpoints.sqlutil import where_clause
 from opendms.errors import ConfigError
 from opendms.model import Column, ColumnType, Index, Kind, ReadPlan, Table, TableRef, arrow_type
 
-# Columns read as text so no digit is lost on the way through a Python float.
-_AS_TEXT = {Kind.DECIMAL, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ}
+# Columns read as text (SQLite's date and time functions work on text).
+_AS_TEXT = {Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ}
+_STAMPS = (Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+# A time of day followed by a zone: ``Z``, ``+05:00``, ``-0230`` (SQLite's own forms).
+_ZONE = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+_ZONED = r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?\s*" + _ZONE
 
 
 def quote(name: str) -> str:
@@ -133,11 +139,13 @@ def _values_one_by_one(values: list[Any], ctype: ColumnType) -> tuple[pa.Array[A
 
 def _to_array(values: list[Any], ctype: ColumnType) -> pa.Array[Any]:
     target = arrow_type(ctype)
-    if ctype.kind in _AS_TEXT and ctype.kind is not Kind.DECIMAL:
+    if ctype.kind in _STAMPS:
+        return _timestamps(pa.array(values, pa.string()), target)
+    if ctype.kind in _AS_TEXT:
         return parse_temporal(pa.array(values, pa.string()), target)
-    if ctype.kind is Kind.DECIMAL and ctype.precision is not None:
-        return pc.cast(pa.array(values, pa.string()), target)
-    if ctype.kind in (Kind.STRING, Kind.JSON, Kind.UUID, Kind.ENUM, Kind.DECIMAL):
+    if ctype.kind is Kind.DECIMAL:
+        return pc.cast(pa.array([_decimal(v) for v in values], pa.string()), target)
+    if ctype.kind in (Kind.STRING, Kind.JSON, Kind.UUID, Kind.ENUM):
         values = [v if v is None or isinstance(v, str) else _text(v) for v in values]
     if ctype.kind is Kind.BINARY:
         values = [v.encode() if isinstance(v, str) else v for v in values]
@@ -148,6 +156,39 @@ def _to_array(values: list[Any], ctype: ColumnType) -> pa.Array[Any]:
     elif ctype.kind is Kind.ARRAY:
         values = [v if v is None else json.loads(v) for v in values]
     return pa.array(values, target)
+
+
+def _decimal(value: Any) -> str | None:
+    """A stored number as exact decimal text: a REAL by the shortest text that reads back
+    as the same double (``3.141592653589793``; SQLite's own text keeps 15 digits)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a decimal number")
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, int):
+        return str(value)
+    raise TypeError("a BLOB value in a decimal column")
+
+
+def _timestamps(text: pa.Array[Any], target: pa.DataType) -> pa.Array[Any]:
+    """SQLite date-time text as timestamps. Text with a zone (``Z``, ``+05:00``) is an
+    instant and is taken to UTC, as SQLite's date functions do; text without one is UTC
+    already (for ``timestamp`` columns: the wall-clock value as written)."""
+    text = pc.replace_substring(text, "T", " ", max_replacements=1)
+    zoned: Any = pc.match_substring_regex(text, _ZONED)  # the stubs reject a bool fill
+    zoned = pc.fill_null(zoned, False)
+    naive: Any
+    if pc.any(zoned).as_py():
+        text = pc.replace_substring_regex(text, r"\s+(" + _ZONE[:-1] + ")$", r"\1")
+        plain = pc.cast(pc.if_else(zoned, None, text), pa.timestamp("us"))
+        instants = pc.cast(pc.if_else(zoned, text, None), pa.timestamp("us", tz="UTC"))
+        naive = pc.coalesce(plain, pc.cast(instants, pa.timestamp("us")))
+    else:
+        naive = pc.cast(text, pa.timestamp("us"))
+    result: pa.Array[Any] = pc.cast(naive, target)
+    return result
 
 
 _TRUE = {"true", "t", "yes", "y", "1"}

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 import pyarrow as pa
 
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection, target_index_name
-from opendms.endpoints.pyvalues import float_nan_rows, python_values
+from opendms.endpoints.pyvalues import day_end_rows, negative_zero_rows, python_values
+from opendms.endpoints.pyvalues import float_nan_rows as nan_rows
 from opendms.endpoints.sqlite.source import quote
 from opendms.endpoints.sqlite.types import to_declared
 from opendms.errors import EndpointError
@@ -25,6 +26,11 @@ def create_table_sql(table: Table) -> str:
     if table.primary_key:
         cols.append("PRIMARY KEY (" + ", ".join(quote(c) for c in table.primary_key) + ")")
     return f"CREATE TABLE {quote(table.name)} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+_NAN = "SQLite stores NaN as NULL"
+_DAY_END = "24:00:00 (PostgreSQL) is no time of day SQLite's time functions read"
+_NEGATIVE_ZERO = "SQLite REAL columns store -0.0 as 0.0 (the sign would be lost)"
 
 
 class SQLiteTarget:
@@ -64,11 +70,17 @@ class SQLiteTarget:
         return SQLiteWriter(self, table)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
+        """NaN (stored as NULL) and -0.0 (a REAL column stores it as 0.0) in float columns,
+        and times of 24:00:00, in the columns the batch carries."""
         out = []
         for col in table.columns:
-            if col.type.kind in (Kind.FLOAT32, Kind.FLOAT64):
-                rows = float_nan_rows(batch.column(col.name))
-                out += [Rejection(r, col.name, "SQLite stores NaN as NULL") for r in rows]
+            if col.type.kind is Kind.TIME and col.name in batch.schema.names:
+                rows = day_end_rows(batch.column(col.name))
+                out += [Rejection(r, col.name, _DAY_END) for r in rows]
+            if col.type.kind in (Kind.FLOAT32, Kind.FLOAT64) and col.name in batch.schema.names:
+                array = batch.column(col.name)
+                out += [Rejection(r, col.name, _NAN) for r in nan_rows(array)]
+                out += [Rejection(r, col.name, _NEGATIVE_ZERO) for r in negative_zero_rows(array)]
         return out
 
     def run_ddl(self, table: Table, statements: list[str]) -> None:
