@@ -150,6 +150,7 @@ class Replication:
                 )
                 for p in plans
             }
+            self.capture.old_rows = self._old_rows()
             applier = open_applier(
                 self.target, self.spec.name, list(self.plans.values()), self._apply_options()
             )
@@ -167,6 +168,17 @@ class Replication:
         finally:
             self.capture.close()
         return CdcResult(load, str(end), reached)
+
+    def _records_changes(self) -> bool:
+        """The target records every change (lake files) rather than holding rows."""
+        return self.target.url.scheme in ("file", "s3")
+
+    def _old_rows(self) -> set[TableKey]:
+        """Tables whose changes must carry the old row: all for the lake (its ``D`` rows),
+        those with source filters otherwise (an update may move a row in or out)."""
+        if self._records_changes():
+            return set(self.plans)
+        return {key for key, plan in self.transformed.items() if plan.filters}
 
     def _apply_options(self) -> ApplyOptions:
         def on_error(table: str, op: Any, key: str, message: str) -> None:
@@ -286,7 +298,7 @@ class Replication:
         """EnableValidation on a database target: validate the rows changes touch."""
         if not self.spec.task_settings.ValidationSettings.EnableValidation:
             return None
-        if self.target.url.scheme in ("file", "s3"):
+        if self._records_changes():
             return None
         from opendms.validate.changed import ChangedKeys
 
@@ -372,7 +384,7 @@ class Replication:
         if self.capture.value_form == "pg-text" and self._form() == "python":
             steps.append(TextToPython(self.sources))
         if self.transformed:
-            steps.append(Transformer(self.transformed))
+            steps.append(Transformer(self.transformed, self._records_changes()))
         for txn in stream:
             if txn is not None:
                 for step in steps:
@@ -410,6 +422,7 @@ class TextToPython:
             change,
             values=self._row(change, funcs, change.columns, change.values),
             key=self._row(change, funcs, change.key_columns, change.key),
+            old_values=self._row(change, funcs, change.old_columns, change.old_values),
         )
 
     @staticmethod

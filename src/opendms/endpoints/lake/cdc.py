@@ -14,7 +14,8 @@ S3Settings API reference):
   folder and the file name (DMS: "the conversion occurs when a date partition
   folder is created and a CDC filename is generated"); otherwise it is UTC.
 * Columns: ``Op`` first (``I`` insert, ``U`` update after-image, ``D`` delete
-  before-image), then the ``TimestampColumnName`` column when set (the source
+  before-image, as in the DMS guide's ``D,101,Smith,Bob,13-Mar-17,Dallas``), then
+  the ``TimestampColumnName`` column when set (the source
   commit time of the row's transaction, ``yyyy-MM-dd HH:mm:ss.SSSSSS`` in UTC),
   then the table's columns, values written exactly as the full load writes them.
 * ``CdcInsertsOnly`` keeps only inserts, ``CdcInsertsAndUpdates`` inserts and
@@ -25,11 +26,19 @@ S3Settings API reference):
 
 What the lake cannot say exactly:
 
-* A delete carries only the key (or the whole old row when the source has no key
-  or REPLICA IDENTITY FULL); the other columns of its before-image are NULL.
+* A delete carries the old row where the source sends it (SQLite, MySQL/MariaDB
+  with binlog_row_image=FULL, PostgreSQL tables with REPLICA IDENTITY FULL or no
+  key); where it sends only the key (PostgreSQL's default replica identity) the
+  other columns of the before-image are NULL.
 * An update value the source did not send (:data:`opendms.cdc.UNCHANGED`, an
-  unchanged TOASTed PostgreSQL value) is unknown: it is written as NULL and a
-  warning is logged once per table. Give such tables REPLICA IDENTITY FULL.
+  unchanged TOASTed PostgreSQL value) is taken from the old row when the source
+  sent it; otherwise it is unknown: written as NULL, with a warning logged once
+  per table. Give such tables REPLICA IDENTITY FULL.
+* With a source filter (see :mod:`opendms.engine.transform`) an update whose row
+  stays inside the filter is one ``U``, one that moves into it an ``I`` and out of
+  it a ``D``; where the old row is unknown (the filter column is not in the key
+  PostgreSQL sends), an update that passes is a ``U`` (read as an upsert) and one
+  that fails a ``D`` by key (a no-op when the row was never in the lake).
 * An update that changes the key is written as ``D`` (old key) then ``U`` (new
   row), so that replaying the files by key leaves no row behind under the old key.
 * TRUNCATE is not written (no file row can say "all rows gone", and the files
@@ -529,29 +538,22 @@ class LakeApplier:
                 shape.source.qualified,
             )
             return []
-        before = self._image(shape, change.key_columns, change.key)
+        old = change.before()
+        before = _image(shape, old)
         if change.op is Op.DELETE:
             return [("D", before)]
-        after = self._image(shape, change.columns, change.values)
+        new = {c: old.get(c, v) if v is UNCHANGED else v for c, v in _pairs(change)}
+        after = _image(shape, new)
         if change.op is Op.INSERT:
             return [("I", after)]
-        self._check_known(shape, change)
+        self._check_known(shape, new)
         if _key_changed(shape, change):
             return [("D", before), ("U", after)]
         return [("U", after)]
 
-    @staticmethod
-    def _image(shape: _Shape, columns: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
-        row: dict[str, Any] = {}
-        for column, value in zip(columns, values, strict=True):
-            name = shape.names.get(column)
-            if name is not None:
-                row[name] = None if value is UNCHANGED else value
-        return row
-
-    def _check_known(self, shape: _Shape, change: Change) -> None:
+    def _check_known(self, shape: _Shape, new: dict[str, Any]) -> None:
         """Warn (once per table) when an update lacks some of the after-image."""
-        sent = {c for c, v in zip(change.columns, change.values, strict=True) if v is not UNCHANGED}
+        sent = {c for c, v in new.items() if v is not UNCHANGED}
         missing = sorted(set(shape.names) - sent)
         table = shape.source.qualified
         if missing and table not in self.unknown_warned:
@@ -621,6 +623,20 @@ def _after_ddl(shape: _Shape, change: Change, segments: list[_Segment]) -> _Shap
     else:
         segments.append(_Segment(shape))
     return shape
+
+
+def _pairs(change: Change) -> zip[tuple[str, Any]]:
+    return zip(change.columns, change.values, strict=True)
+
+
+def _image(shape: _Shape, row: dict[str, Any]) -> dict[str, Any]:
+    """A source row by target column names (values the source did not send: NULL)."""
+    out: dict[str, Any] = {}
+    for column, value in row.items():
+        name = shape.names.get(column)
+        if name is not None:
+            out[name] = None if value is UNCHANGED else value
+    return out
 
 
 def _key_changed(shape: _Shape, change: Change) -> bool:
