@@ -71,7 +71,6 @@ import json
 import logging
 import posixpath
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -80,19 +79,12 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.lake.settings import LakeSettings
-from opendms.endpoints.lake.storage import translate_os_error
-from opendms.endpoints.lake.target import (
-    LakeTarget,
-    LakeWriter,
-    _parquet_codec,
-    _parquet_version,
-)
+from opendms.endpoints.lake.storage import put_object, translate_os_error
+from opendms.endpoints.lake.target import LakeTarget, LakeWriter
 from opendms.errors import DataError, TaskError
 from opendms.mapping import cast_exact
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
@@ -241,16 +233,8 @@ class CheckpointStore:
             ) from exc
 
     def save(self, checkpoint: Checkpoint) -> None:
-        fs, data = self.storage.fs, checkpoint.to_json().encode()
         try:
-            if self.storage.atomic_put:  # one PUT: the object appears whole
-                with fs.open_output_stream(self.path) as out:
-                    out.write(data)
-                return
-            fs.create_dir(posixpath.dirname(self.path), recursive=True)
-            with fs.open_output_stream(self.path + ".tmp") as out:
-                out.write(data)
-            fs.move(self.path + ".tmp", self.path)
+            put_object(self.storage, self.path, checkpoint.to_json().encode())
         except OSError as exc:
             raise translate_os_error(exc, self.target.url) from exc
 
@@ -381,51 +365,37 @@ class _Segment:
 
 @dataclass
 class _Job:
-    """One CDC file to write."""
+    """One CDC file to write: its path and its bytes."""
 
     path: str
-    segment: _Segment
+    data: bytes
 
 
-class _CdcWriter(LakeWriter):
-    """The full-load writer's value handling and file publishing, for one CDC file."""
+class _CdcEncoder(LakeWriter):
+    """The full-load writer's value handling and file cutting, into memory: one
+    segment's rows as CDC files of at most MaxFileSize (usually one)."""
 
-    def __init__(self, target: LakeTarget, job: _Job) -> None:
-        super().__init__(target, job.segment.shape.target, None)
-        self.job = job
-        self.limit = sys.maxsize  # one file per table and batch (CdcMinFileSize sizes it)
+    def __init__(self, target: LakeTarget, segment: _Segment) -> None:
+        super().__init__(target, segment.shape.target, None)
+        self.segment = segment
+        self.buffer: pa.BufferOutputStream | None = None
+        self.files: list[bytes] = []
 
     def _open(self, schema: pa.Schema) -> None:
-        self.path = self.job.path
-        storage, settings = self.target.storage, self.settings
-        if not storage.atomic_put:
-            storage.fs.create_dir(posixpath.dirname(self.path), recursive=True)
-        tmp = self.path if storage.atomic_put else self.path + ".tmp"
-        compression = "gzip" if self.path.endswith(".gz") else None
-        self.sink = storage.fs.open_output_stream(tmp, compression=compression)
-        if settings.DataFormat == "parquet":
-            self.writer = pq.ParquetWriter(
-                self.sink,
-                schema,
-                compression=_parquet_codec(settings),
-                version=_parquet_version(settings),
-                write_statistics=settings.EnableStatistics,
-            )
-            return
-        # As in LakeWriter._open: the stubs lag pyarrow (eol/null_string, Arrow sinks).
-        options = pacsv.WriteOptions(  # type: ignore[call-arg]
-            include_header=settings.AddColumnName,
-            delimiter=settings.CsvDelimiter,
-            eol=settings.CsvRowDelimiter,
-            null_string=settings.CsvNullValue,
-        )
-        self.writer = pacsv.CSVWriter(self.sink, schema, write_options=options)  # type: ignore[arg-type]
+        self.buffer = pa.BufferOutputStream()
+        codec = self._codec()
+        self.sink = self.buffer if codec is None else pa.CompressedOutputStream(self.buffer, codec)
+        self._start(schema)
+
+    def _publish(self) -> None:
+        assert self.buffer is not None
+        self.files.append(self.buffer.getvalue().to_pybytes())
 
     def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         names = list(batch.schema.names)
         safe = self._csv_safe if self.settings.DataFormat == "csv" else self._parquet_safe
         arrays = [safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
-        segment = self.job.segment
+        segment = self.segment
         if self.settings.TimestampColumnName:
             arrays.insert(0, pa.array(segment.stamps, pa.string()))
             names.insert(0, self.settings.TimestampColumnName)
@@ -473,8 +443,7 @@ class LakeApplier:
         jobs: list[_Job] = []
         if segments:
             first = self._first_stamp(batch)
-            jobs = self._jobs(segments, first)
-            depth = max(len(segs) for segs in segments.values())
+            jobs, depth = self._jobs(segments, first)
             last = stamp_text(first + (depth - 1) * ONE_MS)
             pending = Pending(position, stamp_text(first), tuple(j.path for j in jobs))
             self._save(replace(self.checkpoint, pending=pending))
@@ -574,14 +543,29 @@ class LakeApplier:
             first = max(first, parse_stamp(self.checkpoint.last_stamp) + ONE_MS)
         return first
 
-    def _jobs(self, segments: dict[tuple[str, str], list[_Segment]], first: datetime) -> list[_Job]:
-        jobs = []
+    def _jobs(
+        self, segments: dict[tuple[str, str], list[_Segment]], first: datetime
+    ) -> tuple[list[_Job], int]:
+        """The batch's files, encoded, and the most files of one table: a table's files
+        take consecutive stamps from ``first`` (a segment may need several files)."""
+        jobs, depth = [], 0
         for segs in segments.values():
-            for i, seg in enumerate(segs):
-                when = first + i * ONE_MS
-                jobs.append(_Job(self._path(seg.shape.target, when), seg))
+            files = [(seg.shape.target, data) for seg in segs for data in self._encode(seg)]
+            for i, (table, data) in enumerate(files):
+                jobs.append(_Job(self._path(table, first + i * ONE_MS), data))
+            depth = max(depth, len(files))
         jobs.sort(key=lambda j: posixpath.basename(j.path))
-        return jobs
+        return jobs, depth
+
+    def _encode(self, segment: _Segment) -> list[bytes]:
+        encoder = _CdcEncoder(self.target, segment)
+        try:
+            encoder.write(segment.batch())
+            encoder.close()
+        except BaseException:
+            encoder.abort()
+            raise
+        return encoder.files
 
     def _path(self, table: Table, when: datetime) -> str:
         folder = self.target.table_dir(table)
@@ -591,13 +575,10 @@ class LakeApplier:
         return f"{folder}/{stamp_text(when)}.{file_extension(self.settings)}"
 
     def _write(self, job: _Job) -> None:
-        writer = _CdcWriter(self.target, job)
         try:
-            writer.write(job.segment.batch())
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
+            put_object(self.target.storage, job.path, job.data)
+        except OSError as exc:
+            raise translate_os_error(exc, self.target.url) from exc
 
     def _delete(self, paths: list[str] | tuple[str, ...]) -> None:
         fs, local = self.target.storage.fs, not self.target.storage.atomic_put

@@ -68,6 +68,20 @@ def _s3_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
     return Storage(fs, root, f"s3://{root}", atomic_put=True)
 
 
+def put_object(storage: Storage, path: str, data: bytes) -> None:
+    """Write a whole object: one PUT on S3 (it appears whole); locally a temporary
+    file renamed into place (its folder created first)."""
+    fs = storage.fs
+    if storage.atomic_put:
+        with fs.open_output_stream(path) as out:
+            out.write(data)
+        return
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path + ".tmp") as out:
+        out.write(data)
+    fs.move(path + ".tmp", path)
+
+
 def check_storage(storage: Storage, url: EndpointURL) -> str:
     """Test connection: the bucket / directory exists and we may write to it."""
     bucket = storage.root.split("/", 1)[0] if storage.atomic_put else storage.root

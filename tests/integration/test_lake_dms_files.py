@@ -1,0 +1,146 @@
+"""The lake's files as DMS writes them, local and on SeaweedFS S3: ``MaxFileSize`` is a
+hard cap for LOAD and CDC files; a reload or re-run leaves no CDC file of the previous
+run; nothing but data files under the data prefix (no folder markers; the checkpoint
+in ``<prefix>/_opendms/``, which crawlers skip).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from opendms.config import task_from_dict
+from opendms.engine.task import run_task
+from opendms.state import StateStore
+from opendms.testing.servers import SeaweedS3Server
+from opendms.testing.sql import execute
+from tests.integration.lakeobjects import LakeObjects
+
+ROWS = 12000
+BIG = [
+    "CREATE TABLE big (id INTEGER PRIMARY KEY, code TEXT, qty INT, note TEXT, amount REAL)",
+    "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < "
+    f"{ROWS}) INSERT INTO big SELECT n, hex(randomblob(12)), n * 7919 % 100003, "
+    "substr('lorem ipsum dolor sit amet, consectetur adipiscing elit', 1 + n % 40), "
+    "n / 7.0 FROM g",
+]
+
+
+def _sqlite(tmp_path: Path, *sql: str) -> str:
+    db = tmp_path / "src.db"
+    with sqlite3.connect(db) as conn:
+        for statement in sql:
+            conn.execute(statement)
+    conn.close()
+    return f"sqlite:///{db}"
+
+
+def _spec(source: str, target: str, settings: str, mtype: str = "full-load") -> Any:
+    return task_from_dict(
+        {
+            "name": "files",
+            "source": source,
+            "target": {"url": target, "settings": settings},
+            "migration_type": mtype,
+            "task_settings": {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}},
+        },
+        where="test",
+    )
+
+
+def _objects(url: str, s3: SeaweedS3Server | None) -> LakeObjects:
+    return LakeObjects(url, s3.client() if s3 is not None else None)
+
+
+def _rows_in(lake: LakeObjects, key: str, settings: str) -> int:
+    data = lake.read(key)
+    if key.endswith(".parquet"):
+        return int(pq.read_metadata(io.BytesIO(data)).num_rows)
+    text = (gzip.decompress(data) if key.endswith(".gz") else data).decode()
+    lines = list(csv.reader(io.StringIO(text)))
+    return len(lines) - (1 if "AddColumnName=true" in settings else 0)
+
+
+# -- MaxFileSize ------------------------------------------------------------------------
+
+CAP_KB = 96
+FORMATS = [
+    "DataFormat=parquet",
+    "DataFormat=parquet;RowGroupLength=1000;ParquetCompression=none",
+    "DataFormat=csv;AddColumnName=true",
+    "DataFormat=csv;CompressionType=GZIP;RowGroupLength=2000",
+]
+
+
+def _load_under_cap(tmp_path: Path, lake_url: str, s3: SeaweedS3Server | None, fmt: str) -> None:
+    settings = f"{fmt};MaxFileSize={CAP_KB}"
+    source = _sqlite(tmp_path, *BIG)
+    run_task(_spec(source, lake_url, settings), StateStore(tmp_path / "state.db"))
+    lake = _objects(lake_url, s3)
+    loads, _ = lake.table_keys("main", "big")
+    sizes = lake.sizes()
+    assert len(loads) >= 3
+    assert max(sizes[k] for k in loads) <= CAP_KB * 1024, {k: sizes[k] for k in loads}
+    assert sum(_rows_in(lake, k, settings) for k in loads) == ROWS
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_max_file_size_is_a_hard_cap_for_load_files(tmp_path: Path, fmt: str) -> None:
+    _load_under_cap(tmp_path, f"file://{tmp_path}/lake", None, fmt)
+
+
+@pytest.mark.parametrize("fmt", [FORMATS[0], FORMATS[2]])
+def test_max_file_size_is_a_hard_cap_on_s3(
+    tmp_path: Path, fmt: str, s3_url: str, s3_server: SeaweedS3Server
+) -> None:
+    _load_under_cap(tmp_path, s3_url, s3_server, fmt)
+
+
+def test_a_row_larger_than_the_cap_gets_a_file_of_its_own(tmp_path: Path) -> None:
+    """Only a single row larger than MaxFileSize makes a larger file."""
+    source = _sqlite(
+        tmp_path,
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, note TEXT)",
+        "INSERT INTO big VALUES (1, 'small'), (2, hex(randomblob(4000))), (3, 'small')",
+    )
+    lake_url = f"file://{tmp_path}/lake"
+    settings = "DataFormat=csv;MaxFileSize=1"
+    run_task(_spec(source, lake_url, settings), StateStore(tmp_path / "state.db"))
+    lake = _objects(lake_url, None)
+    loads, _ = lake.table_keys("main", "big")
+    sizes = lake.sizes()
+    assert [(_rows_in(lake, k, settings), sizes[k] > 1024) for k in loads] == [
+        (1, False),
+        (1, True),
+        (1, False),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["DataFormat=parquet", "DataFormat=csv;CompressionType=GZIP"])
+def test_max_file_size_caps_cdc_files(tmp_path: Path, fmt: str) -> None:
+    """A CDC batch larger than MaxFileSize is several files with consecutive stamps;
+    read in name order they hold the changes in commit order."""
+    source = _sqlite(tmp_path, *BIG[:1])
+    lake_url = f"file://{tmp_path}/lake"
+    settings = f"{fmt};MaxFileSize={CAP_KB}"
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(source, lake_url, settings, "full-load-and-cdc")
+    run_task(spec, store)
+    execute(source, [BIG[1].replace("INSERT INTO big", "INSERT INTO big")])
+    run_task(spec, store)
+    lake = _objects(lake_url, None)
+    _, cdc = lake.table_keys("main", "big")
+    sizes = lake.sizes()
+    assert len(cdc) >= 3
+    assert max(sizes[k] for k in cdc) <= CAP_KB * 1024
+    assert sum(_rows_in(lake, k, settings) for k in cdc) == ROWS
+    if fmt == "DataFormat=parquet":
+        ids = [r["id"] for k in cdc for r in lake.parquet(k).select(["id"]).to_pylist()]
+        assert ids == list(range(1, ROWS + 1))
