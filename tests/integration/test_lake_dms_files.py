@@ -42,14 +42,20 @@ def _sqlite(tmp_path: Path, *sql: str) -> str:
     return f"sqlite:///{db}"
 
 
-def _spec(source: str, target: str, settings: str, mtype: str = "full-load") -> Any:
+def _spec(
+    source: str,
+    target: str,
+    settings: str,
+    mtype: str = "full-load",
+    prep: str = "DROP_AND_CREATE",
+) -> Any:
     return task_from_dict(
         {
             "name": "files",
             "source": source,
             "target": {"url": target, "settings": settings},
             "migration_type": mtype,
-            "task_settings": {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}},
+            "task_settings": {"FullLoadSettings": {"TargetTablePrepMode": prep}},
         },
         where="test",
     )
@@ -144,3 +150,64 @@ def test_max_file_size_caps_cdc_files(tmp_path: Path, fmt: str) -> None:
     if fmt == "DataFormat=parquet":
         ids = [r["id"] for k in cdc for r in lake.parquet(k).select(["id"]).to_pylist()]
         assert ids == list(range(1, ROWS + 1))
+
+
+# -- reload and re-run ------------------------------------------------------------------
+
+SMALL = [
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+    "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+]
+PARTITIONED = "DataFormat=parquet;DatePartitionEnabled=true;DatePartitionSequence=YYYYMMDDHH"
+
+
+def _reload_leaves_no_stale_cdc(
+    tmp_path: Path, lake_url: str, s3: SeaweedS3Server | None, prep: str
+) -> None:
+    source = _sqlite(tmp_path, *SMALL)
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(source, lake_url, PARTITIONED, "full-load-and-cdc", prep)
+    run_task(spec, store)
+    execute(source, ["DELETE FROM t WHERE id = 2", "INSERT INTO t VALUES (4, 'd')"])
+    run_task(spec, store)
+    lake = _objects(lake_url, s3)
+    assert len(lake.table_keys("main", "t")[1]) == 1  # the changes, in a date folder
+    execute(source, ["DELETE FROM t WHERE id = 4"])
+    run_task(spec, store, fresh=True)  # task reload: a new full load
+    loads, cdc = lake.table_keys("main", "t")
+    assert cdc == []  # the delete of 2 and the insert of 4 are gone with the old load
+    assert [k.rsplit("/", 1)[-1] for k in loads] == ["LOAD00000001.parquet"]
+    assert lake.parquet(loads[0]).column("id").to_pylist() == [1, 3]
+    if s3 is None:  # no empty date folders left behind
+        assert [p.name for p in (tmp_path / "lake/main/t").iterdir()] == ["LOAD00000001.parquet"]
+
+
+@pytest.mark.parametrize("prep", ["DROP_AND_CREATE", "TRUNCATE_BEFORE_LOAD"])
+def test_reload_removes_the_previous_cdc_files(tmp_path: Path, prep: str) -> None:
+    _reload_leaves_no_stale_cdc(tmp_path, f"file://{tmp_path}/lake", None, prep)
+
+
+def test_reload_removes_the_previous_cdc_files_on_s3(
+    tmp_path: Path, s3_url: str, s3_server: SeaweedS3Server
+) -> None:
+    _reload_leaves_no_stale_cdc(tmp_path, s3_url, s3_server, "DROP_AND_CREATE")
+
+
+def test_only_opendms_files_go_and_do_nothing_keeps_them(tmp_path: Path) -> None:
+    """DROP_AND_CREATE removes only files opendms names; DO_NOTHING leaves them all."""
+    lake_url = f"file://{tmp_path}/lake"
+    folder = tmp_path / "lake/main/t"
+    folder.mkdir(parents=True)
+    (folder / "20200101-000000000.parquet").write_bytes(b"old")
+    (folder / "notes.txt").write_text("mine")
+    source = _sqlite(tmp_path, *SMALL)
+    run_task(_spec(source, lake_url, "DataFormat=parquet"), StateStore(tmp_path / "state.db"))
+    assert sorted(p.name for p in folder.iterdir()) == ["LOAD00000001.parquet", "notes.txt"]
+    keep = _spec(source, lake_url, "DataFormat=parquet", prep="DO_NOTHING")
+    (folder / "20200101-000000000.parquet").write_bytes(b"old")
+    run_task(keep, StateStore(tmp_path / "state.db"))
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "20200101-000000000.parquet",
+        "LOAD00000001.parquet",
+        "notes.txt",
+    ]

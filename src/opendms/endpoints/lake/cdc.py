@@ -70,7 +70,6 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -84,15 +83,15 @@ import pyarrow.fs as pafs
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.lake.settings import LakeSettings
 from opendms.endpoints.lake.storage import put_object, translate_os_error
-from opendms.endpoints.lake.target import LakeTarget, LakeWriter
+from opendms.endpoints.lake.target import CDC_FILE, LakeTarget, LakeWriter
 from opendms.errors import DataError, TaskError
 from opendms.mapping import cast_exact
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
 
 log = logging.getLogger("opendms.lake.cdc")
+__all__ = ["CDC_FILE", "LakeApplier"]
 
 CHECKPOINT_FOLDER = "opendms_checkpoints"
-CDC_FILE = re.compile(r"^\d{8}-\d{9}\.(parquet|csv|csv\.gz)$")
 STAMP_FORMAT = "%Y%m%d-%H%M%S"  # + 3 millisecond digits
 ONE_MS = timedelta(milliseconds=1)
 _DATE_PARTS = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH": "%H"}

@@ -2,8 +2,11 @@
 
 Layout: ``<root>/<schema>/<table>/LOAD00000001.parquet`` (hex counter), files of
 at most ``MaxFileSize``; parallel segments write ``SEGMENTn_LOAD…``. Names are
-deterministic, so a re-run overwrites instead of adding duplicates, and
-``prepare`` clears the full-load files of an earlier run.
+deterministic, so a re-run overwrites instead of adding duplicates. ``prepare``
+with DROP_AND_CREATE or TRUNCATE_BEFORE_LOAD removes the table's files of an
+earlier run, LOAD and CDC files (date-partition folders included), as a database
+target drops or empties the table; DO_NOTHING keeps them. Only files opendms names
+are removed; a file of another name in the table folder stays.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from opendms.endpoints.pyvalues import decimal_text, python_values
 from opendms.model import Kind, Table
 
 _LOAD_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?$")
-_PARTIAL_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?\.tmp$")
+CDC_FILE = re.compile(r"^\d{8}-\d{9}\.(parquet|csv|csv\.gz)$")  # yyyymmdd-hhmmssfff
+_PARTIAL_FILE = re.compile(
+    r"^((SEGMENT\d+_)?LOAD[0-9A-F]{8}|\d{8}-\d{9})\.(parquet|csv)(\.gz)?\.tmp$"
+)
 # Arrow types the CSV writer cannot render; they are written as text.
 _CSV_AS_TEXT = {Kind.INTERVAL, Kind.ARRAY, Kind.BINARY}
 
@@ -54,13 +60,26 @@ class LakeTarget:
             raise translate_os_error(exc, self.url) from exc
 
     def _clear(self, folder: str, mode: PrepMode) -> None:
-        """Delete partial files of an interrupted run, and LOAD files unless DO_NOTHING."""
-        selector = pafs.FileSelector(folder, allow_not_found=True)
-        for info in self.storage.fs.get_file_info(selector):
+        """Delete partial files of an interrupted run, and unless DO_NOTHING the LOAD
+        and CDC files of an earlier run, then (locally) date folders left empty."""
+        fs = self.storage.fs
+        selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+        infos = fs.get_file_info(selector)
+        for info in infos:
             name = info.base_name
-            load = mode is not PrepMode.DO_NOTHING and _LOAD_FILE.match(name)
-            if info.type == pafs.FileType.File and (load or _PARTIAL_FILE.match(name)):
-                self.storage.fs.delete_file(info.path)
+            data = mode is not PrepMode.DO_NOTHING and (
+                _LOAD_FILE.match(name) or CDC_FILE.match(name)
+            )
+            if info.type == pafs.FileType.File and (data or _PARTIAL_FILE.match(name)):
+                fs.delete_file(info.path)
+        if not self.storage.atomic_put:  # S3 has no folders, only key prefixes
+            self._drop_empty([i.path for i in infos if i.type == pafs.FileType.Directory])
+
+    def _drop_empty(self, folders: list[str]) -> None:
+        fs = self.storage.fs
+        for path in sorted(folders, key=len, reverse=True):  # deepest first
+            if not fs.get_file_info(pafs.FileSelector(path)):
+                fs.delete_dir(path)
 
     def writer(self, table: Table, segment: int | None) -> LakeWriter:
         return LakeWriter(self, table, segment)
