@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from opendms.config import task_from_dict
+from opendms.endpoints import check_endpoint
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.testing.servers import SeaweedS3Server
 from opendms.testing.sql import execute
-from tests.integration.lakeobjects import LakeObjects
+from tests.integration.lakeobjects import CDC_NAME, LakeObjects
 
 ROWS = 12000
 BIG = [
@@ -211,3 +213,118 @@ def test_only_opendms_files_go_and_do_nothing_keeps_them(tmp_path: Path) -> None
         "LOAD00000001.parquet",
         "notes.txt",
     ]
+
+
+# -- nothing but data under the data prefix ---------------------------------------------
+
+
+def _busy_lake(tmp_path: Path, lake_url: str) -> None:
+    """Test connection, full load, changes, a reload and more changes, into one lake."""
+    check_endpoint(lake_url)
+    source = _sqlite(tmp_path, *SMALL)
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(source, lake_url, PARTITIONED, "full-load-and-cdc")
+    run_task(spec, store)
+    execute(source, ["DELETE FROM t WHERE id = 2", "INSERT INTO t VALUES (4, 'd')"])
+    run_task(spec, store)
+    run_task(spec, store, fresh=True)
+    execute(source, ["UPDATE t SET v = 'z' WHERE id = 1"])
+    run_task(spec, store)
+
+
+def _only_data(keys: list[str]) -> None:
+    """The checkpoint in ``_opendms/``; the table's LOAD file and its CDC file (in a date
+    folder) of the run after the reload; nothing else."""
+    hidden = sorted(k for k in keys if k.startswith("_opendms/"))
+    assert hidden == ["_opendms/checkpoints/files.json"]
+    data = sorted(set(keys) - set(hidden))
+    assert len(data) == 2 and data[-1] == "main/t/LOAD00000001.parquet", data
+    assert data[0].startswith("main/t/") and CDC_NAME.match(data[0].rsplit("/", 1)[-1])
+
+
+def test_no_folder_markers_and_the_checkpoint_hidden_on_s3(
+    tmp_path: Path, s3_url: str, s3_server: SeaweedS3Server
+) -> None:
+    _busy_lake(tmp_path, s3_url)
+    lake = _objects(s3_url, s3_server)
+    everything = lake.bucket_sizes()
+    assert [k for k, size in everything.items() if k.endswith("/") or not size] == []
+    assert all(k.startswith(f"{lake.prefix}/") for k in everything)
+    _only_data(list(lake.sizes()))
+
+
+def test_the_checkpoint_is_hidden_in_a_local_lake(tmp_path: Path) -> None:
+    _busy_lake(tmp_path, f"file://{tmp_path}/lake")
+    root = tmp_path / "lake"
+    assert sorted(p.name for p in root.iterdir()) == ["_opendms", "main"]
+    _only_data(list(_objects(f"file://{root}", None).sizes()))
+
+
+def _move_object(lake: LakeObjects, old: str, new: str) -> None:
+    """What an older version left: the checkpoint beside the schema folders."""
+    if not lake.bucket:
+        (lake.root / new).parent.mkdir(parents=True, exist_ok=True)
+        (lake.root / old).rename(lake.root / new)
+        (lake.root / old).parent.rmdir()
+        return
+    client, prefix = lake.client, f"{lake.prefix}/"
+    client.put_object(Bucket=lake.bucket, Key=prefix + new, Body=lake.read(old))
+    client.delete_object(Bucket=lake.bucket, Key=prefix + old)
+
+
+def _resumes_from_the_old_checkpoint(tmp_path: Path, lake_url: str, lake: LakeObjects) -> None:
+    source = _sqlite(tmp_path, *SMALL)
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(source, lake_url, "DataFormat=parquet", "full-load-and-cdc")
+    run_task(spec, store)
+    execute(source, ["INSERT INTO t VALUES (4, 'd')"])
+    run_task(spec, store)
+    new, old = "_opendms/checkpoints/files.json", "opendms_checkpoints/files.json"
+    _move_object(lake, new, old)
+    execute(source, ["DELETE FROM t WHERE id = 1"])
+    run_task(spec, store)  # resumes: no new full load, the next change only
+    loads, cdc = lake.table_keys("main", "t")
+    assert lake.parquet(loads[0]).column("id").to_pylist() == [1, 2, 3]
+    ops = [(r["Op"], r["id"]) for k in cdc for r in lake.parquet(k).to_pylist()]
+    assert ops == [("I", 4), ("D", 1)]
+    assert sorted(k for k in lake.sizes() if "checkpoints" in k) == [new]
+
+
+def test_an_old_place_checkpoint_is_moved_and_the_task_resumes(tmp_path: Path) -> None:
+    lake_url = f"file://{tmp_path}/lake"
+    _resumes_from_the_old_checkpoint(tmp_path, lake_url, _objects(lake_url, None))
+    assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["_opendms", "main"]
+
+
+def test_an_old_place_checkpoint_is_moved_on_s3(
+    tmp_path: Path, s3_url: str, s3_server: SeaweedS3Server
+) -> None:
+    _resumes_from_the_old_checkpoint(tmp_path, s3_url, _objects(s3_url, s3_server))
+
+
+def test_a_pending_batch_survives_the_move(tmp_path: Path) -> None:
+    """Exactly once across the move: the pending batch of a crash comes along."""
+    from opendms.endpoints.base import EndpointURL
+    from opendms.endpoints.lake import open_target
+    from opendms.endpoints.lake.cdc import LakeApplier
+
+    old = tmp_path / "lake/opendms_checkpoints/t.json"
+    old.parent.mkdir(parents=True)
+    pending = {"end": "0/30", "stamp": "20240101-000000000", "files": ["x"]}
+    old.write_text(json.dumps({"position": "0/10", "last_stamp": None, "pending": pending}))
+    applier = LakeApplier(open_target(EndpointURL.parse(f"file://{tmp_path}/lake"), {}), "t", [])
+    assert (applier.read_checkpoint(), applier.must_flush_at()) == ("0/10", "0/30")
+    assert not old.parent.exists()
+    moved = json.loads((tmp_path / "lake/_opendms/checkpoints/t.json").read_text())
+    assert moved["pending"] == pending
+
+
+def test_markers_an_earlier_version_left_are_removed(
+    tmp_path: Path, s3_url: str, s3_server: SeaweedS3Server
+) -> None:
+    lake = _objects(s3_url, s3_server)
+    for marker in ("", "main/", "main/t/"):
+        s3_server.client().put_object(Bucket=lake.bucket, Key=f"{lake.prefix}/{marker}", Body=b"")
+    source = _sqlite(tmp_path, *SMALL)
+    run_task(_spec(source, s3_url, "DataFormat=parquet"), StateStore(tmp_path / "state.db"))
+    assert sorted(lake.bucket_sizes()) == [f"{lake.prefix}/main/t/LOAD00000001.parquet"]

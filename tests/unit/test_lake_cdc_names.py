@@ -151,8 +151,8 @@ def test_checkpoint_round_trip_and_damaged_object(tmp_path: Path) -> None:
     store = CheckpointStore(target, "task")
     store.save(checkpoint)
     assert store.load() == checkpoint
-    assert not list((tmp_path / "lake" / "opendms_checkpoints").glob("*.tmp"))
-    (tmp_path / "lake" / "opendms_checkpoints" / "task.json").write_text("[1, 2")
+    assert not list((tmp_path / "lake" / "_opendms" / "checkpoints").glob("*.tmp"))
+    (tmp_path / "lake" / "_opendms" / "checkpoints" / "task.json").write_text("[1, 2")
     with pytest.raises(TaskError, match=r"task\.json .* is damaged"):
         LakeApplier(target, "task", [])
 

@@ -48,8 +48,9 @@ What the lake cannot say exactly:
   a table's columns change between rows gets one file per column set, with
   consecutive stamps.
 
-Exactly once: the checkpoint object ``<prefix>/opendms_checkpoints/<task>.json``
-(replaced whole: temporary file + rename locally, a single PUT on S3) holds the
+Exactly once: the checkpoint object ``<prefix>/_opendms/checkpoints/<task>.json``
+(replaced whole: temporary file + rename locally, a single PUT on S3; in a folder
+that query engines skip, see :mod:`.storage`) holds the
 applied position and the last file stamp. A batch's stamp is its first commit
 time in milliseconds, but at least one millisecond after the last stamp, so names
 never collide and sort in commit order. Before the files are written the
@@ -82,7 +83,12 @@ import pyarrow.fs as pafs
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.lake.settings import LakeSettings
-from opendms.endpoints.lake.storage import put_object, translate_os_error
+from opendms.endpoints.lake.storage import (
+    HIDDEN_FOLDER,
+    delete_files,
+    put_object,
+    translate_os_error,
+)
 from opendms.endpoints.lake.target import CDC_FILE, LakeTarget, LakeWriter
 from opendms.errors import DataError, TaskError
 from opendms.mapping import cast_exact
@@ -91,7 +97,8 @@ from opendms.model import Column, ColumnType, Kind, Table, arrow_type
 log = logging.getLogger("opendms.lake.cdc")
 __all__ = ["CDC_FILE", "LakeApplier"]
 
-CHECKPOINT_FOLDER = "opendms_checkpoints"
+CHECKPOINT_FOLDER = f"{HIDDEN_FOLDER}/checkpoints"
+OLD_CHECKPOINT_FOLDER = "opendms_checkpoints"  # where versions before 2026-12 kept them
 STAMP_FORMAT = "%Y%m%d-%H%M%S"  # + 3 millisecond digits
 ONE_MS = timedelta(milliseconds=1)
 _DATE_PARTS = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH": "%H"}
@@ -206,22 +213,31 @@ class Checkpoint:
 
 
 class CheckpointStore:
-    """Reads and replaces one task's checkpoint object in the lake."""
+    """Reads and replaces one task's checkpoint object in the lake.
+
+    A checkpoint at the place older versions kept it (``<prefix>/opendms_checkpoints/``,
+    beside the schema folders, where a crawler takes it for a table) is moved to
+    :data:`CHECKPOINT_FOLDER` when first read, whole (its pending batch included), so
+    the task resumes where it was."""
 
     def __init__(self, target: LakeTarget, task: str) -> None:
         self.target = target
         self.storage = target.storage
-        self.path = self.storage.path(CHECKPOINT_FOLDER, quote(task, safe="-_.") + ".json")
+        name = quote(task, safe="-_.") + ".json"
+        self.path = self.storage.path(CHECKPOINT_FOLDER, name)
+        self.old_path = self.storage.path(OLD_CHECKPOINT_FOLDER, name)
 
     def load(self) -> Checkpoint:
-        fs = self.storage.fs
         try:
-            if fs.get_file_info(self.path).type == pafs.FileType.NotFound:
-                return Checkpoint()
-            with fs.open_input_stream(self.path) as stream:
-                text = stream.read().decode()
+            text = self._read(self.path)
+            old = self._read(self.old_path)
+            if old is not None:
+                text = self._move(old) if text is None else text
+                self._drop_old()
         except OSError as exc:
             raise translate_os_error(exc, self.target.url) from exc
+        if text is None:
+            return Checkpoint()
         try:
             return Checkpoint.from_json(text)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -230,6 +246,25 @@ class CheckpointStore:
                 f"lake checkpoint {posixpath.basename(self.path)} in {where} "
                 f"is damaged ({exc}); delete it to start over"
             ) from exc
+
+    def _read(self, path: str) -> str | None:
+        fs = self.storage.fs
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return None
+        with fs.open_input_stream(path) as stream:
+            return bytes(stream.read()).decode()
+
+    def _move(self, text: str) -> str:
+        put_object(self.storage, self.path, text.encode())
+        log.info("lake checkpoint moved from %s to %s", self.old_path, self.path)
+        return text
+
+    def _drop_old(self) -> None:
+        """Delete the old-place checkpoint, and its folder when that is left empty."""
+        delete_files(self.storage, [self.old_path])
+        folder, fs = posixpath.dirname(self.old_path), self.storage.fs
+        if not self.storage.atomic_put and not fs.get_file_info(pafs.FileSelector(folder)):
+            fs.delete_dir(folder)
 
     def save(self, checkpoint: Checkpoint) -> None:
         try:
@@ -580,14 +615,13 @@ class LakeApplier:
             raise translate_os_error(exc, self.target.url) from exc
 
     def _delete(self, paths: list[str] | tuple[str, ...]) -> None:
-        fs, local = self.target.storage.fs, not self.target.storage.atomic_put
-        for path in paths:
-            for name in (path, path + ".tmp") if local else (path,):
-                try:
-                    if fs.get_file_info(name).type == pafs.FileType.File:
-                        fs.delete_file(name)
-                except OSError as exc:
-                    raise translate_os_error(exc, self.target.url) from exc
+        storage = self.target.storage
+        names = [n for p in paths for n in ((p,) if storage.atomic_put else (p, p + ".tmp"))]
+        try:
+            found = [n for n in names if storage.fs.get_file_info(n).type == pafs.FileType.File]
+            delete_files(storage, found)
+        except OSError as exc:
+            raise translate_os_error(exc, self.target.url) from exc
 
     def _save(self, checkpoint: Checkpoint) -> None:
         self.store.save(checkpoint)

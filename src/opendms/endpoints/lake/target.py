@@ -12,6 +12,7 @@ are removed; a file of another name in the table folder stays.
 from __future__ import annotations
 
 import contextlib
+import posixpath
 import re
 import threading
 from datetime import UTC, datetime
@@ -23,7 +24,12 @@ import pyarrow.fs as pafs
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
 from opendms.endpoints.lake.settings import LakeSettings
 from opendms.endpoints.lake.sizing import LakeFile, open_file
-from opendms.endpoints.lake.storage import Storage, translate_os_error
+from opendms.endpoints.lake.storage import (
+    Storage,
+    delete_files,
+    drop_markers,
+    translate_os_error,
+)
 from opendms.endpoints.pyvalues import decimal_text, python_values
 from opendms.model import Kind, Table
 
@@ -61,19 +67,24 @@ class LakeTarget:
 
     def _clear(self, folder: str, mode: PrepMode) -> None:
         """Delete partial files of an interrupted run, and unless DO_NOTHING the LOAD
-        and CDC files of an earlier run, then (locally) date folders left empty."""
-        fs = self.storage.fs
+        and CDC files of an earlier run, then date folders left empty (locally) or
+        folder markers (S3)."""
         selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
-        infos = fs.get_file_info(selector)
+        infos = self.storage.fs.get_file_info(selector)
+        gone = []
         for info in infos:
             name = info.base_name
             data = mode is not PrepMode.DO_NOTHING and (
                 _LOAD_FILE.match(name) or CDC_FILE.match(name)
             )
             if info.type == pafs.FileType.File and (data or _PARTIAL_FILE.match(name)):
-                fs.delete_file(info.path)
-        if not self.storage.atomic_put:  # S3 has no folders, only key prefixes
-            self._drop_empty([i.path for i in infos if i.type == pafs.FileType.Directory])
+                gone.append(info.path)
+        delete_files(self.storage, gone)
+        folders = [i.path for i in infos if i.type == pafs.FileType.Directory]
+        above = [self.storage.root, posixpath.dirname(folder)] if "/" in self.storage.root else []
+        drop_markers(self.storage, [*above, folder, *folders])  # of an earlier version
+        if not self.storage.atomic_put:
+            self._drop_empty(folders)
 
     def _drop_empty(self, folders: list[str]) -> None:
         fs = self.storage.fs
@@ -239,4 +250,4 @@ class LakeWriter:
             sink.close()
         partial = self.path if self.target.storage.atomic_put else self.path + ".tmp"
         with contextlib.suppress(OSError):
-            self.target.storage.fs.delete_file(partial)
+            delete_files(self.target.storage, [partial])
