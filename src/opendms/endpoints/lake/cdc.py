@@ -27,9 +27,9 @@ S3Settings API reference):
 What the lake cannot say exactly:
 
 * A delete carries the old row where the source sends it (SQLite, MySQL/MariaDB
-  with binlog_row_image=FULL, PostgreSQL tables with REPLICA IDENTITY FULL or no
-  key); where it sends only the key (PostgreSQL's default replica identity) the
-  other columns of the before-image are NULL.
+  with binlog_row_image=FULL, PostgreSQL tables with REPLICA IDENTITY FULL); where
+  it sends only the key (PostgreSQL's default replica identity) the other columns of
+  the before-image are NULL.
 * An update value the source did not send (:data:`opendms.cdc.UNCHANGED`, an
   unchanged TOASTed PostgreSQL value) is taken from the old row when the source
   sent it; otherwise it is unknown: written as NULL, with a warning logged once
