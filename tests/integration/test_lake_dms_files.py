@@ -328,3 +328,17 @@ def test_markers_an_earlier_version_left_are_removed(
     source = _sqlite(tmp_path, *SMALL)
     run_task(_spec(source, s3_url, "DataFormat=parquet"), StateStore(tmp_path / "state.db"))
     assert sorted(lake.bucket_sizes()) == [f"{lake.prefix}/main/t/LOAD00000001.parquet"]
+
+
+def test_many_rows_each_larger_than_the_cap(tmp_path: Path) -> None:
+    """Each row larger than MaxFileSize: a file per row, however many rows."""
+    source = _sqlite(
+        tmp_path,
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, note TEXT)",
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1500) "
+        "INSERT INTO big SELECT n, hex(randomblob(700)) FROM g",
+    )
+    lake_url = f"file://{tmp_path}/lake"
+    run_task(_spec(source, lake_url, "DataFormat=csv;MaxFileSize=1"), StateStore(tmp_path / "s.db"))
+    loads, _ = _objects(lake_url, None).table_keys("main", "big")
+    assert len(loads) == 1500

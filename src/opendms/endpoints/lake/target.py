@@ -170,22 +170,27 @@ class LakeWriter:
 
     def _put(self, rows: pa.RecordBatch) -> None:
         """Write one row group where it fits: this file, split to fill it, or the next."""
+        while rows.num_rows:
+            rows = self._put_some(rows)
+
+    def _put_some(self, rows: pa.RecordBatch) -> pa.RecordBatch:
+        """Write what fits of ``rows`` into the current file; return the rest."""
         if self.file is None:
             self._open(rows.schema)
         assert self.file is not None
         share, count = self.file.share(rows), rows.num_rows
         piece = int(count * min(share, 1.0) * 0.95)  # sizes do not grow quite linearly
-        if share >= 1 or (self.file.empty and count == 1):
+        if share >= 1:
             self.file.write(rows)
-        elif piece >= 1 and (self.file.empty or piece >= count // self.file.min_piece):
-            self._put(rows.slice(0, piece))
-            self._put(rows.slice(piece))
-        elif not self.file.empty:
+            return rows.slice(count)
+        if piece >= 1 and (self.file.empty or piece >= count // self.file.min_piece):
+            self._put(rows.slice(0, piece))  # it may still be too large: smaller again
+            return rows.slice(piece)
+        if not self.file.empty:
             self._close_file()
-            self._put(rows)
-        else:  # not one row of it fits an empty file: a file for its first row
-            self._put(rows.slice(0, 1))
-            self._put(rows.slice(1))
+            return rows
+        self.file.write(rows.slice(0, 1))  # a row larger than an empty file: alone
+        return rows.slice(1)
 
     def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         arrays = list(batch.columns)
