@@ -13,10 +13,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.lake import open_target
 from opendms.endpoints.lake.cdc import (
     CDC_FILE,
-    Checkpoint,
-    CheckpointStore,
     LakeApplier,
-    Pending,
     _Shape,
     allowed_ops,
     cdc_has_op,
@@ -26,6 +23,7 @@ from opendms.endpoints.lake.cdc import (
     stamp_text,
     stamp_time,
 )
+from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending
 from opendms.endpoints.lake.settings import lake_settings
 from opendms.errors import ConfigError, TaskError
 from opendms.model import Column, ColumnType, Kind, Table

@@ -68,37 +68,29 @@ is an upsert for ``I`` and ``U`` and a no-op ``D`` of a missing row.
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending
 from opendms.endpoints.lake.settings import LakeSettings
-from opendms.endpoints.lake.storage import (
-    HIDDEN_FOLDER,
-    delete_files,
-    put_object,
-    translate_os_error,
-)
+from opendms.endpoints.lake.storage import delete_files, put_object, translate_os_error
 from opendms.endpoints.lake.target import CDC_FILE, LakeTarget, LakeWriter
-from opendms.errors import DataError, TaskError
+from opendms.errors import DataError
 from opendms.mapping import cast_exact
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
 
 log = logging.getLogger("opendms.lake.cdc")
 __all__ = ["CDC_FILE", "LakeApplier"]
 
-CHECKPOINT_FOLDER = f"{HIDDEN_FOLDER}/checkpoints"
-OLD_CHECKPOINT_FOLDER = "opendms_checkpoints"  # where versions before 2026-12 kept them
 STAMP_FORMAT = "%Y%m%d-%H%M%S"  # + 3 millisecond digits
 ONE_MS = timedelta(milliseconds=1)
 _DATE_PARTS = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH": "%H"}
@@ -174,103 +166,6 @@ def file_extension(settings: LakeSettings) -> str:
     if settings.DataFormat == "parquet":
         return "parquet"
     return "csv.gz" if settings.CompressionType == "GZIP" else "csv"
-
-
-# -- the checkpoint object ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A batch whose files may be partly written: its end, stamp and file paths."""
-
-    end: str
-    stamp: str
-    files: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    position: str | None = None
-    last_stamp: str | None = None
-    pending: Pending | None = None
-
-    def to_json(self) -> str:
-        pending = None
-        if self.pending is not None:
-            p = self.pending
-            pending = {"end": p.end, "stamp": p.stamp, "files": list(p.files)}
-        data = {"position": self.position, "last_stamp": self.last_stamp, "pending": pending}
-        return json.dumps(data, indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> Checkpoint:
-        data = json.loads(text)
-        raw = data.get("pending")
-        pending = None
-        if raw:
-            pending = Pending(str(raw["end"]), str(raw["stamp"]), tuple(raw["files"]))
-        return cls(data.get("position"), data.get("last_stamp"), pending)
-
-
-class CheckpointStore:
-    """Reads and replaces one task's checkpoint object in the lake.
-
-    A checkpoint at the place older versions kept it (``<prefix>/opendms_checkpoints/``,
-    beside the schema folders, where a crawler takes it for a table) is moved to
-    :data:`CHECKPOINT_FOLDER` when first read, whole (its pending batch included), so
-    the task resumes where it was."""
-
-    def __init__(self, target: LakeTarget, task: str) -> None:
-        self.target = target
-        self.storage = target.storage
-        name = quote(task, safe="-_.") + ".json"
-        self.path = self.storage.path(CHECKPOINT_FOLDER, name)
-        self.old_path = self.storage.path(OLD_CHECKPOINT_FOLDER, name)
-
-    def load(self) -> Checkpoint:
-        try:
-            text = self._read(self.path)
-            old = self._read(self.old_path)
-            if old is not None:
-                text = self._move(old) if text is None else text
-                self._drop_old()
-        except OSError as exc:
-            raise translate_os_error(exc, self.target.url) from exc
-        if text is None:
-            return Checkpoint()
-        try:
-            return Checkpoint.from_json(text)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            where = f"{self.storage.display}/{CHECKPOINT_FOLDER}"
-            raise TaskError(
-                f"lake checkpoint {posixpath.basename(self.path)} in {where} "
-                f"is damaged ({exc}); delete it to start over"
-            ) from exc
-
-    def _read(self, path: str) -> str | None:
-        fs = self.storage.fs
-        if fs.get_file_info(path).type == pafs.FileType.NotFound:
-            return None
-        with fs.open_input_stream(path) as stream:
-            return bytes(stream.read()).decode()
-
-    def _move(self, text: str) -> str:
-        put_object(self.storage, self.path, text.encode())
-        log.info("lake checkpoint moved from %s to %s", self.old_path, self.path)
-        return text
-
-    def _drop_old(self) -> None:
-        """Delete the old-place checkpoint, and its folder when that is left empty."""
-        delete_files(self.storage, [self.old_path])
-        folder, fs = posixpath.dirname(self.old_path), self.storage.fs
-        if not self.storage.atomic_put and not fs.get_file_info(pafs.FileSelector(folder)):
-            fs.delete_dir(folder)
-
-    def save(self, checkpoint: Checkpoint) -> None:
-        try:
-            put_object(self.storage, self.path, checkpoint.to_json().encode())
-        except OSError as exc:
-            raise translate_os_error(exc, self.target.url) from exc
 
 
 # -- a table's columns as the changes see them ----------------------------------------
