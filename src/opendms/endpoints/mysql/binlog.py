@@ -9,7 +9,8 @@ Speed is the point of this module: a rows event holds dozens of rows, so when a
 TABLE_MAP arrives the decoder generates (once per table definition) a Python
 function that walks every row of a rows event with the column decoders inlined:
 no per-value dispatch, no per-row dicts, and only the key columns of a before
-image are decoded (the other values are skipped by length).
+image are decoded (the other values are skipped by length) unless the table's
+changes must carry their old rows (``old_rows``: the lake, source filters).
 """
 
 from __future__ import annotations
