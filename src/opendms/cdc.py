@@ -139,6 +139,10 @@ class Change:
     ``key`` holds the old key (or old row) values for updates and deletes by
     the column names in ``key_columns``; ``values`` the new row for inserts and
     updates, where :data:`UNCHANGED` marks columns to leave as they are.
+    ``old_columns``/``old_values`` hold the old row of an update or delete where
+    the source sent more of it than the key (a MySQL/MariaDB FULL row image when
+    the capture was asked for old rows, SQLite capture); they are empty otherwise
+    (a PostgreSQL REPLICA IDENTITY FULL old row is the ``key``). See :meth:`before`.
     """
 
     op: Op
@@ -151,6 +155,14 @@ class Change:
     ddl: tuple[ColumnChange, ...] = ()
     stat: str | None = None  # the op letter statistics count (None: ``op``; "": none)
     error: str = ""  # the source could not decode this row: why (a data error)
+    old_columns: tuple[str, ...] = ()
+    old_values: tuple[Any, ...] = ()
+
+    def before(self) -> dict[str, Any]:
+        """The old row as far as the source sent it: the whole row, or only the key."""
+        if self.old_columns:
+            return dict(zip(self.old_columns, self.old_values, strict=True))
+        return dict(zip(self.key_columns, self.key, strict=True))
 
 
 @dataclass
@@ -201,6 +213,10 @@ class ChangeSource(Protocol):
 
     value_form: Literal["pg-text", "python"]
     consistent_snapshot: bool  # True: the full load reads under the start position
+    old_rows: set[tuple[str, str]]
+    """Tables whose updates and deletes should carry the whole old row where the source
+    has it (:attr:`Change.old_values`); set before :meth:`stream` (the lake's ``D`` rows
+    and source filters need it; decoding it costs time, so it is asked for)."""
 
     def parse_position(self, text: str) -> Position: ...
 

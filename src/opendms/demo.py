@@ -16,8 +16,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from opendms.cli.ui import RichProgress, console, err_console, stats_table
 from opendms.config import task_from_dict
+from opendms.endpoints.lake.target import CDC_FILE
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 
@@ -244,11 +247,13 @@ def apply_seed_changes(db: Path) -> int:
 
 
 def _show_changes(lake: Path, copy: Path, customer: int) -> None:
-    files = sorted(p for p in lake.rglob("*") if p.is_file() and not p.name.startswith("LOAD"))
-    cdc = [p for p in files if "opendms_checkpoints" not in p.parts]
-    console.print(f"CDC files in the lake ({len(cdc)}):")
+    cdc = sorted(p for p in lake.rglob("*.parquet") if CDC_FILE.match(p.name))
+    console.print(f"CDC files in the lake ({len(cdc)}), each row's Op and first columns:")
     for path in cdc:
         console.print(f"  {path.relative_to(lake)}", highlight=False)
+        for row in pq.read_table(path).to_pylist():
+            shown = ", ".join(f"{k}={v}" for k, v in list(row.items())[2:6])
+            console.print(f"    {row['Op']}  {shown}", highlight=False, markup=False)
     with sqlite3.connect(copy) as conn:
         name = conn.execute(
             "SELECT first_name || ' ' || last_name FROM customers WHERE customer_id = ?",
@@ -263,11 +268,55 @@ def _show_changes(lake: Path, copy: Path, customer: int) -> None:
     )
 
 
+ORDERS_BY_STATUS = "SELECT status, count(*) AS orders, sum(total_amount) AS total"
+
+
+def current_query(table_dir: Path, key: str, select: str) -> str:
+    """DuckDB SQL for a lake table as it is now: its LOAD and CDC files folded by Op.
+
+    The latest row of each key wins (LOAD files first, then CDC files in name order,
+    which is commit order, and rows in file order); a key whose latest row is a
+    ``D`` is gone. ``select`` is the query's SELECT list over those rows."""
+    files = (
+        f"SELECT *, regexp_extract(filename, '[^/]+$') AS file FROM read_parquet("
+        f"'{table_dir}/**/*.parquet', filename = true, file_row_number = true, "
+        "union_by_name = true)"
+    )
+    order = "regexp_matches(file, '^[0-9]{8}-[0-9]{9}[.]') DESC, file DESC, file_row_number DESC"
+    rank = f"row_number() OVER (PARTITION BY {key} ORDER BY {order})"
+    latest = f"SELECT * FROM files QUALIFY {rank} = 1"
+    tail = "FROM latest WHERE Op <> 'D' GROUP BY ALL ORDER BY ALL"
+    return f"WITH files AS ({files}), latest AS ({latest}) {select} {tail}"
+
+
+def load_query(table_dir: Path, select: str) -> str:
+    """DuckDB SQL over a lake table's full-load (LOAD) files only."""
+    return f"{select} FROM '{table_dir}/*LOAD*.parquet' GROUP BY ALL ORDER BY ALL"
+
+
 def _explain(lake: Path, copy: Path, store: StateStore) -> None:
     console.print(f"Parquet lake: {lake}/main/<table>/LOAD00000001.parquet")
     console.print(f"SQLite copy:  {copy}")
     console.print(f"State store:  {store.path}  (opendms task status; opendms task tables NAME)")
-    console.print("Query the lake with DuckDB, for example:")
-    query = f"SELECT status, count(*) AS orders FROM '{lake}/main/orders/*.parquet' GROUP BY 1"
-    command = f"import duckdb; print(duckdb.sql({query!r}))"
-    console.print(f"  {sys.executable} -c {shlex.quote(command)}", highlight=False, markup=False)
+    orders = lake / "main" / "orders"
+    queries = [
+        (
+            "orders now (LOAD and CDC files folded by Op: latest row per key, deletes dropped)",
+            current_query(orders, "order_id", ORDERS_BY_STATUS),
+        ),
+        (
+            "orders as the full load found them (LOAD files only)",
+            load_query(orders, ORDERS_BY_STATUS),
+        ),
+    ]
+    console.print("Query the lake with DuckDB (SQL, then a command that runs it):")
+    for title, sql in queries:
+        command = f"import duckdb; print(duckdb.sql({sql!r}))"
+        console.print(f"  {title}:", highlight=False, markup=False)
+        console.print(f"    {sql}", highlight=False, markup=False, soft_wrap=True)
+        console.print(
+            f"    {sys.executable} -c {shlex.quote(command)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )

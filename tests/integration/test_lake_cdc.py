@@ -375,7 +375,7 @@ def test_unknown_tables_are_ignored_and_bad_values_name_the_table(tmp_path: Path
     target = lake(tmp_path, DataFormat="parquet")
     applier = LakeApplier(target, "t", [plan(ORDERS)])
     applier.apply([txn(1, 0, ins(ITEMS, sku="x", qty=1))], "0/10", False)
-    assert all_files(target) == ["opendms_checkpoints/t.json"]
+    assert all_files(target) == ["_opendms/checkpoints/t.json"]
     with pytest.raises(DataError, match=r"public\.orders.*column order_id"):
         applier.apply([txn(2, 1, ins(ORDERS, order_id="not a number"))], "0/20", False)
     assert applier.read_checkpoint() == "0/10"
@@ -522,12 +522,12 @@ def test_write_checkpoint_and_empty_batches(tmp_path: Path) -> None:
     applier = LakeApplier(target, "my task/1", [plan(ITEMS)])
     assert applier.read_checkpoint() is None and applier.must_flush_at() is None
     applier.write_checkpoint("0/100")
-    assert all_files(target) == ["opendms_checkpoints/my%20task%2F1.json"]
+    assert all_files(target) == ["_opendms/checkpoints/my%20task%2F1.json"]
     assert (
         applier.apply([txn(9, 0, Change(Op.TRUNCATE, "inventory", "items"))], "0/200", False) == 1
     )
     assert LakeApplier(target, "my task/1", []).read_checkpoint() == "0/200"
-    assert all_files(target) == ["opendms_checkpoints/my%20task%2F1.json"]
+    assert all_files(target) == ["_opendms/checkpoints/my%20task%2F1.json"]
 
 
 # -- DDL ----------------------------------------------------------------------------------------
@@ -624,14 +624,14 @@ def check_retry(target_factory: Any, monkeypatch: pytest.MonkeyPatch, partial: b
     with pytest.raises(RuntimeError, match="simulated crash"):
         applier.apply(batch, end, False)
     expected = [
+        "_opendms/checkpoints/t.json",
         "inventory/items/20240315-103000123.parquet",
-        "opendms_checkpoints/t.json",
         "public/orders/20240315-103000123.parquet",
     ]
-    assert all_files(target) == [expected[1], expected[2]]  # items never got written
+    assert all_files(target) == [expected[0], expected[2]]  # items never got written
     if partial:  # torn files (what a crash mid-write could leave) at the next name
         storage = target.storage
-        torn = [storage.path(expected[0])]
+        torn = [storage.path(expected[1])]
         if not storage.atomic_put:
             storage.fs.create_dir(storage.path("inventory/items"), recursive=True)
             torn.append(torn[0] + ".tmp")
@@ -702,7 +702,7 @@ def test_retry_with_a_shorter_batch_drops_stale_files(
     retry = LakeApplier(target, "t", [plan(ORDERS), plan(ITEMS)])
     retry.apply(batch[:1], "0/10", False)  # the engine ended earlier this time
     assert all_files(target) == [
-        "opendms_checkpoints/t.json",
+        "_opendms/checkpoints/t.json",
         "public/orders/20240315-103000123.parquet",
     ]
     assert read(target, cdc_paths(target, ORDERS)[0]).column("Op").to_pylist() == ["I"]
@@ -721,7 +721,7 @@ def test_crash_pending_dropped_by_a_new_full_load(
     fresh = LakeApplier(target, "t", [])
     fresh.write_checkpoint("0/99")
     assert fresh.must_flush_at() is None
-    assert all_files(target) == ["opendms_checkpoints/t.json"]
+    assert all_files(target) == ["_opendms/checkpoints/t.json"]
 
 
 # -- S3 -----------------------------------------------------------------------------------------
@@ -738,7 +738,7 @@ def test_s3_files_and_replay(s3_url: str, fmt: str) -> None:
         f"2024/03/15/20240315-103000123.{fmt}",
         f"2024/03/15/20240315-103002123.{fmt}",
     ]
-    assert "opendms_checkpoints/t1.json" in all_files(target)
+    assert "_opendms/checkpoints/t1.json" in all_files(target)
     got = replay(s3_url, "public", "orders", ["order_id"], settings=target.settings, model=ORDERS)
     assert got == expected_orders()
     assert open_lake(s3_url).atomic_put

@@ -13,10 +13,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.lake import open_target
 from opendms.endpoints.lake.cdc import (
     CDC_FILE,
-    Checkpoint,
-    CheckpointStore,
     LakeApplier,
-    Pending,
     _Shape,
     allowed_ops,
     cdc_has_op,
@@ -26,6 +23,7 @@ from opendms.endpoints.lake.cdc import (
     stamp_text,
     stamp_time,
 )
+from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending
 from opendms.endpoints.lake.settings import lake_settings
 from opendms.errors import ConfigError, TaskError
 from opendms.model import Column, ColumnType, Kind, Table
@@ -151,8 +149,8 @@ def test_checkpoint_round_trip_and_damaged_object(tmp_path: Path) -> None:
     store = CheckpointStore(target, "task")
     store.save(checkpoint)
     assert store.load() == checkpoint
-    assert not list((tmp_path / "lake" / "opendms_checkpoints").glob("*.tmp"))
-    (tmp_path / "lake" / "opendms_checkpoints" / "task.json").write_text("[1, 2")
+    assert not list((tmp_path / "lake" / "_opendms" / "checkpoints").glob("*.tmp"))
+    (tmp_path / "lake" / "_opendms" / "checkpoints" / "task.json").write_text("[1, 2")
     with pytest.raises(TaskError, match=r"task\.json .* is damaged"):
         LakeApplier(target, "task", [])
 

@@ -154,6 +154,7 @@ class Replication:
                 )
                 for p in plans
             }
+            self.capture.old_rows = self._old_rows()
             applier = open_applier(
                 self.target, self.spec.name, list(self.plans.values()), self._apply_options()
             )
@@ -172,6 +173,17 @@ class Replication:
         finally:
             self.capture.close()
         return CdcResult(load, str(end), reached)
+
+    def _records_changes(self) -> bool:
+        """The target records every change (lake files) rather than holding rows."""
+        return self.target.url.scheme in ("file", "s3")
+
+    def _old_rows(self) -> set[TableKey]:
+        """Tables whose changes must carry the old row: all for the lake (its ``D`` rows),
+        those with source filters otherwise (an update may move a row in or out)."""
+        if self._records_changes():
+            return set(self.plans)
+        return {key for key, plan in self.transformed.items() if plan.filters}
 
     def _apply_options(self) -> ApplyOptions:
         def on_error(table: str, op: Any, key: str, message: str) -> None:
@@ -307,7 +319,7 @@ class Replication:
         """EnableValidation on a database target: validate the rows changes touch."""
         if not self.spec.task_settings.ValidationSettings.EnableValidation:
             return None
-        if self.target.url.scheme in ("file", "s3"):
+        if self._records_changes():
             return None
         from opendms.validate.changed import ChangedKeys
 
@@ -395,7 +407,7 @@ class Replication:
         if self.capture.value_form == "pg-text" and self._form() == "python":
             steps.append(TextToPython(self.sources).one)
         if self.transformed:
-            steps.append(Transformer(self.transformed).one)
+            steps.append(Transformer(self.transformed, self._records_changes()).one)
         for txn in stream:
             if txn is not None:
                 txn = replace(txn, changes=self._screened(txn.changes, steps))
@@ -457,6 +469,7 @@ class TextToPython:
             change,
             values=self._row(change, funcs, change.columns, change.values),
             key=self._row(change, funcs, change.key_columns, change.key),
+            old_values=self._row(change, funcs, change.old_columns, change.old_values),
         )
 
     @staticmethod

@@ -6,12 +6,20 @@ each change is rewritten into the target's columns (values in canonical Python
 form), and an ApplyPlan whose source columns *are* the target outputs:
 
 - insert: kept when the new row passes the filters, with outputs evaluated;
-- update: new row passes -> delete the old key, insert the new row (the old row
-  may not have passed, so it may not be in the target); fails -> delete the old key;
-- delete: applied (deleting a row the filter had left out is a no-op).
+- update: decided from the old row where the source sent it (a MySQL/MariaDB FULL
+  row image, SQLite capture, PostgreSQL REPLICA IDENTITY FULL, or a key that holds the
+  filter columns): old and new rows pass -> an update; only the new one -> an insert
+  (the row moves into the filter); only the old one -> a delete (it moves out);
+  neither -> nothing. Where the old row is unknown and the new row passes, the row
+  may or may not be in the target: a database target gets delete old key + insert
+  new row, a target that records changes (the lake) one update, which its readers
+  apply as an upsert. A new row that fails deletes the old key (when not known out);
+- delete: applied, with the old row's outputs when the source sent the whole old
+  row; a delete of a row known to fail the filters is dropped (it never got there).
 
-An update that left values out (unchanged TOAST) is applied as an update of the
-columns it has when the filter columns are known, since its full row is not.
+An update that left values out (unchanged TOAST) takes them from the old row when
+the source sent it; otherwise it is applied as an update of the columns it has,
+since its full row is not known.
 """
 
 from __future__ import annotations
@@ -57,10 +65,15 @@ def _target_name(plan: TablePlan, column: str) -> str | None:
 
 
 class Transformer:
-    """Rewrites the changes of transformed tables (values in canonical Python form)."""
+    """Rewrites the changes of transformed tables (values in canonical Python form).
 
-    def __init__(self, plans: dict[TableKey, TablePlan]) -> None:
+    ``records_changes``: the target records each change (lake files) instead of
+    holding rows: an update of an unknown old row is one update, and deletes and
+    updates carry the old row's outputs (its ``D`` rows show the whole old row)."""
+
+    def __init__(self, plans: dict[TableKey, TablePlan], records_changes: bool = False) -> None:
         self.plans = plans
+        self.records_changes = records_changes
 
     def __call__(self, txn: Transaction) -> Transaction:
         return replace(txn, changes=[c for change in txn.changes for c in self.one(change)])
@@ -73,20 +86,36 @@ class Transformer:
     def _change(self, plan: TablePlan, change: Change) -> list[Change]:
         if change.op in (Op.TRUNCATE, Op.DDL):
             return [change]
-        key_cols = tuple(_target_name(plan, c) or c for c in change.key_columns)
-        old = replace(change, op=Op.DELETE, columns=(), values=(), key_columns=key_cols)
-        if change.op is Op.DELETE:
-            return [old]
-        row = dict(zip(change.columns, change.values, strict=True))
-        known = all(row.get(g.column) is not UNCHANGED for g in plan.filters)
-        if known and not passes(plan.filters, row, plan.source):
-            return [replace(old, stat="U")] if change.op is Op.UPDATE else []
-        new = self._outputs(plan, change, row)
+        before = change.before()
+        was_in = _passes(plan, before)
         if change.op is Op.INSERT:
-            return [new]
-        if any(v is UNCHANGED for v in change.values):
-            return [replace(new, op=Op.UPDATE, key_columns=key_cols, key=change.key)]
-        return [replace(old, stat=""), replace(new, stat="U")]
+            row = dict(zip(change.columns, change.values, strict=True))
+            return [self._outputs(plan, change, row)] if _passes(plan, row) is not False else []
+        if was_in is False and change.op is Op.DELETE:
+            return []  # the filters had left the row out
+        gone = self._delete(plan, change, before)
+        if change.op is Op.DELETE:
+            return [gone]
+        row = _filled(dict(zip(change.columns, change.values, strict=True)), before)
+        if _passes(plan, row) is False:  # unknown (unchanged TOAST) counts as passing
+            return [] if was_in is False else [replace(gone, stat="U")]
+        new = self._outputs(plan, change, row)
+        if was_in is False:  # moved into the filters
+            return [replace(new, stat="U")]
+        if was_in or self.records_changes or any(v is UNCHANGED for v in row.values()):
+            return [replace(gone, op=Op.UPDATE, columns=new.columns, values=new.values)]
+        return [replace(gone, stat=""), replace(new, stat="U")]
+
+    def _delete(self, plan: TablePlan, change: Change, before: dict[str, Any]) -> Change:
+        """A delete of the old row: its key by target names, and its outputs when the
+        source sent the whole row and the target records changes."""
+        key_cols = tuple(_target_name(plan, c) or c for c in change.key_columns)
+        old = Change(Op.DELETE, change.schema, change.table, (), (), key_cols, change.key)
+        whole = all(before.get(c, UNCHANGED) is not UNCHANGED for c in plan.read_columns)
+        if not (self.records_changes and whole):
+            return old
+        image = self._outputs(plan, change, before)
+        return replace(old, old_columns=image.columns, old_values=image.values)
 
     def _outputs(self, plan: TablePlan, change: Change, row: dict[str, Any]) -> Change:
         arrays = []
@@ -102,6 +131,18 @@ class Transformer:
             values.append(UNCHANGED if unchanged else result[out.name])
         columns = tuple(o.name for o in plan.outputs)
         return Change(Op.INSERT, change.schema, change.table, columns, tuple(values))
+
+
+def _passes(plan: TablePlan, row: dict[str, Any]) -> bool | None:
+    """Whether ``row`` passes the filters; None when it lacks a filter column."""
+    if any(row.get(g.column, UNCHANGED) is UNCHANGED for g in plan.filters):
+        return None
+    return passes(plan.filters, row, plan.source)
+
+
+def _filled(row: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """The new row with values the source left out (unchanged TOAST) from the old row."""
+    return {c: before.get(c, v) if v is UNCHANGED else v for c, v in row.items()}
 
 
 # -- source filters on Python values ------------------------------------------------

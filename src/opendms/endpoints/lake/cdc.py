@@ -14,7 +14,8 @@ S3Settings API reference):
   folder and the file name (DMS: "the conversion occurs when a date partition
   folder is created and a CDC filename is generated"); otherwise it is UTC.
 * Columns: ``Op`` first (``I`` insert, ``U`` update after-image, ``D`` delete
-  before-image), then the ``TimestampColumnName`` column when set (the source
+  before-image, as in the DMS guide's ``D,101,Smith,Bob,13-Mar-17,Dallas``), then
+  the ``TimestampColumnName`` column when set (the source
   commit time of the row's transaction, ``yyyy-MM-dd HH:mm:ss.SSSSSS`` in UTC),
   then the table's columns, values written exactly as the full load writes them.
 * ``CdcInsertsOnly`` keeps only inserts, ``CdcInsertsAndUpdates`` inserts and
@@ -25,11 +26,19 @@ S3Settings API reference):
 
 What the lake cannot say exactly:
 
-* A delete carries only the key (or the whole old row when the source has no key
-  or REPLICA IDENTITY FULL); the other columns of its before-image are NULL.
+* A delete carries the old row where the source sends it (SQLite, MySQL/MariaDB
+  with binlog_row_image=FULL, PostgreSQL tables with REPLICA IDENTITY FULL); where
+  it sends only the key (PostgreSQL's default replica identity) the other columns of
+  the before-image are NULL.
 * An update value the source did not send (:data:`opendms.cdc.UNCHANGED`, an
-  unchanged TOASTed PostgreSQL value) is unknown: it is written as NULL and a
-  warning is logged once per table. Give such tables REPLICA IDENTITY FULL.
+  unchanged TOASTed PostgreSQL value) is taken from the old row when the source
+  sent it; otherwise it is unknown: written as NULL, with a warning logged once
+  per table. Give such tables REPLICA IDENTITY FULL.
+* With a source filter (see :mod:`opendms.engine.transform`) an update whose row
+  stays inside the filter is one ``U``, one that moves into it an ``I`` and out of
+  it a ``D``; where the old row is unknown (the filter column is not in the key
+  PostgreSQL sends), an update that passes is a ``U`` (read as an upsert) and one
+  that fails a ``D`` by key (a no-op when the row was never in the lake).
 * An update that changes the key is written as ``D`` (old key) then ``U`` (new
   row), so that replaying the files by key leaves no row behind under the old key.
 * TRUNCATE is not written (no file row can say "all rows gone", and the files
@@ -39,8 +48,9 @@ What the lake cannot say exactly:
   a table's columns change between rows gets one file per column set, with
   consecutive stamps.
 
-Exactly once: the checkpoint object ``<prefix>/opendms_checkpoints/<task>.json``
-(replaced whole: temporary file + rename locally, a single PUT on S3) holds the
+Exactly once: the checkpoint object ``<prefix>/_opendms/checkpoints/<task>.json``
+(replaced whole: temporary file + rename locally, a single PUT on S3; in a folder
+that query engines skip, see :mod:`.storage`) holds the
 applied position and the last file stamp. A batch's stamp is its first commit
 time in milliseconds, but at least one millisecond after the last stamp, so names
 never collide and sort in commit order. Before the files are written the
@@ -58,40 +68,29 @@ is an upsert for ``I`` and ``U`` and a no-op ``D`` of a missing row.
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
-import re
-import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending
 from opendms.endpoints.lake.settings import LakeSettings
-from opendms.endpoints.lake.storage import translate_os_error
-from opendms.endpoints.lake.target import (
-    LakeTarget,
-    LakeWriter,
-    _parquet_codec,
-    _parquet_version,
-)
-from opendms.errors import DataError, TaskError
+from opendms.endpoints.lake.storage import delete_files, put_object, translate_os_error
+from opendms.endpoints.lake.target import CDC_FILE, LakeTarget, LakeWriter
+from opendms.errors import DataError
 from opendms.mapping import cast_exact
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
 
 log = logging.getLogger("opendms.lake.cdc")
+__all__ = ["CDC_FILE", "LakeApplier"]
 
-CHECKPOINT_FOLDER = "opendms_checkpoints"
-CDC_FILE = re.compile(r"^\d{8}-\d{9}\.(parquet|csv|csv\.gz)$")
 STAMP_FORMAT = "%Y%m%d-%H%M%S"  # + 3 millisecond digits
 ONE_MS = timedelta(milliseconds=1)
 _DATE_PARTS = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH": "%H"}
@@ -167,83 +166,6 @@ def file_extension(settings: LakeSettings) -> str:
     if settings.DataFormat == "parquet":
         return "parquet"
     return "csv.gz" if settings.CompressionType == "GZIP" else "csv"
-
-
-# -- the checkpoint object ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A batch whose files may be partly written: its end, stamp and file paths."""
-
-    end: str
-    stamp: str
-    files: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    position: str | None = None
-    last_stamp: str | None = None
-    pending: Pending | None = None
-
-    def to_json(self) -> str:
-        pending = None
-        if self.pending is not None:
-            p = self.pending
-            pending = {"end": p.end, "stamp": p.stamp, "files": list(p.files)}
-        data = {"position": self.position, "last_stamp": self.last_stamp, "pending": pending}
-        return json.dumps(data, indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> Checkpoint:
-        data = json.loads(text)
-        raw = data.get("pending")
-        pending = None
-        if raw:
-            pending = Pending(str(raw["end"]), str(raw["stamp"]), tuple(raw["files"]))
-        return cls(data.get("position"), data.get("last_stamp"), pending)
-
-
-class CheckpointStore:
-    """Reads and replaces one task's checkpoint object in the lake."""
-
-    def __init__(self, target: LakeTarget, task: str) -> None:
-        self.target = target
-        self.storage = target.storage
-        self.path = self.storage.path(CHECKPOINT_FOLDER, quote(task, safe="-_.") + ".json")
-
-    def load(self) -> Checkpoint:
-        fs = self.storage.fs
-        try:
-            if fs.get_file_info(self.path).type == pafs.FileType.NotFound:
-                return Checkpoint()
-            with fs.open_input_stream(self.path) as stream:
-                text = stream.read().decode()
-        except OSError as exc:
-            raise translate_os_error(exc, self.target.url) from exc
-        try:
-            return Checkpoint.from_json(text)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            where = f"{self.storage.display}/{CHECKPOINT_FOLDER}"
-            raise TaskError(
-                f"lake checkpoint {posixpath.basename(self.path)} in {where} "
-                f"is damaged ({exc}); delete it to start over"
-            ) from exc
-
-    def save(self, checkpoint: Checkpoint) -> None:
-        fs, data = self.storage.fs, checkpoint.to_json().encode()
-        try:
-            if self.storage.atomic_put:  # one PUT: the object appears whole
-                with fs.open_output_stream(self.path) as out:
-                    out.write(data)
-                return
-            fs.create_dir(posixpath.dirname(self.path), recursive=True)
-            with fs.open_output_stream(self.path + ".tmp") as out:
-                out.write(data)
-            fs.move(self.path + ".tmp", self.path)
-        except OSError as exc:
-            raise translate_os_error(exc, self.target.url) from exc
 
 
 # -- a table's columns as the changes see them ----------------------------------------
@@ -372,51 +294,37 @@ class _Segment:
 
 @dataclass
 class _Job:
-    """One CDC file to write."""
+    """One CDC file to write: its path and its bytes."""
 
     path: str
-    segment: _Segment
+    data: bytes
 
 
-class _CdcWriter(LakeWriter):
-    """The full-load writer's value handling and file publishing, for one CDC file."""
+class _CdcEncoder(LakeWriter):
+    """The full-load writer's value handling and file cutting, into memory: one
+    segment's rows as CDC files of at most MaxFileSize (usually one)."""
 
-    def __init__(self, target: LakeTarget, job: _Job) -> None:
-        super().__init__(target, job.segment.shape.target, None)
-        self.job = job
-        self.limit = sys.maxsize  # one file per table and batch (CdcMinFileSize sizes it)
+    def __init__(self, target: LakeTarget, segment: _Segment) -> None:
+        super().__init__(target, segment.shape.target, None)
+        self.segment = segment
+        self.buffer: pa.BufferOutputStream | None = None
+        self.files: list[bytes] = []
 
     def _open(self, schema: pa.Schema) -> None:
-        self.path = self.job.path
-        storage, settings = self.target.storage, self.settings
-        if not storage.atomic_put:
-            storage.fs.create_dir(posixpath.dirname(self.path), recursive=True)
-        tmp = self.path if storage.atomic_put else self.path + ".tmp"
-        compression = "gzip" if self.path.endswith(".gz") else None
-        self.sink = storage.fs.open_output_stream(tmp, compression=compression)
-        if settings.DataFormat == "parquet":
-            self.writer = pq.ParquetWriter(
-                self.sink,
-                schema,
-                compression=_parquet_codec(settings),
-                version=_parquet_version(settings),
-                write_statistics=settings.EnableStatistics,
-            )
-            return
-        # As in LakeWriter._open: the stubs lag pyarrow (eol/null_string, Arrow sinks).
-        options = pacsv.WriteOptions(  # type: ignore[call-arg]
-            include_header=settings.AddColumnName,
-            delimiter=settings.CsvDelimiter,
-            eol=settings.CsvRowDelimiter,
-            null_string=settings.CsvNullValue,
-        )
-        self.writer = pacsv.CSVWriter(self.sink, schema, write_options=options)  # type: ignore[arg-type]
+        self.buffer = pa.BufferOutputStream()
+        codec = self._codec()
+        self.sink = self.buffer if codec is None else pa.CompressedOutputStream(self.buffer, codec)
+        self._start(schema)
+
+    def _publish(self) -> None:
+        assert self.buffer is not None
+        self.files.append(self.buffer.getvalue().to_pybytes())
 
     def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         names = list(batch.schema.names)
         safe = self._csv_safe if self.settings.DataFormat == "csv" else self._parquet_safe
         arrays = [safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
-        segment = self.job.segment
+        segment = self.segment
         if self.settings.TimestampColumnName:
             arrays.insert(0, pa.array(segment.stamps, pa.string()))
             names.insert(0, self.settings.TimestampColumnName)
@@ -464,8 +372,7 @@ class LakeApplier:
         jobs: list[_Job] = []
         if segments:
             first = self._first_stamp(batch)
-            jobs = self._jobs(segments, first)
-            depth = max(len(segs) for segs in segments.values())
+            jobs, depth = self._jobs(segments, first)
             last = stamp_text(first + (depth - 1) * ONE_MS)
             pending = Pending(position, stamp_text(first), tuple(j.path for j in jobs))
             self._save(replace(self.checkpoint, pending=pending))
@@ -529,29 +436,22 @@ class LakeApplier:
                 shape.source.qualified,
             )
             return []
-        before = self._image(shape, change.key_columns, change.key)
+        old = change.before()
+        before = _image(shape, old)
         if change.op is Op.DELETE:
             return [("D", before)]
-        after = self._image(shape, change.columns, change.values)
+        new = {c: old.get(c, v) if v is UNCHANGED else v for c, v in _pairs(change)}
+        after = _image(shape, new)
         if change.op is Op.INSERT:
             return [("I", after)]
-        self._check_known(shape, change)
+        self._check_known(shape, new)
         if _key_changed(shape, change):
             return [("D", before), ("U", after)]
         return [("U", after)]
 
-    @staticmethod
-    def _image(shape: _Shape, columns: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
-        row: dict[str, Any] = {}
-        for column, value in zip(columns, values, strict=True):
-            name = shape.names.get(column)
-            if name is not None:
-                row[name] = None if value is UNCHANGED else value
-        return row
-
-    def _check_known(self, shape: _Shape, change: Change) -> None:
+    def _check_known(self, shape: _Shape, new: dict[str, Any]) -> None:
         """Warn (once per table) when an update lacks some of the after-image."""
-        sent = {c for c, v in zip(change.columns, change.values, strict=True) if v is not UNCHANGED}
+        sent = {c for c, v in new.items() if v is not UNCHANGED}
         missing = sorted(set(shape.names) - sent)
         table = shape.source.qualified
         if missing and table not in self.unknown_warned:
@@ -572,14 +472,29 @@ class LakeApplier:
             first = max(first, parse_stamp(self.checkpoint.last_stamp) + ONE_MS)
         return first
 
-    def _jobs(self, segments: dict[tuple[str, str], list[_Segment]], first: datetime) -> list[_Job]:
-        jobs = []
+    def _jobs(
+        self, segments: dict[tuple[str, str], list[_Segment]], first: datetime
+    ) -> tuple[list[_Job], int]:
+        """The batch's files, encoded, and the most files of one table: a table's files
+        take consecutive stamps from ``first`` (a segment may need several files)."""
+        jobs, depth = [], 0
         for segs in segments.values():
-            for i, seg in enumerate(segs):
-                when = first + i * ONE_MS
-                jobs.append(_Job(self._path(seg.shape.target, when), seg))
+            files = [(seg.shape.target, data) for seg in segs for data in self._encode(seg)]
+            for i, (table, data) in enumerate(files):
+                jobs.append(_Job(self._path(table, first + i * ONE_MS), data))
+            depth = max(depth, len(files))
         jobs.sort(key=lambda j: posixpath.basename(j.path))
-        return jobs
+        return jobs, depth
+
+    def _encode(self, segment: _Segment) -> list[bytes]:
+        encoder = _CdcEncoder(self.target, segment)
+        try:
+            encoder.write(segment.batch())
+            encoder.close()
+        except BaseException:
+            encoder.abort()
+            raise
+        return encoder.files
 
     def _path(self, table: Table, when: datetime) -> str:
         folder = self.target.table_dir(table)
@@ -589,23 +504,19 @@ class LakeApplier:
         return f"{folder}/{stamp_text(when)}.{file_extension(self.settings)}"
 
     def _write(self, job: _Job) -> None:
-        writer = _CdcWriter(self.target, job)
         try:
-            writer.write(job.segment.batch())
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
+            put_object(self.target.storage, job.path, job.data)
+        except OSError as exc:
+            raise translate_os_error(exc, self.target.url) from exc
 
     def _delete(self, paths: list[str] | tuple[str, ...]) -> None:
-        fs, local = self.target.storage.fs, not self.target.storage.atomic_put
-        for path in paths:
-            for name in (path, path + ".tmp") if local else (path,):
-                try:
-                    if fs.get_file_info(name).type == pafs.FileType.File:
-                        fs.delete_file(name)
-                except OSError as exc:
-                    raise translate_os_error(exc, self.target.url) from exc
+        storage = self.target.storage
+        names = [n for p in paths for n in ((p,) if storage.atomic_put else (p, p + ".tmp"))]
+        try:
+            found = [n for n in names if storage.fs.get_file_info(n).type == pafs.FileType.File]
+            delete_files(storage, found)
+        except OSError as exc:
+            raise translate_os_error(exc, self.target.url) from exc
 
     def _save(self, checkpoint: Checkpoint) -> None:
         self.store.save(checkpoint)
@@ -621,6 +532,20 @@ def _after_ddl(shape: _Shape, change: Change, segments: list[_Segment]) -> _Shap
     else:
         segments.append(_Segment(shape))
     return shape
+
+
+def _pairs(change: Change) -> zip[tuple[str, Any]]:
+    return zip(change.columns, change.values, strict=True)
+
+
+def _image(shape: _Shape, row: dict[str, Any]) -> dict[str, Any]:
+    """A source row by target column names (values the source did not send: NULL)."""
+    out: dict[str, Any] = {}
+    for column, value in row.items():
+        name = shape.names.get(column)
+        if name is not None:
+            out[name] = None if value is UNCHANGED else value
+    return out
 
 
 def _key_changed(shape: _Shape, change: Change) -> bool:

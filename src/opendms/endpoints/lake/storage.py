@@ -1,20 +1,32 @@
-"""Where lake files go: a local directory or an S3-compatible bucket (pyarrow.fs)."""
+"""Where lake files go: a local directory or an S3-compatible bucket (pyarrow.fs).
+
+Nothing but data goes under the lake's root: opendms's own objects (the CDC
+checkpoints) live in :data:`HIDDEN_FOLDER`, which query engines following Hive's
+convention skip (Athena/Trino, Hive and Spark ignore paths whose names start with
+``_`` or ``.``), and no empty folder marker object is left on S3 (objects are
+written whole by one PUT or multipart upload, never a folder; deletes go through
+:class:`~.s3delete.S3Deleter`).
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.fs as pafs
 
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.lake.s3delete import S3Deleter
 from opendms.errors import (
     AuthenticationError,
     ConnectError,
     DatabaseMissingError,
     EndpointError,
 )
+
+HIDDEN_FOLDER = "_opendms"
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class Storage:
     root: str
     display: str
     atomic_put: bool  # S3 objects appear whole; local files need write+rename
+    deleter: S3Deleter | None = field(default=None, repr=False, compare=False)
 
     def path(self, *parts: str) -> str:
         tail = [p.strip("/") for p in parts if p.strip("/")]
@@ -65,7 +78,41 @@ def _s3_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
         raise EndpointError(str(url), "no bucket in the URL (s3://bucket/prefix)")
     fs = pafs.S3FileSystem(**kwargs)
     root = "/".join(p for p in (url.host, url.path.strip("/")) if p)
-    return Storage(fs, root, f"s3://{root}", atomic_put=True)
+    client = {"endpoint_url": endpoint or None, "region_name": kwargs["region"]}
+    if key and secret:
+        client.update(aws_access_key_id=key, aws_secret_access_key=secret)
+    return Storage(fs, root, f"s3://{root}", atomic_put=True, deleter=S3Deleter(fs, client))
+
+
+def put_object(storage: Storage, path: str, data: bytes) -> None:
+    """Write a whole object: one PUT on S3 (it appears whole); locally a temporary
+    file renamed into place (its folder created first)."""
+    fs = storage.fs
+    if storage.atomic_put:
+        with fs.open_output_stream(path) as out:
+            out.write(data)
+        return
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path + ".tmp") as out:
+        out.write(data)
+    fs.move(path + ".tmp", path)
+
+
+def delete_files(storage: Storage, paths: Iterable[str]) -> None:
+    """Delete files; on S3 without leaving folder markers (see :mod:`.s3delete`)."""
+    names = list(paths)
+    if storage.deleter is not None:
+        storage.deleter(names)
+        return
+    for path in names:
+        storage.fs.delete_file(path)
+
+
+def drop_markers(storage: Storage, folders: Iterable[str]) -> None:
+    """Delete the empty-folder marker objects (``folder/``) that an earlier version
+    (through pyarrow) may have left for these folders; S3 only."""
+    if storage.deleter is not None:
+        storage.deleter.markers([f"{f.rstrip('/')}/" for f in folders])
 
 
 def check_storage(storage: Storage, url: EndpointURL) -> str:
@@ -84,7 +131,9 @@ def check_storage(storage: Storage, url: EndpointURL) -> str:
             storage.fs.create_dir(storage.root, recursive=True)
         with storage.fs.open_output_stream(probe) as out:
             out.write(b"ok")
-        storage.fs.delete_file(probe)
+        delete_files(storage, [probe])
+        if "/" in storage.root.strip("/"):  # a prefix: its marker, if one was left
+            drop_markers(storage, [storage.root])
     except OSError as exc:
         raise translate_os_error(exc, url) from exc
     return f"lake at {storage.display} is writable"

@@ -1,36 +1,45 @@
 """Lake target: DMS-style Parquet/CSV files on a local directory or S3.
 
-Layout: ``<root>/<schema>/<table>/LOAD00000001.parquet`` (hex counter), one
-file per ``MaxFileSize``; parallel segments write ``SEGMENTn_LOAD…``. Names are
-deterministic, so a re-run overwrites instead of adding duplicates, and
-``prepare`` clears the full-load files of an earlier run.
+Layout: ``<root>/<schema>/<table>/LOAD00000001.parquet`` (hex counter), files of
+at most ``MaxFileSize``; parallel segments write ``SEGMENTn_LOAD…``. Names are
+deterministic, so a re-run overwrites instead of adding duplicates. ``prepare``
+with DROP_AND_CREATE or TRUNCATE_BEFORE_LOAD removes the table's files of an
+earlier run, LOAD and CDC files (date-partition folders included), as a database
+target drops or empties the table; DO_NOTHING keeps them. Only files opendms names
+are removed; a file of another name in the table folder stays.
 """
 
 from __future__ import annotations
 
 import contextlib
+import posixpath
 import re
 import threading
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
 from opendms.endpoints.lake.settings import LakeSettings
-from opendms.endpoints.lake.storage import Storage, translate_os_error
+from opendms.endpoints.lake.sizing import LakeFile, open_file
+from opendms.endpoints.lake.storage import (
+    Storage,
+    delete_files,
+    drop_markers,
+    translate_os_error,
+)
 from opendms.endpoints.pyvalues import day_end_rows, decimal_text, python_values
 from opendms.model import Kind, Table
 
 _LOAD_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?$")
-_PARTIAL_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?\.tmp$")
+CDC_FILE = re.compile(r"^\d{8}-\d{9}\.(parquet|csv|csv\.gz)$")  # yyyymmdd-hhmmssfff
+_PARTIAL_FILE = re.compile(
+    r"^((SEGMENT\d+_)?LOAD[0-9A-F]{8}|\d{8}-\d{9})\.(parquet|csv)(\.gz)?\.tmp$"
+)
 # Arrow types the CSV writer cannot render; they are written as text.
 _CSV_AS_TEXT = {Kind.INTERVAL, Kind.ARRAY, Kind.BINARY}
-_ParquetCodec = Literal["gzip", "brotli", "lz4", "zstd", "snappy", "none"]
-_ParquetVersion = Literal["1.0", "2.4", "2.6"]
 
 
 class LakeTarget:
@@ -57,13 +66,31 @@ class LakeTarget:
             raise translate_os_error(exc, self.url) from exc
 
     def _clear(self, folder: str, mode: PrepMode) -> None:
-        """Delete partial files of an interrupted run, and LOAD files unless DO_NOTHING."""
-        selector = pafs.FileSelector(folder, allow_not_found=True)
-        for info in self.storage.fs.get_file_info(selector):
+        """Delete partial files of an interrupted run, and unless DO_NOTHING the LOAD
+        and CDC files of an earlier run, then date folders left empty (locally) or
+        folder markers (S3)."""
+        selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+        infos = self.storage.fs.get_file_info(selector)
+        gone = []
+        for info in infos:
             name = info.base_name
-            load = mode is not PrepMode.DO_NOTHING and _LOAD_FILE.match(name)
-            if info.type == pafs.FileType.File and (load or _PARTIAL_FILE.match(name)):
-                self.storage.fs.delete_file(info.path)
+            data = mode is not PrepMode.DO_NOTHING and (
+                _LOAD_FILE.match(name) or CDC_FILE.match(name)
+            )
+            if info.type == pafs.FileType.File and (data or _PARTIAL_FILE.match(name)):
+                gone.append(info.path)
+        delete_files(self.storage, gone)
+        folders = [i.path for i in infos if i.type == pafs.FileType.Directory]
+        above = [self.storage.root, posixpath.dirname(folder)] if "/" in self.storage.root else []
+        drop_markers(self.storage, [*above, folder, *folders])  # of an earlier version
+        if not self.storage.atomic_put:
+            self._drop_empty(folders)
+
+    def _drop_empty(self, folders: list[str]) -> None:
+        fs = self.storage.fs
+        for path in sorted(folders, key=len, reverse=True):  # deepest first
+            if not fs.get_file_info(pafs.FileSelector(path)):
+                fs.delete_dir(path)
 
     def writer(self, table: Table, segment: int | None) -> LakeWriter:
         return LakeWriter(self, table, segment)
@@ -89,7 +116,8 @@ class LakeTarget:
 
 
 class LakeWriter:
-    """Rolls LOAD files at MaxFileSize for one table or segment."""
+    """Writes LOAD files of at most MaxFileSize for one table or segment: a row group
+    that does not fit the current file starts the next one (see :mod:`.sizing`)."""
 
     def __init__(self, target: LakeTarget, table: Table, segment: int | None) -> None:
         self.target = target
@@ -99,7 +127,7 @@ class LakeWriter:
         self.counter = 0
         self.rows = 0
         self.sink: pa.NativeFile | None = None
-        self.writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self.file: LakeFile | None = None
         self.path = ""
         self.limit = self.settings.MaxFileSize * 1024
 
@@ -112,53 +140,63 @@ class LakeWriter:
         self.counter += 1
         name = f"{self.prefix}LOAD{self.counter:08X}.{self._extension()}"
         self.path = f"{self.target.table_dir(self.table)}/{name}"
-        fs = self.target.storage.fs
         tmp = self.path if self.target.storage.atomic_put else self.path + ".tmp"
-        compression = "gzip" if self._extension().endswith(".gz") else None
-        self.sink = fs.open_output_stream(tmp, compression=compression)
-        if self.settings.DataFormat == "parquet":
-            self.writer = pq.ParquetWriter(
-                self.sink,
-                schema,
-                compression=_parquet_codec(self.settings),
-                version=_parquet_version(self.settings),
-                write_statistics=self.settings.EnableStatistics,
-            )
-        else:
-            # The stubs lag pyarrow: WriteOptions takes eol/null_string and
-            # CSVWriter takes an Arrow output stream.
-            options = pacsv.WriteOptions(  # type: ignore[call-arg]
-                include_header=self.settings.AddColumnName,
-                delimiter=self.settings.CsvDelimiter,
-                eol=self.settings.CsvRowDelimiter,
-                null_string=self.settings.CsvNullValue,
-            )
-            self.writer = pacsv.CSVWriter(self.sink, schema, write_options=options)  # type: ignore[arg-type]
+        self.sink = self.target.storage.fs.open_output_stream(tmp, compression=self._codec())
+        self._start(schema)
+
+    def _codec(self) -> Literal["gzip"] | None:
+        return "gzip" if self._extension().endswith(".gz") else None
+
+    def _start(self, schema: pa.Schema) -> None:
+        compressed = self._codec() is not None
+        self.file = open_file(self.sink, schema, self.settings, self.limit, compressed)
 
     def _close_file(self) -> None:
-        if self.writer is None or self.sink is None:
+        if self.file is None or self.sink is None:
             return
-        self.writer.close()
+        self.file.close()
         self.sink.close()
+        self._publish()
+        self.file = self.sink = None
+
+    def _publish(self) -> None:
         if not self.target.storage.atomic_put:
             self.target.storage.fs.move(self.path + ".tmp", self.path)
         self.target.record(self.table, self.path)
-        self.writer = self.sink = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         batch = self._decorate(batch)
         step = self.settings.RowGroupLength
         try:
             for start in range(0, batch.num_rows, step):
-                if self.writer is None:
-                    self._open(batch.schema)
-                assert self.writer is not None and self.sink is not None
-                self.writer.write_batch(batch.slice(start, step))
-                if self.sink.tell() >= self.limit:
-                    self._close_file()
+                self._put(batch.slice(start, step))
         except OSError as exc:
             raise translate_os_error(exc, self.target.url) from exc
         self.rows += batch.num_rows
+
+    def _put(self, rows: pa.RecordBatch) -> None:
+        """Write one row group where it fits: this file, split to fill it, or the next."""
+        while rows.num_rows:
+            rows = self._put_some(rows)
+
+    def _put_some(self, rows: pa.RecordBatch) -> pa.RecordBatch:
+        """Write what fits of ``rows`` into the current file; return the rest."""
+        if self.file is None:
+            self._open(rows.schema)
+        assert self.file is not None
+        share, count = self.file.share(rows), rows.num_rows
+        piece = int(count * min(share, 1.0) * 0.95)  # sizes do not grow quite linearly
+        if share >= 1:
+            self.file.write(rows)
+            return rows.slice(count)
+        if piece >= 1 and (self.file.empty or piece >= count // self.file.min_piece):
+            self._put(rows.slice(0, piece))  # it may still be too large: smaller again
+            return rows.slice(piece)
+        if not self.file.empty:
+            self._close_file()
+            return rows
+        self.file.write(rows.slice(0, 1))  # a row larger than an empty file: alone
+        return rows.slice(1)
 
     def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         arrays = list(batch.columns)
@@ -213,44 +251,14 @@ class LakeWriter:
 
         Closing an S3 stream completes the upload, so the object is deleted after.
         """
-        writer, sink = self.writer, self.sink
-        self.writer = self.sink = None
+        file, sink = self.file, self.sink
+        self.file = self.sink = None
         if sink is None:
             return
-        if writer is not None:
-            _close_quietly(writer)
+        if file is not None:
+            file.abort()
         with contextlib.suppress(OSError):
             sink.close()
         partial = self.path if self.target.storage.atomic_put else self.path + ".tmp"
         with contextlib.suppress(OSError):
-            self.target.storage.fs.delete_file(partial)
-
-
-def _close_quietly(writer: pq.ParquetWriter | pacsv.CSVWriter) -> None:
-    """Close a writer whose sink may be broken, without a second try in ``__del__``."""
-    try:
-        writer.close()
-    except Exception:  # the load already failed; this is only cleanup
-        if isinstance(writer, pq.ParquetWriter):
-            writer.is_open = False
-
-
-def _parquet_codec(settings: LakeSettings) -> _ParquetCodec:
-    if settings.CompressionType == "GZIP":
-        return "gzip"
-    # LakeSettings only admits codec names pyarrow knows (settings._CHOICES).
-    return cast(_ParquetCodec, settings.ParquetCompression)
-
-
-# DMS's ParquetVersion names the format generation; "parquet-2-0" means format 2.x,
-# which pyarrow writes as its newest 2.x version.
-_PARQUET_VERSIONS: dict[str, _ParquetVersion] = {
-    "parquet-1-0": "1.0",
-    "parquet-2-0": "2.6",
-    "parquet-2-4": "2.4",
-    "parquet-2-6": "2.6",
-}
-
-
-def _parquet_version(settings: LakeSettings) -> _ParquetVersion:
-    return _PARQUET_VERSIONS[settings.ParquetVersion]
+            delete_files(self.target.storage, [partial])

@@ -9,7 +9,8 @@ Speed is the point of this module: a rows event holds dozens of rows, so when a
 TABLE_MAP arrives the decoder generates (once per table definition) a Python
 function that walks every row of a rows event with the column decoders inlined:
 no per-value dispatch, no per-row dicts, and only the key columns of a before
-image are decoded (the other values are skipped by length).
+image are decoded (the other values are skipped by length) unless the table's
+changes must carry their old rows (``old_rows``: the lake, source filters).
 """
 
 from __future__ import annotations
@@ -362,6 +363,7 @@ class TableMap:
     columns: tuple[ColumnInfo, ...]
     primary_key: tuple[int, ...] = ()
     has_names: bool = True
+    old_rows: bool = False  # decode whole before images (else only their key columns)
     _rows: dict[tuple[int, int, int], RowsFn] = field(default_factory=dict, repr=False)
 
     @property
@@ -642,6 +644,8 @@ def _fast_changes_work() -> bool:
         "key": (0,),
         "ddl": (),
         "stat": None,
+        "old_columns": (),
+        "old_values": (),
     }
     try:
         fast = _new_change_fast(dict(fields))
@@ -1055,16 +1059,19 @@ def compile_rows(tm: TableMap, kind: int, before: int, after: int) -> RowsFn:
     """Generate the walker of all rows of one rows event (see module docstring).
 
     ``before`` / ``after`` are the bitmaps of columns present in the images (a
-    write has only ``after``, a delete only ``before``).
+    write has only ``after``, a delete only ``before``). With ``tm.old_rows`` every
+    column of the before image is decoded, and the change carries them as its old row.
     """
     gen = _Gen()
     cols = tm.columns
     gen.emit(0, "def rows(b, p, end, out):", "    append = out.append", "    while p < end:")
     key_cols: list[int] = []
+    old_cols: list[int] = []
     if kind in (ROWS_UPDATE, ROWS_DELETE):
         present = _bits(before)
         key_cols = _key_columns(tm, present)
-        _image(gen, cols, present, {i: f"k{i}" for i in key_cols}, 2)
+        old_cols = present if tm.old_rows and present != key_cols else []
+        _image(gen, cols, present, {i: f"k{i}" for i in key_cols + old_cols}, 2)
     value_cols: list[int] = []
     if kind in (ROWS_WRITE, ROWS_UPDATE):
         value_cols = _bits(after)
@@ -1079,6 +1086,8 @@ def compile_rows(tm: TableMap, kind: int, before: int, after: int) -> RowsFn:
         "key": _tuple_expr(f"k{i}" for i in key_cols),
         "ddl": "()",
         "stat": "None",
+        "old_columns": gen.const(tuple(cols[i].name for i in old_cols)),
+        "old_values": _tuple_expr(f"k{i}" for i in old_cols),
     }
     gen.emit(2, *_change_lines(fields), "append(c)")
     gen.emit(1, "return p")
@@ -1643,6 +1652,8 @@ class BinlogDecoder:
     state at the start position (None: unknown). ``charsets``: collation id ->
     character set name (the server's table); ``ctypes``: canonical column types
     by (schema, table) from the catalog. ``fold_case``: lower_case_table_names.
+    ``old_rows``: the tables whose updates and deletes carry the whole before image
+    (decoding it costs time; the lake and source filters need it).
     """
 
     def __init__(
@@ -1657,11 +1668,13 @@ class BinlogDecoder:
         ctypes: dict[tuple[str, str], dict[str, ColumnType]] | None = None,
         fold_case: bool = False,
         mariadb: bool = True,
+        old_rows: set[tuple[str, str]] | None = None,
     ) -> None:
         self.file, self.file_number, self.offset = file, file_number(file), offset
         self.gtid = GtidState(gtid)
         self.crc = 4 if checksum else 0
         self.fold_case = fold_case
+        self.old_rows = {self._key(s, t) for s, t in old_rows or ()}
         self.captured = None if captured is None else {self._key(s, t) for s, t in captured}
         self.charsets = charsets
         self.ctypes = {self._key(*k): dict(v) for k, v in (ctypes or {}).items()}
@@ -1890,6 +1903,7 @@ class BinlogDecoder:
                 f"binlog {self.file}:{log_pos}: the table map of {schema}.{table} has no "
                 "column names; set binlog_row_metadata=FULL on the source server"
             )
+        tm.old_rows = self._key(schema, table) in self.old_rows
         return tm
 
     def _rows(self, ev: bytes, kind: int, version: int, compressed: bool) -> None:

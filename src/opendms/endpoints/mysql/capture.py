@@ -120,6 +120,7 @@ class MySqlCapture:
         self.task = task
         self.server_id = capture_server_id(task)
         self.tables: set[tuple[str, str]] | None = None  # None: every table
+        self.old_rows: set[tuple[str, str]] = set()
         self.ctypes: dict[tuple[str, str], dict[str, ColumnType]] = {}
         self.confirmed: BinlogPosition | None = None
         self._end: BinlogPosition | None = None
@@ -272,6 +273,7 @@ class MySqlCapture:
             ctypes=self.ctypes,
             fold_case=str(fold) != "0",
             mariadb=mariadb,
+            old_rows=self.old_rows,
         )
         return decoder, use_gtid
 

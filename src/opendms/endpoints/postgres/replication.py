@@ -60,6 +60,7 @@ class PgReplication:
         self.flushed = LSN(0)
         self.decoder = Decoder()
         self.mark = b""
+        self.old_rows: set[tuple[str, str]] = set()  # unused: REPLICA IDENTITY decides
 
     def _repl_connect(self) -> Any:
         pg2 = _psycopg2()

@@ -323,6 +323,7 @@ class SqliteCapture:
         self._conn: sqlite3.Connection | None = None
         self.lock = threading.RLock()
         self.tables: list[str] | None = None  # captured tables (None: the registered ones)
+        self.old_rows: set[tuple[str, str]] = set()  # tables whose changes carry the old row
         self.lost: set[str] = set()  # tables whose triggers prepare found missing
         self.created = False  # prepare had to create the change table
         self.layouts: dict[int, Layout] = {}
@@ -817,7 +818,8 @@ class SqliteCapture:
         if row.new is not None:
             change = _with_values(change, layout.columns, row.new[1])
         if row.old is not None:
-            change = _with_key(change, self.layouts[abs(row.old[0])], row.old[1])
+            whole = (SCHEMA, row.table) in self.old_rows
+            change = _with_key(change, self.layouts[abs(row.old[0])], row.old[1], whole)
         return change
 
     # -- after the target committed ------------------------------------------------------
@@ -877,10 +879,12 @@ def _with_values(change: Change, columns: tuple[str, ...], values: list[Any]) ->
     )
 
 
-def _with_key(change: Change, old: Layout, values: list[Any]) -> Change:
-    """Key columns (primary key, else every column) with the old row's values."""
+def _with_key(change: Change, old: Layout, values: list[Any], whole: bool) -> Change:
+    """Key columns (primary key, else every column) with the old row's values, and with
+    ``whole`` the whole old row when the key is less than that."""
     by_name = dict(zip(old.columns, values, strict=True))
     names = old.key_columns
+    whole = whole and names != old.columns
     return Change(
         change.op,
         change.schema,
@@ -889,4 +893,6 @@ def _with_key(change: Change, old: Layout, values: list[Any]) -> Change:
         change.values,
         names,
         tuple(by_name[n] for n in names),
+        old_columns=old.columns if whole else (),
+        old_values=tuple(values) if whole else (),
     )
