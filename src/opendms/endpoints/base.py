@@ -163,6 +163,10 @@ class Source(Protocol):
 
     def snapshot(self) -> AbstractContextManager[str | None]: ...
 
+    def snapshot_alive(self, snapshot: str) -> bool:
+        """Whether readers can still read under ``snapshot`` (sources without shared
+        snapshots never hand one out)."""
+
     def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]: ...
 
     def close(self) -> None: ...

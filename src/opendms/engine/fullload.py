@@ -25,8 +25,8 @@ from opendms.engine.recover import Retries
 from opendms.engine.units import LoadUnit, segments_for
 from opendms.errors import (
     ConfigError,
+    ConnectError,
     DataError,
-    EndpointError,
     OpenDMSError,
     StopRequested,
     TaskError,
@@ -489,23 +489,40 @@ class Reloads:
     def run(self, snap: str | None) -> None:
         while not self.load.stop.is_set():
             runs = [r for r in self.load.runs.values() if r.reload is not None and not r.failure]
-            if not runs:
+            if not runs or not self._wait(runs):
                 return
-            lost = [r.reload for r in runs if _from_source(self.load.source, r.reload)]
-            if lost and self.exported:
-                assert lost[0] is not None
-                raise lost[0]
-            if not self._wait(runs):
-                return
+            alive = self._snapshot_alive(snap)
+            if alive is None:
+                continue  # the source is not back yet: wait again
             for run in runs:
                 self._reset(run)
             names = {r.plan.source.qualified for r in runs}
             again = [u for u in self.units if u.name in names]
-            if lost:  # the source restarted: its snapshot is gone, read under a new one
-                with self.load.source.snapshot() as fresh:
-                    self.load._run_units(again, fresh)
-            else:
+            if alive:
                 self.load._run_units(again, snap)
+                continue
+            with self.load.source.snapshot() as fresh:  # the source restarted
+                self.load._run_units(again, fresh)
+
+    def _snapshot_alive(self, snap: str | None) -> bool | None:
+        """True: read again under ``snap``; False: under a new snapshot; None: the source
+        cannot be reached yet. A snapshot exported by a CDC slot that is gone raises (the
+        task starts over: the load and the change stream must share one snapshot)."""
+        if snap is None:
+            return True
+        try:
+            alive = self.load.source.snapshot_alive(snap)
+        except OpenDMSError as exc:
+            if exc.retryable:
+                return None
+            raise
+        if not alive and self.exported:
+            raise ConnectError(
+                str(self.load.source.url),
+                "the snapshot the replication slot exported is gone (the source restarted?); "
+                "the full load starts over with a new slot",
+            )
+        return alive
 
     def _wait(self, runs: list[TableRun]) -> bool:
         """Back off; tables whose retries are over fail with their last error."""
@@ -536,7 +553,3 @@ class Reloads:
                 load._fail_table(run, str(exc))
                 return
             run.reload = exc  # the target is not back yet: wait again
-
-
-def _from_source(source: Source, exc: OpenDMSError | None) -> bool:
-    return isinstance(exc, EndpointError) and exc.endpoint == str(source.url)

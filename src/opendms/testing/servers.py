@@ -468,6 +468,8 @@ class _Server(abc.ABC):
         self._watchdog: _Watchdog | None = None
         self._lock = threading.RLock()
         self.startup_seconds: float | None = None
+        self.netns: str | None = None  # run inside this network namespace (fault tests)
+        self.listen_host = HOST  # the address the server listens on
 
     # subclass hooks --------------------------------------------------------
     @abc.abstractmethod
@@ -497,7 +499,16 @@ class _Server(abc.ABC):
 
     @property
     def host(self) -> str:
-        return HOST
+        return self.listen_host
+
+    def in_netns(self, netns: str, address: str) -> Self:
+        """Run the server (once started) inside network namespace ``netns``, listening on
+        ``address`` there (a veth end; see :class:`opendms.testing.faults.NetCut`)."""
+        self.netns, self.listen_host = netns, address
+        return self
+
+    def _netns_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns] if self.netns else []
 
     @property
     def port(self) -> int:
@@ -665,11 +676,19 @@ class PostgresServer(_Server):
         env.update(LC_ALL="C", LANG="C")
         if user is not None:
             env.update(HOME=str(self.tmpdir), USER=user.pw_name, LOGNAME=user.pw_name)
+        argv = [str(a) for a in args]
+        if self.netns:  # enter the namespace as root, then drop to the postgres user
+            drop = []
+            if user is not None:
+                ids = [f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+                drop = ["setpriv", *ids]
+            argv = [*self._netns_prefix(), *drop, *argv]
+            user = None
         with log.open("ab") as out:
-            out.write(f"$ {' '.join(map(str, args))}\n".encode())
+            out.write(f"$ {' '.join(argv)}\n".encode())
             out.flush()
             proc = subprocess.Popen(
-                [str(a) for a in args],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -692,7 +711,7 @@ class PostgresServer(_Server):
             return "on" if flag else "off"
 
         conf: dict[str, str | int] = {
-            "listen_addresses": _conf_quote(HOST),
+            "listen_addresses": _conf_quote(self.listen_host),
             "port": self._port,
             "unix_socket_directories": _conf_quote(str(tmp)),
             "max_connections": 200,
@@ -738,14 +757,22 @@ class PostgresServer(_Server):
             f"host    replication  {PASSWORD_USER}  {HOST}/32  scram-sha-256\n"
             f"host    all          all              {HOST}/32  trust\n"
             f"host    replication  all              {HOST}/32  trust\n"
+            + (
+                "host    all  all  samenet  trust\nhost    replication  all  samenet  trust\n"
+                if self.netns
+                else ""
+            )
         )
+        self._pg_ctl_start(setup_log)
+        self.execute(
+            f"CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER REPLICATION PASSWORD '{PASSWORD}'"
+        )
+
+    def _pg_ctl_start(self, log: Path) -> None:
+        bindir, data = self.bindir, self.datadir
         pg_ctl: list[str | Path] = [bindir / "pg_ctl", "-D", data, "-l", self.log_path, "-w"]
         pg_ctl += ["-t", str(int(self._startup_timeout)), "start"]
-        rc = self._run(
-            pg_ctl,
-            setup_log,
-            timeout=self._startup_timeout + 10,
-        )
+        rc = self._run(pg_ctl, log, timeout=self._startup_timeout + 10)
         pid = self._postmaster_pid()
         if pid is not None:
             self._arm_watchdog(pid, signal.SIGQUIT)
@@ -753,9 +780,21 @@ class PostgresServer(_Server):
             raise _StartError(
                 f"pg_ctl start exited with {rc}", self.log_path, retry=_port_clash(self.log_path)
             )
-        self.execute(
-            f"CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER REPLICATION PASSWORD '{PASSWORD}'"
-        )
+
+    def restart(self, down: float = 0.0, mode: str = "fast") -> None:
+        """Stop the server (``pg_ctl stop -m mode``: fast or immediate, a crash), stay
+        down ``down`` seconds, start it again on the same port with the same data."""
+        with self._lock:
+            log = self.tmpdir / "setup.log"
+            stop: list[str | Path] = [self.bindir / "pg_ctl", "-D", self.datadir]
+            stop += ["-m", mode, "-w", "stop"]
+            if self._run(stop, log, 70) != 0:
+                raise RuntimeError(f"pg_ctl stop failed; see {log}")
+            time.sleep(down)
+            try:
+                self._pg_ctl_start(log)
+            except _StartError as exc:
+                raise RuntimeError(f"PostgreSQL did not restart: {exc.reason}") from None
 
     def _postmaster_pid(self) -> int | None:
         try:
@@ -780,7 +819,7 @@ class PostgresServer(_Server):
         auth = quote(user, safe="")
         if password is not None:
             auth += ":" + quote(password, safe="")
-        return f"postgresql://{auth}@{HOST}:{self.port}/{quote(db, safe='')}"
+        return f"postgresql://{auth}@{self.listen_host}:{self.port}/{quote(db, safe='')}"
 
     def execute(
         self,
@@ -869,6 +908,7 @@ class MariaDBServer(_Server):
         self.extra_args = list(extra_args)
         self._install_missing = install_missing
         self._proc: subprocess.Popen[bytes] | None = None
+        self._spawn_args: tuple[list[str], dict[str, str]] = ([], {})
 
     @property
     def socket_path(self) -> Path:
@@ -938,7 +978,7 @@ class MariaDBServer(_Server):
             f"--log-error={self.log_path}",
             f"--tmpdir={tmp}",
             f"--port={self._port}",
-            f"--bind-address={HOST}",
+            f"--bind-address={self.listen_host}",
             "--skip-name-resolve",
             f"--log-bin={data / 'mariadb-bin'}",
             "--binlog-format=ROW",
@@ -955,18 +995,36 @@ class MariaDBServer(_Server):
             *root_args,
             *self.extra_args,
         ]
-        with (tmp / "mariadbd.out").open("ab") as out:
+        self._spawn_args = ([*self._netns_prefix(), *args], env)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        args, env = self._spawn_args
+        with (self.tmpdir / "mariadbd.out").open("ab") as out:
             self._proc = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=tmp,
+                cwd=self.tmpdir,
                 env=env,
                 start_new_session=True,
             )
         self._arm_watchdog(self._proc.pid, signal.SIGTERM)
         self._wait_ready()
+
+    def restart(self, down: float = 0.0, kill: bool = False) -> None:
+        """Stop mariadbd (SIGTERM, or SIGKILL: a crash), stay down ``down`` seconds, start
+        it again on the same port with the same data and binlog."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                _stop_popen(proc, signal.SIGKILL if kill else signal.SIGTERM, timeout=60)
+            time.sleep(down)
+            try:
+                self._spawn()
+            except _StartError as exc:
+                raise RuntimeError(f"MariaDB did not restart: {exc.reason}") from None
 
     def _wait_ready(self) -> None:
         import pymysql
@@ -994,8 +1052,9 @@ class MariaDBServer(_Server):
         try:
             with conn.cursor() as cur:
                 for stmt in (
-                    f"CREATE USER IF NOT EXISTS 'root'@'{HOST}' IDENTIFIED BY ''",
-                    f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{HOST}' WITH GRANT OPTION",
+                    f"CREATE USER IF NOT EXISTS 'root'@'{self._client_host()}' IDENTIFIED BY ''",
+                    f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{self._client_host()}' "
+                    "WITH GRANT OPTION",
                     f"CREATE USER IF NOT EXISTS '{PASSWORD_USER}'@'%' IDENTIFIED BY '{PASSWORD}'",
                     f"GRANT ALL PRIVILEGES ON *.* TO '{PASSWORD_USER}'@'%' WITH GRANT OPTION",
                 ):
@@ -1005,6 +1064,10 @@ class MariaDBServer(_Server):
             conn.close()
         if self.execute("SELECT 1") != [(1,)]:  # over TCP, as the URL users will connect
             raise _StartError("TCP connection check failed", self.log_path)
+
+    def _client_host(self) -> str:
+        """Where root connects from over TCP: 127.0.0.1, or any host from a namespace."""
+        return "%" if self.netns else HOST
 
     def _shutdown(self) -> None:
         proc, self._proc = self._proc, None
@@ -1016,7 +1079,7 @@ class MariaDBServer(_Server):
         auth = quote(user, safe="")
         if password is not None:
             auth += ":" + quote(password, safe="")
-        return f"mysql://{auth}@{HOST}:{self.port}/{quote(db, safe='')}"
+        return f"mysql://{auth}@{self.listen_host}:{self.port}/{quote(db, safe='')}"
 
     def connect(self, db: str | None = None, user: str = "root", password: str = "") -> Any:
         """A ``pymysql`` connection over TCP (autocommit, utf8mb4, LOCAL INFILE allowed)."""
@@ -1024,7 +1087,7 @@ class MariaDBServer(_Server):
         from pymysql.constants import CLIENT
 
         return pymysql.connect(
-            host=HOST,
+            host=self.listen_host,
             port=self.port,
             user=user,
             password=password,

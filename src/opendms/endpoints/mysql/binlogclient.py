@@ -25,6 +25,7 @@ COM_REGISTER_SLAVE = 0x15
 MAX_PACKET = 0xFFFFFF
 READ_SIZE = 1 << 20
 MARIA_SLAVE_CAPABILITY_GTID = 4
+SILENCE_LIMIT = 15.0  # seconds without data or a heartbeat: the connection is dead
 
 
 class BinlogServerError(EndpointError):
@@ -142,7 +143,7 @@ class BinlogClient:
         if self._fill(wait):
             return self._events()
         silence = time.monotonic() - self._received
-        if silence > max(30.0, 10 * self.heartbeat):
+        if silence > max(SILENCE_LIMIT, 10 * self.heartbeat):
             raise ConnectError(
                 str(self.url), f"no binlog data or heartbeat from the server for {silence:.0f} s"
             )
@@ -155,7 +156,7 @@ class BinlogClient:
             if first == b"\x00":
                 out.append(payload[1:])
             elif first == b"\xfe" and len(payload) < 9:
-                raise EndpointError(str(self.url), "the server ended the binlog stream")
+                raise ConnectError(str(self.url), "the server ended the binlog stream")
             else:
                 self._check(payload)
         return out

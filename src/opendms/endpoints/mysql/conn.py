@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from opendms.endpoints.base import EndpointURL
@@ -51,8 +52,36 @@ def translate(exc: Exception, url: EndpointURL) -> EndpointError:
     return EndpointError(where, f"MySQL error {code}: {text}" if code else text)
 
 
+def tune_socket(sock: Any) -> None:
+    """Notice a network that fails without a reset within about 30 s (keepalive probes
+    while idle, a limit on unacknowledged data while sending) instead of TCP's default of
+    many minutes."""
+    import socket
+
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (
+        ("TCP_KEEPIDLE", 10),
+        ("TCP_KEEPINTVL", 5),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", 30000),
+    ):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, option, value in options:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(level, option, value)
+
+
 def connect(url: EndpointURL, database: str | None = None, **extra: Any) -> Any:
     """A PyMySQL connection (utf8mb4, UTC session), errors translated."""
+    conn = _connect(url, database, **extra)
+    tune_socket(getattr(conn, "_sock", None))
+    return conn
+
+
+def _connect(url: EndpointURL, database: str | None, **extra: Any) -> Any:
     pymysql = pymysql_module()
     try:
         return pymysql.connect(

@@ -82,6 +82,9 @@ class MySQLSource:
     def snapshot(self) -> Iterator[str | None]:
         yield None
 
+    def snapshot_alive(self, snapshot: str) -> bool:
+        return True  # no shared snapshot is ever handed out
+
     def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
         cx = _connectorx()
         types = [plan.table.column(c).type for c in plan.columns]

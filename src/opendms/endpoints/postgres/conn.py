@@ -33,6 +33,30 @@ def conninfo(url: EndpointURL) -> str:
     return url.raw.replace("postgres://", "postgresql://", 1)
 
 
+# A network that fails without a reset (a cut link, a vanished host) is noticed within
+# about 30 s instead of TCP's default of many minutes: keepalive probes while idle, and
+# a limit on unacknowledged data while sending. A URL that sets any of them wins.
+LIBPQ_TIMEOUTS = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+
+
+def libpq_conninfo(url: EndpointURL) -> str:
+    """:func:`conninfo` plus the dead-network timeouts, for libpq-based drivers
+    (psycopg, psycopg2, ADBC); asyncpg takes :func:`conninfo`."""
+    extra = {k: v for k, v in LIBPQ_TIMEOUTS.items() if k not in url.query}
+    if not extra:
+        return conninfo(url)
+    from urllib.parse import urlencode
+
+    joiner = "&" if "?" in url.raw else "?"
+    return conninfo(url) + joiner + urlencode(extra)
+
+
 # SQLSTATEs of a connection that is gone or refused for now (class 08, admin/crash
 # shutdown, cannot connect now) and of resources that ran out (disk, memory, connections)
 _LOST_STATES = ("08", "57P01", "57P02", "57P03")
@@ -57,6 +81,9 @@ _LOST_TEXT = (
     "connection reset",
     "broken pipe",
     "server conn crashed",
+    "connect call failed",
+    "no copy in progress",  # libpq, after the replication connection died mid-stream
+    "underlying connection is closed",
 )
 
 
@@ -125,6 +152,6 @@ def connect(url: EndpointURL, autocommit: bool = True) -> Any:
     """A psycopg connection, with errors translated."""
     pg = require_psycopg()
     try:
-        return pg.connect(conninfo(url), autocommit=autocommit, connect_timeout=10)
+        return pg.connect(libpq_conninfo(url), autocommit=autocommit, connect_timeout=10)
     except pg.Error as exc:
         raise translate(exc, url) from exc

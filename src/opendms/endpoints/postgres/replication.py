@@ -18,7 +18,7 @@ from typing import Any
 
 from opendms.cdc import LSN, Backlog, Position, Transaction
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.postgres.conn import connect, conninfo, translate
+from opendms.endpoints.postgres.conn import connect, libpq_conninfo, translate
 from opendms.endpoints.postgres.pgoutput import Decoder
 from opendms.endpoints.postgres.textvalues import SESSION_OPTIONS
 from opendms.endpoints.postgres.types import quote_ident
@@ -66,7 +66,7 @@ class PgReplication:
         pg2 = _psycopg2()
         try:
             return pg2.connect(
-                conninfo(self.url),
+                libpq_conninfo(self.url),
                 connection_factory=pg2.extras.LogicalReplicationConnection,
                 options=SESSION_OPTIONS,
             )

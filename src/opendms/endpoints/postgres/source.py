@@ -6,6 +6,7 @@ segments see the same data.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
@@ -17,7 +18,13 @@ from opendms.arrowutil import read_rejections, with_rejections
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.canonical import canonical_batch
 from opendms.endpoints.postgres import catalog
-from opendms.endpoints.postgres.conn import connect, conninfo, translate
+from opendms.endpoints.postgres.conn import (
+    connect,
+    conninfo,
+    libpq_conninfo,
+    require_psycopg,
+    translate,
+)
 from opendms.endpoints.postgres.fastcopy import CopySpec
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.endpoints.sqlutil import where_clause
@@ -122,14 +129,31 @@ class PostgresSource:
             snap = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             yield str(snap)
         finally:
-            conn.rollback()
-            conn.close()
+            with contextlib.suppress(Exception):  # the server may have restarted meanwhile
+                conn.rollback()
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def snapshot_alive(self, snapshot: str) -> bool:
+        """Whether readers can still import ``snapshot`` (its exporting session lives);
+        a source that cannot be reached raises ConnectError."""
+        conn = connect(self.url, autocommit=False)
+        try:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+            return True
+        except require_psycopg().Error:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+                conn.close()
 
     def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
         dbapi = _adbc()
         types = [plan.table.column(c).type for c in plan.columns]
         try:
-            conn = dbapi.connect(conninfo(self.url))
+            conn = dbapi.connect(libpq_conninfo(self.url))
         except Exception as exc:
             raise translate(exc, self.url) from exc
         try:

@@ -77,6 +77,9 @@ class SQLiteSource:
     def snapshot(self) -> Iterator[str | None]:
         yield None
 
+    def snapshot_alive(self, snapshot: str) -> bool:
+        return True  # no shared snapshot is ever handed out
+
     def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
         if plan.segment is not None and plan.segment.partition is not None:
             raise ConfigError(

@@ -1,0 +1,282 @@
+"""Fault tests (issue 8, section 1): a running task survives servers restarting, its
+connections being killed, a full target disk and a cut network, under write load, and
+ends with the target equal to the source, value for value. The task process is never
+restarted by the test: it recovers by itself (RecoverableError* settings).
+
+Each test has its own private servers (restarting them must not disturb other tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from opendms.state import StateStore
+from opendms.testing.crash import compare_tables, create_ledger, pg_copy_running
+from opendms.testing.faults import (
+    Load,
+    NetCut,
+    can_cut_network,
+    fill,
+    kill_mysql_connections,
+    small_disk,
+    terminate_pg_backends,
+)
+from opendms.testing.servers import MariaDBServer, PostgresServer
+
+EXE = [sys.executable, "-m", "opendms.cli.main"]
+RUN_FLAGS = ("--quiet", "--follow", "--skip-assessment")
+ROWS = 40_000
+BIG = 300_000  # long enough a load to restart a server in the middle of it
+RETRY = {
+    "RecoverableErrorInterval": 1,
+    "RecoverableErrorThrottling": True,
+    "RecoverableErrorThrottlingMax": 4,
+    "RecoverableErrorStopRetryAfterThrottlingMax": False,
+}
+
+
+@pytest.fixture
+def pg_pair() -> Iterator[tuple[PostgresServer, PostgresServer]]:
+    with PostgresServer() as source, PostgresServer() as target:
+        yield source, target
+
+
+@pytest.fixture
+def mariadb() -> Iterator[MariaDBServer]:
+    with MariaDBServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_target() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+class Task:
+    """``opendms task run --follow`` in the background, for one task file."""
+
+    def __init__(self, tmp: Path, source: str, target: str, rate: int = 10000) -> None:
+        self.file, self.state = tmp / "task.yaml", tmp / "state.db"
+        settings = {
+            "ErrorBehavior": RETRY,
+            "ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0},
+            "FullLoadSettings": {"CommitRate": rate},
+        }
+        spec = {
+            "name": "fault",
+            "source": source,
+            "target": target,
+            "migration_type": "full-load-and-cdc",
+            "task_settings": settings,
+        }
+        self.file.write_text(yaml.safe_dump(spec))
+        self.log = (tmp / "task.log").open("w")
+        self.proc = subprocess.Popen(
+            [*EXE, "--state", str(self.state), "-v", "task", "run", *RUN_FLAGS, str(self.file)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def phase(self) -> str:
+        record = StateStore(self.state).task("fault") if self.state.exists() else None
+        return record.phase if record is not None else ""
+
+    def wait_live(self, timeout: float = 120) -> None:
+        _until("the task to stream", lambda: self.phase() == "ongoing replication", timeout, self)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> str:
+        """SIGTERM (finish the batch, checkpoint), the exit code must be 0; the log."""
+        assert self.alive(), self.text()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(120)
+        assert code == 0, self.text()
+        return self.text()
+
+    def text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.log.close()
+
+
+def _until(what: str, check: Callable[[], Any], timeout: float, task: Task | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if task is not None and not task.alive():
+            raise AssertionError(f"the task ended while waiting for {what}:\n{task.text()}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}" + (f":\n{task.text()}" if task else ""))
+
+
+def _equal_soon(source: str, target: str, task: Task, timeout: float = 90) -> None:
+    """The load has stopped: the running task must bring the target level with the
+    source by itself."""
+    last: list[str] = []
+
+    def same() -> bool:
+        try:
+            compare_tables(source, target, "ledger", "id")
+            return True
+        except AssertionError as exc:
+            last[:] = [str(exc)]
+            return False
+
+    _until("the target to equal the source", same, timeout, task)
+
+
+@pytest.fixture
+def task_box() -> Iterator[list[Task]]:
+    tasks: list[Task] = []
+    yield tasks
+    for task in tasks:
+        if task.alive():
+            task.kill()
+
+
+def _pg_dbs(pair: tuple[PostgresServer, PostgresServer]) -> tuple[str, str]:
+    source, target = pair
+    return source.create_database("src"), target.create_database("dst")
+
+
+def test_pg_source_restarts_during_full_load_and_cdc(
+    pg_pair: tuple[PostgresServer, PostgresServer], tmp_path: Path, task_box: list[Task]
+) -> None:
+    src, dst = _pg_dbs(pg_pair)
+    create_ledger(src, BIG)
+    with Load(src, 10_000_000, seed=1, rows=BIG) as load:
+        task = Task(tmp_path, src, dst, rate=2000)
+        task_box.append(task)
+        _until("the full load's COPY", lambda: pg_copy_running(dst), 60, task)
+        pg_pair[0].restart(down=1.0)  # the exported snapshot is gone: the load starts over
+        task.wait_live()
+        assert "starts over with a new slot" in task.text()
+        time.sleep(1.0)
+        pg_pair[0].restart(down=2.0)  # during CDC, under writes
+        time.sleep(4.0)
+    assert load.statements > 100 and load.failures > 0
+    _equal_soon(src, dst, task)
+    log = task.stop()
+    assert "retrying in" in log
+
+
+def test_pg_target_restart_and_killed_backends_during_cdc(
+    pg_pair: tuple[PostgresServer, PostgresServer], tmp_path: Path, task_box: list[Task]
+) -> None:
+    src, dst = _pg_dbs(pg_pair)
+    create_ledger(src, ROWS)
+    with Load(src, 10_000_000, seed=2, rows=ROWS) as load:
+        task = Task(tmp_path, src, dst)
+        task_box.append(task)
+        task.wait_live()
+        pg_pair[1].restart(down=2.0)
+        time.sleep(3.0)
+        assert terminate_pg_backends(pg_pair[1].url(), "dst") >= 1  # the applier's session
+        time.sleep(2.0)
+        assert terminate_pg_backends(pg_pair[0].url(), "src") >= 1  # the WAL sender, reads
+        time.sleep(3.0)
+    assert load.statements > 100
+    _equal_soon(src, dst, task)
+    assert task.stop().count("retrying in") >= 2
+
+
+def test_mariadb_source_restart_and_killed_dump_during_cdc(
+    mariadb: MariaDBServer, pg_target: PostgresServer, tmp_path: Path, task_box: list[Task]
+) -> None:
+    src, dst = mariadb.create_database("src"), pg_target.create_database("dst")
+    create_ledger(src, ROWS)
+    with Load(src, 10_000_000, seed=3, rows=ROWS) as load:
+        task = Task(tmp_path, src, dst)
+        task_box.append(task)
+        task.wait_live()
+        dump = lambda row: "Binlog Dump" in str(row[4])  # noqa: E731
+        _until("the binlog dump connection", lambda: kill_mysql_connections(src, dump), 30, task)
+        time.sleep(3.0)
+        mariadb.restart(down=2.0)
+        time.sleep(4.0)
+    assert load.statements > 100 and load.failures > 0
+    _equal_soon(src, dst, task)
+    assert task.stop().count("retrying in") >= 2
+
+
+def test_a_full_target_disk_is_waited_out(
+    pg_pair: tuple[PostgresServer, PostgresServer], tmp_path: Path, task_box: list[Task]
+) -> None:
+    src, dst = _pg_dbs(pg_pair)
+    create_ledger(src, ROWS)
+    target = pg_pair[1]
+    owner = _pg_owner(target)
+    with small_disk(64, owner) as disk:
+        target.execute(f"CREATE TABLESPACE small LOCATION '{disk}'")
+        target.execute("ALTER DATABASE dst SET default_tablespace = small")
+        with Load(src, 10_000_000, seed=4, rows=ROWS) as load:
+            task = Task(tmp_path, src, dst)
+            task_box.append(task)
+            task.wait_live()
+            filler = fill(disk)
+            _until("a write refused for space", lambda: "No space left" in task.text(), 60, task)
+            time.sleep(2.0)
+            filler.unlink()  # the disk has room again: the task goes on by itself
+            time.sleep(3.0)
+        assert load.statements > 100
+        _equal_soon(src, dst, task)
+        task.stop()
+        target.execute("DROP DATABASE dst WITH (FORCE)")
+        target.execute("DROP TABLESPACE small")
+
+
+def _pg_owner(server: PostgresServer) -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    user = pwd.getpwnam("postgres")
+    return user.pw_uid, user.pw_gid
+
+
+@pytest.mark.skipif(not can_cut_network(), reason="network namespaces need root and iproute2")
+def test_a_network_cut_longer_than_the_timeouts(tmp_path: Path, task_box: list[Task]) -> None:
+    """The MariaDB source and the PostgreSQL target each sit behind a link that goes down
+    for longer than the connections' timeouts (no reset reaches either side)."""
+    with NetCut() as src_net, NetCut() as dst_net:
+        source = MariaDBServer().in_netns(src_net.name, src_net.inside)
+        target = PostgresServer().in_netns(dst_net.name, dst_net.inside)
+        with source, target:
+            src, dst = source.create_database("src"), target.create_database("dst")
+            create_ledger(src, ROWS)
+            with Load(src, 10_000_000, seed=5, rows=ROWS) as load:
+                task = Task(tmp_path, src, dst)
+                task_box.append(task)
+                task.wait_live()
+                src_net.cut()
+                time.sleep(25.0)  # past the binlog heartbeat silence limit (15 s)
+                src_net.restore()
+                time.sleep(3.0)
+                dst_net.cut()
+                time.sleep(35.0)  # past the TCP keepalive / user timeouts (~30 s)
+                dst_net.restore()
+                time.sleep(3.0)
+            assert load.statements > 100
+            _equal_soon(src, dst, task, timeout=120)
+            assert task.stop().count("retrying in") >= 2
