@@ -22,7 +22,7 @@ from opendms.endpoints import check_endpoint
 from opendms.endpoints.base import mask
 from opendms.engine.cdc import StopEvent
 from opendms.engine.task import run_task
-from opendms.errors import ConfigError, OpenDMSError, exit_code
+from opendms.errors import ConfigError, OpenDMSError, StopRequested, exit_code
 from opendms.state import StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -135,9 +135,13 @@ def task_run(
     signal.signal(signal.SIGINT, _graceful(stop))
     enabled = not quiet and err_console.is_terminal
     with RichProgress(enabled) as progress:
-        result = run_task(
-            spec, store, progress, stop, follow=follow, fresh=fresh, file=str(file.resolve())
-        )
+        try:
+            result = run_task(
+                spec, store, progress, stop, follow=follow, fresh=fresh, file=str(file.resolve())
+            )
+        except StopRequested:  # stopped while waiting to retry a recoverable error
+            console.print(f"task {spec.name}: stopped while waiting to retry")
+            return
     console.print(stats_table(spec.name, store.tables(spec.name)))
     console.print(run_summary(spec.name, store, result))
 

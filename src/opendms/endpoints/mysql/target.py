@@ -27,7 +27,7 @@ from opendms.endpoints.mysql.tsv import batch_tsv
 from opendms.endpoints.mysql.types import MAX_VARCHAR, decimal_digits, key_lengths, to_mysql
 from opendms.endpoints.mysql.values import decimal_misfits, interval_misfits, is_bit
 from opendms.endpoints.pyvalues import negative_zero_rows as signed_zeros
-from opendms.errors import DataError, EndpointError
+from opendms.errors import DataError, EndpointError, OpenDMSError
 from opendms.model import Column, Index, Kind, Table
 
 log = logging.getLogger("opendms.mysql")
@@ -78,12 +78,26 @@ class MySQLTarget:
         return self._collation
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        """One statement on the admin connection, which reconnects when the server
+        restarted since the last one (a lost connection during it still raises)."""
         try:
-            with self.lock, self.conn.cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall()
+            with self.lock:
+                self._reconnect_if_lost()
+                with self.conn.cursor() as cur:
+                    cur.execute(sql, args)
+                    return cur.fetchall()
+        except OpenDMSError:
+            raise
         except Exception as exc:
             raise translate(exc, self.url) from exc
+
+    def _reconnect_if_lost(self) -> None:
+        try:
+            self.conn.ping(reconnect=False)
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = connect(self.url, database="", local_infile=True)
 
     def run_ddl(self, table: Table, statements: list[str]) -> None:
         """Replace ``table`` with one created by converted DDL."""
@@ -148,7 +162,9 @@ class MySQLTarget:
         self._execute(f"CREATE {unique}INDEX {quote(name)} ON {self.qualified(table)} ({cols})")
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connection; one the server already dropped has nothing to say."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
 
 _HAS_INDEX = (
