@@ -495,6 +495,15 @@ def test_strings_in_their_charsets() -> None:
     assert "column v: text is not valid utf8mb4" in bad
 
 
+def test_latin1_is_windows_1252_with_every_byte_a_character() -> None:
+    # MySQL maps the five bytes cp1252 leaves undefined to the C1 controls (the full
+    # load gets them so): they are valid latin1 text, not a decode error
+    col = C("l", Col.VARCHAR, struct.pack("<H", 20), charset=8)
+    raw = b"A\x81\x8d\x8f\x90\x9d\x80\xe9"
+    (change,) = decode_insert([col], [[var(raw)]])
+    assert (change.values, change.error) == (("A\x81\x8d\x8f\x90\x9d€é",), "")
+
+
 def test_enum_set_and_uuid() -> None:
     cols = [
         C("e", Col.ENUM, bytes([Col.ENUM, 1]), labels=("sad", "ok", "happy")),

@@ -15,6 +15,7 @@ changes must carry their old rows (``old_rows``: the lake, source filters).
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import struct
@@ -172,7 +173,7 @@ CODECS: dict[str, str | None] = {
     "utf8mb4": "utf-8",
     "utf8mb3": "utf-8",
     "utf8": "utf-8",
-    "latin1": "cp1252",  # MySQL's latin1 is Windows-1252
+    "latin1": "mysql_latin1",  # Windows-1252, see below
     "ascii": "ascii",
     "ucs2": "utf-16-be",
     "utf16": "utf-16-be",
@@ -206,6 +207,25 @@ CODECS: dict[str, str | None] = {
     "macce": "mac-latin2",
 }
 
+
+# MySQL's latin1 is Windows-1252 with the five bytes cp1252 leaves undefined (0x81, 0x8D,
+# 0x8F, 0x90, 0x9D) mapped to the control characters of the same number, as the server
+# converts them (the full load gets them so): every byte is a character.
+_LATIN1 = "".join(bytes([b]).decode("cp1252", "ignore") or chr(b) for b in range(256))
+_LATIN1_ENCODING = codecs.charmap_build(_LATIN1)
+
+
+def _latin1_codec(name: str) -> codecs.CodecInfo | None:
+    if name != "mysql_latin1":
+        return None
+    return codecs.CodecInfo(
+        name="mysql_latin1",
+        encode=lambda text, errors="strict": codecs.charmap_encode(text, errors, _LATIN1_ENCODING),
+        decode=lambda data, errors="strict": codecs.charmap_decode(data, errors, _LATIN1),
+    )
+
+
+codecs.register(_latin1_codec)
 
 # ----------------------------------------------------------------------------- small readers
 
