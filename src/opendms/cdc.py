@@ -128,6 +128,8 @@ class ColumnChange:
     nullable: bool = True
 
 
+_ERROR_COLUMN = re.compile(r"column (.+?): ")
+
 UNCHANGED = object()
 """Marks a value the source did not send (an unchanged TOASTed column)."""
 
@@ -154,9 +156,14 @@ class Change:
     key: tuple[Any, ...] = ()
     ddl: tuple[ColumnChange, ...] = ()
     stat: str | None = None  # the op letter statistics count (None: ``op``; "": none)
-    error: str = ""  # the source could not decode this row: why (a data error)
+    error: str = ""  # the source could not decode this row: why ("column X: why", ...)
     old_columns: tuple[str, ...] = ()
     old_values: tuple[Any, ...] = ()
+
+    def error_column(self) -> str:
+        """The column a source's decode ``error`` names (``column X: why``), else ""."""
+        m = _ERROR_COLUMN.match(self.error)
+        return m.group(1) if m else ""
 
     def before(self) -> dict[str, Any]:
         """The old row as far as the source sent it: the whole row, or only the key."""

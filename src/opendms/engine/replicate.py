@@ -423,7 +423,8 @@ class Replication:
                 continue
             if change.error:
                 name = f"{change.schema}.{change.table}"
-                policies.data_error(change, DataError(name, change.error))
+                column = change.error_column()
+                policies.data_error(change, DataError(name, change.error, column=column), column)
                 continue
             done = [change]
             try:
