@@ -416,22 +416,25 @@ class Replication:
     def _screened(
         self, changes: list[Change], steps: list[Callable[[Change], list[Change]]]
     ) -> list[Change]:
+        """The changes converted and transformed; one that cannot be stays in place with
+        its ``error`` set, so the error policy decides about it in order with the writes
+        (see isolate.py)."""
         out: list[Change] = []
-        policies = self.policies
         for change in changes:
-            if not policies.keep(change):
-                continue
             if change.error:
-                name = f"{change.schema}.{change.table}"
-                column = change.error_column()
-                policies.data_error(change, DataError(name, change.error, column=column), column)
+                out.append(change)
                 continue
             done = [change]
             try:
                 for step in steps:
                     done = [c for one in done for c in step(one)]
             except DataError as exc:
-                policies.data_error(change, exc, getattr(exc, "column", ""))
+                column = exc.column or ""
+                out.append(
+                    replace(
+                        change, error=f"column {column}: {exc.message}" if column else exc.message
+                    )
+                )
                 continue
             out += done
         return out
