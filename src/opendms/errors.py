@@ -12,6 +12,7 @@ Every error a user can see derives from :class:`OpenDMSError`. The tree::
     │   ├── DatabaseMissingError   database, bucket or directory does not exist
     │   └── PrivilegeError         connected, but not allowed to do the job
     ├── DataError              a value cannot be represented on the target
+    ├── NotComparableError     a table cannot be validated (its columns differ, ...)
     ├── TaskError              the task cannot go on (a table failed, no tables captured)
     │   └── TaskLockedError        another process is running the task
     └── StopRequested          the task was asked to stop (raised inside workers)
@@ -102,6 +103,15 @@ class DataError(OpenDMSError):
         self.row = row
         detail = f" (row {row})" if row else ""
         super().__init__(f"table {table}: {message}{detail}")
+
+
+class NotComparableError(OpenDMSError):
+    """A table cannot be validated: its source and target columns differ, or its rows
+    cannot be matched (the message says which and why)."""
+
+    def __init__(self, table: str, message: str) -> None:
+        self.table = table
+        super().__init__(f"table {table}: {message}")
 
 
 class TaskError(OpenDMSError):
