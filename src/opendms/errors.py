@@ -14,7 +14,8 @@ Every error a user can see derives from :class:`OpenDMSError`. The tree::
     ├── DataError              a value cannot be represented on the target
     ├── NotComparableError     a table cannot be validated (its columns differ, ...)
     ├── TaskError              the task cannot go on (a table failed, no tables captured)
-    │   └── TaskLockedError        another process is running the task
+    │   ├── TaskLockedError        another process is running the task
+    │   └── DecodeError            a change-stream message (pgoutput, binlog) is malformed
     └── StopRequested          the task was asked to stop (raised inside workers)
 
 Command-line exit codes follow the tree (:func:`exit_code`): 2 for a usage or
@@ -120,6 +121,11 @@ class TaskError(OpenDMSError):
 
 class TaskLockedError(TaskError):
     """Another live process holds the task's run lock (one run of a task at a time)."""
+
+
+class DecodeError(TaskError):
+    """A message of a change stream (a pgoutput message, a binlog event) is malformed:
+    truncated, inconsistent with what came before, or not the format at all."""
 
 
 class StopRequested(OpenDMSError):  # noqa: N818 - a stop signal, not a failure
