@@ -183,3 +183,21 @@ def test_task_file_yaml_nested_too_deep_or_number_too_long(text: str, tmp_path: 
     path.write_text(text)
     with pytest.raises(ConfigError, match="cannot be read"):
         load_task_file(path)
+
+
+def test_add_column_expression_nested_too_deep() -> None:
+    """Found by the fuzzer: ``$id * !!!…2`` made sqlglot's parser recurse past the
+    interpreter's limit (RecursionError)."""
+    rule = {
+        "rule-type": "transformation",
+        "rule-id": "2",
+        "rule-name": "2",
+        "rule-target": "column",
+        "object-locator": {"schema-name": "%", "table-name": "%"},
+        "rule-action": "add-column",
+        "value": "twice",
+        "expression": "$id * " + "!" * 2000 + "2",
+        "data-type": {"type": "int8"},
+    }
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse_table_mappings([rule])
