@@ -134,7 +134,7 @@ def _unkeyed(tables: list[Table], cdc: bool) -> Check:
     return problem(
         "tables-primary-key",
         cdc,
-        f"{len(bad)} table(s) without a primary key: they cannot be validated row by row"
+        f"{len(bad)} table(s) without a primary key: validation can only count whole rows"
         + (", and their updates and deletes cannot be keyed" if cdc else ""),
         "add a primary key (or promote a unique NOT NULL key to primary key)",
         bad,

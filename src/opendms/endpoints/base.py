@@ -46,7 +46,10 @@ class EndpointURL:
     @classmethod
     def parse(cls, url: str) -> EndpointURL:
         url = _normalized(url)
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # an unbalanced '[' (IPv6 host), a bad character
+            raise ConfigError(f"endpoint {mask(url)!r} is not a valid URL: {exc}") from None
         if not parts.scheme:
             raise ConfigError(f"endpoint {mask(url)!r} is not a URL (expected scheme://...)")
         try:

@@ -31,7 +31,7 @@ import pyarrow as pa
 from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.mysql.types import from_mysql
 from opendms.endpoints.mysql.values import time_interval
-from opendms.errors import TaskError
+from opendms.errors import DecodeError, TaskError
 from opendms.model import ColumnType, Kind
 
 ZERO_DATE = "MySQL zero date (a zero month or day) has no value on other engines"
@@ -256,8 +256,18 @@ def uncompress(data: bytes) -> bytes:
     if not head & 0x80:
         return data[1:]
     lenlen = head & 0x07
+    size = int.from_bytes(data[1 : 1 + lenlen], "big") if lenlen else MAX_UNCOMPRESSED
+    if size > MAX_UNCOMPRESSED:
+        raise ValueError(f"compressed data claims {size} bytes (more than MySQL sends)")
     wbits = -15 if head & 0x08 else 15
-    return zlib.decompress(data[1 + lenlen :], wbits)
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(data[1 + lenlen :], size + 1)  # never more than it claims
+    if len(out) > size or (lenlen and len(out) != size):
+        raise ValueError(f"compressed data gives {len(out)}+ bytes, not the {size} it claims")
+    return out
+
+
+MAX_UNCOMPRESSED = 1 << 30  # max_allowed_packet's ceiling: no event or value is larger
 
 
 class BadValueError(ValueError):
@@ -1657,7 +1667,15 @@ class GtidState:
 # ----------------------------------------------------------------------------- decoder
 
 _FILE_NUMBER = re.compile(r"(\d+)$")
-_DECODE_ERRORS = (ValueError, IndexError, KeyError, struct.error, zlib.error, OverflowError)
+_DECODE_ERRORS = (
+    ValueError,
+    IndexError,
+    KeyError,
+    struct.error,
+    zlib.error,
+    OverflowError,
+    RecursionError,  # JSON nested deeper than the interpreter's stack
+)
 _ROWS_KINDS = {
     Ev.WRITE_V1: (ROWS_WRITE, 1, False),
     Ev.UPDATE_V1: (ROWS_UPDATE, 1, False),
@@ -1733,6 +1751,16 @@ class BinlogDecoder:
 
     def feed(self, event: bytes) -> Transaction | None:
         """Decode one event; returns the transaction its commit completes."""
+        try:
+            return self._feed(event)
+        except _DECODE_ERRORS as exc:
+            kind = event[4] if len(event) > 4 else -1
+            raise DecodeError(
+                f"binlog {self.file}:{self.event_pos}: malformed event of type {kind} "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+
+    def _feed(self, event: bytes) -> Transaction | None:
         stamp, kind, server, _size, log_pos, flags = HEADER.unpack_from(event)
         self.event_pos = log_pos
         if log_pos and not flags & ARTIFICIAL and kind not in _NO_POSITION:
@@ -1959,6 +1987,8 @@ class BinlogDecoder:
         if kind == ROWS_UPDATE:
             after = int.from_bytes(ev[p : p + nbytes], "little")
             p += nbytes
+        if not (before or kind == ROWS_WRITE) or not (after or kind == ROWS_DELETE):
+            raise ValueError(f"a rows event of {tm.qualified} with an image of no columns")
         end = len(ev) - self.crc
         if compressed:
             rows = uncompress(ev[p:end])
@@ -1973,7 +2003,9 @@ class BinlogDecoder:
         when a value cannot be decoded (bad rows become changes with ``error`` set)."""
         mark = len(self.changes)
         try:
-            tm.rows_fn(kind, before, after)(buf, p, end, self.changes)
+            stop = tm.rows_fn(kind, before, after)(buf, p, end, self.changes)
+            if stop != end:  # into the checksum, or rows cut short: not this table's rows
+                raise ValueError(f"the rows of {tm.qualified} end {stop - end} bytes off")
         except _DECODE_ERRORS:
             from opendms.endpoints.mysql.badrows import decode_rows_slowly
 
