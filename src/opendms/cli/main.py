@@ -327,7 +327,7 @@ def _drop_replication(name: str, source: str, file: Path | None) -> None:
             )
         return
     spec = load_task_file(file)
-    capture = open_capture(EndpointURL.parse(spec.source.url), name)
+    capture = open_capture(EndpointURL.parse(spec.source.url), name, spec.source.settings)
     try:
         capture.drop()
     finally:

@@ -480,6 +480,9 @@ class RowApplier(abc.ABC):
     def schema_changed(self, plan: ApplyPlan) -> None:
         self.maps[(plan.source.schema, plan.source.name)] = TableMap.of(plan)
 
+    def table_dropped(self, schema: str, table: str) -> None:
+        self.maps.pop((schema, table), None)
+
     def batch_hint(self) -> tuple[float, int] | None:
         return None
 

@@ -65,6 +65,12 @@ class LakeTarget:
             if info.type == pafs.FileType.File and (load or _PARTIAL_FILE.match(name)):
                 self.storage.fs.delete_file(info.path)
 
+    def drop_table(self, table: Table) -> None:
+        """A lake keeps history: the table's files stay."""
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        """Later files go to the new table's folder; the older ones stay."""
+
     def writer(self, table: Table, segment: int | None) -> LakeWriter:
         return LakeWriter(self, table, segment)
 

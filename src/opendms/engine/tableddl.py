@@ -1,0 +1,102 @@
+"""Table-level DDL during CDC: a source table created, dropped or renamed is so on the
+target, before the transaction that did it is applied (each step does nothing when it
+was already done, so a batch retried after a crash is safe).
+
+* create (a table the selection rules take): the target table is prepared as a full
+  load would prepare it (``TargetTablePrepMode``) and captured from then on;
+* drop: the target table is dropped (DMS's default ``HandleSourceTableDropped``); a
+  lake keeps the table's files;
+* rename: the target table gets the name the mapping rules give the new source name;
+  changes of the renaming transaction made before the rename land in it too. A lake
+  writes the later files into the new table's folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from opendms.cdc import Applier, ApplyPlan
+from opendms.config import TaskSpec
+from opendms.endpoints.base import Target
+from opendms.engine.follow import SchemaFollower
+from opendms.engine.fullload import FullLoad
+from opendms.engine.transform import output_plan
+from opendms.errors import ConfigError
+from opendms.mapping import TablePlan
+from opendms.model import Table
+from opendms.state import StateStore
+
+log = logging.getLogger("opendms.replicate")
+TableKey = tuple[str, str]
+
+
+def apply_plan(plan: TablePlan) -> ApplyPlan:
+    names = {o.source: o.name for o in plan.outputs if o.source is not None}
+    return ApplyPlan(plan.source, plan.target, names)
+
+
+@dataclass
+class TableDdl:
+    """Carries table-level DDL to the target; ``plans`` is the engine's, by source key."""
+
+    spec: TaskSpec
+    target: Target
+    loader: FullLoad
+    store: StateStore
+    plans: dict[TableKey, ApplyPlan]
+    follower: SchemaFollower
+    same_engine: bool
+
+    def create(self, applier: Applier, key: TableKey) -> None:
+        plan = self.follower.created.pop(key, None)
+        if plan is None:
+            return
+        if hasattr(self.target, "same_engine"):
+            self.target.same_engine = self.same_engine
+        mode = self.spec.task_settings.FullLoadSettings.TargetTablePrepMode
+        self.target.prepare(plan.target, mode)
+        self.target.finish(plan.target)
+        made = output_plan(plan) if key in self.follower.transformed else apply_plan(plan)
+        self.plans[key] = made
+        applier.schema_changed(made)
+        self.store.table_planned(self.spec.name, key[0], key[1], 0)
+        log.info("table %s.%s created on the source: created as %s", *key, plan.target.qualified)
+
+    def drop(self, applier: Applier, key: TableKey) -> None:
+        plan = self.plans.pop(key, None)
+        if plan is None:
+            return
+        self.target.drop_table(plan.target)
+        applier.table_dropped(*key)
+        log.info("table %s.%s dropped on the source: dropped %s", *key, plan.target.qualified)
+
+    def rename(self, applier: Applier, key: TableKey, new: TableKey) -> None:
+        plan = self.plans.pop(key, None)
+        if plan is None:
+            return
+        target = self._renamed_target(plan, new)
+        self.target.rename_table(plan.target, target)
+        applier.schema_changed(ApplyPlan(plan.source, target, plan.names))
+        moved = ApplyPlan(replace(plan.source, schema=new[0], name=new[1]), target, plan.names)
+        applier.schema_changed(moved)
+        self.plans[new] = moved
+        self.store.table_planned(self.spec.name, new[0], new[1], 0, keep=True)
+        log.info(
+            "table %s.%s renamed on the source to %s.%s: target %s renamed to %s",
+            *key,
+            *new,
+            plan.target.qualified,
+            target.qualified,
+        )
+
+    def _renamed_target(self, plan: ApplyPlan, new: TableKey) -> Table:
+        """The target table under the name the mapping rules give the new source name
+        (its columns stay those of the target table)."""
+        source = self.follower.tables.get(new) or replace(plan.source, schema=new[0], name=new[1])
+        try:
+            named = self.loader.plan_one(source).target
+        except ConfigError as exc:
+            log.warning("table %s: %s; the target table keeps its schema", source.qualified, exc)
+            named = replace(plan.target, name=new[1])
+        return replace(plan.target, schema=named.schema, name=named.name)
