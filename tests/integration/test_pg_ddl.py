@@ -11,6 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
@@ -34,6 +36,10 @@ DDL = [
     "UPDATE items SET extra = id * 1.125 WHERE id <= 5",
     "ALTER TABLE items ADD COLUMN seen timestamptz, ADD COLUMN raw bytea",
     "UPDATE items SET seen = '2024-02-29 23:59:59.123456+05:30', raw = '\\x00ff10' WHERE id = 1",
+    "ALTER TABLE items ADD COLUMN doc jsonb, ADD COLUMN code uuid, ADD COLUMN span interval, "
+    "ADD COLUMN tags int[], ADD COLUMN ratio double precision",
+    "UPDATE items SET doc = '{\"a\": [1, 2.5, null]}', code = 'a0eebc99-9c0b-4ef8-bb6d-"
+    "6bb9bd380a11', span = '1 day 04:05:06.5', tags = '{1,NULL,3}', ratio = 0.1 WHERE id = 2",
     "ALTER TABLE items DROP COLUMN born",
     "ALTER TABLE items RENAME COLUMN name TO title",
     "ALTER TABLE items ALTER COLUMN qty TYPE bigint",
@@ -47,9 +53,10 @@ DDL = [
     "INSERT INTO later VALUES (1, 'a', 1.50, '2024-01-01 10:00:00.5'), (2, 'b', NULL, NULL)",
     "UPDATE later SET v = 'a2' WHERE id = 1",
     # no key yet: captured once it has one, with the rows it holds then
-    "CREATE TABLE copied AS SELECT id, title, extra FROM items WHERE id <= 3",
+    "CREATE TABLE copied AS SELECT id, title, extra, id % 2 = 0 AS even, 'x'::char(3) AS c3, "
+    "seen FROM items WHERE id <= 3",
     "ALTER TABLE copied ADD PRIMARY KEY (id)",
-    "INSERT INTO copied VALUES (50, 'copied later', 2.5)",
+    "INSERT INTO copied VALUES (50, 'copied later', 2.5, true, 'y', '2020-01-01 00:00+00')",
     "TRUNCATE emptied",
     "INSERT INTO emptied VALUES (9, 'after truncate')",
     "ALTER TABLE oldname RENAME TO newname",
@@ -58,8 +65,8 @@ DDL = [
     "CREATE TABLE not_selected (id int PRIMARY KEY)",
 ]
 FINAL_TABLES = ["copied", "emptied", "items", "later", "newname"]
-# (table, DDL count): items 6 column DDLs; created, truncated, renamed, dropped tables 1
-DDLS = {"items": 6, "later": 1, "copied": 1, "emptied": 1, "oldname": 1, "gone": 1}
+# (table, DDL count): items 7 column DDLs; created, truncated, renamed, dropped tables 1
+DDLS = {"items": 7, "later": 1, "copied": 1, "emptied": 1, "oldname": 1, "gone": 1}
 MAPPINGS = {
     "rules": [
         {
@@ -220,3 +227,154 @@ def test_pg_to_s3_lake(pg_db: str, s3_url: str, tmp_path: Path) -> None:
     store = _cdc_with_ddl(pg_db, {"url": s3_url, "settings": LAKE}, tmp_path)
     _assert_lake(pg_db, s3_url, tmp_path, store)
     _assert_counts(store)
+
+
+# -- no DDL, no DDL applied -------------------------------------------------------------
+
+TYPED = [
+    "CREATE DOMAIN posint AS int CHECK (VALUE > 0)",
+    "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')",
+    "CREATE TABLE typed (id int PRIMARY KEY, a varchar(10), b char(3), c numeric, "
+    "d numeric(30,10), e time(3), f timestamp(0), g timestamptz(2), h interval, i uuid, "
+    "j jsonb, k json, l int[], m text[], n mood, o mood[], p posint, q bytea, r real, "
+    "s double precision, t smallint, u bigint, v boolean, w date, y varchar)",
+    "INSERT INTO typed VALUES (1, 'a', 'b', 1.5, 2.25, '10:00:00.123', '2024-01-01 10:00', "
+    "'2024-01-01 10:00:00.12+02', '1 day', gen_random_uuid(), '{}', '[1]', '{1,2}', "
+    "'{a,NULL}', 'ok', '{sad,happy}', 5, '\\x00', 1.5, 2.5, 3, 4, true, '2024-02-29', "
+    "'free')",
+]
+
+
+def test_no_ddl_means_no_ddl_applied(pg_db: str, tmp_path: Path) -> None:
+    """The relation messages of a stream whose source had no DDL agree with the captured
+    tables, whatever the column types: nothing is altered, nothing is counted."""
+    execute(pg_db, TYPED)
+    store = StateStore(tmp_path / "state.db")
+    target = f"sqlite:///{tmp_path}/t.db"
+    spec = _task("ddl", pg_db, target)
+    run_task(spec, store)
+    execute(
+        pg_db,
+        [
+            "UPDATE typed SET a = 'b', n = 'happy', p = 7, l = '{3}' WHERE id = 1",
+            "INSERT INTO typed (id, o, b) VALUES (2, '{ok}', 'z')",
+        ],
+    )
+    run_task(spec, store)
+    [stats] = store.tables("ddl")
+    assert (stats.ddls, stats.updates, stats.inserts) == (0, 1, 1)
+    reference = f"sqlite:///{tmp_path}/ref.db"
+    run_task(_task("ref", pg_db, reference, "full-load"), store)
+    assert _columns(target, "typed") == _columns(reference, "typed")
+    assert _rows(target, "typed") == _rows(reference, "typed")
+
+
+# -- crashes and resumes ----------------------------------------------------------------
+
+AROUND_A_DDL = [
+    "UPDATE items SET price = 1.26 WHERE id = 1",  # text '1.26' of a column retyped below
+    "BEGIN; ALTER TABLE items ADD COLUMN extra numeric(10,3); "
+    "UPDATE items SET extra = 1.5 WHERE id = 1; "
+    "ALTER TABLE items RENAME COLUMN name TO title; "
+    "ALTER TABLE items ALTER COLUMN price TYPE int USING round(price)::int; COMMIT",
+    "UPDATE items SET extra = 2.25, title = 't', price = 7 WHERE id = 2",
+    "INSERT INTO items (id, title, extra) VALUES (30, 'after', 3.5)",
+]
+
+
+class CrashError(Exception):
+    pass
+
+
+def _crash_once(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """Make the MariaDB applier fail once at a DDL: ``before`` it alters anything,
+    ``between`` the ALTERs (which commit at once on MariaDB) and the checkpoint,
+    ``after`` the DDL transaction and its checkpoint are committed."""
+    from opendms.endpoints.mysql.apply import MySqlApplier
+
+    state = {"altered": False, "done": False}
+    alter, write, apply = (
+        MySqlApplier.alter_column,
+        MySqlApplier.write_checkpoint,
+        MySqlApplier.apply,
+    )
+
+    def alter_column(self: Any, tmap: Any, cc: Any) -> None:
+        if when == "before" and not state["done"]:
+            state["done"] = True
+            raise CrashError("crash before the DDL")
+        alter(self, tmap, cc)
+        state["altered"] = True
+
+    def write_checkpoint(self: Any, position: str) -> None:
+        if when == "between" and state["altered"] and not state["done"]:
+            state["done"] = True
+            raise CrashError("crash between the DDL and its checkpoint")
+        write(self, position)
+
+    def apply_batch(self: Any, batch: Any, position: str, idempotent: bool) -> int:
+        count = apply(self, batch, position, idempotent)
+        ddl = any(c.op.value == "DDL" for t in batch for c in t.changes)
+        if when == "after" and ddl and not state["done"]:
+            state["done"] = True
+            raise CrashError("crash after the DDL")
+        return count
+
+    monkeypatch.setattr(MySqlApplier, "alter_column", alter_column)
+    monkeypatch.setattr(MySqlApplier, "write_checkpoint", write_checkpoint)
+    monkeypatch.setattr(MySqlApplier, "apply", apply_batch)
+
+
+@pytest.mark.parametrize("when", ["before", "between", "after"])
+def test_resume_after_a_crash_at_a_ddl(
+    pg_db: str,
+    mysql_db: str,
+    mysql_target_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+) -> None:
+    """A task that dies at a DDL resumes with the columns of its saved position: the
+    value written before the type change is read with the old type, the DDL is applied
+    once, the data after it lands in the new columns."""
+    _setup(pg_db)
+    store = StateStore(tmp_path / "state.db")
+    spec = _task("ddl", pg_db, mysql_db)
+    run_task(spec, store)
+    execute(pg_db, AROUND_A_DDL)
+    _crash_once(monkeypatch, when)
+    with pytest.raises(CrashError):
+        run_task(spec, store)
+    monkeypatch.undo()
+    run_task(spec, store)
+    run_task(_task("ref", pg_db, mysql_target_db, "full-load"), store)
+    assert _columns(mysql_db, "items") == _columns(mysql_target_db, "items")
+    assert _rows(mysql_db, "items") == _rows(mysql_target_db, "items")
+    assert store.data_errors("ddl") == []
+    if when == "before":  # ("after": the crashed batch's statistics are lost with it)
+        assert {t.name: t.ddls for t in store.tables("ddl")}["items"] == 3  # once each
+
+
+def test_resume_reads_changes_before_a_ddl_with_the_old_columns(pg_db: str, tmp_path: Path) -> None:
+    """DDL made while the task was stopped: the changes before it in the stream are read
+    with the columns of the saved position, not the source's current ones."""
+    _setup(pg_db)
+    store = StateStore(tmp_path / "state.db")
+    target = f"sqlite:///{tmp_path}/t.db"
+    spec = _task("ddl", pg_db, target)
+    run_task(spec, store)
+    execute(
+        pg_db,
+        [
+            "UPDATE items SET name = 'before', qty = 5 WHERE id = 1",
+            "ALTER TABLE items RENAME COLUMN name TO title",
+            "ALTER TABLE items ALTER COLUMN qty TYPE numeric(6,1)",
+            "ALTER TABLE items ADD COLUMN extra numeric(10,3)",
+            "UPDATE items SET extra = 2.25, title = 't', qty = 2.5 WHERE id = 2",
+        ],
+    )
+    run_task(spec, store)
+    reference = f"sqlite:///{tmp_path}/ref.db"
+    run_task(_task("ref", pg_db, reference, "full-load"), store)
+    assert _columns(target, "items") == _columns(reference, "items")
+    assert _rows(target, "items") == _rows(reference, "items")

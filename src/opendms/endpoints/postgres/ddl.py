@@ -85,8 +85,10 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel
 $fn$
 """
 
-# The text settings are the replication connection's (textvalues.SESSION_OPTIONS), so
-# the rows of CREATE TABLE AS have the very text forms pgoutput sends.
+# The text settings are the replication connection's (textvalues.SESSION_OPTIONS) and
+# format('%s', v) calls the type's output function (a cast to text may not: 't' is
+# 'true', inet gains its mask, char(n) loses its padding), so the rows of CREATE TABLE
+# AS have the very text forms pgoutput sends.
 _INTERCEPT = """
 CREATE OR REPLACE FUNCTION {s}.{function}() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -154,7 +156,9 @@ BEGIN
       VALUES (tg_tag, r.objid, old, new, published, note, current_query())
       RETURNING c_key INTO k;
     IF tg_tag <> 'CREATE TABLE' AND jsonb_array_length(published) > 0 THEN
-      cols := (SELECT string_agg(format('%I::text', attname), ', ' ORDER BY attnum)
+      cols := (SELECT string_agg(format('CASE WHEN %1$I IS NULL THEN NULL '
+                                        'ELSE format(''%%s'', %1$I) END', attname),
+                                 ', ' ORDER BY attnum)
                FROM pg_attribute WHERE attrelid = r.objid AND attnum > 0 AND NOT attisdropped);
       IF cols IS NOT NULL THEN
         EXECUTE format('SELECT count(pg_logical_emit_message(true, %L, '
