@@ -7,11 +7,14 @@ replayed, hold the source's rows."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
@@ -378,3 +381,171 @@ def test_resume_reads_changes_before_a_ddl_with_the_old_columns(pg_db: str, tmp_
     run_task(_task("ref", pg_db, reference, "full-load"), store)
     assert _columns(target, "items") == _columns(reference, "items")
     assert _rows(target, "items") == _rows(reference, "items")
+
+
+# -- settings, privileges, task delete ---------------------------------------------------
+
+
+def _artifacts(url: str) -> dict[str, list[str]]:
+    """The DDL-capture objects in a database, and what its publications hold."""
+    conn = connect(url)
+    try:
+        triggers = query(conn, "SELECT evtname FROM pg_event_trigger ORDER BY 1")
+        tables = query(
+            conn,
+            "SELECT schemaname || '.' || tablename FROM pg_tables "
+            "WHERE tablename LIKE 'opendms%' ORDER BY 1",
+        )
+        functions = query(conn, "SELECT proname FROM pg_proc WHERE proname LIKE 'opendms%'")
+        published = query(
+            conn, "SELECT pubname || ':' || tablename FROM pg_publication_tables ORDER BY 1"
+        )
+    finally:
+        conn.close()
+    return {
+        "triggers": [r[0] for r in triggers],
+        "tables": [r[0] for r in tables],
+        "functions": sorted(r[0] for r in functions),
+        "published": [r[0] for r in published],
+    }
+
+
+def test_capture_ddls_false_creates_nothing_and_follows_added_columns(
+    pg_db: str, mysql_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CaptureDdls=false: no trigger, no audit table; the columns of the stream's relation
+    messages still bring added columns and type changes; a renamed (or dropped) column is
+    kept on the target, with a warning, so no value is lost."""
+    _setup(pg_db)
+    store = StateStore(tmp_path / "state.db")
+    spec = _task("ddl", {"url": pg_db, "settings": "CaptureDdls=false"}, mysql_db)
+    run_task(spec, store)
+    found = _artifacts(pg_db)
+    assert found["triggers"] == found["tables"] == found["functions"] == []
+    assert all(not p.endswith("opendms_ddl_audit") for p in found["published"])
+    execute(
+        pg_db,
+        [
+            "ALTER TABLE items ADD COLUMN extra numeric(10,3)",
+            "UPDATE items SET extra = 1.125 WHERE id = 1",
+            "ALTER TABLE items RENAME COLUMN name TO title",
+            "UPDATE items SET title = 'renamed' WHERE id = 2",
+            "ALTER TABLE items ALTER COLUMN qty TYPE bigint",
+            "UPDATE items SET qty = 5000000000 WHERE id = 3",
+        ],
+    )
+    with caplog.at_level("WARNING"):
+        run_task(spec, store)
+    assert [c for c, _ in _columns(mysql_db, "items")] == [
+        "id",
+        "name",
+        "price",
+        "qty",
+        "born",
+        "extra",
+        "title",
+    ]
+    rows = {r[0]: r for r in _rows(mysql_db, "items")}
+    assert rows[1][5] == Decimal("1.125") and rows[2][1:2] + rows[2][6:] == ("item 2", "renamed")
+    assert rows[3][3] == 5_000_000_000 and dict(_columns(mysql_db, "items"))["qty"] == "bigint(20)"
+    assert "column name is no longer sent by the source" in caplog.text
+
+
+def _role_url(url: str, role: str) -> str:
+    parsed = EndpointURL.parse(url)
+    return f"postgresql://{role}@{parsed.host}:{parsed.port}/{parsed.database}"
+
+
+@pytest.fixture
+def plain_user(pg_db: str) -> Any:
+    """A non-superuser with REPLICATION that owns the source tables (yields its URL)."""
+    role = "plain_" + os.urandom(4).hex()
+    database = EndpointURL.parse(pg_db).database
+    _setup(pg_db)
+    owns = [f"ALTER TABLE {t} OWNER TO {role}" for t in ("items", "gone", "oldname", "emptied")]
+    execute(
+        pg_db,
+        [
+            f"CREATE ROLE {role} LOGIN REPLICATION",
+            f"GRANT CREATE ON DATABASE {database} TO {role}",
+            f"GRANT CREATE, USAGE ON SCHEMA public TO {role}",
+            *owns,
+        ],
+    )
+    yield _role_url(pg_db, role)
+    execute(pg_db, [f"DROP OWNED BY {role}", f"DROP ROLE {role}"])
+
+
+def test_non_superuser_is_told_to_set_capture_ddls_false(
+    pg_db: str, plain_user: str, tmp_path: Path
+) -> None:
+    """Creating the event trigger needs a superuser: assess says so and what to do, the
+    task stops with the same one line; with CaptureDdls=false it runs."""
+    from opendms.assess import assess
+    from opendms.errors import PrivilegeError
+
+    target = f"sqlite:///{tmp_path}/t.db"
+    spec = _task("ddl", plain_user, target)
+    [check] = [c for c in assess(spec) if c.id == "pg-ddl-capture"]
+    assert check.status.value == "failed" and "needs a superuser" in check.message
+    assert "CaptureDdls=false" in check.remediation and "SUPERUSER" in check.remediation
+    with pytest.raises(PrivilegeError, match="CaptureDdls=false"):
+        run_task(spec, StateStore(tmp_path / "state.db"))
+    assert _artifacts(pg_db)["triggers"] == []
+
+    spec = _task("ddl", {"url": plain_user, "settings": {"CaptureDdls": "false"}}, target)
+    [check] = [c for c in assess(spec) if c.id == "pg-ddl-capture"]
+    assert check.status.value == "passed"
+    run_task(spec, StateStore(tmp_path / "state.db"))
+    assert len(_rows(target, "items")) == 20
+
+
+def _cli(state: Path, *args: str) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "opendms.cli.main", "--state", str(state), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_task_delete_drops_the_ddl_capture_objects_with_the_last_task(
+    pg_db: str, tmp_path: Path
+) -> None:
+    """Two tasks share the DDL-capture objects (here in DdlArtifactsSchema ``dms``, DDL
+    captured there too); deleting the first keeps them, deleting the second drops the
+    event triggers, the function and the tables."""
+    _setup(pg_db)
+    state = tmp_path / "state.db"
+    source = {"url": pg_db, "settings": {"DdlArtifactsSchema": "dms"}}
+    for name in ("first", "second"):
+        body = {
+            "name": name,
+            "source": source,
+            "target": f"sqlite:///{tmp_path}/{name}.db",
+            "migration_type": "full-load-and-cdc",
+        }
+        file = tmp_path / f"{name}.yaml"
+        file.write_text(yaml.safe_dump(body))
+        code, out = _cli(state, "task", "run", str(file))
+        assert code == 0, out
+    found = _artifacts(pg_db)
+    assert found["triggers"] == ["opendms_intercept_ddl_dms", "opendms_intercept_drop_dms"]
+    assert found["tables"] == [
+        "dms.opendms_ddl_audit",
+        "dms.opendms_ddl_rules",
+        "dms.opendms_ddl_tables",
+    ]
+    assert found["functions"] == ["opendms_ddl_describe", "opendms_intercept_ddl"]
+    execute(pg_db, ["ALTER TABLE items ADD COLUMN extra int", "UPDATE items SET extra = 7"])
+    code, out = _cli(state, "task", "run", str(tmp_path / "first.yaml"))
+    assert code == 0, out
+    assert {r[-1] for r in _rows(f"sqlite:///{tmp_path}/first.db", "items")} == {7}
+
+    code, out = _cli(state, "task", "delete", "first")
+    assert code == 0, out
+    assert _artifacts(pg_db)["triggers"] == found["triggers"]
+    code, out = _cli(state, "task", "delete", "second")
+    assert code == 0, out
+    assert _artifacts(pg_db) == {"triggers": [], "tables": [], "functions": [], "published": []}

@@ -22,9 +22,9 @@ from typing import Any
 
 from opendms.cdc import LSN, Backlog, Change, Op, Position, TableChange, Transaction
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.postgres import ddl
+from opendms.endpoints.postgres import ddl, ddlaudit
 from opendms.endpoints.postgres.catalog import regclass
-from opendms.endpoints.postgres.conn import connect, conninfo, translate
+from opendms.endpoints.postgres.conn import connect, conninfo, require_psycopg, translate
 from opendms.endpoints.postgres.pgoutput import Decoder
 from opendms.endpoints.postgres.textvalues import SESSION_OPTIONS
 from opendms.endpoints.postgres.types import from_pg, quote_ident
@@ -78,7 +78,7 @@ class PgReplication:
         self.mark = b""
         self.artifacts = ddl.Artifacts(ddl_schema)
         self.capture_ddls = capture_ddls
-        self.audit = ddl.AuditReader(ddl_schema, self.publication)
+        self.audit = ddlaudit.AuditReader(ddl_schema, self.publication)
         self.rules: list[tuple[str, str, bool]] = []
         self.types: dict[tuple[int, int], ColumnType] = {}
         self.catalog: Any = None  # a plain connection for type lookups while streaming
@@ -103,6 +103,15 @@ class PgReplication:
         self.rules = list(rules)
 
     def prepare(self, tables: list[TableRef]) -> None:
+        """The publication (and, with CaptureDdls, the DDL-capture objects)."""
+        try:
+            self._prepare(tables)
+        except EndpointError:
+            raise
+        except require_psycopg().Error as exc:
+            raise translate(exc, self.url) from exc
+
+    def _prepare(self, tables: list[TableRef]) -> None:
         if not self.capture_ddls:
             self.ensure_publication(tables)
             return
