@@ -144,6 +144,7 @@ def _assert_counts(store: StateStore) -> None:
     assert {name: stats[name].ddls for name in DDLS} == DDLS
     assert stats["newname"].inserts == 1 and stats["later"].inserts == 2
     assert stats["copied"].inserts == 3 + 1  # the rows it held when captured, then one
+    assert {stats[t].state.value for t in ("later", "copied", "newname")} == {"Table completed"}
 
 
 def _assert_equals_full_load(source: str, target: str, reference: str, store: StateStore) -> None:

@@ -25,7 +25,7 @@ from opendms.engine.transform import output_plan
 from opendms.errors import ConfigError
 from opendms.mapping import TablePlan
 from opendms.model import Table
-from opendms.state import StateStore
+from opendms.state import StateStore, TableState
 
 log = logging.getLogger("opendms.replicate")
 TableKey = tuple[str, str]
@@ -60,7 +60,7 @@ class TableDdl:
         made = output_plan(plan) if key in self.follower.transformed else apply_plan(plan)
         self.plans[key] = made
         applier.schema_changed(made)
-        self.store.table_planned(self.spec.name, key[0], key[1], 0)
+        self._captured(key, keep=False)
         log.info("table %s.%s created on the source: created as %s", *key, plan.target.qualified)
 
     def drop(self, applier: Applier, key: TableKey) -> None:
@@ -81,7 +81,7 @@ class TableDdl:
         moved = ApplyPlan(replace(plan.source, schema=new[0], name=new[1]), target, plan.names)
         applier.schema_changed(moved)
         self.plans[new] = moved
-        self.store.table_planned(self.spec.name, new[0], new[1], 0, keep=True)
+        self._captured(new, keep=True)
         log.info(
             "table %s.%s renamed on the source to %s.%s: target %s renamed to %s",
             *key,
@@ -89,6 +89,11 @@ class TableDdl:
             plan.target.qualified,
             target.qualified,
         )
+
+    def _captured(self, key: TableKey, keep: bool) -> None:
+        """Statistics for a table captured from now on (nothing to load: completed)."""
+        self.store.table_planned(self.spec.name, key[0], key[1], 0, keep=keep)
+        self.store.table_ended(self.spec.name, key[0], key[1], TableState.COMPLETED)
 
     def _renamed_target(self, plan: ApplyPlan, new: TableKey) -> Table:
         """The target table under the name the mapping rules give the new source name

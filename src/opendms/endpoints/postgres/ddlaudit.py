@@ -110,12 +110,20 @@ class AuditReader:
                 )
 
     def row(self, prefix: str, content: str) -> Change | None:
-        """An insert from an ``opendms_row:<oid>`` message (a row of CREATE TABLE AS)."""
-        known = self.created.get(int(prefix[len(ROW_PREFIX) :]))
+        """An insert from an ``opendms_row:<oid>`` message (a row a table held when it
+        joined the publication), or None for a table not created in this transaction."""
+        oid = prefix[len(ROW_PREFIX) :]
+        known = self.created.get(int(oid)) if oid.isdigit() else None
         if known is None:
             return None
         schema, name, columns = known
-        return Change(Op.INSERT, schema, name, columns, tuple(json.loads(content)))
+        try:
+            values = json.loads(content)
+        except ValueError as exc:
+            raise EndpointError(f"{schema}.{name}", f"unreadable row message: {exc}") from exc
+        if not isinstance(values, list) or len(values) != len(columns):
+            raise EndpointError(f"{schema}.{name}", f"row message of another shape: {content:.80}")
+        return Change(Op.INSERT, schema, name, columns, tuple(values))
 
 
 def _json(text: Any) -> Any:

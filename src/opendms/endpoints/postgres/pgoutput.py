@@ -114,7 +114,8 @@ class Decoder:
         if prefix == "opendms":
             self.markers.append(content)
         elif body[0] & 1 and prefix.startswith("opendms_"):
-            self._add(Change(Op.INSERT, "", prefix, values=(content.decode(),), stat=""))
+            text = content.decode("utf-8", "replace")
+            self._add(Change(Op.INSERT, "", prefix, values=(text,), stat=""))
         return None
 
     def _add(self, change: Change) -> None:

@@ -245,6 +245,7 @@ class PgReplication:
         messages inserts, relation markers carry their column types."""
         if not any(c.op is Op.DDL or c.table.startswith("opendms_") for c in txn.changes):
             return txn
+        self.audit.created.clear()  # row messages count in the creating transaction only
         out: list[Change] = []
         for change in txn.changes:
             if change.schema == "" and change.table.startswith("opendms_"):
