@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import struct
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ from opendms.endpoints.postgres.ddlaudit import AuditReader, column_changes
 from opendms.endpoints.postgres.pgoutput import Decoder
 from opendms.endpoints.rowapply import ddl_first
 from opendms.engine.follow import SchemaFollower
-from opendms.engine.replicate import selection_regexes
+from opendms.engine.tableddl import new_table_rules
 from opendms.errors import DataError, EndpointError
 from opendms.mapping import parse_table_mappings
 from opendms.model import Column, Kind, T, Table
@@ -98,7 +99,7 @@ def test_a_table_published_for_this_task_is_created_and_gets_its_rows() -> None:
     assert row == Change(Op.INSERT, "public", "new", ("id", "name"), ("1", None))
     assert reader.row("opendms_row:99", "[]") is None  # another task's table
     assert reader.row("opendms_row:x", "[]") is None
-    with pytest.raises(EndpointError, match="public.new: row message of another shape"):
+    with pytest.raises(EndpointError, match=r"public\.new: row message of another shape"):
         reader.row("opendms_row:16400", '["1"]')
 
 
@@ -138,7 +139,7 @@ def test_selection_rules_become_anchored_regexes() -> None:
             ]
         }
     )
-    rows = rule_rows("pub", selection_regexes(mappings))
+    rows = rule_rows("pub", new_table_rules(mappings, [], False))
     assert rows[0] == ("pub", "^$", "^$", True)  # marks the publication as a user
     matches = [
         (bool(re.match(s, schema)) and bool(re.match(t, name)), exclude)
@@ -156,6 +157,15 @@ def test_selection_rules_become_anchored_regexes() -> None:
         (True, False),
         (False, False),
     ]
+
+
+def test_a_target_in_the_source_database_is_never_captured_back() -> None:
+    mappings = parse_table_mappings({"rules": [_rule("1", "include", "public", "%")]})
+    plan = mappings.plan(Table("public", "t", (Column("id", T(Kind.INT32)),)))
+    copy = replace(plan, target=Table("public", "t.copy", ()))
+    rules = new_table_rules(mappings, [copy], True)
+    assert rules[1:] == [("public", r"t\.copy", True), ("opendms", ".*", True)]
+    assert new_table_rules(mappings, [copy], False) == rules[:1]
 
 
 def _rule(rid: str, action: str, schema: str, table: str) -> dict[str, Any]:

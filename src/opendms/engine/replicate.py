@@ -28,13 +28,13 @@ from typing import Any
 
 from opendms.cdc import Applier, ApplyPlan, Change, ChangeSource, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
-from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_engine
+from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_database, same_engine
 from opendms.endpoints.base import Source, Target
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.follow import SchemaFollower
 from opendms.engine.fullload import FullLoad, LoadResult
-from opendms.engine.tableddl import TableDdl, apply_plan
+from opendms.engine.tableddl import TableDdl, apply_plan, new_table_rules, plan_created
 from opendms.engine.transform import Transformer, needs_transform, output_plan
 from opendms.errors import ConfigError, TaskError
 from opendms.mapping import TableMappings, TablePlan
@@ -100,15 +100,6 @@ def stop_predicate(text: str, capture: ChangeSource) -> Callable[[Transaction], 
     return lambda txn: txn.end > position
 
 
-def selection_regexes(mappings: TableMappings) -> list[tuple[str, str, bool]]:
-    """The selection rules as (schema regex, table regex, exclude), for a source that
-    decides itself which new tables to capture."""
-    return [
-        (r.schema.regex, r.table.regex if r.table is not None else ".*", r.action == "exclude")
-        for r in mappings.selections
-    ]
-
-
 class Replication:
     """Runs one CDC task against an open source and target."""
 
@@ -148,7 +139,7 @@ class Replication:
             self._warn_unkeyed(plans)
             select_new = getattr(self.capture, "select_new_tables", None)
             if select_new is not None:
-                select_new(selection_regexes(self.loader.mappings))
+                select_new(new_table_rules(self.loader.mappings, plans, self._same_database()))
             self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in plans])
             self.sources = {(p.source.schema, p.source.name): p.source for p in plans}
             self.transformed.update(
@@ -413,14 +404,12 @@ class Replication:
 
     def _plan_new(self, table: Table) -> TablePlan | None:
         """The plan of a table created on the source, or None when the task does not
-        take it (not selected, or its mapping rules do not fit it)."""
-        if not self.loader.mappings.is_selected(TableRef(table.schema, table.name)):
-            return None
-        try:
-            return self.loader.plan_one(table)
-        except ConfigError as exc:
-            log.warning("table %s created on the source is not captured: %s", table.qualified, exc)
-            return None
+        take it (see :func:`plan_created`)."""
+        own = [p.target for p in self.plans.values()] if self._same_database() else None
+        return plan_created(self.loader, table, own)
+
+    def _same_database(self) -> bool:
+        return same_database(self.source.url, self.target.url)
 
     def _warn_unkeyed(self, plans: list[TablePlan]) -> None:
         for plan in plans:

@@ -14,21 +14,62 @@ was already done, so a batch retried after a crash is safe).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 
 from opendms.cdc import Applier, ApplyPlan
 from opendms.config import TaskSpec
+from opendms.endpoints import table_identity
 from opendms.endpoints.base import Target
 from opendms.engine.follow import SchemaFollower
 from opendms.engine.fullload import FullLoad
 from opendms.engine.transform import output_plan
 from opendms.errors import ConfigError
-from opendms.mapping import TablePlan
-from opendms.model import Table
+from opendms.mapping import TableMappings, TablePlan
+from opendms.model import Table, TableRef
 from opendms.state import StateStore, TableState
 
 log = logging.getLogger("opendms.replicate")
 TableKey = tuple[str, str]
+
+
+def new_table_rules(
+    mappings: TableMappings, plans: list[TablePlan], same_database: bool
+) -> list[tuple[str, str, bool]]:
+    """The selection rules as (schema regex, table regex, exclude), for a source that
+    decides itself which new tables to capture. When the target is the source database,
+    the task's own target tables and opendms's schema are excluded: never captured back."""
+    rules = [
+        (r.schema.regex, r.table.regex if r.table is not None else ".*", r.action == "exclude")
+        for r in mappings.selections
+    ]
+    if same_database:
+        rules += [(re.escape(p.target.schema), re.escape(p.target.name), True) for p in plans]
+        rules.append(("opendms", ".*", True))
+    return rules
+
+
+def plan_created(loader: FullLoad, table: Table, own: list[Table] | None) -> TablePlan | None:
+    """The plan of a table created on the source, or None when the task does not take it:
+    not selected, its mapping rules do not fit it, or (``own``: the task's target tables
+    when the target is the source database, else None) it is one of the task's own
+    targets or would load into itself."""
+    ref = TableRef(table.schema, table.name)
+    url = loader.target.url
+    mine = {table_identity(url, t.schema, t.name) for t in own or ()}
+    if not loader.mappings.is_selected(ref) or table_identity(url, ref.schema, ref.name) in mine:
+        return None
+    try:
+        plan = loader.plan_one(table)
+    except ConfigError as exc:
+        log.warning("table %s created on the source is not captured: %s", table.qualified, exc)
+        return None
+    if own is not None and table_identity(url, plan.target.schema, plan.target.name) == (
+        table_identity(url, ref.schema, ref.name)
+    ):
+        log.warning("table %s created on the source would load into itself", table.qualified)
+        return None
+    return plan
 
 
 def apply_plan(plan: TablePlan) -> ApplyPlan:
