@@ -316,3 +316,29 @@ def test_ddl_first_names_rows_as_the_ddl_left_them() -> None:
     assert (out[2].columns, out[2].values) == (("id", "c"), (1, 2))
     assert (out[3].columns, out[3].values) == (("id", "c"), (2, 4))
     assert out[4] is changes[4] and out[5] is changes[5]
+
+
+def test_the_capture_rewrites_a_transaction_for_the_engine() -> None:
+    """Audit rows become DDL, row messages inserts (only of a table created in the same
+    transaction), relation markers carry their column types, other messages go."""
+    from opendms.endpoints.base import EndpointURL
+    from opendms.endpoints.postgres.replication import PgReplication
+
+    capture = PgReplication(EndpointURL.parse("postgresql://u@localhost/db"), "t")
+    capture.types = {(23, -1): T(Kind.INT32)}  # no catalog lookup needed
+    marker = Change(
+        Op.DDL, "public", "new", ("id",), ((23, -1),), table_ddl=TableChange("columns"), stat=""
+    )
+    created = _audit(None, _desc("new", INT), [capture.publication])
+    row = Change(Op.INSERT, "", "opendms_row:16400", values=('["7"]',), stat="")
+    other = Change(Op.INSERT, "", "opendms_other", values=("x",), stat="")
+    txn = capture.rewrite(_txn(created, marker, row, other))
+    create, typed, insert = txn.changes
+    assert create.table_ddl is not None and create.table_ddl.action == "create"
+    assert typed.table_ddl == TableChange(
+        "columns", Table("public", "new", (Column("id", T(Kind.INT32)),))
+    )
+    assert (insert.op, insert.table, insert.values) == (Op.INSERT, "new", ("7",))
+    assert capture.rewrite(_txn(row)).changes == []  # not in the creating transaction
+    plain = _txn(Change(Op.INSERT, "public", "t", ("id",), ("1",)))
+    assert capture.rewrite(plain) is plain

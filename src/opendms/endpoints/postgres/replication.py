@@ -37,7 +37,7 @@ SELECT format_type(t.oid, m.mod), coalesce(et.typtype, t.typtype),
        coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
                  WHERE e.enumtypid = coalesce(et.oid, t.oid)), '{}')
 FROM unnest(%s::oid[], %s::int[]) WITH ORDINALITY AS m(typ, mod, ord)
-JOIN pg_type t ON t.oid = m.typ
+LEFT JOIN pg_type t ON t.oid = m.typ
 LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
 ORDER BY m.ord
 """
@@ -254,7 +254,8 @@ class PgReplication:
             elif self.audit.is_audit(change):
                 out += self.audit.changes(change) if self.capture_ddls else []
             elif change.table_ddl is not None and change.table_ddl.table is None:
-                out.append(self._typed(change))
+                typed = self._typed(change)
+                out += [typed] if typed is not None else []
             else:
                 out.append(change)
         return replace(txn, changes=out)
@@ -264,12 +265,15 @@ class PgReplication:
             return None
         return self.audit.row(change.table, str(change.values[0]))
 
-    def _typed(self, marker: Change) -> Change:
-        """A relation marker with the column types (catalog lookups, cached)."""
+    def _typed(self, marker: Change) -> Change | None:
+        """A relation marker with the column types (catalog lookups, cached); None when a
+        type is gone from the catalog (nothing to compare then)."""
         pairs = [(int(t), int(m)) for t, m in marker.values]
         missing = [p for p in pairs if p not in self.types]
         if missing:
             self._look_up(missing)
+        if any(p not in self.types for p in pairs):
+            return None
         columns = tuple(
             Column(name, self.types[p]) for name, p in zip(marker.columns, pairs, strict=True)
         )
@@ -281,7 +285,8 @@ class PgReplication:
             self.catalog = connect(self.url)
         rows = self.catalog.execute(TYPES, ([p[0] for p in pairs], [p[1] for p in pairs]))
         for pair, (formatted, typtype, labels) in zip(pairs, rows.fetchall(), strict=True):
-            self.types[pair] = from_pg(formatted, typtype, tuple(labels))
+            if formatted is not None and typtype is not None:
+                self.types[pair] = from_pg(formatted, typtype, tuple(labels))
 
     def _emit_mark(self) -> None:
         """Write a logical message into the WAL: reading it back means caught up."""
