@@ -319,8 +319,10 @@ def _drop_replication(name: str, source: str, file: Path | None) -> None:
             slot, publication = replication_names(name)
             click.echo(
                 f"warning: replication slot {slot!r} and publication {publication!r} stay on "
-                "the source and keep its WAL; pass --file TASK_FILE to drop them, or run "
-                f"SELECT pg_drop_replication_slot('{slot}'); DROP PUBLICATION {publication};",
+                "the source and keep its WAL, and so do the DDL-capture objects (event "
+                "triggers opendms_intercept_ddl/_drop, opendms_ddl_* tables); pass --file "
+                f"TASK_FILE to drop them, or run SELECT pg_drop_replication_slot('{slot}'); "
+                f"DROP PUBLICATION {publication};",
                 err=True,
             )
         elif source.startswith("sqlite:"):
@@ -331,7 +333,7 @@ def _drop_replication(name: str, source: str, file: Path | None) -> None:
             )
         return
     spec = load_task_file(file)
-    capture = open_capture(EndpointURL.parse(spec.source.url), name)
+    capture = open_capture(EndpointURL.parse(spec.source.url), name, spec.source.settings)
     try:
         capture.drop()
     finally:

@@ -198,6 +198,12 @@ class Target(Protocol):
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]: ...
 
+    def drop_table(self, table: Table) -> None:
+        """The source table was dropped during CDC (nothing when already gone)."""
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        """The source table was renamed during CDC (nothing when already done)."""
+
     def close(self) -> None: ...
 
 

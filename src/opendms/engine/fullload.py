@@ -97,13 +97,16 @@ class FullLoad:
             )
         tables = [self.source.describe(ref) for ref in refs]
         self.mappings.check_removals(tables)
-        plans = [self.mappings.plan(table) for table in tables]
-        schema = self.settings.TargetMetadata.TargetSchema
-        if schema:
-            plans = [replace(p, target=replace(p.target, schema=schema)) for p in plans]
+        plans = [self.plan_one(table) for table in tables]
         self._refuse_self_copy(plans)
         self._refuse_collisions(plans)
         return plans
+
+    def plan_one(self, table: Table) -> TablePlan:
+        """The plan of one described source table (TargetSchema applied)."""
+        plan = self.mappings.plan(table)
+        schema = self.settings.TargetMetadata.TargetSchema
+        return replace(plan, target=replace(plan.target, schema=schema)) if schema else plan
 
     def _refuse_self_copy(self, plans: list[TablePlan]) -> None:
         """Never let a target prep mode drop or truncate the source table itself."""

@@ -86,5 +86,10 @@ class Pattern:
     def matches(self, name: str) -> bool:
         return self._regex.fullmatch(name) is not None
 
+    @property
+    def regex(self) -> str:
+        """The (unanchored) regular expression this pattern matches with."""
+        return self._regex.pattern
+
     def __str__(self) -> str:
         return self.text

@@ -110,10 +110,7 @@ class MySQLTarget:
     def prepare(self, table: Table, mode: PrepMode) -> None:
         self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(table))}")
         self._explicit_timestamps()
-        exists = self._execute(
-            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
-            (self.database(table), table.name),
-        )
+        exists = self._exists(table)
         if mode is PrepMode.DROP_AND_CREATE or not exists:
             self._execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
             self._execute(self.create_sql(table))
@@ -125,6 +122,22 @@ class MySQLTarget:
         10.10 and MySQL 8.0 add them unless told), so CDC updates never rewrite them."""
         with contextlib.suppress(EndpointError):
             self._execute("SET SESSION explicit_defaults_for_timestamp = ON")
+
+    def _exists(self, table: Table) -> bool:
+        return bool(
+            self._execute(
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
+                (self.database(table), table.name),
+            )
+        )
+
+    def drop_table(self, table: Table) -> None:
+        self._execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        if self._exists(old) and not self._exists(new):
+            self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(new))}")
+            self._execute(f"RENAME TABLE {self.qualified(old)} TO {self.qualified(new)}")
 
     def writer(self, table: Table, segment: int | None) -> MySQLWriter:
         return MySQLWriter(self, table)

@@ -5,6 +5,13 @@ objects. Values stay in PostgreSQL's text form; unchanged TOASTed values become
 :data:`opendms.cdc.UNCHANGED` so an update never overwrites them. A malformed message
 (truncated, of a relation never described, with the wrong number of columns) is a
 :class:`~opendms.errors.DecodeError` naming the message.
+
+With ``relation_markers`` each relation message inside a transaction also becomes an
+uncounted :data:`Op.DDL` change (``TableChange("columns")``, the column names in
+``columns`` and the (type OID, typmod) pairs in ``values``), so the capture can tell
+when the columns the stream sends differ from what the target knows. Transactional
+logical messages whose prefix starts with ``opendms_`` become uncounted changes too
+(``table`` is the prefix, ``values`` the content), in stream order.
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from opendms.cdc import LSN, UNCHANGED, Change, Op, Transaction
+from opendms.cdc import LSN, UNCHANGED, Change, Op, TableChange, Transaction
 from opendms.errors import DecodeError
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _Q = struct.Struct("!Q")
 _I = struct.Struct("!I")
 _H = struct.Struct("!H")
+_INT = struct.Struct("!i")
 _BEGIN = struct.Struct("!QqI")
 _COMMIT = struct.Struct("!BQQq")
 
@@ -37,6 +45,7 @@ class Relation:
     columns: tuple[str, ...]
     key_flags: tuple[bool, ...]
     type_oids: tuple[int, ...]
+    type_mods: tuple[int, ...] = ()
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -50,6 +59,7 @@ class Decoder:
     relations: dict[int, Relation] = field(default_factory=dict)
     current: Transaction | None = None
     markers: list[bytes] = field(default_factory=list)  # opendms logical messages seen
+    relation_markers: bool = False
 
     def feed(self, payload: bytes) -> Transaction | None:
         """Decode one message; returns a transaction when its commit arrives."""
@@ -91,23 +101,34 @@ class Decoder:
         ident = chr(body[pos])
         count = _H.unpack_from(body, pos + 1)[0]
         pos += 3
-        names, flags, types = [], [], []
+        names, flags, types, mods = [], [], [], []
         for _ in range(count):
             flags.append(bool(body[pos] & 1))
             col, pos = _string(body, pos + 1)
             names.append(col)
             types.append(_I.unpack_from(body, pos)[0])
+            mods.append(_INT.unpack_from(body, pos + 4)[0])
             pos += 8  # type oid + typmod
-        rel = Relation(oid, schema, name, ident, tuple(names), tuple(flags), tuple(types))
+        rel = Relation(
+            oid, schema, name, ident, tuple(names), tuple(flags), tuple(types), tuple(mods)
+        )
         self.relations[oid] = rel
+        if self.relation_markers:
+            marker = TableChange("columns")
+            pairs = tuple(zip(rel.type_oids, rel.type_mods, strict=True))
+            self._add(Change(Op.DDL, schema, name, rel.columns, pairs, table_ddl=marker, stat=""))
         return None
 
     def _message(self, body: memoryview) -> None:
-        """A logical decoding message; opendms's own mark positions in the stream."""
+        """A logical decoding message: opendms's own mark positions in the stream; its
+        transactional ``opendms_…`` messages go into the transaction."""
         prefix, pos = _string(body, 9)  # flags (1) + LSN (8)
         content, _ = _sized(body, pos)
         if prefix == "opendms":
             self.markers.append(content)
+        elif body[0] & 1 and prefix.startswith("opendms_"):
+            text = content.decode("utf-8", "replace")
+            self._add(Change(Op.INSERT, "", prefix, values=(text,), stat=""))
         return None
 
     def _add(self, change: Change) -> None:

@@ -108,6 +108,21 @@ class PostgresTarget:
         elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
             self._execute(f"TRUNCATE TABLE {qualified(table)}")
 
+    def drop_table(self, table: Table) -> None:
+        self._execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        """``ALTER TABLE ... SET SCHEMA`` and ``RENAME TO`` in one transaction."""
+        if not self._exists(old) or self._exists(new):
+            return
+        moved = f"{quote_ident(new.schema)}.{quote_ident(old.name)}"
+        steps = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(new.schema)}"]
+        if old.schema != new.schema:
+            steps.append(f"ALTER TABLE {qualified(old)} SET SCHEMA {quote_ident(new.schema)}")
+        if old.name != new.name:
+            steps.append(f"ALTER TABLE {moved} RENAME TO {quote_ident(new.name)}")
+        self._execute(";\n".join(steps))
+
     def _create_enums(self, table: Table) -> None:
         for col in table.columns:
             ctype = col.type.element if col.type.kind is Kind.ARRAY else col.type
