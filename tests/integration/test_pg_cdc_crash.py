@@ -15,6 +15,7 @@ from opendms.testing.crash import (
     create_ledger,
     pg_checkpointed,
     pg_copy_running,
+    state_loading,
 )
 
 
@@ -44,7 +45,7 @@ def test_mysql_source_sigkill_anywhere(mysql_db: str, pg_target_db: str, tmp_pat
         pg_target_db,
         tmp_path,
         rows=60_000,
-        in_load=lambda: pg_copy_running(pg_target_db),
+        in_load=lambda: state_loading(tmp_path / "state.db") or pg_copy_running(pg_target_db),
         streaming=lambda: pg_checkpointed(pg_target_db),
     )
     run.run()

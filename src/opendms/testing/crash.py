@@ -156,6 +156,19 @@ def pg_copy_running(target: str) -> bool:
     return row is not None
 
 
+def state_loading(state: Path, task: str = "crash") -> bool:
+    """The task's state store shows a table being loaded (its full load is under way)."""
+    if not state.exists():
+        return False
+    from opendms.state import StateStore, TableState
+
+    store = StateStore(state)
+    try:
+        return any(t.state is TableState.FULL_LOAD for t in store.tables(task))
+    finally:
+        store.close()
+
+
 def pg_checkpointed(target: str, task: str = "crash") -> bool:
     """The task holds a checkpoint in the target PostgreSQL database (it streams)."""
     with psycopg.connect(target) as conn:
