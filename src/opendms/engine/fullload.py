@@ -16,16 +16,17 @@ from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
-from opendms.arrowutil import infinite_rows, read_rejections
+from opendms.arrowutil import read_rejections
 from opendms.config import DataErrorPolicyKind, TaskSpec
 from opendms.endpoints import same_database, same_engine, table_identity
 from opendms.endpoints.base import PrepMode, Rejection, Source, Target
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.recover import Retries
+from opendms.engine.reload import Reloads
+from opendms.engine.rowscreen import RowScreen
 from opendms.engine.units import LoadUnit, segments_for
 from opendms.errors import (
     ConfigError,
-    ConnectError,
     DataError,
     OpenDMSError,
     StopRequested,
@@ -161,6 +162,7 @@ class FullLoad:
         try:
             with self._snapshot(snapshot) as snap:
                 self._run_units(units, snap)
+
                 Reloads(self, units, exported=snapshot is not None).run(snap)
         finally:
             if self.stop.is_set():
@@ -288,7 +290,7 @@ class FullLoad:
         for batch in self.source.read(read, snap):
             found = [Rejection(*r) for r in read_rejections(batch)]
             if found:
-                batch = self._reject(run, batch, found)
+                batch = RowScreen(self).reject(run, batch, found)
             yield from self._convert(plan, batch)
 
     def _convert(self, plan: TablePlan, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
@@ -311,7 +313,7 @@ class FullLoad:
             try:
                 yield evaluate_outputs(row, plan)
             except DataError as exc:
-                self._log_rejects(run, row, [Rejection(0, "", exc.message)])
+                RowScreen(self).log_rejects(run, row, [Rejection(0, "", exc.message)])
 
     # -- data errors ---------------------------------------------------------
 
@@ -319,60 +321,7 @@ class FullLoad:
         return self.settings.ErrorBehavior.DataErrorPolicy
 
     def _screen(self, run: TableRun, batch: pa.RecordBatch) -> pa.RecordBatch:
-        rejected = _infinities(run.plan.target, batch) + self.target.reject(run.plan.target, batch)
-        if not rejected:
-            return batch
-        return self._reject(run, batch, rejected)
-
-    def _reject(
-        self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]
-    ) -> pa.RecordBatch:
-        """Apply DataErrorPolicy to rows that cannot be loaded; returns the rows to keep."""
-        policy = self._policy()
-        rejected.sort(key=lambda r: r.row)
-        if policy in (DataErrorPolicyKind.SUSPEND_TABLE, DataErrorPolicyKind.STOP_TASK):
-            first = rejected[0]
-            key = _row_key(run.plan, batch, first.row)
-            raise DataError(
-                run.plan.target.qualified, f"column {first.column}: {first.reason}", key
-            )
-        self._log_rejects(run, batch, rejected)
-        bad = {r.row for r in rejected}
-        keep = pa.array([i not in bad for i in range(batch.num_rows)])
-        return batch.filter(keep)
-
-    def _log_rejects(self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]) -> None:
-        rows = {r.row for r in rejected}
-        with run.lock:
-            run.errors += len(rows)
-            errors = run.errors
-        if self._policy() is DataErrorPolicyKind.LOG_ERROR:
-            self._record_rejects(run, batch, rejected)
-        self._escalate(run, errors)
-
-    def _escalate(self, run: TableRun, errors: int) -> None:
-        """DataErrorEscalationCount rows skipped in one table: DataErrorEscalationPolicy
-        (SUSPEND_TABLE fails the table, STOP_TASK also stops the task)."""
-        behavior = self.settings.ErrorBehavior
-        limit = behavior.DataErrorEscalationCount
-        if not limit or errors < limit:
-            return
-        if behavior.DataErrorEscalationPolicy == "STOP_TASK":
-            self.stop.set()
-        raise DataError(
-            run.plan.source.qualified,
-            f"{errors} rows had data errors (DataErrorEscalationCount {limit}, "
-            f"DataErrorEscalationPolicy {behavior.DataErrorEscalationPolicy})",
-        )
-
-    def _record_rejects(
-        self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]
-    ) -> None:
-        table = run.plan.source.qualified
-        for rej in rejected:
-            key = _row_key(run.plan, batch, rej.row)
-            log.warning("table %s: row %s rejected: %s %s", table, key, rej.column, rej.reason)
-            self.store.data_error(self.spec.name, table, key, rej.column, rej.reason)
+        return RowScreen(self).screen(run, batch)
 
     # -- book-keeping --------------------------------------------------------
 
@@ -431,16 +380,6 @@ class FullLoad:
             self.stop.set()  # TableErrorPolicy STOP_TASK: no other table goes on
 
 
-def _infinities(table: Table, batch: pa.RecordBatch) -> list[Rejection]:
-    kinds = (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
-    return [
-        Rejection(row, col.name, "PostgreSQL infinity cannot be represented on this target")
-        for col in table.columns
-        if col.type.kind in kinds
-        for row in infinite_rows(batch.column(col.name))
-    ]
-
-
 def passthrough_ok(source: Source, target: Target, plan: TablePlan) -> bool:
     """True when rows can move as raw COPY bytes (same engine, no transformation)."""
     if not (hasattr(source, "copy_spec") and hasattr(target, "copy_from")):
@@ -470,18 +409,6 @@ def _ref(plan: TablePlan) -> TableRef:
     return TableRef(plan.source.schema, plan.source.name)
 
 
-def _row_key(plan: TablePlan, batch: pa.RecordBatch, row: int) -> str:
-    """The primary key of ``row`` as text (or its position when there is none)."""
-    names = set(batch.schema.names)
-    out_names = {o.source: o.name for o in plan.outputs if o.source}
-    parts = []
-    for col in plan.source.primary_key:
-        name = col if col in names else out_names.get(col, "")
-        if name in names:
-            parts.append(f"{col}={batch.column(name)[row].as_py()!r}")
-    return ", ".join(parts) if parts else f"#{row}"
-
-
 def converted_tables(
     spec: TaskSpec, source: Source, target: Target, plans: list[TablePlan]
 ) -> dict[tuple[str, str], list[str]]:
@@ -500,82 +427,3 @@ def create_converted(target: Target, table: Table, ddl: list[str]) -> None:
     if run is None:
         raise ConfigError(f"{target.url.scheme} targets cannot take converted DDL")
     run(table, ddl)
-
-
-class Reloads:
-    """Loads again the tables whose units hit a recoverable error (a lost connection, a
-    server restart), each as a whole, after the RecoverableError* back-off; the other
-    tables keep what they loaded. When the source connection was lost under a snapshot
-    exported by a CDC slot, that snapshot is gone: the error goes up so the task starts
-    over with a new slot (the load and the change stream must share one snapshot)."""
-
-    def __init__(self, load: FullLoad, units: list[LoadUnit], exported: bool) -> None:
-        self.load, self.units, self.exported = load, units, exported
-
-    def run(self, snap: str | None) -> None:
-        while not self.load.stop.is_set():
-            runs = [r for r in self.load.runs.values() if r.reload is not None and not r.failure]
-            if not runs or not self._wait(runs):
-                return
-            alive = self._snapshot_alive(snap)
-            if alive is None:
-                continue  # the source is not back yet: wait again
-            for run in runs:
-                self._reset(run)
-            names = {r.plan.source.qualified for r in runs}
-            again = [u for u in self.units if u.name in names]
-            if alive:
-                self.load._run_units(again, snap)
-                continue
-            with self.load.source.snapshot() as fresh:  # the source restarted
-                self.load._run_units(again, fresh)
-
-    def _snapshot_alive(self, snap: str | None) -> bool | None:
-        """True: read again under ``snap``; False: under a new snapshot; None: the source
-        cannot be reached yet. A snapshot exported by a CDC slot that is gone raises (the
-        task starts over: the load and the change stream must share one snapshot)."""
-        if snap is None:
-            return True
-        try:
-            alive = self.load.source.snapshot_alive(snap)
-        except OpenDMSError as exc:
-            if exc.retryable:
-                return None
-            raise
-        if not alive and self.exported:
-            raise ConnectError(
-                str(self.load.source.url),
-                "the snapshot the replication slot exported is gone (the source restarted?); "
-                "the full load starts over with a new slot",
-            )
-        return alive
-
-    def _wait(self, runs: list[TableRun]) -> bool:
-        """Back off; tables whose retries are over fail with their last error."""
-        longest = 0.0
-        for run in runs:
-            run.retries = run.retries or Retries(self.load.settings.ErrorBehavior)
-            wait = run.retries.next_wait()
-            if wait is None:
-                error, run.reload = run.reload, None
-                self.load._fail_table(run, f"{error} (recoverable-error retries are over)")
-            else:
-                longest = max(longest, wait)
-        if all(r.failure for r in runs):
-            return False
-        return not self.load.stop.wait(longest)
-
-    def _reset(self, run: TableRun) -> None:
-        load, src = self.load, run.plan.source
-        if run.failure:
-            return
-        run.reload, run.rows, run.errors, run.started = None, 0, 0, False
-        run.pending = sum(1 for u in self.units if u.name == src.qualified)
-        log.info("table %s: loading it again", src.qualified)
-        try:
-            load.target.prepare(run.plan.target, PrepMode.TRUNCATE_BEFORE_LOAD)
-        except OpenDMSError as exc:
-            if not exc.retryable:
-                load._fail_table(run, str(exc))
-                return
-            run.reload = exc  # the target is not back yet: wait again

@@ -23,14 +23,14 @@ import logging
 import threading
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
-from opendms.cdc import Applier, ApplyPlan, Change, ChangeSource, Op, Position, Transaction
+from opendms.cdc import Applier, ApplyPlan, Change, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_database, same_engine
 from opendms.endpoints.base import Source, Target
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
+from opendms.engine.checkpoint import Checkpoint, stop_predicate
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.follow import SchemaFollower
 from opendms.engine.fullload import FullLoad, LoadResult
@@ -52,54 +52,6 @@ class CdcResult:
     load: LoadResult | None
     position: str
     stop_reached: bool = False
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The applied position, and while catching up after a snapshot-less full load,
-    the position up to which changes may already be in the target."""
-
-    position: Position
-    until: Position | None = None
-
-    def text(self) -> str:
-        if self.until is not None and self.position < self.until:
-            return f"{self.position} until {self.until}"
-        return str(self.position)
-
-    @classmethod
-    def parse(cls, text: str, capture: ChangeSource) -> Checkpoint:
-        head, _, until = text.partition(" until ")
-        return cls(capture.parse_position(head), capture.parse_position(until) if until else None)
-
-
-def check_cdc_pair(spec: TaskSpec, source: Source, target: Target) -> None:
-    """Fail early, naming the endpoint, when an engine cannot take part in CDC."""
-    from opendms.endpoints import engine_for
-
-    if not hasattr(engine_for(source.url, "source"), "change_source"):
-        raise ConfigError(
-            f"{source.url.scheme}:// sources cannot capture changes",
-            where=f"task {spec.name}",
-            path="$.migration_type",
-        )
-
-
-def stop_predicate(text: str, capture: ChangeSource) -> Callable[[Transaction], bool]:
-    """CdcStopPosition: ``commit_time:ISO``/``server_time:ISO`` (UTC) or a position."""
-    kind, _, rest = text.partition(":")
-    if kind in ("commit_time", "server_time"):
-        try:
-            when = datetime.fromisoformat(rest.strip())
-        except ValueError:
-            raise ConfigError(
-                f"CdcStopPosition {text!r}: {rest!r} is not an ISO date-time",
-                path="$.CdcStopPosition",
-            ) from None
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-        return lambda txn: txn.commit_time > when
-    position = capture.parse_position(text)
-    return lambda txn: txn.end > position
 
 
 class Replication:

@@ -10,10 +10,11 @@ import threading
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import open_source, open_target
 from opendms.endpoints.base import Source, Target, mask
+from opendms.engine.checkpoint import check_cdc_pair
 from opendms.engine.fullload import FullLoad, LoadResult
 from opendms.engine.progress import Progress
 from opendms.engine.recover import Retries, retrying
-from opendms.engine.replicate import Replication, check_cdc_pair
+from opendms.engine.replicate import Replication
 from opendms.errors import OpenDMSError, StopRequested, TaskError
 from opendms.mapping import TableMappings, parse_table_mappings
 from opendms.state import StateStore, TaskStatus
