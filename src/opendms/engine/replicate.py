@@ -383,7 +383,7 @@ class Replication:
         steps: list[Callable[[Change], list[Change]]] = [self.follower.one]
         steps.append(Transformer(self.transformed, self._records_changes()).one)
         for txn in stream:
-            if txn is not None:
+            if txn is not None and (convert or self.transformed or _special(txn)):
                 txn = replace(txn, changes=self._screened(txn.changes, steps))
             yield txn
 
@@ -425,6 +425,12 @@ class Replication:
                     "unless it has REPLICA IDENTITY FULL (PostgreSQL) or a full row image",
                     plan.source.qualified,
                 )
+
+
+def _special(txn: Transaction) -> bool:
+    """A transaction with DDL (the follower must see it) or changes the source could not
+    decode; others pass through as they are when no value needs converting."""
+    return any(c.op is Op.DDL or c.error for c in txn.changes)
 
 
 def _error_text(exc: DataError) -> str:
