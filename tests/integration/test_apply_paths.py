@@ -92,3 +92,41 @@ def test_a_conflict_counts_the_batch_redone_one_by_one(
     m = _metrics(store)
     assert m["apply_redone"] == 1 and m["apply_one_by_one"] == 2
     assert m["apply_staged_runs"] == 0 and m["apply_statement_rows"] == 0
+
+
+def test_a_quiet_postgres_stream_reports_idle_at_once(pg_db: str) -> None:
+    """Once the last transaction of a burst is delivered, the stream's idle tick (which
+    lets the CDC loop apply what it holds) comes at once, not after IDLE_WAIT of silence:
+    that wait was added to every small batch's commit -> applied time."""
+    import threading
+    import time
+
+    from opendms.endpoints.base import EndpointURL
+    from opendms.endpoints.postgres.replication import IDLE_WAIT, PgReplication
+    from opendms.model import TableRef
+
+    _source(pg_db, 10)
+    capture = PgReplication(EndpointURL.parse(pg_db), "idle")
+    capture.prepare([TableRef("public", "items")])
+    start, _ = capture.start()
+    capture.release_snapshot()
+    stop = threading.Event()
+    stream = capture.stream(start, stop)
+    try:
+        while capture.caught_up() is False:
+            next(stream)
+        waits = []
+        for n in range(1, 9):  # the server's keepalive sometimes ended the wait early
+            _write(pg_db, f"UPDATE items SET n = {n} WHERE id = 1")
+            while (txn := next(stream)) is None:
+                pass
+            assert [c.values[1] for c in txn.changes] == [str(n)]
+            began = time.monotonic()
+            assert next(stream) is None
+            waits.append(time.monotonic() - began)
+        assert max(waits) < IDLE_WAIT / 2, waits
+    finally:
+        stop.set()
+        stream.close()
+        capture.drop()
+        capture.close()

@@ -25,7 +25,7 @@ from opendms.endpoints.postgres.types import quote_ident
 from opendms.errors import EndpointError, MissingExtraError, TaskError
 from opendms.model import TableRef
 
-IDLE_WAIT = 0.5  # seconds to wait for data before reporting an idle tick
+IDLE_WAIT = 0.5  # seconds to wait for data between idle ticks
 SLOT_FREE_WAIT = 30.0  # seconds to wait for a slot still held by an ended run's WAL sender
 
 
@@ -187,9 +187,9 @@ class PgReplication:
         self._emit_mark()
         while not stop.is_set():
             msg = cur.read_message()
-            if msg is None:
+            if msg is None:  # nothing more for now: tick first, so the loop applies the
+                yield None  # batch it holds at once rather than after IDLE_WAIT of silence
                 select.select([cur], [], [], IDLE_WAIT)
-                yield None
                 continue
             txn = decoder.feed(msg.payload)
             if txn is not None:
