@@ -130,3 +130,40 @@ def test_a_quiet_postgres_stream_reports_idle_at_once(pg_db: str) -> None:
         stream.close()
         capture.drop()
         capture.close()
+
+
+def test_a_quiet_mysql_stream_reports_idle_at_once(mysql_db: str) -> None:
+    """The same for the binlog stream of a MySQL/MariaDB source."""
+    import threading
+    import time
+
+    from opendms.endpoints.base import EndpointURL
+    from opendms.endpoints.mysql.capture import IDLE_WAIT, MySqlCapture
+    from opendms.model import TableRef
+    from opendms.testing.sql import connect, query
+
+    conn = connect(mysql_db)
+    query(conn, "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL)")
+    query(conn, "INSERT INTO items VALUES (1, 0)")
+    url = EndpointURL.parse(mysql_db)
+    capture = MySqlCapture(url, "idle")
+    capture.prepare([TableRef(url.database, "items")])
+    start, _ = capture.start()
+    stop = threading.Event()
+    stream = capture.stream(start, stop)
+    try:
+        waits = []
+        for n in range(1, 9):
+            query(conn, f"UPDATE items SET n = {n} WHERE id = 1")
+            while (txn := next(stream)) is None:
+                pass
+            assert [c.values[1] for c in txn.changes] == [n]
+            began = time.monotonic()
+            assert next(stream) is None
+            waits.append(time.monotonic() - began)
+        assert max(waits) < IDLE_WAIT / 2, waits
+    finally:
+        stop.set()
+        stream.close()
+        capture.close()
+        conn.close()
