@@ -161,7 +161,7 @@ def update_all(
     """One UPDATE of every row of ``big``: seconds from its COMMIT until each target has
     it. Each side applies it as one transaction: a probe of one row by key tells (a
     count of every row per poll would steal the two cores from the apply)."""
-    before, since = task.paths(), task.log_size()
+    before, since, servers = task.paths(), task.log_size(), server_counters(src, dst)
     src.execute(f"UPDATE big SET n = {mark}", db="src")
     took = reach_each(dst, f"SELECT count(*) FROM big WHERE id = {rows} AND n = {mark}", 1, task)
     for db in DBS:
@@ -171,7 +171,31 @@ def update_all(
     print(f"opendms, {rows:,}-row UPDATE: {describe_paths(task.paths_after(before))}")
     for line in task.applied_lines(since):
         print(f"  {line}")
+    print(f"  servers during the UPDATE: {server_changes(servers, server_counters(src, dst))}")
     return took
+
+
+def server_counters(src: PostgresServer, dst: PostgresServer) -> dict[str, float]:
+    """Source slots' spilled MB (the walsender's reorder buffer written to disk), target
+    checkpoints and autovacuum workers running (things that can slow one run down)."""
+    out = {
+        f"{name} slot spilled MB": float(mb)
+        for name, mb in src.execute(
+            "SELECT slot_name, spill_bytes / 1048576.0 FROM pg_stat_replication_slots", db="src"
+        )
+    }
+    row = dst.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+    out["target checkpoints"] = float(row[0][0])
+    workers = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+    out["target autovacuum workers"] = float(dst.execute(workers)[0][0])
+    return out
+
+
+def server_changes(before: dict[str, float], after: dict[str, float]) -> str:
+    vacuum = "target autovacuum workers"
+    moved = {k: v - before.get(k, 0.0) for k, v in after.items() if k != vacuum}
+    text = ", ".join(f"{k} +{v:.0f}" for k, v in moved.items())
+    return f"{text}; {vacuum} at start/end {before[vacuum]:.0f}/{after[vacuum]:.0f}"
 
 
 def pgbench_run(
