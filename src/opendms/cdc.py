@@ -128,6 +128,25 @@ class ColumnChange:
     nullable: bool = True
 
 
+_ERROR_COLUMN = re.compile(r"column (.+?): ")
+
+
+@dataclass(frozen=True)
+class TableChange:
+    """A table-level schema change carried by an :data:`Op.DDL` change.
+
+    ``create``: ``table`` is the new source table; ``drop``; ``rename``: to
+    ``new_schema``.``new_name``; ``columns``: ``table`` holds the columns the source
+    sends for the table now (a PostgreSQL relation message), for the engine to
+    compare with what it knows (never counted, never applied as it is).
+    """
+
+    action: Literal["create", "drop", "rename", "columns"]
+    table: Table | None = None
+    new_schema: str = ""
+    new_name: str = ""
+
+
 UNCHANGED = object()
 """Marks a value the source did not send (an unchanged TOASTed column)."""
 
@@ -153,10 +172,16 @@ class Change:
     key_columns: tuple[str, ...] = ()
     key: tuple[Any, ...] = ()
     ddl: tuple[ColumnChange, ...] = ()
+    table_ddl: TableChange | None = None
     stat: str | None = None  # the op letter statistics count (None: ``op``; "": none)
-    error: str = ""  # the source could not decode this row: why (a data error)
+    error: str = ""  # the source could not decode this row: why ("column X: why", ...)
     old_columns: tuple[str, ...] = ()
     old_values: tuple[Any, ...] = ()
+
+    def error_column(self) -> str:
+        """The column a source's decode ``error`` names (``column X: why``), else ""."""
+        m = _ERROR_COLUMN.match(self.error)
+        return m.group(1) if m else ""
 
     def before(self) -> dict[str, Any]:
         """The old row as far as the source sent it: the whole row, or only the key."""
@@ -272,7 +297,11 @@ class Applier(Protocol):
         after-image, deletes of missing rows are no-ops."""
 
     def schema_changed(self, plan: ApplyPlan) -> None:
-        """The source table's columns changed (after an ``Op.DDL`` change was applied)."""
+        """The source table's columns changed (after an ``Op.DDL`` change was applied),
+        or a table is captured from now on (created or renamed on the source)."""
+
+    def table_dropped(self, schema: str, table: str) -> None:
+        """Source table ``schema.table`` is no longer captured (dropped or renamed)."""
 
     def batch_hint(self) -> tuple[float, int] | None:
         """(seconds a batch may wait, bytes of changes that end a batch) when the target

@@ -229,6 +229,9 @@ def load_task_file(path: str | Path) -> TaskSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where=where) from exc
+    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+        reason = str(exc).split(";")[0]
+        raise ConfigError(f"YAML that cannot be read: {reason}", where=where) from None
     if not isinstance(data, dict):
         raise ConfigError("a task file must hold a mapping", where=where, path="$")
     return task_from_dict(data, where=where, base=file.parent)
@@ -304,3 +307,6 @@ def _read_mapping_file(name: str, base: Path | None, where: str) -> Any:
             where=where,
             path="$.table_mappings",
         ) from exc
+    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+        message = f"table mappings file {str(file)!r} cannot be read: {str(exc).split(';')[0]}"
+        raise ConfigError(message, where=where, path="$.table_mappings") from None

@@ -14,8 +14,10 @@ Every error a user can see derives from :class:`OpenDMSError`. The tree::
     │   └── PrivilegeError         connected, but not allowed to do the job
     ├── DataError              a value cannot be represented on the target (one record)
     ├── TableError             one table's data or metadata cannot be processed
+    ├── NotComparableError     a table cannot be validated (its columns differ, ...)
     ├── TaskError              the task cannot go on (a table failed, no tables captured)
-    │   └── TaskLockedError        another process is running the task
+    │   ├── TaskLockedError        another process is running the task
+    │   └── DecodeError            a change-stream message (pgoutput, binlog) is malformed
     └── StopRequested          the task was asked to stop (raised inside workers)
 
 Command-line exit codes follow the tree (:func:`exit_code`): 2 for a usage or
@@ -122,12 +124,26 @@ class TableError(OpenDMSError):
         super().__init__(f"table {table}: {message}" if table else message)
 
 
+class NotComparableError(OpenDMSError):
+    """A table cannot be validated: its source and target columns differ, or its rows
+    cannot be matched (the message says which and why)."""
+
+    def __init__(self, table: str, message: str) -> None:
+        self.table = table
+        super().__init__(f"table {table}: {message}")
+
+
 class TaskError(OpenDMSError):
     """The task cannot go on."""
 
 
 class TaskLockedError(TaskError):
     """Another live process holds the task's run lock (one run of a task at a time)."""
+
+
+class DecodeError(TaskError):
+    """A message of a change stream (a pgoutput message, a binlog event) is malformed:
+    truncated, inconsistent with what came before, or not the format at all."""
 
 
 class StopRequested(OpenDMSError):  # noqa: N818 - a stop signal, not a failure

@@ -172,3 +172,61 @@ def test_a_dropped_target_table_is_a_table_error(
     assert table_rows(pg_target_db, "a", "id") == [(0, 0.5), (1, 1.5)]
     b = _stats(store)["b"]
     assert b.state is TableState.ERROR and b.error.startswith("suspended: ") and "b" in b.error
+
+
+# -- the same policies during the full load -----------------------------------------------
+
+
+def _lite_source(tmp_path: Path) -> str:
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    rows = ", ".join(f"({i}, {'NULL' if i % 3 else repr('x' * i)})" for i in range(1, 31))
+    execute(
+        src,
+        [
+            "CREATE TABLE a (id INTEGER PRIMARY KEY, n INTEGER)",
+            "INSERT INTO a VALUES "
+            + ", ".join(f"({i}, {i if i % 10 else repr('bad')})" for i in range(1, 31)),
+            "CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT)",
+            "INSERT INTO b VALUES " + rows,
+        ],
+    )
+    return src
+
+
+def _full_load(src: str, target: str, tmp_path: Path, **behavior: Any) -> StateStore:
+    spec = task_from_dict(
+        {
+            "name": "errs",
+            "source": src,
+            "target": target,
+            "task_settings": {
+                "ErrorBehavior": behavior,
+                "FullLoadSettings": {"MaxFullLoadSubTasks": 1, "CommitRate": 5},
+            },
+        },
+        where="test",
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    return store
+
+
+def test_full_load_escalation_count_fails_the_table(tmp_path: Path) -> None:
+    """Table a has three values an integer column cannot hold (ids 10, 20, 30)."""
+    src = _lite_source(tmp_path)
+    store = _full_load(src, f"file://{tmp_path}/lake1", tmp_path, DataErrorEscalationCount=5)
+    assert _stats(store)["a"].error_rows == 3 and _stats(store)["a"].state is TableState.COMPLETED
+    with pytest.raises(TaskError, match=r"main\.a.*DataErrorEscalationCount 2"):
+        _full_load(src, f"file://{tmp_path}/lake2", tmp_path, DataErrorEscalationCount=2)
+    stats = _stats(StateStore(tmp_path / "state.db"))
+    assert stats["a"].state is TableState.ERROR and stats["b"].state is TableState.COMPLETED
+
+
+def test_full_load_table_error_policy_stop_task(tmp_path: Path) -> None:
+    src = _lite_source(tmp_path)
+    behavior = {"DataErrorPolicy": "SUSPEND_TABLE", "TableErrorPolicy": "STOP_TASK"}
+    with pytest.raises(TaskError, match=r"main\.a"):
+        _full_load(src, f"file://{tmp_path}/lake", tmp_path, **behavior)
+    stats = _stats(StateStore(tmp_path / "state.db"))
+    assert stats["a"].state is TableState.ERROR
+    assert stats["b"].state is TableState.CANCELLED  # the task stopped: b never loaded

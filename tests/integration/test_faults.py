@@ -33,6 +33,7 @@ from opendms.testing.faults import (
     terminate_pg_backends,
 )
 from opendms.testing.servers import MariaDBServer, PostgresServer
+from opendms.testing.sql import execute
 
 EXE = [sys.executable, "-m", "opendms.cli.main"]
 RUN_FLAGS = ("--quiet", "--follow", "--skip-assessment")
@@ -280,3 +281,80 @@ def test_a_network_cut_longer_than_the_timeouts(tmp_path: Path, task_box: list[T
             assert load.statements > 100
             _equal_soon(src, dst, task, timeout=120)
             assert task.stop().count("retrying in") >= 2
+
+
+def test_full_load_reloads_only_the_table_whose_connection_dropped(
+    mariadb: MariaDBServer, pg_target: PostgresServer, tmp_path: Path
+) -> None:
+    """A full-load task: the MariaDB target restarts while the big table loads; that table
+    is loaded again (its rows were committed batch by batch), the finished one is not."""
+    src = pg_target.create_database("src")
+    create_ledger(src, BIG)
+    execute(src, ["CREATE TABLE a_small (id int PRIMARY KEY)", "INSERT INTO a_small VALUES (1)"])
+    dst = mariadb.create_database("dst")
+    spec = {
+        "name": "fl",
+        "source": src,
+        "target": dst,
+        "task_settings": {
+            "ErrorBehavior": RETRY,
+            "FullLoadSettings": {"MaxFullLoadSubTasks": 1, "CommitRate": 5000},
+        },
+    }
+    file, state = tmp_path / "fl.yaml", tmp_path / "state.db"
+    file.write_text(yaml.safe_dump(spec))
+    log = tmp_path / "fl.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*EXE, "--state", str(state), "-v", "task", "run", "--quiet", str(file)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _until("the ledger to be loading", lambda: _loading(state, "fl", "ledger"), 60)
+        mariadb.restart(down=1.0)
+        assert proc.wait(240) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    again = [line for line in text.splitlines() if "loading it again" in line]
+    assert again and all("table public.ledger:" in line for line in again), text
+    compare_tables(src, dst, "ledger", "id")
+    compare_tables(src, dst, "a_small", "id")
+
+
+def _loading(state: Path, task: str, table: str) -> bool:
+    if not state.exists():
+        return False
+    stats = {t.name: t for t in StateStore(state).tables(task)}
+    return table in stats and 0 < stats[table].full_load_rows < BIG
+
+
+def test_fatal_errors_are_not_retried(
+    pg_pair: tuple[PostgresServer, PostgresServer], tmp_path: Path, task_box: list[Task]
+) -> None:
+    """The replication slot dropped under a running task: the changes after its position
+    are lost to it, so it fails at once with the reason instead of retrying."""
+    src, dst = _pg_dbs(pg_pair)
+    create_ledger(src, 1000)
+    task = Task(tmp_path, src, dst)
+    task_box.append(task)
+    task.wait_live()
+    source = pg_pair[0]
+    source.execute(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE active_pid > 0"
+    )
+    _until(
+        "the slot to be dropped",
+        lambda: source.execute("SELECT pg_drop_replication_slot('opendms_fault')") is not None,
+        30,
+    )
+    assert task.proc.wait(60) == 1
+    log = task.text()
+    assert "replication slot 'opendms_fault' is gone" in log, log
+    assert log.count("retrying in") <= 1  # the lost stream, then the missing slot is final
+    record = StateStore(task.state).task("fault")
+    assert (
+        record is not None and record.status.value == "failed" and "is gone" in record.stop_reason
+    )

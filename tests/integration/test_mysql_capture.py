@@ -15,10 +15,11 @@ import pytest
 
 from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.mysql.binlog import ZERO_DATE
 from opendms.endpoints.mysql.capture import MySqlCapture, check_settings
 from opendms.endpoints.mysql.conn import connect
 from opendms.endpoints.mysql.source import MySQLSource
-from opendms.errors import DataError, PrivilegeError, TaskError
+from opendms.errors import PrivilegeError, TaskError
 from opendms.model import Kind, ReadPlan, T, Table, TableRef, arrow_type
 from opendms.testing.servers import MariaDBServer
 
@@ -422,21 +423,39 @@ def _purge_to(server: MariaDBServer, file: str) -> None:
         time.sleep(0.2)
 
 
-def test_zero_date_is_a_data_error_naming_table_and_column(mysql_db: str) -> None:
-    _execute(mysql_db, "CREATE TABLE z (id INT PRIMARY KEY, d DATE, ts DATETIME)")
+def test_undecodable_rows_are_error_changes_naming_the_column(mysql_db: str) -> None:
+    _execute(mysql_db, "CREATE TABLE z (id INT PRIMARY KEY, d DATE, ts DATETIME, b BIT(64))")
     capture = _capture(mysql_db, "z")
     start = _position(capture)
     _execute(
         mysql_db,
-        "SET SESSION sql_mode = ''",
-        "INSERT INTO z VALUES (1, '2024-01-01', '2024-05-00 10:00:00')",
+        "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'",
+        "INSERT INTO z VALUES (1, '2024-01-01', NULL, 1), (2, '2024-01-02', '2024-05-00 10:00:00',"
+        " 2), (3, '2024-02-30', NULL, 3), (4, NULL, NULL, b'1' << 63), (5, NULL, NULL, 5)",
+        "INSERT INTO z VALUES (6, '0000-00-00', NULL, 6)",
+        "INSERT INTO z VALUES (7, '2024-01-07', NULL, 7)",
     )
-    with pytest.raises(DataError) as info:
-        _drain(capture, start)
-    message = str(info.value)
-    schema = EndpointURL.parse(mysql_db).database
-    assert f"table {schema}.z: column ts: MySQL zero date" in message
-    assert "row #1 of the rows event ending at binlog " in message
+    txns = _drain(capture, start)
+    assert [[c.values[0] for c in t.changes] for t in txns if t.changes] == [
+        [1, 2, 3, 4, 5],
+        [6],
+        [7],
+    ]
+    changes = _changes(txns)
+    assert [(c.values[0], c.error_column(), c.error) for c in changes if c.error] == [
+        (2, "ts", f"column ts: {ZERO_DATE}"),
+        (3, "d", "column d: invalid date (day is out of range for month)"),
+        (4, "b", f"column b: BIT value {1 << 63} does not fit a 64-bit signed integer"),
+        (6, "d", f"column d: {ZERO_DATE}"),
+    ]
+    assert [c.values for c in changes if c.values[0] in (1, 5, 7)] == [
+        (1, dt.date(2024, 1, 1), None, 1),
+        (5, None, None, 5),
+        (7, dt.date(2024, 1, 7), None, 7),
+    ]
+    bad = {c.values[0]: c.values for c in changes if c.error}
+    assert bad[2][2] == "2024-05-00 10:00:00" and bad[3][1] == "2024-02-30"
+    assert bad[6][1] == "0000-00-00" and bad[4][3] == 1 << 63
 
 
 def test_compressed_binlog_events(mariadb_server: MariaDBServer, mysql_db: str) -> None:

@@ -22,7 +22,7 @@ from opendms.cdc import LSN, Change, ColumnChange, Op, SeqPosition, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.sqlite.capture import SqliteCapture, capture_names, trigger_name
 from opendms.endpoints.sqlite.source import SQLiteSource
-from opendms.errors import DataError, EndpointError, TaskError
+from opendms.errors import EndpointError, TaskError
 from opendms.model import Kind, ReadPlan, T, TableRef
 from tests.integration.everything import create_sqlite
 
@@ -286,20 +286,33 @@ def test_wide_table_beyond_function_argument_limit(tmp_path: Path) -> None:
 def test_value_the_full_load_rejects_is_a_data_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.db"
     with _connect(path) as conn:
-        conn.execute("CREATE TABLE bad (id INTEGER PRIMARY KEY, n INT, t TEXT)")
+        conn.execute("CREATE TABLE bad (id INTEGER PRIMARY KEY, n INT, t TEXT, d DATE)")
     cap = _capture(path, "bad")
     start = cap.start()[0]
-    with _connect(path) as conn:
-        conn.execute("INSERT INTO bad VALUES (1, 'not a number', 'ok')")
+    with _connect(path) as conn:  # one transaction
+        conn.execute("INSERT INTO bad VALUES (1, 'not a number', 'ok', NULL)")
+        conn.execute("INSERT INTO bad VALUES (2, 5, 'fine', '2024-01-02')")
+        conn.execute("INSERT INTO bad VALUES (3, 6, 'bad day', 'yesterday')")
+        conn.execute("UPDATE bad SET n = 'seven' WHERE id = 2")
+        conn.execute("DELETE FROM bad WHERE id = 3")
     source = SQLiteSource(_url(path), str(path))
     desc = source.describe(TableRef("main", "bad"))
     (batch,) = source.read(ReadPlan(desc, ("id", "n", "t")), None)
     source.close()
     assert [(r[1], r[2]) for r in read_rejections(batch)] == [
         ("n", "value cannot be represented as int64")
+    ] * 2
+    (txn,) = _drain(cap, start)  # the transaction goes on: each bad row is an error change
+    nan = "column n: value {!r} cannot be represented as int64"
+    day = "column d: value 'yesterday' cannot be represented as date"
+    assert [(c.op, c.values, c.key, c.error) for c in txn.changes] == [
+        (Op.INSERT, (1, "not a number", "ok", None), (), nan.format("not a number")),
+        (Op.INSERT, (2, 5, "fine", dt.date(2024, 1, 2)), (), ""),
+        (Op.INSERT, (3, 6, "bad day", "yesterday"), (), day),
+        (Op.UPDATE, (2, "seven", "fine", dt.date(2024, 1, 2)), (2,), nan.format("seven")),
+        (Op.DELETE, (), (3,), day),
     ]
-    with pytest.raises(DataError, match=r"table main\.bad: column n: value 'not a number'"):
-        _changes(cap, start)
+    assert txn.changes[0].error_column() == "n" and txn.changes[2].error_column() == "d"
 
 
 # -- operations, keys, transactions -------------------------------------------------------

@@ -81,11 +81,11 @@ def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Chec
                 tuple(t.qualified for t in tables),
             )
         ]
-        checks += _guarded("source", lambda: _source(source.url, tables, cdc))
+        checks += _guarded("source", lambda: _source(spec, source.url, tables, cdc))
         return checks + _guarded("target", lambda: _target(spec, target, []))
     tables = [p.source for p in plans]
     checks = [passed("tables-selected", f"{len(tables)} table(s) selected")]
-    checks += _guarded("source", lambda: _source(source.url, tables, cdc))
+    checks += _guarded("source", lambda: _source(spec, source.url, tables, cdc))
     checks.append(type_check(plans, source.url, target.url, spec.convert_schema))
     checks += _guarded("target", lambda: _target(spec, target, plans))
     if spec.convert_schema:
@@ -113,13 +113,14 @@ def _guarded(side: str, run: Callable[[], list[Check]]) -> list[Check]:
         return [problem(f"{side}-checks", True, str(exc), f"fix the {side} endpoint")]
 
 
-def _source(url: EndpointURL, tables: list[Table], cdc: bool) -> list[Check]:
+def _source(spec: TaskSpec, url: EndpointURL, tables: list[Table], cdc: bool) -> list[Check]:
     module = engine_for(url).__name__
     if module.endswith("postgres"):
         from opendms.assess import postgres
 
         # CDC needs a key or REPLICA IDENTITY FULL: pg-replica-identity fails for that
-        return [*postgres.source_checks(url, tables, cdc), _unkeyed(tables, False)]
+        checks = postgres.source_checks(url, tables, cdc, spec.source.settings)
+        return [*checks, _unkeyed(tables, False)]
     if module.endswith("mysql"):
         from opendms.assess import mysql
 
@@ -134,7 +135,7 @@ def _unkeyed(tables: list[Table], cdc: bool) -> Check:
     return problem(
         "tables-primary-key",
         cdc,
-        f"{len(bad)} table(s) without a primary key: they cannot be validated row by row"
+        f"{len(bad)} table(s) without a primary key: validation can only count whole rows"
         + (", and their updates and deletes cannot be keyed" if cdc else ""),
         "add a primary key (or promote a unique NOT NULL key to primary key)",
         bad,

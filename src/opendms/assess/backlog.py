@@ -13,7 +13,7 @@ CHECK = "cdc-source-backlog"
 
 
 def backlog_check(spec: TaskSpec) -> Check:
-    capture = open_capture(EndpointURL.parse(spec.source.url), spec.name)
+    capture = open_capture(EndpointURL.parse(spec.source.url), spec.name, spec.source.settings)
     try:
         backlog = capture.backlog(None)
     finally:

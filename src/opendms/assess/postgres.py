@@ -7,10 +7,13 @@ from typing import Any
 from opendms.assess.model import Check, passed, problem, skipped
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect
+from opendms.endpoints.postgres.ddl import AUDIT, NEEDS_SUPERUSER, Artifacts
+from opendms.endpoints.postgres.settings import PG_SETTINGS
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.model import Table
 
 LONG_TRANSACTION_S = 300
+OWNS = "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s)"
 
 
 def _one(conn: Any, sql: str, args: tuple[Any, ...] = ()) -> Any:
@@ -18,12 +21,20 @@ def _one(conn: Any, sql: str, args: tuple[Any, ...] = ()) -> Any:
     return row[0] if row else None
 
 
-def source_checks(url: EndpointURL, tables: list[Table], cdc: bool) -> list[Check]:
+def source_checks(
+    url: EndpointURL, tables: list[Table], cdc: bool, settings: dict[str, Any] | None = None
+) -> list[Check]:
     with connect(url) as conn:
         out = [_select_privilege(conn, tables)]
         if not cdc:
             why = "full-load task: logical replication is not used"
-            ids = ("pg-wal-level", "pg-replication-slots", "pg-wal-senders", "pg-replication-role")
+            ids = (
+                "pg-wal-level",
+                "pg-replication-slots",
+                "pg-wal-senders",
+                "pg-replication-role",
+                "pg-ddl-capture",
+            )
             return [*out, *(skipped(i, why) for i in ids)]
         out += [
             _wal_level(conn),
@@ -47,8 +58,46 @@ def source_checks(url: EndpointURL, tables: list[Table], cdc: bool) -> list[Chec
             _prepared(conn),
             _replication_role(conn),
             _unkeyed_identity(conn, tables),
+            _ddl_capture(conn, url, settings or {}),
         ]
     return out
+
+
+def _ddl_capture(conn: Any, url: EndpointURL, settings: dict[str, Any]) -> Check:
+    """CaptureDdls: the event trigger and audit table, or the right to create them."""
+    resolved = PG_SETTINGS.resolve(url, settings)
+    if not resolved["CaptureDdls"]:
+        return passed(
+            "pg-ddl-capture",
+            "CaptureDdls=false: no DDL capture; added columns and type changes are followed "
+            "from the stream, dropped and renamed columns and tables, and new tables are not",
+        )
+    art = Artifacts(resolved["DdlArtifactsSchema"])
+    user = str(_one(conn, "SELECT current_user"))
+    superuser = _one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    if art.installed(conn):
+        owner = _one(conn, OWNS, (art.q(AUDIT),))
+        if superuser or owner:
+            return passed("pg-ddl-capture", f"DDL capture objects are in schema {art.schema}")
+        return problem(
+            "pg-ddl-capture",
+            True,
+            f"user {user!r} does not own {art.q(AUDIT)}, so it cannot add it to the task's "
+            "publication (CaptureDdls=true)",
+            f"ALTER TABLE {art.q(AUDIT)} OWNER TO {quote_ident(user)}, or set CaptureDdls=false",
+        )
+    if superuser:
+        return passed(
+            "pg-ddl-capture",
+            f"user {user} may create the DDL event trigger and audit table in {art.schema}",
+        )
+    return problem(
+        "pg-ddl-capture",
+        True,
+        NEEDS_SUPERUSER.format(user=quote_ident(user)),
+        "set CaptureDdls=false on the source endpoint, or grant it: "
+        f"ALTER ROLE {quote_ident(user)} SUPERUSER",
+    )
 
 
 def _wal_level(conn: Any) -> Check:

@@ -22,7 +22,7 @@ from opendms.endpoints import check_endpoint
 from opendms.endpoints.base import mask
 from opendms.engine.cdc import StopEvent
 from opendms.engine.task import run_task
-from opendms.errors import ConfigError, OpenDMSError, exit_code
+from opendms.errors import ConfigError, OpenDMSError, StopRequested, exit_code
 from opendms.state import StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -135,9 +135,13 @@ def task_run(
     signal.signal(signal.SIGINT, _graceful(stop))
     enabled = not quiet and err_console.is_terminal
     with RichProgress(enabled) as progress:
-        result = run_task(
-            spec, store, progress, stop, follow=follow, fresh=fresh, file=str(file.resolve())
-        )
+        try:
+            result = run_task(
+                spec, store, progress, stop, follow=follow, fresh=fresh, file=str(file.resolve())
+            )
+        except StopRequested:  # stopped while waiting to retry a recoverable error
+            console.print(f"task {spec.name}: stopped while waiting to retry")
+            return
     console.print(stats_table(spec.name, store.tables(spec.name)))
     console.print(run_summary(spec.name, store, result))
 
@@ -315,8 +319,10 @@ def _drop_replication(name: str, source: str, file: Path | None) -> None:
             slot, publication = replication_names(name)
             click.echo(
                 f"warning: replication slot {slot!r} and publication {publication!r} stay on "
-                "the source and keep its WAL; pass --file TASK_FILE to drop them, or run "
-                f"SELECT pg_drop_replication_slot('{slot}'); DROP PUBLICATION {publication};",
+                "the source and keep its WAL, and so do the DDL-capture objects (event "
+                "triggers opendms_intercept_ddl/_drop, opendms_ddl_* tables); pass --file "
+                f"TASK_FILE to drop them, or run SELECT pg_drop_replication_slot('{slot}'); "
+                f"DROP PUBLICATION {publication};",
                 err=True,
             )
         elif source.startswith("sqlite:"):
@@ -327,7 +333,7 @@ def _drop_replication(name: str, source: str, file: Path | None) -> None:
             )
         return
     spec = load_task_file(file)
-    capture = open_capture(EndpointURL.parse(spec.source.url), name)
+    capture = open_capture(EndpointURL.parse(spec.source.url), name, spec.source.settings)
     try:
         capture.drop()
     finally:

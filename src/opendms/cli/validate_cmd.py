@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table as RichTable
 
 from opendms.errors import OpenDMSError
+
+if TYPE_CHECKING:
+    from opendms.validate import ValidationResult
 
 EXIT_MISMATCH = 1
 EXIT_ERROR = 2
@@ -49,7 +53,8 @@ def validate(
     """Validate the target of the task in TASK_FILE against its source.
 
     Exit status: 0 when every table validates (tables without a primary key are
-    skipped), 1 when records mismatch or a table could not be validated, 2 on bad input.
+    compared as multisets of rows), 1 when records mismatch or a table could not be
+    validated (each such table is listed with the reason), 2 on bad input.
     """
     try:
         ok = _run(ctx, task_file, (list(tables), report, checksums), as_json)
@@ -107,6 +112,19 @@ def _print(result: object) -> None:
             t.message,
         )
     console.print(table)
-    failed = len(result.failures)
-    verdict = "all tables validated" if result.ok else f"{failed} failure(s) recorded"
-    console.print(f"task {result.task}: {verdict}")
+    console.print(f"task {result.task}: {_verdict(result)}", markup=False, highlight=False)
+    for t in result.not_validated:
+        line = f"  not validated: {t.qualified} ({t.state.value}): {t.message}"
+        console.print(line, markup=False, highlight=False)
+
+
+def _verdict(result: ValidationResult) -> str:
+    """One line: everything validated, or how many failures and unvalidated tables."""
+    if result.ok:
+        count = len(result.tables)
+        return f"all {count} table(s) validated" if count else "no table to validate"
+    parts = [f"{len(result.failures)} failure(s) recorded"] if result.failures else []
+    if result.not_validated:
+        parts.append(f"{len(result.not_validated)} table(s) not validated")
+    mismatched = sum(t.mismatches for t in result.tables)
+    return "; ".join(parts) or f"{mismatched} mismatched record(s)"

@@ -63,12 +63,15 @@ def open_target(url: str, settings: dict[str, Any] | None = None) -> Target:
     return cast(Target, engine_for(parsed, "target").open_target(parsed, settings or {}))
 
 
-def open_capture(url: EndpointURL, task: str) -> ChangeSource:
-    """The change source of a CDC task on ``url``, or a clear error for engines without one."""
+def open_capture(
+    url: EndpointURL, task: str, settings: dict[str, Any] | None = None
+) -> ChangeSource:
+    """The change source of a CDC task on ``url`` with the source endpoint's settings,
+    or a clear error for engines without one."""
     module = engine_for(url, "source")
     if not hasattr(module, "change_source"):
         raise UnknownSchemeError(str(url), f"{url.scheme}:// sources cannot capture changes")
-    return cast(ChangeSource, module.change_source(url, task))
+    return cast(ChangeSource, module.change_source(url, task, settings or {}))
 
 
 @dataclass(frozen=True)

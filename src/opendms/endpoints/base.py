@@ -46,7 +46,10 @@ class EndpointURL:
     @classmethod
     def parse(cls, url: str) -> EndpointURL:
         url = _normalized(url)
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # an unbalanced '[' (IPv6 host), a bad character
+            raise ConfigError(f"endpoint {mask(url)!r} is not a valid URL: {exc}") from None
         if not parts.scheme:
             raise ConfigError(f"endpoint {mask(url)!r} is not a URL (expected scheme://...)")
         try:
@@ -194,6 +197,12 @@ class Target(Protocol):
     def finish(self, table: Table) -> None: ...
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]: ...
+
+    def drop_table(self, table: Table) -> None:
+        """The source table was dropped during CDC (nothing when already gone)."""
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        """The source table was renamed during CDC (nothing when already done)."""
 
     def close(self) -> None: ...
 

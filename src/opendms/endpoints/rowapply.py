@@ -313,6 +313,47 @@ def _pieces(batch: list[Transaction]) -> list[tuple[list[Transaction], Transacti
     return out
 
 
+def ddl_first(changes: list[Change]) -> list[Change]:
+    """A DDL transaction for a target whose DDL commits at once: its DDL changes first,
+    then its row changes with their columns named as the DDL left them (dropped ones
+    left out). Retried after a crash between the DDL and the checkpoint, the rows then
+    meet the table as the first attempt left it, whatever DDL it got to."""
+    later: dict[tuple[str, str], list[ColumnChange]] = {}
+    rows: list[Change] = []
+    for change in reversed(changes):
+        key = (change.schema, change.table)
+        if change.op is Op.DDL:
+            later[key] = [*change.ddl, *later.get(key, [])]
+        else:
+            rows.append(_renamed_later(change, later.get(key, [])))
+    return [c for c in changes if c.op is Op.DDL] + rows[::-1]
+
+
+def _renamed_later(change: Change, later: list[ColumnChange]) -> Change:
+    if not any(cc.action in ("rename", "drop") for cc in later):
+        return change
+
+    def final(column: str) -> str | None:
+        name: str | None = column
+        for cc in later:
+            if name == cc.column and cc.action == "drop":
+                name = None
+            elif name == cc.column and cc.action == "rename":
+                name = cc.new_name
+        return name
+
+    def keep(
+        cols: tuple[str, ...], vals: tuple[Any, ...]
+    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        pairs = [(final(c), v) for c, v in zip(cols, vals, strict=True)]
+        kept = [(c, v) for c, v in pairs if c is not None]
+        return tuple(c for c, _ in kept), tuple(v for _, v in kept)
+
+    columns, values = keep(change.columns, change.values)
+    key_columns, key = keep(change.key_columns, change.key)
+    return replace(change, columns=columns, values=values, key_columns=key_columns, key=key)
+
+
 # -- the shared applier ---------------------------------------------------------
 
 
@@ -480,6 +521,9 @@ class RowApplier(abc.ABC):
     def schema_changed(self, plan: ApplyPlan) -> None:
         self.maps[(plan.source.schema, plan.source.name)] = TableMap.of(plan)
 
+    def table_dropped(self, schema: str, table: str) -> None:
+        self.maps.pop((schema, table), None)
+
     def batch_hint(self) -> tuple[float, int] | None:
         return None
 
@@ -513,7 +557,7 @@ class RowApplier(abc.ABC):
         """A DDL transaction on a target whose DDL commits implicitly: the column
         changes skip what is already done, so a crash before the checkpoint is safe."""
         ctx = self._context(idempotent)
-        self._changes(ctx, txn.changes)
+        self._changes(ctx, ddl_first(txn.changes))
         self._adopt(ctx)
         self.write_checkpoint(checkpoint)
 

@@ -71,7 +71,9 @@ def task_backlog(record: TaskRecord) -> BacklogReport | None:
         return BacklogReport(None, "no task file on record to reach the source")
     try:
         spec = load_task_file(record.file)
-        capture = open_capture(EndpointURL.parse(spec.source.url), record.name)
+        capture = open_capture(
+            EndpointURL.parse(spec.source.url), record.name, spec.source.settings
+        )
         try:
             backlog = capture.backlog(record.position or None)
         finally:

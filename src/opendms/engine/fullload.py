@@ -97,13 +97,16 @@ class FullLoad:
             )
         tables = [self.source.describe(ref) for ref in refs]
         self.mappings.check_removals(tables)
-        plans = [self.mappings.plan(table) for table in tables]
-        schema = self.settings.TargetMetadata.TargetSchema
-        if schema:
-            plans = [replace(p, target=replace(p.target, schema=schema)) for p in plans]
+        plans = [self.plan_one(table) for table in tables]
         self._refuse_self_copy(plans)
         self._refuse_collisions(plans)
         return plans
+
+    def plan_one(self, table: Table) -> TablePlan:
+        """The plan of one described source table (TargetSchema applied)."""
+        plan = self.mappings.plan(table)
+        schema = self.settings.TargetMetadata.TargetSchema
+        return replace(plan, target=replace(plan.target, schema=schema)) if schema else plan
 
     def _refuse_self_copy(self, plans: list[TablePlan]) -> None:
         """Never let a target prep mode drop or truncate the source table itself."""
@@ -344,8 +347,29 @@ class FullLoad:
         rows = {r.row for r in rejected}
         with run.lock:
             run.errors += len(rows)
-        if self._policy() is not DataErrorPolicyKind.LOG_ERROR:
+            errors = run.errors
+        if self._policy() is DataErrorPolicyKind.LOG_ERROR:
+            self._record_rejects(run, batch, rejected)
+        self._escalate(run, errors)
+
+    def _escalate(self, run: TableRun, errors: int) -> None:
+        """DataErrorEscalationCount rows skipped in one table: DataErrorEscalationPolicy
+        (SUSPEND_TABLE fails the table, STOP_TASK also stops the task)."""
+        behavior = self.settings.ErrorBehavior
+        limit = behavior.DataErrorEscalationCount
+        if not limit or errors < limit:
             return
+        if behavior.DataErrorEscalationPolicy == "STOP_TASK":
+            self.stop.set()
+        raise DataError(
+            run.plan.source.qualified,
+            f"{errors} rows had data errors (DataErrorEscalationCount {limit}, "
+            f"DataErrorEscalationPolicy {behavior.DataErrorEscalationPolicy})",
+        )
+
+    def _record_rejects(
+        self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]
+    ) -> None:
         table = run.plan.source.qualified
         for rej in rejected:
             key = _row_key(run.plan, batch, rej.row)
@@ -405,6 +429,8 @@ class FullLoad:
         log.error("table %s failed: %s", src.qualified, reason)
         self.store.table_ended(self.spec.name, src.schema, src.name, TableState.ERROR, reason)
         self.progress.table_done(src.qualified, False)
+        if self.settings.ErrorBehavior.TableErrorPolicy == "STOP_TASK":
+            self.stop.set()  # TableErrorPolicy STOP_TASK: no other table goes on
 
 
 def _infinities(table: Table, batch: pa.RecordBatch) -> list[Rejection]:

@@ -41,13 +41,16 @@ class Isolating:
         self.full, self.partial = full, partial
 
     def apply(self, batch: list[Transaction], prior: Position) -> int:
-        """Apply ``batch`` (the target holds everything up to ``prior``)."""
+        """Apply ``batch`` (the target holds everything up to ``prior``). Changes the
+        source could not decode or convert (``error`` set) are decided in their place:
+        what comes before them is applied first."""
         batch = self._kept(batch)
-        text, idempotent = self.full(batch)
-        try:
-            return self.applier.apply(batch, text, idempotent)
-        except (DataError, TableError) as exc:
-            log.warning("a batch failed (%s); applying it in parts to find the change", exc)
+        if not any(c.error for t in batch for c in t.changes):
+            text, idempotent = self.full(batch)
+            try:
+                return self.applier.apply(batch, text, idempotent)
+            except (DataError, TableError) as exc:
+                log.warning("a batch failed (%s); applying it in parts to find the change", exc)
         for txn in batch:
             self._one_transaction(self._kept([txn])[0], prior)
             prior = txn.end
@@ -62,17 +65,44 @@ class Isolating:
 
     def _one_transaction(self, txn: Transaction, prior: Position) -> None:
         text, idempotent = self.full([txn])
-        try:
-            self.applier.apply([txn], text, idempotent)
-            return
-        except (DataError, TableError) as exc:
-            if self.policies.stops_at_once(exc):  # no part of the transaction is applied
-                self.policies.stop_on(txn.changes, exc)
-        self._halves(txn, txn.changes, self.partial(prior, txn.end), idempotent)
+        bad = [c for c in txn.changes if c.error]
+        if bad:
+            self._with_errors(txn, bad, self.partial(prior, txn.end), idempotent)
+        else:
+            try:
+                self.applier.apply([txn], text, idempotent)
+                return
+            except (DataError, TableError) as exc:
+                if self.policies.stops_at_once(exc):  # no part of the transaction applied
+                    self.policies.stop_on(txn.changes, exc)
+            self._halves(txn, txn.changes, self.partial(prior, txn.end), idempotent)
         self.applier.apply([replace(txn, changes=[])], text, idempotent)  # the checkpoint
 
+    def _with_errors(self, txn: Transaction, bad: list[Change], text: str, idem: bool) -> None:
+        """A transaction holding changes the source could not carry: the runs between
+        them are applied in order, each bad change decided in its place."""
+        first = self._source_error(bad[0])
+        if self.policies.stops_at_once(first):  # no part of the transaction applied
+            self.policies.data_error(bad[0], first, bad[0].error_column())
+        run: list[Change] = []
+        for change in txn.changes:
+            if not change.error:
+                run.append(change)
+                continue
+            self._halves(txn, run, text, idem)
+            run = []
+            if self.policies.keep(change):
+                self.policies.data_error(change, self._source_error(change), change.error_column())
+        self._halves(txn, run, text, idem)
+
+    @staticmethod
+    def _source_error(change: Change) -> DataError:
+        return DataError(
+            f"{change.schema}.{change.table}", change.error, column=change.error_column()
+        )
+
     def _halves(self, txn: Transaction, changes: list[Change], text: str, idem: bool) -> None:
-        changes = [c for c in changes if self.policies.keep(c)]
+        changes = [c for c in changes if self.policies.keep(c) and not c.error]
         if not changes:
             return
         try:

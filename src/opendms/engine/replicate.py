@@ -28,13 +28,15 @@ from typing import Any
 
 from opendms.cdc import Applier, ApplyPlan, Change, ChangeSource, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
-from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_engine
+from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_database, same_engine
 from opendms.endpoints.base import Source, Target
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
+from opendms.engine.follow import SchemaFollower
 from opendms.engine.fullload import FullLoad, LoadResult
 from opendms.engine.isolate import Isolating
 from opendms.engine.policies import ErrorPolicies
+from opendms.engine.tableddl import TableDdl, apply_plan, new_table_rules, plan_created
 from opendms.engine.transform import Transformer, needs_transform, output_plan
 from opendms.errors import ConfigError, DataError, TaskError
 from opendms.mapping import TableMappings, TablePlan
@@ -100,11 +102,6 @@ def stop_predicate(text: str, capture: ChangeSource) -> Callable[[Transaction], 
     return lambda txn: txn.end > position
 
 
-def apply_plan(plan: TablePlan) -> ApplyPlan:
-    names = {o.source: o.name for o in plan.outputs if o.source is not None}
-    return ApplyPlan(plan.source, plan.target, names)
-
-
 class Replication:
     """Runs one CDC task against an open source and target."""
 
@@ -120,13 +117,14 @@ class Replication:
         self.spec, self.source, self.target, self.store = spec, source, target, store
         self.loader = FullLoad(spec, source, target, mappings, store, progress)
         self.fresh = False
-        self.capture = open_capture(source.url, spec.name)
+        self.capture = open_capture(source.url, spec.name, spec.source.settings)
         self.same = same_engine(source.url.scheme, target.url.scheme)
         self.plans: dict[TableKey, ApplyPlan] = {}
         self.sources: dict[TableKey, Table] = {}
         self.transformed: dict[TableKey, TablePlan] = {}
         self.table_plans: list[TablePlan] = []
         self.policies = ErrorPolicies(spec.name, spec.task_settings.ErrorBehavior, store)
+        self.follower = SchemaFollower({}, self.transformed, self._plan_new, False)
 
     def _check_positions(self) -> None:
         """Bad start or stop positions fail before anything is created."""
@@ -142,12 +140,15 @@ class Replication:
             self._check_positions()
             plans = self.table_plans = self.loader.plan()
             self._warn_unkeyed(plans)
+            select_new = getattr(self.capture, "select_new_tables", None)
+            if select_new is not None:
+                select_new(new_table_rules(self.loader.mappings, plans, self._same_database()))
             self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in plans])
             self.sources = {(p.source.schema, p.source.name): p.source for p in plans}
             self.policies.keys = {k: t.primary_key for k, t in self.sources.items()}
-            self.transformed = {
-                (p.source.schema, p.source.name): p for p in plans if needs_transform(p)
-            }
+            self.transformed.update(
+                {(p.source.schema, p.source.name): p for p in plans if needs_transform(p)}
+            )
             self.plans = {
                 (p.source.schema, p.source.name): (
                     output_plan(p) if needs_transform(p) else apply_plan(p)
@@ -297,7 +298,7 @@ class Replication:
             loop.flush_at = Checkpoint.parse(pending, self.capture).position
         if self.spec.cdc_stop_position:
             loop.stop_at = stop_predicate(self.spec.cdc_stop_position, self.capture)
-        loop.before_ddl = self._evolve
+        loop.before_ddl = lambda txn: self._evolve(applier, txn)
         loop.on_ddl = lambda txn: self._ddl(applier, txn)
         loop.heartbeat = self._idle(validator)
         loop.lag_bytes = getattr(self.capture, "lag_bytes", None)
@@ -354,18 +355,32 @@ class Replication:
             tuning.BatchSplitSize or 10_000,
         )
 
-    def _evolve(self, txn: Transaction) -> None:
+    def _evolve(self, applier: Applier, txn: Transaction) -> None:
         """Before a DDL transaction is applied: the plans after it, saved as of its end
-        (a restart before it was applied still finds the older version)."""
+        (a restart before it was applied still finds the older version); tables created,
+        dropped or renamed on the source are so on the target."""
+        tables = TableDdl(
+            self.spec, self.target, self.loader, self.store, self.plans, self.follower, self.same
+        )
         for change in txn.changes:
             key = (change.schema, change.table)
-            if change.op is Op.DDL and key in self.transformed:
+            if change.op is not Op.DDL:
+                continue
+            if change.table_ddl is not None:
+                action = change.table_ddl.action
+                if action == "create":
+                    tables.create(applier, key)
+                elif action == "drop":
+                    tables.drop(applier, key)
+                elif action == "rename":
+                    tables.rename(applier, key, _new_key(change))
+            elif key in self.transformed:
                 log.warning(
                     "table %s.%s has transformation rules: its new or renamed columns are "
                     "not carried to the target by CDC",
                     *key,
                 )
-            elif change.op is Op.DDL and key in self.plans:
+            elif key in self.plans:
                 self.plans[key] = evolve(self.plans[key], change.ddl)
         self._save_schema(str(txn.end))
 
@@ -373,7 +388,11 @@ class Replication:
         """After a DDL transaction was applied: the applier follows the source."""
         for change in txn.changes:
             key = (change.schema, change.table)
-            if change.op is Op.DDL and key in self.plans and key not in self.transformed:
+            if change.op is not Op.DDL:
+                continue
+            if change.table_ddl is not None and change.table_ddl.action == "rename":
+                applier.table_dropped(*key)
+            elif change.table_ddl is None and key in self.plans and key not in self.transformed:
                 applier.schema_changed(self.plans[key])
 
     def _save_schema(self, position: str, fresh: bool = False) -> None:
@@ -395,20 +414,23 @@ class Replication:
             return
         for plan in plans_from_json(chosen):
             key = (plan.source.schema, plan.source.name)
-            if key in self.plans and key not in self.transformed and plan != self.plans[key]:
-                self.plans[key] = plan
+            if key not in self.transformed and plan != self.plans.get(key):
+                self.plans[key] = plan  # also a table since dropped or renamed
                 applier.schema_changed(plan)
 
     def _values(self, stream: Iterable[Transaction | None]) -> Generator[Transaction | None]:
-        """PostgreSQL text values to Python form when the target is another engine or
-        mapping rules transform rows; then the rules. A change that cannot be converted or
-        transformed (or that the source could not decode) is a data error: the error
-        policies decide, the transaction goes on without it."""
-        steps: list[Callable[[Change], list[Change]]] = []
-        if self.capture.value_form == "pg-text" and self._form() == "python":
-            steps.append(TextToPython(self.sources).one)
-        if self.transformed:
-            steps.append(Transformer(self.transformed, self._records_changes()).one)
+        """The source's schema followed change by change (PostgreSQL text values to Python
+        form when the target is another engine or mapping rules transform rows); then the
+        rules. A change that cannot be converted or transformed (or that the source could
+        not decode) keeps its place with ``error`` set: the error policies decide about it
+        in order with the writes."""
+        tables = {
+            k: self.sources[k] if k in self.transformed else p.source for k, p in self.plans.items()
+        }
+        convert = self.capture.value_form == "pg-text" and self._form() == "python"
+        self.follower = SchemaFollower(tables, self.transformed, self._plan_new, convert)
+        steps: list[Callable[[Change], list[Change]]] = [self.follower.one]
+        steps.append(Transformer(self.transformed, self._records_changes()).one)
         for txn in stream:
             if txn is not None:
                 txn = replace(txn, changes=self._screened(txn.changes, steps))
@@ -417,24 +439,32 @@ class Replication:
     def _screened(
         self, changes: list[Change], steps: list[Callable[[Change], list[Change]]]
     ) -> list[Change]:
+        """The changes converted and transformed; one that cannot be stays in place with
+        its ``error`` set, so the error policy decides about it in order with the writes
+        (see isolate.py)."""
         out: list[Change] = []
-        policies = self.policies
         for change in changes:
-            if not policies.keep(change):
-                continue
             if change.error:
-                name = f"{change.schema}.{change.table}"
-                policies.data_error(change, DataError(name, change.error))
+                out.append(change)
                 continue
             done = [change]
             try:
                 for step in steps:
                     done = [c for one in done for c in step(one)]
             except DataError as exc:
-                policies.data_error(change, exc, getattr(exc, "column", ""))
+                out.append(replace(change, error=_error_text(exc)))
                 continue
             out += done
         return out
+
+    def _plan_new(self, table: Table) -> TablePlan | None:
+        """The plan of a table created on the source, or None when the task does not
+        take it (see :func:`plan_created`)."""
+        own = [p.target for p in self.plans.values()] if self._same_database() else None
+        return plan_created(self.loader, table, own)
+
+    def _same_database(self) -> bool:
+        return same_database(self.source.url, self.target.url)
 
     def _warn_unkeyed(self, plans: list[TablePlan]) -> None:
         for plan in plans:
@@ -446,47 +476,14 @@ class Replication:
                 )
 
 
-class TextToPython:
-    """Converts PostgreSQL text values of a transaction to canonical Python form."""
+def _error_text(exc: DataError) -> str:
+    """``column X: why`` (what :meth:`Change.error_column` reads) for a DataError."""
+    text = exc.message.removeprefix(f"table {exc.table}: ")
+    if exc.column and not text.startswith(f"column {exc.column}: "):
+        text = f"column {exc.column}: {text}"
+    return text
 
-    def __init__(self, tables: dict[TableKey, Table]) -> None:
-        from opendms.endpoints.postgres.textvalues import converter
 
-        self.converters = {
-            key: {c.name: converter(c.type) for c in table.columns} for key, table in tables.items()
-        }
-
-    def __call__(self, txn: Transaction) -> Transaction:
-        return replace(txn, changes=[self._change(c) for c in txn.changes])
-
-    def one(self, change: Change) -> list[Change]:
-        return [self._change(change)]
-
-    def _change(self, change: Any) -> Any:
-        funcs = self.converters.get((change.schema, change.table))
-        if funcs is None or change.op in (Op.TRUNCATE, Op.DDL):
-            return change
-        return replace(
-            change,
-            values=self._row(change, funcs, change.columns, change.values),
-            key=self._row(change, funcs, change.key_columns, change.key),
-            old_values=self._row(change, funcs, change.old_columns, change.old_values),
-        )
-
-    @staticmethod
-    def _row(
-        change: Any, funcs: dict[str, Callable[[str], Any]], cols: Any, values: Any
-    ) -> tuple[Any, ...]:
-        out = []
-        for col, value in zip(cols, values, strict=True):
-            if not isinstance(value, str):
-                out.append(value)  # None or UNCHANGED
-                continue
-            try:
-                out.append(funcs[col](value))
-            except (ValueError, KeyError) as exc:
-                raise DataError(
-                    f"{change.schema}.{change.table}",
-                    f"column {col}: value {value[:40]!r} cannot be carried: {exc}",
-                ) from exc
-        return tuple(out)
+def _new_key(change: Change) -> TableKey:
+    assert change.table_ddl is not None
+    return change.table_ddl.new_schema, change.table_ddl.new_name

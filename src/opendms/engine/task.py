@@ -130,9 +130,11 @@ def _validate(spec: TaskSpec, store: StateStore) -> bool:
     result = validate_task(spec, store)
     if not result.ok:
         log.warning(
-            "task %s: validation found %d failure(s); see opendms validate or the state store",
+            "task %s: validation found %d failure(s), %d table(s) not validated; "
+            "see opendms validate or the state store",
             spec.name,
             len(result.failures),
+            len(result.not_validated),
         )
     return result.ok
 

@@ -11,10 +11,13 @@ writes ``"old-value": null`` into rules it generates.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
 from opendms.errors import ConfigError
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits, within 64 bits
 
 
 class _Object(dict[str, Any]):
@@ -53,6 +56,13 @@ def load_document(data: str | bytes | dict[str, Any] | list[Any], where: str) ->
         raise ConfigError(
             f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where=where
         ) from exc
+    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+        raise ConfigError(f"JSON that cannot be read: {_short(exc)}", where=where) from None
+
+
+def _short(exc: BaseException) -> str:
+    """The first sentence of an error (Python's int-limit message runs on)."""
+    return str(exc).split(";")[0].split(". ")[0]
 
 
 def _type_name(value: object) -> str:
@@ -148,7 +158,7 @@ class Node:
     def integer(self, *, minimum: int = 0) -> int:
         """An integer given as a JSON number or a string of digits."""
         value = self.value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
             value = int(value.strip())
         if not isinstance(value, int) or isinstance(value, bool):
             self.fail(f"expected an integer, got {_type_name(self.value)}")

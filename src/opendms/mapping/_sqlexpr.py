@@ -43,7 +43,10 @@ _DATE_NODES = (exp.Date, exp.TsOrDsToTimestamp, exp.TsOrDsToDate, exp.TimeToStr)
 
 def parse(text: str) -> exp.Expression:
     """The single scalar expression, or ValueError / SqlglotError."""
-    trees = sqlglot.parse(f"SELECT {text}", read="sqlite")
+    try:
+        trees = sqlglot.parse(f"SELECT {text}", read="sqlite")
+    except RecursionError:  # sqlglot's parser recurses once per nesting level
+        raise ValueError("the expression is nested too deeply") from None
     if len(trees) != 1 or not isinstance(trees[0], exp.Select):
         raise ValueError("expected a single expression")
     select = trees[0]

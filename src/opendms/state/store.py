@@ -290,14 +290,17 @@ class StateStore:
 
     def count_change(self, task: str, schema: str, table: str, op: str, count: int) -> None:
         """Add ``count`` applied changes of kind ``op`` (I, U, D, T, DDL) to a table's
-        statistics."""
+        statistics. A TRUNCATE also counts in ``ddls``: DMS lists TRUNCATE TABLE among the
+        DDL statements it replicates."""
         column = {"I": "inserts", "U": "updates", "D": "deletes", "T": "truncates", "DDL": "ddls"}[
             op
         ]
+        also = ", ddls = ddls + ?" if op == "T" else ""
+        args = (count, count) if op == "T" else (count,)
         self._exec(
-            f"UPDATE table_stats SET {column} = {column} + ?, last_change_at = ? "
+            f"UPDATE table_stats SET {column} = {column} + ?{also}, last_change_at = ? "
             "WHERE task=? AND schema_name=? AND table_name=?",
-            (count, now(), task, schema, table),
+            (*args, now(), task, schema, table),
         )
 
     def change_counts(self, task: str) -> dict[str, tuple[int, int, int, int]]:

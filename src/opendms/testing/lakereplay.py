@@ -5,7 +5,9 @@ CDC files (``yyyymmdd-hhmmssfff.*``) in name order, which is commit order, where
 they are under the table folder (date-partition folders included; their names do not
 always sort by date, the file names do). Rows are applied by key: ``I`` and ``U``
 put the row (an upsert), ``D`` removes it; a row without an ``Op`` column is an
-insert. Parquet and CSV (gzip too) are read with pyarrow.
+insert. A table without a key is a multiset of rows: ``I`` adds one, ``D`` removes one
+equal row, and a change that matches no row is an :class:`UnmatchedChangeError`.
+Parquet and CSV (gzip too) are read with pyarrow.
 
 Which leading columns a file has comes from the endpoint settings, as DMS decides
 them: ``Op`` for full-load files when ``IncludeOpForFullLoad``, for CDC files unless
@@ -44,6 +46,10 @@ from opendms.model import ColumnType, Kind, Table, arrow_type
 
 Row = dict[str, Any]
 Where = Storage | str | os.PathLike[str]
+
+
+class UnmatchedChangeError(ValueError):
+    """A change of a table without a primary key that matches no row (every ``U``)."""
 
 
 def open_lake(where: Where) -> Storage:
@@ -130,6 +136,9 @@ def _apply(
         op = record.pop("Op") if has_op else "I"
         if settings.TimestampColumnName:
             record.pop(settings.TimestampColumnName)
+        if not key:
+            _apply_keyless(rows, record, op)
+            continue
         ident = tuple(_hashable(record.get(k)) for k in key)
         if op == "D":
             rows.pop(ident, None)
@@ -137,6 +146,22 @@ def _apply(
             rows[ident] = record
         else:
             raise ValueError(f"unknown Op {op!r} in a lake file (row {ident})")
+
+
+def _apply_keyless(rows: dict[tuple[Any, ...], Row], record: Row, op: str) -> None:
+    """A table without a key is a multiset: ``I`` adds a row, ``D`` removes one equal
+    row; a ``U`` (or a ``D`` matching no row) cannot be matched to the row it changes."""
+    if op == "I":
+        rows[(len(rows), id(record))] = record
+        return
+    if op == "D":
+        for ident, row in rows.items():
+            if row == record:
+                del rows[ident]
+                return
+    raise UnmatchedChangeError(
+        f"a {op!r} change of a table without a primary key cannot be matched to the row it changes"
+    )
 
 
 def _hashable(value: Any) -> Any:
@@ -236,4 +261,4 @@ def _array_values(texts: list[str | None], target: pa.DataType) -> pa.Array[Any]
         return cast
 
 
-__all__ = ["lake_files", "open_lake", "read_lake_file", "replay"]
+__all__ = ["UnmatchedChangeError", "lake_files", "open_lake", "read_lake_file", "replay"]

@@ -20,13 +20,13 @@ from opendms.cdc import Op, Transaction
 from opendms.config import TaskSpec
 from opendms.endpoints import open_source
 from opendms.endpoints.base import Source
-from opendms.errors import OpenDMSError
+from opendms.errors import NotComparableError, OpenDMSError
 from opendms.mapping import TablePlan
 from opendms.model import Filter, FilterGroup
 from opendms.state import StateStore
 from opendms.state import validation as vstate
 from opendms.validate.compare import Comparison, Failure
-from opendms.validate.runner import _columns, _key, _target_side
+from opendms.validate.runner import ValidationState, _columns, _key, _target_side
 from opendms.validate.sides import database_side
 
 log = logging.getLogger("opendms.validate")
@@ -64,7 +64,7 @@ class ChangedKeys:
         if not force and time.monotonic() - self.checked_at < self.interval:
             return
         self.checked_at = time.monotonic()
-        for key, plan in self.plans.items():
+        for key, plan in list(self.plans.items()):
             wanted = sorted(self.pending[key] | self.suspect[key])[:MAX_KEYS]
             if wanted:
                 self._check(key, plan, wanted)
@@ -72,6 +72,9 @@ class ChangedKeys:
     def _check(self, key: TableKey, plan: TablePlan, wanted: list[str]) -> None:
         try:
             failures = self._compare(plan, wanted)
+        except NotComparableError as exc:
+            self._give_up(key, plan, exc)
+            return
         except OpenDMSError as exc:
             log.warning("table %s: validating changed rows failed: %s", plan.source.qualified, exc)
             return
@@ -81,6 +84,17 @@ class ChangedKeys:
         self.suspect[key] = set(bad) - {_failure_key(f) for f in confirmed}
         if confirmed:
             self._record(plan, confirmed)
+
+    def _give_up(self, key: TableKey, plan: TablePlan, exc: NotComparableError) -> None:
+        """Stop validating a table whose target cannot be compared; say so once, in the
+        log and as its validation state."""
+        log.warning("table %s: changed rows not validated: %s", plan.source.qualified, exc)
+        for table in (self.plans, self.pending, self.suspect):
+            table.pop(key, None)
+        src = plan.source
+        state = ValidationState.TABLE_ERROR.value
+        row = vstate.ValidationStateRow(src.schema, src.name, state, 0, 0, 0, str(exc), "")
+        vstate.save_state(self.store, self.spec.name, row)
 
     def _compare(self, plan: TablePlan, wanted: list[str]) -> list[Failure]:
         source, reader = self._ends()
@@ -97,8 +111,10 @@ class ChangedKeys:
     def _ends(self) -> tuple[Source, Source]:
         if self.ends is None:
             spec = self.spec
-            source = self.stack.enter_context(_closing(open_source(spec.source.url)))
-            target = self.stack.enter_context(_closing(open_source(spec.target.url)))
+            source = open_source(spec.source.url, spec.source.settings)
+            self.stack.enter_context(_closing(source))
+            target = open_source(spec.target.url, spec.target.settings)
+            self.stack.enter_context(_closing(target))
             self.ends = (source, target)
         return self.ends
 

@@ -9,10 +9,17 @@ CPU than streaming it); checksums move far fewer bytes over a slow link.
 
 Pass 1 reads each side (both at once) and keeps, per row, the canonical key text and a 64-bit
 hash of the canonical row text (computed in DuckDB, vectorised). The two digests are
-joined on the key: a key on one side only is MISSING_TARGET / MISSING_SOURCE, a key
+counted per key and joined on it: a key on one side only is MISSING_TARGET /
+MISSING_SOURCE, a key held more times on one side (a duplicate on a target without
+the key's constraint) is MISSING_TARGET / MISSING_SOURCE with both counts, a key
 whose hashes differ is a RECORD_DIFF candidate. Pass 2 (only when something differs)
 reads both sides again and keeps the canonical values of just those keys, to report
 which columns differ and how.
+
+A table without a usable key (``key`` empty) is compared as a multiset of whole rows:
+the "key" of a row is the MD5 of its whole canonical text, so each distinct row is
+counted on both sides and a row held a different number of times is one failure
+(its values as key, both counts in the details).
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ class Comparison:
         pairs = zip(self.hints, target.types(), strict=True)
         self.common = [common_decimal(a, b) for a, b in pairs]
         self.con = duckdb.connect()
+        self.counts: dict[str, tuple[int, int]] = {}  # key -> (source, target) rows
 
     def run(self) -> Outcome:
         """Compare; with checksum bisection when asked and both sides can compute them."""
@@ -140,14 +148,14 @@ class Comparison:
         rows = 0
         cursor = self.con.cursor()
         columns = ", ".join(f"c{i}" for i in range(len(side.columns)))
-        query = f"SELECT k, hash({columns}) AS h FROM b_{name}"
+        query = f"SELECT {self._key_sql()} AS k, hash({columns}) AS h FROM b_{name}"
         try:
             for batch in side.batches(()):
                 if not batch.num_rows:
                     continue
                 texts = self._texts(side, batch)
                 chunk = {f"c{i}": t for i, t in enumerate(texts)}
-                chunk["k"] = row_text([texts[i] for i in self.key])
+                chunk["k"] = row_text([texts[i] for i in self.key] if self.key else texts)
                 cursor.register(f"b_{name}", pa.table(chunk))
                 parts.append(cursor.sql(query).to_arrow_table())
                 cursor.unregister(f"b_{name}")
@@ -157,20 +165,32 @@ class Comparison:
         empty = pa.table({"k": pa.array([], pa.string()), "h": pa.array([], pa.uint64())})
         return (pa.concat_tables(parts) if parts else empty), rows
 
+    def _key_sql(self) -> str:
+        """A row's key from the chunk's ``k`` (the key text, or the whole row's text)."""
+        return "k" if self.key else "md5(k)"
+
     def _differences(self) -> tuple[int, list[tuple[str, str]]]:
         """(how many keys differ, the first ``limit`` of them with their failure type)."""
-        join = "FROM s FULL OUTER JOIN t ON s.k = t.k WHERE s.h IS DISTINCT FROM t.h"
+        per_key = "SELECT k, count(*) AS n, min(h) AS h, max(h) AS h2 FROM {} GROUP BY k"
+        join = (
+            f"FROM ({per_key.format('s')}) s FULL OUTER JOIN ({per_key.format('t')}) t "
+            "ON s.k = t.k WHERE s.n IS DISTINCT FROM t.n OR s.h IS DISTINCT FROM t.h "
+            "OR s.h2 IS DISTINCT FROM t.h2"
+        )
         counted = self.con.execute(f"SELECT count(*) {join}").fetchone()
         total = int(counted[0]) if counted else 0
         if not total or self.limit <= 0:
             return total, []
         kind = (
-            f"CASE WHEN t.k IS NULL THEN '{MISSING_TARGET}' "
-            f"WHEN s.k IS NULL THEN '{MISSING_SOURCE}' ELSE '{RECORD_DIFF}' END"
+            f"CASE WHEN coalesce(s.n, 0) > coalesce(t.n, 0) THEN '{MISSING_TARGET}' "
+            f"WHEN coalesce(s.n, 0) < coalesce(t.n, 0) THEN '{MISSING_SOURCE}' "
+            f"ELSE '{RECORD_DIFF}' END"
         )
         rows = self.con.execute(
-            f"SELECT coalesce(s.k, t.k) AS k, {kind} {join} ORDER BY 1 LIMIT {int(self.limit)}"
+            f"SELECT coalesce(s.k, t.k) AS k, {kind}, coalesce(s.n, 0), coalesce(t.n, 0) "
+            f"{join} ORDER BY 1 LIMIT {int(self.limit)}"
         ).fetchall()
+        self.counts = {str(r[0]): (int(r[2]), int(r[3])) for r in rows}
         return total, [(str(r[0]), str(r[1])) for r in rows]
 
     # -- pass 2: the values of the rows that differ ------------------------------
@@ -180,7 +200,7 @@ class Comparison:
         for batch in self._lookup(side, wanted):
             if not batch.num_rows:
                 continue
-            keys = row_text(self._texts(side, batch, self.key))
+            keys = self._keys(side, batch)
             mask = pc.is_in(keys, value_set=wanted)
             if not pc.any(mask).as_py():
                 continue
@@ -188,6 +208,19 @@ class Comparison:
             for i, key in enumerate(keys.filter(mask).to_pylist()):
                 out[str(key)] = [t[i].as_py() for t in texts]
         return out
+
+    def _keys(self, side: Side, batch: pa.RecordBatch) -> pa.Array[Any]:
+        """The keys of ``batch``'s rows, as pass 1 computed them."""
+        text = row_text(self._texts(side, batch, self.key))
+        if self.key:
+            return text
+        self.con.register("texts", pa.table({"k": text}))
+        try:
+            keys = self.con.sql(f"SELECT {self._key_sql()} FROM texts").to_arrow_table()
+        finally:
+            self.con.unregister("texts")
+        combined: pa.Array[Any] = keys.column(0).combine_chunks()
+        return combined
 
     def _lookup(self, side: Side, wanted: pa.Array[Any]) -> Iterator[pa.RecordBatch]:
         """The batches holding the ``wanted`` keys: read by key (``key = v1 OR key = v2
@@ -214,16 +247,22 @@ class Comparison:
         dst = self._collect(self.target, wanted)
         out = []
         for key, kind in found:
-            failure = self._failure(kind, src.get(key), dst.get(key))
+            failure = self._failure((key, kind), src.get(key), dst.get(key))
             if failure is not None:
                 out.append(failure)
         return out
 
-    def _failure(self, kind: str, src: Values | None, dst: Values | None) -> Failure | None:
+    def _failure(
+        self, found: tuple[str, str], src: Values | None, dst: Values | None
+    ) -> Failure | None:
+        key_text, kind = found
         values = src if src is not None else dst
         if values is None:
             return None  # changed between the passes
-        key = {self.names[i]: key_value(values[i], self.hints[i]) for i in self.key}
+        key = {
+            self.names[i]: key_value(values[i], self.hints[i])
+            for i in (self.key or range(len(values)))
+        }
         if kind == RECORD_DIFF and src is not None and dst is not None:
             diff = {
                 name: {"source": s, "target": t}
@@ -231,8 +270,12 @@ class Comparison:
                 if s != t
             }
             return Failure(self.table, key, kind, diff) if diff else None
-        side = "source" if kind == MISSING_TARGET else "target"
-        return Failure(self.table, key, kind, {side: dict(zip(self.names, values, strict=True))})
+        side, row = ("source", src) if kind == MISSING_TARGET else ("target", dst)
+        details: dict[str, Any] = {side: dict(zip(self.names, row or values, strict=True))}
+        counts = self.counts.get(key_text, (0, 0))
+        if max(counts) > 1 or min(counts) > 0 or not self.key:
+            details |= {"source_rows": counts[0], "target_rows": counts[1]}
+        return Failure(self.table, key, kind, details)
 
 
 def key_positions(columns: tuple[str, ...], key: tuple[str, ...]) -> tuple[int, ...]:

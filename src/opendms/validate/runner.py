@@ -15,13 +15,13 @@ from opendms.endpoints import REGISTRY, open_source
 from opendms.endpoints.base import EndpointURL, Source, Target
 from opendms.engine.fullload import FullLoad
 from opendms.engine.task import task_mappings
-from opendms.errors import ConfigError, OpenDMSError
+from opendms.errors import ConfigError, NotComparableError, OpenDMSError
 from opendms.mapping import TablePlan
 from opendms.state import StateStore
 from opendms.state import validation as vstate
 from opendms.state.private import write_private
 from opendms.validate.compare import Comparison, Failure, Outcome
-from opendms.validate.sides import Side, database_side, find_table, lake_side
+from opendms.validate.sides import Side, database_side, find_table, lake_side, target_columns
 
 log = logging.getLogger("opendms.validate")
 
@@ -31,7 +31,8 @@ class ValidationState(enum.StrEnum):
 
     VALIDATED = "Validated"
     MISMATCHED = "Mismatched records"
-    NO_PRIMARY_KEY = "No primary key"
+    NO_PRIMARY_KEY = "No primary key"  # no longer given: such tables compare as multisets
+    TABLE_ERROR = "Table error"  # the target table is not the one the task makes
     ERROR = "Error"
     PENDING = "Pending records"
 
@@ -84,8 +85,15 @@ class ValidationResult:
 
     @property
     def ok(self) -> bool:
-        good = (ValidationState.VALIDATED, ValidationState.NO_PRIMARY_KEY)
-        return all(t.state in good for t in self.tables)
+        """Every table compared and found equal (a table not compared is no pass)."""
+        return all(t.state is ValidationState.VALIDATED for t in self.tables)
+
+    @property
+    def not_validated(self) -> list[TableValidation]:
+        """The tables that could not be compared (or were left once the failure
+        budget ran out), each with the reason in its message."""
+        compared = (ValidationState.VALIDATED, ValidationState.MISMATCHED)
+        return [t for t in self.tables if t.state not in compared]
 
     @property
     def failures(self) -> list[Failure]:
@@ -106,6 +114,7 @@ class ValidationResult:
                 }
                 for t in self.tables
             ],
+            "not_validated": [t.qualified for t in self.not_validated],
             "failures": [
                 {"table": f.table, "key": f.key, "type": f.type, "details": f.details}
                 for f in self.failures
@@ -143,9 +152,7 @@ def validate_task(
         plans = _select(_plan(spec, source, target), tables)
         budget = settings.FailureMaxCount
         for plan in plans:
-            if not _key(plan, _columns(plan)):
-                table = _no_key(plan)
-            elif budget <= 0:
+            if budget <= 0:
                 table = _pending(plan)
             else:
                 limit = min(settings.TableFailureMaxCount, budget)
@@ -187,12 +194,6 @@ def _select(plans: list[TablePlan], names: list[str] | None) -> list[TablePlan]:
     return [p for p in plans if id(p) in chosen]
 
 
-def _no_key(plan: TablePlan) -> TableValidation:
-    src = plan.source
-    reason = "tables without a primary key are not validated"
-    return TableValidation(src.schema, src.name, ValidationState.NO_PRIMARY_KEY, message=reason)
-
-
 def _pending(plan: TablePlan) -> TableValidation:
     src = plan.source
     reason = "not validated: the task reached ValidationSettings.FailureMaxCount"
@@ -222,18 +223,26 @@ def _validate_table(
     src = plan.source
     source, reader = ends
     pairs = _columns(plan)
-    key = _key(plan, pairs)
-    if not key:
-        return _no_key(plan)
+    key = _key(plan, pairs)  # none: the rows are compared as multisets
     try:
         left = database_side(source, src, tuple(s for s, _ in pairs), plan.filters)
         right = _target_side(spec, plan, reader, tuple(t for _, t in pairs))
         checksums = settings.InDatabaseChecksums
         outcome = Comparison(src.qualified, left, right, key, limit, checksums).run()
     except OpenDMSError as exc:
-        log.error("table %s: validation failed: %s", src.qualified, exc)
-        return TableValidation(src.schema, src.name, ValidationState.ERROR, message=str(exc))
+        log.error("table %s: not validated: %s", src.qualified, exc)
+        state = _error_state(exc)
+        return TableValidation(src.schema, src.name, state, message=str(exc))
     return _table(plan, outcome)
+
+
+def _error_state(exc: OpenDMSError) -> ValidationState:
+    """``Table error`` when the table cannot be compared as it is, else ``Error``."""
+    return (
+        ValidationState.TABLE_ERROR
+        if isinstance(exc, NotComparableError)
+        else ValidationState.ERROR
+    )
 
 
 def _target_side(
@@ -243,7 +252,9 @@ def _target_side(
     if reader is None:
         url = EndpointURL.parse(spec.target.url)
         return lake_side(url, spec.target.settings, dst, columns)
-    return database_side(reader, find_table(reader, dst.schema, dst.name), columns)
+    actual = find_table(reader, dst.schema, dst.name)
+    expected = tuple(c.name for c in dst.columns)
+    return database_side(reader, actual, target_columns(reader.url, actual, columns, expected))
 
 
 def _table(plan: TablePlan, outcome: Outcome) -> TableValidation:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from opendms.endpoints import table_identity
+from opendms.endpoints import REGISTRY, table_identity
 from opendms.endpoints.base import EndpointURL, Source
-from opendms.errors import EndpointError
+from opendms.errors import EndpointError, NotComparableError
 from opendms.model import ColumnType, FilterGroup, ReadPlan, Table
 
 # Reads the side's rows; the filter groups narrow the read where the side can push them
@@ -72,13 +72,51 @@ def find_table(source: Source, schema: str, name: str) -> Table:
     raise EndpointError(str(url), f"target table {schema}.{name} does not exist")
 
 
+# Engines whose column names are case-insensitive (a column is found whatever its case).
+_FOLDING = frozenset({"opendms.endpoints.mysql", "opendms.endpoints.sqlite"})
+
+
+def target_columns(
+    url: EndpointURL, table: Table, compared: tuple[str, ...], expected: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The names ``table`` (the target as it is) gives the ``compared`` columns.
+
+    ``expected`` are all the columns the task gives the target table; a column missing
+    on the target or one the target has in addition is a :class:`NotComparableError`
+    naming them (column names compared as the target engine does)."""
+    engine = REGISTRY.get(url.scheme)
+    fold = engine is not None and engine.module in _FOLDING
+    norm = str.casefold if fold else str
+    actual = {norm(c.name): c.name for c in table.columns}
+    check_columns(table.qualified, expected, [c.name for c in table.columns], norm)
+    return tuple(actual[norm(c)] for c in compared)
+
+
+def check_columns(
+    table: str, expected: tuple[str, ...], actual: list[str], norm: Callable[[str], str] = str
+) -> None:
+    """Raise :class:`NotComparableError` when the target's ``actual`` columns are not the
+    ``expected`` ones, naming those missing on the target and those in addition."""
+    have = {norm(c) for c in actual}
+    wanted = {norm(c) for c in expected}
+    missing = [c for c in expected if norm(c) not in have]
+    extra = [c for c in actual if norm(c) not in wanted]
+    if not (missing or extra):
+        return
+    parts = [f"missing on target: {', '.join(missing)}"] if missing else []
+    parts += [f"extra on target: {', '.join(extra)}"] if extra else []
+    message = f"source and target columns differ ({'; '.join(parts)}); not validated"
+    raise NotComparableError(table, message)
+
+
 def lake_side(
     url: EndpointURL, settings: dict[str, Any], table: Table, columns: tuple[str, ...]
 ) -> Side:
-    """Rows of a lake table after replaying its LOAD and CDC files."""
+    """Rows of a lake table after replaying its LOAD and CDC files; the files' columns
+    must be the table's (:func:`check_columns`)."""
     from opendms.endpoints.lake.settings import lake_settings
     from opendms.endpoints.lake.storage import open_storage
-    from opendms.testing.lakereplay import replay
+    from opendms.testing.lakereplay import UnmatchedChangeError, replay
 
     query = {k: v for k, v in url.query.items() if k.lower() not in _url_keys()}
     options = lake_settings({**query, **settings})
@@ -89,15 +127,26 @@ def lake_side(
             rows = replay(
                 storage, table.schema, table.name, table.primary_key, settings=options, model=table
             )
+        except UnmatchedChangeError as exc:
+            raise NotComparableError(table.qualified, f"{exc}; not validated") from exc
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise EndpointError(
                 str(url), f"cannot read lake table {table.qualified}: {exc}"
             ) from exc
+        if rows:
+            found = dict.fromkeys(name for row in _distinct_shapes(rows) for name in row)
+            expected = tuple(c.name for c in table.columns)
+            check_columns(table.qualified, expected, list(found))
         schema = pa.schema([table.arrow_schema().field(c) for c in columns])
         data = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows], schema)
         yield from data.to_batches(BATCH_ROWS)
 
     return Side(table, columns, batches, pushdown=False)
+
+
+def _distinct_shapes(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The distinct column lists of replayed rows (files of one table may differ)."""
+    return sorted({tuple(row) for row in rows})
 
 
 def _url_keys() -> frozenset[str]:
@@ -106,4 +155,4 @@ def _url_keys() -> frozenset[str]:
     return frozenset(k.lower() for k in URL_KEYS)
 
 
-__all__ = ["Side", "database_side", "find_table", "lake_side"]
+__all__ = ["Side", "check_columns", "database_side", "find_table", "lake_side", "target_columns"]

@@ -388,6 +388,9 @@ class LakeApplier:
     def schema_changed(self, plan: ApplyPlan) -> None:
         self.shapes[(plan.source.schema, plan.source.name)] = _Shape.of(plan)
 
+    def table_dropped(self, schema: str, table: str) -> None:
+        self.shapes.pop((schema, table), None)
+
     def batch_hint(self) -> tuple[float, int] | None:
         return float(self.settings.CdcMaxBatchInterval), self.settings.CdcMinFileSize * 1024
 

@@ -92,6 +92,12 @@ class LakeTarget:
             if not fs.get_file_info(pafs.FileSelector(path)):
                 fs.delete_dir(path)
 
+    def drop_table(self, table: Table) -> None:
+        """A lake keeps history: the table's files stay."""
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        """Later files go to the new table's folder; the older ones stay."""
+
     def writer(self, table: Table, segment: int | None) -> LakeWriter:
         return LakeWriter(self, table, segment)
 

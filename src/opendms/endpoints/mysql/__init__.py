@@ -32,7 +32,8 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> MySQLTarget:
     return MySQLTarget(url)
 
 
-def change_source(url: EndpointURL, task: str) -> Any:
+def change_source(url: EndpointURL, task: str, settings: dict[str, Any]) -> Any:
+    MYSQL_SETTINGS.resolve(url, settings)
     from opendms.endpoints.mysql.capture import MySqlCapture
 
     return MySqlCapture(url, task)

@@ -15,12 +15,13 @@ changes must carry their old rows (``old_rows``: the lake, source filters).
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any
@@ -30,7 +31,7 @@ import pyarrow as pa
 from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.mysql.types import from_mysql
 from opendms.endpoints.mysql.values import time_interval
-from opendms.errors import DataError, TaskError
+from opendms.errors import DecodeError, TaskError
 from opendms.model import ColumnType, Kind
 
 ZERO_DATE = "MySQL zero date (a zero month or day) has no value on other engines"
@@ -172,7 +173,7 @@ CODECS: dict[str, str | None] = {
     "utf8mb4": "utf-8",
     "utf8mb3": "utf-8",
     "utf8": "utf-8",
-    "latin1": "cp1252",  # MySQL's latin1 is Windows-1252
+    "latin1": "mysql_latin1",  # Windows-1252, see below
     "ascii": "ascii",
     "ucs2": "utf-16-be",
     "utf16": "utf-16-be",
@@ -207,6 +208,25 @@ CODECS: dict[str, str | None] = {
 }
 
 
+# MySQL's latin1 is Windows-1252 with the five bytes cp1252 leaves undefined (0x81, 0x8D,
+# 0x8F, 0x90, 0x9D) mapped to the control characters of the same number, as the server
+# converts them (the full load gets them so): every byte is a character.
+_LATIN1 = "".join(bytes([b]).decode("cp1252", "ignore") or chr(b) for b in range(256))
+_LATIN1_ENCODING = codecs.charmap_build(_LATIN1)
+
+
+def _latin1_codec(name: str) -> codecs.CodecInfo | None:
+    if name != "mysql_latin1":
+        return None
+    return codecs.CodecInfo(
+        name="mysql_latin1",
+        encode=lambda text, errors="strict": codecs.charmap_encode(text, errors, _LATIN1_ENCODING),
+        decode=lambda data, errors="strict": codecs.charmap_decode(data, errors, _LATIN1),
+    )
+
+
+codecs.register(_latin1_codec)
+
 # ----------------------------------------------------------------------------- small readers
 
 
@@ -236,8 +256,18 @@ def uncompress(data: bytes) -> bytes:
     if not head & 0x80:
         return data[1:]
     lenlen = head & 0x07
+    size = int.from_bytes(data[1 : 1 + lenlen], "big") if lenlen else MAX_UNCOMPRESSED
+    if size > MAX_UNCOMPRESSED:
+        raise ValueError(f"compressed data claims {size} bytes (more than MySQL sends)")
     wbits = -15 if head & 0x08 else 15
-    return zlib.decompress(data[1 + lenlen :], wbits)
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(data[1 + lenlen :], size + 1)  # never more than it claims
+    if len(out) > size or (lenlen and len(out) != size):
+        raise ValueError(f"compressed data gives {len(out)}+ bytes, not the {size} it claims")
+    return out
+
+
+MAX_UNCOMPRESSED = 1 << 30  # max_allowed_packet's ceiling: no event or value is larger
 
 
 class BadValueError(ValueError):
@@ -365,6 +395,7 @@ class TableMap:
     has_names: bool = True
     old_rows: bool = False  # decode whole before images (else only their key columns)
     _rows: dict[tuple[int, int, int], RowsFn] = field(default_factory=dict, repr=False)
+    slow: Any = field(default=None, repr=False, compare=False)  # badrows' column decoders
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -643,7 +674,9 @@ def _fast_changes_work() -> bool:
         "key_columns": ("a",),
         "key": (0,),
         "ddl": (),
+        "table_ddl": None,
         "stat": None,
+        "error": "",
         "old_columns": (),
         "old_values": (),
     }
@@ -1085,7 +1118,9 @@ def compile_rows(tm: TableMap, kind: int, before: int, after: int) -> RowsFn:
         "key_columns": gen.const(tuple(cols[i].name for i in key_cols)),
         "key": _tuple_expr(f"k{i}" for i in key_cols),
         "ddl": "()",
+        "table_ddl": "None",
         "stat": "None",
+        "error": "''",
         "old_columns": gen.const(tuple(cols[i].name for i in old_cols)),
         "old_values": _tuple_expr(f"k{i}" for i in old_cols),
     }
@@ -1123,6 +1158,16 @@ def compile_column(col: ColumnInfo) -> Callable[[bytes, int], tuple[Any, int]]:
     gen.emit(0, "def value(b, p):")
     gen.emit(1, *(line.replace("{o}", "v") for line in code.decode), "return v, p")
     return _build(gen, "value", TableMap(0, "", col.name, ()))  # type: ignore[no-any-return]
+
+
+def compile_skip(col: ColumnInfo) -> Callable[[bytes, int], int]:
+    """One column's skipper ``(buf, pos) -> next pos`` (its value is not decoded, so
+    its character set does not matter); ValueError for a type the decoder lacks."""
+    gen = _Gen()
+    code = column_code(replace(col, charset="binary", ctype=None), gen)
+    gen.emit(0, "def skip(b, p):")
+    gen.emit(1, *code.skip, "return p")
+    return _build(gen, "skip", TableMap(0, "", col.name, ()))  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------------------- statements
@@ -1624,7 +1669,15 @@ class GtidState:
 # ----------------------------------------------------------------------------- decoder
 
 _FILE_NUMBER = re.compile(r"(\d+)$")
-_DECODE_ERRORS = (ValueError, IndexError, KeyError, struct.error, zlib.error, OverflowError)
+_DECODE_ERRORS = (
+    ValueError,
+    IndexError,
+    KeyError,
+    struct.error,
+    zlib.error,
+    OverflowError,
+    RecursionError,  # JSON nested deeper than the interpreter's stack
+)
 _ROWS_KINDS = {
     Ev.WRITE_V1: (ROWS_WRITE, 1, False),
     Ev.UPDATE_V1: (ROWS_UPDATE, 1, False),
@@ -1700,6 +1753,16 @@ class BinlogDecoder:
 
     def feed(self, event: bytes) -> Transaction | None:
         """Decode one event; returns the transaction its commit completes."""
+        try:
+            return self._feed(event)
+        except _DECODE_ERRORS as exc:
+            kind = event[4] if len(event) > 4 else -1
+            raise DecodeError(
+                f"binlog {self.file}:{self.event_pos}: malformed event of type {kind} "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+
+    def _feed(self, event: bytes) -> Transaction | None:
         stamp, kind, server, _size, log_pos, flags = HEADER.unpack_from(event)
         self.event_pos = log_pos
         if log_pos and not flags & ARTIFICIAL and kind not in _NO_POSITION:
@@ -1926,6 +1989,8 @@ class BinlogDecoder:
         if kind == ROWS_UPDATE:
             after = int.from_bytes(ev[p : p + nbytes], "little")
             p += nbytes
+        if not (before or kind == ROWS_WRITE) or not (after or kind == ROWS_DELETE):
+            raise ValueError(f"a rows event of {tm.qualified} with an image of no columns")
         end = len(ev) - self.crc
         if compressed:
             rows = uncompress(ev[p:end])
@@ -1936,40 +2001,18 @@ class BinlogDecoder:
     def _decode_rows(
         self, tm: TableMap, kind: int, before: int, after: int, buf: bytes, p: int, end: int
     ) -> None:
-        try:
-            walk = tm.rows_fn(kind, before, after)
-        except ValueError as exc:
-            raise DataError(tm.qualified, f"cannot decode its binlog rows: {exc}") from exc
+        """The rows' changes into ``self.changes``: by the compiled walker, or row by row
+        when a value cannot be decoded (bad rows become changes with ``error`` set)."""
         mark = len(self.changes)
         try:
-            walk(buf, p, end, self.changes)
-        except _DECODE_ERRORS as exc:
-            del self.changes[mark:]
-            raise self._data_error(tm, kind, before, after, buf, p, end, exc) from exc
+            stop = tm.rows_fn(kind, before, after)(buf, p, end, self.changes)
+            if stop != end:  # into the checksum, or rows cut short: not this table's rows
+                raise ValueError(f"the rows of {tm.qualified} end {stop - end} bytes off")
+        except _DECODE_ERRORS:
+            from opendms.endpoints.mysql.badrows import decode_rows_slowly
 
-    def _data_error(
-        self,
-        tm: TableMap,
-        kind: int,
-        before: int,
-        after: int,
-        buf: bytes,
-        p: int,
-        end: int,
-        exc: Exception,
-    ) -> DataError:
-        where = f"binlog {self.file}:{self.event_pos}"
-        images = {ROWS_WRITE: [after], ROWS_DELETE: [before], ROWS_UPDATE: [before, after]}[kind]
-        found = find_bad_value(tm, images, buf, p, end)
-        if found is None:
-            text = f"{type(exc).__name__}: {exc}"
-            return DataError(tm.qualified, f"a row change cannot be decoded ({text}) at {where}")
-        row, column, reason = found
-        return DataError(
-            tm.qualified,
-            f"column {column}: {reason}",
-            f"#{row} of the rows event ending at {where}",
-        )
+            del self.changes[mark:]
+            self.changes += decode_rows_slowly(tm, kind, before, after, buf, p, end)
 
 
 _NO_POSITION = {Ev.FORMAT_DESCRIPTION, Ev.HEARTBEAT, Ev.HEARTBEAT_V2, Ev.ROTATE}
@@ -2002,56 +2045,3 @@ _HANDLERS: dict[int, Callable[[BinlogDecoder, bytes, int, int, int], Transaction
         "a partial JSON update", "set binlog_row_value_options='' (full JSON images)"
     ),
 }
-
-
-def find_bad_value(
-    tm: TableMap, images: list[int], buf: bytes, p: int, end: int
-) -> tuple[int, str, str] | None:
-    """Walk the rows column by column to find the first value that cannot be
-    decoded: (row number, column, reason); the slow path of a failing event."""
-    decoders = [compile_column(c) for c in tm.columns]
-    row = 0
-    try:
-        while p < end:
-            row += 1
-            for mask in images:
-                present = _bits(mask)
-                nbytes = (len(present) + 7) // 8
-                nulls = int.from_bytes(buf[p : p + nbytes], "little")
-                p += nbytes
-                for bit, i in enumerate(present):
-                    if nulls >> bit & 1:
-                        continue
-                    start = p
-                    try:
-                        _, p = decoders[i](buf, p)
-                    except _DECODE_ERRORS as exc:
-                        col = tm.columns[i]
-                        return row, col.name, value_problem(col, buf, start, exc)
-    except _DECODE_ERRORS:
-        return None
-    return None
-
-
-def value_problem(col: ColumnInfo, buf: bytes, pos: int, exc: Exception) -> str:
-    """Why one stored value has no canonical value, in words."""
-    if isinstance(exc, BadValueError):
-        return str(exc)
-    if isinstance(exc, UnicodeDecodeError):
-        return f"text is not valid {col.charset} ({exc.reason})"
-    if col.type in (Col.DATE, Col.NEWDATE, Col.DATETIME2, Col.DATETIME):
-        return ZERO_DATE if _zero_date(col, buf, pos) else f"invalid date ({exc})"
-    if col.type == Col.ENUM:
-        return "enum value index out of range"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _zero_date(col: ColumnInfo, buf: bytes, pos: int) -> bool:
-    if col.type in (Col.DATE, Col.NEWDATE):
-        t = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-        return not (t >> 5 & 15) or not (t & 31)
-    if col.type == Col.DATETIME2:
-        t = int.from_bytes(buf[pos : pos + 5], "big") - 0x8000000000
-        return not ((t >> 22) % 13) or not (t >> 17 & 31)
-    day = _U64(buf, pos)[0] // 1000000
-    return not (day // 100 % 100) or not (day % 100)

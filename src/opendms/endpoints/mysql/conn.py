@@ -49,7 +49,20 @@ def translate(exc: Exception, url: EndpointURL) -> EndpointError:
         return DatabaseMissingError(where, f"database {url.database!r} does not exist")
     if code in _PRIVILEGE:
         return PrivilegeError(where, f"missing privilege: {text}")
-    return EndpointError(where, f"MySQL error {code}: {text}" if code else text)
+    if code == 0 and _lost(exc, text):
+        return ConnectError(where, f"connection to {url.host}:{url.port or 3306} lost: {text}")
+    return EndpointError(where, f"MySQL error {code}: {text}" if code else text or repr(exc))
+
+
+def _lost(exc: Exception, text: str) -> bool:
+    """PyMySQL's own signs of a connection that is gone: an InterfaceError (used after it
+    broke, ``(0, '')``) or a socket error on a connection that was open."""
+    kind = type(exc).__name__
+    low = text.lower()
+    gone = ("already closed", "broken pipe", "reset by peer", "lost connection", "timed out")
+    return kind in ("InterfaceError", "ConnectionError", "BrokenPipeError") or any(
+        g in low for g in gone
+    )
 
 
 def tune_socket(sock: Any) -> None:

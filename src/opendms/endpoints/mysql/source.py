@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -107,7 +108,9 @@ class MySQLSource:
             raise _read_error(exc, plan, self.url) from exc
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connection; one the server already dropped has nothing to say."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
 
 def _connectorx() -> Any:

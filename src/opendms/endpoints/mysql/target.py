@@ -27,7 +27,7 @@ from opendms.endpoints.mysql.tsv import batch_tsv
 from opendms.endpoints.mysql.types import MAX_VARCHAR, decimal_digits, key_lengths, to_mysql
 from opendms.endpoints.mysql.values import decimal_misfits, interval_misfits, is_bit
 from opendms.endpoints.pyvalues import negative_zero_rows as signed_zeros
-from opendms.errors import DataError, EndpointError
+from opendms.errors import DataError, EndpointError, OpenDMSError
 from opendms.model import Column, Index, Kind, Table
 
 log = logging.getLogger("opendms.mysql")
@@ -78,12 +78,26 @@ class MySQLTarget:
         return self._collation
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        """One statement on the admin connection, which reconnects when the server
+        restarted since the last one (a lost connection during it still raises)."""
         try:
-            with self.lock, self.conn.cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall()
+            with self.lock:
+                self._reconnect_if_lost()
+                with self.conn.cursor() as cur:
+                    cur.execute(sql, args)
+                    return cur.fetchall()
+        except OpenDMSError:
+            raise
         except Exception as exc:
             raise translate(exc, self.url) from exc
+
+    def _reconnect_if_lost(self) -> None:
+        try:
+            self.conn.ping(reconnect=False)
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = connect(self.url, database="", local_infile=True)
 
     def run_ddl(self, table: Table, statements: list[str]) -> None:
         """Replace ``table`` with one created by converted DDL."""
@@ -96,10 +110,7 @@ class MySQLTarget:
     def prepare(self, table: Table, mode: PrepMode) -> None:
         self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(table))}")
         self._explicit_timestamps()
-        exists = self._execute(
-            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
-            (self.database(table), table.name),
-        )
+        exists = self._exists(table)
         if mode is PrepMode.DROP_AND_CREATE or not exists:
             self._execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
             self._execute(self.create_sql(table))
@@ -111,6 +122,22 @@ class MySQLTarget:
         10.10 and MySQL 8.0 add them unless told), so CDC updates never rewrite them."""
         with contextlib.suppress(EndpointError):
             self._execute("SET SESSION explicit_defaults_for_timestamp = ON")
+
+    def _exists(self, table: Table) -> bool:
+        return bool(
+            self._execute(
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
+                (self.database(table), table.name),
+            )
+        )
+
+    def drop_table(self, table: Table) -> None:
+        self._execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        if self._exists(old) and not self._exists(new):
+            self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(new))}")
+            self._execute(f"RENAME TABLE {self.qualified(old)} TO {self.qualified(new)}")
 
     def writer(self, table: Table, segment: int | None) -> MySQLWriter:
         return MySQLWriter(self, table)
@@ -148,7 +175,9 @@ class MySQLTarget:
         self._execute(f"CREATE {unique}INDEX {quote(name)} ON {self.qualified(table)} ({cols})")
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connection; one the server already dropped has nothing to say."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
 
 _HAS_INDEX = (

@@ -32,10 +32,12 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> PostgresTarget:
     return PostgresTarget(url)
 
 
-def change_source(url: EndpointURL, task: str) -> Any:
+def change_source(url: EndpointURL, task: str, settings: dict[str, Any]) -> Any:
+    """The task's capture: CaptureDdls and DdlArtifactsSchema decide DDL capture."""
     from opendms.endpoints.postgres.replication import PgReplication
 
-    return PgReplication(url, task)
+    resolved = PG_SETTINGS.resolve(url, settings)
+    return PgReplication(url, task, resolved["CaptureDdls"], resolved["DdlArtifactsSchema"])
 
 
 def applier(target: PostgresTarget, task: str, plans: list[Any], opts: Any) -> Any:

@@ -22,6 +22,7 @@ from opendms.endpoints.postgres.netchanges import net_changes
 from opendms.endpoints.postgres.stage import STAGE_MIN, ApplyPaths, staged
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
+from opendms.endpoints.rowapply import TableMap as RowMap
 from opendms.errors import DataError, TableError, TaskError
 from opendms.model import Kind, Table
 
@@ -376,9 +377,9 @@ class PgApplier:
         self.on_error = on_error
         self.suspended: set[tuple[str, str]] = set()
         self.conn = connect(url, autocommit=True)
+        self.plans = {(p.source.schema, p.source.name): RowMap.of(p) for p in plans}
         self.maps = {
-            (p.source.schema, p.source.name): table_map(p.target, p.names, same_engine)
-            for p in plans
+            key: table_map(p.target, p.names, same_engine) for key, p in self.plans.items()
         }
 
     def read_checkpoint(self) -> str | None:
@@ -444,6 +445,7 @@ class PgApplier:
         if change.op is Op.DDL:
             for sql in ddl_statements(tmap, change, self.same_engine):
                 cur.execute(sql)
+            self._follow(change)
             return
         if idempotent:
             for sql, args in upsert_statements(tmap, change):
@@ -497,9 +499,25 @@ class PgApplier:
         tmap = self.maps.get((change.schema, change.table))
         return _python_params(change) if tmap is not None and tmap.converts else change
 
+    def _follow(self, change: Change) -> None:
+        """The later changes of the batch see the table as the DDL left it."""
+        key = (change.schema, change.table)
+        plan = self.plans.get(key)
+        if plan is None or not change.ddl:
+            return
+        for cc in change.ddl:
+            plan = plan.after(cc)
+        self.plans[key] = plan
+        self.maps[key] = table_map(plan.target, plan.names, self.same_engine)
+
     def schema_changed(self, plan: ApplyPlan) -> None:
         key = (plan.source.schema, plan.source.name)
+        self.plans[key] = RowMap.of(plan)
         self.maps[key] = table_map(plan.target, plan.names, self.same_engine)
+
+    def table_dropped(self, schema: str, table: str) -> None:
+        self.plans.pop((schema, table), None)
+        self.maps.pop((schema, table), None)
 
     def batch_hint(self) -> tuple[float, int] | None:
         return None

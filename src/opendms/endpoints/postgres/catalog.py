@@ -11,6 +11,7 @@ LIST_TABLES = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+  AND c.relname NOT IN ('opendms_ddl_audit', 'opendms_ddl_tables', 'opendms_ddl_rules')
 ORDER BY 1, 2
 """
 

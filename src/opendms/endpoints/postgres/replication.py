@@ -4,6 +4,10 @@ The slot is created with an exported snapshot; the full load reads under that
 snapshot, and streaming starts at the slot's consistent point, so the hand-off
 has no gap and no duplicate. The flush position is confirmed only for changes
 the target has committed (see :meth:`PgReplication.confirm`).
+
+With ``CaptureDdls`` the DDL-capture objects of :mod:`opendms.endpoints.postgres.ddl`
+are created and their audit table joins the publication; the stream's audit rows
+become :data:`Op.DDL` changes in commit order (see :meth:`PgReplication.rewrite`).
 """
 
 from __future__ import annotations
@@ -13,20 +17,37 @@ import select
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
-from opendms.cdc import LSN, Backlog, Position, Transaction
+from opendms.cdc import LSN, Backlog, Change, Op, Position, TableChange, Transaction
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.postgres.conn import connect, libpq_conninfo, translate
+from opendms.endpoints.postgres import ddl, ddlaudit
+from opendms.endpoints.postgres.catalog import regclass
+from opendms.endpoints.postgres.conn import (
+    connect,
+    libpq_conninfo,
+    require_psycopg,
+    translate,
+)
 from opendms.endpoints.postgres.pgoutput import Decoder
 from opendms.endpoints.postgres.textvalues import SESSION_OPTIONS
-from opendms.endpoints.postgres.types import quote_ident
+from opendms.endpoints.postgres.types import from_pg, quote_ident
 from opendms.errors import EndpointError, MissingExtraError, TaskError
-from opendms.model import TableRef
+from opendms.model import Column, ColumnType, Table, TableRef
 
 IDLE_WAIT = 0.5  # seconds to wait for data between idle ticks
 SLOT_FREE_WAIT = 30.0  # seconds to wait for a slot still held by an ended run's WAL sender
+TYPES = """
+SELECT format_type(t.oid, m.mod), coalesce(et.typtype, t.typtype),
+       coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+                 WHERE e.enumtypid = coalesce(et.oid, t.oid)), '{}')
+FROM unnest(%s::oid[], %s::int[]) WITH ORDINALITY AS m(typ, mod, ord)
+LEFT JOIN pg_type t ON t.oid = m.typ
+LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
+ORDER BY m.ord
+"""
 
 
 def replication_names(task: str) -> tuple[str, str]:
@@ -51,7 +72,9 @@ class PgReplication:
     consistent_snapshot = True
     can_rewind = False  # a new slot cannot stream from before its creation
 
-    def __init__(self, url: EndpointURL, task: str) -> None:
+    def __init__(
+        self, url: EndpointURL, task: str, capture_ddls: bool = True, ddl_schema: str = "public"
+    ) -> None:
         self.url = url
         self.slot, self.publication = replication_names(task)
         self.label = f"replication slot {self.slot!r}"
@@ -61,6 +84,12 @@ class PgReplication:
         self.decoder = Decoder()
         self.mark = b""
         self.old_rows: set[tuple[str, str]] = set()  # unused: REPLICA IDENTITY decides
+        self.artifacts = ddl.Artifacts(ddl_schema)
+        self.capture_ddls = capture_ddls
+        self.audit = ddlaudit.AuditReader(ddl_schema, self.publication)
+        self.rules: list[tuple[str, str, bool]] = []
+        self.types: dict[tuple[int, int], ColumnType] = {}
+        self.catalog: Any = None  # a plain connection for type lookups while streaming
 
     def _repl_connect(self) -> Any:
         pg2 = _psycopg2()
@@ -76,8 +105,31 @@ class PgReplication:
     def parse_position(self, text: str) -> LSN:
         return LSN.parse(text)
 
+    def select_new_tables(self, rules: Iterable[tuple[str, str, bool]]) -> None:
+        """The selection rules as (schema regex, table regex, exclude): a table created
+        on the source that they select joins the publication (CaptureDdls)."""
+        self.rules = list(rules)
+
     def prepare(self, tables: list[TableRef]) -> None:
-        self.ensure_publication(tables)
+        """The publication (and, with CaptureDdls, the DDL-capture objects)."""
+        try:
+            self._prepare(tables)
+        except EndpointError:
+            raise
+        except require_psycopg().Error as exc:
+            raise translate(exc, self.url) from exc
+
+    def _prepare(self, tables: list[TableRef]) -> None:
+        if not self.capture_ddls:
+            self.ensure_publication(tables)
+            return
+        with connect(self.url) as conn:
+            ddl.install(conn, self.artifacts, str(self.url))
+        audit = TableRef(self.artifacts.schema, ddl.AUDIT)
+        self.ensure_publication([*tables, audit])
+        with connect(self.url) as conn:
+            names = [regclass(t) for t in tables]
+            ddl.register(conn, self.artifacts, self.publication, self.rules, names)
 
     def exists(self) -> bool:
         return self.slot_position() is not None
@@ -95,6 +147,9 @@ class PgReplication:
 
     def close(self) -> None:
         self.release_snapshot()
+        if self.catalog is not None:
+            self.catalog.close()
+            self.catalog = None
 
     def ensure_publication(self, tables: list[TableRef]) -> None:
         names = ", ".join(f"{quote_ident(t.schema)}.{quote_ident(t.name)}" for t in tables)
@@ -143,10 +198,22 @@ class PgReplication:
             )
 
     def drop(self) -> None:
-        """Drop the slot and the publication (task deletion)."""
+        """Drop the slot and the publication (task deletion), and the DDL-capture objects
+        unless another task still uses them."""
         self.drop_slot()
         with connect(self.url) as conn:
             conn.execute(f"DROP PUBLICATION IF EXISTS {quote_ident(self.publication)}")
+            try:
+                ddl.uninstall(conn, self.artifacts, self.publication)
+            except Exception as exc:
+                error = translate(exc, self.url)
+                detail = error.message.removeprefix(f"{self.url}: ")
+                raise type(error)(
+                    str(self.url),
+                    f"the slot and publication are dropped, but not the DDL-capture objects "
+                    f"(event triggers {', '.join(self.artifacts.triggers)}, function and tables "
+                    f"opendms_ddl_* in schema {self.artifacts.schema}): {detail}",
+                ) from exc
 
     def stream(self, start: Position, stop: threading.Event) -> Generator[Transaction | None]:
         """Committed transactions from ``start`` on; ``None`` when the stream is idle."""
@@ -183,7 +250,7 @@ class PgReplication:
             time.sleep(0.1)
 
     def _messages(self, cur: Any, stop: threading.Event) -> Iterator[Transaction | None]:
-        self.decoder = decoder = Decoder()
+        self.decoder = decoder = Decoder(relation_markers=True)
         self._emit_mark()
         while not stop.is_set():
             msg = cur.read_message()
@@ -193,7 +260,55 @@ class PgReplication:
                 continue
             txn = decoder.feed(msg.payload)
             if txn is not None:
-                yield txn
+                yield self.rewrite(txn)
+
+    def rewrite(self, txn: Transaction) -> Transaction:
+        """The transaction as the engine takes it: audit rows become DDL changes, row
+        messages inserts, relation markers carry their column types."""
+        if not any(c.op is Op.DDL or c.table.startswith("opendms_") for c in txn.changes):
+            return txn
+        self.audit.created.clear()  # row messages count in the creating transaction only
+        out: list[Change] = []
+        for change in txn.changes:
+            if change.schema == "" and change.table.startswith("opendms_"):
+                row = self._row_message(change)
+                out += [row] if row is not None else []
+            elif self.audit.is_audit(change):
+                out += self.audit.changes(change) if self.capture_ddls else []
+            elif change.table_ddl is not None and change.table_ddl.table is None:
+                typed = self._typed(change)
+                out += [typed] if typed is not None else []
+            else:
+                out.append(change)
+        return replace(txn, changes=out)
+
+    def _row_message(self, change: Change) -> Change | None:
+        if not change.table.startswith(ddl.ROW_PREFIX):
+            return None
+        return self.audit.row(change.table, str(change.values[0]))
+
+    def _typed(self, marker: Change) -> Change | None:
+        """A relation marker with the column types (catalog lookups, cached); None when a
+        type is gone from the catalog (nothing to compare then)."""
+        pairs = [(int(t), int(m)) for t, m in marker.values]
+        missing = [p for p in pairs if p not in self.types]
+        if missing:
+            self._look_up(missing)
+        if any(p not in self.types for p in pairs):
+            return None
+        columns = tuple(
+            Column(name, self.types[p]) for name, p in zip(marker.columns, pairs, strict=True)
+        )
+        table = Table(marker.schema, marker.table, columns)
+        return replace(marker, columns=(), values=(), table_ddl=TableChange("columns", table))
+
+    def _look_up(self, pairs: list[tuple[int, int]]) -> None:
+        if self.catalog is None:
+            self.catalog = connect(self.url)
+        rows = self.catalog.execute(TYPES, ([p[0] for p in pairs], [p[1] for p in pairs]))
+        for pair, (formatted, typtype, labels) in zip(pairs, rows.fetchall(), strict=True):
+            if formatted is not None and typtype is not None:
+                self.types[pair] = from_pg(formatted, typtype, tuple(labels))
 
     def _emit_mark(self) -> None:
         """Write a logical message into the WAL: reading it back means caught up."""

@@ -185,7 +185,9 @@ class PostgresSource:
         )
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connection; one the server already dropped has nothing to say."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
 
 def _adbc() -> Any:

@@ -7,6 +7,7 @@ table and one INSERT ... SELECT with casts.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from opendms.endpoints.postgres.conn import connect, conninfo, libpq_conninfo, t
 from opendms.endpoints.postgres.fastcopy import CopySpec, CopyTarget, RowEstimator, copy_table
 from opendms.endpoints.postgres.source import _adbc
 from opendms.endpoints.postgres.types import quote_ident, to_pg
-from opendms.errors import EndpointError, StopRequested
+from opendms.errors import EndpointError, OpenDMSError, StopRequested
 from opendms.model import Column, ColumnType, Index, Kind, Table
 
 MAX_DECIMAL_PRECISION = 76  # wider decimals travel as text, as unconstrained ones do
@@ -68,9 +69,15 @@ class PostgresTarget:
         return f"CREATE TABLE {qualified(table)} (\n  " + ",\n  ".join(cols) + "\n)"
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        """One statement on the admin connection, which reconnects when it broke (the
+        server restarted since the last one)."""
         try:
             with self.lock:
+                if self.conn.closed or self.conn.broken:
+                    self.conn = connect(self.url)
                 return self.conn.execute(sql, args)
+        except OpenDMSError:
+            raise
         except Exception as exc:
             raise translate(exc, self.url) from exc
 
@@ -100,6 +107,21 @@ class PostgresTarget:
                 self.pending_keys.add(qualified(table))
         elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
             self._execute(f"TRUNCATE TABLE {qualified(table)}")
+
+    def drop_table(self, table: Table) -> None:
+        self._execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        """``ALTER TABLE ... SET SCHEMA`` and ``RENAME TO`` in one transaction."""
+        if not self._exists(old) or self._exists(new):
+            return
+        moved = f"{quote_ident(new.schema)}.{quote_ident(old.name)}"
+        steps = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(new.schema)}"]
+        if old.schema != new.schema:
+            steps.append(f"ALTER TABLE {qualified(old)} SET SCHEMA {quote_ident(new.schema)}")
+        if old.name != new.name:
+            steps.append(f"ALTER TABLE {moved} RENAME TO {quote_ident(new.name)}")
+        self._execute(";\n".join(steps))
 
     def _create_enums(self, table: Table) -> None:
         for col in table.columns:
@@ -189,7 +211,9 @@ class PostgresTarget:
             raise translate(exc, self.url) from exc
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connection; one the server already dropped has nothing to say."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
 
 # For a relation of that name: the table it indexes (NULL if it is no index).

@@ -49,7 +49,8 @@ def open_target(url: EndpointURL, settings: dict[str, Any]) -> SQLiteTarget:
         raise EndpointError(str(url), f"cannot open {path!r}: {exc}") from exc
 
 
-def change_source(url: EndpointURL, task: str) -> Any:
+def change_source(url: EndpointURL, task: str, settings: dict[str, Any]) -> Any:
+    SQLITE_SETTINGS.resolve(url, settings)
     from opendms.endpoints.sqlite.capture import SqliteCapture
 
     return SqliteCapture(url, task)

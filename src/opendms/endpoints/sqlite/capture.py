@@ -15,7 +15,10 @@ loses nothing:
   (decimal columns are encoded by storage class like the others: a REAL stays exact).
 
 Decoded values go through the full load's own converter, so a change carries the
-same canonical Python value the full load gives for the same stored value.
+same canonical Python value the full load gives for the same stored value. A stored value
+that does not fit its declared type (text in an INTEGER column...) makes its row's change
+a data error (``Change.error``, its values raw) for the task's DataErrorPolicy; the
+other changes of the transaction go on.
 
 ``INSERT OR REPLACE`` deletes conflicting rows without firing delete triggers, so a
 table with a primary key or unique index also gets BEFORE INSERT/UPDATE triggers
@@ -56,7 +59,7 @@ from opendms.cdc import Backlog, Change, ColumnChange, Op, Position, SeqPosition
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.sqlite.source import _AS_TEXT, _BAD_VALUE, _to_array, literal, quote
 from opendms.endpoints.sqlite.types import from_declared
-from opendms.errors import ConfigError, DatabaseMissingError, DataError, EndpointError, TaskError
+from opendms.errors import ConfigError, DatabaseMissingError, EndpointError, TaskError
 from opendms.model import ColumnType, TableRef
 
 log = logging.getLogger("opendms.sqlite.capture")
@@ -716,8 +719,8 @@ class SqliteCapture:
     def _transaction(self, rows: list[Any]) -> Transaction:
         captured = self._captured()
         decoded = self._replaces([_Row.read(*row[:5]) for row in rows if row[1] in captured])
-        self._convert(decoded)
-        changes = [self._change(r) for r in decoded]
+        errors = self._convert(decoded)
+        changes = [self._change(r, errors.get(r.seq, "")) for r in decoded]
         end = SeqPosition(rows[-1][0])
         return Transaction(rows[0][0], _commit_time(rows[-1][5]), end, changes)
 
@@ -764,8 +767,10 @@ class SqliteCapture:
                 return True
         return False
 
-    def _convert(self, rows: list[_Row]) -> None:
-        """Raw values to canonical Python values, one Arrow conversion per column."""
+    def _convert(self, rows: list[_Row]) -> dict[int, str]:
+        """Raw values to canonical Python values, one Arrow conversion per column; a value
+        that cannot be converted stays raw and its row's problem is returned (by seq)."""
+        problems: dict[int, list[str]] = {}
         groups: dict[int, list[tuple[int, list[Any]]]] = {}
         for row in rows:
             for image in (row.old, row.new):
@@ -777,32 +782,14 @@ class SqliteCapture:
             seqs = [seq for seq, _values in images]
             columns = zip(*(values for _seq, values in images), strict=True)
             converted = [
-                self._column(layout, name, ctype, list(raws), seqs)
+                _column(name, ctype, list(raws), seqs, problems)
                 for name, ctype, raws in zip(layout.columns, layout.ctypes, columns, strict=True)
             ]
             for (_seq, values), image in zip(images, zip(*converted, strict=True), strict=True):
                 values[:] = image
+        return {seq: "; ".join(dict.fromkeys(texts)) for seq, texts in problems.items()}
 
-    def _column(
-        self, layout: Layout, name: str, ctype: ColumnType, raws: list[Any], seqs: list[int]
-    ) -> list[Any]:
-        try:
-            return _python(raws, ctype)
-        except _BAD_CHANGE_VALUE:
-            pass
-        out = []
-        for raw, seq in zip(raws, seqs, strict=True):
-            try:
-                out += _python([raw], ctype)
-            except _BAD_CHANGE_VALUE as exc:
-                raise DataError(
-                    f"{SCHEMA}.{layout.table}",
-                    f"column {name}: value {raw!r} cannot be represented as {ctype}",
-                    f"change seq {seq}",
-                ) from exc
-        return out
-
-    def _change(self, row: _Row) -> Change:
+    def _change(self, row: _Row, error: str) -> Change:
         if row.op == "LOST":
             raise TaskError(self._lost_message(row.table, row.seq - 1))
         if row.op == "DDL":
@@ -820,7 +807,7 @@ class SqliteCapture:
         if row.old is not None:
             whole = (SCHEMA, row.table) in self.old_rows
             change = _with_key(change, self.layouts[abs(row.old[0])], row.old[1], whole)
-        return change
+        return replace(change, error=error) if error else change
 
     # -- after the target committed ------------------------------------------------------
 
@@ -864,6 +851,26 @@ class SqliteCapture:
 
 
 _BAD_CHANGE_VALUE = (*_BAD_VALUE, UnicodeDecodeError)
+
+
+def _column(
+    name: str, ctype: ColumnType, raws: list[Any], seqs: list[int], problems: dict[int, list[str]]
+) -> list[Any]:
+    """A column's values of a chunk converted; one by one when some do not fit (those stay
+    raw, and ``problems`` gets ``column X: why`` by change seq: a data error)."""
+    try:
+        return _python(raws, ctype)
+    except _BAD_CHANGE_VALUE:
+        pass
+    out = []
+    for raw, seq in zip(raws, seqs, strict=True):
+        try:
+            out += _python([raw], ctype)
+        except _BAD_CHANGE_VALUE:
+            out.append(raw)
+            why = f"column {name}: value {raw!r} cannot be represented as {ctype}"
+            problems.setdefault(seq, []).append(why)
+    return out
 
 
 def _python(raws: list[Any], ctype: ColumnType) -> list[Any]:

@@ -57,6 +57,17 @@ class SQLiteTarget:
         elif mode is PrepMode.TRUNCATE_BEFORE_LOAD:
             self.conn.execute(f"DELETE FROM {name}")
 
+    def drop_table(self, table: Table) -> None:
+        with self.lock, self._errors(table):
+            self.conn.execute(f"DROP TABLE IF EXISTS {quote(table.name)}")
+
+    def rename_table(self, old: Table, new: Table) -> None:
+        with self.lock, self._errors(old):
+            rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            names = {r[0].casefold() for r in rows}
+            if old.name.casefold() in names and new.name.casefold() not in names:
+                self.conn.execute(f"ALTER TABLE {quote(old.name)} RENAME TO {quote(new.name)}")
+
     @contextmanager
     def _errors(self, table: Table) -> Iterator[None]:
         """sqlite3 errors as one-line EndpointErrors naming the table."""

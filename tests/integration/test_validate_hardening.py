@@ -1,0 +1,326 @@
+"""Validation hardening: targets whose columns differ from the source's are a table-level
+failure naming the columns (every engine pair, the checksum path, CDC validation and
+lake targets), tables without a primary key are compared as multisets of whole rows,
+duplicate keys on a target without the key's constraint are found, and a table that
+could not be validated is never a pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from opendms.cli.validate_cmd import validate
+from opendms.config import task_from_dict
+from opendms.endpoints.base import EndpointURL
+from opendms.engine.task import run_task
+from opendms.state import StateStore
+from opendms.state import validation as vstate
+from opendms.testing.lakereplay import lake_files, open_lake
+from opendms.testing.sql import execute
+from opendms.validate import MISSING_SOURCE, MISSING_TARGET, ValidationState, validate_task
+
+from .test_validate import _spec
+
+SETUP = [
+    "CREATE TABLE t (id int PRIMARY KEY, a varchar(20), b int)",
+    "INSERT INTO t VALUES (1, 'x', 10), (2, 'y', 20)",
+]
+# The target loses column b and gains column c.
+DRIFT = {
+    "pg": ["ALTER TABLE {t} DROP COLUMN b", "ALTER TABLE {t} ADD COLUMN c int"],
+    "mysql": ["ALTER TABLE {t} DROP COLUMN b, ADD COLUMN c int"],
+    "sqlite": ["ALTER TABLE {t} DROP COLUMN b", "ALTER TABLE {t} ADD COLUMN c int"],
+}
+
+
+def _source(kind: str, request: pytest.FixtureRequest, tmp_path: Path, setup: list[str]) -> str:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'source.db'}"
+    else:
+        url = str(request.getfixturevalue("pg_db" if kind == "pg" else "mysql_db"))
+    execute(url, setup)
+    return url
+
+
+def _schema(url: str) -> str:
+    parsed = EndpointURL.parse(url)
+    if parsed.scheme == "sqlite":
+        return "main"
+    return "public" if parsed.scheme.startswith("postgres") else str(parsed.database)
+
+
+def _target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'target.db'}"
+    if kind == "lake":
+        return f"file://{tmp_path / 'lake'}?DataFormat=parquet"
+    return str(request.getfixturevalue("pg_target_db" if kind == "pg" else "mysql_target_db"))
+
+
+def _drift(kind: str, url: str, schema: str, table: str = "t") -> None:
+    """Drop column b and add column c on the target table."""
+    if kind == "lake":
+        _rewrite_load(url, schema, table, lambda r: {"id": r["id"], "a": r["a"], "c": 1})
+        return
+    name = f'"{schema}".{table}' if kind == "pg" else table
+    execute(url, [s.format(t=name) for s in DRIFT[kind]])
+
+
+def _rewrite_load(url: str, schema: str, table: str, change: Any) -> None:
+    storage = open_lake(url.split("?")[0])
+    loads, _ = lake_files(storage, schema, table)
+    rows = [change(r) for r in pq.read_table(loads[0], filesystem=storage.fs).to_pylist()]
+    pq.write_table(pa.Table.from_pylist(rows), loads[0], filesystem=storage.fs)
+
+
+def _task_file(tmp_path: Path, source: str, target: str, **extra: Any) -> Path:
+    body = {"name": "v", "source": source, "target": target, "state": str(tmp_path / "s.db")}
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump({**body, **extra}))
+    return path
+
+
+def _loaded_and_validated(spec: Any, store: StateStore, rows: int) -> None:
+    """Run the task; a validation then finds its one table equal, ``rows`` on each side."""
+    run_task(spec, store)
+    result = validate_task(spec, store)
+    assert [(t.state, t.source_rows, t.target_rows) for t in result.tables] == [
+        (ValidationState.VALIDATED, rows, rows)
+    ], result.tables
+    assert result.ok and result.failures == []
+
+
+def _cdc_spec(name: str, source: str, target: str, **settings: Any) -> Any:
+    body = {"name": name, "source": source, "target": target}
+    extra = {"migration_type": "full-load-and-cdc", "task_settings": settings}
+    return task_from_dict({**body, **extra}, where="test")
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ("pg", "pg"),
+        ("pg", "mysql"),
+        ("pg", "sqlite"),
+        ("pg", "lake"),
+        ("mysql", "pg"),
+        ("mysql", "mysql"),
+        ("mysql", "lake"),
+        ("sqlite", "sqlite"),
+        ("sqlite", "mysql"),
+    ],
+)
+def test_columns_differ(
+    source: str, target: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A column missing on the target and one in addition: a ``Table error`` naming both,
+    exit 1, no traceback (it was a KeyError); the same with in-database checksums."""
+    src = _source(source, request, tmp_path, SETUP)
+    dst = _target(target, request, tmp_path)
+    task = _task_file(tmp_path, src, dst)
+    run_task(_spec("v", src, dst), StateStore(tmp_path / "s.db"))
+    _drift(target, dst, _schema(src))
+    for checksums in ("--no-checksums", "--checksums"):
+        out = CliRunner().invoke(validate, [str(task), "--json", checksums])
+        assert out.exit_code == 1, out.output
+        assert "Traceback" not in out.output and isinstance(out.exception, SystemExit)
+        result = json.loads(out.output)
+        assert result["ok"] is False
+        (table,) = result["tables"]
+        assert table["state"] == "Table error", table
+        assert "missing on target: b" in table["message"], table
+        assert "extra on target: c" in table["message"], table
+        assert result["not_validated"] == [table["table"]]
+
+
+def test_columns_differ_text_output(pg_db: str, pg_target_db: str, tmp_path: Path) -> None:
+    """The human output says how many tables were not validated, which and why."""
+    execute(pg_db, [*SETUP, "CREATE TABLE ok (id int PRIMARY KEY)", "INSERT INTO ok VALUES (1)"])
+    task = _task_file(tmp_path, pg_db, pg_target_db)
+    run_task(_spec("v", pg_db, pg_target_db), StateStore(tmp_path / "s.db"))
+    execute(pg_target_db, ["ALTER TABLE t DROP COLUMN b"])
+    out = CliRunner().invoke(validate, [str(task)], terminal_width=200)
+    assert out.exit_code == 1, out.output
+    assert "all tables validated" not in out.output
+    assert "1 table(s) not validated" in out.output
+    line = next(x for x in out.output.splitlines() if "not validated:" in x)
+    assert "public.t" in line and "missing on target: b" in line, line
+    assert "extra on target" not in line
+    store = StateStore(tmp_path / "s.db")
+    states = {s.name: s.state for s in vstate.states(store, "v")}
+    assert states == {"ok": "Validated", "t": "Table error"}
+
+
+def test_case_insensitive_target_columns(pg_db: str, tmp_path: Path) -> None:
+    """A SQLite (or MySQL) target finds a column whatever its case, as the engine does."""
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    execute(
+        pg_db, ['CREATE TABLE t (id int PRIMARY KEY, "Name" text)', "INSERT INTO t VALUES (1, 'x')"]
+    )
+    execute(url, ["CREATE TABLE t (ID integer PRIMARY KEY, NAME text)"])
+    settings = {"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}}
+    spec = task_from_dict(
+        {"name": "v", "source": pg_db, "target": url, "task_settings": settings}, where="test"
+    )
+    store = StateStore(tmp_path / "s.db")
+    _loaded_and_validated(spec, store, 1)
+    execute(url, ["UPDATE t SET NAME = 'changed'"])
+    (failure,) = validate_task(spec, store).failures
+    assert failure.details == {"Name": {"source": "x", "target": "changed"}}
+
+
+# -- tables without a primary key: multisets of whole rows -------------------------------
+
+NOKEY = [
+    "CREATE TABLE nk (a int, b varchar(10))",
+    "INSERT INTO nk VALUES (1, 'x'), (1, 'x'), (2, 'y'), (3, NULL)",
+]
+ONE_OF_THE_ONES = {
+    "pg": "DELETE FROM {t} WHERE ctid = (SELECT min(ctid) FROM {t} WHERE a = 1)",
+    "mysql": "DELETE FROM {t} WHERE a = 1 LIMIT 1",
+    "sqlite": "DELETE FROM {t} WHERE rowid = (SELECT min(rowid) FROM {t} WHERE a = 1)",
+}
+NOKEY_DAMAGE = ["INSERT INTO {t} VALUES (2, 'y')", "UPDATE {t} SET b = '' WHERE a = 3"]
+
+
+def _damage_nokey(kind: str, url: str, schema: str) -> None:
+    """One of the two (1, 'x') rows gone, (2, 'y') twice, (3, NULL) now (3, '')."""
+    if kind == "lake":
+        storage = open_lake(url.split("?")[0])
+        loads, _ = lake_files(storage, schema, "nk")
+        data = pq.read_table(loads[0], filesystem=storage.fs)
+        rows = data.to_pylist()
+        rows.remove({"a": 1, "b": "x"})
+        rows.append({"a": 2, "b": "y"})
+        rows = [{**r, "b": ""} if r["a"] == 3 else r for r in rows]
+        pq.write_table(pa.Table.from_pylist(rows, data.schema), loads[0], filesystem=storage.fs)
+        return
+    name = f'"{schema}".nk' if kind == "pg" else "nk"
+    execute(url, [s.format(t=name) for s in [ONE_OF_THE_ONES[kind], *NOKEY_DAMAGE]])
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("pg", "pg"), ("pg", "mysql"), ("mysql", "pg"), ("sqlite", "sqlite"), ("sqlite", "lake")],
+)
+def test_no_primary_key_multiset(
+    source: str, target: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Rows of a table without a key are counted per distinct row on both sides: a
+    duplicate on the target, a missing duplicate and a changed row are each found."""
+    src = _source(source, request, tmp_path, NOKEY)
+    dst = _target(target, request, tmp_path)
+    spec = _spec("nk", src, dst)
+    store = StateStore(tmp_path / "s.db")
+    _loaded_and_validated(spec, store, 4)
+    _damage_nokey(target, dst, _schema(src))
+    result = validate_task(spec, store)
+    table = f"{_schema(src)}.nk"
+    found = sorted(
+        [
+            ((f.key["a"], f.key["b"]), f.type, f.details["source_rows"], f.details["target_rows"])
+            for f in result.failures
+            if f.table == table
+        ],
+        key=repr,
+    )
+    assert found == [
+        ((1, "x"), MISSING_TARGET, 2, 1),
+        ((2, "y"), MISSING_SOURCE, 1, 2),
+        ((3, ""), MISSING_SOURCE, 0, 1),
+        ((3, None), MISSING_TARGET, 1, 0),
+    ], found
+    (nk,) = result.tables
+    assert (nk.state, nk.mismatches, nk.source_rows, nk.target_rows) == (
+        ValidationState.MISMATCHED,
+        4,
+        4,
+        4,
+    )
+    gone = next(f for f in result.failures if f.key == {"a": 1, "b": "x"})
+    assert gone.details["source"] == {"a": "1", "b": "x"}  # canonical texts
+    assert not result.ok
+
+
+def test_duplicate_key_on_target_without_constraint(
+    pg_db: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """A key held twice by a target that lost its primary key constraint is found."""
+    execute(pg_db, SETUP)
+    spec = _spec("dup", pg_db, pg_target_db)
+    store = StateStore(tmp_path / "s.db")
+    run_task(spec, store)
+    execute(
+        pg_target_db,
+        ["ALTER TABLE t DROP CONSTRAINT t_pkey", "INSERT INTO t SELECT * FROM t WHERE id = 2"],
+    )
+    result = validate_task(spec, store)
+    assert [(f.key, f.type, f.details) for f in result.failures] == [
+        (
+            {"id": 2},
+            MISSING_SOURCE,
+            {"target": {"id": "2", "a": "y", "b": "20"}, "source_rows": 1, "target_rows": 2},
+        )
+    ]
+    assert result.tables[0].target_rows == 3 and not result.ok
+
+
+def test_lake_without_key_with_cdc_updates(mysql_db: str, tmp_path: Path) -> None:
+    """A lake table without a key: CDC inserts replay as added rows; an update cannot be
+    matched to its row, so the table is reported as not validated, never as a pass."""
+    execute(mysql_db, NOKEY)
+    spec = _cdc_spec("lk", mysql_db, f"file://{tmp_path / 'lake'}?DataFormat=parquet")
+    store = StateStore(tmp_path / "s.db")
+    run_task(spec, store)
+    execute(mysql_db, ["INSERT INTO nk VALUES (1, 'x'), (4, 'z')"])
+    _loaded_and_validated(spec, store, 6)
+    execute(mysql_db, ["UPDATE nk SET b = 'w' WHERE a = 4"])
+    run_task(spec, store)
+    result = validate_task(spec, store)
+    (nk,) = result.tables
+    assert nk.state is ValidationState.TABLE_ERROR, nk
+    assert "cannot be matched" in nk.message and "not validated" in nk.message
+    assert not result.ok and result.not_validated == [nk]
+
+
+def test_cdc_validation_of_a_target_whose_columns_differ(
+    pg_db: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """CDC validation of a table whose target gained a column: the changes are applied,
+    the table's validation state says why it is not validated, the task goes on."""
+    execute(pg_db, SETUP)
+    spec = _cdc_spec(
+        "cv",
+        pg_db,
+        pg_target_db,
+        ValidationSettings={"EnableValidation": True},
+        ChangeProcessingTuning={"BatchApplyTimeoutMin": 0},
+    )
+    store = StateStore(tmp_path / "s.db")
+    run_task(spec, store)
+    assert [s.state for s in vstate.states(store, "cv")] == ["Validated"]
+    execute(pg_target_db, ["ALTER TABLE t ADD COLUMN c int"])
+    execute(pg_db, ["UPDATE t SET a = 'changed' WHERE id = 1", "INSERT INTO t VALUES (3, 'z', 30)"])
+    run_task(spec, store)
+    (state,) = vstate.states(store, "cv")
+    assert state.state == "Table error", state
+    assert "extra on target: c" in state.message
+    rows = execute_rows(pg_target_db, "SELECT id, a, b, c FROM t ORDER BY id")
+    assert rows == [(1, "changed", 10, None), (2, "y", 20, None), (3, "z", 30, None)]
+
+
+def execute_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    from opendms.testing.sql import connect, query
+
+    conn = connect(url)
+    try:
+        return [tuple(r) for r in query(conn, sql)]
+    finally:
+        conn.close()
