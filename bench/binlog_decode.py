@@ -1,6 +1,7 @@
 """Binlog decode benchmark (not a test): opendms's decoder against mysql-replication.
 
     .venv/bin/python bench/binlog_decode.py [--rows 200000] [--url mysql://root@host:port/db]
+    .venv/bin/python bench/binlog_decode.py --smoke     # tiny sizes, seconds (the test suite)
 
 On a private MariaDB (or ``--url``), fills a ``trips`` table (bench/trips.py),
 runs one UPDATE of every row and times reading that transaction's row events:
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import BenchError, smoke_option, smoke_sizes
 from opendms.cdc import BinlogPosition, Op
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.binlog import BinlogDecoder
@@ -159,7 +161,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--url", help="an existing MySQL/MariaDB database (default: private)")
+    smoke_option(parser)
     args = parser.parse_args()
+    smoke_sizes(args, rows=2000)
     if args.url:
         run(args.url, args.rows)
         return
@@ -178,6 +182,8 @@ def run(url: str, rows: int) -> None:
     schema = EndpointURL.parse(url).database
     events = fetch_events(url, start, end)
     pure, pure_s = decode_events_only(events, start, schema)
+    if not theirs == ours == pure == rows:
+        raise BenchError(f"decoded {theirs}/{ours}/{pure} rows, expected {rows} each")
     print(f"\n{'reader':<42}{'rows':>9}{'seconds':>9}{'rows/s':>10}")
     for name, n, secs in (
         ("mysql-replication BinLogStreamReader", theirs, their_s),

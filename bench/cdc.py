@@ -1,13 +1,16 @@
 """CDC benchmark (not a test): opendms against native logical replication, one run.
 
     .venv/bin/python bench/cdc.py [--rows 500000] [--pgbench-seconds 30] [--jobs pg,s3,mysql]
+    .venv/bin/python bench/cdc.py --smoke     # tiny sizes, seconds (the test suite runs it)
 
-``pg``: two private PostgreSQL servers (source and target). For each of opendms
-(``task run --follow``) and a native publication/subscription it measures:
+``pg``: two private PostgreSQL servers (source and target). Once both opendms
+(``task run --follow``) and a native publication/subscription stream (every table
+loaded, then the targets vacuumed and checkpointed), it measures for each:
 
 - one UPDATE of every row of a ``rows``-row table: seconds from COMMIT until the
-  target shows every updated row;
-- ``pgbench -c4 -T<s>``: seconds behind when the load stops, and time to catch up.
+  target shows the updated rows (both clocks start at the COMMIT);
+- ``pgbench -c4 -T<s>``: history rows behind when the load stops, and seconds until
+  each target holds them all (both clocks start when the load stops).
 
 ``s3``: PostgreSQL -> a SeaweedFS S3 Parquet lake under the same pgbench load (the
 lake task runs with CdcMaxBatchInterval=1, so files roll every second): history rows
@@ -16,6 +19,11 @@ behind when the load stops and seconds until the lake holds them all.
 ``mysql``: MariaDB -> PostgreSQL, one UPDATE of ``--mysql-rows`` rows: seconds from
 COMMIT until applied, against ``mysql-replication`` only decoding the same events.
 
+For each opendms step it prints the apply paths its batches took (staged COPY+merge
+runs, statement runs, changes redone one by one) and, for the UPDATEs, the CDC loop's
+line per batch (apply seconds; seconds after the source COMMIT the transaction was
+received and applied). A task that fails ends the run at once with its error.
+
 Ratios are anchor time / opendms time (> 1: opendms is faster).
 """
 
@@ -23,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,24 +39,44 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BenchError, TaskRun, describe_paths, smoke_option, smoke_sizes, wait_until
 from opendms.testing.servers import PostgresServer
 
-BIN = Path(sys.executable).parent
+DBS = ("native", "ours")
 
 
-def wait_for(server: PostgresServer, db: str, sql: str, want: int, limit: float = 600) -> float:
-    """Seconds until ``sql`` (a count) on the target returns ``want``."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < limit:
-        try:
-            if server.execute(sql, db=db)[0][0] == want:
-                return time.perf_counter() - start
-        except psycopg.errors.UndefinedTable:
-            pass  # not created yet
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {sql!r} to reach {want}")
+def count(server: PostgresServer, db: str, sql: str) -> int | None:
+    """A count on ``db`` (None while the table is not there yet)."""
+    try:
+        return int(server.execute(sql, db=db)[0][0])
+    except psycopg.errors.UndefinedTable:
+        return None
+
+
+def reach_each(
+    dst: PostgresServer, sql: str, want: int, task: TaskRun, limit: float = 900
+) -> dict[str, float]:
+    """Seconds until ``sql`` returns ``want`` on each of the native and opendms targets,
+    both measured from now (polled in turn on open connections; fails at once when the
+    task fails)."""
+    start, reached = time.perf_counter(), {}
+    conns = {db: psycopg.connect(dst.url(db), autocommit=True) for db in DBS}
+
+    def all_there() -> bool:
+        for db, conn in conns.items():
+            if db not in reached and conn.execute(sql).fetchone() == (want,):
+                reached[db] = time.perf_counter() - start
+        return len(reached) == len(DBS)
+
+    try:
+        wait_until(f"{sql!r} to reach {want} on both targets", all_there, limit, task)
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return reached
 
 
 def pgbench(src: PostgresServer, *args: str) -> None:
@@ -58,7 +85,7 @@ def pgbench(src: PostgresServer, *args: str) -> None:
     subprocess.run([f"{src.bindir}/pgbench", *args, *conn], check=True, capture_output=True)
 
 
-def setup_source(src: PostgresServer, rows: int) -> None:
+def setup_source(src: PostgresServer, rows: int, scale: int) -> None:
     src.create_database("src")
     src.execute(
         "CREATE TABLE big (id int PRIMARY KEY, n int NOT NULL, pad text NOT NULL)", db="src"
@@ -67,46 +94,25 @@ def setup_source(src: PostgresServer, rows: int) -> None:
         f"INSERT INTO big SELECT g, 0, repeat('p', 80) FROM generate_series(1, {rows}) g",
         db="src",
     )
-    pgbench(src, "-i", "-s", "5", "-q")
+    pgbench(src, "-i", "-s", str(scale), "-q")
+    # pgbench_history has no key: as assessment (pg-replica-identity) tells a user, CDC
+    # needs one or REPLICA IDENTITY FULL (it only gets inserts here).
+    src.execute("ALTER TABLE pgbench_history REPLICA IDENTITY FULL", db="src")
     src.execute("VACUUM ANALYZE", db="src")
 
 
-def start_opendms(src: PostgresServer, dst: PostgresServer, tmp: Path) -> subprocess.Popen[bytes]:
+def start_opendms(src: PostgresServer, dst: PostgresServer, tmp: Path) -> TaskRun:
     dst.create_database("ours")
-    task = tmp / "cdc.yaml"
-    task.write_text(
-        yaml.safe_dump(
-            {
-                "name": "bench",
-                "source": src.url("src"),
-                "target": dst.url("ours"),
-                "migration_type": "full-load-and-cdc",
-            }
-        )
-    )
-    cmd = [
-        str(BIN / "opendms"),
-        "--state",
-        str(tmp / "s.db"),
-        "task",
-        "run",
-        "--quiet",
-        "--follow",
-        str(task),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    return proc
+    spec = {"source": src.url("src"), "target": dst.url("ours")}
+    return TaskRun(tmp, "bench", {**spec, "migration_type": "full-load-and-cdc"})
+
+
+TABLES = ("big", "pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
 
 
 def start_native(src: PostgresServer, dst: PostgresServer) -> None:
     dst.create_database("native")
-    for table in (
-        "big",
-        "pgbench_accounts",
-        "pgbench_branches",
-        "pgbench_tellers",
-        "pgbench_history",
-    ):
+    for table in TABLES:
         ddl = src.execute(
             "SELECT 'CREATE TABLE ' || %s || ' (' || string_agg(attname || ' ' || "
             "format_type(atttypid, atttypmod), ', ' ORDER BY attnum) || ')' FROM pg_attribute "
@@ -124,7 +130,9 @@ def start_native(src: PostgresServer, dst: PostgresServer) -> None:
         )[0][0]
         if pk:
             dst.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({pk})", db="native")
-    src.execute("CREATE PUBLICATION native FOR ALL TABLES", db="src")
+    # the bench's tables only: FOR ALL TABLES would also publish opendms's DDL capture
+    # tables, which the subscriber lacks
+    src.execute(f"CREATE PUBLICATION native FOR TABLE {', '.join(TABLES)}", db="src")
     dst.execute(
         f"CREATE SUBSCRIPTION native CONNECTION 'host=127.0.0.1 port={src.port} user=postgres "
         "dbname=src' PUBLICATION native",
@@ -132,28 +140,79 @@ def start_native(src: PostgresServer, dst: PostgresServer) -> None:
     )
 
 
-def caught_up_full_load(dst: PostgresServer, db: str, rows: int) -> None:
-    wait_for(dst, db, "SELECT count(*) FROM big", rows, limit=900)
+def native_ready(dst: PostgresServer) -> bool:
+    """Every table of the subscription has finished its initial copy."""
+    states = dst.execute("SELECT srsubstate FROM pg_subscription_rel", db="native")
+    return len(states) == len(TABLES) and all(s[0] == "r" for s in states)
 
 
-def update_all(src: PostgresServer, dst: PostgresServer, rows: int, mark: int) -> dict[str, float]:
+def both_streaming(dst: PostgresServer, task: TaskRun) -> None:
+    """Both targets loaded and streaming, then vacuumed and checkpointed, so no step pays
+    for the load (autovacuum of fresh tables, dirty buffers)."""
+    wait_until("opendms to stream (ongoing replication)", task.streaming, 900, task, every=0.2)
+    wait_until("the native subscription's tables", lambda: native_ready(dst), 900, task)
+    wait_until("opendms's apply metrics", task.paths, 30, task)
+    for db in DBS:
+        dst.execute("VACUUM ANALYZE", db=db)
+    dst.execute("CHECKPOINT")
+
+
+def update_all(
+    src: PostgresServer, dst: PostgresServer, task: TaskRun, rows: int, mark: int
+) -> dict[str, float]:
+    """One UPDATE of every row of ``big``: seconds from its COMMIT until each target has
+    it. Each side applies it as one transaction: a probe of one row by key tells (a
+    count of every row per poll would steal the two cores from the apply)."""
+    before, since, servers = task.paths(), task.log_size(), server_counters(src, dst)
     src.execute(f"UPDATE big SET n = {mark}", db="src")
-    sql = f"SELECT count(*) FROM big WHERE n = {mark}"
-    return {db: wait_for(dst, db, sql, rows) for db in ("native", "ours")}
+    took = reach_each(dst, f"SELECT count(*) FROM big WHERE id = {rows} AND n = {mark}", 1, task)
+    for db in DBS:
+        done = count(dst, db, f"SELECT count(*) FROM big WHERE n = {mark}")
+        if done != rows:
+            raise BenchError(f"{db}: {done} of {rows} rows updated once the probe row was")
+    print(f"opendms, {rows:,}-row UPDATE: {describe_paths(task.paths_after(before))}")
+    for line in task.applied_lines(since):
+        print(f"  {line}")
+    print(f"  servers during the UPDATE: {server_changes(servers, server_counters(src, dst))}")
+    return took
+
+
+def server_counters(src: PostgresServer, dst: PostgresServer) -> dict[str, float]:
+    """Source slots' spilled MB (the walsender's reorder buffer written to disk), target
+    checkpoints and autovacuum workers running (things that can slow one run down)."""
+    out = {
+        f"{name} slot spilled MB": float(mb)
+        for name, mb in src.execute(
+            "SELECT slot_name, spill_bytes / 1048576.0 FROM pg_stat_replication_slots", db="src"
+        )
+    }
+    row = dst.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+    out["target checkpoints"] = float(row[0][0])
+    workers = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+    out["target autovacuum workers"] = float(dst.execute(workers)[0][0])
+    return out
+
+
+def server_changes(before: dict[str, float], after: dict[str, float]) -> str:
+    vacuum = "target autovacuum workers"
+    moved = {k: v - before.get(k, 0.0) for k, v in after.items() if k != vacuum}
+    text = ", ".join(f"{k} +{v:.0f}" for k, v in moved.items())
+    return f"{text}; {vacuum} at start/end {before[vacuum]:.0f}/{after[vacuum]:.0f}"
 
 
 def pgbench_run(
-    src: PostgresServer, dst: PostgresServer, seconds: int
+    src: PostgresServer, dst: PostgresServer, task: TaskRun, seconds: int
 ) -> dict[str, tuple[float, float]]:
+    """pgbench for ``seconds``; per target: history rows behind when it stops, and
+    seconds from then until the target has them all."""
+    before = task.paths()
     pgbench(src, "-c4", "-j2", f"-T{seconds}", "-n")
-    want = src.execute("SELECT count(*), coalesce(sum(delta), 0) FROM pgbench_history", db="src")[0]
-    out = {}
-    for db in ("native", "ours"):
-        row = dst.execute("SELECT count(*), coalesce(sum(delta), 0) FROM pgbench_history", db=db)[0]
-        behind = want[0] - row[0]
-        took = wait_for(dst, db, "SELECT count(*) FROM pgbench_history", want[0])
-        out[db] = (float(behind), took)
-    return out
+    sql = "SELECT count(*) FROM pgbench_history"
+    want = count(src, "src", sql) or 0
+    behind = {db: want - (count(dst, db, sql) or 0) for db in DBS}
+    took = reach_each(dst, sql, want, task)
+    print(f"opendms, pgbench: {describe_paths(task.paths_after(before))}")
+    return {db: (float(behind[db]), took[db]) for db in DBS}
 
 
 def lake_rows(storage: Any, table: str) -> int:
@@ -170,46 +229,34 @@ def lake_rows(storage: Any, table: str) -> int:
     return total
 
 
-def s3_job(seconds: int, tmp: Path) -> None:
+def s3_job(seconds: int, scale: int, tmp: Path) -> None:
     from opendms.testing.lakereplay import open_lake
     from opendms.testing.servers import SeaweedS3Server
 
     with PostgresServer() as src, SeaweedS3Server() as s3:
         os.environ.update(s3.env())
         s3.create_bucket("bench")
-        setup_source(src, 1000)
+        setup_source(src, 1000, scale)
         lake = s3.url("bench", "lake")
         settings = "DataFormat=parquet;CdcMaxBatchInterval=1;TimestampColumnName=ts"
-        proc = start_task(tmp, "lake", src.url("src"), {"url": lake, "settings": settings})
-        try:
+        spec = {"source": src.url("src"), "target": {"url": lake, "settings": settings}}
+        with TaskRun(tmp, "lake", {**spec, "migration_type": "full-load-and-cdc"}) as task:
             storage = open_lake(lake)
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and lake_rows(storage, "big") < 1000:
-                time.sleep(0.5)
+            wait_until("the lake to stream", task.streaming, 300, task, every=0.2)
             pgbench(src, "-c4", "-j2", f"-T{seconds}", "-n")
             want = src.execute("SELECT count(*) FROM pgbench_history", db="src")[0][0]
             behind = want - lake_rows(storage, "pgbench_history")
-            start = time.perf_counter()
-            while lake_rows(storage, "pgbench_history") < want:
-                if time.perf_counter() - start > 600:
-                    raise SystemExit("the lake did not catch up within 600 s")
-                time.sleep(0.2)
-            took = time.perf_counter() - start
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            took = wait_until(
+                "the lake to hold every history row",
+                lambda: lake_rows(storage, "pgbench_history") >= want,
+                600,
+                task,
+                every=0.2,
+            )
     print(
         f"pgbench -c4 -T{seconds} -> S3 Parquet lake: {want:,} history rows, {behind:,} behind "
         f"at load stop, all in the lake {took:.2f}s later (CdcMaxBatchInterval=1)"
     )
-
-
-def start_task(tmp: Path, name: str, source: str, target: Any) -> subprocess.Popen[bytes]:
-    task = tmp / f"{name}.yaml"
-    spec = {"name": name, "source": source, "target": target}
-    task.write_text(yaml.safe_dump({**spec, "migration_type": "full-load-and-cdc"}))
-    cmd = [str(BIN / "opendms"), "--state", str(tmp / f"{name}.db"), "task", "run"]
-    return subprocess.Popen([*cmd, "--quiet", "--follow", str(task)], stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -218,17 +265,20 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--pgbench-seconds", type=int, default=30)
+    parser.add_argument("--pgbench-scale", type=int, default=5)
     parser.add_argument("--mysql-rows", type=int, default=200_000)
     parser.add_argument("--jobs", default="pg,s3,mysql")
+    smoke_option(parser)
     args = parser.parse_args()
+    # smoke: the UPDATEs still exceed STAGE_MIN (2000), so the staged path runs
+    smoke_sizes(args, rows=3000, pgbench_seconds=1, pgbench_scale=1, mysql_rows=3000)
     jobs = set(args.jobs.split(","))
     if "pg" in jobs:
         pg_job(args)
     if "s3" in jobs:
         with tempfile.TemporaryDirectory() as tmpdir:
-            s3_job(args.pgbench_seconds, Path(tmpdir))
+            s3_job(args.pgbench_seconds, args.pgbench_scale, Path(tmpdir))
     if "mysql" in jobs:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from cdc_mysql import mysql_job
 
         mysql_job(args.mysql_rows)
@@ -241,18 +291,12 @@ def pg_job(args: argparse.Namespace) -> None:
         PostgresServer() as src,
         PostgresServer() as dst,
     ):
-        setup_source(src, args.rows)
+        setup_source(src, args.rows, args.pgbench_scale)
         start_native(src, dst)
-        proc = start_opendms(src, dst, Path(tmpdir))
-        try:
-            for db in ("native", "ours"):
-                caught_up_full_load(dst, db, args.rows)
-            time.sleep(2)
-            updates = update_all(src, dst, args.rows, 1)
-            bench = pgbench_run(src, dst, args.pgbench_seconds)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+        with start_opendms(src, dst, Path(tmpdir)) as task:
+            both_streaming(dst, task)
+            updates = update_all(src, dst, task, args.rows, 1)
+            bench = pgbench_run(src, dst, task, args.pgbench_seconds)
     print(
         f"\n{args.rows:,}-row UPDATE, commit -> all applied: native {updates['native']:.2f}s, "
         f"opendms {updates['ours']:.2f}s, ratio {updates['native'] / updates['ours']:.2f}x "

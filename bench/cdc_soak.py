@@ -1,6 +1,7 @@
 """CDC soak (not a test): many SIGKILLs of a full-load-and-cdc task under write load.
 
     .venv/bin/python bench/cdc_soak.py [--kills 50] [--source pg|mysql] [--seed N] [--rounds 1]
+    .venv/bin/python bench/cdc_soak.py --smoke [--source mysql]   # 3 kills, 2,000 rows
 
 Private servers only. Each round creates a fresh ``ledger`` source table, runs
 the task with ``--follow``, kills it with SIGKILL at random moments (during the
@@ -17,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import smoke_option, smoke_sizes
 from opendms.testing.crash import (
     CrashRun,
     compare_tables,
@@ -68,7 +72,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--rows", type=int, default=200_000)
+    smoke_option(parser)
     args = parser.parse_args()
+    smoke_sizes(args, kills=3, rows=2000, rounds=1)
     for n in range(args.rounds):
         seed = args.seed if args.seed is not None else random.randrange(1 << 30)
         began = time.monotonic()

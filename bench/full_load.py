@@ -1,6 +1,7 @@
 """Full-load benchmark (not a test): opendms against the anchors, measured in one run.
 
     .venv/bin/python bench/full_load.py [--rows 1000000]
+    .venv/bin/python bench/full_load.py --smoke     # tiny sizes, seconds (the test suite)
 
 Starts private PostgreSQL and MariaDB servers, builds the 25-column ``trips``
 table on both, then times, side by side:
@@ -10,7 +11,9 @@ table on both, then times, side by side:
 - PG -> Parquet: one-stream ADBC read + pyarrow ParquetWriter vs opendms (local lake)
 
 and prints each as a speed ratio (anchor seconds / opendms seconds; > 1 means
-opendms is faster) plus opendms's peak RSS.
+opendms is faster) plus opendms's peak RSS. An anchor whose tool is missing is skipped
+with a note (pgloader is installed with apt-get when running as root, except in
+``--smoke``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pyarrow.parquet as pq
 
-from common import ensure_debian, opendms_task, report, run_timed
+from common import (
+    BenchError,
+    ensure_debian,
+    opendms_task,
+    report,
+    run_timed,
+    smoke_option,
+    smoke_sizes,
+)
 from opendms.testing.servers import MariaDBServer, PostgresServer
 from trips import mysql_ddl, mysql_fill, pg_ddl, pg_fill
 
@@ -48,7 +59,8 @@ def build_mysql(my: MariaDBServer, rows: int) -> None:
     my.execute(mysql_fill(rows), db="src")
     my.execute("ANALYZE TABLE trips", db="src")
     print(f"built MariaDB trips: {rows:,} rows in {time.perf_counter() - t:.1f}s")
-    time.sleep(5)  # let InnoDB's background flushing of the fill settle before timing
+    if rows >= 100_000:
+        time.sleep(5)  # let InnoDB's background flushing of the fill settle before timing
 
 
 def fresh_pg(pg: PostgresServer, name: str, with_table: bool) -> str:
@@ -72,10 +84,10 @@ def psql_pipe(pg: PostgresServer, fmt: str) -> float:
     return run_timed(["bash", "-o", "pipefail", "-c", cmd])[0]
 
 
-def pgloader(pg: PostgresServer, my: MariaDBServer) -> float:
-    exe = ensure_debian("pgloader", "pgloader")
+def pgloader(pg: PostgresServer, my: MariaDBServer, install: bool) -> float:
+    exe = ensure_debian("pgloader", "pgloader", install)
     if exe is None:
-        print("pgloader not available; skipping its anchor")
+        print("pgloader is not installed: skipping its anchor")
         return float("nan")
     target = fresh_pg(pg, "anchor", False)
     source = f"mysql://root@127.0.0.1:{my.port}/src"
@@ -83,7 +95,7 @@ def pgloader(pg: PostgresServer, my: MariaDBServer) -> float:
     opts = ["--with", "prefetch rows = 10000", "--with", "batch rows = 10000"]
     try:
         return run_timed([exe, "--quiet", *opts, source, target])[0]
-    except SystemExit as exc:
+    except BenchError as exc:
         print(f"pgloader failed: {exc}")
         return float("nan")
 
@@ -109,7 +121,9 @@ def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
-def pg_to_pg(pg: PostgresServer, tmp: Path, rss: dict[str, int], repeat: int) -> list[Result]:
+def pg_to_pg(
+    pg: PostgresServer, tmp: Path, rss: dict[str, int], rows: int, repeat: int
+) -> list[Result]:
     binary, text, times = [], [], []
     for _ in range(repeat):  # interleaved, so drift in the machine hits all three alike
         binary.append(psql_pipe(pg, "binary"))
@@ -118,7 +132,9 @@ def pg_to_pg(pg: PostgresServer, tmp: Path, rss: dict[str, int], repeat: int) ->
         took, rss["pg->pg"] = opendms_task(tmp, "pg2pg", spec)
         times.append(took)
         text.append(psql_pipe(pg, "text"))
-    assert pg.execute("SELECT count(*) FROM public.trips", db="ours")[0][0] > 0
+    loaded = pg.execute("SELECT count(*) FROM public.trips", db="ours")[0][0]
+    if loaded != rows:
+        raise BenchError(f"PG -> PG: the target holds {loaded} rows, expected {rows}")
     binary, text, ours = median(binary), median(text), median(times)
     return [
         ("PG -> PG vs psql COPY|COPY binary", binary, ours, ""),
@@ -127,15 +143,22 @@ def pg_to_pg(pg: PostgresServer, tmp: Path, rss: dict[str, int], repeat: int) ->
 
 
 def mysql_to_pg(
-    pg: PostgresServer, my: MariaDBServer, tmp: Path, rss: dict[str, int], repeat: int
+    pg: PostgresServer,
+    my: MariaDBServer,
+    tmp: Path,
+    rss: dict[str, int],
+    args: argparse.Namespace,
 ) -> list[Result]:
     source = f"mysql://root@127.0.0.1:{my.port}/src"
     anchors, times = [], []
-    for _ in range(repeat):
-        anchors.append(pgloader(pg, my))
+    for _ in range(args.repeat):
+        anchors.append(pgloader(pg, my, install=not args.smoke))
         target = fresh_pg(pg, "ours", False)
         took, rss["mysql->pg"] = opendms_task(tmp, "my2pg", {"source": source, "target": target})
         times.append(took)
+    loaded = pg.execute("SELECT count(*) FROM src.trips", db="ours")[0][0]
+    if loaded != args.rows:
+        raise BenchError(f"MySQL -> PG: the target holds {loaded} rows, expected {args.rows}")
     anchor, ours = median(anchors), median(times)
     return [("MySQL -> PG vs pgloader", anchor, ours, "goal >= 2.0x")]
 
@@ -154,7 +177,8 @@ def pg_to_parquet(
     out = sum(
         pq.ParquetFile(f).metadata.num_rows for f in (tmp / "lake/public/trips").glob("*.parquet")
     )
-    assert out == rows, f"lake holds {out} rows, expected {rows}"
+    if out != rows:
+        raise BenchError(f"PG -> Parquet: the lake holds {out} rows, expected {rows}")
     return [("PG -> Parquet vs ADBC+pyarrow", anchor, ours, "goal >= 0.91x (within 10%)")]
 
 
@@ -168,7 +192,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--jobs", default="pg,mysql,parquet", help="comma list: pg,mysql,parquet")
     parser.add_argument("--repeat", type=int, default=3, help="runs per job; medians are reported")
+    smoke_option(parser)
     args = parser.parse_args()
+    smoke_sizes(args, rows=2000, repeat=1)
     results: list[Result] = []
     rss: dict[str, int] = {}
     pg_settings = {"max_wal_size": "8GB", "checkpoint_timeout": "30min"}
@@ -181,12 +207,12 @@ def main() -> None:
         build_pg(pg, args.rows)
         jobs = args.jobs.split(",")
         if "pg" in jobs:
-            results += pg_to_pg(pg, tmp, rss, args.repeat)
+            results += pg_to_pg(pg, tmp, rss, args.rows, args.repeat)
         if "parquet" in jobs:
             results += pg_to_parquet(pg, tmp, rss, args.rows, args.repeat)
         if "mysql" in jobs:
             build_mysql(my, args.rows)
-            results += mysql_to_pg(pg, my, tmp, rss, args.repeat)
+            results += mysql_to_pg(pg, my, tmp, rss, args)
     report(results)
     print(
         "\nopendms peak RSS (MB): "

@@ -1,6 +1,7 @@
 """Validation benchmark (not a test): ``opendms validate`` on 1M-row trips.
 
     .venv/bin/python bench/validate.py [--rows 1000000] [--jobs pg,mysql]
+    .venv/bin/python bench/validate.py --smoke     # tiny sizes, seconds (the test suite)
 
 Starts private PostgreSQL and MariaDB servers, builds the 25-column ``trips`` table on
 PostgreSQL, full-loads it with opendms into PostgreSQL and into MariaDB, then times,
@@ -25,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import opendms_task
+from common import BenchError, opendms_task, smoke_option, smoke_sizes
 from opendms.config import TaskSpec, task_from_dict
 from opendms.endpoints import open_source
 from opendms.model import ReadPlan, TableRef
@@ -52,7 +53,8 @@ def timed_validate(spec: TaskSpec, store: StateStore, expect: int, checksums: bo
     result = validate_task(spec, store, checksums=checksums)
     took = time.perf_counter() - start
     found = len(result.failures)
-    assert found == expect, f"expected {expect} failures, found {found}"
+    if found != expect:
+        raise BenchError(f"validation found {found} failures, expected {expect}")
     return took
 
 
@@ -79,7 +81,9 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--jobs", default="pg,mysql", help="comma list: pg,mysql")
+    smoke_option(parser)
     args = parser.parse_args()
+    smoke_sizes(args, rows=2000)
     jobs = args.jobs.split(",")
     results = []
     with tempfile.TemporaryDirectory() as tmpdir, PostgresServer() as pg, MariaDBServer() as my:

@@ -83,9 +83,11 @@ class CdcLoop:
         self.on_ddl: Callable[[Transaction], None] | None = None
         self.heartbeat: Callable[[], None] | None = None  # idle, nothing pending
         self.lag_bytes: Callable[[], int] | None = None
+        self.apply_paths: Callable[[], dict[str, float]] | None = None  # applier counters
         self.live = False  # past the changes cached while the full load ran
         self.cached_end: Position | None = None  # end of what was cached when caught up
         self.received_at: datetime | None = None  # commit time of the newest received txn
+        self.took_at: datetime | None = None  # when the newest txn of the batch arrived
         self.metrics_at = 0.0
 
     def run(
@@ -161,6 +163,7 @@ class CdcLoop:
                 "target_latency_s": round(lag, 3) if self.batch else 0.0,
                 "throughput_rows_s": round(throughput, 1),
                 "source_lag_bytes": float(self.lag_bytes()) if self.lag_bytes else 0.0,
+                **(self.apply_paths() if self.apply_paths else {}),
             },
         )
 
@@ -172,6 +175,7 @@ class CdcLoop:
         if self.settings.max_bytes:
             self.bytes += _size(txn)
         self.received_at = txn.commit_time
+        self.took_at = datetime.now(UTC)
 
     def _due(self, idle: bool) -> bool:
         return (idle and self.settings.flush_when_idle) or self._full()
@@ -185,15 +189,33 @@ class CdcLoop:
     def _flush(self) -> None:
         batch, end = self.batch, self.batch[-1].end
         began = time.monotonic()
+        paths = self.apply_paths() if self.apply_paths else {}
         applied = self.apply(batch, str(end))
         self.confirm(end)
         self.applied = end
         self.store.set_position(self.task, str(end))
         self._record(batch)
-        log.info("applied %d changes up to %s", applied, end)
+        if log.isEnabledFor(logging.INFO):
+            log.info("applied %d changes up to %s%s", applied, end, self._how(batch, began, paths))
         self.batch, self.changes, self.bytes = [], 0, 0
         took = max(time.monotonic() - min(self.started, began), 1e-6)
         self._metrics(applied / took)
+
+    def _how(self, batch: list[Transaction], began: float, before: dict[str, float]) -> str:
+        """How a batch went: its apply time, how long after the source commit of its last
+        transaction it arrived and was applied, and the applier's paths it took."""
+        commit, now = batch[-1].commit_time, datetime.now(UTC)
+        text = f" in {len(batch)} transactions: apply {time.monotonic() - began:.2f} s"
+        if self.took_at is not None:
+            received = (self.took_at - commit).total_seconds()
+            done = (now - commit).total_seconds()
+            text += f", received {received:.2f} s and applied {done:.2f} s after commit"
+        if self.apply_paths is not None:
+            after = self.apply_paths()
+            ran = {k.removeprefix("apply_"): v - before.get(k, 0.0) for k, v in after.items()}
+            ran.pop("seconds", None)
+            text += "; paths " + " ".join(f"{k}={v:g}" for k, v in ran.items() if v)
+        return text
 
     def _record(self, batch: list[Transaction]) -> None:
         counts: Counter[tuple[str, str, str]] = Counter()

@@ -245,7 +245,9 @@ class FullLoad:
             self.progress.table_started(src.qualified, src.estimated_rows)
 
     def _copy(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
-        if passthrough_ok(self.source, self.target, unit.plan):
+        raw = passthrough_ok(self.source, self.target, unit.plan)
+        log.info("table %s: %s", unit.name, "raw COPY pass-through" if raw else "Arrow batches")
+        if raw:
             self._copy_raw(unit, run, snap)
             return
         seg = unit.segment.index if unit.segment and len(self._segments(run)) > 1 else None

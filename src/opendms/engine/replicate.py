@@ -254,6 +254,7 @@ class Replication:
         loop.on_ddl = lambda txn: self._ddl(applier, txn)
         loop.heartbeat = self._idle(validator)
         loop.lag_bytes = getattr(self.capture, "lag_bytes", None)
+        loop.apply_paths = getattr(applier, "apply_paths", None)  # PostgreSQL targets
         source = self.capture.stream(point.position, stop)
         stream = self._values(source)
         try:

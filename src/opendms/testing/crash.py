@@ -133,18 +133,31 @@ class CrashRun:
         assert done.returncode == 0, done.stderr
 
     def _kill_once(self, cmd: list[str], rng: random.Random, early: bool) -> None:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = self.workdir / "run.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)
         if early and self.in_load is not None:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not self.in_load():
-                time.sleep(0.01)
+            self._wait_for_load(proc)
             time.sleep(rng.uniform(0.0, 0.2))
         else:
             time.sleep(rng.uniform(0.3, 3.0))
+        if proc.poll() is not None:  # it must still run: it failed, say why at once
+            lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+            raise AssertionError(f"the task ended by itself (exit {proc.returncode}): {lines[-1]}")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if self.streaming is not None:
             self.phases.append(bool(self.streaming()))
+
+    def _wait_for_load(self, proc: subprocess.Popen[bytes]) -> None:
+        """Until the full load runs (at most 20 s, or until the task streams already)."""
+        deadline, probe_at = time.monotonic() + 20, time.monotonic() + 1
+        while time.monotonic() < deadline and proc.poll() is None and not self.in_load():
+            if self.streaming is not None and time.monotonic() > probe_at:
+                if self.streaming():  # probed once a second: the load is over already
+                    return
+                probe_at = time.monotonic() + 1
+            time.sleep(0.01)
 
 
 def pg_copy_running(target: str) -> bool:

@@ -289,15 +289,18 @@ class MySqlCapture:
         assert end is not None
         goal = (end.file_number, end.offset)
         feed = decoder.feed
-        ticked = time.monotonic()
+        ticked, delivered = time.monotonic(), False
         while not stop.is_set():
-            events = client.read_events(IDLE_WAIT)
+            # right after a transaction only look: nothing more is an idle tick at once, so
+            # the loop applies what it holds now rather than after IDLE_WAIT of silence
+            events = client.read_events(0.0 if delivered else IDLE_WAIT)
+            delivered = False
             for event in events:
                 txn = feed(event)
                 if not self._reached and (decoder.file_number, decoder.offset) >= goal:
                     self._reached = True
                 if txn is not None and txn.end > start:
-                    ticked = time.monotonic()
+                    ticked, delivered = time.monotonic(), True
                     yield txn
             if not events or time.monotonic() - ticked >= IDLE_WAIT:  # idle, or heartbeats
                 self._reached = self._reached or _heartbeat_reached(decoder, end)

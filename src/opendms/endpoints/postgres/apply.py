@@ -7,6 +7,7 @@ crash the target either has the batch and its position or neither.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +19,7 @@ from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect, sqlstate, translate
 from opendms.endpoints.postgres.netchanges import net_changes
-from opendms.endpoints.postgres.stage import STAGE_MIN, staged
+from opendms.endpoints.postgres.stage import STAGE_MIN, ApplyPaths, staged
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
 from opendms.endpoints.rowapply import TableMap as RowMap
@@ -147,12 +148,14 @@ def apply_batch(
     maps: dict[tuple[str, str], TableMap],
     batch: list[Transaction],
     checkpoint: tuple[str, str],
+    paths: ApplyPaths | None = None,
 ) -> int:
-    """Apply ``batch`` and record ``checkpoint`` (task, position) in one transaction."""
+    """Apply ``batch`` and record ``checkpoint`` (task, position) in one transaction;
+    ``paths`` counts the runs that were staged and those run as statements."""
     keys = {t: m.fold_key for t, m in maps.items() if m.fold_key}
     changes = _folded(batch, keys)
     with conn.transaction(), conn.cursor() as cur:
-        _apply_changes(conn, cur, maps, changes)
+        _apply_changes(conn, cur, maps, changes, ApplyPaths() if paths is None else paths)
         cur.execute(CHECKPOINT_SQL, checkpoint)
     return sum(len(t.changes) for t in batch)  # source changes (folding may run fewer)
 
@@ -201,23 +204,27 @@ class _Pipeline:
 
 
 def _apply_changes(
-    conn: Any, cur: Any, maps: dict[tuple[str, str], TableMap], changes: list[Change]
-) -> int:
+    conn: Any,
+    cur: Any,
+    maps: dict[tuple[str, str], TableMap],
+    changes: list[Change],
+    paths: ApplyPaths,
+) -> None:
     """Consecutive changes of the same shape run as one executemany (pipelined), or
-    by COPY when the run is long (see stage.py)."""
-    count = 0
+    by COPY when the run is long (see stage.py); ``paths`` counts which."""
     with _Pipeline(conn) as pipeline:
         for tmap, (sql, keep, keys), run in _runs(maps, changes):
             if len(run) >= STAGE_MIN:
                 pipeline.pause()
                 if staged(cur, tmap, run):
-                    count += len(run)
+                    paths.staged_runs += 1
+                    paths.staged_rows += len(run)
                     continue
                 pipeline.resume()
             args = [[c.values[i] for i in keep] + [c.key[i] for i in keys] for c in run]
             cur.executemany(sql, args)
-            count += len(run)
-    return count
+            paths.statement_runs += 1
+            paths.statement_rows += len(run)
 
 
 Run = tuple[TableMap, _Built, list[Change]]
@@ -365,6 +372,7 @@ class PgApplier:
     ) -> None:
         self.task, self.same_engine, self.python = task, same_engine, value_form == "python"
         self.url = url
+        self.paths = ApplyPaths()
         self.policies = {**DEFAULT_POLICIES, **(policies or {})}
         self.on_error = on_error
         self.suspended: set[tuple[str, str]] = set()
@@ -383,10 +391,18 @@ class PgApplier:
     def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
         """Apply a batch with its checkpoint; a value the server refuses raises DataError, a
         missing table or column TableError, a lost connection ConnectError (retryable)."""
+        began = time.perf_counter()
         try:
             return self._apply(batch, position, idempotent)
         except psycopg.Error as exc:
             raise self._translated(exc) from exc
+        finally:
+            self.paths.batches += 1
+            self.paths.seconds += time.perf_counter() - began
+
+    def apply_paths(self) -> dict[str, float]:
+        """How the batches ran so far (see :class:`ApplyPaths`)."""
+        return self.paths.metrics()
 
     def _translated(self, exc: psycopg.Error) -> Exception:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -401,16 +417,20 @@ class PgApplier:
             batch = [replace(t, changes=[self._adapt(c) for c in t.changes]) for t in batch]
         simple = not idempotent and not self.suspended
         if simple and not any(c.op is Op.DDL for t in batch for c in t.changes):
+            ran = ApplyPaths()  # counted once committed: a refused batch is redone below
             try:
-                return apply_batch(self.conn, self.maps, batch, (self.task, position))
+                applied = apply_batch(self.conn, self.maps, batch, (self.task, position), ran)
+                self.paths.add(ran)
+                return applied
             except psycopg.errors.IntegrityError:
-                pass  # a change conflicts: redo the batch one change at a time
+                self.paths.redone += 1  # a change conflicts: redo the batch one at a time
         skipped: list[tuple[str, str, str, str]] = []
         with self.conn.transaction(), self.conn.cursor() as cur:
             for txn in batch:
                 for change in txn.changes:
                     self._careful(cur, change, idempotent, skipped)
             cur.execute(CHECKPOINT_SQL, (self.task, position))
+        self.paths.one_by_one += sum(len(t.changes) for t in batch)
         for table, op, key, message in skipped:  # reported once the batch is committed
             if self.on_error is not None:
                 self.on_error(table, op, key, message)

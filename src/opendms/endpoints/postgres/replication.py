@@ -37,7 +37,7 @@ from opendms.endpoints.postgres.types import from_pg, quote_ident
 from opendms.errors import EndpointError, MissingExtraError, TaskError
 from opendms.model import Column, ColumnType, Table, TableRef
 
-IDLE_WAIT = 0.5  # seconds to wait for data before reporting an idle tick
+IDLE_WAIT = 0.5  # seconds to wait for data between idle ticks
 SLOT_FREE_WAIT = 30.0  # seconds to wait for a slot still held by an ended run's WAL sender
 TYPES = """
 SELECT format_type(t.oid, m.mod), coalesce(et.typtype, t.typtype),
@@ -254,9 +254,9 @@ class PgReplication:
         self._emit_mark()
         while not stop.is_set():
             msg = cur.read_message()
-            if msg is None:
+            if msg is None:  # nothing more for now: tick first, so the loop applies the
+                yield None  # batch it holds at once rather than after IDLE_WAIT of silence
                 select.select([cur], [], [], IDLE_WAIT)
-                yield None
                 continue
             txn = decoder.feed(msg.payload)
             if txn is not None:

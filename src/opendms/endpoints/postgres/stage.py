@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from opendms.cdc import UNCHANGED, Change, Op
@@ -25,6 +26,36 @@ from opendms.endpoints.postgres.types import quote_ident
 
 STAGE_MIN = 2000
 _names = itertools.count(1)
+
+
+@dataclass
+class ApplyPaths:
+    """How an applier's batches ran, counted since it opened (``task status --json``
+    shows them as ``apply_*`` metrics; the CDC loop logs each batch's share at INFO).
+
+    ``staged``: runs (and their changes) applied by COPY + one merge statement;
+    ``statements``: runs applied as one pipelined executemany; ``one_by_one``: changes
+    applied one statement and savepoint at a time (a batch the target refused on a
+    conflict, an idempotent replay after a restart, a batch with DDL or a suspended table);
+    ``redone``: batches that fell back to one by one after the fast path failed;
+    ``batches`` and ``seconds``: apply calls (refused ones too) and the time spent in them.
+    """
+
+    batches: int = 0
+    staged_runs: int = 0
+    staged_rows: int = 0
+    statement_runs: int = 0
+    statement_rows: int = 0
+    one_by_one: int = 0
+    redone: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: ApplyPaths) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def metrics(self) -> dict[str, float]:
+        return {f"apply_{k}": float(v) for k, v in asdict(self).items()}
 
 
 def staged(cur: Any, tmap: Any, changes: list[Change]) -> bool:
