@@ -550,3 +550,18 @@ def test_task_delete_drops_the_ddl_capture_objects_with_the_last_task(
     code, out = _cli(state, "task", "delete", "second")
     assert code == 0, out
     assert _artifacts(pg_db) == {"triggers": [], "tables": [], "functions": [], "published": []}
+
+
+def test_a_source_with_a_for_all_tables_publication(pg_db: str, tmp_path: Path) -> None:
+    """Another subscriber's FOR ALL TABLES publication publishes opendms's DDL-capture
+    tables too: each needs a replica identity, or the task could not even start (deleting
+    its selection rules failed)."""
+    execute(pg_db, [*SETUP, "CREATE PUBLICATION everything FOR ALL TABLES"])
+    store = StateStore(tmp_path / "state.db")
+    target = f"sqlite:///{tmp_path}/t.db"
+    spec = _task("ddl", pg_db, target)
+    run_task(spec, store)
+    execute(pg_db, ["ALTER TABLE items ADD COLUMN extra int", "UPDATE items SET extra = 7"])
+    run_task(spec, store)  # the rules are written again at every start
+    assert {c for c, _ in _columns(target, "items")} >= {"extra"}
+    assert {r[-1] for r in _rows(target, "items")} == {7}

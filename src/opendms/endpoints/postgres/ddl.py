@@ -187,6 +187,7 @@ CREATE TABLE IF NOT EXISTS {s}.{audit} (
 );
 CREATE TABLE IF NOT EXISTS {s}.{tables} (c_oid oid PRIMARY KEY, c_table jsonb NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.{rules} (
+  c_id bigserial PRIMARY KEY,
   c_publication text NOT NULL, c_schema text NOT NULL, c_table text NOT NULL,
   c_exclude boolean NOT NULL
 )
@@ -299,7 +300,8 @@ def register(
         conn.execute(f"DELETE FROM {art.q(RULES)} WHERE c_publication = %s", (publication,))
         with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO {art.q(RULES)} VALUES (%s, %s, %s, %s)",
+                f"INSERT INTO {art.q(RULES)} (c_publication, c_schema, c_table, c_exclude) "
+                "VALUES (%s, %s, %s, %s)",
                 rule_rows(publication, rules),
             )
         conn.execute(art.seed_sql(), (tables,))
