@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from opendms.cdc import LSN, UNCHANGED, Change, Op, TableChange, Transaction
+from opendms.cdc import LSN, UNCHANGED, Change, Op, TableChange, Transaction, row_change
 from opendms.errors import DecodeError
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -46,6 +46,7 @@ class Relation:
     key_flags: tuple[bool, ...]
     type_oids: tuple[int, ...]
     type_mods: tuple[int, ...] = ()
+    key_idx: tuple[int, ...] = ()  # positions of the key columns (set by the decoder)
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -109,8 +110,9 @@ class Decoder:
             types.append(_I.unpack_from(body, pos)[0])
             mods.append(_INT.unpack_from(body, pos + 4)[0])
             pos += 8  # type oid + typmod
+        key_idx = tuple(i for i, flag in enumerate(flags) if flag)
         rel = Relation(
-            oid, schema, name, ident, tuple(names), tuple(flags), tuple(types), tuple(mods)
+            oid, schema, name, ident, tuple(names), tuple(flags), tuple(types), tuple(mods), key_idx
         )
         self.relations[oid] = rel
         if self.relation_markers:
@@ -138,7 +140,7 @@ class Decoder:
     def _insert(self, body: memoryview) -> None:
         rel = self._relation_of(body)
         values, _ = _tuple(body, 5, rel)
-        self._add(Change(Op.INSERT, rel.schema, rel.name, rel.columns, values))
+        self._add(row_change(Op.INSERT, rel.schema, rel.name, rel.columns, values))
         return None
 
     def _update(self, body: memoryview) -> None:
@@ -148,14 +150,14 @@ class Decoder:
             old, pos = _tuple(body, pos + 1, rel)
         new, _ = _tuple(body, pos + 1, rel)
         key_cols, key = _key(rel, old, new)
-        self._add(Change(Op.UPDATE, rel.schema, rel.name, rel.columns, new, key_cols, key))
+        self._add(row_change(Op.UPDATE, rel.schema, rel.name, rel.columns, new, key_cols, key))
         return None
 
     def _delete(self, body: memoryview) -> None:
         rel = self._relation_of(body)
         old, _ = _tuple(body, 5, rel)
         key_cols, key = _key(rel, old, old)
-        self._add(Change(Op.DELETE, rel.schema, rel.name, (), (), key_cols, key))
+        self._add(row_change(Op.DELETE, rel.schema, rel.name, (), (), key_cols, key))
         return None
 
     def _truncate(self, body: memoryview) -> None:
@@ -179,7 +181,10 @@ def _key(
         cols = tuple(c for c, v in zip(rel.columns, old, strict=True) if v is not UNCHANGED)
         return cols, tuple(v for v in old if v is not UNCHANGED)
     source = old if old is not None else new
-    idx = [i for i, k in enumerate(rel.key_flags) if k]
+    idx = rel.key_idx
+    if len(idx) == 1:
+        i = idx[0]
+        return (rel.columns[i],), (source[i],)
     return tuple(rel.columns[i] for i in idx), tuple(source[i] for i in idx)
 
 
@@ -195,12 +200,17 @@ def _tuple(body: memoryview, pos: int, rel: Relation) -> tuple[tuple[Any, ...], 
         raise ValueError(f"{count} values for the {len(rel.columns)} columns of {rel.name}")
     pos += 2
     values: list[Any] = []
+    unpack = _I.unpack_from
     for _ in range(count):
         kind = body[pos]
         pos += 1
         if kind == 0x74:  # 't' text
-            raw, pos = _sized(body, pos)
-            values.append(raw.decode())
+            size = unpack(body, pos)[0]
+            end = pos + 4 + size
+            if end > len(body):
+                raise ValueError(f"a value of {size} bytes past the message's end")
+            values.append(str(body[pos + 4 : end], "utf-8"))
+            pos = end
         elif kind == 0x6E:  # 'n' null
             values.append(None)
         elif kind == 0x75:  # 'u' unchanged TOAST
