@@ -3,6 +3,7 @@ row-for-row comparison of source and target (PostgreSQL or MySQL/MariaDB sources
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import subprocess
@@ -53,16 +54,23 @@ class Writer:
         self.limit = limit
         self.rows = rows
         self.statements = 0
+        self.failures = 0  # statements that met a lost connection
 
     def run(self) -> None:
-        conn = connect(self.url)
-        try:
-            while not self.stop.is_set() and self.statements < self.limit:
+        """Write until stopped; a lost connection (a server restart) is reconnected."""
+        conn: Any = None
+        while not self.stop.is_set() and self.statements < self.limit:
+            try:
+                conn = conn or connect(self.url)
                 self._one(conn)
                 self.statements += 1
                 time.sleep(0.002)
-        finally:
-            conn.close()
+            except Exception:  # the server went away: whether the statement committed is
+                _closed(conn)  # the source's business (the test compares with it)
+                conn = None
+                self.failures += 1
+                self.stop.wait(0.2)
+        _closed(conn)
 
     def _one(self, conn: Any) -> None:
         pick = self.rng.random()
@@ -81,6 +89,12 @@ class Writer:
             query(conn, "INSERT INTO ledger VALUES (%s, 1, 1, 'tx')", (new,))
             query(conn, "COMMIT")
             self.next_id += 1
+
+
+def _closed(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def compare_tables(source: str, target: str, table: str, key: str) -> None:
@@ -107,24 +121,37 @@ class CrashRun:
     rows: int = 300_000  # the ledger's initial size (the writer's key range)
     in_load: Any = None  # () -> bool: the target is being loaded right now
     streaming: Any = None  # () -> bool: the task has reached streaming (a checkpoint)
+    restart: Any = None  # () -> None: restart the source's server (the task recovers)
+    restarts: int = 0  # server restarts, each while the task runs, before one of the kills
     phases: list[bool] = field(default_factory=list)
     statements: int = 0
+    restarted: int = 0
 
     def run(self) -> None:
         task = self.workdir / "task.yaml"
         spec = {"name": "crash", "source": self.source, "target": self.target}
-        tuning = {"ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0}}
+        tuning: dict[str, Any] = {"ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0}}
+        tuning["ErrorBehavior"] = {
+            "RecoverableErrorInterval": 1,
+            "RecoverableErrorThrottlingMax": 4,
+            "RecoverableErrorStopRetryAfterThrottlingMax": False,
+        }
         body = {**spec, "migration_type": "full-load-and-cdc", "task_settings": tuning}
         task.write_text(yaml.safe_dump(body))
         exe = str(Path(sys.executable).parent / "opendms")
         base = [exe, "--state", str(self.workdir / "state.db"), "task", "run", "--quiet"]
         rng = random.Random(self.seed)
+        later = range(self.early_kills, self.kills)
+        restart_at = (
+            set(rng.sample(later, min(self.restarts, len(later)))) if self.restart else set()
+        )
         writer = Writer(self.source, 1_000_000, self.seed, rows=self.rows)
         thread = threading.Thread(target=writer.run)
         thread.start()
         try:
             for kill in range(self.kills):
-                self._kill_once([*base, "--follow", str(task)], rng, kill < self.early_kills)
+                cmd = [*base, "--follow", str(task)]
+                self._kill_once(cmd, rng, kill < self.early_kills, kill in restart_at)
         finally:
             writer.stop.set()
             thread.join()
@@ -132,7 +159,9 @@ class CrashRun:
         done = subprocess.run([*base, str(task)], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
 
-    def _kill_once(self, cmd: list[str], rng: random.Random, early: bool) -> None:
+    def _kill_once(
+        self, cmd: list[str], rng: random.Random, early: bool, restart: bool = False
+    ) -> None:
         log = self.workdir / "run.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)
@@ -141,6 +170,11 @@ class CrashRun:
             time.sleep(rng.uniform(0.0, 0.2))
         else:
             time.sleep(rng.uniform(0.3, 3.0))
+        if restart:  # the running task must ride out a server restart by itself
+            self._wait_running(proc)  # (a restart during its start-up check fails the start)
+            self.restart()
+            self.restarted += 1
+            time.sleep(rng.uniform(2.0, 5.0))
         if proc.poll() is not None:  # it must still run: it failed, say why at once
             lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
             raise AssertionError(f"the task ended by itself (exit {proc.returncode}): {lines[-1]}")
@@ -148,6 +182,22 @@ class CrashRun:
         proc.wait()
         if self.streaming is not None:
             self.phases.append(bool(self.streaming()))
+
+    def _wait_running(self, proc: subprocess.Popen[bytes]) -> None:
+        """Until this process runs the task (past its start-up assessment), at most 30 s."""
+        from opendms.state import StateStore, TaskStatus
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            store = StateStore(self.workdir / "state.db")
+            try:
+                record = store.task("crash")
+            finally:
+                store.close()
+            ours = record is not None and record.pid == proc.pid
+            if ours and record is not None and record.status is TaskStatus.RUNNING:
+                return
+            time.sleep(0.05)
 
     def _wait_for_load(self, proc: subprocess.Popen[bytes]) -> None:
         """Until the full load runs (at most 20 s, or until the task streams already)."""

@@ -10,15 +10,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import random
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from opendms.testing.crash import Writer
 from opendms.testing.sql import connect, query
 
 _NUMBERS = itertools.count(1)
@@ -74,18 +73,13 @@ def can_cut_network() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None
 
 
-class Load:
-    """Inserts, updates and deletes rows of ``ledger`` (see opendms.testing.crash) until
-    stopped; a lost connection (a server restart, a cut link) is reconnected, so the load
-    goes on across faults. Whether a statement in flight at the fault committed is the
-    source's business: the tests compare target with source, not with this writer."""
+class Load(Writer):
+    """:class:`~opendms.testing.crash.Writer` in a thread for a ``with`` block: a write
+    load on ``ledger`` that reconnects after a fault and stops when the block ends."""
 
     def __init__(self, url: str, first_id: int, seed: int, rows: int) -> None:
-        self.url, self.next_id, self.rows = url, first_id, rows
-        self.rng = random.Random(seed)
-        self.stop = threading.Event()
-        self.statements = self.failures = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(url, first_id, seed, rows=rows)
+        self.thread = threading.Thread(target=self.run, daemon=True)
 
     def __enter__(self) -> Load:
         self.thread.start()
@@ -94,37 +88,6 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(60)
-
-    def _run(self) -> None:
-        conn: Any = None
-        while not self.stop.is_set():
-            try:
-                conn = conn or connect(self.url)
-                self._one(conn)
-                self.statements += 1
-                time.sleep(0.003)
-            except Exception:  # a fault: reconnect a moment later
-                self.failures += 1
-                with contextlib.suppress(Exception):
-                    conn.close()
-                conn = None
-                self.stop.wait(0.2)
-        with contextlib.suppress(Exception):
-            conn.close()
-
-    def _one(self, conn: Any) -> None:
-        pick, key = self.rng.random(), self.rng.randrange(1, self.rows)
-        if pick < 0.45:
-            new, self.next_id = self.next_id, self.next_id + 1
-            query(conn, "INSERT INTO ledger VALUES (%s, %s, %s, NULL)", (new, new % 97, new / 100))
-        elif pick < 0.85:
-            query(
-                conn,
-                "UPDATE ledger SET amount = amount + 1, note = %s WHERE id = %s",
-                (f"u{self.statements}", key),
-            )
-        else:
-            query(conn, "DELETE FROM ledger WHERE id = %s", (key,))
 
 
 def terminate_pg_backends(url: str, database: str) -> int:
