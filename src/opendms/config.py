@@ -123,6 +123,15 @@ class ChangeProcessingTuningSection(_Strict):
     StatementCacheSize: int = Field(default=50, ge=0)
 
 
+class DdlHandlingSection(_Strict):
+    """DMS ChangeProcessingDdlHandlingPolicy: whether a source table's DROP and TRUNCATE
+    during CDC are done to the target table too (ALTER is always followed)."""
+
+    HandleSourceTableDropped: bool = True
+    HandleSourceTableTruncated: bool = True
+    HandleSourceTableAltered: bool = True
+
+
 class ValidationSection(_Strict):
     """DMS ValidationSettings (``opendms validate``; EnableValidation also validates each
     table after a task's full load)."""
@@ -146,6 +155,7 @@ class TaskSettings(_Strict):
     ErrorBehavior: ErrorBehaviorSection = ErrorBehaviorSection()
     TargetMetadata: TargetMetadataSection = TargetMetadataSection()
     ChangeProcessingTuning: ChangeProcessingTuningSection = ChangeProcessingTuningSection()
+    ChangeProcessingDdlHandlingPolicy: DdlHandlingSection = DdlHandlingSection()
     ValidationSettings: ValidationSection = ValidationSection()
 
 

@@ -342,16 +342,28 @@ def test_unchanged_toast_is_null_with_one_warning(
     assert read(target, path).column("customer").to_pylist() == ["long text", None, None]
 
 
-def test_truncate_is_counted_not_written(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_truncate_removes_the_table_files(tmp_path: Path) -> None:
+    """As DMS does: a TRUNCATE removes the table's earlier LOAD and CDC files (the rows of
+    the batch before it too); rows after it in the batch go to a new file."""
     target = lake(tmp_path, DataFormat="parquet")
-    applier = LakeApplier(target, "t", [plan(ITEMS)])
+    target.prepare(ITEMS, PrepMode.DROP_AND_CREATE)
+    writer = target.writer(ITEMS, None)
+    writer.write(pa.RecordBatch.from_pylist([{"sku": "loaded", "qty": 1}]))
+    writer.close()
+    applier = LakeApplier(target, "t", [plan(ITEMS), plan(ORDERS)])
+    applier.apply([txn(1, 0, ins(ITEMS, sku="a", qty=1))], "0/10", False)
+    order = ins(ORDERS, order_id=1, customer="c", total=Decimal("1.00"), placed=T0)
     truncate = Change(Op.TRUNCATE, "inventory", "items")
-    with caplog.at_level(logging.WARNING, logger="opendms.lake.cdc"):
-        applier.apply([txn(1, 0, ins(ITEMS, sku="x", qty=1), truncate)], "0/10", False)
+    batch = [txn(2, 1, ins(ITEMS, sku="b", qty=2), order, truncate, ins(ITEMS, sku="c", qty=3))]
+    applier.apply(batch, "0/20", False)
     assert applier.truncates == {"inventory.items": 1}
-    assert any("TRUNCATE is not written" in r.getMessage() for r in caplog.records)
-    (path,) = cdc_paths(target, ITEMS)
-    assert read(target, path).column("Op").to_pylist() == ["I"]
+    (path,) = cdc_paths(target, ITEMS)  # the LOAD file and the first CDC file are gone
+    got = read(target, path)
+    assert got.column("Op").to_pylist() == ["I"] and got.column("sku").to_pylist() == ["c"]
+    assert [read(target, p).column("order_id").to_pylist() for p in cdc_paths(target, ORDERS)] == [
+        [1]
+    ]
+    assert [f for f in all_files(target) if "LOAD" in f] == []
 
 
 def test_table_without_key_deletes_by_whole_row(tmp_path: Path) -> None:

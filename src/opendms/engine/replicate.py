@@ -383,8 +383,10 @@ class Replication:
         self.follower = SchemaFollower(tables, self.transformed, self._plan_new, convert)
         steps: list[Callable[[Change], list[Change]]] = [self.follower.one]
         steps.append(Transformer(self.transformed, self._records_changes()).one)
+        policy = self.spec.task_settings.ChangeProcessingDdlHandlingPolicy
+        keep_truncates = policy.HandleSourceTableTruncated
         for txn in stream:
-            if txn is not None and (convert or self.transformed or _special(txn)):
+            if txn is not None and (convert or self.transformed or _special(txn, keep_truncates)):
                 txn = replace(txn, changes=self._screened(txn.changes, steps))
             yield txn
 
@@ -395,7 +397,15 @@ class Replication:
         its ``error`` set, so the error policy decides about it in order with the writes
         (see isolate.py)."""
         out: list[Change] = []
+        truncate = self.spec.task_settings.ChangeProcessingDdlHandlingPolicy
         for change in changes:
+            if change.op is Op.TRUNCATE and not truncate.HandleSourceTableTruncated:
+                log.info(
+                    "table %s.%s: TRUNCATE not applied (HandleSourceTableTruncated false)",
+                    change.schema,
+                    change.table,
+                )
+                continue
             if change.error:
                 out.append(change)
                 continue
@@ -428,10 +438,14 @@ class Replication:
                 )
 
 
-def _special(txn: Transaction) -> bool:
-    """A transaction with DDL (the follower must see it) or changes the source could not
-    decode; others pass through as they are when no value needs converting."""
-    return any(c.op is Op.DDL or c.error for c in txn.changes)
+def _special(txn: Transaction, keep_truncates: bool = True) -> bool:
+    """A transaction with DDL (the follower must see it), changes the source could not
+    decode, or a TRUNCATE that is not to be applied; others pass through as they are when
+    no value needs converting."""
+    return any(
+        c.op is Op.DDL or c.error or (c.op is Op.TRUNCATE and not keep_truncates)
+        for c in txn.changes
+    )
 
 
 def _error_text(exc: DataError) -> str:

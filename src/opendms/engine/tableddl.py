@@ -108,6 +108,11 @@ class TableDdl:
         plan = self.plans.pop(key, None)
         if plan is None:
             return
+        policy = self.spec.task_settings.ChangeProcessingDdlHandlingPolicy
+        if not policy.HandleSourceTableDropped:
+            applier.table_dropped(*key)
+            log.info("table %s.%s dropped on the source: the target table is kept", *key)
+            return
         self.target.drop_table(plan.target)
         applier.table_dropped(*key)
         log.info("table %s.%s dropped on the source: dropped %s", *key, plan.target.qualified)

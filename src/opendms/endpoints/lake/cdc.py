@@ -41,8 +41,10 @@ What the lake cannot say exactly:
   that fails a ``D`` by key (a no-op when the row was never in the lake).
 * An update that changes the key is written as ``D`` (old key) then ``U`` (new
   row), so that replaying the files by key leaves no row behind under the old key.
-* TRUNCATE is not written (no file row can say "all rows gone", and the files
-  are never deleted): it is logged and counted in :attr:`LakeApplier.truncates`.
+* TRUNCATE removes the table's LOAD and CDC files written before it, as DMS does (no
+  file row can say "all rows gone"); rows after it in the same batch go to new files.
+  The removal happens after the batch's ``pending`` entry is saved and before its files
+  are written, so a retry after a crash removes (nothing more) and writes the same files.
 * A schema change (``Op.DDL``) makes the following files use the new column
   set; older files keep theirs (readers match columns by name). A batch in which
   a table's columns change between rows gets one file per column set, with
@@ -80,6 +82,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.endpoints.base import PrepMode
 from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending
 from opendms.endpoints.lake.settings import LakeSettings
 from opendms.endpoints.lake.storage import delete_files, put_object, translate_os_error
@@ -347,7 +350,7 @@ class LakeApplier:
         self.shapes = {(p.source.schema, p.source.name): _Shape.of(p) for p in plans}
         self.store = CheckpointStore(target, task)
         self.checkpoint = self.store.load()
-        self.truncates: Counter[str] = Counter()  # TRUNCATEs the lake could not show
+        self.truncates: Counter[str] = Counter()  # TRUNCATEs applied (files removed)
         self.unknown_warned: set[str] = set()
 
     # -- Applier protocol
@@ -367,15 +370,18 @@ class LakeApplier:
 
         ``idempotent`` needs nothing here: readers replay the files by key (upsert)."""
         shapes = dict(self.shapes)
-        segments = self._segments(batch, shapes)
+        truncated: set[tuple[str, str]] = set()
+        segments = self._segments(batch, shapes, truncated)
         old, last = self.checkpoint.pending, self.checkpoint.last_stamp
         jobs: list[_Job] = []
-        if segments:
+        if segments or truncated:
             first = self._first_stamp(batch)
-            jobs, depth = self._jobs(segments, first)
-            last = stamp_text(first + (depth - 1) * ONE_MS)
+            jobs, depth = self._jobs(segments, first) if segments else ([], 1)
+            last = stamp_text(first + (depth - 1) * ONE_MS) if segments else last
             pending = Pending(position, stamp_text(first), tuple(j.path for j in jobs))
             self._save(replace(self.checkpoint, pending=pending))
+        for key in sorted(truncated):  # before the batch's own files are written
+            self.target.prepare(shapes[key].target, PrepMode.TRUNCATE_BEFORE_LOAD)
         for job in jobs:
             self._write(job)
         if old is not None:
@@ -400,15 +406,19 @@ class LakeApplier:
 
     def close(self) -> None:
         for table, count in sorted(self.truncates.items()):
-            log.info("table %s: %d TRUNCATE(s) are not in the lake files", table, count)
+            log.info("table %s: %d TRUNCATE(s) removed its files", table, count)
 
     # -- batch to rows
 
     def _segments(
-        self, batch: list[Transaction], shapes: dict[tuple[str, str], _Shape]
+        self,
+        batch: list[Transaction],
+        shapes: dict[tuple[str, str], _Shape],
+        truncated: set[tuple[str, str]],
     ) -> dict[tuple[str, str], list[_Segment]]:
         """The batch's rows per table, a new segment wherever a DDL changes its columns
-        (``shapes`` follows the DDLs; it becomes the applier's after the batch)."""
+        (``shapes`` follows the DDLs; it becomes the applier's after the batch). A
+        TRUNCATE drops the table's rows of the batch before it and joins ``truncated``."""
         out: dict[tuple[str, str], list[_Segment]] = {}
         allowed = allowed_ops(self.settings)
         for txn in batch:
@@ -421,6 +431,11 @@ class LakeApplier:
                 if change.op is Op.DDL:
                     shapes[key] = _after_ddl(shape, change, out.setdefault(key, []))
                     continue
+                if change.op is Op.TRUNCATE:
+                    out[key] = [_Segment(shape)]
+                    truncated.add(key)
+                    self.truncates[shape.source.qualified] += 1
+                    continue
                 rows = self._rows(shape, change)
                 wanted = [(op, row) for op, row in rows if op in allowed]
                 if wanted:
@@ -431,14 +446,6 @@ class LakeApplier:
 
     def _rows(self, shape: _Shape, change: Change) -> list[tuple[str, dict[str, Any]]]:
         """(Op letter, row by target column) for one row change."""
-        if change.op is Op.TRUNCATE:
-            self.truncates[shape.source.qualified] += 1
-            log.warning(
-                "table %s: TRUNCATE is not written to the lake files; "
-                "the rows before it stay in the files",
-                shape.source.qualified,
-            )
-            return []
         old = change.before()
         before = _image(shape, old)
         if change.op is Op.DELETE:
