@@ -24,14 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import smoke_option, smoke_sizes
-from opendms.testing.crash import (
-    CrashRun,
-    compare_tables,
-    create_ledger,
-    pg_checkpointed,
-    pg_copy_running,
-    state_loading,
-)
+from opendms.testing.crash import STREAMING, CrashRun, compare_tables, create_ledger
 from opendms.testing.servers import MariaDBServer, PostgresServer
 
 
@@ -59,14 +52,12 @@ def _run(
         kills=kills,
         seed=seed,
         rows=rows,
-        in_load=lambda: state_loading(tmp / "state.db") or pg_copy_running(target),
-        streaming=lambda: pg_checkpointed(target),
         restart=lambda: restart(down=1.0),
         restarts=restarts,
     )
     run.run()
     compare_tables(source, target, "ledger", "id")
-    streamed = sum(run.phases)
+    streamed = sum(phase == STREAMING for phase in run.phases)
     return (
         f"{kills} kills ({kills - streamed} before streaming, {streamed} while streaming), "
         f"{run.restarted} server restarts under the running task, "

@@ -209,8 +209,8 @@ class StateStore:
         stamp = now()
         if status is TaskStatus.STARTING:
             self._exec(
-                "UPDATE tasks SET status=?, stop_reason='', started_at=?, stopped_at=NULL "
-                "WHERE name=?",
+                "UPDATE tasks SET status=?, stop_reason='', started_at=?, stopped_at=NULL, "
+                "phase='' WHERE name=?",
                 (status.value, stamp, name),
             )
         elif status in (TaskStatus.STOPPED, TaskStatus.FAILED):

@@ -55,6 +55,7 @@ class Writer:
         self.rows = rows
         self.statements = 0
         self.failures = 0  # statements that met a lost connection
+        self.pause = 0.002  # seconds between statements (pacing only)
 
     def run(self) -> None:
         """Write until stopped; a lost connection (a server restart) is reconnected."""
@@ -64,7 +65,7 @@ class Writer:
                 conn = conn or connect(self.url)
                 self._one(conn)
                 self.statements += 1
-                time.sleep(0.002)
+                time.sleep(self.pause)  # paces the load; no verdict depends on it
             except Exception:  # the server went away: whether the statement committed is
                 _closed(conn)  # the source's business (the test compares with it)
                 conn = None
@@ -107,107 +108,131 @@ def compare_tables(source: str, target: str, table: str, key: str) -> None:
     assert not differ, f"rows differ for keys {differ[:10]}"
 
 
+FULL_LOAD = "full load"
+CATCH_UP = "applying cached changes"
+STREAMING = "ongoing replication"
+
+
 @dataclass
 class CrashRun:
     """SIGKILL a ``full-load-and-cdc`` task ``kills`` times under write load, restart it
-    each time, then let it catch up. ``early_kills`` land inside the full load."""
+    each time, then let it catch up.
+
+    Where each kill lands: ``schedule`` names the phase each kill aims at (``full load``,
+    ``applying cached changes``, ``ongoing replication``; by default ``early_kills`` in the
+    full load, the rest while streaming); the kill waits for this run of the task to be in
+    that phase (at most 30 s), and :attr:`phases` records the phase the killed run had
+    written last, read from the state store. ``events`` run between kills (source DDL).
+    ``restart`` restarts the source's server under the running task (``restarts`` times).
+    """
 
     source: str
-    target: str
+    target: Any  # a URL, or {"url": ..., "settings": ...}
     workdir: Path
     kills: int = 10
     seed: int = 20261125
     early_kills: int = 3
     rows: int = 300_000  # the ledger's initial size (the writer's key range)
-    in_load: Any = None  # () -> bool: the target is being loaded right now
-    streaming: Any = None  # () -> bool: the task has reached streaming (a checkpoint)
+    in_load: Any = None  # () -> bool: the target is being loaded right now (soak only)
+    streaming: Any = None  # () -> bool: the task has reached streaming (soak only)
     restart: Any = None  # () -> None: restart the source's server (the task recovers)
     restarts: int = 0  # server restarts, each while the task runs, before one of the kills
-    phases: list[bool] = field(default_factory=list)
+    name: str = "crash"
+    schedule: list[str] | None = None
+    events: dict[int, Any] = field(default_factory=dict)  # kill index -> () -> None
+    writer: Any = None  # a Writer (default: the ledger Writer)
+    phases: list[str] = field(default_factory=list)  # the phase each kill landed in
     statements: int = 0
     restarted: int = 0
 
     def run(self) -> None:
-        task = self.workdir / "task.yaml"
-        spec = {"name": "crash", "source": self.source, "target": self.target}
+        task = self.workdir / f"{self.name}.yaml"
         tuning: dict[str, Any] = {"ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0}}
         tuning["ErrorBehavior"] = {
             "RecoverableErrorInterval": 1,
             "RecoverableErrorThrottlingMax": 4,
             "RecoverableErrorStopRetryAfterThrottlingMax": False,
         }
-        body = {**spec, "migration_type": "full-load-and-cdc", "task_settings": tuning}
+        body = {"name": self.name, "source": self.source, "target": self.target}
+        body |= {"migration_type": "full-load-and-cdc", "task_settings": tuning}
         task.write_text(yaml.safe_dump(body))
         exe = str(Path(sys.executable).parent / "opendms")
-        base = [exe, "--state", str(self.workdir / "state.db"), "task", "run", "--quiet"]
+        base = [exe, "--state", str(self.state), "task", "run", "--quiet", "--skip-assessment"]
         rng = random.Random(self.seed)
-        later = range(self.early_kills, self.kills)
+        plan = self.schedule or [FULL_LOAD] * self.early_kills + [STREAMING] * (
+            self.kills - self.early_kills
+        )
+        later = [i for i, p in enumerate(plan) if p == STREAMING]
         restart_at = (
             set(rng.sample(later, min(self.restarts, len(later)))) if self.restart else set()
         )
-        writer = Writer(self.source, 1_000_000, self.seed, rows=self.rows)
+        writer = self.writer or Writer(self.source, 1_000_000, self.seed, rows=self.rows)
         thread = threading.Thread(target=writer.run)
         thread.start()
         try:
-            for kill in range(self.kills):
-                cmd = [*base, "--follow", str(task)]
-                self._kill_once(cmd, rng, kill < self.early_kills, kill in restart_at)
+            for i, aim in enumerate(plan):
+                self._kill_once([*base, "--follow", str(task)], rng, aim, i in restart_at)
+                if i in self.events:
+                    self.events[i]()
         finally:
             writer.stop.set()
             thread.join()
         self.statements = writer.statements
-        done = subprocess.run([*base, str(task)], capture_output=True, text=True, timeout=600)
+        done = subprocess.run([*base, str(task)], capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stderr
 
-    def _kill_once(
-        self, cmd: list[str], rng: random.Random, early: bool, restart: bool = False
-    ) -> None:
-        log = self.workdir / "run.log"
+    @property
+    def state(self) -> Path:
+        return self.workdir / "state.db"
+
+    def _kill_once(self, cmd: list[str], rng: random.Random, aim: str, restart: bool) -> None:
+        log = self.workdir / f"{self.name}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)
-        if early and self.in_load is not None:
-            self._wait_for_load(proc)
-            time.sleep(rng.uniform(0.0, 0.2))
-        else:
-            time.sleep(rng.uniform(0.3, 3.0))
+        self._until_phase(proc, aim)
+        if aim == FULL_LOAD:
+            time.sleep(rng.uniform(0.0, 0.2))  # somewhere inside the load (no verdict)
+        elif aim == STREAMING:
+            time.sleep(rng.uniform(0.2, 1.2))  # somewhere while streaming (no verdict)
         if restart:  # the running task must ride out a server restart by itself
-            self._wait_running(proc)  # (a restart during its start-up check fails the start)
             self.restart()
             self.restarted += 1
-            time.sleep(rng.uniform(2.0, 5.0))
+            self._until_phase(proc, STREAMING)
         if proc.poll() is not None:  # it must still run: it failed, say why at once
             lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
             raise AssertionError(f"the task ended by itself (exit {proc.returncode}): {lines[-1]}")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if self.streaming is not None:
-            self.phases.append(bool(self.streaming()))
+        self.phases.append(self._phase())
 
-    def _wait_running(self, proc: subprocess.Popen[bytes]) -> None:
-        """Until this process runs the task (past its start-up assessment), at most 30 s."""
-        from opendms.state import StateStore, TaskStatus
-
+    def _until_phase(self, proc: subprocess.Popen[bytes], aim: str) -> None:
+        """Until this process's run of the task is in phase ``aim`` (at most 30 s; a
+        full load that is over already counts as reached)."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
-            store = StateStore(self.workdir / "state.db")
-            try:
-                record = store.task("crash")
-            finally:
-                store.close()
-            ours = record is not None and record.pid == proc.pid
-            if ours and record is not None and record.status is TaskStatus.RUNNING:
-                return
-            time.sleep(0.05)
-
-    def _wait_for_load(self, proc: subprocess.Popen[bytes]) -> None:
-        """Until the full load runs (at most 20 s, or until the task streams already)."""
-        deadline, probe_at = time.monotonic() + 20, time.monotonic() + 1
-        while time.monotonic() < deadline and proc.poll() is None and not self.in_load():
-            if self.streaming is not None and time.monotonic() > probe_at:
-                if self.streaming():  # probed once a second: the load is over already
+            record, loading = self._record()
+            if record is not None and record.pid == proc.pid:
+                if record.phase == aim and (aim != FULL_LOAD or loading):
                     return
-                probe_at = time.monotonic() + 1
-            time.sleep(0.01)
+                if aim == FULL_LOAD and record.phase in (CATCH_UP, STREAMING):
+                    return  # the load was too quick to catch
+            time.sleep(0.01)  # polling interval only
+
+    def _record(self) -> tuple[Any, bool]:
+        if not self.state.exists():
+            return None, False
+        from opendms.state import StateStore, TableState
+
+        store = StateStore(self.state)
+        try:
+            loading = any(t.state is TableState.FULL_LOAD for t in store.tables(self.name))
+            return store.task(self.name), loading
+        finally:
+            store.close()
+
+    def _phase(self) -> str:
+        record, _ = self._record()
+        return record.phase if record is not None else ""
 
 
 def pg_copy_running(target: str) -> bool:
@@ -217,26 +242,3 @@ def pg_copy_running(target: str) -> bool:
             "SELECT 1 FROM pg_stat_progress_copy WHERE datname = current_database()"
         ).fetchone()
     return row is not None
-
-
-def state_loading(state: Path, task: str = "crash") -> bool:
-    """The task's state store shows a table being loaded (its full load is under way)."""
-    if not state.exists():
-        return False
-    from opendms.state import StateStore, TableState
-
-    store = StateStore(state)
-    try:
-        return any(t.state is TableState.FULL_LOAD for t in store.tables(task))
-    finally:
-        store.close()
-
-
-def pg_checkpointed(target: str, task: str = "crash") -> bool:
-    """The task holds a checkpoint in the target PostgreSQL database (it streams)."""
-    with psycopg.connect(target) as conn:
-        exists = conn.execute("SELECT to_regclass('opendms.checkpoints')").fetchone()
-        if not exists or exists[0] is None:
-            return False
-        row = conn.execute("SELECT 1 FROM opendms.checkpoints WHERE task = %s", (task,))
-        return row.fetchone() is not None
