@@ -48,7 +48,15 @@ from tests.oracles.lakefiles import (
     read_file,
 )
 
-__all__ = ["FileRow", "Lake", "LakeError", "LakeTable", "lake_files", "read_lake"]
+__all__ = [
+    "FileRow",
+    "Lake",
+    "LakeError",
+    "LakeTable",
+    "lake_files",
+    "lake_filesystem",
+    "read_lake",
+]
 Keys = Mapping[str, Sequence[str]] | Sequence[str]
 Columns = Mapping[str, Sequence[str]] | Sequence[str] | None
 _URL_KEYS = {"endpoint_url", "region"}
@@ -136,6 +144,12 @@ def lake_files(where: str | Path, settings: Mapping[str, Any] | str | None = Non
         schema, table = name.split(".", 1)
         tables[name] = LakeTable(schema, table, (), loads, cdc)
     return Lake(files, tables)
+
+
+def lake_filesystem(where: str | Path) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and root path of a lake (to damage or plant files in tests)."""
+    fs, root, _ = _open(where)
+    return fs, root
 
 
 def _as_dict(settings: Mapping[str, Any] | str | None) -> dict[str, Any]:
