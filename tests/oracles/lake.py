@@ -28,7 +28,7 @@ code; the file rules are in :mod:`tests.oracles.lakefiles`.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -424,10 +424,3 @@ def _sortable(value: Any) -> tuple[bool, str, Any]:
     if value is None:
         return (False, "", 0)
     return (True, type(value).__name__, _hashable(value))
-
-
-def iter_rows(lake: Lake) -> Iterator[tuple[str, Row]]:
-    """Every current row of every table, with its ``schema.table``."""
-    for name, table in sorted(lake.tables.items()):
-        for row in table.rows:
-            yield name, row

@@ -232,3 +232,23 @@ def test_stamp_and_counter_rules() -> None:
         "LOAD00000010.csv",
     ]
     assert load_name(3, "parquet", segment=2) == "SEGMENT2_LOAD00000003.parquet"
+
+
+def test_lenient_by_table_and_updates_without_deletes(tmp_path: Path) -> None:
+    """Lenient folding for the named tables only; with CdcInsertsAndUpdates (no D rows)
+    a key change is only the U of the new key, which may find no row."""
+    _load(tmp_path, 1)
+    _parquet(tmp_path, "s/u/LOAD00000001.parquet", [{"id": 1, "v": "v1"}])
+    for table in ("t", "u"):
+        rows = [{"Op": "U", "id": 9, "v": "x"}]
+        _parquet(tmp_path, f"s/{table}/20240101-000000001.parquet", rows)
+    keys = {"s.t": ["id"], "s.u": ["id"]}
+    with pytest.raises(LakeError, match=r"s/u/20240101-000000001\.parquet row 0"):
+        read_lake(tmp_path, PARQUET, keys=keys, lenient=["s.t"])
+    lake = read_lake(tmp_path, PARQUET, keys=keys, lenient=["s.t", "s.u"])
+    assert [r["id"] for r in lake["s.u"].rows] == [1, 9]
+    inserts_and_updates = f"{PARQUET};CdcInsertsAndUpdates=true;IncludeOpForFullLoad=true"
+    _parquet(tmp_path, "s/t/LOAD00000001.parquet", [{"Op": "I", "id": 1, "v": "v1"}])
+    _parquet(tmp_path, "s/u/LOAD00000001.parquet", [{"Op": "I", "id": 1, "v": "v1"}])
+    lake = read_lake(tmp_path, inserts_and_updates, keys=keys)
+    assert [r["id"] for r in lake["s.t"].rows] == [1, 9]
