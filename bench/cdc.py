@@ -219,7 +219,7 @@ def lake_rows(storage: Any, table: str) -> int:
     """Rows in a table's lake files (Parquet footers only; the table is insert-only)."""
     import pyarrow.parquet as pq
 
-    from opendms.testing.lakereplay import lake_files
+    from opendms.endpoints.lake.replay import lake_files
 
     loads, changes = lake_files(storage, "public", table)
     total = 0
@@ -230,7 +230,7 @@ def lake_rows(storage: Any, table: str) -> int:
 
 
 def s3_job(seconds: int, scale: int, tmp: Path) -> None:
-    from opendms.testing.lakereplay import open_lake
+    from opendms.endpoints.lake.replay import open_lake
     from opendms.testing.servers import SeaweedS3Server
 
     with PostgresServer() as src, SeaweedS3Server() as s3:

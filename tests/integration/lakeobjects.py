@@ -1,23 +1,15 @@
 """The objects of a lake read without opendms: local files, or S3 objects through boto3.
 
-Tests use it to see exactly what a lake consumer sees: every object (zero-byte folder
-markers included), each file's bytes, and the rows of the CDC files of a table in
-name order (``yyyymmdd-hhmmssfff``, which is commit order).
+Tests use it to see exactly what a lake consumer sees at the object level: every object
+(zero-byte folder markers included) with its size, and each file's bytes. Rows are read
+by :mod:`tests.oracles.lake`.
 """
 
 from __future__ import annotations
 
-import io
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-CDC_NAME = re.compile(r"^\d{8}-\d{9}\.(parquet|csv|csv\.gz)$")
-LOAD_NAME = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.")
 
 
 class LakeObjects:
@@ -67,22 +59,3 @@ class LakeObjects:
         full = f"{self.prefix}/{key}" if self.prefix else key
         body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
         return bytes(body.read())
-
-    def parquet(self, key: str) -> pa.Table:
-        return pq.read_table(io.BytesIO(self.read(key)))
-
-    def table_keys(self, schema: str, table: str) -> tuple[list[str], list[str]]:
-        """(LOAD files, CDC files in name order) of one table, date folders included."""
-        folder = f"{schema}/{table}/"
-        named = [(k.rsplit("/", 1)[-1], k) for k in self.sizes() if k.startswith(folder)]
-        loads = sorted(k for name, k in named if LOAD_NAME.match(name))
-        cdc = sorted((name, k) for name, k in named if CDC_NAME.match(name))
-        return loads, [k for _, k in cdc]
-
-    def cdc_rows(self, schema: str, table: str, *drop: str) -> list[tuple[Any, ...]]:
-        """The rows of a table's Parquet CDC files in file order, without ``drop``."""
-        rows: list[tuple[Any, ...]] = []
-        for key in self.table_keys(schema, table)[1]:
-            data = self.parquet(key).drop_columns(list(drop))
-            rows += [tuple(r.values()) for r in data.to_pylist()]
-        return rows

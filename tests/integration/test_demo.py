@@ -1,6 +1,8 @@
 """``opendms demo``: the seed changes reach the lake as I, U and D rows, the DuckDB queries
 it prints give the source's current state and the full load's, and a second demo in the
-same folder leaves no change of the first one in the lake."""
+same folder leaves no change of the first one in the lake. The lake is read by the
+independent reader (:mod:`tests.oracles.lake`): each table's exact CDC rows, and every
+table, the filtered one included, folded by Op equal to the source read with SQL."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from click.testing import CliRunner
 
 from opendms.cli.main import cli
 from opendms.demo import build_retail
-from tests.integration.lakeobjects import LakeObjects
+from tests.oracles.lake import read_lake
 
 ORDERS = 300
 
@@ -46,6 +48,22 @@ def _sqlite(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 STATUS_SQL = "SELECT status, count(*), sum(total_amount) FROM orders GROUP BY 1"
+LAKE_SETTINGS = "DataFormat=parquet;timestampColumnName=extracted_at;includeOpForFullLoad=true"
+KEYS = {
+    "main.customers": ["customer_id"],
+    "main.products": ["product_id"],
+    "main.orders": ["order_id"],
+    "main.order_items": ["item_id"],
+}
+# each table as the demo's mappings give it: no phone, active products, a line total
+SOURCE_SQL = {
+    "customers": "SELECT customer_id, first_name, last_name, email, address, city, state, "
+    "zip_code, registration_date FROM customers",
+    "products": "SELECT * FROM products WHERE category <> 'Discontinued'",
+    "orders": "SELECT * FROM orders",
+    "order_items": "SELECT *, quantity * price AS line_total FROM order_items",
+}
+DECIMALS = {"price", "total_amount", "line_total"}
 
 
 def test_demo_queries_and_the_seed_changes(tmp_path: Path) -> None:
@@ -57,36 +75,57 @@ def test_demo_queries_and_the_seed_changes(tmp_path: Path) -> None:
     now, load = _printed_sql(output)
     assert _by_status(duckdb.sql(now).fetchall()) == _by_status(_sqlite(source, STATUS_SQL))
     assert _by_status(duckdb.sql(load).fetchall()) == _by_status(_sqlite(reference, STATUS_SQL))
-    assert "    U  product_id=101" in output
-    lake = LakeObjects(f"file://{tmp_path / 'demo' / 'lake'}")
-    tables = ("customers", "products", "orders", "order_items")
-    cdc = {t: lake.table_keys("main", t)[1] for t in tables}
-    assert all(len(keys) == 1 for keys in cdc.values())  # none of the first demo's
-    rows = {
-        t: lake.parquet(keys[0]).drop_columns(["extracted_at"]).to_pylist()
-        for t, keys in cdc.items()
+    lake = read_lake(tmp_path / "demo" / "lake", LAKE_SETTINGS, keys=KEYS)
+    assert all(len(t.cdc) == 1 for t in lake.tables.values())  # none of the first demo's
+    new_customer = ORDERS // 5 + 1
+    items = [
+        r[0] for r in _sqlite(reference, "SELECT item_id FROM order_items WHERE order_id = 1005")
+    ]
+    assert len(items) == 4
+    assert {name: t.op_rows(KEYS[name][0]) for name, t in lake.tables.items()} == {
+        "main.customers": [("I", new_customer)],
+        "main.products": [("U", 101)],  # one U row with the new image
+        "main.orders": [("D", 1005)],
+        "main.order_items": [("D", i) for i in items],
     }
-    (customer,) = rows["customers"]
-    assert (customer["Op"], customer["customer_id"], customer["first_name"]) == (
-        "I",
-        ORDERS // 5 + 1,
-        "Emily",
-    )
-    (product,) = rows["products"]  # one U row with the new image
-    assert (product["Op"], product["product_id"], str(product["price"])) == ("U", 101, "1199.99")
-    assert product["stock_quantity"] == 45 and product["product_name"] == "Product 101"
-    deleted = [tuple(r.values()) for r in rows["orders"] + rows["order_items"]]
+    (customer,) = lake["main.customers"].changes
+    assert customer.row["first_name"] == "Emily" and "phone" not in customer.row
+    (product,) = lake["main.products"].changes
+    assert (str(product.row["price"]), product.row["stock_quantity"]) == ("1199.99", 45)
+    assert product.row["product_name"] == "Product 101"
+    deleted = lake["main.orders"].changes + lake["main.order_items"].changes
     old = _sqlite(reference, "SELECT * FROM orders WHERE order_id = 1005")
     old += _sqlite(reference, "SELECT *, quantity * price FROM order_items WHERE order_id = 1005")
-    assert [r[0] for r in deleted] == ["D"] * len(old) and len(old) == 1 + 4
-    assert [_plain(r[1:]) for r in deleted] == [_plain(r) for r in old]  # the whole old rows
+    assert [_plain(tuple(c.row.values())) for c in deleted] == [_plain(r) for r in old]
+    for table, sql in SOURCE_SQL.items():  # every table now, the filtered one included
+        want = sorted(_values(r) for r in _sqlite_rows(source, sql))
+        got = sorted(_values(r) for r in lake[f"main.{table}"].rows)
+        assert got == want and got, table
+    assert "    U  product_id=101" in output  # the demo shows the lake's U row
+
+
+def _sqlite_rows(db: Path, sql: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = [dict(r) for r in conn.execute(sql).fetchall()]
+    conn.close()
+    return rows
+
+
+def _values(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(column, value as text) in column order; decimal columns (REAL or INTEGER in
+    SQLite, Decimal in Parquet) to two places."""
+    return tuple(
+        (k, f"{Decimal(str(v)):.2f}" if k in DECIMALS and v is not None else str(v))
+        for k, v in row.items()
+    )
 
 
 def _plain(row: tuple[Any, ...]) -> tuple[str, ...]:
-    """Values as text, numbers to two decimals where they have a fraction."""
+    """Values as text, decimal numbers (float in SQLite, Decimal in Parquet) to two places."""
     out = []
     for value in row:
-        if isinstance(value, (float, Decimal)) and value != int(value):
+        if isinstance(value, (float, Decimal)):
             value = f"{Decimal(str(value)):.2f}"
         out.append(str(value))
     return tuple(out)

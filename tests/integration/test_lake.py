@@ -1,10 +1,12 @@
-"""Lake targets (local, SeaweedFS S3): DMS layout and settings; pyarrow and DuckDB read-back."""
+"""Lake targets (local, SeaweedFS S3): DMS layout and settings; read back by the
+independent reader (:mod:`tests.oracles.lake`), DuckDB and boto3, values compared with
+the source's. File names follow the README's rules (hex LOAD counter, SEGMENTn_)."""
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,16 +14,18 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import duckdb
 import psycopg
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pytest
 
 from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.state import StateStore
-from tests.integration.readback import s3_filesystem
+from tests.oracles.lake import LakeTable, read_lake
+from tests.oracles.lakefiles import load_name
 
 ROWS = 5000
+KEYS = {"public.orders": ["order_id"]}
+COLUMNS = ["order_id", "customer", "total", "note", "placed"]
+PARSE = {"order_id": int, "total": Decimal, "placed": datetime.fromisoformat}
 
 
 @pytest.fixture
@@ -63,27 +67,28 @@ def _expected(pg_url: str) -> list[tuple[Any, ...]]:
         return rows.fetchall()
 
 
+def _values(t: LakeTable) -> list[tuple[Any, ...]]:
+    return [tuple(r[c] for c in COLUMNS) for r in t.rows]
+
+
+def _names(t: LakeTable) -> list[str]:
+    return [p.rsplit("/", 1)[-1] for p in t.loads]
+
+
 def test_parquet_on_s3_matches_source(orders: str, s3_url: str, tmp_path: Path) -> None:
-    store = _run(
-        orders,
-        s3_url,
-        tmp_path,
-        **{
-            "DataFormat": "parquet",
-            "timestampColumnName": "extracted_at",
-            "includeOpForFullLoad": "true",
-        },
-    )
+    settings = {
+        "DataFormat": "parquet",
+        "timestampColumnName": "extracted_at",
+        "includeOpForFullLoad": "true",
+    }
+    store = _run(orders, s3_url, tmp_path, **settings)
     assert store.tables("lake")[0].full_load_rows == ROWS
-    fs, root = s3_filesystem(s3_url)
-    files = [f.path for f in fs.get_file_info(pafs.FileSelector(f"{root}/public/orders"))]
-    assert files == [f"{root}/public/orders/LOAD00000001.parquet"]
-    table = ds.dataset(files, filesystem=fs, format="parquet").to_table()
-    assert table.column_names[:2] == ["Op", "extracted_at"]
-    assert set(table.column("Op").to_pylist()) == {"I"}
-    got = table.drop_columns(["Op", "extracted_at"]).sort_by("order_id").to_pylist()
-    want = _expected(orders)
-    assert [tuple(r.values()) for r in got] == want
+    lake = read_lake(s3_url, settings, keys=KEYS)
+    table = lake["public.orders"]
+    assert lake.files == ["public/orders/LOAD00000001.parquet"]
+    assert {r.op for r in table.load_rows} == {"I"}
+    assert all(r.commit for r in table.load_rows)  # yyyy-MM-dd HH:mm:ss.SSSSSS, checked
+    assert _values(table) == _expected(orders)
 
 
 def test_parquet_read_back_with_duckdb(orders: str, tmp_path: Path) -> None:
@@ -100,42 +105,36 @@ def test_parquet_read_back_with_duckdb(orders: str, tmp_path: Path) -> None:
 
 def test_csv_settings(orders: str, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
-    _run(
-        orders,
-        f"file://{lake}",
-        tmp_path,
-        DataFormat="csv",
-        CsvDelimiter="|",
-        CsvNullValue="NULL",
-        AddColumnName="true",
-        CompressionType="GZIP",
-    )
+    settings = {
+        "DataFormat": "csv",
+        "CsvDelimiter": "|",
+        "CsvNullValue": "NULL",
+        "AddColumnName": "true",
+        "CompressionType": "GZIP",
+    }
+    _run(orders, f"file://{lake}", tmp_path, **settings)
     path = lake / "public/orders/LOAD00000001.csv.gz"
     text = gzip.decompress(path.read_bytes()).decode()
-    rows = list(csv.reader(io.StringIO(text), delimiter="|"))
-    assert rows[0] == ["order_id", "customer", "total", "note", "placed"]
-    body = sorted(rows[1:], key=lambda r: int(r[0]))
-    assert len(body) == ROWS
+    assert text.split("\n", 1)[0] == "|".join(f'"{c}"' for c in COLUMNS)
+    table = read_lake(lake, settings, keys=KEYS, parse=PARSE)["public.orders"]
     want = _expected(orders)
-    assert body[9][3] == "NULL" and want[9][3] is None
-    assert body[0][3] == "" and want[0][3] == ""
-    assert body[1][3] == want[1][3]
-    assert [r[2] for r in body[:3]] == [str(w[2]) for w in want[:3]]
+    assert _values(table) == want
+    assert want[9][3] is None and want[0][3] == ""  # NULL and '' told apart
 
 
 def test_max_file_size_rolls_files_and_rerun_replaces(orders: str, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     settings = {"DataFormat": "csv", "MaxFileSize": "16", "RowGroupLength": "500"}
     _run(orders, f"file://{lake}", tmp_path, **settings)
-    first = sorted(p.name for p in (lake / "public/orders").iterdir())
-    assert len(first) > 3
-    assert first[:2] == ["LOAD00000001.csv", "LOAD00000002.csv"]
-    assert all(p.stat().st_size < 40 * 1024 for p in (lake / "public/orders").iterdir())
+    first = read_lake(lake, settings, keys=KEYS, columns=COLUMNS, parse=PARSE)["public.orders"]
+    assert len(first.loads) > 3
+    assert _names(first) == [load_name(n, "csv") for n in range(1, len(first.loads) + 1)]
+    assert all(p.stat().st_size <= 16 * 1024 for p in (lake / "public/orders").iterdir())
+    assert _values(first) == _expected(orders)
     _run(orders, f"file://{lake}", tmp_path, **settings)
-    second = sorted(p.name for p in (lake / "public/orders").iterdir())
-    assert second == first
-    lines = sum(len(p.read_text().splitlines()) for p in (lake / "public/orders").iterdir())
-    assert lines == ROWS
+    second = read_lake(lake, settings, keys=KEYS, columns=COLUMNS, parse=PARSE)["public.orders"]
+    assert _names(second) == _names(first)
+    assert _values(second) == _expected(orders)
 
 
 def test_parallel_segments(orders: str, tmp_path: Path) -> None:
@@ -163,12 +162,12 @@ def test_parallel_segments(orders: str, tmp_path: Path) -> None:
         ]
     }
     _run(orders, f"file://{lake}", tmp_path, mappings, DataFormat="parquet")
-    names = sorted(p.name for p in (lake / "public/orders").iterdir())
-    assert names == [f"SEGMENT{i}_LOAD00000001.parquet" for i in (1, 2, 3)]
-    counts = [ds.dataset(str(lake / "public/orders" / n)).count_rows() for n in names]
-    assert counts == [1000, 1500, 2500]
-    table = ds.dataset(str(lake / "public/orders")).to_table().sort_by("order_id")
-    assert table.column("order_id").to_pylist() == list(range(1, ROWS + 1))
+    table = read_lake(lake, "DataFormat=parquet", keys=KEYS)["public.orders"]
+    assert _names(table) == [load_name(1, "parquet", segment=i) for i in (1, 2, 3)]
+    ranges = [range(1, 1001), range(1001, 2501), range(2501, ROWS + 1)]
+    for path, ids in zip(table.loads, ranges, strict=True):  # each segment its range
+        assert sorted(r.row["order_id"] for r in table.load_rows if r.file == path) == list(ids)
+    assert _values(table) == _expected(orders)
 
 
 def test_s3_wrong_credentials_is_a_clear_error(

@@ -1,8 +1,10 @@
 """CDC files in the lake (local directory and SeaweedFS S3): names, Op and timestamp
 columns, values, DMS filtering settings, date partitions, DDL and crash retries.
 
-Transactions are built by hand; the lake is read back with pyarrow
-(:mod:`opendms.testing.lakereplay`) and compared with the expected final table.
+Transactions are built by hand; the lake is read back with the independent reader
+(:mod:`tests.oracles.lake`: every file under the prefix, folded strictly by Op) and
+compared with the expected final table. File names are derived from the README's
+rules (:func:`~tests.oracles.lakefiles.batch_stamps`), never taken from a run.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 
 from opendms.cdc import LSN, UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
@@ -30,7 +34,8 @@ from opendms.endpoints.lake.target import LakeTarget
 from opendms.endpoints.pyvalues import parse_iso_interval
 from opendms.errors import DataError
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
-from opendms.testing.lakereplay import lake_files, open_lake, read_lake_file, replay
+from tests.oracles.lake import Lake, LakeTable, read_lake
+from tests.oracles.lakefiles import batch_stamps, next_stamp
 
 T0 = datetime(2024, 3, 15, 10, 30, 0, 123456, tzinfo=UTC)
 C = ColumnType
@@ -131,7 +136,7 @@ def delete(table: Table, **key: Any) -> Change:
 
 
 def canon(table: Table, row: dict[str, Any]) -> dict[str, Any]:
-    """A row as replay gives it: every column, in canonical Python form."""
+    """A row with every column, each value in the canonical Python form of its type."""
     out: dict[str, Any] = {}
     for col in table.columns:
         array: Any = pa.array([row.get(col.name)], arrow_type(col.type))
@@ -139,14 +144,47 @@ def canon(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+KEYS = {"public.orders": ["order_id"], "inventory.items": ["sku"], "public.kinds": ["id"]}
+# the data columns of headerless CSV files, and CSV text to values
+COLUMNS = {t.qualified: [c.name for c in t.columns] for t in (ORDERS, ITEMS, KINDS)}
+PARSE = {"order_id": int, "total": Decimal, "placed": datetime.fromisoformat, "qty": int}
+_OPENED: dict[int, tuple[str, dict[str, Any]]] = {}
+
+
 def lake(tmp_path: Path, **settings: Any) -> LakeTarget:
     tmp_path.mkdir(parents=True, exist_ok=True)  # a lake folder is made only in one that exists
-    return open_target(EndpointURL.parse(f"file://{tmp_path}/lake"), settings)
+    return _open(f"file://{tmp_path}/lake", settings)
 
 
-def names(target: LakeTarget, table: Table) -> list[str]:
-    _, cdc = lake_files(target.storage, table.schema, table.name)
-    return [p[len(target.table_dir(table)) + 1 :] for p in cdc]
+def _open(url: str, settings: dict[str, Any]) -> LakeTarget:
+    target = open_target(EndpointURL.parse(url), settings)
+    _OPENED[id(target)] = (url, settings)
+    return target
+
+
+def oracle(target: LakeTarget, lenient: bool = False, **keys: list[str]) -> Lake:
+    """The whole lake of ``target`` read by the independent reader, with the settings
+    the test gave the target (``keys``: more tables, by schema__table)."""
+    url, settings = _OPENED[id(target)]
+    more = {k.replace("__", "."): v for k, v in keys.items()}
+    return read_lake(
+        url, settings, keys={**KEYS, **more}, lenient=lenient, columns=COLUMNS, parse=PARSE
+    )
+
+
+def table(target: LakeTarget, model: Table, lenient: bool = False) -> LakeTable:
+    return oracle(target, lenient)[model.qualified]
+
+
+def names(target: LakeTarget, model: Table) -> list[str]:
+    """The table's CDC files (paths from its folder) in name order; none: []."""
+    lake = oracle(target)
+    return lake[model.qualified].cdc_names() if model.qualified in lake.tables else []
+
+
+def stamped(ext: str, *first_commits: datetime) -> list[str]:
+    """The file names of one-file batches with these first commit times (README rule)."""
+    return [f"{stamp}.{ext}" for stamp in batch_stamps(first_commits)]
 
 
 def all_files(target: LakeTarget) -> list[str]:
@@ -156,12 +194,10 @@ def all_files(target: LakeTarget) -> list[str]:
     return sorted(i.path[len(root) :] for i in infos if i.type == pafs.FileType.File)
 
 
-def read(target: LakeTarget, path: str, model: Table | None = None) -> pa.Table:
-    return read_lake_file(target.storage, path, target.settings, cdc=True, model=model)
-
-
-def cdc_paths(target: LakeTarget, table: Table) -> list[str]:
-    return lake_files(target.storage, table.schema, table.name)[1]
+def in_file(t: LakeTable, n: int, *columns: str) -> list[tuple[Any, ...]]:
+    """The n-th CDC file's rows: (Op, the values of ``columns``)."""
+    path = t.cdc[n]
+    return [(c.op, *(c.row.get(k) for k in columns)) for c in t.changes if c.file == path]
 
 
 def orders_batches() -> list[list[Transaction]]:
@@ -213,44 +249,44 @@ def run_orders(target: LakeTarget, task: str = "t1") -> LakeApplier:
 # -- layout, Op and timestamp columns -----------------------------------------------------
 
 
+FIRST_COMMITS = (T0, T0 + timedelta(milliseconds=2000))  # of the two orders batches
+
+
 @pytest.mark.parametrize(
     ("fmt", "header", "ext"),
     [("parquet", False, "parquet"), ("csv", False, "csv"), ("csv", True, "csv")],
 )
-def test_files_op_timestamp_and_replay(tmp_path: Path, fmt: str, header: bool, ext: str) -> None:
+def test_files_op_timestamp_and_rows(tmp_path: Path, fmt: str, header: bool, ext: str) -> None:
     target = lake(tmp_path, DataFormat=fmt, TimestampColumnName="commit_ts", AddColumnName=header)
     applier = run_orders(target)
-    assert names(target, ORDERS) == [f"20240315-103000123.{ext}", f"20240315-103002123.{ext}"]
-    assert names(target, ITEMS) == [f"20240315-103000123.{ext}", f"20240315-103002123.{ext}"]
-    first, second = (read(target, p, ORDERS) for p in cdc_paths(target, ORDERS))
-    assert first.column_names == ["Op", "commit_ts", "order_id", "customer", "total", "placed"]
-    assert first.column("Op").to_pylist() == ["I", "I", "U", "I"]
-    assert first.column("commit_ts").to_pylist() == [
+    # a batch's files take its first commit's stamp, whichever table that commit touched
+    assert names(target, ORDERS) == stamped(ext, *FIRST_COMMITS)
+    assert names(target, ITEMS) == stamped(ext, *FIRST_COMMITS)
+    orders = table(target, ORDERS)
+    assert list(orders.changes[0].row) == ["order_id", "customer", "total", "placed"]
+    assert [ops for _, ops in orders.ops()] == [["I", "I", "U", "I"], ["D", "U", "D"]]
+    assert [c.commit for c in orders.changes if c.file == orders.cdc[0]] == [
         "2024-03-15 10:30:00.123456",
         "2024-03-15 10:30:00.123456",
         "2024-03-15 10:30:00.163456",
         "2024-03-15 10:30:00.164456",
     ]
     # the key change is a delete of the old key then the after-image; deletes carry the key
-    assert second.column("Op").to_pylist() == ["D", "U", "D"]
-    assert second.select(["order_id", "customer", "total"]).to_pylist() == [
-        {"order_id": 2, "customer": None, "total": None},
-        {"order_id": 20, "customer": "bob", "total": Decimal("1.00")},
-        {"order_id": 3, "customer": None, "total": None},
+    assert in_file(orders, 1, "order_id", "customer", "total") == [
+        ("D", 2, None, None),
+        ("U", 20, "bob", Decimal("1.00")),
+        ("D", 3, None, None),
     ]
-    settings = target.settings
-    got = replay(
-        tmp_path / "lake", "public", "orders", ["order_id"], settings=settings, model=ORDERS
-    )
-    assert got == expected_orders()
-    items = replay(tmp_path / "lake", "inventory", "items", ["sku"], settings=settings, model=ITEMS)
-    assert items == [{"sku": "B-2", "qty": -7}]
+    assert orders.rows == expected_orders()
+    assert table(target, ITEMS).rows == [{"sku": "B-2", "qty": -7}]
     assert applier.read_checkpoint() == str(LSN(5 * 16))
     assert LakeApplier(target, "t1", []).read_checkpoint() == str(LSN(80))
 
 
-def test_replay_reads_load_files_first(tmp_path: Path) -> None:
-    """The full-load writer's LOAD file, then the CDC files: the final table."""
+def test_load_files_are_read_first(tmp_path: Path) -> None:
+    """The full-load writer's LOAD file, then the CDC files: the final table. The LOAD
+    file already holds order 2, which the changes insert again, as after a full load
+    without a shared snapshot (the README's catch-up): read leniently."""
     target = lake(tmp_path, DataFormat="parquet", IncludeOpForFullLoad=True)
     target.prepare(ORDERS, PrepMode.DROP_AND_CREATE)
     writer = target.writer(ORDERS, None)
@@ -258,12 +294,11 @@ def test_replay_reads_load_files_first(tmp_path: Path) -> None:
     writer.write(pa.RecordBatch.from_pylist(rows, schema=ORDERS.arrow_schema()))
     writer.close()
     run_orders(target)
-    got = replay(target.storage, "public", "orders", ["order_id"], settings=target.settings)
-    assert got == expected_orders()
+    orders = table(target, ORDERS, lenient=True)
+    assert [r.row["customer"] for r in orders.load_rows] == ["old bob"]
+    assert orders.rows == expected_orders()
     assert all_files(target)[-3:] == [
-        "public/orders/20240315-103000123.parquet",
-        "public/orders/20240315-103002123.parquet",
-        "public/orders/LOAD00000001.parquet",
+        f"public/orders/{n}" for n in [*stamped("parquet", *FIRST_COMMITS), "LOAD00000001.parquet"]
     ]
 
 
@@ -279,23 +314,35 @@ def test_many_types_written_as_the_full_load_writes_them(tmp_path: Path, fmt: st
     writer.close()
     applier = LakeApplier(cdc, "t", [plan(KINDS)])
     applier.apply([txn(1, 0, ins(KINDS, **KINDS_ROW), ins(KINDS, **nulls))], "0/10", False)
-    (load_path,) = lake_files(load.storage, "public", "kinds")[0]
-    (cdc_path,) = cdc_paths(cdc, KINDS)
+    loaded, changed = table(load, KINDS), table(cdc, KINDS)
+    assert [c.op for c in changed.changes] == ["I", "I"]
+    # the CDC rows are the full load's rows, value for value
+    assert [c.row for c in changed.changes] == [r.row for r in loaded.load_rows]
     if fmt == "csv":
-        load_text, cdc_text = Path(load_path).read_text(), Path(cdc_path).read_text()
+        load_text = Path(tmp_path / "load/lake" / loaded.loads[0]).read_text()
+        cdc_text = Path(tmp_path / "cdc/lake" / changed.cdc[0]).read_text()
         load_rows = list(csv.reader(io.StringIO(load_text)))
         assert list(csv.reader(io.StringIO(cdc_text))) == [
             ["Op", *load_rows[0]],
             *(["I", *row] for row in load_rows[1:]),
         ]
         assert cdc_text.split("\n", 1)[1].startswith('"I",9007199254740993,true,-32768,1.5,')
+        row = changed.rows[1]
+        assert (row["bin"], row["u"], row["txt"]) == (
+            "00ff62696e10",
+            KINDS_ROW["u"],
+            KINDS_ROW["txt"],
+        )
+        assert changed.rows[0] == {"id": "2", **{c.name: None for c in KINDS.columns[1:]}}
     else:
-        loaded = read_lake_file(load.storage, load_path, load.settings, cdc=False)
-        written = read(cdc, cdc_path)
-        assert written.schema.remove(0) == loaded.schema
-        assert written.drop_columns(["Op"]).to_pylist() == loaded.to_pylist()
-    got = replay(cdc.storage, "public", "kinds", ["id"], settings=cdc.settings, model=KINDS)
-    assert got == [canon(KINDS, nulls), canon(KINDS, KINDS_ROW)]
+        schemas = [
+            pq.read_schema(tmp_path / d / "lake" / p)
+            for d, p in (("load", loaded.loads[0]), ("cdc", changed.cdc[0]))
+        ]
+        assert schemas[1].remove(0) == schemas[0]
+        # README: in Parquet an interval is ISO 8601 text (P<months>M<days>DT<seconds>S)
+        row = {**canon(KINDS, KINDS_ROW), "iv": "P14M3DT3600.000001S"}
+        assert changed.rows == [canon(KINDS, nulls), row]
 
 
 def test_headerless_gzip_csv_with_custom_delimiter_and_null(tmp_path: Path) -> None:
@@ -308,16 +355,13 @@ def test_headerless_gzip_csv_with_custom_delimiter_and_null(tmp_path: Path) -> N
         ins(ORDERS, order_id=8, customer="NULL", total=Decimal("0.00"), placed=T0),
     ]
     applier.apply([txn(1, 0, *changes)], "0/10", False)
-    (path,) = cdc_paths(target, ORDERS)
-    assert path.endswith("/public/orders/20240315-103000123.csv.gz")
-    text = gzip.decompress(Path(path).read_bytes()).decode()
+    assert names(target, ORDERS) == stamped("csv.gz", T0)
+    text = gzip.decompress((tmp_path / "lake" / table(target, ORDERS).cdc[0]).read_bytes()).decode()
     assert text.splitlines() == [
         '"I"|7|""|NULL|2024-03-15 10:30:00.123456Z',
         '"I"|8|"NULL"|"0.00"|2024-03-15 10:30:00.123456Z',  # decimals as the full load: text
     ]
-    got = replay(
-        tmp_path / "lake", "public", "orders", ["order_id"], settings=target.settings, model=ORDERS
-    )
+    got = table(target, ORDERS).rows
     assert [(r["customer"], r["total"]) for r in got] == [("", None), ("NULL", Decimal("0.00"))]
 
 
@@ -338,8 +382,11 @@ def test_unchanged_toast_is_null_with_one_warning(
         applier.apply(batch, "0/30", False)
     warnings = [r.getMessage() for r in caplog.records if "did not carry" in r.getMessage()]
     assert len(warnings) == 1 and "public.orders" in warnings[0] and "customer" in warnings[0]
-    (path,) = cdc_paths(target, ORDERS)
-    assert read(target, path).column("customer").to_pylist() == ["long text", None, None]
+    assert in_file(table(target, ORDERS), 0, "customer", "total") == [
+        ("I", "long text", Decimal("1.00")),
+        ("U", None, Decimal("2.00")),
+        ("U", None, Decimal("3.00")),
+    ]
 
 
 def test_truncate_removes_the_table_files(tmp_path: Path) -> None:
@@ -357,13 +404,11 @@ def test_truncate_removes_the_table_files(tmp_path: Path) -> None:
     batch = [txn(2, 1, ins(ITEMS, sku="b", qty=2), order, truncate, ins(ITEMS, sku="c", qty=3))]
     applier.apply(batch, "0/20", False)
     assert applier.truncates == {"inventory.items": 1}
-    (path,) = cdc_paths(target, ITEMS)  # the LOAD file and the first CDC file are gone
-    got = read(target, path)
-    assert got.column("Op").to_pylist() == ["I"] and got.column("sku").to_pylist() == ["c"]
-    assert [read(target, p).column("order_id").to_pylist() for p in cdc_paths(target, ORDERS)] == [
-        [1]
-    ]
-    assert [f for f in all_files(target) if "LOAD" in f] == []
+    items = table(target, ITEMS)  # the LOAD file and the first batch's file are gone
+    second = stamped("parquet", T0, T0 + timedelta(milliseconds=1))[1]
+    assert items.ops() == [(second, ["I"])]
+    assert items.rows == [{"sku": "c", "qty": 3}]
+    assert [r["order_id"] for r in table(target, ORDERS).rows] == [1]
 
 
 def test_table_without_key_deletes_by_whole_row(tmp_path: Path) -> None:
@@ -377,10 +422,15 @@ def test_table_without_key_deletes_by_whole_row(tmp_path: Path) -> None:
         txn(3, 2, delete(nokey, a=2, b="y")),
     ]
     applier.apply(batch, "0/30", False)
-    (path,) = cdc_paths(target, nokey)
-    assert read(target, path).column("Op").to_pylist() == ["I", "I", "D", "U", "D"]
-    got = replay(target.storage, "public", "nokey", ["a", "b"], settings=target.settings)
-    assert got == [{"a": 1, "b": "z"}]
+    got = oracle(target, public__nokey=[])["public.nokey"]
+    assert got.op_rows("a", "b") == [
+        ("I", 1, "x"),
+        ("I", 2, "y"),
+        ("D", 1, "x"),  # an update of a row without a key: D of the old row, U of the new
+        ("U", 1, "z"),
+        ("D", 2, "y"),
+    ]
+    assert got.rows == [{"a": 1, "b": "z"}]
 
 
 def test_unknown_tables_are_ignored_and_bad_values_name_the_table(tmp_path: Path) -> None:
@@ -409,20 +459,17 @@ def test_unknown_tables_are_ignored_and_bad_values_name_the_table(tmp_path: Path
 def test_inserts_only_and_inserts_and_updates(
     tmp_path: Path, fmt: str, setting: str, include_op: bool, ops: list[str] | None
 ) -> None:
+    """Without IncludeOpForFullLoad the CDC rows have no Op column (the reader takes them
+    as inserts, or with CdcInsertsAndUpdates as inserts or updates)."""
     target = lake(tmp_path, DataFormat=fmt, IncludeOpForFullLoad=include_op, **{setting: "y"})
     run_orders(target)
-    rows = [read(target, p, ORDERS) for p in cdc_paths(target, ORDERS)]
-    table = pa.concat_tables(rows)
-    if ops is None:
-        assert table.column_names == ["order_id", "customer", "total", "placed"]
-    else:
-        assert table.column_names[0] == "Op"
-        assert table.column("Op").to_pylist() == ops
-    kept = table.column("order_id").to_pylist()
+    orders = table(target, ORDERS)
+    assert list(orders.changes[0].row) == ["order_id", "customer", "total", "placed"]
+    if ops is not None:
+        assert [c.op for c in orders.changes] == ops
+    kept = [c.row["order_id"] for c in orders.changes]
     assert kept == ([1, 2, 3] if setting == "CdcInsertsOnly" else [1, 2, 1, 3, 20])
-    got = replay(
-        target.storage, "public", "orders", ["order_id"], settings=target.settings, model=ORDERS
-    )
+    got = orders.rows
     if setting == "CdcInsertsAndUpdates":  # deletes are not in the lake: rows 2 and 3 stay
         assert [r["order_id"] for r in got] == [1, 2, 3, 20]
         assert got[0]["total"] == Decimal("11.00")
@@ -455,14 +502,8 @@ def test_date_partition_folders(
         settings.update(DatePartitionSequence=sequence, DatePartitionDelimiter=delimiter)
     target = lake(tmp_path, **settings)
     run_orders(target)
-    assert names(target, ORDERS) == [
-        f"{folder}/20240315-103000123.parquet",
-        f"{folder}/20240315-103002123.parquet",
-    ]
-    got = replay(
-        target.storage, "public", "orders", ["order_id"], settings=target.settings, model=ORDERS
-    )
-    assert got == expected_orders()
+    assert names(target, ORDERS) == [f"{folder}/{n}" for n in stamped("parquet", *FIRST_COMMITS)]
+    assert table(target, ORDERS).rows == expected_orders()
 
 
 def test_date_partition_timezone_and_day_change(tmp_path: Path) -> None:
@@ -483,14 +524,15 @@ def test_date_partition_timezone_and_day_change(tmp_path: Path) -> None:
     ]
     for t in batches:
         applier.apply([t], str(t.end), False)
+    seoul = [t.commit_time.astimezone(ZoneInfo("Asia/Seoul")) for t in batches]
     assert names(target, ITEMS) == [
-        "31/03/2024/20240331-235959999.parquet",
-        "01/04/2024/20240401-000000999.parquet",
+        f"{when:%d/%m/%Y}/{name}"
+        for when, name in zip(seoul, stamped("parquet", *seoul), strict=True)
     ]
-    first = read(target, cdc_paths(target, ITEMS)[0])
-    assert first.column("ts").to_pylist() == ["2024-03-31 14:59:59.999000"]  # UTC commit time
-    got = replay(target.storage, "inventory", "items", ["sku"], settings=target.settings)
-    assert got == [{"sku": "a", "qty": 2}]
+    assert names(target, ITEMS)[0] == "31/03/2024/20240331-235959999.parquet"
+    items = table(target, ITEMS)
+    assert items.changes[0].commit == "2024-03-31 14:59:59.999000"  # UTC commit time
+    assert items.rows == [{"sku": "a", "qty": 2}]
 
 
 # -- names, batches, checkpoints ----------------------------------------------------------------
@@ -504,15 +546,12 @@ def test_stamps_never_collide_and_stay_ordered(tmp_path: Path) -> None:
     for n, when in enumerate([T0, same_ms, earlier], start=1):
         t = Transaction(n, when, LSN(16 * n), [ins(ITEMS, sku=f"s{n}", qty=n)])
         applier.apply([t], str(t.end), False)
-    assert names(target, ITEMS) == [
-        "20240315-103000123.csv",
-        "20240315-103000124.csv",
-        "20240315-103000125.csv",
+    assert names(target, ITEMS) == stamped("csv", T0, same_ms, earlier)
+    assert stamped("csv", T0, same_ms, earlier)[1:] == [
+        "20240315-103000124.csv",  # the same millisecond as the first: one later
+        "20240315-103000125.csv",  # earlier than the last: one later than it
     ]
-    got = replay(
-        target.storage, "inventory", "items", ["sku"], settings=target.settings, model=ITEMS
-    )
-    assert [r["sku"] for r in got] == ["s1", "s2", "s3"]
+    assert table(target, ITEMS).op_rows("sku") == [("I", "s1"), ("I", "s2"), ("I", "s3")]
 
 
 def test_batch_hint_and_one_file_per_table_per_batch(tmp_path: Path) -> None:
@@ -523,10 +562,12 @@ def test_batch_hint_and_one_file_per_table_per_batch(tmp_path: Path) -> None:
     many = [txn(n, n, ins(ITEMS, sku=f"k{n}", qty=n)) for n in range(1, 201)]
     assert applier.apply(many[:150], str(many[149].end), False) == 150
     assert applier.apply(many[150:], str(many[-1].end), False) == 50
-    assert names(target, ITEMS) == ["20240315-103000124.csv", "20240315-103000274.csv"]
+    first_commits = (many[0].commit_time, many[150].commit_time)
+    assert names(target, ITEMS) == stamped("csv", *first_commits)
     assert names(target, ORDERS) == []
-    lines = [len(Path(p).read_text().splitlines()) for p in cdc_paths(target, ITEMS)]
-    assert lines == [150, 50]
+    items = table(target, ITEMS)
+    assert [len(ops) for _, ops in items.ops()] == [150, 50]
+    assert [(r["sku"], r["qty"]) for r in items.rows] == sorted((f"k{n}", n) for n in range(1, 201))
 
 
 def test_write_checkpoint_and_empty_batches(tmp_path: Path) -> None:
@@ -570,20 +611,19 @@ def test_ddl_changes_the_file_columns(tmp_path: Path) -> None:
     applier.apply(
         [txn(4, 10, ddl), txn(5, 11, upd(ITEMS, sku="a", quantity=10_000_000_000))], "0/50", False
     )
-    assert names(target, ITEMS) == [
-        "20240315-103000123.parquet",
-        "20240315-103000124.parquet",
-        "20240315-103000133.parquet",
+    # one file per column set within a batch, at consecutive stamps from the batch's stamp
+    first = next_stamp(T0, None)
+    second = next_stamp(T0 + timedelta(milliseconds=1), first)
+    third = next_stamp(T0 + timedelta(milliseconds=10), second)
+    assert names(target, ITEMS) == [f"{s}.parquet" for s in (first, second, third)]
+    items = table(target, ITEMS)
+    assert [next(list(c.row) for c in items.changes if c.file == p) for p in items.cdc] == [
+        ["sku", "qty"],
+        ["sku", "qty", "price"],
+        ["sku", "quantity"],
     ]
-    files = [read(target, p) for p in cdc_paths(target, ITEMS)]
-    assert [f.column_names for f in files] == [
-        ["Op", "sku", "qty"],
-        ["Op", "sku", "qty", "price"],
-        ["Op", "sku", "quantity"],
-    ]
-    assert files[2].schema.field("quantity").type == pa.int64()
-    got = replay(target.storage, "inventory", "items", ["sku"], settings=target.settings)
-    assert got == [
+    assert pq.read_schema(tmp_path / "lake" / items.cdc[2]).field("quantity").type == pa.int64()
+    assert items.rows == [
         {"sku": "a", "quantity": 10_000_000_000},
         {"sku": "b", "qty": 2, "price": Decimal("9.99")},
     ]
@@ -596,7 +636,8 @@ def test_ddl_changes_the_file_columns(tmp_path: Path) -> None:
     )
     applier.schema_changed(ApplyPlan(source, new_target, {"sku": "sku", "quantity": "q"}))
     applier.apply([txn(6, 20, ins(ITEMS, sku="c", quantity=3))], "0/60", False)
-    assert read(target, cdc_paths(target, ITEMS)[-1]).column_names == ["Op", "sku", "q"]
+    assert table(target, ITEMS).op_rows("sku", "q")[-1] == ("I", "c", 3)
+    assert list(table(target, ITEMS).changes[-1].row) == ["sku", "q"]
 
 
 # -- crash and retry ----------------------------------------------------------------------------
@@ -657,14 +698,12 @@ def check_retry(target_factory: Any, monkeypatch: pytest.MonkeyPatch, partial: b
     retry.apply(batch, end, False)
     assert retry.must_flush_at() is None and retry.read_checkpoint() == end
     assert all_files(retry_target) == expected
-    orders = replay(
-        retry_target.storage, "public", "orders", ["order_id"], settings=retry_target.settings
-    )
-    assert orders == [{"order_id": 1, "customer": "b", "total": None, "placed": T0}]
-    items = replay(
-        retry_target.storage, "inventory", "items", ["sku"], settings=retry_target.settings
-    )
-    assert items == [{"sku": "x", "qty": 1}]
+    lake = oracle(retry_target)
+    assert lake["public.orders"].op_rows("order_id", "customer") == [("I", 1, "a"), ("U", 1, "b")]
+    assert lake["public.orders"].rows == [
+        {"order_id": 1, "customer": "b", "total": None, "placed": T0}
+    ]
+    assert lake["inventory.items"].rows == [{"sku": "x", "qty": 1}]
 
 
 @pytest.mark.parametrize("partial", [False, True])
@@ -698,8 +737,7 @@ def test_crash_after_files_before_checkpoint(
     assert retry.must_flush_at() == end and retry.read_checkpoint() is None
     retry.apply(batch, end, False)
     assert all_files(target) == before
-    lines = Path(cdc_paths(target, ORDERS)[0]).read_text().splitlines()
-    assert [line.split(",")[0] for line in lines] == ['"I"', '"U"']
+    assert table(target, ORDERS).ops() == [(n, ["I", "U"]) for n in stamped("csv", T0)]
 
 
 def test_retry_with_a_shorter_batch_drops_stale_files(
@@ -713,13 +751,15 @@ def test_retry_with_a_shorter_batch_drops_stale_files(
         applier.apply(batch, "0/20", False)
     retry = LakeApplier(target, "t", [plan(ORDERS), plan(ITEMS)])
     retry.apply(batch[:1], "0/10", False)  # the engine ended earlier this time
+    first = next_stamp(T0, None)
     assert all_files(target) == [
         "_opendms/checkpoints/t.json",
-        "public/orders/20240315-103000123.parquet",
+        f"public/orders/{first}.parquet",
     ]
-    assert read(target, cdc_paths(target, ORDERS)[0]).column("Op").to_pylist() == ["I"]
+    assert table(target, ORDERS).ops() == [(f"{first}.parquet", ["I"])]
     retry.apply(batch[1:], "0/20", False)
-    assert names(target, ITEMS) == ["20240315-103000128.parquet"]
+    second = next_stamp(batch[1].commit_time, first)
+    assert names(target, ITEMS) == [f"{second}.parquet"]
 
 
 def test_crash_pending_dropped_by_a_new_full_load(
@@ -740,27 +780,20 @@ def test_crash_pending_dropped_by_a_new_full_load(
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_s3_files_and_replay(s3_url: str, fmt: str) -> None:
-    target = open_target(
-        EndpointURL.parse(s3_url),
-        {"DataFormat": fmt, "TimestampColumnName": "ts", "DatePartitionEnabled": "true"},
+def test_s3_files_and_rows(s3_url: str, fmt: str) -> None:
+    target = _open(
+        s3_url, {"DataFormat": fmt, "TimestampColumnName": "ts", "DatePartitionEnabled": "true"}
     )
     run_orders(target)
-    assert names(target, ORDERS) == [
-        f"2024/03/15/20240315-103000123.{fmt}",
-        f"2024/03/15/20240315-103002123.{fmt}",
-    ]
+    assert names(target, ORDERS) == [f"2024/03/15/{n}" for n in stamped(fmt, *FIRST_COMMITS)]
     assert "_opendms/checkpoints/t1.json" in all_files(target)
-    got = replay(s3_url, "public", "orders", ["order_id"], settings=target.settings, model=ORDERS)
-    assert got == expected_orders()
-    assert open_lake(s3_url).atomic_put
+    assert table(target, ORDERS).rows == expected_orders()
+    assert target.storage.atomic_put
     assert LakeApplier(target, "t1", []).read_checkpoint() == str(LSN(80))
 
 
 def test_s3_crash_retry(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    check_retry(
-        lambda: open_target(EndpointURL.parse(s3_url), {"DataFormat": "parquet"}), monkeypatch, True
-    )
+    check_retry(lambda: _open(s3_url, {"DataFormat": "parquet"}), monkeypatch, True)
 
 
 def test_settings_defaults() -> None:

@@ -1,20 +1,20 @@
 """The lake's files as DMS writes them, local and on SeaweedFS S3: ``MaxFileSize`` is a
 hard cap for LOAD and CDC files; a reload or re-run leaves no CDC file of the previous
 run; nothing but data files under the data prefix (no folder markers; the checkpoint
-in ``<prefix>/_opendms/``, which crawlers skip).
+in ``<prefix>/_opendms/``, which crawlers skip). Rows are read by the independent reader
+(:mod:`tests.oracles.lake`) and compared with the source's; file names are derived from
+the README's rules (hex LOAD counter, consecutive CDC stamps).
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
+import shutil
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from opendms.config import task_from_dict
@@ -23,7 +23,9 @@ from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.testing.servers import SeaweedS3Server
 from opendms.testing.sql import execute
-from tests.integration.lakeobjects import CDC_NAME, LakeObjects
+from tests.integration.lakeobjects import LakeObjects
+from tests.oracles.lake import LakeError, LakeTable, read_lake
+from tests.oracles.lakefiles import CDC_NAME, load_name, stamp_of, stamp_time
 
 ROWS = 12000
 BIG = [
@@ -67,18 +69,41 @@ def _objects(url: str, s3: SeaweedS3Server | None) -> LakeObjects:
     return LakeObjects(url, s3.client() if s3 is not None else None)
 
 
-def _rows_in(lake: LakeObjects, key: str, settings: str) -> int:
-    data = lake.read(key)
-    if key.endswith(".parquet"):
-        return int(pq.read_metadata(io.BytesIO(data)).num_rows)
-    text = (gzip.decompress(data) if key.endswith(".gz") else data).decode()
-    lines = list(csv.reader(io.StringIO(text)))
-    return len(lines) - (1 if "AddColumnName=true" in settings else 0)
+BIG_COLUMNS = ["id", "code", "qty", "note", "amount"]
+PARSE = {"id": int, "qty": int, "amount": float}
+
+
+def _table(url: str, settings: str, name: str = "big", columns: Any = BIG_COLUMNS) -> LakeTable:
+    """A table of the lake read by the independent reader (strictly folded by Op)."""
+    lake = read_lake(url, settings, keys=["id"], columns=columns, parse=PARSE)
+    return lake[f"main.{name}"]
+
+
+def _source_rows(source: str, table: str = "big") -> list[tuple[Any, ...]]:
+    db = source.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+    conn.close()
+    return rows
+
+
+def _values(t: LakeTable) -> list[tuple[Any, ...]]:
+    return [tuple(r.values()) for r in t.rows]
+
+
+def _load_names(t: LakeTable) -> list[str]:
+    return [p.rsplit("/", 1)[-1] for p in t.loads]
+
+
+def _rows_per_file(t: LakeTable, paths: list[str]) -> list[int]:
+    rows = t.load_rows + t.changes
+    return [sum(1 for r in rows if r.file == p) for p in paths]
 
 
 # -- MaxFileSize ------------------------------------------------------------------------
 
 CAP_KB = 96
+ONE_MS = timedelta(milliseconds=1)
 FORMATS = [
     "DataFormat=parquet",
     "DataFormat=parquet;RowGroupLength=1000;ParquetCompression=none",
@@ -91,12 +116,13 @@ def _load_under_cap(tmp_path: Path, lake_url: str, s3: SeaweedS3Server | None, f
     settings = f"{fmt};MaxFileSize={CAP_KB}"
     source = _sqlite(tmp_path, *BIG)
     run_task(_spec(source, lake_url, settings), StateStore(tmp_path / "state.db"))
-    lake = _objects(lake_url, s3)
-    loads, _ = lake.table_keys("main", "big")
-    sizes = lake.sizes()
-    assert len(loads) >= 3
-    assert max(sizes[k] for k in loads) <= CAP_KB * 1024, {k: sizes[k] for k in loads}
-    assert sum(_rows_in(lake, k, settings) for k in loads) == ROWS
+    sizes = _objects(lake_url, s3).sizes()
+    big = _table(lake_url, settings)
+    ext = big.loads[0].rsplit(".", 2 if big.loads[0].endswith(".gz") else 1)[1:]
+    assert len(big.loads) >= 3
+    assert _load_names(big) == [load_name(n, ".".join(ext)) for n in range(1, len(big.loads) + 1)]
+    assert max(sizes[k] for k in big.loads) <= CAP_KB * 1024, {k: sizes[k] for k in big.loads}
+    assert _values(big) == _source_rows(source)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -121,14 +147,12 @@ def test_a_row_larger_than_the_cap_gets_a_file_of_its_own(tmp_path: Path) -> Non
     lake_url = f"file://{tmp_path}/lake"
     settings = "DataFormat=csv;MaxFileSize=1"
     run_task(_spec(source, lake_url, settings), StateStore(tmp_path / "state.db"))
-    lake = _objects(lake_url, None)
-    loads, _ = lake.table_keys("main", "big")
-    sizes = lake.sizes()
-    assert [(_rows_in(lake, k, settings), sizes[k] > 1024) for k in loads] == [
-        (1, False),
-        (1, True),
-        (1, False),
-    ]
+    sizes = _objects(lake_url, None).sizes()
+    big = _table(lake_url, settings, columns=["id", "note"])
+    assert _load_names(big) == [load_name(n, "csv") for n in (1, 2, 3)]
+    assert [r.row["id"] for r in big.load_rows] == [1, 2, 3]  # one row per file
+    assert [sizes[k] > 1024 for k in big.loads] == [False, True, False]
+    assert _values(big) == _source_rows(source)
 
 
 @pytest.mark.parametrize("fmt", ["DataFormat=parquet", "DataFormat=csv;CompressionType=GZIP"])
@@ -143,15 +167,15 @@ def test_max_file_size_caps_cdc_files(tmp_path: Path, fmt: str) -> None:
     run_task(spec, store)
     execute(source, [BIG[1].replace("INSERT INTO big", "INSERT INTO big")])
     run_task(spec, store)
-    lake = _objects(lake_url, None)
-    _, cdc = lake.table_keys("main", "big")
-    sizes = lake.sizes()
-    assert len(cdc) >= 3
-    assert max(sizes[k] for k in cdc) <= CAP_KB * 1024
-    assert sum(_rows_in(lake, k, settings) for k in cdc) == ROWS
-    if fmt == "DataFormat=parquet":
-        ids = [r["id"] for k in cdc for r in lake.parquet(k).select(["id"]).to_pylist()]
-        assert ids == list(range(1, ROWS + 1))
+    sizes = _objects(lake_url, None).sizes()
+    big = _table(lake_url, settings)
+    assert len(big.cdc) >= 3
+    assert max(sizes[k] for k in big.cdc) <= CAP_KB * 1024
+    stamps = [n.split(".", 1)[0] for n in big.cdc_names()]
+    first = stamp_time(stamps[0])
+    assert stamps == [stamp_of(first + i * ONE_MS) for i in range(len(stamps))]  # consecutive
+    assert big.op_rows("id") == [("I", n) for n in range(1, ROWS + 1)]  # commit order
+    assert _values(big) == _source_rows(source)
 
 
 # -- reload and re-run ------------------------------------------------------------------
@@ -172,14 +196,15 @@ def _reload_leaves_no_stale_cdc(
     run_task(spec, store)
     execute(source, ["DELETE FROM t WHERE id = 2", "INSERT INTO t VALUES (4, 'd')"])
     run_task(spec, store)
-    lake = _objects(lake_url, s3)
-    assert len(lake.table_keys("main", "t")[1]) == 1  # the changes, in a date folder
+    t = _table(lake_url, PARTITIONED, "t")
+    assert t.op_rows("id", "v") == [("D", 2, "b"), ("I", 4, "d")]  # in a date folder
+    assert len(t.cdc) == 1 and t.cdc_names()[0].count("/") == 4
     execute(source, ["DELETE FROM t WHERE id = 4"])
     run_task(spec, store, fresh=True)  # task reload: a new full load
-    loads, cdc = lake.table_keys("main", "t")
-    assert cdc == []  # the delete of 2 and the insert of 4 are gone with the old load
-    assert [k.rsplit("/", 1)[-1] for k in loads] == ["LOAD00000001.parquet"]
-    assert lake.parquet(loads[0]).column("id").to_pylist() == [1, 3]
+    t = _table(lake_url, PARTITIONED, "t")
+    assert t.cdc == []  # the delete of 2 and the insert of 4 are gone with the old load
+    assert _load_names(t) == ["LOAD00000001.parquet"]
+    assert _values(t) == [(1, "a"), (3, "c")] == _source_rows(source, "t")
     if s3 is None:  # no empty date folders left behind
         assert [p.name for p in (tmp_path / "lake/main/t").iterdir()] == ["LOAD00000001.parquet"]
 
@@ -283,10 +308,10 @@ def _resumes_from_the_old_checkpoint(tmp_path: Path, lake_url: str, lake: LakeOb
     _move_object(lake, new, old)
     execute(source, ["DELETE FROM t WHERE id = 1"])
     run_task(spec, store)  # resumes: no new full load, the next change only
-    loads, cdc = lake.table_keys("main", "t")
-    assert lake.parquet(loads[0]).column("id").to_pylist() == [1, 2, 3]
-    ops = [(r["Op"], r["id"]) for k in cdc for r in lake.parquet(k).to_pylist()]
-    assert ops == [("I", 4), ("D", 1)]
+    t = _table(lake_url, "DataFormat=parquet", "t")
+    assert [r.row["id"] for r in t.load_rows] == [1, 2, 3]
+    assert t.op_rows("id") == [("I", 4), ("D", 1)]
+    assert _values(t) == [(2, "b"), (3, "c"), (4, "d")]
     assert sorted(k for k in lake.sizes() if "checkpoints" in k) == [new]
 
 
@@ -330,15 +355,55 @@ def test_markers_an_earlier_version_left_are_removed(
     assert sorted(lake.bucket_sizes()) == [f"{lake.prefix}/main/t/LOAD00000001.parquet"]
 
 
-def test_many_rows_each_larger_than_the_cap(tmp_path: Path) -> None:
-    """Each row larger than MaxFileSize: a file per row, however many rows."""
+def _rows_over_the_cap(tmp_path: Path, rows: int) -> tuple[str, LakeTable]:
+    """``rows`` rows of 1400 characters loaded with MaxFileSize=1 (KB) into a CSV lake."""
     source = _sqlite(
         tmp_path,
         "CREATE TABLE big (id INTEGER PRIMARY KEY, note TEXT)",
-        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1500) "
-        "INSERT INTO big SELECT n, hex(randomblob(700)) FROM g",
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < "
+        f"{rows}) INSERT INTO big SELECT n, hex(randomblob(700)) FROM g",
     )
     lake_url = f"file://{tmp_path}/lake"
     run_task(_spec(source, lake_url, "DataFormat=csv;MaxFileSize=1"), StateStore(tmp_path / "s.db"))
-    loads, _ = _objects(lake_url, None).table_keys("main", "big")
-    assert len(loads) == 1500
+    return source, _table(lake_url, "DataFormat=csv", columns=["id", "note"])
+
+
+def test_many_rows_each_larger_than_the_cap(tmp_path: Path) -> None:
+    """Each row larger than MaxFileSize: a file per row, however many rows."""
+    source, big = _rows_over_the_cap(tmp_path, 1500)
+    assert _load_names(big) == [load_name(n, "csv") for n in range(1, 1501)]
+    assert _values(big) == _source_rows(source)
+
+
+def test_load_counter_is_hexadecimal(tmp_path: Path) -> None:
+    """More than 9 LOAD files: the counter goes on in hexadecimal, LOAD00000009 then
+    LOAD0000000A … LOAD0000000F, LOAD00000010 (DMS guide); 20 rows each larger than
+    MaxFileSize make 20 files, one row each, in the order they were read."""
+    source, big = _rows_over_the_cap(tmp_path, 20)
+    names = _load_names(big)
+    assert names == [load_name(n, "csv") for n in range(1, 21)]
+    assert names[8:17] == [f"LOAD0000000{c}.csv" for c in "9ABCDEF"] + [
+        "LOAD00000010.csv",
+        "LOAD00000011.csv",
+    ]
+    assert [r.row["id"] for r in big.load_rows] == list(range(1, 21))
+    assert _values(big) == _source_rows(source)
+
+
+@pytest.mark.parametrize("name", ["LOAD1.parquet", "x.parquet", "load00000002.parquet"])
+def test_a_misnamed_file_fails_the_lake_reader(tmp_path: Path, name: str) -> None:
+    """A file in a table folder whose name is neither a LOAD nor a CDC file name (here a
+    copy of a real LOAD file) fails the independent reader, naming the file: a lake
+    consumer's glob would read it, and a reader that skipped it would hide it."""
+    source = _sqlite(tmp_path, *SMALL)
+    lake_url = f"file://{tmp_path}/lake"
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(source, lake_url, "DataFormat=parquet", "full-load-and-cdc")
+    run_task(spec, store)
+    execute(source, ["UPDATE t SET v = 'z' WHERE id = 1"])
+    run_task(spec, store)
+    assert _values(_table(lake_url, "DataFormat=parquet", "t")) == [(1, "z"), (2, "b"), (3, "c")]
+    folder = tmp_path / "lake/main/t"
+    shutil.copy(folder / "LOAD00000001.parquet", folder / name)
+    with pytest.raises(LakeError, match=f"main/t/{name}: the name is neither a LOAD"):
+        _table(lake_url, "DataFormat=parquet", "t")

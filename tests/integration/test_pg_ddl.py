@@ -1,8 +1,9 @@
 """DDL on a PostgreSQL source during CDC (issue 8, section 2): columns added, dropped,
 renamed and retyped, tables created, truncated, renamed and dropped reach every target
 in commit order with the data around them. Each database target ends equal, row for row
-and column for column, to a fresh full load of the final source; the lakes' files,
-replayed, hold the source's rows."""
+and column for column, to a fresh full load of the final source; the lakes' files, read
+by the independent reader (:mod:`tests.oracles.lake`), hold each table's exact Ops in
+commit order and, folded strictly by Op, the source's rows."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
-from opendms.testing.lakereplay import replay
 from opendms.testing.sql import connect, execute, query
+from tests.oracles.lake import Lake, read_lake
 
 SETUP = [
     "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(12,2), qty int, born date)",
@@ -193,29 +194,46 @@ def test_pg_to_sqlite(pg_db: str, tmp_path: Path) -> None:
 LAKE = "DataFormat=parquet;CdcMaxBatchInterval=1"
 
 
-def _lake_rows(lake: str, table: str, also: str = "") -> dict[int, dict[str, Any]]:
-    rows = replay(lake, "public", table, ["id"])
-    if also:
-        rows += replay(lake, "public", also, ["id"])
-    return {int(r["id"]): r for r in rows}
+# (Op, id) of each table's CDC rows, in commit order (from DDL above): the rewrite of
+# ALTER COLUMN TYPE sends no rows, CREATE TABLE AS rows follow as inserts, TRUNCATE removes
+# the files before it, a renamed table's changes go to the new name's folder
+LAKE_OPS: dict[str, list[tuple[str, int]]] = {
+    "items": [
+        *(("U", i) for i in range(1, 6)),
+        *(("U", i) for i in (1, 2, 3)),
+        *(("I", 100), ("I", 101), ("U", 100)),
+    ],
+    "later": [("I", 1), ("I", 2), ("U", 1)],
+    "copied": [("I", 1), ("I", 2), ("I", 3), ("I", 50)],
+    "emptied": [("I", 9)],
+    "oldname": [],
+    "newname": [("I", 6)],
+    "gone": [],
+}
+
+
+def _by_id(lake: Lake, *tables: str) -> dict[int, dict[str, Any]]:
+    return {int(r["id"]): r for t in tables for r in lake[f"public.{t}"].rows}
 
 
 def _assert_lake(source: str, lake: str, tmp_path: Path, store: StateStore) -> None:
     reference = f"file://{tmp_path}/ref"
     spec = _task("ref", source, {"url": reference, "settings": LAKE}, "full-load")
     run_task(spec, store)
+    got, ref = read_lake(lake, LAKE, keys=["id"]), read_lake(reference, LAKE, keys=["id"])
+    assert {t: got[f"public.{t}"].op_rows("id") for t in LAKE_OPS} == LAKE_OPS
     # the lake keeps each file's columns: rows last written before the rename carry
     # ``name``; a TRUNCATE removes the table's files written before it (as in DMS)
     aliases = {"title": "name"}
     for table in ("items", "later", "copied", "newname"):
-        got = _lake_rows(lake, table, also="oldname" if table == "newname" else "")
-        want = _lake_rows(reference, table)
-        assert sorted(got) == sorted(want), table
+        rows = _by_id(got, "oldname", table) if table == "newname" else _by_id(got, table)
+        want = _by_id(ref, table)
+        assert sorted(rows) == sorted(want) == [r[0] for r in _rows(source, table)], table
         for key, row in want.items():
             for column, value in row.items():
-                have = got[key].get(column, got[key].get(aliases.get(column, "")))
+                have = rows[key].get(column, rows[key].get(aliases.get(column, "")))
                 assert have == value, (table, key, column)
-    assert sorted(_lake_rows(lake, "emptied")) == [9]
+    assert sorted(_by_id(got, "emptied")) == [9]  # TRUNCATE removed the earlier files
 
 
 def test_pg_to_local_lake(pg_db: str, tmp_path: Path) -> None:

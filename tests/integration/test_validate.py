@@ -21,7 +21,6 @@ from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.state import validation as vstate
-from opendms.testing.lakereplay import lake_files, open_lake
 from opendms.testing.sql import execute
 from opendms.validate import (
     MISSING_SOURCE,
@@ -31,6 +30,7 @@ from opendms.validate import (
     ValidationState,
     validate_task,
 )
+from tests.oracles.lake import lake_files, read_lake
 
 PG_SETUP = """
 CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(12,2), qty bigint,
@@ -246,8 +246,13 @@ def test_pg_to_lake(pg_source: str, tmp_path: Path) -> None:
     _check_damage(result)
 
 
+PG_COLUMNS = ["id", "name", "price", "qty", "ok", "born", "at", "atz", "ratio", "raw", "doc"]
+PG_COLUMNS += ["code", "tag"]
+
+
 def test_pg_to_csv_lake_with_cdc(pg_source: str, tmp_path: Path) -> None:
-    """A CSV lake after CDC: LOAD and CDC files are replayed before comparing."""
+    """A CSV lake after CDC, its changes checked by the independent reader: validation
+    replays LOAD and CDC files before comparing, and finds it equal."""
     lake = tmp_path / "lake"
     spec = task_from_dict(
         {
@@ -264,15 +269,19 @@ def test_pg_to_csv_lake_with_cdc(pg_source: str, tmp_path: Path) -> None:
         pg_source, ["UPDATE items SET name = 'cdc' WHERE id = 2", "DELETE FROM items WHERE id = 4"]
     )
     run_task(spec, store)
+    columns = {"public.items": PG_COLUMNS, "public.nokey": ["a", "b"]}
+    keys = {"public.items": ["id"], "public.nokey": []}
+    items = read_lake(lake, keys=keys, columns=columns)["public.items"]
+    assert items.op_rows("id", "name") == [("U", "2", "cdc"), ("D", "4", None)]
+    assert [r["id"] for r in items.rows] == sorted(str(i) for i in range(1, 41) if i != 4)
     result = validate_task(spec, store, tables=["public.items"])
     assert result.failures == [] and result.ok
     assert result.tables[0].source_rows == result.tables[0].target_rows == 39
 
 
 def _damage_lake(lake: Path) -> None:
-    storage = open_lake(lake)
-    loads, _ = lake_files(storage, "public", "items")
-    path = loads[0]
+    (load,) = lake_files(lake, "DataFormat=parquet")["public.items"].loads
+    path = lake / load
     data = pq.read_table(path)
     rows = data.to_pylist()
     by_id = {r["id"]: r for r in rows}

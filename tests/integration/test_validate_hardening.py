@@ -22,9 +22,9 @@ from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.state import validation as vstate
-from opendms.testing.lakereplay import lake_files, open_lake
 from opendms.testing.sql import execute
 from opendms.validate import MISSING_SOURCE, MISSING_TARGET, ValidationState, validate_task
+from tests.oracles.lake import lake_files, lake_filesystem, read_lake
 
 from .test_validate import _spec
 
@@ -73,11 +73,17 @@ def _drift(kind: str, url: str, schema: str, table: str = "t") -> None:
     execute(url, [s.format(t=name) for s in DRIFT[kind]])
 
 
+def _load_file(url: str, schema: str, table: str) -> tuple[Any, str]:
+    """(filesystem, path) of a lake table's one LOAD file."""
+    fs, root = lake_filesystem(url)
+    (load,) = lake_files(url)[f"{schema}.{table}"].loads
+    return fs, f"{root}/{load}"
+
+
 def _rewrite_load(url: str, schema: str, table: str, change: Any) -> None:
-    storage = open_lake(url.split("?")[0])
-    loads, _ = lake_files(storage, schema, table)
-    rows = [change(r) for r in pq.read_table(loads[0], filesystem=storage.fs).to_pylist()]
-    pq.write_table(pa.Table.from_pylist(rows), loads[0], filesystem=storage.fs)
+    fs, path = _load_file(url, schema, table)
+    rows = [change(r) for r in pq.read_table(path, filesystem=fs).to_pylist()]
+    pq.write_table(pa.Table.from_pylist(rows), path, filesystem=fs)
 
 
 def _task_file(tmp_path: Path, source: str, target: str, **extra: Any) -> Path:
@@ -193,14 +199,13 @@ NOKEY_DAMAGE = ["INSERT INTO {t} VALUES (2, 'y')", "UPDATE {t} SET b = '' WHERE 
 def _damage_nokey(kind: str, url: str, schema: str) -> None:
     """One of the two (1, 'x') rows gone, (2, 'y') twice, (3, NULL) now (3, '')."""
     if kind == "lake":
-        storage = open_lake(url.split("?")[0])
-        loads, _ = lake_files(storage, schema, "nk")
-        data = pq.read_table(loads[0], filesystem=storage.fs)
+        fs, path = _load_file(url, schema, "nk")
+        data = pq.read_table(path, filesystem=fs)
         rows = data.to_pylist()
         rows.remove({"a": 1, "b": "x"})
         rows.append({"a": 2, "b": "y"})
         rows = [{**r, "b": ""} if r["a"] == 3 else r for r in rows]
-        pq.write_table(pa.Table.from_pylist(rows, data.schema), loads[0], filesystem=storage.fs)
+        pq.write_table(pa.Table.from_pylist(rows, data.schema), path, filesystem=fs)
         return
     name = f'"{schema}".nk' if kind == "pg" else "nk"
     execute(url, [s.format(t=name) for s in [ONE_OF_THE_ONES[kind], *NOKEY_DAMAGE]])
@@ -283,6 +288,18 @@ def test_lake_without_key_with_cdc_updates(mysql_db: str, tmp_path: Path) -> Non
     _loaded_and_validated(spec, store, 6)
     execute(mysql_db, ["UPDATE nk SET b = 'w' WHERE a = 4"])
     run_task(spec, store)
+    schema = str(EndpointURL.parse(mysql_db).database)
+    lake = read_lake(f"file://{tmp_path / 'lake'}?DataFormat=parquet", keys=[])
+    nk = lake[f"{schema}.nk"]  # the lake itself is right: D of the old row, U of the new
+    assert nk.op_rows("a", "b") == [("I", 1, "x"), ("I", 4, "z"), ("D", 4, "z"), ("U", 4, "w")]
+    assert [(r["a"], r["b"]) for r in nk.rows] == [
+        (1, "x"),
+        (1, "x"),
+        (1, "x"),
+        (2, "y"),
+        (3, None),
+        (4, "w"),
+    ]
     result = validate_task(spec, store)
     (nk,) = result.tables
     assert nk.state is ValidationState.TABLE_ERROR, nk

@@ -21,7 +21,6 @@ from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.state import validation as vstate
-from opendms.testing.lakereplay import lake_files, open_lake
 from opendms.validate import (
     MISSING_SOURCE,
     MISSING_TARGET,
@@ -30,6 +29,7 @@ from opendms.validate import (
     ValidationState,
     validate_task,
 )
+from tests.oracles.lake import lake_files, lake_filesystem, read_lake
 
 from .test_validate import _mysql_run, _pg_run, _spec, _sqlite_run
 
@@ -107,10 +107,11 @@ def _mysql_source(request: pytest.FixtureRequest) -> tuple[str, str]:
 
 def _damage_lake(where: str, schema: str) -> None:
     """Rewrite the table's Parquet LOAD file with the same damage as SQL_DAMAGE."""
-    storage = open_lake(where)
-    loads, cdc = lake_files(storage, schema, "items")
-    assert len(loads) == 1 and cdc == [], (loads, cdc)
-    data = pq.read_table(loads[0], filesystem=storage.fs)
+    fs, root = lake_filesystem(where)
+    items = lake_files(where, "DataFormat=parquet")[f"{schema}.items"]
+    assert len(items.loads) == 1 and items.cdc == [], (items.loads, items.cdc)
+    path = f"{root}/{items.loads[0]}"
+    data = pq.read_table(path, filesystem=fs)
     by_id = {r["id"]: r for r in data.to_pylist()}
     assert len(by_id) == ROWS and by_id[3]["name"] == _name(3)
     assert by_id[7]["note"] is None and by_id[9]["price"] == Decimal("11.25")
@@ -121,7 +122,7 @@ def _damage_lake(where: str, schema: str) -> None:
     by_id[9]["price"] += Decimal("0.01")
     by_id[11]["at"] += timedelta(hours=1)
     rows = list(by_id.values())
-    pq.write_table(pa.Table.from_pylist(rows, data.schema), loads[0], filesystem=storage.fs)
+    pq.write_table(pa.Table.from_pylist(rows, data.schema), path, filesystem=fs)
 
 
 def _target(
@@ -206,8 +207,9 @@ def test_pair(source: str, target: str, request: pytest.FixtureRequest, tmp_path
 
 
 def test_mysql_to_parquet_lake_with_cdc(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """Binlog changes land as CDC files; validation replays LOAD then CDC files, so the
-    lake matches the changed source, and a later source change shows up as a diff."""
+    """Binlog changes land as CDC files (checked by the independent reader); validation
+    replays LOAD then CDC files, so the lake matches the changed source, and a later
+    source change shows up as a diff."""
     src_url, schema = _mysql_source(request)
     lake = tmp_path / "lake"
     spec = task_from_dict(
@@ -230,8 +232,12 @@ def test_mysql_to_parquet_lake_with_cdc(request: pytest.FixtureRequest, tmp_path
         ],
     )
     run_task(spec, store)
-    loads, cdc = lake_files(open_lake(lake), schema, "items")
-    assert len(loads) == 1 and cdc, (loads, cdc)
+    items = read_lake(f"file://{lake}?DataFormat=parquet", keys=["id"])[f"{schema}.items"]
+    assert len(items.loads) == 1 and items.cdc, (items.loads, items.cdc)
+    assert items.op_rows("id") == [("U", 2), ("D", 4), ("I", 100)]
+    assert items.changes[1].row["name"] == _name(4)  # the whole old row
+    assert [r["id"] for r in items.rows] == [*(i for i in range(1, ROWS + 1) if i != 4), 100]
+    assert (items.rows[1]["name"], items.rows[1]["note"]) == ("cdc ✓", "")
     result = validate_task(spec, store)
     assert result.failures == [] and result.ok
     assert result.tables[0].state is ValidationState.VALIDATED

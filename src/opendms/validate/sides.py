@@ -114,9 +114,9 @@ def lake_side(
 ) -> Side:
     """Rows of a lake table after replaying its LOAD and CDC files; the files' columns
     must be the table's (:func:`check_columns`)."""
+    from opendms.endpoints.lake.replay import UnmatchedChangeError, replay
     from opendms.endpoints.lake.settings import lake_settings
     from opendms.endpoints.lake.storage import open_storage
-    from opendms.testing.lakereplay import UnmatchedChangeError, replay
 
     query = {k: v for k, v in url.query.items() if k.lower() not in _url_keys()}
     options = lake_settings({**query, **settings})

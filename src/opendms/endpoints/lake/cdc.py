@@ -107,7 +107,7 @@ _SEQUENCES = {
 _DELIMITERS = {"SLASH": "/", "UNDERSCORE": "_", "DASH": "-", "NONE": ""}
 
 
-# -- what the files look like (shared with opendms.testing.lakereplay) --------------
+# -- what the files look like (shared with opendms.endpoints.lake.replay) ----------
 
 
 def cdc_has_op(settings: LakeSettings) -> bool:

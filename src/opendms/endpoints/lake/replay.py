@@ -1,4 +1,8 @@
-"""Read a lake table back as a consumer of DMS files would: replay LOAD then CDC files.
+"""A lake table as ``opendms validate`` reads it: its LOAD then CDC files replayed.
+
+Validation (:mod:`opendms.validate.sides`) compares a lake target with its source
+through this replay. Tests do not judge the lake with it: they use the independent
+reader in ``tests/oracles/lake.py``, written from the DMS guide and the README.
 
 The table's full-load files (``LOAD…``, ``SEGMENTn_LOAD…``) are read first, then its
 CDC files (``yyyymmdd-hhmmssfff.*``) in name order, which is commit order, wherever
