@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +131,7 @@ def _child(name: str, seconds: int, seed: int, out: Path) -> int:
     return 0
 
 
-def _guard(target):  # type: ignore[no-untyped-def]
+def _guard(target: Callable[[bytes], object]) -> Callable[[bytes], None]:
     """``target`` for libFuzzer: a Python exception escaping it is the crash."""
 
     def run(data: bytes) -> None:

@@ -41,8 +41,10 @@ def _lake_ids(lake: Path) -> list[tuple[str, int]]:
     load = [f for f in files if "LOAD" in Path(f).name]
     out = []
     for f in load + [f for f in files if f not in load]:
-        rows = duckdb.sql(f"SELECT * FROM read_parquet('{f}')").fetchall()
-        names = [c[0] for c in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{f}')").fetchall()]
+        rows = duckdb.execute(f"SELECT * FROM read_parquet('{f}')").fetchall()
+        names = [
+            c[0] for c in duckdb.execute(f"DESCRIBE SELECT * FROM read_parquet('{f}')").fetchall()
+        ]
         for row in rows:
             record = dict(zip(names, row, strict=True))
             out.append((str(record.get("Op", "I")), int(record["id"])))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
@@ -112,7 +113,7 @@ def tlv(kind: int, value: bytes) -> bytes:
     return bytes([kind]) + lenenc(len(value)) + value
 
 
-def image(values: list[bytes | None], pad: bool = True) -> bytes:
+def image(values: Sequence[bytes | None], pad: bool = True) -> bytes:
     """One row image: null bitmap (unused bits set, as MariaDB does) + values."""
     nbytes = (len(values) + 7) // 8
     nulls = sum(1 << i for i, v in enumerate(values) if v is None)
@@ -221,7 +222,7 @@ def var(raw: bytes, lenbytes: int = 1) -> bytes:
 # ----------------------------------------------------------------------------- helpers
 
 
-def decode_insert(cols: list[C], rows: list[list[bytes | None]], **kw: Any) -> list[Change]:
+def decode_insert(cols: list[C], rows: Sequence[Sequence[bytes | None]], **kw: Any) -> list[Change]:
     """Feed GTID, TABLE_MAP, WRITE_ROWS, XID; the changes of the transaction."""
     dec_ = BinlogDecoder(file="bin.000001", gtid="0-1-1", **kw)
     return feed_all(dec_, table_events(cols, [image(r) for r in rows]))[0].changes
@@ -245,6 +246,12 @@ def feed_all(dec_: BinlogDecoder, events: list[bytes]) -> list[Transaction]:
         if txn is not None:
             out.append(txn)
     return out
+
+
+def pos(txn: Transaction) -> BinlogPosition:
+    """The binlog position a decoded transaction ends at."""
+    assert isinstance(txn.end, BinlogPosition)
+    return txn.end
 
 
 def one(col: C, raw: bytes | None, **kw: Any) -> Any:
@@ -422,7 +429,7 @@ def test_timestamps_are_aware_utc() -> None:
 
 def interval(hours: int, minutes: int, seconds: int, micros: int = 0, sign: int = 1) -> Any:
     total = ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + micros
-    return pa.MonthDayNano([0, 0, sign * total * 1000])
+    return pa.MonthDayNano([0, 0, sign * total * 1000])  # type: ignore[call-arg,arg-type]
 
 
 @pytest.mark.parametrize("fsp", [0, 1, 2, 3, 4, 5, 6])
@@ -697,9 +704,9 @@ def test_mysql_gtids_and_begin_commit_queries() -> None:
     events += [event(Ev.GTID_LOG, b"\x01" + uuid + struct.pack("<Q", 8) + bytes(10), 250)]
     events += [query_event("CREATE TABLE x (a int)", log_pos=300)]
     first, second = feed_all(dec_, events)
-    assert first.end.gtid == "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-6"  # type: ignore[union-attr]
-    assert second.end.gtid == "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-6:8"  # type: ignore[union-attr]
-    assert second.changes == [] and second.end.offset == 300  # type: ignore[union-attr]
+    assert pos(first).gtid == "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-6"
+    assert pos(second).gtid == "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-6:8"
+    assert second.changes == [] and pos(second).offset == 300
 
 
 def test_gtid_state_text() -> None:
@@ -717,7 +724,7 @@ def test_rollback_and_other_tables_give_empty_transactions() -> None:
     dec_ = BinlogDecoder(file="bin.000001", captured={("db", "other")})
     events = table_events(cols, [image([struct.pack("<i", 1)])])
     [skipped] = feed_all(dec_, events)
-    assert skipped.changes == [] and skipped.end.offset == 500  # type: ignore[union-attr]
+    assert skipped.changes == [] and pos(skipped).offset == 500
     dec_ = BinlogDecoder(file="bin.000001")
     events = [*table_events(cols, [image([struct.pack("<i", 1)])])[:3], query_event("ROLLBACK")]
     [rolled] = feed_all(dec_, events)

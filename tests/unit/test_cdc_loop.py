@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opendms.cdc import LSN, Change, Op, Transaction
+from opendms.cdc import LSN, Change, Op, Position, Transaction
 from opendms.engine.cdc import BatchSettings, CdcLoop
 from opendms.state import StateStore
 
@@ -16,13 +16,20 @@ def _txn(end: int, n: int = 1) -> Transaction:
     return Transaction(end, datetime.now(UTC), LSN(end), changes)
 
 
-def _loop(tmp_path: Path, applied: list[tuple[list[int], str]], confirmed: list[LSN]) -> CdcLoop:
+def _lsn(txn: Transaction) -> int:
+    assert isinstance(txn.end, LSN)
+    return txn.end.value
+
+
+def _loop(
+    tmp_path: Path, applied: list[tuple[list[int], str]], confirmed: list[Position]
+) -> CdcLoop:
     store = StateStore(tmp_path / "s.db")
     store.save_task("t", "src", "dst", "cdc", "{}")
     store.table_planned("t", "s", "t", 0)
 
     def apply(batch: list[Transaction], position: str) -> int:
-        applied.append(([int(t.end.value) for t in batch], position))
+        applied.append(([_lsn(t) for t in batch], position))
         return sum(len(t.changes) for t in batch)
 
     return CdcLoop("t", apply, confirmed.append, store, BatchSettings(0.0, 30.0, 3))
@@ -30,7 +37,7 @@ def _loop(tmp_path: Path, applied: list[tuple[list[int], str]], confirmed: list[
 
 def test_skips_what_the_checkpoint_covers_and_confirms_after_apply(tmp_path: Path) -> None:
     applied: list[tuple[list[int], str]] = []
-    confirmed: list[LSN] = []
+    confirmed: list[Position] = []
     loop = _loop(tmp_path, applied, confirmed)
     stream = [_txn(10), _txn(20), None, _txn(30), None]
     end = loop.run(stream, LSN(15), threading.Event(), lambda: False)

@@ -38,8 +38,8 @@ SRC = Table(
 )
 
 
-def batch(**overrides: pa.Array) -> pa.RecordBatch:
-    columns: dict[str, pa.Array] = {
+def batch(**overrides: pa.Array[Any]) -> pa.RecordBatch:
+    columns: dict[str, pa.Array[Any]] = {
         "id": pa.array([1, 2, 3], pa.int64()),
         "a": pa.array([5, 7, None], pa.int32()),
         "b": pa.array([2, 0, 4], pa.int32()),
@@ -78,6 +78,13 @@ _IDS = itertools.count(100)
 
 def plan(*rules: dict[str, Any], table: Table = SRC) -> TablePlan:
     return parse_table_mappings({"rules": list(rules)}).plan(table)
+
+
+def _data_address(column: pa.Array[Any]) -> int:
+    """Where a fixed-width column's values live in memory."""
+    data = column.buffers()[1]
+    assert data is not None
+    return data.address
 
 
 def run(p: TablePlan, source: pa.RecordBatch | None = None) -> pa.RecordBatch:
@@ -157,8 +164,8 @@ def test_now_is_current_utc_time_formatted_like_sqlite() -> None:
     before = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     out = run(p)
     values = out.column("x").to_pylist()
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", v) for v in values)
-    stamp = dt.datetime.strptime(values[0], "%Y-%m-%d %H:%M:%S")
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", str(v)) for v in values)
+    stamp = dt.datetime.strptime(str(values[0]), "%Y-%m-%d %H:%M:%S")
     assert abs((stamp - before).total_seconds()) < 60
     assert out.column("y").to_pylist()[0] in (before.date(), stamp.date())
 
@@ -181,7 +188,7 @@ def test_renames_only_take_the_fast_path_without_copying() -> None:
     out = evaluate_outputs(source, p)
     assert out.schema.names == ["c_id", "c_A", "c_b", "c_s", "c_d"]
     assert compiled(p).fast and compiled(p).con is None
-    assert out.column("c_A").buffers()[1].address == source.column("a").buffers()[1].address
+    assert _data_address(out.column("c_A")) == _data_address(source.column("a"))
     assert out.column("c_s").to_pylist() == ["alpha", None, "a_b"]
 
 
@@ -217,7 +224,7 @@ def test_compiled_once_per_plan_and_plan_still_pickles() -> None:
     ],
 )
 def test_change_data_type_casts_exactly(
-    column: str, dms_type: dict[str, Any], values: pa.Array, expected: list[Any]
+    column: str, dms_type: dict[str, Any], values: pa.Array[Any], expected: list[Any]
 ) -> None:
     p = plan(rule(1, "change-data-type", column, **{"data-type": dms_type}))
     out = run(p, batch(**{column: values}))
@@ -237,7 +244,7 @@ def test_change_data_type_casts_exactly(
     ],
 )
 def test_lossy_change_data_type_raises_data_error(
-    column: str, dms_type: dict[str, Any], values: pa.Array, row: str | None
+    column: str, dms_type: dict[str, Any], values: pa.Array[Any], row: str | None
 ) -> None:
     p = plan(rule(1, "change-data-type", column, **{"data-type": dms_type}))
     source = batch(**{column: values})

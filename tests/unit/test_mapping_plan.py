@@ -31,7 +31,7 @@ EMP = Table(
 
 
 def tr(
-    rid: int, action: str, target: str, column: str | None = None, **extra: Any
+    rid: int, action: str, target: str, column: str | None = None, /, **extra: Any
 ) -> dict[str, Any]:
     locator = {"schema-name": "hr"}
     if target != "schema":

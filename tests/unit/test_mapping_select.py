@@ -13,7 +13,7 @@ from opendms.model import Column, ColumnType, Filter, FilterGroup, Kind, Table, 
 
 
 def rule(
-    rid: int, schema: str, table: str, action: str = "include", **extra: Any
+    rid: int, schema: str, table: str, action: str = "include", /, **extra: Any
 ) -> dict[str, Any]:
     return {
         "rule-type": "selection",

@@ -25,13 +25,13 @@ def _apply(table: dict[Any, dict[str, Any]], changes: list[Change]) -> None:
         elif c.op is Op.DELETE:
             table.pop(c.key[0], None)
         else:
-            row = table.pop(c.key[0], None)
-            if row is None:
+            old = table.pop(c.key[0], None)
+            if old is None:
                 continue
             for col, value in zip(c.columns, c.values, strict=True):
                 if value is not UNCHANGED:
-                    row[col] = value
-            table[row["id"]] = row
+                    old[col] = value
+            table[old["id"]] = old
 
 
 def _random_batch(rng: random.Random, start: dict[Any, dict[str, Any]]) -> list[Change]:
@@ -45,7 +45,7 @@ def _random_batch(rng: random.Random, start: dict[Any, dict[str, Any]]) -> list[
             out.append(Change(Op.TRUNCATE, "s", "t"))
             live.clear()
         elif k not in live:
-            vals = (k, rng.randrange(9), rng.randrange(9))
+            vals: tuple[object, ...] = (k, rng.randrange(9), rng.randrange(9))
             out.append(Change(Op.INSERT, "s", "t", COLS, vals))
             live[k] = dict(zip(COLS, vals, strict=True))
         elif roll < 0.3:
