@@ -15,6 +15,7 @@ README's type mapping says the value is carried unchanged:
 * JSON is parsed (MariaDB: columns with a ``json_valid`` check, i.e. ``JSON``);
 * booleans are :class:`bool` (MariaDB ``TINYINT(1)`` and SQLite ``BOOLEAN`` holding 0 or
   1; any other value stays an int, so a wrong value is never hidden);
+* a MariaDB ``FLOAT`` is read as its exact float32 value (cast to ``DOUBLE``);
 * UUIDs are text, binary values :class:`bytes`, arrays lists.
 
 Where a target loses information by design, the tests say so with :func:`convert` and
@@ -60,6 +61,13 @@ def interval(text: str) -> tuple[int, int, int]:
     micros = (int(hours or 0) * 3600 + int(minutes or 0) * 60) * _MICROS
     micros += int(Decimal(seconds or 0) * _MICROS)
     return sign * total_months, sign * total_days, sign * micros
+
+
+def time_of_day(value: tuple[int, int, int]) -> dt.time:
+    """An interval of less than a day (how a MariaDB ``TIME`` is read) as a time of day."""
+    months, days, micros = value
+    assert months == days == 0 and 0 <= micros < 86_400 * _MICROS, value
+    return (dt.datetime.min + dt.timedelta(microseconds=micros)).time()
 
 
 def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -195,13 +203,21 @@ def read_mysql(url: str, table: str, key: Key = "id") -> list[Row]:
     try:
         with conn.cursor() as cur:
             types = _mysql_types(cur, table)
-            cur.execute(f"SELECT * FROM `{table}` ORDER BY {_order(key, '`')}")
+            exprs = [_mysql_select(n, t) for n, t in types]
+            cur.execute(f"SELECT {', '.join(exprs)} FROM `{table}` ORDER BY {_order(key, '`')}")
             names = [d[0] for d in cur.description]
             data = cur.fetchall()
     finally:
         conn.close()
     kinds = dict(types)
     return [{n: _mysql_value(v, kinds[n]) for n, v in zip(names, row, strict=True)} for row in data]
+
+
+def _mysql_select(name: str, kind: str) -> str:
+    """A FLOAT is sent as text rounded to 6 digits; as a DOUBLE it is the exact float32."""
+    if kind.startswith("float"):
+        return f"CAST(`{name}` AS DOUBLE) AS `{name}`"
+    return f"`{name}`"
 
 
 def _mysql_value(value: Any, kind: str) -> Any:
