@@ -148,10 +148,41 @@ def read_postgres(url: str, table: str, key: Key = "id", schema: str | None = No
         conn.execute("SET TIME ZONE 'UTC'")
         schema = schema or _pg_schema(conn, table)
         types = _pg_types(conn, schema, table)
-        exprs = [f'"{n}"::text' if t == "interval" else f'"{n}"' for n, t in types]
+        exprs = [_pg_select(n, t) for n, t in types]
         sql = f'SELECT {", ".join(exprs)} FROM "{schema}"."{table}" ORDER BY {_order(key, chr(34))}'
         data = conn.execute(sql).fetchall()
     return [{n: _pg_value(v, t) for (n, t), v in zip(types, row, strict=True)} for row in data]
+
+
+_PG_ARRAY_ELEMENTS = {
+    "integer",
+    "bigint",
+    "smallint",
+    "text",
+    "character varying",
+    "character",
+    "numeric",
+    "boolean",
+    "double precision",
+    "real",
+    "uuid",
+    "date",
+    "timestamp without time zone",
+    "timestamp with time zone",
+    "bytea",
+    "json",
+    "jsonb",
+}
+
+
+def _pg_select(name: str, kind: str) -> str:
+    """Intervals as ISO 8601 text; arrays of types psycopg does not know (enums,
+    domains) as text arrays, which psycopg reads as lists."""
+    if kind == "interval":
+        return f'"{name}"::text'
+    if kind.endswith("[]") and kind[:-2].split("(")[0] not in _PG_ARRAY_ELEMENTS:
+        return f'"{name}"::text[]'
+    return f'"{name}"'
 
 
 def _pg_value(value: Any, kind: str) -> Any:
