@@ -13,7 +13,13 @@ from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.errors import TaskError
 from opendms.state import StateStore, TableState
-from opendms.testing.sql import execute, table_rows
+from opendms.testing.sql import execute
+from tests.oracles.rows import read_rows
+
+
+def table_rows(url: str, table: str, key: str) -> list[tuple[Any, ...]]:
+    """The target's rows as value tuples, read with plain SQL (tests/oracles/rows.py)."""
+    return [tuple(r.values()) for r in read_rows(url, table, key)]
 
 
 def _run(source: str, target: str, tmp_path: Path, **behavior: Any) -> StateStore:

@@ -25,6 +25,7 @@ from opendms.state import validation as vstate
 from opendms.testing.sql import execute
 from opendms.validate import MISSING_SOURCE, MISSING_TARGET, ValidationState, validate_task
 from tests.oracles.lake import lake_files, lake_filesystem, read_lake
+from tests.oracles.rows import read_rows
 
 from .test_validate import _spec
 
@@ -93,9 +94,27 @@ def _task_file(tmp_path: Path, source: str, target: str, **extra: Any) -> Path:
     return path
 
 
-def _loaded_and_validated(spec: Any, store: StateStore, rows: int) -> None:
-    """Run the task; a validation then finds its one table equal, ``rows`` on each side."""
+def _table_rows(url: str, settings: dict[str, Any], table: str, order: str) -> list[Any]:
+    """A table's rows as a sorted multiset of value tuples: read with plain SQL, or the
+    lake folded (without a key) by the independent reader."""
+    if url.startswith(("file://", "s3://")):
+        lake = read_lake(url, settings, keys=[])
+        (name,) = [n for n in lake.tables if n.endswith(f".{table}")]
+        rows = lake[name].rows
+    else:
+        rows = read_rows(url, table, order)
+    return sorted((tuple(r.values()) for r in rows), key=repr)
+
+
+def _loaded_and_validated(
+    spec: Any, store: StateStore, rows: int, table: str, order: str = "id"
+) -> None:
+    """Run the task; the test's own oracles find the target's ``table`` equal to the
+    source's, and then (only then) a validation must find it equal, ``rows`` each side."""
     run_task(spec, store)
+    want = _table_rows(spec.source.url, {}, table, order)
+    assert _table_rows(spec.target.url, spec.target.settings, table, order) == want
+    assert len(want) == rows
     result = validate_task(spec, store)
     assert [(t.state, t.source_rows, t.target_rows) for t in result.tables] == [
         (ValidationState.VALIDATED, rows, rows)
@@ -176,7 +195,7 @@ def test_case_insensitive_target_columns(pg_db: str, tmp_path: Path) -> None:
         {"name": "v", "source": pg_db, "target": url, "task_settings": settings}, where="test"
     )
     store = StateStore(tmp_path / "s.db")
-    _loaded_and_validated(spec, store, 1)
+    _loaded_and_validated(spec, store, 1, "t")
     execute(url, ["UPDATE t SET NAME = 'changed'"])
     (failure,) = validate_task(spec, store).failures
     assert failure.details == {"Name": {"source": "x", "target": "changed"}}
@@ -224,7 +243,7 @@ def test_no_primary_key_multiset(
     dst = _target(target, request, tmp_path)
     spec = _spec("nk", src, dst)
     store = StateStore(tmp_path / "s.db")
-    _loaded_and_validated(spec, store, 4)
+    _loaded_and_validated(spec, store, 4, "nk", "a")
     _damage_nokey(target, dst, _schema(src))
     result = validate_task(spec, store)
     table = f"{_schema(src)}.nk"
@@ -285,14 +304,19 @@ def test_lake_without_key_with_cdc_updates(mysql_db: str, tmp_path: Path) -> Non
     store = StateStore(tmp_path / "s.db")
     run_task(spec, store)
     execute(mysql_db, ["INSERT INTO nk VALUES (1, 'x'), (4, 'z')"])
-    _loaded_and_validated(spec, store, 6)
+    _loaded_and_validated(spec, store, 6, "nk", "a")
     execute(mysql_db, ["UPDATE nk SET b = 'w' WHERE a = 4"])
     run_task(spec, store)
     schema = str(EndpointURL.parse(mysql_db).database)
     lake = read_lake(f"file://{tmp_path / 'lake'}?DataFormat=parquet", keys=[])
-    nk = lake[f"{schema}.nk"]  # the lake itself is right: D of the old row, U of the new
-    assert nk.op_rows("a", "b") == [("I", 1, "x"), ("I", 4, "z"), ("D", 4, "z"), ("U", 4, "w")]
-    assert [(r["a"], r["b"]) for r in nk.rows] == [
+    folded = lake[f"{schema}.nk"]  # the lake itself is right: D of the old row, U of the new
+    assert folded.op_rows("a", "b") == [
+        ("I", 1, "x"),
+        ("I", 4, "z"),
+        ("D", 4, "z"),
+        ("U", 4, "w"),
+    ]
+    assert [(r["a"], r["b"]) for r in folded.rows] == [
         (1, "x"),
         (1, "x"),
         (1, "x"),
@@ -300,11 +324,12 @@ def test_lake_without_key_with_cdc_updates(mysql_db: str, tmp_path: Path) -> Non
         (3, None),
         (4, "w"),
     ]
+    assert _table_rows(spec.target.url, {}, "nk", "a") == _table_rows(mysql_db, {}, "nk", "a")
     result = validate_task(spec, store)
-    (nk,) = result.tables
-    assert nk.state is ValidationState.TABLE_ERROR, nk
-    assert "cannot be matched" in nk.message and "not validated" in nk.message
-    assert not result.ok and result.not_validated == [nk]
+    (table,) = result.tables
+    assert table.state is ValidationState.TABLE_ERROR, table
+    assert "cannot be matched" in table.message and "not validated" in table.message
+    assert not result.ok and result.not_validated == [table]
 
 
 def test_cdc_validation_of_a_target_whose_columns_differ(
@@ -329,15 +354,8 @@ def test_cdc_validation_of_a_target_whose_columns_differ(
     (state,) = vstate.states(store, "cv")
     assert state.state == "Table error", state
     assert "extra on target: c" in state.message
-    rows = execute_rows(pg_target_db, "SELECT id, a, b, c FROM t ORDER BY id")
-    assert rows == [(1, "changed", 10, None), (2, "y", 20, None), (3, "z", 30, None)]
-
-
-def execute_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
-    from opendms.testing.sql import connect, query
-
-    conn = connect(url)
-    try:
-        return [tuple(r) for r in query(conn, sql)]
-    finally:
-        conn.close()
+    assert read_rows(pg_target_db, "t") == [
+        {"id": 1, "a": "changed", "b": 10, "c": None},
+        {"id": 2, "a": "y", "b": 20, "c": None},
+        {"id": 3, "a": "z", "b": 30, "c": None},
+    ]

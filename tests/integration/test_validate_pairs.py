@@ -1,7 +1,8 @@
 """``opendms validate`` on the source -> target pairs test_validate.py does not cover:
 MySQL -> MySQL, MySQL -> SQLite, SQLite -> PostgreSQL, SQLite -> MySQL, MySQL -> local
-Parquet lake and SQLite -> S3 Parquet lake. Each pair: a clean full load validates with
-no failures; then the target is damaged and exactly the damaged keys are reported."""
+Parquet lake and SQLite -> S3 Parquet lake. Each pair: a clean full load, shown equal to
+the source by the test's own oracles, validates with no failures; then the target is
+damaged and exactly the damaged keys are reported."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from opendms.validate import (
 )
 from tests.oracles.lake import lake_files, lake_filesystem, read_lake
 
-from .test_validate import _mysql_run, _pg_run, _spec, _sqlite_run
+from .test_validate import _mysql_run, _pg_run, _spec, _sqlite_run, assert_copied
 
 ROWS = 40
 
@@ -167,6 +168,7 @@ def test_pair(source: str, target: str, request: pytest.FixtureRequest, tmp_path
     spec = _spec("v", src_url, dst_url)
     store = StateStore(tmp_path / "state.db")
     run_task(spec, store)
+    assert_copied(src_url, dst_url, schema, settings=spec.target.settings)  # the oracles first
 
     clean = validate_task(spec, store)
     assert clean.failures == [], clean.failures
@@ -238,6 +240,7 @@ def test_mysql_to_parquet_lake_with_cdc(request: pytest.FixtureRequest, tmp_path
     assert items.changes[1].row["name"] == _name(4)  # the whole old row
     assert [r["id"] for r in items.rows] == [*(i for i in range(1, ROWS + 1) if i != 4), 100]
     assert (items.rows[1]["name"], items.rows[1]["note"]) == ("cdc ✓", "")
+    assert_copied(src_url, f"file://{lake}", schema, settings={"DataFormat": "parquet"})
     result = validate_task(spec, store)
     assert result.failures == [] and result.ok
     assert result.tables[0].state is ValidationState.VALIDATED
