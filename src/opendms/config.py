@@ -7,156 +7,26 @@ keys are rejected, never ignored.
 from __future__ import annotations
 
 import enum
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from opendms.endpoints.base import PrepMode
 from opendms.errors import ConfigError, UnknownSchemeError
+from opendms.tasksettings import DataErrorPolicyKind, ErrorBehaviorSection, TaskSettings
 
-
-class MigrationType(enum.StrEnum):
-    FULL_LOAD = "full-load"
-    CDC = "cdc"
-    FULL_LOAD_AND_CDC = "full-load-and-cdc"
-
-
-class DataErrorPolicyKind(enum.StrEnum):
-    """What happens to a row whose value the target cannot hold (DMS names)."""
-
-    IGNORE_RECORD = "IGNORE_RECORD"
-    LOG_ERROR = "LOG_ERROR"
-    SUSPEND_TABLE = "SUSPEND_TABLE"
-    STOP_TASK = "STOP_TASK"
-
-
-ApplyPolicy = Literal[
-    "IGNORE_RECORD", "LOG_ERROR", "SUSPEND_TABLE", "STOP_TASK", "INSERT_RECORD", "UPDATE_RECORD"
-]
-DeletePolicy = Literal["IGNORE_RECORD", "LOG_ERROR", "SUSPEND_TABLE", "STOP_TASK"]
+__all__ = ["DataErrorPolicyKind", "ErrorBehaviorSection", "TaskSettings", "TaskSpec"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-class FullLoadSection(_Strict):
-    TargetTablePrepMode: PrepMode = PrepMode.DROP_AND_CREATE
-    MaxFullLoadSubTasks: int = Field(8, ge=1, le=49)
-    CommitRate: int = Field(10000, ge=1, le=1_000_000)
-    CreatePkAfterFullLoad: bool = False
-    StopTaskCachedChangesApplied: bool = False
-    StopTaskCachedChangesNotApplied: bool = False
-    TransactionConsistencyTimeout: int = Field(600, ge=0)
-
-
-SuspendOrStop = Literal["SUSPEND_TABLE", "STOP_TASK"]
-EscalationPolicy = Literal["LOG_ERROR", "SUSPEND_TABLE", "STOP_TASK"]
-
-
-class ErrorBehaviorSection(_Strict):
-    """DMS ErrorBehavior (names and defaults of the DMS user guide, "Error handling task
-    settings"). opendms applies the data, table and apply-conflict policies during the
-    full load and CDC, and the recoverable-error retries (see engine/errors.py)."""
-
-    DataErrorPolicy: DataErrorPolicyKind = DataErrorPolicyKind.LOG_ERROR
-    DataTruncationErrorPolicy: DataErrorPolicyKind = DataErrorPolicyKind.LOG_ERROR
-    DataErrorEscalationPolicy: SuspendOrStop = "SUSPEND_TABLE"
-    DataErrorEscalationCount: int = Field(0, ge=0)
-    EventErrorPolicy: Literal["IGNORE", "STOP_TASK"] = "IGNORE"
-    TableErrorPolicy: SuspendOrStop = "SUSPEND_TABLE"
-    TableErrorEscalationPolicy: Literal["STOP_TASK"] = "STOP_TASK"
-    TableErrorEscalationCount: int = Field(0, ge=0)
-    # Environmental errors (a lost connection, a server restart): the task is retried.
-    RecoverableErrorCount: int = Field(-1, ge=-1)
-    RecoverableErrorInterval: int = Field(5, ge=0)
-    RecoverableErrorThrottling: bool = True
-    RecoverableErrorThrottlingMax: int = Field(1800, ge=0)
-    RecoverableErrorStopRetryAfterThrottlingMax: bool = True
-    # What a CDC change that does not fit the target does (DMS names and defaults):
-    # a duplicate insert, an update or delete of a missing row.
-    ApplyErrorInsertPolicy: ApplyPolicy = "LOG_ERROR"
-    ApplyErrorUpdatePolicy: ApplyPolicy = "LOG_ERROR"
-    ApplyErrorDeletePolicy: DeletePolicy = "IGNORE_RECORD"
-    ApplyErrorEscalationPolicy: EscalationPolicy = "LOG_ERROR"
-    ApplyErrorEscalationCount: int = Field(0, ge=0)
-    ApplyErrorFailOnTruncationDdl: bool = False
-    FailOnNoTablesCaptured: bool = True
-    FailOnTransactionConsistencyBreached: bool = False
-    FullLoadIgnoreConflicts: bool = True
-
-    def apply_policies(self) -> dict[str, str]:
-        """Per operation; DMS's UPDATE_RECORD (insert a missing row) is INSERT_RECORD."""
-        update = self.ApplyErrorUpdatePolicy
-        return {
-            "insert": self.ApplyErrorInsertPolicy,
-            "update": "INSERT_RECORD" if update == "UPDATE_RECORD" else update,
-            "delete": self.ApplyErrorDeletePolicy,
-        }
-
-
-class TargetMetadataSection(_Strict):
-    TargetSchema: str = ""
-    SupportLobs: bool = True
-    FullLobMode: bool = False
-    LobChunkSize: int = 64
-    LimitedSizeLobMode: bool = True
-    LobMaxSize: int = 32
-    BatchApplyEnabled: bool = False
-    ParallelLoadThreads: int = Field(0, ge=0)
-    ParallelLoadBufferSize: int = Field(0, ge=0)
-
-
-class ChangeProcessingTuningSection(_Strict):
-    """DMS batch-apply tuning for CDC."""
-
-    BatchApplyTimeoutMin: int = Field(default=1, ge=0)
-    BatchApplyTimeoutMax: int = Field(default=30, ge=1)
-    BatchApplyMemoryLimit: int = Field(default=500, ge=1)
-    BatchSplitSize: int = Field(default=0, ge=0)
-    CommitTimeout: int = Field(default=1, ge=1)
-    MemoryLimitTotal: int = Field(default=1024, ge=1)
-    MemoryKeepTime: int = Field(default=60, ge=0)
-    StatementCacheSize: int = Field(default=50, ge=0)
-
-
-class DdlHandlingSection(_Strict):
-    """DMS ChangeProcessingDdlHandlingPolicy: whether a source table's DROP and TRUNCATE
-    during CDC are done to the target table too (ALTER is always followed)."""
-
-    HandleSourceTableDropped: bool = True
-    HandleSourceTableTruncated: bool = True
-    HandleSourceTableAltered: bool = True
-
-
-class ValidationSection(_Strict):
-    """DMS ValidationSettings (``opendms validate``; EnableValidation also validates each
-    table after a task's full load)."""
-
-    EnableValidation: bool = False
-    ValidationOnly: bool = False
-    FailureMaxCount: int = Field(10000, ge=0)
-    TableFailureMaxCount: int = Field(1000, ge=0)
-    ThreadCount: int = Field(5, ge=1)
-    PartitionSize: int = Field(10000, ge=1)
-    ValidationMode: str = "ROW_LEVEL"
-    HandleCollationDiff: bool = False
-    RecordFailureDelayLimitInMinutes: int = Field(0, ge=0)
-    InDatabaseChecksums: bool = False  # opendms: checksum bisection in the databases
-
-
-class TaskSettings(_Strict):
-    """The subset of the DMS task-settings JSON that opendms honours."""
-
-    FullLoadSettings: FullLoadSection = FullLoadSection()
-    ErrorBehavior: ErrorBehaviorSection = ErrorBehaviorSection()
-    TargetMetadata: TargetMetadataSection = TargetMetadataSection()
-    ChangeProcessingTuning: ChangeProcessingTuningSection = ChangeProcessingTuningSection()
-    ChangeProcessingDdlHandlingPolicy: DdlHandlingSection = DdlHandlingSection()
-    ValidationSettings: ValidationSection = ValidationSection()
+class MigrationType(enum.StrEnum):
+    FULL_LOAD = "full-load"
+    CDC = "cdc"
+    FULL_LOAD_AND_CDC = "full-load-and-cdc"
 
 
 class EndpointSpec(_Strict):
@@ -236,7 +106,7 @@ def load_task_file(path: str | Path) -> TaskSpec:
     where = str(file)
     text = _read_text(file, where, "")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=StrictLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where=where) from exc
     except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
@@ -253,6 +123,8 @@ def task_from_dict(data: dict[str, Any], where: str, base: Path | None = None) -
     mappings = data.get("table_mappings")
     if isinstance(mappings, str) and not mappings.lstrip().startswith(("{", "[")):
         data["table_mappings"] = _read_mapping_file(mappings, base, where)
+    if isinstance(data.get("task_settings"), str):
+        data["task_settings"] = _read_settings(data["task_settings"], base, where)
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as exc:
@@ -304,19 +176,63 @@ def _read_text(file: Path, where: str, path: str) -> str:
 
 
 def _read_mapping_file(name: str, base: Path | None, where: str) -> Any:
+    """A table-mapping file, parsed strictly (a key given twice is an error, as inline)."""
+    from opendms.mapping._reader import load_document
+
+    file = _resolve(name, base)
+    text = _read_text(file, where, "$.table_mappings")
+    try:
+        return load_document(text, where="")
+    except ConfigError as exc:
+        message = f"table mappings file {str(file)!r}: {exc.message}"
+        raise ConfigError(message, where=where, path="$.table_mappings") from None
+
+
+def _read_settings(value: str, base: Path | None, where: str) -> Any:
+    """``task_settings`` given as JSON text or as the name of a JSON or YAML file (a DMS
+    task-settings document as the DMS console or CLI saves it)."""
+    if value.lstrip().startswith("{"):
+        return _parse_settings(value, where, "inline JSON")
+    file = _resolve(value, base)
+    text = _read_text(file, where, "$.task_settings")
+    return _parse_settings(text, where, f"task settings file {str(file)!r}")
+
+
+def _parse_settings(text: str, where: str, what: str) -> Any:
+    try:
+        data = yaml.load(text, Loader=StrictLoader)  # JSON is YAML; duplicate keys fail
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} is not valid JSON or YAML: {exc}", where=where) from None
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc).split(";")[0]
+        raise ConfigError(f"{what} cannot be read: {reason}", where=where) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must hold an object", where=where, path="$.task_settings")
+    return data
+
+
+def _resolve(name: str, base: Path | None) -> Path:
     file = Path(name)
     if not file.is_absolute() and base is not None:
         file = base / file
-    text = _read_text(file, where, "$.table_mappings")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"table mappings file {str(file)!r} is not valid JSON: {exc.msg} "
-            f"at line {exc.lineno} column {exc.colno}",
-            where=where,
-            path="$.table_mappings",
-        ) from exc
-    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
-        message = f"table mappings file {str(file)!r} cannot be read: {str(exc).split(';')[0]}"
-        raise ConfigError(message, where=where, path="$.table_mappings") from None
+    return file
+
+
+class StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the
+    last silently), so a task file and the JSON documents in it read as strictly as
+    the table-mapping reader reads JSON."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given more than once (line {mark.line + 1})", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

@@ -89,8 +89,31 @@ def test_mappings_file_reference(tmp_path: Path) -> None:
 
 def test_mappings_file_bad_json(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text('{"rules": [}')
-    with pytest.raises(ConfigError, match=r"\$.table_mappings.*line 1 column 12"):
+    with pytest.raises(ConfigError, match=r"\$.table_mappings.*line 1, column 12"):
         load_task_file(_write(tmp_path, GOOD + "table_mappings: m.json\n"))
+
+
+RULE = (
+    '{"rule-type": "selection", "rule-id": "1", "rule-name": "1", '
+    '"object-locator": {"schema-name": "%", "table-name": "%"}, "rule-action": "include"}'
+)
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_key_twice_in_a_mapping_is_the_same_error_inline_and_in_a_file(
+    tmp_path: Path, inline: bool
+) -> None:
+    doc = '{"rules": [' + RULE.replace('"rule-id": "1"', '"rule-id": "1", "rule-id": "2"') + "]}"
+    (tmp_path / "m.json").write_text(doc)
+    value = repr(doc) if inline else "m.json"
+    with pytest.raises(ConfigError, match=r"\$\.rules\[0\]\.rule-id: key given more than once"):
+        load_task_file(_write(tmp_path, GOOD + f"table_mappings: {value}\n"))
+
+
+def test_a_bare_rule_says_how_to_wrap_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"wrap it so") as info:
+        load_task_file(_write(tmp_path, GOOD + f"table_mappings: {RULE!r}\n"))
+    assert '{"rules": [...]}' in str(info.value)
 
 
 @pytest.mark.parametrize(

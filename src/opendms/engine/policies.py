@@ -115,7 +115,8 @@ class ErrorPolicies:
         reason = str(exc.message if isinstance(exc, TableError) else exc)
         limit = self.settings.TableErrorEscalationCount
         if limit and self.table_counts[key] >= limit:
-            self._stop(key, f"TableErrorEscalationCount {limit} reached: {reason}")
+            escalation = self.settings.TableErrorEscalationPolicy  # DMS: STOP_TASK only
+            self._escalate(key, escalation, f"TableErrorEscalationCount {limit} reached: {reason}")
         self._escalate(key, self.settings.TableErrorPolicy, reason)
 
     def apply_conflict_suspended(self, table: str, reason: str) -> None:

@@ -20,6 +20,7 @@ from opendms.errors import OpenDMSError, StopRequested, TaskError
 from opendms.mapping import TableMappings, parse_table_mappings
 from opendms.state import StateStore, TaskStatus
 from opendms.state.lock import TaskLock
+from opendms.tasksettings import settings_without_effect
 
 log = logging.getLogger("opendms.task")
 
@@ -78,9 +79,22 @@ def run_task(
     position and starts over with a new slot (and full load).
     """
     mappings = task_mappings(spec)
+    warn_settings_without_effect(spec)
     _tune_gc()
     with TaskLock(store.path, spec.name):  # refused before anything is recorded
         return _locked_run(spec, mappings, store, progress, stop, (follow, fresh, file))
+
+
+def warn_settings_without_effect(spec: TaskSpec) -> None:
+    """One warning per DMS task setting the task sets but opendms does not act on
+    (README, "Task settings with no effect here"), once per process."""
+    for path, reason in settings_without_effect(spec.task_settings):
+        if path not in _warned_settings:
+            _warned_settings.add(path)
+            log.warning("task setting %s has no effect in opendms: %s", path, reason)
+
+
+_warned_settings: set[str] = set()
 
 
 def _tune_gc() -> None:

@@ -58,6 +58,8 @@ def parse_rules(root: Node) -> list[Rule]:
     if isinstance(root.value, list):
         rules_node = root
     else:
+        if isinstance(root.value, dict) and "rule-type" in root.value:
+            root.fail('this is one rule; a mapping document is {"rules": [...]}: wrap it so')
         root.object(("rules",), required=("rules",))
         rules_node = root.key("rules")
     rules: list[Rule] = []
