@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from opendms.endpoints.sqlutil import render_condition
+from opendms.engine.transform import passes
 from opendms.errors import ConfigError
 from opendms.mapping import ParallelLoad, TableMappings, parse_table_mappings
 from opendms.mapping.wildcards import Pattern
@@ -129,6 +131,11 @@ def one_filter(*conditions: dict[str, Any], column: str = "id") -> dict[str, Any
             {"filter-operator": "between", "start-value": "50", "end-value": 75},
             Filter("id", "between", ("50", "75")),
         ),
+        (
+            {"filter-operator": "notbetween", "start-value": "50", "end-value": "75"},
+            Filter("id", "notbetween", ("50", "75")),
+        ),
+        ({"filter-operator": "ste", "value": "9"}, Filter("id", "lte", ("9",))),
         ({"filter-operator": "null"}, Filter("id", "null", ())),
         ({"filter-operator": "notnull", "value": None}, Filter("id", "notnull", ())),
         ({"filter-operator": "eq", "value": ""}, Filter("id", "eq", ("",))),
@@ -245,3 +252,21 @@ def test_two_parallel_load_rules_for_one_table_are_an_error() -> None:
         m.parallel_load(TableRef("HR", "SALES"))
     assert info.value.path == "$.rules[1].parallel-load"
     assert "also set by $.rules[0]" in str(info.value)
+
+
+def test_notbetween_holds_outside_the_range_and_never_for_null() -> None:
+    table = Table("hr", "emp", (Column("id", ColumnType(Kind.INT64)),), ("id",))
+    group = (FilterGroup("id", (Filter("id", "notbetween", ("50", "75")),)),)
+    kept = [v for v in (None, 49, 50, 60, 75, 76) if passes(group, {"id": v}, table)]
+    assert kept == [49, 76]
+    sql = render_condition(group[0].conditions[0], lambda c: f'"{c}"', lambda v: f"'{v}'")
+    assert sql == "\"id\" NOT BETWEEN '50' AND '75'"
+
+
+def test_a_second_condition_beside_notbetween_is_refused() -> None:
+    conds = (
+        {"filter-operator": "notbetween", "start-value": "1", "end-value": "2"},
+        {"filter-operator": "eq", "value": "5"},
+    )
+    with pytest.raises(ConfigError, match=r"negative operator \(notbetween\) must be the only"):
+        mappings(rule(1, "hr", "emp", filters=[one_filter(*conds)]))

@@ -16,8 +16,10 @@ def render_condition(cond: Filter, quote: Quote, literal: Quote) -> str:
     col = quote(cond.column)
     if cond.op in _BINARY_OPS:
         return f"{col} {_BINARY_OPS[cond.op]} {literal(cond.values[0])}"
-    if cond.op == "between":
-        return f"{col} BETWEEN {literal(cond.values[0])} AND {literal(cond.values[1])}"
+    if cond.op in ("between", "notbetween"):
+        negation = "NOT " if cond.op == "notbetween" else ""
+        low, high = (literal(v) for v in cond.values)
+        return f"{col} {negation}BETWEEN {low} AND {high}"
     if cond.op == "null":
         return f"{col} IS NULL"
     if cond.op == "notnull":

@@ -175,6 +175,8 @@ def _holds(op: str, value: Any, operands: list[Any]) -> bool:
         return bool(value <= operands[0])
     if op == "between":
         return bool(operands[0] <= value <= operands[1])
+    if op == "notbetween":
+        return not operands[0] <= value <= operands[1]
     raise DataError("filter", f"unknown filter operator {op!r}")
 
 

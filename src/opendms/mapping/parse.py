@@ -42,11 +42,14 @@ FILTER_OPERANDS: dict[str, tuple[str, ...]] = {
     "noteq": ("value",),
     "gte": ("value",),
     "lte": ("value",),
+    "ste": ("value",),  # the DMS guide's alias of lte
     "between": ("start-value", "end-value"),
+    "notbetween": ("start-value", "end-value"),
     "null": (),
     "notnull": (),
 }
-_NEGATIVE_OPERATORS = ("noteq", "notnull")
+_NEGATIVE_OPERATORS = ("noteq", "notbetween", "notnull")
+_ALIASES = {"ste": "lte"}
 PARALLEL_LOAD_TYPES = ("ranges", "partitions-auto", "partitions-list", "none")
 _MAX_RANGE_COLUMNS = 10
 
@@ -154,7 +157,8 @@ def _parse_condition(node: Node, column: str) -> Filter:
             node.absent(key, f"{key!r} is not used by filter-operator {op!r}")
         elif not node.has(key):
             node.key(key).fail(f"filter-operator {op!r} needs {key!r}")
-    return Filter(column, op, tuple(node.key(k).scalar_text() for k in operands))
+    values = tuple(node.key(k).scalar_text() for k in operands)
+    return Filter(column, _ALIASES.get(op, op), values)
 
 
 # -- table-settings ----------------------------------------------------------
