@@ -6,12 +6,15 @@ same), like DMS extra connection attributes. Unknown keys are rejected.
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from opendms.errors import ConfigError
 
+log = logging.getLogger("opendms.endpoints")
 _BOOL = {"true": True, "false": False, "y": True, "n": False, "1": True, "0": False}
 
 
@@ -35,6 +38,12 @@ class LakeSettings:
     BucketName: str = ""
     EnableStatistics: bool = True
     ParquetVersion: str = "parquet-2-6"
+    ParquetTimestampInMillisecond: bool = False
+    EncodingType: str = "rle-dictionary"
+    DictPageSizeLimit: int = 1048576  # bytes
+    DataPageSize: int = 1048576  # bytes
+    Rfc4180: bool = True
+    CannedAclForObjects: str = "NONE"
     # CDC files (see opendms.endpoints.lake.cdc)
     CdcMaxBatchInterval: int = 60  # seconds
     CdcMinFileSize: int = 32000  # KB
@@ -55,11 +64,42 @@ _CHOICES = {
     "CompressionType": {"NONE", "GZIP"},
     "ParquetCompression": {"none", "snappy", "gzip", "zstd", "lz4", "brotli"},
     "ParquetVersion": {"parquet-1-0", "parquet-2-0", "parquet-2-4", "parquet-2-6"},
+    "EncodingType": {"rle-dictionary", "plain", "plain-dictionary"},
+    "CannedAclForObjects": {
+        "NONE",
+        "PRIVATE",
+        "PUBLIC_READ",
+        "PUBLIC_READ_WRITE",
+        "AUTHENTICATED_READ",
+        "AWS_EXEC_READ",
+        "BUCKET_OWNER_READ",
+        "BUCKET_OWNER_FULL_CONTROL",
+    },
     "DatePartitionSequence": {"YYYYMMDD", "YYYYMMDDHH", "YYYYMM", "MMYYYYDD", "DDMMYYYY"},
     "DatePartitionDelimiter": {"SLASH", "UNDERSCORE", "DASH", "NONE"},
 }
 # Settings that are endpoint-URL plumbing rather than DMS settings.
 URL_KEYS = {"endpoint_url", "region", "aws_access_key_id", "aws_secret_access_key"}
+# DMS S3 settings accepted with one warning each, and why they do nothing here.
+NO_EFFECT = {
+    "ServiceAccessRoleArn": "opendms uses the credentials of its environment, not an IAM role",
+    "ExpectedBucketOwner": "the bucket is the URL's; its owner is not checked",
+    "GlueCatalogGeneration": "no AWS Glue Data Catalog is written",
+    "IgnoreHeaderRows": "a setting of S3 sources; opendms reads no S3 source",
+    "ExternalTableDefinition": "a setting of S3 sources; opendms reads no S3 source",
+    "EncryptionMode": "not yet applied: objects get the bucket's default encryption",
+    "ServerSideEncryptionKmsKeyId": "not yet applied: objects get the bucket's default encryption",
+    "AddTrailingPaddingCharacter": "not yet applied",
+    "CsvNoSupValue": "not yet applied: CDC rows carry every column's value",
+    "UseCsvNoSupValue": "not yet applied: CDC rows carry every column's value",
+    "CdcPath": "not yet applied: CDC files go beside the LOAD files",
+    "PreserveTransactions": "not yet applied: CDC files go beside the LOAD files",
+}
+_NO_EFFECT = {name.lower(): name for name in NO_EFFECT}
+_warned: set[str] = set()
+# The DMS guide prints ECA numbers with thousands separators (``dataPageSize=2,048,000``).
+_GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+")
+_ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -72,6 +112,8 @@ def _coerce(name: str, value: Any) -> Any:
             raise ConfigError(f"endpoint setting {name}: expected true or false, got {text!r}")
         return _BOOL[text.lower()]
     if kind == "int":
+        if _GROUPED.fullmatch(text):
+            text = text.replace(",", "")
         try:
             number = int(text)
         except ValueError:
@@ -79,7 +121,20 @@ def _coerce(name: str, value: Any) -> Any:
         if number <= 0:
             raise ConfigError(f"endpoint setting {name}: must be positive, got {number}")
         return number
-    return _choice(name, value if name.startswith("Csv") else text)
+    if name.startswith("Csv"):
+        return _csv_text(str(value))
+    return _choice(name, text)
+
+
+def _csv_text(value: str) -> str:
+    """A CSV delimiter or null value as DMS reads it from an extra connection attribute:
+    ``''`` or ``""`` is the empty string, and ``\\n``, ``\\r``, ``\\t`` are a newline,
+    carriage return and tab (``csvRowDelimiter=\\n;`` is a newline)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    for escaped, char in _ESCAPES.items():
+        value = value.replace(escaped, char)
+    return value
 
 
 def _choice(name: str, value: str) -> str:
@@ -87,9 +142,15 @@ def _choice(name: str, value: str) -> str:
     if choices is None:
         return value
     for choice in choices:
-        if choice.lower() == value.lower():
+        if _spelling(choice) == _spelling(value):
             return choice
     raise ConfigError(f"endpoint setting {name}: {value!r} is not one of {sorted(choices)}")
+
+
+def _spelling(value: str) -> str:
+    """DMS spells one choice several ways: ``PARQUET_2_0`` (guide), ``parquet-2-0`` (API),
+    ``public-read`` / ``PUBLIC_READ``."""
+    return value.lower().replace("_", "-")
 
 
 def lake_settings(values: dict[str, Any]) -> LakeSettings:
@@ -99,8 +160,11 @@ def lake_settings(values: dict[str, Any]) -> LakeSettings:
         if key.lower() in URL_KEYS:
             continue
         name = _FIELDS.get(key.lower())
+        if name is None and key.lower() in _NO_EFFECT:
+            _warn_no_effect(_NO_EFFECT[key.lower()])
+            continue
         if name is None:
-            known = ", ".join(sorted(_FIELDS.values()))
+            known = ", ".join(sorted([*_FIELDS.values(), *NO_EFFECT]))
             raise ConfigError(f"unknown lake endpoint setting {key!r}; known: {known}")
         kwargs[name] = _coerce(name, value)
     settings = LakeSettings(**kwargs)
@@ -125,3 +189,9 @@ def _check_cdc(settings: LakeSettings) -> None:
                 f"endpoint setting DatePartitionTimezone: {zone!r} is not a time zone "
                 "(expected Area/Location, like Asia/Seoul)"
             ) from None
+
+
+def _warn_no_effect(name: str) -> None:
+    if name not in _warned:
+        _warned.add(name)
+        log.warning("lake endpoint setting %s has no effect in opendms: %s", name, NO_EFFECT[name])

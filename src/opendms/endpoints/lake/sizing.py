@@ -59,6 +59,11 @@ def parquet_writer(sink: Any, schema: pa.Schema, settings: LakeSettings) -> pq.P
         compression=cast(_ParquetCodec, codec),
         version=_PARQUET_VERSIONS[settings.ParquetVersion],
         write_statistics=settings.EnableStatistics,
+        use_dictionary=settings.EncodingType != "plain",
+        dictionary_pagesize_limit=settings.DictPageSizeLimit,
+        data_page_size=settings.DataPageSize,
+        coerce_timestamps="ms" if settings.ParquetTimestampInMillisecond else None,
+        allow_truncated_timestamps=settings.ParquetTimestampInMillisecond,
     )
 
 
@@ -69,6 +74,9 @@ def csv_options(settings: LakeSettings, header: bool) -> pacsv.WriteOptions:
         delimiter=settings.CsvDelimiter,
         eol=settings.CsvRowDelimiter,
         null_string=settings.CsvNullValue,
+        # RFC 4180 (DMS's default): text in double quotes, a quote doubled; without it
+        # nothing is quoted, and a value holding a delimiter or quote cannot be written.
+        quoting_style="needed" if settings.Rfc4180 else "none",
     )
 
 
@@ -93,7 +101,7 @@ class ParquetFile:
     def share(self, batch: pa.RecordBatch) -> float:
         """The part of ``batch`` (by size) the file has room for: 1 or more when it all fits."""
         meta = _metadata_bound(batch)
-        if self._size_with(_data_bound(batch) + meta) <= self.limit:
+        if self._size_with(_data_bound(batch, self.settings.DataPageSize) + meta) <= self.limit:
             return 1.0
         exact = _encoded_size(batch, self.schema, self.settings) - self.empty_size
         exact += 40 * _leaves(batch.schema)  # offsets in the footer take more digits
@@ -236,12 +244,12 @@ def _metadata_bound(batch: pa.RecordBatch) -> int:
     return total
 
 
-def _data_bound(batch: pa.RecordBatch) -> int:
+def _data_bound(batch: pa.RecordBatch, page_bytes: int = PAGE_BYTES) -> int:
     """A row group's encoded size, at most: three times its Arrow size, plus page
-    headers with their statistics."""
+    headers with their statistics (pages of ``page_bytes``, DMS's DataPageSize)."""
     headers = 0
     for field, column in zip(batch.schema, batch.columns, strict=True):
         pages = _leaf_count(field.type) * (2 + batch.num_rows // PAGE_ROWS)
-        pages += 3 * int(column.nbytes) // PAGE_BYTES
+        pages += 3 * int(column.nbytes) // min(page_bytes, PAGE_BYTES)
         headers += pages * (PAGE_HEADER + 2 * _stats_size(column))
     return 3 * int(batch.nbytes) + headers + 64

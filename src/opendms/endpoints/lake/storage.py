@@ -21,6 +21,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.lake.s3delete import S3Deleter
 from opendms.errors import (
     AuthenticationError,
+    ConfigError,
     ConnectError,
     DatabaseMissingError,
     EndpointError,
@@ -45,16 +46,35 @@ class Storage:
 
 
 def open_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
+    """The lake's files: the URL's folder or ``bucket/prefix``, and under it the DMS
+    ``BucketFolder`` setting's folder when one is given."""
+    q = {k.lower(): str(v) for k, v in {**url.query, **settings}.items()}
+    folder = q.get("bucketfolder", "").strip("/")
+    _check_bucket_name(url, q.get("bucketname", ""))
     if url.scheme == "file":
         root = os.path.abspath(
             os.path.join(url.host, url.path.lstrip("/")) if url.host else url.path
         )
+        root = os.path.join(root, folder) if folder else root
         return Storage(pafs.LocalFileSystem(), root, f"file://{root}", atomic_put=False)
-    return _s3_storage(url, settings)
+    return _s3_storage(url, q, folder)
 
 
-def _s3_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
-    q = {k.lower(): v for k, v in {**url.query, **settings}.items()}
+def _check_bucket_name(url: EndpointURL, bucket: str) -> None:
+    """DMS's ``BucketName`` names the bucket the URL names already; another is an error."""
+    if not bucket:
+        return
+    if url.scheme == "file":
+        raise ConfigError(
+            f"endpoint setting BucketName={bucket!r}: {url} is a local folder, not a bucket"
+        )
+    if bucket != url.host:
+        raise ConfigError(
+            f"endpoint setting BucketName={bucket!r} contradicts the URL's bucket {url.host!r}"
+        )
+
+
+def _s3_storage(url: EndpointURL, q: dict[str, str], folder: str) -> Storage:
     endpoint = (
         q.get("endpoint_url")
         or os.environ.get("AWS_ENDPOINT_URL_S3")
@@ -76,8 +96,11 @@ def _s3_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
         kwargs.update(access_key=key, secret_key=secret)
     if not url.host:
         raise EndpointError(str(url), "no bucket in the URL (s3://bucket/prefix)")
+    acl = q.get("cannedaclforobjects", "none").lower().replace("_", "-")
+    if acl != "none":  # DMS's CannedAclForObjects, sent as x-amz-acl with each object
+        kwargs["default_metadata"] = {"ACL": acl}
     fs = pafs.S3FileSystem(**kwargs)
-    root = "/".join(p for p in (url.host, url.path.strip("/")) if p)
+    root = "/".join(p for p in (url.host, url.path.strip("/"), folder) if p)
     client = {"endpoint_url": endpoint or None, "region_name": kwargs["region"]}
     if key and secret:
         client.update(aws_access_key_id=key, aws_secret_access_key=secret)

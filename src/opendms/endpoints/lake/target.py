@@ -132,6 +132,8 @@ class LakeWriter:
         self.prefix = f"SEGMENT{segment}_" if segment is not None else ""
         self.counter = 0
         self.rows = 0
+        self.pending: list[pa.RecordBatch] = []  # rows of the next row group
+        self.pending_rows = 0
         self.sink: pa.NativeFile | None = None
         self.file: LakeFile | None = None
         self.path = ""
@@ -171,14 +173,28 @@ class LakeWriter:
         self.target.record(self.table, self.path)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        """Rows are written in row groups of ``RowGroupLength`` rows (the last one of the
+        file smaller), whatever the size of the batches the source reads."""
         batch = self._decorate(batch)
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self.rows += batch.num_rows
+        if self.pending_rows >= self.settings.RowGroupLength:
+            self._flush(whole_groups_only=True)
+
+    def _flush(self, whole_groups_only: bool) -> None:
+        if not self.pending_rows:
+            return
+        rows = pa.concat_batches(self.pending)  # type: ignore[attr-defined]  # stubs lag pyarrow
         step = self.settings.RowGroupLength
+        end = rows.num_rows - rows.num_rows % step if whole_groups_only else rows.num_rows
+        rest = rows.slice(end)
+        self.pending, self.pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
         try:
-            for start in range(0, batch.num_rows, step):
-                self._put(batch.slice(start, step))
+            for start in range(0, end, step):
+                self._put(rows.slice(start, min(step, end - start)))
         except OSError as exc:
             raise translate_os_error(exc, self.target.url) from exc
-        self.rows += batch.num_rows
 
     def _put(self, rows: pa.RecordBatch) -> None:
         """Write one row group where it fits: this file, split to fill it, or the next."""
@@ -246,6 +262,7 @@ class LakeWriter:
         return when.strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def close(self) -> int:
+        self._flush(whole_groups_only=False)
         try:
             self._close_file()
         except OSError as exc:
@@ -259,6 +276,7 @@ class LakeWriter:
         """
         file, sink = self.file, self.sink
         self.file = self.sink = None
+        self.pending, self.pending_rows = [], 0
         if sink is None:
             return
         if file is not None:

@@ -1,0 +1,368 @@
+"""The DMS user guide's S3-target extra connection attributes, each as printed.
+
+Guide page: "Using Amazon S3 as a target for AWS Database Migration Service", table
+"Extra connection attributes when using Amazon S3 as a target" (the 25 single-attribute
+``Example:`` strings, tests/dms_docs/INVENTORY.md section 3.1, ids ``s3-eca-N``). Each
+string is given to a SQLite -> lake task exactly as the guide prints it, and its effect
+is read from the files with pyarrow and plain text, not with opendms.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+
+from opendms.config import task_from_dict
+from opendms.engine.task import run_task
+from opendms.errors import ConfigError, TaskError
+from opendms.state import StateStore
+from opendms.testing.servers import SeaweedS3Server
+
+ROWS = [
+    (1, "plain", "2024-01-02 03:04:05.123456", 10),
+    (2, None, None, None),
+    (3, "", "2024-02-29 00:00:00", -1),
+    (4, 'a "quoted", text', "1999-12-31 23:59:59.5", 7),
+]
+
+
+def _source(tmp_path: Path, rows: list[tuple[Any, ...]] = ROWS) -> str:
+    path = tmp_path / "src.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, at DATETIME, n INT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+    return f"sqlite:///{path}"
+
+
+def _run(source: str, target: str, eca: str, tmp_path: Path, mtype: str = "full-load") -> None:
+    spec = task_from_dict(
+        {
+            "name": "s3eca",
+            "source": source,
+            "target": {"url": target, "settings": eca},
+            "migration_type": mtype,
+        },
+        where="test",
+    )
+    run_task(spec, StateStore(tmp_path / "state.db"))
+
+
+def _lake(tmp_path: Path) -> Path:
+    lake = tmp_path / "lake"
+    lake.mkdir(parents=True, exist_ok=True)
+    return lake
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _text(root: Path, name: str) -> str:
+    data = (root / name).read_bytes()
+    return (gzip.decompress(data) if name.endswith(".gz") else data).decode()
+
+
+def _full_load(tmp_path: Path, eca: str) -> Path:
+    lake = _lake(tmp_path)
+    _run(_source(tmp_path), f"file://{lake}", eca, tmp_path)
+    return lake
+
+
+LOAD = "main/t/LOAD00000001.csv"
+
+
+def test_s3_eca_1_csv_null_value_empty(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "csvNullValue='';")
+    lines = _text(lake, LOAD).splitlines()
+    assert lines[1] == "2,,,"  # NULL: an empty field, never quoted
+    assert lines[2] == '3,"",2024-02-29 00:00:00.000000,-1'  # the empty string is ""
+
+
+def test_s3_eca_1_csv_null_value_a_word(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "csvNullValue=NULL;")
+    assert _text(lake, LOAD).splitlines()[1] == "2,NULL,NULL,NULL"
+
+
+def test_s3_eca_2_add_column_name(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "addColumnName=true;")
+    assert _text(lake, LOAD).splitlines()[0] == '"id","name","at","n"'
+
+
+def test_s3_eca_3_bucket_folder(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "bucketFolder=testFolder;")
+    assert [f for f in _files(lake) if "_opendms" not in f] == [f"testFolder/{LOAD}"]
+
+
+def test_s3_eca_4_bucket_name_is_the_urls_bucket(
+    tmp_path: Path, s3_server: SeaweedS3Server, s3_url: str
+) -> None:
+    s3_server.create_bucket("buckettest")
+    try:
+        target = s3_server.url("buckettest", "lake")
+        _run(_source(tmp_path / "a"), target, "bucketName=buckettest;", tmp_path / "a")
+        keys = _bucket_keys(s3_server, "buckettest")
+        assert f"lake/{LOAD}" in keys
+        with pytest.raises(ConfigError, match="BucketName='buckettest' contradicts"):
+            _run(_source(tmp_path / "b"), s3_url, "bucketName=buckettest;", tmp_path / "b")
+        with pytest.raises(ConfigError, match="is a local folder, not a bucket"):
+            lake = f"file://{_lake(tmp_path / 'c')}"
+            _run(_source(tmp_path / "c"), lake, "bucketName=buckettest;", tmp_path / "c")
+    finally:
+        _empty_bucket(s3_server, "buckettest")
+        s3_server.delete_bucket("buckettest")
+
+
+def _client(server: SeaweedS3Server) -> Any:
+    env = server.env()
+    return boto3.client(
+        "s3",
+        endpoint_url=env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL_S3"),
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+
+
+def _bucket_keys(server: SeaweedS3Server, bucket: str) -> list[str]:
+    listed = _client(server).list_objects_v2(Bucket=bucket)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def _empty_bucket(server: SeaweedS3Server, bucket: str) -> None:
+    client = _client(server)
+    for key in _bucket_keys(server, bucket):
+        client.delete_object(Bucket=bucket, Key=key)
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[str]:
+    """A moto S3 server (SeaweedFS ignores canned ACLs; moto keeps them)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_s3_eca_5_canned_acl(tmp_path: Path, moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    client.create_bucket(Bucket="acl")
+    target = f"s3://acl/lake?endpoint_url={moto_s3}&region=us-east-1"
+    _run(_source(tmp_path), target, "cannedAclForObjects=PUBLIC_READ;", tmp_path)
+    acl = client.get_object_acl(Bucket="acl", Key=f"lake/{LOAD}")
+    grants = {(g["Grantee"].get("URI", ""), g["Permission"]) for g in acl["Grants"]}
+    assert ("http://acs.amazonaws.com/groups/global/AllUsers", "READ") in grants
+
+
+def _cdc(tmp_path: Path, eca: str) -> list[str]:
+    """Ops of the CDC rows after an insert, an update and a delete."""
+    lake, source = _lake(tmp_path), _source(tmp_path)
+    _run(
+        source, f"file://{lake}", eca + "includeOpForFullLoad=true;", tmp_path, "full-load-and-cdc"
+    )
+    with sqlite3.connect(source.removeprefix("sqlite:///")) as conn:
+        conn.execute("INSERT INTO t VALUES (5, 'new', NULL, 5)")
+        conn.execute("UPDATE t SET n = 11 WHERE id = 1")
+        conn.execute("DELETE FROM t WHERE id = 2")
+    _run(
+        source, f"file://{lake}", eca + "includeOpForFullLoad=true;", tmp_path, "full-load-and-cdc"
+    )
+    cdc = [f for f in _files(lake) if f.startswith("main/t/") and "LOAD" not in f]
+    return [line[:5] for f in cdc for line in _text(lake, f).splitlines()]
+
+
+def test_s3_eca_6_cdc_inserts_only(tmp_path: Path) -> None:
+    assert _cdc(tmp_path, "cdcInsertsOnly=true;") == ['"I",5']
+
+
+def test_s3_eca_7_cdc_inserts_and_updates(tmp_path: Path) -> None:
+    assert _cdc(tmp_path, "cdcInsertsAndUpdates=true;") == ['"I",5', '"U",1']
+
+
+def test_s3_eca_8_include_op_for_full_load(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "includeOpForFullLoad=true;")
+    ops = [line[:6] for line in _text(lake, LOAD).splitlines()]
+    assert ops == ['"I",1,', '"I",2,', '"I",3,', '"I",4,']  # README: text is quoted
+
+
+def test_s3_eca_9_compression_gzip(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "compressionType=GZIP;")
+    assert _files(lake)[-1] == f"{LOAD}.gz"
+    assert _text(lake, f"{LOAD}.gz").splitlines()[0] == '1,"plain",2024-01-02 03:04:05.123456,10'
+
+
+def test_s3_eca_10_csv_delimiter_comma(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "csvDelimiter=,;")
+    assert (
+        _text(lake, LOAD).splitlines()[3] == '4,"a ""quoted"", text",1999-12-31 23:59:59.500000,7'
+    )
+
+
+def test_s3_eca_11_csv_row_delimiter_newline(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "csvRowDelimiter=\\n;")
+    text = _text(lake, LOAD)
+    assert "\\n" not in text and text.count("\n") == 4 and text.endswith("7\n")
+
+
+def test_s3_eca_12_max_file_size(tmp_path: Path) -> None:
+    rows = [(i, "x" * 200, None, i) for i in range(1, 5001)]  # about 1 MB of CSV
+    lake = _lake(tmp_path)
+    _run(_source(tmp_path, rows), f"file://{lake}", "maxFileSize=512", tmp_path)
+    loads = [f for f in _files(lake) if "LOAD" in f]
+    assert loads == [
+        "main/t/LOAD00000001.csv",
+        "main/t/LOAD00000002.csv",
+        "main/t/LOAD00000003.csv",
+    ]
+    assert all((lake / f).stat().st_size <= 512 * 1024 for f in loads)
+    ids = [int(line.split(",")[0]) for f in loads for line in _text(lake, f).splitlines()]
+    assert ids == list(range(1, 5001))
+
+
+def test_s3_eca_13_rfc4180_off(tmp_path: Path) -> None:
+    rows = [r for r in ROWS if r[0] != 4]  # unquoted, a quote or comma could not be read back
+    lake = _lake(tmp_path)
+    _run(_source(tmp_path, rows), f"file://{lake}", "rfc4180=false;", tmp_path)
+    assert _text(lake, LOAD).splitlines()[0] == "1,plain,2024-01-02 03:04:05.123456,10"
+
+
+@pytest.mark.parametrize(
+    "eca",
+    [
+        "encryptionMode=SSE_S3;",
+        "serverSideEncryptionKmsKeyId=arn:aws:kms:us-east-1:111122223333:key/"
+        "72abb6fb-1e49-4ac1-9aed-c803dfcc0480;",
+    ],
+    ids=["s3-eca-14", "s3-eca-15"],
+)
+def test_s3_eca_14_15_encryption_loads_with_one_warning(
+    eca: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opendms.endpoints.lake import settings as lake_settings_module
+
+    monkeypatch.setattr(lake_settings_module, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="opendms.endpoints"):
+        lake = _full_load(tmp_path, eca)
+    assert _text(lake, LOAD).splitlines()[0].startswith("1,")
+    name = eca.split("=")[0]
+    warned = [r.getMessage() for r in caplog.records if "has no effect" in r.getMessage()]
+    assert len(warned) == 1 and name.lower() in warned[0].lower()
+
+
+def _parquet(tmp_path: Path, eca: str) -> pq.ParquetFile:
+    lake = _full_load(tmp_path, eca)
+    return pq.ParquetFile(lake / "main/t/LOAD00000001.parquet")
+
+
+def test_s3_eca_16_data_format_parquet(tmp_path: Path) -> None:
+    table = _parquet(tmp_path, "dataFormat=parquet;").read()
+    assert table.column("id").to_pylist() == [1, 2, 3, 4]
+    assert table.column("name").to_pylist() == ["plain", None, "", 'a "quoted", text']
+
+
+def _encodings(file: pq.ParquetFile) -> set[str]:
+    meta = file.metadata
+    return {e for g in range(meta.num_row_groups) for e in meta.row_group(g).column(1).encodings}
+
+
+def test_s3_eca_17_encoding_type(tmp_path: Path) -> None:
+    assert _encodings(_parquet(tmp_path / "d", "dataFormat=parquet;encodingType=plain-dictionary;"))
+    dictionary = _encodings(
+        _parquet(tmp_path / "d", "dataFormat=parquet;encodingType=plain-dictionary;")
+    )
+    assert dictionary & {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    plain = _encodings(_parquet(tmp_path / "p", "dataFormat=parquet;encodingType=plain;"))
+    assert not plain & {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+
+
+@pytest.mark.parametrize(
+    ("eca", "check"),
+    [
+        ("DictPageSizeLimit=2,048,000;", lambda f: f.metadata.num_rows == 4),
+        ("dataPageSize=2,048,000;", lambda f: f.metadata.num_rows == 4),
+        ("parquetVersion=PARQUET_2_0;", lambda f: f.metadata.format_version == "2.6"),
+        (
+            "enableStatistics=false;",
+            lambda f: f.metadata.row_group(0).column(0).statistics is None,
+        ),
+        (
+            "parquetTimestampInMillisecond=true;",
+            lambda f: str(f.schema_arrow.field("at").type) == "timestamp[ms]",
+        ),
+    ],
+    ids=["s3-eca-18", "s3-eca-20", "s3-eca-21", "s3-eca-22", "s3-eca-25"],
+)
+def test_s3_eca_parquet_settings(
+    eca: str, check: Callable[[pq.ParquetFile], bool], tmp_path: Path
+) -> None:
+    assert check(_parquet(tmp_path, "dataFormat=parquet;" + eca))
+
+
+def test_s3_eca_21_parquet_version_1(tmp_path: Path) -> None:
+    assert (
+        _parquet(tmp_path, "dataFormat=parquet;parquetVersion=PARQUET_1_0;").metadata.format_version
+        == "1.0"
+    )
+
+
+def test_s3_eca_25_millisecond_timestamps_keep_the_milliseconds(tmp_path: Path) -> None:
+    at = _parquet(tmp_path, "dataFormat=parquet;parquetTimestampInMillisecond=true;").read()
+    assert [str(v) for v in at.column("at").to_pylist()] == [
+        "2024-01-02 03:04:05.123000",
+        "None",
+        "2024-02-29 00:00:00",
+        "1999-12-31 23:59:59.500000",
+    ]
+
+
+def test_s3_eca_19_row_group_length(tmp_path: Path) -> None:
+    rows = [(i, "r", None, i) for i in range(1, 45001)]
+    lake = _lake(tmp_path)
+    _run(
+        _source(tmp_path, rows),
+        f"file://{lake}",
+        "dataFormat=parquet;rowGroupLength=20,048;",
+        tmp_path,
+    )
+    meta = pq.ParquetFile(lake / "main/t/LOAD00000001.parquet").metadata
+    sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    assert sizes == [20048, 20048, 45000 - 2 * 20048]
+
+
+def test_s3_eca_23_timestamp_column_name(tmp_path: Path) -> None:
+    lake = _full_load(tmp_path, "timestampColumnName=TIMESTAMP;addColumnName=true;")
+    lines = _text(lake, LOAD).splitlines()
+    assert lines[0] == '"TIMESTAMP","id","name","at","n"'
+    stamp = lines[1].split(",")[0].strip('"')
+    assert len(stamp) == len("2024-01-02 03:04:05.123456") and stamp[10] == " "
+
+
+def test_s3_eca_24_task_start_time_for_full_load(tmp_path: Path) -> None:
+    rows = [(i, "r", None, i) for i in range(1, 20001)]
+    lake = _lake(tmp_path)
+    eca = "timestampColumnName=ts;useTaskStartTimeForFullLoadTimestamp=true;rowGroupLength=1000;"
+    _run(_source(tmp_path, rows), f"file://{lake}", eca, tmp_path)
+    stamps = {line.split(",")[0] for line in _text(lake, LOAD).splitlines()}
+    assert len(stamps) == 1  # every row has the task's start time
+
+
+def test_s3_eca_13_rfc4180_off_refuses_a_value_it_cannot_write(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    with pytest.raises(TaskError, match=r"main\.t") as info:
+        _run(_source(tmp_path), f"file://{lake}", "rfc4180=false;", tmp_path)
+    assert "quote" in str(info.value).lower() or "structural" in str(info.value).lower()
+    assert [f for f in _files(lake) if "LOAD" in f] == []  # nothing half-written published
