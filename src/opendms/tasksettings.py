@@ -350,12 +350,6 @@ NO_EFFECT: dict[str, str] = {
         "PostgreSQL targets always build the primary key after the load; MySQL and SQLite "
         "targets create it with the table"
     ),
-    "FullLoadSettings.StopTaskCachedChangesApplied": (
-        "a full-load-and-cdc task goes on to ongoing replication after the catch-up phase"
-    ),
-    "FullLoadSettings.StopTaskCachedChangesNotApplied": (
-        "a full-load-and-cdc task goes on to ongoing replication after the catch-up phase"
-    ),
     "FullLoadSettings.TransactionConsistencyTimeout": (
         "the full load reads a consistent snapshot and the catch-up phase repairs what "
         "changed during it, so opendms never waits for open transactions"

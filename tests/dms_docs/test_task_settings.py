@@ -205,6 +205,8 @@ ACTS = {
     "FullLoadSettings.TargetTablePrepMode",
     "FullLoadSettings.MaxFullLoadSubTasks",
     "FullLoadSettings.CommitRate",
+    "FullLoadSettings.StopTaskCachedChangesApplied",
+    "FullLoadSettings.StopTaskCachedChangesNotApplied",
     "ChangeProcessingTuning.BatchApplyTimeoutMin",
     "ChangeProcessingTuning.BatchApplyTimeoutMax",
     "ChangeProcessingTuning.BatchSplitSize",

@@ -79,6 +79,8 @@ class CdcLoop:
         self.flush_at: Position | None = None  # end a batch exactly here (lake retry)
         self.stop_at: Callable[[Transaction], bool] | None = None  # CdcStopPosition
         self.stop_reached = False
+        self.stop_when_live = False  # FullLoadSettings.StopTaskCachedChangesApplied
+        self.stopped_live = False
         self.before_ddl: Callable[[Transaction], None] | None = None
         self.on_ddl: Callable[[Transaction], None] | None = None
         self.heartbeat: Callable[[], None] | None = None  # idle, nothing pending
@@ -112,6 +114,9 @@ class CdcLoop:
             if self.batch and self.flush_at is None and (done or self._due(item is None)):
                 self._flush()
             self._observe(reached, item is None)
+            if self.live and self.stop_when_live:
+                self.stopped_live = True  # the cached changes are applied: stop here
+                break
             if done:
                 break
         return self.applied

@@ -51,7 +51,7 @@ TableKey = tuple[str, str]
 class CdcResult:
     load: LoadResult | None
     position: str
-    stop_reached: bool = False
+    stop_reason: str = ""  # a DMS stop reason when the task stopped by its settings
 
 
 class Replication:
@@ -120,12 +120,17 @@ class Replication:
                 self.store.set_position(self.spec.name, str(point.position))
                 if saved is None:
                     self._save_schema(point.text(), fresh=True)
-                end, reached = self._stream(applier, point, stop, follow)
+                full = self.spec.task_settings.FullLoadSettings
+                if load is not None and full.StopTaskCachedChangesNotApplied:
+                    log.info("task %s: stopped after the full load", self.spec.name)
+                    return CdcResult(load, str(point.position), "STOPPED_AFTER_FULL_LOAD")
+                when_live = load is not None and full.StopTaskCachedChangesApplied
+                end, reason = self._stream(applier, point, stop, follow, when_live)
             finally:
                 applier.close()
         finally:
             self.capture.close()
-        return CdcResult(load, str(end), reached)
+        return CdcResult(load, str(end), reason)
 
     def _records_changes(self) -> bool:
         """The target records every change (lake files) rather than holding rows."""
@@ -219,8 +224,14 @@ class Replication:
         return result
 
     def _stream(
-        self, applier: Applier, point: Checkpoint, stop: threading.Event, follow: bool
-    ) -> tuple[Position, bool]:
+        self,
+        applier: Applier,
+        point: Checkpoint,
+        stop: threading.Event,
+        follow: bool,
+        stop_when_live: bool = False,
+    ) -> tuple[Position, str]:
+        """Apply changes from ``point``; the position reached and the stop reason."""
         validator = self._validator()
 
         def full(batch: list[Transaction]) -> tuple[str, bool]:
@@ -245,6 +256,7 @@ class Replication:
 
         loop = CdcLoop(self.spec.name, apply, self.capture.confirm, self.store)
         loop.settings = self._batch_settings(applier)
+        loop.stop_when_live = stop_when_live
         pending = applier.must_flush_at()
         if pending is not None:
             loop.flush_at = Checkpoint.parse(pending, self.capture).position
@@ -267,7 +279,9 @@ class Replication:
             source.close()  # when an error left the generators suspended
             if validator is not None:
                 validator.close()
-        return end, loop.stop_reached
+        if loop.stop_reached:
+            return end, "STOP_POSITION_REACHED"
+        return end, "STOPPED_AFTER_CACHED_EVENTS" if loop.stopped_live else ""
 
     def _validator(self) -> Any:
         """EnableValidation on a database target: validate the rows changes touch."""

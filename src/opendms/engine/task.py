@@ -142,8 +142,8 @@ def _locked_run(
         raise
     finally:
         store.set_pid(spec.name, None)
-    load, reached = result
-    _finish(spec, store, load, cdc, stop, reached)
+    load, stop_reason = result
+    _finish(spec, store, load, cdc, stop, stop_reason)
     if spec.task_settings.ValidationSettings.EnableValidation and load.tables:
         _validate(spec, store)  # after a full load; CDC validates the rows it changes
     return load
@@ -185,8 +185,12 @@ def _finish(
     result: LoadResult,
     cdc: bool,
     stop: threading.Event,
-    reached: bool,
+    stop_reason: str,
 ) -> None:
+    """The run's end in the store, with DMS's stop reason: FULL_LOAD_ONLY_FINISHED,
+    STOPPED_BY_USER, CAUGHT_UP (a run without ``--follow``), STOP_POSITION_REACHED,
+    STOPPED_AFTER_FULL_LOAD or STOPPED_AFTER_CACHED_EVENTS (FullLoadSettings
+    StopTaskCachedChangesNotApplied / Applied)."""
     if result.failed:
         names = ", ".join(sorted(result.failed))
         reason = f"{len(result.failed)} table(s) failed: {names}"
@@ -196,8 +200,7 @@ def _finish(
     if not cdc:
         reason = "FULL_LOAD_ONLY_FINISHED"
     else:
-        reason = "STOPPED_BY_USER" if stop.is_set() else "CAUGHT_UP"
-        reason = "STOP_POSITION_REACHED" if reached else reason
+        reason = stop_reason or ("STOPPED_BY_USER" if stop.is_set() else "CAUGHT_UP")
     store.set_status(spec.name, TaskStatus.STOPPED, reason)
 
 
@@ -207,7 +210,7 @@ def _run(
     store: StateStore,
     progress: Progress | None,
     control: tuple[threading.Event, bool, bool],
-) -> tuple[LoadResult, bool]:
+) -> tuple[LoadResult, str]:
     """Run once; after it got going, a recoverable error (a lost connection, a server
     restart) runs it again from its checkpoint per the RecoverableError* settings. An
     error before both endpoints ever opened is not retried: it is a setup problem."""
@@ -215,7 +218,7 @@ def _run(
     retries = Retries(spec.task_settings.ErrorBehavior)
     started = threading.Event()
 
-    def attempt() -> tuple[LoadResult, bool]:
+    def attempt() -> tuple[LoadResult, str]:
         first = not started.is_set()
         return _run_once(spec, mappings, store, progress, (stop, follow, fresh and first), started)
 
@@ -232,7 +235,7 @@ def _run_once(
     progress: Progress | None,
     control: tuple[threading.Event, bool, bool],
     started: threading.Event,
-) -> tuple[LoadResult, bool]:
+) -> tuple[LoadResult, str]:
     source: Source = open_source(spec.source.url, spec.source.settings)
     try:
         target: Target = open_target(spec.target.url, spec.target.settings)
@@ -241,12 +244,12 @@ def _run_once(
             store.set_status(spec.name, TaskStatus.RUNNING)
             if spec.migration_type is MigrationType.FULL_LOAD:
                 store.set_phase(spec.name, "full load")
-                return FullLoad(spec, source, target, mappings, store, progress).run(), False
+                return FullLoad(spec, source, target, mappings, store, progress).run(), ""
             check_cdc_pair(spec, source, target)
             replication = Replication(spec, source, target, mappings, store, progress)
             stop, follow, replication.fresh = control
             outcome = replication.run(stop, follow)
-            return outcome.load or LoadResult(0, 0, {}), outcome.stop_reached
+            return outcome.load or LoadResult(0, 0, {}), outcome.stop_reason
         finally:
             target.close()
     finally:
