@@ -389,9 +389,6 @@ NO_EFFECT: dict[str, str] = {
     "ErrorBehavior.ApplyErrorEscalationCount": (
         "apply conflicts are counted per table in `task tables` but never escalate"
     ),
-    "ErrorBehavior.ApplyErrorFailOnTruncationDdl": (
-        "a TRUNCATE during CDC follows ChangeProcessingDdlHandlingPolicy"
-    ),
     "ErrorBehavior.FailOnTransactionConsistencyBreached": "Oracle sources only",
     "ErrorBehavior.FullLoadIgnoreConflicts": (
         "the catch-up phase applies the cached changes idempotently, so their conflicts "

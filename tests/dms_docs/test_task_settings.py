@@ -235,6 +235,7 @@ ACTS = {
             "ApplyErrorInsertPolicy",
             "ApplyErrorUpdatePolicy",
             "ApplyErrorDeletePolicy",
+            "ApplyErrorFailOnTruncationDdl",
             "FailOnNoTablesCaptured",
         ]
     ),

@@ -12,6 +12,7 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.engine.task import run_task
+from opendms.errors import TaskError
 from opendms.state import StateStore
 from opendms.testing.sql import execute, table_rows
 
@@ -82,3 +83,28 @@ def test_drop_table_keeps_the_target_when_told(
     _run(pg_db, pg_target_db, tmp_path, HandleSourceTableDropped=False)
     assert table_rows(pg_target_db, "t", "id") == [(1, "a"), (2, "b"), (3, "c")]
     assert table_rows(pg_target_db, "other", "id") == [(1,)]
+
+
+def test_truncate_fails_the_task_with_apply_error_fail_on_truncation_ddl(
+    pg_db: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    execute(pg_db, SETUP)
+    spec = task_from_dict(
+        {
+            "name": "ddl",
+            "source": pg_db,
+            "target": pg_target_db,
+            "migration_type": "full-load-and-cdc",
+            "task_settings": {"ErrorBehavior": {"ApplyErrorFailOnTruncationDdl": True}},
+        },
+        where="test",
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    execute(pg_db, ["INSERT INTO t VALUES (3, 'c')", "TRUNCATE t", "INSERT INTO t VALUES (4, 'd')"])
+    for _ in range(2):  # the checkpoint stays before the TRUNCATE: a re-run fails alike
+        with pytest.raises(TaskError, match=r"public\.t was truncated on the source"):
+            run_task(spec, store)
+        assert table_rows(pg_target_db, "t", "id") == [(1, "a"), (2, "b"), (3, "c")]
+    record = store.task("ddl")
+    assert record is not None and record.status.value == "failed"

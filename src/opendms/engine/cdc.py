@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from opendms.cdc import Op, Position, Transaction
+from opendms.errors import TaskError
 from opendms.state import StateStore
 
 log = logging.getLogger("opendms.cdc")
@@ -80,6 +81,9 @@ class CdcLoop:
         self.stop_at: Callable[[Transaction], bool] | None = None  # CdcStopPosition
         self.stop_reached = False
         self.stop_when_live = False  # FullLoadSettings.StopTaskCachedChangesApplied
+        # why a transaction fails the task ('' = it does not), after what came before it
+        # is applied
+        self.refuse: Callable[[Transaction], str] | None = None
         self.stopped_live = False
         self.before_ddl: Callable[[Transaction], None] | None = None
         self.on_ddl: Callable[[Transaction], None] | None = None
@@ -126,6 +130,11 @@ class CdcLoop:
         if self.stop_at is not None and self.stop_at(txn):
             self.stop_reached = True
             return
+        reason = self.refuse(txn) if self.refuse is not None else ""
+        if reason:
+            if self.batch:
+                self._flush()
+            raise TaskError(reason)
         ddl = any(c.op is Op.DDL for c in txn.changes)
         if ddl and self.batch:
             self._flush()

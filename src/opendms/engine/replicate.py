@@ -257,6 +257,8 @@ class Replication:
         loop = CdcLoop(self.spec.name, apply, self.capture.confirm, self.store)
         loop.settings = self._batch_settings(applier)
         loop.stop_when_live = stop_when_live
+        if self.spec.task_settings.ErrorBehavior.ApplyErrorFailOnTruncationDdl:
+            loop.refuse = _refuse_truncate
         pending = applier.must_flush_at()
         if pending is not None:
             loop.flush_at = Checkpoint.parse(pending, self.capture).position
@@ -398,7 +400,8 @@ class Replication:
         steps: list[Callable[[Change], list[Change]]] = [self.follower.one]
         steps.append(Transformer(self.transformed, self._records_changes()).one)
         policy = self.spec.task_settings.ChangeProcessingDdlHandlingPolicy
-        keep_truncates = policy.HandleSourceTableTruncated
+        fail_truncate = self.spec.task_settings.ErrorBehavior.ApplyErrorFailOnTruncationDdl
+        keep_truncates = policy.HandleSourceTableTruncated or fail_truncate
         for txn in stream:
             if txn is not None and (convert or self.transformed or _special(txn, keep_truncates)):
                 txn = replace(txn, changes=self._screened(txn.changes, steps))
@@ -412,8 +415,10 @@ class Replication:
         (see isolate.py)."""
         out: list[Change] = []
         truncate = self.spec.task_settings.ChangeProcessingDdlHandlingPolicy
+        keep = truncate.HandleSourceTableTruncated
+        keep = keep or self.spec.task_settings.ErrorBehavior.ApplyErrorFailOnTruncationDdl
         for change in changes:
-            if change.op is Op.TRUNCATE and not truncate.HandleSourceTableTruncated:
+            if change.op is Op.TRUNCATE and not keep:
                 log.info(
                     "table %s.%s: TRUNCATE not applied (HandleSourceTableTruncated false)",
                     change.schema,
@@ -450,6 +455,17 @@ class Replication:
                     "unless it has REPLICA IDENTITY FULL (PostgreSQL) or a full row image",
                     plan.source.qualified,
                 )
+
+
+def _refuse_truncate(txn: Transaction) -> str:
+    """ErrorBehavior.ApplyErrorFailOnTruncationDdl: why a TRUNCATE fails the task."""
+    for change in txn.changes:
+        if change.op is Op.TRUNCATE:
+            return (
+                f"table {change.schema}.{change.table} was truncated on the source "
+                "(ErrorBehavior.ApplyErrorFailOnTruncationDdl is true)"
+            )
+    return ""
 
 
 def _special(txn: Transaction, keep_truncates: bool = True) -> bool:
