@@ -383,12 +383,6 @@ NO_EFFECT: dict[str, str] = {
         "a value the target column cannot hold is a data error under DataErrorPolicy"
     ),
     "ErrorBehavior.EventErrorPolicy": "opendms sends no task events",
-    "ErrorBehavior.ApplyErrorEscalationPolicy": (
-        "apply conflicts are counted per table in `task tables` but never escalate"
-    ),
-    "ErrorBehavior.ApplyErrorEscalationCount": (
-        "apply conflicts are counted per table in `task tables` but never escalate"
-    ),
     "ErrorBehavior.FailOnTransactionConsistencyBreached": "Oracle sources only",
     "ErrorBehavior.FullLoadIgnoreConflicts": (
         "the catch-up phase applies the cached changes idempotently, so their conflicts "

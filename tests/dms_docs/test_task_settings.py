@@ -236,6 +236,8 @@ ACTS = {
             "ApplyErrorUpdatePolicy",
             "ApplyErrorDeletePolicy",
             "ApplyErrorFailOnTruncationDdl",
+            "ApplyErrorEscalationPolicy",
+            "ApplyErrorEscalationCount",
             "FailOnNoTablesCaptured",
         ]
     ),

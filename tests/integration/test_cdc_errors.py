@@ -236,3 +236,33 @@ def test_full_load_table_error_policy_stop_task(tmp_path: Path) -> None:
     stats = _stats(StateStore(tmp_path / "state.db"))
     assert stats["a"].state is TableState.ERROR
     assert stats["b"].state is TableState.CANCELLED  # the task stopped: b never loaded
+
+
+@pytest.mark.parametrize("policy", ["LOG_ERROR", "SUSPEND_TABLE", "STOP_TASK"])
+def test_apply_conflicts_escalate_after_the_count(
+    pg_db: str, pg_target_db: str, tmp_path: Path, policy: str
+) -> None:
+    """Three updates of rows missing on the target (ApplyErrorUpdatePolicy LOG_ERROR skips
+    and records each, also on the PostgreSQL fast path); ApplyErrorEscalationCount 2
+    escalates by ApplyErrorEscalationPolicy from the batch that reached the count on."""
+    execute(pg_db, ["CREATE TABLE b (id int PRIMARY KEY, v text)"])
+    execute(pg_db, ["INSERT INTO b SELECT g, 'v' FROM generate_series(1, 3) g"])
+    behavior = {"ApplyErrorEscalationCount": 2, "ApplyErrorEscalationPolicy": policy}
+    _run(pg_db, pg_target_db, tmp_path, **behavior)
+    execute(pg_target_db, ["DELETE FROM b"])  # the target loses its rows behind the task's back
+    execute(pg_db, [f"UPDATE b SET v = 'u{i}' WHERE id = {i}" for i in (1, 2, 3)])
+    if policy == "STOP_TASK":
+        with pytest.raises(TaskError, match="ApplyErrorEscalationCount 2 reached"):
+            _run(pg_db, pg_target_db, tmp_path, **behavior)
+        return
+    store = _run(pg_db, pg_target_db, tmp_path, **behavior)
+    errors = [reason for _, _, _, reason in store.data_errors("errs")]
+    assert len(errors) == 3 and all("apply update" in e for e in errors)
+    execute(pg_db, ["INSERT INTO b VALUES (4, 'after')"])
+    store = _run(pg_db, pg_target_db, tmp_path, **behavior)
+    if policy == "LOG_ERROR":
+        assert table_rows(pg_target_db, "b", "id") == [(4, "after")]
+        assert _stats(store)["b"].state is not TableState.ERROR
+    else:
+        assert table_rows(pg_target_db, "b", "id") == []  # suspended: the insert is not applied
+        assert _stats(store)["b"].state is TableState.ERROR

@@ -412,8 +412,8 @@ def test_long_runs_are_staged(
 
     used: list[tuple[str, bool]] = []
 
-    def counting(cur: Any, tmap: Any, changes: list[Any]) -> bool:
-        done = stage.staged(cur, tmap, changes)
+    def counting(cur: Any, tmap: Any, changes: list[Any], strict: Any = frozenset()) -> bool:
+        done = stage.staged(cur, tmap, changes, strict)
         used.append((changes[0].op.value, done))
         return done
 

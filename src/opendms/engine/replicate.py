@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -144,14 +145,30 @@ class Replication:
         return {key for key, plan in self.transformed.items() if plan.filters}
 
     def _apply_options(self) -> ApplyOptions:
+        behavior = self.spec.task_settings.ErrorBehavior
+        conflicts: Counter[str] = Counter()
+
         def on_error(table: str, op: Any, key: str, message: str) -> None:
             log.warning("table %s: %s of row %s skipped: %s", table, op, key, message)
             self.store.data_error(self.spec.name, table, key, "", f"apply {op}: {message}")
             if message.endswith("(SUSPEND_TABLE)"):
                 self.policies.apply_conflict_suspended(table, f"apply {op}: {message}")
+            conflicts[table] += 1
+            limit = behavior.ApplyErrorEscalationCount
+            if limit and conflicts[table] == limit:
+                self._escalate_conflicts(table, f"ApplyErrorEscalationCount {limit} reached")
 
-        policies = self.spec.task_settings.ErrorBehavior.apply_policies()
-        return ApplyOptions(self._form(), self.same, policies, on_error)
+        return ApplyOptions(self._form(), self.same, behavior.apply_policies(), on_error)
+
+    def _escalate_conflicts(self, table: str, reason: str) -> None:
+        """ApplyErrorEscalationPolicy once a table has had ApplyErrorEscalationCount apply
+        conflicts: LOG_ERROR goes on, SUSPEND_TABLE suspends it, STOP_TASK stops."""
+        policy = self.spec.task_settings.ErrorBehavior.ApplyErrorEscalationPolicy
+        log.warning("table %s: %s (ApplyErrorEscalationPolicy %s)", table, reason, policy)
+        if policy == "SUSPEND_TABLE":
+            self.policies.apply_conflict_suspended(table, reason)
+        elif policy == "STOP_TASK":
+            raise TaskError(f"table {table}: {reason} (ApplyErrorEscalationPolicy STOP_TASK)")
 
     def _form(self) -> str:
         """Value form the applier gets: PostgreSQL text only PostgreSQL -> PostgreSQL

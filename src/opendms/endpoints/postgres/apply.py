@@ -19,7 +19,7 @@ from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect, sqlstate, translate
 from opendms.endpoints.postgres.netchanges import net_changes
-from opendms.endpoints.postgres.stage import STAGE_MIN, ApplyPaths, staged
+from opendms.endpoints.postgres.stage import STAGE_MIN, ApplyPaths, MissingRowsError, staged
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
 from opendms.endpoints.rowapply import TableMap as RowMap
@@ -149,13 +149,16 @@ def apply_batch(
     batch: list[Transaction],
     checkpoint: tuple[str, str],
     paths: ApplyPaths | None = None,
+    strict: frozenset[Op] = frozenset(),
 ) -> int:
     """Apply ``batch`` and record ``checkpoint`` (task, position) in one transaction;
-    ``paths`` counts the runs that were staged and those run as statements."""
+    ``paths`` counts the runs that were staged and those run as statements. An update or
+    delete (an op in ``strict``) that misses a target row raises MissingRowsError, so the
+    batch is redone change by change and its apply-error policy sees the row."""
     keys = {t: m.fold_key for t, m in maps.items() if m.fold_key}
     changes = _folded(batch, keys)
     with conn.transaction(), conn.cursor() as cur:
-        _apply_changes(conn, cur, maps, changes, ApplyPaths() if paths is None else paths)
+        _apply_changes(conn, cur, maps, changes, ApplyPaths() if paths is None else paths, strict)
         cur.execute(CHECKPOINT_SQL, checkpoint)
     return sum(len(t.changes) for t in batch)  # source changes (folding may run fewer)
 
@@ -209,22 +212,32 @@ def _apply_changes(
     maps: dict[tuple[str, str], TableMap],
     changes: list[Change],
     paths: ApplyPaths,
+    strict: frozenset[Op] = frozenset(),
 ) -> None:
     """Consecutive changes of the same shape run as one executemany (pipelined), or
-    by COPY when the run is long (see stage.py); ``paths`` counts which."""
+    by COPY when the run is long (see stage.py); ``paths`` counts which. A run whose op
+    is in ``strict`` gets a cursor of its own, whose row count is checked once the
+    pipeline has the results."""
+    counted: list[tuple[Any, int]] = []
     with _Pipeline(conn) as pipeline:
         for tmap, (sql, keep, keys), run in _runs(maps, changes):
             if len(run) >= STAGE_MIN:
                 pipeline.pause()
-                if staged(cur, tmap, run):
+                if staged(cur, tmap, run, strict):
                     paths.staged_runs += 1
                     paths.staged_rows += len(run)
                     continue
                 pipeline.resume()
             args = [[c.values[i] for i in keep] + [c.key[i] for i in keys] for c in run]
-            cur.executemany(sql, args)
+            runner = conn.cursor() if run[0].op in strict else cur
+            runner.executemany(sql, args)
+            if runner is not cur:
+                counted.append((runner, len(run)))
             paths.statement_runs += 1
             paths.statement_rows += len(run)
+    missing = sum(expected - runner.rowcount for runner, expected in counted)
+    if missing > 0:
+        raise MissingRowsError(f"{missing} row(s) missing")
 
 
 Run = tuple[TableMap, _Built, list[Change]]
@@ -374,6 +387,9 @@ class PgApplier:
         self.url = url
         self.paths = ApplyPaths()
         self.policies = {**DEFAULT_POLICIES, **(policies or {})}
+        # the ops whose missing rows a policy must see (IGNORE_RECORD skips them quietly)
+        ops = {"update": Op.UPDATE, "delete": Op.DELETE}
+        self.strict = frozenset(o for k, o in ops.items() if self.policies[k] != "IGNORE_RECORD")
         self.on_error = on_error
         self.suspended: set[tuple[str, str]] = set()
         self.conn = connect(url, autocommit=True)
@@ -419,10 +435,11 @@ class PgApplier:
         if simple and not any(c.op is Op.DDL for t in batch for c in t.changes):
             ran = ApplyPaths()  # counted once committed: a refused batch is redone below
             try:
-                applied = apply_batch(self.conn, self.maps, batch, (self.task, position), ran)
+                checkpoint = (self.task, position)
+                applied = apply_batch(self.conn, self.maps, batch, checkpoint, ran, self.strict)
                 self.paths.add(ran)
                 return applied
-            except psycopg.errors.IntegrityError:
+            except (psycopg.errors.IntegrityError, MissingRowsError):
                 self.paths.redone += 1  # a change conflicts: redo the batch one at a time
         skipped: list[tuple[str, str, str, str]] = []
         with self.conn.transaction(), self.conn.cursor() as cur:

@@ -58,8 +58,14 @@ class ApplyPaths:
         return {f"apply_{k}": float(v) for k, v in asdict(self).items()}
 
 
-def staged(cur: Any, tmap: Any, changes: list[Change]) -> bool:
-    """Apply ``changes`` (one table, one op, one column set) by COPY; False: not eligible."""
+class MissingRowsError(Exception):
+    """An update or delete found fewer target rows than it was given (some are missing);
+    raised only for the operations whose apply-error policy must see each one."""
+
+
+def staged(cur: Any, tmap: Any, changes: list[Change], strict: frozenset[Op] = frozenset()) -> bool:
+    """Apply ``changes`` (one table, one op, one column set) by COPY; False: not eligible.
+    MissingRowsError when an operation in ``strict`` misses a row."""
     first = changes[0]
     if first.op is Op.INSERT:
         cols, rows = _row_images(tmap, changes)
@@ -69,14 +75,20 @@ def staged(cur: Any, tmap: Any, changes: list[Change]) -> bool:
     if not pk or not _keyed_by_pk(tmap, changes, pk):
         return False
     if first.op is Op.UPDATE:
-        return _update(cur, tmap, changes, pk)
+        return _update(cur, tmap, changes, pk, Op.UPDATE in strict)
     if first.op is Op.DELETE:
         keys = {tuple(c.key): None for c in changes}
         stage = _stage(cur, tmap, list(pk), list(keys))
         join = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in pk)
         cur.execute(f"DELETE FROM {tmap.qualified} t USING {stage} s WHERE {join}")
+        _check_count(cur, len(keys), Op.DELETE in strict)
         return True
     return False
+
+
+def _check_count(cur: Any, expected: int, strict: bool) -> None:
+    if strict and cur.rowcount < expected:
+        raise MissingRowsError(f"{expected - cur.rowcount} row(s) missing")
 
 
 def _keyed_by_pk(tmap: Any, changes: list[Change], pk: tuple[str, ...]) -> bool:
@@ -105,7 +117,7 @@ def _picker(index: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
     return operator.itemgetter(*index)
 
 
-def _update(cur: Any, tmap: Any, changes: list[Change], pk: tuple[str, ...]) -> bool:
+def _update(cur: Any, tmap: Any, changes: list[Change], pk: tuple[str, ...], strict: bool) -> bool:
     cols, rows = _row_images(tmap, changes)
     if any(v is UNCHANGED for row in rows for v in row) or not set(pk) <= set(cols):
         return False
@@ -119,6 +131,7 @@ def _update(cur: Any, tmap: Any, changes: list[Change], pk: tuple[str, ...]) -> 
     if sets:
         join = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in pk)
         cur.execute(f"UPDATE {tmap.qualified} t SET {sets} FROM {stage} s WHERE {join}")
+        _check_count(cur, len(last), strict)
     return True
 
 
