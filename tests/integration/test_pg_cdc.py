@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -186,12 +187,12 @@ def test_table_statistics_show_changes(source: str, pg_target_db: str, tmp_path:
         conn.execute("UPDATE accounts SET balance = 0 WHERE id <= 5")
         conn.execute("DELETE FROM accounts WHERE id = 6")
     _run(source, pg_target_db, tmp_path)
-    out = CliRunner().invoke(cli, ["--state", str(tmp_path / "state.db"), "task", "tables", "cdc"])
-    assert out.exit_code == 0
-    line = next(x for x in out.output.splitlines() if "public.accounts" in x)
-    cells = [c.strip() for c in line.split("│") if c.strip()]
-    assert cells[:2] == ["public.accounts", "Table completed"]
-    assert cells[5:8] == ["0", "5", "1"]  # inserts, updates, deletes
+    args = ["--state", str(tmp_path / "state.db"), "task", "tables", "--json", "cdc"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    (stats,) = [t for t in json.loads(out.output) if t["TableName"] == "accounts"]
+    assert (stats["SchemaName"], stats["TableState"]) == ("public", "Table completed")
+    assert (stats["Inserts"], stats["Updates"], stats["Deletes"]) == (0, 5, 1)
 
 
 def test_delete_with_the_task_file_drops_slot_and_publication(
