@@ -61,7 +61,11 @@ def test_pagila_tables_pass_on_mariadb(pg_db: str, mysql_target_db: str) -> None
     execute(pg_db, PAGILA)
     checks = _by_id(assess(_spec(pg_db, mysql_target_db)))
     assert checks["convert-schema-ddl"].status is Status.PASSED, checks["convert-schema-ddl"]
-    assert "10 table(s)" in checks["convert-schema-ddl"].message
+    # a task's tables: PAGILA's, its partitions being part of their table (README: on a
+    # non-PostgreSQL target a partitioned table is one plain table)
+    tables = [sql for sql in PAGILA if sql.lstrip().startswith("CREATE TABLE")]
+    count = sum("PARTITION OF" not in sql for sql in tables)
+    assert f"{count} table(s)" in checks["convert-schema-ddl"].message
     changes = checks["convert-schema-changes"]
     assert changes.status is Status.WARNING
     assert any(o.startswith("table public.payment: partitioned by RANGE") for o in changes.objects)
