@@ -14,8 +14,9 @@ import re
 import sqlite3
 import struct
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -86,7 +87,7 @@ def _interval(v: Any) -> tuple[int, int, int]:
     if isinstance(v, str):
         return parse_duration(v)
     if isinstance(v, tuple):
-        return v  # type: ignore[return-value]
+        return cast(tuple[int, int, int], v)
     if hasattr(v, "months"):
         return (v.months, v.days, v.nanoseconds // 1000)
     raise AssertionError(f"interval of unexpected type {type(v)}")
@@ -109,7 +110,7 @@ def _float32(v: Any) -> float:
     return float(struct.unpack("f", struct.pack("f", float(v)))[0])
 
 
-_NORMALISERS = {
+_NORMALISERS: dict[Kind, Callable[[Any], Any]] = {
     Kind.DECIMAL: _decimal,
     Kind.TIMESTAMP: _timestamp,
     Kind.TIMESTAMPTZ: _timestamp,
@@ -204,8 +205,8 @@ def read_lake(
 ) -> list[Row]:
     if fmt == "csv":
         raise AssertionError("use read_lake_csv for CSV files")
-    table = ds.dataset(folder, filesystem=filesystem, format=fmt).to_table()
-    rows = table.sort_by(key).to_pylist()
+    table = ds.dataset(folder, filesystem=filesystem, format=cast(Any, fmt)).to_table()
+    rows: list[Row] = table.sort_by(key).to_pylist()
     return rows
 
 
@@ -253,5 +254,8 @@ def s3_filesystem(url: str) -> tuple[pafs.S3FileSystem, str]:
     parts = urlsplit(url)
     endpoint = parse_qs(parts.query)["endpoint_url"][0]
     scheme, host = endpoint.split("://")
-    fs = pafs.S3FileSystem(endpoint_override=host, scheme=scheme, region="us-east-1")
+    assert scheme in ("http", "https"), endpoint
+    fs = pafs.S3FileSystem(
+        endpoint_override=host, scheme=cast(Literal["http", "https"], scheme), region="us-east-1"
+    )
     return fs, parts.netloc + parts.path

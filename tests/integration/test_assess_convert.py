@@ -44,9 +44,15 @@ def test_refused_ddl_is_a_failed_check(pg_db: str, mysql_target_db: str) -> None
     checks = _by_id(assess(_spec(pg_db, mysql_target_db)))
     ddl = checks["convert-schema-ddl"]
     assert ddl.status is Status.FAILED
+    # WIDE's table the target refuses, then its key and its index, which are not tried;
+    # not the table "fine" (the view is not part of a task's tables)
+    assert [o.split(":", 1)[0] for o in ddl.objects] == [
+        "table public.notes",
+        "constraint public.notes.PRIMARY KEY",
+        "index public.notes.notes_c0",
+    ], ddl.objects
     assert ddl.objects[0].startswith("table public.notes: the mysql target refused it: Row size")
     assert "constraint public.notes.PRIMARY KEY: not created" in ddl.objects[1]
-    assert len(ddl.objects) == 3  # table, its key, its index; not the table "fine"
     assert "opendms_check" not in " ".join(ddl.objects)
     assert _leftovers(mysql_target_db) == []
 
@@ -55,7 +61,11 @@ def test_pagila_tables_pass_on_mariadb(pg_db: str, mysql_target_db: str) -> None
     execute(pg_db, PAGILA)
     checks = _by_id(assess(_spec(pg_db, mysql_target_db)))
     assert checks["convert-schema-ddl"].status is Status.PASSED, checks["convert-schema-ddl"]
-    assert "10 table(s)" in checks["convert-schema-ddl"].message
+    # a task's tables: PAGILA's, its partitions being part of their table (README: on a
+    # non-PostgreSQL target a partitioned table is one plain table)
+    tables = [sql for sql in PAGILA if sql.lstrip().startswith("CREATE TABLE")]
+    count = sum("PARTITION OF" not in sql for sql in tables)
+    assert f"{count} table(s)" in checks["convert-schema-ddl"].message
     changes = checks["convert-schema-changes"]
     assert changes.status is Status.WARNING
     assert any(o.startswith("table public.payment: partitioned by RANGE") for o in changes.objects)
@@ -100,8 +110,9 @@ def test_lossy_round_trips_are_flagged(pg_db: str, mysql_target_db: str) -> None
         "public.film.addr: type inet becomes text",
     )
     converted = _by_id(assess(_spec(pg_db, mysql_target_db)))["type-conversions"]
-    assert not any("release_year" in o for o in converted.objects)  # INT with the check
-    assert len(converted.objects) == 4
+    # convert_schema: the domain becomes its base type INT with the check (README, Schema
+    # conversion), so its round trip is no longer lossy; the other four still are
+    assert converted.objects == tuple(o for o in types.objects if "release_year" not in o)
 
 
 def test_convert_schema_to_a_lake_is_a_failed_check(pg_db: str, tmp_path: Path) -> None:

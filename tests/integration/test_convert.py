@@ -145,6 +145,101 @@ def counts(summary: dict[str, dict[str, int]], kind: str) -> tuple[int, int, int
     return row["converted"], row["converted with warning"], row["manual"]
 
 
+# -- what each source object becomes, by the README's rules ("Schema conversion") ----------
+#
+# Every object of the source schema is one report item: each table, each of its
+# constraints (the primary key named "<table>.PRIMARY KEY") and indexes, each sequence,
+# enum type, view, procedure, function and trigger ("<table>.<trigger>"). The expected
+# status of each object of the test's setup statements is written next to it with the rule
+# that decides it; the summary counts are then counted from those expectations, never
+# taken from a run.
+
+OK, WARN, MANUAL = "converted", "converted with warning", "manual"
+Expected = dict[tuple[str, str], str]  # (kind, name) -> status
+
+
+def _pg_source_on(target: str) -> Expected:
+    """PG_SOURCE's objects on a MySQL or SQLite target."""
+    return {
+        # enums: MySQL ENUM(...), SQLite CHECK (... IN (...))
+        ("enums", "mood"): OK,
+        # serial and identity columns: AUTO_INCREMENT / INTEGER PRIMARY KEY, their
+        # sequences converted; a standalone sequence is manual on MySQL and SQLite
+        ("sequences", "customers_id_seq"): OK,
+        ("sequences", "orders_id_seq"): OK,
+        ("sequences", "invoice_no"): MANUAL,
+        # columns: a function default (gen_random_uuid()) is dropped with a warning; so are
+        # types carried in their closest form (text[] as JSON, inet as text)
+        ("tables", "customers"): WARN,
+        # columns: timestamptz is a warning on MySQL only (DATETIME(6) keeps no zone: UTC)
+        ("tables", "orders"): WARN if target == "mysql" else OK,
+        # constraints: primary, unique, check, foreign keys
+        ("constraints", "customers.PRIMARY KEY"): OK,
+        ("constraints", "customers.customers_email_key"): OK,
+        ("constraints", "customers.customers_score_check"): OK,
+        ("constraints", "orders.PRIMARY KEY"): OK,
+        ("constraints", "orders.amount_positive"): OK,
+        ("constraints", "orders.orders_customer_id_fkey"): OK,
+        # indexes: plain ones everywhere, a PostgreSQL expression index manual elsewhere
+        ("indexes", "orders.orders_placed"): OK,
+        ("indexes", "orders.orders_lower_status"): MANUAL,
+        # views: translated date formatting (to_char) is a warning; a query with no
+        # translation (unnest()) is manual
+        ("views", "customer_summary"): WARN,
+        ("views", "customer_tags"): MANUAL,
+        # procedures, functions, triggers: manual
+        ("procedures", "close_orders"): MANUAL,
+        ("functions", "touch"): MANUAL,
+        ("triggers", "orders.orders_touch"): MANUAL,
+    }
+
+
+def _mysql_source_on(target: str) -> Expected:
+    """MYSQL_SOURCE's objects on a PostgreSQL or SQLite target."""
+    expected = {
+        # columns: INT UNSIGNED widened (customers.id, orders.customer_id), SET as text
+        ("tables", "customers"): WARN,
+        ("tables", "orders"): WARN,
+        ("constraints", "customers.PRIMARY KEY"): OK,
+        ("constraints", "customers.uq_email"): OK,
+        ("constraints", "customers.chk_score"): OK,
+        ("constraints", "orders.PRIMARY KEY"): OK,
+        ("constraints", "orders.chk_amount"): OK,
+        ("constraints", "orders.fk_orders_customer"): OK,
+        # indexes: plain ones (the index MySQL keeps for a foreign key is one), a prefix
+        # index covers the whole column (warning)
+        ("indexes", "customers.idx_name"): OK,
+        ("indexes", "orders.fk_orders_customer"): OK,
+        ("indexes", "customers.idx_bio"): WARN,
+        # views: translated date formatting (DATE_FORMAT) is a warning
+        ("views", "customer_summary"): WARN,
+        ("procedures", "close_orders"): MANUAL,
+        ("functions", "order_total"): MANUAL,
+        ("triggers", "orders.orders_upper"): MANUAL,
+    }
+    if target == "postgresql":  # enums: an ENUM column becomes a PostgreSQL type
+        expected[("enums", "customers_size")] = OK
+    return expected
+
+
+def statuses(items: list[Any]) -> Expected:
+    return {(i.kind, i.name): i.status.value for i in items}
+
+
+def summary_of(expected: Expected) -> dict[str, tuple[int, int, int]]:
+    """The summary's (converted, with warning, manual) per kind, counted from ``expected``."""
+    kinds = sorted({kind for kind, _ in expected})
+    per = {k: [s for (kind, _), s in expected.items() if kind == k] for k in kinds}
+    return {k: (v.count(OK), v.count(WARN), v.count(MANUAL)) for k, v in per.items()}
+
+
+def check_summary(summary: dict[str, dict[str, int]], expected: Expected) -> None:
+    """Every kind's counts are those of ``expected``; kinds it has none of count zero."""
+    want = summary_of(expected)
+    got = {kind: counts(summary, kind) for kind in summary if any(summary[kind].values())}
+    assert got == want
+
+
 # -- PostgreSQL -> MySQL ---------------------------------------------------------------
 
 
@@ -153,16 +248,9 @@ def test_pg_to_mysql(pg_db: str, mysql_target_db: str, tmp_path: Path) -> None:
     result = convert(pg_db, "mysql", ["app"], tmp_path)
     run_my(mysql_target_db, result.statements)
 
-    summary = json.loads((tmp_path / "report.json").read_text())["summary"]
-    assert counts(summary, "tables") == (0, 2, 0)
-    assert counts(summary, "views") == (0, 1, 1)  # unnest() has no MySQL equivalent
-    assert counts(summary, "indexes") == (1, 0, 1)
-    assert counts(summary, "constraints") == (6, 0, 0)
-    assert counts(summary, "sequences") == (2, 0, 1)
-    assert counts(summary, "enums") == (1, 0, 0)
-    assert counts(summary, "procedures") == (0, 0, 1)
-    assert counts(summary, "functions") == (0, 0, 1)
-    assert counts(summary, "triggers") == (0, 0, 1)
+    expected = _pg_source_on("mysql")
+    assert statuses(result.items) == expected
+    check_summary(json.loads((tmp_path / "report.json").read_text())["summary"], expected)
     tables = by_name(result.items, "tables")
     assert any("token" in m and "dropped" in m for m in tables["customers"].messages)
     assert by_name(result.items, "triggers")["orders.orders_touch"].remediation
@@ -220,15 +308,9 @@ def test_mysql_to_pg(mysql_db: str, pg_target_db: str, tmp_path: Path) -> None:
     result = convert(mysql_db, "postgresql", (), tmp_path)
     run_pg(pg_target_db, result.statements)
 
-    summary = result.summary
-    assert counts(summary, "tables") == (0, 2, 0)  # unsigned widened, SET as text
-    assert counts(summary, "views") == (0, 1, 0)
-    assert counts(summary, "indexes") == (2, 1, 0)  # idx_name, FK index; idx_bio prefix
-    assert counts(summary, "constraints") == (6, 0, 0)
-    assert counts(summary, "enums") == (1, 0, 0)
-    assert counts(summary, "procedures") == (0, 0, 1)
-    assert counts(summary, "functions") == (0, 0, 1)
-    assert counts(summary, "triggers") == (0, 0, 1)
+    expected = _mysql_source_on("postgresql")
+    assert statuses(result.items) == expected
+    check_summary(result.summary, expected)
 
     with pg(pg_target_db) as conn:
         cols = dict(
@@ -294,8 +376,9 @@ def test_mysql_to_sqlite_cli(mysql_db: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(convert_cmd, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["summary"]["triggers"]["manual"] == 1
-    assert report["summary"]["procedures"]["manual"] == 1
+    expected = _mysql_source_on("sqlite")
+    assert {(i["kind"], i["name"]): i["status"] for i in report["items"]} == expected
+    check_summary(report["summary"], expected)
     conn = sqlite3.connect(tmp_path / "target.db")
     conn.executescript((out / "schema.sql").read_text())
     conn.execute(
@@ -318,8 +401,9 @@ def test_mysql_to_sqlite_cli(mysql_db: str, tmp_path: Path) -> None:
 def test_pg_to_sqlite(pg_db: str, tmp_path: Path) -> None:
     run_pg(pg_db, PG_SOURCE)
     result = convert(pg_db, "sqlite", ["app"], tmp_path)
-    assert counts(result.summary, "views") == (0, 1, 1)
-    assert counts(result.summary, "sequences") == (2, 0, 1)
+    expected = _pg_source_on("sqlite")
+    assert statuses(result.items) == expected
+    check_summary(result.summary, expected)
     conn = sqlite3.connect(tmp_path / "target.db")
     conn.executescript((tmp_path / "schema.sql").read_text())
     conn.execute(
@@ -353,9 +437,19 @@ def test_sqlite_to_mysql(mysql_target_db: str, tmp_path: Path) -> None:
     conn.close()
     result = convert(f"sqlite:///{source}", "mysql", (), tmp_path / "out")
     run_my(mysql_target_db, result.statements)
-    assert counts(result.summary, "tables") == (2, 0, 0)
-    assert counts(result.summary, "constraints") == (4, 0, 0)  # 2 PKs, unique, FK
-    assert counts(result.summary, "triggers") == (0, 0, 1)
+    expected = {  # every object of the script above, by the README's rules
+        ("tables", "kinds"): OK,  # column types all have a MySQL equivalent
+        ("tables", "things"): OK,
+        ("constraints", "kinds.PRIMARY KEY"): OK,
+        ("constraints", "kinds.kinds_name_key"): OK,  # the UNIQUE column
+        ("constraints", "things.PRIMARY KEY"): OK,
+        ("constraints", "things.things_fk0"): OK,  # the REFERENCES column
+        ("indexes", "things.things_label"): OK,
+        ("views", "cheap"): OK,  # IFNULL translates as it is
+        ("triggers", "things.things_touch"): MANUAL,
+    }
+    assert statuses(result.items) == expected
+    check_summary(result.summary, expected)
     assert "`kinds_name_key` UNIQUE" in (tmp_path / "out" / "schema.sql").read_text()
     with my(mysql_target_db) as cur:
         cur.execute("INSERT INTO kinds (name) VALUES ('a')")
@@ -442,9 +536,18 @@ def test_converted_ddl_per_table(pg_db: str, pg_target_db: str) -> None:
     for statements in ddl.values():
         run_pg(pg_target_db, statements)
     with pg(pg_target_db) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'app'").fetchone()
-        # two primary keys, the unique email, orders_placed, the expression index
-        assert row == (5,)
+        found = conn.execute(
+            "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'app'"
+        ).fetchall()
+    # PG_SOURCE's keys and indexes, each kept on PostgreSQL under its own name (the keys
+    # under PostgreSQL's default names <table>_pkey / <table>_<column>_key)
+    assert sorted(found) == [
+        ("customers", "customers_email_key"),
+        ("customers", "customers_pkey"),
+        ("orders", "orders_lower_status"),
+        ("orders", "orders_pkey"),
+        ("orders", "orders_placed"),
+    ]
 
 
 def test_task_run_uses_converted_schema(mysql_db: str, pg_target_db: str, tmp_path: Path) -> None:

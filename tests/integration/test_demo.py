@@ -73,8 +73,8 @@ def test_demo_queries_and_the_seed_changes(tmp_path: Path) -> None:
     reference = tmp_path / "reference.db"
     build_retail(reference, ORDERS)  # the source before the seed changes
     now, load = _printed_sql(output)
-    assert _by_status(duckdb.sql(now).fetchall()) == _by_status(_sqlite(source, STATUS_SQL))
-    assert _by_status(duckdb.sql(load).fetchall()) == _by_status(_sqlite(reference, STATUS_SQL))
+    assert _by_status(_duckdb(now)) == _by_status(_sqlite(source, STATUS_SQL))
+    assert _by_status(_duckdb(load)) == _by_status(_sqlite(reference, STATUS_SQL))
     lake = read_lake(tmp_path / "demo" / "lake", LAKE_SETTINGS, keys=KEYS)
     assert all(len(t.cdc) == 1 for t in lake.tables.values())  # none of the first demo's
     new_customer = ORDERS // 5 + 1
@@ -93,6 +93,11 @@ def test_demo_queries_and_the_seed_changes(tmp_path: Path) -> None:
     (product,) = lake["main.products"].changes
     assert (str(product.row["price"]), product.row["stock_quantity"]) == ("1199.99", 45)
     assert product.row["product_name"] == "Product 101"
+    for table, change in (("customers", customer), ("products", product)):  # whole new images
+        key = KEYS[f"main.{table}"][0]
+        current = _sqlite_rows(source, SOURCE_SQL[table])
+        (now_row,) = [r for r in current if r[key] == change.row[key]]
+        assert _values(change.row) == _values(now_row), table
     deleted = lake["main.orders"].changes + lake["main.order_items"].changes
     old = _sqlite(reference, "SELECT * FROM orders WHERE order_id = 1005")
     old += _sqlite(reference, "SELECT *, quantity * price FROM order_items WHERE order_id = 1005")
@@ -102,6 +107,12 @@ def test_demo_queries_and_the_seed_changes(tmp_path: Path) -> None:
         got = sorted(_values(r) for r in lake[f"main.{table}"].rows)
         assert got == want and got, table
     assert "    U  product_id=101" in output  # the demo shows the lake's U row
+
+
+def _duckdb(sql: str) -> list[tuple[Any, ...]]:
+    relation = duckdb.sql(sql)
+    assert relation is not None, sql
+    return relation.fetchall()
 
 
 def _sqlite_rows(db: Path, sql: str) -> list[dict[str, Any]]:

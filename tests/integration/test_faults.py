@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from opendms.testing.faults import (
 )
 from opendms.testing.servers import MariaDBServer, PostgresServer
 from opendms.testing.sql import execute
+from tests.waiting import wait_until
 
 EXE = [sys.executable, "-m", "opendms.cli.main"]
 RUN_FLAGS = ("--quiet", "--follow", "--skip-assessment")
@@ -100,6 +100,37 @@ class Task:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def retries(self) -> int:
+        """How many recoverable errors the task has logged (and is retrying)."""
+        return self.text().count("retrying in")
+
+    def applied(self) -> int:
+        """The changes CDC has applied so far (the state store's per-table counts)."""
+        if not self.state.exists():
+            return 0
+        store = StateStore(self.state)
+        try:
+            counts = store.change_counts("fault")
+        finally:
+            store.close()
+        return sum(i + u + d for i, u, d, _ in counts.values())
+
+    def streams(self, changes: int = 50, timeout: float = 60) -> None:
+        """Until the task has applied ``changes`` more changes of the write load."""
+        mark = self.applied()
+        _until(
+            f"{changes} more changes applied",
+            lambda: self.applied() >= mark + changes,
+            timeout,
+            self,
+        )
+
+    def recovers(self, retries: int, timeout: float = 90) -> None:
+        """After a fault: the task has met it (a retry beyond the ``retries`` logged
+        before) and has gone on applying the load's changes after it."""
+        _until("the task to retry after the fault", lambda: self.retries() > retries, timeout, self)
+        self.streams(timeout=timeout)
+
     def stop(self) -> str:
         """SIGTERM (finish the batch, checkpoint), the exit code must be 0; the log."""
         assert self.alive(), self.text()
@@ -120,15 +151,23 @@ class Task:
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float, task: Task | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """:func:`wait_until` ``check`` (an error in it, a server that is down, counts as not
+    yet); the task ending meanwhile fails at once; its log is added to a timeout."""
+
+    def ready() -> bool:
         if task is not None and not task.alive():
             raise AssertionError(f"the task ended while waiting for {what}:\n{task.text()}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}" + (f":\n{task.text()}" if task else ""))
+        try:
+            return bool(check())
+        except Exception:
+            return False
+
+    try:
+        wait_until(ready, timeout, what, 0.1)
+    except AssertionError as exc:
+        if task is None or not task.alive():
+            raise
+        raise AssertionError(f"{exc}:\n{task.text()}") from None
 
 
 def _equal_soon(source: str, target: str, task: Task, timeout: float = 90) -> None:
@@ -173,9 +212,10 @@ def test_pg_source_restarts_during_full_load_and_cdc(
         pg_pair[0].restart(down=1.0)  # the exported snapshot is gone: the load starts over
         task.wait_live()
         assert "starts over with a new slot" in task.text()
-        time.sleep(1.0)
-        pg_pair[0].restart(down=2.0)  # during CDC, under writes
-        time.sleep(4.0)
+        task.streams()
+        retries = task.retries()
+        pg_pair[0].restart(down=2.0)  # during CDC, under writes (down: the fault's length)
+        task.recovers(retries)
     assert load.statements > 100 and load.failures > 0
     _equal_soon(src, dst, task)
     log = task.stop()
@@ -191,12 +231,16 @@ def test_pg_target_restart_and_killed_backends_during_cdc(
         task = Task(tmp_path, src, dst)
         task_box.append(task)
         task.wait_live()
-        pg_pair[1].restart(down=2.0)
-        time.sleep(3.0)
+        task.streams()
+        retries = task.retries()
+        pg_pair[1].restart(down=2.0)  # (down: the fault's length)
+        task.recovers(retries)
+        retries = task.retries()
         assert terminate_pg_backends(pg_pair[1].url(), "dst") >= 1  # the applier's session
-        time.sleep(2.0)
+        task.recovers(retries)
+        retries = task.retries()
         assert terminate_pg_backends(pg_pair[0].url(), "src") >= 1  # the WAL sender, reads
-        time.sleep(3.0)
+        task.recovers(retries)
     assert load.statements > 100
     _equal_soon(src, dst, task)
     assert task.stop().count("retrying in") >= 2
@@ -211,11 +255,14 @@ def test_mariadb_source_restart_and_killed_dump_during_cdc(
         task = Task(tmp_path, src, dst)
         task_box.append(task)
         task.wait_live()
+        task.streams()
+        retries = task.retries()
         dump = lambda row: "Binlog Dump" in str(row[4])  # noqa: E731
         _until("the binlog dump connection", lambda: kill_mysql_connections(src, dump), 30, task)
-        time.sleep(3.0)
-        mariadb.restart(down=2.0)
-        time.sleep(4.0)
+        task.recovers(retries)
+        retries = task.retries()
+        mariadb.restart(down=2.0)  # (down: the fault's length)
+        task.recovers(retries)
     assert load.statements > 100 and load.failures > 0
     _equal_soon(src, dst, task)
     assert task.stop().count("retrying in") >= 2
@@ -235,11 +282,14 @@ def test_a_full_target_disk_is_waited_out(
             task = Task(tmp_path, src, dst)
             task_box.append(task)
             task.wait_live()
+            retries = task.retries()
             filler = fill(disk)
             _until("a write refused for space", lambda: "No space left" in task.text(), 60, task)
-            time.sleep(2.0)
+            _until(
+                "the task to retry the refused write", lambda: task.retries() > retries, 60, task
+            )
             filler.unlink()  # the disk has room again: the task goes on by itself
-            time.sleep(3.0)
+            task.streams(timeout=90)
         assert load.statements > 100
         _equal_soon(src, dst, task)
         task.stop()
@@ -270,14 +320,27 @@ def test_a_network_cut_longer_than_the_timeouts(tmp_path: Path, task_box: list[T
                 task = Task(tmp_path, src, dst)
                 task_box.append(task)
                 task.wait_live()
-                src_net.cut()
-                time.sleep(25.0)  # past the binlog heartbeat silence limit (15 s)
+                task.streams()
+                retries = task.retries()
+                src_net.cut()  # until the binlog heartbeat silence limit (15 s) tells the task
+                _until(
+                    "the task to give up the silent binlog stream",
+                    lambda: task.retries() > retries,
+                    60,
+                    task,
+                )
                 src_net.restore()
-                time.sleep(3.0)
-                dst_net.cut()
-                time.sleep(35.0)  # past the TCP keepalive / user timeouts (~30 s)
+                task.streams(timeout=120)
+                retries = task.retries()
+                dst_net.cut()  # until the TCP keepalive / user timeouts (~30 s) tell the task
+                _until(
+                    "the task to give up the silent target",
+                    lambda: task.retries() > retries,
+                    90,
+                    task,
+                )
                 dst_net.restore()
-                time.sleep(3.0)
+                task.streams(timeout=120)
             assert load.statements > 100
             _equal_soon(src, dst, task, timeout=120)
             assert task.stop().count("retrying in") >= 2

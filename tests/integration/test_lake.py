@@ -5,6 +5,7 @@ the source's. File names follow the README's rules (hex LOAD counter, SEGMENTn_)
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,12 +21,16 @@ from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 from tests.oracles.lake import LakeTable, read_lake
-from tests.oracles.lakefiles import load_name
+from tests.oracles.lakefiles import csv_records, load_name
 
 ROWS = 5000
 KEYS = {"public.orders": ["order_id"]}
 COLUMNS = ["order_id", "customer", "total", "note", "placed"]
-PARSE = {"order_id": int, "total": Decimal, "placed": datetime.fromisoformat}
+PARSE: dict[str, Callable[[str], Any]] = {
+    "order_id": int,
+    "total": Decimal,
+    "placed": datetime.fromisoformat,
+}
 
 
 @pytest.fixture
@@ -199,7 +204,15 @@ def test_boto3_sees_the_objects(orders: str, s3_url: str, tmp_path: Path) -> Non
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=parts.netloc)["Contents"]]
     assert keys == ["lake/public/orders/LOAD00000001.csv"]
     body = client.get_object(Bucket=parts.netloc, Key=keys[0])["Body"].read().decode()
-    assert len(body.splitlines()) == ROWS
+    records = csv_records(body, ",", "\n", keys[0])  # README: quoted text, unquoted NULL
+    got = [
+        tuple(
+            None if (text == "" and not quoted) else PARSE.get(column, str)(text)
+            for column, (text, quoted) in zip(COLUMNS, record, strict=True)
+        )
+        for record in records
+    ]
+    assert got == _expected(orders)
 
 
 @pytest.mark.parametrize(("version", "written"), [("parquet-1-0", "1.0"), ("parquet-2-0", "2.6")])
@@ -208,6 +221,7 @@ def test_parquet_versions(orders: str, tmp_path: Path, version: str, written: st
 
     lake = tmp_path / "lake"
     _run(orders, f"file://{lake}", tmp_path, DataFormat="parquet", ParquetVersion=version)
-    meta = pq.ParquetFile(lake / "public/orders/LOAD00000001.parquet").metadata
-    assert meta.format_version == written
-    assert meta.num_rows == ROWS
+    path = lake / "public/orders/LOAD00000001.parquet"
+    assert pq.ParquetFile(path).metadata.format_version == written
+    rows = pq.read_table(path).to_pylist()
+    assert [tuple(r[c] for c in COLUMNS) for r in rows] == _expected(orders)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from opendms.endpoints.mysql.source import MySQLSource
 from opendms.errors import PrivilegeError, TaskError
 from opendms.model import Kind, ReadPlan, T, Table, TableRef, arrow_type
 from opendms.testing.servers import MariaDBServer
+from tests.waiting import wait_until
 
 UTC = dt.UTC
 
@@ -105,7 +106,7 @@ def _interval(text: str | None) -> Any:
     whole, _, fraction = seconds.partition(".")
     micros = ((int(hours) * 60 + int(minutes)) * 60 + int(whole)) * 10**6
     micros += int(fraction.ljust(6, "0"))
-    return pa.MonthDayNano([0, 0, sign * micros * 1000])
+    return pa.MonthDayNano([0, 0, sign * micros * 1000])  # type: ignore[call-arg, arg-type]
 
 
 def _canonical(row: dict[str, Any]) -> dict[str, Any]:
@@ -253,7 +254,8 @@ def test_every_type_decodes_as_the_full_load_reads_it(everything: str) -> None:
     table = _describe(everything, "everything")
     for row in decoded.values():  # the canonical Python form: an Arrow round trip keeps it
         for name, value in row.items():
-            carried = pa.array([value], arrow_type(table.column(name).type)).to_pylist()
+            array: Any = pa.array([value], arrow_type(table.column(name).type))
+            carried = array.to_pylist()
             assert carried == [value], name
     assert all(c.schema == EndpointURL.parse(everything).database for c in changes)
 
@@ -298,7 +300,7 @@ def test_update_delete_keys_and_transactions(mysql_db: str) -> None:
     ]
     ends = [t.end for t in txns]
     assert ends == sorted(ends) and all(isinstance(e, BinlogPosition) for e in ends)
-    assert all(e.gtid for e in ends)  # type: ignore[union-attr]
+    assert all(e.gtid for e in ends if isinstance(e, BinlogPosition))
     assert all(abs((dt.datetime.now(UTC) - t.commit_time).total_seconds()) < 600 for t in txns)
 
 
@@ -414,13 +416,12 @@ def test_purged_binlog_is_a_task_error_naming_the_position(
 def _purge_to(server: MariaDBServer, file: str) -> None:
     """PURGE BINARY LOGS, retried: MariaDB keeps a binlog until its binlog checkpoint
     (the InnoDB log flush, once a second here) has passed it."""
-    deadline = time.monotonic() + 20
-    while True:
+
+    def purged() -> bool:
         server.execute(f"PURGE BINARY LOGS TO '{file}'")
-        if server.execute("SHOW BINARY LOGS")[0][0] == file:
-            return
-        assert time.monotonic() < deadline, "the binlogs were not purged"
-        time.sleep(0.2)
+        return bool(server.execute("SHOW BINARY LOGS")[0][0] == file)
+
+    wait_until(purged, 20, f"the binlogs before {file} to be purged", 0.2)
 
 
 def test_undecodable_rows_are_error_changes_naming_the_column(mysql_db: str) -> None:
@@ -484,7 +485,7 @@ def test_caught_up_and_idle_ticks(mysql_db: str) -> None:
     capture = _capture(mysql_db, "idle")
     start = _position(capture)
     stop = threading.Event()
-    stream: Iterator[Transaction | None] = capture.stream(start, stop)
+    stream: Generator[Transaction | None] = capture.stream(start, stop)
     try:
         first = next(stream)
         assert first is None and capture.caught_up()  # nothing to read: idle at once

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.state import StateStore, TaskStatus
+from tests.waiting import wait_until
 
 SETUP = """
 CREATE TABLE accounts (id int PRIMARY KEY, name text, balance numeric(12,2), doc text,
@@ -113,6 +114,7 @@ def test_writes_during_full_load_are_neither_lost_nor_doubled(
             "INSERT INTO accounts SELECT g, 'bulk', g FROM generate_series(10001, 60000) g"
         )
     done = threading.Event()
+    written = [0]
 
     def writer() -> None:
         with psycopg.connect(source, autocommit=True) as conn:
@@ -123,12 +125,14 @@ def test_writes_during_full_load_are_neither_lost_nor_doubled(
                     "UPDATE accounts SET balance = balance + 1 WHERE id = %s", (i % 900 + 1,)
                 )
                 i += 1
+                written[0] += 1
 
     thread = threading.Thread(target=writer)
     thread.start()
     try:
         _run(source, pg_target_db, tmp_path)
-        time.sleep(0.3)
+        after = written[0]  # writes after the first run, for the second run to catch up:
+        wait_until(lambda: written[0] >= after + 50, 30, "50 writes after the first run")
     finally:
         done.set()
         thread.join()
@@ -183,12 +187,12 @@ def test_table_statistics_show_changes(source: str, pg_target_db: str, tmp_path:
         conn.execute("UPDATE accounts SET balance = 0 WHERE id <= 5")
         conn.execute("DELETE FROM accounts WHERE id = 6")
     _run(source, pg_target_db, tmp_path)
-    out = CliRunner().invoke(cli, ["--state", str(tmp_path / "state.db"), "task", "tables", "cdc"])
-    assert out.exit_code == 0
-    line = next(x for x in out.output.splitlines() if "public.accounts" in x)
-    cells = [c.strip() for c in line.split("│") if c.strip()]
-    assert cells[:2] == ["public.accounts", "Table completed"]
-    assert cells[5:8] == ["0", "5", "1"]  # inserts, updates, deletes
+    args = ["--state", str(tmp_path / "state.db"), "task", "tables", "--json", "cdc"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    (stats,) = [t for t in json.loads(out.output) if t["TableName"] == "accounts"]
+    assert (stats["SchemaName"], stats["TableState"]) == ("public", "Table completed")
+    assert (stats["Inserts"], stats["Updates"], stats["Deletes"]) == (0, 5, 1)
 
 
 def test_delete_with_the_task_file_drops_slot_and_publication(
@@ -255,10 +259,12 @@ def test_idle_slot_confirms_wal_of_other_tables(
     )
     runner.start()
     try:
-        deadline = time.monotonic() + 30
-        while _slot_confirmed(source) <= before + 1_000_000 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert _slot_confirmed(source) > before + 1_000_000  # moved past the other table's WAL
+        wait_until(  # moved past the other table's WAL
+            lambda: _slot_confirmed(source) > before + 1_000_000,
+            30,
+            "the slot's confirmed_flush_lsn to pass the other table's WAL",
+            0.5,
+        )
     finally:
         stop.set()
         runner.join(60)
@@ -269,8 +275,12 @@ def test_stop_position_by_commit_time(source: str, pg_target_db: str, tmp_path: 
     store = _run(source, pg_target_db, tmp_path)
     with psycopg.connect(source, autocommit=True) as conn:
         conn.execute("UPDATE accounts SET name = 'before' WHERE id = 1")
-        cut = conn.execute("SELECT now()").fetchone()[0]
-        time.sleep(0.05)
+        cut = _one(conn, "SELECT now()")
+        wait_until(  # the next commit is stamped after the cut
+            lambda: _one(conn, "SELECT clock_timestamp() > %s", cut),
+            10,
+            "the server clock to pass the stop position",
+        )
         conn.execute("UPDATE accounts SET name = 'after' WHERE id = 2")
     spec = _spec(source, pg_target_db).model_copy(
         update={"cdc_stop_position": f"commit_time:{cut.isoformat()}"}
@@ -282,6 +292,12 @@ def test_stop_position_by_commit_time(source: str, pg_target_db: str, tmp_path: 
     assert task is not None and task.stop_reason == "STOP_POSITION_REACHED"
     run_task(_spec(source, pg_target_db), store)  # without a stop position it goes on
     assert dict(_rows_by_id(pg_target_db))[2] == "after"
+
+
+def _one(conn: psycopg.Connection[Any], sql: str, *args: Any) -> Any:
+    row = conn.execute(sql, args or None).fetchone()
+    assert row is not None, sql
+    return row[0]
 
 
 def _rows_by_id(url: str) -> list[tuple[Any, ...]]:
@@ -395,7 +411,9 @@ def test_apply_error_insert_policy(
         return
     run_task(spec, store)
     with psycopg.connect(pg_target_db) as conn:
-        rows = dict(conn.execute("SELECT id, v FROM scratch WHERE id IN (1, 50, 51)").fetchall())
+        rows: dict[int, str] = dict(
+            conn.execute("SELECT id, v FROM scratch WHERE id IN (1, 50, 51)").fetchall()
+        )
     assert rows[1] == "y" and rows[51] == "next"
     assert rows[50] == ("from source" if policy == "INSERT_RECORD" else "already here")
     errors = store.data_errors("cdc")
@@ -444,7 +462,7 @@ def test_cdc_start_position_before_the_slot_is_refused(
     from opendms.errors import ConfigError
 
     with psycopg.connect(source) as conn:
-        past = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+        past = _one(conn, "SELECT pg_current_wal_lsn()::text")
         conn.execute("UPDATE accounts SET name = 'x' WHERE id = 1")
     spec = task_from_dict(
         {

@@ -195,9 +195,44 @@ def test_mysql_target_rerun_keeps_existing_indexes(mysql_target_db: str, tmp_pat
         "INSERT INTO a VALUES (1, 'x'), (2, 'y')",
     )
     settings = {"FullLoadSettings": {"TargetTablePrepMode": "TRUNCATE_BEFORE_LOAD"}}
-    for _ in range(2):
-        store = _run(tmp_path, source, mysql_target_db, settings)
-        assert store.tables("rv")[0].state is TableState.COMPLETED
+    store = _run(tmp_path, source, mysql_target_db, settings)
+    assert store.tables("rv")[0].state is TableState.COMPLETED
+    first = _mysql_indexes(mysql_target_db, "a")
+    # the source's key and index, each on its column (text: a prefix, README "Types")
+    assert {(name, columns[0][0]) for name, columns in first.items()} == {
+        ("PRIMARY", "id"),
+        ("a_v", "v"),
+    }, first
+    _mysql(mysql_target_db, "CREATE INDEX mine ON a (id, v(8))")  # the user's own index
+    before = _mysql_indexes(mysql_target_db, "a")
+    store = _run(tmp_path, source, mysql_target_db, settings)
+    assert store.tables("rv")[0].state is TableState.COMPLETED
+    assert _mysql_indexes(mysql_target_db, "a") == before  # names and definitions
+    assert before == {**first, "mine": [("id", None, 1, "BTREE"), ("v", 8, 1, "BTREE")]}
+    conn = mysql_connect(mysql_target_db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, v FROM a ORDER BY id")
+        assert cur.fetchall() == ((1, "x"), (2, "y"))  # loaded once, not twice
+    conn.close()
+
+
+def _mysql_indexes(url: str, table: str) -> dict[str, list[tuple[Any, ...]]]:
+    """A table's indexes from information_schema.statistics: name -> its columns in
+    order, each (column, prefix length, non-unique, index type)."""
+    conn = mysql_connect(url)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT index_name, column_name, sub_part, non_unique, index_type "
+            "FROM information_schema.statistics WHERE table_schema = DATABASE() "
+            "AND table_name = %s ORDER BY index_name, seq_in_index",
+            (table,),
+        )
+        rows = cur.fetchall()
+    conn.close()
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for name, column, prefix, non_unique, kind in rows:
+        out.setdefault(name, []).append((column, prefix, int(non_unique), kind))
+    return out
 
 
 # -- 3. passwords never leak ------------------------------------------------------

@@ -5,18 +5,26 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 from opendms.demo import build_retail
 from opendms.state import StateStore, TaskStatus
+from tests.waiting import wait_until
+
+
+def _mid_load(state: Path, name: str, sizes: dict[str, int]) -> bool:
+    """Some table of ``name`` has rows loaded but not all of them: the load is under way."""
+    if not state.exists():
+        return False
+    tables = StateStore(state).tables(name)
+    return any(0 < t.full_load_rows < sizes.get(t.name, 0) for t in tables)
 
 
 def test_sigterm_stops_the_task(tmp_path: Path) -> None:
     db = tmp_path / "retail.db"
-    build_retail(db, orders=150_000)
+    sizes = build_retail(db, orders=150_000)
     task = tmp_path / "task.yaml"
     task.write_text(
         yaml.safe_dump(
@@ -36,13 +44,12 @@ def test_sigterm_stops_the_task(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        record = StateStore(state).task("big") if state.exists() else None
-        if record and record.status is TaskStatus.RUNNING:
-            break
-    time.sleep(0.3)
+
+    def loading() -> bool:
+        assert proc.poll() is None, f"the task ended before the signal: {proc.communicate()}"
+        return _mid_load(state, "big", sizes)
+
+    wait_until(loading, 60, "the full load to be under way")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)

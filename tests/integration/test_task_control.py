@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import psycopg
 import yaml
 
 from opendms.state import StateStore, TaskStatus
+from tests.waiting import wait_until
 
 EXE = [sys.executable, "-m", "opendms.cli.main"]
 
@@ -24,16 +24,18 @@ def _cli(state: Path, *args: str) -> tuple[int, str]:
 
 
 def _wait_for(url: str, sql: str, expected: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
+    seen: list[Any] = [None]
+
+    def arrived() -> bool:
         with psycopg.connect(url) as conn:
             row = conn.execute(sql).fetchone()
-        got = row[0] if row else None
-        if got == expected:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{sql}: expected {expected!r}, last saw {got!r}")
+        seen[0] = row[0] if row else None
+        return bool(seen[0] == expected)
+
+    try:
+        wait_until(arrived, timeout, f"{sql} to give {expected!r}", 0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the query last gave {seen[0]!r}") from None
 
 
 def test_start_stop_resume_reload(pg_db: str, pg_target_db: str, tmp_path: Path) -> None:
@@ -109,12 +111,13 @@ def test_follow_stops_gracefully_on_sigterm(pg_db: str, pg_target_db: str, tmp_p
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def streaming() -> bool:
+        assert proc.poll() is None, f"the task ended before streaming: {proc.communicate()}"
         record = StateStore(state).task("fg") if state.exists() else None
-        if record is not None and record.phase == "ongoing replication":
-            break
-        time.sleep(0.2)
+        return record is not None and record.phase == "ongoing replication"
+
+    wait_until(streaming, 60, "the task's phase 'ongoing replication'", 0.2)
     with psycopg.connect(pg_db, autocommit=True) as conn:
         conn.execute("INSERT INTO t VALUES (1, 'x')")
     _wait_for(pg_target_db, "SELECT v FROM t WHERE id = 1", "x")

@@ -9,6 +9,7 @@ from opendms.config import TaskSpec
 from opendms.convert import Status
 from opendms.convert.apply import trial
 from opendms.convert.base import Conversion, Naming, Phase
+from opendms.convert.objects import singular
 from opendms.convert.task import task_conversion
 from opendms.endpoints.base import EndpointURL
 from opendms.errors import OpenDMSError
@@ -68,16 +69,16 @@ def _refused(conversion: Conversion) -> Check:
         "convert-schema-ddl",
         True,
         f"the target refuses the converted DDL of {len(failed)} object(s): "
-        f"{failed[0].kind[:-1]} {failed[0].qualified}: {failed[0].messages[-1]}",
+        f"{singular(failed[0].kind)} {failed[0].qualified}: {failed[0].messages[-1]}",
         "change the source table or the task's rules (e.g. a change-data-type rule), or "
         "create the table on the target by hand and run with convert_schema: false",
-        tuple(f"{i.kind[:-1]} {i.qualified}: {i.messages[-1]}" for i in failed),
+        tuple(f"{singular(i.kind)} {i.qualified}: {i.messages[-1]}" for i in failed),
     )
 
 
 def _changes(conversion: Conversion) -> Check:
     notes = tuple(
-        f"{i.kind[:-1]} {i.qualified}: {message}"
+        f"{singular(i.kind)} {i.qualified}: {message}"
         for i in conversion.items
         if i.status in (Status.WARNING, Status.MANUAL)
         for message in i.messages

@@ -88,6 +88,8 @@ def convert(
 
 
 def _print_summary(result: ConversionResult) -> None:
+    from opendms.convert.objects import singular
+
     totals = result.report["totals"]
     click.echo(
         f"converted {len(result.items)} objects: "
@@ -97,7 +99,7 @@ def _print_summary(result: ConversionResult) -> None:
         click.echo(f"  {name}: {path}")
     for item in result.items:
         if item.status.value == "failed":
-            click.echo(f"  failed: {item.kind[:-1]} {item.qualified}: {item.messages[-1]}")
+            click.echo(f"  failed: {singular(item.kind)} {item.qualified}: {item.messages[-1]}")
     for item in result.items:
         if item.status.value == "manual":
-            click.echo(f"  manual: {item.kind[:-1]} {item.qualified}: {item.remediation}")
+            click.echo(f"  manual: {singular(item.kind)} {item.qualified}: {item.remediation}")

@@ -36,6 +36,11 @@ KINDS = (
 )
 
 
+def singular(kind: str) -> str:
+    """One object of a report kind: "index" of "indexes", "table" of "tables"."""
+    return "index" if kind == "indexes" else kind.removesuffix("s")
+
+
 @dataclass(frozen=True)
 class ColumnDef:
     """A source column: its native type, canonical type and attributes."""

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from opendms.convert.ddl import Conversion, counts
-from opendms.convert.objects import KINDS, Item, Status
+from opendms.convert.objects import KINDS, Item, Status, singular
 
 
 def report_data(conversion: Conversion, source: str, schemas: list[str]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def _action_html(item: dict[str, Any]) -> str:
     name = f"{item['schema']}.{item['name']}" if item["schema"] else item["name"]
     parts = [
         f"<li><span class='{_CLASS[item['status']]}'><b>{e(item['status'])}</b></span> "
-        f"{e(item['kind'][:-1])} <code>{e(name)}</code><ul>"
+        f"{e(singular(item['kind']))} <code>{e(name)}</code><ul>"
     ]
     parts += [f"<li>{e(m)}</li>" for m in item["messages"]]
     parts.append("</ul>")

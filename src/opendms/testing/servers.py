@@ -200,7 +200,7 @@ def _kill_pid(pid: int, sig: int, timeout: float) -> None:
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while _pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling interval only: SIGKILL once the deadline has passed
     if _pid_alive(pid):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
@@ -243,13 +243,13 @@ except OSError:
     pass
 deadline = time.monotonic() + 15
 while alive() and time.monotonic() < deadline:
-    time.sleep(0.1)
+    time.sleep(0.1)  # polling interval only: SIGKILL once the deadline has passed
 if alive():
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
-    time.sleep(0.5)
+    time.sleep(0.5)  # pacing: let the killed server let go of its files before the cleanup
 for path in extra:
     try:
         os.unlink(path)
@@ -790,7 +790,7 @@ class PostgresServer(_Server):
             stop += ["-m", mode, "-w", "stop"]
             if self._run(stop, log, 70) != 0:
                 raise RuntimeError(f"pg_ctl stop failed; see {log}")
-            time.sleep(down)
+            time.sleep(down)  # the downtime the test asked for (the fault's length)
             try:
                 self._pg_ctl_start(log)
             except _StartError as exc:
@@ -865,7 +865,7 @@ class PostgresServer(_Server):
                 )
                 break
             except Exception:  # slot still active for a moment after the terminate
-                time.sleep(0.1)
+                time.sleep(0.1)  # retry interval; a slot left makes the DROP below fail
         stmt = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         self.execute(stmt.as_string())
 
@@ -1020,7 +1020,7 @@ class MariaDBServer(_Server):
             proc, self._proc = self._proc, None
             if proc is not None:
                 _stop_popen(proc, signal.SIGKILL if kill else signal.SIGTERM, timeout=60)
-            time.sleep(down)
+            time.sleep(down)  # the downtime the test asked for (the fault's length)
             try:
                 self._spawn()
             except _StartError as exc:
@@ -1048,7 +1048,7 @@ class MariaDBServer(_Server):
                     break
             if time.monotonic() > deadline:
                 raise _StartError("timed out waiting for mariadbd", self.log_path)
-            time.sleep(0.05)
+            time.sleep(0.05)  # polling interval only: the deadline above fails the start
         try:
             with conn.cursor() as cur:
                 for stmt in (
@@ -1329,7 +1329,7 @@ class SeaweedS3Server(_Server):
                 last = exc
             if time.monotonic() > deadline:
                 raise _StartError(f"timed out waiting for S3 ({last})", self.log_path)
-            time.sleep(0.1)
+            time.sleep(0.1)  # polling interval only: the deadline above fails the start
 
     def _shutdown(self) -> None:
         proc, self._proc = self._proc, None
