@@ -142,7 +142,7 @@ def expected(engine: str) -> list[dict[str, Any]]:
     """Canonical expected rows of the table as created on ``engine``."""
     out = []
     for row in ROWS:
-        values = {c.name: row.get(c.name) for c in columns_for(engine)}
+        values: dict[str, Any] = {c.name: row.get(c.name) for c in columns_for(engine)}
         if engine == "mysql" and values.get("flag") is not None:
             values["flag"] = int(values["flag"])
         if engine == "mysql" and values.get("tm") is not None:  # a MySQL TIME is a duration

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opendms.config import task_from_dict
+from opendms.config import TaskSpec, task_from_dict
 from opendms.endpoints.postgres.stage import STAGE_MIN
 from opendms.engine.task import run_task
 from opendms.state import StateStore
@@ -21,7 +21,7 @@ INSERT INTO items SELECT g, 0, 'x' FROM generate_series(1, {rows}) g;
 """
 
 
-def _spec(source: str, target: str) -> object:
+def _spec(source: str, target: str) -> TaskSpec:
     return task_from_dict(
         {
             "name": "paths",

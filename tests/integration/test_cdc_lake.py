@@ -4,6 +4,7 @@ folded strictly by Op, equal the source read back with plain SQL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -46,7 +47,11 @@ OPS = [
     ("U", 202),
     ("D", 1),
 ]
-PARSE = {"id": int, "balance": Decimal, "seen": datetime.fromisoformat}
+PARSE: dict[str, Callable[[str], Any]] = {
+    "id": int,
+    "balance": Decimal,
+    "seen": datetime.fromisoformat,
+}
 
 
 def _source_rows(url: str) -> list[dict[str, Any]]:

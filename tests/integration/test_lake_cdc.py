@@ -14,6 +14,7 @@ import gzip
 import io
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -147,7 +148,12 @@ def canon(table: Table, row: dict[str, Any]) -> dict[str, Any]:
 KEYS = {"public.orders": ["order_id"], "inventory.items": ["sku"], "public.kinds": ["id"]}
 # the data columns of headerless CSV files, and CSV text to values
 COLUMNS = {t.qualified: [c.name for c in t.columns] for t in (ORDERS, ITEMS, KINDS)}
-PARSE = {"order_id": int, "total": Decimal, "placed": datetime.fromisoformat, "qty": int}
+PARSE: dict[str, Callable[[str], Any]] = {
+    "order_id": int,
+    "total": Decimal,
+    "placed": datetime.fromisoformat,
+    "qty": int,
+}
 _OPENED: dict[int, tuple[str, dict[str, Any]]] = {}
 
 
