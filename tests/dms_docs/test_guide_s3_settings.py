@@ -159,7 +159,10 @@ def moto_s3() -> Iterator[str]:
 def test_s3_eca_5_canned_acl(tmp_path: Path, moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}.items():
         monkeypatch.setenv(key, value)
-    client = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    # a session of its own: boto3's default session would keep these credentials for
+    # every later test of the process
+    session = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s")
+    client = session.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
     client.create_bucket(Bucket="acl")
     target = f"s3://acl/lake?endpoint_url={moto_s3}&region=us-east-1"
     _run(_source(tmp_path), target, "cannedAclForObjects=PUBLIC_READ;", tmp_path)
