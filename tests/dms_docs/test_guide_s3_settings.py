@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -369,3 +370,51 @@ def test_s3_eca_13_rfc4180_off_refuses_a_value_it_cannot_write(tmp_path: Path) -
         _run(_source(tmp_path), f"file://{lake}", "rfc4180=false;", tmp_path)
     assert "quote" in str(info.value).lower() or "structural" in str(info.value).lower()
     assert [f for f in _files(lake) if "LOAD" in f] == []  # nothing half-written published
+
+
+def test_preserve_transactions_writes_commit_ordered_files_under_cdc_path(
+    tmp_path: Path,
+) -> None:
+    """Guide: PreserveTransactions with CdcPath writes CDC_TXN-<timestamp>.csv, rows
+    ``operation,table_name,database_schema_name,field_value,...`` in transaction order,
+    always .csv (s3-layout-7 to -10)."""
+    source, lake = _source(tmp_path), _lake(tmp_path)
+    path = source.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE u (k TEXT PRIMARY KEY, x INT)")
+    eca = "DataFormat=parquet;PreserveTransactions=true;CdcPath=txn/changes;"
+    _run(source, f"file://{lake}", eca, tmp_path, "full-load-and-cdc")
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO t VALUES (5, 'five', NULL, 5)")
+        conn.execute("INSERT INTO u VALUES ('a', 1)")
+        conn.execute("UPDATE t SET n = 11 WHERE id = 1")
+        conn.execute("DELETE FROM u WHERE k = 'a'")
+        conn.execute("DELETE FROM t WHERE id = 2")
+    _run(source, f"file://{lake}", eca, tmp_path, "full-load-and-cdc")
+    files = _files(lake)
+    txn = [f for f in files if f.startswith("txn/changes/")]
+    assert len(txn) == 1 and re.fullmatch(r"txn/changes/CDC_TXN-\d{8}-\d{9}\.csv", txn[0])
+    assert _text(lake, txn[0]).splitlines() == [
+        '"I","t","main",5,"five",,5',
+        '"I","u","main","a",1',
+        '"U","t","main",1,"plain",2024-01-02 03:04:05.123456,11',
+        '"D","u","main","a",1',
+        '"D","t","main",2,,,',
+    ]
+    # no per-table CDC files; the LOAD file keeps the data format (u was empty: none)
+    assert sorted(f for f in files if f.startswith("main/")) == ["main/t/LOAD00000001.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("eca", "message"),
+    [
+        ("PreserveTransactions=true;", "PreserveTransactions needs CdcPath"),
+        ("CdcPath=x;PreserveTransactions=true;AddColumnName=true;", "cannot be used together"),
+        ("CdcPath=../x;PreserveTransactions=true;", "may not contain '..'"),
+    ],
+)
+def test_preserve_transactions_settings_that_cannot_work(
+    eca: str, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _run(_source(tmp_path), f"file://{_lake(tmp_path)}", eca, tmp_path, "full-load-and-cdc")

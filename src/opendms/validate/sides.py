@@ -120,6 +120,10 @@ def lake_side(
 
     query = {k: v for k, v in url.query.items() if k.lower() not in _url_keys()}
     options = lake_settings({**query, **settings})
+    if options.PreserveTransactions:
+        raise NotComparableError(
+            table.qualified, "its changes are in transaction files (PreserveTransactions)"
+        )
     storage = open_storage(url, settings)
 
     def batches(extra: tuple[FilterGroup, ...]) -> Iterator[pa.RecordBatch]:

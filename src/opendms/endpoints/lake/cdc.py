@@ -87,6 +87,7 @@ from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pendi
 from opendms.endpoints.lake.settings import LakeSettings
 from opendms.endpoints.lake.storage import delete_files, put_object, translate_os_error
 from opendms.endpoints.lake.target import CDC_FILE, LakeTarget, LakeWriter
+from opendms.endpoints.lake.txnfiles import decorate, transaction_path, transaction_settings
 from opendms.errors import DataError
 from opendms.mapping import cast_exact
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
@@ -337,6 +338,20 @@ class _CdcEncoder(LakeWriter):
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
+class _TxnEncoder(_CdcEncoder):
+    """One run of a transaction file: CSV rows with Op, table and schema in front."""
+
+    def __init__(self, target: LakeTarget, segment: _Segment) -> None:
+        super().__init__(target, segment)
+        self.settings = transaction_settings(target.settings)
+        self.limit = self.settings.MaxFileSize * 1024
+
+    def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        names = list(batch.schema.names)
+        arrays = [self._csv_safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
+        return decorate(self.segment, arrays, names)
+
+
 # -- the applier ----------------------------------------------------------------------
 
 
@@ -352,6 +367,7 @@ class LakeApplier:
         self.checkpoint = self.store.load()
         self.truncates: Counter[str] = Counter()  # TRUNCATEs applied (files removed)
         self.unknown_warned: set[str] = set()
+        self.order: list[_Segment] = []  # the batch's runs in commit order (transaction files)
 
     # -- Applier protocol
 
@@ -366,7 +382,8 @@ class LakeApplier:
         self._save(Checkpoint(position, self.checkpoint.last_stamp))
 
     def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
-        """Write one file per table touched by ``batch``, then record ``position``.
+        """Write one file per table touched by ``batch`` (or, with PreserveTransactions,
+        one transaction file), then record ``position``.
 
         ``idempotent`` needs nothing here: readers replay the files by key (upsert)."""
         shapes = dict(self.shapes)
@@ -376,7 +393,10 @@ class LakeApplier:
         jobs: list[_Job] = []
         if segments or truncated:
             first = self._first_stamp(batch)
-            jobs, depth = self._jobs(segments, first) if segments else ([], 1)
+            if self.settings.PreserveTransactions:
+                jobs, depth = self._transaction_job(segments, first), 1
+            else:
+                jobs, depth = self._jobs(segments, first) if segments else ([], 1)
             last = stamp_text(first + (depth - 1) * ONE_MS) if segments else last
             pending = Pending(position, stamp_text(first), tuple(j.path for j in jobs))
             self._save(replace(self.checkpoint, pending=pending))
@@ -421,6 +441,7 @@ class LakeApplier:
         TRUNCATE drops the table's rows of the batch before it and joins ``truncated``."""
         out: dict[tuple[str, str], list[_Segment]] = {}
         allowed = allowed_ops(self.settings)
+        self.order = []
         for txn in batch:
             stamp = commit_text(txn.commit_time)
             for change in txn.changes:
@@ -432,6 +453,12 @@ class LakeApplier:
                     shapes[key] = _after_ddl(shape, change, out.setdefault(key, []))
                     continue
                 if change.op is Op.TRUNCATE:
+                    if self.settings.PreserveTransactions:
+                        log.warning(
+                            "table %s: a TRUNCATE removes its LOAD files; transaction files "
+                            "have no row for it",
+                            shape.source.qualified,
+                        )
                     out[key] = [_Segment(shape)]
                     truncated.add(key)
                     self.truncates[shape.source.qualified] += 1
@@ -440,6 +467,12 @@ class LakeApplier:
                 wanted = [(op, row) for op, row in rows if op in allowed]
                 if wanted:
                     segs = out.setdefault(key, [_Segment(shape)])
+                    if self.settings.PreserveTransactions and (
+                        not self.order or self.order[-1] is not segs[-1]
+                    ):  # rows of another table came between: a new run keeps the order
+                        if segs[-1].rows:
+                            segs.append(_Segment(shape))
+                        self.order.append(segs[-1])
                     for op, row in wanted:
                         segs[-1].add(op, stamp, row)
         return {k: [s for s in v if s.rows] for k, v in out.items() if any(s.rows for s in v)}
@@ -496,8 +529,18 @@ class LakeApplier:
         jobs.sort(key=lambda j: posixpath.basename(j.path))
         return jobs, depth
 
-    def _encode(self, segment: _Segment) -> list[bytes]:
-        encoder = _CdcEncoder(self.target, segment)
+    def _transaction_job(
+        self, segments: dict[tuple[str, str], list[_Segment]], first: datetime
+    ) -> list[_Job]:
+        """The batch as one transaction file, its rows in commit order."""
+        runs = [seg for seg in self.order if seg.rows]
+        if not runs:
+            return []
+        data = b"".join(part for seg in runs for part in self._encode(seg, _TxnEncoder))
+        return [_Job(transaction_path(self.target, stamp_text(first)), data)]
+
+    def _encode(self, segment: _Segment, kind: type[_CdcEncoder] | None = None) -> list[bytes]:
+        encoder = (kind or _CdcEncoder)(self.target, segment)
         try:
             encoder.write(segment.batch())
             encoder.close()

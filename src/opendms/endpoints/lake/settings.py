@@ -44,6 +44,9 @@ class LakeSettings:
     DataPageSize: int = 1048576  # bytes
     Rfc4180: bool = True
     CannedAclForObjects: str = "NONE"
+    # transaction-ordered CDC files (see opendms.endpoints.lake.txnfiles)
+    PreserveTransactions: bool = False
+    CdcPath: str = ""
     # CDC files (see opendms.endpoints.lake.cdc)
     CdcMaxBatchInterval: int = 60  # seconds
     CdcMinFileSize: int = 32000  # KB
@@ -92,8 +95,6 @@ NO_EFFECT = {
     "AddTrailingPaddingCharacter": "not yet applied",
     "CsvNoSupValue": "not yet applied: CDC rows carry every column's value",
     "UseCsvNoSupValue": "not yet applied: CDC rows carry every column's value",
-    "CdcPath": "not yet applied: CDC files go beside the LOAD files",
-    "PreserveTransactions": "not yet applied: CDC files go beside the LOAD files",
 }
 _NO_EFFECT = {name.lower(): name for name in NO_EFFECT}
 _warned: set[str] = set()
@@ -176,6 +177,7 @@ def lake_settings(values: dict[str, Any]) -> LakeSettings:
 
 def _check_cdc(settings: LakeSettings) -> None:
     """Settings that are only wrong together (DMS refuses the same combinations)."""
+    _check_transactions(settings)
     if settings.CdcInsertsOnly and settings.CdcInsertsAndUpdates:
         raise ConfigError(
             "endpoint settings CdcInsertsOnly and CdcInsertsAndUpdates cannot both be true"
@@ -195,3 +197,22 @@ def _warn_no_effect(name: str) -> None:
     if name not in _warned:
         _warned.add(name)
         log.warning("lake endpoint setting %s has no effect in opendms: %s", name, NO_EFFECT[name])
+
+
+def _check_transactions(settings: LakeSettings) -> None:
+    """``PreserveTransactions`` needs ``CdcPath``, which DMS refuses with date folders
+    and header rows; CdcPath alone does nothing on a target (DMS reads it for S3
+    sources)."""
+    path = settings.CdcPath.strip("/")
+    if settings.PreserveTransactions and not path:
+        raise ConfigError("endpoint setting PreserveTransactions needs CdcPath (a folder)")
+    if not path:
+        return
+    for name in ("DatePartitionEnabled", "AddColumnName"):
+        if getattr(settings, name):
+            raise ConfigError(f"endpoint settings CdcPath and {name} cannot be used together")
+    if ".." in path.split("/"):
+        raise ConfigError(f"endpoint setting CdcPath {settings.CdcPath!r} may not contain '..'")
+    if not settings.PreserveTransactions and "CdcPath" not in _warned:
+        _warned.add("CdcPath")
+        log.warning("lake endpoint setting CdcPath has an effect only with PreserveTransactions")
