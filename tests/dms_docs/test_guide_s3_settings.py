@@ -158,12 +158,7 @@ def moto_s3() -> Iterator[str]:
 
 
 def test_s3_eca_5_canned_acl(tmp_path: Path, moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}.items():
-        monkeypatch.setenv(key, value)
-    # a session of its own: boto3's default session would keep these credentials for
-    # every later test of the process
-    session = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s")
-    client = session.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    client = _moto_client(moto_s3, monkeypatch)
     client.create_bucket(Bucket="acl")
     target = f"s3://acl/lake?endpoint_url={moto_s3}&region=us-east-1"
     _run(_source(tmp_path), target, "cannedAclForObjects=PUBLIC_READ;", tmp_path)
@@ -245,26 +240,66 @@ def test_s3_eca_13_rfc4180_off(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "eca",
+    ("eca", "headers"),
     [
-        "encryptionMode=SSE_S3;",
-        "serverSideEncryptionKmsKeyId=arn:aws:kms:us-east-1:111122223333:key/"
-        "72abb6fb-1e49-4ac1-9aed-c803dfcc0480;",
+        ("encryptionMode=SSE_S3;", {"ServerSideEncryption": "AES256"}),
+        (
+            "serverSideEncryptionKmsKeyId=arn:aws:kms:us-east-1:111122223333:key/"
+            "72abb6fb-1e49-4ac1-9aed-c803dfcc0480;",
+            {
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": "arn:aws:kms:us-east-1:111122223333:key/"
+                "72abb6fb-1e49-4ac1-9aed-c803dfcc0480",
+            },
+        ),
     ],
     ids=["s3-eca-14", "s3-eca-15"],
 )
-def test_s3_eca_14_15_encryption_loads_with_one_warning(
-    eca: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+def test_s3_eca_14_15_server_side_encryption(
+    eca: str, headers: dict[str, str], tmp_path: Path, moto_s3: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from opendms.endpoints.lake import settings as lake_settings_module
+    """Every object (LOAD files, CDC files, the checkpoint) is PUT with the headers; moto
+    keeps them (SeaweedFS does not)."""
+    client = _moto_client(moto_s3, monkeypatch)
+    bucket = f"sse{len(eca)}"
+    client.create_bucket(Bucket=bucket)
+    target = f"s3://{bucket}/lake?endpoint_url={moto_s3}&region=us-east-1"
+    source = _source(tmp_path)
+    _run(source, target, eca, tmp_path, "full-load-and-cdc")
+    with sqlite3.connect(source.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE t SET n = 12 WHERE id = 1")
+    _run(source, target, eca, tmp_path, "full-load-and-cdc")
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert f"lake/{LOAD}" in keys and any("_opendms" in k for k in keys) and len(keys) == 3
+    for key in keys:
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert {k: head.get(k) for k in headers} == headers, key
+    assert _body(client, bucket, f"lake/{LOAD}").splitlines()[0].startswith("1,")
 
-    monkeypatch.setattr(lake_settings_module, "_warned", set())
+
+def _moto_client(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}.items():
+        monkeypatch.setenv(key, value)
+    # a session of its own: boto3's default session would keep these credentials for
+    # every later test of the process
+    session = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s")
+    return session.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+
+
+def _body(client: Any, bucket: str, key: str) -> str:
+    return str(client.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+
+
+def test_encryption_on_a_local_lake_warns_that_it_does_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opendms.endpoints.lake import storage
+
+    monkeypatch.setattr(storage, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="opendms.endpoints"):
-        lake = _full_load(tmp_path, eca)
+        lake = _full_load(tmp_path, "encryptionMode=SSE_S3;")
     assert _text(lake, LOAD).splitlines()[0].startswith("1,")
-    name = eca.split("=")[0]
-    warned = [r.getMessage() for r in caplog.records if "has no effect" in r.getMessage()]
-    assert len(warned) == 1 and name.lower() in warned[0].lower()
+    assert any("encryptionmode applies to S3 lakes only" in r.getMessage() for r in caplog.records)
 
 
 def _parquet(tmp_path: Path, eca: str) -> pq.ParquetFile:

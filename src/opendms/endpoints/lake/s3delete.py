@@ -47,6 +47,23 @@ class S3Deleter:
             for start in range(0, len(names), _BATCH):
                 self._delete(client, bucket, names[start : start + _BATCH])
 
+    def upload(self, path: str, data: bytes | str, extra: dict[str, str]) -> None:
+        """PUT ``bucket/key`` from bytes or a local file with request headers pyarrow
+        cannot send (server-side encryption): boto3 is needed for them."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self._client()
+        if client is None:
+            raise OSError("server-side encryption settings need boto3 (pip install 'opendms[s3]')")
+        bucket, _, key = path.partition("/")
+        try:
+            if isinstance(data, bytes):
+                client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+            else:
+                client.upload_file(data, bucket, key, ExtraArgs=extra)
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"S3 PUT {path}: {exc}") from exc
+
     def markers(self, paths: list[str]) -> None:
         """Delete folder marker objects (``bucket/folder/``): boto3 only, as pyarrow
         cannot name one."""

@@ -44,6 +44,8 @@ class LakeSettings:
     DataPageSize: int = 1048576  # bytes
     Rfc4180: bool = True
     CannedAclForObjects: str = "NONE"
+    EncryptionMode: str = ""  # SSE_S3 | SSE_KMS; empty: the bucket's default encryption
+    ServerSideEncryptionKmsKeyId: str = ""
     # transaction-ordered CDC files (see opendms.endpoints.lake.txnfiles)
     PreserveTransactions: bool = False
     CdcPath: str = ""
@@ -68,6 +70,7 @@ _CHOICES = {
     "ParquetCompression": {"none", "snappy", "gzip", "zstd", "lz4", "brotli"},
     "ParquetVersion": {"parquet-1-0", "parquet-2-0", "parquet-2-4", "parquet-2-6"},
     "EncodingType": {"rle-dictionary", "plain", "plain-dictionary"},
+    "EncryptionMode": {"SSE_S3", "SSE_KMS"},
     "CannedAclForObjects": {
         "NONE",
         "PRIVATE",
@@ -90,8 +93,6 @@ NO_EFFECT = {
     "GlueCatalogGeneration": "no AWS Glue Data Catalog is written",
     "IgnoreHeaderRows": "a setting of S3 sources; opendms reads no S3 source",
     "ExternalTableDefinition": "a setting of S3 sources; opendms reads no S3 source",
-    "EncryptionMode": "not yet applied: objects get the bucket's default encryption",
-    "ServerSideEncryptionKmsKeyId": "not yet applied: objects get the bucket's default encryption",
     "AddTrailingPaddingCharacter": "not yet applied",
     "CsvNoSupValue": "not yet applied: CDC rows carry every column's value",
     "UseCsvNoSupValue": "not yet applied: CDC rows carry every column's value",

@@ -10,6 +10,7 @@ written whole by one PUT or multipart upload, never a folder; deletes go through
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from opendms.errors import (
 )
 
 HIDDEN_FOLDER = "_opendms"
+log = logging.getLogger("opendms.endpoints")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Storage:
     display: str
     atomic_put: bool  # S3 objects appear whole; local files need write+rename
     deleter: S3Deleter | None = field(default=None, repr=False, compare=False)
+    # S3 request settings pyarrow cannot send (server-side encryption): objects are then
+    # PUT by boto3 (see put_object and LakeWriter)
+    put_args: dict[str, str] = field(default_factory=dict, compare=False)
 
     def path(self, *parts: str) -> str:
         tail = [p.strip("/") for p in parts if p.strip("/")]
@@ -56,8 +61,20 @@ def open_storage(url: EndpointURL, settings: dict[str, Any]) -> Storage:
             os.path.join(url.host, url.path.lstrip("/")) if url.host else url.path
         )
         root = os.path.join(root, folder) if folder else root
+        _warn_s3_only(q)
         return Storage(pafs.LocalFileSystem(), root, f"file://{root}", atomic_put=False)
     return _s3_storage(url, q, folder)
+
+
+_S3_ONLY = ("encryptionmode", "serversideencryptionkmskeyid", "cannedaclforobjects")
+_warned: set[str] = set()
+
+
+def _warn_s3_only(q: dict[str, str]) -> None:
+    for name in _S3_ONLY:
+        if name in q and name not in _warned:
+            _warned.add(name)
+            log.warning("lake endpoint setting %s applies to S3 lakes only: no effect here", name)
 
 
 def _check_bucket_name(url: EndpointURL, bucket: str) -> None:
@@ -104,13 +121,33 @@ def _s3_storage(url: EndpointURL, q: dict[str, str], folder: str) -> Storage:
     client = {"endpoint_url": endpoint or None, "region_name": kwargs["region"]}
     if key and secret:
         client.update(aws_access_key_id=key, aws_secret_access_key=secret)
-    return Storage(fs, root, f"s3://{root}", atomic_put=True, deleter=S3Deleter(fs, client))
+    deleter = S3Deleter(fs, client)
+    put_args = _encryption(q)
+    if put_args and acl != "none":
+        put_args["ACL"] = acl
+    return Storage(fs, root, f"s3://{root}", True, deleter=deleter, put_args=put_args)
+
+
+def _encryption(q: dict[str, str]) -> dict[str, str]:
+    """DMS's EncryptionMode (SSE_S3 | SSE_KMS) and ServerSideEncryptionKmsKeyId as S3
+    PUT arguments; a KMS key alone means SSE_KMS. Nothing when neither is given (the
+    bucket's default encryption applies)."""
+    mode = q.get("encryptionmode", "").upper().replace("-", "_")
+    kms_key = q.get("serversideencryptionkmskeyid", "")
+    if kms_key or mode == "SSE_KMS":
+        return {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": kms_key} if kms_key else {})}
+    if mode == "SSE_S3":
+        return {"ServerSideEncryption": "AES256"}
+    return {}
 
 
 def put_object(storage: Storage, path: str, data: bytes) -> None:
     """Write a whole object: one PUT on S3 (it appears whole); locally a temporary
     file renamed into place (its folder created first)."""
     fs = storage.fs
+    if storage.put_args and storage.deleter is not None:
+        storage.deleter.upload(path, data, storage.put_args)
+        return
     if storage.atomic_put:
         with fs.open_output_stream(path) as out:
             out.write(data)

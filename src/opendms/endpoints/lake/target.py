@@ -12,8 +12,10 @@ are removed; a file of another name in the table folder stays.
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 import re
+import tempfile
 import threading
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -134,6 +136,7 @@ class LakeWriter:
         self.rows = 0
         self.pending: list[pa.RecordBatch] = []  # rows of the next row group
         self.pending_rows = 0
+        self.spool = ""  # the local file an S3 object is written to before its PUT
         self.sink: pa.NativeFile | None = None
         self.file: LakeFile | None = None
         self.path = ""
@@ -148,8 +151,16 @@ class LakeWriter:
         self.counter += 1
         name = f"{self.prefix}LOAD{self.counter:08X}.{self._extension()}"
         self.path = f"{self.target.table_dir(self.table)}/{name}"
-        tmp = self.path if self.target.storage.atomic_put else self.path + ".tmp"
-        self.sink = self.target.storage.fs.open_output_stream(tmp, compression=self._codec())
+        storage = self.target.storage
+        if storage.put_args:  # headers pyarrow cannot send: spool locally, PUT by boto3
+            handle, self.spool = tempfile.mkstemp(prefix="opendms-lake-")
+            os.close(handle)
+            sink: pa.NativeFile = pa.OSFile(self.spool, "wb")
+            codec = self._codec()
+            self.sink = pa.CompressedOutputStream(sink, codec) if codec else sink
+        else:
+            tmp = self.path if storage.atomic_put else self.path + ".tmp"
+            self.sink = storage.fs.open_output_stream(tmp, compression=self._codec())
         self._start(schema)
 
     def _codec(self) -> Literal["gzip"] | None:
@@ -168,9 +179,22 @@ class LakeWriter:
         self.file = self.sink = None
 
     def _publish(self) -> None:
-        if not self.target.storage.atomic_put:
-            self.target.storage.fs.move(self.path + ".tmp", self.path)
+        storage = self.target.storage
+        if self.spool:
+            try:
+                assert storage.deleter is not None
+                storage.deleter.upload(self.path, self.spool, storage.put_args)
+            finally:
+                self._drop_spool()
+        elif not storage.atomic_put:
+            storage.fs.move(self.path + ".tmp", self.path)
         self.target.record(self.table, self.path)
+
+    def _drop_spool(self) -> None:
+        if self.spool:
+            with contextlib.suppress(OSError):
+                os.unlink(self.spool)
+            self.spool = ""
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Rows are written in row groups of ``RowGroupLength`` rows (the last one of the
@@ -283,6 +307,9 @@ class LakeWriter:
             file.abort()
         with contextlib.suppress(OSError):
             sink.close()
+        if self.spool:
+            self._drop_spool()
+            return
         partial = self.path if self.target.storage.atomic_put else self.path + ".tmp"
         with contextlib.suppress(OSError):
             delete_files(self.target.storage, [partial])
