@@ -453,3 +453,25 @@ def test_preserve_transactions_settings_that_cannot_work(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         _run(_source(tmp_path), f"file://{_lake(tmp_path)}", eca, tmp_path, "full-load-and-cdc")
+
+
+def test_add_trailing_padding_character_pads_char_columns(mysql_db: str, tmp_path: Path) -> None:
+    """A MySQL CHAR(n) value arrives without its trailing spaces; with
+    AddTrailingPaddingCharacter it is padded back to n, VARCHAR untouched."""
+    from opendms.testing.sql import execute
+
+    execute(
+        mysql_db,
+        [
+            "CREATE TABLE p (id int PRIMARY KEY, c char(5), v varchar(5))",
+            "INSERT INTO p VALUES (1, 'ab', 'ab'), (2, NULL, 'x ')",
+        ],
+    )
+    lines = {}
+    for pad in ("false", "true"):
+        lake = _lake(tmp_path / pad)
+        _run(mysql_db, f"file://{lake}", f"AddTrailingPaddingCharacter={pad};", tmp_path / pad)
+        [load] = [f for f in _files(lake) if "LOAD" in f]
+        lines[pad] = _text(lake, load).splitlines()
+    assert lines["false"] == ['1,"ab","ab"', '2,,"x "']
+    assert lines["true"] == ['1,"ab   ","ab"', '2,,"x "']

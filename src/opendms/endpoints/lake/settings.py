@@ -44,6 +44,7 @@ class LakeSettings:
     DataPageSize: int = 1048576  # bytes
     Rfc4180: bool = True
     CannedAclForObjects: str = "NONE"
+    AddTrailingPaddingCharacter: bool = False
     EncryptionMode: str = ""  # SSE_S3 | SSE_KMS; empty: the bucket's default encryption
     ServerSideEncryptionKmsKeyId: str = ""
     # transaction-ordered CDC files (see opendms.endpoints.lake.txnfiles)
@@ -93,7 +94,6 @@ NO_EFFECT = {
     "GlueCatalogGeneration": "no AWS Glue Data Catalog is written",
     "IgnoreHeaderRows": "a setting of S3 sources; opendms reads no S3 source",
     "ExternalTableDefinition": "a setting of S3 sources; opendms reads no S3 source",
-    "AddTrailingPaddingCharacter": "not yet applied",
     "CsvNoSupValue": "not yet applied: CDC rows carry every column's value",
     "UseCsvNoSupValue": "not yet applied: CDC rows carry every column's value",
 }

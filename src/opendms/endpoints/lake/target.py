@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
@@ -33,7 +34,7 @@ from opendms.endpoints.lake.storage import (
     translate_os_error,
 )
 from opendms.endpoints.pyvalues import day_end_rows, decimal_text, python_values
-from opendms.model import Kind, Table
+from opendms.model import ColumnType, Kind, Table
 
 _LOAD_FILE = re.compile(r"^(SEGMENT\d+_)?LOAD[0-9A-F]{8}\.(parquet|csv)(\.gz)?$")
 CDC_FILE = re.compile(r"^\d{8}-\d{9}\.(parquet|csv|csv\.gz)$")  # yyyymmdd-hhmmssfff
@@ -260,8 +261,18 @@ class LakeWriter:
             names.insert(0, "Op")
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
+    def _padded(self, array: pa.Array[Any], ctype: ColumnType) -> pa.Array[Any]:
+        """AddTrailingPaddingCharacter: CHAR(n) text padded with spaces to n characters
+        (a MySQL source strips them; PostgreSQL keeps them)."""
+        if not (self.settings.AddTrailingPaddingCharacter and ctype.kind is Kind.STRING):
+            return array
+        if not ctype.fixed or not ctype.length or not pa.types.is_string(array.type):
+            return array
+        return pc.utf8_rpad(array, width=ctype.length, padding=" ")
+
     def _csv_safe(self, array: pa.Array[Any], name: str) -> pa.Array[Any]:
         ctype = self.table.column(name).type
+        array = self._padded(array, ctype)
         if ctype.kind is Kind.BINARY:
             return pa.array(
                 [None if v is None else v.hex() for v in array.to_pylist()], pa.string()
@@ -275,6 +286,7 @@ class LakeWriter:
     def _parquet_safe(self, array: pa.Array[Any], name: str) -> pa.Array[Any]:
         """Parquet has no month-day-nano interval: intervals travel as ISO 8601 text."""
         ctype = self.table.column(name).type
+        array = self._padded(array, ctype)
         if ctype.kind is Kind.INTERVAL:
             return pa.array(python_values(array, ctype), pa.string())
         return array
