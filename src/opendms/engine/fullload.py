@@ -141,8 +141,10 @@ class FullLoad:
                 )
 
     def units(self, plans: list[TablePlan]) -> list[LoadUnit]:
+        """The units to load, tables of a higher selection-rule ``load-order`` first (DMS:
+        the order is the priority in which tables start; equal ones keep their order)."""
         out = []
-        for plan in plans:
+        for plan in sorted(plans, key=lambda p: -self.mappings.load_order(_ref(p))):
             segments = segments_for(plan.source, self.mappings.parallel_load(_ref(plan)))
             self.runs[plan.source.qualified] = TableRun(plan, pending=len(segments))
             out += [LoadUnit(plan, seg) for seg in segments]
