@@ -69,7 +69,8 @@ case "${1:-}" in
     "$VENV/bin/mypy" --strict
     log "pytest"
     set +e
-    "$VENV/bin/pytest" -q -ra "$@"
+    # two workers, a test file each at a time: the servers of one file are its own
+    "$VENV/bin/pytest" -q -ra -n 2 --dist loadfile "$@"
     rc=$?
     set -e
     if [ "$rc" = 5 ]; then log "pytest collected no tests"; exit 1; fi
