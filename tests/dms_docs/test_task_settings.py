@@ -424,3 +424,47 @@ def test_guide_section_fragments_load_and_name_what_does_nothing(
     settings = load_task_file(_task_file(tmp_path, fragment)).task_settings
     _values_as_written(json.loads(json.dumps(fragment)), settings)
     assert {path for path, _ in settings_without_effect(settings)} == no_effect
+
+
+def test_lob_settings_of_a_table_settings_rule_warn_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(task_module, "_warned_settings", set())
+    source = tmp_path / "src.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, doc TEXT)")
+        conn.execute("INSERT INTO t VALUES (1, ?)", ("x" * 100_000,))
+    rules = [
+        {
+            "rule-type": "selection",
+            "rule-id": "1",
+            "rule-name": "1",
+            "object-locator": {"schema-name": "%", "table-name": "%"},
+            "rule-action": "include",
+        },
+        {
+            "rule-type": "table-settings",
+            "rule-id": "2",
+            "rule-name": "2",
+            "object-locator": {"schema-name": "main", "table-name": "t"},
+            "lob-settings": {"mode": "limited", "bulk-max-size": "16"},
+        },
+    ]
+    spec = task_from_dict(
+        {
+            "name": "lobs",
+            "source": f"sqlite:///{source}",
+            "target": f"sqlite:///{tmp_path / 'dst.db'}",
+            "table_mappings": {"rules": rules},
+        },
+        where="test",
+    )
+    with caplog.at_level(logging.WARNING, logger="opendms.task"):
+        run_task(spec, StateStore(tmp_path / "state.db"))
+    warned = [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()]
+    assert warned == [
+        "task setting $.rules[1].lob-settings has no effect in opendms: "
+        "LOB values are always copied whole (lob-settings is for DMS's LOB modes)"
+    ]
+    with sqlite3.connect(tmp_path / "dst.db") as conn:
+        assert conn.execute("SELECT length(doc) FROM t").fetchall() == [(100_000,)]
