@@ -257,7 +257,10 @@ def test_apply_conflicts_escalate_after_the_count(
         return
     store = _run(pg_db, pg_target_db, tmp_path, **behavior)
     errors = [reason for _, _, _, reason in store.data_errors("errs")]
-    assert len(errors) == 3 and all("apply update" in e for e in errors)
+    assert all(e == "apply update: no such row on the target (LOG_ERROR)" for e in errors)
+    # LOG_ERROR goes on: all three are recorded. SUSPEND_TABLE suspends the table after the
+    # batch that reached two; the third update is recorded only if it was in that batch.
+    assert len(errors) == 3 if policy == "LOG_ERROR" else len(errors) in (2, 3)
     execute(pg_db, ["INSERT INTO b VALUES (4, 'after')"])
     store = _run(pg_db, pg_target_db, tmp_path, **behavior)
     if policy == "LOG_ERROR":

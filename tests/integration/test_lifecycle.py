@@ -181,8 +181,8 @@ def test_background_task_lock_kill_resume_and_delete(tmp_path: Path) -> None:
     code, out, err = _cli(state, "task", "resume", "bg")
     assert code == 0, (out, err)
     wait_until(lambda: (99, "after the kill") in _rows(dst), 60, "the change after the kill")
-    code, out, _ = _cli(state, "task", "stop", "bg")
-    assert code == 0 and "STOPPED_BY_USER" in out
+    code, out, err = _cli(state, "task", "stop", "bg")
+    assert code == 0 and "STOPPED_BY_USER" in out, (out, err)
     assert _rows(dst) == _rows(src)
     code, out, err = _cli(state, "task", "delete", "bg")
     assert code == 0, (out, err)
