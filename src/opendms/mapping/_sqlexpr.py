@@ -25,6 +25,7 @@ __all__ = [
     "OPERATION_FUNCTION",
     "TABLE",
     "Error",
+    "InvalidText",
     "check",
     "connect",
     "real_text",
@@ -47,6 +48,17 @@ def real_text(value: float) -> str:
     if "." not in mantissa and mantissa.lstrip("-").isdigit():
         mantissa += ".0"
     return mantissa + (e + exponent if e else "")
+
+
+class InvalidText(bytes):
+    """Text SQLite produced that is not UTF-8 (a blob cast to TEXT): its bytes."""
+
+
+def _text_factory(data: bytes) -> str | InvalidText:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidText(data)
 
 
 def _as_text(value: Any) -> str:
@@ -91,6 +103,7 @@ def connect(columns: int, numeric: Iterable[int] = ()) -> sqlite3.Connection:
     """A private in-memory SQLite with DMS's functions and :data:`TABLE` of ``columns``
     columns (those in ``numeric`` with NUMERIC affinity, the others with none)."""
     con = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    con.text_factory = _text_factory
     con.create_function("hash_sha256", 1, _hash_sha256, deterministic=True)
     con.create_function("replaceChars", 3, _replace_chars, deterministic=True)
     con.create_function(OPERATION_FUNCTION, 4, _operation_indicator, deterministic=True)

@@ -312,7 +312,7 @@ def _inferred(values: list[Any]) -> pa.Array[Any]:
     if kinds == {int}:
         return pa.array(values, pa.int64())
     if kinds <= {int, float}:
-        return pa.array(values, pa.float64())
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
     if kinds == {str}:
         return pa.array(values, pa.string())
     if kinds == {bytes}:
@@ -351,6 +351,12 @@ def _result_array(
 ) -> pa.Array[Any]:
     """SQLite results as an Arrow array of ``ctype`` (DataError for a value that would
     change, text beyond a string length truncated and reported in ``truncations``)."""
+    from opendms.mapping._sqlexpr import InvalidText
+
+    bad = next((i for i, v in enumerate(values) if isinstance(v, InvalidText)), None)
+    if bad is not None:
+        message = f"column {column}: the expression's text {values[bad]!r} is not UTF-8"
+        raise DataError(table, message, row=label(bad))
     to_type = arrow_type(ctype)
     n = ctype.length
     if ctype.kind is Kind.STRING and n is not None:
