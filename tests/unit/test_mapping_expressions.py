@@ -347,3 +347,14 @@ def test_sqlite_date_functions_match_sqlite_values() -> None:
     assert out.column("x").to_pylist() == [2460369.5, 2451543.5, None]
     assert out.column("y").to_pylist() == [1709164800, 946598400, None]
     assert out.column("z").to_pylist() == ["03:04:05"] * 3
+
+
+def test_real_results_into_a_decimal_column_are_rounded_to_its_scale() -> None:
+    """SQLite's REAL arithmetic is inexact (19.99 * 3 = 59.970000000000006); a DECIMAL(p,s)
+    column takes it rounded to s decimals, as a database does on insert."""
+    p = plan(add("$f * 19.99", {"type": "numeric", "precision": 12, "scale": 2}))
+    out = run(p, batch(f=pa.array([3.0, 0.125, None])))
+    assert out.column("x").to_pylist() == [Decimal("59.97"), Decimal("2.50"), None]
+    p = plan(add("$a * 1000000", {"type": "numeric", "precision": 4, "scale": 0}))
+    with pytest.raises(DataError):
+        run(p)

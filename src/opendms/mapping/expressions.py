@@ -19,11 +19,13 @@ full-load values, :func:`change_headers` those of one change.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -317,6 +319,8 @@ def _inferred(values: list[Any]) -> pa.Array[Any]:
         return pa.array(values, pa.string())
     if kinds == {bytes}:
         return pa.array(values, pa.binary())
+    if kinds <= {int, Decimal}:
+        return pa.array([None if v is None else Decimal(v) for v in values])
     from opendms.mapping._sqlexpr import real_text
 
     def text(v: Any) -> str | None:
@@ -329,6 +333,21 @@ def _inferred(values: list[Any]) -> pa.Array[Any]:
         return str(v)
 
     return pa.array([text(v) for v in values], pa.string())
+
+
+def _decimals(values: list[Any], scale: int) -> list[Any]:
+    """REAL results for a DECIMAL(p,s) column: SQLite's 15 significant digits, rounded
+    half away from zero to s decimals as a database does on insert (REAL arithmetic is
+    inexact: 19.99 * 3 is 59.970000000000006); other values stay."""
+    from opendms.mapping._sqlexpr import real_text
+
+    step = Decimal(1).scaleb(-scale)
+    return [
+        Decimal(real_text(v)).quantize(step, ROUND_HALF_UP)
+        if isinstance(v, float) and math.isfinite(v)
+        else v
+        for v in values
+    ]
 
 
 @dataclass
@@ -365,6 +384,8 @@ def _result_array(
             values = [v[:n] if isinstance(v, str) else v for v in values]
             if truncations is not None:
                 truncations.append(Truncation(column, rows, n))
+    if ctype.kind is Kind.DECIMAL and pa.types.is_decimal(to_type):
+        values = _decimals(values, ctype.scale or 0)
     array = _inferred(values)
     try:
         return cast_exact(array, ctype, to_type, table=table, column=column, label=label)
