@@ -379,9 +379,6 @@ NO_EFFECT: dict[str, str] = {
     "BeforeImageSettings": (
         "DMS adds before images to Kinesis and Kafka records; opendms has no such target"
     ),
-    "ErrorBehavior.DataTruncationErrorPolicy": (
-        "a value the target column cannot hold is a data error under DataErrorPolicy"
-    ),
     "ErrorBehavior.EventErrorPolicy": "opendms sends no task events",
     "ErrorBehavior.FailOnTransactionConsistencyBreached": "Oracle sources only",
     "ErrorBehavior.FullLoadIgnoreConflicts": (

@@ -201,6 +201,7 @@ def _fields(model: type[Any], prefix: str = "") -> list[str]:
 # The keys opendms acts on; every other key of the document is in NO_EFFECT (by itself or
 # by its section), so no key is accepted and silently ignored.
 ACTS = {
+    "ErrorBehavior.DataTruncationErrorPolicy",
     "TargetMetadata.TargetSchema",
     "FullLoadSettings.TargetTablePrepMode",
     "FullLoadSettings.MaxFullLoadSubTasks",

@@ -20,7 +20,7 @@ from opendms.mapping import (
     referenced_columns,
     validate_expression,
 )
-from opendms.mapping.expressions import compiled
+from opendms.mapping.expressions import Truncation, compiled
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
 
 SRC = Table(
@@ -294,12 +294,13 @@ def test_data_error_names_row_index_when_key_is_not_read() -> None:
     assert info.value.row == "index 3"
 
 
-def test_expression_result_too_long_for_target_raises_data_error() -> None:
+def test_expression_result_too_long_for_target_is_truncated_and_reported() -> None:
+    """DMS truncates a result longer than its string(n); the caller learns which rows."""
     p = plan(add("$s || '!'", {"type": "string", "length": 4}))
-    with pytest.raises(DataError) as info:
-        run(p)
-    assert info.value.row == "id=1"
-    assert "length 6" in str(info.value)
+    cut: list[Truncation] = []
+    out = evaluate_outputs(batch().select(list(p.read_columns)), p, truncations=cut)
+    assert out.column("x").to_pylist() == ["alph", None, "a_b!"]
+    assert cut == [Truncation("x", [0], 4)]
 
 
 @pytest.mark.parametrize(
@@ -307,13 +308,19 @@ def test_expression_result_too_long_for_target_raises_data_error() -> None:
     [
         ("$a +", None, "invalid expression"),
         ("$nope", None, "$nope, which is not a column"),
-        ("$AR_M_SOURCE_SCHEMA", None, "DMS header column"),
+        ("$AR_H_NOPE", None, "not a DMS header"),
+        ("$AR_M_SOURCE_SCHEMA", None, None),
+        ("$AR_H_OPERATION || $s", ColumnType(Kind.STRING), None),
         ("no_such_function($a)", None, "invalid expression"),
         ("count($a)", None, "aggregate"),
         ("$a FROM x", None, "invalid expression"),
-        ("$d", ColumnType(Kind.BOOL), "invalid expression"),
+        ("(SELECT 1)", None, "subqueries"),
+        ("max($a)", None, "aggregate"),
+        ("row_number() OVER ()", None, "invalid expression"),
+        ("1; DROP TABLE x", None, "invalid expression"),
+        ("$a -- comment", None, None),
         ("'abc'", ColumnType(Kind.INT32), "invalid expression"),
-        ("CAST('x' AS DATE)", None, "invalid expression"),
+        ("CAST('x' AS DATE)", None, None),  # SQLite: NUMERIC affinity, 0
         ("$a || 'x'", ColumnType(Kind.STRING), None),
         ("julianday($d)", ColumnType(Kind.FLOAT64), None),
     ],
@@ -340,3 +347,14 @@ def test_sqlite_date_functions_match_sqlite_values() -> None:
     assert out.column("x").to_pylist() == [2460369.5, 2451543.5, None]
     assert out.column("y").to_pylist() == [1709164800, 946598400, None]
     assert out.column("z").to_pylist() == ["03:04:05"] * 3
+
+
+def test_real_results_into_a_decimal_column_are_rounded_to_its_scale() -> None:
+    """SQLite's REAL arithmetic is inexact (19.99 * 3 = 59.970000000000006); a DECIMAL(p,s)
+    column takes it rounded to s decimals, as a database does on insert."""
+    p = plan(add("$f * 19.99", {"type": "numeric", "precision": 12, "scale": 2}))
+    out = run(p, batch(f=pa.array([3.0, 0.125, None])))
+    assert out.column("x").to_pylist() == [Decimal("59.97"), Decimal("2.50"), None]
+    p = plan(add("$a * 1000000", {"type": "numeric", "precision": 4, "scale": 0}))
+    with pytest.raises(DataError):
+        run(p)

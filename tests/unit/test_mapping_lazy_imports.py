@@ -1,4 +1,4 @@
-"""opendms.mapping imports sqlglot and DuckDB only for add-column expressions.
+"""opendms.mapping imports neither sqlglot nor DuckDB, and sqlite3 only for expressions.
 
 Each case runs in a fresh interpreter, since this test session has long since
 imported both.
@@ -14,6 +14,8 @@ import textwrap
 _SETUP = """
 import json
 import sys
+
+HEAVY = ("duckdb", "sqlglot", "sqlite3")
 
 import pyarrow as pa
 
@@ -75,7 +77,7 @@ def _run(body: str) -> dict[str, object]:
     return result
 
 
-def test_mappings_without_expressions_import_neither_duckdb_nor_sqlglot() -> None:
+def test_mappings_without_expressions_import_neither_duckdb_nor_sqlglot_nor_sqlite() -> None:
     result = _run(
         """
         names, data = run(
@@ -85,7 +87,7 @@ def test_mappings_without_expressions_import_neither_duckdb_nor_sqlglot() -> Non
             column(5, "add-column", value="extra", **{"data-type": {"type": "string"}}),
         )
         print(json.dumps({"names": names, "data": data,
-                          "loaded": [m for m in ("duckdb", "sqlglot") if m in sys.modules]}))
+                          "loaded": [m for m in HEAVY if m in sys.modules]}))
         """
     )
     assert result["loaded"] == []
@@ -108,10 +110,10 @@ def test_add_column_expressions_still_work() -> None:
                    **{"data-type": {"type": "string", "length": 20}}),
         )
         print(json.dumps({"names": names, "data": data,
-                          "loaded": [m for m in ("duckdb", "sqlglot") if m in sys.modules]}))
+                          "loaded": [m for m in HEAVY if m in sys.modules]}))
         """
     )
-    assert result["loaded"] == ["duckdb", "sqlglot"]
+    assert result["loaded"] == ["sqlite3"]  # DMS evaluates expressions with SQLite
     assert result["names"] == ["id", "a", "name", "label"]
     assert result["data"] == {
         "id": [1, 2, 3],

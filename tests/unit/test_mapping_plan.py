@@ -282,12 +282,12 @@ def test_define_primary_key_on_an_added_column() -> None:
                     "add-column",
                     "column",
                     value="x",
-                    expression="$AR_H_TIMESTAMP",
+                    expression="$AR_H_TIMESTAMPS",
                     **{"data-type": {"type": "datetime"}},
                 )
             ],
             "$.rules[0].expression",
-            "DMS header column $AR_H_TIMESTAMP is not supported",
+            "$AR_H_TIMESTAMPS is not a DMS header or metadata column",
         ),
         (
             [
@@ -296,12 +296,12 @@ def test_define_primary_key_on_an_added_column() -> None:
                     "add-column",
                     "column",
                     value="x",
-                    expression="operation_indicator('D', 'U', 'I')",
+                    expression="operation_indicator('D', 'U')",
                     **{"data-type": {"type": "string"}},
                 )
             ],
             "$.rules[0].expression",
-            "invalid expression",
+            "wrong number of arguments to function operation_indicator()",
         ),
         (
             [
@@ -310,7 +310,7 @@ def test_define_primary_key_on_an_added_column() -> None:
                     "add-column",
                     "column",
                     value="x",
-                    expression="date($Notes, '+1 day')",
+                    expression="date($Notes,, '+1 day')",
                     **{"data-type": {"type": "date"}},
                 )
             ],
@@ -324,7 +324,7 @@ def test_define_primary_key_on_an_added_column() -> None:
                     "add-column",
                     "column",
                     value="x",
-                    expression="$Notes = 'a'",
+                    expression="'not a date'",
                     **{"data-type": {"type": "date"}},
                 )
             ],

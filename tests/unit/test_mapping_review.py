@@ -13,7 +13,6 @@ import pytest
 from opendms.errors import DataError
 from opendms.mapping import TablePlan, evaluate_outputs, parse_table_mappings
 from opendms.mapping._cast import cast_exact
-from opendms.mapping.expressions import to_duckdb
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
 
 
@@ -260,9 +259,3 @@ def test_like_with_column_references() -> None:
     p = plan(table, add_column("iif($v LIKE 'jo%', 'y', 'n')", {"type": "string"}))
     values = pa.array(["John", "JOANNA", "bob", None, "jo"])
     assert run(p, values).column("x").to_pylist() == ["y", "y", "n", "n", "y"]
-
-
-def test_like_translation_keeps_glob() -> None:
-    assert to_duckdb("$v LIKE 'a%'", {"v": "c0"}) == "c0 ILIKE 'a%'"
-    assert to_duckdb("$v NOT LIKE 'a%'", {"v": "c0"}) == "c0 NOT ILIKE 'a%'"
-    assert to_duckdb("$v GLOB 'a*'", {"v": "c0"}) == "c0 GLOB 'a*'"

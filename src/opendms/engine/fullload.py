@@ -33,6 +33,7 @@ from opendms.errors import (
     TaskError,
 )
 from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
+from opendms.mapping.expressions import Truncation
 from opendms.model import ColumnType, Kind, ReadPlan, Segment, Table, TableRef
 from opendms.state import StateStore, TableState
 
@@ -297,16 +298,27 @@ class FullLoad:
                 batch = RowScreen(self).reject(run, batch, found)
             yield from self._convert(plan, batch)
 
+    def _truncated(
+        self, plan: TablePlan, out: pa.RecordBatch, cut: list[Truncation]
+    ) -> pa.RecordBatch:
+        """Expression results cut to their string(n): DataTruncationErrorPolicy."""
+        if not cut:
+            return out
+        return RowScreen(self).truncated(self.runs[plan.source.qualified], out, cut)
+
     def _convert(self, plan: TablePlan, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        cut: list[Truncation] = []
         try:
-            yield evaluate_outputs(batch, plan)
-            return
+            out = evaluate_outputs(batch, plan, truncations=cut)
         except DataError:
             if self._policy() not in (
                 DataErrorPolicyKind.IGNORE_RECORD,
                 DataErrorPolicyKind.LOG_ERROR,
             ):
                 raise
+        else:
+            yield self._truncated(plan, out, cut)
+            return
         yield from self._convert_rows(plan, batch)
 
     def _convert_rows(self, plan: TablePlan, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
@@ -314,10 +326,13 @@ class FullLoad:
         run = self.runs[plan.source.qualified]
         for i in range(batch.num_rows):
             row = batch.slice(i, 1)
+            cut: list[Truncation] = []
             try:
-                yield evaluate_outputs(row, plan)
+                out = evaluate_outputs(row, plan, truncations=cut)
             except DataError as exc:
                 RowScreen(self).log_rejects(run, row, [Rejection(0, "", exc.message)])
+                continue
+            yield self._truncated(plan, out, cut)
 
     # -- data errors ---------------------------------------------------------
 

@@ -9,6 +9,11 @@ One place decides, for every source and target:
   applying that table's changes (the other tables go on), ``STOP_TASK`` stops the task
   with the reason. Every data error counts towards ``DataErrorEscalationCount`` (per
   table; 0 = never escalate), at which ``DataErrorEscalationPolicy`` applies;
+- a **truncated value** (an add-column expression result longer than its string(n)) is
+  handled by ``DataTruncationErrorPolicy``: ``IGNORE_RECORD`` skips the change (the
+  Guide: "the data for that record is ignored"), ``LOG_ERROR`` applies it with the value
+  truncated and records a data error, ``SUSPEND_TABLE`` and ``STOP_TASK`` as above; each
+  counts towards ``DataErrorEscalationCount``;
 - a **table error** (the target table or a column is missing, a statement on it is
   refused: not about one record) is handled by ``TableErrorPolicy`` (``SUSPEND_TABLE``
   or ``STOP_TASK``), escalated to ``STOP_TASK`` after ``TableErrorEscalationCount``;
@@ -105,6 +110,31 @@ class ErrorPolicies:
         if limit and self.data_counts[key] >= limit and key not in self.suspended:
             why = f"{self.data_counts[key]} data errors (DataErrorEscalationCount {limit})"
             self._escalate(key, self.settings.DataErrorEscalationPolicy, why)
+
+    def truncated(self, change: Change, column: str, reason: str) -> bool:
+        """An expression result of ``change`` was truncated: DataTruncationErrorPolicy.
+        Returns whether the change is applied (with the truncated value); raises
+        TaskError when the policy (or its escalation) stops the task."""
+        key = (change.schema, change.table)
+        table = f"{change.schema}.{change.table}"
+        policy = self.settings.DataTruncationErrorPolicy.value
+        reason = f"{change.op.name.lower()}: {reason} (DataTruncationErrorPolicy {policy})"
+        self.data_counts[key] += 1
+        self.store.count_errors(self.task, *key)
+        row = change_key(change, self.keys.get(key, ()))
+        if policy != "IGNORE_RECORD":
+            value = row_text(change.columns, change.values)[:VALUE_LIMIT]
+            self.store.data_error(self.task, table, row, column, reason, value)
+            log.warning("table %s: %s", table, reason)
+        if policy == "STOP_TASK":
+            self._stop(key, f"{reason} (row {row})")
+        if policy == "SUSPEND_TABLE":
+            self.suspend(key, reason)
+        limit = self.settings.DataErrorEscalationCount
+        if limit and self.data_counts[key] >= limit and key not in self.suspended:
+            why = f"{self.data_counts[key]} data errors (DataErrorEscalationCount {limit})"
+            self._escalate(key, self.settings.DataErrorEscalationPolicy, why)
+        return policy == "LOG_ERROR" and key not in self.suspended
 
     # -- table errors --------------------------------------------------------------------
 

@@ -415,12 +415,16 @@ class Replication:
         convert = self.capture.value_form == "pg-text" and self._form() == "python"
         self.follower = SchemaFollower(tables, self.transformed, self._plan_new, convert)
         steps: list[Callable[[Change], list[Change]]] = [self.follower.one]
-        steps.append(Transformer(self.transformed, self._records_changes()).one)
+        transformer = Transformer(
+            self.transformed, self._records_changes(), self.policies.truncated
+        )
+        steps.append(transformer.one)
         policy = self.spec.task_settings.ChangeProcessingDdlHandlingPolicy
         fail_truncate = self.spec.task_settings.ErrorBehavior.ApplyErrorFailOnTruncationDdl
         keep_truncates = policy.HandleSourceTableTruncated or fail_truncate
         for txn in stream:
             if txn is not None and (convert or self.transformed or _special(txn, keep_truncates)):
+                transformer.begin(txn)  # the header columns of its changes
                 txn = replace(txn, changes=self._screened(txn.changes, steps))
             yield txn
 

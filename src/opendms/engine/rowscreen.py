@@ -5,6 +5,11 @@ policy decides: ``IGNORE_RECORD`` / ``LOG_ERROR`` drop the rows (``LOG_ERROR`` r
 them with their key, column and reason), ``SUSPEND_TABLE`` / ``STOP_TASK`` fail the
 table (and stop the task). ``DataErrorEscalationCount`` rows in one table apply
 ``DataErrorEscalationPolicy``.
+
+Expression results cut to their ``string(n)`` follow ``DataTruncationErrorPolicy``:
+``IGNORE_RECORD`` drops the rows, ``LOG_ERROR`` loads them truncated and records a data
+error each, ``SUSPEND_TABLE`` / ``STOP_TASK`` fail the table (and stop the task); the
+rows count towards ``DataErrorEscalationCount``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from opendms.config import DataErrorPolicyKind
 from opendms.endpoints.base import Rejection
 from opendms.errors import DataError
 from opendms.mapping import TablePlan
+from opendms.mapping.expressions import Truncation
 from opendms.model import Kind, Table
 
 if TYPE_CHECKING:
@@ -57,6 +63,45 @@ class RowScreen:
         bad = {r.row for r in rejected}
         keep = pa.array([i not in bad for i in range(batch.num_rows)])
         return batch.filter(keep)
+
+    def truncated(
+        self, run: TableRun, batch: pa.RecordBatch, cuts: list[Truncation]
+    ) -> pa.RecordBatch:
+        """DataTruncationErrorPolicy for the rows of ``batch`` (target rows) whose
+        expression results were truncated; returns the rows to load."""
+        policy = self.load.settings.ErrorBehavior.DataTruncationErrorPolicy
+        found = sorted(
+            (
+                Rejection(row, cut.column, f"value truncated to {cut.length} characters")
+                for cut in cuts
+                for row in cut.rows
+            ),
+            key=lambda r: r.row,
+        )
+        table = run.plan.source.qualified
+        if policy in (DataErrorPolicyKind.SUSPEND_TABLE, DataErrorPolicyKind.STOP_TASK):
+            first = found[0]
+            if policy is DataErrorPolicyKind.STOP_TASK:
+                self.load.stop.set()
+            raise DataError(
+                table,
+                f"column {first.column}: {first.reason} (DataTruncationErrorPolicy {policy})",
+                _row_key(run.plan, batch, first.row),
+            )
+        rows = {r.row for r in found}
+        with run.lock:
+            run.errors += len(rows)
+            errors = run.errors
+        if policy is DataErrorPolicyKind.LOG_ERROR:
+            for rej in found:
+                key = _row_key(run.plan, batch, rej.row)
+                log.warning("table %s: row %s: %s %s", table, key, rej.column, rej.reason)
+                reason = f"{rej.reason} (DataTruncationErrorPolicy LOG_ERROR)"
+                self.load.store.data_error(self.load.spec.name, table, key, rej.column, reason)
+        self._escalate(run, errors)
+        if policy is DataErrorPolicyKind.IGNORE_RECORD:
+            return batch.filter(pa.array([i not in rows for i in range(batch.num_rows)]))
+        return batch
 
     def log_rejects(self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]) -> None:
         rows = {r.row for r in rejected}

@@ -20,11 +20,19 @@ form), and an ApplyPlan whose source columns *are* the target outputs:
 An update that left values out (unchanged TOAST) takes them from the old row when
 the source sent it; otherwise it is applied as an update of the columns it has,
 since its full row is not known.
+
+Expressions see the DMS header columns of the change (:func:`change_headers`): its
+operation, the transaction's commit time and end position, a change sequence, and the
+transaction id (none from SQLite's change table). A table whose expressions call
+``operation_indicator`` keeps deleted rows (DMS): a source delete becomes an update of
+the columns computed from ``operation_indicator`` and the header columns.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -33,14 +41,24 @@ from typing import Any
 
 import pyarrow as pa
 
-from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
+from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, SeqPosition, Transaction
 from opendms.errors import DataError
 from opendms.mapping import TablePlan
-from opendms.mapping.expressions import compiled, evaluate_outputs
+from opendms.mapping.expressions import (
+    Truncation,
+    change_headers,
+    compiled,
+    evaluate_outputs,
+    uses_operation,
+)
 from opendms.model import Column, ColumnType, FilterGroup, Kind, Table, arrow_type
 
 log = logging.getLogger("opendms.transform")
 TableKey = tuple[str, str]
+OnTruncation = Callable[[Change, str, str], bool]
+"""Called for a change whose expression result was cut to its string(n): (the source
+change, the column, the reason); returns whether the change is still applied."""
+_OPERATIONS = {Op.INSERT: "INSERT", Op.UPDATE: "UPDATE", Op.DELETE: "DELETE"}
 
 
 def needs_transform(plan: TablePlan) -> bool:
@@ -71,12 +89,39 @@ class Transformer:
     holding rows: an update of an unknown old row is one update, and deletes and
     updates carry the old row's outputs (its ``D`` rows show the whole old row)."""
 
-    def __init__(self, plans: dict[TableKey, TablePlan], records_changes: bool = False) -> None:
+    def __init__(
+        self,
+        plans: dict[TableKey, TablePlan],
+        records_changes: bool = False,
+        on_truncation: OnTruncation | None = None,
+    ) -> None:
         self.plans = plans
         self.records_changes = records_changes
+        self.on_truncation = on_truncation
+        # The change sequence's 19-digit part: microseconds at start x 1000, then +1 per
+        # change, so it keeps growing across runs of the task.
+        self._sequence = itertools.count(time.time_ns() // 1000 * 1000)
+        self.txn: Transaction | None = None
+        self.current: tuple[Change, dict[str, Any]] = (Change(Op.INSERT, "", ""), {})
 
     def __call__(self, txn: Transaction) -> Transaction:
+        self.begin(txn)
         return replace(txn, changes=[c for change in txn.changes for c in self.one(change)])
+
+    def begin(self, txn: Transaction) -> None:
+        """The transaction whose changes come next (for the header columns)."""
+        self.txn = txn
+
+    def headers(self, change: Change) -> dict[str, Any]:
+        """The DMS header values of ``change`` in the current transaction."""
+        txn = self.txn
+        commit = txn.commit_time if txn is not None else datetime.now(UTC)
+        position = str(txn.end) if txn is not None else ""
+        xid = None
+        if txn is not None and txn.xid and not isinstance(txn.end, SeqPosition):
+            xid = str(txn.xid)
+        op = _OPERATIONS.get(change.op, change.op.name)
+        return change_headers(op, commit, position, next(self._sequence), xid)
 
     def one(self, change: Change) -> list[Change]:
         """The target changes of one source change (none when the filters drop it)."""
@@ -86,8 +131,18 @@ class Transformer:
     def _change(self, plan: TablePlan, change: Change) -> list[Change]:
         if change.op in (Op.TRUNCATE, Op.DDL):
             return [change]
+        headers = self.headers(change)
+        try:
+            return self._rows(plan, change, headers)
+        except _DroppedError:
+            return []
+
+    def _rows(self, plan: TablePlan, change: Change, headers: dict[str, Any]) -> list[Change]:
+        self.current = (change, headers)
         before = change.before()
         was_in = _passes(plan, before)
+        if change.op is Op.DELETE and was_in is not False and _flags_deletes(plan):
+            return [self._flagged(plan, change, before)]
         if change.op is Op.INSERT:
             row = dict(zip(change.columns, change.values, strict=True))
             return [self._outputs(plan, change, row)] if _passes(plan, row) is not False else []
@@ -117,6 +172,18 @@ class Transformer:
         image = self._outputs(plan, change, before)
         return replace(old, old_columns=image.columns, old_values=image.values)
 
+    def _flagged(self, plan: TablePlan, change: Change, before: dict[str, Any]) -> Change:
+        """A delete kept as DMS's operation_indicator does: the row stays, and its
+        operation_indicator and header columns are updated (as computed from the old row
+        as far as the source sent it)."""
+        key_cols = tuple(_target_name(plan, c) or c for c in change.key_columns)
+        image = self._outputs(plan, change, before)
+        flagged = set(compiled(plan).operation)
+        values = tuple(v if i in flagged else UNCHANGED for i, v in enumerate(image.values))
+        return Change(
+            Op.UPDATE, change.schema, change.table, image.columns, values, key_cols, change.key
+        )
+
     def _outputs(self, plan: TablePlan, change: Change, row: dict[str, Any]) -> Change:
         arrays = []
         for name in plan.read_columns:
@@ -124,13 +191,33 @@ class Transformer:
             ctype = plan.source.column(name).type
             arrays.append(pa.array([None if value is UNCHANGED else value], arrow_type(ctype)))
         batch = pa.RecordBatch.from_arrays(arrays, names=list(plan.read_columns))
-        result = evaluate_outputs(batch, plan).to_pylist()[0]
+        source, headers = self.current
+        cut: list[Truncation] = []
+        result = evaluate_outputs(batch, plan, headers, cut).to_pylist()[0]
+        for t in cut:
+            reason = f"column {t.column}: value truncated to {t.length} characters"
+            if self.on_truncation is not None and not self.on_truncation(source, t.column, reason):
+                raise _DroppedError
         values = []
         for out in plan.outputs:
             unchanged = out.source is not None and row.get(out.source) is UNCHANGED
             values.append(UNCHANGED if unchanged else result[out.name])
         columns = tuple(o.name for o in plan.outputs)
         return Change(Op.INSERT, change.schema, change.table, columns, tuple(values))
+
+
+class _DroppedError(Exception):
+    """DataTruncationErrorPolicy dropped the change."""
+
+
+def _flags_deletes(plan: TablePlan) -> bool:
+    """Whether the table's expressions call operation_indicator (deleted rows are kept)."""
+    cache: dict[str, Any] = plan._cache
+    if "flags_deletes" not in cache:
+        cache["flags_deletes"] = any(
+            o.expression is not None and uses_operation(o.expression) for o in plan.outputs
+        )
+    return bool(cache["flags_deletes"])
 
 
 def _passes(plan: TablePlan, row: dict[str, Any]) -> bool | None:

@@ -1,56 +1,145 @@
 """DMS ``add-column`` expressions, and producing target batches from source batches.
 
-DMS expressions are SQLite syntax over ``$column`` references to *source*
-columns. opendms translates them once per :class:`~opendms.mapping.plan.TablePlan`
-with sqlglot (SQLite to DuckDB) and evaluates them vectorised by DuckDB over
-the Arrow batch. DuckDB runs with ``integer_division`` on, so ``$a / $b`` on
-integers truncates as in SQLite, and with macros for SQLite date functions
-sqlglot leaves as they are: ``datetime(x)``, ``time(x)``, ``julianday(x)``,
-``unixepoch(x)``; the time value ``'now'`` means the current UTC time.
-Date modifiers (``date(x, '+1 day')``), aggregates, window functions,
-subqueries and the DMS header columns (``$AR_H_*``, ``$AR_M_*``) are rejected
-when the plan is made, never per batch.
+DMS expressions are SQLite expressions over ``$column`` references to *source*
+columns, and opendms evaluates them with SQLite itself (see
+:mod:`opendms.mapping._sqlexpr`): every SQLite function and operator behaves as in
+SQLite, plus DMS's ``operation_indicator(d, u, i)``, ``hash_sha256(x)`` and
+``replaceChars(x, y, z)``. Source values reach SQLite as SQLite holds them: integers
+and reals as such, decimals through NUMERIC affinity, text and blobs as they are,
+booleans as 0/1, dates, times and timestamps as SQLite's date-time text
+(``2024-01-02 03:04:05.5``, timestamps with a zone in UTC), anything else as text.
+The result is converted to the column's declared type exactly (a value that would
+change is a DataError), except that text longer than a ``string(n)`` is truncated
+to n characters (see :class:`Truncation`).
+
+DMS header columns (``$AR_H_*``, :data:`HEADERS`) and metadata (``$AR_M_*``,
+:data:`METADATA`) are SQL parameters: :func:`full_load_headers` gives their
+full-load values, :func:`change_headers` those of one change.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from opendms.errors import ConfigError
-from opendms.mapping._cast import cast_exact, convert, row_labeler
-from opendms.model import Column, ColumnType, arrow_type
+from opendms.errors import ConfigError, DataError
+from opendms.mapping._cast import cast_exact, row_labeler
+from opendms.model import Column, ColumnType, Kind, arrow_type
 
 if TYPE_CHECKING:
-    import duckdb
-    from sqlglot import exp
+    import sqlite3
 
     from opendms.mapping.plan import TablePlan
 
-# sqlglot and DuckDB (opendms.mapping._sqlexpr) are imported on first use, so
-# mappings without expressions never pay for importing them.
-
-__all__ = ["check_syntax", "evaluate_outputs", "referenced_columns", "validate_expression"]
+__all__ = [
+    "HEADERS",
+    "METADATA",
+    "Truncation",
+    "change_headers",
+    "check_syntax",
+    "evaluate_outputs",
+    "full_load_headers",
+    "referenced_columns",
+    "uses_operation",
+    "validate_expression",
+]
 
 _REF = re.compile(r"\$(\w+)")
 _SKIP = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`[^`]*`?|--[^\n]*|/\*.*?(?:\*/|$)", re.S)
-_HEADER = re.compile(r"AR_[HM]_\w+")
-_ROWS = "__opendms_rows"
+_OPERATION = re.compile(r"operation_indicator\s*\(", re.I)
+_SELECT = re.compile(r"select\b", re.I)
+_WORD = re.compile(r"\w")
+
+HEADERS = (
+    "AR_H_STREAM_POSITION",
+    "AR_H_TIMESTAMP",
+    "AR_H_COMMIT_TIMESTAMP",
+    "AR_H_OPERATION",
+    "AR_H_USER",
+    "AR_H_CHANGE_SEQ",
+    "AR_H_TRANSACTION_ID",
+)
+"""The DMS header columns an expression may read (``$AR_H_OPERATION``, ...)."""
+
+METADATA = (
+    "AR_M_SOURCE_SCHEMA",
+    "AR_M_SOURCE_TABLE_NAME",
+    "AR_M_SOURCE_COLUMN_NAME",
+    "AR_M_SOURCE_COLUMN_DATATYPE",
+)
+"""The DMS metadata variables; the column ones are NULL in an add-column expression
+(it has no source column)."""
+
+_TEXT_KINDS = (Kind.STRING, Kind.JSON, Kind.UUID, Kind.ENUM)
 
 
-def _scan(expression: str, replace: dict[str, str] | None) -> tuple[str, list[str]]:
-    """Find ``$name`` refs outside literals/comments; optionally substitute them."""
+def _timestamp_text(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def full_load_headers(now: datetime | None = None) -> dict[str, Any]:
+    """The header values of rows read by a full load (as DMS gives them): operation
+    ``INSERT``, both timestamps the current UTC time, empty stream position, change
+    sequence, transaction id and user."""
+    stamp = _timestamp_text(now or datetime.now(UTC))
+    return {
+        "AR_H_STREAM_POSITION": "",
+        "AR_H_TIMESTAMP": stamp,
+        "AR_H_COMMIT_TIMESTAMP": stamp,
+        "AR_H_OPERATION": "INSERT",
+        "AR_H_USER": "",
+        "AR_H_CHANGE_SEQ": "",
+        "AR_H_TRANSACTION_ID": "",
+    }
+
+
+def change_headers(
+    operation: str,
+    commit_time: datetime,
+    position: str,
+    sequence: int,
+    transaction_id: str | None,
+    user: str | None = None,
+) -> dict[str, Any]:
+    """The header values of one change: ``operation`` is INSERT, UPDATE or DELETE, both
+    timestamps the commit time (UTC), the change sequence the commit time as
+    ``YYYYMMDDHHmmSShh`` followed by ``sequence`` in 19 zero-padded digits."""
+    utc = commit_time.astimezone(UTC) if commit_time.tzinfo else commit_time
+    stamp = utc.strftime("%Y%m%d%H%M%S") + f"{utc.microsecond // 10000:02d}"
+    text = _timestamp_text(utc if utc.tzinfo else utc.replace(tzinfo=UTC))
+    return {
+        "AR_H_STREAM_POSITION": position,
+        "AR_H_TIMESTAMP": text,
+        "AR_H_COMMIT_TIMESTAMP": text,
+        "AR_H_OPERATION": operation,
+        "AR_H_USER": user,
+        "AR_H_CHANGE_SEQ": f"{stamp}{sequence % 10**19:019d}",
+        "AR_H_TRANSACTION_ID": transaction_id,
+    }
+
+
+def _scan(expression: str, replace: Mapping[str, str] | None) -> tuple[str, list[str], bool, bool]:
+    """Find ``$name`` refs outside literals/comments; optionally substitute them (and
+    ``operation_indicator(`` by :data:`_sqlexpr.OPERATION_FUNCTION`). Also says whether
+    the text has a ``SELECT`` outside literals (a subquery) and whether it calls
+    ``operation_indicator``."""
     out: list[str] = []
     refs: list[str] = []
+    select = operation = False
     pos = 0
     while pos < len(expression):
         skip = _SKIP.match(expression, pos)
         ref = _REF.match(expression, pos)
+        word_start = pos == 0 or not _WORD.match(expression[pos - 1])
         if skip:
             out.append(skip.group())
             pos = skip.end()
@@ -58,53 +147,76 @@ def _scan(expression: str, replace: dict[str, str] | None) -> tuple[str, list[st
             refs.append(ref.group(1))
             out.append(replace[ref.group(1)] if replace is not None else ref.group())
             pos = ref.end()
+        elif word_start and (op := _OPERATION.match(expression, pos)):
+            operation = True
+            if replace is None:
+                out.append(op.group())
+            else:
+                from opendms.mapping._sqlexpr import OPERATION_FUNCTION
+
+                out.append(f"{OPERATION_FUNCTION}(:AR_H_OPERATION, ")
+            pos = op.end()
         else:
+            select = select or bool(word_start and _SELECT.match(expression, pos))
             out.append(expression[pos])
             pos += 1
-    return "".join(out), refs
+    return "".join(out), refs, select, operation
 
 
 def referenced_columns(expression: str) -> tuple[str, ...]:
-    """The ``$name`` column references of a DMS expression, first use first."""
+    """The ``$name`` references of a DMS expression, first use first."""
     return tuple(dict.fromkeys(_scan(expression, None)[1]))
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def uses_operation(expression: str) -> bool:
+    """Whether the expression calls ``operation_indicator``."""
+    return _scan(expression, None)[3]
 
 
-def _parse(expression: str, replace: dict[str, str]) -> exp.Expression:
-    """The single scalar expression, or ValueError / SqlglotError."""
-    from opendms.mapping import _sqlexpr
+def _special(name: str) -> bool:
+    return name in HEADERS or name in METADATA
 
-    return _sqlexpr.parse(_scan(expression, replace)[0])
+
+def _substitutions(refs: Sequence[str], columns: Mapping[str, str]) -> dict[str, str]:
+    """``$name`` -> SQL: a source column by its ``cN``, a header by its parameter."""
+    return {r: columns.get(r, f":{r}") for r in refs}
+
+
+def _parameters(headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {name: None for name in (*HEADERS, *METADATA)}
+    params.update(full_load_headers() if headers is None else headers)
+    return params
 
 
 def check_syntax(expression: str, *, where: str = "", path: str = "") -> None:
     """Raise ConfigError when ``expression`` is not one SQLite scalar expression."""
-    from opendms.mapping._sqlexpr import SqlglotError
+    from opendms.mapping import _sqlexpr
 
-    names = {ref: _quote(ref) for ref in referenced_columns(expression)}
+    refs = referenced_columns(expression)
+    columns = {r: f"c{i}" for i, r in enumerate(r for r in refs if not _special(r))}
+    text, _, select, _ = _scan(expression, _substitutions(refs, columns))
     try:
-        _parse(expression, names)
-    except (ValueError, SqlglotError) as exc:
+        if select:
+            raise ValueError("subqueries are not supported")
+        if not expression.strip():
+            raise ValueError("the expression is empty")
+        _sqlexpr.check(_sqlexpr.connect(len(columns)), text, _parameters())
+    except (ValueError, _sqlexpr.Error) as exc:
         raise ConfigError(
-            f"invalid expression {expression!r}: {exc}", where=where, path=path
+            f"invalid expression {expression!r}: {_why(exc)}", where=where, path=path
         ) from exc
 
 
-def to_duckdb(expression: str, replace: dict[str, str]) -> str:
-    """DuckDB SQL for a DMS expression, with ``$name`` replaced per ``replace``."""
-    from opendms.mapping import _sqlexpr
+def _why(exc: BaseException) -> str:
+    from opendms.mapping._sqlexpr import OPERATION_FUNCTION
 
-    return _sqlexpr.to_duckdb(_scan(expression, replace)[0])
-
-
-def _input_batch(arrays: Sequence[pa.Array[Any]], rows: int) -> pa.RecordBatch:
-    """Columns c0..cN for DuckDB (plus a row counter when there are none)."""
-    if not arrays:
-        return pa.record_batch([pa.nulls(rows, pa.bool_())], names=[_ROWS])
-    return pa.record_batch(list(arrays), names=[f"c{i}" for i in range(len(arrays))])
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = text.replace(OPERATION_FUNCTION, "operation_indicator")
+    if text == "row value misused":
+        return "expected a single expression, not a list"
+    if "misuse of aggregate" in text or "misuse of window" in text:
+        return f"aggregate and window functions are not supported ({text})"
+    return text
 
 
 def validate_expression(
@@ -117,37 +229,170 @@ def validate_expression(
 ) -> None:
     """Check ``expression`` against the source ``columns`` (and the target type).
 
-    Raises ConfigError for syntax errors, unknown or unsupported column
-    references, unknown functions, type errors, and results that cannot be
-    converted to ``target``.
+    Raises ConfigError for syntax errors, unknown column or header references,
+    unknown functions, and constant results that cannot be converted to ``target``.
     """
     check_syntax(expression, where=where, path=path)
     by_name = {c.name: c for c in columns}
     refs = referenced_columns(expression)
     for ref in refs:
-        if ref in by_name:
+        if ref in by_name or _special(ref):
             continue
-        if _HEADER.fullmatch(ref):
-            message = f"DMS header column ${ref} is not supported by opendms"
+        if re.fullmatch(r"AR_[HM]_\w+", ref):
+            known = ", ".join(f"${h}" for h in (*HEADERS, *METADATA))
+            message = f"${ref} is not a DMS header or metadata column (known: {known})"
         else:
             message = f"expression refers to ${ref}, which is not a column of the source table"
         raise ConfigError(message, where=where, path=path)
-    # One all-NULL row: constant sub-expressions are evaluated, not just bound.
-    nulls = [pa.array([None], arrow_type(by_name[r].type)) for r in refs]
-    replace = {r: f"c{i}" for i, r in enumerate(refs)}
+    if target is None or any(r in by_name for r in refs):
+        return
+    # A constant: its value must convert to the target type.
     from opendms.mapping import _sqlexpr
-    from opendms.mapping._sqlexpr import DuckDBError, SqlglotError
 
+    text = _scan(expression, _substitutions(refs, {}))[0]
     try:
-        sql = f"SELECT {to_duckdb(expression, replace)} AS o FROM {_sqlexpr.TABLE}"
-        result = _sqlexpr.validate(sql, _input_batch(nulls, 1))
-        if target is not None:
-            convert(result.column(0).combine_chunks(), arrow_type(target))
-    except (SqlglotError, DuckDBError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        message = str(exc).splitlines()[0]
+        con = _sqlexpr.connect(0)
+        rows = _sqlexpr.run(con, f"SELECT ({text}\n) FROM {_sqlexpr.TABLE}", [], 1, _parameters())
+        _result_array([rows[0][0]], target, "x", "", lambda i: "")
+    except (_sqlexpr.Error, DataError) as exc:
         raise ConfigError(
-            f"invalid expression {expression!r}: {message}", where=where, path=path
+            f"invalid expression {expression!r}: {_why(exc)}", where=where, path=path
         ) from exc
+
+
+# -- values between Arrow and SQLite ------------------------------------------------
+
+
+def _sqlite_values(array: pa.Array[Any], ctype: ColumnType) -> list[Any]:
+    """A source column's values as SQLite would hold them (see the module docstring)."""
+    t = array.type
+    if pa.types.is_boolean(t):
+        return pc.cast(array, pa.int8()).to_pylist()
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        values = array.to_pylist()
+        if t == pa.uint64():
+            return [float(v) if v is not None and v >= 2**63 else v for v in values]
+        return values
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return array.to_pylist()
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return array.to_pylist()
+    if pa.types.is_timestamp(t):
+        if t.tz is not None:
+            array = pc.cast(array, pa.timestamp(t.unit))  # UTC wall time
+        return [None if v is None else v.isoformat(sep=" ") for v in array.to_pylist()]
+    if pa.types.is_date(t) or pa.types.is_time(t):
+        return [None if v is None else v.isoformat() for v in array.to_pylist()]
+    if pa.types.is_decimal(t):
+        return [None if v is None else str(v) for v in array.to_pylist()]
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        import json
+
+        return [None if v is None else json.dumps(v, default=str) for v in array.to_pylist()]
+    return [None if v is None else str(v) for v in array.to_pylist()]
+
+
+def _numeric(ctype: ColumnType) -> bool:
+    return ctype.kind is Kind.DECIMAL
+
+
+def _sql_result(text: str, ctype: ColumnType) -> str:
+    """The SELECT item for an expression whose result goes to a ``ctype`` column: text
+    and blob columns take SQLite's own CAST (its text of numbers)."""
+    if ctype.kind in _TEXT_KINDS or arrow_type(ctype) == pa.string():
+        return f"CAST(({text}\n) AS TEXT)"
+    if ctype.kind is Kind.BINARY:
+        return f"CAST(({text}\n) AS BLOB)"
+    return f"({text}\n)"
+
+
+def _inferred(values: list[Any]) -> pa.Array[Any]:
+    """An Arrow array of SQLite result values (mixed storage classes become text)."""
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return pa.nulls(len(values))
+    if kinds == {int}:
+        return pa.array(values, pa.int64())
+    if kinds <= {int, float}:
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    if kinds == {str}:
+        return pa.array(values, pa.string())
+    if kinds == {bytes}:
+        return pa.array(values, pa.binary())
+    if kinds <= {int, Decimal}:
+        return pa.array([None if v is None else Decimal(v) for v in values])
+    from opendms.mapping._sqlexpr import real_text
+
+    def text(v: Any) -> str | None:
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, float):
+            return real_text(v)
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "replace")
+        return str(v)
+
+    return pa.array([text(v) for v in values], pa.string())
+
+
+def _decimals(values: list[Any], scale: int) -> list[Any]:
+    """REAL results for a DECIMAL(p,s) column: SQLite's 15 significant digits, rounded
+    half away from zero to s decimals as a database does on insert (REAL arithmetic is
+    inexact: 19.99 * 3 is 59.970000000000006); other values stay."""
+    from opendms.mapping._sqlexpr import real_text
+
+    step = Decimal(1).scaleb(-scale)
+    return [
+        Decimal(real_text(v)).quantize(step, ROUND_HALF_UP)
+        if isinstance(v, float) and math.isfinite(v)
+        else v
+        for v in values
+    ]
+
+
+@dataclass
+class Truncation:
+    """Rows whose text result was cut to its ``string(n)`` length (DMS truncates; the
+    task's DataTruncationErrorPolicy decides what else happens)."""
+
+    column: str
+    rows: list[int]
+    length: int
+
+
+def _result_array(
+    values: list[Any],
+    ctype: ColumnType,
+    column: str,
+    table: str,
+    label: Any,
+    truncations: list[Truncation] | None = None,
+) -> pa.Array[Any]:
+    """SQLite results as an Arrow array of ``ctype`` (DataError for a value that would
+    change, text beyond a string length truncated and reported in ``truncations``)."""
+    from opendms.mapping._sqlexpr import InvalidText
+
+    bad = next((i for i, v in enumerate(values) if isinstance(v, InvalidText)), None)
+    if bad is not None:
+        message = f"column {column}: the expression's text {values[bad]!r} is not UTF-8"
+        raise DataError(table, message, row=label(bad))
+    to_type = arrow_type(ctype)
+    n = ctype.length
+    if ctype.kind is Kind.STRING and n is not None:
+        rows = [i for i, v in enumerate(values) if isinstance(v, str) and len(v) > n]
+        if rows:
+            values = [v[:n] if isinstance(v, str) else v for v in values]
+            if truncations is not None:
+                truncations.append(Truncation(column, rows, n))
+    if ctype.kind is Kind.DECIMAL and pa.types.is_decimal(to_type):
+        values = _decimals(values, ctype.scale or 0)
+    array = _inferred(values)
+    try:
+        return cast_exact(array, ctype, to_type, table=table, column=column, label=label)
+    except pa.ArrowNotImplementedError as exc:
+        first = next(i for i, v in enumerate(values) if v is not None)
+        message = f"column {column}: value {values[first]!r} cannot become {ctype}"
+        raise DataError(table, message, row=label(first)) from exc
 
 
 # -- evaluation --------------------------------------------------------------
@@ -160,11 +405,13 @@ class _Compiled:
     schema: pa.Schema
     changed: tuple[bool, ...]  # per output: copied column whose type changes
     copies_only: bool  # every output copies a source column
-    expr_outputs: tuple[int, ...]  # indexes of outputs computed by DuckDB
-    expr_inputs: tuple[str, ...]  # source columns DuckDB reads, as c0..cN
+    expr_outputs: tuple[int, ...]  # indexes of outputs computed by SQLite
+    expr_inputs: tuple[str, ...]  # source columns SQLite reads, as c0..cN
     sql: str
-    con: duckdb.DuckDBPyConnection | None
+    con: sqlite3.Connection | None
     lock: threading.Lock
+    metadata: dict[str, Any] = field(default_factory=dict)
+    operation: tuple[int, ...] = ()  # outputs that call operation_indicator or read headers
 
     @property
     def fast(self) -> bool:
@@ -177,21 +424,47 @@ def _compile(plan: TablePlan) -> _Compiled:
         o.source is not None and o.type != plan.source.column(o.source).type for o in plan.outputs
     )
     expr_outputs = tuple(i for i, o in enumerate(plan.outputs) if o.expression is not None)
+    source_names = {c.name for c in plan.source.columns}
     inputs: dict[str, str] = {}
+    parts = []
+    operation = []
     for i in expr_outputs:
-        for ref in referenced_columns(plan.outputs[i].expression or ""):
-            inputs.setdefault(ref, f"c{len(inputs)}")
-    parts = [f"{to_duckdb(plan.outputs[i].expression or '', inputs)} AS o{i}" for i in expr_outputs]
+        out = plan.outputs[i]
+        expression = out.expression or ""
+        refs = referenced_columns(expression)
+        for ref in refs:
+            if ref in source_names:
+                inputs.setdefault(ref, f"c{len(inputs)}")
+        text = _scan(expression, _substitutions(refs, inputs))[0]
+        parts.append(f"{_sql_result(text, out.type)} AS o{i}")
+        if uses_operation(expression) or any(
+            r.startswith("AR_H_") for r in refs if r not in source_names
+        ):
+            operation.append(i)
     sql = ""
     con = None
     if parts:
         from opendms.mapping import _sqlexpr
 
-        sql = f"SELECT {', '.join(parts)} FROM {_sqlexpr.TABLE}"
-        con = _sqlexpr.connect()
+        sql = f"SELECT {', '.join(parts)} FROM {_sqlexpr.TABLE} ORDER BY rowid"
+        numeric = [j for j, name in enumerate(inputs) if _numeric(plan.source.column(name).type)]
+        con = _sqlexpr.connect(len(inputs), numeric)
     copies_only = all(o.source is not None for o in plan.outputs)
+    metadata = {
+        "AR_M_SOURCE_SCHEMA": plan.source.schema,
+        "AR_M_SOURCE_TABLE_NAME": plan.source.name,
+    }
     return _Compiled(
-        schema, changed, copies_only, expr_outputs, tuple(inputs), sql, con, threading.Lock()
+        schema,
+        changed,
+        copies_only,
+        expr_outputs,
+        tuple(inputs),
+        sql,
+        con,
+        threading.Lock(),
+        metadata,
+        tuple(operation),
     )
 
 
@@ -203,49 +476,59 @@ def compiled(plan: TablePlan) -> _Compiled:
     return result
 
 
-def _expression_results(comp: _Compiled, batch: pa.RecordBatch) -> dict[int, pa.Array[Any]]:
+def _expression_results(
+    comp: _Compiled, plan: TablePlan, batch: pa.RecordBatch, headers: Mapping[str, Any] | None
+) -> dict[int, list[Any]]:
     if comp.con is None:
         return {}
     from opendms.mapping import _sqlexpr
 
-    inputs = _input_batch([batch.column(name) for name in comp.expr_inputs], batch.num_rows)
+    columns = [
+        _sqlite_values(batch.column(name), plan.source.column(name).type)
+        for name in comp.expr_inputs
+    ]
+    params = _parameters(headers)
+    params.update(comp.metadata)
     with comp.lock:
-        table = _sqlexpr.run(comp.con, comp.sql, inputs)
-    if table.num_rows != batch.num_rows:
+        rows = _sqlexpr.run(comp.con, comp.sql, columns, batch.num_rows, params)
+    if len(rows) != batch.num_rows:
         raise RuntimeError("expression evaluation changed the number of rows")
-    return {i: table.column(f"o{i}").combine_chunks() for i in comp.expr_outputs}
+    return {i: [row[j] for row in rows] for j, i in enumerate(comp.expr_outputs)}
 
 
-def evaluate_outputs(batch: pa.RecordBatch, plan: TablePlan) -> pa.RecordBatch:
+def evaluate_outputs(
+    batch: pa.RecordBatch,
+    plan: TablePlan,
+    headers: Mapping[str, Any] | None = None,
+    truncations: list[Truncation] | None = None,
+) -> pa.RecordBatch:
     """The target batch (columns = ``plan.outputs``) for a batch of ``plan.read_columns``.
 
     Copied columns pass through untouched (zero-copy); changed types are cast
-    exactly or raise DataError; expressions are evaluated by DuckDB.
+    exactly or raise DataError; expressions are evaluated by SQLite with the header
+    values ``headers`` (:func:`full_load_headers` when None). Expression text cut to
+    its column's length is listed in ``truncations`` when given.
     """
     comp = compiled(plan)
     names = comp.schema.names
     if comp.fast:
         arrays = [batch.column(o.source or "") for o in plan.outputs]
         return pa.RecordBatch.from_arrays(arrays, names=names)
-    computed = _expression_results(comp, batch)
+    computed = _expression_results(comp, plan, batch, headers)
     label = row_labeler(batch, plan.source.primary_key)
+    table = plan.source.qualified
     arrays = []
-    for i, (out, field) in enumerate(zip(plan.outputs, comp.schema, strict=True)):
-        if out.source is not None:
-            array = batch.column(out.source)
-        elif i in computed:
-            array = computed[i]
-        else:
-            arrays.append(pa.nulls(batch.num_rows, field.type))
+    for i, (out, field_) in enumerate(zip(plan.outputs, comp.schema, strict=True)):
+        if i in computed:
+            arrays.append(_result_array(computed[i], out.type, out.name, table, label, truncations))
             continue
-        if comp.changed[i] or i in computed:
+        if out.source is None:
+            arrays.append(pa.nulls(batch.num_rows, field_.type))
+            continue
+        array = batch.column(out.source)
+        if comp.changed[i]:
             array = cast_exact(
-                array,
-                out.type,
-                field.type,
-                table=plan.source.qualified,
-                column=out.name,
-                label=label,
+                array, out.type, field_.type, table=table, column=out.name, label=label
             )
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, names=names)
