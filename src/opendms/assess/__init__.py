@@ -97,10 +97,11 @@ def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Chec
 
 def _listed(spec: TaskSpec, source: Source) -> list[Table]:
     """The selected tables by name only (when they cannot be described)."""
+    from opendms.engine.fullload import selected
     from opendms.engine.task import task_mappings
 
     try:
-        refs = task_mappings(spec).select(source.list_tables())
+        refs = selected(task_mappings(spec), source)
     except Exception:
         return []
     return [Table(r.schema, r.name, ()) for r in refs]

@@ -162,6 +162,10 @@ class Source(Protocol):
 
     def list_tables(self) -> list[TableRef]: ...
 
+    def list_views(self) -> list[TableRef]:
+        """The source's views (asked only when a selection rule's table-type is
+        ``view`` or ``all``)."""
+
     def describe(self, ref: TableRef) -> Table: ...
 
     def snapshot(self) -> AbstractContextManager[str | None]: ...

@@ -6,9 +6,6 @@ hand (``old-value`` on a ``rename``). ``null`` counts as absent.
 
 Accepted but not acted upon (validated and recorded only):
 
-* ``table-type`` of a selection rule (``table`` / ``view`` / ``all``): a
-  :class:`~opendms.model.TableRef` carries no object type, so the catalog
-  decides whether views are listed at all.
 * ``lob-settings`` of a ``table-settings`` rule (``mode``, ``bulk-max-size``):
   opendms always moves LOBs whole, inline with the row.
 
