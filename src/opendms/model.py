@@ -248,6 +248,7 @@ class Segment:
     lower: tuple[str, ...] | None = None
     upper: tuple[str, ...] | None = None
     partition: str | None = None
+    name: str | None = None  # segment-names of parallel-load ranges (lake folders)
 
 
 @dataclass(frozen=True)

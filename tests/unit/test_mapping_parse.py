@@ -364,9 +364,9 @@ def test_malformed_rule_names_its_json_path(rule: Any, path: str, fragment: str)
         ({}, "$.rules", "required field is missing"),
         ({"rules": {}}, "$.rules", "expected an array"),
         ("[1]", "$[0]", "expected a rule object"),
-        ('{"rules": [], "rules": []}', "$.rules", "key given more than once"),
+        ('{"rules": [], "rules": [{}]}', "$.rules", "key given more than once"),
         (
-            '{"rules": [{"rule-type": "selection", "rule-type": "selection"}]}',
+            '{"rules": [{"rule-type": "selection", "rule-type": "transformation"}]}',
             "$.rules[0].rule-type",
             "key given more than once",
         ),

@@ -280,7 +280,11 @@ class FullLoad:
         if raw:
             self._copy_raw(unit, run, snap)
             return
-        seg = unit.segment.index if unit.segment and len(self._segments(run)) > 1 else None
+        seg: int | str | None = None
+        if unit.segment and unit.segment.name:
+            seg = unit.segment.name
+        elif unit.segment and len(self._segments(run)) > 1:
+            seg = unit.segment.index
         writer = self.target.writer(unit.plan.target, seg)
         try:
             for batch in self._batches(unit, run, snap):

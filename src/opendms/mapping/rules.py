@@ -98,6 +98,7 @@ class ParallelLoad:
     columns: tuple[str, ...] = ()
     boundaries: tuple[tuple[str, ...], ...] = ()
     partitions: tuple[str, ...] = ()
+    segment_names: tuple[str, ...] = ()  # ranges: one name per segment (lake folders)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ class PostgresTarget:
                 labels = ", ".join("'" + v.replace("'", "''") + "'" for v in ctype.labels)
                 self._execute(f"CREATE TYPE {name} AS ENUM ({labels})")
 
-    def writer(self, table: Table, segment: int | None) -> PostgresWriter:
+    def writer(self, table: Table, segment: int | str | None) -> PostgresWriter:
         return PostgresWriter(self, table)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
