@@ -26,6 +26,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from opendms.assess import assess
+from opendms.assess.model import Status
 from opendms.config import task_from_dict
 from opendms.errors import ConfigError
 from opendms.testing.servers import MariaDBServer, PostgresServer
@@ -143,6 +145,22 @@ def test_expr_1_concatenation(
         (1, "Ann_Lee"),
         (2, None),
     ]
+
+
+def test_expr_1_assessment_reports_a_mapping_error_as_such(pg_db: str, pg_target_db: str) -> None:
+    """expr-1 against a ``Test.ITEM`` without ``LAST_NAME``: ``opendms assess`` raises the
+    table-mapping error naming the expression, not a failed check saying the source user
+    cannot read the tables (nor a primary-key warning); with the column it passes."""
+    pg(pg_db, 'CREATE SCHEMA "Test"')
+    pg(pg_db, 'CREATE TABLE "Test"."ITEM" (id int PRIMARY KEY, "FIRST_NAME" text)')
+    spec = {"name": "g", "source": pg_db, "target": pg_target_db}
+    task = task_from_dict({**spec, "table_mappings": example("expr-1")}, where="test")
+    with pytest.raises(ConfigError, match=r"\$\.rules\[1\]\.expression: .*LAST_NAME"):
+        assess(task)
+    pg(pg_db, 'ALTER TABLE "Test"."ITEM" ADD COLUMN "LAST_NAME" text')
+    checks = {c.id: c for c in assess(task)}
+    assert checks["tables-selected"].status is Status.PASSED
+    assert checks["tables-primary-key"].status is Status.PASSED
 
 
 def _cdc_table(pg_db: str) -> None:

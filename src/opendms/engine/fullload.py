@@ -106,7 +106,10 @@ class FullLoad:
                 "no tables captured: the selection rules match no source table "
                 "(set ErrorBehavior.FailOnNoTablesCaptured to false to allow this)"
             )
-        tables = [self.source.describe(ref) for ref in refs]
+        return self.plan_tables([self.source.describe(ref) for ref in refs])
+
+    def plan_tables(self, tables: list[Table]) -> list[TablePlan]:
+        """The plans of described source tables: the mapping rules applied, no I/O."""
         self.mappings.check_removals(tables)
         plans = [self.plan_one(table) for table in tables]
         self._refuse_self_copy(plans)

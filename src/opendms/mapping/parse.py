@@ -9,10 +9,11 @@ Accepted but not acted upon (validated and recorded only):
 * ``lob-settings`` of a ``table-settings`` rule (``mode``, ``bulk-max-size``):
   opendms always moves LOBs whole, inline with the row.
 
-Rejected as unsupported, with a clear error: rule targets ``table-tablespace``
-and ``index-tablespace``; actions ``add-before-image-columns`` and the
-``data-masking-*`` family; a ``data-type`` filter in a column object-locator;
-parallel-load ``subpartitions-auto`` and ``subpartitions``.
+Rejected as unsupported, with a clear error: the ``data-masking-*`` actions; a
+``data-type`` filter in a column object-locator; parallel-load ``subpartitions-auto``
+and ``subpartitions``; ``post-processing`` rules (S3 object tagging). A table-settings
+rule needs exact schema and table names (DMS: "Exact schema and table name required
+when using table settings rule").
 """
 
 from __future__ import annotations
