@@ -170,6 +170,13 @@ class Table:
     indexes: tuple[Index, ...] = ()
     estimated_rows: int = 0
     partitions: tuple[str, ...] = ()  # child tables of a partitioned table (PostgreSQL)
+    view: bool = False  # a source view, loaded as a table (selection table-type view/all)
+    # Planned target only: the primary key's name (define-primary-key), the tablespaces
+    # of the table and of its key and indexes (tablespace rules; PostgreSQL targets).
+    # Described PostgreSQL source: ``tablespace`` is the table's (pg_default by default).
+    primary_key_name: str = ""
+    tablespace: str = ""
+    index_tablespace: str = ""
 
     @property
     def qualified(self) -> str:
@@ -241,6 +248,7 @@ class Segment:
     lower: tuple[str, ...] | None = None
     upper: tuple[str, ...] | None = None
     partition: str | None = None
+    name: str | None = None  # segment-names of parallel-load ranges (lake folders)
 
 
 @dataclass(frozen=True)

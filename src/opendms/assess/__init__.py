@@ -33,6 +33,9 @@ def failed(checks: list[Check]) -> list[Check]:
 def assess(spec: TaskSpec) -> list[Check]:
     """Every check for the task (endpoint errors become failed checks, not exceptions)."""
     cdc = spec.migration_type is not MigrationType.FULL_LOAD
+    from opendms.engine.task import task_mappings
+
+    task_mappings(spec)  # a mapping that does not parse is the task file's error: no connection
     try:
         source = open_source(spec.source.url, spec.source.settings)
     except ConfigError:
@@ -55,13 +58,32 @@ def assess(spec: TaskSpec) -> list[Check]:
 
 
 def _plans(spec: TaskSpec, source: Source, target: Target) -> list[TablePlan]:
-    """The task's tables as the task would plan them (planning writes nothing)."""
-    from opendms.engine.fullload import FullLoad
+    """The task's tables as the task would plan them (planning writes nothing).
+
+    Reading the source's tables may fail for reasons of the source (rights, a lost
+    connection); applying the mapping rules to the tables read can only fail because
+    of the mappings: any such error is raised as the ConfigError of the table mappings,
+    never reported as a table the source user cannot read."""
+    from opendms.engine.fullload import FullLoad, selected
     from opendms.engine.task import task_mappings
     from opendms.state import StateStore
 
     store = cast(StateStore, None)  # planning never records anything
-    return FullLoad(spec, source, target, task_mappings(spec), store).plan()
+    mappings = task_mappings(spec)
+    loader = FullLoad(spec, source, target, mappings, store)
+    refs = selected(mappings, source)
+    if not refs and spec.task_settings.ErrorBehavior.FailOnNoTablesCaptured:
+        return loader.plan()  # its own error
+    tables = [source.describe(ref) for ref in refs]
+    try:
+        return loader.plan_tables(tables)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"the table mappings do not apply to the source tables: {exc}",
+            where=f"task {spec.name}: table_mappings",
+        ) from exc
 
 
 def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Check]:
@@ -97,10 +119,11 @@ def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Chec
 
 def _listed(spec: TaskSpec, source: Source) -> list[Table]:
     """The selected tables by name only (when they cannot be described)."""
+    from opendms.engine.fullload import selected
     from opendms.engine.task import task_mappings
 
     try:
-        refs = task_mappings(spec).select(source.list_tables())
+        refs = selected(task_mappings(spec), source)
     except Exception:
         return []
     return [Table(r.schema, r.name, ()) for r in refs]

@@ -66,6 +66,16 @@ class LoadResult:
     failed: dict[str, str]
 
 
+def selected(mappings: TableMappings, source: Source) -> list[TableRef]:
+    """The source tables (and views, when a rule's table-type asks for them) the
+    selection rules choose."""
+    views = source.list_views() if mappings.wants_views else []
+    return mappings.select(source.list_tables(), views)
+
+
+_warned_tablespaces: set[str] = set()
+
+
 class FullLoad:
     """Runs the full-load phase of one task."""
 
@@ -91,18 +101,37 @@ class FullLoad:
     # -- planning -----------------------------------------------------------
 
     def plan(self) -> list[TablePlan]:
-        refs = self.mappings.select(self.source.list_tables())
+        refs = selected(self.mappings, self.source)
         if not refs and self.settings.ErrorBehavior.FailOnNoTablesCaptured:
             raise TaskError(
                 "no tables captured: the selection rules match no source table "
                 "(set ErrorBehavior.FailOnNoTablesCaptured to false to allow this)"
             )
-        tables = [self.source.describe(ref) for ref in refs]
+        return self.plan_tables([self.source.describe(ref) for ref in refs])
+
+    def plan_tables(self, tables: list[Table]) -> list[TablePlan]:
+        """The plans of described source tables: the mapping rules applied, no I/O."""
         self.mappings.check_removals(tables)
         plans = [self.plan_one(table) for table in tables]
         self._refuse_self_copy(plans)
         self._refuse_collisions(plans)
+        self._warn_tablespaces(plans)
         return plans
+
+    def _warn_tablespaces(self, plans: list[TablePlan]) -> None:
+        """Tablespace rules act on PostgreSQL targets only: said once per task elsewhere."""
+        if self.target.url.scheme.startswith("postgres"):
+            return
+        named = [p for p in plans if p.target.tablespace or p.target.index_tablespace]
+        if named and self.spec.name not in _warned_tablespaces:
+            _warned_tablespaces.add(self.spec.name)
+            log.warning(
+                "task %s: table-tablespace/index-tablespace rules apply to PostgreSQL "
+                "targets only; %s target tables are created without them (%s)",
+                self.spec.name,
+                self.target.url.scheme,
+                ", ".join(p.target.qualified for p in named[:3]),
+            )
 
     def plan_one(self, table: Table) -> TablePlan:
         """The plan of one described source table (TargetSchema applied)."""
@@ -145,7 +174,10 @@ class FullLoad:
         """The units to load, tables of a higher selection-rule ``load-order`` first (DMS:
         the order is the priority in which tables start; equal ones keep their order)."""
         out = []
-        for plan in sorted(plans, key=lambda p: -self.mappings.load_order(_ref(p))):
+        by_order = sorted(
+            plans, key=lambda p: -self.mappings.load_order(_ref(p), view=p.source.view)
+        )
+        for plan in by_order:
             segments = segments_for(plan.source, self.mappings.parallel_load(_ref(plan)))
             self.runs[plan.source.qualified] = TableRun(plan, pending=len(segments))
             out += [LoadUnit(plan, seg) for seg in segments]
@@ -253,7 +285,11 @@ class FullLoad:
         if raw:
             self._copy_raw(unit, run, snap)
             return
-        seg = unit.segment.index if unit.segment and len(self._segments(run)) > 1 else None
+        seg: int | str | None = None
+        if unit.segment and unit.segment.name:
+            seg = unit.segment.name
+        elif unit.segment and len(self._segments(run)) > 1:
+            seg = unit.segment.index
         writer = self.target.writer(unit.plan.target, seg)
         try:
             for batch in self._batches(unit, run, snap):

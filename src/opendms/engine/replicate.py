@@ -96,7 +96,9 @@ class Replication:
             select_new = getattr(self.capture, "select_new_tables", None)
             if select_new is not None:
                 select_new(new_table_rules(self.loader.mappings, plans, self._same_database()))
-            self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in plans])
+            # Views are loaded (full load) but have no changes to capture, as with DMS.
+            tables = [p for p in plans if not p.source.view]
+            self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in tables])
             self.sources = {(p.source.schema, p.source.name): p.source for p in plans}
             self.policies.keys = {k: t.primary_key for k, t in self.sources.items()}
             self.transformed.update(

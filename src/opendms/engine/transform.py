@@ -154,7 +154,7 @@ class Transformer:
         row = _filled(dict(zip(change.columns, change.values, strict=True)), before)
         if _passes(plan, row) is False:  # unknown (unchanged TOAST) counts as passing
             return [] if was_in is False else [replace(gone, stat="U")]
-        new = self._outputs(plan, change, row)
+        new = self._outputs(plan, change, row, before)
         if was_in is False:  # moved into the filters
             return [replace(new, stat="U")]
         if was_in or self.records_changes or any(v is UNCHANGED for v in row.values()):
@@ -184,7 +184,15 @@ class Transformer:
             Op.UPDATE, change.schema, change.table, image.columns, values, key_cols, change.key
         )
 
-    def _outputs(self, plan: TablePlan, change: Change, row: dict[str, Any]) -> Change:
+    def _outputs(
+        self,
+        plan: TablePlan,
+        change: Change,
+        row: dict[str, Any],
+        before: dict[str, Any] | None = None,
+    ) -> Change:
+        """The target row of ``row``; before-image columns (add-before-image-columns)
+        get the old row's values where ``before`` (an update's old row) has them."""
         arrays = []
         for name in plan.read_columns:
             value = row.get(name)
@@ -201,7 +209,11 @@ class Transformer:
         values = []
         for out in plan.outputs:
             unchanged = out.source is not None and row.get(out.source) is UNCHANGED
-            values.append(UNCHANGED if unchanged else result[out.name])
+            if out.before is not None:
+                old = None if before is None else before.get(out.before)
+                values.append(None if old is UNCHANGED else old)
+            else:
+                values.append(UNCHANGED if unchanged else result[out.name])
         columns = tuple(o.name for o in plan.outputs)
         return Change(Op.INSERT, change.schema, change.table, columns, tuple(values))
 

@@ -34,7 +34,8 @@ def segments_for(table: Table, parallel: ParallelLoad | None) -> list[Segment | 
 
 def _range_segments(parallel: ParallelLoad) -> list[Segment | None]:
     bounds: list[tuple[str, ...] | None] = [None, *parallel.boundaries, None]
+    names = parallel.segment_names or (None,) * (len(bounds) - 1)
     return [
-        Segment(i + 1, parallel.columns, lower=bounds[i], upper=bounds[i + 1])
+        Segment(i + 1, parallel.columns, lower=bounds[i], upper=bounds[i + 1], name=names[i])
         for i in range(len(bounds) - 1)
     ]

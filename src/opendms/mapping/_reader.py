@@ -1,7 +1,7 @@
 """Strict reading of JSON documents with a JSON path on every error.
 
 :func:`load_document` turns text, bytes or an already-parsed object into plain
-Python values (rejecting duplicate object keys), and :class:`Node` walks them:
+Python values (rejecting a key given twice with different values), and :class:`Node` walks them:
 every accessor checks the type and raises :class:`~opendms.errors.ConfigError`
 naming the JSON path (``$.rules[3].object-locator.schema-name``) of the bad
 field. ``null`` counts as absent for optional fields, because the DMS console
@@ -21,7 +21,9 @@ _INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits, within 64 bits
 
 
 class _Object(dict[str, Any]):
-    """A JSON object that remembers the keys it saw more than once."""
+    """A JSON object that remembers the keys it saw more than once with different
+    values (a key repeated with the same value, as in the DMS guide's example of
+    ``$AR_M_SOURCE_SCHEMA``, means one thing and is accepted)."""
 
     duplicates: tuple[str, ...] = ()
 
@@ -30,7 +32,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> _Object:
     obj = _Object()
     seen: list[str] = []
     for key, value in pairs:
-        if key in obj:
+        if key in obj and obj[key] != value:
             seen.append(key)
         obj[key] = value
     obj.duplicates = tuple(seen)

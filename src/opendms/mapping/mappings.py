@@ -50,28 +50,42 @@ class TableMappings:
 
     # -- selection -------------------------------------------------------------
 
-    def _including(self, ref: TableRef) -> list[SelectionRule]:
-        return [r for r in self.selections if r.action != "exclude" and r.matches_ref(ref)]
+    @property
+    def wants_views(self) -> bool:
+        """Whether a selection rule asks for views (``table-type`` ``view`` or ``all``)."""
+        return any(r.table_type != "table" for r in self.selections)
 
-    def is_selected(self, ref: TableRef) -> bool:
-        if any(r.action == "exclude" and r.matches_ref(ref) for r in self.selections):
+    def _rules(self, ref: TableRef, view: bool) -> list[SelectionRule]:
+        """The selection rules matching ``ref`` whose table-type covers its kind."""
+        kinds = ("view", "all") if view else ("table", "all")
+        return [r for r in self.selections if r.table_type in kinds and r.matches_ref(ref)]
+
+    def _including(self, ref: TableRef, view: bool = False) -> list[SelectionRule]:
+        return [r for r in self._rules(ref, view) if r.action != "exclude"]
+
+    def is_selected(self, ref: TableRef, view: bool = False) -> bool:
+        if any(r.action == "exclude" for r in self._rules(ref, view)):
             return False
-        return bool(self._including(ref))
+        return bool(self._including(ref, view))
 
-    def select(self, available: list[TableRef]) -> list[TableRef]:
-        """The tables of ``available`` the selection rules choose, in input order."""
-        return [ref for ref in dict.fromkeys(available) if self.is_selected(ref)]
+    def select(self, available: list[TableRef], views: Sequence[TableRef] = ()) -> list[TableRef]:
+        """The tables of ``available`` (then the views of ``views``) the selection rules
+        choose, in input order. A rule selects tables, views or both by its
+        ``table-type`` (``table`` when not given)."""
+        tables = [ref for ref in dict.fromkeys(available) if self.is_selected(ref)]
+        chosen = [ref for ref in dict.fromkeys(views) if self.is_selected(ref, view=True)]
+        return tables + [ref for ref in chosen if ref not in tables]
 
-    def _source_filters(self, ref: TableRef) -> list[SourceFilter]:
-        return [f for r in self._including(ref) for f in r.filters]
+    def _source_filters(self, ref: TableRef, view: bool = False) -> list[SourceFilter]:
+        return [f for r in self._including(ref, view) for f in r.filters]
 
-    def filters_for(self, ref: TableRef) -> tuple[FilterGroup, ...]:
+    def filters_for(self, ref: TableRef, view: bool = False) -> tuple[FilterGroup, ...]:
         """Source filters for ``ref``: ANDed across groups, ORed within one."""
-        return tuple(f.group for f in self._source_filters(ref))
+        return tuple(f.group for f in self._source_filters(ref, view))
 
-    def load_order(self, ref: TableRef) -> int:
+    def load_order(self, ref: TableRef, view: bool = False) -> int:
         """The highest ``load-order`` of the rules selecting ``ref`` (0 if none)."""
-        return max((r.load_order for r in self._including(ref)), default=0)
+        return max((r.load_order for r in self._including(ref, view)), default=0)
 
     # -- transformation ----------------------------------------------------------
 
@@ -79,7 +93,7 @@ class TableMappings:
         """The target table and column mapping for a described source table."""
         ref = TableRef(table.schema, table.name)
         names = {c.name for c in table.columns}
-        filters = self._source_filters(ref)
+        filters = self._source_filters(ref, table.view)
         for f in filters:
             if f.group.column not in names:
                 message = f"table {table.qualified} has no column {f.group.column!r} to filter on"

@@ -6,16 +6,14 @@ hand (``old-value`` on a ``rename``). ``null`` counts as absent.
 
 Accepted but not acted upon (validated and recorded only):
 
-* ``table-type`` of a selection rule (``table`` / ``view`` / ``all``): a
-  :class:`~opendms.model.TableRef` carries no object type, so the catalog
-  decides whether views are listed at all.
 * ``lob-settings`` of a ``table-settings`` rule (``mode``, ``bulk-max-size``):
   opendms always moves LOBs whole, inline with the row.
 
-Rejected as unsupported, with a clear error: rule targets ``table-tablespace``
-and ``index-tablespace``; actions ``add-before-image-columns`` and the
-``data-masking-*`` family; a ``data-type`` filter in a column object-locator;
-parallel-load ``subpartitions-auto`` and ``subpartitions``.
+Rejected as unsupported, with a clear error: the ``data-masking-*`` actions; a
+``data-type`` filter in a column object-locator; parallel-load ``subpartitions-auto``
+and ``subpartitions``; ``post-processing`` rules (S3 object tagging). A table-settings
+rule needs exact schema and table names (DMS: "Exact schema and table name required
+when using table settings rule").
 """
 
 from __future__ import annotations
@@ -170,7 +168,13 @@ def _parse_table_settings(node: Node) -> TableSettingsRule:
     path, rule_id, name = identity(node)
     loc = node.key("object-locator")
     loc.object(("schema-name", "table-name"), required=("schema-name", "table-name"))
-    schema, table = (Pattern(loc.key(k).text()) for k in ("schema-name", "table-name"))
+    for key in ("schema-name", "table-name"):
+        if "%" in loc.key(key).text():
+            loc.key(key).fail(
+                "exact schema and table name required when using table settings rule (no wildcards)"
+            )
+    # exact names: an ``_`` is itself, not the one-character wildcard
+    schema, table = (Pattern(loc.key(k).text(), exact=True) for k in ("schema-name", "table-name"))
     if not node.has("parallel-load") and not node.has("lob-settings"):
         node.fail("a table-settings rule needs 'parallel-load' or 'lob-settings'")
     parallel = (
@@ -182,7 +186,8 @@ def _parse_table_settings(node: Node) -> TableSettingsRule:
 
 def _parse_parallel_load(node: Node) -> ParallelLoad:
     node.object(
-        ("type", "columns", "boundaries", "partitions", "subpartitions"), required=("type",)
+        ("type", "columns", "boundaries", "partitions", "subpartitions", "segment-names"),
+        required=("type",),
     )
     type_node = node.key("type")
     if type_node.value == "subpartitions-auto":
@@ -190,7 +195,10 @@ def _parse_parallel_load(node: Node) -> ParallelLoad:
     kind = type_node.choice(PARALLEL_LOAD_TYPES, "parallel-load type")
     node.absent("subpartitions", "subpartitions are not supported by opendms")
     needs = {"ranges": ("columns", "boundaries"), "partitions-list": ("partitions",)}.get(kind, ())
-    for key in ("columns", "boundaries", "partitions"):
+    optional = ("segment-names",) if kind == "ranges" else ()
+    for key in ("columns", "boundaries", "partitions", "segment-names"):
+        if key in optional:
+            continue
         if key not in needs:
             node.absent(key, f"{key!r} is not used by parallel-load type {kind!r}")
         elif not node.has(key):
@@ -217,7 +225,27 @@ def _parse_ranges(node: Node) -> ParallelLoad:
         if len(values) != len(columns):
             bnode.fail(f"has {len(values)} values for {len(columns)} columns")
         boundaries.append(values)
-    return ParallelLoad("ranges", columns=columns, boundaries=tuple(boundaries))
+    names: tuple[str, ...] = ()
+    if node.has("segment-names"):
+        names = _segment_names(node.key("segment-names"), len(boundaries) + 1)
+    return ParallelLoad(
+        "ranges", columns=columns, boundaries=tuple(boundaries), segment_names=names
+    )
+
+
+def _segment_names(node: Node, count: int) -> tuple[str, ...]:
+    """One name per range segment (boundaries + 1): lake folder names, so distinct and
+    without path separators."""
+    name_nodes = list(node.items(non_empty=True))
+    names = tuple(n.text() for n in name_nodes)
+    if len(names) != count:
+        node.fail(f"has {len(names)} names for {count} segments (boundaries + 1)")
+    for i, (name, name_node) in enumerate(zip(names, name_nodes, strict=True)):
+        if name in names[:i]:
+            name_node.fail(f"segment name {name!r} is listed twice")
+        if "/" in name or "\\" in name or name in (".", ".."):
+            name_node.fail(f"segment name {name!r} cannot be a folder name")
+    return names
 
 
 def _partition_name(node: Node) -> str:

@@ -19,6 +19,16 @@ Semantics (all matching is case-sensitive, on *source* names):
   unique index instead. Without it, the source primary key is kept when all
   its columns survive and is dropped otherwise; source indexes are kept (with
   renamed columns) only when all their columns survive.
+* ``add-before-image-columns`` appends, after the added columns, one column per
+  source primary-key column (``pk-only``), per non-LOB column (``non-lob``) or per
+  column (``all``) that reaches the target, named ``<prefix><target name><suffix>``
+  with the column's type: the value before each CDC update, NULL otherwise.
+* ``define-primary-key`` names the key (PostgreSQL targets create it under that name).
+* ``table-tablespace`` / ``index-tablespace`` ``rename`` rules set the tablespace the
+  table, and its key and indexes, are created in (PostgreSQL targets); the locator's
+  ``table-tablespace-name`` / ``index-tablespace-name`` matches the source table's
+  tablespace where the source has them (PostgreSQL: ``pg_default`` when none is set;
+  other sources only match ``%``).
 * Two target columns with one name, an empty name, or a table left without
   columns is a ConfigError naming the rule responsible.
 """
@@ -35,9 +45,10 @@ from opendms.errors import ConfigError
 from opendms.mapping._cast import convert
 from opendms.mapping.expressions import referenced_columns, validate_expression
 from opendms.mapping.rules import TransformationRule
-from opendms.model import Column, ColumnType, FilterGroup, Index, Table, arrow_type
+from opendms.model import Column, ColumnType, FilterGroup, Index, Kind, Table, arrow_type
 
 __all__ = ["OutputColumn", "TablePlan", "build_plan"]
+_LOB_KINDS = (Kind.STRING, Kind.BINARY, Kind.JSON)  # unbounded ones only (see before_columns)
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,9 @@ class OutputColumn:
     type: ColumnType
     source: str | None  # source column it copies (None for add-column)
     expression: str | None  # add-column expression exactly as written, else None
+    # add-before-image-columns: the source column whose value before a CDC update this
+    # column holds (NULL in the full load and for inserts, as with DMS)
+    before: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,7 @@ class _Col:
     type: ColumnType
     nullable: bool = True
     expression: str | None = None
+    before: str | None = None
     named_by: str = ""  # JSON path of the last rule that set the name
     removed: bool = False
     included: bool = False
@@ -116,6 +131,9 @@ class _Builder:
         self.unique: list[TransformationRule] = []
         self.include_rule = ""
         self.removal_rule = ""
+        self.before_image: TransformationRule | None = None
+        self.tablespace = ""
+        self.index_tablespace = ""
 
     def fail(self, message: str, path: str) -> ConfigError:
         return ConfigError(f"table {self.table.qualified}: {message}", where=self.where, path=path)
@@ -127,7 +145,11 @@ class _Builder:
         return result
 
     def apply(self, rule: TransformationRule) -> None:
-        if rule.target == "schema":
+        if rule.target in ("table-tablespace", "index-tablespace"):
+            self.set_tablespace(rule)
+        elif rule.action == "add-before-image-columns":
+            self.before_image = rule
+        elif rule.target == "schema":
             self.schema = self.renamed(self.schema, rule)
         elif rule.action == "define-primary-key":
             self.define_key(rule)
@@ -137,6 +159,15 @@ class _Builder:
             self.add_column(rule)
         else:
             self.column_rule(rule)
+
+    def set_tablespace(self, rule: TransformationRule) -> None:
+        if rule.tablespace is not None and not rule.tablespace.matches(self.table.tablespace):
+            return
+        assert rule.value is not None
+        if rule.target == "table-tablespace":
+            self.tablespace = rule.value
+        else:
+            self.index_tablespace = rule.value
 
     def define_key(self, rule: TransformationRule) -> None:
         assert rule.primary_key is not None
@@ -193,7 +224,7 @@ class _Builder:
         kept = [c for c in self.cols if not c.removed]
         if self.include_rule:
             kept = [c for c in kept if c.included]
-        cols = kept + self.added
+        cols = kept + self.added + self.before_columns(kept)
         if not cols:
             raise self.fail("no column is left", self.include_rule or self.removal_rule)
         seen: dict[str, _Col] = {}
@@ -204,6 +235,22 @@ class _Builder:
                 raise self.fail(f"two target columns would be named {col.name!r}", path)
             seen[col.name] = col
         return cols
+
+    def before_columns(self, kept: list[_Col]) -> list[_Col]:
+        rule = self.before_image
+        if rule is None or rule.before_image is None:
+            return []
+        spec = rule.before_image
+        out = []
+        for col in kept:
+            if spec.column_filter == "pk-only" and col.source not in self.table.primary_key:
+                continue
+            lob = col.type.kind in _LOB_KINDS and col.type.length is None
+            if spec.column_filter == "non-lob" and lob:
+                continue
+            name = f"{spec.prefix}{col.name}{spec.suffix}"
+            out.append(_Col(None, name, col.type, before=col.source, named_by=rule.path))
+        return out
 
     def key_columns(self, names: Sequence[str], live: list[_Col], path: str) -> tuple[str, ...]:
         by_source = {c.source: c for c in self.cols}
@@ -218,6 +265,12 @@ class _Builder:
                 raise self.fail(f"key column {name!r} is removed", f"{path}[{i}]")
             out.append(col.name)
         return tuple(out)
+
+    def key_name(self) -> str:
+        """The primary key's name: the define-primary-key rule's (else the target's own)."""
+        if self.pk_rule is not None and self.pk_rule.primary_key is not None:
+            return self.pk_rule.primary_key.name
+        return ""
 
     def primary_key(self, live: list[_Col]) -> tuple[str, ...]:
         if self.pk_rule is not None and self.pk_rule.primary_key is not None:
@@ -251,8 +304,13 @@ class _Builder:
             indexes=self.indexes(live),
             estimated_rows=self.table.estimated_rows,
             partitions=self.table.partitions,
+            primary_key_name=self.key_name(),
+            tablespace=self.tablespace,
+            index_tablespace=self.index_tablespace,
         )
-        outputs = tuple(OutputColumn(c.name, c.type, c.source, c.expression) for c in live)
+        outputs = tuple(
+            OutputColumn(c.name, c.type, c.source, c.expression, c.before) for c in live
+        )
         needed = {c.source for c in live if c.source is not None}
         for col in self.added:
             if col.expression is not None:

@@ -52,7 +52,7 @@ class SourceFilter:
 @dataclass(frozen=True)
 class SelectionRule(TableRule):
     action: str  # include | exclude | explicit
-    table_type: str  # table | view | all (recorded; TableRef carries no object type)
+    table_type: str  # table | view | all: which kind of source object the rule selects
     filters: tuple[SourceFilter, ...]
     load_order: int
 
@@ -68,8 +68,17 @@ class PrimaryKeyDef:
 
 
 @dataclass(frozen=True)
+class BeforeImageDef:
+    """``before-image-def`` of ``add-before-image-columns``."""
+
+    prefix: str
+    suffix: str
+    column_filter: str  # pk-only | non-lob | all
+
+
+@dataclass(frozen=True)
 class TransformationRule(TableRule):
-    target: str  # schema | table | column
+    target: str  # schema | table | column | table-tablespace | index-tablespace
     action: str
     column: Pattern | None
     value: str | None = None
@@ -77,6 +86,8 @@ class TransformationRule(TableRule):
     expression: str | None = None
     data_type: ColumnType | None = None
     primary_key: PrimaryKeyDef | None = None
+    tablespace: Pattern | None = None  # table-/index-tablespace-name of the locator
+    before_image: BeforeImageDef | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class ParallelLoad:
     columns: tuple[str, ...] = ()
     boundaries: tuple[tuple[str, ...], ...] = ()
     partitions: tuple[str, ...] = ()
+    segment_names: tuple[str, ...] = ()  # ranges: one name per segment (lake folders)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from opendms.mapping._reader import Node
 from opendms.mapping.datatypes import parse_data_type
 from opendms.mapping.expressions import check_syntax
-from opendms.mapping.rules import COMMON_KEYS, PrimaryKeyDef, TransformationRule, identity
+from opendms.mapping.rules import (
+    COMMON_KEYS,
+    BeforeImageDef,
+    PrimaryKeyDef,
+    TransformationRule,
+    identity,
+)
 from opendms.mapping.wildcards import Pattern
 
 NAME_ACTIONS = (
@@ -22,12 +28,23 @@ NAME_ACTIONS = (
 TARGET_ACTIONS: dict[str, tuple[str, ...]] = {
     "schema": NAME_ACTIONS,
     "table": (*NAME_ACTIONS, "define-primary-key"),
-    "column": (*NAME_ACTIONS, "remove-column", "include-column", "add-column", "change-data-type"),
+    "column": (
+        *NAME_ACTIONS,
+        "remove-column",
+        "include-column",
+        "add-column",
+        "change-data-type",
+        "add-before-image-columns",
+    ),
+    "table-tablespace": ("rename",),
+    "index-tablespace": ("rename",),
 }
 ACTIONS = tuple(dict.fromkeys(a for acts in TARGET_ACTIONS.values() for a in acts))
-_UNSUPPORTED_TARGETS = ("table-tablespace", "index-tablespace")
+_TABLESPACE_KEYS = {
+    "table-tablespace": "table-tablespace-name",
+    "index-tablespace": "index-tablespace-name",
+}
 _UNSUPPORTED_ACTIONS = (
-    "add-before-image-columns",
     "data-masking-digits-mask",
     "data-masking-digits-randomize",
     "data-masking-hash-mask",
@@ -46,6 +63,7 @@ _USES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "add-column": (("value", "data-type"), ("expression",)),
     "change-data-type": (("data-type",), ()),
     "define-primary-key": (("primary-key-def",), ()),
+    "add-before-image-columns": (("before-image-def",), ()),
 }
 
 _LOCATOR_KEYS = (
@@ -71,7 +89,7 @@ def parse_transformation(node: Node) -> TransformationRule:
             node.key(key).fail(f"rule-action {action!r} needs {key!r}")
         if key not in required and key not in optional:
             node.absent(key, f"{key!r} is not used by rule-action {action!r}")
-    schema, table, column = _locator(node.key("object-locator"), target, action)
+    schema, table, column, tablespace = _locator(node.key("object-locator"), target, action)
     value = None
     if node.has("value"):
         value = node.key("value").text(non_empty=not action.startswith("replace-"))
@@ -91,12 +109,14 @@ def parse_transformation(node: Node) -> TransformationRule:
         primary_key=_primary_key(node.key("primary-key-def"))
         if node.has("primary-key-def")
         else None,
+        tablespace=tablespace,
+        before_image=_before_image(node.key("before-image-def"))
+        if node.has("before-image-def")
+        else None,
     )
 
 
 def _target(node: Node) -> str:
-    if node.value in _UNSUPPORTED_TARGETS:
-        node.fail(f"rule-target {node.value!r} is not supported by opendms")
     return node.choice(TARGET_ACTIONS, "rule-target")
 
 
@@ -111,14 +131,18 @@ def _action(node: Node, target: str) -> str:
 
 def _locator(
     node: Node, target: str, action: str
-) -> tuple[Pattern, Pattern | None, Pattern | None]:
+) -> tuple[Pattern, Pattern | None, Pattern | None, Pattern | None]:
     node.object(_LOCATOR_KEYS, required=("schema-name",))
     if node.has("data-type"):
         node.key("data-type").fail("selecting columns by data-type is not supported by opendms")
     for key in ("table-tablespace-name", "index-tablespace-name"):
-        node.absent(key, f"{key!r} is not supported by opendms")
+        if key != _TABLESPACE_KEYS.get(target):
+            node.absent(key, f"{key!r} is not used by rule-target {target!r}")
+    tablespace = None
+    if target in _TABLESPACE_KEYS and node.has(_TABLESPACE_KEYS[target]):
+        tablespace = Pattern(node.key(_TABLESPACE_KEYS[target]).text())
     wants_table = target != "schema"
-    wants_column = target == "column" and action != "add-column"
+    wants_column = target == "column" and action not in ("add-column", "add-before-image-columns")
     for key, wanted in (("table-name", wants_table), ("column-name", wants_column)):
         if wanted and not node.has(key):
             node.key(key).fail(f"required for rule-target {target!r} with rule-action {action!r}")
@@ -127,7 +151,7 @@ def _locator(
     schema = Pattern(node.key("schema-name").text())
     table = Pattern(node.key("table-name").text()) if wants_table else None
     column = Pattern(node.key("column-name").text()) if wants_column else None
-    return schema, table, column
+    return schema, table, column, tablespace
 
 
 def _expression(node: Node) -> str | None:
@@ -137,6 +161,21 @@ def _expression(node: Node) -> str | None:
     expr = expr_node.text()
     check_syntax(expr, where=expr_node.where, path=expr_node.path)
     return expr
+
+
+def _before_image(node: Node) -> BeforeImageDef:
+    """``before-image-def``: the affixes of the added columns and which columns get one."""
+    node.object(("column-prefix", "column-suffix", "column-filter"))
+    prefix = node.key("column-prefix").text(non_empty=False) if node.has("column-prefix") else ""
+    suffix = node.key("column-suffix").text(non_empty=False) if node.has("column-suffix") else ""
+    if not prefix and not suffix:
+        prefix = "BI_"  # DMS's default prefix
+    column_filter = "pk-only"
+    if node.has("column-filter"):
+        column_filter = node.key("column-filter").choice(
+            ("pk-only", "non-lob", "all"), "column-filter"
+        )
+    return BeforeImageDef(prefix, suffix, column_filter)
 
 
 def _primary_key(node: Node) -> PrimaryKeyDef:

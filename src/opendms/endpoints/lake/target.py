@@ -101,7 +101,7 @@ class LakeTarget:
     def rename_table(self, old: Table, new: Table) -> None:
         """Later files go to the new table's folder; the older ones stay."""
 
-    def writer(self, table: Table, segment: int | None) -> LakeWriter:
+    def writer(self, table: Table, segment: int | str | None) -> LakeWriter:
         return LakeWriter(self, table, segment)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
@@ -128,11 +128,14 @@ class LakeWriter:
     """Writes LOAD files of at most MaxFileSize for one table or segment: a row group
     that does not fit the current file starts the next one (see :mod:`.sizing`)."""
 
-    def __init__(self, target: LakeTarget, table: Table, segment: int | None) -> None:
+    def __init__(self, target: LakeTarget, table: Table, segment: int | str | None) -> None:
         self.target = target
         self.table = table
         self.settings = target.settings
-        self.prefix = f"SEGMENT{segment}_" if segment is not None else ""
+        # A numbered segment prefixes its files (SEGMENTn_LOAD…), a named one (ranges with
+        # segment-names) gets a folder of that name in the table folder, as with DMS.
+        self.prefix = f"SEGMENT{segment}_" if isinstance(segment, int) else ""
+        self.folder = segment if isinstance(segment, str) else ""
         self.counter = 0
         self.rows = 0
         self.pending: list[pa.RecordBatch] = []  # rows of the next row group
@@ -151,7 +154,12 @@ class LakeWriter:
     def _open(self, schema: pa.Schema) -> None:
         self.counter += 1
         name = f"{self.prefix}LOAD{self.counter:08X}.{self._extension()}"
-        self.path = f"{self.target.table_dir(self.table)}/{name}"
+        folder = self.target.table_dir(self.table)
+        if self.folder:
+            folder = f"{folder}/{self.folder}"
+            if self.counter == 1 and not self.target.storage.atomic_put:
+                self.target.storage.fs.create_dir(folder, recursive=True)
+        self.path = f"{folder}/{name}"
         storage = self.target.storage
         if storage.put_args:  # headers pyarrow cannot send: spool locally, PUT by boto3
             handle, self.spool = tempfile.mkstemp(prefix="opendms-lake-")

@@ -11,7 +11,7 @@ SYSTEM = ("mysql", "information_schema", "performance_schema", "sys")
 
 LIST_TABLES = """
 SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
-WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema',
+WHERE TABLE_TYPE = {kind} AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema',
   'performance_schema', 'sys') {only}
 ORDER BY 1, 2
 """
@@ -34,10 +34,12 @@ WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX
 """
 
 
-def list_tables(conn: Any, database: str) -> list[TableRef]:
+def list_tables(conn: Any, database: str, views: bool = False) -> list[TableRef]:
+    """The base tables (or, with ``views``, the views) of the database or server."""
     only = "AND TABLE_SCHEMA = %s" if database else ""
+    kind = "'VIEW'" if views else "'BASE TABLE'"
     with conn.cursor() as cur:
-        cur.execute(LIST_TABLES.format(only=only), (database,) if database else ())
+        cur.execute(LIST_TABLES.format(only=only, kind=kind), (database,) if database else ())
         return [TableRef(r[0], r[1]) for r in cur.fetchall()]
 
 
@@ -61,12 +63,13 @@ def describe(conn: Any, ref: TableRef) -> Table:
     pk, indexes = _indexes(conn, ref)
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT TABLE_ROWS FROM information_schema.TABLES "
+            "SELECT TABLE_ROWS, TABLE_TYPE FROM information_schema.TABLES "
             "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
             (ref.schema, ref.name),
         )
-        estimate = int(cur.fetchone()[0] or 0)
-    return Table(ref.schema, ref.name, columns, pk, indexes, estimate)
+        rows_estimate, kind = cur.fetchone()
+    view = kind == "VIEW"
+    return Table(ref.schema, ref.name, columns, pk, indexes, int(rows_estimate or 0), view=view)
 
 
 def _column(row: Any, is_json: bool) -> Column:

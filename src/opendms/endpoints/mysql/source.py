@@ -76,6 +76,9 @@ class MySQLSource:
     def list_tables(self) -> list[TableRef]:
         return catalog.list_tables(self.conn, self.url.database)
 
+    def list_views(self) -> list[TableRef]:
+        return catalog.list_tables(self.conn, self.url.database, views=True)
+
     def describe(self, ref: TableRef) -> Table:
         return catalog.describe(self.conn, ref)
 

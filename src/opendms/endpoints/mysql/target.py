@@ -139,7 +139,7 @@ class MySQLTarget:
             self._execute(f"CREATE DATABASE IF NOT EXISTS {quote(self.database(new))}")
             self._execute(f"RENAME TABLE {self.qualified(old)} TO {self.qualified(new)}")
 
-    def writer(self, table: Table, segment: int | None) -> MySQLWriter:
+    def writer(self, table: Table, segment: int | str | None) -> MySQLWriter:
         return MySQLWriter(self, table)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:

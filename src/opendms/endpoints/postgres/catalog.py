@@ -47,7 +47,9 @@ SELECT c.reltuples::bigint, c.relkind,
                     || replace(ch.relname, '"', '""') || '"'
              FROM pg_inherits h JOIN pg_class ch ON ch.oid = h.inhrelid
              JOIN pg_namespace cn ON cn.oid = ch.relnamespace
-             WHERE h.inhparent = c.oid AND c.relkind = 'p' ORDER BY ch.relname)
+             WHERE h.inhparent = c.oid AND c.relkind = 'p' ORDER BY ch.relname),
+       coalesce((SELECT t.spcname FROM pg_tablespace t WHERE t.oid = c.reltablespace),
+                'pg_default')
 FROM pg_class c WHERE c.oid = %s::regclass
 """
 
@@ -59,8 +61,21 @@ def regclass(ref: TableRef) -> str:
     return f"{q(ref.schema)}.{q(ref.name)}"
 
 
+LIST_VIEWS = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'm')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+ORDER BY 1, 2
+"""
+
+
 def list_tables(conn: Any) -> list[TableRef]:
     return [TableRef(r[0], r[1]) for r in conn.execute(LIST_TABLES).fetchall()]
+
+
+def list_views(conn: Any) -> list[TableRef]:
+    """Views and materialized views (loaded as tables when a rule selects views)."""
+    return [TableRef(r[0], r[1]) for r in conn.execute(LIST_VIEWS).fetchall()]
 
 
 def describe(conn: Any, ref: TableRef) -> Table:
@@ -76,9 +91,20 @@ def describe(conn: Any, ref: TableRef) -> Table:
             pk = tuple(columns[:nkeys])
         elif plain:
             indexes.append(Index(name, tuple(columns[:nkeys]), unique))
-    rows, relkind, parts = conn.execute(STATS, (rel,)).fetchone()
+    rows, relkind, parts, space = conn.execute(STATS, (rel,)).fetchone()
     estimate = _estimate(conn, rel, rows, relkind, parts)
-    return Table(ref.schema, ref.name, cols, pk, tuple(indexes), estimate, tuple(parts))
+    view = relkind in ("v", "m")
+    return Table(
+        ref.schema,
+        ref.name,
+        cols,
+        pk,
+        tuple(indexes),
+        estimate,
+        tuple(parts),
+        view,
+        tablespace=space,
+    )
 
 
 def _estimate(conn: Any, rel: str, rows: int, relkind: str, parts: list[str]) -> int:

@@ -74,7 +74,7 @@ def relation(plan: ReadPlan) -> str:
     if plan.segment is not None and plan.segment.partition:
         return partition(table, plan.segment.partition)
     rel = catalog.regclass(TableRef(table.schema, table.name))
-    return rel if table.partitions else f"ONLY {rel}"
+    return rel if table.partitions or table.view else f"ONLY {rel}"
 
 
 def partition(table: Table, name: str) -> str:
@@ -116,6 +116,9 @@ class PostgresSource:
 
     def list_tables(self) -> list[TableRef]:
         return catalog.list_tables(self.conn)
+
+    def list_views(self) -> list[TableRef]:
+        return catalog.list_views(self.conn)
 
     def describe(self, ref: TableRef) -> Table:
         return catalog.describe(self.conn, ref)
@@ -178,7 +181,9 @@ class PostgresSource:
 
     def copy_spec(self, plan: ReadPlan, snapshot: str | None) -> CopySpec:
         """How a PostgreSQL target pulls this plan as raw binary COPY data."""
-        whole = not plan.filters and plan.segment is None and not plan.table.partitions
+        table = plan.table
+        whole = not plan.filters and plan.segment is None and not table.partitions
+        whole = whole and not table.view  # COPY reads tables only
         query = None if whole else select_sql(plan, exprs=False)
         return CopySpec(
             conninfo(self.url), snapshot, plan.table.schema, plan.table.name, plan.columns, query

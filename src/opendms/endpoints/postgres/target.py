@@ -43,6 +43,20 @@ def needs_staging(ctype: ColumnType) -> bool:
     return ctype.kind is Kind.STRING and ctype.type_name is not None
 
 
+def _key_sql(table: Table) -> str:
+    """The primary key constraint: named by define-primary-key (else ``<table>_pkey``),
+    its index in the index tablespace the mapping names."""
+    keys = ", ".join(map(quote_ident, table.primary_key))
+    name = quote_ident((table.primary_key_name or f"{table.name}_pkey")[:63])
+    space = _index_space(table)
+    using = f" USING INDEX TABLESPACE {space}" if space else ""
+    return f"CONSTRAINT {name} PRIMARY KEY ({keys}){using}"
+
+
+def _index_space(table: Table) -> str:
+    return quote_ident(table.index_tablespace) if table.index_tablespace else ""
+
+
 class PostgresTarget:
     """Creates and loads tables in one PostgreSQL database."""
 
@@ -65,8 +79,9 @@ class PostgresTarget:
     def create_sql(self, table: Table, with_key: bool = True) -> str:
         cols = [self.column_sql(table, c) for c in table.columns]
         if table.primary_key and with_key:
-            cols.append("PRIMARY KEY (" + ", ".join(map(quote_ident, table.primary_key)) + ")")
-        return f"CREATE TABLE {qualified(table)} (\n  " + ",\n  ".join(cols) + "\n)"
+            cols.append(_key_sql(table))
+        space = f" TABLESPACE {quote_ident(table.tablespace)}" if table.tablespace else ""
+        return f"CREATE TABLE {qualified(table)} (\n  " + ",\n  ".join(cols) + "\n)" + space
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         """One statement on the admin connection, which reconnects when it broke (the
@@ -135,7 +150,7 @@ class PostgresTarget:
                 labels = ", ".join("'" + v.replace("'", "''") + "'" for v in ctype.labels)
                 self._execute(f"CREATE TYPE {name} AS ENUM ({labels})")
 
-    def writer(self, table: Table, segment: int | None) -> PostgresWriter:
+    def writer(self, table: Table, segment: int | str | None) -> PostgresWriter:
         return PostgresWriter(self, table)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
@@ -155,11 +170,7 @@ class PostgresTarget:
 
     def finish(self, table: Table) -> None:
         if qualified(table) in self.pending_keys:
-            keys = ", ".join(map(quote_ident, table.primary_key))
-            name = quote_ident(f"{table.name}_pkey"[:63])
-            self._execute(
-                f"ALTER TABLE {qualified(table)} ADD CONSTRAINT {name} PRIMARY KEY ({keys})"
-            )
+            self._execute(f"ALTER TABLE {qualified(table)} ADD {_key_sql(table)}")
             self.pending_keys.discard(qualified(table))
         for idx in table.indexes:
             self._create_index(table, idx)
@@ -178,8 +189,10 @@ class PostgresTarget:
             )
         unique = "UNIQUE " if idx.unique else ""
         cols = ", ".join(map(quote_ident, idx.columns))
+        space = _index_space(table)
         self._execute(
             f"CREATE {unique}INDEX IF NOT EXISTS {quote_ident(name)} ON {qualified(table)} ({cols})"
+            + (f" TABLESPACE {space}" if space else "")
         )
 
     def copy_from(

@@ -52,6 +52,12 @@ class SQLiteSource:
         ).fetchall()
         return [TableRef("main", r[0]) for r in rows]
 
+    def list_views(self) -> list[TableRef]:
+        rows = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='view' ORDER BY name"
+        ).fetchall()
+        return [TableRef("main", r[0]) for r in rows]
+
     def describe(self, ref: TableRef) -> Table:
         info = self.conn.execute(f"PRAGMA table_info({quote(ref.name)})").fetchall()
         columns = tuple(
@@ -60,7 +66,12 @@ class SQLiteSource:
         )
         pk = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
         count = self.conn.execute(f"SELECT count(*) FROM {quote(ref.name)}").fetchone()[0]
-        return Table(ref.schema, ref.name, columns, pk, self._indexes(ref), int(count))
+        kind = self.conn.execute(
+            "SELECT type FROM sqlite_master WHERE name = ?", (ref.name,)
+        ).fetchone()
+        view = kind is not None and kind[0] == "view"
+        indexes = self._indexes(ref)
+        return Table(ref.schema, ref.name, columns, pk, indexes, int(count), view=view)
 
     def _indexes(self, ref: TableRef) -> tuple[Index, ...]:
         out = []

@@ -77,7 +77,7 @@ class SQLiteTarget:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise EndpointError(str(self.url), f"table {table.name}: {first}") from exc
 
-    def writer(self, table: Table, segment: int | None) -> SQLiteWriter:
+    def writer(self, table: Table, segment: int | str | None) -> SQLiteWriter:
         return SQLiteWriter(self, table)
 
     def reject(self, table: Table, batch: pa.RecordBatch) -> list[Rejection]:
