@@ -360,8 +360,6 @@ def test_tablesettings_8_11_lob_settings(
 
 # -- 1.7 the S3 page's table mappings (page S3) ---------------------------------------
 
-NO_TAGS = "post-processing rules (S3 object tagging) are not supported by opendms"
-
 
 def _tags(s3_url: str, table: str) -> list[dict[str, str]]:
     """The tag sets of the objects of ``<schema>/<table>/`` in the lake."""
@@ -388,7 +386,6 @@ def _tag_source(pg_db: str, schemas: dict[str, list[str]]) -> None:
             pg(pg_db, f'INSERT INTO {schema}."{table}" VALUES (1)')
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TAGS)
 def test_s3tag_1_static_tags(pg_db: str, s3_url: str, tmp_path: Path) -> None:
     """S3, s3tag-1: the objects of ``aat2.STOCK`` get tag_1..3."""
     _tag_source(pg_db, {"aat2": ["STOCK", "OTHER"]})
@@ -397,7 +394,6 @@ def test_s3tag_1_static_tags(pg_db: str, s3_url: str, tmp_path: Path) -> None:
     assert all(tags == expected for tags in _tags(s3_url, "aat2/STOCK"))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TAGS)
 def test_s3tag_2_dynamic_tags(pg_db: str, s3_url: str, tmp_path: Path) -> None:
     """S3, s3tag-2 (printed with a trailing comma after each post-processing locator's
     ``"table-name"``, which is not JSON: tested with those commas removed): every object
@@ -416,7 +412,6 @@ def test_s3tag_2_dynamic_tags(pg_db: str, s3_url: str, tmp_path: Path) -> None:
         assert all(tags == expected for tags in _tags(s3_url, f"{schema}/{table}"))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TAGS)
 def test_s3tag_3_dynamic_tag_names(pg_db: str, s3_url: str, tmp_path: Path) -> None:
     """S3, s3tag-3 (printed with a trailing comma after ``"table-name"``, the
     post-processing rule never closed and both selection rules numbered "1": tested with

@@ -577,3 +577,43 @@ def test_guide_s3_cli_kms_example_runs_on_s3(
     head = client.head_object(Bucket="your-bucket-name", Key=key)
     assert head["ServerSideEncryption"] == "aws:kms"
     assert _body(client, "your-bucket-name", key).count("\n") == len(ROWS)
+
+
+def test_add_tag_rules_on_a_local_lake_warn_that_they_do_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rules = {
+        "rules": [
+            {
+                "rule-type": "selection",
+                "rule-id": "1",
+                "rule-name": "1",
+                "object-locator": {"schema-name": "%", "table-name": "%"},
+                "rule-action": "include",
+            },
+            {
+                "rule-type": "post-processing",
+                "rule-id": "2",
+                "rule-name": "2",
+                "rule-action": "add-tag",
+                "object-locator": {"schema-name": "%", "table-name": "%"},
+                "tag-set": [{"key": "k", "value": "v"}],
+            },
+        ]
+    }
+    lake = _lake(tmp_path)
+    spec = task_from_dict(
+        {
+            "name": "tags",
+            "source": _source(tmp_path),
+            "target": f"file://{lake}",
+            "table_mappings": rules,
+        },
+        where="test",
+    )
+    with caplog.at_level(logging.WARNING):
+        run_task(spec, StateStore(tmp_path / "state.db"))
+    assert _text(lake, LOAD).splitlines()[0].startswith("1,")
+    assert [r.getMessage() for r in caplog.records if "add-tag" in r.getMessage()] == [
+        "post-processing add-tag rules tag S3 objects: no effect on a local lake"
+    ]

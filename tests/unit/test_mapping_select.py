@@ -270,3 +270,35 @@ def test_a_second_condition_beside_notbetween_is_refused() -> None:
     )
     with pytest.raises(ConfigError, match=r"negative operator \(notbetween\) must be the only"):
         mappings(rule(1, "hr", "emp", filters=[one_filter(*conds)]))
+
+
+def _tag_rule(rid: int, schema: str, table: str, *tags: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "rule-type": "post-processing",
+        "rule-id": str(rid),
+        "rule-name": str(rid),
+        "rule-action": "add-tag",
+        "object-locator": {"schema-name": schema, "table-name": table},
+        "tag-set": [{"key": k, "value": v} for k, v in tags],
+    }
+
+
+def test_object_tags_exact_rule_wins_else_the_first_and_names_are_filled() -> None:
+    m = mappings(
+        rule(1, "%", "%"),
+        _tag_rule(2, "%", "%", ("dw-schema", "${schema-name}"), ("t", "p_${table-name}")),
+        _tag_rule(3, "aat", "ITEM", ("only", "this")),
+        _tag_rule(4, "aat", "%", ("never", "used")),
+    )
+    assert m.object_tags("aat", "ITEM") == {"only": "this"}
+    assert m.object_tags("aat", "SALE") == {"dw-schema": "aat", "t": "p_SALE"}
+    assert m.object_tags("x", "y") == {"dw-schema": "x", "t": "p_y"}
+
+
+def test_object_tags_are_at_most_ten_and_need_a_tag_set() -> None:
+    many = [(f"k{i}", "v") for i in range(11)]
+    with pytest.raises(ConfigError, match=r"\$\.rules\[1\]\.tag-set: an S3 object takes at most"):
+        mappings(rule(1, "%", "%"), _tag_rule(2, "%", "%", *many))
+    with pytest.raises(ConfigError, match=r"rule-action"):
+        bad = {**_tag_rule(2, "%", "%", ("k", "v")), "rule-action": "add-label"}
+        mappings(rule(1, "%", "%"), bad)

@@ -190,6 +190,7 @@ class FullLoad:
         if hasattr(self.target, "same_engine"):
             self.target.same_engine = same_engine(self.source.url.scheme, self.target.url.scheme)
         plans = self.plan() if plans is None else plans
+        tag_objects(self.target, self.mappings, plans)
         units = self.units(plans)
         self.converted = converted_tables(self.spec, self.source, self.target, plans)
         for plan in plans:
@@ -458,6 +459,23 @@ def _raw_safe(ctype: ColumnType) -> bool:
     if ctype.kind is Kind.ARRAY and ctype.element is not None:
         return ctype.element.kind is not Kind.ENUM and ctype.element.type_name is None
     return True
+
+
+def tag_objects(target: object, mappings: TableMappings, plans: list[TablePlan]) -> None:
+    """Hand the post-processing ``add-tag`` rules' tags to a target that tags its
+    objects (the S3 lake); other targets have no objects to tag: one warning."""
+    if not mappings.post_processing:
+        return
+    setter = getattr(target, "set_object_tags", None)
+    if setter is None:
+        log.warning("post-processing add-tag rules tag S3 objects: no effect on this target")
+        return
+    setter(
+        {
+            (p.target.schema, p.target.name): mappings.object_tags(p.source.schema, p.source.name)
+            for p in plans
+        }
+    )
 
 
 def _ref(plan: TablePlan) -> TableRef:

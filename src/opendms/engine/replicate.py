@@ -34,7 +34,7 @@ from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.checkpoint import Checkpoint, stop_predicate
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.follow import SchemaFollower
-from opendms.engine.fullload import FullLoad, LoadResult
+from opendms.engine.fullload import FullLoad, LoadResult, tag_objects
 from opendms.engine.isolate import Isolating
 from opendms.engine.policies import ErrorPolicies
 from opendms.engine.tableddl import TableDdl, apply_plan, new_table_rules, plan_created
@@ -92,6 +92,7 @@ class Replication:
         try:
             self._check_positions()
             plans = self.table_plans = self.loader.plan()
+            tag_objects(self.target, self.loader.mappings, plans)
             self._warn_unkeyed(plans)
             select_new = getattr(self.capture, "select_new_tables", None)
             if select_new is not None:

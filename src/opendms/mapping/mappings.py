@@ -20,6 +20,7 @@ from opendms.mapping.parse import parse_rules
 from opendms.mapping.plan import TablePlan, build_plan
 from opendms.mapping.rules import (
     ParallelLoad,
+    PostProcessingRule,
     Rule,
     SelectionRule,
     SourceFilter,
@@ -42,6 +43,16 @@ class TableMappings:
             sorted((r for r in rules if isinstance(r, TransformationRule)), key=lambda r: r.rule_id)
         )
         self.table_settings = tuple(r for r in rules if isinstance(r, TableSettingsRule))
+        self.post_processing = tuple(r for r in rules if isinstance(r, PostProcessingRule))
+
+    def object_tags(self, schema: str, table: str) -> dict[str, str]:
+        """S3 object tags of a source table's files: the tag set of one ``add-tag`` rule,
+        one naming the table exactly before one with wildcards, else the first (DMS)."""
+        matching = [r for r in self.post_processing if r.matches(schema, table)]
+        if not matching:
+            return {}
+        best = next((r for r in matching if r.exact), matching[0])
+        return best.tags_for(schema, table)
 
     @property
     def has_selection(self) -> bool:

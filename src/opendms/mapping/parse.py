@@ -11,7 +11,7 @@ Accepted but not acted upon (validated and recorded only):
 
 Rejected as unsupported, with a clear error: the ``data-masking-*`` actions; a
 ``data-type`` filter in a column object-locator; parallel-load ``subpartitions-auto``
-and ``subpartitions``; ``post-processing`` rules (S3 object tagging). A table-settings
+and ``subpartitions``. A table-settings
 rule needs exact schema and table names (DMS: "Exact schema and table name required
 when using table settings rule").
 """
@@ -23,6 +23,7 @@ from opendms.mapping.rules import (
     COMMON_KEYS,
     LobSettings,
     ParallelLoad,
+    PostProcessingRule,
     Rule,
     SelectionRule,
     SourceFilter,
@@ -33,7 +34,8 @@ from opendms.mapping.transform_parse import parse_transformation
 from opendms.mapping.wildcards import Pattern
 from opendms.model import Filter, FilterGroup
 
-RULE_TYPES = ("selection", "transformation", "table-settings")
+RULE_TYPES = ("selection", "transformation", "table-settings", "post-processing")
+MAX_TAGS = 10  # S3's limit of tags per object
 
 FILTER_OPERANDS: dict[str, tuple[str, ...]] = {
     "eq": ("value",),
@@ -87,7 +89,27 @@ def _parse_rule(node: Node) -> Rule:
         return _parse_selection(node)
     if rule_type == "transformation":
         return parse_transformation(node)
+    if rule_type == "post-processing":
+        return _parse_post_processing(node)
     return _parse_table_settings(node)
+
+
+def _parse_post_processing(node: Node) -> PostProcessingRule:
+    """``add-tag`` (the only post-processing action): S3 object tags."""
+    known = (*COMMON_KEYS, "rule-action", "object-locator", "tag-set")
+    node.object(known, required=known)
+    path, rule_id, name = identity(node)
+    node.key("rule-action").choice(("add-tag",), "rule-action")
+    loc = node.key("object-locator")
+    loc.object(("schema-name", "table-name"), required=("schema-name", "table-name"))
+    schema, table = (Pattern(loc.key(k).text()) for k in ("schema-name", "table-name"))
+    tags = []
+    for item in node.key("tag-set").items(non_empty=True):
+        item.object(("key", "value"), required=("key", "value"))
+        tags.append((item.key("key").text(), item.key("value").text(non_empty=False)))
+    if len(tags) > MAX_TAGS:
+        node.key("tag-set").fail(f"an S3 object takes at most {MAX_TAGS} tags")
+    return PostProcessingRule(path, rule_id, name, schema, table, tuple(tags))
 
 
 # -- selection ---------------------------------------------------------------

@@ -113,3 +113,22 @@ class LobSettings:
 class TableSettingsRule(TableRule):
     parallel_load: ParallelLoad | None
     lob_settings: LobSettings | None
+
+
+@dataclass(frozen=True)
+class PostProcessingRule(TableRule):
+    """A ``post-processing`` rule's ``add-tag``: S3 object tags of the matching tables'
+    files (``${schema-name}`` and ``${table-name}`` in keys and values)."""
+
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def exact(self) -> bool:
+        """Whether the locator names one table (no wildcard): such a rule wins."""
+        return self.schema.exact_name and self.table is not None and self.table.exact_name
+
+    def tags_for(self, schema: str, table: str) -> dict[str, str]:
+        def fill(text: str) -> str:
+            return text.replace("${schema-name}", schema).replace("${table-name}", table)
+
+        return {fill(k): fill(v) for k, v in self.tags}

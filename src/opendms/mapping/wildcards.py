@@ -87,6 +87,11 @@ class Pattern:
         return self._regex.fullmatch(name) is not None
 
     @property
+    def exact_name(self) -> bool:
+        """Whether the pattern names exactly one name (no wildcard in it)."""
+        return self.exact or ("%" not in self.text and "_" not in self.text)
+
+    @property
     def regex(self) -> str:
         """The (unanchored) regular expression this pattern matches with."""
         return self._regex.pattern

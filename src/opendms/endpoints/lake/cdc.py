@@ -302,6 +302,7 @@ class _Job:
 
     path: str
     data: bytes
+    tags: dict[str, str] = field(default_factory=dict)  # S3 object tags
 
 
 class _CdcEncoder(LakeWriter):
@@ -524,7 +525,8 @@ class LakeApplier:
         for segs in segments.values():
             files = [(seg.shape.target, data) for seg in segs for data in self._encode(seg)]
             for i, (table, data) in enumerate(files):
-                jobs.append(_Job(self._path(table, first + i * ONE_MS), data))
+                path = self._path(table, first + i * ONE_MS)
+                jobs.append(_Job(path, data, self.target.tags_of(table)))
             depth = max(depth, len(files))
         jobs.sort(key=lambda j: posixpath.basename(j.path))
         return jobs, depth
@@ -558,7 +560,7 @@ class LakeApplier:
 
     def _write(self, job: _Job) -> None:
         try:
-            put_object(self.target.storage, job.path, job.data)
+            put_object(self.target.storage, job.path, job.data, job.tags)
         except OSError as exc:
             raise translate_os_error(exc, self.target.url) from exc
 

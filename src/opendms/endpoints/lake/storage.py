@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pyarrow.fs as pafs
 
@@ -44,6 +45,7 @@ class Storage:
     # S3 request settings pyarrow cannot send (server-side encryption): objects are then
     # PUT by boto3 (see put_object and LakeWriter)
     put_args: dict[str, str] = field(default_factory=dict, compare=False)
+    acl: str = ""  # CannedAclForObjects as S3 spells it, for objects PUT by boto3
 
     def path(self, *parts: str) -> str:
         tail = [p.strip("/") for p in parts if p.strip("/")]
@@ -125,7 +127,8 @@ def _s3_storage(url: EndpointURL, q: dict[str, str], folder: str) -> Storage:
     put_args = _encryption(q)
     if put_args and acl != "none":
         put_args["ACL"] = acl
-    return Storage(fs, root, f"s3://{root}", True, deleter=deleter, put_args=put_args)
+    acl_name = "" if acl == "none" else acl
+    return Storage(fs, root, f"s3://{root}", True, deleter=deleter, put_args=put_args, acl=acl_name)
 
 
 def _encryption(q: dict[str, str]) -> dict[str, str]:
@@ -141,12 +144,29 @@ def _encryption(q: dict[str, str]) -> dict[str, str]:
     return {}
 
 
-def put_object(storage: Storage, path: str, data: bytes) -> None:
+def upload_args(storage: Storage, tags: dict[str, str] | None = None) -> dict[str, str]:
+    """The S3 PUT arguments pyarrow cannot send for one object (encryption, ACL, the
+    object's tags); empty when pyarrow can write it (and always for a local lake)."""
+    if storage.deleter is None:
+        return {}
+    args = dict(storage.put_args)
+    if tags:
+        args["Tagging"] = urlencode(tags)
+        acl = storage.acl
+        if acl and "ACL" not in args:
+            args["ACL"] = acl
+    return args
+
+
+def put_object(
+    storage: Storage, path: str, data: bytes, tags: dict[str, str] | None = None
+) -> None:
     """Write a whole object: one PUT on S3 (it appears whole); locally a temporary
     file renamed into place (its folder created first)."""
     fs = storage.fs
-    if storage.put_args and storage.deleter is not None:
-        storage.deleter.upload(path, data, storage.put_args)
+    args = upload_args(storage, tags)
+    if args and storage.deleter is not None:
+        storage.deleter.upload(path, data, args)
         return
     if storage.atomic_put:
         with fs.open_output_stream(path) as out:

@@ -12,6 +12,7 @@ are removed; a file of another name in the table folder stays.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import posixpath
 import re
@@ -32,6 +33,7 @@ from opendms.endpoints.lake.storage import (
     delete_files,
     drop_markers,
     translate_os_error,
+    upload_args,
 )
 from opendms.endpoints.pyvalues import day_end_rows, decimal_text, python_values
 from opendms.model import ColumnType, Kind, Table
@@ -42,6 +44,7 @@ _PARTIAL_FILE = re.compile(
     r"^((SEGMENT\d+_)?LOAD[0-9A-F]{8}|\d{8}-\d{9})\.(parquet|csv)(\.gz)?\.tmp$"
 )
 # Arrow types the CSV writer cannot render; they are written as text.
+log = logging.getLogger("opendms.lake")
 _CSV_AS_TEXT = {Kind.INTERVAL, Kind.ARRAY, Kind.BINARY}
 
 
@@ -55,6 +58,16 @@ class LakeTarget:
         self.started = datetime.now(UTC)
         self.files: dict[str, list[str]] = {}
         self.lock = threading.Lock()
+        self.object_tags: dict[tuple[str, str], dict[str, str]] = {}
+
+    def set_object_tags(self, tags: dict[tuple[str, str], dict[str, str]]) -> None:
+        """S3 object tags per target table (post-processing ``add-tag`` rules)."""
+        self.object_tags = {k: v for k, v in tags.items() if v}
+        if self.object_tags and not self.storage.atomic_put:
+            log.warning("post-processing add-tag rules tag S3 objects: no effect on a local lake")
+
+    def tags_of(self, table: Table) -> dict[str, str]:
+        return self.object_tags.get((table.schema, table.name), {})
 
     def table_dir(self, table: Table) -> str:
         return self.storage.path(table.schema, table.name)
@@ -141,6 +154,7 @@ class LakeWriter:
         self.pending: list[pa.RecordBatch] = []  # rows of the next row group
         self.pending_rows = 0
         self.spool = ""  # the local file an S3 object is written to before its PUT
+        self.upload: dict[str, str] = {}  # its PUT arguments
         self.sink: pa.NativeFile | None = None
         self.file: LakeFile | None = None
         self.path = ""
@@ -161,7 +175,8 @@ class LakeWriter:
                 self.target.storage.fs.create_dir(folder, recursive=True)
         self.path = f"{folder}/{name}"
         storage = self.target.storage
-        if storage.put_args:  # headers pyarrow cannot send: spool locally, PUT by boto3
+        self.upload = upload_args(storage, self.target.tags_of(self.table))
+        if self.upload:  # headers pyarrow cannot send: spool locally, PUT by boto3
             handle, self.spool = tempfile.mkstemp(prefix="opendms-lake-")
             os.close(handle)
             sink: pa.NativeFile = pa.OSFile(self.spool, "wb")
@@ -192,7 +207,7 @@ class LakeWriter:
         if self.spool:
             try:
                 assert storage.deleter is not None
-                storage.deleter.upload(self.path, self.spool, storage.put_args)
+                storage.deleter.upload(self.path, self.spool, self.upload)
             finally:
                 self._drop_spool()
         elif not storage.atomic_put:
