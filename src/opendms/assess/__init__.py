@@ -17,7 +17,7 @@ from opendms.assess.types import lossy, type_check
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import engine_for, open_source, open_target
 from opendms.endpoints.base import EndpointURL, PrepMode, Source, Target
-from opendms.errors import ConfigError, DatabaseMissingError, OpenDMSError
+from opendms.errors import ConfigError, DatabaseMissingError, OpenDMSError, TaskError
 from opendms.mapping import TablePlan
 from opendms.model import Table
 
@@ -77,7 +77,7 @@ def _plans(spec: TaskSpec, source: Source, target: Target) -> list[TablePlan]:
     tables = [source.describe(ref) for ref in refs]
     try:
         return loader.plan_tables(tables)
-    except ConfigError:
+    except (ConfigError, TaskError):  # the mapping's own error, or the task's refusal
         raise
     except Exception as exc:
         raise ConfigError(
