@@ -23,7 +23,7 @@ from opendms.endpoints.postgres.stage import STAGE_MIN, ApplyPaths, MissingRowsE
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
 from opendms.endpoints.rowapply import TableMap as RowMap
-from opendms.errors import DataError, TableError, TaskError
+from opendms.errors import ConnectError, DataError, TableError, TaskError
 from opendms.model import Kind, Table
 
 CHECKPOINTS = """
@@ -422,6 +422,9 @@ class PgApplier:
 
     def _translated(self, exc: psycopg.Error) -> Exception:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if self.conn.broken or self.conn.closed:  # whatever the error says, the link is gone
+            where = f"{self.url.host}:{self.url.port or 5432}"
+            return ConnectError(str(self.url), f"connection to {where} lost: {first}")
         if isinstance(exc, psycopg.DataError) or sqlstate(exc) in _RECORD_STATES:
             return DataError("", first)
         if sqlstate(exc) in _TABLE_STATES:
