@@ -62,6 +62,10 @@ def change_key(change: Change, primary_key: tuple[str, ...] = ()) -> str:
     return row_text(change.columns, change.values)
 
 
+def _key(change: Change) -> TableKey:
+    return (change.schema, change.table)
+
+
 class ErrorPolicies:
     """The task's error policies and the tables they suspended."""
 
@@ -90,51 +94,48 @@ class ErrorPolicies:
     def data_error(self, change: Change, exc: OpenDMSError, column: str = "") -> None:
         """A change that cannot be applied because of its data; raises TaskError when the
         policy (or its escalation) stops the task."""
-        key = (change.schema, change.table)
-        table = f"{change.schema}.{change.table}"
         policy = self.settings.DataErrorPolicy.value
         reason = f"{change.op.name.lower()}: {exc}"
-        self.data_counts[key] += 1
-        self.store.count_errors(self.task, *key)
-        if policy != "IGNORE_RECORD":
-            value = row_text(change.columns, change.values)[:VALUE_LIMIT]
-            row = change_key(change, self.keys.get(key, ()))
-            self.store.data_error(self.task, table, row, column, reason, value)
-            log.warning("table %s: change skipped (%s): %s", table, policy, reason)
+        row = change_key(change, self.keys.get((change.schema, change.table), ()))
+        self._decide(change, column, policy, reason, f"change skipped ({policy}): {reason}")
         if policy == "STOP_TASK":
-            row = change_key(change, self.keys.get(key, ()))
-            self._stop(key, f"DataErrorPolicy STOP_TASK: {reason} (row {row})")
-        if policy == "SUSPEND_TABLE":
-            self.suspend(key, reason)
-        limit = self.settings.DataErrorEscalationCount
-        if limit and self.data_counts[key] >= limit and key not in self.suspended:
-            why = f"{self.data_counts[key]} data errors (DataErrorEscalationCount {limit})"
-            self._escalate(key, self.settings.DataErrorEscalationPolicy, why)
+            self._stop(_key(change), f"DataErrorPolicy STOP_TASK: {reason} (row {row})")
+        self._after(change, policy, reason)
 
     def truncated(self, change: Change, column: str, reason: str) -> bool:
         """An expression result of ``change`` was truncated: DataTruncationErrorPolicy.
         Returns whether the change is applied (with the truncated value); raises
         TaskError when the policy (or its escalation) stops the task."""
-        key = (change.schema, change.table)
-        table = f"{change.schema}.{change.table}"
         policy = self.settings.DataTruncationErrorPolicy.value
         reason = f"{change.op.name.lower()}: {reason} (DataTruncationErrorPolicy {policy})"
+        row = change_key(change, self.keys.get((change.schema, change.table), ()))
+        self._decide(change, column, policy, reason, reason)
+        if policy == "STOP_TASK":
+            self._stop(_key(change), f"{reason} (row {row})")
+        self._after(change, policy, reason)
+        return policy == "LOG_ERROR" and _key(change) not in self.suspended
+
+    def _decide(self, change: Change, column: str, policy: str, reason: str, log_text: str) -> None:
+        """Count a data error of ``change`` and record it unless IGNORE_RECORD."""
+        key = _key(change)
         self.data_counts[key] += 1
         self.store.count_errors(self.task, *key)
-        row = change_key(change, self.keys.get(key, ()))
         if policy != "IGNORE_RECORD":
+            table = f"{change.schema}.{change.table}"
             value = row_text(change.columns, change.values)[:VALUE_LIMIT]
+            row = change_key(change, self.keys.get(key, ()))
             self.store.data_error(self.task, table, row, column, reason, value)
-            log.warning("table %s: %s", table, reason)
-        if policy == "STOP_TASK":
-            self._stop(key, f"{reason} (row {row})")
+            log.warning("table %s: %s", table, log_text)
+
+    def _after(self, change: Change, policy: str, reason: str) -> None:
+        """SUSPEND_TABLE, then DataErrorEscalationCount / DataErrorEscalationPolicy."""
+        key = _key(change)
         if policy == "SUSPEND_TABLE":
             self.suspend(key, reason)
         limit = self.settings.DataErrorEscalationCount
         if limit and self.data_counts[key] >= limit and key not in self.suspended:
             why = f"{self.data_counts[key]} data errors (DataErrorEscalationCount {limit})"
             self._escalate(key, self.settings.DataErrorEscalationPolicy, why)
-        return policy == "LOG_ERROR" and key not in self.suspended
 
     # -- table errors --------------------------------------------------------------------
 
