@@ -132,7 +132,15 @@ def task_from_dict(data: dict[str, Any], where: str, base: Path | None = None) -
         raise AssertionError("unreachable") from None
     _check_mappings(spec, where)
     _check_schemes(spec, where)
+    _check_lobs(spec, where)
     return spec
+
+
+def _check_lobs(spec: TaskSpec, where: str) -> None:
+    """The LOB settings make sense (a LobMaxSize of 0 in limited LOB mode does not)."""
+    from opendms.mapping.lobs import lob_policy
+
+    lob_policy(spec.task_settings.TargetMetadata, where=where)
 
 
 def _check_schemes(spec: TaskSpec, where: str) -> None:

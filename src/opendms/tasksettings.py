@@ -97,6 +97,9 @@ class ErrorBehaviorSection(_Section):
 
 
 class TargetMetadataSection(_Section):
+    """DMS TargetMetadata. The LOB keys (SupportLobs, FullLobMode, LimitedSizeLobMode,
+    LobMaxSize) act only when the document sets them: see opendms.mapping.lobs."""
+
     TargetSchema: str = ""
     SupportLobs: bool = True
     FullLobMode: bool = False
@@ -305,9 +308,13 @@ class TaskSettings(_Strict):
         return value
 
 
-_WHOLE_LOB = (
-    "LOB values are always copied whole, in the full load and in CDC, as in DMS's full LOB "
-    "mode without chunks; none is truncated at LobMaxSize and LOB columns are never skipped"
+_LOB_CHUNKS = (
+    "the size of the pieces DMS's full LOB mode moves a LOB in; opendms carries each LOB "
+    "value whole, inline with its row"
+)
+_LOB_INLINE = (
+    "in DMS's full LOB mode, LOBs up to this size travel inline with their row and larger "
+    "ones are looked up on the source; opendms carries every LOB value inline with its row"
 )
 _STREAM_TARGETS = (
     "DMS uses it for DynamoDB, Kinesis, Kafka, OpenSearch and Redshift targets; opendms's "
@@ -322,12 +329,8 @@ _IN_MEMORY_APPLY = (
 _VALIDATION = "opendms validates tables one after another, row by row, and reports at once"
 
 NO_EFFECT: dict[str, str] = {
-    "TargetMetadata.SupportLobs": _WHOLE_LOB,
-    "TargetMetadata.FullLobMode": _WHOLE_LOB,
-    "TargetMetadata.LobChunkSize": _WHOLE_LOB,
-    "TargetMetadata.LimitedSizeLobMode": _WHOLE_LOB,
-    "TargetMetadata.LobMaxSize": _WHOLE_LOB,
-    "TargetMetadata.InlineLobMaxSize": _WHOLE_LOB,
+    "TargetMetadata.LobChunkSize": _LOB_CHUNKS,
+    "TargetMetadata.InlineLobMaxSize": _LOB_INLINE,
     "TargetMetadata.LoadMaxFileSize": (
         "PostgreSQL and MySQL targets are loaded by streaming COPY / LOAD DATA, "
         "not from staged CSV files"

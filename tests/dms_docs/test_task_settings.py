@@ -203,6 +203,10 @@ def _fields(model: type[Any], prefix: str = "") -> list[str]:
 ACTS = {
     "ErrorBehavior.DataTruncationErrorPolicy",
     "TargetMetadata.TargetSchema",
+    "TargetMetadata.SupportLobs",
+    "TargetMetadata.FullLobMode",
+    "TargetMetadata.LimitedSizeLobMode",
+    "TargetMetadata.LobMaxSize",
     "FullLoadSettings.TargetTablePrepMode",
     "FullLoadSettings.MaxFullLoadSubTasks",
     "FullLoadSettings.CommitRate",
@@ -405,11 +409,7 @@ FRAGMENTS: list[tuple[str, dict[str, Any], set[str]]] = [
                 "TaskRecoveryTableEnabled": False,
             }
         },
-        {
-            "TargetMetadata.FullLobMode",
-            "TargetMetadata.LimitedSizeLobMode",
-            "TargetMetadata.InlineLobMaxSize",
-        },
+        {"TargetMetadata.InlineLobMaxSize"},  # full LOB mode acts: LOBs are copied whole
     ),
 ]
 
@@ -465,7 +465,8 @@ def test_lob_settings_of_a_table_settings_rule_warn_once(
     warned = [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()]
     assert warned == [
         "task setting $.rules[1].lob-settings has no effect in opendms: "
-        "LOB values are always copied whole (lob-settings is for DMS's LOB modes)"
+        "a table's own LOB mode is not applied; the task's TargetMetadata LOB settings "
+        "apply to every table"
     ]
     with sqlite3.connect(tmp_path / "dst.db") as conn:
         assert conn.execute("SELECT length(doc) FROM t").fetchall() == [(100_000,)]

@@ -34,6 +34,7 @@ from opendms.errors import (
 )
 from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
 from opendms.mapping.expressions import Truncation
+from opendms.mapping.lobs import lob_policy
 from opendms.model import ColumnType, Kind, ReadPlan, Segment, Table, TableRef
 from opendms.state import StateStore, TableState
 
@@ -74,6 +75,7 @@ def selected(mappings: TableMappings, source: Source) -> list[TableRef]:
 
 
 _warned_tablespaces: set[str] = set()
+_warned_lobs: set[tuple[str, str]] = set()
 
 
 class FullLoad:
@@ -95,6 +97,7 @@ class FullLoad:
         self.store = store
         self.progress = progress or NoProgress()
         self.settings = spec.task_settings
+        self.lobs = lob_policy(self.settings.TargetMetadata, where=f"task {spec.name}")
         self.stop = threading.Event()
         self.runs: dict[str, TableRun] = {}
 
@@ -113,6 +116,16 @@ class FullLoad:
         """The plans of described source tables: the mapping rules applied, no I/O."""
         self.mappings.check_removals(tables)
         plans = [self.plan_one(table) for table in tables]
+        if self.lobs.max_bytes is not None and any(
+            o.lob_limit is not None for p in plans for o in p.outputs
+        ):
+            log.info(
+                "task %s: limited LOB mode: LOB values longer than %d KB are truncated "
+                "(TargetMetadata.LobMaxSize; DataTruncationErrorPolicy %s)",
+                self.spec.name,
+                self.lobs.max_kb,
+                self.settings.ErrorBehavior.DataTruncationErrorPolicy.value,
+            )
         self._refuse_self_copy(plans)
         self._refuse_collisions(plans)
         self._warn_tablespaces(plans)
@@ -134,10 +147,31 @@ class FullLoad:
             )
 
     def plan_one(self, table: Table) -> TablePlan:
-        """The plan of one described source table (TargetSchema applied)."""
-        plan = self.mappings.plan(table)
+        """The plan of one described source table (TargetSchema and the LOB settings
+        applied)."""
+        plan = self.mappings.plan(table, self.lobs)
+        self._warn_lobs(plan)
         schema = self.settings.TargetMetadata.TargetSchema
         return replace(plan, target=replace(plan.target, schema=schema)) if schema else plan
+
+    def _warn_lobs(self, plan: TablePlan) -> None:
+        """SupportLobs false: one warning per table naming the LOB columns left out (and
+        those kept as part of the key)."""
+        if not (plan.lobs_dropped or plan.lob_keys_kept):
+            return
+        key = (self.spec.name, plan.source.qualified)
+        if key in _warned_lobs:
+            return
+        _warned_lobs.add(key)
+        kept = ""
+        if plan.lob_keys_kept:
+            kept = f"; kept as part of the key: {', '.join(plan.lob_keys_kept)}"
+        log.warning(
+            "table %s: LOB columns not migrated (TargetMetadata.SupportLobs false): %s%s",
+            plan.source.qualified,
+            ", ".join(plan.lobs_dropped) or "none",
+            kept,
+        )
 
     def _refuse_self_copy(self, plans: list[TablePlan]) -> None:
         """Never let a target prep mode drop or truncate the source table itself."""
@@ -338,7 +372,8 @@ class FullLoad:
     def _truncated(
         self, plan: TablePlan, out: pa.RecordBatch, cut: list[Truncation]
     ) -> pa.RecordBatch:
-        """Expression results cut to their string(n): DataTruncationErrorPolicy."""
+        """Expression results cut to their string(n), LOBs cut to LobMaxSize:
+        DataTruncationErrorPolicy."""
         if not cut:
             return out
         return RowScreen(self).truncated(self.runs[plan.source.qualified], out, cut)
@@ -445,7 +480,7 @@ def passthrough_ok(source: Source, target: Target, plan: TablePlan) -> bool:
     if plan.read_columns != tuple(o.source for o in plan.outputs):
         return False
     for out in plan.outputs:
-        if out.expression is not None or out.source is None:
+        if out.expression is not None or out.source is None or out.lob_limit is not None:
             return False
         col = plan.source.column(out.source)
         if out.type != col.type or not _raw_safe(col.type):

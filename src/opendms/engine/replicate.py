@@ -36,6 +36,7 @@ from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.follow import SchemaFollower
 from opendms.engine.fullload import FullLoad, LoadResult, tag_objects
 from opendms.engine.isolate import Isolating
+from opendms.engine.lobcut import LobCutter
 from opendms.engine.policies import ErrorPolicies
 from opendms.engine.tableddl import TableDdl, apply_plan, new_table_rules, plan_created
 from opendms.engine.transform import Transformer, needs_transform, output_plan
@@ -175,8 +176,10 @@ class Replication:
 
     def _form(self) -> str:
         """Value form the applier gets: PostgreSQL text only PostgreSQL -> PostgreSQL
-        with no table whose rows the mapping rules transform."""
+        with no table whose rows the mapping rules transform and no LOB limit to apply
+        (limited LOB mode cuts Python values)."""
         text = self.capture.value_form == "pg-text" and self.same and not self.transformed
+        text = text and self.loader.lobs.max_bytes is None
         return "pg-text" if text else "python"
 
     def _start(
@@ -418,6 +421,13 @@ class Replication:
         convert = self.capture.value_form == "pg-text" and self._form() == "python"
         self.follower = SchemaFollower(tables, self.transformed, self._plan_new, convert)
         steps: list[Callable[[Change], list[Change]]] = [self.follower.one]
+        lobs = self.loader.lobs
+        if lobs.acts:
+            follower = self.follower
+            cutter = LobCutter(
+                lobs, lambda: follower.tables, self.transformed, self.policies.truncated
+            )
+            steps.append(cutter.one)
         transformer = Transformer(
             self.transformed, self._records_changes(), self.policies.truncated
         )
@@ -425,8 +435,9 @@ class Replication:
         policy = self.spec.task_settings.ChangeProcessingDdlHandlingPolicy
         fail_truncate = self.spec.task_settings.ErrorBehavior.ApplyErrorFailOnTruncationDdl
         keep_truncates = policy.HandleSourceTableTruncated or fail_truncate
+        every = convert or lobs.max_bytes is not None
         for txn in stream:
-            if txn is not None and (convert or self.transformed or _special(txn, keep_truncates)):
+            if txn is not None and (every or self.transformed or _special(txn, keep_truncates)):
                 transformer.begin(txn)  # the header columns of its changes
                 txn = replace(txn, changes=self._screened(txn.changes, steps))
             yield txn

@@ -6,7 +6,8 @@ them with their key, column and reason), ``SUSPEND_TABLE`` / ``STOP_TASK`` fail 
 table (and stop the task). ``DataErrorEscalationCount`` rows in one table apply
 ``DataErrorEscalationPolicy``.
 
-Expression results cut to their ``string(n)`` follow ``DataTruncationErrorPolicy``:
+Expression results cut to their ``string(n)``, and LOB values cut to
+``TargetMetadata.LobMaxSize`` in limited LOB mode, follow ``DataTruncationErrorPolicy``:
 ``IGNORE_RECORD`` drops the rows, ``LOG_ERROR`` loads them truncated and records a data
 error each, ``SUSPEND_TABLE`` / ``STOP_TASK`` fail the table (and stop the task); the
 rows count towards ``DataErrorEscalationCount``.
@@ -68,14 +69,10 @@ class RowScreen:
         self, run: TableRun, batch: pa.RecordBatch, cuts: list[Truncation]
     ) -> pa.RecordBatch:
         """DataTruncationErrorPolicy for the rows of ``batch`` (target rows) whose
-        expression results were truncated; returns the rows to load."""
+        expression results or LOB values were truncated; returns the rows to load."""
         policy = self.load.settings.ErrorBehavior.DataTruncationErrorPolicy
         found = sorted(
-            (
-                Rejection(row, cut.column, f"value truncated to {cut.length} characters")
-                for cut in cuts
-                for row in cut.rows
-            ),
+            (Rejection(row, cut.column, cut.reason) for cut in cuts for row in cut.rows),
             key=lambda r: r.row,
         )
         table = run.plan.source.qualified

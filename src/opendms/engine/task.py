@@ -99,7 +99,10 @@ def warn_settings_without_effect(spec: TaskSpec, mappings: TableMappings | None 
             log.warning("task setting %s has no effect in opendms: %s", path, reason)
 
 
-LOB_SETTINGS_REASON = "LOB values are always copied whole (lob-settings is for DMS's LOB modes)"
+LOB_SETTINGS_REASON = (
+    "a table's own LOB mode is not applied; the task's TargetMetadata LOB settings apply "
+    "to every table"
+)
 
 
 _warned_settings: set[str] = set()

@@ -43,14 +43,16 @@ import pyarrow as pa
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, SeqPosition, Transaction
 from opendms.errors import DataError
-from opendms.mapping import TablePlan
+from opendms.mapping import OutputColumn, TablePlan
 from opendms.mapping.expressions import (
     Truncation,
     change_headers,
     compiled,
     evaluate_outputs,
+    truncation_reason,
     uses_operation,
 )
+from opendms.mapping.lobs import limited_value, truncatable
 from opendms.model import Column, ColumnType, FilterGroup, Kind, Table, arrow_type
 
 log = logging.getLogger("opendms.transform")
@@ -62,9 +64,11 @@ _OPERATIONS = {Op.INSERT: "INSERT", Op.UPDATE: "UPDATE", Op.DELETE: "DELETE"}
 
 
 def needs_transform(plan: TablePlan) -> bool:
+    """Whether the table's changes are rewritten here (LOB limits alone are not a
+    reason: :class:`opendms.engine.lobcut.LobCutter` applies them to changes as sent)."""
     outputs = plan.outputs
     renamed_only = all(o.expression is None and o.source is not None for o in outputs)
-    return bool(plan.filters) or not renamed_only or not compiled(plan).fast
+    return bool(plan.filters) or not renamed_only or not compiled(plan).copies
 
 
 def output_plan(plan: TablePlan) -> ApplyPlan:
@@ -203,19 +207,33 @@ class Transformer:
         cut: list[Truncation] = []
         result = evaluate_outputs(batch, plan, headers, cut).to_pylist()[0]
         for t in cut:
-            reason = f"column {t.column}: value truncated to {t.length} characters"
-            if self.on_truncation is not None and not self.on_truncation(source, t.column, reason):
-                raise _DroppedError
+            self._truncated(source, t.column, t.reason)
         values = []
         for out in plan.outputs:
             unchanged = out.source is not None and row.get(out.source) is UNCHANGED
             if out.before is not None:
                 old = None if before is None else before.get(out.before)
-                values.append(None if old is UNCHANGED else old)
+                values.append(self._before(source, out, None if old is UNCHANGED else old))
             else:
                 values.append(UNCHANGED if unchanged else result[out.name])
         columns = tuple(o.name for o in plan.outputs)
         return Change(Op.INSERT, change.schema, change.table, columns, tuple(values))
+
+    def _truncated(self, source: Change, column: str, reason: str) -> None:
+        """DataTruncationErrorPolicy for a value of ``source`` cut in ``column``."""
+        message = f"column {column}: {reason}"
+        if self.on_truncation is not None and not self.on_truncation(source, column, message):
+            raise _DroppedError
+
+    def _before(self, source: Change, out: OutputColumn, value: Any) -> Any:
+        """A before-image value, cut to its LOB limit in limited LOB mode."""
+        if out.lob_limit is None or value is None:
+            return value
+        table = f"{source.schema}.{source.table}"
+        kept = limited_value(value, out.lob_limit, truncatable(out.type), out.name, table)
+        if kept is not value:
+            self._truncated(source, out.name, truncation_reason(out.lob_limit, lob=True))
+        return kept
 
 
 class _DroppedError(Exception):

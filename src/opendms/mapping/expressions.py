@@ -10,7 +10,10 @@ booleans as 0/1, dates, times and timestamps as SQLite's date-time text
 (``2024-01-02 03:04:05.5``, timestamps with a zone in UTC), anything else as text.
 The result is converted to the column's declared type exactly (a value that would
 change is a DataError), except that text longer than a ``string(n)`` is truncated
-to n characters (see :class:`Truncation`).
+to n characters (see :class:`Truncation`). In limited LOB mode every LOB output (an
+output with a ``lob_limit``, see :mod:`opendms.mapping.lobs`) longer than its limit is
+cut to it and listed as a Truncation too; one that cannot be cut (JSON, XML, a key) is
+a DataError.
 
 DMS header columns (``$AR_H_*``, :data:`HEADERS`) and metadata (``$AR_M_*``,
 :data:`METADATA`) are SQL parameters: :func:`full_load_headers` gives their
@@ -33,6 +36,7 @@ import pyarrow.compute as pc
 
 from opendms.errors import ConfigError, DataError
 from opendms.mapping._cast import cast_exact, row_labeler
+from opendms.mapping.lobs import over_limit, too_large, truncatable, truncate_lobs
 from opendms.model import Column, ColumnType, Kind, arrow_type
 
 if TYPE_CHECKING:
@@ -352,12 +356,53 @@ def _decimals(values: list[Any], scale: int) -> list[Any]:
 
 @dataclass
 class Truncation:
-    """Rows whose text result was cut to its ``string(n)`` length (DMS truncates; the
-    task's DataTruncationErrorPolicy decides what else happens)."""
+    """Rows whose text result was cut to its ``string(n)`` length, or (``lob``) whose LOB
+    value was cut to ``length`` bytes in limited LOB mode (DMS truncates; the task's
+    DataTruncationErrorPolicy decides what else happens)."""
 
     column: str
     rows: list[int]
     length: int
+    lob: bool = False
+
+    @property
+    def reason(self) -> str:
+        """What was done, as recorded with the row."""
+        return truncation_reason(self.length, self.lob)
+
+
+def truncation_reason(length: int, lob: bool = False) -> str:
+    """The recorded reason of a value cut to ``length`` characters (a LOB: bytes)."""
+    if lob:
+        return (
+            f"LOB value truncated to {length} bytes (TargetMetadata.LobMaxSize {length // 1024} KB)"
+        )
+    return f"value truncated to {length} characters"
+
+
+def _limited(
+    array: pa.Array[Any],
+    limit: int,
+    cuttable: bool,
+    column: str,
+    table: str,
+    label: Any,
+    truncations: list[Truncation] | None,
+) -> pa.Array[Any]:
+    """Limited LOB mode: the LOB values of ``array`` cut to ``limit`` bytes (listed in
+    ``truncations``), or a DataError for the first one over it that cannot be cut."""
+    if not cuttable:
+        rows = over_limit(array, limit)
+        if rows:
+            value = array[rows[0]].as_py()
+            size = len(value if isinstance(value, bytes) else str(value).encode("utf-8"))
+            message = too_large(column, size, limit)
+            raise DataError(table, message, row=label(rows[0]), column=column)
+        return array
+    array, rows = truncate_lobs(array, limit)
+    if rows and truncations is not None:
+        truncations.append(Truncation(column, rows, limit, lob=True))
+    return array
 
 
 def _result_array(
@@ -412,10 +457,17 @@ class _Compiled:
     lock: threading.Lock
     metadata: dict[str, Any] = field(default_factory=dict)
     operation: tuple[int, ...] = ()  # outputs that call operation_indicator or read headers
+    limits: tuple[int | None, ...] = ()  # per output: its lob_limit
+    cuttable: tuple[bool, ...] = ()  # per output: a LOB over its lob_limit may be cut
+
+    @property
+    def copies(self) -> bool:
+        """Every output copies a source column as it is (LOB limits aside)."""
+        return self.copies_only and not any(self.changed)
 
     @property
     def fast(self) -> bool:
-        return self.copies_only and not any(self.changed)
+        return self.copies and not any(n is not None for n in self.limits)
 
 
 def _compile(plan: TablePlan) -> _Compiled:
@@ -450,6 +502,11 @@ def _compile(plan: TablePlan) -> _Compiled:
         numeric = [j for j, name in enumerate(inputs) if _numeric(plan.source.column(name).type)]
         con = _sqlexpr.connect(len(inputs), numeric)
     copies_only = all(o.source is not None for o in plan.outputs)
+    keys, source_keys = set(plan.target.primary_key), set(plan.source.primary_key)
+    cuttable = tuple(
+        truncatable(o.type) and o.name not in keys and o.source not in source_keys
+        for o in plan.outputs
+    )
     metadata = {
         "AR_M_SOURCE_SCHEMA": plan.source.schema,
         "AR_M_SOURCE_TABLE_NAME": plan.source.name,
@@ -465,6 +522,8 @@ def _compile(plan: TablePlan) -> _Compiled:
         threading.Lock(),
         metadata,
         tuple(operation),
+        tuple(o.lob_limit for o in plan.outputs),
+        cuttable,
     )
 
 
@@ -507,7 +566,8 @@ def evaluate_outputs(
     Copied columns pass through untouched (zero-copy); changed types are cast
     exactly or raise DataError; expressions are evaluated by SQLite with the header
     values ``headers`` (:func:`full_load_headers` when None). Expression text cut to
-    its column's length is listed in ``truncations`` when given.
+    its column's length, and LOB values cut to their ``lob_limit``, are listed in
+    ``truncations`` when given.
     """
     comp = compiled(plan)
     names = comp.schema.names
@@ -531,4 +591,8 @@ def evaluate_outputs(
                 array, out.type, field_.type, table=table, column=out.name, label=label
             )
         arrays.append(array)
+    for i, limit in enumerate(comp.limits):
+        if limit is not None:
+            cuttable = comp.cuttable[i]
+            arrays[i] = _limited(arrays[i], limit, cuttable, names[i], table, label, truncations)
     return pa.RecordBatch.from_arrays(arrays, names=names)

@@ -16,6 +16,7 @@ from typing import Any
 
 from opendms.errors import ConfigError
 from opendms.mapping._reader import Node, load_document
+from opendms.mapping.lobs import WHOLE, LobPolicy
 from opendms.mapping.parse import parse_rules
 from opendms.mapping.plan import TablePlan, build_plan
 from opendms.mapping.rules import (
@@ -100,8 +101,9 @@ class TableMappings:
 
     # -- transformation ----------------------------------------------------------
 
-    def plan(self, table: Table) -> TablePlan:
-        """The target table and column mapping for a described source table."""
+    def plan(self, table: Table, lobs: LobPolicy = WHOLE) -> TablePlan:
+        """The target table and column mapping for a described source table (``lobs``:
+        the task's LOB settings)."""
         ref = TableRef(table.schema, table.name)
         names = {c.name for c in table.columns}
         filters = self._source_filters(ref, table.view)
@@ -110,7 +112,7 @@ class TableMappings:
                 message = f"table {table.qualified} has no column {f.group.column!r} to filter on"
                 raise ConfigError(message, where=self.where, path=f.path)
         groups = tuple(f.group for f in filters)
-        return build_plan(table, self.transformations, groups, self.where)
+        return build_plan(table, self.transformations, groups, self.where, lobs)
 
     def check_removals(self, tables: Sequence[Table]) -> None:
         """A ``remove-column`` rule that removes nothing from any selected table it

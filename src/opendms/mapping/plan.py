@@ -31,6 +31,10 @@ Semantics (all matching is case-sensitive, on *source* names):
   other sources only match ``%``).
 * Two target columns with one name, an empty name, or a table left without
   columns is a ConfigError naming the rule responsible.
+* The task's LOB settings (:mod:`opendms.mapping.lobs`) apply last: with ``SupportLobs``
+  false the LOB columns that reach the target are left out of it (a LOB column of the
+  primary key stays; ``lobs_dropped`` and ``lob_keys_kept`` name them), and in limited
+  LOB mode every LOB output gets its ``lob_limit`` in bytes.
 """
 
 from __future__ import annotations
@@ -44,11 +48,11 @@ import pyarrow as pa
 from opendms.errors import ConfigError
 from opendms.mapping._cast import convert
 from opendms.mapping.expressions import referenced_columns, validate_expression
+from opendms.mapping.lobs import WHOLE, LobPolicy, is_lob
 from opendms.mapping.rules import TransformationRule
-from opendms.model import Column, ColumnType, FilterGroup, Index, Kind, Table, arrow_type
+from opendms.model import Column, ColumnType, FilterGroup, Index, Table, arrow_type
 
 __all__ = ["OutputColumn", "TablePlan", "build_plan"]
-_LOB_KINDS = (Kind.STRING, Kind.BINARY, Kind.JSON)  # unbounded ones only (see before_columns)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class OutputColumn:
     # add-before-image-columns: the source column whose value before a CDC update this
     # column holds (NULL in the full load and for inserts, as with DMS)
     before: str | None = None
+    # limited LOB mode: a LOB value longer than this many bytes is cut (or, when it
+    # cannot be, is a data error); None = copied whole
+    lob_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,10 @@ class TablePlan:
     read_columns: tuple[str, ...]
     outputs: tuple[OutputColumn, ...]
     filters: tuple[FilterGroup, ...]
+    # SupportLobs false: the source LOB columns left out of the target, and those kept
+    # because they are part of the key
+    lobs_dropped: tuple[str, ...] = ()
+    lob_keys_kept: tuple[str, ...] = ()
     # Compiled evaluation state (see expressions.evaluate_outputs); never pickled.
     _cache: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
@@ -93,6 +104,7 @@ class _Col:
     named_by: str = ""  # JSON path of the last rule that set the name
     removed: bool = False
     included: bool = False
+    lob_dropped: bool = False
 
 
 def new_name(name: str, rule: TransformationRule) -> str:
@@ -120,9 +132,10 @@ def new_name(name: str, rule: TransformationRule) -> str:
 
 
 class _Builder:
-    def __init__(self, table: Table, where: str) -> None:
+    def __init__(self, table: Table, where: str, lobs: LobPolicy = WHOLE) -> None:
         self.table = table
         self.where = where
+        self.lobs = lobs
         self.schema = table.schema
         self.name = table.name
         self.cols = [_Col(c.name, c.name, c.type, c.nullable) for c in table.columns]
@@ -224,7 +237,16 @@ class _Builder:
         kept = [c for c in self.cols if not c.removed]
         if self.include_rule:
             kept = [c for c in kept if c.included]
+        if self.lobs.drop:
+            kept = self.without_lobs(kept)
         cols = kept + self.added + self.before_columns(kept)
+        if not cols and any(c.lob_dropped for c in self.cols):
+            raise ConfigError(
+                f"table {self.table.qualified}: every column is a LOB and "
+                "TargetMetadata.SupportLobs is false",
+                where="task_settings",
+                path="$.task_settings.TargetMetadata.SupportLobs",
+            )
         if not cols:
             raise self.fail("no column is left", self.include_rule or self.removal_rule)
         seen: dict[str, _Col] = {}
@@ -236,6 +258,26 @@ class _Builder:
             seen[col.name] = col
         return cols
 
+    def key_sources(self) -> set[str]:
+        """Source (or added) columns a key is made of: the source primary key and the
+        columns of define-primary-key rules."""
+        keys = set(self.table.primary_key)
+        for rule in [self.pk_rule, *self.unique]:
+            if rule is not None and rule.primary_key is not None:
+                keys.update(rule.primary_key.columns)
+        return keys
+
+    def without_lobs(self, kept: list[_Col]) -> list[_Col]:
+        """SupportLobs false: the LOB columns left out (a key's stay)."""
+        keys = self.key_sources()
+        out = []
+        for col in kept:
+            if col.source is not None and is_lob(col.type) and col.source not in keys:
+                col.lob_dropped = True
+            else:
+                out.append(col)
+        return out
+
     def before_columns(self, kept: list[_Col]) -> list[_Col]:
         rule = self.before_image
         if rule is None or rule.before_image is None:
@@ -245,8 +287,7 @@ class _Builder:
         for col in kept:
             if spec.column_filter == "pk-only" and col.source not in self.table.primary_key:
                 continue
-            lob = col.type.kind in _LOB_KINDS and col.type.length is None
-            if spec.column_filter == "non-lob" and lob:
+            if spec.column_filter == "non-lob" and is_lob(col.type):
                 continue
             name = f"{spec.prefix}{col.name}{spec.suffix}"
             out.append(_Col(None, name, col.type, before=col.source, named_by=rule.path))
@@ -308,15 +349,28 @@ class _Builder:
             tablespace=self.tablespace,
             index_tablespace=self.index_tablespace,
         )
+        limit = self.lobs.max_bytes
         outputs = tuple(
-            OutputColumn(c.name, c.type, c.source, c.expression, c.before) for c in live
+            OutputColumn(
+                c.name,
+                c.type,
+                c.source,
+                c.expression,
+                c.before,
+                limit if limit is not None and is_lob(c.type) else None,
+            )
+            for c in live
         )
         needed = {c.source for c in live if c.source is not None}
         for col in self.added:
             if col.expression is not None:
                 needed.update(referenced_columns(col.expression))
         read = tuple(c.name for c in self.table.columns if c.name in needed)
-        return TablePlan(self.table, target, read, outputs, filters)
+        dropped = tuple(c.source for c in self.cols if c.lob_dropped and c.source is not None)
+        kept: tuple[str, ...] = ()
+        if self.lobs.drop:
+            kept = tuple(c.source for c in live if c.source is not None and is_lob(c.type))
+        return TablePlan(self.table, target, read, outputs, filters, dropped, kept)
 
 
 def build_plan(
@@ -324,9 +378,11 @@ def build_plan(
     rules: Sequence[TransformationRule],
     filters: tuple[FilterGroup, ...],
     where: str,
+    lobs: LobPolicy = WHOLE,
 ) -> TablePlan:
-    """Apply the transformation ``rules`` that match ``table`` in rule-id order."""
-    builder = _Builder(table, where)
+    """Apply the transformation ``rules`` that match ``table`` in rule-id order, then
+    the task's LOB settings ``lobs``."""
+    builder = _Builder(table, where, lobs)
     for rule in sorted(rules, key=lambda r: r.rule_id):
         if rule.matches(table.schema, table.name):
             builder.apply(rule)
