@@ -402,7 +402,7 @@ class FullLoad:
             try:
                 out = evaluate_outputs(row, plan, truncations=cut)
             except DataError as exc:
-                RowScreen(self).log_rejects(run, row, [Rejection(0, "", exc.message)])
+                RowScreen(self).log_rejects(run, row, [Rejection(0, exc.column, exc.message)])
                 continue
             yield self._truncated(plan, out, cut)
 
