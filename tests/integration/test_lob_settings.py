@@ -1,0 +1,349 @@
+"""DMS's LOB task settings end to end (README, "LOB settings"): limited LOB mode cuts LOBs
+to LobMaxSize under DataTruncationErrorPolicy, SupportLobs false leaves LOB columns out,
+and without the settings written LOBs arrive whole; full load and CDC, on PostgreSQL,
+MariaDB, SQLite and lake targets."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from opendms.config import task_from_dict
+from opendms.engine import fullload
+from opendms.engine.task import run_task
+from opendms.errors import TaskError
+from opendms.state import StateStore, TableState
+from opendms.testing.sql import connect, query
+from tests.oracles.lake import read_lake
+
+KB = 1024
+CUT = "LOB value truncated to 1024 bytes (TargetMetadata.LobMaxSize 1 KB)"
+
+PG_SETUP = """
+CREATE TABLE docs (id int PRIMARY KEY, title varchar(20), body text, photo bytea, meta jsonb);
+INSERT INTO docs VALUES
+  (1, 'small', 'short', '\\x0102', '{"a": 1}'),
+  (2, 'text', repeat('ab€', 400), NULL, NULL),
+  (3, 'bytes', NULL, decode(repeat('ff', 1500), 'hex'), NULL),
+  (4, 'exact', repeat('x', 1024), decode(repeat('00', 1024), 'hex'), '{}'),
+  (5, 'json', 'j', NULL, jsonb_build_object('k', repeat('y', 2000))),
+  (7, 'toasted', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 300) g),
+   NULL, NULL);
+"""
+# Row 7's body (9600 bytes of hex digits) is stored out of line: an update that leaves it
+# alone sends it as unchanged TOAST.
+BODY7 = "".join(__import__("hashlib").md5(str(g).encode()).hexdigest() for g in range(1, 301))
+
+
+def _spec(
+    source: str, target: Any, settings: dict[str, Any], name: str = "lobs", **extra: Any
+) -> Any:
+    return task_from_dict(
+        {
+            "name": name,
+            "source": source,
+            "target": target,
+            "migration_type": "full-load-and-cdc",
+            "task_settings": {
+                "ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0},
+                **settings,
+            },
+            **extra,
+        },
+        where="test",
+    )
+
+
+def _limited(policy: str = "LOG_ERROR") -> dict[str, Any]:
+    return {
+        "TargetMetadata": {"LimitedSizeLobMode": True, "LobMaxSize": 1},
+        "ErrorBehavior": {"DataTruncationErrorPolicy": policy},
+    }
+
+
+def _pg_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return [
+            tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+            for row in conn.execute(sql).fetchall()
+        ]
+
+
+def _errors(store: StateStore) -> list[tuple[str, str, str]]:
+    return sorted((key, column, reason) for _, key, column, reason in store.data_errors("lobs"))
+
+
+@pytest.fixture
+def pg_source(pg_db: str) -> str:
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute(PG_SETUP)
+    return pg_db
+
+
+def test_pg_limited_mode_cuts_lobs_in_the_full_load_and_in_cdc(
+    pg_source: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(pg_source, pg_target_db, _limited())
+    run_task(spec, store)
+    body2 = "ab€" * 204 + "ab"  # 1022 bytes: the next "€" would end at byte 1025
+    assert len(body2.encode()) == 1022
+    expected = {
+        1: ("small", "short", b"\x01\x02", {"a": 1}),
+        2: ("text", body2, None, None),
+        3: ("bytes", None, b"\xff" * KB, None),
+        4: ("exact", "x" * KB, b"\x00" * KB, {}),  # exactly LobMaxSize: whole
+        7: ("toasted", BODY7[:KB], None, None),
+    }
+    sql = "SELECT id, title, body, photo, meta FROM docs ORDER BY id"
+    assert {r[0]: r[1:] for r in _pg_rows(pg_target_db, sql)} == expected
+    json_error = (
+        "table public.docs: column meta: a value of 2009 bytes is longer than "
+        "TargetMetadata.LobMaxSize (1 KB) and cannot be truncated (a JSON or XML document, "
+        "or a key) (row id=5)"
+    )
+    loaded = [
+        ("id=2", "body", f"{CUT} (DataTruncationErrorPolicy LOG_ERROR)"),
+        ("id=3", "photo", f"{CUT} (DataTruncationErrorPolicy LOG_ERROR)"),
+        ("id=5", "meta", json_error),  # a JSON document is not cut: DataErrorPolicy
+        ("id=7", "body", f"{CUT} (DataTruncationErrorPolicy LOG_ERROR)"),
+    ]
+    assert _errors(store) == loaded
+    assert store.tables("lobs")[0].state is TableState.COMPLETED
+
+    with psycopg.connect(pg_source, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO docs VALUES (8, 'cdc', repeat('é', 600), "
+            "decode(repeat('ab', 2000), 'hex'), '{\"b\": 2}')"
+        )
+        conn.execute("UPDATE docs SET body = repeat('z', 3000) WHERE id = 1")
+        conn.execute("UPDATE docs SET title = 'retitled' WHERE id = 7")  # body unchanged
+        conn.execute("UPDATE docs SET body = 'fits' WHERE id = 2")
+        conn.execute("DELETE FROM docs WHERE id = 3")
+    run_task(spec, store)
+    expected[1] = ("small", "z" * KB, b"\x01\x02", {"a": 1})
+    expected[2] = ("text", "fits", None, None)
+    expected[7] = ("retitled", BODY7[:KB], None, None)
+    expected[8] = ("cdc", "é" * 512, b"\xab" * KB, {"b": 2})
+    del expected[3]
+    assert {r[0]: r[1:] for r in _pg_rows(pg_target_db, sql)} == expected
+    applied = [
+        ("id=1", "body", f"update: column body: {CUT} (DataTruncationErrorPolicy LOG_ERROR)"),
+        ("id=8", "body", f"insert: column body: {CUT} (DataTruncationErrorPolicy LOG_ERROR)"),
+        ("id=8", "photo", f"insert: column photo: {CUT} (DataTruncationErrorPolicy LOG_ERROR)"),
+    ]
+    assert _errors(store) == sorted(loaded + applied)
+
+
+def test_pg_cdc_ignore_record_skips_a_change_with_a_long_lob(
+    pg_source: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(pg_source, pg_target_db, _limited("IGNORE_RECORD"))
+    run_task(spec, store)
+    ids = "SELECT id FROM docs ORDER BY id"
+    assert _pg_rows(pg_target_db, ids) == [(1,), (4,)]  # 2, 3, 7 cut; 5 a data error
+    with psycopg.connect(pg_source, autocommit=True) as conn:
+        conn.execute("INSERT INTO docs VALUES (8, 'long', repeat('q', 1025))")
+        conn.execute("INSERT INTO docs VALUES (9, 'short', repeat('q', 1024))")
+        conn.execute("UPDATE docs SET body = repeat('w', 5000) WHERE id = 1")
+    run_task(spec, store)
+    sql = "SELECT id, length(body) FROM docs ORDER BY id"
+    assert _pg_rows(pg_target_db, sql) == [(1, 5), (4, KB), (9, KB)]  # row 1 kept its body
+    assert [e[:2] for e in _errors(store)] == [("id=5", "meta")]  # ignored: not recorded
+
+
+def test_pg_support_lobs_false_leaves_the_lob_columns_out(
+    pg_source: str, pg_target_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(pg_source, autocommit=True) as conn:
+        conn.execute("CREATE TABLE pages (path text PRIMARY KEY, html text, hits int)")
+        conn.execute("INSERT INTO pages VALUES ('/a', repeat('<p>', 50000), 3)")
+    fullload._warned_lobs.clear()
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(pg_source, pg_target_db, {"TargetMetadata": {"SupportLobs": False}})
+    with caplog.at_level(logging.WARNING, logger="opendms.fullload"):
+        run_task(spec, store)
+    warned = sorted(r.getMessage() for r in caplog.records if "not migrated" in r.getMessage())
+    assert warned == [
+        "table public.docs: LOB columns not migrated (TargetMetadata.SupportLobs false): "
+        "body, photo, meta",
+        "table public.pages: LOB columns not migrated (TargetMetadata.SupportLobs false): "
+        "html; kept as part of the key: path",
+    ]
+    columns = (
+        "SELECT table_name, string_agg(column_name, ',' ORDER BY ordinal_position) "
+        "FROM information_schema.columns WHERE table_schema = 'public' GROUP BY 1 ORDER BY 1"
+    )
+    assert _pg_rows(pg_target_db, columns) == [("docs", "id,title"), ("pages", "path,hits")]
+    titles = [(1, "small"), (2, "text"), (3, "bytes"), (4, "exact"), (5, "json"), (7, "toasted")]
+    assert _pg_rows(pg_target_db, "SELECT * FROM docs ORDER BY id") == titles
+    assert _pg_rows(pg_target_db, "SELECT * FROM pages") == [("/a", 3)]
+    with psycopg.connect(pg_source, autocommit=True) as conn:
+        conn.execute("INSERT INTO docs VALUES (8, 'new', repeat('b', 99999), '\\x00', '[]')")
+        conn.execute("UPDATE docs SET title = 'renamed', body = 'x' WHERE id = 1")
+        conn.execute("UPDATE docs SET body = 'only the lob' WHERE id = 2")
+        conn.execute("DELETE FROM docs WHERE id = 3")
+        conn.execute("UPDATE pages SET hits = 4, html = 'h' WHERE path = '/a'")
+    run_task(spec, store)
+    titles = [(1, "renamed"), (2, "text"), (4, "exact"), (5, "json"), (7, "toasted"), (8, "new")]
+    assert _pg_rows(pg_target_db, "SELECT * FROM docs ORDER BY id") == titles
+    assert _pg_rows(pg_target_db, "SELECT * FROM pages") == [("/a", 4)]
+    assert _errors(store) == []
+
+
+def test_pg_lobs_arrive_whole_when_the_settings_are_not_written(
+    pg_source: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    big_text = "".join(chr(0x41 + i % 26) + "€" for i in range(25_600))  # 100 KB
+    big_bytes = bytes(range(256)) * 400  # 100 KB
+    with psycopg.connect(pg_source, autocommit=True) as conn:
+        conn.execute("INSERT INTO docs VALUES (10, 'big', %s, %s, NULL)", (big_text, big_bytes))
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(pg_source, pg_target_db, {"ErrorBehavior": {"DataErrorPolicy": "STOP_TASK"}})
+    run_task(spec, store)
+    with psycopg.connect(pg_source, autocommit=True) as conn:
+        conn.execute("INSERT INTO docs VALUES (11, 'big', %s, %s, NULL)", (big_text, big_bytes))
+        conn.execute("UPDATE docs SET body = %s WHERE id = 1", (big_text * 2,))
+    run_task(spec, store)
+    sql = "SELECT id, body, photo FROM docs WHERE id IN (1, 10, 11) ORDER BY id"
+    assert _pg_rows(pg_target_db, sql) == [
+        (1, big_text * 2, b"\x01\x02"),
+        (10, big_text, big_bytes),
+        (11, big_text, big_bytes),
+    ]
+    meta = _pg_rows(pg_target_db, "SELECT length(meta::text) FROM docs WHERE id = 5")
+    assert meta == [(2009,)]  # the 2 KB JSON document, whole
+    assert _errors(store) == []
+
+
+# -- MariaDB target --------------------------------------------------------------------
+
+
+def test_pg_to_mariadb_limited_mode(pg_source: str, mysql_target_db: str, tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.db")
+    spec = _spec(pg_source, mysql_target_db, _limited())
+    run_task(spec, store)
+    with psycopg.connect(pg_source, autocommit=True) as conn:
+        conn.execute("INSERT INTO docs VALUES (8, 'cdc', repeat('é', 600), '\\x0a0b', NULL)")
+    run_task(spec, store)
+    conn = connect(mysql_target_db)
+    try:
+        rows = {r[0]: r[1:] for r in query(conn, "SELECT id, body, photo FROM docs ORDER BY id")}
+    finally:
+        conn.close()
+    assert rows == {
+        1: ("short", b"\x01\x02"),
+        2: ("ab€" * 204 + "ab", None),
+        3: (None, b"\xff" * KB),
+        4: ("x" * KB, b"\x00" * KB),
+        7: (BODY7[:KB], None),
+        8: ("é" * 512, b"\x0a\x0b"),
+    }
+    assert [e[:2] for e in _errors(store)] == [
+        ("id=2", "body"),
+        ("id=3", "photo"),
+        ("id=5", "meta"),
+        ("id=7", "body"),
+        ("id=8", "body"),
+    ]
+
+
+# -- SQLite source: SQLite and lake targets --------------------------------------------
+
+
+def _sqlite_source(tmp_path: Path) -> Path:
+    source = tmp_path / "s.db"
+    with sqlite3.connect(source) as con:
+        con.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, name VARCHAR(10), body TEXT)")
+        con.execute("INSERT INTO docs VALUES (1, 'a', ?), (2, 'b', 'short')", ("ü" * 700,))
+    return source
+
+
+def _sqlite_cdc(tmp_path: Path, policy: str) -> tuple[Any, StateStore, Path, Path]:
+    source, target = _sqlite_source(tmp_path), tmp_path / "t.db"
+    spec = _spec(f"sqlite:///{source}", f"sqlite:///{target}", _limited(policy))
+    store = StateStore(tmp_path / "state.db")
+    return spec, store, source, target
+
+
+@pytest.mark.parametrize(
+    ("policy", "rows", "recorded"),
+    [
+        ("LOG_ERROR", [(1, "ü" * 512), (2, "v" * KB), (3, "w" * KB)], ["id=1", "id=2", "id=3"]),
+        ("IGNORE_RECORD", [(2, "short")], []),
+        ("SUSPEND_TABLE", None, ["id=1"]),
+    ],
+)
+def test_sqlite_limited_mode_follows_the_truncation_policy(
+    tmp_path: Path, policy: str, rows: list[tuple[int, str]] | None, recorded: list[str]
+) -> None:
+    spec, store, source, target = _sqlite_cdc(tmp_path, policy)
+    if rows is None:  # SUSPEND_TABLE: the full load fails the table at row 1
+        with pytest.raises(TaskError, match=r"full load failed for main\.docs"):
+            run_task(spec, store)
+        stats = store.tables("lobs")[0]
+        assert stats.state is TableState.ERROR and "truncated to 1024 bytes" in stats.error
+        return
+    run_task(spec, store)
+    with sqlite3.connect(source) as con:
+        con.execute("UPDATE docs SET body = ? WHERE id = 2", ("v" * 2000,))
+        con.execute("INSERT INTO docs VALUES (3, 'c', ?)", ("w" * 1025,))
+    run_task(spec, store)
+    with sqlite3.connect(target) as con:
+        assert con.execute("SELECT id, body FROM docs ORDER BY id").fetchall() == rows
+    assert [key for key, _, _ in _errors(store)] == recorded
+
+
+def test_sqlite_cdc_stop_task_stops_at_the_long_lob_every_time(tmp_path: Path) -> None:
+    source, target = _sqlite_source(tmp_path), tmp_path / "t.db"
+    with sqlite3.connect(source) as con:
+        con.execute("UPDATE docs SET body = 'fits' WHERE id = 1")
+    spec = _spec(f"sqlite:///{source}", f"sqlite:///{target}", _limited("STOP_TASK"))
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    with sqlite3.connect(source) as con:
+        con.execute("INSERT INTO docs VALUES (3, 'c', ?)", ("w" * 1025,))
+    for _ in range(2):  # the checkpoint stays before the change
+        with pytest.raises(TaskError, match="body"):
+            run_task(spec, store)
+        with sqlite3.connect(target) as con:
+            assert con.execute("SELECT id FROM docs ORDER BY id").fetchall() == [(1,), (2,)]
+
+
+def test_lake_limited_mode_and_support_lobs_false(tmp_path: Path) -> None:
+    source = _sqlite_source(tmp_path)
+    settings = {"DataFormat": "parquet"}
+    tasks = {
+        "cut": _limited(),
+        "dropped": {"TargetMetadata": {"SupportLobs": False}},
+    }
+
+    def run_all() -> None:
+        for name, task_settings in tasks.items():
+            target = {"url": f"file://{tmp_path / name}", "settings": settings}
+            spec = _spec(f"sqlite:///{source}", target, task_settings, name=name)
+            run_task(spec, StateStore(tmp_path / "state.db"))
+
+    run_all()
+    with sqlite3.connect(source) as con:
+        con.execute("INSERT INTO docs VALUES (3, 'c', ?)", ("€" * 400,))
+        con.execute("UPDATE docs SET name = 'bb' WHERE id = 2")
+    run_all()
+    keys = {"main.docs": ["id"]}
+    rows = read_lake(tmp_path / "cut", settings, keys=keys)["main.docs"].rows
+    assert [(r["id"], r["name"], r["body"]) for r in rows] == [
+        (1, "a", "ü" * 512),
+        (2, "bb", "short"),
+        (3, "c", "€" * 341),  # 1023 bytes: a fourth byte would split a character
+    ]
+    rows = read_lake(tmp_path / "dropped", settings, keys=keys)["main.docs"].rows
+    assert [sorted(r) for r in rows] == [["id", "name"]] * 3
+    assert [(r["id"], r["name"]) for r in rows] == [(1, "a"), (2, "bb"), (3, "c")]
+    errors = StateStore(tmp_path / "state.db").data_errors("cut")
+    assert [(key, column) for _, key, column, _ in errors] == [("id=1", "body"), ("id=3", "body")]
