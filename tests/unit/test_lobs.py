@@ -8,6 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from opendms.cdc import UNCHANGED, Change, Op
+from opendms.engine.lobcut import LobCutter
 from opendms.errors import ConfigError, DataError
 from opendms.mapping import parse_table_mappings
 from opendms.mapping.expressions import Truncation, evaluate_outputs
@@ -273,3 +275,72 @@ def test_evaluate_outputs_never_cuts_a_key() -> None:
     )
     with pytest.raises(DataError, match="column path: a value of 1025 bytes"):
         evaluate_outputs(batch, plan, truncations=[])
+
+
+# -- CDC: the LobCutter step -----------------------------------------------------------
+
+
+def _cutter(
+    policy: LobPolicy, table: Table, skip: tuple[tuple[str, str], ...] = ()
+) -> tuple[LobCutter, list[tuple[str, str]]]:
+    seen: list[tuple[str, str]] = []
+
+    def on_truncation(change: Change, column: str, reason: str) -> bool:
+        seen.append((column, reason))
+        return True
+
+    tables = {(table.schema, table.name): table}
+    return LobCutter(policy, lambda: tables, dict.fromkeys(skip), on_truncation), seen
+
+
+def test_lob_cutter_cuts_new_values_and_reports_each() -> None:
+    cutter, seen = _cutter(LobPolicy(max_bytes=4, max_kb=0), DOCS)
+    change = Change(
+        Op.UPDATE,
+        "public",
+        "docs",
+        ("id", "title", "body", "photo", "meta"),
+        (1, "a title longer", "ab€cd", b"\x00" * 5, UNCHANGED),
+        ("id",),
+        (1,),
+    )
+    [out] = cutter.one(change)
+    assert out.values == (1, "a title longer", "ab", b"\x00" * 4, UNCHANGED)
+    assert [column for column, _ in seen] == ["body", "photo"]
+    assert (
+        seen[0][1] == "column body: LOB value truncated to 4 bytes (TargetMetadata.LobMaxSize 0 KB)"
+    )
+    short = Change(Op.INSERT, "public", "docs", ("id", "body"), (2, "abc"))
+    assert cutter.one(short) == [short]
+
+
+def test_lob_cutter_cuts_an_old_row_as_the_target_holds_it_without_reporting() -> None:
+    # A table without a key sends its whole old row (REPLICA IDENTITY FULL) as the key.
+    keyless = Table("public", "notes", (Column("n", INT), Column("body", TEXT)))
+    cutter, seen = _cutter(LobPolicy(max_bytes=4, max_kb=0), keyless)
+    delete = Change(Op.DELETE, "public", "notes", (), (), ("n", "body"), (1, "abcdef"))
+    assert cutter.one(delete)[0].key == (1, "abcd")
+    assert seen == []
+
+
+def test_lob_cutter_leaves_keys_and_refuses_a_long_json_document() -> None:
+    keyed = Table("public", "pages", (Column("path", TEXT), Column("meta", JSON)), ("path",))
+    cutter, seen = _cutter(LobPolicy(max_bytes=4, max_kb=0), keyed)
+    with pytest.raises(DataError, match="column path: a value of 6 bytes"):
+        cutter.one(Change(Op.INSERT, "public", "pages", ("path",), ("/a/b/c",)))
+    with pytest.raises(DataError, match="column meta: a value of 8 bytes"):
+        cutter.one(Change(Op.INSERT, "public", "pages", ("path", "meta"), ("/", '{"a":1}x')))
+    assert seen == []
+
+
+def test_lob_cutter_drops_a_change_its_policy_ignores() -> None:
+    cutter = LobCutter(
+        LobPolicy(max_bytes=2, max_kb=0), lambda: {("public", "docs"): DOCS}, {}, lambda *_: False
+    )
+    assert cutter.one(Change(Op.INSERT, "public", "docs", ("id", "body"), (1, "abc"))) == []
+
+
+def test_lob_cutter_leaves_new_values_of_transformed_tables_to_the_transformer() -> None:
+    cutter, seen = _cutter(LobPolicy(max_bytes=2, max_kb=0), DOCS, skip=(("public", "docs"),))
+    change = Change(Op.INSERT, "public", "docs", ("id", "body"), (1, "abc"))
+    assert cutter.one(change) == [change] and seen == []

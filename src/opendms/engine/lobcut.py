@@ -52,6 +52,8 @@ class LobCutter:
         self.skip = skip
         self.on_truncation = on_truncation
         self.warned: set[tuple[TableKey, str]] = set()
+        # per table: (the Table it was computed for, its LOB columns, those it may cut)
+        self.columns: dict[TableKey, tuple[Table, dict[str, Any], set[str]]] = {}
 
     def one(self, change: Change) -> list[Change]:
         key = (change.schema, change.table)
@@ -64,20 +66,27 @@ class LobCutter:
         table = self.tables().get(key)
         if table is None:
             return [change]
-        lobs = {c.name: c.type for c in table.columns if is_lob(c.type)}
+        lobs, cuttable = self._lobs(key, table)
         if not lobs:
             return [change]
-        cuttable = {name for name, ctype in lobs.items() if truncatable(ctype)} - set(
-            table.primary_key
-        )
-        old = replace(
-            change,
-            key=_cut(change.key_columns, change.key, cuttable, limit),
-            old_values=_cut(change.old_columns, change.old_values, cuttable, limit),
-        )
+        old = change
+        old_key = _cut(change.key_columns, change.key, cuttable, limit)
+        old_values = _cut(change.old_columns, change.old_values, cuttable, limit)
+        if old_key is not change.key or old_values is not change.old_values:
+            old = replace(change, key=old_key, old_values=old_values)
         if key in self.skip:
             return [old]  # its new values are cut by the Transformer
         return self._limited(old, lobs, cuttable, limit)
+
+    def _lobs(self, key: TableKey, table: Table) -> tuple[dict[str, Any], set[str]]:
+        """The table's LOB columns (name -> type) and those that may be cut (not JSON or
+        XML, not in the primary key); recomputed when the table changed."""
+        known = self.columns.get(key)
+        if known is None or known[0] is not table:
+            lobs = {c.name: c.type for c in table.columns if is_lob(c.type)}
+            cuttable = {n for n, t in lobs.items() if truncatable(t)} - set(table.primary_key)
+            known = self.columns[key] = (table, lobs, cuttable)
+        return known[1], known[2]
 
     def _limited(
         self, change: Change, lobs: dict[str, Any], cuttable: set[str], limit: int
@@ -126,7 +135,8 @@ def _cut(
     stay."""
     if not values or not cuttable.intersection(columns):
         return values
-    return tuple(
+    cut = tuple(
         cut_value(v, limit) if c in cuttable and v is not None and v is not UNCHANGED else v
         for c, v in zip(columns, values, strict=True)
     )
+    return values if all(a is b for a, b in zip(cut, values, strict=True)) else cut
