@@ -347,3 +347,68 @@ def test_lake_limited_mode_and_support_lobs_false(tmp_path: Path) -> None:
     assert [(r["id"], r["name"]) for r in rows] == [(1, "a"), (2, "bb"), (3, "c")]
     errors = StateStore(tmp_path / "state.db").data_errors("cut")
     assert [(key, column) for _, key, column, _ in errors] == [("id=1", "body"), ("id=3", "body")]
+
+
+def test_sqlite_limited_mode_on_a_table_with_transformation_rules(tmp_path: Path) -> None:
+    """A table whose rows the mapping rules rewrite (an expression, before images) is
+    cut by the same rules: its LOB outputs, and the before image of an update."""
+    source, target = _sqlite_source(tmp_path), tmp_path / "t.db"
+    table = {"schema-name": "main", "table-name": "docs"}
+    rules = [
+        {
+            "rule-type": "selection",
+            "rule-id": "1",
+            "rule-name": "1",
+            "object-locator": table,
+            "rule-action": "include",
+            # a source filter makes the source send the old row of an update (README)
+            "filters": [
+                {
+                    "filter-type": "source",
+                    "column-name": "id",
+                    "filter-conditions": [{"filter-operator": "gte", "value": "0"}],
+                }
+            ],
+        },
+        {
+            "rule-type": "transformation",
+            "rule-id": "2",
+            "rule-name": "2",
+            "rule-action": "add-column",
+            "rule-target": "column",
+            "object-locator": table,
+            "value": "shout",
+            "expression": "upper($name)",
+            "data-type": {"type": "string", "length": 10},
+        },
+        {
+            "rule-type": "transformation",
+            "rule-id": "3",
+            "rule-name": "3",
+            "rule-target": "column",
+            "object-locator": table,
+            "rule-action": "add-before-image-columns",
+            "before-image-def": {"column-prefix": "BI_", "column-filter": "all"},
+        },
+    ]
+    spec = _spec(
+        f"sqlite:///{source}", f"sqlite:///{target}", _limited(), table_mappings={"rules": rules}
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    with sqlite3.connect(source) as con:
+        con.execute("UPDATE docs SET body = ? WHERE id = 1", ("y" * 3000,))
+        con.execute("INSERT INTO docs VALUES (3, 'c', ?)", ("w" * 1025,))
+    run_task(spec, store)
+    with sqlite3.connect(target) as con:
+        rows = con.execute("SELECT id, shout, body, BI_body FROM docs ORDER BY id").fetchall()
+    assert rows == [
+        (1, "A", "y" * KB, "ü" * 512),  # the old body, as the target held it
+        (2, "B", "short", None),
+        (3, "C", "w" * KB, None),
+    ]
+    assert [(key, column) for key, column, _ in _errors(store)] == [
+        ("id=1", "body"),  # full load
+        ("id=1", "body"),  # the update
+        ("id=3", "body"),
+    ]
