@@ -56,6 +56,11 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["mysql"],
         [r"opendms MySqlCapture\.stream +2000", r"stream ratio: [\d.]+x"],
     ),
+    "expressions.py": (
+        [],
+        [],
+        [r"concat \+ multiply +[\d,]+ +[\d,]+ +[\d.]+x", r"rows: 2,000"],
+    ),
     "cdc_soak.py": (
         [],
         ["postgres"],

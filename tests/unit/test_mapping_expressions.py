@@ -187,7 +187,7 @@ def test_renames_only_take_the_fast_path_without_copying() -> None:
     source = batch().select(list(p.read_columns))
     out = evaluate_outputs(source, p)
     assert out.schema.names == ["c_id", "c_A", "c_b", "c_s", "c_d"]
-    assert compiled(p).fast and compiled(p).con is None
+    assert compiled(p).fast and compiled(p).sqlite.con is None
     assert _data_address(out.column("c_A")) == _data_address(source.column("a"))
     assert out.column("c_s").to_pylist() == ["alpha", None, "a_b"]
 

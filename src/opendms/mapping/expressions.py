@@ -15,6 +15,10 @@ output with a ``lob_limit``, see :mod:`opendms.mapping.lobs`) longer than its li
 cut to it and listed as a Truncation too; one that cannot be cut (JSON, XML, a key) is
 a DataError.
 
+Expressions in a small subset (text and integer columns, ``||``, integer ``+ - *``,
+``upper``/``lower``/``trim``) are evaluated over whole Arrow arrays instead, by
+:mod:`opendms.mapping._arrowexpr`, with SQLite's results (tested against SQLite).
+
 DMS header columns (``$AR_H_*``, :data:`HEADERS`) and metadata (``$AR_M_*``,
 :data:`METADATA`) are SQL parameters: :func:`full_load_headers` gives their
 full-load values, :func:`change_headers` those of one change.
@@ -35,6 +39,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from opendms.errors import ConfigError, DataError
+from opendms.mapping._arrowexpr import (
+    Evaluator,
+    IntegerOverflowError,
+    NotVectorisableError,
+    compile_vector,
+)
 from opendms.mapping._cast import cast_exact, row_labeler
 from opendms.mapping.lobs import over_limit, too_large, truncatable, truncate_lobs
 from opendms.model import Column, ColumnType, Kind, arrow_type
@@ -422,25 +432,55 @@ def _result_array(
         message = f"column {column}: the expression's text {values[bad]!r} is not UTF-8"
         raise DataError(table, message, row=label(bad))
     to_type = arrow_type(ctype)
-    n = ctype.length
-    if ctype.kind is Kind.STRING and n is not None:
-        rows = [i for i, v in enumerate(values) if isinstance(v, str) and len(v) > n]
-        if rows:
-            values = [v[:n] if isinstance(v, str) else v for v in values]
-            if truncations is not None:
-                truncations.append(Truncation(column, rows, n))
     if ctype.kind is Kind.DECIMAL and pa.types.is_decimal(to_type):
         values = _decimals(values, ctype.scale or 0)
-    array = _inferred(values)
+    return _typed_result(_inferred(values), ctype, column, table, label, truncations)
+
+
+def _typed_result(
+    array: pa.Array[Any],
+    ctype: ColumnType,
+    column: str,
+    table: str,
+    label: Any,
+    truncations: list[Truncation] | None = None,
+) -> pa.Array[Any]:
+    """Expression results (text, integers, reals, blobs or decimals) as an Arrow array
+    of ``ctype``: text beyond a string length is truncated and reported in
+    ``truncations``, a value that would change is a DataError."""
+    to_type = arrow_type(ctype)
+    if pa.types.is_integer(array.type) and (ctype.kind in _TEXT_KINDS or to_type == pa.string()):
+        array = pc.cast(array, pa.string())  # SQLite's CAST(... AS TEXT)
+    n = ctype.length
+    if ctype.kind is Kind.STRING and n is not None and pa.types.is_string(array.type):
+        text: Any = array  # the stubs type utf8_length per string class
+        long: Any = pc.fill_null(pc.greater(pc.utf8_length(text), pa.scalar(n)), False)
+        rows: list[int] = pc.indices_nonzero(long).to_pylist()
+        if rows:
+            array = pc.utf8_slice_codeunits(text, 0, n)
+            if truncations is not None:
+                truncations.append(Truncation(column, rows, n))
     try:
         return cast_exact(array, ctype, to_type, table=table, column=column, label=label)
     except pa.ArrowNotImplementedError as exc:
-        first = next(i for i, v in enumerate(values) if v is not None)
-        message = f"column {column}: value {values[first]!r} cannot become {ctype}"
+        valid: list[Any] = pc.indices_nonzero(pc.is_valid(array)).to_pylist()
+        first = int(valid[0]) if valid else 0
+        message = f"column {column}: value {array[first].as_py()!r} cannot become {ctype}"
         raise DataError(table, message, row=label(first)) from exc
 
 
 # -- evaluation --------------------------------------------------------------
+
+
+@dataclass
+class _SqlPart:
+    """One SELECT that SQLite runs for some of a plan's expression outputs."""
+
+    outputs: tuple[int, ...]  # indexes of the outputs it computes, in column order
+    inputs: tuple[str, ...]  # source columns it reads, as c0..cN
+    sql: str
+    con: sqlite3.Connection | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -450,11 +490,9 @@ class _Compiled:
     schema: pa.Schema
     changed: tuple[bool, ...]  # per output: copied column whose type changes
     copies_only: bool  # every output copies a source column
-    expr_outputs: tuple[int, ...]  # indexes of outputs computed by SQLite
-    expr_inputs: tuple[str, ...]  # source columns SQLite reads, as c0..cN
-    sql: str
-    con: sqlite3.Connection | None
-    lock: threading.Lock
+    sqlite: _SqlPart  # the outputs SQLite computes on every batch
+    everything: _SqlPart  # all expression outputs (when vectorised ones overflow)
+    vector: dict[int, Evaluator] = field(default_factory=dict)  # outputs Arrow computes
     metadata: dict[str, Any] = field(default_factory=dict)
     operation: tuple[int, ...] = ()  # outputs that call operation_indicator or read headers
     limits: tuple[int | None, ...] = ()  # per output: its lob_limit
@@ -470,17 +508,16 @@ class _Compiled:
         return self.copies and not any(n is not None for n in self.limits)
 
 
-def _compile(plan: TablePlan) -> _Compiled:
-    schema = pa.schema([pa.field(o.name, arrow_type(o.type)) for o in plan.outputs])
-    changed = tuple(
-        o.source is not None and o.type != plan.source.column(o.source).type for o in plan.outputs
-    )
-    expr_outputs = tuple(i for i, o in enumerate(plan.outputs) if o.expression is not None)
+VECTORISE = True
+"""Whether expressions in :mod:`opendms.mapping._arrowexpr`'s subset are evaluated over
+Arrow arrays (tests turn it off to compare with SQLite)."""
+
+
+def _sql_part(plan: TablePlan, outputs: Sequence[int]) -> _SqlPart:
     source_names = {c.name for c in plan.source.columns}
     inputs: dict[str, str] = {}
     parts = []
-    operation = []
-    for i in expr_outputs:
+    for i in outputs:
         out = plan.outputs[i]
         expression = out.expression or ""
         refs = referenced_columns(expression)
@@ -489,19 +526,57 @@ def _compile(plan: TablePlan) -> _Compiled:
                 inputs.setdefault(ref, f"c{len(inputs)}")
         text = _scan(expression, _substitutions(refs, inputs))[0]
         parts.append(f"{_sql_result(text, out.type)} AS o{i}")
+    if not parts:
+        return _SqlPart((), (), "", None)
+    from opendms.mapping import _sqlexpr
+
+    sql = f"SELECT {', '.join(parts)} FROM {_sqlexpr.TABLE} ORDER BY rowid"
+    numeric = [j for j, name in enumerate(inputs) if _numeric(plan.source.column(name).type)]
+    return _SqlPart(tuple(outputs), tuple(inputs), sql, _sqlexpr.connect(len(inputs), numeric))
+
+
+def _vectorised(plan: TablePlan, outputs: Sequence[int]) -> dict[int, Evaluator]:
+    """The outputs whose expressions Arrow evaluates exactly as SQLite does."""
+    if not VECTORISE:
+        return {}
+    columns = {c.name: arrow_type(c.type) for c in plan.source.columns if not _numeric(c.type)}
+    found: dict[int, Evaluator] = {}
+    for i in outputs:
+        out = plan.outputs[i]
+        if not _vector_target(out.type):
+            continue
+        try:
+            found[i] = compile_vector(out.expression or "", columns)
+        except NotVectorisableError:
+            continue
+    return found
+
+
+def _vector_target(ctype: ColumnType) -> bool:
+    """Target types whose conversion of a text or integer result is the same from an
+    Arrow array as from SQLite's values (not blobs: SQLite casts text to a BLOB)."""
+    return ctype.kind is not Kind.BINARY and arrow_type(ctype) != pa.binary()
+
+
+def _compile(plan: TablePlan) -> _Compiled:
+    schema = pa.schema([pa.field(o.name, arrow_type(o.type)) for o in plan.outputs])
+    changed = tuple(
+        o.source is not None and o.type != plan.source.column(o.source).type for o in plan.outputs
+    )
+    expr_outputs = tuple(i for i, o in enumerate(plan.outputs) if o.expression is not None)
+    source_names = {c.name for c in plan.source.columns}
+    operation = []
+    for i in expr_outputs:
+        expression = plan.outputs[i].expression or ""
+        refs = referenced_columns(expression)
         if uses_operation(expression) or any(
             r.startswith("AR_H_") for r in refs if r not in source_names
         ):
             operation.append(i)
-    sql = ""
-    con = None
-    if parts:
-        from opendms.mapping import _sqlexpr
-
-        sql = f"SELECT {', '.join(parts)} FROM {_sqlexpr.TABLE} ORDER BY rowid"
-        numeric = [j for j, name in enumerate(inputs) if _numeric(plan.source.column(name).type)]
-        con = _sqlexpr.connect(len(inputs), numeric)
-    copies_only = all(o.source is not None for o in plan.outputs)
+    vector = _vectorised(plan, expr_outputs)
+    everything = _sql_part(plan, expr_outputs)
+    rest = [i for i in expr_outputs if i not in vector]
+    sqlite = everything if not vector else _sql_part(plan, rest)
     keys, source_keys = set(plan.target.primary_key), set(plan.source.primary_key)
     cuttable = tuple(
         truncatable(o.type) and o.name not in keys and o.source not in source_keys
@@ -514,12 +589,10 @@ def _compile(plan: TablePlan) -> _Compiled:
     return _Compiled(
         schema,
         changed,
-        copies_only,
-        expr_outputs,
-        tuple(inputs),
-        sql,
-        con,
-        threading.Lock(),
+        all(o.source is not None for o in plan.outputs),
+        sqlite,
+        everything,
+        vector,
         metadata,
         tuple(operation),
         tuple(o.lob_limit for o in plan.outputs),
@@ -535,24 +608,40 @@ def compiled(plan: TablePlan) -> _Compiled:
     return result
 
 
-def _expression_results(
-    comp: _Compiled, plan: TablePlan, batch: pa.RecordBatch, headers: Mapping[str, Any] | None
+def _sqlite_results(
+    comp: _Compiled,
+    part: _SqlPart,
+    plan: TablePlan,
+    batch: pa.RecordBatch,
+    headers: Mapping[str, Any] | None,
 ) -> dict[int, list[Any]]:
-    if comp.con is None:
+    if part.con is None:
         return {}
     from opendms.mapping import _sqlexpr
 
     columns = [
-        _sqlite_values(batch.column(name), plan.source.column(name).type)
-        for name in comp.expr_inputs
+        _sqlite_values(batch.column(name), plan.source.column(name).type) for name in part.inputs
     ]
     params = _parameters(headers)
     params.update(comp.metadata)
-    with comp.lock:
-        rows = _sqlexpr.run(comp.con, comp.sql, columns, batch.num_rows, params)
+    with part.lock:
+        rows = _sqlexpr.run(part.con, part.sql, columns, batch.num_rows, params)
     if len(rows) != batch.num_rows:
         raise RuntimeError("expression evaluation changed the number of rows")
-    return {i: [row[j] for row in rows] for j, i in enumerate(comp.expr_outputs)}
+    return {i: [row[j] for row in rows] for j, i in enumerate(part.outputs)}
+
+
+def _expression_results(
+    comp: _Compiled, plan: TablePlan, batch: pa.RecordBatch, headers: Mapping[str, Any] | None
+) -> dict[int, list[Any] | pa.Array[Any]]:
+    """Each expression output's values: Arrow arrays where vectorised, else SQLite's."""
+    try:
+        vector = {i: evaluate(batch) for i, evaluate in comp.vector.items()}
+    except (IntegerOverflowError, NotVectorisableError):
+        return dict(_sqlite_results(comp, comp.everything, plan, batch, headers))
+    results: dict[int, list[Any] | pa.Array[Any]] = dict(vector)
+    results.update(_sqlite_results(comp, comp.sqlite, plan, batch, headers))
+    return results
 
 
 def evaluate_outputs(
@@ -580,7 +669,12 @@ def evaluate_outputs(
     arrays = []
     for i, (out, field_) in enumerate(zip(plan.outputs, comp.schema, strict=True)):
         if i in computed:
-            arrays.append(_result_array(computed[i], out.type, out.name, table, label, truncations))
+            values = computed[i]
+            arrays.append(
+                _result_array(values, out.type, out.name, table, label, truncations)
+                if isinstance(values, list)
+                else _typed_result(values, out.type, out.name, table, label, truncations)
+            )
             continue
         if out.source is None:
             arrays.append(pa.nulls(batch.num_rows, field_.type))
