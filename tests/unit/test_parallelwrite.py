@@ -13,7 +13,7 @@ import pytest
 from opendms.engine.parallelwrite import ParallelWriter
 
 
-class Boom(Exception):
+class WriteError(Exception):
     pass
 
 
@@ -28,7 +28,7 @@ class FakeWriter:
 
     def write(self, batch: pa.RecordBatch) -> None:
         if next(self.seen) + 1 == self.fail_at:
-            raise Boom("disk full")
+            raise WriteError("disk full")
         time.sleep(self.pause)
         self.ids += batch.column("id").to_pylist()
 
@@ -69,7 +69,7 @@ def test_a_writer_error_stops_the_reader_and_the_other_writers() -> None:
     writers = [FakeWriter(seen, fail_at=5, pause=0.005) for _ in range(3)]
     parallel = ParallelWriter(writers, depth=2)
     handed = 0
-    with pytest.raises(Boom, match="disk full") as raised:
+    with pytest.raises(WriteError, match="disk full") as raised:
         for i in range(100):
             parallel.write(_batch(i))
             handed += 1
@@ -90,7 +90,7 @@ def test_an_error_seen_only_at_close_is_raised_there() -> None:
     parallel = ParallelWriter(writers, depth=8)
     for i in range(3):
         parallel.write(_batch(i))
-    with pytest.raises(Boom):
+    with pytest.raises(WriteError):
         parallel.close()
     parallel.abort()
     assert all(w.aborted and not w.closed for w in writers)
@@ -101,12 +101,12 @@ def test_a_failed_close_aborts_the_writers_not_yet_closed() -> None:
     writers = [FakeWriter(seen) for _ in range(3)]
 
     def broken_close() -> int:
-        raise Boom("cannot publish")
+        raise WriteError("cannot publish")
 
     writers[1].close = broken_close  # type: ignore[method-assign]
     parallel = ParallelWriter(writers, depth=2)
     parallel.write(_batch(0))
-    with pytest.raises(Boom, match="publish"):
+    with pytest.raises(WriteError, match="publish"):
         parallel.close()
     parallel.abort()
     assert [w.closed for w in writers] == [True, False, False]
@@ -138,10 +138,10 @@ def test_open_aborts_the_writers_opened_when_one_cannot_be() -> None:
 
     def opener() -> FakeWriter:
         if len(opened) == 2:
-            raise Boom("too many connections")
+            raise WriteError("too many connections")
         opened.append(FakeWriter(seen))
         return opened[-1]
 
-    with pytest.raises(Boom, match="connections"):
+    with pytest.raises(WriteError, match="connections"):
         ParallelWriter.open(opener, 4, depth=4)
     assert len(opened) == 2 and all(w.aborted for w in opened)
