@@ -203,6 +203,7 @@ def _fields(model: type[Any], prefix: str = "") -> list[str]:
 ACTS = {
     "ErrorBehavior.DataTruncationErrorPolicy",
     "TargetMetadata.TargetSchema",
+    "TargetMetadata.ParallelLoadThreads",
     "FullLoadSettings.TargetTablePrepMode",
     "FullLoadSettings.MaxFullLoadSubTasks",
     "FullLoadSettings.CommitRate",

@@ -30,7 +30,7 @@ class FakeWriter:
         if next(self.seen) + 1 == self.fail_at:
             raise WriteError("disk full")
         time.sleep(self.pause)
-        self.ids += batch.column("id").to_pylist()
+        self.ids += [v for v in batch.column("id").to_pylist() if v is not None]
 
     def close(self) -> int:
         self.closed = True

@@ -284,7 +284,11 @@ class FullLoad:
 
     def _copy(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
         raw = passthrough_ok(self.source, self.target, unit.plan)
-        log.info("table %s: %s", unit.name, "raw COPY pass-through" if raw else "Arrow batches")
+        writers = self._write_threads()
+        how = "raw COPY pass-through" if raw else "Arrow batches"
+        log.info(
+            "table %s: %s", unit.name, how if raw or writers == 1 else f"{how}, {writers} writers"
+        )
         if raw:
             self._copy_raw(unit, run, snap)
             return
@@ -351,6 +355,15 @@ class FullLoad:
             threads,
             threads,
         )
+        raw = [p.source.qualified for p in plans if passthrough_ok(self.source, self.target, p)]
+        if raw:
+            log.info(
+                "task %s: ParallelLoadThreads does not apply to the tables moved by raw COPY "
+                "pass-through, one stream per table or segment (faster than several Arrow "
+                "writers): %s",
+                self.spec.name,
+                ", ".join(raw[:5]) + (", …" if len(raw) > 5 else ""),
+            )
 
     def _copy_raw(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
         """Same-engine fast path: the source's binary COPY goes straight to the target."""
