@@ -4,7 +4,9 @@ source's rows, value for value, and the row counts are exact."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,12 +17,15 @@ import pyarrow as pa
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.base import EndpointURL, PrepMode
+from opendms.endpoints.lake import open_target
+from opendms.endpoints.lake.target import LakeWriter
 from opendms.endpoints.postgres.source import PostgresSource
 from opendms.engine import parallelwrite
 from opendms.engine.task import run_task
-from opendms.model import Kind, ReadPlan
-from opendms.state import StateStore
+from opendms.errors import EndpointError, OpenDMSError
+from opendms.model import Column, ColumnType, Kind, ReadPlan, Table
+from opendms.state import StateStore, TableState
 from tests.integration.readback import normalise_rows, read_mysql, read_sqlite
 from tests.oracles.lake import lake_files, read_lake
 
@@ -242,3 +247,73 @@ def test_postgres_to_lake(
     table = read_lake(lake, settings, keys=["id"])["public.orders"]
     got = [tuple(row[c] for c in COLUMNS.split(", ")) for row in table.rows]
     assert got == _source_rows(orders)
+
+
+def test_lake_writers_of_one_segment_share_its_counter_and_a_new_load_starts_at_1(
+    tmp_path: Path,
+) -> None:
+    """Four writers of segment 2, open at once: their names never collide and run 1, 2, …;
+    after ``prepare`` (the table loaded again) the counter starts over."""
+    table = Table("public", "t", (Column("id", ColumnType(Kind.INT32), nullable=False),), ("id",))
+    (tmp_path / "lake").mkdir()
+    target = open_target(EndpointURL.parse(f"file://{tmp_path}/lake"), {"DataFormat": "csv"})
+    folder = tmp_path / "lake/public/t"
+
+    def load(first: int) -> list[str]:
+        target.prepare(table, PrepMode.TRUNCATE_BEFORE_LOAD)
+        writers = [target.writer(table, 2) for _ in range(4)]
+        for i, writer in enumerate(writers):
+            writer.write(pa.RecordBatch.from_pydict({"id": [first + i]}))
+        for writer in reversed(writers):
+            writer.close()
+        return sorted(p.name for p in folder.iterdir())
+
+    assert load(0) == [f"SEGMENT2_LOAD0000000{i}.csv" for i in (1, 2, 3, 4)]
+    assert load(10) == [f"SEGMENT2_LOAD0000000{i}.csv" for i in (1, 2, 3, 4)]
+    ids = sorted(int(line) for p in folder.iterdir() for line in p.read_text().split())
+    assert ids == [10, 11, 12, 13]
+
+
+def test_a_writer_error_fails_the_table_and_aborts_every_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite source (it reads CommitRate rows per batch) into a lake: the third batch
+    written fails; the table ends in error with that reason, every writer is aborted (no
+    LOAD file is published, no partial file stays) and the other table loads."""
+    source = tmp_path / "src.db"
+    with sqlite3.connect(source) as conn:
+        for name in ("bad", "good"):
+            conn.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, v TEXT)")
+            conn.executemany(
+                f"INSERT INTO {name} VALUES (?, ?)", [(i, f"v{i}") for i in range(1, 3001)]
+            )
+    spy = Spy(monkeypatch)
+    calls = itertools.count(1)
+    write = LakeWriter.write
+
+    def failing(writer: LakeWriter, batch: pa.RecordBatch) -> None:
+        if writer.table.name == "bad" and next(calls) == 3:
+            raise EndpointError("lake", "disk full")
+        write(writer, batch)
+
+    monkeypatch.setattr(LakeWriter, "write", failing)
+    (tmp_path / "lake").mkdir()
+    spec = {
+        "name": "plt",
+        "source": f"sqlite:///{source}",
+        "target": {"url": f"file://{tmp_path}/lake", "settings": "DataFormat=parquet"},
+        "task_settings": {
+            "TargetMetadata": {"ParallelLoadThreads": 3},
+            "FullLoadSettings": {"CommitRate": 100, "MaxFullLoadSubTasks": 1},
+        },
+    }
+    store = StateStore(tmp_path / "state.db")
+    with pytest.raises(OpenDMSError):
+        run_task(task_from_dict(spec, where="test"), store)
+    tables = {t.name: t for t in store.tables("plt")}
+    assert tables["bad"].state is TableState.ERROR and "disk full" in tables["bad"].error
+    assert tables["good"].state is TableState.COMPLETED and tables["good"].full_load_rows == 3000
+    assert list((tmp_path / "lake/main/bad").iterdir()) == []
+    assert len(spy.opened) == 2 and all(not t.is_alive() for p in spy.opened for t in p.threads)
+    good = read_lake(tmp_path / "lake", "DataFormat=parquet", keys=["id"])["main.good"]
+    assert [(r["id"], r["v"]) for r in good.rows] == [(i, f"v{i}") for i in range(1, 3001)]
