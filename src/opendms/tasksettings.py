@@ -341,12 +341,12 @@ NO_EFFECT: dict[str, str] = {
     ),
     "TargetMetadata.ParallelLoadBufferSize": (
         "DMS counts it in records, for DynamoDB, Kinesis, Kafka and OpenSearch targets; "
-        "opendms's ParallelLoadThreads writers take whole batches of CommitRate rows from a "
-        "queue holding one batch per writer"
+        "opendms's ParallelLoadThreads writers take whole read batches from a queue one batch "
+        "deep, so a table or segment holds about ParallelLoadThreads + 2 batches in memory"
     ),
     "TargetMetadata.ParallelLoadQueuesPerThread": (
-        "DMS uses it for Kinesis and Kafka targets; opendms's ParallelLoadThreads writers of "
-        "a table or segment share one queue"
+        "DMS uses it for Kinesis and Kafka targets; the ParallelLoadThreads writers of a "
+        "table or segment share one queue in opendms"
     ),
     "TargetMetadata.ParallelApplyThreads": _PARALLEL_APPLY,
     "TargetMetadata.ParallelApplyBufferSize": _PARALLEL_APPLY,

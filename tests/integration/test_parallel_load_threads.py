@@ -61,9 +61,9 @@ DOUBLED = {  # an expression: the Arrow path, not the raw COPY pass-through
 
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The PostgreSQL source hands out ADBC's batches (about 16 MB each) whatever
-    CommitRate says, so this table would be one batch: each is cut into CommitRate rows
-    here (zero-copy slices), as a larger table would be, for the writers to share."""
+    """The PostgreSQL source hands out ADBC's batches (some 13 MB of Arrow data each,
+    whatever CommitRate says), so this table would be one batch: each is cut into
+    CommitRate rows here (zero-copy slices), for the writers to share."""
     fetch = PostgresSource._fetch
 
     def sliced(

@@ -322,7 +322,7 @@ class FullLoad:
         return ParallelWriter.open(
             lambda: self.target.writer(unit.plan.target, seg),
             threads,
-            depth=threads,
+            depth=1,  # writers busy, one batch waiting, one being read: memory stays bounded
             on_written=lambda rows: self._count(run, rows),
             name=f"write-{unit.plan.source.name}",
         )
