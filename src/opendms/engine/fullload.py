@@ -350,7 +350,7 @@ class FullLoad:
             return
         log.info(
             "task %s: ParallelLoadThreads=%d: each table or segment is written by %d writers "
-            "(connections) at once",
+            "at once, each with its own connection (on a lake, its own files)",
             self.spec.name,
             threads,
             threads,
