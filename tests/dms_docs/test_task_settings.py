@@ -203,12 +203,12 @@ def _fields(model: type[Any], prefix: str = "") -> list[str]:
 ACTS = {
     "ErrorBehavior.DataTruncationErrorPolicy",
     "TargetMetadata.TargetSchema",
-    "TargetMetadata.ParallelLoadThreads",
     "FullLoadSettings.TargetTablePrepMode",
     "FullLoadSettings.MaxFullLoadSubTasks",
     "FullLoadSettings.CommitRate",
     "FullLoadSettings.StopTaskCachedChangesApplied",
     "FullLoadSettings.StopTaskCachedChangesNotApplied",
+    "TargetMetadata.ParallelLoadThreads",
     "ChangeProcessingTuning.BatchApplyTimeoutMin",
     "ChangeProcessingTuning.BatchApplyTimeoutMax",
     "ChangeProcessingTuning.BatchSplitSize",
