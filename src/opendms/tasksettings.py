@@ -316,11 +316,10 @@ _LOB_INLINE = (
     "in DMS's full LOB mode, LOBs up to this size travel inline with their row and larger "
     "ones are looked up on the source; opendms carries every LOB value inline with its row"
 )
-_STREAM_TARGETS = (
-    "DMS uses it for DynamoDB, Kinesis, Kafka, OpenSearch and Redshift targets; opendms's "
-    "database and lake targets load each table or segment with one writer "
-    "(MaxFullLoadSubTasks and table-settings parallel-load set the parallelism) and apply "
-    "changes in commit order"
+_PARALLEL_APPLY = (
+    "DMS uses it to push changes in parallel to DocumentDB, Kinesis, Kafka (MSK), "
+    "OpenSearch and Redshift targets; opendms applies changes in commit order, on one "
+    "connection to a database target and file after file to a lake"
 )
 _IN_MEMORY_APPLY = (
     "opendms applies whole source transactions in commit order from memory, batching by "
@@ -343,12 +342,18 @@ NO_EFFECT: dict[str, str] = {
     "TargetMetadata.TaskRecoveryTableEnabled": (
         "the CDC checkpoint is kept in opendms's state store, not in a target table"
     ),
-    "TargetMetadata.ParallelLoadThreads": _STREAM_TARGETS,
-    "TargetMetadata.ParallelLoadBufferSize": _STREAM_TARGETS,
-    "TargetMetadata.ParallelLoadQueuesPerThread": _STREAM_TARGETS,
-    "TargetMetadata.ParallelApplyThreads": _STREAM_TARGETS,
-    "TargetMetadata.ParallelApplyBufferSize": _STREAM_TARGETS,
-    "TargetMetadata.ParallelApplyQueuesPerThread": _STREAM_TARGETS,
+    "TargetMetadata.ParallelLoadBufferSize": (
+        "DMS counts it in records, for DynamoDB, Kinesis, Kafka and OpenSearch targets; "
+        "opendms's ParallelLoadThreads writers take whole read batches from a queue one batch "
+        "deep, so a table or segment holds about ParallelLoadThreads + 2 batches in memory"
+    ),
+    "TargetMetadata.ParallelLoadQueuesPerThread": (
+        "DMS uses it for Kinesis and Kafka targets; the ParallelLoadThreads writers of a "
+        "table or segment share one queue in opendms"
+    ),
+    "TargetMetadata.ParallelApplyThreads": _PARALLEL_APPLY,
+    "TargetMetadata.ParallelApplyBufferSize": _PARALLEL_APPLY,
+    "TargetMetadata.ParallelApplyQueuesPerThread": _PARALLEL_APPLY,
     "FullLoadSettings.CreatePkAfterFullLoad": (
         "PostgreSQL targets always build the primary key after the load; MySQL and SQLite "
         "targets create it with the table"

@@ -212,6 +212,7 @@ ACTS = {
     "FullLoadSettings.CommitRate",
     "FullLoadSettings.StopTaskCachedChangesApplied",
     "FullLoadSettings.StopTaskCachedChangesNotApplied",
+    "TargetMetadata.ParallelLoadThreads",
     "ChangeProcessingTuning.BatchApplyTimeoutMin",
     "ChangeProcessingTuning.BatchApplyTimeoutMax",
     "ChangeProcessingTuning.BatchSplitSize",

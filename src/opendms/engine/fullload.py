@@ -19,7 +19,8 @@ import pyarrow as pa
 from opendms.arrowutil import read_rejections
 from opendms.config import DataErrorPolicyKind, TaskSpec
 from opendms.endpoints import same_database, same_engine, table_identity
-from opendms.endpoints.base import PrepMode, Rejection, Source, Target
+from opendms.endpoints.base import BatchWriter, PrepMode, Rejection, Source, Target
+from opendms.engine.parallelwrite import ParallelWriter
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.recover import Retries
 from opendms.engine.reload import Reloads
@@ -226,6 +227,7 @@ class FullLoad:
         plans = self.plan() if plans is None else plans
         tag_objects(self.target, self.mappings, plans)
         units = self.units(plans)
+        self._say_write_threads(plans)
         self.converted = converted_tables(self.spec, self.source, self.target, plans)
         for plan in plans:
             self._prepare(plan)
@@ -316,16 +318,16 @@ class FullLoad:
 
     def _copy(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
         raw = passthrough_ok(self.source, self.target, unit.plan)
-        log.info("table %s: %s", unit.name, "raw COPY pass-through" if raw else "Arrow batches")
+        writers = self._write_threads()
+        how = "raw COPY pass-through" if raw else "Arrow batches"
+        log.info(
+            "table %s: %s", unit.name, how if raw or writers == 1 else f"{how}, {writers} writers"
+        )
         if raw:
             self._copy_raw(unit, run, snap)
             return
-        seg: int | str | None = None
-        if unit.segment and unit.segment.name:
-            seg = unit.segment.name
-        elif unit.segment and len(self._segments(run)) > 1:
-            seg = unit.segment.index
-        writer = self.target.writer(unit.plan.target, seg)
+        writer = self._writer(unit, run)
+        counted = isinstance(writer, ParallelWriter)  # its writers count what they wrote
         try:
             for batch in self._batches(unit, run, snap):
                 if self.stop.is_set():
@@ -333,11 +335,69 @@ class FullLoad:
                 kept = self._screen(run, batch)
                 if kept.num_rows:
                     writer.write(kept)
-                self._count(run, kept.num_rows)
+                if not counted:
+                    self._count(run, kept.num_rows)
             writer.close()
         except BaseException:
             writer.abort()
             raise
+
+    def _writer(self, unit: LoadUnit, run: TableRun) -> BatchWriter:
+        """The unit's writer: one target writer, or ParallelLoadThreads of them behind a
+        :class:`ParallelWriter` (each counts the rows it wrote)."""
+        seg: int | str | None = None
+        if unit.segment and unit.segment.name:
+            seg = unit.segment.name
+        elif unit.segment and len(self._segments(run)) > 1:
+            seg = unit.segment.index
+        threads = self._write_threads()
+        if threads == 1:
+            return self.target.writer(unit.plan.target, seg)
+        return ParallelWriter.open(
+            lambda: self.target.writer(unit.plan.target, seg),
+            threads,
+            depth=1,  # writers busy, one batch waiting, one being read: memory stays bounded
+            on_written=lambda rows: self._count(run, rows),
+            name=f"write-{unit.plan.source.name}",
+        )
+
+    def _write_threads(self) -> int:
+        """Writers per unit: TargetMetadata.ParallelLoadThreads (0 or 1: one), where the
+        target takes several writers into one table at once."""
+        threads = max(self.settings.TargetMetadata.ParallelLoadThreads, 1)
+        return threads if getattr(self.target, "parallel_writers", False) else 1
+
+    def _say_write_threads(self, plans: list[TablePlan]) -> None:
+        """One info line on what ParallelLoadThreads does in this task."""
+        threads = self.settings.TargetMetadata.ParallelLoadThreads
+        if threads <= 1:
+            return
+        scheme = self.target.url.scheme
+        if self._write_threads() == 1:
+            log.info(
+                "task %s: ParallelLoadThreads=%d: a %s target takes one writer at a time; "
+                "each table or segment is loaded by one writer",
+                self.spec.name,
+                threads,
+                scheme,
+            )
+            return
+        log.info(
+            "task %s: ParallelLoadThreads=%d: each table or segment is written by %d writers "
+            "at once, each with its own connection (on a lake, its own files)",
+            self.spec.name,
+            threads,
+            threads,
+        )
+        raw = [p.source.qualified for p in plans if passthrough_ok(self.source, self.target, p)]
+        if raw:
+            log.info(
+                "task %s: ParallelLoadThreads does not apply to the tables moved by raw COPY "
+                "pass-through, one stream per table or segment (faster than several Arrow "
+                "writers): %s",
+                self.spec.name,
+                ", ".join(raw[:5]) + (", …" if len(raw) > 5 else ""),
+            )
 
     def _copy_raw(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
         """Same-engine fast path: the source's binary COPY goes straight to the target."""

@@ -51,6 +51,10 @@ _CSV_AS_TEXT = {Kind.INTERVAL, Kind.ARRAY, Kind.BINARY}
 class LakeTarget:
     """Writes full-load files for each table."""
 
+    # Several writers may write one table or segment at once (ParallelLoadThreads): each
+    # writes its own files, numbered from the one counter of that table or segment.
+    parallel_writers = True
+
     def __init__(self, url: EndpointURL, storage: Storage, settings: LakeSettings) -> None:
         self.url = url
         self.storage = storage
@@ -59,6 +63,8 @@ class LakeTarget:
         self.files: dict[str, list[str]] = {}
         self.lock = threading.Lock()
         self.object_tags: dict[tuple[str, str], dict[str, str]] = {}
+        # The last LOAD counter of each (schema, table, segment folder, segment prefix).
+        self.counters: dict[tuple[str, str, str, str], int] = {}
 
     def set_object_tags(self, tags: dict[tuple[str, str], dict[str, str]]) -> None:
         """S3 object tags per target table (post-processing ``add-tag`` rules)."""
@@ -72,7 +78,18 @@ class LakeTarget:
     def table_dir(self, table: Table) -> str:
         return self.storage.path(table.schema, table.name)
 
+    def next_load_number(self, table: Table, folder: str, prefix: str) -> int:
+        """The counter of the next LOAD file of ``table`` (and segment): 1, 2, … per table
+        or segment, whichever of its writers asks."""
+        key = (table.schema, table.name, folder, prefix)
+        with self.lock:
+            self.counters[key] = self.counters.get(key, 0) + 1
+            return self.counters[key]
+
     def prepare(self, table: Table, mode: PrepMode) -> None:
+        with self.lock:  # a new load of the table: its LOAD counters start again at 1
+            for key in [k for k in self.counters if k[:2] == (table.schema, table.name)]:
+                del self.counters[key]
         folder = self.table_dir(table)
         try:
             if not self.storage.atomic_put:  # S3 needs no folders (and gets no marker objects)
@@ -166,12 +183,13 @@ class LakeWriter:
         return "csv.gz" if self.settings.CompressionType == "GZIP" else "csv"
 
     def _open(self, schema: pa.Schema) -> None:
-        self.counter += 1
+        first = not self.counter
+        self.counter = self.target.next_load_number(self.table, self.folder, self.prefix)
         name = f"{self.prefix}LOAD{self.counter:08X}.{self._extension()}"
         folder = self.target.table_dir(self.table)
         if self.folder:
             folder = f"{folder}/{self.folder}"
-            if self.counter == 1 and not self.target.storage.atomic_put:
+            if first and not self.target.storage.atomic_put:
                 self.target.storage.fs.create_dir(folder, recursive=True)
         self.path = f"{folder}/{name}"
         storage = self.target.storage

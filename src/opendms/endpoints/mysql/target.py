@@ -37,6 +37,10 @@ _MIN_DT, _MAX_DT = -30610224000000000, 253402300799999999  # 1000-01-01 .. 9999-
 class MySQLTarget:
     """Creates and loads tables on one MySQL/MariaDB server."""
 
+    # Several writers may load one table at once (ParallelLoadThreads): each has its own
+    # connection and TSV file and commits each LOAD DATA on its own.
+    parallel_writers = True
+
     def __init__(self, url: EndpointURL) -> None:
         self.url = url
         self.conn = connect(url, database="", local_infile=True)  # the database may be missing

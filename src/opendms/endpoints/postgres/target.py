@@ -60,6 +60,10 @@ def _index_space(table: Table) -> str:
 class PostgresTarget:
     """Creates and loads tables in one PostgreSQL database."""
 
+    # Several writers may load one table at once (ParallelLoadThreads): each has its own
+    # connection and commits each batch on its own.
+    parallel_writers = True
+
     def __init__(self, url: EndpointURL, same_engine: bool = False) -> None:
         self.url = url
         self.conn = connect(url)

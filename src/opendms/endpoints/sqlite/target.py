@@ -36,6 +36,10 @@ _NEGATIVE_ZERO = "SQLite REAL columns store -0.0 as 0.0 (the sign would be lost)
 class SQLiteTarget:
     """Writes into one SQLite database file; one writer at a time."""
 
+    # SQLite takes one writing transaction per database at a time and every writer here
+    # shares the target's one connection: ParallelLoadThreads gives one writer per unit.
+    parallel_writers = False
+
     def __init__(self, url: EndpointURL, path: str) -> None:
         self.url = url
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
