@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,10 @@ from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL, PrepMode
 from opendms.endpoints.lake import open_target
 from opendms.endpoints.lake.target import LakeWriter
-from opendms.endpoints.postgres.source import PostgresSource
 from opendms.engine import parallelwrite
 from opendms.engine.task import run_task
 from opendms.errors import EndpointError, OpenDMSError
-from opendms.model import Column, ColumnType, Kind, ReadPlan, Table
+from opendms.model import Column, ColumnType, Kind, Table
 from opendms.state import StateStore, TableState
 from tests.integration.readback import normalise_rows, read_mysql, read_sqlite
 from tests.oracles.lake import lake_files, read_lake
@@ -57,23 +55,6 @@ DOUBLED = {  # an expression: the Arrow path, not the raw COPY pass-through
     "expression": "$id * 2",
     "data-type": {"type": "int4"},
 }
-
-
-@pytest.fixture(autouse=True)
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The PostgreSQL source hands out ADBC's batches (some 13 MB of Arrow data each,
-    whatever CommitRate says), so this table would be one batch: each is cut into
-    CommitRate rows here (zero-copy slices), for the writers to share."""
-    fetch = PostgresSource._fetch
-
-    def sliced(
-        self: PostgresSource, dbapi: Any, conn: Any, plan: ReadPlan, snapshot: str | None
-    ) -> Iterator[pa.RecordBatch]:
-        for batch in fetch(self, dbapi, conn, plan, snapshot):
-            for start in range(0, batch.num_rows, plan.batch_rows):
-                yield batch.slice(start, plan.batch_rows)
-
-    monkeypatch.setattr(PostgresSource, "_fetch", sliced)
 
 
 @pytest.fixture

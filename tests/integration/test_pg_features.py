@@ -224,3 +224,24 @@ def test_arrow_path_keeps_native_and_array_types(
         "text[]",
         "integer",
     ]
+
+
+def test_reads_commit_rate_rows_per_batch(events: str) -> None:
+    """The driver fetches some 13 MB per batch; the source hands them out in CommitRate
+    rows (FullLoadSettings.CommitRate), every row once and in order."""
+    from opendms.endpoints import open_source
+    from opendms.model import ReadPlan, TableRef
+
+    source = open_source(events)
+    try:
+        table = source.describe(TableRef("public", "events_m1"))
+        plan = ReadPlan(table, ("id", "kind"), batch_rows=700)
+        batches = list(source.read(plan, None))
+    finally:
+        source.close()
+    with psycopg.connect(events) as conn:
+        expected = conn.execute("SELECT id, kind FROM events_m1 ORDER BY id").fetchall()
+    assert [b.num_rows for b in batches[:-1]] == [700] * (len(batches) - 1)
+    assert 0 < batches[-1].num_rows <= 700
+    got = [(r["id"], r["kind"]) for b in batches for r in b.to_pylist()]
+    assert sorted(got) == expected
