@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.mysql.binlog import BinlogDecoder, Ev, uncompress
+from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
+from opendms.endpoints.mysql.binlog.events import Ev, uncompress
 from opendms.endpoints.postgres.pgoutput import Decoder
 from opendms.errors import ConfigError, DecodeError
 from opendms.mapping import parse_table_mappings
