@@ -273,7 +273,9 @@ def column_type(toks: list[_Tok]) -> tuple[ColumnType, bool]:
     name = _TYPE_ALIASES.get(name, name)
     args: list[str] = []
     if i < len(toks) and toks[i].text == "(" and toks[i].kind == "punct":
-        close = next(j for j in range(i, len(toks)) if toks[j].text == ")")
+        close = next((j for j in range(i, len(toks)) if toks[j].text == ")"), None)
+        if close is None:  # StopIteration would escape the decoder's error contract
+            raise ValueError("a column type with an unclosed parenthesis")
         args = [t.text for t in toks[i + 1 : close] if t.text != "," or t.kind != "punct"]
         i = close + 1
     unsigned, binary = serial, False
