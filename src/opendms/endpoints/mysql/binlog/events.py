@@ -3,7 +3,8 @@
 The lowest layer of the binlog decoder (no opendms imports): the 19-byte event
 header, the event and column type codes of MySQL and MariaDB, the collation ->
 character set -> Python codec tables (with MySQL's own latin1), length-encoded
-integers, MariaDB's compressed format, and the exceptions a malformed event raises.
+integers, MariaDB's compressed format, the exceptions a malformed event raises, and
+the kinds of rows events.
 """
 
 from __future__ import annotations
@@ -263,6 +264,7 @@ I64 = struct.Struct("<q").unpack_from
 F32 = struct.Struct("<f").unpack_from
 F64 = struct.Struct("<d").unpack_from
 U32BE = struct.Struct(">I").unpack_from
+
 # What a malformed event or value raises while it is decoded (DecodeError to callers).
 DECODE_ERRORS = (
     ValueError,
@@ -273,6 +275,8 @@ DECODE_ERRORS = (
     OverflowError,
     RecursionError,  # JSON nested deeper than the interpreter's stack
 )
+
+# ----------------------------------------------------------------------------- rows events
 
 ROWS_WRITE, ROWS_UPDATE, ROWS_DELETE = 1, 2, 3
 
