@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BenchError, smoke_option, smoke_sizes
 from opendms.cdc import BinlogPosition, Op
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.mysql.binlog import BinlogDecoder
+from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
 from opendms.endpoints.mysql.binlogclient import BinlogClient
 from opendms.endpoints.mysql.capture import MySqlCapture
 from opendms.endpoints.mysql.conn import connect

@@ -58,7 +58,7 @@ def pgoutput(data: bytes) -> None:
 
 
 def binlog(data: bytes) -> None:
-    from opendms.endpoints.mysql.binlog import BinlogDecoder
+    from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
 
     decoder = BinlogDecoder(file="mysql-bin.000001")
     with suppress(OpenDMSError):
@@ -152,7 +152,7 @@ def frame(messages: list[bytes]) -> bytes:
 # fuzzer sees their coverage.
 MODULES: dict[str, tuple[str, ...]] = {
     "pgoutput": ("opendms.endpoints.postgres.pgoutput",),
-    "binlog": ("opendms.endpoints.mysql.binlog",),
+    "binlog": ("opendms.endpoints.mysql.binlog.decoder",),  # imports the whole package
     "mappings": ("opendms.mapping",),
     "settings": (
         "opendms.config",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from opendms.endpoints.mysql.binlog import ZERO_DATE
+from opendms.endpoints.mysql.binlog.events import ZERO_DATE
 from opendms.errors import TaskError
 from opendms.state import StateStore, TableState
 from opendms.testing.sql import execute, table_rows

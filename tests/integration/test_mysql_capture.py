@@ -15,7 +15,7 @@ import pytest
 
 from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.mysql.binlog import ZERO_DATE
+from opendms.endpoints.mysql.binlog.events import ZERO_DATE
 from opendms.endpoints.mysql.capture import MySqlCapture, check_settings
 from opendms.endpoints.mysql.conn import connect
 from opendms.endpoints.mysql.source import MySQLSource

@@ -15,16 +15,11 @@ import pytest
 
 from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.mysql.binlog import (
-    ZERO_DATE,
-    BinlogDecoder,
-    Col,
-    Ev,
-    GtidState,
-    classify,
-    mysql_json_text,
-    uncompress,
-)
+from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
+from opendms.endpoints.mysql.binlog.events import ZERO_DATE, Col, Ev, uncompress
+from opendms.endpoints.mysql.binlog.gtid import GtidState
+from opendms.endpoints.mysql.binlog.jsonb import mysql_json_text
+from opendms.endpoints.mysql.binlog.statements import classify
 from opendms.endpoints.mysql.binlogclient import MAX_PACKET, BinlogClient, BinlogServerError
 from opendms.errors import TaskError
 from opendms.model import ColumnType, Kind, T

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.mysql.binlog import BinlogDecoder, Ev, uncompress
+from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
+from opendms.endpoints.mysql.binlog.events import Ev, uncompress
 from opendms.endpoints.postgres.pgoutput import Decoder
 from opendms.errors import ConfigError, DecodeError
 from opendms.mapping import parse_table_mappings
 from opendms.model import TableRef
 
-from .test_binlog_decode import C, event, image, rows_body, table_map
+from .test_binlog_decode import C, event, image, query_event, rows_body, table_map
 from .test_pgoutput import REL, begin, tuple_data
 
 # -- pgoutput ----------------------------------------------------------------------------
@@ -110,6 +111,13 @@ def test_binlog_truncated_event_is_a_decode_error(body: bytes) -> None:
 def test_binlog_header_shorter_than_19_bytes_is_a_decode_error() -> None:
     with pytest.raises(DecodeError):
         BinlogDecoder(file="mysql-bin.000001").feed(b"\x00" * 7)
+
+
+@pytest.mark.parametrize("sql", ["ALTER TABLE t ADD c INT(", "ALTER TABLE t MODIFY c DECIMAL(10,2"])
+def test_binlog_alter_with_an_unclosed_type_parenthesis_is_a_decode_error(sql: str) -> None:
+    # fuzz: StopIteration escaped from the column type's argument list
+    with pytest.raises(DecodeError, match="unclosed parenthesis"):
+        BinlogDecoder(file="mysql-bin.000001").feed(query_event(sql, log_pos=300))
 
 
 def test_compressed_data_is_bounded_by_the_length_it_claims() -> None:

@@ -3,7 +3,7 @@
 A rows event holds many rows. When one value in it has no canonical value (a zero date
 written under a permissive ``sql_mode``, an enum index beyond its labels, text that is not
 valid in its character set, a JSON document the decoder cannot read...), the compiled
-walker (``binlog.compile_rows``) fails for the whole event, and :func:`decode_rows_slowly`
+walker (``binlog.rowcode.compile_rows``) fails for the whole event, and :func:`decode_rows_slowly`
 walks the event again value by value. Each good row becomes the Change the walker makes;
 each bad row a Change of the same op and table with ``error`` set to ``column X: why``
 and its values as far as they decode (a bad value is carried as it is stored: a date as
@@ -24,23 +24,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from opendms.cdc import Change
-from opendms.endpoints.mysql.binlog import (
-    _DECODE_ERRORS,
-    _OPS,
-    _U64,
+from opendms.endpoints.mysql.binlog.colcode import compile_column, compile_skip
+from opendms.endpoints.mysql.binlog.events import (
+    DECODE_ERRORS,
     ROWS_DELETE,
     ROWS_UPDATE,
     ROWS_WRITE,
+    U64,
     ZERO_DATE,
     BadValueError,
     Col,
-    ColumnInfo,
-    TableMap,
-    _bits,
-    _key_columns,
-    compile_column,
-    compile_skip,
 )
+from opendms.endpoints.mysql.binlog.rowcode import OPS, bits, key_columns
+from opendms.endpoints.mysql.binlog.tablemap import ColumnInfo, TableMap
 
 Decode = Callable[[bytes, int], tuple[Any, int]]
 
@@ -99,9 +95,9 @@ class _Shape:
 
     @classmethod
     def of(cls, tm: TableMap, kind: int, before: int, after: int) -> _Shape:
-        present = _bits(before) if kind in (ROWS_UPDATE, ROWS_DELETE) else []
-        values = _bits(after) if kind in (ROWS_WRITE, ROWS_UPDATE) else []
-        key = _key_columns(tm, present) if present else []
+        present = bits(before) if kind in (ROWS_UPDATE, ROWS_DELETE) else []
+        values = bits(after) if kind in (ROWS_WRITE, ROWS_UPDATE) else []
+        key = key_columns(tm, present) if present else []
         old = present if tm.old_rows and present != key else []
         return cls(tm, kind, present, values, key, old)
 
@@ -113,7 +109,7 @@ class _Shape:
         before, after = (old.values if old else {}), (new.values if new else {})
         problems = [*(old.problems if old else ()), *(new.problems if new else ())]
         return Change(
-            _OPS[self.kind],
+            OPS[self.kind],
             self.tm.schema,
             self.tm.table,
             self.names(self.after),
@@ -128,7 +124,7 @@ class _Shape:
     def rest(self, row: int, why: str) -> Change:
         """An error change standing for the rows from ``row`` on, which cannot be found."""
         error = f"{why} (row #{row} and the rows after it in the event cannot be decoded)"
-        return Change(_OPS[self.kind], self.tm.schema, self.tm.table, error=error)
+        return Change(OPS[self.kind], self.tm.schema, self.tm.table, error=error)
 
 
 def decode_rows_slowly(
@@ -181,7 +177,7 @@ def _read_image(
         name = col.info.name
         try:
             q = _read_value(col, image, i, buf, p) if i in wanted else col.skip(buf, p)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             return f"column {name}: {type(exc).__name__}: {exc}", p
         if q > end:
             return f"column {name}: its value runs past the end of the event", p
@@ -197,7 +193,7 @@ def _read_value(col: _Column, image: _Image, i: int, buf: bytes, p: int) -> int:
         try:
             image.values[i], q = col.decode(buf, p)
             return q
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             problem = value_problem(col.info, buf, p, exc)
     else:
         problem = col.problem
@@ -234,7 +230,7 @@ def _ymd(col: ColumnInfo, buf: bytes, pos: int) -> tuple[int, ...]:
         t = int.from_bytes(buf[pos : pos + 5], "big") - 0x8000000000
         ym = t >> 22
         return (ym // 13, ym % 13, t >> 17 & 31, t >> 12 & 31, t >> 6 & 63, t & 63)
-    day, clock = divmod(_U64(buf, pos)[0], 1000000)
+    day, clock = divmod(U64(buf, pos)[0], 1000000)
     return (
         day // 10000,
         day // 100 % 100,
@@ -262,5 +258,5 @@ def stored_value(col: ColumnInfo, buf: bytes, pos: int) -> Any:
             return int.from_bytes(buf[pos : pos + size], "big")
         typ = Col.BLOB if col.type == Col.JSON else col.type
         return compile_column(replace(col, type=typ, charset="binary", ctype=None))(buf, pos)[0]
-    except (*_DECODE_ERRORS, BadValueError):
+    except (*DECODE_ERRORS, BadValueError):
         return None

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from opendms.cdc import Backlog, BinlogPosition, Position, Transaction
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.mysql.binlog import BinlogDecoder, file_number
+from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder, file_number
 from opendms.endpoints.mysql.binlogclient import BinlogClient, BinlogServerError
 from opendms.endpoints.mysql.conn import connect, pymysql_module, translate
 from opendms.errors import ConfigError, EndpointError, PrivilegeError, TaskError
