@@ -584,6 +584,9 @@ def test_mysql_json_scalars() -> None:
     assert mysql_json_text(bytes([9]) + struct.pack("<q", -(2**63))) == str(-(2**63))
     opaque_decimal = bytes([15, Col.NEWDECIMAL, 2 + 3, 5, 2]) + dec("-12.50", 5, 2)
     assert mysql_json_text(opaque_decimal) == "-12.50"
+    digits = dec("0.0000000000", 12, 10)
+    zero = bytes([15, Col.NEWDECIMAL, 2 + len(digits), 12, 10]) + digits
+    assert mysql_json_text(zero) == "0.0000000000"  # as MySQL shows it, not 0E-10
 
 
 def test_mysql_json_times_keep_hours_beyond_a_day() -> None:

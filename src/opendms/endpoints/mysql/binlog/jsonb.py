@@ -94,7 +94,7 @@ def _json_container(buf: bytes, pos: int, large: bool, is_object: bool) -> Any:
 
 def _json_opaque(field_type: int, data: bytes) -> Any:
     if field_type == Col.NEWDECIMAL:
-        return _Raw(str(_decimal(data[0] << 8 | data[1], data)))
+        return _Raw(format(_decimal(data[0] << 8 | data[1], data), "f"))  # 0E-10: 0.0000000000
     if field_type in (Col.DATE, Col.DATETIME, Col.TIMESTAMP, Col.TIME):
         packed = I64(data, 0)[0]
         return _Raw(json.dumps(_packed_temporal(field_type, packed)))
