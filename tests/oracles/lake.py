@@ -23,6 +23,11 @@ code; the file rules are in :mod:`tests.oracles.lakefiles`.
   put the row, a ``D`` of a key not held does nothing.
 * A table without a key (``key=()``) is a multiset of rows: ``I`` adds one, ``D``
   removes one equal row, and an update is a ``D`` of the old row then a ``U``.
+* A value the source did not send (:data:`~tests.oracles.lakefiles.NOT_SENT`, CSV CDC
+  files with ``UseCsvNoSupValue`` and ``CsvNoSupValue``) is a column the change left as
+  it was: a ``U`` keeps the row's value (after a key change's ``D``, the deleted row's);
+  a ``D`` row's such value is not compared; an ``I`` cannot lack a value (strict). Where
+  no row is held (lenient) the value stays NOT_SENT in ``rows``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from tests.oracles.lakefiles import (
     CDC_NAME,
     CONTROL_FOLDER,
     LOAD_NAME,
+    NOT_SENT,
     FileRow,
     LakeError,
     Layout,
@@ -49,6 +55,7 @@ from tests.oracles.lakefiles import (
 )
 
 __all__ = [
+    "NOT_SENT",
     "FileRow",
     "Lake",
     "LakeError",
@@ -315,6 +322,7 @@ class _Fold:
         self.key, self.lenient, self.deletes = key, lenient, deletes
         self.rows: dict[Any, Row] = {}
         self.serial = 0
+        self.deleted: Row | None = None  # the row the last D removed
 
     def load(self, change: FileRow) -> None:
         ident = self._ident(change)
@@ -331,11 +339,23 @@ class _Fold:
             return self._delete(change, ident)
         if change.op == "I" and held and not self.lenient:
             raise LakeError(f"{_where(change)}: an I of key {ident}, which the table holds")
-        moved = self._moved(previous, change) or not self.deletes
-        if change.op == "U" and not held and not (self.lenient or moved):
+        moved = self._moved(previous, change)
+        if change.op == "U" and not held and not (self.lenient or moved or not self.deletes):
             raise LakeError(f"{_where(change)}: a U of key {ident}, which the table does not hold")
-        self.rows[ident] = change.row
+        current = self.rows[ident] if held else self.deleted if moved else None
+        self.rows[ident] = self._filled(change, current)
         return None
+
+    def _filled(self, change: FileRow, current: Row | None) -> Row:
+        """The row a change writes: a value the source did not send is ``current``'s."""
+        unsent = [c for c, v in change.row.items() if v is NOT_SENT]
+        if not unsent:
+            return change.row
+        if change.op == "I" and not self.lenient:
+            raise LakeError(f"{_where(change)}: an I without the value of {unsent}")
+        if current is None:
+            return change.row
+        return {c: current.get(c) if v is NOT_SENT else v for c, v in change.row.items()}
 
     def _moved(self, previous: FileRow | None, change: FileRow) -> bool:
         """The U of a key change: right after the D of another key."""
@@ -344,7 +364,7 @@ class _Fold:
         return bool(self._ident(previous) != self._ident(change))
 
     def _delete(self, change: FileRow, ident: Any) -> None:
-        current = self.rows.pop(ident, None)
+        current = self.deleted = self.rows.pop(ident, None)
         if current is None:
             if not self.lenient:
                 raise LakeError(
@@ -356,15 +376,14 @@ class _Fold:
     def _apply_keyless(self, change: FileRow, previous: FileRow | None) -> None:
         if change.op == "D":
             found = [i for i, row in self.rows.items() if _same(change.row, row)]
-            if found:
-                del self.rows[found[0]]
-            elif not self.lenient:
+            self.deleted = self.rows.pop(found[0]) if found else None
+            if not found and not self.lenient:
                 raise LakeError(f"{_where(change)}: a D of a row the table does not hold")
             return
         if change.op == "U" and not _pair(previous, change):
             raise LakeError(f"{_where(change)}: a U of a table without a key, not after its D")
         self.serial += 1
-        self.rows[self.serial] = change.row
+        self.rows[self.serial] = self._filled(change, self.deleted if change.op == "U" else None)
 
     def _ident(self, change: FileRow) -> Any:
         if not self.key:
@@ -397,6 +416,8 @@ def _check_image(change: FileRow, current: Row) -> None:
     """A D row's values, where it has them, are those of the row it deletes."""
     for column, value in change.row.items():
         have = current.get(column)
+        if value is NOT_SENT:
+            continue
         if value is not None and have is not None and value != have:
             raise LakeError(
                 f"{_where(change)}: the D row has {column}={value!r}, the row it deletes {have!r}"
@@ -404,7 +425,8 @@ def _check_image(change: FileRow, current: Row) -> None:
 
 
 def _same(image: Row, row: Row) -> bool:
-    return all(row.get(c) == v for c, v in image.items()) and set(image) == set(row)
+    known = all(v is NOT_SENT or row.get(c) == v for c, v in image.items())
+    return known and set(image) == set(row)
 
 
 def _where(change: FileRow) -> str:

@@ -14,7 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.oracles.lake import LakeError, read_lake
-from tests.oracles.lakefiles import batch_stamps, csv_records, load_name, next_stamp
+from tests.oracles.lakefiles import (
+    NOT_SENT,
+    batch_stamps,
+    csv_records,
+    load_name,
+    next_stamp,
+)
 
 KEY = {"s.t": ["id"]}
 
@@ -252,3 +258,33 @@ def test_lenient_by_table_and_updates_without_deletes(tmp_path: Path) -> None:
     _parquet(tmp_path, "s/u/LOAD00000001.parquet", [{"Op": "I", "id": 1, "v": "v1"}])
     lake = read_lake(tmp_path, inserts_and_updates, keys=keys)
     assert [r["id"] for r in lake["s.t"].rows] == [1, 9]
+
+
+def test_csv_cdc_value_not_sent_keeps_the_row_value(tmp_path: Path) -> None:
+    """UseCsvNoSupValue with CsvNoSupValue: the unquoted marker in a CSV CDC file is a
+    value the source did not send (the row keeps its value); quoted, it is text; without
+    both settings, or when it is the null value, it is not such a value."""
+    folder = tmp_path / "s/t"
+    folder.mkdir(parents=True)
+    (folder / "LOAD00000001.csv").write_text('1,"a",x\n2,"b",y\n3,"c",z\n')
+    (folder / "20240101-000000001.csv").write_text('"U",1,"?",?\n"U",2,?,"?"\n')
+    settings, cols, parse = "UseCsvNoSupValue=true;CsvNoSupValue=?", ["id", "v", "w"], {"id": int}
+    for other in ("CsvNoSupValue=?", "UseCsvNoSupValue=true", f"{settings};CsvNullValue=?"):
+        rows = read_lake(tmp_path, other, keys=KEY, columns=cols, parse=parse)["s.t"].rows
+        assert NOT_SENT not in [v for r in rows for v in r.values()], other
+    (folder / "20240101-000000002.csv").write_text('"D",3,?,\n"U",30,?,?\n')
+    table = read_lake(tmp_path, settings, keys=KEY, columns=cols, parse=parse)["s.t"]
+    assert table.op_rows("v", "w") == [
+        ("U", "?", NOT_SENT),
+        ("U", NOT_SENT, "?"),
+        ("D", NOT_SENT, None),
+        ("U", NOT_SENT, NOT_SENT),
+    ]
+    assert table.rows == [
+        {"id": 1, "v": "?", "w": "x"},
+        {"id": 2, "v": "b", "w": "?"},
+        {"id": 30, "v": "c", "w": "z"},  # a key change: the deleted row's values
+    ]
+    (folder / "20240101-000000003.csv").write_text('"I",4,?,"w"\n')
+    with pytest.raises(LakeError, match=r"an I without the value of \['v'\]"):
+        read_lake(tmp_path, settings, keys=KEY, columns=cols, parse=parse)
