@@ -9,6 +9,12 @@ code; the file rules are in :mod:`tests.oracles.lakefiles`.
   neither a LOAD nor a CDC name, or with another format's extension, or in the wrong
   folder, is a :class:`LakeError`. A table's LOAD counters (per segment) run 1, 2, …
   without a gap, and no two CDC files share a stamp.
+* A table whose parallel load names its segments (``ranges`` with ``segment-names``,
+  given by the test as ``segment_names``) has its LOAD files in a folder per segment,
+  ``<schema>/<table>/<segment name>/LOAD…`` (the guide's "Parallel load of partitioned
+  sources when using Amazon S3 as a target"), each folder counting from 1, none in the
+  table folder itself nor with a ``SEGMENTn_`` prefix; a folder of another name fails.
+  They are read segment by segment in the order of the names.
 * A table now is its LOAD files (counter order), then its CDC files in name order
   (which is commit order), rows in file order, folded by key with ``I``, ``U`` and
   ``D`` told apart. Strict (the default): a LOAD row of a key already held, an ``I``
@@ -66,6 +72,7 @@ __all__ = [
 ]
 Keys = Mapping[str, Sequence[str]] | Sequence[str]
 Columns = Mapping[str, Sequence[str]] | Sequence[str] | None
+Segments = Mapping[str, Sequence[str]]
 _URL_KEYS = {"endpoint_url", "region"}
 
 
@@ -117,6 +124,7 @@ def read_lake(
     lenient: bool | Collection[str] = False,
     columns: Columns = None,
     parse: Parse | None = None,
+    segment_names: Segments | None = None,
 ) -> Lake:
     """Read every file under ``where`` (a directory, ``file://`` or ``s3://`` URL whose
     query may hold ``endpoint_url``, ``region`` and settings; S3 credentials from the
@@ -125,10 +133,11 @@ def read_lake(
     ``keys``: the key columns of every table, or by ``schema.table`` (``()``: no key);
     ``lenient``: True, or the tables (``schema.table``) to fold leniently;
     ``columns``: the data columns of headerless CSV files (likewise); ``parse``: text
-    to value, by column, for CSV values (which are text otherwise)."""
+    to value, by column, for CSV values (which are text otherwise); ``segment_names``:
+    by ``schema.table``, the ``segment-names`` of its ``ranges`` parallel load."""
     fs, root, query = _open(where)
     layout = Layout.of({**query, **_as_dict(settings)})
-    files, grouped = _group(_all_files(fs, root), layout)
+    files, grouped = _group(_all_files(fs, root), layout, segment_names or {})
     tables = {}
     for name, (loads, cdc) in grouped.items():
         schema, table = name.split(".", 1)
@@ -141,11 +150,15 @@ def read_lake(
     return Lake(files, tables)
 
 
-def lake_files(where: str | Path, settings: Mapping[str, Any] | str | None = None) -> Lake:
+def lake_files(
+    where: str | Path,
+    settings: Mapping[str, Any] | str | None = None,
+    segment_names: Segments | None = None,
+) -> Lake:
     """The lake's files by table, names checked, no row read (``rows`` stay empty)."""
     fs, root, query = _open(where)
     layout = Layout.of({**query, **_as_dict(settings)})
-    files, grouped = _group(_all_files(fs, root), layout)
+    files, grouped = _group(_all_files(fs, root), layout, segment_names or {})
     tables = {}
     for name, (loads, cdc) in grouped.items():
         schema, table = name.split(".", 1)
@@ -211,7 +224,7 @@ def _all_files(fs: pafs.FileSystem, root: str) -> list[str]:
 
 
 def _group(
-    paths: list[str], layout: Layout
+    paths: list[str], layout: Layout, segment_names: Segments
 ) -> tuple[list[str], dict[str, tuple[list[str], list[str]]]]:
     """The data files, and per ``schema.table`` its LOAD files (counter order) and
     CDC files (name order)."""
@@ -219,18 +232,21 @@ def _group(
     loads: dict[str, list[str]] = {}
     cdc: dict[str, list[str]] = {}
     for path in data:
-        table, kind = _classify(path, layout)
+        table, kind = _classify(path, layout, segment_names)
         (loads if kind == "load" else cdc).setdefault(table, []).append(path)
         loads.setdefault(table, [])
-    grouped = {t: (_load_order(t, loads[t]), _cdc_order(t, cdc.get(t, []))) for t in loads}
+    grouped = {
+        t: (_load_order(t, loads[t], segment_names.get(t, ())), _cdc_order(t, cdc.get(t, [])))
+        for t in loads
+    }
     return data, grouped
 
 
-def _classify(path: str, layout: Layout) -> tuple[str, str]:
+def _classify(path: str, layout: Layout, segment_names: Segments) -> tuple[str, str]:
     parts = path.split("/")
     if len(parts) < 3:
         raise LakeError(f"{path}: a file outside any <schema>/<table>/ folder")
-    name, folder = parts[-1], "/".join(parts[2:-1])
+    table, name, folder = f"{parts[0]}.{parts[1]}", parts[-1], "/".join(parts[2:-1])
     load, cdc = LOAD_NAME.match(name), CDC_NAME.match(name)
     match = load or cdc
     if match is None:
@@ -240,25 +256,37 @@ def _classify(path: str, layout: Layout) -> tuple[str, str]:
         )
     if match["ext"] != layout.extension:
         raise LakeError(f"{path}: expected the extension .{layout.extension}")
+    named = segment_names.get(table, ())
+    if load and named:
+        if folder not in named or load["segment"]:
+            raise LakeError(
+                f"{path}: expected LOAD… in one of the segment folders {list(named)} "
+                "(ranges with segment-names)"
+            )
+        return table, "load"
     expected = "" if load else layout.date_folder(match["stamp"])
     if folder != expected:
         raise LakeError(f"{path}: expected in the folder {expected or 'of the table'!r}")
-    return f"{parts[0]}.{parts[1]}", "load" if load else "cdc"
+    return table, "load" if load else "cdc"
 
 
-def _load_order(table: str, paths: list[str]) -> list[str]:
-    """LOAD files by segment, then counter; each segment's counters are 1, 2, …"""
+def _load_order(table: str, paths: list[str], named: Sequence[str] = ()) -> list[str]:
+    """LOAD files by segment (number, or place in ``named`` for segment folders), then
+    counter; each segment's counters are 1, 2, …"""
     by_segment: dict[int, list[tuple[int, str]]] = {}
     for path in paths:
-        match = LOAD_NAME.match(path.rsplit("/", 1)[-1])
+        folder, _, name = path.split("/", 2)[2].rpartition("/")
+        match = LOAD_NAME.match(name)
         assert match is not None
         segment = int(match["segment"][7:-1]) if match["segment"] else 0
+        if folder:
+            segment = list(named).index(folder) + 1
         by_segment.setdefault(segment, []).append((int(match["counter"], 16), path))
     ordered: list[str] = []
     for segment in sorted(by_segment):
         counters = sorted(by_segment[segment])
         if [c for c, _ in counters] != list(range(1, len(counters) + 1)):
-            found = [p.rsplit("/", 1)[-1] for _, p in counters]
+            found = [p.split("/", 2)[2] for _, p in counters]
             raise LakeError(f"{table}: LOAD counters do not run 1, 2, …: {found}")
         ordered += [p for _, p in counters]
     return ordered

@@ -9,7 +9,9 @@ Names (a table's files are under ``<schema>/<table>/``):
 
 * LOAD files: ``LOAD`` and a counter of 8 upper-case hexadecimal digits (1, 2, … 9, A,
   B, … F, 10, …), ``SEGMENT<n>_`` before it for the segments of a parallel load, in the
-  table folder itself.
+  table folder itself; for a ``ranges`` parallel load with ``segment-names``, without
+  the prefix in a folder of the table folder named after the segment (each counting
+  from 1).
 * CDC files: ``yyyymmdd-hhmmssfff`` (the stamp, to the millisecond), in the table
   folder, or with ``DatePartitionEnabled`` in the date folder of the stamp: the parts
   of ``DatePartitionSequence`` (default YYYYMMDD) joined by ``DatePartitionDelimiter``

@@ -5,6 +5,7 @@ told apart."""
 from __future__ import annotations
 
 import gzip
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,42 @@ def test_csv_cdc_value_not_sent_keeps_the_row_value(tmp_path: Path) -> None:
     (folder / "20240101-000000003.csv").write_text('"I",4,?,"w"\n')
     with pytest.raises(LakeError, match=r"an I without the value of \['v'\]"):
         read_lake(tmp_path, settings, keys=KEY, columns=cols, parse=parse)
+
+
+def test_named_segments_write_to_their_folders(tmp_path: Path) -> None:
+    """ranges with segment-names: LOAD files in a folder per segment name, each counting
+    from 1, read in the order of the names; any other place or name fails."""
+    names = {"s.t": ["low", "high"]}
+    _load(tmp_path, 3, 4, name="high/LOAD00000001.parquet")
+    _load(tmp_path, 1, name="low/LOAD00000001.parquet")
+    _load(tmp_path, 2, name="low/LOAD00000002.parquet")
+    _cdc(tmp_path, "20240101-000000001", ("U", 4, "four"))
+    table = read_lake(tmp_path, PARQUET, keys=KEY, segment_names=names)["s.t"]
+    assert table.loads == [
+        "s/t/low/LOAD00000001.parquet",
+        "s/t/low/LOAD00000002.parquet",
+        "s/t/high/LOAD00000001.parquet",
+    ]
+    assert [r.row["id"] for r in table.load_rows] == [1, 2, 3, 4]
+    assert table.rows[-1] == {"id": 4, "v": "four"}
+    with pytest.raises(
+        LakeError, match=r"s/t/high/LOAD00000001\.parquet: expected in the folder .of the table."
+    ):
+        read_lake(tmp_path, PARQUET, keys=KEY)  # without segment names: no folders
+    for bad in (
+        "other/LOAD00000001.parquet",
+        "LOAD00000001.parquet",
+        "high/SEGMENT2_LOAD00000002.parquet",
+        "low/20240101-000000009.parquet",
+    ):
+        path = tmp_path / "s/t" / bad
+        _parquet(tmp_path, f"s/t/{bad}", [{"id": 9, "v": "x"}])
+        with pytest.raises(LakeError, match=re.escape(f"s/t/{bad}: expected")):
+            read_lake(tmp_path, PARQUET, keys=KEY, segment_names=names)
+        path.unlink()
+    _load(tmp_path, 5, name="high/LOAD00000003.parquet")
+    with pytest.raises(LakeError, match=r"LOAD counters do not run 1, 2, …: \['high/LOAD0000"):
+        read_lake(tmp_path, PARQUET, keys=KEY, segment_names=names)
+    _load(tmp_path, 5, name="high/LOAD00000002.parquet")
+    with pytest.raises(LakeError, match=r"key \(5,\) written twice by the full load"):
+        read_lake(tmp_path, PARQUET, keys=KEY, segment_names=names)
