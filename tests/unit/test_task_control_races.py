@@ -127,7 +127,7 @@ def test_stop_of_a_run_its_signal_ends_before_it_records_anything(tmp_path: Path
     store = _store(tmp_path, TaskStatus.STARTING)
     proc = _holder(tmp_path)
     record = control.stop(store, "t", timeout=30)
-    assert proc.wait(timeout=10) != 0
+    assert proc.wait(timeout=10) != 0 and record is not None
     assert (record.status, record.stop_reason, record.pid) == (
         TaskStatus.STOPPED,
         "STOPPED_BY_USER",
@@ -146,7 +146,7 @@ def test_stop_of_a_run_that_records_its_own_end_keeps_it(tmp_path: Path) -> None
     )
     proc = _holder(tmp_path, setup)
     record = control.stop(store, "t", timeout=30)
-    assert proc.wait(timeout=10) == 0
+    assert proc.wait(timeout=10) == 0 and record is not None
     assert (record.status, record.stop_reason) == (TaskStatus.STOPPED, "STOP_POSITION_REACHED")
 
 
@@ -172,7 +172,7 @@ def test_stop_waits_for_a_holder_to_write_its_pid(tmp_path: Path) -> None:
     record = control.stop(store, "t", timeout=30)
     assert proc.wait(timeout=10) == -15  # its own SIGTERM, sent once the pid was known
     assert time.monotonic() - started >= 0.4
-    assert record.status is TaskStatus.STOPPED
+    assert record is not None and record.status is TaskStatus.STOPPED
 
 
 def test_stop_of_a_task_not_running_says_its_status_and_why(tmp_path: Path) -> None:
@@ -189,3 +189,28 @@ def test_stop_of_an_unknown_task(tmp_path: Path) -> None:
     lock = TaskLock(tmp_path / "state.db", "x")
     with lock, pytest.raises(TaskLockedError):
         TaskLock(tmp_path / "state.db", "x").acquire()
+
+
+def test_stop_while_start_waits_for_the_task_process(tmp_path: Path) -> None:
+    """A stop issued while `task start` still waits for the process it launched to take
+    the lock (the task may not even be recorded yet) waits for it, then stops it; a
+    marker left by a start that is gone is ignored."""
+    store = StateStore(tmp_path / "state.db")
+    marker = control.starting_path(store, "t")
+    marker.parent.mkdir(parents=True)
+    marker.write_text(str(_dead_pid()))
+    with pytest.raises(Exception, match="no task named 't'"):
+        control.stop(store, "t", timeout=5)
+    marker.write_text(str(os.getpid()))  # this process plays the waiting `task start`
+    holder: list[subprocess.Popen[str]] = []
+
+    def launch() -> None:
+        holder.append(_holder(tmp_path))
+        marker.unlink()
+
+    timer = threading.Timer(0.5, launch)
+    timer.start()
+    record = control.stop(store, "t", timeout=30)
+    timer.join()
+    assert record is None  # stopped before it recorded itself (its first run)
+    assert holder[0].wait(timeout=10) == -15

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from opendms.errors import ConfigError, OpenDMSError, TaskLockedError
 from opendms.state import StateStore, TaskStatus
-from opendms.state.lock import holder_pid
+from opendms.state.lock import holder_pid, lock_path
 from opendms.state.private import private_dir, private_file
 from opendms.state.store import TaskRecord
 
@@ -125,21 +125,48 @@ def spawn(store: StateStore, name: str, file: Path, fresh: bool) -> tuple[int, P
     args += ["task", "run", "--quiet", "--follow", str(file)]
     if fresh:
         args.append("--fresh")
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-        )
-    _wait_started(store, name, proc, log)
+    known = store.task(name)
+    before = known.started_at if known is not None else None  # the last run's start
+    marker = starting_path(store, name)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))  # a stop meanwhile waits for the task's process
+    try:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            )
+        _wait_started(store, name, proc, log, before)
+    finally:
+        marker.unlink(missing_ok=True)
     return proc.pid, log
 
 
-def _wait_started(store: StateStore, name: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def starting_path(store: StateStore, name: str) -> Path:
+    """``<lock>.starting``: the pid of a ``start`` (``resume``, ``reload``) waiting for the
+    process it launched to take the task's lock (removed once it has, or has ended)."""
+    lock = lock_path(store.path, name)
+    return lock.with_name(lock.name + ".starting")
+
+
+def _starting(store: StateStore, name: str) -> bool:
+    """Whether a ``start`` is still waiting for its task's process to take the lock. Only
+    waited for, never signalled: a stale file (its ``start`` killed) names no one."""
+    try:
+        text = starting_path(store, name).read_text().strip()
+    except OSError:
+        return False
+    return text.isdigit() and alive(int(text))
+
+
+def _wait_started(
+    store: StateStore, name: str, proc: subprocess.Popen[bytes], log: Path, before: str | None
+) -> None:
     """Wait until the task's process holds its run lock (from then on ``stop`` finds it;
     before, it may still be loading or assessing), then, up to START_WAIT seconds from
     the start, until it reports running: a task that fails at once says why."""
     start = time.monotonic()
     while running_pid(store, name) != proc.pid:
-        if _ended(name, proc, log):
+        if _ended(store, name, proc, log, before):
             return
         if time.monotonic() - start > LOCK_WAIT:
             raise OpenDMSError(
@@ -147,7 +174,7 @@ def _wait_started(store: StateStore, name: str, proc: subprocess.Popen[bytes], l
             )
         time.sleep(0.05)
     while time.monotonic() - start < START_WAIT:
-        if _ended(name, proc, log):
+        if _ended(store, name, proc, log, before):
             return
         record = store.task(name)
         if record is not None and record.pid == proc.pid and record.status is TaskStatus.RUNNING:
@@ -155,26 +182,35 @@ def _wait_started(store: StateStore, name: str, proc: subprocess.Popen[bytes], l
         time.sleep(0.1)
 
 
-def _ended(name: str, proc: subprocess.Popen[bytes], log: Path) -> bool:
-    """True when the task's process has already ended well (a short task); an error
+def _ended(
+    store: StateStore, name: str, proc: subprocess.Popen[bytes], log: Path, before: str | None
+) -> bool:
+    """True when the task's process has already ended well (a short task, or one that a
+    ``task stop`` stopped meanwhile: its run, started after ``before``, says so); an error
     with the log's last lines when it failed."""
     code = proc.poll()
     if code is None:
         return False
-    if code == 0:
+    record = store.task(name)
+    if code == 0 or (
+        record is not None
+        and record.started_at != before  # this run's end, not the last run's
+        and record.stop_reason == STOPPED_BY_USER
+    ):
         return True
     tail = log.read_text(errors="replace").strip().splitlines()[-3:]
     raise OpenDMSError(f"task {name!r} stopped at once: " + " | ".join(tail))
 
 
-def stop(store: StateStore, name: str, timeout: float) -> TaskRecord:
-    """Ask the task's process to stop (SIGTERM: finish the batch, checkpoint) and wait.
+def stop(store: StateStore, name: str, timeout: float) -> TaskRecord | None:
+    """Ask the task's process to stop (SIGTERM: finish the batch, checkpoint) and wait;
+    the task's record after (None: it was stopped before it recorded itself, in its
+    first run).
 
     A task whose process is already gone is recorded as failed (its reason says so)
     and returned as it is: there is nothing left to stop. A task that is not running
     (it has stopped or failed, and said so) is an error naming its status."""
     deadline = time.monotonic() + timeout
-    _record(store, name)  # an unknown task is an error; a gone process is recorded
     pid = _holder(store, name, deadline)
     if pid is None:
         record = _record(store, name)  # read after the lock: the run's own end
@@ -193,19 +229,22 @@ def stop(store: StateStore, name: str, timeout: float) -> TaskRecord:
         # the signal ended the run before it could record anything (it was still
         # starting): stopped, as the user asked, rather than "process gone"
         store.end_run(name, ended.started_at, TaskStatus.STOPPED, STOPPED_BY_USER)
-    return _record(store, name)
+    return _record(store, name) if ended is not None else None
 
 
 STOPPED_BY_USER = "STOPPED_BY_USER"
 
 
 def _holder(store: StateStore, name: str, deadline: float) -> int | None:
-    """The pid of the process holding the task's run lock, or None; a process that has
-    just taken the lock and not yet written its pid is waited for (until ``deadline``)."""
-    pid = running_pid(store, name)
-    while pid == -1:
-        if time.monotonic() > deadline:
-            raise OpenDMSError(f"task {name!r}: the process running it did not say its pid")
-        time.sleep(0.02)
+    """The pid of the process holding the task's run lock, or None. Waited for (until
+    ``deadline``): a process that has just taken the lock and not yet written its pid,
+    and one that ``start`` launched and that has not taken the lock yet."""
+    while True:
         pid = running_pid(store, name)
-    return pid
+        if pid is not None and pid > 0:
+            return pid
+        if pid is None and not _starting(store, name):
+            return None
+        if time.monotonic() > deadline:
+            raise OpenDMSError(f"task {name!r} did not start or stop within the timeout")
+        time.sleep(0.02)
