@@ -46,7 +46,7 @@ def test_a_run_taking_the_lock_waits_out_a_probe(tmp_path: Path) -> None:
     path.write_text("")
     probe = os.open(path, os.O_RDONLY)
     fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a probe, caught in the act
-    threading.Timer(0.2, lambda: os.close(probe)).start()
+    threading.Timer(0.1, lambda: os.close(probe)).start()
     with TaskLock(tmp_path / "state.db", "t"):
         assert holder_pid(tmp_path / "state.db", "t") == os.getpid()
     assert holder_pid(tmp_path / "state.db", "t") is None
