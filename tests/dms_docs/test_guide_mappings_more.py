@@ -43,6 +43,7 @@ from tests.dms_docs.guide_run import (
     run,
     wrapped,
 )
+from tests.oracles.lake import read_lake
 
 SETUPS: dict[str, str] = {
     # expr-1
@@ -451,21 +452,31 @@ FRAGMENT}
 def test_s3_segment_names_1(source: Callable[[str], str], tmp_path: Path) -> None:
     """S3, s3-segment-names-1 (a ``"parallel-load"`` member: the test puts it into a
     table-settings rule of ``public.sales``): the three range segments are written to the
-    folders ``custom_segment1..3`` of the table folder, ``LOAD00000001.csv`` in each,
-    and every row is in exactly one of them."""
+    folders ``custom_segment1..3`` of the table folder, ``LOAD00000001.csv`` in each;
+    read by the independent lake reader (which takes LOAD files only in those folders),
+    every row is in exactly one of them, the one its range gives, with the source's
+    values."""
     url = source("hr")
     lake = tmp_path / "lake"
     fragment = example("s3-segment-names-1")
     run(url, f"file://{lake}", SEGMENT_RULES.replace("FRAGMENT", fragment), tmp_path)
-    table = lake / "public" / "sales"
-    files = sorted(str(p.relative_to(table)) for p in table.rglob("*") if p.is_file())
-    assert files == [f"custom_segment{i}/LOAD00000001.csv" for i in (1, 2, 3)]
-    ids = []
-    for name in files:
-        for line in (table / name).read_text(encoding="utf-8").splitlines():
-            ids.append(int(line.split(",")[0]))
-    assert sorted(ids) == [r[0] for r in pg_rows(url, "public", "sales", "id")]
-    first = [int(line.split(",")[0]) for line in (table / files[0]).read_text().splitlines()]
-    rows = dict((r[0], r[1:]) for r in pg_rows(url, "public", "sales", "id, region, sale"))
-    assert all(rows[i] < ("NORTH", 1000) for i in first)
+    names = ["custom_segment1", "custom_segment2", "custom_segment3"]
+    sales = read_lake(
+        lake,
+        keys=["id"],
+        columns=["id", "region", "sale"],
+        parse={"id": int, "sale": int},
+        segment_names={"public.sales": names},
+    )["public.sales"]
+    assert sales.loads == [f"public/sales/{n}/LOAD00000001.csv" for n in names]
+    assert sales.cdc == []
+    expected = pg_rows(url, "public", "sales", "id, region, sale", "id")
+    assert [(r["id"], r["region"], r["sale"]) for r in sales.rows] == expected
+    bounds = [("NORTH", 1000), ("WEST", 3000)]  # the fragment's boundaries
+    for row in sales.load_rows:  # a segment holds the rows up to its boundary
+        segment = names.index(row.file.split("/")[2])
+        value = (row.row["region"], row.row["sale"])
+        assert segment == 0 or value > bounds[segment - 1], (row.file, value)
+        assert segment == 2 or value <= bounds[segment], (row.file, value)
+    assert {row.file for row in sales.load_rows} == set(sales.loads)  # none empty
     assert pg_tables(url)  # the source is untouched

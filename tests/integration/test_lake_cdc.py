@@ -30,13 +30,13 @@ from opendms.cdc import LSN, UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Tra
 from opendms.endpoints.base import EndpointURL, PrepMode
 from opendms.endpoints.lake import open_target
 from opendms.endpoints.lake.cdc import LakeApplier
-from opendms.endpoints.lake.settings import LakeSettings
+from opendms.endpoints.lake.settings import LakeSettings, lake_settings
 from opendms.endpoints.lake.target import LakeTarget
 from opendms.endpoints.pyvalues import parse_iso_interval
 from opendms.errors import DataError
 from opendms.model import Column, ColumnType, Kind, Table, arrow_type
 from tests.oracles.lake import Lake, LakeTable, read_lake
-from tests.oracles.lakefiles import batch_stamps, next_stamp
+from tests.oracles.lakefiles import NOT_SENT, batch_stamps, next_stamp
 
 T0 = datetime(2024, 3, 15, 10, 30, 0, 123456, tzinfo=UTC)
 C = ColumnType
@@ -392,6 +392,114 @@ def test_unchanged_toast_is_null_with_one_warning(
         ("I", "long text", Decimal("1.00")),
         ("U", None, Decimal("2.00")),
         ("U", None, Decimal("3.00")),
+    ]
+
+
+NOSUP = {"UseCsvNoSupValue": "true", "CsvNoSupValue": "NS"}
+
+
+def _toast_batch() -> list[Transaction]:
+    """An insert, then updates whose unchanged TOAST values the source did not send (a
+    text column, and a timestamp column as a transformation's output could leave it)."""
+    return [
+        txn(1, 0, ins(ORDERS, order_id=1, customer="NS", total=Decimal("1.00"), placed=T0)),
+        txn(
+            2, 1, upd(ORDERS, order_id=1, customer=UNCHANGED, total=Decimal("2"), placed=UNCHANGED)
+        ),
+        txn(3, 2, upd(ORDERS, order_id=1, customer=UNCHANGED, total=None, placed=T0)),
+        txn(4, 3, upd(ORDERS, order_id=1, customer=None, total=Decimal("4"), placed=UNCHANGED)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "lines"),
+    [
+        (
+            {},
+            [
+                '"I",1,"NS","1.00",2024-03-15 10:30:00.123456Z',
+                '"U",1,NS,"2.00",NS',
+                '"U",1,NS,,2024-03-15 10:30:00.123456Z',
+                '"U",1,,"4.00",NS',
+            ],
+        ),
+        (
+            {"CsvNullValue": "NULL", "CsvDelimiter": "|", "CompressionType": "GZIP"},
+            [
+                '"I"|1|"NS"|"1.00"|2024-03-15 10:30:00.123456Z',
+                '"U"|1|NS|"2.00"|NS',
+                '"U"|1|NS|NULL|2024-03-15 10:30:00.123456Z',
+                '"U"|1|NULL|"4.00"|NS',
+            ],
+        ),
+    ],
+)
+def test_unchanged_toast_is_csv_no_sup_value(
+    tmp_path: Path, settings: dict[str, str], lines: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """UseCsvNoSupValue with CsvNoSupValue: a value the source did not send is the
+    CsvNoSupValue text, unquoted (a text value equal to it stays quoted); the reader keeps
+    the row's value for it, the independent one and validation's replay alike."""
+    from opendms.endpoints.lake.replay import replay
+
+    target = lake(tmp_path, **NOSUP, **settings)
+    applier = LakeApplier(target, "t", [plan(ORDERS)])
+    with caplog.at_level(logging.WARNING, logger="opendms.lake.cdc"):
+        applier.apply(_toast_batch(), "0/40", False)
+    assert any("the lake gets CsvNoSupValue 'NS'" in r.getMessage() for r in caplog.records)
+    got = table(target, ORDERS)
+    data = (tmp_path / "lake" / got.cdc[0]).read_bytes()
+    text = (gzip.decompress(data) if got.cdc[0].endswith(".gz") else data).decode()
+    assert text.splitlines() == lines
+    assert got.op_rows("customer", "placed") == [
+        ("I", "NS", T0),
+        ("U", NOT_SENT, NOT_SENT),
+        ("U", NOT_SENT, T0),
+        ("U", None, NOT_SENT),
+    ]
+    final = {"order_id": 1, "customer": None, "total": Decimal("4.00"), "placed": T0}
+    assert got.rows == [final]
+    options = lake_settings({**NOSUP, **settings})
+    replayed = replay(
+        target.storage, "public", "orders", ["order_id"], settings=options, model=ORDERS
+    )
+    assert replayed == [final]
+
+
+def test_csv_no_sup_value_unquoted_rfc4180_off_and_in_transaction_files(tmp_path: Path) -> None:
+    target = lake(tmp_path / "a", **NOSUP, Rfc4180="false")
+    LakeApplier(target, "t", [plan(ORDERS)]).apply(_toast_batch()[1:2], "0/20", False)
+    [path] = table(target, ORDERS, lenient=True).cdc
+    assert (tmp_path / "a/lake" / path).read_text() == "U,1,NS,2.00,NS\n"
+    txn_target = lake(
+        tmp_path / "b", **NOSUP, DataFormat="parquet", PreserveTransactions="true", CdcPath="txn"
+    )
+    LakeApplier(txn_target, "t", [plan(ORDERS)]).apply(_toast_batch()[1:2], "0/20", False)
+    [txn_file] = (tmp_path / "b/lake/txn").iterdir()
+    assert txn_file.read_text() == '"U","orders","public",1,NS,"2.00",NS\n'
+
+
+def test_csv_no_sup_value_does_nothing_in_parquet_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The setting applies to CSV CDC files (S3Settings API reference): Parquet files get
+    NULL, and one warning says so."""
+    from opendms.endpoints.lake import settings as module
+
+    monkeypatch.setattr(module, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="opendms.endpoints"):
+        target = lake(tmp_path, **NOSUP, DataFormat="parquet")
+        lake(tmp_path / "again", **NOSUP, DataFormat="parquet")
+    assert [r.getMessage() for r in caplog.records] == [
+        "lake endpoint setting CsvNoSupValue has no effect in opendms: it applies to CSV CDC "
+        "files; Parquet files hold NULL for values the source did not send"
+    ]
+    LakeApplier(target, "t", [plan(ORDERS)]).apply(_toast_batch(), "0/40", False)
+    assert table(target, ORDERS).op_rows("customer", "placed") == [
+        ("I", "NS", T0),
+        ("U", None, None),
+        ("U", None, T0),
+        ("U", None, None),
     ]
 
 

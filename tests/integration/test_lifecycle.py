@@ -91,12 +91,16 @@ def test_a_second_run_is_refused_and_leaves_no_duplicates(tmp_path: Path) -> Non
     state = tmp_path / "state.db"
     first = _spawn(state, "task", "run", "--quiet", str(file))
     wait_until(lambda: _loading(state, "dup"), 60, "the first run to be loading")
-    code, out, err = _cli(state, "task", "run", "--quiet", str(file))
+    # held mid-load (SIGSTOP) while the second run tries: however fast the load, the
+    # first run still holds the task when the second one starts
+    first.send_signal(signal.SIGSTOP)
+    try:
+        code, out, err = _cli(state, "task", "run", "--quiet", str(file))
+        record = _record(state, "dup")  # the refused run left the first run's record alone
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert code == 1 and f"already running (pid {first.pid})" in err, (out, err)
-    record = _record(state, "dup")  # the refused run left the first run's record alone:
-    running = record.status is TaskStatus.RUNNING and record.pid == first.pid
-    finished = record.stop_reason == "FULL_LOAD_ONLY_FINISHED" and record.pid is None  # quick
-    assert running or finished, record
+    assert record.status is TaskStatus.RUNNING and record.pid == first.pid, record
     assert first.wait(timeout=120) == 0, first.communicate()
     record = _record(state, "dup")
     assert record.status is TaskStatus.STOPPED and record.stop_reason == "FULL_LOAD_ONLY_FINISHED"
@@ -182,13 +186,46 @@ def test_background_task_lock_kill_resume_and_delete(tmp_path: Path) -> None:
     assert code == 0, (out, err)
     wait_until(lambda: (99, "after the kill") in _rows(dst), 60, "the change after the kill")
     code, out, err = _cli(state, "task", "stop", "bg")
-    assert code == 0 and "STOPPED_BY_USER" in out, (out, err)
+    assert code == 0 and "STOPPED_BY_USER" in out, (out, err, _log_tail(state, "bg"))
     assert _rows(dst) == _rows(src)
     code, out, err = _cli(state, "task", "delete", "bg")
     assert code == 0, (out, err)
     with sqlite3.connect(src) as conn:
         triggers = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='trigger'")
         assert triggers.fetchone() == (0,)
+
+
+def _log_tail(state: Path, name: str) -> list[str]:
+    """The last lines of a background task's log (why it ended, when it did)."""
+    log = state.parent / "logs" / f"{name}.log"
+    return log.read_text(errors="replace").splitlines()[-20:] if log.exists() else []
+
+
+def test_stop_right_after_start_or_resume_stops_the_task(tmp_path: Path) -> None:
+    """`task start` and `task resume` return once the task's process holds the task, so a
+    `task stop` right after them always finds it and stops it (whatever phase it is in)."""
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    _cdc_source(src)
+    file = _task_file(
+        tmp_path,
+        name="quick",
+        source=f"sqlite:///{src}",
+        target=f"sqlite:///{dst}",
+        migration_type="full-load-and-cdc",
+    )
+    state = tmp_path / "state.db"
+    for verb in ("start", "resume", "resume"):
+        code, out, err = _cli(state, "task", verb, "quick", "--file", str(file))
+        assert code == 0, (out, err)
+        code, out, err = _cli(state, "task", "stop", "quick")
+        assert code == 0 and "stopped (STOPPED_BY_USER)" in out, (
+            verb,
+            out,
+            err,
+            _log_tail(state, "quick"),
+        )
+        record = _record(state, "quick")
+        assert record.status is TaskStatus.STOPPED and record.pid is None, record
 
 
 def _gone(pid: int) -> bool:

@@ -9,6 +9,12 @@ code; the file rules are in :mod:`tests.oracles.lakefiles`.
   neither a LOAD nor a CDC name, or with another format's extension, or in the wrong
   folder, is a :class:`LakeError`. A table's LOAD counters (per segment) run 1, 2, …
   without a gap, and no two CDC files share a stamp.
+* A table whose parallel load names its segments (``ranges`` with ``segment-names``,
+  given by the test as ``segment_names``) has its LOAD files in a folder per segment,
+  ``<schema>/<table>/<segment name>/LOAD…`` (the guide's "Parallel load of partitioned
+  sources when using Amazon S3 as a target"), each folder counting from 1, none in the
+  table folder itself nor with a ``SEGMENTn_`` prefix; a folder of another name fails.
+  They are read segment by segment in the order of the names.
 * A table now is its LOAD files (counter order), then its CDC files in name order
   (which is commit order), rows in file order, folded by key with ``I``, ``U`` and
   ``D`` told apart. Strict (the default): a LOAD row of a key already held, an ``I``
@@ -23,6 +29,11 @@ code; the file rules are in :mod:`tests.oracles.lakefiles`.
   put the row, a ``D`` of a key not held does nothing.
 * A table without a key (``key=()``) is a multiset of rows: ``I`` adds one, ``D``
   removes one equal row, and an update is a ``D`` of the old row then a ``U``.
+* A value the source did not send (:data:`~tests.oracles.lakefiles.NOT_SENT`, CSV CDC
+  files with ``UseCsvNoSupValue`` and ``CsvNoSupValue``) is a column the change left as
+  it was: a ``U`` keeps the row's value (after a key change's ``D``, the deleted row's);
+  a ``D`` row's such value is not compared; an ``I`` cannot lack a value (strict). Where
+  no row is held (lenient) the value stays NOT_SENT in ``rows``.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ from tests.oracles.lakefiles import (
     CDC_NAME,
     CONTROL_FOLDER,
     LOAD_NAME,
+    NOT_SENT,
     FileRow,
     LakeError,
     Layout,
@@ -49,6 +61,7 @@ from tests.oracles.lakefiles import (
 )
 
 __all__ = [
+    "NOT_SENT",
     "FileRow",
     "Lake",
     "LakeError",
@@ -59,6 +72,7 @@ __all__ = [
 ]
 Keys = Mapping[str, Sequence[str]] | Sequence[str]
 Columns = Mapping[str, Sequence[str]] | Sequence[str] | None
+Segments = Mapping[str, Sequence[str]]
 _URL_KEYS = {"endpoint_url", "region"}
 
 
@@ -110,6 +124,7 @@ def read_lake(
     lenient: bool | Collection[str] = False,
     columns: Columns = None,
     parse: Parse | None = None,
+    segment_names: Segments | None = None,
 ) -> Lake:
     """Read every file under ``where`` (a directory, ``file://`` or ``s3://`` URL whose
     query may hold ``endpoint_url``, ``region`` and settings; S3 credentials from the
@@ -118,10 +133,11 @@ def read_lake(
     ``keys``: the key columns of every table, or by ``schema.table`` (``()``: no key);
     ``lenient``: True, or the tables (``schema.table``) to fold leniently;
     ``columns``: the data columns of headerless CSV files (likewise); ``parse``: text
-    to value, by column, for CSV values (which are text otherwise)."""
+    to value, by column, for CSV values (which are text otherwise); ``segment_names``:
+    by ``schema.table``, the ``segment-names`` of its ``ranges`` parallel load."""
     fs, root, query = _open(where)
     layout = Layout.of({**query, **_as_dict(settings)})
-    files, grouped = _group(_all_files(fs, root), layout)
+    files, grouped = _group(_all_files(fs, root), layout, segment_names or {})
     tables = {}
     for name, (loads, cdc) in grouped.items():
         schema, table = name.split(".", 1)
@@ -134,11 +150,15 @@ def read_lake(
     return Lake(files, tables)
 
 
-def lake_files(where: str | Path, settings: Mapping[str, Any] | str | None = None) -> Lake:
+def lake_files(
+    where: str | Path,
+    settings: Mapping[str, Any] | str | None = None,
+    segment_names: Segments | None = None,
+) -> Lake:
     """The lake's files by table, names checked, no row read (``rows`` stay empty)."""
     fs, root, query = _open(where)
     layout = Layout.of({**query, **_as_dict(settings)})
-    files, grouped = _group(_all_files(fs, root), layout)
+    files, grouped = _group(_all_files(fs, root), layout, segment_names or {})
     tables = {}
     for name, (loads, cdc) in grouped.items():
         schema, table = name.split(".", 1)
@@ -204,7 +224,7 @@ def _all_files(fs: pafs.FileSystem, root: str) -> list[str]:
 
 
 def _group(
-    paths: list[str], layout: Layout
+    paths: list[str], layout: Layout, segment_names: Segments
 ) -> tuple[list[str], dict[str, tuple[list[str], list[str]]]]:
     """The data files, and per ``schema.table`` its LOAD files (counter order) and
     CDC files (name order)."""
@@ -212,18 +232,21 @@ def _group(
     loads: dict[str, list[str]] = {}
     cdc: dict[str, list[str]] = {}
     for path in data:
-        table, kind = _classify(path, layout)
+        table, kind = _classify(path, layout, segment_names)
         (loads if kind == "load" else cdc).setdefault(table, []).append(path)
         loads.setdefault(table, [])
-    grouped = {t: (_load_order(t, loads[t]), _cdc_order(t, cdc.get(t, []))) for t in loads}
+    grouped = {
+        t: (_load_order(t, loads[t], segment_names.get(t, ())), _cdc_order(t, cdc.get(t, [])))
+        for t in loads
+    }
     return data, grouped
 
 
-def _classify(path: str, layout: Layout) -> tuple[str, str]:
+def _classify(path: str, layout: Layout, segment_names: Segments) -> tuple[str, str]:
     parts = path.split("/")
     if len(parts) < 3:
         raise LakeError(f"{path}: a file outside any <schema>/<table>/ folder")
-    name, folder = parts[-1], "/".join(parts[2:-1])
+    table, name, folder = f"{parts[0]}.{parts[1]}", parts[-1], "/".join(parts[2:-1])
     load, cdc = LOAD_NAME.match(name), CDC_NAME.match(name)
     match = load or cdc
     if match is None:
@@ -233,25 +256,37 @@ def _classify(path: str, layout: Layout) -> tuple[str, str]:
         )
     if match["ext"] != layout.extension:
         raise LakeError(f"{path}: expected the extension .{layout.extension}")
+    named = segment_names.get(table, ())
+    if load and named:
+        if folder not in named or load["segment"]:
+            raise LakeError(
+                f"{path}: expected LOAD… in one of the segment folders {list(named)} "
+                "(ranges with segment-names)"
+            )
+        return table, "load"
     expected = "" if load else layout.date_folder(match["stamp"])
     if folder != expected:
         raise LakeError(f"{path}: expected in the folder {expected or 'of the table'!r}")
-    return f"{parts[0]}.{parts[1]}", "load" if load else "cdc"
+    return table, "load" if load else "cdc"
 
 
-def _load_order(table: str, paths: list[str]) -> list[str]:
-    """LOAD files by segment, then counter; each segment's counters are 1, 2, …"""
+def _load_order(table: str, paths: list[str], named: Sequence[str] = ()) -> list[str]:
+    """LOAD files by segment (number, or place in ``named`` for segment folders), then
+    counter; each segment's counters are 1, 2, …"""
     by_segment: dict[int, list[tuple[int, str]]] = {}
     for path in paths:
-        match = LOAD_NAME.match(path.rsplit("/", 1)[-1])
+        folder, _, name = path.split("/", 2)[2].rpartition("/")
+        match = LOAD_NAME.match(name)
         assert match is not None
         segment = int(match["segment"][7:-1]) if match["segment"] else 0
+        if folder:
+            segment = list(named).index(folder) + 1
         by_segment.setdefault(segment, []).append((int(match["counter"], 16), path))
     ordered: list[str] = []
     for segment in sorted(by_segment):
         counters = sorted(by_segment[segment])
         if [c for c, _ in counters] != list(range(1, len(counters) + 1)):
-            found = [p.rsplit("/", 1)[-1] for _, p in counters]
+            found = [p.split("/", 2)[2] for _, p in counters]
             raise LakeError(f"{table}: LOAD counters do not run 1, 2, …: {found}")
         ordered += [p for _, p in counters]
     return ordered
@@ -315,6 +350,7 @@ class _Fold:
         self.key, self.lenient, self.deletes = key, lenient, deletes
         self.rows: dict[Any, Row] = {}
         self.serial = 0
+        self.deleted: Row | None = None  # the row the last D removed
 
     def load(self, change: FileRow) -> None:
         ident = self._ident(change)
@@ -331,11 +367,23 @@ class _Fold:
             return self._delete(change, ident)
         if change.op == "I" and held and not self.lenient:
             raise LakeError(f"{_where(change)}: an I of key {ident}, which the table holds")
-        moved = self._moved(previous, change) or not self.deletes
-        if change.op == "U" and not held and not (self.lenient or moved):
+        moved = self._moved(previous, change)
+        if change.op == "U" and not held and not (self.lenient or moved or not self.deletes):
             raise LakeError(f"{_where(change)}: a U of key {ident}, which the table does not hold")
-        self.rows[ident] = change.row
+        current = self.rows[ident] if held else self.deleted if moved else None
+        self.rows[ident] = self._filled(change, current)
         return None
+
+    def _filled(self, change: FileRow, current: Row | None) -> Row:
+        """The row a change writes: a value the source did not send is ``current``'s."""
+        unsent = [c for c, v in change.row.items() if v is NOT_SENT]
+        if not unsent:
+            return change.row
+        if change.op == "I" and not self.lenient:
+            raise LakeError(f"{_where(change)}: an I without the value of {unsent}")
+        if current is None:
+            return change.row
+        return {c: current.get(c) if v is NOT_SENT else v for c, v in change.row.items()}
 
     def _moved(self, previous: FileRow | None, change: FileRow) -> bool:
         """The U of a key change: right after the D of another key."""
@@ -344,7 +392,7 @@ class _Fold:
         return bool(self._ident(previous) != self._ident(change))
 
     def _delete(self, change: FileRow, ident: Any) -> None:
-        current = self.rows.pop(ident, None)
+        current = self.deleted = self.rows.pop(ident, None)
         if current is None:
             if not self.lenient:
                 raise LakeError(
@@ -356,15 +404,14 @@ class _Fold:
     def _apply_keyless(self, change: FileRow, previous: FileRow | None) -> None:
         if change.op == "D":
             found = [i for i, row in self.rows.items() if _same(change.row, row)]
-            if found:
-                del self.rows[found[0]]
-            elif not self.lenient:
+            self.deleted = self.rows.pop(found[0]) if found else None
+            if not found and not self.lenient:
                 raise LakeError(f"{_where(change)}: a D of a row the table does not hold")
             return
         if change.op == "U" and not _pair(previous, change):
             raise LakeError(f"{_where(change)}: a U of a table without a key, not after its D")
         self.serial += 1
-        self.rows[self.serial] = change.row
+        self.rows[self.serial] = self._filled(change, self.deleted if change.op == "U" else None)
 
     def _ident(self, change: FileRow) -> Any:
         if not self.key:
@@ -397,6 +444,8 @@ def _check_image(change: FileRow, current: Row) -> None:
     """A D row's values, where it has them, are those of the row it deletes."""
     for column, value in change.row.items():
         have = current.get(column)
+        if value is NOT_SENT:
+            continue
         if value is not None and have is not None and value != have:
             raise LakeError(
                 f"{_where(change)}: the D row has {column}={value!r}, the row it deletes {have!r}"
@@ -404,7 +453,8 @@ def _check_image(change: FileRow, current: Row) -> None:
 
 
 def _same(image: Row, row: Row) -> bool:
-    return all(row.get(c) == v for c, v in image.items()) and set(image) == set(row)
+    known = all(v is NOT_SENT or row.get(c) == v for c, v in image.items())
+    return known and set(image) == set(row)
 
 
 def _where(change: FileRow) -> str:

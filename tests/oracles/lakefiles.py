@@ -9,7 +9,9 @@ Names (a table's files are under ``<schema>/<table>/``):
 
 * LOAD files: ``LOAD`` and a counter of 8 upper-case hexadecimal digits (1, 2, … 9, A,
   B, … F, 10, …), ``SEGMENT<n>_`` before it for the segments of a parallel load, in the
-  table folder itself.
+  table folder itself; for a ``ranges`` parallel load with ``segment-names``, without
+  the prefix in a folder of the table folder named after the segment (each counting
+  from 1).
 * CDC files: ``yyyymmdd-hhmmssfff`` (the stamp, to the millisecond), in the table
   folder, or with ``DatePartitionEnabled`` in the date folder of the stamp: the parts
   of ``DatePartitionSequence`` (default YYYYMMDD) joined by ``DatePartitionDelimiter``
@@ -23,6 +25,13 @@ CDC files unless ``CdcInsertsOnly`` or ``CdcInsertsAndUpdates`` is set without
 ``CsvRowDelimiter``, a header with ``AddColumnName``, values in double quotes where
 quoted (``""`` for a quote), and the null value ``CsvNullValue`` (default: an empty
 field) never quoted, so a quoted field is always text and never null.
+
+Values the source did not send (the S3Settings API reference, ``UseCsvNoSupValue`` and
+``CsvNoSupValue``; README "Lake settings"): in CSV CDC files, with ``UseCsvNoSupValue``
+true and ``CsvNoSupValue`` given, a column "not included in the supplemental log" holds
+the ``CsvNoSupValue`` text, unquoted like the null value: such a field reads as
+:data:`NOT_SENT`. Parquet files, LOAD files, and CSV files without both settings have
+no such value (the null value stands for it).
 """
 
 from __future__ import annotations
@@ -62,6 +71,16 @@ _TRUE = {"true", "y", "1"}
 
 class LakeError(AssertionError):
     """The lake breaks a documented rule; the message names the file (and row)."""
+
+
+class _NotSent:
+    """The value of a CDC row's column that the source did not send."""
+
+    def __repr__(self) -> str:
+        return "NOT_SENT"
+
+
+NOT_SENT: Any = _NotSent()
 
 
 # -- rules a test derives its expectations from --------------------------------------
@@ -130,6 +149,7 @@ class Layout:
     cdc_ops: str = "IUD"
     partition: tuple[str, ...] = ()  # strftime parts of the date folder, () = none
     partition_delimiter: str = "/"
+    not_sent: str | None = None  # CsvNoSupValue where CSV CDC files use it
 
     @classmethod
     def of(cls, settings: Mapping[str, Any] | str | None = None) -> Layout:
@@ -143,8 +163,10 @@ class Layout:
         partition: tuple[str, ...] = ()
         if flag("DatePartitionEnabled"):
             partition = _SEQUENCES[s.get("datepartitionsequence", "YYYYMMDD").upper()]
+        fmt = s.get("dataformat", "csv").lower()
+        not_sent = s.get("csvnosupvalue") if flag("UseCsvNoSupValue") and fmt == "csv" else None
         return cls(
-            fmt=s.get("dataformat", "csv").lower(),
+            fmt=fmt,
             gzip=s.get("compressiontype", "NONE").upper() == "GZIP",
             header=flag("AddColumnName"),
             delimiter=s.get("csvdelimiter", ","),
@@ -156,6 +178,7 @@ class Layout:
             cdc_ops="I" if inserts_only else "IU" if inserts_updates else "IUD",
             partition=partition,
             partition_delimiter=_DELIMITERS[s.get("datepartitiondelimiter", "SLASH").upper()],
+            not_sent=None if not_sent is None else _quoted_setting(not_sent),
         )
 
     @property
@@ -173,6 +196,13 @@ class Layout:
         """The date folder of a CDC file with this stamp ('' without partitions)."""
         when = stamp_time(stamp)
         return self.partition_delimiter.join(when.strftime(p) for p in self.partition)
+
+
+def _quoted_setting(text: str) -> str:
+    """A CSV text setting as the guide prints it: ``''`` is the empty string."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
 
 
 # -- one file's rows ----------------------------------------------------------------------
@@ -207,7 +237,7 @@ def read_file(
             table = pq.read_table(source)
         names, records = list(table.column_names), table.to_pylist()
     else:
-        names, records = _csv_file(fs, full_path, name, layout, lead, columns, parse)
+        names, records = _csv_file(fs, full_path, name, layout, lead, columns, parse, cdc)
     if names[: len(lead)] != lead:
         raise LakeError(f"{name}: expected leading columns {lead}, found {names}")
     return [_file_row(name, i, r, layout, cdc) for i, r in enumerate(records)]
@@ -238,6 +268,7 @@ def _csv_file(
     lead: list[str],
     columns: Sequence[str] | None,
     parse: Parse | None,
+    cdc: bool,
 ) -> tuple[list[str], list[Row]]:
     with fs.open_input_stream(full_path, compression=None) as stream:
         raw = stream.read()
@@ -251,18 +282,32 @@ def _csv_file(
         raise LakeError(f"{name}: a CSV file without a header needs the table's columns")
     else:
         names = lead + list(columns)
-    return names, [_csv_row(names, r, layout.null, parse or {}, name) for r in records]
+    not_sent = layout.not_sent if cdc else None
+    lead_count = len(lead)
+    return names, [
+        _csv_row(names, r, layout.null, not_sent, lead_count, parse or {}, name) for r in records
+    ]
 
 
 def _csv_row(
-    names: list[str], fields: list[tuple[str, bool]], null: str, parse: Parse, name: str
+    names: list[str],
+    fields: list[tuple[str, bool]],
+    null: str,
+    not_sent: str | None,
+    lead: int,
+    parse: Parse,
+    name: str,
 ) -> Row:
     if len(fields) != len(names):
         raise LakeError(f"{name}: a row of {len(fields)} fields, expected {len(names)}: {fields}")
     row: Row = {}
-    for column, (text, quoted) in zip(names, fields, strict=True):
-        value: Any = None if (text == null and not quoted) else text
-        if value is not None and column in parse:
+    for i, (column, (text, quoted)) in enumerate(zip(names, fields, strict=True)):
+        value: Any = text
+        if text == null and not quoted:
+            value = None
+        elif text == not_sent and not quoted and i >= lead:
+            value = NOT_SENT
+        elif column in parse:
             value = parse[column](value)
         row[column] = value
     return row

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,6 +156,63 @@ def test_lake_settings_are_case_insensitive() -> None:
 def test_lake_settings_errors(settings: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         lake_settings(settings)
+
+
+@pytest.mark.parametrize(
+    ("given", "use", "value"),
+    [
+        (
+            parse_extra_connection_attributes("useCsvNoSupValue=true;csvNoSupValue=NOSUP;"),
+            True,
+            "NOSUP",
+        ),
+        (parse_extra_connection_attributes("useCsvNoSupValue=y;csvNoSupValue='';"), True, ""),
+        ({"UseCsvNoSupValue": True, "CsvNoSupValue": "?"}, True, "?"),
+        ({"UseCsvNoSupValue": False, "CsvNoSupValue": None}, False, None),
+        ({}, False, None),
+    ],
+)
+def test_lake_csv_no_sup_value_settings(
+    given: dict[str, Any], use: bool, value: str | None
+) -> None:
+    """ECA and JSON spellings; ``''`` is the empty string, not "not given"."""
+    settings = lake_settings(given)
+    assert (settings.UseCsvNoSupValue, settings.CsvNoSupValue) == (use, value)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (
+            {"UseCsvNoSupValue": "true"},
+            "UseCsvNoSupValue has no effect in opendms: without CsvNoSupValue",
+        ),
+        ({"CsvNoSupValue": "x"}, "CsvNoSupValue has no effect in opendms: it is written only with"),
+        ({"UseCsvNoSupValue": "true", "CsvNoSupValue": ""}, "CsvNoSupValue equals CsvNullValue"),
+    ],
+)
+def test_lake_csv_no_sup_value_warnings(
+    given: dict[str, str],
+    message: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opendms.endpoints.lake import settings as module
+
+    monkeypatch.setattr(module, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="opendms.endpoints"):
+        lake_settings(given)
+        lake_settings(given)
+    assert [r.getMessage() for r in caplog.records if message in r.getMessage()] != []
+    assert len(caplog.records) == 1
+
+
+@pytest.mark.parametrize("marker", ["a,b", 'say "x"', "two\nlines", "a|b"])
+def test_lake_csv_no_sup_value_that_cannot_be_written_unquoted(marker: str) -> None:
+    settings = {"UseCsvNoSupValue": "true", "CsvNoSupValue": marker}
+    delimiter = "|" if "|" in marker else ","
+    with pytest.raises(ConfigError, match=r"CsvNoSupValue .* cannot hold"):
+        lake_settings({**settings, "CsvDelimiter": delimiter})
 
 
 def test_password_never_printed() -> None:

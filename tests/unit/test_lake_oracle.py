@@ -5,6 +5,7 @@ told apart."""
 from __future__ import annotations
 
 import gzip
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.oracles.lake import LakeError, read_lake
-from tests.oracles.lakefiles import batch_stamps, csv_records, load_name, next_stamp
+from tests.oracles.lakefiles import (
+    NOT_SENT,
+    batch_stamps,
+    csv_records,
+    load_name,
+    next_stamp,
+)
 
 KEY = {"s.t": ["id"]}
 
@@ -252,3 +259,72 @@ def test_lenient_by_table_and_updates_without_deletes(tmp_path: Path) -> None:
     _parquet(tmp_path, "s/u/LOAD00000001.parquet", [{"Op": "I", "id": 1, "v": "v1"}])
     lake = read_lake(tmp_path, inserts_and_updates, keys=keys)
     assert [r["id"] for r in lake["s.t"].rows] == [1, 9]
+
+
+def test_csv_cdc_value_not_sent_keeps_the_row_value(tmp_path: Path) -> None:
+    """UseCsvNoSupValue with CsvNoSupValue: the unquoted marker in a CSV CDC file is a
+    value the source did not send (the row keeps its value); quoted, it is text; without
+    both settings, or when it is the null value, it is not such a value."""
+    folder = tmp_path / "s/t"
+    folder.mkdir(parents=True)
+    (folder / "LOAD00000001.csv").write_text('1,"a",x\n2,"b",y\n3,"c",z\n')
+    (folder / "20240101-000000001.csv").write_text('"U",1,"?",?\n"U",2,?,"?"\n')
+    settings, cols, parse = "UseCsvNoSupValue=true;CsvNoSupValue=?", ["id", "v", "w"], {"id": int}
+    for other in ("CsvNoSupValue=?", "UseCsvNoSupValue=true", f"{settings};CsvNullValue=?"):
+        rows = read_lake(tmp_path, other, keys=KEY, columns=cols, parse=parse)["s.t"].rows
+        assert NOT_SENT not in [v for r in rows for v in r.values()], other
+    (folder / "20240101-000000002.csv").write_text('"D",3,?,\n"U",30,?,?\n')
+    table = read_lake(tmp_path, settings, keys=KEY, columns=cols, parse=parse)["s.t"]
+    assert table.op_rows("v", "w") == [
+        ("U", "?", NOT_SENT),
+        ("U", NOT_SENT, "?"),
+        ("D", NOT_SENT, None),
+        ("U", NOT_SENT, NOT_SENT),
+    ]
+    assert table.rows == [
+        {"id": 1, "v": "?", "w": "x"},
+        {"id": 2, "v": "b", "w": "?"},
+        {"id": 30, "v": "c", "w": "z"},  # a key change: the deleted row's values
+    ]
+    (folder / "20240101-000000003.csv").write_text('"I",4,?,"w"\n')
+    with pytest.raises(LakeError, match=r"an I without the value of \['v'\]"):
+        read_lake(tmp_path, settings, keys=KEY, columns=cols, parse=parse)
+
+
+def test_named_segments_write_to_their_folders(tmp_path: Path) -> None:
+    """ranges with segment-names: LOAD files in a folder per segment name, each counting
+    from 1, read in the order of the names; any other place or name fails."""
+    names = {"s.t": ["low", "high"]}
+    _load(tmp_path, 3, 4, name="high/LOAD00000001.parquet")
+    _load(tmp_path, 1, name="low/LOAD00000001.parquet")
+    _load(tmp_path, 2, name="low/LOAD00000002.parquet")
+    _cdc(tmp_path, "20240101-000000001", ("U", 4, "four"))
+    table = read_lake(tmp_path, PARQUET, keys=KEY, segment_names=names)["s.t"]
+    assert table.loads == [
+        "s/t/low/LOAD00000001.parquet",
+        "s/t/low/LOAD00000002.parquet",
+        "s/t/high/LOAD00000001.parquet",
+    ]
+    assert [r.row["id"] for r in table.load_rows] == [1, 2, 3, 4]
+    assert table.rows[-1] == {"id": 4, "v": "four"}
+    with pytest.raises(
+        LakeError, match=r"s/t/high/LOAD00000001\.parquet: expected in the folder .of the table."
+    ):
+        read_lake(tmp_path, PARQUET, keys=KEY)  # without segment names: no folders
+    for bad in (
+        "other/LOAD00000001.parquet",
+        "LOAD00000001.parquet",
+        "high/SEGMENT2_LOAD00000002.parquet",
+        "low/20240101-000000009.parquet",
+    ):
+        path = tmp_path / "s/t" / bad
+        _parquet(tmp_path, f"s/t/{bad}", [{"id": 9, "v": "x"}])
+        with pytest.raises(LakeError, match=re.escape(f"s/t/{bad}: expected")):
+            read_lake(tmp_path, PARQUET, keys=KEY, segment_names=names)
+        path.unlink()
+    _load(tmp_path, 5, name="high/LOAD00000003.parquet")
+    with pytest.raises(LakeError, match=r"LOAD counters do not run 1, 2, …: \['high/LOAD0000"):
+        read_lake(tmp_path, PARQUET, keys=KEY, segment_names=names)
+    _load(tmp_path, 5, name="high/LOAD00000002.parquet")
+    with pytest.raises(LakeError, match=r"key \(5,\) written twice by the full load"):
+        read_lake(tmp_path, PARQUET, keys=KEY, segment_names=names)

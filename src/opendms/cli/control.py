@@ -3,10 +3,19 @@
 A started task runs as its own process (``opendms task run FILE --follow``) with
 its log in ``<state dir>/logs/NAME.log``; the state store keeps the task file and
 the process id, so ``stop`` can ask it to finish its batch and stop.
+
+Timing never makes ``stop`` fail: ``start`` returns only once the task's process holds
+the task's run lock (so a ``stop`` after it always finds the process), ``stop`` waits
+out the moment a process has the lock but has not written its pid yet, takes a process
+that ends by itself meanwhile as stopped, and records a run that its signal ended
+before the run could record it as stopped by the user; a task's status is only ever
+marked failed ("process gone") for the run that was recorded, never over the end a run
+recorded itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,11 +25,12 @@ from pathlib import Path
 
 from opendms.errors import ConfigError, OpenDMSError, TaskLockedError
 from opendms.state import StateStore, TaskStatus
-from opendms.state.lock import holder_pid
+from opendms.state.lock import holder_pid, lock_path
 from opendms.state.private import private_dir, private_file
 from opendms.state.store import TaskRecord
 
 START_WAIT = 10.0  # seconds to wait for a started task to report running (or fail)
+LOCK_WAIT = 600.0  # seconds to wait for a started task's process to take its run lock
 
 
 def alive(pid: int | None) -> bool:
@@ -43,14 +53,19 @@ def running_pid(store: StateStore, name: str) -> int | None:
     return holder_pid(store.path, name)
 
 
+ACTIVE = (TaskStatus.STARTING, TaskStatus.RUNNING, TaskStatus.STOPPING)
+
+
 def reconciled(store: StateStore, record: TaskRecord) -> TaskRecord:
     """``record``, with a task recorded as starting/running whose process is gone (killed,
-    crashed) marked failed in the store: the status never claims a run nobody does."""
-    active = record.status in (TaskStatus.STARTING, TaskStatus.RUNNING, TaskStatus.STOPPING)
-    if not active or running_pid(store, record.name) is not None:
+    crashed) marked failed in the store: the status never claims a run nobody does.
+
+    A run records its end before it lets go of its lock, so once the lock is free the
+    store holds that end; only a run still recorded as active is marked failed (a
+    conditional update: a run that ended between the two reads keeps its own end)."""
+    if record.status not in ACTIVE or running_pid(store, record.name) is not None:
         return record
-    store.set_status(record.name, TaskStatus.FAILED, GONE)
-    store.set_pid(record.name, None)
+    store.end_run(record.name, record.started_at, TaskStatus.FAILED, GONE)
     return store.task(record.name) or record
 
 
@@ -110,42 +125,126 @@ def spawn(store: StateStore, name: str, file: Path, fresh: bool) -> tuple[int, P
     args += ["task", "run", "--quiet", "--follow", str(file)]
     if fresh:
         args.append("--fresh")
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-        )
-    _wait_started(store, name, proc, log)
+    known = store.task(name)
+    before = known.started_at if known is not None else None  # the last run's start
+    marker = starting_path(store, name)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))  # a stop meanwhile waits for the task's process
+    try:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            )
+        _wait_started(store, name, proc, log, before)
+    finally:
+        marker.unlink(missing_ok=True)
     return proc.pid, log
 
 
-def _wait_started(store: StateStore, name: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_WAIT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise OpenDMSError(f"task {name!r} stopped at once: " + " | ".join(tail))
+def starting_path(store: StateStore, name: str) -> Path:
+    """``<lock>.starting``: the pid of a ``start`` (``resume``, ``reload``) waiting for the
+    process it launched to take the task's lock (removed once it has, or has ended)."""
+    lock = lock_path(store.path, name)
+    return lock.with_name(lock.name + ".starting")
+
+
+def _starting(store: StateStore, name: str) -> bool:
+    """Whether a ``start`` is still waiting for its task's process to take the lock. Only
+    waited for, never signalled: a stale file (its ``start`` killed) names no one."""
+    try:
+        text = starting_path(store, name).read_text().strip()
+    except OSError:
+        return False
+    return text.isdigit() and alive(int(text))
+
+
+def _wait_started(
+    store: StateStore, name: str, proc: subprocess.Popen[bytes], log: Path, before: str | None
+) -> None:
+    """Wait until the task's process holds its run lock (from then on ``stop`` finds it;
+    before, it may still be loading or assessing), then, up to START_WAIT seconds from
+    the start, until it reports running: a task that fails at once says why."""
+    start = time.monotonic()
+    while running_pid(store, name) != proc.pid:
+        if _ended(store, name, proc, log, before):
+            return
+        if time.monotonic() - start > LOCK_WAIT:
+            raise OpenDMSError(
+                f"task {name!r} (pid {proc.pid}) has not started within {LOCK_WAIT:.0f}s; see {log}"
+            )
+        time.sleep(0.05)
+    while time.monotonic() - start < START_WAIT:
+        if _ended(store, name, proc, log, before):
+            return
         record = store.task(name)
         if record is not None and record.pid == proc.pid and record.status is TaskStatus.RUNNING:
             return
         time.sleep(0.1)
 
 
-def stop(store: StateStore, name: str, timeout: float) -> TaskRecord:
-    """Ask the task's process to stop (SIGTERM: finish the batch, checkpoint) and wait.
+def _ended(
+    store: StateStore, name: str, proc: subprocess.Popen[bytes], log: Path, before: str | None
+) -> bool:
+    """True when the task's process has already ended well (a short task, or one that a
+    ``task stop`` stopped meanwhile: its run, started after ``before``, says so); an error
+    with the log's last lines when it failed."""
+    code = proc.poll()
+    if code is None:
+        return False
+    record = store.task(name)
+    if code == 0 or (
+        record is not None
+        and record.started_at != before  # this run's end, not the last run's
+        and record.stop_reason == STOPPED_BY_USER
+    ):
+        return True
+    tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+    raise OpenDMSError(f"task {name!r} stopped at once: " + " | ".join(tail))
+
+
+def stop(store: StateStore, name: str, timeout: float) -> TaskRecord | None:
+    """Ask the task's process to stop (SIGTERM: finish the batch, checkpoint) and wait;
+    the task's record after (None: it was stopped before it recorded itself, in its
+    first run).
 
     A task whose process is already gone is recorded as failed (its reason says so)
-    and returned as it is: there is nothing left to stop."""
-    record = _record(store, name)
-    pid = running_pid(store, name)
+    and returned as it is: there is nothing left to stop. A task that is not running
+    (it has stopped or failed, and said so) is an error naming its status."""
+    deadline = time.monotonic() + timeout
+    pid = _holder(store, name, deadline)
     if pid is None:
+        record = _record(store, name)  # read after the lock: the run's own end
         if record.stop_reason == GONE:
             return record
-        raise OpenDMSError(f"task {name!r} is not running (status {record.status.value})")
-    if pid > 0:
+        why = f": {record.stop_reason}" if record.stop_reason else ""
+        raise OpenDMSError(f"task {name!r} is not running (status {record.status.value}{why})")
+    with contextlib.suppress(ProcessLookupError):  # it ended by itself meanwhile
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
     while running_pid(store, name) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     if running_pid(store, name) is not None:
         raise OpenDMSError(f"task {name!r} (pid {pid}) did not stop within {timeout:.0f}s")
-    return _record(store, name)
+    ended = store.task(name)
+    if ended is not None and ended.status in ACTIVE:
+        # the signal ended the run before it could record anything (it was still
+        # starting): stopped, as the user asked, rather than "process gone"
+        store.end_run(name, ended.started_at, TaskStatus.STOPPED, STOPPED_BY_USER)
+    return _record(store, name) if ended is not None else None
+
+
+STOPPED_BY_USER = "STOPPED_BY_USER"
+
+
+def _holder(store: StateStore, name: str, deadline: float) -> int | None:
+    """The pid of the process holding the task's run lock, or None. Waited for (until
+    ``deadline``): a process that has just taken the lock and not yet written its pid,
+    and one that ``start`` launched and that has not taken the lock yet."""
+    while True:
+        pid = running_pid(store, name)
+        if pid is not None and pid > 0:
+            return pid
+        if pid is None and not _starting(store, name):
+            return None
+        if time.monotonic() > deadline:
+            raise OpenDMSError(f"task {name!r} did not start or stop within the timeout")
+        time.sleep(0.02)

@@ -208,7 +208,10 @@ def task_stop(ctx: click.Context, name: str, timeout: float) -> None:
     from opendms.cli import control
 
     record = control.stop(store_of(ctx), name, timeout)
-    console.print(f"task {name}: {record.status.value} ({record.stop_reason})")
+    if record is None:
+        console.print(f"task {name}: stopped before it started")
+    else:
+        console.print(f"task {name}: {record.status.value} ({record.stop_reason})")
 
 
 def _assess_first(spec: Any) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 from opendms.errors import TaskLockedError
+
+PROBE_GRACE = 0.5  # seconds a run retries a lock that a holder_pid probe may hold
 
 
 def lock_path(state: Path, task: str) -> Path:
@@ -31,19 +34,29 @@ class TaskLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock, or raise TaskLockedError naming the process that holds it."""
+        """Take the lock, or raise TaskLockedError naming the process that holds it.
+
+        A process asking who holds the lock (:func:`holder_pid`) holds it shared for a
+        moment; a run that meets such a probe tries again for :data:`PROBE_GRACE`
+        seconds, so only a run that really holds the lock refuses this one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = _held_by(self.path)
-            who = f"pid {holder}" if holder and holder > 0 else "another process"
-            raise TaskLockedError(
-                f"task {self.task!r} is already running ({who}); stop it with "
-                f"`opendms task stop {self.task}` or wait for it to end"
-            ) from None
+        deadline = time.monotonic() + PROBE_GRACE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                os.close(fd)
+                holder = _held_by(self.path)
+                who = f"pid {holder}" if holder and holder > 0 else "another process"
+                raise TaskLockedError(
+                    f"task {self.task!r} is already running ({who}); stop it with "
+                    f"`opendms task stop {self.task}` or wait for it to end"
+                ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd
@@ -62,8 +75,9 @@ class TaskLock:
 
 
 def holder_pid(state: Path, task: str) -> int | None:
-    """The pid of the live process running ``task`` (-1 when it has not written it yet),
-    or None when nobody holds the task's lock."""
+    """The pid of the live process running ``task``, or None when nobody holds the task's
+    lock; -1 when a process holds it but its pid is not known yet (it has just taken
+    the lock: the file is still empty, or still names an earlier holder that is gone)."""
     return _held_by(lock_path(state, task))
 
 
@@ -77,8 +91,20 @@ def _held_by(path: Path) -> int | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             text = os.read(fd, 32).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
+            return int(text) if text.isdigit() and _alive(int(text)) else -1
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negative numbers name process groups, not a process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -221,6 +221,19 @@ class StateStore:
         else:
             self._exec("UPDATE tasks SET status=? WHERE name=?", (status.value, name))
 
+    def end_run(self, name: str, started_at: str | None, status: TaskStatus, reason: str) -> bool:
+        """Record the end of the run that started at ``started_at`` (status and reason, no
+        pid) if the task is still recorded as starting, running or stopping in that run;
+        False when the run has recorded its own end (or another run has started)."""
+        active = (TaskStatus.STARTING.value, TaskStatus.RUNNING.value, TaskStatus.STOPPING.value)
+        with self.lock, self.conn:
+            cursor = self.conn.execute(
+                "UPDATE tasks SET status=?, stop_reason=?, stopped_at=?, pid=NULL "
+                "WHERE name=? AND status IN (?, ?, ?) AND started_at IS ?",
+                (status.value, reason, now(), name, *active, started_at),
+            )
+            return cursor.rowcount > 0
+
     def set_phase(self, name: str, phase: str) -> None:
         """DMS's phases: full load, applying cached changes, ongoing replication."""
         self._exec("UPDATE tasks SET phase=? WHERE name=?", (phase, name))

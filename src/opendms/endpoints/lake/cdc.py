@@ -33,7 +33,8 @@ What the lake cannot say exactly:
 * An update value the source did not send (:data:`opendms.cdc.UNCHANGED`, an
   unchanged TOASTed PostgreSQL value) is taken from the old row when the source
   sent it; otherwise it is unknown: written as NULL, with a warning logged once
-  per table. Give such tables REPLICA IDENTITY FULL.
+  per table, or in CSV files with ``UseCsvNoSupValue`` as the ``CsvNoSupValue`` text
+  (see :mod:`.nosup`). Give such tables REPLICA IDENTITY FULL.
 * With a source filter (see :mod:`opendms.engine.transform`) an update whose row
   stays inside the filter is one ``U``, one that moves into it an ``I`` and out of
   it a ``D``; where the old row is unknown (the filter column is not in the key
@@ -84,7 +85,8 @@ import pyarrow.fs as pafs
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import PrepMode
 from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending
-from opendms.endpoints.lake.settings import LakeSettings
+from opendms.endpoints.lake.nosup import mark_not_sent
+from opendms.endpoints.lake.settings import LakeSettings, nosup_value
 from opendms.endpoints.lake.storage import delete_files, put_object, translate_os_error
 from opendms.endpoints.lake.target import CDC_FILE, LakeTarget, LakeWriter
 from opendms.endpoints.lake.txnfiles import decorate, transaction_path, transaction_settings
@@ -277,7 +279,7 @@ class _Segment:
         return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in target.columns])
 
     def _array(self, column: Column) -> pa.Array[Any]:
-        values = [row.get(column.name) for row in self.rows]
+        values = [None if (v := row.get(column.name)) is UNCHANGED else v for row in self.rows]
         source = self.shape.source_type(column)
         table = self.shape.target.qualified
         try:
@@ -327,8 +329,10 @@ class _CdcEncoder(LakeWriter):
 
     def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         names = list(batch.schema.names)
-        safe = self._csv_safe if self.settings.DataFormat == "csv" else self._parquet_safe
-        arrays = [safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
+        if self.settings.DataFormat == "csv":
+            arrays = self._csv_arrays(batch, names)
+        else:
+            arrays = [self._parquet_safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
         segment = self.segment
         if self.settings.TimestampColumnName:
             arrays.insert(0, pa.array(segment.stamps, pa.string()))
@@ -337,6 +341,13 @@ class _CdcEncoder(LakeWriter):
             arrays.insert(0, pa.array(segment.ops, pa.string()))
             names.insert(0, "Op")
         return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _csv_arrays(self, batch: pa.RecordBatch, names: list[str]) -> list[pa.Array[Any]]:
+        """The segment's rows (the whole ``batch``) as CSV-ready columns, values the source
+        did not send marked for ``CsvNoSupValue`` (before the first file opens)."""
+        arrays = [self._csv_safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
+        arrays, self.verbatim = mark_not_sent(arrays, names, self.segment.rows, self.settings)
+        return arrays
 
 
 class _TxnEncoder(_CdcEncoder):
@@ -349,8 +360,7 @@ class _TxnEncoder(_CdcEncoder):
 
     def _decorate(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         names = list(batch.schema.names)
-        arrays = [self._csv_safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
-        return decorate(self.segment, arrays, names)
+        return decorate(self.segment, self._csv_arrays(batch, names), names)
 
 
 # -- the applier ----------------------------------------------------------------------
@@ -500,11 +510,15 @@ class LakeApplier:
         table = shape.source.qualified
         if missing and table not in self.unknown_warned:
             self.unknown_warned.add(table)
+            marker = nosup_value(self.settings)
+            csv = self.settings.DataFormat == "csv" or self.settings.PreserveTransactions
+            written = "NULL" if marker is None or not csv else f"CsvNoSupValue {marker!r}"
             log.warning(
                 "table %s: an update did not carry column(s) %s (unchanged TOAST values); "
-                "the lake gets NULL for them. REPLICA IDENTITY FULL on the source avoids this",
+                "the lake gets %s for them. REPLICA IDENTITY FULL on the source avoids this",
                 table,
                 ", ".join(missing),
+                written,
             )
 
     # -- files
@@ -594,12 +608,13 @@ def _pairs(change: Change) -> zip[tuple[str, Any]]:
 
 
 def _image(shape: _Shape, row: dict[str, Any]) -> dict[str, Any]:
-    """A source row by target column names (values the source did not send: NULL)."""
+    """A source row by target column names (values the source did not send stay
+    UNCHANGED: NULL in the files, or ``CsvNoSupValue``)."""
     out: dict[str, Any] = {}
     for column, value in row.items():
         name = shape.names.get(column)
         if name is not None:
-            out[name] = None if value is UNCHANGED else value
+            out[name] = value
     return out
 
 

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.lake.cdc import CDC_FILE, cdc_has_op
-from opendms.endpoints.lake.settings import LakeSettings
+from opendms.endpoints.lake.settings import LakeSettings, nosup_value
 from opendms.endpoints.lake.storage import Storage, open_storage
 from opendms.endpoints.lake.target import _LOAD_FILE
 from opendms.endpoints.pyvalues import parse_iso_interval
@@ -87,16 +87,37 @@ def read_lake_file(
     model: Table | None = None,
     columns: Sequence[str] | None = None,
 ) -> pa.Table:
-    """One file with all its columns (``Op`` and the timestamp column included)."""
+    """One file with all its columns (``Op`` and the timestamp column included); values
+    the source did not send (``CsvNoSupValue``) are NULL."""
+    return _read_file(storage, path, settings, cdc, model, columns)[0]
+
+
+def _read_file(
+    storage: Storage,
+    path: str,
+    settings: LakeSettings,
+    cdc: bool,
+    model: Table | None,
+    columns: Sequence[str] | None,
+) -> tuple[pa.Table, list[frozenset[str]]]:
+    """A file's rows, and per row the columns the source did not send (CSV CDC files
+    with ``UseCsvNoSupValue`` and ``CsvNoSupValue``: the unquoted marker text)."""
     lead = _lead_columns(settings, cdc)
+    unsent: list[frozenset[str]] = []
     if path.endswith(".parquet"):
         with storage.fs.open_input_file(path) as source:
             data = pq.read_table(source)
     else:
-        data = _read_csv(storage, path, settings, lead, model, columns)
+        raw = _csv_bytes(storage, path)
+        names = _csv_names(raw, path, settings, lead, model, columns)
+        data = _read_csv(raw, path, settings, names, [settings.CsvNullValue])
+        marker = nosup_value(settings)
+        if cdc and marker is not None:
+            data, unsent = _not_sent(data, _read_csv(raw, path, settings, names, [marker]), lead)
     if list(data.column_names[: len(lead)]) != lead:
         raise ValueError(f"{path}: expected leading columns {lead}, found {data.column_names}")
-    return _typed_table(data, model, len(lead)) if model is not None else data
+    data = _typed_table(data, model, len(lead)) if model is not None else data
+    return data, unsent
 
 
 def replay(
@@ -115,8 +136,8 @@ def replay(
     rows: dict[tuple[Any, ...], Row] = {}
     for paths, cdc in ((loads, False), (changes, True)):
         for path in paths:
-            data = read_lake_file(storage, path, settings, cdc=cdc, model=model, columns=columns)
-            _apply(rows, data.to_pylist(), key, settings, cdc)
+            data, unsent = _read_file(storage, path, settings, cdc, model, columns)
+            _apply(rows, data.to_pylist(), key, settings, cdc, unsent)
     return _sorted(list(rows.values()), key)
 
 
@@ -134,9 +155,14 @@ def _apply(
     key: Sequence[str],
     settings: LakeSettings,
     cdc: bool,
+    unsent: list[frozenset[str]] | None = None,
 ) -> None:
+    """Apply a file's rows; a value the source did not send (``unsent[i]``, the columns
+    of row i) keeps the value the row has (the row a ``D`` right before removed, for the
+    ``U`` of a key change; NULL for a row not held)."""
     has_op = cdc_has_op(settings) if cdc else settings.IncludeOpForFullLoad
-    for record in records:
+    gone: Row | None = None  # the row the previous record (a D) removed
+    for i, record in enumerate(records):
         op = record.pop("Op") if has_op else "I"
         if settings.TimestampColumnName:
             record.pop(settings.TimestampColumnName)
@@ -145,11 +171,15 @@ def _apply(
             continue
         ident = tuple(_hashable(record.get(k)) for k in key)
         if op == "D":
-            rows.pop(ident, None)
-        elif op in ("I", "U"):
-            rows[ident] = record
-        else:
+            gone = rows.pop(ident, None)
+            continue
+        if op not in ("I", "U"):
             raise ValueError(f"unknown Op {op!r} in a lake file (row {ident})")
+        held = rows.get(ident) or gone or {}
+        for column in unsent[i] if unsent else ():
+            record[column] = held.get(column)
+        rows[ident] = record
+        gone = None
 
 
 def _apply_keyless(rows: dict[tuple[Any, ...], Row], record: Row, op: str) -> None:
@@ -185,40 +215,70 @@ def _sorted(rows: list[Row], key: Sequence[str]) -> list[Row]:
 # -- CSV ------------------------------------------------------------------------------
 
 
-def _read_csv(
-    storage: Storage,
+def _csv_bytes(storage: Storage, path: str) -> bytes:
+    compression = "gzip" if path.endswith(".gz") else None
+    with storage.fs.open_input_stream(path, compression=compression) as stream:
+        return bytes(stream.read())
+
+
+def _csv_names(
+    raw: bytes,
     path: str,
     settings: LakeSettings,
     lead: list[str],
     model: Table | None,
     columns: Sequence[str] | None,
-) -> pa.Table:
-    compression = "gzip" if path.endswith(".gz") else None
-    with storage.fs.open_input_stream(path, compression=compression) as stream:
-        raw = stream.read()
+) -> list[str]:
     if settings.AddColumnName:
-        names, skip = _header(raw, settings), 1
-    else:
-        data_names = list(columns) if columns else [c.name for c in model.columns] if model else []
-        if not data_names:
-            raise ValueError(f"{path}: a CSV file without header needs columns= or model=")
-        names, skip = lead + data_names, 0
+        return _header(raw, settings)
+    data_names = list(columns) if columns else [c.name for c in model.columns] if model else []
+    if not data_names:
+        raise ValueError(f"{path}: a CSV file without header needs columns= or model=")
+    return lead + data_names
+
+
+def _read_csv(
+    raw: bytes, path: str, settings: LakeSettings, names: list[str], nulls: list[str]
+) -> pa.Table:
+    """A CSV file as text columns; an unquoted field equal to one of ``nulls`` is NULL."""
     try:
         return pacsv.read_csv(
             io.BytesIO(raw),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1 if settings.AddColumnName else 0
+            ),
             parse_options=pacsv.ParseOptions(
                 delimiter=settings.CsvDelimiter, newlines_in_values=True
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
-                null_values=[settings.CsvNullValue],
+                null_values=nulls,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
         )
     except pa.ArrowInvalid as exc:
         raise ValueError(f"{path}: not the expected CSV layout ({exc})") from exc
+
+
+def _not_sent(
+    data: pa.Table, marked: pa.Table, lead: list[str]
+) -> tuple[pa.Table, list[frozenset[str]]]:
+    """``data`` with the cells ``marked`` (read with the marker as its null text) has as
+    NULL set to NULL too, and per row the names of those columns (the lead columns and
+    real NULLs, which the marker reading sees as text, never count)."""
+    unsent: list[set[str]] = [set() for _ in range(data.num_rows)]
+    arrays = []
+    for i, name in enumerate(data.column_names):
+        array = data.column(i).combine_chunks()
+        if i >= len(lead):
+            mask = pc.and_(marked.column(i).combine_chunks().is_null(), array.is_valid())
+            for row, flagged in enumerate(mask.to_pylist()):
+                if flagged:
+                    unsent[row].add(name)
+            array = pc.if_else(mask, pa.scalar(None, array.type), array)
+        arrays.append(array)
+    return pa.table(arrays, names=data.column_names), [frozenset(u) for u in unsent]
 
 
 def _header(raw: bytes, settings: LakeSettings) -> list[str]:

@@ -59,6 +59,9 @@ class LakeSettings:
     DatePartitionSequence: str = "YYYYMMDD"
     DatePartitionDelimiter: str = "SLASH"
     DatePartitionTimezone: str = ""  # Area/Location; empty = UTC
+    # values the source did not send, in CSV CDC files (see nosup_value)
+    UseCsvNoSupValue: bool = False
+    CsvNoSupValue: str | None = None  # None: not given (the null value is written)
 
     def __repr__(self) -> str:
         return f"LakeSettings(DataFormat={self.DataFormat!r}, MaxFileSize={self.MaxFileSize})"
@@ -94,8 +97,6 @@ NO_EFFECT = {
     "GlueCatalogGeneration": "no AWS Glue Data Catalog is written",
     "IgnoreHeaderRows": "a setting of S3 sources; opendms reads no S3 source",
     "ExternalTableDefinition": "a setting of S3 sources; opendms reads no S3 source",
-    "CsvNoSupValue": "not yet applied: CDC rows carry every column's value",
-    "UseCsvNoSupValue": "not yet applied: CDC rows carry every column's value",
 }
 _NO_EFFECT = {name.lower(): name for name in NO_EFFECT}
 _warned: set[str] = set()
@@ -106,6 +107,8 @@ _ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t"}
 
 def _coerce(name: str, value: Any) -> Any:
     kind = LakeSettings.__dataclass_fields__[name].type
+    if value is None and kind == "str | None":  # JSON null: not given
+        return None
     text = str(value).strip()
     if kind == "bool":
         if isinstance(value, bool):
@@ -173,7 +176,49 @@ def lake_settings(values: dict[str, Any]) -> LakeSettings:
     if len(settings.CsvDelimiter) != 1:
         raise ConfigError("endpoint setting CsvDelimiter must be one character")
     _check_cdc(settings)
+    _check_no_sup(settings)
     return settings
+
+
+def nosup_value(settings: LakeSettings) -> str | None:
+    """The text CSV CDC files hold for a value the source did not send (``UseCsvNoSupValue``
+    with ``CsvNoSupValue``), or None: such values are written as the null value."""
+    return settings.CsvNoSupValue if settings.UseCsvNoSupValue else None
+
+
+def _check_no_sup(settings: LakeSettings) -> None:
+    """``CsvNoSupValue`` is written as it is, unquoted, in CSV CDC files only (DMS: "only
+    applies if your output files during a CDC load are written in .csv format")."""
+    marker = settings.CsvNoSupValue
+    if marker is None:
+        if settings.UseCsvNoSupValue:
+            _warn_once(
+                "UseCsvNoSupValue",
+                "without CsvNoSupValue, values the source did not send are the null value",
+            )
+        return
+    breaking = {settings.CsvDelimiter, '"', "\n", "\r", *settings.CsvRowDelimiter}
+    found = sorted(c for c in breaking if c in marker)
+    if found:
+        raise ConfigError(
+            f"endpoint setting CsvNoSupValue {marker!r} cannot hold {found[0]!r}: it is "
+            "written unquoted, so it may not hold the delimiter, the row delimiter, a "
+            "quotation mark or a line break"
+        )
+    if not settings.UseCsvNoSupValue:
+        _warn_once("CsvNoSupValue", "it is written only with UseCsvNoSupValue=true")
+    elif settings.DataFormat == "parquet" and not settings.PreserveTransactions:
+        _warn_once(  # (transaction files are CSV whatever DataFormat says)
+            "CsvNoSupValue",
+            "it applies to CSV CDC files; Parquet files hold NULL for values the source "
+            "did not send",
+        )
+    elif marker == settings.CsvNullValue and "CsvNoSupValue=CsvNullValue" not in _warned:
+        _warned.add("CsvNoSupValue=CsvNullValue")
+        log.warning(
+            "lake endpoint setting CsvNoSupValue equals CsvNullValue: readers cannot tell a "
+            "value the source did not send from NULL"
+        )
 
 
 def _check_cdc(settings: LakeSettings) -> None:
@@ -195,9 +240,13 @@ def _check_cdc(settings: LakeSettings) -> None:
 
 
 def _warn_no_effect(name: str) -> None:
+    _warn_once(name, NO_EFFECT[name])
+
+
+def _warn_once(name: str, why: str) -> None:
     if name not in _warned:
         _warned.add(name)
-        log.warning("lake endpoint setting %s has no effect in opendms: %s", name, NO_EFFECT[name])
+        log.warning("lake endpoint setting %s has no effect in opendms: %s", name, why)
 
 
 def _check_transactions(settings: LakeSettings) -> None:

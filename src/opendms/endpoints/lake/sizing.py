@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from opendms.endpoints.lake.settings import LakeSettings
 
+Verbatim = tuple[tuple[bytes, bytes], ...]
 _ParquetCodec = Literal["gzip", "brotli", "lz4", "zstd", "snappy", "none"]
 _ParquetVersion = Literal["1.0", "2.4", "2.6"]
 # DMS's ParquetVersion names the format generation; "parquet-2-0" means format 2.x,
@@ -127,7 +128,11 @@ class ParquetFile:
 
 
 class CsvFile:
-    """A CSV file being written to ``sink`` (gzip-compressed when ``compressed``)."""
+    """A CSV file being written to ``sink`` (gzip-compressed when ``compressed``).
+
+    ``verbatim``: (rendered placeholder, bytes) pairs replaced in each row group's text,
+    for text pyarrow's writer cannot put in a cell as it is (see
+    :mod:`opendms.endpoints.lake.nosup`)."""
 
     def __init__(
         self,
@@ -136,8 +141,9 @@ class CsvFile:
         settings: LakeSettings,
         limit: int,
         compressed: bool = False,
+        verbatim: Verbatim = (),
     ) -> None:
-        self.sink, self.settings = sink, settings
+        self.sink, self.settings, self.verbatim = sink, settings, verbatim
         self.room = _gzip_room(limit) if compressed else limit
         self.header = b""
         if settings.AddColumnName:
@@ -153,7 +159,7 @@ class CsvFile:
 
     def share(self, batch: pa.RecordBatch) -> float:
         """The part of ``batch`` (by size) the file has room for: 1 or more when it all fits."""
-        data = _csv_bytes(batch, self.settings, header=False)
+        data = _csv_bytes(batch, self.settings, header=False, verbatim=self.verbatim)
         self.pending = (batch, data)
         return (self.room - (self.written or len(self.header))) / max(len(data), 1)
 
@@ -161,7 +167,7 @@ class CsvFile:
         pending, self.pending = self.pending, None
         data = pending[1] if pending is not None and pending[0] is batch else b""
         if not data:
-            data = _csv_bytes(batch, self.settings, header=False)
+            data = _csv_bytes(batch, self.settings, header=False, verbatim=self.verbatim)
         if not self.written and self.header:
             self.sink.write(self.header)
             self.written = len(self.header)
@@ -180,17 +186,27 @@ LakeFile = ParquetFile | CsvFile
 
 
 def open_file(
-    sink: Any, schema: pa.Schema, settings: LakeSettings, limit: int, compressed: bool
+    sink: Any,
+    schema: pa.Schema,
+    settings: LakeSettings,
+    limit: int,
+    compressed: bool,
+    verbatim: Verbatim = (),
 ) -> LakeFile:
     if settings.DataFormat == "parquet":
         return ParquetFile(sink, schema, settings, limit)
-    return CsvFile(sink, schema, settings, limit, compressed)
+    return CsvFile(sink, schema, settings, limit, compressed, verbatim)
 
 
-def _csv_bytes(data: pa.RecordBatch | pa.Table, settings: LakeSettings, header: bool) -> bytes:
+def _csv_bytes(
+    data: pa.RecordBatch | pa.Table, settings: LakeSettings, header: bool, verbatim: Verbatim = ()
+) -> bytes:
     out = pa.BufferOutputStream()
     pacsv.write_csv(data, out, write_options=csv_options(settings, header))
-    return bytes(out.getvalue())
+    text = bytes(out.getvalue())
+    for placeholder, value in verbatim:
+        text = text.replace(placeholder, value)
+    return text
 
 
 def _gzip_room(limit: int) -> int:

@@ -27,7 +27,7 @@ import pyarrow.fs as pafs
 
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
 from opendms.endpoints.lake.settings import LakeSettings
-from opendms.endpoints.lake.sizing import LakeFile, open_file
+from opendms.endpoints.lake.sizing import LakeFile, Verbatim, open_file
 from opendms.endpoints.lake.storage import (
     Storage,
     delete_files,
@@ -176,6 +176,7 @@ class LakeWriter:
         self.file: LakeFile | None = None
         self.path = ""
         self.limit = self.settings.MaxFileSize * 1024
+        self.verbatim: Verbatim = ()  # CSV text replacements (CDC files: see .nosup)
 
     def _extension(self) -> str:
         if self.settings.DataFormat == "parquet":
@@ -210,7 +211,9 @@ class LakeWriter:
 
     def _start(self, schema: pa.Schema) -> None:
         compressed = self._codec() is not None
-        self.file = open_file(self.sink, schema, self.settings, self.limit, compressed)
+        self.file = open_file(
+            self.sink, schema, self.settings, self.limit, compressed, self.verbatim
+        )
 
     def _close_file(self) -> None:
         if self.file is None or self.sink is None:
