@@ -648,6 +648,14 @@ CLI_EXAMPLES: list[tuple[str, str, dict[str, Any]]] = [
         },
     ),
     (
+        # the Glue catalog example: GlueCatalogGeneration and ServiceAccessRoleArn only warn
+        "s3-cli-4",
+        '{"ServiceAccessRoleArn": \n"your-service-access-ARN", "BucketFolder": '
+        '"your-bucket-folder", "BucketName": \n"your-bucket-name", "DataFormat": "parquet", '
+        '"GlueCatalogGeneration": true}',
+        {"DataFormat": "parquet", "BucketFolder": "your-bucket-folder"},
+    ),
+    (
         "s3-cli-6",
         '{"ServiceAccessRoleArn": "your-service-access-ARN", "CsvRowDelimiter": "\\n", \n'
         '"CsvDelimiter": ",", "BucketFolder": "your-bucket-folder", \n'
