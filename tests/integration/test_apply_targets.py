@@ -31,11 +31,11 @@ from opendms.cdc import (
     Transaction,
 )
 from opendms.endpoints.base import EndpointURL, PrepMode
-from opendms.endpoints.mysql import open_target as open_mysql
 from opendms.endpoints.mysql.apply import MySqlApplier
+from opendms.endpoints.mysql.engine import ENGINE as MYSQL_ENGINE
 from opendms.endpoints.rowapply import error_policies
-from opendms.endpoints.sqlite import open_target as open_sqlite
 from opendms.endpoints.sqlite.apply import SqliteApplier
+from opendms.endpoints.sqlite.engine import ENGINE as SQLITE_ENGINE
 from opendms.errors import ConfigError, DataError, TaskError
 from opendms.model import Column, ColumnType, Index, Kind, T, Table, arrow_type
 from tests.oracles.rows import interval as iso_interval
@@ -368,12 +368,12 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     target: Any
     if request.param == "mysql":
         url = str(request.getfixturevalue("mysql_target_db"))
-        target = open_mysql(EndpointURL.parse(url), {})
+        target = MYSQL_ENGINE.open_target(EndpointURL.parse(url), {})
         yield Env("mysql", url, target)
     else:
         path = tmp_path / "target.db"
         url = f"sqlite:///{path}"
-        target = open_sqlite(EndpointURL.parse(url), {})
+        target = SQLITE_ENGINE.open_target(EndpointURL.parse(url), {})
         yield Env("sqlite", url, target, path)
     target.close()
 

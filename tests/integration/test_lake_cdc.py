@@ -28,8 +28,8 @@ import pytest
 
 from opendms.cdc import LSN, UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import EndpointURL, PrepMode
-from opendms.endpoints.lake import open_target
 from opendms.endpoints.lake.cdc import LakeApplier
+from opendms.endpoints.lake.engine import ENGINE as LAKE
 from opendms.endpoints.lake.settings import LakeSettings, lake_settings
 from opendms.endpoints.lake.target import LakeTarget
 from opendms.endpoints.pyvalues import parse_iso_interval
@@ -163,7 +163,7 @@ def lake(tmp_path: Path, **settings: Any) -> LakeTarget:
 
 
 def _open(url: str, settings: dict[str, Any]) -> LakeTarget:
-    target = open_target(EndpointURL.parse(url), settings)
+    target = LAKE.lake_target(EndpointURL.parse(url), settings)
     _OPENED[id(target)] = (url, settings)
     return target
 

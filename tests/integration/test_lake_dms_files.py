@@ -330,14 +330,16 @@ def test_an_old_place_checkpoint_is_moved_on_s3(
 def test_a_pending_batch_survives_the_move(tmp_path: Path) -> None:
     """Exactly once across the move: the pending batch of a crash comes along."""
     from opendms.endpoints.base import EndpointURL
-    from opendms.endpoints.lake import open_target
     from opendms.endpoints.lake.cdc import LakeApplier
+    from opendms.endpoints.lake.engine import ENGINE as LAKE
 
     old = tmp_path / "lake/opendms_checkpoints/t.json"
     old.parent.mkdir(parents=True)
     pending = {"end": "0/30", "stamp": "20240101-000000000", "files": ["x"]}
     old.write_text(json.dumps({"position": "0/10", "last_stamp": None, "pending": pending}))
-    applier = LakeApplier(open_target(EndpointURL.parse(f"file://{tmp_path}/lake"), {}), "t", [])
+    applier = LakeApplier(
+        LAKE.lake_target(EndpointURL.parse(f"file://{tmp_path}/lake"), {}), "t", []
+    )
     assert (applier.read_checkpoint(), applier.must_flush_at()) == ("0/10", "0/30")
     assert not old.parent.exists()
     moved = json.loads((tmp_path / "lake/_opendms/checkpoints/t.json").read_text())

@@ -17,7 +17,7 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL, PrepMode
-from opendms.endpoints.lake import open_target
+from opendms.endpoints.lake.engine import ENGINE as LAKE
 from opendms.endpoints.lake.target import LakeWriter
 from opendms.engine import parallelwrite
 from opendms.engine.task import run_task
@@ -237,7 +237,7 @@ def test_lake_writers_of_one_segment_share_its_counter_and_a_new_load_starts_at_
     after ``prepare`` (the table loaded again) the counter starts over."""
     table = Table("public", "t", (Column("id", ColumnType(Kind.INT32), nullable=False),), ("id",))
     (tmp_path / "lake").mkdir()
-    target = open_target(EndpointURL.parse(f"file://{tmp_path}/lake"), {"DataFormat": "csv"})
+    target = LAKE.lake_target(EndpointURL.parse(f"file://{tmp_path}/lake"), {"DataFormat": "csv"})
     folder = tmp_path / "lake/public/t"
 
     def load(first: int) -> list[str]:

@@ -10,7 +10,6 @@ import pytest
 from opendms.cdc import ApplyPlan, ColumnChange
 from opendms.config import parse_extra_connection_attributes
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.lake import open_target
 from opendms.endpoints.lake.cdc import (
     CDC_FILE,
     LakeApplier,
@@ -24,6 +23,7 @@ from opendms.endpoints.lake.cdc import (
     stamp_time,
 )
 from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending
+from opendms.endpoints.lake.engine import ENGINE as LAKE
 from opendms.endpoints.lake.settings import lake_settings
 from opendms.errors import ConfigError, TaskError
 from opendms.model import Column, ColumnType, Kind, Table
@@ -109,7 +109,7 @@ def test_the_data_lake_lab_settings(tmp_path: Path) -> None:
     parsed = lake_settings(attributes)
     assert parsed.CdcMaxBatchInterval == 120 and parsed.TimestampColumnName == "extracted_at"
     assert cdc_has_op(parsed) and parsed.DataFormat == "parquet"
-    target = open_target(EndpointURL.parse(f"file://{tmp_path}/lake"), attributes)
+    target = LAKE.lake_target(EndpointURL.parse(f"file://{tmp_path}/lake"), attributes)
     assert LakeApplier(target, "lab", []).batch_hint() == (120.0, 32000 * 1024)
 
 
@@ -145,7 +145,7 @@ def test_checkpoint_round_trip_and_damaged_object(tmp_path: Path) -> None:
         "0/10", "20240102-030405678", Pending("0/20", "20240102-030405679", ("a",))
     )
     assert Checkpoint.from_json(checkpoint.to_json()) == checkpoint
-    target = open_target(EndpointURL.parse(f"file://{tmp_path}/lake"), {})
+    target = LAKE.lake_target(EndpointURL.parse(f"file://{tmp_path}/lake"), {})
     store = CheckpointStore(target, "task")
     store.save(checkpoint)
     assert store.load() == checkpoint

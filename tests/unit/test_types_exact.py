@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from opendms.assess import lossy
+from opendms.endpoints.mysql.engine import ENGINE as MYSQL
 from opendms.endpoints.mysql.types import decimal_digits, key_lengths, to_mysql
 from opendms.endpoints.mysql.values import (
     decimal_misfits,
@@ -15,6 +16,7 @@ from opendms.endpoints.mysql.values import (
     time_text,
 )
 from opendms.endpoints.pyvalues import negative_zero_rows
+from opendms.endpoints.sqlite.engine import ENGINE as SQLITE
 from opendms.endpoints.sqlite.source import _decimal, _timestamps
 from opendms.model import Column, ColumnType, Kind, T, Table
 
@@ -149,7 +151,7 @@ def test_negative_zero_rows() -> None:
 
 def test_assessment_knows_mysql_to_mysql_keeps_types() -> None:
     """A MySQL TIMESTAMP or TIME stays what it is on a MySQL target: nothing to warn about."""
-    assert lossy(T(Kind.TIMESTAMPTZ, native="timestamp(3)"), "mysql") is None
-    assert lossy(T(Kind.INTERVAL, native="time(6)"), "mysql") is None
-    assert lossy(T(Kind.TIMESTAMPTZ), "mysql") is not None  # from PostgreSQL: becomes DATETIME
-    assert lossy(T(Kind.INTERVAL, native="time"), "sqlite") is not None  # ISO text there
+    assert lossy(T(Kind.TIMESTAMPTZ, native="timestamp(3)"), MYSQL.lossy) is None
+    assert lossy(T(Kind.INTERVAL, native="time(6)"), MYSQL.lossy) is None
+    assert lossy(T(Kind.TIMESTAMPTZ), MYSQL.lossy) is not None  # from PostgreSQL: becomes DATETIME
+    assert lossy(T(Kind.INTERVAL, native="time"), SQLITE.lossy) is not None  # ISO text there

@@ -137,18 +137,10 @@ def _guarded(side: str, run: Callable[[], list[Check]]) -> list[Check]:
 
 
 def _source(spec: TaskSpec, url: EndpointURL, tables: list[Table], cdc: bool) -> list[Check]:
-    module = engine_for(url).__name__
-    if module.endswith("postgres"):
-        from opendms.assess import postgres
-
-        # CDC needs a key or REPLICA IDENTITY FULL: pg-replica-identity fails for that
-        checks = postgres.source_checks(url, tables, cdc, spec.source.settings)
-        return [*checks, _unkeyed(tables, False)]
-    if module.endswith("mysql"):
-        from opendms.assess import mysql
-
-        return [*mysql.source_checks(url, tables, cdc), _unkeyed(tables, False)]
-    return [_unkeyed(tables, False)]
+    """The source engine's own checks (a PostgreSQL CDC source also needs a key or
+    REPLICA IDENTITY FULL: pg-replica-identity fails for that), then the keys."""
+    checks = engine_for(url).source_checks(url, tables, cdc, spec.source.settings)
+    return [*checks, _unkeyed(tables, False)]
 
 
 def _unkeyed(tables: list[Table], cdc: bool) -> Check:
@@ -167,28 +159,15 @@ def _unkeyed(tables: list[Table], cdc: bool) -> Check:
 
 def _target(spec: TaskSpec, target: Target, plans: list[TablePlan]) -> list[Check]:
     url = target.url
-    module = engine_for(url).__name__
     existing = _existing(url, plans)
-    out = [_prep(spec, existing)]
-    if module.endswith("postgres"):
-        from opendms.assess import postgres
-
-        out += postgres.target_checks(url, existing)
-    elif module.endswith("mysql"):
-        from opendms.assess import mysql
-
-        out += mysql.target_checks(url, existing)
-    elif module.endswith("lake"):
-        from opendms.endpoints import check_endpoint
-
-        out.append(passed("target-writable", check_endpoint(spec.target.url, spec.target.settings)))
-    return out
+    checks = engine_for(url).target_checks(url, spec.target.settings, existing)
+    return [_prep(spec, existing), *checks]
 
 
 def _existing(url: EndpointURL, plans: list[TablePlan]) -> list[str]:
     """Target tables of the plan that already exist on the target."""
-    if engine_for(url).__name__.endswith("lake"):
-        return []
+    if not engine_for(url).capabilities.read_back:
+        return []  # a lake: its files are replaced by the load
     try:
         reader = open_source(str(url.raw))
     except DatabaseMissingError:

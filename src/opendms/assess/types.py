@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from opendms.assess.model import Check, passed, problem
 from opendms.endpoints import engine_for, same_engine
 from opendms.endpoints.base import EndpointURL
@@ -15,7 +17,7 @@ def type_check(
 ) -> Check:
     """``converted``: the task creates its tables with ``convert_schema`` (domains keep
     their base type and checks there)."""
-    engine = engine_for(target).__name__.rsplit(".", 1)[-1]
+    engine = engine_for(target)
     same = same_engine(source.scheme, target.scheme)
     domains = {} if same else _domains(source, plans)
     issues = []
@@ -25,15 +27,15 @@ def type_check(
                 continue
             ctype = plan.source.column(out.source).type
             kept = same or (converted and ctype.type_name in domains)
-            reason = None if kept else lossy(ctype, engine, domains)
+            reason = None if kept else lossy(ctype, engine.lossy, domains)
             if reason:
                 issues.append(f"{plan.source.qualified}.{out.source}: {reason}")
     if not issues:
-        return passed("type-conversions", f"every column converts to {engine} without loss")
+        return passed("type-conversions", f"every column converts to {engine.title} without loss")
     return problem(
         "type-conversions",
         False,
-        f"{len(issues)} column(s) change form or may lose values on {engine}",
+        f"{len(issues)} column(s) change form or may lose values on {engine.title}",
         "check the listed columns; change the target type with a change-data-type rule, or "
         "accept the conversion (values that do not fit become data errors)",
         tuple(issues),
@@ -43,26 +45,20 @@ def type_check(
 def _domains(source: EndpointURL, plans: list[TablePlan]) -> dict[str, str]:
     """PostgreSQL source: domain name -> base type, for the columns of other types."""
     named = any(c.type.type_name for p in plans for c in p.source.columns)
-    if not named or not engine_for(source).__name__.endswith("postgres"):
-        return {}
-    from opendms.assess.postgres import domains
-
-    return domains(source)
+    return engine_for(source).domains(source) if named else {}
 
 
-def lossy(ctype: ColumnType, engine: str, domains: dict[str, str] | None = None) -> str | None:
-    """Why values of ``ctype`` change form or may not fit on ``engine`` (None: exact);
-    ``domains`` maps the source's domain names to their base types."""
-    kind = ctype.kind
-    if ctype.type_name and kind is Kind.STRING:
+def lossy(
+    ctype: ColumnType,
+    engine_lossy: Callable[[ColumnType], str | None],
+    domains: dict[str, str] | None = None,
+) -> str | None:
+    """Why values of ``ctype`` change form or may not fit on a target whose engine says
+    ``engine_lossy`` (None: exact); ``domains`` maps the source's domain names to their
+    base types."""
+    if ctype.type_name and ctype.kind is Kind.STRING:
         return _named(ctype.type_name, domains or {})
-    if engine == "mysql":
-        return _lossy_mysql(ctype)
-    if engine == "sqlite" and kind in (Kind.TIMESTAMPTZ, Kind.INTERVAL, Kind.ARRAY, Kind.UUID):
-        return f"{ctype} is stored as text in SQLite"
-    if engine == "lake" and kind is Kind.DECIMAL and (ctype.precision or 77) > 76:
-        return "unconstrained or > 76-digit numeric is written as text"
-    return None
+    return engine_lossy(ctype)
 
 
 def _named(name: str, domains: dict[str, str]) -> str:
@@ -75,20 +71,3 @@ def _named(name: str, domains: dict[str, str]) -> str:
     if name == "tsvector":
         return "tsvector becomes text: the lexemes are kept as text, full-text search is not"
     return f"type {name} becomes text"
-
-
-def _lossy_mysql(ctype: ColumnType) -> str | None:
-    if ctype.native is not None:
-        return None  # a MySQL source's own type, recreated as it is
-    kind = ctype.kind
-    if kind is Kind.BOOL:
-        return "boolean becomes TINYINT(1): it reads back as the integers 1 and 0"
-    if kind is Kind.TIMESTAMPTZ:
-        return "timestamptz becomes DATETIME holding UTC (the zone offset is not kept)"
-    if kind is Kind.INTERVAL:
-        return "interval becomes VARCHAR(100) ISO 8601 text"
-    if kind is Kind.ARRAY:
-        return "array becomes a JSON array"
-    if kind is Kind.DECIMAL and (ctype.precision is None or ctype.precision > 65):
-        return "numeric beyond 65 digits becomes DECIMAL(65,30): wider values are data errors"
-    return None

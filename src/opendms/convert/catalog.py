@@ -6,23 +6,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from opendms.convert.objects import SourceCatalog
-from opendms.endpoints import REGISTRY
+from opendms.endpoints import engines
 from opendms.endpoints.base import EndpointURL
 from opendms.errors import ConfigError, EndpointError, OpenDMSError
 
-ENGINES = {
-    "opendms.endpoints.postgres": "postgresql",
-    "opendms.endpoints.mysql": "mysql",
-    "opendms.endpoints.sqlite": "sqlite",
-}
+ENGINES = {"postgres": "postgresql", "mysql": "mysql", "sqlite": "sqlite"}
 
 
 _KNOWN = "postgresql://, mysql://, mariadb://, sqlite://"
 
 
 def _engine(url: EndpointURL) -> str | None:
-    engine = REGISTRY.get(url.scheme)
-    return ENGINES.get(engine.module) if engine else None
+    engine = engines().get(url.scheme)
+    return ENGINES.get(engine.name) if engine else None
 
 
 def source_engine(url: EndpointURL) -> str:

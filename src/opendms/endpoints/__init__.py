@@ -1,66 +1,82 @@
-"""The endpoint registry: one explicit list of URL schemes and their engines.
+"""The endpoint registry: the engines opendms knows, and opening endpoints by URL.
 
-Each engine package exposes ``open_source(url, settings)``,
-``open_target(url, settings)`` and ``check(url, settings)``; packages are
-imported only when their scheme is used, so heavy drivers stay optional.
+:data:`ENGINES` lists one module per engine package, each defining ``ENGINE`` (an
+:class:`~opendms.endpoints.engine.Engine`); adding an engine is its package plus one
+line here. Engine modules import their drivers only when used, so heavy drivers stay
+optional extras.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, cast
+from functools import cache
+from typing import Any
 
 from opendms.cdc import Applier, ApplyPlan, ChangeSource
 from opendms.endpoints.base import EndpointURL, Source, Target
+from opendms.endpoints.engine import ApplyOptions, Engine
 from opendms.errors import UnknownSchemeError
 
+__all__ = [
+    "ENGINES",
+    "ApplyOptions",
+    "Engine",
+    "check_endpoint",
+    "engine_for",
+    "engines",
+    "open_applier",
+    "open_capture",
+    "open_source",
+    "open_target",
+    "same_database",
+    "same_engine",
+    "table_identity",
+]
 
-@dataclass(frozen=True)
-class Engine:
-    """A registered endpoint engine and what it can be used for."""
-
-    module: str
-    can_source: bool
-    can_target: bool
-
-
-REGISTRY: dict[str, Engine] = {
-    "postgresql": Engine("opendms.endpoints.postgres", True, True),
-    "postgres": Engine("opendms.endpoints.postgres", True, True),
-    "mysql": Engine("opendms.endpoints.mysql", True, True),
-    "mariadb": Engine("opendms.endpoints.mysql", True, True),
-    "sqlite": Engine("opendms.endpoints.sqlite", True, True),
-    "file": Engine("opendms.endpoints.lake", False, True),
-    "s3": Engine("opendms.endpoints.lake", False, True),
-}
+ENGINES: tuple[str, ...] = (
+    "opendms.endpoints.postgres.engine",
+    "opendms.endpoints.mysql.engine",
+    "opendms.endpoints.sqlite.engine",
+    "opendms.endpoints.lake.engine",
+)
+"""The engine modules, one line per engine."""
 
 
-def engine_for(url: EndpointURL, role: str = "") -> ModuleType:
-    """The engine module for ``url``, or a clear error listing the known schemes."""
-    engine = REGISTRY.get(url.scheme)
+@cache
+def engines() -> dict[str, Engine]:
+    """Every registered engine by each of its URL schemes."""
+    out: dict[str, Engine] = {}
+    for module in ENGINES:
+        engine: Engine = importlib.import_module(module).ENGINE
+        for scheme in engine.schemes:
+            out[scheme] = engine
+    return out
+
+
+def engine_for(url: EndpointURL, role: str = "") -> Engine:
+    """The engine of ``url``, or a clear error listing the known schemes (``role``
+    "source": also an error when the engine cannot be a source)."""
+    known = engines()
+    engine = known.get(url.scheme)
     if engine is None:
-        known = ", ".join(sorted(REGISTRY))
-        close = difflib.get_close_matches(url.scheme, REGISTRY, n=1)
+        names = ", ".join(sorted(known))
+        close = difflib.get_close_matches(url.scheme, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UnknownSchemeError(str(url), f"unknown scheme {url.scheme!r}.{hint} Known: {known}")
-    if role == "source" and not engine.can_source:
+        raise UnknownSchemeError(str(url), f"unknown scheme {url.scheme!r}.{hint} Known: {names}")
+    if role == "source" and not engine.capabilities.source:
         raise UnknownSchemeError(str(url), f"{url.scheme}:// endpoints can only be targets")
-    return importlib.import_module(engine.module)
+    return engine
 
 
 def open_source(url: str, settings: dict[str, Any] | None = None) -> Source:
     parsed = EndpointURL.parse(url)
-    return cast(Source, engine_for(parsed, "source").open_source(parsed, settings or {}))
+    return engine_for(parsed, "source").open_source(parsed, settings or {})
 
 
 def open_target(url: str, settings: dict[str, Any] | None = None) -> Target:
     parsed = EndpointURL.parse(url)
-    return cast(Target, engine_for(parsed, "target").open_target(parsed, settings or {}))
+    return engine_for(parsed, "target").open_target(parsed, settings or {})
 
 
 def open_capture(
@@ -68,81 +84,34 @@ def open_capture(
 ) -> ChangeSource:
     """The change source of a CDC task on ``url`` with the source endpoint's settings,
     or a clear error for engines without one."""
-    module = engine_for(url, "source")
-    if not hasattr(module, "change_source"):
-        raise UnknownSchemeError(str(url), f"{url.scheme}:// sources cannot capture changes")
-    return cast(ChangeSource, module.change_source(url, task, settings or {}))
-
-
-@dataclass(frozen=True)
-class ApplyOptions:
-    """``form``: of the values the changes carry ("pg-text" only PostgreSQL ->
-    PostgreSQL); ``same``: source and target are one engine; ``policies``: the apply
-    error policies per operation; ``on_error(table, op, key, message)``: a skipped change."""
-
-    form: str = "python"
-    same: bool = False
-    policies: dict[str, str] | None = None
-    on_error: Callable[[str, Any, str, str], None] | None = None
+    return engine_for(url, "source").change_source(url, task, settings or {})
 
 
 def open_applier(target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions) -> Applier:
     """The applier of CDC batches for an open target."""
-    module = engine_for(target.url, "target")
-    return cast(Applier, module.applier(target, task, plans, opts))
+    return engine_for(target.url, "target").applier(target, task, plans, opts)
 
 
 def check_endpoint(url: str, settings: dict[str, Any] | None = None) -> str:
     """DMS "test connection": a one-line success description, or an EndpointError."""
     parsed = EndpointURL.parse(url)
-    return cast(str, engine_for(parsed).check(parsed, settings or {}))
+    return engine_for(parsed).check(parsed, settings or {})
 
 
 def same_engine(scheme_a: str, scheme_b: str) -> bool:
     """True when both schemes name the same engine (``postgres`` and ``postgresql``)."""
-    a, b = REGISTRY.get(scheme_a), REGISTRY.get(scheme_b)
-    return a is not None and b is not None and a.module == b.module
+    known = engines()
+    a, b = known.get(scheme_a), known.get(scheme_b)
+    return a is not None and a is b
 
 
 def same_database(a: EndpointURL, b: EndpointURL) -> bool:
-    """True when two endpoint URLs can hold the same tables: the same SQLite file, the
-    same PostgreSQL database, or the same MySQL server (whose databases are schemas)."""
-    if not same_engine(a.scheme, b.scheme):
-        return False
-    if a.scheme == "sqlite":
-        return _sqlite_file(a) == _sqlite_file(b)
-    if _module(a) == _MYSQL:
-        return _server(a) == _server(b)
-    return (*_server(a), a.database) == (*_server(b), b.database)
+    """True when two endpoint URLs can hold the same tables (the engine decides: the
+    same SQLite file, the same PostgreSQL database, the same MySQL server)."""
+    return same_engine(a.scheme, b.scheme) and engine_for(a).same_database(a, b)
 
 
 def table_identity(url: EndpointURL, schema: str, name: str) -> tuple[str, ...]:
-    """Where table ``schema.name`` lives on endpoint ``url``, normalised as the engine
-    resolves it: SQLite has no schemas and folds case, a MySQL URL with a database puts
-    every table there, PostgreSQL and lakes keep (schema, name)."""
-    if url.scheme == "sqlite":
-        return (name.casefold(),)
-    if _module(url) == _MYSQL:
-        return (url.database or schema, name)
-    return (schema, name)
-
-
-_MYSQL = "opendms.endpoints.mysql"
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
-_DEFAULT_PORTS = {"opendms.endpoints.postgres": 5432, _MYSQL: 3306}
-
-
-def _module(url: EndpointURL) -> str:
-    engine = REGISTRY.get(url.scheme)
-    return engine.module if engine else ""
-
-
-def _server(url: EndpointURL) -> tuple[str, int | None]:
-    host = "localhost" if url.host in _LOCAL_HOSTS else url.host.lower()
-    return host, url.port or _DEFAULT_PORTS.get(_module(url))
-
-
-def _sqlite_file(url: EndpointURL) -> str:
-    from opendms.endpoints.sqlite import database_path
-
-    return os.path.realpath(database_path(url))
+    """Where table ``schema.name`` lives on endpoint ``url``, normalised as its engine
+    resolves names."""
+    return engine_for(url).table_identity(url, schema, name)

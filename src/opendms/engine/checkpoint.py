@@ -36,7 +36,7 @@ def check_cdc_pair(spec: TaskSpec, source: Source, target: Target) -> None:
     """Fail early, naming the endpoint, when an engine cannot take part in CDC."""
     from opendms.endpoints import engine_for
 
-    if not hasattr(engine_for(source.url, "source"), "change_source"):
+    if not engine_for(source.url, "source").capabilities.cdc_source:
         raise ConfigError(
             f"{source.url.scheme}:// sources cannot capture changes",
             where=f"task {spec.name}",

@@ -13,15 +13,13 @@ row afterwards, so the checksums can cost time but never hide a difference.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from opendms.endpoints import REGISTRY
+from opendms.endpoints import engine_for
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.engine import ChecksumDialect
 from opendms.errors import EndpointError
 from opendms.model import ColumnType, Kind, Table
 
@@ -29,106 +27,12 @@ INTEGERS = (Kind.INT16, Kind.INT32, Kind.INT64)
 Sums = dict[int, tuple[int, int]]
 
 
-@dataclass(frozen=True)
-class Dialect:
-    name: str
-    quote: Callable[[str], str]
-    expr: Callable[[str, ColumnType, ColumnType, pa.DataType | None], str | None]
-    part: Callable[[str], str]
-    join: Callable[[list[str]], str]
-    hash: Callable[[str], str]
-    div: str
-
-
-def _pg_quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _my_quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _pg_expr(c: str, own: ColumnType, hint: ColumnType, common: pa.DataType | None) -> str | None:
-    if common is not None:
-        dec: Any = common
-        return f"({c})::numeric({dec.precision},{dec.scale})::text"
-    kind = hint.kind
-    if kind in INTEGERS and own.kind in INTEGERS:
-        return f"{c}::text"
-    if kind is Kind.BOOL:
-        return f"{c}::int::text" if own.kind is Kind.BOOL else f"{c}::text"
-    if kind in (Kind.STRING, Kind.ENUM) and not (hint.fixed or own.fixed):
-        return f"{c}::text"
-    if kind is Kind.UUID:
-        return f"lower({c}::text)"
-    if kind is Kind.DATE and own.kind is Kind.DATE:
-        return f"to_char({c}, 'YYYY-MM-DD')"
-    if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ) and own.kind in (
-        Kind.TIMESTAMP,
-        Kind.TIMESTAMPTZ,
-    ):
-        utc = f"{c} AT TIME ZONE 'UTC'" if own.kind is Kind.TIMESTAMPTZ else c
-        return f"to_char({utc}, 'YYYY-MM-DD HH24:MI:SS.US')"
-    if kind is Kind.FLOAT64 and own.kind is Kind.FLOAT64:
-        return f"{c}::text"
-    if kind is Kind.BINARY and own.kind is Kind.BINARY:
-        return f"encode({c}, 'hex')"
-    return None
-
-
-def _my_expr(c: str, own: ColumnType, hint: ColumnType, common: pa.DataType | None) -> str | None:
-    if common is not None:
-        dec: Any = common
-        if dec.precision > 65 or dec.scale > 30:
-            return None
-        return f"CAST(CAST({c} AS DECIMAL({dec.precision},{dec.scale})) AS CHAR)"
-    kind = hint.kind
-    if (kind in INTEGERS and own.kind in INTEGERS) or (kind is Kind.BOOL and own.kind is Kind.BOOL):
-        return f"CAST({c} AS CHAR)"
-    if kind is Kind.BOOL and own.kind in INTEGERS:
-        return f"CAST({c} AS CHAR)"
-    if kind in (Kind.STRING, Kind.ENUM) and not (hint.fixed or own.fixed):
-        return c
-    if kind is Kind.UUID:
-        return f"LOWER({c})"
-    if kind is Kind.DATE and own.kind is Kind.DATE:
-        return f"DATE_FORMAT({c}, '%Y-%m-%d')"
-    if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ) and own.kind in (
-        Kind.TIMESTAMP,
-        Kind.TIMESTAMPTZ,
-    ):
-        return f"DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"  # the session is UTC
-    if kind is Kind.FLOAT64 and own.kind is Kind.FLOAT64:
-        return f"CAST({c} AS CHAR)"
-    if kind is Kind.BINARY and own.kind is Kind.BINARY:
-        return f"LOWER(HEX({c}))"
-    return None
-
-
-PG = Dialect(
-    "postgres",
-    _pg_quote,
-    _pg_expr,
-    lambda e: f"coalesce(length({e})::text || ':' || {e}, 'N')",
-    lambda parts: " || '|' || ".join(parts),
-    lambda row: f"('x' || substr(md5({row}), 1, 15))::bit(60)::bigint",
-    "/",
-)
-MYSQL = Dialect(
-    "mysql",
-    _my_quote,
-    _my_expr,
-    lambda e: f"COALESCE(CONCAT(CHAR_LENGTH({e}), ':', {e}), 'N')",
-    lambda parts: "CONCAT_WS('|', " + ", ".join(parts) + ")",
-    lambda row: f"CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) AS UNSIGNED)",
-    "DIV",
-)
-_DIALECTS = {"opendms.endpoints.postgres": PG, "opendms.endpoints.mysql": MYSQL}
+Dialect = ChecksumDialect
 
 
 def dialect_of(url: EndpointURL) -> Dialect | None:
-    engine = REGISTRY.get(url.scheme)
-    return _DIALECTS.get(engine.module) if engine else None
+    """How ``url``'s engine checksums rows in the database, or None when it cannot."""
+    return engine_for(url).checksum_dialect()
 
 
 class Checksums:
@@ -147,8 +51,7 @@ class Checksums:
         self.conn: Any = None
 
     def open(self) -> None:
-        engine = REGISTRY[self.url.scheme].module
-        self.conn = importlib.import_module(f"{engine}.conn").connect(self.url)
+        self.conn = engine_for(self.url).connect(self.url)
 
     def close(self) -> None:
         if self.conn is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from opendms.config import TaskSpec
-from opendms.endpoints import REGISTRY, open_source
+from opendms.endpoints import engine_for, open_source
 from opendms.endpoints.base import EndpointURL, Source, Target
 from opendms.engine.fullload import FullLoad
 from opendms.engine.task import task_mappings
@@ -166,8 +166,8 @@ def validate_task(
 
 
 def _is_lake(url: str) -> bool:
-    engine = REGISTRY.get(EndpointURL.parse(url).scheme)
-    return engine is not None and not engine.can_source
+    """A target validation cannot read back as a source: its files are read instead."""
+    return not engine_for(EndpointURL.parse(url)).capabilities.read_back
 
 
 def _open(stack: ExitStack, url: str, settings: dict[str, Any]) -> Source:

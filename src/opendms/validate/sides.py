@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from opendms.endpoints import REGISTRY, table_identity
+from opendms.endpoints import engine_for, table_identity
 from opendms.endpoints.base import EndpointURL, Source
 from opendms.errors import EndpointError, NotComparableError
 from opendms.model import ColumnType, FilterGroup, ReadPlan, Table
@@ -73,7 +73,6 @@ def find_table(source: Source, schema: str, name: str) -> Table:
 
 
 # Engines whose column names are case-insensitive (a column is found whatever its case).
-_FOLDING = frozenset({"opendms.endpoints.mysql", "opendms.endpoints.sqlite"})
 
 
 def target_columns(
@@ -84,9 +83,7 @@ def target_columns(
     ``expected`` are all the columns the task gives the target table; a column missing
     on the target or one the target has in addition is a :class:`NotComparableError`
     naming them (column names compared as the target engine does)."""
-    engine = REGISTRY.get(url.scheme)
-    fold = engine is not None and engine.module in _FOLDING
-    norm = str.casefold if fold else str
+    norm = str.casefold if engine_for(url).folds_names else str
     actual = {norm(c.name): c.name for c in table.columns}
     check_columns(table.qualified, expected, [c.name for c in table.columns], norm)
     return tuple(actual[norm(c)] for c in compared)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from opendms.cdc import LSN, Backlog, Change, Op, Position, TableChange, Transaction
 from opendms.endpoints.base import EndpointURL
@@ -68,7 +68,7 @@ def _psycopg2() -> Any:
 class PgReplication:
     """One task's slot and publication on a PostgreSQL source (a ChangeSource)."""
 
-    value_form = "pg-text"
+    value_form: Literal["pg-text", "python"] = "pg-text"
     consistent_snapshot = True
     can_rewind = False  # a new slot cannot stream from before its creation
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opendms.assess.model import Check, passed, problem, skipped
+from opendms.checks import Check, passed, problem, skipped
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect
 from opendms.endpoints.postgres.ddl import AUDIT, NEEDS_SUPERUSER, Artifacts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opendms.assess.model import Check, passed, problem, skipped
+from opendms.checks import Check, passed, problem, skipped
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.capture import check_settings, missing_privileges
 from opendms.endpoints.mysql.conn import connect

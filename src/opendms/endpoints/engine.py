@@ -1,0 +1,276 @@
+"""The engine contract: what an endpoint package declares to the rest of opendms.
+
+Each endpoint package (``opendms.endpoints.postgres``, ``.mysql``, ``.sqlite``, ``.lake``)
+has one :class:`Engine` object, ``ENGINE`` in its ``engine`` module, and the registry
+(:mod:`opendms.endpoints.registry`) lists those modules, one line each. The engine
+layer, assessment, validation and conversion ask the engine object, never a module or
+a URL scheme, what an endpoint can do:
+
+* :class:`Capabilities` says which roles it plays (full-load source and target, CDC
+  source and target) and which fast paths it offers;
+* the ``open_*`` methods make its sources, targets, change sources and appliers, and
+  :meth:`Engine.check` is DMS's "test connection";
+* :meth:`Engine.same_database` and :meth:`Engine.table_identity` say where its tables
+  live, so a task never copies a table onto itself.
+
+Optional behaviour of the objects an engine makes is a ``runtime_checkable`` Protocol
+below (:class:`RawCopySource`, :class:`DdlTarget`, ...): callers test ``isinstance``,
+not attribute names. Engine modules import their drivers lazily, inside the methods, so
+that listing the engines costs nothing and a missing extra fails only when it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from threading import Event
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from opendms.errors import UnknownSchemeError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from opendms.cdc import Applier, ApplyPlan, ChangeSource
+    from opendms.checks import Check
+    from opendms.endpoints.base import EndpointURL, Source, Target
+    from opendms.endpoints.settings import SettingsSpec
+    from opendms.model import ColumnType, ReadPlan, Table
+
+__all__ = [
+    "ApplyOptions",
+    "Capabilities",
+    "ChecksumDialect",
+    "DdlTarget",
+    "Engine",
+    "HeartbeatCapture",
+    "LagReporting",
+    "NewTableCapture",
+    "RawCopySource",
+    "RawCopyTarget",
+    "RewindableCapture",
+    "TaggingTarget",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can be used for.
+
+    ``source``/``target``: full-load reads and writes; ``cdc_source``: it captures
+    changes (:meth:`Engine.change_source`); ``cdc_target``: it applies them
+    (:meth:`Engine.applier`); ``raw_copy``: a source and target of this engine can
+    pass rows through in the engine's own wire format (:class:`RawCopySource`,
+    :class:`RawCopyTarget`); ``ddl_target``: it runs converted DDL
+    (:class:`DdlTarget`); ``read_back``: validation can read the target's tables
+    back as a :class:`~opendms.endpoints.base.Source` (else it is a lake of files);
+    ``parallel_writers``: several writers may load one table at once
+    (ParallelLoadThreads)."""
+
+    source: bool = False
+    target: bool = False
+    cdc_source: bool = False
+    cdc_target: bool = False
+    raw_copy: bool = False
+    ddl_target: bool = False
+    read_back: bool = False
+    parallel_writers: bool = False
+
+
+@dataclass(frozen=True)
+class ChecksumDialect:
+    """How an engine checksums rows in SQL for validation
+    (:mod:`opendms.validate.checksum`): ``quote`` a name, ``expr`` a column as
+    comparable text (or None when it cannot), ``part`` a length-prefixed text, ``join``
+    the parts, ``hash`` the row text into an integer, ``div`` its integer division."""
+
+    name: str
+    quote: Callable[[str], str]
+    expr: Callable[[str, ColumnType, ColumnType, pa.DataType | None], str | None]
+    part: Callable[[str], str]
+    join: Callable[[list[str]], str]
+    hash: Callable[[str], str]
+    div: str
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """``form``: of the values the changes carry ("pg-text" only PostgreSQL ->
+    PostgreSQL); ``same``: source and target are one engine; ``policies``: the apply
+    error policies per operation; ``on_error(table, op, key, message)``: a skipped change."""
+
+    form: str = "python"
+    same: bool = False
+    policies: dict[str, str] | None = None
+    on_error: Callable[[str, Any, str, str], None] | None = None
+
+
+class Engine:
+    """One endpoint engine. Subclasses set the class attributes and override the
+    methods of the roles their :attr:`capabilities` claim; the others raise a clear
+    error naming the URL."""
+
+    name: str = ""
+    """The engine's own name (``postgres``, ``mysql``, ``sqlite``, ``lake``)."""
+    title: str = ""
+    """How messages name it (``PostgreSQL``, ``MySQL/MariaDB``, ...)."""
+    schemes: tuple[str, ...] = ()
+    """URL schemes that select it, the first one canonical."""
+    capabilities: Capabilities = Capabilities()
+    settings: SettingsSpec | None = None
+    """The endpoint settings and URL parameters it takes (strict)."""
+    default_port: int | None = None
+
+    # -- roles ---------------------------------------------------------------
+
+    def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
+        raise self._cannot(url, "be a source")
+
+    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+        raise self._cannot(url, "be a target")
+
+    def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
+        raise self._cannot(url, "capture changes")
+
+    def applier(
+        self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
+    ) -> Applier:
+        raise self._cannot(target.url, "apply changes")
+
+    def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
+        """DMS "test connection": a one-line success description, or an EndpointError."""
+        raise self._cannot(url, "be checked")
+
+    # -- hooks of assessment ---------------------------------------------------
+
+    def source_checks(
+        self, url: EndpointURL, tables: list[Table], cdc: bool, settings: dict[str, Any]
+    ) -> list[Check]:
+        """The engine's own premigration checks of a source (``cdc``: the task captures
+        changes)."""
+        return []
+
+    def target_checks(
+        self, url: EndpointURL, settings: dict[str, Any], existing: list[str]
+    ) -> list[Check]:
+        """The engine's own premigration checks of a target (``existing``: the task's
+        target tables that are already there)."""
+        return []
+
+    def lossy(self, ctype: ColumnType) -> str | None:
+        """Why values of canonical type ``ctype`` change form or may not fit in this
+        engine's tables (None: they arrive exactly)."""
+        return None
+
+    def domains(self, url: EndpointURL) -> dict[str, str]:
+        """Source domain types by name -> their base type (engines with domains)."""
+        return {}
+
+    # -- hooks of validation ---------------------------------------------------
+
+    folds_names: bool = False
+    """Whether the engine compares column names without case (MySQL, SQLite)."""
+
+    def checksum_dialect(self) -> ChecksumDialect | None:
+        """How validation checksums rows in this engine's SQL (None: it cannot, rows
+        are compared one by one)."""
+        return None
+
+    def connect(self, url: EndpointURL) -> Any:
+        """A DB-API connection for validation's checksum queries."""
+        raise self._cannot(url, "run checksum queries")
+
+    # -- where tables live ----------------------------------------------------
+
+    def same_database(self, a: EndpointURL, b: EndpointURL) -> bool:
+        """Whether two URLs of this engine can hold the same tables (default: the same
+        server and database)."""
+        return (*self.server(a), a.database) == (*self.server(b), b.database)
+
+    def table_identity(self, url: EndpointURL, schema: str, name: str) -> tuple[str, ...]:
+        """Where table ``schema.name`` lives on ``url``, normalised as the engine
+        resolves names (default: ``(schema, name)``)."""
+        return (schema, name)
+
+    def server(self, url: EndpointURL) -> tuple[str, int | None]:
+        """The server a URL names, with local host names and the default port folded."""
+        host = "localhost" if url.host in _LOCAL_HOSTS else url.host.lower()
+        return host, url.port or self.default_port
+
+    def _cannot(self, url: EndpointURL, what: str) -> UnknownSchemeError:
+        return UnknownSchemeError(str(url), f"{url.scheme}:// endpoints cannot {what}")
+
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
+
+
+# -- optional behaviour of sources, targets and change sources ---------------------------
+
+
+@runtime_checkable
+class RawCopySource(Protocol):
+    """A source that describes a read for a same-engine target to pull raw."""
+
+    def copy_spec(self, plan: ReadPlan, snapshot: str | None) -> Any: ...
+
+
+@runtime_checkable
+class RawCopyTarget(Protocol):
+    """A target that pulls a same-engine source's rows in the engine's wire format.
+    ``same_engine`` is set by the full load when the source is of its engine."""
+
+    same_engine: bool
+
+    def copy_from(
+        self,
+        table: Table,
+        spec: Any,
+        on_rows: Callable[[int], None],
+        stop: Event,
+        only_writer: bool,
+    ) -> int: ...
+
+
+@runtime_checkable
+class DdlTarget(Protocol):
+    """A target that runs converted DDL statements."""
+
+    def run_ddl(self, table: Table, statements: list[str]) -> None: ...
+
+
+@runtime_checkable
+class TaggingTarget(Protocol):
+    """A target whose objects take tags (S3 post-processing ``add-tag`` rules): the
+    tag set by (schema, table) of the source table."""
+
+    def set_object_tags(self, tags: dict[tuple[str, str], dict[str, str]]) -> None: ...
+
+
+@runtime_checkable
+class RewindableCapture(Protocol):
+    """A change source that says whether it can stream from before the earliest
+    position it holds (a PostgreSQL slot cannot), and names what holds it."""
+
+    can_rewind: bool
+    label: str
+
+
+@runtime_checkable
+class LagReporting(Protocol):
+    """A change source that reports how far the source is ahead of it, in bytes."""
+
+    def lag_bytes(self) -> int: ...
+
+
+@runtime_checkable
+class HeartbeatCapture(Protocol):
+    """A change source that keeps its position moving while no table changes."""
+
+    def heartbeat(self) -> None: ...
+
+
+@runtime_checkable
+class NewTableCapture(Protocol):
+    """A change source that also captures tables created while it runs."""
+
+    def select_new_tables(self, rules: Iterable[tuple[str, str, bool]]) -> None: ...

@@ -1,0 +1,126 @@
+"""The PostgreSQL engine: ``postgresql://`` and ``postgres://`` endpoints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opendms.endpoints.engine import ApplyOptions, Capabilities, ChecksumDialect, Engine
+from opendms.endpoints.postgres.settings import PG_SETTINGS
+from opendms.errors import PrivilegeError
+
+if TYPE_CHECKING:
+    from opendms.cdc import Applier, ApplyPlan, ChangeSource
+    from opendms.checks import Check
+    from opendms.endpoints.base import EndpointURL, Source, Target
+    from opendms.model import Table
+
+__all__ = ["ENGINE", "PostgresEngine"]
+
+PRIVILEGES = """
+SELECT current_user, version(), current_schema(),
+       has_database_privilege(current_database(), 'CREATE'),
+       coalesce(has_schema_privilege(current_schema(), 'CREATE'), false),
+       coalesce(has_schema_privilege(current_schema(), 'USAGE'), false)
+"""
+
+
+class PostgresEngine(Engine):
+    """PostgreSQL as source (ADBC reads, logical replication) and target (COPY)."""
+
+    name = "postgres"
+    title = "PostgreSQL"
+    schemes = ("postgresql", "postgres")
+    capabilities = Capabilities(
+        source=True,
+        target=True,
+        cdc_source=True,
+        cdc_target=True,
+        raw_copy=True,
+        ddl_target=True,
+        read_back=True,
+        parallel_writers=True,
+    )
+    settings = PG_SETTINGS
+    default_port = 5432
+
+    def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
+        from opendms.endpoints.postgres.source import PostgresSource
+
+        PG_SETTINGS.resolve(url, settings)
+        return PostgresSource(url)
+
+    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+        from opendms.endpoints.postgres.target import PostgresTarget
+
+        PG_SETTINGS.resolve(url, settings)
+        return PostgresTarget(url)
+
+    def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
+        """The task's capture: CaptureDdls and DdlArtifactsSchema decide DDL capture."""
+        from opendms.endpoints.postgres.replication import PgReplication
+
+        resolved = PG_SETTINGS.resolve(url, settings)
+        return PgReplication(url, task, resolved["CaptureDdls"], resolved["DdlArtifactsSchema"])
+
+    def applier(
+        self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
+    ) -> Applier:
+        from opendms.endpoints.postgres.apply import PgApplier
+
+        return PgApplier(
+            target.url, task, plans, opts.same, opts.form, opts.policies, opts.on_error
+        )
+
+    def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
+        """Connect and report the user, server version and what the user may do."""
+        from opendms.endpoints.postgres.conn import connect
+
+        settings = PG_SETTINGS.resolve(url, settings)
+        conn = connect(url)
+        try:
+            row = conn.execute(PRIVILEGES).fetchone()
+        finally:
+            conn.close()
+        user, version, schema, db_create, schema_create, usage = row
+        role = str(settings.get("role", "")).lower()
+        if role == "target" and not (schema_create or db_create):
+            raise PrivilegeError(
+                str(url), f"user {user!r} may not create tables in schema {schema!r} (GRANT CREATE)"
+            )
+        if role == "source" and not usage:
+            raise PrivilegeError(str(url), f"user {user!r} has no USAGE on schema {schema!r}")
+        short = " ".join(version.split()[:2])
+        create = "yes" if schema_create else "no"
+        return f"connected as {user} to {short}; create in {schema}: {create}"
+
+    def source_checks(
+        self, url: EndpointURL, tables: list[Table], cdc: bool, settings: dict[str, Any]
+    ) -> list[Check]:
+        from opendms.endpoints.postgres.assess import source_checks
+
+        return source_checks(url, tables, cdc, settings)
+
+    def target_checks(
+        self, url: EndpointURL, settings: dict[str, Any], existing: list[str]
+    ) -> list[Check]:
+        from opendms.endpoints.postgres.assess import target_checks
+
+        return target_checks(url, existing)
+
+    def domains(self, url: EndpointURL) -> dict[str, str]:
+        from opendms.endpoints.postgres.assess import domains
+
+        return domains(url)
+
+    def checksum_dialect(self) -> ChecksumDialect:
+        from opendms.endpoints.postgres.checksum import CHECKSUMS
+
+        return CHECKSUMS
+
+    def connect(self, url: EndpointURL) -> Any:
+        from opendms.endpoints.postgres.conn import connect
+
+        return connect(url)
+
+
+ENGINE = PostgresEngine()
