@@ -49,6 +49,7 @@ __all__ = [
     "RawCopySource",
     "RawCopyTarget",
     "RewindableCapture",
+    "SameEngineTarget",
     "TaggingTarget",
 ]
 
@@ -215,11 +216,16 @@ class RawCopySource(Protocol):
 
 
 @runtime_checkable
-class RawCopyTarget(Protocol):
-    """A target that pulls a same-engine source's rows in the engine's wire format.
-    ``same_engine`` is set by the full load when the source is of its engine."""
+class SameEngineTarget(Protocol):
+    """A target that keeps a same-engine source's own column types (the task sets
+    ``same_engine`` when the source is of its engine)."""
 
     same_engine: bool
+
+
+@runtime_checkable
+class RawCopyTarget(SameEngineTarget, Protocol):
+    """A target that pulls a same-engine source's rows in the engine's wire format."""
 
     def copy_from(
         self,

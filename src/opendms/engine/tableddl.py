@@ -21,6 +21,7 @@ from opendms.cdc import Applier, ApplyPlan
 from opendms.config import TaskSpec
 from opendms.endpoints import table_identity
 from opendms.endpoints.base import Target
+from opendms.endpoints.engine import SameEngineTarget
 from opendms.engine.follow import SchemaFollower
 from opendms.engine.fullload import FullLoad
 from opendms.engine.transform import output_plan
@@ -93,7 +94,7 @@ class TableDdl:
         plan = self.follower.created.pop(key, None)
         if plan is None:
             return
-        if hasattr(self.target, "same_engine"):
+        if isinstance(self.target, SameEngineTarget):
             self.target.same_engine = self.same_engine
         mode = self.spec.task_settings.FullLoadSettings.TargetTablePrepMode
         self.target.prepare(plan.target, mode)
