@@ -39,12 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApplyOptions",
+    "ApplyPathReporting",
     "Capabilities",
     "ChecksumDialect",
     "DdlTarget",
     "Engine",
     "HeartbeatCapture",
     "LagReporting",
+    "NamedCapture",
     "NewTableCapture",
     "RawCopySource",
     "RawCopyTarget",
@@ -255,10 +257,23 @@ class TaggingTarget(Protocol):
 @runtime_checkable
 class RewindableCapture(Protocol):
     """A change source that says whether it can stream from before the earliest
-    position it holds (a PostgreSQL slot cannot), and names what holds it."""
+    position it holds (a PostgreSQL slot cannot)."""
 
     can_rewind: bool
+
+
+@runtime_checkable
+class NamedCapture(Protocol):
+    """A change source that names the source object holding its position (a slot)."""
+
     label: str
+
+
+@runtime_checkable
+class ApplyPathReporting(Protocol):
+    """An applier that counts how its batches were applied (PostgreSQL's fast paths)."""
+
+    def apply_paths(self) -> dict[str, float]: ...
 
 
 @runtime_checkable

@@ -18,8 +18,15 @@ import pyarrow as pa
 
 from opendms.arrowutil import read_rejections
 from opendms.config import DataErrorPolicyKind, TaskSpec
-from opendms.endpoints import same_database, same_engine, table_identity
+from opendms.endpoints import engine_for, same_database, same_engine, table_identity
 from opendms.endpoints.base import BatchWriter, PrepMode, Rejection, Source, Target
+from opendms.endpoints.engine import (
+    DdlTarget,
+    RawCopySource,
+    RawCopyTarget,
+    SameEngineTarget,
+    TaggingTarget,
+)
 from opendms.engine.parallelwrite import ParallelWriter
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.recover import Retries
@@ -99,6 +106,7 @@ class FullLoad:
         self.progress = progress or NoProgress()
         self.settings = spec.task_settings
         self.lobs = lob_policy(self.settings.TargetMetadata, where=f"task {spec.name}")
+        self.converted: dict[tuple[str, str], list[str]] = {}  # convert_schema DDL by table
         self.stop = threading.Event()
         self.runs: dict[str, TableRun] = {}
 
@@ -222,7 +230,7 @@ class FullLoad:
 
     def run(self, plans: list[TablePlan] | None = None, snapshot: str | None = None) -> LoadResult:
         """Load every planned table; ``snapshot`` (exported by a CDC slot) pins the read."""
-        if hasattr(self.target, "same_engine"):
+        if isinstance(self.target, SameEngineTarget):
             self.target.same_engine = same_engine(self.source.url.scheme, self.target.url.scheme)
         plans = self.plan() if plans is None else plans
         tag_objects(self.target, self.mappings, plans)
@@ -277,7 +285,7 @@ class FullLoad:
         src, name = plan.source, plan.source.qualified
         self.store.table_planned(self.spec.name, src.schema, src.name, src.estimated_rows)
         mode = self.settings.FullLoadSettings.TargetTablePrepMode
-        ddl = getattr(self, "converted", {}).get((src.schema, src.name))
+        ddl = self.converted.get((src.schema, src.name))
         try:
             if ddl is not None:
                 create_converted(self.target, plan.target, ddl)
@@ -365,7 +373,7 @@ class FullLoad:
         """Writers per unit: TargetMetadata.ParallelLoadThreads (0 or 1: one), where the
         target takes several writers into one table at once."""
         threads = max(self.settings.TargetMetadata.ParallelLoadThreads, 1)
-        return threads if getattr(self.target, "parallel_writers", False) else 1
+        return threads if engine_for(self.target.url).capabilities.parallel_writers else 1
 
     def _say_write_threads(self, plans: list[TablePlan]) -> None:
         """One info line on what ParallelLoadThreads does in this task."""
@@ -533,9 +541,9 @@ class FullLoad:
 
 def passthrough_ok(source: Source, target: Target, plan: TablePlan) -> bool:
     """True when rows can move as raw COPY bytes (same engine, no transformation)."""
-    if not (hasattr(source, "copy_spec") and hasattr(target, "copy_from")):
+    if not (isinstance(source, RawCopySource) and isinstance(target, RawCopyTarget)):
         return False
-    if not getattr(target, "same_engine", False):
+    if not target.same_engine:
         return False
     if plan.read_columns != tuple(o.source for o in plan.outputs):
         return False
@@ -561,11 +569,10 @@ def tag_objects(target: object, mappings: TableMappings, plans: list[TablePlan])
     objects (the S3 lake); other targets have no objects to tag: one warning."""
     if not mappings.post_processing:
         return
-    setter = getattr(target, "set_object_tags", None)
-    if setter is None:
+    if not isinstance(target, TaggingTarget):
         log.warning("post-processing add-tag rules tag S3 objects: no effect on this target")
         return
-    setter(
+    target.set_object_tags(
         {
             (p.target.schema, p.target.name): mappings.object_tags(p.source.schema, p.source.name)
             for p in plans
@@ -591,7 +598,6 @@ def converted_tables(
 
 def create_converted(target: Target, table: Table, ddl: list[str]) -> None:
     """Drop ``table`` on the target and create it with the converted statements."""
-    run = getattr(target, "run_ddl", None)
-    if run is None:
+    if not isinstance(target, DdlTarget):
         raise ConfigError(f"{target.url.scheme} targets cannot take converted DDL")
-    run(table, ddl)
+    target.run_ddl(table, ddl)

@@ -30,6 +30,14 @@ from opendms.cdc import Applier, ApplyPlan, Change, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_database, same_engine
 from opendms.endpoints.base import Source, Target
+from opendms.endpoints.engine import (
+    ApplyPathReporting,
+    HeartbeatCapture,
+    LagReporting,
+    NamedCapture,
+    NewTableCapture,
+    RewindableCapture,
+)
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.checkpoint import Checkpoint, stop_predicate
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
@@ -95,9 +103,9 @@ class Replication:
             plans = self.table_plans = self.loader.plan()
             tag_objects(self.target, self.loader.mappings, plans)
             self._warn_unkeyed(plans)
-            select_new = getattr(self.capture, "select_new_tables", None)
-            if select_new is not None:
-                select_new(new_table_rules(self.loader.mappings, plans, self._same_database()))
+            if isinstance(self.capture, NewTableCapture):
+                rules = new_table_rules(self.loader.mappings, plans, self._same_database())
+                self.capture.select_new_tables(rules)
             # Views are loaded (full load) but have no changes to capture, as with DMS.
             tables = [p for p in plans if not p.source.view]
             self.capture.prepare([TableRef(p.source.schema, p.source.name) for p in tables])
@@ -193,7 +201,8 @@ class Replication:
             point = Checkpoint(self.capture.parse_position(start_at))
             earliest, _ = self.capture.start()
             self.capture.release_snapshot()
-            if not getattr(self.capture, "can_rewind", True) and point.position < earliest:
+            rewinds = not isinstance(self.capture, RewindableCapture) or self.capture.can_rewind
+            if not rewinds and point.position < earliest:
                 raise ConfigError(
                     f"CdcStartPosition {start_at} is before the new replication slot's start "
                     f"({earliest}): the changes in between cannot be read; use a later "
@@ -218,7 +227,11 @@ class Replication:
 
     def _resume(self, plans: list[TablePlan], saved: str) -> Checkpoint:
         if not self.capture.exists():
-            what = getattr(self.capture, "label", "the change capture on the source")
+            what = (
+                self.capture.label
+                if isinstance(self.capture, NamedCapture)
+                else "the change capture on the source"
+            )
             raise TaskError(
                 f"task {self.spec.name}: {what} is gone, so the "
                 f"changes after the last applied position {saved} cannot be read; run the "
@@ -290,8 +303,10 @@ class Replication:
         loop.before_ddl = lambda txn: self._evolve(applier, txn)
         loop.on_ddl = lambda txn: self._ddl(applier, txn)
         loop.heartbeat = self._idle(validator)
-        loop.lag_bytes = getattr(self.capture, "lag_bytes", None)
-        loop.apply_paths = getattr(applier, "apply_paths", None)  # PostgreSQL targets
+        if isinstance(self.capture, LagReporting):
+            loop.lag_bytes = self.capture.lag_bytes
+        if isinstance(applier, ApplyPathReporting):
+            loop.apply_paths = applier.apply_paths
         source = self.capture.stream(point.position, stop)
         stream = self._values(source)
         try:
@@ -323,7 +338,7 @@ class Replication:
 
     def _idle(self, validator: Any) -> Callable[[], None] | None:
         """Idle with nothing pending: heartbeat the source, validate changed rows."""
-        beat = getattr(self.capture, "heartbeat", None)
+        beat = self.capture.heartbeat if isinstance(self.capture, HeartbeatCapture) else None
         if validator is None:
             return beat
 

@@ -53,7 +53,6 @@ class LakeTarget:
 
     # Several writers may write one table or segment at once (ParallelLoadThreads): each
     # writes its own files, numbered from the one counter of that table or segment.
-    parallel_writers = True
 
     def __init__(self, url: EndpointURL, storage: Storage, settings: LakeSettings) -> None:
         self.url = url

@@ -39,7 +39,6 @@ class MySQLTarget:
 
     # Several writers may load one table at once (ParallelLoadThreads): each has its own
     # connection and TSV file and commits each LOAD DATA on its own.
-    parallel_writers = True
 
     def __init__(self, url: EndpointURL) -> None:
         self.url = url

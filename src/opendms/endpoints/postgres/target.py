@@ -62,7 +62,6 @@ class PostgresTarget:
 
     # Several writers may load one table at once (ParallelLoadThreads): each has its own
     # connection and commits each batch on its own.
-    parallel_writers = True
 
     def __init__(self, url: EndpointURL, same_engine: bool = False) -> None:
         self.url = url

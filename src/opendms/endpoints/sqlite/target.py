@@ -38,7 +38,6 @@ class SQLiteTarget:
 
     # SQLite takes one writing transaction per database at a time and every writer here
     # shares the target's one connection: ParallelLoadThreads gives one writer per unit.
-    parallel_writers = False
 
     def __init__(self, url: EndpointURL, path: str) -> None:
         self.url = url
