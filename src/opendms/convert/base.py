@@ -75,7 +75,8 @@ class Naming:
 
     By default targets that keep schemas (PostgreSQL) keep the source schema names and the
     DDL of the others is unqualified; ``target_schema`` puts everything in one schema
-    (database), ``schemas`` maps source schemas one by one, ``tables`` renames single tables (a task's rules).
+    (database), ``schemas`` maps source schemas one by one, ``tables`` renames single
+    tables (a task's rules).
     """
 
     target_schema: str | None = None

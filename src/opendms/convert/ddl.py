@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from opendms.convert.advice import search_advice, sequence_advice
 from opendms.convert.base import Conversion, Naming, Phase, Statement
 from opendms.convert.catalog import dialect_for
 from opendms.convert.columns import ColumnRules
@@ -111,12 +112,7 @@ class Generator(ColumnRules, ViewRules):
                 )
             return
         if not self.target.sequences:
-            item.manual(
-                f"{self.target.name} has no standalone sequences",
-                "Use an AUTO_INCREMENT/INTEGER PRIMARY KEY column or a counter table "
-                "(MariaDB 10.3+ also has CREATE SEQUENCE), and change the code calling "
-                "nextval().",
-            )
+            item.manual(f"{self.target.name} has no standalone sequences", sequence_advice())
             return
         sql = (
             f"CREATE SEQUENCE {self.qualify(seq.schema, seq.name)} "
@@ -297,8 +293,7 @@ class Generator(ColumnRules, ViewRules):
         item.source_sql = index.expression or f"{index.method} index on {', '.join(index.columns)}"
         item.manual(
             f"a {index.method.upper()} index has no {self.target.name} equivalent",
-            "Recreate it with the target's own search features (PostgreSQL: a GIN index on a "
-            "tsvector; MySQL: a FULLTEXT index; SQLite: an FTS5 table), or drop it.",
+            search_advice(),
         )
         return False
 

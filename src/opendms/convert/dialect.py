@@ -157,6 +157,16 @@ class DdlDialect:
     string_agg_note: str = "string aggregation ({sql}) was translated; verify the results"
     """The warning of a translated string aggregation ({sql}: the call)."""
 
+    # -- its part of the report's advice (see opendms.convert.advice) -------------------
+    search_index: str = ""
+    """Its full-text search feature, instead of another engine's GiST/GIN/FULLTEXT index."""
+    sequence_note: str = ""
+    """What it also offers instead of standalone sequences (see :attr:`identity_name`)."""
+    routine_language: str = ""
+    """What a source function is rewritten in."""
+    trigger_advice: str = ""
+    """How a trigger is recreated (a clause naming the engine)."""
+
     def q(self, name: str) -> str:
         """``name`` as a quoted identifier."""
         return self.quote + name.replace(self.quote, self.quote * 2) + self.quote

@@ -8,19 +8,11 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from opendms.convert.advice import code_advice
 from opendms.convert.base import GeneratorBase, Phase
 from opendms.convert.dialect import Comments, DdlDialect
 from opendms.convert.objects import CodeObject, Item, ViewDef
 from opendms.convert.sqlx import Translation, translate
-
-REMEDIATION = {
-    "procedures": "Rewrite the procedure in the target's procedural language, "
-    "or move its logic into the application.",
-    "functions": "Rewrite the function in the target's dialect "
-    "(PL/pgSQL or a MySQL stored function), or move its logic into the application.",
-    "triggers": "Recreate the trigger on the target: PostgreSQL needs a trigger function "
-    "plus CREATE TRIGGER, MySQL a CREATE TRIGGER with the body rewritten.",
-}
 
 _STRING_AGGREGATES = ("group_concat", "string_agg", "listagg")
 
@@ -199,7 +191,7 @@ class ViewRules(GeneratorBase):
         item.source_sql = code.definition
         what = "aggregate" if code.aggregate else code.kind[:-1]
         where = f" on table {code.table}" if code.table else ""
-        item.manual(f"{what}{where} needs manual conversion", REMEDIATION[code.kind])
+        item.manual(f"{what}{where} needs manual conversion", code_advice(code.kind))
         commented = "\n".join(f"-- {line}" for line in code.definition.splitlines())
         header = f"-- MANUAL: {what} {code.schema}.{name}"
         self.emit(Phase.MANUAL, f"{header}\n{commented}", None, item)

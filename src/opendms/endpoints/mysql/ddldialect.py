@@ -123,5 +123,9 @@ DIALECT = DdlDialect(
     builtins_shadow=True,
     string_agg_note="string aggregation ({sql}) became GROUP_CONCAT: results longer than "
     "group_concat_max_len (1024 bytes by default on MySQL) are cut",
+    search_index="a FULLTEXT index",
+    sequence_note="MariaDB 10.3+ also has CREATE SEQUENCE",
+    routine_language="a MySQL stored function",
+    trigger_advice="MySQL a CREATE TRIGGER with the body rewritten",
 )
 """MySQL's and MariaDB's DDL dialect."""

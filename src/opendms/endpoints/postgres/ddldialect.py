@@ -87,5 +87,8 @@ DIALECT = DdlDialect(
     materialized_views=True,
     string_agg_note="string aggregation ({sql}) became STRING_AGG; GROUP_CONCAT's default "
     "separator ',' is written out",
+    search_index="a GIN index on a tsvector",
+    routine_language="PL/pgSQL",
+    trigger_advice="PostgreSQL needs a trigger function plus CREATE TRIGGER",
 )
 """PostgreSQL's DDL dialect."""

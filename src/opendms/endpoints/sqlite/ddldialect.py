@@ -54,5 +54,6 @@ DIALECT = DdlDialect(
     builtins_shadow=True,
     string_agg_note="string aggregation ({sql}) became GROUP_CONCAT; check the separator and "
     "the order of the values",
+    search_index="an FTS5 table",
 )
 """SQLite's DDL dialect."""
