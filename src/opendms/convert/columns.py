@@ -27,6 +27,7 @@ class ColumnRules(GeneratorBase):
         return found
 
     def find_keys(self, table: TableDef) -> set[str]:
+        """See :meth:`key_columns` (which keeps the answer per table)."""
         cols = set(table.primary_key)
         for unique in table.uniques:
             cols.update(unique.columns)
@@ -54,7 +55,7 @@ class ColumnRules(GeneratorBase):
             parts.append(generated)
         elif col.identity:
             parts.append(self.identity(table, col, item))
-        if not col.nullable and not (generated and not self.target.generated_not_null):
+        if not col.nullable and (self.target.generated_not_null or not generated):
             parts.append("NOT NULL")
         if not generated:
             parts.append(self.default(col, type_sql, item))

@@ -51,9 +51,8 @@ class DdlDialect:
     """One engine as a schema conversion source and target.
 
     ``name`` is how reports and messages name it (``report.json``'s engines, the
-    ``schema.sql`` header) and ``title`` how sentences begin with it. Fields that hold a
-    text rather than a flag give the reason or the note the report shows; "" means the
-    target has no such limit.
+    ``schema.sql`` header) and ``title`` how sentences begin with it. The defaults
+    describe a target with none of the features or limits a field names.
     """
 
     # -- naming, SQL and running it ------------------------------------------------------
@@ -148,7 +147,8 @@ class DdlDialect:
     index_prefix: int = 0
     """Long text and binary columns outside keys are indexed on this many characters."""
     prefix_over: int = 0
-    """How long a text or binary column is long (see :attr:`index_prefix`)."""
+    """Text and binary columns longer than this many characters are long (see
+    :attr:`index_prefix`)."""
 
     # -- views -------------------------------------------------------------------------------
     materialized_views: bool = False
