@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from opendms.cli.convert_cmd import convert as convert_cmd
 from opendms.convert import convert, converted_ddl
+from opendms.convert.catalog import dialect_for
 from opendms.convert.sqlx import translate_default
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.conn import connect as mysql_connect
@@ -503,7 +504,7 @@ def test_convert_errors(pg_db: str, tmp_path: Path) -> None:
     ],
 )
 def test_translate_default(source: str, target: str, kind: Kind, expected: str | None) -> None:
-    result = translate_default(source, target, T(kind))
+    result = translate_default(source, dialect_for(target), T(kind))
     assert result.sql == expected
     assert bool(result.warning) == (result.sql is None and not source.startswith("NULL"))
 

@@ -4,6 +4,7 @@ foreign-key actions InnoDB refuses, and the failed status in the script."""
 from __future__ import annotations
 
 from opendms.convert.base import Conversion, Phase, Statement
+from opendms.convert.catalog import dialect_for
 from opendms.convert.ddl import generate
 from opendms.convert.objects import (
     ColumnDef,
@@ -14,8 +15,8 @@ from opendms.convert.objects import (
     TableDef,
     ViewDef,
 )
-from opendms.convert.pgcatalog import on_column
 from opendms.convert.views import dependency_order
+from opendms.endpoints.postgres.schemacatalog import on_column
 from opendms.model import Kind, T
 
 
@@ -32,7 +33,7 @@ def test_views_come_after_the_views_they_read() -> None:
         ViewDef("s", "b", "SELECT * FROM t"),
         ViewDef("s", "c", "SELECT * FROM b JOIN t ON true"),
     ]
-    assert [v.name for v in dependency_order(views, "mysql")] == ["b", "c", "a"]
+    assert [v.name for v in dependency_order(views, dialect_for("mysql"))] == ["b", "c", "a"]
 
 
 def _fk_table(nullable: bool, on_delete: str) -> TableDef:

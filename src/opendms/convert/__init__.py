@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from opendms.convert.apply import apply, trial
-from opendms.convert.catalog import read_catalog
-from opendms.convert.ddl import TARGETS, Conversion, Naming, Phase, generate
+from opendms.convert.catalog import dialect_for, read_catalog
+from opendms.convert.ddl import Conversion, Naming, Phase, generate
 from opendms.convert.objects import Item, SourceCatalog, Status
 from opendms.convert.report import report_data, to_html, to_json
 from opendms.endpoints.base import EndpointURL
@@ -31,14 +31,6 @@ __all__ = [
     "read_catalog",
     "table_conversion",
 ]
-
-TARGET_ALIASES = {
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "sqlite": "sqlite",
-}
 
 
 @dataclass
@@ -65,10 +57,8 @@ class ConversionResult:
 
 
 def target_engine_name(name: str) -> str:
-    engine = TARGET_ALIASES.get(name.lower())
-    if engine is None:
-        raise ConfigError(f"unknown target engine {name!r} (use {', '.join(TARGETS)})")
-    return engine
+    """The dialect name of target engine ``name`` (a dialect name or a URL scheme)."""
+    return dialect_for(name).name
 
 
 def convert(
@@ -187,8 +177,10 @@ def per_table(
 
 
 def _type_statements(conversion: Conversion) -> dict[tuple[str, str], list[str]]:
-    """Enum types and domains per table, wrapped to be skipped when they exist (PostgreSQL)."""
-    if conversion.target != "postgresql":
+    """Enum types and domains per table, wrapped to be skipped when they exist (targets
+    with such types)."""
+    wrap = dialect_for(conversion.target).if_missing
+    if not wrap:
         return {}
     creates = [s for s in conversion.statements if s.phase is Phase.TYPES]
     out: dict[tuple[str, str], list[str]] = {}
@@ -196,7 +188,5 @@ def _type_statements(conversion: Conversion) -> dict[tuple[str, str], list[str]]
         if stmt.phase is not Phase.TABLES or stmt.table is None or stmt.table in out:
             continue
         used = [c.sql for c in creates if c.creates and c.creates in stmt.sql]
-        out[stmt.table] = [
-            f"DO $$ BEGIN {c}; EXCEPTION WHEN duplicate_object THEN NULL; END $$" for c in used
-        ]
+        out[stmt.table] = [wrap.format(c) for c in used]
     return out

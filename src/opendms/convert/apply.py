@@ -3,31 +3,29 @@
 Every statement the target refuses marks its report item ``failed`` with the target's error
 (and is commented out in ``schema.sql``); the later statements of a table whose CREATE
 failed are not tried. :func:`apply` creates the objects for real; :func:`trial` runs a copy
-of the conversion in throwaway schemas (PostgreSQL: inside a transaction rolled back at the
-end; MySQL: throwaway databases dropped at the end; SQLite: an in-memory database).
+of the conversion in throwaway schemas (the target dialect's session says how: PostgreSQL
+inside a transaction rolled back at the end, MySQL in throwaway databases dropped at the
+end, SQLite in an in-memory database).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from opendms.convert.base import Conversion, Naming, Phase, Statement, schema_of
-from opendms.convert.catalog import target_engine_of
+from opendms.convert.catalog import dialect_for, target_dialect
+from opendms.convert.dialect import DdlDialect, Runner
 from opendms.convert.objects import Item
 from opendms.endpoints.base import EndpointURL
 from opendms.errors import ConfigError, EndpointError
 
-Runner = Callable[[str], None]
-
 
 def apply(conversion: Conversion, target_url: str) -> None:
     """Creates the converted objects on ``target_url``, statement by statement."""
-    url = _target(conversion, target_url)
-    with _session(url, conversion.target, throwaway=False, names=[]) as run:
+    url, dialect = _target(conversion, target_url)
+    with dialect.session(url, False, []) as run:
         execute(conversion, run)
 
 
@@ -44,10 +42,10 @@ def trial(
     ``schemas`` (the source schemas) are those ``conversion`` was made with. The failures
     are marked on ``conversion``'s items, with the real names in the messages.
     """
-    url = _target(conversion, target_url)
-    fake_naming, real_names = throwaway(naming, schemas, conversion.target)
+    url, dialect = _target(conversion, target_url)
+    fake_naming, real_names = throwaway(naming, schemas, dialect)
     copy = regenerate(fake_naming)
-    with _session(url, conversion.target, throwaway=True, names=list(real_names)) as run:
+    with dialect.session(url, True, list(real_names)) as run:
         execute(copy, run)
     for index, stmt in enumerate(copy.statements):
         if stmt.phase is Phase.SCHEMAS and index in copy.refused:
@@ -58,10 +56,12 @@ def trial(
     _copy_failures(copy, conversion, real_names)
 
 
-def throwaway(naming: Naming, schemas: list[str], target: str) -> tuple[Naming, dict[str, str]]:
+def throwaway(
+    naming: Naming, schemas: list[str], target: DdlDialect
+) -> tuple[Naming, dict[str, str]]:
     """``naming`` with every target schema replaced by a fresh throwaway name
-    (SQLite has no schemas: unchanged); also the map throwaway name -> real name."""
-    if target == "sqlite":
+    (unchanged on targets without schemas); also the map throwaway name -> real name."""
+    if not target.schema_keyword:
         return naming, {}
     real = {s: schema_of(naming, s, target) for s in schemas}
     wanted = sorted(set(real.values()) | {ts for ts, _ in naming.tables.values()})
@@ -135,92 +135,12 @@ def _copy_item(mine: Item, theirs: Item, unmask: Callable[[str], str]) -> None:
         mine.fail(unmask(new[-1]))
 
 
-# -- sessions ----------------------------------------------------------------------------
-
-
-def _target(conversion: Conversion, target_url: str) -> EndpointURL:
+def _target(conversion: Conversion, target_url: str) -> tuple[EndpointURL, DdlDialect]:
     url = EndpointURL.parse(target_url)
-    engine = target_engine_of(url)
-    if engine != conversion.target:
+    dialect = target_dialect(url)
+    if dialect is not dialect_for(conversion.target):
         raise ConfigError(
-            f"target {url}: a {engine} database cannot run DDL converted for {conversion.target}"
+            f"target {url}: a {dialect.name} database cannot run DDL converted for "
+            f"{conversion.target}"
         )
-    return url
-
-
-@contextmanager
-def _session(url: EndpointURL, engine: str, throwaway: bool, names: list[str]) -> Iterator[Runner]:
-    if engine == "postgresql":
-        with _pg(url, throwaway) as run:
-            yield run
-    elif engine == "mysql":
-        with _mysql(url, names if throwaway else []) as run:
-            yield run
-    else:
-        with _sqlite(url, throwaway) as run:
-            yield run
-
-
-@contextmanager
-def _pg(url: EndpointURL, throwaway: bool) -> Iterator[Runner]:
-    """PostgreSQL: autocommit, or one transaction with a savepoint per statement."""
-    from opendms.endpoints.postgres.conn import connect
-
-    conn = connect(url, autocommit=not throwaway)
-    try:
-        if not throwaway:
-            yield lambda sql: _run(conn, sql)
-            return
-        conn.execute("SET LOCAL lock_timeout = '10s'")
-        yield lambda sql: _savepoint(conn, sql)
-        conn.rollback()
-    finally:
-        conn.close()
-
-
-def _run(conn: Any, sql: str) -> None:
-    conn.execute(sql)  # no parameters: a literal % stays as it is
-
-
-def _savepoint(conn: Any, sql: str) -> None:
-    conn.execute("SAVEPOINT opendms_check")
-    try:
-        _run(conn, sql)
-    except Exception:
-        conn.execute("ROLLBACK TO SAVEPOINT opendms_check")
-        raise
-    conn.execute("RELEASE SAVEPOINT opendms_check")
-
-
-@contextmanager
-def _mysql(url: EndpointURL, drop: list[str]) -> Iterator[Runner]:
-    """MySQL/MariaDB: autocommit; the throwaway databases in ``drop`` are dropped at the end."""
-    from opendms.endpoints.mysql.conn import connect
-
-    conn = connect(url)
-
-    def run(sql: str) -> None:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-
-    try:
-        yield run
-    finally:
-        for name in drop:
-            run(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
-
-
-@contextmanager
-def _sqlite(url: EndpointURL, throwaway: bool) -> Iterator[Runner]:
-    from opendms.endpoints.sqlite import database_path
-
-    conn = sqlite3.connect(":memory:" if throwaway else database_path(url), isolation_level=None)
-
-    def run(sql: str) -> None:
-        conn.execute(sql)
-
-    try:
-        yield run
-    finally:
-        conn.close()
+    return url, dialect

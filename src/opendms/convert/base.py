@@ -6,11 +6,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from opendms.convert.catalog import dialect_for
+from opendms.convert.dialect import DdlDialect
 from opendms.convert.objects import Item, SourceCatalog, TableDef
 from opendms.endpoints.base import target_index_name
-
-TARGETS = ("postgresql", "mysql", "sqlite")
-_NAME_LIMIT = {"postgresql": 63, "mysql": 64, "sqlite": 1000}
 
 
 class Phase(enum.IntEnum):
@@ -74,9 +73,10 @@ class Conversion:
 class Naming:
     """Where converted objects go on the target.
 
-    By default PostgreSQL keeps the source schema names and MySQL / SQLite DDL is
-    unqualified; ``target_schema`` puts everything in one schema (database), ``schemas``
-    maps source schemas one by one, ``tables`` renames single tables (a task's rules).
+    By default targets that keep schemas (PostgreSQL) keep the source schema names and the
+    DDL of the others is unqualified; ``target_schema`` puts everything in one schema
+    (database), ``schemas`` maps source schemas one by one, ``tables`` renames single
+    tables (a task's rules).
     """
 
     target_schema: str | None = None
@@ -84,34 +84,30 @@ class Naming:
     tables: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
 
-def schema_of(naming: Naming, schema: str, target: str) -> str:
+def schema_of(naming: Naming, schema: str, target: DdlDialect) -> str:
     """The target schema of source ``schema`` ("" for unqualified DDL)."""
     if schema in naming.schemas:
         return naming.schemas[schema]
     if naming.target_schema is not None:
         return naming.target_schema
-    return schema if target == "postgresql" else ""
-
-
-def sql_string(value: str, target: str) -> str:
-    text = value.replace("'", "''")
-    return "'" + (text.replace("\\", "\\\\") if target == "mysql" else text) + "'"
+    return schema if target.keeps_schemas else ""
 
 
 class GeneratorBase:
-    """Names, quoting and the bookkeeping of statements and items."""
+    """Names, quoting and the bookkeeping of statements and items. ``source`` and
+    ``target`` are dialects: the same object when both are of one engine."""
 
-    def __init__(self, catalog: SourceCatalog, target: str, naming: Naming | None = None) -> None:
+    def __init__(
+        self, catalog: SourceCatalog, target: DdlDialect, naming: Naming | None = None
+    ) -> None:
         self.catalog = catalog
-        self.source = catalog.engine
+        self.source = dialect_for(catalog.engine)
         self.target = target
         self.naming = naming or Naming()
-        self.out = Conversion(catalog.engine, target)
+        self.out = Conversion(catalog.engine, target.name)
 
     def q(self, name: str) -> str:
-        if self.target == "mysql":
-            return "`" + name.replace("`", "``") + "`"
-        return '"' + name.replace('"', '""') + '"'
+        return self.target.q(name)
 
     def schema_of(self, schema: str) -> str:
         return schema_of(self.naming, schema, self.target)
@@ -125,16 +121,17 @@ class GeneratorBase:
         return self.naming.tables.get((schema, name), (self.schema_of(schema), name))
 
     def table_sql(self, schema: str, name: str) -> str:
-        """The target name of a source table as DDL writes it (SQLite: unqualified)."""
+        """The target name of a source table as DDL writes it (unqualified on targets
+        without schemas)."""
         target_schema, target_name = self.target_table(schema, name)
-        if target_schema and self.target != "sqlite":
+        if target_schema and self.target.schema_keyword:
             return f"{self.q(target_schema)}.{self.q(target_name)}"
         return self.q(target_name)
 
     def object_name(self, table: TableDef, name: str) -> str:
         """A constraint or index name, prefixed with the (target) table name."""
         target_name = self.target_table(table.schema, table.name)[1]
-        return target_index_name(target_name, name)[: _NAME_LIMIT[self.target]]
+        return target_index_name(target_name, name)[: self.target.name_limit]
 
     def emit(
         self,

@@ -1,108 +1,73 @@
-"""Reading the full source catalog of the selected schemas, per engine."""
+"""The engines schema conversion works with, asked of the endpoint registry: their DDL
+dialects (``Engine.ddl_dialect()``) and the full source catalog they read
+(``Engine.source_catalog()``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from opendms.convert.dialect import DdlDialect
 from opendms.convert.objects import SourceCatalog
 from opendms.endpoints import engines
 from opendms.endpoints.base import EndpointURL
 from opendms.errors import ConfigError, EndpointError, OpenDMSError
 
-ENGINES = {"postgres": "postgresql", "mysql": "mysql", "sqlite": "sqlite"}
+__all__ = ["dialect_for", "dialects", "read_catalog", "target_dialect"]
 
 
-_KNOWN = "postgresql://, mysql://, mariadb://, sqlite://"
+def dialects() -> list[DdlDialect]:
+    """The DDL dialect of every registered engine that has one, in registry order."""
+    out: list[DdlDialect] = []
+    for engine in dict.fromkeys(engines().values()):
+        dialect = engine.ddl_dialect()
+        if dialect is not None:
+            out.append(dialect)
+    return out
 
 
-def _engine(url: EndpointURL) -> str | None:
-    engine = engines().get(url.scheme)
-    return ENGINES.get(engine.name) if engine else None
+def dialect_for(name: str) -> DdlDialect:
+    """The dialect called ``name`` (a dialect name or a URL scheme of its engine)."""
+    wanted = name.lower()
+    dialect = _dialect_of_scheme(wanted)
+    if dialect is not None:
+        return dialect
+    for known in dialects():
+        if known.name == wanted:
+            return known
+    names = ", ".join(d.name for d in dialects())
+    raise ConfigError(f"unknown target engine {name!r} (use {names})")
 
 
-def source_engine(url: EndpointURL) -> str:
-    """``postgresql``, ``mysql`` or ``sqlite`` for a source URL, or a clear error."""
-    name = _engine(url)
-    if name is None:
-        raise ConfigError(f"source {url}: cannot convert from {url.scheme}:// (use {_KNOWN})")
-    return name
+def _dialect_of_scheme(scheme: str) -> DdlDialect | None:
+    engine = engines().get(scheme)
+    return engine.ddl_dialect() if engine is not None else None
 
 
-def target_engine_of(url: EndpointURL) -> str:
-    """``postgresql``, ``mysql`` or ``sqlite`` for a target database URL, or a clear error."""
-    name = _engine(url)
-    if name is None:
-        raise ConfigError(f"target {url}: cannot run converted DDL on {url.scheme}:// ({_KNOWN})")
-    return name
+def _schemes() -> str:
+    return ", ".join(f"{s}://" for s, e in engines().items() if e.ddl_dialect() is not None)
+
+
+def target_dialect(url: EndpointURL) -> DdlDialect:
+    """The dialect of a target database URL, or a clear error."""
+    dialect = _dialect_of_scheme(url.scheme)
+    if dialect is None:
+        raise ConfigError(
+            f"target {url}: cannot run converted DDL on {url.scheme}:// ({_schemes()})"
+        )
+    return dialect
 
 
 def read_catalog(url: EndpointURL, schemas: Sequence[str] = ()) -> SourceCatalog:
     """Everything ``convert`` needs from the source ``url`` (all user schemas by default)."""
-    engine = source_engine(url)
-    reader = {"postgresql": _read_pg, "mysql": _read_mysql, "sqlite": _read_sqlite}[engine]
-    catalog = SourceCatalog(engine, str(url), list(schemas))
+    engine = engines().get(url.scheme)
     try:
-        reader(url, catalog)
+        catalog = engine.source_catalog(url, schemas) if engine is not None else None
     except OpenDMSError:
         raise
     except Exception as exc:
         text = str(exc).replace(str(url.password), "***") if url.password else str(exc)
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise EndpointError(str(url), f"cannot read the catalog: {first}") from exc
+    if catalog is None:
+        raise ConfigError(f"source {url}: cannot convert from {url.scheme}:// (use {_schemes()})")
     return catalog
-
-
-def _read_pg(url: EndpointURL, catalog: SourceCatalog) -> None:
-    from opendms.convert import pgcatalog
-    from opendms.endpoints.postgres.conn import connect, translate
-
-    conn = connect(url)
-    try:
-        if not catalog.schemas:
-            catalog.schemas = pgcatalog.default_schemas(conn)
-        _check_schemas(url, catalog, _pg_schemas(conn))
-        pgcatalog.read(conn, catalog)
-    except Exception as exc:
-        if isinstance(exc, OpenDMSError):
-            raise
-        raise translate(exc, url) from exc
-    finally:
-        conn.close()
-
-
-def _pg_schemas(conn: Any) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
-
-
-def _read_mysql(url: EndpointURL, catalog: SourceCatalog) -> None:
-    from opendms.convert import mycatalog
-    from opendms.endpoints.mysql.conn import connect, translate
-
-    conn = connect(url)
-    try:
-        if not catalog.schemas:
-            catalog.schemas = mycatalog.default_schemas(conn, url.database)
-        with conn.cursor() as cur:
-            cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
-            known = {r[0] for r in cur.fetchall()}
-        _check_schemas(url, catalog, known)
-        mycatalog.read(conn, catalog)
-    except Exception as exc:
-        if isinstance(exc, OpenDMSError):
-            raise
-        raise translate(exc, url) from exc
-    finally:
-        conn.close()
-
-
-def _read_sqlite(url: EndpointURL, catalog: SourceCatalog) -> None:
-    from opendms.convert import litecatalog
-
-    litecatalog.read(url, catalog)
-
-
-def _check_schemas(url: EndpointURL, catalog: SourceCatalog, known: set[str]) -> None:
-    missing = [s for s in catalog.schemas if s not in known]
-    if missing:
-        raise ConfigError(f"source {url}: schema {missing[0]!r} does not exist")

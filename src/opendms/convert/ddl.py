@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 
-from opendms.convert.base import TARGETS, Conversion, Naming, Phase, Statement, sql_string
+from opendms.convert.advice import search_advice, sequence_advice
+from opendms.convert.base import Conversion, Naming, Phase, Statement
+from opendms.convert.catalog import dialect_for
 from opendms.convert.columns import ColumnRules
+from opendms.convert.dialect import Comments, DdlDialect
 from opendms.convert.objects import (
     Check,
     DomainDef,
@@ -25,7 +28,7 @@ from opendms.convert.objects import (
 from opendms.convert.sqlx import Translation, translate
 from opendms.convert.views import ViewRules
 
-__all__ = ["TARGETS", "Conversion", "Naming", "Phase", "Statement", "counts", "generate"]
+__all__ = ["Conversion", "Naming", "Phase", "Statement", "counts", "generate"]
 
 _INDEXDEF = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .*)$", re.S)
 
@@ -36,14 +39,15 @@ class Generator(ColumnRules, ViewRules):
     def __init__(
         self,
         catalog: SourceCatalog,
-        target: str,
+        target: DdlDialect,
         naming: Naming | None = None,
         generated_columns: bool = True,
     ) -> None:
         super().__init__(catalog, target, naming)
         self.generated_columns = generated_columns
-        self.pg_enums = {}  # (schema, type) -> target name
-        self.pg_domains = {}  # "schema.name" -> target name (PostgreSQL targets)
+        self.enum_types = {}  # (schema, type) -> target name (targets with enum types)
+        self.domain_types = {}  # "schema.name" -> target name (targets with domains)
+        self.keys = {}  # (schema, table) -> its key columns
 
     def run(self) -> Conversion:
         self.schemas()
@@ -63,25 +67,23 @@ class Generator(ColumnRules, ViewRules):
     def schemas(self) -> None:
         names = {self.schema_of(s) for s in self.catalog.schemas}
         names |= {schema for schema, _ in self.naming.tables.values()}
-        word = "SCHEMA" if self.target == "postgresql" else "DATABASE"
+        word = self.target.schema_keyword
         for name in sorted(names - {""}):
-            if self.target != "sqlite":
+            if word:
                 self.emit(Phase.SCHEMAS, f"CREATE {word} IF NOT EXISTS {self.q(name)}")
 
     # -- enums, domains and sequences ---------------------------------------------
 
     def enum(self, enum_def: EnumDef) -> None:
         item = self.item("enums", enum_def.schema, enum_def.name)
-        if self.target == "postgresql":
+        if self.target.enum_types:
             self.create_enum(item, enum_def.schema, enum_def.name, enum_def.labels)
-        elif self.target == "mysql":
-            item.messages.append("inlined as ENUM(...) in the columns that use it")
         else:
-            item.messages.append("columns use TEXT with a CHECK (... IN (...)) constraint")
+            item.messages.append(self.target.enum_note)
 
     def domain(self, domain: DomainDef) -> None:
         item = self.item("domains", domain.schema, domain.name)
-        if self.target != "postgresql":
+        if not self.target.domains:
             item.messages.append(
                 f"columns of this domain use its base type ({domain.base}) with its "
                 "NOT NULL, default and checks"
@@ -95,29 +97,22 @@ class Generator(ColumnRules, ViewRules):
             parts.append(f"DEFAULT {domain.default}")
         parts += [f"CONSTRAINT {self.q(c.name)} CHECK {c.expression}" for c in domain.checks]
         self.emit(Phase.TYPES, " ".join(parts), None, item, qualified)
-        self.pg_domains[f"{domain.schema}.{domain.name}"] = qualified
+        self.domain_types[f"{domain.schema}.{domain.name}"] = qualified
 
     def sequence(self, seq: SequenceDef) -> None:
         item = self.item("sequences", seq.schema, seq.name)
         users = list(dict.fromkeys(([seq.owned_by] if seq.owned_by else []) + list(seq.used_by)))
         if users:
-            how = {"postgresql": "an identity column", "mysql": "AUTO_INCREMENT"}
-            item.messages.append(
-                f"converted as {how.get(self.target, 'INTEGER PRIMARY KEY')} on " + ", ".join(users)
-            )
+            how = self.target.identity_name
+            item.messages.append(f"converted as {how} on " + ", ".join(users))
             if len(users) > 1:
                 item.warn(
                     f"shared by {len(users)} columns: each gets its own counter on the "
                     "target, so their values may collide where the source kept them apart"
                 )
             return
-        if self.target != "postgresql":
-            item.manual(
-                f"{self.target} has no standalone sequences",
-                "Use an AUTO_INCREMENT/INTEGER PRIMARY KEY column or a counter table "
-                "(MariaDB 10.3+ also has CREATE SEQUENCE), and change the code calling "
-                "nextval().",
-            )
+        if not self.target.sequences:
+            item.manual(f"{self.target.name} has no standalone sequences", sequence_advice())
             return
         sql = (
             f"CREATE SEQUENCE {self.qualify(seq.schema, seq.name)} "
@@ -130,7 +125,7 @@ class Generator(ColumnRules, ViewRules):
     def table(self, table: TableDef) -> None:
         item = self.item("tables", table.schema, table.name)
         lines = [self.column_sql(table, col, item) for col in table.columns]
-        if table.primary_key and not self.sqlite_rowid(table):
+        if table.primary_key and not self.rowid_key(table):
             lines.append("PRIMARY KEY (" + ", ".join(map(self.q, table.primary_key)) + ")")
         for col in self.identity_keys(table):
             lines.append(f"KEY {self.q(self.object_name(table, col + '_key'))} ({self.q(col)})")
@@ -161,16 +156,15 @@ class Generator(ColumnRules, ViewRules):
                 f"partitioned by {table.partition_by} in the source (partitions: {parts}); "
                 "created as one plain table holding every partition's rows"
             )
-        if self.target != "mysql":
-            return head
-        options = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
-        if table.comment:
-            options += f" COMMENT={sql_string(table.comment, 'mysql')}"
+        options = self.target.table_options
+        if table.comment and self.target.comments is Comments.INLINE:
+            options += f" COMMENT={self.target.string(table.comment)}"
         return head + options
 
     def keeps_partitions(self, table: TableDef) -> bool:
-        """PostgreSQL to PostgreSQL keeps declarative partitioning."""
-        return bool(table.partition_by) and self.source == self.target == "postgresql"
+        """A target of the source's engine with declarative partitioning keeps it."""
+        same = self.source is self.target
+        return bool(table.partition_by) and same and self.target.partitions
 
     def partitions(self, table: TableDef, item: Item) -> None:
         if not self.keeps_partitions(table):
@@ -187,10 +181,11 @@ class Generator(ColumnRules, ViewRules):
     # -- constraints -------------------------------------------------------------
 
     def constraint(self, table: TableDef, name: str, body: str, phase: Phase) -> list[str]:
-        """Inline for SQLite (returned), else an ALTER TABLE statement."""
+        """Inline (returned) on targets that write constraints inside CREATE TABLE, else
+        an ALTER TABLE statement."""
         target_name = self.object_name(table, name)
         item = self.item("constraints", table.schema, f"{table.name}.{name}")
-        if self.target == "sqlite":
+        if self.target.inline_constraints:
             item.sql.append(f"CONSTRAINT {self.q(target_name)} {body}")
             return item.sql[:]
         sql = (
@@ -205,7 +200,7 @@ class Generator(ColumnRules, ViewRules):
         return self.constraint(table, unique.name, body, Phase.CONSTRAINTS)
 
     def check(self, table: TableDef, check: Check) -> list[str]:
-        if check.domain and check.domain in self.pg_domains:
+        if check.domain and check.domain in self.domain_types:
             return []  # the column has the domain, which carries the check
         result = translate(check.expression, self.source, self.target)
         why = result.error or self.check_refused(result)
@@ -227,19 +222,20 @@ class Generator(ColumnRules, ViewRules):
 
     def check_refused(self, result: Translation) -> str:
         """Why the target cannot take a translated CHECK ("": it can)."""
-        if result.unknown and self.source != self.target:
-            return f"{', '.join(result.unknown)}() has no known {self.target} translation"
-        if result.volatile and self.target == "mysql":
-            return "MySQL refuses the current date/time, random values or UUIDs in CHECK"
-        if result.regexp and self.target == "sqlite":
-            return "SQLite has no REGEXP function unless the application registers one"
+        target = self.target
+        if result.unknown and self.source is not target:
+            return f"{', '.join(result.unknown)}() has no known {target.name} translation"
+        if result.volatile and not target.volatile_checks:
+            return f"{target.title} refuses the current date/time, random values or UUIDs in CHECK"
+        if result.regexp and not target.regexp:
+            return f"{target.title} has no REGEXP function unless the application registers one"
         return ""
 
     def foreign_key(self, table: TableDef, fk: ForeignKey) -> list[str]:
         on_delete, on_update = fk.on_delete, fk.on_update
         notes: list[str] = []
-        if self.target == "mysql":
-            on_delete, on_update, notes = self.mysql_actions(table, fk)
+        if self.target.fk_actions is not None:
+            on_delete, on_update, notes = self.target.fk_actions(table, fk)
         if fk.ref_schema not in self.catalog.schemas:
             notes.append(f"references {fk.ref_schema}.{fk.ref_table} outside the converted schemas")
         ref = self.table_sql(fk.ref_schema, fk.ref_table)
@@ -253,33 +249,14 @@ class Generator(ColumnRules, ViewRules):
             self.out.items[-1].warn(note)
         return out
 
-    def mysql_actions(self, table: TableDef, fk: ForeignKey) -> tuple[str, str, list[str]]:
-        """InnoDB has no SET DEFAULT and refuses SET NULL on a NOT NULL column."""
-        not_null = [c for c in fk.columns if not table.column(c).nullable]
-        actions: list[str] = []
-        notes: list[str] = []
-        for when, action in (("DELETE", fk.on_delete), ("UPDATE", fk.on_update)):
-            if action == "SET DEFAULT":
-                notes.append(f"ON {when} SET DEFAULT is not supported by InnoDB; NO ACTION")
-                action = "NO ACTION"
-            elif action == "SET NULL" and not_null:
-                notes.append(
-                    f"ON {when} SET NULL on NOT NULL column {', '.join(not_null)} became NO "
-                    f"ACTION: the source refuses such a {when.lower()} too (a NOT NULL "
-                    "violation), InnoDB refuses the constraint itself"
-                )
-                action = "NO ACTION"
-            actions.append(action)
-        return actions[0], actions[1], notes
-
     # -- indexes -------------------------------------------------------------------
 
     def index(self, table: TableDef, index: IndexDef) -> None:
         item = self.item("indexes", table.schema, f"{table.name}.{index.name}")
         if index.method and not self.same_method(table, index, item):
             return
-        if index.expression and self.source == "postgresql":
-            self.pg_expression_index(table, index, item)
+        if index.expression and self.source.index_definitions:
+            self.defined_index(table, index, item)
             return
         if self.unindexable(table, index, item):
             return
@@ -289,12 +266,12 @@ class Generator(ColumnRules, ViewRules):
         self.create_index(table, index, item, f"({', '.join(parts)})")
 
     def unindexable(self, table: TableDef, index: IndexDef, item: Item) -> bool:
-        """MySQL indexes no JSON column (only values extracted into generated columns)."""
+        """Targets that index no JSON column (only values extracted into generated columns)."""
         json = [c for c in index.columns if table.column(c).type.kind.value == "json"]
-        if self.target != "mysql" or not json:
+        if self.target.json_index or not json:
             return False
         item.manual(
-            f"MySQL cannot index the JSON column {', '.join(json)}",
+            f"{self.target.title} cannot index the JSON column {', '.join(json)}",
             "Index a generated column that extracts the searched value, or drop the index.",
         )
         return True
@@ -302,28 +279,29 @@ class Generator(ColumnRules, ViewRules):
     def create_index(self, table: TableDef, index: IndexDef, item: Item, body: str) -> None:
         name = self.object_name(table, index.name)
         kind = "UNIQUE " if index.unique else ""
-        if index.method in ("fulltext", "spatial") and self.target == "mysql":
+        if index.method in self.target.index_kinds:
             kind = f"{index.method.upper()} "
-        elif index.method and self.target == "postgresql" and not body.startswith("USING"):
+        elif index.method and self.target.index_using and not body.startswith("USING"):
             body = f"USING {index.method} {body}"
         on = self.table_sql(table.schema, table.name)
         self.emit(Phase.INDEXES, f"CREATE {kind}INDEX {self.q(name)} ON {on} {body}", table, item)
 
     def same_method(self, table: TableDef, index: IndexDef, item: Item) -> bool:
         """A GiST/GIN/FULLTEXT/... index: kept on its own engine, manual elsewhere."""
-        if self.source == self.target:
+        if self.source is self.target:
             return True
         item.source_sql = index.expression or f"{index.method} index on {', '.join(index.columns)}"
         item.manual(
-            f"a {index.method.upper()} index has no {self.target} equivalent",
-            "Recreate it with the target's own search features (PostgreSQL: a GIN index on a "
-            "tsvector; MySQL: a FULLTEXT index; SQLite: an FTS5 table), or drop it.",
+            f"a {index.method.upper()} index has no {self.target.name} equivalent",
+            search_advice(),
         )
         return False
 
-    def pg_expression_index(self, table: TableDef, index: IndexDef, item: Item) -> None:
+    def defined_index(self, table: TableDef, index: IndexDef, item: Item) -> None:
+        """An expression index the source gave as its CREATE INDEX statement: kept on a
+        target of the source's engine, manual elsewhere."""
         found = _INDEXDEF.match(index.expression)
-        if self.target == "postgresql" and found:
+        if self.source is self.target and found:
             kept = IndexDef(index.name, index.columns, bool(found.group(1)))
             self.create_index(table, kept, item, found.group(2))
             return
@@ -335,28 +313,30 @@ class Generator(ColumnRules, ViewRules):
 
     def index_part(self, table: TableDef, column: str, index: IndexDef, item: Item) -> str:
         ctype = table.column(column).type
-        long_text = ctype.kind.value in ("string", "binary") and (ctype.length or 10**9) > 768
-        prefix = self.target == "mysql" and long_text and not index.method
+        chars, over = self.target.index_prefix, self.target.prefix_over
+        long_text = ctype.kind.value in ("string", "binary") and (ctype.length or 10**9) > over
+        prefix = bool(chars) and long_text and not index.method
         if prefix and column not in self.key_columns(table):
-            item.warn(f"column {column} is indexed on its first 255 characters")
-            return f"{self.q(column)}(255)"
+            item.warn(f"column {column} is indexed on its first {chars} characters")
+            return f"{self.q(column)}({chars})"
         return self.q(column)
 
     # -- comments ------------------------------------------------------------------
 
     def comments(self, table: TableDef, item: Item) -> None:
         commented = [c for c in table.columns if c.comment]
-        if self.target == "mysql" or not (table.comment or commented):
+        style = self.target.comments
+        if style is Comments.INLINE or not (table.comment or commented):
             return
-        if self.target == "sqlite":
-            item.warn("table and column comments dropped (SQLite has no comments)")
+        if style is Comments.NONE:
+            item.warn(f"table and column comments dropped ({self.target.title} has no comments)")
             return
         name = self.table_sql(table.schema, table.name)
         if table.comment:
-            sql = f"COMMENT ON TABLE {name} IS {sql_string(table.comment, 'postgresql')}"
+            sql = f"COMMENT ON TABLE {name} IS {self.target.string(table.comment)}"
             self.emit(Phase.COMMENTS, sql, table)
         for col in commented:
-            text = sql_string(col.comment, "postgresql")
+            text = self.target.string(col.comment)
             sql = f"COMMENT ON COLUMN {name}.{self.q(col.name)} IS {text}"
             self.emit(Phase.COMMENTS, sql, table)
 
@@ -367,8 +347,9 @@ def generate(
     naming: Naming | None = None,
     generated_columns: bool = True,
 ) -> Conversion:
-    """Target DDL and report items for ``catalog`` on ``target``."""
-    return Generator(catalog, target, naming, generated_columns).run()
+    """Target DDL and report items for ``catalog`` on ``target`` (a dialect name or a
+    URL scheme of its engine)."""
+    return Generator(catalog, dialect_for(target), naming, generated_columns).run()
 
 
 def counts(items: list[Item]) -> dict[str, dict[str, int]]:

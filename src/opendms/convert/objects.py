@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from opendms.errors import ConfigError
 from opendms.model import ColumnType
 
 
@@ -166,7 +167,7 @@ class CodeObject:
 class SourceCatalog:
     """Everything read from the selected schemas of one source."""
 
-    engine: str  # "postgresql", "mysql" or "sqlite"
+    engine: str  # the name of the source's DDL dialect
     endpoint: str  # the masked URL
     schemas: list[str]
     tables: list[TableDef] = field(default_factory=list)
@@ -175,6 +176,12 @@ class SourceCatalog:
     sequences: list[SequenceDef] = field(default_factory=list)
     code: list[CodeObject] = field(default_factory=list)
     domains: list[DomainDef] = field(default_factory=list)
+
+    def check_schemas(self, known: set[str]) -> None:
+        """A clear error when a schema asked for is not among the ``known`` ones."""
+        missing = [s for s in self.schemas if s not in known]
+        if missing:
+            raise ConfigError(f"source {self.endpoint}: schema {missing[0]!r} does not exist")
 
 
 @dataclass

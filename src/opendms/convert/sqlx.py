@@ -1,4 +1,5 @@
-"""SQL-level translation with sqlglot: views, check constraints and column defaults."""
+"""SQL-level translation with sqlglot: views, check constraints and column defaults,
+from one :class:`~opendms.convert.dialect.DdlDialect` to another."""
 
 from __future__ import annotations
 
@@ -8,32 +9,10 @@ from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import ErrorLevel, exp
-from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import SqlglotError
-from sqlglot.generators.mysql import MySQLGenerator
 
+from opendms.convert.dialect import DdlDialect
 from opendms.model import ColumnType, Kind
-
-
-def _regexp(gen: MySQLGenerator, node: exp.RegexpLike) -> str:
-    return f"{gen.sql(node, 'this')} REGEXP {gen.sql(node, 'expression')}"
-
-
-class _Generator(MySQLGenerator):
-    TRANSFORMS = {**MySQLGenerator.TRANSFORMS, exp.RegexpLike: _regexp}
-
-
-class OpendmsMySQL(MySQL):
-    """MySQL as both MySQL 8 and MariaDB take it: ``x REGEXP p``, not ``REGEXP_LIKE``."""
-
-    Generator = _Generator
-
-
-DIALECTS: dict[str, str | type[MySQL]] = {
-    "postgresql": "postgres",
-    "mysql": OpendmsMySQL,
-    "sqlite": "sqlite",
-}
 
 # Functions whose translation is an approximation worth a look.
 _APPROXIMATE: dict[type, str] = {
@@ -46,28 +25,15 @@ _APPROXIMATE: dict[type, str] = {
     exp.ArrayAgg: "array aggregation",
 }
 
-_STRING_AGG = {
-    "mysql": "string aggregation ({sql}) became GROUP_CONCAT: results longer than "
-    "group_concat_max_len (1024 bytes by default on MySQL) are cut",
-    "postgresql": "string aggregation ({sql}) became STRING_AGG; GROUP_CONCAT's default "
-    "separator ',' is written out",
-    "sqlite": "string aggregation ({sql}) became GROUP_CONCAT; check the separator and "
-    "the order of the values",
-}
-
 # Functions whose value changes from call to call (MySQL refuses them in CHECK).
 _VOLATILE = (exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentTime, exp.Rand, exp.Uuid)
 
-# Nodes that sqlglot writes for every dialect but only PostgreSQL can run.
-_PG_ONLY: dict[type, str] = {
+# Nodes that sqlglot writes for every dialect but only targets with arrays can run.
+_ARRAYS_ONLY: dict[type, str] = {
     exp.Explode: "unnest()",
     exp.Unnest: "unnest()",
     exp.Array: "an ARRAY value",
 }
-
-_PG_TEXT_CAST = re.compile(
-    r"('(?:[^']|'')*')::(?:text|character varying|varchar|bpchar|character)(?:\(\d+\))?"
-)
 
 _TEXT_TYPES = {exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR}
 _NUMBER_TYPES = {
@@ -108,22 +74,22 @@ def _drop_literal_casts(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _pg_only(tree: exp.Expression) -> str:
+def _arrays_only(tree: exp.Expression) -> str:
     for node in tree.walk():
-        what = _PG_ONLY.get(type(node))
+        what = _ARRAYS_ONLY.get(type(node))
         if what:
             return what
     return ""
 
 
-def _warnings(tree: exp.Expression, target: str) -> list[str]:
+def _warnings(tree: exp.Expression, target: DdlDialect) -> list[str]:
     out: list[str] = []
     for node in tree.walk():
         what = _APPROXIMATE.get(type(node))
         if what:
             out.append(f"{what} ({node.sql()[:60]}) was translated; verify the results")
         elif isinstance(node, exp.GroupConcat):
-            out.append(_STRING_AGG[target].format(sql=node.sql()[:60]))
+            out.append(target.string_agg_note.format(sql=node.sql()[:60]))
         elif isinstance(node, exp.Anonymous):
             out.append(f"function {node.name}() has no known translation; copied unchanged")
     return sorted(set(out))
@@ -142,29 +108,27 @@ def _function_names(tree: exp.Expression) -> set[str]:
 
 def translate(
     sql: str,
-    source: str,
-    target: str,
+    source: DdlDialect,
+    target: DdlDialect,
     rename: Callable[[exp.Table], None] | None = None,
 ) -> Translation:
     """``sql`` (an expression or a SELECT) from engine ``source`` to ``target``."""
     try:
-        if source == "postgresql":
-            sql = _PG_TEXT_CAST.sub(r"\1", sql)
-        tree = sqlglot.parse_one(sql, read=DIALECTS[source])
+        tree = sqlglot.parse_one(source.prepare(sql), read=source.sqlglot)
         tree = tree.transform(_drop_literal_casts)
         if rename is not None:
             for table in tree.find_all(exp.Table):
                 rename(table)
-        out = tree.sql(dialect=DIALECTS[target], unsupported_level=ErrorLevel.RAISE, identify=True)
-        unsupported = _pg_only(tree) if target != "postgresql" else ""
+        out = tree.sql(dialect=target.sqlglot, unsupported_level=ErrorLevel.RAISE, identify=True)
+        unsupported = _arrays_only(tree) if not target.arrays else ""
         if unsupported:
-            return Translation(error=f"{unsupported} has no {target} equivalent")
+            return Translation(error=f"{unsupported} has no {target.name} equivalent")
     except SqlglotError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return Translation(error=first[:300])
     return Translation(
         out,
-        warnings=_warnings(tree, target) if source != target else [],
+        warnings=_warnings(tree, target) if source is not target else [],
         unknown=sorted({n.name for n in tree.find_all(exp.Anonymous)}),
         volatile=any(True for _ in tree.find_all(*_VOLATILE)),
         regexp=any(True for _ in tree.find_all(exp.RegexpLike)),
@@ -197,7 +161,7 @@ class Default:
     warning: str = ""
 
 
-def translate_default(expression: str | None, target: str, ctype: ColumnType) -> Default:
+def translate_default(expression: str | None, target: DdlDialect, ctype: ColumnType) -> Default:
     """A column default of type ``ctype`` for ``target``."""
     if expression is None:
         return Default(None)
@@ -232,42 +196,46 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def _date_word(source: str, literal: str, target: str, ctype: ColumnType) -> Default:
+def _date_word(source: str, literal: str, target: DdlDialect, ctype: ColumnType) -> Default:
     """A date/time literal: a date, or one of PostgreSQL's special input words."""
     word = literal[1:-1].strip().lower()
     if word in _SPECIAL:
         return _clock(_SPECIAL[word], source, target, ctype)
     if word in _OTHER_SPECIAL:
-        if target == "postgresql":
+        if target.special_dates:
             return Default(source.strip())
-        return _dropped(source, f"{target} has no '{word}' date value")
+        return _dropped(source, f"{target.name} has no '{word}' date value")
     return Default(_literal(literal, target, False))
 
 
-def _clock(what: str, text: str, target: str, ctype: ColumnType) -> Default:
+def _clock(what: str, text: str, target: DdlDialect, ctype: ColumnType) -> Default:
     """The target's current date or time for a column of type ``ctype``."""
     kind = ctype.kind
     if kind not in _CLOCK_KINDS:
         return _dropped(text, f"the column type {kind.value} has no clock default")
     if kind is Kind.DATE or what == "today":
-        return Default("(CURRENT_DATE)" if target == "mysql" else "CURRENT_DATE")
+        return Default(target.current_date)
     if kind is Kind.TIME:
-        return Default("(CURRENT_TIME)" if target == "mysql" else "CURRENT_TIME")
-    if target == "mysql":
-        precision = 6 if ctype.precision is None else min(ctype.precision, 6)
-        return Default(f"CURRENT_TIMESTAMP({precision})")
+        return Default(target.current_time)
+    if target.timestamp_precision:
+        return Default(f"CURRENT_TIMESTAMP({clock_precision(ctype)})")
     return Default("CURRENT_TIMESTAMP")
 
 
-def _literal(value: str, target: str, boolean: bool) -> str:
+def clock_precision(ctype: ColumnType) -> int:
+    """The fractional digits of CURRENT_TIMESTAMP(p) for a column of type ``ctype``."""
+    return 6 if ctype.precision is None else min(ctype.precision, 6)
+
+
+def _literal(value: str, target: DdlDialect, boolean: bool) -> str:
     low = value.lower()
     if low in ("true", "false"):
-        if target == "sqlite":
+        if not target.boolean_literals:
             return "1" if low == "true" else "0"
         return low.upper()
     if boolean and low in ("0", "1"):
         return "TRUE" if low == "1" else "FALSE"
-    if target == "mysql" and value.startswith("'"):
+    if target.backslash_escapes and value.startswith("'"):
         return value.replace("\\", "\\\\")
     return value
 

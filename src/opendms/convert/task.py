@@ -7,7 +7,8 @@ import logging
 
 from opendms.config import TaskSpec
 from opendms.convert import TableConversion, table_conversion
-from opendms.convert.catalog import target_engine_of
+from opendms.convert.catalog import target_dialect
+from opendms.convert.dialect import DdlDialect
 from opendms.endpoints.base import EndpointURL, PrepMode
 from opendms.errors import ConfigError
 from opendms.mapping import TablePlan
@@ -26,7 +27,7 @@ def task_conversion(
     if not spec.convert_schema or mode is not PrepMode.DROP_AND_CREATE:
         return None
     try:
-        engine = target_engine_of(target_url)
+        dialect = target_dialect(target_url)
     except ConfigError as exc:
         raise ConfigError(
             "convert_schema needs a database target",
@@ -43,12 +44,12 @@ def task_conversion(
             )
     names = {
         (p.source.schema, p.source.name): (
-            target_schema(engine, target_url, p.target),
+            target_schema(dialect, target_url, p.target),
             p.target.name,
         )
         for p in kept
     }
-    return table_conversion(spec.source.url, engine, names)
+    return table_conversion(spec.source.url, dialect.name, names)
 
 
 def same_columns(plan: TablePlan) -> bool:
@@ -58,8 +59,9 @@ def same_columns(plan: TablePlan) -> bool:
     return names == sources == [c.name for c in plan.source.columns]
 
 
-def target_schema(engine: str, url: EndpointURL, table: Table) -> str:
-    """Where the target endpoint puts ``table`` (MySQL: the URL's database if it names one)."""
-    if engine == "mysql":
+def target_schema(dialect: DdlDialect, url: EndpointURL, table: Table) -> str:
+    """Where the target endpoint puts ``table`` (the URL's database if it names one, on
+    targets whose databases are schemas)."""
+    if dialect.database_schema:
         return url.database or table.schema
-    return table.schema if engine == "postgresql" else ""
+    return table.schema if dialect.keeps_schemas else ""

@@ -8,32 +8,25 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from opendms.convert.base import GeneratorBase, Phase, sql_string
+from opendms.convert.advice import code_advice
+from opendms.convert.base import GeneratorBase, Phase
+from opendms.convert.dialect import Comments, DdlDialect
 from opendms.convert.objects import CodeObject, Item, ViewDef
-from opendms.convert.sqlx import DIALECTS, Translation, translate
-
-REMEDIATION = {
-    "procedures": "Rewrite the procedure in the target's procedural language, "
-    "or move its logic into the application.",
-    "functions": "Rewrite the function in the target's dialect "
-    "(PL/pgSQL or a MySQL stored function), or move its logic into the application.",
-    "triggers": "Recreate the trigger on the target: PostgreSQL needs a trigger function "
-    "plus CREATE TRIGGER, MySQL a CREATE TRIGGER with the body rewritten.",
-}
+from opendms.convert.sqlx import Translation, translate
 
 _STRING_AGGREGATES = ("group_concat", "string_agg", "listagg")
 
 
-def _references(view: ViewDef, source: str) -> set[tuple[str, str]]:
+def _references(view: ViewDef, source: DdlDialect) -> set[tuple[str, str]]:
     """The (schema, name) of every table or view the view's query reads."""
     try:
-        tree = sqlglot.parse_one(view.definition, read=DIALECTS[source])
+        tree = sqlglot.parse_one(view.definition, read=source.sqlglot)
     except SqlglotError:
         return set()
     return {(t.db or view.schema, t.name) for t in tree.find_all(exp.Table)}
 
 
-def dependency_order(views: list[ViewDef], source: str) -> list[ViewDef]:
+def dependency_order(views: list[ViewDef], source: DdlDialect) -> list[ViewDef]:
     """``views`` ordered so that each comes after the views it reads (else source order)."""
     by_key = {(v.schema, v.name): v for v in views}
     out: list[ViewDef] = []
@@ -84,9 +77,9 @@ class ViewRules(GeneratorBase):
             return
         for warning in result.warnings:
             item.warn(warning)
-        if view.materialized and self.target != "postgresql":
+        if view.materialized and not self.target.materialized_views:
             self.materialized_elsewhere(view, item, result.sql)
-            blocked[(view.schema, view.name)] = f"{self.target} has no materialized views"
+            blocked[(view.schema, view.name)] = f"{self.target.name} has no materialized views"
             return
         self.create_view(view, item, result.sql)
 
@@ -115,16 +108,16 @@ class ViewRules(GeneratorBase):
                 "load); run REFRESH MATERIALIZED VIEW after loading them"
             )
         self.emit(Phase.VIEWS, f"CREATE {kind} {self.view_name(view)} AS {select}", None, item)
-        if view.comment and self.target == "postgresql":
-            text = sql_string(view.comment, "postgresql")
+        if view.comment and self.target.comments is Comments.STATEMENTS:
+            text = self.target.string(view.comment)
             sql = f"COMMENT ON {kind} {self.view_name(view)} IS {text}"
             self.emit(Phase.COMMENTS, sql, None, item)
         elif view.comment:
-            item.warn(f"view comment dropped ({self.target} has no view comments)")
+            item.warn(f"view comment dropped ({self.target.name} has no view comments)")
 
     def materialized_elsewhere(self, view: ViewDef, item: Item, select: str) -> None:
         item.manual(
-            f"materialized view: {self.target} has no materialized views",
+            f"materialized view: {self.target.name} has no materialized views",
             "Create a table from the query (in schema.sql, commented out) and refresh it on a "
             "schedule, or create it as a plain view.",
         )
@@ -151,16 +144,16 @@ class ViewRules(GeneratorBase):
             "GROUP_CONCAT(x SEPARATOR ', ') / string_agg(x, ', ')), then create the view; "
             "the query is in schema.sql, commented out.",
         )
-        select = view.definition if self.target == self.source else result.sql
+        select = view.definition if self.target is self.source else result.sql
         self.manual_note(item, f"view {view.schema}.{view.name}", view, select)
 
     def udf_message(self, code: CodeObject, result: Translation) -> str:
         what = "aggregate" if code.aggregate else "function"
         message = f"calls {code.name}(), a user-defined {what} of the source that is not converted"
         name = code.name.lower()
-        if name in {u.lower() for u in result.unknown} or self.target == "postgresql":
+        if name in {u.lower() for u in result.unknown} or not self.target.builtins_shadow:
             return message
-        message += f"; on {self.target} the name is a built-in with other results"
+        message += f"; on {self.target.name} the name is a built-in with other results"
         if name in _STRING_AGGREGATES:
             message += " (its separator is ',', the source aggregate's may differ)"
         return message
@@ -171,7 +164,7 @@ class ViewRules(GeneratorBase):
         self.emit(Phase.MANUAL, f"-- MANUAL: {what}\n{commented}", None, item)
 
     def view_name(self, view: ViewDef) -> str:
-        if self.target == "sqlite":
+        if not self.target.schema_keyword:
             return self.q(view.name)
         return self.qualify(view.schema, view.name)
 
@@ -187,7 +180,7 @@ class ViewRules(GeneratorBase):
         target_schema, target_name = self.target_table(schema, node.name)
         if target_name != node.name:
             node.set("this", exp.to_identifier(target_name))
-        if self.target == "sqlite" or not target_schema:
+        if not self.target.schema_keyword or not target_schema:
             node.set("db", None)
         else:
             node.set("db", exp.to_identifier(target_schema))
@@ -198,7 +191,7 @@ class ViewRules(GeneratorBase):
         item.source_sql = code.definition
         what = "aggregate" if code.aggregate else code.kind[:-1]
         where = f" on table {code.table}" if code.table else ""
-        item.manual(f"{what}{where} needs manual conversion", REMEDIATION[code.kind])
+        item.manual(f"{what}{where} needs manual conversion", code_advice(code.kind))
         commented = "\n".join(f"-- {line}" for line in code.definition.splitlines())
         header = f"-- MANUAL: {what} {code.schema}.{name}"
         self.emit(Phase.MANUAL, f"{header}\n{commented}", None, item)

@@ -11,7 +11,9 @@ a URL scheme, what an endpoint can do:
 * the ``open_*`` methods make its sources, targets, change sources and appliers, and
   :meth:`Engine.check` is DMS's "test connection";
 * :meth:`Engine.same_database` and :meth:`Engine.table_identity` say where its tables
-  live, so a task never copies a table onto itself.
+  live, so a task never copies a table onto itself;
+* :meth:`Engine.ddl_dialect` and :meth:`Engine.source_catalog` are what schema
+  conversion (:mod:`opendms.convert`) writes DDL in and reads a source's schema with.
 
 Optional behaviour of the objects an engine makes is a ``runtime_checkable`` Protocol
 below (:class:`RawCopySource`, :class:`DdlTarget`, ...): callers test ``isinstance``,
@@ -21,7 +23,7 @@ that listing the engines costs nothing and a missing extra fails only when it is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from threading import Event
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
     from opendms.checks import Check
+    from opendms.convert.dialect import DdlDialect
+    from opendms.convert.objects import SourceCatalog
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.settings import SettingsSpec
     from opendms.model import ColumnType, ReadPlan, Table
@@ -182,6 +186,19 @@ class Engine:
     def connect(self, url: EndpointURL) -> Any:
         """A DB-API connection for validation's checksum queries."""
         raise self._cannot(url, "run checksum queries")
+
+    # -- hooks of schema conversion --------------------------------------------
+
+    def ddl_dialect(self) -> DdlDialect | None:
+        """How converted DDL is written in this engine's SQL, and how its own SQL is read
+        as a conversion source (None: it takes no part in schema conversion)."""
+        return None
+
+    def source_catalog(self, url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog | None:
+        """Everything schema conversion reads from ``schemas`` of ``url`` (every user
+        schema when none is named); None: it cannot be a conversion source. An engine
+        with a source catalog has a :meth:`ddl_dialect`, which parses the catalog's SQL."""
+        return None
 
     # -- where tables live ----------------------------------------------------
 

@@ -10,8 +10,12 @@ from opendms.errors import PrivilegeError
 from opendms.model import Kind
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
     from opendms.checks import Check
+    from opendms.convert.dialect import DdlDialect
+    from opendms.convert.objects import SourceCatalog
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.mysql.target import MySQLTarget
     from opendms.model import ColumnType, Table
@@ -140,6 +144,16 @@ class MySQLEngine(Engine):
         from opendms.endpoints.mysql.conn import connect
 
         return connect(url)
+
+    def ddl_dialect(self) -> DdlDialect:
+        from opendms.endpoints.mysql.ddldialect import DIALECT
+
+        return DIALECT
+
+    def source_catalog(self, url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog:
+        from opendms.endpoints.mysql.schemacatalog import read_catalog
+
+        return read_catalog(url, schemas)
 
 
 ENGINE = MySQLEngine()

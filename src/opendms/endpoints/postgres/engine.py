@@ -9,8 +9,12 @@ from opendms.endpoints.postgres.settings import PG_SETTINGS
 from opendms.errors import PrivilegeError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
     from opendms.checks import Check
+    from opendms.convert.dialect import DdlDialect
+    from opendms.convert.objects import SourceCatalog
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.model import Table
 
@@ -121,6 +125,16 @@ class PostgresEngine(Engine):
         from opendms.endpoints.postgres.conn import connect
 
         return connect(url)
+
+    def ddl_dialect(self) -> DdlDialect:
+        from opendms.endpoints.postgres.ddldialect import DIALECT
+
+        return DIALECT
+
+    def source_catalog(self, url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog:
+        from opendms.endpoints.postgres.schemacatalog import read_catalog
+
+        return read_catalog(url, schemas)
 
 
 ENGINE = PostgresEngine()

@@ -13,7 +13,11 @@ from opendms.errors import DatabaseMissingError, EndpointError
 from opendms.model import ColumnType, Kind
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
+    from opendms.convert.dialect import DdlDialect
+    from opendms.convert.objects import SourceCatalog
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.sqlite.target import SQLiteTarget
 
@@ -98,6 +102,16 @@ class SQLiteEngine(Engine):
     def table_identity(self, url: EndpointURL, schema: str, name: str) -> tuple[str, ...]:
         """SQLite has no schemas and folds the case of names."""
         return (name.casefold(),)
+
+    def ddl_dialect(self) -> DdlDialect:
+        from opendms.endpoints.sqlite.ddldialect import DIALECT
+
+        return DIALECT
+
+    def source_catalog(self, url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog:
+        from opendms.endpoints.sqlite.schemacatalog import read_catalog
+
+        return read_catalog(url, schemas)
 
 
 def _real_path(url: EndpointURL) -> str:

@@ -1,8 +1,10 @@
-"""Reading a full PostgreSQL schema (tables, constraints, views, code) for conversion."""
+"""Reading a full PostgreSQL schema (tables, constraints, views, code) for conversion
+(``Engine.source_catalog``)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,11 @@ from opendms.convert.objects import (
     TableDef,
     ViewDef,
 )
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.postgres.conn import connect, translate
+from opendms.endpoints.postgres.ddldialect import DIALECT
 from opendms.endpoints.postgres.types import from_pg
+from opendms.errors import OpenDMSError
 
 TABLES = """
 SELECT c.oid, n.nspname, c.relname, coalesce(obj_description(c.oid, 'pg_class'), ''),
@@ -170,6 +176,26 @@ _FK_ACTIONS = {
     "n": "SET NULL",
     "d": "SET DEFAULT",
 }
+
+
+def read_catalog(url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog:
+    """Everything conversion reads from ``schemas`` of ``url`` (every user schema when
+    none is named)."""
+    catalog = SourceCatalog(DIALECT.name, str(url), list(schemas))
+    conn = connect(url)
+    try:
+        if not catalog.schemas:
+            catalog.schemas = default_schemas(conn)
+        known = conn.execute("SELECT nspname FROM pg_namespace").fetchall()
+        catalog.check_schemas({r[0] for r in known})
+        read(conn, catalog)
+    except Exception as exc:
+        if isinstance(exc, OpenDMSError):
+            raise
+        raise translate(exc, url) from exc
+    finally:
+        conn.close()
+    return catalog
 
 
 def default_schemas(conn: Any) -> list[str]:

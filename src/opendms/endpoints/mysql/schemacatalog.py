@@ -1,7 +1,9 @@
-"""Reading a full MySQL/MariaDB schema (tables, constraints, views, code) for conversion."""
+"""Reading a full MySQL/MariaDB schema (tables, constraints, views, code) for conversion
+(``Engine.source_catalog``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from opendms.convert.objects import (
@@ -15,8 +17,12 @@ from opendms.convert.objects import (
     TableDef,
     ViewDef,
 )
+from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.catalog import SYSTEM
+from opendms.endpoints.mysql.conn import connect, translate
+from opendms.endpoints.mysql.ddldialect import DIALECT
 from opendms.endpoints.mysql.types import from_mysql
+from opendms.errors import OpenDMSError
 
 TABLES = """
 SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_COMMENT FROM information_schema.TABLES
@@ -89,6 +95,26 @@ def _rows(conn: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
 
 def _in(sql: str, schemas: list[str]) -> str:
     return sql.format(marks=", ".join(["%s"] * len(schemas)))
+
+
+def read_catalog(url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog:
+    """Everything conversion reads from the databases ``schemas`` of ``url`` (the URL's
+    database, else every user database, when none is named)."""
+    catalog = SourceCatalog(DIALECT.name, str(url), list(schemas))
+    conn = connect(url)
+    try:
+        if not catalog.schemas:
+            catalog.schemas = default_schemas(conn, url.database)
+        known = _rows(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA", ())
+        catalog.check_schemas({r[0] for r in known})
+        read(conn, catalog)
+    except Exception as exc:
+        if isinstance(exc, OpenDMSError):
+            raise
+        raise translate(exc, url) from exc
+    finally:
+        conn.close()
+    return catalog
 
 
 def default_schemas(conn: Any, database: str) -> list[str]:

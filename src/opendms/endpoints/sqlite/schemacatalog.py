@@ -1,9 +1,11 @@
-"""Reading a SQLite database (tables, keys, indexes, views, triggers) for conversion."""
+"""Reading a SQLite database (tables, keys, indexes, views, triggers) for conversion
+(``Engine.source_catalog``)."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from opendms.convert.objects import (
     ViewDef,
 )
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.sqlite import database_path
+from opendms.endpoints.sqlite.ddldialect import DIALECT
 from opendms.endpoints.sqlite.types import from_declared
 from opendms.errors import DatabaseMissingError
 
@@ -24,13 +28,13 @@ SCHEMA = "main"
 _AS = re.compile(r"\sAS\s", re.I)
 
 
-def read(url: EndpointURL, catalog: SourceCatalog) -> None:
-    from opendms.endpoints.sqlite import database_path
-
+def read_catalog(url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog:
+    """Everything conversion reads from the database file of ``url`` (its one schema,
+    ``main``, whatever ``schemas`` names)."""
     path = database_path(url)
     if not Path(path).is_file():
         raise DatabaseMissingError(str(url), f"database file {path!r} does not exist")
-    catalog.schemas = [SCHEMA]
+    catalog = SourceCatalog(DIALECT.name, str(url), [SCHEMA])
     conn = sqlite3.connect(path)
     try:
         objects = conn.execute(
@@ -41,6 +45,7 @@ def read(url: EndpointURL, catalog: SourceCatalog) -> None:
             _object(conn, catalog, kind, name, table, sql or "")
     finally:
         conn.close()
+    return catalog
 
 
 def _object(conn: Any, catalog: SourceCatalog, kind: str, name: str, table: str, sql: str) -> None:
