@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import BenchError, smoke_option, smoke_sizes
@@ -167,7 +168,7 @@ def main() -> None:
     if args.url:
         run(args.url, args.rows)
         return
-    from opendms.testing.servers import MariaDBServer
+    from tests.support.servers import MariaDBServer
 
     with MariaDBServer() as server:
         run(server.create_database("bench"), args.rows)

@@ -40,10 +40,12 @@ from typing import Any
 
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from tests.support.servers import PostgresServer
+
 from common import BenchError, TaskRun, describe_paths, smoke_option, smoke_sizes, wait_until
-from opendms.testing.servers import PostgresServer
 
 DBS = ("native", "ours")
 
@@ -230,8 +232,9 @@ def lake_rows(storage: Any, table: str) -> int:
 
 
 def s3_job(seconds: int, scale: int, tmp: Path) -> None:
+    from tests.support.servers import SeaweedS3Server
+
     from opendms.endpoints.lake.replay import open_lake
-    from opendms.testing.servers import SeaweedS3Server
 
     with PostgresServer() as src, SeaweedS3Server() as s3:
         os.environ.update(s3.env())

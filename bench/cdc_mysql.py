@@ -13,13 +13,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
+from tests.support.servers import MariaDBServer, PostgresServer
 
 from binlog_decode import _execute, decode_with_mysql_replication, position
 from common import BenchError, TaskRun, describe_paths, wait_until
-from opendms.testing.servers import MariaDBServer, PostgresServer
 from trips import mysql_ddl, mysql_fill
 
 PROBE = "SELECT count(*) FROM src.trips WHERE id = 1 AND status = 'Updated'"

@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from tests.support.crash import STREAMING, CrashRun, compare_tables, create_ledger
+from tests.support.servers import MariaDBServer, PostgresServer
+
 from common import smoke_option, smoke_sizes
-from opendms.testing.crash import STREAMING, CrashRun, compare_tables, create_ledger
-from opendms.testing.servers import MariaDBServer, PostgresServer
 
 
 def one_round(source_kind: str, kills: int, seed: int, rows: int, restarts: int) -> str:

@@ -25,9 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pyarrow.parquet as pq
+from tests.support.servers import MariaDBServer, PostgresServer
 
 from common import (
     BenchError,
@@ -38,7 +40,6 @@ from common import (
     smoke_option,
     smoke_sizes,
 )
-from opendms.testing.servers import MariaDBServer, PostgresServer
 from trips import mysql_ddl, mysql_fill, pg_ddl, pg_fill
 
 

@@ -24,14 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tests.support.servers import MariaDBServer, PostgresServer
 
 from common import BenchError, opendms_task, smoke_option, smoke_sizes
 from opendms.config import TaskSpec, task_from_dict
 from opendms.endpoints import open_source
 from opendms.model import ReadPlan, TableRef
 from opendms.state import StateStore
-from opendms.testing.servers import MariaDBServer, PostgresServer
 from opendms.validate import validate_task
 from trips import pg_ddl, pg_fill
 

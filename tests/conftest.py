@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from opendms.testing.servers import MariaDBServer, PostgresServer, SeaweedS3Server
+from tests.support.servers import MariaDBServer, PostgresServer, SeaweedS3Server
 
 _MARKERS_BY_FIXTURE = {
     "pg_server": "postgres",

@@ -40,7 +40,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opendms.testing.servers import MariaDBServer, PostgresServer
 from tests.dms_docs.guide_run import (
     databases,
     example,
@@ -52,6 +51,7 @@ from tests.dms_docs.guide_run import (
     pg_tables,
     run,
 )
+from tests.support.servers import MariaDBServer, PostgresServer
 
 SETUPS: dict[str, str] = {
     # selection-1..6, transform-1, transform-2

@@ -30,7 +30,6 @@ from opendms.assess import assess
 from opendms.assess.model import Status
 from opendms.config import task_from_dict
 from opendms.errors import ConfigError
-from opendms.testing.servers import MariaDBServer, PostgresServer
 from tests.dms_docs.guide_run import (
     databases,
     example,
@@ -44,6 +43,7 @@ from tests.dms_docs.guide_run import (
     wrapped,
 )
 from tests.oracles.lake import read_lake
+from tests.support.servers import MariaDBServer, PostgresServer
 
 SETUPS: dict[str, str] = {
     # expr-1

@@ -27,7 +27,7 @@ from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.errors import ConfigError, TaskError
 from opendms.state import StateStore
-from opendms.testing.servers import SeaweedS3Server
+from tests.support.servers import SeaweedS3Server
 
 ROWS = [
     (1, "plain", "2024-01-02 03:04:05.123456", 10),
@@ -462,7 +462,7 @@ def test_preserve_transactions_settings_that_cannot_work(
 def test_add_trailing_padding_character_pads_char_columns(mysql_db: str, tmp_path: Path) -> None:
     """A MySQL CHAR(n) value arrives without its trailing spaces; with
     AddTrailingPaddingCharacter it is padded back to n, VARCHAR untouched."""
-    from opendms.testing.sql import execute
+    from tests.support.sql import execute
 
     execute(
         mysql_db,

@@ -1,6 +1,6 @@
 """Write the seed corpora of the fuzz targets from real data (run by hand, results
 committed): pgoutput messages and binlog events captured from private PostgreSQL and
-MariaDB servers (opendms.testing.servers), plus hand-written table mappings, settings
+MariaDB servers (tests.support.servers), plus hand-written table mappings, settings
 strings and task files.
 
     python tests/fuzz/capture_seeds.py
@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from opendms.testing.servers import MariaDBServer, PostgresServer  # noqa: E402
-from opendms.testing.sql import execute  # noqa: E402
 from tests.fuzz.targets import CORPUS, frame  # noqa: E402
+from tests.support.servers import MariaDBServer, PostgresServer  # noqa: E402
+from tests.support.sql import execute  # noqa: E402
 
 PG_WORK = [
     "CREATE TABLE kinds (id int PRIMARY KEY, name text, price numeric(12,2), at timestamptz,"

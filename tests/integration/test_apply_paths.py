@@ -141,7 +141,7 @@ def test_a_quiet_mysql_stream_reports_idle_at_once(mysql_db: str) -> None:
     from opendms.endpoints.base import EndpointURL
     from opendms.endpoints.mysql.capture import IDLE_WAIT, MySqlCapture
     from opendms.model import TableRef
-    from opendms.testing.sql import connect, query
+    from tests.support.sql import connect, query
 
     conn = connect(mysql_db)
     query(conn, "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL)")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from opendms.assess import Check, Status, assess
 from opendms.cli.main import cli
 from opendms.config import task_from_dict
-from opendms.testing.servers import MariaDBServer, PostgresServer
+from tests.support.servers import MariaDBServer, PostgresServer
 
 
 def _spec(source: str, target: str, mtype: str = "full-load-and-cdc") -> Any:

@@ -9,9 +9,9 @@ from typing import Any
 
 from opendms.assess import Check, Status, assess
 from opendms.config import task_from_dict
-from opendms.testing.sql import connect, execute, query
 from tests.integration.sample_schemas import PAGILA
 from tests.integration.test_convert_real import WIDE
+from tests.support.sql import connect, execute, query
 
 
 def _spec(source: str, target: str, convert_schema: bool = True) -> Any:

@@ -13,8 +13,8 @@ from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.errors import TaskError
 from opendms.state import StateStore, TableState
-from opendms.testing.sql import execute
 from tests.oracles.rows import read_rows
+from tests.support.sql import execute
 
 
 def table_rows(url: str, table: str, key: str) -> list[tuple[Any, ...]]:

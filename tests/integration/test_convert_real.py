@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from opendms.cli.convert_cmd import convert as convert_cmd
 from opendms.convert import Item, Status, convert
-from opendms.testing.sql import connect, execute, query
 from tests.integration.sample_schemas import PAGILA, SAKILA
+from tests.support.sql import connect, execute, query
 
 OLD_SQLITE = sqlite3.sqlite_version_info < (3, 44, 0)  # no ORDER BY inside GROUP_CONCAT
 

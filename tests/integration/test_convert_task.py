@@ -13,8 +13,8 @@ from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
-from opendms.testing.sql import connect, execute, query
 from tests.integration.test_review_engine import SELECT_ALL
+from tests.support.sql import connect, execute, query
 
 
 def _rename(rule_id: str, target: str, schema: str, table: str, value: str) -> dict[str, Any]:

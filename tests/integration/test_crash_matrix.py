@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from opendms.testing import ledger
-from opendms.testing.crash import CATCH_UP, FULL_LOAD, STREAMING, CrashRun
-from opendms.testing.sql import connect, query
 from tests.oracles.lake import read_lake
+from tests.support import ledger
+from tests.support.crash import CATCH_UP, FULL_LOAD, STREAMING, CrashRun
+from tests.support.sql import connect, query
 
 KILLS = [FULL_LOAD, FULL_LOAD, CATCH_UP, *[STREAMING] * 7]
 ROWS = {"pg": 50_000, "mariadb": 20_000}  # a full load long enough to be killed in

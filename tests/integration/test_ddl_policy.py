@@ -14,7 +14,7 @@ from opendms.config import task_from_dict
 from opendms.engine.task import run_task
 from opendms.errors import TaskError
 from opendms.state import StateStore
-from opendms.testing.sql import execute, table_rows
+from tests.support.sql import execute, table_rows
 
 SETUP = [
     "CREATE TABLE t (id int PRIMARY KEY, v text)",

@@ -15,8 +15,8 @@ import pytest
 from opendms.endpoints.mysql.binlog.events import ZERO_DATE
 from opendms.errors import TaskError
 from opendms.state import StateStore, TableState
-from opendms.testing.sql import execute, table_rows
 from tests.integration.test_cdc_errors import _run, _stats
+from tests.support.sql import execute, table_rows
 
 SOURCE = [
     "CREATE TABLE a (id INT PRIMARY KEY, d DATE, b BIT(64), t VARCHAR(10) CHARACTER SET ascii,"

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from opendms.cli.main import cli
-from opendms.testing.servers import MariaDBServer, PostgresServer, free_port
+from tests.support.servers import MariaDBServer, PostgresServer, free_port
 
 
 def _test(*args: str) -> tuple[int, str]:

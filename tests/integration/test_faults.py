@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from opendms.state import StateStore
-from opendms.testing.crash import compare_tables, create_ledger, pg_copy_running
-from opendms.testing.faults import (
+from tests.support.crash import compare_tables, create_ledger, pg_copy_running
+from tests.support.faults import (
     Load,
     NetCut,
     can_cut_network,
@@ -31,8 +31,8 @@ from opendms.testing.faults import (
     small_disk,
     terminate_pg_backends,
 )
-from opendms.testing.servers import MariaDBServer, PostgresServer
-from opendms.testing.sql import execute
+from tests.support.servers import MariaDBServer, PostgresServer
+from tests.support.sql import execute
 from tests.waiting import wait_until
 
 EXE = [sys.executable, "-m", "opendms.cli.main"]

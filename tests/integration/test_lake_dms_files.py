@@ -21,11 +21,11 @@ from opendms.config import task_from_dict
 from opendms.endpoints import check_endpoint
 from opendms.engine.task import run_task
 from opendms.state import StateStore
-from opendms.testing.servers import SeaweedS3Server
-from opendms.testing.sql import execute
 from tests.integration.lakeobjects import LakeObjects
 from tests.oracles.lake import LakeError, LakeTable, read_lake
 from tests.oracles.lakefiles import CDC_NAME, load_name, stamp_of, stamp_time
+from tests.support.servers import SeaweedS3Server
+from tests.support.sql import execute
 
 ROWS = 12000
 BIG = [

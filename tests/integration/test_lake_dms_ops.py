@@ -27,8 +27,8 @@ from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
-from opendms.testing.sql import connect, execute, query
 from tests.oracles.lake import Lake, read_lake
+from tests.support.sql import connect, execute, query
 
 SETUP = [
     "CREATE TABLE products (id INT PRIMARY KEY, name VARCHAR(20), category VARCHAR(20), price INT)",

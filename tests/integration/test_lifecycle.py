@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from opendms.state import StateStore, TableState, TaskStatus
-from opendms.testing.sql import execute, table_rows
+from tests.support.sql import execute, table_rows
 from tests.waiting import wait_until
 
 EXE = [sys.executable, "-m", "opendms.cli.main"]

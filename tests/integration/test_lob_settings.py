@@ -18,8 +18,8 @@ from opendms.engine import fullload
 from opendms.engine.task import run_task
 from opendms.errors import TaskError
 from opendms.state import StateStore, TableState
-from opendms.testing.sql import connect, query
 from tests.oracles.lake import read_lake
+from tests.support.sql import connect, query
 
 KB = 1024
 CUT = "LOB value truncated to 1024 bytes (TargetMetadata.LobMaxSize 1 KB)"

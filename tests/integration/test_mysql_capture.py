@@ -21,7 +21,7 @@ from opendms.endpoints.mysql.conn import connect
 from opendms.endpoints.mysql.source import MySQLSource
 from opendms.errors import PrivilegeError, TaskError
 from opendms.model import Kind, ReadPlan, T, Table, TableRef, arrow_type
-from opendms.testing.servers import MariaDBServer
+from tests.support.servers import MariaDBServer
 from tests.waiting import wait_until
 
 UTC = dt.UTC

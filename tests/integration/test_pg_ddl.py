@@ -23,9 +23,9 @@ from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
-from opendms.testing.sql import connect, execute, query
 from tests.oracles.lake import Lake, read_lake
 from tests.oracles.rows import Row, by_key, convert, interval, json_text, naive_utc, read_rows
+from tests.support.sql import connect, execute, query
 
 SETUP = [
     "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(12,2), qty int, born date)",

@@ -23,7 +23,7 @@ from opendms.engine.fullload import FullLoad
 from opendms.engine.task import run_task
 from opendms.errors import ConfigError, TaskError
 from opendms.state import StateStore, TableState
-from opendms.testing.servers import MariaDBServer
+from tests.support.servers import MariaDBServer
 
 SELECT_ALL = {
     "rule-type": "selection",

@@ -10,7 +10,7 @@ import psycopg
 import pymysql
 import pytest
 
-from opendms.testing.servers import MariaDBServer, PostgresServer, SeaweedS3Server
+from tests.support.servers import MariaDBServer, PostgresServer, SeaweedS3Server
 
 ROWS = [
     (1, "alpha", decimal.Decimal("1.50"), dt.date(2024, 1, 2)),

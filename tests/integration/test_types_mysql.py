@@ -21,8 +21,8 @@ import pytest
 from opendms.assess import Status, assess
 from opendms.engine.task import run_task
 from opendms.state import StateStore, TableState
-from opendms.testing.sql import connect, execute, query
 from tests.integration.specs import logging_task
+from tests.support.sql import connect, execute, query
 
 CDC = "full-load-and-cdc"
 D65_30 = "99999999999999999999999999999999999.999999999999999999999999999999"

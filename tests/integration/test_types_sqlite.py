@@ -16,8 +16,8 @@ from typing import Any
 
 from opendms.engine.task import run_task
 from opendms.state import StateStore
-from opendms.testing.sql import connect, execute, query
 from tests.integration.specs import logging_task
+from tests.support.sql import connect, execute, query
 
 
 def _by_id(url: str, sql: str) -> dict[int, tuple[Any, ...]]:

@@ -28,7 +28,6 @@ from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.state import validation as vstate
-from opendms.testing.sql import execute
 from opendms.validate import (
     MISSING_SOURCE,
     MISSING_TARGET,
@@ -39,6 +38,7 @@ from opendms.validate import (
 )
 from tests.oracles.lake import lake_files, read_lake
 from tests.oracles.rows import Row, by_key, convert, json_text, naive_utc, read_rows
+from tests.support.sql import execute
 
 PG_SETUP = """
 CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(12,2), qty bigint,

@@ -22,10 +22,10 @@ from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
 from opendms.state import validation as vstate
-from opendms.testing.sql import execute
 from opendms.validate import MISSING_SOURCE, MISSING_TARGET, ValidationState, validate_task
 from tests.oracles.lake import lake_files, lake_filesystem, read_lake
 from tests.oracles.rows import read_rows
+from tests.support.sql import execute
 
 from .test_validate import _spec
 

@@ -503,7 +503,7 @@ class _Server(abc.ABC):
 
     def in_netns(self, netns: str, address: str) -> Self:
         """Run the server (once started) inside network namespace ``netns``, listening on
-        ``address`` there (a veth end; see :class:`opendms.testing.faults.NetCut`)."""
+        ``address`` there (a veth end; see :class:`tests.support.faults.NetCut`)."""
         self.netns, self.listen_host = netns, address
         return self
 
@@ -748,10 +748,10 @@ class PostgresServer(_Server):
         if rc != 0:
             raise _StartError(f"initdb exited with {rc}", setup_log)
         with (data / "postgresql.conf").open("a") as fh:
-            fh.write("\n# --- opendms.testing ---\n")
+            fh.write("\n# --- tests.support ---\n")
             fh.write("\n".join(self._config_lines(tmp)) + "\n")
         (data / "pg_hba.conf").write_text(
-            "# opendms.testing: trust on 127.0.0.1, except the password user\n"
+            "# tests.support: trust on 127.0.0.1, except the password user\n"
             "local   all          all                     trust\n"
             f"host    all          {PASSWORD_USER}  {HOST}/32  scram-sha-256\n"
             f"host    replication  {PASSWORD_USER}  {HOST}/32  scram-sha-256\n"

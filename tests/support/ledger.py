@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from opendms.endpoints.base import EndpointURL
-from opendms.testing.crash import Writer
-from opendms.testing.sql import connect, query
+from tests.support.crash import Writer
+from tests.support.sql import connect, query
 
 COLUMNS = (
     "id", "acct", "small", "amount", "ratio", "flag", "day", "at", "atz", "note", "code",

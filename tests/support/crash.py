@@ -18,7 +18,7 @@ import psycopg
 import yaml
 
 from opendms.endpoints.base import EndpointURL
-from opendms.testing.sql import connect, query, table_rows
+from tests.support.sql import connect, query, table_rows
 
 SETUP_PG = (
     "CREATE TABLE ledger (id bigint PRIMARY KEY, account int, amount numeric(12,2), note text)",

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from opendms.testing.crash import Writer
-from opendms.testing.sql import connect, query
+from tests.support.crash import Writer
+from tests.support.sql import connect, query
 
 _NUMBERS = itertools.count(1)
 
@@ -74,7 +74,7 @@ def can_cut_network() -> bool:
 
 
 class Load(Writer):
-    """:class:`~opendms.testing.crash.Writer` in a thread for a ``with`` block: a write
+    """:class:`~tests.support.crash.Writer` in a thread for a ``with`` block: a write
     load on ``ledger`` that reconnects after a fault and stops when the block ends."""
 
     def __init__(self, url: str, first_id: int, seed: int, rows: int) -> None:
