@@ -6,7 +6,9 @@ from __future__ import annotations
 from opendms.convert.base import Conversion, Phase, Statement
 from opendms.convert.catalog import dialect_for
 from opendms.convert.ddl import generate
-from opendms.convert.objects import (
+from opendms.convert.views import dependency_order
+from opendms.endpoints.postgres.schemacatalog import on_column
+from opendms.endpoints.schemaobjects import (
     ColumnDef,
     ForeignKey,
     Item,
@@ -15,8 +17,6 @@ from opendms.convert.objects import (
     TableDef,
     ViewDef,
 )
-from opendms.convert.views import dependency_order
-from opendms.endpoints.postgres.schemacatalog import on_column
 from opendms.model import Kind, T
 
 

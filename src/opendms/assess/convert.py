@@ -9,9 +9,9 @@ from opendms.config import TaskSpec
 from opendms.convert import Status
 from opendms.convert.apply import trial
 from opendms.convert.base import Conversion, Naming, Phase
-from opendms.convert.objects import singular
 from opendms.convert.task import task_conversion
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.schemaobjects import singular
 from opendms.errors import OpenDMSError
 from opendms.mapping import TablePlan
 

@@ -88,7 +88,7 @@ def convert(
 
 
 def _print_summary(result: ConversionResult) -> None:
-    from opendms.convert.objects import singular
+    from opendms.endpoints.schemaobjects import singular
 
     totals = result.report["totals"]
     click.echo(

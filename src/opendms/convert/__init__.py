@@ -15,9 +15,9 @@ from typing import Any
 from opendms.convert.apply import apply, trial
 from opendms.convert.catalog import dialect_for, read_catalog
 from opendms.convert.ddl import Conversion, Naming, Phase, generate
-from opendms.convert.objects import Item, SourceCatalog, Status
 from opendms.convert.report import report_data, to_html, to_json
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.schemaobjects import Item, SourceCatalog, Status
 from opendms.errors import ConfigError
 
 __all__ = [

@@ -1,5 +1,5 @@
 """The report's remediation texts that list what every engine offers instead (each
-engine's part comes from its :class:`~opendms.convert.dialect.DdlDialect`)."""
+engine's part comes from its :class:`~opendms.endpoints.ddldialect.DdlDialect`)."""
 
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from opendms.convert.base import Conversion, Naming, Phase, Statement, schema_of
 from opendms.convert.catalog import dialect_for, target_dialect
-from opendms.convert.dialect import DdlDialect, Runner
-from opendms.convert.objects import Item
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.ddldialect import DdlDialect, Runner
+from opendms.endpoints.schemaobjects import Item
 from opendms.errors import ConfigError, EndpointError
 
 

@@ -7,9 +7,9 @@ import enum
 from dataclasses import dataclass, field
 
 from opendms.convert.catalog import dialect_for
-from opendms.convert.dialect import DdlDialect
-from opendms.convert.objects import Item, SourceCatalog, TableDef
 from opendms.endpoints.base import target_index_name
+from opendms.endpoints.ddldialect import DdlDialect
+from opendms.endpoints.schemaobjects import Item, SourceCatalog, TableDef
 
 
 class Phase(enum.IntEnum):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opendms.convert.dialect import DdlDialect
-from opendms.convert.objects import SourceCatalog
 from opendms.endpoints import engines
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.ddldialect import DdlDialect
+from opendms.endpoints.schemaobjects import SourceCatalog
 from opendms.errors import ConfigError, EndpointError, OpenDMSError
 
 __all__ = ["dialect_for", "dialects", "read_catalog", "target_dialect"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from opendms.convert.base import GeneratorBase, Phase
-from opendms.convert.dialect import Comments
-from opendms.convert.objects import ColumnDef, Item, TableDef
 from opendms.convert.sqlx import clock_precision, translate, translate_default
+from opendms.endpoints.ddldialect import Comments
+from opendms.endpoints.schemaobjects import ColumnDef, Item, TableDef
 from opendms.model import Kind
 
 INTEGERS = (Kind.INT16, Kind.INT32, Kind.INT64)

@@ -12,8 +12,10 @@ from opendms.convert.advice import search_advice, sequence_advice
 from opendms.convert.base import Conversion, Naming, Phase, Statement
 from opendms.convert.catalog import dialect_for
 from opendms.convert.columns import ColumnRules
-from opendms.convert.dialect import Comments, DdlDialect
-from opendms.convert.objects import (
+from opendms.convert.sqlx import Translation, translate
+from opendms.convert.views import ViewRules
+from opendms.endpoints.ddldialect import Comments, DdlDialect
+from opendms.endpoints.schemaobjects import (
     Check,
     DomainDef,
     EnumDef,
@@ -25,8 +27,6 @@ from opendms.convert.objects import (
     Status,
     TableDef,
 )
-from opendms.convert.sqlx import Translation, translate
-from opendms.convert.views import ViewRules
 
 __all__ = ["Conversion", "Naming", "Phase", "Statement", "counts", "generate"]
 
@@ -354,7 +354,7 @@ def generate(
 
 def counts(items: list[Item]) -> dict[str, dict[str, int]]:
     """Per object kind: how many items have each status."""
-    from opendms.convert.objects import KINDS
+    from opendms.endpoints.schemaobjects import KINDS
 
     out = {kind: {s.value: 0 for s in Status} for kind in KINDS}
     for item in items:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from opendms.convert.ddl import Conversion, counts
-from opendms.convert.objects import KINDS, Item, Status, singular
+from opendms.endpoints.schemaobjects import KINDS, Item, Status, singular
 
 
 def report_data(conversion: Conversion, source: str, schemas: list[str]) -> dict[str, Any]:

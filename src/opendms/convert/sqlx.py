@@ -1,5 +1,5 @@
 """SQL-level translation with sqlglot: views, check constraints and column defaults,
-from one :class:`~opendms.convert.dialect.DdlDialect` to another."""
+from one :class:`~opendms.endpoints.ddldialect.DdlDialect` to another."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlglot
 from sqlglot import ErrorLevel, exp
 from sqlglot.errors import SqlglotError
 
-from opendms.convert.dialect import DdlDialect
+from opendms.endpoints.ddldialect import DdlDialect
 from opendms.model import ColumnType, Kind
 
 # Functions whose translation is an approximation worth a look.

@@ -8,8 +8,8 @@ import logging
 from opendms.config import TaskSpec
 from opendms.convert import TableConversion, table_conversion
 from opendms.convert.catalog import target_dialect
-from opendms.convert.dialect import DdlDialect
 from opendms.endpoints.base import EndpointURL, PrepMode
+from opendms.endpoints.ddldialect import DdlDialect
 from opendms.errors import ConfigError
 from opendms.mapping import TablePlan
 from opendms.model import Table

@@ -10,9 +10,9 @@ from sqlglot.errors import SqlglotError
 
 from opendms.convert.advice import code_advice
 from opendms.convert.base import GeneratorBase, Phase
-from opendms.convert.dialect import Comments, DdlDialect
-from opendms.convert.objects import CodeObject, Item, ViewDef
 from opendms.convert.sqlx import Translation, translate
+from opendms.endpoints.ddldialect import Comments, DdlDialect
+from opendms.endpoints.schemaobjects import CodeObject, Item, ViewDef
 
 _STRING_AGGREGATES = ("group_concat", "string_agg", "listagg")
 

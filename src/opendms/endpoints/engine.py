@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
     from opendms.checks import Check
-    from opendms.convert.dialect import DdlDialect
-    from opendms.convert.objects import SourceCatalog
     from opendms.endpoints.base import EndpointURL, Source, Target
+    from opendms.endpoints.ddldialect import DdlDialect
+    from opendms.endpoints.schemaobjects import SourceCatalog
     from opendms.endpoints.settings import SettingsSpec
     from opendms.model import ColumnType, ReadPlan, Table
 

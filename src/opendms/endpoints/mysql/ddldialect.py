@@ -11,11 +11,11 @@ from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
 from sqlglot.generators.mysql import MySQLGenerator
 
-from opendms.convert.dialect import Comments, DdlDialect, Runner
-from opendms.convert.objects import ColumnDef, ForeignKey, TableDef
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.ddldialect import Comments, DdlDialect, Runner
 from opendms.endpoints.mysql.conn import connect
 from opendms.endpoints.mysql.types import KEY_VARCHAR, MAX_VARCHAR, to_mysql
+from opendms.endpoints.schemaobjects import ColumnDef, ForeignKey, TableDef
 from opendms.model import ColumnType, Kind
 
 __all__ = ["DIALECT", "OpendmsMySQL"]

@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from opendms.convert.objects import (
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.mysql.catalog import SYSTEM
+from opendms.endpoints.mysql.conn import connect, translate
+from opendms.endpoints.mysql.ddldialect import DIALECT
+from opendms.endpoints.mysql.types import from_mysql
+from opendms.endpoints.schemaobjects import (
     Check,
     CodeObject,
     ColumnDef,
@@ -17,11 +22,6 @@ from opendms.convert.objects import (
     TableDef,
     ViewDef,
 )
-from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.mysql.catalog import SYSTEM
-from opendms.endpoints.mysql.conn import connect, translate
-from opendms.endpoints.mysql.ddldialect import DIALECT
-from opendms.endpoints.mysql.types import from_mysql
 from opendms.errors import OpenDMSError
 
 TABLES = """

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from opendms.convert.dialect import Comments, DdlDialect, Runner
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.ddldialect import Comments, DdlDialect, Runner
 from opendms.endpoints.postgres.conn import connect
 from opendms.endpoints.postgres.types import to_pg
 from opendms.model import ColumnType

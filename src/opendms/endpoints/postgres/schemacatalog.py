@@ -8,7 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opendms.convert.objects import (
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.postgres.conn import connect, translate
+from opendms.endpoints.postgres.ddldialect import DIALECT
+from opendms.endpoints.postgres.types import from_pg
+from opendms.endpoints.schemaobjects import (
     Check,
     CodeObject,
     ColumnDef,
@@ -22,10 +26,6 @@ from opendms.convert.objects import (
     TableDef,
     ViewDef,
 )
-from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.postgres.conn import connect, translate
-from opendms.endpoints.postgres.ddldialect import DIALECT
-from opendms.endpoints.postgres.types import from_pg
 from opendms.errors import OpenDMSError
 
 TABLES = """

@@ -8,8 +8,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from opendms.convert.dialect import Comments, DdlDialect, Runner
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.ddldialect import Comments, DdlDialect, Runner
 from opendms.endpoints.sqlite import database_path
 from opendms.endpoints.sqlite.types import to_declared
 from opendms.model import ColumnType

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
-    from opendms.convert.dialect import DdlDialect
-    from opendms.convert.objects import SourceCatalog
     from opendms.endpoints.base import EndpointURL, Source, Target
+    from opendms.endpoints.ddldialect import DdlDialect
+    from opendms.endpoints.schemaobjects import SourceCatalog
     from opendms.endpoints.sqlite.target import SQLiteTarget
 
 __all__ = ["ENGINE", "SQLiteEngine"]

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opendms.convert.objects import (
+from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.schemaobjects import (
     CodeObject,
     ColumnDef,
     ForeignKey,
@@ -18,7 +19,6 @@ from opendms.convert.objects import (
     TableDef,
     ViewDef,
 )
-from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.sqlite import database_path
 from opendms.endpoints.sqlite.ddldialect import DIALECT
 from opendms.endpoints.sqlite.types import from_declared

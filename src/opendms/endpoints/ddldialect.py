@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opendms.convert.objects import ColumnDef, ForeignKey, TableDef
     from opendms.endpoints.base import EndpointURL
+    from opendms.endpoints.schemaobjects import ColumnDef, ForeignKey, TableDef
     from opendms.model import ColumnType
 
 __all__ = ["Comments", "DdlDialect", "FkActions", "Runner", "Session"]
