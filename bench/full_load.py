@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -153,26 +154,39 @@ def pg_copy_drivers(
     """opendms's raw PG -> PG pass-through carried by each driver, interleaved (the first
     driver alternates, so neither always runs on a machine the other just warmed)."""
     times: dict[str, list[float]] = {name: [] for name in DRIVERS}
+    cpu: dict[str, list[float]] = {name: [] for name in DRIVERS}  # opendms's user + sys
     for run in range(repeat):
         order = DRIVERS if run % 2 == 0 else DRIVERS[::-1]
         for name in order:
             target = fresh_pg(pg, "ours", False)
             spec = {"source": pg.url("src"), "target": target}
             os.environ[DRIVER_ENV] = name
+            before = _children_cpu()
             try:
                 took, rss[f"pg->pg {name}"] = opendms_task(tmp, f"pg2pg-{name}", spec)
             finally:
                 del os.environ[DRIVER_ENV]
+            cpu[name].append(_children_cpu() - before)
             loaded = pg.execute("SELECT count(*) FROM public.trips", db="ours")[0][0]
             if loaded != rows:
                 raise BenchError(f"PG -> PG ({name}): the target holds {loaded} rows, not {rows}")
             times[name].append(took)
         print(
             f"raw PG -> PG run {run + 1}: "
-            + ", ".join(f"{name} {times[name][-1]:.2f}s" for name in DRIVERS)
+            + ", ".join(f"{n} {times[n][-1]:.2f}s (CPU {cpu[n][-1]:.2f}s)" for n in DRIVERS)
         )
+    print(
+        "raw PG -> PG medians: "
+        + ", ".join(f"{n} {median(times[n]):.2f}s (CPU {median(cpu[n]):.2f}s)" for n in DRIVERS)
+    )
     anchor, ours = median(times["asyncpg"]), median(times["psycopg"])
     return [("PG -> PG raw: asyncpg vs psycopg", anchor, ours, "> 1: psycopg faster")]
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the children waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def mysql_to_pg(
