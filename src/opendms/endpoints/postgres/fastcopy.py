@@ -4,10 +4,14 @@ binary)`` streamed into the target's ``COPY ... FROM STDIN (FORMAT binary)``.
 Two drivers can carry the bytes (``OPENDMS_PG_COPY_DRIVER`` picks one, for
 ``bench/full_load.py --jobs pgcopy``, which times both in one run):
 
-- ``psycopg`` (psycopg 3): both connections in the calling thread; the source's rows
-  (one COPY message each) are joined into blocks of up to 128 KB for the target.
-- ``asyncpg``: parses the COPY OUT stream in C and hands it on in ~256 KB chunks;
-  both connections live on one event loop in the calling thread.
+- ``asyncpg`` (the default): parses the COPY OUT stream in C and hands it on in ~256 KB
+  chunks; both connections live on one event loop in the calling thread.
+- ``psycopg`` (psycopg 3): both connections in the calling thread; libpq hands the
+  source's rows on one COPY message each, joined here into blocks of up to 128 KB.
+
+On the 1M-row ``trips`` table the whole task took 0.91-0.95x as long with asyncpg as with
+psycopg (medians of four interleaved bench runs, 2026-12-04; about 1.0 s of client CPU
+against 1.5 s), hence the default.
 """
 
 from __future__ import annotations
