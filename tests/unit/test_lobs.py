@@ -383,7 +383,14 @@ TABLE_1KB = LobPolicy(max_bytes=KB, max_kb=1, setting="lob-settings bulk-max-siz
 def test_a_tables_lob_settings_replace_the_tasks(
     lob: dict[str, Any], task: LobPolicy, policy: LobPolicy
 ) -> None:
-    mappings = parse_table_mappings({"rules": [ALL, _settings("docs", lob)]})
+    parallel = {
+        "rule-type": "table-settings",
+        "rule-id": "3",
+        "rule-name": "3",
+        "object-locator": {"schema-name": "public", "table-name": "other"},
+        "parallel-load": {"type": "partitions-auto"},
+    }
+    mappings = parse_table_mappings({"rules": [ALL, _settings("docs", lob), parallel]})
     assert mappings.lob_policy(TableRef("public", "docs"), task) == policy
     assert mappings.lob_policy(TableRef("public", "other"), task) == task
     assert mappings.lob_policies(task) == (task, policy)

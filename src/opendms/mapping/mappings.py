@@ -174,8 +174,8 @@ class TableMappings:
         """Every LOB policy a table of the task can have under the task's ``task``: the
         task's own and those of the ``lob-settings`` rules (the engine asks whether any
         of them cuts or drops anything)."""
-        rules = (table_lob_policy(r.lob_settings, task) for r in self.table_settings)
-        return (task, *rules)
+        rules = self.table_settings
+        return (task, *(table_lob_policy(r.lob_settings, task) for r in rules if r.lob_settings))
 
 
 def parse_table_mappings(
