@@ -13,7 +13,7 @@ from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
 from opendms.engine.task import run_task
 from opendms.state import StateStore
-from tests.integration.test_review_engine import SELECT_ALL
+from tests.integration.test_fullload_guards import SELECT_ALL
 from tests.support.sql import connect, execute, query
 
 

@@ -1,5 +1,5 @@
-"""Regressions from the targets review: partial lake files, index names, secrets,
-target-refused values, all-bad batches and SQLite target errors."""
+"""Target edge cases: partial lake files, index names, secrets kept out of messages,
+values the target refuses, all-bad batches and SQLite target errors."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Regression tests for the engine review: self-copy guard, target collisions,
-PostgreSQL inheritance and partitions, multi-dimensional arrays, stops and unknown errors."""
+"""Full-load guards: a table never copied onto itself, target name collisions, PostgreSQL
+inheritance and partitions read once, multi-dimensional arrays, stops and unknown errors."""
 
 from __future__ import annotations
 

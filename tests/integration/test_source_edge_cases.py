@@ -1,4 +1,5 @@
-"""Regressions from a review of the SQL sources, the SQLite endpoint and decimal text."""
+"""Source edge cases: partitions lists, range segments with NULL keys, SQLite booleans
+and JSON, jsonb numbers and decimal text."""
 
 from __future__ import annotations
 
