@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 @click.option(
     "--target-engine",
     required=True,
-    type=click.Choice(["postgresql", "mysql", "sqlite"], case_sensitive=False),
-    help="Engine to generate DDL for.",
+    callback=lambda ctx, param, value: _ddl_engine(value),
+    help="Engine to generate DDL for: its name or URL scheme (a wrong one lists them).",
 )
 @click.option("--schema", "schemas", multiple=True, help="Schema/database to convert (repeat).")
 @click.option(
@@ -85,6 +85,18 @@ def convert(
         _print_summary(result)
     if any(i.status.value == "failed" for i in result.items):
         sys.exit(1)
+
+
+def _ddl_engine(name: str) -> str:
+    """The conversion target named ``name`` (an engine's name or URL scheme), as the
+    registered engines know it; a usage error listing them otherwise."""
+    from opendms.convert.catalog import dialect_for
+    from opendms.errors import ConfigError
+
+    try:
+        return dialect_for(name).name
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 def _print_summary(result: ConversionResult) -> None:
