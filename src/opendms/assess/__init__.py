@@ -15,7 +15,7 @@ from opendms.assess.convert import convert_checks
 from opendms.assess.model import Check, Status, passed, problem, skipped
 from opendms.assess.types import lossy, type_check
 from opendms.config import MigrationType, TaskSpec
-from opendms.endpoints import engine_for, open_source, open_target
+from opendms.endpoints import engine_for, open_source, open_target, table_identity
 from opendms.endpoints.base import EndpointURL, PrepMode, Source, Target
 from opendms.errors import ConfigError, DatabaseMissingError, OpenDMSError, TaskError
 from opendms.mapping import TablePlan
@@ -173,17 +173,17 @@ def _existing(url: EndpointURL, plans: list[TablePlan]) -> list[str]:
     except DatabaseMissingError:
         return []  # a MySQL target creates its database (as DMS does)
     try:
-        have = {(t.schema.lower(), t.name.lower()) for t in reader.list_tables()}
+        have = {_identity(url, t.schema, t.name) for t in reader.list_tables()}
     finally:
         reader.close()
-    names = []
-    for plan in plans:
-        schema = url.database if url.scheme in ("mysql", "mariadb") else plan.target.schema
-        if (schema.lower(), plan.target.name.lower()) in have or (
-            url.scheme == "sqlite" and plan.target.name.lower() in {n for _, n in have}
-        ):
-            names.append(plan.target.qualified)
-    return names
+    return [
+        p.target.qualified for p in plans if _identity(url, p.target.schema, p.target.name) in have
+    ]
+
+
+def _identity(url: EndpointURL, schema: str, name: str) -> tuple[str, ...]:
+    """Where a table lives on the target, its engine's way, without case."""
+    return tuple(part.lower() for part in table_identity(url, schema, name))
 
 
 def _prep(spec: TaskSpec, existing: list[str]) -> Check:

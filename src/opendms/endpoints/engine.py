@@ -72,7 +72,9 @@ class Capabilities:
     (:class:`DdlTarget`); ``read_back``: validation can read the target's tables
     back as a :class:`~opendms.endpoints.base.Source` (else it is a lake of files);
     ``parallel_writers``: several writers may load one table at once
-    (ParallelLoadThreads)."""
+    (ParallelLoadThreads); ``records_changes``: it keeps every change as a record (lake
+    files) rather than holding the rows' current state; ``tablespaces``: table-settings
+    tablespace rules act on it."""
 
     source: bool = False
     target: bool = False
@@ -82,6 +84,8 @@ class Capabilities:
     ddl_target: bool = False
     read_back: bool = False
     parallel_writers: bool = False
+    records_changes: bool = False
+    tablespaces: bool = False
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ class FullLoad:
 
     def _warn_tablespaces(self, plans: list[TablePlan]) -> None:
         """Tablespace rules act on PostgreSQL targets only: said once per task elsewhere."""
-        if self.target.url.scheme.startswith("postgres"):
+        if engine_for(self.target.url).capabilities.tablespaces:
             return
         named = [p for p in plans if p.target.tablespace or p.target.index_tablespace]
         if named and self.spec.name not in _warned_tablespaces:

@@ -28,7 +28,14 @@ from typing import Any
 
 from opendms.cdc import Applier, ApplyPlan, Change, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
-from opendms.endpoints import ApplyOptions, open_applier, open_capture, same_database, same_engine
+from opendms.endpoints import (
+    ApplyOptions,
+    engine_for,
+    open_applier,
+    open_capture,
+    same_database,
+    same_engine,
+)
 from opendms.endpoints.base import Source, Target
 from opendms.endpoints.engine import (
     ApplyPathReporting,
@@ -148,7 +155,7 @@ class Replication:
 
     def _records_changes(self) -> bool:
         """The target records every change (lake files) rather than holding rows."""
-        return self.target.url.scheme in ("file", "s3")
+        return engine_for(self.target.url).capabilities.records_changes
 
     def _old_rows(self) -> set[TableKey]:
         """Tables whose changes must carry the old row: all for the lake (its ``D`` rows),

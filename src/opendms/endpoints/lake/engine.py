@@ -26,7 +26,9 @@ class LakeEngine(Engine):
     name = "lake"
     title = "lake"
     schemes = ("file", "s3")
-    capabilities = Capabilities(target=True, cdc_target=True, parallel_writers=True)
+    capabilities = Capabilities(
+        target=True, cdc_target=True, parallel_writers=True, records_changes=True
+    )
 
     def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
         return self.lake_target(url, settings)

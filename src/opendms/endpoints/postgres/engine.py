@@ -43,6 +43,7 @@ class PostgresEngine(Engine):
         ddl_target=True,
         read_back=True,
         parallel_writers=True,
+        tablespaces=True,
     )
     settings = PG_SETTINGS
     default_port = 5432
