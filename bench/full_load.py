@@ -9,6 +9,8 @@ table on both, then times, side by side:
 - PG -> PG:      ``psql COPY TO STDOUT | psql COPY FROM STDIN`` (binary and text) vs opendms
 - MySQL -> PG:   pgloader vs opendms
 - PG -> Parquet: one-stream ADBC read + pyarrow ParquetWriter vs opendms (local lake)
+- pgcopy:        opendms PG -> PG raw COPY pass-through with asyncpg vs with psycopg 3
+                 (``$OPENDMS_PG_COPY_DRIVER``), each run printed; > 1 means psycopg is faster
 
 and prints each as a speed ratio (anchor seconds / opendms seconds; > 1 means
 opendms is faster) plus opendms's peak RSS. An anchor whose tool is missing is skipped
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -40,6 +43,7 @@ from common import (
     smoke_option,
     smoke_sizes,
 )
+from opendms.endpoints.postgres.fastcopy import DRIVER_ENV, DRIVERS
 from trips import mysql_ddl, mysql_fill, pg_ddl, pg_fill
 
 
@@ -145,6 +149,47 @@ def pg_to_pg(
     ]
 
 
+def pg_copy_drivers(
+    pg: PostgresServer, tmp: Path, rss: dict[str, int], rows: int, repeat: int
+) -> list[Result]:
+    """opendms's raw PG -> PG pass-through carried by each driver, interleaved (the first
+    driver alternates, so neither always runs on a machine the other just warmed)."""
+    times: dict[str, list[float]] = {name: [] for name in DRIVERS}
+    cpu: dict[str, list[float]] = {name: [] for name in DRIVERS}  # opendms's user + sys
+    for run in range(repeat):
+        order = DRIVERS if run % 2 == 0 else DRIVERS[::-1]
+        for name in order:
+            target = fresh_pg(pg, "ours", False)
+            spec = {"source": pg.url("src"), "target": target}
+            os.environ[DRIVER_ENV] = name
+            before = _children_cpu()
+            try:
+                took, rss[f"pg->pg {name}"] = opendms_task(tmp, f"pg2pg-{name}", spec)
+            finally:
+                del os.environ[DRIVER_ENV]
+            cpu[name].append(_children_cpu() - before)
+            loaded = pg.execute("SELECT count(*) FROM public.trips", db="ours")[0][0]
+            if loaded != rows:
+                raise BenchError(f"PG -> PG ({name}): the target holds {loaded} rows, not {rows}")
+            times[name].append(took)
+        print(
+            f"raw PG -> PG run {run + 1}: "
+            + ", ".join(f"{n} {times[n][-1]:.2f}s (CPU {cpu[n][-1]:.2f}s)" for n in DRIVERS)
+        )
+    print(
+        "raw PG -> PG medians: "
+        + ", ".join(f"{n} {median(times[n]):.2f}s (CPU {median(cpu[n]):.2f}s)" for n in DRIVERS)
+    )
+    anchor, ours = median(times["asyncpg"]), median(times["psycopg"])
+    return [("PG -> PG raw: asyncpg vs psycopg", anchor, ours, "> 1: psycopg faster")]
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the children waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def mysql_to_pg(
     pg: PostgresServer,
     my: MariaDBServer,
@@ -193,7 +238,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--jobs", default="pg,mysql,parquet", help="comma list: pg,mysql,parquet")
+    parser.add_argument(
+        "--jobs", default="pg,pgcopy,mysql,parquet", help="comma list: pg,pgcopy,mysql,parquet"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per job; medians are reported")
     smoke_option(parser)
     args = parser.parse_args()
@@ -211,6 +258,8 @@ def main() -> None:
         jobs = args.jobs.split(",")
         if "pg" in jobs:
             results += pg_to_pg(pg, tmp, rss, args.rows, args.repeat)
+        if "pgcopy" in jobs:
+            results += pg_copy_drivers(pg, tmp, rss, args.rows, args.repeat)
         if "parquet" in jobs:
             results += pg_to_parquet(pg, tmp, rss, args.rows, args.repeat)
         if "mysql" in jobs:

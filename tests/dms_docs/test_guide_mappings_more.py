@@ -359,6 +359,32 @@ def test_tablesettings_8_11_lob_settings(
     assert len(pg_rows(pg_target_db, "INV", "ITEMS", "doc")[0][0]) == 360000
 
 
+def test_tablesettings_8_with_a_limit_the_lobs_exceed(
+    source: Callable[[str], str], pg_target_db: str, tmp_path: Path
+) -> None:
+    """TABLESETTINGS, tablesettings-8 with ``bulk-max-size`` 1 (KB) instead of 100000: the
+    LOBs of ``INV.ITEMS`` longer than 1 KB are cut to 1024 bytes, each cut recorded
+    (DataTruncationErrorPolicy LOG_ERROR, the default)."""
+    url = source("lob")
+    mappings = example("tablesettings-8").replace('"100000"', '"1"')
+    assert '"bulk-max-size": "1"' in mappings
+    store = run(url, pg_target_db, mappings, tmp_path)
+    rows = pg_rows(pg_target_db, "INV", "ITEMS")
+    assert rows == [
+        (1, ("lob text " * 114)[:1024], bytes.fromhex("00ff" * 512)),
+        (2, "small", b"\x01"),
+        (3, None, None),
+    ]
+    reason = (
+        "LOB value truncated to 1024 bytes (lob-settings bulk-max-size 1 KB) "
+        "(DataTruncationErrorPolicy LOG_ERROR)"
+    )
+    assert store.data_errors("guide") == [
+        ("INV.ITEMS", "id=1", "doc", reason),
+        ("INV.ITEMS", "id=1", "pic", reason),
+    ]
+
+
 # -- 1.7 the S3 page's table mappings (page S3) ---------------------------------------
 
 

@@ -428,14 +428,17 @@ def test_guide_section_fragments_load_and_name_what_does_nothing(
     assert {path for path, _ in settings_without_effect(settings)} == no_effect
 
 
-def test_lob_settings_of_a_table_settings_rule_warn_once(
+def test_lob_settings_of_a_table_settings_rule_apply_without_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A table's lob-settings act (README, "LOB settings"): ``t`` is cut at its 16 KB,
+    ``u`` (no rule, no task LOB settings) keeps its LOB whole; nothing warns."""
     monkeypatch.setattr(task_module, "_warned_settings", set())
     source = tmp_path / "src.db"
     with sqlite3.connect(source) as conn:
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, doc TEXT)")
-        conn.execute("INSERT INTO t VALUES (1, ?)", ("x" * 100_000,))
+        for table in ("t", "u"):
+            conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, doc TEXT)")
+            conn.execute(f"INSERT INTO {table} VALUES (1, ?)", ("x" * 100_000,))
     rules = [
         {
             "rule-type": "selection",
@@ -461,13 +464,19 @@ def test_lob_settings_of_a_table_settings_rule_warn_once(
         },
         where="test",
     )
+    store = StateStore(tmp_path / "state.db")
     with caplog.at_level(logging.WARNING, logger="opendms.task"):
-        run_task(spec, StateStore(tmp_path / "state.db"))
-    warned = [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()]
-    assert warned == [
-        "task setting $.rules[1].lob-settings has no effect in opendms: "
-        "a table's own LOB mode is not applied; the task's TargetMetadata LOB settings "
-        "apply to every table"
-    ]
+        run_task(spec, store)
+    assert [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()] == []
     with sqlite3.connect(tmp_path / "dst.db") as conn:
-        assert conn.execute("SELECT length(doc) FROM t").fetchall() == [(100_000,)]
+        assert conn.execute("SELECT length(doc) FROM t").fetchall() == [(16 * 1024,)]
+        assert conn.execute("SELECT length(doc) FROM u").fetchall() == [(100_000,)]
+    assert store.data_errors("lobs") == [
+        (
+            "main.t",
+            "id=1",
+            "doc",
+            "LOB value truncated to 16384 bytes (lob-settings bulk-max-size 16 KB) "
+            "(DataTruncationErrorPolicy LOG_ERROR)",
+        )
+    ]

@@ -412,3 +412,168 @@ def test_sqlite_limited_mode_on_a_table_with_transformation_rules(tmp_path: Path
         ("id=1", "body"),  # the update
         ("id=3", "body"),
     ]
+
+
+# -- a table-settings rule's lob-settings ------------------------------------------------
+
+BIG_TEXT = "ab€" * 61_440  # 300 KB (5 bytes a repeat)
+BIG_BYTES = bytes(range(256)) * 1_200  # 300 KB
+CUT_TEXT = "ab€" * 204 + "ab"  # 1022 bytes: the next "€" would end at byte 1025
+TABLE_CUT = "LOB value truncated to 1024 bytes (lob-settings bulk-max-size 1 KB)"
+LOG_ERROR = "(DataTruncationErrorPolicy LOG_ERROR)"
+
+
+def _table_settings(table: str, lob: dict[str, Any], rule_id: str = "2") -> dict[str, Any]:
+    return {
+        "rule-type": "table-settings",
+        "rule-id": rule_id,
+        "rule-name": rule_id,
+        "object-locator": {"schema-name": "public", "table-name": table},
+        "lob-settings": lob,
+    }
+
+
+def _two_tables(url: str) -> None:
+    """``items`` and ``other``: the same rows, each with a 300 KB text and bytea LOB."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in ("items", "other"):
+            conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, body text, pic bytea)")
+            conn.execute(
+                f"INSERT INTO {table} VALUES (1, %s, %s), (2, 'small', '\\x01')",
+                (BIG_TEXT, BIG_BYTES),
+            )
+
+
+def _lob_rows(url: str, table: str) -> list[tuple[Any, ...]]:
+    return _pg_rows(url, f"SELECT id, body, pic FROM {table} ORDER BY id")
+
+
+def _rules(*settings: dict[str, Any]) -> dict[str, Any]:
+    select = {
+        "rule-type": "selection",
+        "rule-id": "1",
+        "rule-name": "1",
+        "object-locator": {"schema-name": "public", "table-name": "%"},
+        "rule-action": "include",
+    }
+    return {"rules": [select, *settings]}
+
+
+def test_pg_a_tables_limited_lob_settings_cut_only_its_lobs(
+    pg_db: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """``items`` has lob-settings limited with bulk-max-size 1: its 300 KB LOBs are cut to
+    1024 bytes (text at a character boundary) in the full load and in CDC, each cut
+    recorded under LOG_ERROR; ``other`` (no rule, no task LOB settings) keeps them whole.
+    PostgreSQL -> PostgreSQL CDC measures values in Python form for the table's limit."""
+    _two_tables(pg_db)
+    store = StateStore(tmp_path / "state.db")
+    mappings = _rules(_table_settings("items", {"mode": "limited", "bulk-max-size": "1"}))
+    settings = {"ErrorBehavior": {"DataTruncationErrorPolicy": "LOG_ERROR"}}
+    spec = _spec(pg_db, pg_target_db, settings, table_mappings=mappings)
+    run_task(spec, store)
+    assert len(CUT_TEXT.encode()) == 1022
+    assert _lob_rows(pg_target_db, "items") == [
+        (1, CUT_TEXT, BIG_BYTES[:KB]),
+        (2, "small", b"\x01"),
+    ]
+    assert _lob_rows(pg_target_db, "other") == _lob_rows(pg_db, "other")
+    assert len(_lob_rows(pg_target_db, "other")[0][2]) == 300 * KB
+    loaded = [
+        ("id=1", "body", f"{TABLE_CUT} {LOG_ERROR}"),
+        ("id=1", "pic", f"{TABLE_CUT} {LOG_ERROR}"),
+    ]
+    assert _errors(store) == loaded
+    assert [e[0] for e in store.data_errors("lobs")] == ["public.items"] * 2
+
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        for table in ("items", "other"):
+            conn.execute(
+                f"INSERT INTO {table} VALUES (3, %s, %s)", ("x" * 300 * KB, BIG_BYTES[::-1])
+            )
+            conn.execute(f"UPDATE {table} SET body = %s WHERE id = 2", (BIG_TEXT,))
+            conn.execute(f"UPDATE {table} SET body = 'fits' WHERE id = 1")
+    run_task(spec, store)
+    assert _lob_rows(pg_target_db, "items") == [
+        (1, "fits", BIG_BYTES[:KB]),
+        (2, CUT_TEXT, b"\x01"),
+        (3, "x" * KB, BIG_BYTES[::-1][:KB]),
+    ]
+    assert _lob_rows(pg_target_db, "other") == _lob_rows(pg_db, "other")
+    assert [len(r[1]) for r in _lob_rows(pg_target_db, "other")] == [4, len(BIG_TEXT), 300 * KB]
+    applied = [
+        ("id=2", "body", f"update: column body: {TABLE_CUT} {LOG_ERROR}"),
+        ("id=3", "body", f"insert: column body: {TABLE_CUT} {LOG_ERROR}"),
+        ("id=3", "pic", f"insert: column pic: {TABLE_CUT} {LOG_ERROR}"),
+    ]
+    assert _errors(store) == sorted(loaded + applied)
+
+
+def test_pg_a_tables_unlimited_lob_settings_override_the_tasks_limit(
+    pg_db: str, pg_target_db: str, tmp_path: Path
+) -> None:
+    """Task-level limited LOB mode at 1 KB: ``items`` (mode unlimited) keeps its 300 KB
+    LOBs whole in the full load and in CDC; ``other`` (mode none: the task's settings,
+    its bulk-max-size ignored) is cut to 1 KB."""
+    _two_tables(pg_db)
+    store = StateStore(tmp_path / "state.db")
+    mappings = _rules(
+        _table_settings("items", {"mode": "unlimited", "bulk-max-size": "0"}),
+        _table_settings("other", {"mode": "none", "bulk-max-size": "100000"}, "3"),
+    )
+    spec = _spec(pg_db, pg_target_db, _limited(), table_mappings=mappings)
+    run_task(spec, store)
+    assert _lob_rows(pg_target_db, "items") == _lob_rows(pg_db, "items")
+    assert len(_lob_rows(pg_target_db, "items")[0][1]) == len(BIG_TEXT)
+    assert _lob_rows(pg_target_db, "other") == [
+        (1, CUT_TEXT, BIG_BYTES[:KB]),
+        (2, "small", b"\x01"),
+    ]
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        for table in ("items", "other"):
+            conn.execute(f"INSERT INTO {table} VALUES (3, %s, %s)", ("y" * 300 * KB, BIG_BYTES))
+    run_task(spec, store)
+    assert _lob_rows(pg_target_db, "items") == _lob_rows(pg_db, "items")
+    assert _lob_rows(pg_target_db, "items")[2] == (3, "y" * 300 * KB, BIG_BYTES)
+    assert _lob_rows(pg_target_db, "other")[2] == (3, "y" * KB, BIG_BYTES[:KB])
+    assert {e[0] for e in store.data_errors("lobs")} == {"public.other"}
+    assert [e[:2] for e in _errors(store)] == [
+        ("id=1", "body"),
+        ("id=1", "pic"),
+        ("id=3", "body"),
+        ("id=3", "pic"),
+    ]
+    assert all("TargetMetadata.LobMaxSize 1 KB" in e[2] for e in _errors(store))
+
+
+def test_sqlite_a_tables_lob_settings_win_over_support_lobs_false(tmp_path: Path) -> None:
+    """SupportLobs false leaves out the LOB columns of the tables without lob-settings;
+    a table whose lob-settings say limited keeps its LOB column, cut at its limit, in
+    the full load and in CDC."""
+    source, target = tmp_path / "s.db", tmp_path / "t.db"
+    with sqlite3.connect(source) as con:
+        for table in ("items", "other"):
+            con.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, body TEXT)")
+            con.execute(f"INSERT INTO {table} VALUES (1, ?)", ("é" * 2000,))
+    select = _rules(_table_settings("items", {"bulk-max-size": 1}))
+    select["rules"][0]["object-locator"]["schema-name"] = "main"
+    select["rules"][1]["object-locator"]["schema-name"] = "main"
+    spec = _spec(
+        f"sqlite:///{source}",
+        f"sqlite:///{target}",
+        {"TargetMetadata": {"SupportLobs": False}},
+        table_mappings=select,
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)
+    with sqlite3.connect(source) as con:
+        for table in ("items", "other"):
+            con.execute(f"INSERT INTO {table} VALUES (2, ?)", ("ü" * 3000,))
+    run_task(spec, store)
+    with sqlite3.connect(target) as con:
+        assert con.execute("SELECT id, body FROM items ORDER BY id").fetchall() == [
+            (1, "é" * 512),
+            (2, "ü" * 512),
+        ]
+        assert con.execute("SELECT * FROM other ORDER BY id").fetchall() == [(1,), (2,)]
+    assert [e[:2] for e in _errors(store)] == [("id=1", "body"), ("id=2", "body")]

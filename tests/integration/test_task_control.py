@@ -28,7 +28,10 @@ def _wait_for(url: str, sql: str, expected: Any, timeout: float = 30) -> None:
 
     def arrived() -> bool:
         with psycopg.connect(url) as conn:
-            row = conn.execute(sql).fetchone()
+            try:
+                row = conn.execute(sql).fetchone()
+            except psycopg.errors.UndefinedTable:  # the task has not created it yet
+                return False
         seen[0] = row[0] if row else None
         return bool(seen[0] == expected)
 

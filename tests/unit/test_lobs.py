@@ -1,5 +1,6 @@
 """DMS's LOB task settings: which columns are LOBs, the policy a task-settings document
-gives, cutting values to LobMaxSize, and plans built with them."""
+gives, cutting values to LobMaxSize, and plans built with them; a table-settings rule's
+lob-settings replacing them for its table."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from opendms.mapping.lobs import (
     truncatable,
     truncate_lobs,
 )
-from opendms.model import Column, ColumnType, Kind, Table
+from opendms.model import Column, ColumnType, Kind, Table, TableRef
 from opendms.tasksettings import TaskSettings
 
 KB = 1024
@@ -290,7 +291,8 @@ def _cutter(
         return True
 
     tables = {(table.schema, table.name): table}
-    return LobCutter(policy, lambda: tables, dict.fromkeys(skip), on_truncation), seen
+    cutter = LobCutter(lambda _key: policy, lambda: tables, dict.fromkeys(skip), on_truncation)
+    return cutter, seen
 
 
 def test_lob_cutter_cuts_new_values_and_reports_each() -> None:
@@ -334,8 +336,9 @@ def test_lob_cutter_leaves_keys_and_refuses_a_long_json_document() -> None:
 
 
 def test_lob_cutter_drops_a_change_its_policy_ignores() -> None:
+    policy = LobPolicy(max_bytes=2, max_kb=0)
     cutter = LobCutter(
-        LobPolicy(max_bytes=2, max_kb=0), lambda: {("public", "docs"): DOCS}, {}, lambda *_: False
+        lambda _key: policy, lambda: {("public", "docs"): DOCS}, {}, lambda *_: False
     )
     assert cutter.one(Change(Op.INSERT, "public", "docs", ("id", "body"), (1, "abc"))) == []
 
@@ -344,3 +347,122 @@ def test_lob_cutter_leaves_new_values_of_transformed_tables_to_the_transformer()
     cutter, seen = _cutter(LobPolicy(max_bytes=2, max_kb=0), DOCS, skip=(("public", "docs"),))
     change = Change(Op.INSERT, "public", "docs", ("id", "body"), (1, "abc"))
     assert cutter.one(change) == [change] and seen == []
+
+
+# -- a table-settings rule's lob-settings -----------------------------------------------
+
+
+def _settings(table: str, lob: dict[str, Any], rule_id: str = "2") -> dict[str, Any]:
+    return {
+        "rule-type": "table-settings",
+        "rule-id": rule_id,
+        "rule-name": rule_id,
+        "object-locator": {"schema-name": "public", "table-name": table},
+        "lob-settings": lob,
+    }
+
+
+LIMITED = LobPolicy(max_bytes=KB, max_kb=1)
+TABLE_1KB = LobPolicy(max_bytes=KB, max_kb=1, setting="lob-settings bulk-max-size")
+
+
+@pytest.mark.parametrize(
+    ("lob", "task", "policy"),
+    [
+        ({"mode": "limited", "bulk-max-size": 1}, WHOLE, TABLE_1KB),
+        ({"bulk-max-size": "1"}, WHOLE, TABLE_1KB),  # limited is the default mode
+        ({"mode": "limited", "bulk-max-size": "1"}, LobPolicy(drop=True), TABLE_1KB),
+        ({"mode": "unlimited", "bulk-max-size": "0"}, LIMITED, WHOLE),
+        ({"mode": "unlimited", "bulk-max-size": 100}, LIMITED, WHOLE),
+        ({"mode": "unlimited"}, LobPolicy(drop=True), WHOLE),
+        ({"mode": "none", "bulk-max-size": "100000"}, LIMITED, LIMITED),
+        ({"mode": "none"}, LobPolicy(drop=True), LobPolicy(drop=True)),
+        ({"mode": "none"}, WHOLE, WHOLE),
+    ],
+)
+def test_a_tables_lob_settings_replace_the_tasks(
+    lob: dict[str, Any], task: LobPolicy, policy: LobPolicy
+) -> None:
+    parallel = {
+        "rule-type": "table-settings",
+        "rule-id": "3",
+        "rule-name": "3",
+        "object-locator": {"schema-name": "public", "table-name": "other"},
+        "parallel-load": {"type": "partitions-auto"},
+    }
+    mappings = parse_table_mappings({"rules": [ALL, _settings("docs", lob), parallel]})
+    assert mappings.lob_policy(TableRef("public", "docs"), task) == policy
+    assert mappings.lob_policy(TableRef("public", "other"), task) == task
+    assert mappings.lob_policies(task) == (task, policy)
+    assert mappings.plan(DOCS, task).lobs == policy
+
+
+def test_a_tables_limit_is_given_to_its_lob_outputs_and_named_in_messages() -> None:
+    plan = _plan(DOCS, WHOLE, _settings("docs", {"bulk-max-size": 1}))
+    assert [o.lob_limit for o in plan.outputs] == [None, None, KB, KB, KB]
+    other = Table("public", "other", DOCS.columns, DOCS.primary_key)
+    assert [
+        o.lob_limit for o in _plan(other, WHOLE, _settings("docs", {"bulk-max-size": 1})).outputs
+    ] == [None] * 5
+    cuts: list[Truncation] = []
+    out = evaluate_outputs(
+        _batch(id=[1], title=["t"], body=["é" * KB], photo=[None], meta=[None]),
+        plan,
+        truncations=cuts,
+    )
+    assert out.column("body").to_pylist() == ["é" * 512]
+    assert [c.reason for c in cuts] == [
+        "LOB value truncated to 1024 bytes (lob-settings bulk-max-size 1 KB)"
+    ]
+    with pytest.raises(DataError, match=r"longer than lob-settings bulk-max-size \(1 KB\)"):
+        evaluate_outputs(
+            _batch(id=[1], title=["t"], body=[None], photo=[None], meta=['"' + "y" * KB + '"']),
+            plan,
+            truncations=[],
+        )
+
+
+def test_unlimited_keeps_a_tables_lob_columns_under_support_lobs_false() -> None:
+    plan = _plan(DOCS, LobPolicy(drop=True), _settings("docs", {"mode": "unlimited"}))
+    assert [c.name for c in plan.target.columns] == ["id", "title", "body", "photo", "meta"]
+    assert plan.lobs_dropped == () and all(o.lob_limit is None for o in plan.outputs)
+
+
+@pytest.mark.parametrize(
+    ("lob", "path"),
+    [
+        ({"mode": "limited", "bulk-max-size": "0"}, "$.rules[1].lob-settings.bulk-max-size"),
+        ({"bulk-max-size": 0}, "$.rules[1].lob-settings.bulk-max-size"),
+        ({"mode": "limited"}, "$.rules[1].lob-settings"),
+        ({}, "$.rules[1].lob-settings"),
+    ],
+)
+def test_limited_lob_settings_need_a_non_zero_bulk_max_size(lob: dict[str, Any], path: str) -> None:
+    with pytest.raises(ConfigError, match="needs a non-zero 'bulk-max-size'") as info:
+        parse_table_mappings({"rules": [ALL, _settings("docs", lob)]})
+    assert info.value.path == path
+
+
+def test_two_lob_settings_for_one_table_are_a_config_error() -> None:
+    rules = [ALL, _settings("docs", {"bulk-max-size": 1}), _settings("docs", {"mode": "none"}, "3")]
+    with pytest.raises(ConfigError, match=r"lob-settings are also set by \$\.rules\[1\]") as info:
+        parse_table_mappings({"rules": rules})
+    assert info.value.path == "$.rules[2].lob-settings"
+
+
+def test_lob_cutter_uses_each_tables_own_policy() -> None:
+    other = Table("public", "other", DOCS.columns, DOCS.primary_key)
+    tables = {("public", "docs"): DOCS, ("public", "other"): other}
+    policies = {("public", "docs"): LobPolicy(max_bytes=2, max_kb=0, setting="lob-settings x")}
+    seen: list[str] = []
+
+    def on_truncation(change: Change, column: str, reason: str) -> bool:
+        seen.append(reason)
+        return True
+
+    cutter = LobCutter(lambda key: policies.get(key, WHOLE), lambda: tables, {}, on_truncation)
+    [cut] = cutter.one(Change(Op.INSERT, "public", "docs", ("id", "body"), (1, "abc")))
+    assert cut.values == (1, "ab")
+    whole = Change(Op.INSERT, "public", "other", ("id", "body"), (1, "abc"))
+    assert cutter.one(whole) == [whole]
+    assert seen == ["column body: LOB value truncated to 2 bytes (lob-settings x 0 KB)"]

@@ -125,20 +125,34 @@ class FullLoad:
         """The plans of described source tables: the mapping rules applied, no I/O."""
         self.mappings.check_removals(tables)
         plans = [self.plan_one(table) for table in tables]
-        if self.lobs.max_bytes is not None and any(
-            o.lob_limit is not None for p in plans for o in p.outputs
-        ):
+        self._log_limits(plans)
+        self._refuse_self_copy(plans)
+        self._refuse_collisions(plans)
+        self._warn_tablespaces(plans)
+        return plans
+
+    def _log_limits(self, plans: list[TablePlan]) -> None:
+        """Which LOB limits the tables have: the task's once, a table's own per table."""
+        policy = self.settings.ErrorBehavior.DataTruncationErrorPolicy.value
+        limited = [p for p in plans if any(o.lob_limit is not None for o in p.outputs)]
+        if any(p.lobs == self.lobs for p in limited):
             log.info(
                 "task %s: limited LOB mode: LOB values longer than %d KB are truncated "
                 "(TargetMetadata.LobMaxSize; DataTruncationErrorPolicy %s)",
                 self.spec.name,
                 self.lobs.max_kb,
-                self.settings.ErrorBehavior.DataTruncationErrorPolicy.value,
+                policy,
             )
-        self._refuse_self_copy(plans)
-        self._refuse_collisions(plans)
-        self._warn_tablespaces(plans)
-        return plans
+        for plan in limited:
+            if plan.lobs != self.lobs:
+                log.info(
+                    "table %s: limited LOB mode: LOB values longer than %d KB are truncated "
+                    "(its table-settings %s; DataTruncationErrorPolicy %s)",
+                    plan.source.qualified,
+                    plan.lobs.max_kb,
+                    plan.lobs.setting,
+                    policy,
+                )
 
     def _warn_tablespaces(self, plans: list[TablePlan]) -> None:
         """Tablespace rules act on PostgreSQL targets only: said once per task elsewhere."""
@@ -157,7 +171,7 @@ class FullLoad:
 
     def plan_one(self, table: Table) -> TablePlan:
         """The plan of one described source table (TargetSchema and the LOB settings
-        applied)."""
+        applied: the task's, or the table's own ``lob-settings``)."""
         plan = self.mappings.plan(table, self.lobs)
         self._warn_lobs(plan)
         schema = self.settings.TargetMetadata.TargetSchema
@@ -440,7 +454,7 @@ class FullLoad:
     def _truncated(
         self, plan: TablePlan, out: pa.RecordBatch, cut: list[Truncation]
     ) -> pa.RecordBatch:
-        """Expression results cut to their string(n), LOBs cut to LobMaxSize:
+        """Expression results cut to their string(n), LOBs cut to their limit:
         DataTruncationErrorPolicy."""
         if not cut:
             return out

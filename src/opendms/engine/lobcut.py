@@ -1,15 +1,17 @@
-"""The task's LOB settings on the changes of tables whose rows are not rewritten by
+"""The LOB settings on the changes of tables whose rows are not rewritten by
 :class:`opendms.engine.transform.Transformer` (that one cuts LOBs itself, through
-``evaluate_outputs``).
+``evaluate_outputs``). Each table has its own settings: the task's, or its
+table-settings rule's ``lob-settings`` (:meth:`opendms.mapping.TableMappings.lob_policy`).
 
-Limited LOB mode: each LOB value of an insert or update longer than ``LobMaxSize`` is
-cut (as in the full load, :mod:`opendms.mapping.lobs`) and ``DataTruncationErrorPolicy``
-decides about the change; a JSON or XML document or a key value over the limit is a
-DataError (``DataErrorPolicy``). The old row a change carries (its key, or the whole old
-row: REPLICA IDENTITY FULL, a full row image) is cut the same way, without a second
-record, so that it finds the row the target holds; for every table, including those the
-Transformer rewrites. The column types are those of the source table
-as the stream reaches the change, so a LOB column added during CDC is limited too.
+Limited LOB mode: each LOB value of an insert or update longer than the table's limit
+(``LobMaxSize``, or its ``bulk-max-size``) is cut (as in the full load,
+:mod:`opendms.mapping.lobs`) and ``DataTruncationErrorPolicy`` decides about the
+change; a JSON or XML document or a key value over the limit is a DataError
+(``DataErrorPolicy``). The old row a change carries (its key, or the whole old row:
+REPLICA IDENTITY FULL, a full row image) is cut the same way, without a second record, so
+that it finds the row the target holds; for every table, including those the Transformer
+rewrites. The column types are those of the source table as the stream reaches the
+change, so a LOB column added during CDC is limited too.
 
 ``SupportLobs`` false acts on the columns of the tables as planned (at the start, or
 when a table is created during CDC): a LOB column added by ``ALTER TABLE`` during CDC
@@ -37,17 +39,19 @@ OnTruncation = Callable[[Change, str, str], bool]
 class LobCutter:
     """One step of the change pipeline (after the schema follower).
 
-    ``tables``: the source tables as the stream reaches each change (the follower's),
-    read at each change; ``skip``: tables whose changes the Transformer rewrites."""
+    ``policy``: the LOB settings of a source table; ``tables``: the source tables as the
+    stream reaches each change (the follower's), read at each change; ``skip``: tables
+    whose changes the Transformer rewrites."""
 
     def __init__(
         self,
-        policy: LobPolicy,
+        policy: Callable[[TableKey], LobPolicy],
         tables: Callable[[], dict[TableKey, Table]],
         skip: dict[TableKey, Any],
         on_truncation: OnTruncation,
     ) -> None:
-        self.policy = policy
+        self.policy_of = policy
+        self.policies: dict[TableKey, LobPolicy] = {}
         self.tables = tables
         self.skip = skip
         self.on_truncation = on_truncation
@@ -60,8 +64,11 @@ class LobCutter:
         if change.op is Op.DDL:
             self._warn_added(key, change)
             return [change]
-        limit = self.policy.max_bytes
-        if limit is None or change.op is Op.TRUNCATE:
+        if change.op is Op.TRUNCATE:
+            return [change]
+        policy = self.policy(key)
+        limit = policy.max_bytes
+        if limit is None:
             return [change]
         table = self.tables().get(key)
         if table is None:
@@ -76,7 +83,14 @@ class LobCutter:
             old = replace(change, key=old_key, old_values=old_values)
         if key in self.skip:
             return [old]  # its new values are cut by the Transformer
-        return self._limited(old, lobs, cuttable, limit)
+        return self._limited(old, lobs, cuttable, limit, policy.setting)
+
+    def policy(self, key: TableKey) -> LobPolicy:
+        """The LOB settings of the table ``key`` (looked up once)."""
+        found = self.policies.get(key)
+        if found is None:
+            found = self.policies[key] = self.policy_of(key)
+        return found
 
     def _lobs(self, key: TableKey, table: Table) -> tuple[dict[str, Any], set[str]]:
         """The table's LOB columns (name -> type) and those that may be cut (not JSON or
@@ -89,7 +103,7 @@ class LobCutter:
         return known[1], known[2]
 
     def _limited(
-        self, change: Change, lobs: dict[str, Any], cuttable: set[str], limit: int
+        self, change: Change, lobs: dict[str, Any], cuttable: set[str], limit: int, setting: str
     ) -> list[Change]:
         """The new values of an insert or update cut to ``limit``, each cut reported."""
         name = f"{change.schema}.{change.table}"
@@ -98,11 +112,11 @@ class LobCutter:
         for column, value in zip(change.columns, change.values, strict=True):
             kept = value
             if column in lobs and value is not None and value is not UNCHANGED:
-                kept = limited_value(value, limit, column in cuttable, column, name)
+                kept = limited_value(value, limit, column in cuttable, column, name, setting)
                 if kept is not value:
                     cut.append(column)
             values.append(kept)
-        reason = truncation_reason(limit, lob=True)
+        reason = truncation_reason(limit, lob=True, setting=setting)
         for column in cut:
             if not self.on_truncation(change, column, f"column {column}: {reason}"):
                 return []
@@ -110,7 +124,7 @@ class LobCutter:
 
     def _warn_added(self, key: TableKey, change: Change) -> None:
         """SupportLobs false: a LOB column added during CDC is carried (see above)."""
-        if not self.policy.drop or key in self.skip:
+        if not self.policy(key).drop or key in self.skip:
             return
         for cc in change.ddl:
             if cc.action != "add" or cc.ctype is None or not is_lob(cc.ctype):

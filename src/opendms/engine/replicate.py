@@ -50,6 +50,7 @@ from opendms.engine.tableddl import TableDdl, apply_plan, new_table_rules, plan_
 from opendms.engine.transform import Transformer, needs_transform, output_plan
 from opendms.errors import ConfigError, DataError, TaskError
 from opendms.mapping import TableMappings, TablePlan
+from opendms.mapping.lobs import LobPolicy
 from opendms.model import Table, TableRef
 from opendms.state import StateStore
 
@@ -184,11 +185,24 @@ class Replication:
 
     def _form(self) -> str:
         """Value form the applier gets: PostgreSQL text only PostgreSQL -> PostgreSQL
-        with no table whose rows the mapping rules transform and no LOB limit to apply
-        (limited LOB mode cuts Python values)."""
+        with no table whose rows the mapping rules transform and no LOB limit to apply,
+        the task's or a table's (limited LOB mode cuts Python values)."""
         text = self.capture.value_form == "pg-text" and self.same and not self.transformed
-        text = text and self.loader.lobs.max_bytes is None
+        text = text and not self._lob_limits()
         return "pg-text" if text else "python"
+
+    def _lob_policies(self) -> tuple[LobPolicy, ...]:
+        """Every LOB policy a table of the task may have (a table created during CDC
+        too): the task's and those of the table-settings rules' ``lob-settings``."""
+        return self.loader.mappings.lob_policies(self.loader.lobs)
+
+    def _lob_limits(self) -> bool:
+        """Whether some table may have a LOB limit (its changes' values are measured)."""
+        return any(p.max_bytes is not None for p in self._lob_policies())
+
+    def _lob_policy(self, key: TableKey) -> LobPolicy:
+        """The LOB settings of the source table ``key``."""
+        return self.loader.mappings.lob_policy(TableRef(*key), self.loader.lobs)
 
     def _start(
         self, plans: list[TablePlan], saved: str | None, applier: Applier
@@ -436,11 +450,10 @@ class Replication:
         convert = self.capture.value_form == "pg-text" and self._form() == "python"
         self.follower = SchemaFollower(tables, self.transformed, self._plan_new, convert)
         steps: list[Callable[[Change], list[Change]]] = [self.follower.one]
-        lobs = self.loader.lobs
-        if lobs.acts:
+        if any(p.acts for p in self._lob_policies()):
             follower = self.follower
             cutter = LobCutter(
-                lobs, lambda: follower.tables, self.transformed, self.policies.truncated
+                self._lob_policy, lambda: follower.tables, self.transformed, self.policies.truncated
             )
             steps.append(cutter.one)
         transformer = Transformer(
@@ -450,7 +463,7 @@ class Replication:
         policy = self.spec.task_settings.ChangeProcessingDdlHandlingPolicy
         fail_truncate = self.spec.task_settings.ErrorBehavior.ApplyErrorFailOnTruncationDdl
         keep_truncates = policy.HandleSourceTableTruncated or fail_truncate
-        every = convert or lobs.max_bytes is not None
+        every = convert or self._lob_limits()
         for txn in stream:
             if txn is not None and (every or self.transformed or _special(txn, keep_truncates)):
                 transformer.begin(txn)  # the header columns of its changes

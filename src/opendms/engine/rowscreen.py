@@ -6,8 +6,9 @@ them with their key, column and reason), ``SUSPEND_TABLE`` / ``STOP_TASK`` fail 
 table (and stop the task). ``DataErrorEscalationCount`` rows in one table apply
 ``DataErrorEscalationPolicy``.
 
-Expression results cut to their ``string(n)``, and LOB values cut to
-``TargetMetadata.LobMaxSize`` in limited LOB mode, follow ``DataTruncationErrorPolicy``:
+Expression results cut to their ``string(n)``, and LOB values cut to their table's limit
+in limited LOB mode (``TargetMetadata.LobMaxSize``, or the table's ``lob-settings``
+``bulk-max-size``), follow ``DataTruncationErrorPolicy``:
 ``IGNORE_RECORD`` drops the rows, ``LOG_ERROR`` loads them truncated and records a data
 error each, ``SUSPEND_TABLE`` / ``STOP_TASK`` fail the table (and stop the task); the
 rows count towards ``DataErrorEscalationCount``.

@@ -89,30 +89,19 @@ def run_task(
     position and starts over with a new slot (and full load).
     """
     mappings = task_mappings(spec)
-    warn_settings_without_effect(spec, mappings)
+    warn_settings_without_effect(spec)
     _tune_gc()
     with TaskLock(store.path, spec.name):  # refused before anything is recorded
         return _locked_run(spec, mappings, store, progress, stop, (follow, fresh, file))
 
 
-def warn_settings_without_effect(spec: TaskSpec, mappings: TableMappings | None = None) -> None:
+def warn_settings_without_effect(spec: TaskSpec) -> None:
     """One warning per DMS task setting the task sets but opendms does not act on
-    (README, "Task settings with no effect here"), and for table-settings
-    ``lob-settings``, once per process."""
-    found = settings_without_effect(spec.task_settings)
-    for rule in mappings.table_settings if mappings is not None else ():
-        if rule.lob_settings is not None:
-            found.append((f"{rule.path}.lob-settings", LOB_SETTINGS_REASON))
-    for path, reason in found:
+    (README, "Task settings with no effect here"), once per process."""
+    for path, reason in settings_without_effect(spec.task_settings):
         if path not in _warned_settings:
             _warned_settings.add(path)
             log.warning("task setting %s has no effect in opendms: %s", path, reason)
-
-
-LOB_SETTINGS_REASON = (
-    "a table's own LOB mode is not applied; the task's TargetMetadata LOB settings apply "
-    "to every table"
-)
 
 
 _warned_settings: set[str] = set()

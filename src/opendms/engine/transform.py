@@ -213,7 +213,8 @@ class Transformer:
             unchanged = out.source is not None and row.get(out.source) is UNCHANGED
             if out.before is not None:
                 old = None if before is None else before.get(out.before)
-                values.append(self._before(source, out, None if old is UNCHANGED else old))
+                old = None if old is UNCHANGED else old
+                values.append(self._before(source, out, old, plan.lobs.setting))
             else:
                 values.append(UNCHANGED if unchanged else result[out.name])
         columns = tuple(o.name for o in plan.outputs)
@@ -225,14 +226,16 @@ class Transformer:
         if self.on_truncation is not None and not self.on_truncation(source, column, message):
             raise _DroppedError
 
-    def _before(self, source: Change, out: OutputColumn, value: Any) -> Any:
-        """A before-image value, cut to its LOB limit in limited LOB mode."""
-        if out.lob_limit is None or value is None:
+    def _before(self, source: Change, out: OutputColumn, value: Any, setting: str) -> Any:
+        """A before-image value, cut to its LOB limit in limited LOB mode (``setting``:
+        where the limit comes from)."""
+        limit = out.lob_limit
+        if limit is None or value is None:
             return value
         table = f"{source.schema}.{source.table}"
-        kept = limited_value(value, out.lob_limit, truncatable(out.type), out.name, table)
+        kept = limited_value(value, limit, truncatable(out.type), out.name, table, setting)
         if kept is not value:
-            self._truncated(source, out.name, truncation_reason(out.lob_limit, lob=True))
+            self._truncated(source, out.name, truncation_reason(limit, lob=True, setting=setting))
         return kept
 
 

@@ -46,7 +46,7 @@ from opendms.mapping._arrowexpr import (
     compile_vector,
 )
 from opendms.mapping._cast import cast_exact, row_labeler
-from opendms.mapping.lobs import over_limit, too_large, truncatable, truncate_lobs
+from opendms.mapping.lobs import TASK_SETTING, over_limit, too_large, truncatable, truncate_lobs
 from opendms.model import Column, ColumnType, Kind, arrow_type
 
 if TYPE_CHECKING:
@@ -374,19 +374,19 @@ class Truncation:
     rows: list[int]
     length: int
     lob: bool = False
+    setting: str = TASK_SETTING  # a LOB's: the setting its limit comes from
 
     @property
     def reason(self) -> str:
         """What was done, as recorded with the row."""
-        return truncation_reason(self.length, self.lob)
+        return truncation_reason(self.length, self.lob, self.setting)
 
 
-def truncation_reason(length: int, lob: bool = False) -> str:
-    """The recorded reason of a value cut to ``length`` characters (a LOB: bytes)."""
+def truncation_reason(length: int, lob: bool = False, setting: str = TASK_SETTING) -> str:
+    """The recorded reason of a value cut to ``length`` characters (a LOB: bytes, the
+    limit set by ``setting``)."""
     if lob:
-        return (
-            f"LOB value truncated to {length} bytes (TargetMetadata.LobMaxSize {length // 1024} KB)"
-        )
+        return f"LOB value truncated to {length} bytes ({setting} {length // 1024} KB)"
     return f"value truncated to {length} characters"
 
 
@@ -398,20 +398,22 @@ def _limited(
     table: str,
     label: Any,
     truncations: list[Truncation] | None,
+    setting: str = TASK_SETTING,
 ) -> pa.Array[Any]:
     """Limited LOB mode: the LOB values of ``array`` cut to ``limit`` bytes (listed in
-    ``truncations``), or a DataError for the first one over it that cannot be cut."""
+    ``truncations``), or a DataError for the first one over it that cannot be cut
+    (``setting``: where the limit comes from)."""
     if not cuttable:
         rows = over_limit(array, limit)
         if rows:
             value = array[rows[0]].as_py()
             size = len(value if isinstance(value, bytes) else str(value).encode("utf-8"))
-            message = too_large(column, size, limit)
+            message = too_large(column, size, limit, setting)
             raise DataError(table, message, row=label(rows[0]), column=column)
         return array
     array, rows = truncate_lobs(array, limit)
     if rows and truncations is not None:
-        truncations.append(Truncation(column, rows, limit, lob=True))
+        truncations.append(Truncation(column, rows, limit, lob=True, setting=setting))
     return array
 
 
@@ -688,5 +690,7 @@ def evaluate_outputs(
     for i, limit in enumerate(comp.limits):
         if limit is not None:
             cuttable = comp.cuttable[i]
-            arrays[i] = _limited(arrays[i], limit, cuttable, names[i], table, label, truncations)
+            arrays[i] = _limited(
+                arrays[i], limit, cuttable, names[i], table, label, truncations, plan.lobs.setting
+            )
     return pa.RecordBatch.from_arrays(arrays, names=names)

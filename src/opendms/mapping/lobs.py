@@ -21,6 +21,19 @@ values because of a default it was not asked for); then, as in DMS:
   value, cannot be cut and stay what it was: one over the limit is a data error
   (``DataErrorPolicy``) instead;
 * ``FullLobMode`` true, or nothing set: LOB values are copied whole.
+
+A ``table-settings`` rule's ``lob-settings`` replace the task's LOB settings for the one
+table it names (:func:`table_lob_policy`):
+
+* ``mode`` ``limited`` (the default mode) with ``bulk-max-size`` N (kilobytes, non-zero):
+  the table's LOBs are cut at N KB as above;
+* ``mode`` ``unlimited``: the table's LOBs are copied whole (``bulk-max-size`` only chooses
+  how DMS transfers them);
+* ``mode`` ``none``: the task's settings apply to the table.
+
+``limited`` and ``unlimited`` replace all of the task's LOB settings for the table,
+``SupportLobs`` false included: the table's LOB columns are migrated (cut or whole).
+The table's limit applies to its changes in CDC too, as the task's does.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from opendms.errors import ConfigError, DataError
 from opendms.model import ColumnType, Kind
 
 if TYPE_CHECKING:
+    from opendms.mapping.rules import LobSettings
     from opendms.tasksettings import TargetMetadataSection
 
 __all__ = [
@@ -44,6 +58,7 @@ __all__ = [
     "limited_value",
     "lob_policy",
     "over_limit",
+    "table_lob_policy",
     "too_large",
     "truncatable",
     "truncate_lobs",
@@ -51,16 +66,21 @@ __all__ = [
 
 _SMALL = ("tinytext", "tinyblob")  # MySQL: at most 255 bytes, not LOBs in DMS
 _LOB_NAMES = ("xml",)  # types carried by native name that are LOBs
+TASK_SETTING = "TargetMetadata.LobMaxSize"
+TABLE_SETTING = "lob-settings bulk-max-size"
 
 
 @dataclass(frozen=True)
 class LobPolicy:
-    """What the task's LOB settings do: ``drop`` LOB columns (SupportLobs false), or cut
-    LOB values to ``max_bytes`` (limited LOB mode); neither = LOBs are copied whole."""
+    """What the LOB settings do to a table: ``drop`` LOB columns (SupportLobs false), or
+    cut LOB values to ``max_bytes`` (limited LOB mode); neither = LOBs are copied whole.
+    ``setting`` names the setting the limit comes from (the task's ``LobMaxSize`` or a
+    table's ``bulk-max-size``), for messages."""
 
     drop: bool = False
     max_bytes: int | None = None
-    max_kb: int = 0  # LobMaxSize as written, for messages
+    max_kb: int = 0  # the limit in kilobytes as written, for messages
+    setting: str = TASK_SETTING
 
     @property
     def acts(self) -> bool:
@@ -87,6 +107,19 @@ def lob_policy(meta: TargetMetadataSection, where: str = "task_settings") -> Lob
             path="$.task_settings.TargetMetadata.LobMaxSize",
         )
     return LobPolicy(max_bytes=meta.LobMaxSize * 1024, max_kb=meta.LobMaxSize)
+
+
+def table_lob_policy(settings: LobSettings | None, task: LobPolicy) -> LobPolicy:
+    """The LOB policy of a table whose table-settings rule has ``settings`` (None: no
+    lob-settings), under the task's policy ``task`` (see the module docstring). The
+    parser has checked that limited mode has a non-zero ``bulk-max-size``."""
+    if settings is None or settings.mode == "none":
+        return task
+    if settings.mode == "unlimited":
+        return WHOLE
+    size = settings.bulk_max_size
+    assert size, "limited lob-settings without a bulk-max-size"
+    return LobPolicy(max_bytes=size * 1024, max_kb=size, setting=TABLE_SETTING)
 
 
 def is_lob(ctype: ColumnType) -> bool:
@@ -151,19 +184,22 @@ def truncate_lobs(array: pa.Array[Any], limit: int) -> tuple[pa.Array[Any], list
     return pc.replace_with_mask(array, mask, cut), rows
 
 
-def too_large(column: str, size: int, limit: int) -> str:
-    """The data error of a LOB over ``limit`` bytes that cannot be cut."""
+def too_large(column: str, size: int, limit: int, setting: str = TASK_SETTING) -> str:
+    """The data error of a LOB over ``limit`` bytes (set by ``setting``) that cannot be
+    cut."""
     return (
         f"column {column}: a value of {size} bytes is longer than "
-        f"TargetMetadata.LobMaxSize ({limit // 1024} KB) and cannot be truncated "
+        f"{setting} ({limit // 1024} KB) and cannot be truncated "
         "(a JSON or XML document, or a key)"
     )
 
 
-def limited_value(value: Any, limit: int, cuttable: bool, column: str, table: str) -> Any:
+def limited_value(
+    value: Any, limit: int, cuttable: bool, column: str, table: str, setting: str = TASK_SETTING
+) -> Any:
     """One value of a LOB column in limited LOB mode: cut to ``limit`` bytes when it is
     longer (the same object when it is not), or a DataError when it is longer and
-    cannot be cut."""
+    cannot be cut (``setting``: where the limit comes from, for the message)."""
     if cuttable:
         return cut_value(value, limit)
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -173,5 +209,5 @@ def limited_value(value: Any, limit: int, cuttable: bool, column: str, table: st
     else:
         return value
     if size > limit:
-        raise DataError(table, too_large(column, size, limit), column=column)
+        raise DataError(table, too_large(column, size, limit, setting), column=column)
     return value

@@ -5,8 +5,11 @@ Selection (case-sensitive, on source names): a table is selected when an
 exactly, and no ``exclude`` rule matches it; ``exclude`` wins regardless of
 rule order, over ``explicit`` too. Source filters of every include/explicit
 rule matching a table are ANDed (conditions inside one filter are ORed).
-When several ``table-settings`` rules with ``parallel-load`` match one table,
-that is a ConfigError rather than a silent pick.
+When several ``table-settings`` rules with ``parallel-load`` match one table, that is
+a ConfigError rather than a silent pick; so are two rules with ``lob-settings`` for one
+table (found when the document is read: table-settings rules name exact tables).
+A table-settings rule's ``lob-settings`` replace the task's LOB settings for its table
+(:func:`opendms.mapping.lobs.table_lob_policy`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from opendms.errors import ConfigError
 from opendms.mapping._reader import Node, load_document
-from opendms.mapping.lobs import WHOLE, LobPolicy
+from opendms.mapping.lobs import WHOLE, LobPolicy, table_lob_policy
 from opendms.mapping.parse import parse_rules
 from opendms.mapping.plan import TablePlan, build_plan
 from opendms.mapping.rules import (
@@ -45,6 +48,20 @@ class TableMappings:
         )
         self.table_settings = tuple(r for r in rules if isinstance(r, TableSettingsRule))
         self.post_processing = tuple(r for r in rules if isinstance(r, PostProcessingRule))
+        self._check_lob_settings()
+
+    def _check_lob_settings(self) -> None:
+        """At most one table-settings rule with ``lob-settings`` per table."""
+        seen: dict[tuple[str, str | None], TableSettingsRule] = {}
+        for rule in self.table_settings:
+            if rule.lob_settings is None:
+                continue
+            name = (rule.schema.text, rule.table.text if rule.table is not None else None)
+            first = seen.setdefault(name, rule)
+            if first is not rule:
+                table = ".".join(n for n in name if n is not None)
+                message = f"table {table}: lob-settings are also set by {first.path}"
+                raise ConfigError(message, where=self.where, path=f"{rule.path}.lob-settings")
 
     def object_tags(self, schema: str, table: str) -> dict[str, str]:
         """S3 object tags of a source table's files: the tag set of one ``add-tag`` rule,
@@ -103,8 +120,9 @@ class TableMappings:
 
     def plan(self, table: Table, lobs: LobPolicy = WHOLE) -> TablePlan:
         """The target table and column mapping for a described source table (``lobs``:
-        the task's LOB settings)."""
+        the task's LOB settings, which the table's ``lob-settings`` may replace)."""
         ref = TableRef(table.schema, table.name)
+        lobs = self.lob_policy(ref, lobs)
         names = {c.name for c in table.columns}
         filters = self._source_filters(ref, table.view)
         for f in filters:
@@ -142,6 +160,22 @@ class TableMappings:
             message = f"table {ref}: parallel-load is also set by {found[0].path}"
             raise ConfigError(message, where=self.where, path=f"{found[1].path}.parallel-load")
         return found[0].parallel_load if found else None
+
+    def lob_policy(self, ref: TableRef, task: LobPolicy) -> LobPolicy:
+        """The LOB settings of the source table ``ref``: its table-settings rule's
+        ``lob-settings`` (mode ``limited`` or ``unlimited``) replace the task's ``task``;
+        without them, or with mode ``none``, the task's apply."""
+        for rule in self.table_settings:
+            if rule.lob_settings is not None and rule.matches_ref(ref):
+                return table_lob_policy(rule.lob_settings, task)
+        return task
+
+    def lob_policies(self, task: LobPolicy) -> tuple[LobPolicy, ...]:
+        """Every LOB policy a table of the task can have under the task's ``task``: the
+        task's own and those of the ``lob-settings`` rules (the engine asks whether any
+        of them cuts or drops anything)."""
+        rules = self.table_settings
+        return (task, *(table_lob_policy(r.lob_settings, task) for r in rules if r.lob_settings))
 
 
 def parse_table_mappings(

@@ -4,10 +4,9 @@ Every error names the JSON path of the offending field. Unknown keys are
 errors, and so are keys that are known to DMS but mean nothing for the rule at
 hand (``old-value`` on a ``rename``). ``null`` counts as absent.
 
-Accepted but not acted upon (validated and recorded only):
-
-* ``lob-settings`` of a ``table-settings`` rule (``mode``, ``bulk-max-size``):
-  opendms always moves LOBs whole, inline with the row.
+A ``table-settings`` rule's ``lob-settings`` take ``mode`` (``limited``, the default;
+``unlimited``; ``none``) and ``bulk-max-size`` (kilobytes, a JSON number or a string of
+digits), which must be given and non-zero in limited mode.
 
 Rejected as unsupported, with a clear error: the ``data-masking-*`` actions; a
 ``data-type`` filter in a column object-locator; parallel-load ``subpartitions-auto``
@@ -285,4 +284,10 @@ def _parse_lob_settings(node: Node) -> LobSettings:
         else None
     )
     size = node.key("bulk-max-size").integer() if node.has("bulk-max-size") else None
+    if mode in (None, "limited") and not size:
+        where = node.key("bulk-max-size") if node.has("bulk-max-size") else node
+        where.fail(
+            "limited LOB mode (the default mode) needs a non-zero 'bulk-max-size' "
+            "(the largest LOB size to keep, in kilobytes)"
+        )
     return LobSettings(mode, size)

@@ -31,10 +31,11 @@ Semantics (all matching is case-sensitive, on *source* names):
   other sources only match ``%``).
 * Two target columns with one name, an empty name, or a table left without
   columns is a ConfigError naming the rule responsible.
-* The task's LOB settings (:mod:`opendms.mapping.lobs`) apply last: with ``SupportLobs``
-  false the LOB columns that reach the target are left out of it (a LOB column of the
-  primary key stays; ``lobs_dropped`` and ``lob_keys_kept`` name them), and in limited
-  LOB mode every LOB output gets its ``lob_limit`` in bytes.
+* The table's LOB settings (:mod:`opendms.mapping.lobs`: the task's, or its
+  table-settings rule's ``lob-settings``) apply last: with ``SupportLobs`` false the LOB
+  columns that reach the target are left out of it (a LOB column of the primary key
+  stays; ``lobs_dropped`` and ``lob_keys_kept`` name them), and in limited LOB mode every
+  LOB output gets its ``lob_limit`` in bytes. The plan keeps the policy as ``lobs``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class TablePlan:
     # because they are part of the key
     lobs_dropped: tuple[str, ...] = ()
     lob_keys_kept: tuple[str, ...] = ()
+    lobs: LobPolicy = WHOLE  # the table's LOB settings, as applied
     # Compiled evaluation state (see expressions.evaluate_outputs); never pickled.
     _cache: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
@@ -370,7 +372,7 @@ class _Builder:
         kept: tuple[str, ...] = ()
         if self.lobs.drop:
             kept = tuple(c.source for c in live if c.source is not None and is_lob(c.type))
-        return TablePlan(self.table, target, read, outputs, filters, dropped, kept)
+        return TablePlan(self.table, target, read, outputs, filters, dropped, kept, self.lobs)
 
 
 def build_plan(
@@ -381,7 +383,7 @@ def build_plan(
     lobs: LobPolicy = WHOLE,
 ) -> TablePlan:
     """Apply the transformation ``rules`` that match ``table`` in rule-id order, then
-    the task's LOB settings ``lobs``."""
+    the table's LOB settings ``lobs``."""
     builder = _Builder(table, where, lobs)
     for rule in sorted(rules, key=lambda r: r.rule_id):
         if rule.matches(table.schema, table.name):

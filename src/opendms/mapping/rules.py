@@ -103,7 +103,9 @@ class ParallelLoad:
 
 @dataclass(frozen=True)
 class LobSettings:
-    """``lob-settings`` of a ``table-settings`` rule (validated, recorded, not applied)."""
+    """``lob-settings`` of a ``table-settings`` rule: ``mode`` (None: not given, which is
+    ``limited``) and ``bulk-max-size`` in kilobytes (non-zero in limited mode). Applied
+    by :func:`opendms.mapping.lobs.table_lob_policy`."""
 
     mode: str | None
     bulk_max_size: int | None

@@ -16,6 +16,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from opendms.errors import MissingExtraError
+
 log = logging.getLogger("opendms.lake")
 _BATCH = 1000  # keys per DeleteObjects request, the S3 maximum
 
@@ -49,12 +51,12 @@ class S3Deleter:
 
     def upload(self, path: str, data: bytes | str, extra: dict[str, str]) -> None:
         """PUT ``bucket/key`` from bytes or a local file with request headers pyarrow
-        cannot send (server-side encryption): boto3 is needed for them."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        cannot send (server-side encryption, object tags): boto3 is needed for them."""
         client = self._client()
         if client is None:
-            raise OSError("server-side encryption settings need boto3 (pip install 'opendms[s3]')")
+            raise MissingExtraError("boto3", "s3")
+        from botocore.exceptions import BotoCoreError, ClientError
+
         bucket, _, key = path.partition("/")
         try:
             if isinstance(data, bytes):
