@@ -120,7 +120,6 @@ class TaskService:
         self._open_store = open_store
         self._owned: list[TaskStore] = []  # stores this service opened, to close
         self._opened: dict[Path, TaskStore] = {}  # the stores task files name, by path
-        self._run_stores: dict[Path, StateStore] = {}  # for runs beside a TaskStore
 
     @property
     def store(self) -> TaskStore:
@@ -131,13 +130,12 @@ class TaskService:
 
     def close(self) -> None:
         """Close the stores this service opened (it opens them again when needed)."""
-        for store in [*self._owned, *self._opened.values(), *self._run_stores.values()]:
+        for store in [*self._owned, *self._opened.values()]:
             store.close()
         if self._store in self._owned:
             self._store = None
         self._owned.clear()
         self._opened.clear()
-        self._run_stores.clear()
 
     # --- definition -------------------------------------------------------------------
 
@@ -326,11 +324,14 @@ class TaskService:
         return self._opened[path]
 
     def _run_store(self, spec: TaskSpec) -> StateStore:
-        """The full store a run of ``spec`` writes its progress to (table statistics, CDC
-        schema history, validation), at the path of the task's store."""
+        """The store a run of ``spec`` writes its progress to (table statistics, CDC
+        schema history, validation): the engine writes through the SQLite
+        :class:`StateStore`, which the task's store must be (a background run opens it
+        at the same path)."""
         store = self._store_for(spec)
-        if isinstance(store, StateStore):
-            return store
-        if store.path not in self._run_stores:
-            self._run_stores[store.path] = StateStore(store.path)
-        return self._run_stores[store.path]
+        if not isinstance(store, StateStore):
+            raise ConfigError(
+                f"task {spec.name!r}: a run records its progress in the SQLite state store; "
+                f"this service's store is a {type(store).__name__}"
+            )
+        return store
