@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from opendms.config import TaskSpec
-from opendms.errors import ConfigError, OpenDMSError, TaskLockedError
+from opendms.errors import ConfigError, OpenDMSError, TaskError, TaskLockedError
 from opendms.service import AssessmentFailedError, Deleted, TaskExistsError, TaskService
 from opendms.state import StateStore, TableStats, TaskRecord, TaskStatus, TaskStore, transition
 from opendms.state.lock import TaskLock
@@ -122,8 +122,10 @@ def test_a_delete_that_fails_leaves_the_task_as_it_was(tmp_path: Path) -> None:
 def test_delete_drops_the_capture_objects_and_finishes_a_delete_cut_short(
     tmp_path: Path,
 ) -> None:
-    service, _, _ = _cdc_task(tmp_path)
+    service, spec, _ = _cdc_task(tmp_path)
     transition(service.store, "t", S.DELETING)  # a delete killed half way
+    with pytest.raises(TaskError, match=r"is being deleted; finish with `opendms task delete t`"):
+        service.run(spec, assess=False)
     assert service.delete("t") == Deleted("t")  # with the task file on record
     assert _triggers(tmp_path / "src.db") == 0
 

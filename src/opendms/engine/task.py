@@ -126,7 +126,7 @@ def _locked_run(
 ) -> LoadResult:
     follow, fresh, file = options
     register(spec, store)
-    _end_lost_run(store, spec.name)
+    _ready_to_run(store, spec.name)
     if spec.task_settings.ValidationSettings.ValidationOnly:
         return _validation_only(spec, store)
     if file:
@@ -160,12 +160,16 @@ def _locked_run(
     return load
 
 
-def _end_lost_run(store: TaskStore, name: str) -> None:
+def _ready_to_run(store: TaskStore, name: str) -> None:
     """A run the store still shows as active, although this process now holds the task's
-    run lock, has gone without recording its end (killed): failed, before a new run."""
+    run lock, has gone without recording its end (killed): failed, before a new run. A
+    task being deleted does not run."""
     record = store.task(name)
-    if record is not None:
-        end_lost_run(store, record)
+    if record is None:
+        return
+    if record.status is TaskStatus.DELETING:
+        raise TaskError(f"task {name!r} is being deleted; finish with `opendms task delete {name}`")
+    end_lost_run(store, record)
 
 
 def _record_end(

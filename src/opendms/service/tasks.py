@@ -180,7 +180,7 @@ class TaskService:
                 warnings = drop_replication(name, record.source, file or known)
         except BaseException:
             if before is not TaskStatus.DELETING:  # back as it was
-                transition(store, name, before, stamp=False)
+                transition(store, name, before, stamp=False, conditional=True)
             raise
         store.delete_task(name)
         return Deleted(name, tuple(warnings))
