@@ -1,28 +1,23 @@
-"""``opendms demo``: the retail lab (seed 004) on an embedded SQLite database.
+"""The retail lab (seed 004) of ``opendms demo`` on an embedded SQLite database.
 
-Builds ``retail.db`` with customers, products, orders and order_items, then
-runs two full-load tasks: one to a local Parquet lake, one to a second SQLite
-database. Both use a selection filter (products) and transformation rules
-(customers, order_items); every order reaches both targets.
+``retail.db`` with customers, products, orders and order_items; two tasks from it
+(:func:`demo_tasks`): one to a local Parquet lake, one to a second SQLite database.
+Both use a selection filter (products) and transformation rules (customers,
+order_items); every order reaches both targets. The lab's CDC statements
+(:func:`apply_seed_changes`) and DuckDB queries over the lake (:func:`current_query`,
+:func:`load_query`) are here too; the command (``opendms.cli.demo_cmd``) runs the tasks
+through the task service and prints what they did.
 """
 
 from __future__ import annotations
 
 import random
-import shlex
 import sqlite3
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from opendms.cli.ui import RichProgress, console, err_console, stats_table
-from opendms.config import task_from_dict
-from opendms.endpoints.lake.target import CDC_FILE
-from opendms.engine.task import run_task
-from opendms.state import StateStore
+from opendms.config import TaskSpec, task_from_dict
 
 SCHEMA = """
 CREATE TABLE customers (
@@ -191,14 +186,9 @@ def _task(name: str, source: str, target: str, settings: str | None = None) -> d
     return spec
 
 
-def run_demo(directory: Path, orders: int, state: Path | None) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    db = directory / "retail.db"
-    counts = build_retail(db, orders)
-    console.print(f"built {db}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-    store = StateStore(state)
-    lake = (directory / "lake").resolve()
-    copy = directory / "retail-copy.db"
+def demo_tasks(db: Path, lake: Path, copy: Path) -> list[TaskSpec]:
+    """The demo's two tasks from ``db``: to the Parquet lake at ``lake`` (absolute) and
+    to the SQLite database ``copy``."""
     tasks = [
         _task(
             "retail-to-lake",
@@ -209,22 +199,7 @@ def run_demo(directory: Path, orders: int, state: Path | None) -> None:
         ),
         _task("retail-to-sqlite", f"sqlite:///{db}", f"sqlite:///{copy}"),
     ]
-    specs = [task_from_dict(spec_dict, where="demo") for spec_dict in tasks]
-    for spec in specs:
-        with RichProgress(err_console.is_terminal) as progress:
-            result = run_task(spec, store, progress, fresh=True)
-        console.print(stats_table(spec.name, store.tables(spec.name)))
-        console.print(f"{spec.name}: {result.rows:,} rows in {result.tables} tables\n")
-    new_customer = apply_seed_changes(db)
-    console.print(
-        f"changed the source (seed 004 CDC statements): new customer {new_customer}, "
-        "product 101 price 1199.99, order 1005 and its items deleted"
-    )
-    for spec in specs:
-        run_task(spec, store)  # resumes at the saved position, stops once caught up
-        console.print(stats_table(spec.name, store.tables(spec.name)))
-    _show_changes(lake, copy, new_customer)
-    _explain(lake, copy, store)
+    return [task_from_dict(spec_dict, where="demo") for spec_dict in tasks]
 
 
 def apply_seed_changes(db: Path) -> int:
@@ -244,28 +219,6 @@ def apply_seed_changes(db: Path) -> int:
         conn.execute("DELETE FROM orders WHERE order_id = 1005")
     conn.close()
     return new_id
-
-
-def _show_changes(lake: Path, copy: Path, customer: int) -> None:
-    cdc = sorted(p for p in lake.rglob("*.parquet") if CDC_FILE.match(p.name))
-    console.print(f"CDC files in the lake ({len(cdc)}), each row's Op and first columns:")
-    for path in cdc:
-        console.print(f"  {path.relative_to(lake)}", highlight=False)
-        for row in pq.read_table(path).to_pylist():
-            shown = ", ".join(f"{k}={v}" for k, v in list(row.items())[2:6])
-            console.print(f"    {row['Op']}  {shown}", highlight=False, markup=False)
-    with sqlite3.connect(copy) as conn:
-        name = conn.execute(
-            "SELECT first_name || ' ' || last_name FROM customers WHERE customer_id = ?",
-            (customer,),
-        ).fetchone()
-        price = conn.execute("SELECT price FROM products WHERE product_id = 101").fetchone()
-        order = conn.execute("SELECT count(*) FROM orders WHERE order_id = 1005").fetchone()
-    conn.close()
-    console.print(
-        f"SQLite copy: customer {customer} = {name[0] if name else None}, "
-        f"product 101 price = {price[0] if price else None}, order 1005 rows = {order[0]}\n"
-    )
 
 
 ORDERS_BY_STATUS = "SELECT status, count(*) AS orders, sum(total_amount) AS total"
@@ -292,31 +245,3 @@ def current_query(table_dir: Path, key: str, select: str) -> str:
 def load_query(table_dir: Path, select: str) -> str:
     """DuckDB SQL over a lake table's full-load (LOAD) files only."""
     return f"{select} FROM '{table_dir}/*LOAD*.parquet' GROUP BY ALL ORDER BY ALL"
-
-
-def _explain(lake: Path, copy: Path, store: StateStore) -> None:
-    console.print(f"Parquet lake: {lake}/main/<table>/LOAD00000001.parquet")
-    console.print(f"SQLite copy:  {copy}")
-    console.print(f"State store:  {store.path}  (opendms task status; opendms task tables NAME)")
-    orders = lake / "main" / "orders"
-    queries = [
-        (
-            "orders now (LOAD and CDC files folded by Op: latest row per key, deletes dropped)",
-            current_query(orders, "order_id", ORDERS_BY_STATUS),
-        ),
-        (
-            "orders as the full load found them (LOAD files only)",
-            load_query(orders, ORDERS_BY_STATUS),
-        ),
-    ]
-    console.print("Query the lake with DuckDB (SQL, then a command that runs it):")
-    for title, sql in queries:
-        command = f"import duckdb; print(duckdb.sql({sql!r}))"
-        console.print(f"  {title}:", highlight=False, markup=False)
-        console.print(f"    {sql}", highlight=False, markup=False, soft_wrap=True)
-        console.print(
-            f"    {sys.executable} -c {shlex.quote(command)}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )

@@ -42,9 +42,6 @@ CYCLE_EDGES_ALLOWED: frozenset[tuple[str, str]] = frozenset(
         # level, while engine.task (the validation phase) and engine.replicate (ChangedKeys)
         # import opendms.validate lazily, inside functions
         ("engine", "validate"),
-        # cli <-> demo: cli.main runs `opendms demo` (lazy import), and the top-level module
-        # opendms.demo prints through opendms.cli.ui
-        ("demo", "cli"),
         # endpoints -> mapping -> tasksettings -> endpoints: endpoints.rowapply and
         # endpoints.lake.cdc use mapping.cast_exact, mapping.lobs names
         # tasksettings.TargetMetadataSection (under TYPE_CHECKING only), and tasksettings takes

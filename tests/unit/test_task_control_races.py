@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from opendms.cli import control
 from opendms.errors import TaskLockedError
+from opendms.service import control
 from opendms.state import StateStore, TaskStatus
 from opendms.state.lock import TaskLock, holder_pid, lock_path
 

@@ -1,4 +1,5 @@
-"""``opendms`` commands. Each maps to one public API call."""
+"""``opendms`` commands. Each maps to one public API call: the task commands to
+:class:`~opendms.service.TaskService` (parse the arguments, call it, render the result)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,12 @@ from opendms.cli.convert_cmd import convert
 from opendms.cli.task_info import JSON_OPTION
 from opendms.cli.ui import RichProgress, console, err_console, run_summary, stats_table
 from opendms.cli.validate_cmd import validate
-from opendms.config import load_task_file, parse_extra_connection_attributes
+from opendms.config import TaskSpec, parse_extra_connection_attributes
 from opendms.endpoints import check_endpoint
 from opendms.endpoints.base import mask
 from opendms.engine.cdc import StopEvent
-from opendms.engine.task import run_task
-from opendms.errors import ConfigError, OpenDMSError, StopRequested, exit_code
-from opendms.state import StateStore
+from opendms.errors import OpenDMSError, StopRequested, exit_code
+from opendms.service import AssessmentFailedError, Launched, TaskService
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,8 +78,9 @@ def _graceful(stop: StopEvent) -> Callable[[int, object], None]:
     return handler
 
 
-def store_of(ctx: click.Context) -> StateStore:
-    return StateStore(ctx.obj.get("state"))
+def service_of(ctx: click.Context) -> TaskService:
+    """The task service of ``--state`` (its store is opened when first used)."""
+    return TaskService(ctx.obj.get("state"))
 
 
 @cli.group()
@@ -126,24 +127,30 @@ def task_run(
 ) -> None:
     """Run the task defined in FILE (YAML) in the foreground (after a premigration
     assessment: a failed check stops the task before it starts)."""
-    spec = load_task_file(file)
-    if not skip_assessment:
-        _assess_first(spec)
-    store = StateStore(spec.state or ctx.obj.get("state"))
+    service = service_of(ctx)
+    spec = service.load(file)
+    if not skip_assessment:  # before the signal handlers and progress bars, as ever
+        _assess_first(service, spec)
     stop = StopEvent()
     signal.signal(signal.SIGTERM, _graceful(stop))  # like Ctrl-C: workers finish their batch
     signal.signal(signal.SIGINT, _graceful(stop))
     enabled = not quiet and err_console.is_terminal
     with RichProgress(enabled) as progress:
         try:
-            result = run_task(
-                spec, store, progress, stop, follow=follow, fresh=fresh, file=str(file.resolve())
+            result = service.run(
+                spec,
+                file=file,
+                progress=progress,
+                stop=stop,
+                follow=follow,
+                fresh=fresh,
+                assess=False,
             )
         except StopRequested:  # stopped while waiting to retry a recoverable error
             console.print(f"task {spec.name}: stopped while waiting to retry")
             return
-    console.print(stats_table(spec.name, store.tables(spec.name)))
-    console.print(run_summary(spec.name, store, result))
+    console.print(stats_table(spec.name, result.tables))
+    console.print(run_summary(result))
 
 
 FILE_OPTION = click.option(
@@ -153,19 +160,10 @@ FILE_OPTION = click.option(
 )
 
 
-def _launch(ctx: click.Context, name: str, file: Path | None, fresh: bool, verb: str) -> None:
-    from opendms.cli import control
-
-    store = store_of(ctx)
-    path = control.task_file(store, name, file)
-    spec = load_task_file(path)
-    if spec.name != name:
-        raise ConfigError(f"task file {path} defines task {spec.name!r}, not {name!r}")
-    control.check_not_running(store, name)
-    if verb == "started":
-        control.check_first_start(store, name)
-    pid, log = control.spawn(StateStore(spec.state or ctx.obj.get("state")), name, path, fresh)
-    console.print(f"task {name} {verb} in the background (pid {pid}); log: {log}")
+def _launched(launched: Launched, verb: str) -> None:
+    console.print(
+        f"task {launched.name} {verb} in the background (pid {launched.pid}); log: {launched.log}"
+    )
 
 
 @task.command("start")
@@ -175,7 +173,7 @@ def _launch(ctx: click.Context, name: str, file: Path | None, fresh: bool, verb:
 @friendly
 def task_start(ctx: click.Context, name: str, file: Path | None) -> None:
     """Start task NAME in the background (its first run; see resume and reload)."""
-    _launch(ctx, name, file, fresh=False, verb="started")
+    _launched(service_of(ctx).start(name, file=file), "started")
 
 
 @task.command("resume")
@@ -185,7 +183,7 @@ def task_start(ctx: click.Context, name: str, file: Path | None) -> None:
 @friendly
 def task_resume(ctx: click.Context, name: str, file: Path | None) -> None:
     """Resume task NAME in the background from its last applied position."""
-    _launch(ctx, name, file, fresh=False, verb="resumed")
+    _launched(service_of(ctx).resume(name, file=file), "resumed")
 
 
 @task.command("reload")
@@ -195,7 +193,7 @@ def task_resume(ctx: click.Context, name: str, file: Path | None) -> None:
 @friendly
 def task_reload(ctx: click.Context, name: str, file: Path | None) -> None:
     """Start task NAME over in the background: new capture position and full load."""
-    _launch(ctx, name, file, fresh=True, verb="reloading")
+    _launched(service_of(ctx).reload(name, file=file), "reloading")
 
 
 @task.command("stop")
@@ -205,28 +203,22 @@ def task_reload(ctx: click.Context, name: str, file: Path | None) -> None:
 @friendly
 def task_stop(ctx: click.Context, name: str, timeout: float) -> None:
     """Stop task NAME: it applies the batch in hand, records its position and exits."""
-    from opendms.cli import control
-
-    record = control.stop(store_of(ctx), name, timeout)
+    record = service_of(ctx).stop(name, timeout=timeout)
     if record is None:
         console.print(f"task {name}: stopped before it started")
     else:
         console.print(f"task {name}: {record.status.value} ({record.stop_reason})")
 
 
-def _assess_first(spec: Any) -> None:
-    from opendms.assess import assess, failed
+def _assess_first(service: TaskService, spec: TaskSpec) -> None:
+    """The assessment before a run; its failed checks shown before the error."""
     from opendms.cli.ui import checks_table
 
-    checks = assess(spec)
-    bad = failed(checks)
-    if bad:
-        err_console.print(checks_table(bad, title=f"Premigration assessment: {spec.name}"))
-        raise OpenDMSError(
-            f"task {spec.name}: {len(bad)} assessment check(s) failed ("
-            + ", ".join(c.id for c in bad)
-            + "); fix them or run with --skip-assessment"
-        )
+    try:
+        service.assess(spec)
+    except AssessmentFailedError as exc:
+        err_console.print(checks_table(exc.checks, title=f"Premigration assessment: {spec.name}"))
+        raise
 
 
 @cli.command("assess")
@@ -240,7 +232,7 @@ def assess_command(file: Path, as_json: bool) -> None:
     from opendms.assess import assess, failed
     from opendms.cli.ui import checks_table
 
-    spec = load_task_file(file)
+    spec = TaskService.load(file)
     checks = assess(spec)
     if as_json:
         click.echo(json.dumps([c.to_json() for c in checks], indent=2))
@@ -262,7 +254,7 @@ cli.add_command(validate)
 def task_status(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """Show the status of task NAME (or of every task), with what the source retains
     for CDC tasks (replication slot WAL, binlog); warns when that is large."""
-    task_info.status(ctx, name, as_json)
+    task_info.status(service_of(ctx), name, as_json)
 
 
 @task.command("tables")
@@ -272,7 +264,7 @@ def task_status(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @friendly
 def task_tables(ctx: click.Context, name: str, as_json: bool) -> None:
     """Show the table statistics of task NAME."""
-    task_info.tables(ctx, name, as_json)
+    task_info.tables(service_of(ctx), name, as_json)
 
 
 @task.command("errors")
@@ -284,7 +276,7 @@ def task_tables(ctx: click.Context, name: str, as_json: bool) -> None:
 def task_errors(ctx: click.Context, name: str, table: str | None, as_json: bool) -> None:
     """List the data errors of task NAME: rows skipped or logged by the error policies,
     with their key and reason."""
-    task_info.errors(ctx, name, table, as_json)
+    task_info.errors(service_of(ctx), name, table, as_json)
 
 
 @task.command("delete")
@@ -298,49 +290,10 @@ def task_errors(ctx: click.Context, name: str, table: str | None, as_json: bool)
 @friendly
 def task_delete(ctx: click.Context, name: str, file: Path | None) -> None:
     """Forget task NAME and its statistics (with --file, also drop its replication slot)."""
-    from opendms.cli.control import check_not_running, record_of
-
-    store = store_of(ctx)
-    record = record_of(store, name)
-    check_not_running(store, name)  # stop it first: its process holds the slot
-    if record.migration_type != "full-load":
-        known = Path(record.file) if record.file and Path(record.file).is_file() else None
-        _drop_replication(name, record.source, file or known)
-    store.delete_task(name)
+    deleted = service_of(ctx).delete(name, file=file)
+    for warning in deleted.warnings:
+        click.echo(f"warning: {warning}", err=True)
     console.print(f"deleted task {name}")
-
-
-def _drop_replication(name: str, source: str, file: Path | None) -> None:
-    """Drop the CDC capture objects (slot and publication, triggers), which would
-    otherwise keep WAL or keep recording changes on the source."""
-    from opendms.endpoints import open_capture
-    from opendms.endpoints.base import EndpointURL
-    from opendms.endpoints.postgres.replication import replication_names
-
-    if file is None:
-        if source.startswith(("postgresql:", "postgres:")):
-            slot, publication = replication_names(name)
-            click.echo(
-                f"warning: replication slot {slot!r} and publication {publication!r} stay on "
-                "the source and keep its WAL, and so do the DDL-capture objects (event "
-                "triggers opendms_intercept_ddl/_drop, opendms_ddl_* tables); pass --file "
-                f"TASK_FILE to drop them, or run SELECT pg_drop_replication_slot('{slot}'); "
-                f"DROP PUBLICATION {publication};",
-                err=True,
-            )
-        elif source.startswith("sqlite:"):
-            click.echo(
-                "warning: the capture triggers and change table stay in the source database; "
-                "pass --file TASK_FILE to drop them",
-                err=True,
-            )
-        return
-    spec = load_task_file(file)
-    capture = open_capture(EndpointURL.parse(spec.source.url), name, spec.source.settings)
-    try:
-        capture.drop()
-    finally:
-        capture.close()
 
 
 @cli.command()
@@ -363,9 +316,9 @@ def _drop_replication(name: str, source: str, file: Path | None) -> None:
 @friendly
 def demo(ctx: click.Context, directory: Path, orders: int) -> None:
     """Migrate an embedded retail database to a Parquet lake and to SQLite."""
-    from opendms.demo import run_demo
+    from opendms.cli.demo_cmd import run_demo
 
-    run_demo(directory, orders, ctx.obj.get("state"))
+    run_demo(directory, orders, service_of(ctx))
 
 
 def main() -> None:

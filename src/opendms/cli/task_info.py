@@ -1,21 +1,17 @@
-"""Read-only task commands: ``task status``, ``task tables`` and ``task errors``."""
+"""Read-only task commands: ``task status``, ``task tables`` and ``task errors`` (the
+task service reads, this module renders)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import click
 
-from opendms.cli.control import reconciled, record_of
 from opendms.cli.ui import console, task_detail, task_table
-from opendms.errors import ConfigError
-from opendms.state import StateStore
+from opendms.service import TaskService
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
-
-
-def _store(ctx: click.Context) -> StateStore:
-    return StateStore(ctx.obj.get("state"))
 
 
 def _echo_json(data: object) -> None:
@@ -27,20 +23,16 @@ def _warn(text: str) -> None:
         click.echo(f"warning: {text}", err=True)
 
 
-def status(ctx: click.Context, name: str | None, as_json: bool) -> None:
+def status(service: TaskService, name: str | None, as_json: bool) -> None:
     """Status of task NAME (or of every task), with the source backlog of CDC tasks."""
-    from opendms.engine.backlog import task_backlog
     from opendms.state.views import task_view
 
-    store = _store(ctx)
-    records = [record_of(store, name)] if name else [reconciled(store, r) for r in store.tasks()]
+    infos = [service.status(name)] if name else service.statuses()
     views, rows = [], []
-    for record in records:
-        tables = store.tables(record.name)
-        report = task_backlog(record)
-        backlog = report.text() if report else ""
-        views.append(task_view(record, tables, report.to_json() if report else None))
-        rows.append((record, tables, backlog))
+    for info in infos:
+        report = info.backlog
+        views.append(task_view(info.record, info.tables, report.to_json() if report else None))
+        rows.append((info.record, info.tables, report.text() if report else ""))
         _warn(report.warning if report else "")
     if as_json:
         _echo_json(views[0] if name else views)
@@ -50,14 +42,12 @@ def status(ctx: click.Context, name: str | None, as_json: bool) -> None:
         console.print(task_table(rows))
 
 
-def tables(ctx: click.Context, name: str, as_json: bool) -> None:
+def tables(service: TaskService, name: str, as_json: bool) -> None:
     """Table statistics of task NAME."""
     from opendms.cli.ui import stats_table, table_errors
     from opendms.state.views import table_view
 
-    store = _store(ctx)
-    record_of(store, name)
-    stats = store.tables(name)
+    stats = service.tables(name)
     if as_json:
         _echo_json([table_view(t) for t in stats])
         return
@@ -66,22 +56,13 @@ def tables(ctx: click.Context, name: str, as_json: bool) -> None:
         console.print(line, markup=False, highlight=False)
 
 
-def errors(ctx: click.Context, name: str, table: str | None, as_json: bool) -> None:
+def errors(service: TaskService, name: str, table: str | None, as_json: bool) -> None:
     """Data errors of task NAME: rows the error policies skipped, with key and reason."""
-    store = _store(ctx)
-    record_of(store, name)
-    found = [e for e in store.data_errors(name) if table is None or e[0] == table]
-    if (
-        table is not None
-        and not found
-        and table not in {f"{t.schema}.{t.name}" for t in store.tables(name)}
-    ):
-        raise ConfigError(f"task {name!r} has no table {table!r}")
-    keys = ("table", "key", "column", "reason")
+    found = service.errors(name, table=table)
     if as_json:
-        _echo_json([dict(zip(keys, e, strict=True)) for e in found])
+        _echo_json([asdict(e) for e in found])
         return
     for e in found:
-        column = f" column {e[2]}" if e[2] else ""
-        click.echo(f"{e[0]} row {e[1]}{column}: {e[3]}")
+        column = f" column {e.column}" if e.column else ""
+        click.echo(f"{e.table} row {e.key}{column}: {e.reason}")
     click.echo(f"{len(found)} data error(s)", err=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -20,6 +20,9 @@ from rich.table import Table as RichTable
 
 from opendms.state import TableStats, TaskRecord
 from opendms.state.views import progress
+
+if TYPE_CHECKING:
+    from opendms.service import RunResult
 
 
 def _console(stderr: bool) -> Console:
@@ -181,16 +184,16 @@ def stats_table(name: str, tables: list[TableStats]) -> RichTable:
     return table
 
 
-def run_summary(name: str, store: Any, result: Any) -> str:
+def run_summary(result: RunResult) -> str:
     """The last line of ``task run``: how it ended, rows loaded, changes applied."""
-    record = store.task(name)
-    parts = [f"task {name}: {record.status.value}"]
+    record, load = result.record, result.load
+    parts = [f"task {record.name}: {record.status.value}"]
     if record.stop_reason:
         parts[0] += f" ({record.stop_reason})"
-    if result.tables:
-        parts.append(f"full load {result.tables} tables, {result.rows:,} rows")
+    if load.tables:
+        parts.append(f"full load {load.tables} tables, {load.rows:,} rows")
     if record.migration_type != "full-load":
-        stats = store.tables(name)
+        stats = result.tables
         counts = [sum(getattr(t, op) for t in stats) for op in ("inserts", "updates", "deletes")]
         parts.append(
             "changes applied so far: {:,} inserts, {:,} updates, {:,} deletes".format(*counts)

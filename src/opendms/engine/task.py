@@ -18,8 +18,14 @@ from opendms.engine.recover import Retries, retrying
 from opendms.engine.replicate import Replication
 from opendms.errors import OpenDMSError, StopRequested, TaskError
 from opendms.mapping import TableMappings, parse_table_mappings
-from opendms.state import StateStore, TaskStatus
+from opendms.state import StateStore, TaskStatus, TaskStore
 from opendms.state.lock import TaskLock
+from opendms.state.status import (
+    STOPPED_BY_USER,
+    IllegalTransitionError,
+    end_lost_run,
+    transition,
+)
 from opendms.tasksettings import settings_without_effect
 
 log = logging.getLogger("opendms.task")
@@ -43,9 +49,10 @@ def task_mappings(spec: TaskSpec) -> TableMappings:
     return parse_table_mappings(data, where=f"task {spec.name}: table_mappings")
 
 
-def register(spec: TaskSpec, store: StateStore) -> None:
+def register(spec: TaskSpec, store: TaskStore) -> None:
     """Record (or redefine) the task in the state store (URLs masked, secret settings
-    such as passwords, secrets and tokens replaced by ``***``)."""
+    such as passwords, secrets and tokens replaced by ``***``): a new task is created
+    (``creating``) and then ``ready``; a redefined one keeps its status."""
     body = spec.model_dump(mode="json")
     for end in ("source", "target"):
         body[end]["url"] = mask(body[end]["url"])
@@ -60,6 +67,9 @@ def register(spec: TaskSpec, store: StateStore) -> None:
         spec.migration_type.value,
         json.dumps(body),
     )
+    record = store.task(spec.name)
+    if record is not None and record.status is TaskStatus.CREATING:  # also a creation cut short
+        transition(store, spec.name, TaskStatus.READY)
 
 
 def run_task(
@@ -116,6 +126,7 @@ def _locked_run(
 ) -> LoadResult:
     follow, fresh, file = options
     register(spec, store)
+    _ready_to_run(store, spec.name)
     if spec.task_settings.ValidationSettings.ValidationOnly:
         return _validation_only(spec, store)
     if file:
@@ -123,22 +134,22 @@ def _locked_run(
     cdc = spec.migration_type is not MigrationType.FULL_LOAD
     if not cdc:
         store.reset_tables(spec.name)
-    store.set_status(spec.name, TaskStatus.STARTING)
+    transition(store, spec.name, TaskStatus.STARTING)
     stop = stop or threading.Event()
     store.set_pid(spec.name, os.getpid())
     try:
         result = _run(spec, mappings, store, progress, (stop, follow, fresh))
-    except KeyboardInterrupt:
-        store.set_status(spec.name, TaskStatus.STOPPED, "STOPPED_BY_USER")
+    except KeyboardInterrupt as exc:
+        _record_end(store, spec.name, TaskStatus.STOPPED, STOPPED_BY_USER, exc)
         raise
-    except StopRequested:  # asked to stop while waiting to retry
-        store.set_status(spec.name, TaskStatus.STOPPED, "STOPPED_BY_USER")
+    except StopRequested as exc:  # asked to stop while waiting to retry
+        _record_end(store, spec.name, TaskStatus.STOPPED, STOPPED_BY_USER, exc)
         raise
     except OpenDMSError as exc:
-        store.set_status(spec.name, TaskStatus.FAILED, str(exc))
+        _record_end(store, spec.name, TaskStatus.FAILED, str(exc), exc)
         raise
     except Exception as exc:
-        store.set_status(spec.name, TaskStatus.FAILED, f"internal error: {exc!r}")
+        _record_end(store, spec.name, TaskStatus.FAILED, f"internal error: {exc!r}", exc)
         raise
     finally:
         store.set_pid(spec.name, None)
@@ -147,6 +158,30 @@ def _locked_run(
     if spec.task_settings.ValidationSettings.EnableValidation and load.tables:
         _validate(spec, store)  # after a full load; CDC validates the rows it changes
     return load
+
+
+def _ready_to_run(store: TaskStore, name: str) -> None:
+    """A run the store still shows as active, although this process now holds the task's
+    run lock, has gone without recording its end (killed): failed, before a new run. A
+    task being deleted does not run."""
+    record = store.task(name)
+    if record is None:
+        return
+    if record.status is TaskStatus.DELETING:
+        raise TaskError(f"task {name!r} is being deleted; finish with `opendms task delete {name}`")
+    end_lost_run(store, record)
+
+
+def _record_end(
+    store: TaskStore, name: str, status: TaskStatus, reason: str, cause: BaseException
+) -> None:
+    """Record how a run that is raising ``cause`` ended. A refused status change (a bug,
+    logged by :func:`transition`) never hides the real failure: ``cause`` goes on, with
+    the refusal as a note."""
+    try:
+        transition(store, name, status, reason)
+    except IllegalTransitionError as refused:
+        cause.add_note(str(refused))
 
 
 def _validate(spec: TaskSpec, store: StateStore) -> bool:
@@ -167,15 +202,15 @@ def _validate(spec: TaskSpec, store: StateStore) -> bool:
 
 def _validation_only(spec: TaskSpec, store: StateStore) -> LoadResult:
     """ValidationOnly: compare source and target without loading anything."""
-    store.set_status(spec.name, TaskStatus.RUNNING)
+    transition(store, spec.name, TaskStatus.RUNNING)
     store.set_phase(spec.name, "validation")
     try:
         ok = _validate(spec, store)
     except OpenDMSError as exc:
-        store.set_status(spec.name, TaskStatus.FAILED, str(exc))
+        _record_end(store, spec.name, TaskStatus.FAILED, str(exc), exc)
         raise
     reason = "VALIDATION_ONLY_FINISHED" if ok else "VALIDATION_FAILED"
-    store.set_status(spec.name, TaskStatus.STOPPED, reason)
+    transition(store, spec.name, TaskStatus.STOPPED, reason)
     return LoadResult(0, 0, {})
 
 
@@ -194,14 +229,15 @@ def _finish(
     if result.failed:
         names = ", ".join(sorted(result.failed))
         reason = f"{len(result.failed)} table(s) failed: {names}"
-        store.set_status(spec.name, TaskStatus.FAILED, reason)
         first = next(iter(sorted(result.failed.items())))
-        raise TaskError(f"task {spec.name}: {reason}; {first[0]}: {first[1]}")
+        failure = TaskError(f"task {spec.name}: {reason}; {first[0]}: {first[1]}")
+        _record_end(store, spec.name, TaskStatus.FAILED, reason, failure)
+        raise failure
     if not cdc:
         reason = "FULL_LOAD_ONLY_FINISHED"
     else:
-        reason = stop_reason or ("STOPPED_BY_USER" if stop.is_set() else "CAUGHT_UP")
-    store.set_status(spec.name, TaskStatus.STOPPED, reason)
+        reason = stop_reason or (STOPPED_BY_USER if stop.is_set() else "CAUGHT_UP")
+    transition(store, spec.name, TaskStatus.STOPPED, reason)
 
 
 def _run(
@@ -239,9 +275,11 @@ def _run_once(
     source: Source = open_source(spec.source.url, spec.source.settings)
     try:
         target: Target = open_target(spec.target.url, spec.target.settings)
+        first = not started.is_set()  # a retry after a recoverable error is running already
         started.set()
         try:
-            store.set_status(spec.name, TaskStatus.RUNNING)
+            if first:
+                transition(store, spec.name, TaskStatus.RUNNING)
             if spec.migration_type is MigrationType.FULL_LOAD:
                 store.set_phase(spec.name, "full load")
                 return FullLoad(spec, source, target, mappings, store, progress).run(), ""

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from opendms.errors import ConfigError
 from opendms.state.private import private_dir, private_file
+from opendms.state.status import ANY_RUN, AnyRun, TaskStatus
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -74,15 +76,6 @@ CREATE TABLE IF NOT EXISTS data_errors (
     value TEXT NOT NULL DEFAULT ''
 );
 """
-
-
-class TaskStatus(enum.StrEnum):
-    READY = "ready"
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    FAILED = "failed"
 
 
 class TableState(enum.StrEnum):
@@ -189,15 +182,22 @@ class StateStore:
         with self.lock, self.conn:
             return self.conn.execute(sql, args).fetchall()
 
-    def save_task(self, name: str, source: str, target: str, mtype: str, spec: str) -> None:
-        """Create or redefine a task; its status goes back to ready."""
-        self._exec(
-            "INSERT INTO tasks (name, source, target, migration_type, spec, status, created_at) "
-            "VALUES (?, ?, ?, ?, ?, 'ready', ?) ON CONFLICT(name) DO UPDATE SET "
-            "source=excluded.source, target=excluded.target, "
-            "migration_type=excluded.migration_type, spec=excluded.spec",
-            (name, source, target, mtype, spec, now()),
-        )
+    def save_task(self, name: str, source: str, target: str, mtype: str, spec: str) -> bool:
+        """Create a task (status ``creating``; True) or redefine one (its status is kept;
+        False)."""
+        with self.lock, self.conn:
+            cursor = self.conn.execute(
+                "INSERT INTO tasks (name, source, target, migration_type, spec, status, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                (name, source, target, mtype, spec, TaskStatus.CREATING.value, now()),
+            )
+            if cursor.rowcount > 0:
+                return True
+            self.conn.execute(
+                "UPDATE tasks SET source=?, target=?, migration_type=?, spec=? WHERE name=?",
+                (source, target, mtype, spec, name),
+            )
+            return False
 
     def set_file(self, name: str, file: str) -> None:
         self._exec("UPDATE tasks SET file=? WHERE name=?", (file, name))
@@ -205,34 +205,41 @@ class StateStore:
     def set_pid(self, name: str, pid: int | None) -> None:
         self._exec("UPDATE tasks SET pid=? WHERE name=?", (pid, name))
 
-    def set_status(self, name: str, status: TaskStatus, reason: str = "") -> None:
-        stamp = now()
-        if status is TaskStatus.STARTING:
-            self._exec(
-                "UPDATE tasks SET status=?, stop_reason='', started_at=?, stopped_at=NULL, "
-                "phase='' WHERE name=?",
-                (status.value, stamp, name),
-            )
-        elif status in (TaskStatus.STOPPED, TaskStatus.FAILED):
-            self._exec(
-                "UPDATE tasks SET status=?, stop_reason=?, stopped_at=? WHERE name=?",
-                (status.value, reason, stamp, name),
-            )
-        else:
-            self._exec("UPDATE tasks SET status=? WHERE name=?", (status.value, name))
+    def set_status(
+        self,
+        name: str,
+        status: TaskStatus,
+        reason: str = "",
+        *,
+        allowed_from: Collection[TaskStatus] | None = None,
+        run: str | AnyRun | None = ANY_RUN,
+        stamp: bool = True,
+    ) -> bool:
+        """Write a task's status; True when written. Product code changes a status with
+        :func:`opendms.state.status.transition`, which checks the move.
 
-    def end_run(self, name: str, started_at: str | None, status: TaskStatus, reason: str) -> bool:
-        """Record the end of the run that started at ``started_at`` (status and reason, no
-        pid) if the task is still recorded as starting, running or stopping in that run;
-        False when the run has recorded its own end (or another run has started)."""
-        active = (TaskStatus.STARTING.value, TaskStatus.RUNNING.value, TaskStatus.STOPPING.value)
+        ``allowed_from``: only when the task is in one of these statuses; ``run``: only in
+        the run that started at that time. ``stamp``: ``starting`` begins a run (start
+        time now, no stop reason, stop time or phase); ``stopped`` and ``failed`` end it
+        (``reason``, stop time now, no pid). Without it only the status changes."""
+        sets, args = ["status=?"], [status.value]
+        if stamp and status is TaskStatus.STARTING:
+            sets += ["stop_reason=''", "started_at=?", "stopped_at=NULL", "phase=''"]
+            args.append(now())
+        elif stamp and status in (TaskStatus.STOPPED, TaskStatus.FAILED):
+            sets += ["stop_reason=?", "stopped_at=?", "pid=NULL"]
+            args += [reason, now()]
+        where = ["name=?"]
+        conditions: list[str | None] = [name]
+        if allowed_from is not None:
+            where.append(f"status IN ({', '.join('?' * len(allowed_from))})")
+            conditions += [s.value for s in allowed_from]
+        if run is not ANY_RUN:
+            where.append("started_at IS ?")
+            conditions.append(run)
+        sql = f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)}"
         with self.lock, self.conn:
-            cursor = self.conn.execute(
-                "UPDATE tasks SET status=?, stop_reason=?, stopped_at=?, pid=NULL "
-                "WHERE name=? AND status IN (?, ?, ?) AND started_at IS ?",
-                (status.value, reason, now(), name, *active, started_at),
-            )
-            return cursor.rowcount > 0
+            return self.conn.execute(sql, (*args, *conditions)).rowcount > 0
 
     def set_phase(self, name: str, phase: str) -> None:
         """DMS's phases: full load, applying cached changes, ongoing replication."""

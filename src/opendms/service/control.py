@@ -1,4 +1,6 @@
-"""Background task control: ``task start|stop|resume|reload NAME``.
+"""Background task control, under :class:`~opendms.service.tasks.TaskService`: start
+(resume, reload) and stop a task's process, find who runs a task, and reconcile a task
+whose process vanished.
 
 A started task runs as its own process (``opendms task run FILE --follow``) with
 its log in ``<state dir>/logs/NAME.log``; the state store keeps the task file and
@@ -24,10 +26,26 @@ import time
 from pathlib import Path
 
 from opendms.errors import ConfigError, OpenDMSError, TaskLockedError
-from opendms.state import StateStore, TaskStatus
+from opendms.state import TaskRecord, TaskStatus, TaskStore
 from opendms.state.lock import holder_pid, lock_path
 from opendms.state.private import private_dir, private_file
-from opendms.state.store import TaskRecord
+from opendms.state.status import ACTIVE, GONE, STOPPED_BY_USER, end_lost_run, transition
+
+__all__ = [
+    "ACTIVE",
+    "GONE",
+    "STOPPED_BY_USER",
+    "alive",
+    "check_first_start",
+    "check_not_running",
+    "reconciled",
+    "record_of",
+    "running_pid",
+    "spawn",
+    "starting_path",
+    "stop",
+    "task_file",
+]
 
 START_WAIT = 10.0  # seconds to wait for a started task to report running (or fail)
 LOCK_WAIT = 600.0  # seconds to wait for a started task's process to take its run lock
@@ -45,18 +63,12 @@ def alive(pid: int | None) -> bool:
     return True
 
 
-GONE = "process gone (killed?)"
-
-
-def running_pid(store: StateStore, name: str) -> int | None:
+def running_pid(store: TaskStore, name: str) -> int | None:
     """The pid of the process running task ``name`` (it holds the task's lock), or None."""
     return holder_pid(store.path, name)
 
 
-ACTIVE = (TaskStatus.STARTING, TaskStatus.RUNNING, TaskStatus.STOPPING)
-
-
-def reconciled(store: StateStore, record: TaskRecord) -> TaskRecord:
+def reconciled(store: TaskStore, record: TaskRecord) -> TaskRecord:
     """``record``, with a task recorded as starting/running whose process is gone (killed,
     crashed) marked failed in the store: the status never claims a run nobody does.
 
@@ -65,11 +77,11 @@ def reconciled(store: StateStore, record: TaskRecord) -> TaskRecord:
     conditional update: a run that ended between the two reads keeps its own end)."""
     if record.status not in ACTIVE or running_pid(store, record.name) is not None:
         return record
-    store.end_run(record.name, record.started_at, TaskStatus.FAILED, GONE)
+    end_lost_run(store, record)
     return store.task(record.name) or record
 
 
-def record_of(store: StateStore, name: str) -> TaskRecord:
+def record_of(store: TaskStore, name: str) -> TaskRecord:
     """The task's record (reconciled), or a ConfigError for an unknown task."""
     record = store.task(name)
     if record is None:
@@ -80,14 +92,11 @@ def record_of(store: StateStore, name: str) -> TaskRecord:
     return reconciled(store, record)
 
 
-_record = record_of
-
-
-def task_file(store: StateStore, name: str, file: Path | None) -> Path:
+def task_file(store: TaskStore, name: str, file: Path | None) -> Path:
     """The task file: given, or the one the task last ran from."""
     if file is not None:
         return file.resolve()
-    record = _record(store, name)
+    record = record_of(store, name)
     if not record.file:
         raise ConfigError(f"task {name!r} has no task file on record; pass --file TASK_FILE")
     path = Path(record.file)
@@ -96,7 +105,7 @@ def task_file(store: StateStore, name: str, file: Path | None) -> Path:
     return path
 
 
-def check_not_running(store: StateStore, name: str) -> None:
+def check_not_running(store: TaskStore, name: str) -> None:
     pid = running_pid(store, name)
     if pid is not None:
         who = f"pid {pid}" if pid > 0 else "another process"
@@ -105,7 +114,7 @@ def check_not_running(store: StateStore, name: str) -> None:
         )
 
 
-def check_first_start(store: StateStore, name: str) -> None:
+def check_first_start(store: TaskStore, name: str) -> None:
     """DMS's start-replication is for a task's first run: afterwards resume or reload."""
     record = store.task(name)
     if record is not None and record.started_at and record.migration_type != "full-load":
@@ -115,7 +124,7 @@ def check_first_start(store: StateStore, name: str) -> None:
         )
 
 
-def spawn(store: StateStore, name: str, file: Path, fresh: bool) -> tuple[int, Path]:
+def spawn(store: TaskStore, name: str, file: Path, fresh: bool) -> tuple[int, Path]:
     """Start ``task run FILE --follow`` in the background; returns (pid, log file)."""
     logs = store.path.parent / "logs"
     private_dir(logs)
@@ -141,14 +150,14 @@ def spawn(store: StateStore, name: str, file: Path, fresh: bool) -> tuple[int, P
     return proc.pid, log
 
 
-def starting_path(store: StateStore, name: str) -> Path:
+def starting_path(store: TaskStore, name: str) -> Path:
     """``<lock>.starting``: the pid of a ``start`` (``resume``, ``reload``) waiting for the
     process it launched to take the task's lock (removed once it has, or has ended)."""
     lock = lock_path(store.path, name)
     return lock.with_name(lock.name + ".starting")
 
 
-def _starting(store: StateStore, name: str) -> bool:
+def _starting(store: TaskStore, name: str) -> bool:
     """Whether a ``start`` is still waiting for its task's process to take the lock. Only
     waited for, never signalled: a stale file (its ``start`` killed) names no one."""
     try:
@@ -159,7 +168,7 @@ def _starting(store: StateStore, name: str) -> bool:
 
 
 def _wait_started(
-    store: StateStore, name: str, proc: subprocess.Popen[bytes], log: Path, before: str | None
+    store: TaskStore, name: str, proc: subprocess.Popen[bytes], log: Path, before: str | None
 ) -> None:
     """Wait until the task's process holds its run lock (from then on ``stop`` finds it;
     before, it may still be loading or assessing), then, up to START_WAIT seconds from
@@ -183,7 +192,7 @@ def _wait_started(
 
 
 def _ended(
-    store: StateStore, name: str, proc: subprocess.Popen[bytes], log: Path, before: str | None
+    store: TaskStore, name: str, proc: subprocess.Popen[bytes], log: Path, before: str | None
 ) -> bool:
     """True when the task's process has already ended well (a short task, or one that a
     ``task stop`` stopped meanwhile: its run, started after ``before``, says so); an error
@@ -202,7 +211,7 @@ def _ended(
     raise OpenDMSError(f"task {name!r} stopped at once: " + " | ".join(tail))
 
 
-def stop(store: StateStore, name: str, timeout: float) -> TaskRecord | None:
+def stop(store: TaskStore, name: str, timeout: float) -> TaskRecord | None:
     """Ask the task's process to stop (SIGTERM: finish the batch, checkpoint) and wait;
     the task's record after (None: it was stopped before it recorded itself, in its
     first run).
@@ -213,7 +222,7 @@ def stop(store: StateStore, name: str, timeout: float) -> TaskRecord | None:
     deadline = time.monotonic() + timeout
     pid = _holder(store, name, deadline)
     if pid is None:
-        record = _record(store, name)  # read after the lock: the run's own end
+        record = record_of(store, name)  # read after the lock: the run's own end
         if record.stop_reason == GONE:
             return record
         why = f": {record.stop_reason}" if record.stop_reason else ""
@@ -228,14 +237,18 @@ def stop(store: StateStore, name: str, timeout: float) -> TaskRecord | None:
     if ended is not None and ended.status in ACTIVE:
         # the signal ended the run before it could record anything (it was still
         # starting): stopped, as the user asked, rather than "process gone"
-        store.end_run(name, ended.started_at, TaskStatus.STOPPED, STOPPED_BY_USER)
-    return _record(store, name) if ended is not None else None
+        transition(
+            store,
+            name,
+            TaskStatus.STOPPED,
+            STOPPED_BY_USER,
+            run=ended.started_at,
+            conditional=True,
+        )
+    return record_of(store, name) if ended is not None else None
 
 
-STOPPED_BY_USER = "STOPPED_BY_USER"
-
-
-def _holder(store: StateStore, name: str, deadline: float) -> int | None:
+def _holder(store: TaskStore, name: str, deadline: float) -> int | None:
     """The pid of the process holding the task's run lock, or None. Waited for (until
     ``deadline``): a process that has just taken the lock and not yet written its pid,
     and one that ``start`` launched and that has not taken the lock yet."""
