@@ -1,0 +1,88 @@
+"""Reading a target table back and comparing it with what was written, by canonical type.
+
+Rows are written from :data:`TABLE` (every canonical type, reused from the CDC apply
+tests). An engine with ``read_back`` is read through its own source; a lake through the
+independent lake reader (:mod:`tests.oracles.lake`). Values are compared in canonical
+Python form (:func:`tests.integration.readback.norm`); a column whose values differ
+must be one the engine reports as lossy (:meth:`Engine.lossy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from opendms.endpoints import open_source
+from opendms.endpoints.engine import Engine
+from opendms.model import Kind, ReadPlan, Table, arrow_type
+from tests.integration.readback import norm
+from tests.integration.test_apply_targets import ITEMS as TABLE
+from tests.integration.test_apply_targets import SCHEMA
+from tests.oracles.lake import read_lake
+
+__all__ = ["SCHEMA", "TABLE", "batch_of", "read_back", "unreported_changes"]
+
+Row = dict[str, Any]
+
+
+_CSV_TEXT: dict[Kind, Callable[[str], Any]] = {Kind.BOOL: lambda text: text == "true"}
+"""CSV lake text that :func:`norm` does not read by itself (the rest it parses)."""
+
+
+def batch_of(table: Table, rows: list[Row]) -> pa.RecordBatch:
+    """``rows`` as one Arrow batch of ``table``'s canonical types (source-independent)."""
+    arrays = [pa.array([r.get(c.name) for r in rows], arrow_type(c.type)) for c in table.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in table.columns])
+
+
+def read_back(engine: Engine, url: str, table: Table, lenient: bool = False) -> list[Row]:
+    """Every row of ``table`` on the target ``url``, ordered by its key (``lenient``: a
+    lake may hold changes twice, as after an idempotent catch-up)."""
+    key = table.column(table.primary_key[0]).type.kind
+    if not engine.capabilities.read_back:
+        names = [c.name for c in table.columns]
+        parse = {c.name: _CSV_TEXT[c.type.kind] for c in table.columns if c.type.kind in _CSV_TEXT}
+        lake = read_lake(url, keys=table.primary_key, lenient=lenient, columns=names, parse=parse)
+        rows = lake[f"{table.schema}.{table.name}"].rows
+        return sorted(rows, key=lambda r: norm(r[table.primary_key[0]], key))
+    source = open_source(url)
+    try:
+        ref = next(r for r in source.list_tables() if r.name.casefold() == table.name.casefold())
+        found = source.describe(ref)
+        plan = ReadPlan(found, tuple(c.name for c in found.columns))
+        rows = pa.Table.from_batches(list(source.read(plan, None))).to_pylist()
+    finally:
+        source.close()
+    return sorted(rows, key=lambda r: norm(r[table.primary_key[0]], key))
+
+
+def unreported_changes(engine: Engine, table: Table, got: list[Row], want: list[Row]) -> list[str]:
+    """Columns whose values came back changed although ``engine.lossy`` says nothing of
+    their type (each with the first differing pair)."""
+    key = table.primary_key[0]
+    kind = table.column(key).type.kind
+    assert [norm(r[key], kind) for r in got] == [norm(r[key], kind) for r in want]
+    out = []
+    for col in table.columns:
+        kind, element = col.type.kind, col.type.element
+        element_kind = element.kind if element else None
+        pairs = [
+            (
+                _canonical(g.get(col.name), kind, element_kind),
+                _canonical(w.get(col.name), kind, element_kind),
+            )
+            for g, w in zip(got, want, strict=True)
+        ]
+        differ = [p for p in pairs if p[0] != p[1]]
+        if differ and engine.lossy(col.type) is None:
+            out.append(f"{col.name} ({col.type}): got {differ[0][0]!r}, wrote {differ[0][1]!r}")
+    return out
+
+
+def _canonical(value: Any, kind: Kind, element: Kind | None) -> Any:
+    """:func:`norm`, with an Arrow interval (a named tuple norm keeps) in microseconds."""
+    if isinstance(value, pa.MonthDayNano):
+        return (value.months, value.days, value.nanoseconds // 1000)
+    return norm(value, kind, element)
