@@ -16,6 +16,8 @@ import pytest
 
 from opendms.endpoints import engines
 from opendms.endpoints.engine import Engine
+from tests.integration.everything import create_mysql, create_pg, create_sqlite
+from tests.oracles.rows import sqlite_path
 
 Factory = Callable[[pytest.FixtureRequest, str], str]
 """(request, role "source" or "target") -> the URL of a private, empty endpoint."""
@@ -53,6 +55,19 @@ FACTORIES: dict[str, dict[str, Factory]] = {
 """URL factories by engine name, then by variant (the test id)."""
 
 
+def _sqlite_everything(url: str) -> None:
+    create_sqlite(sqlite_path(url))
+
+
+EVERYTHING: dict[str, tuple[str, Callable[[str], None]]] = {
+    "postgres": ("pg", create_pg),
+    "mysql": ("mysql", create_mysql),
+    "sqlite": ("sqlite", _sqlite_everything),
+}
+"""By source engine name: its column in :mod:`tests.integration.everything` and how the
+"every type" table is created natively on a source URL."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A registered engine and one way of reaching a private endpoint of it."""
@@ -67,6 +82,17 @@ class Endpoint:
                 f"add a URL factory for engine {self.engine.name} in tests/conformance/conftest.py"
             )
         return factories[self.variant](request, role)
+
+    def create_everything(self, url: str) -> str:
+        """Create the native "every type" table on ``url``; its spec's engine column."""
+        found = EVERYTHING.get(self.engine.name)
+        if found is None:
+            pytest.fail(
+                f"add the native 'every type' table of source engine {self.engine.name} "
+                "to EVERYTHING in tests/conformance/conftest.py"
+            )
+        found[1](url)
+        return found[0]
 
 
 def engine_params() -> list[object]:

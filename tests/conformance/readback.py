@@ -21,8 +21,9 @@ from tests.integration.readback import norm
 from tests.integration.test_apply_targets import ITEMS as TABLE
 from tests.integration.test_apply_targets import SCHEMA
 from tests.oracles.lake import read_lake
+from tests.oracles.rows import time_of_day
 
-__all__ = ["SCHEMA", "TABLE", "batch_of", "read_back", "unreported_changes"]
+__all__ = ["SCHEMA", "TABLE", "batch_of", "canonical_rows", "read_back", "unreported_changes"]
 
 Row = dict[str, Any]
 
@@ -81,8 +82,15 @@ def unreported_changes(engine: Engine, table: Table, got: list[Row], want: list[
     return out
 
 
+def canonical_rows(rows: list[Row], kinds: dict[str, tuple[Kind, Kind | None]]) -> list[Row]:
+    """``rows`` in canonical Python form, by the kind (and element kind) of each column."""
+    return [{n: _canonical(r.get(n), k, e) for n, (k, e) in kinds.items()} for r in rows]
+
+
 def _canonical(value: Any, kind: Kind, element: Kind | None) -> Any:
     """:func:`norm`, with an Arrow interval (a named tuple norm keeps) in microseconds."""
     if isinstance(value, pa.MonthDayNano):
-        return (value.months, value.days, value.nanoseconds // 1000)
+        value = (value.months, value.days, value.nanoseconds // 1000)
+    if kind is Kind.TIME and isinstance(value, tuple):
+        return time_of_day(value)  # a MySQL TIME reads as an interval (README "Types")
     return norm(value, kind, element)

@@ -7,6 +7,8 @@ test is about. A new engine passes by declaring itself and a URL factory.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from opendms.endpoints import check_endpoint, open_applier, open_target
@@ -15,7 +17,16 @@ from opendms.endpoints.engine import ApplyOptions
 from opendms.errors import ConfigError
 from tests.conformance.conftest import Endpoint, needs
 from tests.conformance.readback import TABLE, batch_of, read_back, unreported_changes
-from tests.integration.test_apply_targets import delete, ins, item, null_item, plan, txn, upd
+from tests.integration.test_apply_targets import delete, ins, null_item, plan, txn, upd
+from tests.integration.test_apply_targets import item as any_item
+
+
+def item(i: int, variant: int = 0) -> dict[str, Any]:
+    """A row of every canonical type, without the NUL character in text: PostgreSQL
+    text cannot hold it, and its target says so in ``reject`` (tested elsewhere)."""
+    row = any_item(i, variant)
+    return {**row, "txt": row["txt"].replace("\x00", "")}
+
 
 ROWS = [item(1), null_item(2), item(3), item(4)]
 
@@ -55,6 +66,7 @@ def test_full_load_round_trips_every_canonical_type(endpoint: Endpoint, target_u
 def _apply_batches(target: Target, idempotent: bool) -> tuple[int, str | None]:
     applier = open_applier(target, "conformance", [plan(TABLE)], ApplyOptions())
     try:
+        applier.read_checkpoint()  # how a CDC task starts (the PostgreSQL applier needs it)
         first = [txn(1, ins(TABLE, item(5)), ins(TABLE, item(6)), ins(TABLE, null_item(7)))]
         second = [
             txn(2, upd(TABLE, {"id": 1}, item(1, variant=1)), delete(TABLE, {"id": 3})),
@@ -97,3 +109,19 @@ def test_idempotent_apply_twice_leaves_the_same_rows(endpoint: Endpoint, target_
         target.close()
     got = read_back(endpoint.engine, target_url, TABLE, lenient=True)
     assert unreported_changes(endpoint.engine, TABLE, got, EXPECTED) == []
+
+
+def test_a_new_applier_applies_before_reading_its_checkpoint(
+    endpoint: Endpoint, target_url: str
+) -> None:
+    """The Applier protocol does not require read_checkpoint before apply."""
+    needs(endpoint, "cdc_target")
+    target = open_target(target_url)
+    try:
+        _load(target, ROWS)
+        applier = open_applier(target, "fresh", [plan(TABLE)], ApplyOptions())
+        assert applier.apply([txn(1, ins(TABLE, item(5)))], "1", idempotent=False) == 1
+        assert applier.read_checkpoint() == "1"
+        applier.close()
+    finally:
+        target.close()
