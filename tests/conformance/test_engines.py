@@ -37,10 +37,19 @@ def test_check_names_the_engine(endpoint: Endpoint, source_url: str) -> None:
 
 
 def test_unknown_setting_is_a_config_error_naming_it(endpoint: Endpoint, source_url: str) -> None:
-    if endpoint.engine.settings is None:
-        pytest.skip(f"{endpoint.engine.name} declares no endpoint settings")
     with pytest.raises(ConfigError, match="NoSuchSettingX"):
         check_endpoint(source_url, {"NoSuchSettingX": "1"})
+
+
+def test_setting_of_the_wrong_kind_is_a_config_error_naming_it(
+    endpoint: Endpoint, source_url: str
+) -> None:
+    spec = endpoint.engine.settings
+    typed = [n for n, kind in (spec.applied.items() if spec else []) if kind in (bool, int)]
+    if not typed:
+        pytest.skip(f"{endpoint.engine.name} declares no typed endpoint setting")
+    with pytest.raises(ConfigError, match=typed[0]):
+        check_endpoint(source_url, {typed[0]: "not-a-value"})
 
 
 def _load(target: Target, rows: list[dict[str, object]]) -> None:
