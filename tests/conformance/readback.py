@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from opendms.endpoints import open_source
 from opendms.endpoints.engine import Engine
-from opendms.model import Kind, ReadPlan, Table, arrow_type
+from opendms.model import ColumnType, Kind, ReadPlan, Table, arrow_type
 from tests.integration.readback import norm
 from tests.integration.test_apply_targets import ITEMS as TABLE
 from tests.integration.test_apply_targets import SCHEMA
@@ -61,25 +61,28 @@ def read_back(engine: Engine, url: str, table: Table, lenient: bool = False) -> 
 
 def unreported_changes(engine: Engine, table: Table, got: list[Row], want: list[Row]) -> list[str]:
     """Columns whose values came back changed although ``engine.lossy`` says nothing of
-    their type (each with the first differing pair)."""
-    key = table.primary_key[0]
-    kind = table.column(key).type.kind
-    assert [norm(r[key], kind) for r in got] == [norm(r[key], kind) for r in want]
+    their type (each with the first differing pair); the rows' keys must be the same."""
+    key = table.column(table.primary_key[0])
+    keys = [[_canonical(r[key.name], key.type.kind, None) for r in rows] for rows in (got, want)]
+    assert keys[0] == keys[1], keys
     out = []
     for col in table.columns:
-        kind, element = col.type.kind, col.type.element
-        element_kind = element.kind if element else None
-        pairs = [
-            (
-                _canonical(g.get(col.name), kind, element_kind),
-                _canonical(w.get(col.name), kind, element_kind),
-            )
-            for g, w in zip(got, want, strict=True)
-        ]
-        differ = [p for p in pairs if p[0] != p[1]]
+        differ = _first_difference(
+            col.type, [g.get(col.name) for g in got], [w.get(col.name) for w in want]
+        )
         if differ and engine.lossy(col.type) is None:
-            out.append(f"{col.name} ({col.type}): got {differ[0][0]!r}, wrote {differ[0][1]!r}")
+            out.append(f"{col.name} ({col.type}): got {differ[0]!r}, wrote {differ[1]!r}")
     return out
+
+
+def _first_difference(ctype: ColumnType, got: list[Any], want: list[Any]) -> tuple[Any, Any] | None:
+    """The first (read, written) pair of one column's values that differ in canonical form."""
+    element = ctype.element.kind if ctype.element else None
+    for g, w in zip(got, want, strict=True):
+        pair = _canonical(g, ctype.kind, element), _canonical(w, ctype.kind, element)
+        if pair[0] != pair[1]:
+            return pair
+    return None
 
 
 def canonical_rows(rows: list[Row], kinds: dict[str, tuple[Kind, Kind | None]]) -> list[Row]:
