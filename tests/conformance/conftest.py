@@ -1,0 +1,129 @@
+"""Endpoints for the conformance suite: one URL factory per registered engine.
+
+Every test here is parametrized over :func:`engine_params`, i.e. over the registered
+engines (:func:`opendms.endpoints.engines`), each with the URL variants its factory
+in :data:`FACTORIES` gives (the lake: a ``file://`` folder and an ``s3://`` bucket).
+A newly registered engine is collected automatically and fails with a clear message
+until it has a factory here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from opendms.endpoints import engines
+from opendms.endpoints.engine import Engine
+from tests.integration.everything import create_mysql, create_pg, create_sqlite
+from tests.oracles.rows import sqlite_path
+
+Factory = Callable[[pytest.FixtureRequest, str], str]
+"""(request, role "source" or "target") -> the URL of a private, empty endpoint."""
+
+
+def _postgres(request: pytest.FixtureRequest, role: str) -> str:
+    return str(request.getfixturevalue("pg_db" if role == "source" else "pg_target_db"))
+
+
+def _mysql(request: pytest.FixtureRequest, role: str) -> str:
+    return str(request.getfixturevalue("mysql_db" if role == "source" else "mysql_target_db"))
+
+
+def _sqlite(request: pytest.FixtureRequest, role: str) -> str:
+    path = request.getfixturevalue("tmp_path") / f"{role}.db"
+    if role == "source":
+        path.touch()  # a source endpoint must exist; a target is created on first use
+    return f"sqlite:///{path}"
+
+
+def _lake_file(request: pytest.FixtureRequest, role: str) -> str:
+    return f"file://{request.getfixturevalue('tmp_path')}/lake"
+
+
+def _lake_s3(request: pytest.FixtureRequest, role: str) -> str:
+    return str(request.getfixturevalue("s3_url"))
+
+
+FACTORIES: dict[str, dict[str, Factory]] = {
+    "postgres": {"postgres": _postgres},
+    "mysql": {"mysql": _mysql},
+    "sqlite": {"sqlite": _sqlite},
+    "lake": {"file": _lake_file, "s3": _lake_s3},
+}
+"""URL factories by engine name, then by variant (the test id)."""
+
+
+def _sqlite_everything(url: str) -> None:
+    create_sqlite(sqlite_path(url))
+
+
+EVERYTHING: dict[str, tuple[str, Callable[[str], None]]] = {
+    "postgres": ("pg", create_pg),
+    "mysql": ("mysql", create_mysql),
+    "sqlite": ("sqlite", _sqlite_everything),
+}
+"""By source engine name: its column in :mod:`tests.integration.everything` and how the
+"every type" table is created natively on a source URL."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A registered engine and one way of reaching a private endpoint of it."""
+
+    engine: Engine
+    variant: str
+
+    def url(self, request: pytest.FixtureRequest, role: str) -> str:
+        factories = FACTORIES.get(self.engine.name)
+        if not factories:
+            pytest.fail(
+                f"add a URL factory for engine {self.engine.name} in tests/conformance/conftest.py"
+            )
+        return factories[self.variant](request, role)
+
+    def create_everything(self, url: str) -> str:
+        """Create the native "every type" table on ``url``; its spec's engine column."""
+        found = EVERYTHING.get(self.engine.name)
+        if found is None:
+            pytest.fail(
+                f"add the native 'every type' table of source engine {self.engine.name} "
+                "to EVERYTHING in tests/conformance/conftest.py"
+            )
+        found[1](url)
+        return found[0]
+
+
+def engine_params() -> list[object]:
+    """One pytest param per registered engine and URL variant."""
+    out: list[object] = []
+    for engine in dict.fromkeys(engines().values()):
+        for variant in FACTORIES.get(engine.name) or [engine.name]:
+            out.append(pytest.param(Endpoint(engine, variant), id=variant))
+    return out
+
+
+@pytest.fixture(params=engine_params())
+def endpoint(request: pytest.FixtureRequest) -> Endpoint:
+    """The engine under test (``endpoint.engine``) and its URL factory."""
+    param: Endpoint = request.param
+    return param
+
+
+@pytest.fixture
+def target_url(endpoint: Endpoint, request: pytest.FixtureRequest) -> str:
+    """A private, empty endpoint of the engine to write to."""
+    return endpoint.url(request, "target")
+
+
+@pytest.fixture
+def source_url(endpoint: Endpoint, request: pytest.FixtureRequest) -> str:
+    """A private endpoint of the engine to read from (a SQLite file exists, empty)."""
+    return endpoint.url(request, "source")
+
+
+def needs(endpoint: Endpoint, capability: str) -> None:
+    """Skip unless the engine declares ``capability`` (a :class:`Capabilities` field)."""
+    if not getattr(endpoint.engine.capabilities, capability):
+        pytest.skip(f"{endpoint.engine.name} does not declare {capability}")
