@@ -123,7 +123,41 @@ def source_url(endpoint: Endpoint, request: pytest.FixtureRequest) -> str:
     return endpoint.url(request, "source")
 
 
-def needs(endpoint: Endpoint, capability: str) -> None:
-    """Skip unless the engine declares ``capability`` (a :class:`Capabilities` field)."""
-    if not getattr(endpoint.engine.capabilities, capability):
-        pytest.skip(f"{endpoint.engine.name} does not declare {capability}")
+def needs(capability: str) -> pytest.MarkDecorator:
+    """Mark a test as applying only to engines that declare ``capability`` (a
+    :class:`Capabilities` field, or ``typed_setting``: an endpoint setting of type bool or
+    int). Other engines' parameters are deselected when collecting, not skipped."""
+    return pytest.mark.conformance_needs(capability)
+
+
+def typed_settings(endpoint: Endpoint) -> list[str]:
+    """The engine's endpoint settings of type bool or int."""
+    spec = endpoint.engine.settings
+    return [n for n, kind in (spec.applied.items() if spec else []) if kind in (bool, int)]
+
+
+def _applies(endpoint: Endpoint, capability: str) -> bool:
+    if capability == "typed_setting":
+        return bool(typed_settings(endpoint))
+    return bool(getattr(endpoint.engine.capabilities, capability))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "conformance_needs(capability): only for engines declaring it"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop (deselect) the parameters of engines a test does not apply to."""
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        mark = item.get_closest_marker("conformance_needs")
+        callspec = getattr(item, "callspec", None)
+        endpoint = callspec.params.get("endpoint") if callspec is not None else None
+        applies = mark is None or endpoint is None or _applies(endpoint, mark.args[0])
+        (keep if applies else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep

@@ -1,8 +1,9 @@
 """The conformance suite: every registered engine, by the capabilities it declares.
 
 Each test takes the ``endpoint`` fixture (every engine and URL variant, see
-``conftest.py``) and skips only when the engine does not declare the capability the
-test is about. A new engine passes by declaring itself and a URL factory.
+``conftest.py``); a test marked ``@needs(capability)`` is collected only for the engines
+that declare it (deselected, not skipped, for the others). A new engine passes by
+declaring itself and a URL factory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from opendms.endpoints import check_endpoint, open_applier, open_target
 from opendms.endpoints.base import PrepMode, Target
 from opendms.endpoints.engine import ApplyOptions
 from opendms.errors import ConfigError
-from tests.conformance.conftest import Endpoint, needs
+from tests.conformance.conftest import Endpoint, needs, typed_settings
 from tests.conformance.readback import TABLE, batch_of, read_back, unreported_changes
 from tests.integration.test_apply_targets import delete, ins, null_item, plan, txn, upd
 from tests.integration.test_apply_targets import item as any_item
@@ -41,13 +42,11 @@ def test_unknown_setting_is_a_config_error_naming_it(endpoint: Endpoint, source_
         check_endpoint(source_url, {"NoSuchSettingX": "1"})
 
 
+@needs("typed_setting")
 def test_setting_of_the_wrong_kind_is_a_config_error_naming_it(
     endpoint: Endpoint, source_url: str
 ) -> None:
-    spec = endpoint.engine.settings
-    typed = [n for n, kind in (spec.applied.items() if spec else []) if kind in (bool, int)]
-    if not typed:
-        pytest.skip(f"{endpoint.engine.name} declares no typed endpoint setting")
+    typed = typed_settings(endpoint)
     with pytest.raises(ConfigError, match=typed[0]):
         check_endpoint(source_url, {typed[0]: "not-a-value"})
 
@@ -60,8 +59,8 @@ def _load(target: Target, rows: list[dict[str, object]]) -> None:
     target.finish(TABLE)
 
 
+@needs("target")
 def test_full_load_round_trips_every_canonical_type(endpoint: Endpoint, target_url: str) -> None:
-    needs(endpoint, "target")
     target = open_target(target_url)
     try:
         assert not target.reject(TABLE, batch_of(TABLE, ROWS))
@@ -91,8 +90,8 @@ def _apply_batches(target: Target, idempotent: bool) -> tuple[int, str | None]:
 EXPECTED = [item(1, variant=1), null_item(2), item(4), item(5, variant=2), null_item(7)]
 
 
+@needs("cdc_target")
 def test_cdc_apply_with_checkpoint(endpoint: Endpoint, target_url: str) -> None:
-    needs(endpoint, "cdc_target")
     target = open_target(target_url)
     try:
         _load(target, ROWS)
@@ -107,8 +106,8 @@ def test_cdc_apply_with_checkpoint(endpoint: Endpoint, target_url: str) -> None:
     assert unreported_changes(endpoint.engine, TABLE, got, EXPECTED) == []
 
 
+@needs("cdc_target")
 def test_idempotent_apply_twice_leaves_the_same_rows(endpoint: Endpoint, target_url: str) -> None:
-    needs(endpoint, "cdc_target")
     target = open_target(target_url)
     try:
         _load(target, ROWS)
@@ -120,11 +119,11 @@ def test_idempotent_apply_twice_leaves_the_same_rows(endpoint: Endpoint, target_
     assert unreported_changes(endpoint.engine, TABLE, got, EXPECTED) == []
 
 
+@needs("cdc_target")
 def test_a_new_applier_applies_before_reading_its_checkpoint(
     endpoint: Endpoint, target_url: str
 ) -> None:
     """The Applier protocol does not require read_checkpoint before apply."""
-    needs(endpoint, "cdc_target")
     target = open_target(target_url)
     try:
         _load(target, ROWS)

@@ -19,8 +19,8 @@ from tests.integration import everything
 from tests.oracles.rows import run_sql
 
 
+@needs("source")
 def test_source_reads_every_native_type(endpoint: Endpoint, source_url: str) -> None:
-    needs(endpoint, "source")
     spec = endpoint.create_everything(source_url)
     source = open_source(source_url)
     try:
@@ -58,8 +58,8 @@ def _changes(stream: Any, want: int, seconds: float = 30) -> list[Change]:
     return out
 
 
+@needs("cdc_source")
 def test_capture_sees_insert_update_delete(endpoint: Endpoint, source_url: str) -> None:
-    needs(endpoint, "cdc_source")
     run_sql(source_url, ["CREATE TABLE kv (id INTEGER PRIMARY KEY, v VARCHAR(20))"])
     source = open_source(source_url)
     refs = [r for r in source.list_tables() if r.name == "kv"]

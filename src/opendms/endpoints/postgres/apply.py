@@ -397,6 +397,11 @@ class PgApplier:
         self.maps = {
             key: table_map(p.target, p.names, same_engine) for key, p in self.plans.items()
         }
+        try:  # the checkpoint table exists before the first apply, whatever comes first
+            self.conn.execute(CHECKPOINTS)
+        except psycopg.Error as exc:
+            self.conn.close()
+            raise self._translated(exc) from exc
 
     def read_checkpoint(self) -> str | None:
         return read_checkpoint(self.conn, self.task)
