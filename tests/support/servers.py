@@ -99,6 +99,16 @@ def _tail(path: Path | None, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
+def _bootstrap_crashed(log: Path) -> bool:
+    """The bootstrap server died of a signal (seen once in CI: a segmentation fault of
+    mariadbd --bootstrap on a fresh data directory): a new attempt starts from scratch."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    return "Segmentation fault" in text or "got signal" in text
+
+
 def _port_clash(*logs: Path) -> bool:
     for log in logs:
         text = _tail(log, 200).lower()
@@ -967,7 +977,11 @@ class MariaDBServer(_Server):
                 check=False,
             )
         if res.returncode != 0:
-            raise _StartError(f"mariadb-install-db exited with {res.returncode}", setup_log)
+            raise _StartError(
+                f"mariadb-install-db exited with {res.returncode}",
+                setup_log,
+                retry=_bootstrap_crashed(setup_log),
+            )
         durable = self.durable
         args = [
             str(mariadbd),
