@@ -16,7 +16,7 @@ import psycopg
 import pymysql
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.oracles.rows import mysql_connect
 

@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
 from opendms.errors import ConfigError, TaskError
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.support.servers import SeaweedS3Server
 

@@ -20,8 +20,8 @@ import yaml
 
 from opendms.config import load_task_file, task_from_dict
 from opendms.engine import task as task_module
-from opendms.engine.task import run_task
 from opendms.errors import ConfigError
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from opendms.tasksettings import NO_EFFECT, TaskSettings, settings_without_effect
 

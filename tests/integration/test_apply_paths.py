@@ -12,7 +12,7 @@ import pytest
 
 from opendms.config import TaskSpec, task_from_dict
 from opendms.endpoints.postgres.stage import STAGE_MIN
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 
 SETUP = """

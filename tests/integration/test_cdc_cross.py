@@ -21,7 +21,7 @@ import pytest
 
 from opendms.config import TaskSpec, task_from_dict
 from opendms.endpoints.base import EndpointURL
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.oracles.rows import (
     Row,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
 from opendms.errors import TaskError
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.oracles.rows import read_rows
 from tests.support.sql import execute

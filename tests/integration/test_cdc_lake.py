@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.oracles.lake import NOT_SENT, read_lake
 

@@ -558,7 +558,7 @@ def test_task_run_uses_converted_schema(mysql_db: str, pg_target_db: str, tmp_pa
 
     from opendms.config import task_from_dict
     from opendms.endpoints.mysql.conn import connect
-    from opendms.engine.task import run_task
+    from opendms.service.run import run_task
     from opendms.state import StateStore
 
     database = EndpointURL.parse(mysql_db).database

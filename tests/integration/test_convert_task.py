@@ -11,7 +11,7 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.integration.test_fullload_guards import SELECT_ALL
 from tests.support.sql import connect, execute, query

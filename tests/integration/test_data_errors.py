@@ -10,8 +10,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
 from opendms.errors import TaskError
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.integration.readback import read_mysql, read_sqlite
 

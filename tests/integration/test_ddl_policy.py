@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
 from opendms.errors import TaskError
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.support.sql import execute, table_rows
 

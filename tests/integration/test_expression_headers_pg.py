@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 
 

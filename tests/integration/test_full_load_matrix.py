@@ -10,7 +10,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.integration import everything as ev
 from tests.integration.readback import (

@@ -20,8 +20,8 @@ from opendms.endpoints import same_database
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.sqlite.source import SQLiteSource
 from opendms.engine.fullload import FullLoad
-from opendms.engine.task import run_task
 from opendms.errors import ConfigError, TaskError
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.support.servers import MariaDBServer
 

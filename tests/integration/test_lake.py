@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.oracles.lake import LakeTable, read_lake
 from tests.oracles.lakefiles import csv_records, load_name

@@ -19,7 +19,7 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.endpoints import check_endpoint
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.integration.lakeobjects import LakeObjects
 from tests.oracles.lake import LakeError, LakeTable, read_lake

@@ -25,7 +25,7 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.oracles.lake import Lake, read_lake
 from tests.support.sql import connect, execute, query

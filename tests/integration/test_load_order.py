@@ -12,7 +12,7 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.engine import fullload
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 
 

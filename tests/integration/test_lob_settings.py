@@ -15,8 +15,8 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.engine import fullload
-from opendms.engine.task import run_task
 from opendms.errors import TaskError
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.oracles.lake import read_lake
 from tests.support.sql import connect, query

@@ -20,9 +20,9 @@ from opendms.endpoints.base import EndpointURL, PrepMode
 from opendms.endpoints.lake.engine import ENGINE as LAKE
 from opendms.endpoints.lake.target import LakeWriter
 from opendms.engine import parallelwrite
-from opendms.engine.task import run_task
 from opendms.errors import EndpointError, OpenDMSError
 from opendms.model import Column, ColumnType, Kind, Table
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.integration.readback import normalise_rows, read_mysql, read_sqlite
 from tests.oracles.lake import lake_files, read_lake

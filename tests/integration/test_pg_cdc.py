@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore, TaskStatus
 from tests.waiting import wait_until
 

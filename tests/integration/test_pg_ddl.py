@@ -21,7 +21,7 @@ import yaml
 
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.oracles.lake import Lake, read_lake
 from tests.oracles.rows import Row, by_key, convert, interval, json_text, naive_utc, read_rows

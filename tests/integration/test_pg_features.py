@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 
 

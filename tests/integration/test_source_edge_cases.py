@@ -14,9 +14,9 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.endpoints.sqlite.types import from_declared, to_declared
-from opendms.engine.task import run_task
 from opendms.errors import TaskError
 from opendms.model import Kind, T
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.integration.readback import mysql_connect
 

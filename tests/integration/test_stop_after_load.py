@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from opendms.config import task_from_dict
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.oracles.rows import read_postgres
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from opendms.assess import Status, assess
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.integration.specs import logging_task
 from tests.support.sql import connect, execute, query

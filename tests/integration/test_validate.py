@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from opendms.cli.validate_cmd import validate
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from opendms.state import validation as vstate
 from opendms.validate import (
@@ -535,7 +535,7 @@ def test_enable_validation_and_validation_only_in_task_run(
     loading and stops with VALIDATION_FAILED when the target differs."""
 
     from opendms.config import task_from_dict
-    from opendms.engine.task import run_task
+    from opendms.service.run import run_task
     from opendms.state import StateStore
     from opendms.state import validation as vstate
 
@@ -568,7 +568,7 @@ def test_cdc_validates_the_rows_it_changes(pg_db: str, pg_target_db: str, tmp_pa
     row the target altered on its own (here a trigger) is reported, the others are not."""
 
     from opendms.config import task_from_dict
-    from opendms.engine.task import run_task
+    from opendms.service.run import run_task
     from opendms.state import StateStore
     from opendms.state import validation as vstate
 
@@ -614,7 +614,7 @@ def test_clean_million_row_migration_validates(
     """A clean copy of 1M rows validates with no failure (and one changed row is found)."""
 
     from opendms.config import task_from_dict
-    from opendms.engine.task import run_task
+    from opendms.service.run import run_task
     from opendms.state import StateStore
     from opendms.validate import validate_task
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from opendms.cli.validate_cmd import validate
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL
-from opendms.engine.task import run_task
+from opendms.service.run import run_task
 from opendms.state import StateStore
 from opendms.state import validation as vstate
 from opendms.validate import MISSING_SOURCE, MISSING_TARGET, ValidationState, validate_task

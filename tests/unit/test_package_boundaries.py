@@ -34,21 +34,9 @@ ENDPOINTS_MUST_NOT_IMPORT = ("engine", "cli", "validate")
 # remove in the architecture issue. Empty today: keep it that way.
 ENDPOINTS_ALLOWED: frozenset[tuple[str, str]] = frozenset()
 
-# Edges (importer part -> imported part) of the part-level graph that close today's cycles;
-# to remove in the architecture issue:
-CYCLE_EDGES_ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {
-        # engine <-> validate: validate.runner builds on engine.fullload / engine.task at module
-        # level, while engine.task (the validation phase) and engine.replicate (ChangedKeys)
-        # import opendms.validate lazily, inside functions
-        ("engine", "validate"),
-        # endpoints -> mapping -> tasksettings -> endpoints: endpoints.rowapply and
-        # endpoints.lake.cdc use mapping.cast_exact, mapping.lobs names
-        # tasksettings.TargetMetadataSection (under TYPE_CHECKING only), and tasksettings takes
-        # PrepMode from endpoints.base
-        ("mapping", "tasksettings"),
-    }
-)
+# Edges (importer part -> imported part) of the part-level graph allowed to close a cycle.
+# Empty: keep it that way.
+CYCLE_EDGES_ALLOWED: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)

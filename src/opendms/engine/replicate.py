@@ -55,6 +55,7 @@ from opendms.engine.lobcut import LobCutter
 from opendms.engine.policies import ErrorPolicies
 from opendms.engine.tableddl import TableDdl, apply_plan, new_table_rules, plan_created
 from opendms.engine.transform import Transformer, needs_transform, output_plan
+from opendms.engine.validation import ChangedRowsCheck, Validation
 from opendms.errors import ConfigError, DataError, TaskError
 from opendms.mapping import TableMappings, TablePlan
 from opendms.mapping.lobs import LobPolicy
@@ -83,6 +84,7 @@ class Replication:
         mappings: TableMappings,
         store: StateStore,
         progress: Any = None,
+        validation: Validation | None = None,
     ) -> None:
         self.spec, self.source, self.target, self.store = spec, source, target, store
         self.loader = FullLoad(spec, source, target, mappings, store, progress)
@@ -95,6 +97,7 @@ class Replication:
         self.table_plans: list[TablePlan] = []
         self.policies = ErrorPolicies(spec.name, spec.task_settings.ErrorBehavior, store)
         self.follower = SchemaFollower({}, self.transformed, self._plan_new, False)
+        self.validation = validation  # EnableValidation's, from opendms.validate
 
     def _check_positions(self) -> None:
         """Bad start or stop positions fail before anything is created."""
@@ -344,20 +347,20 @@ class Replication:
             return end, "STOP_POSITION_REACHED"
         return end, "STOPPED_AFTER_CACHED_EVENTS" if loop.stopped_live else ""
 
-    def _validator(self) -> Any:
+    def _validator(self) -> ChangedRowsCheck | None:
         """EnableValidation on a database target: validate the rows changes touch."""
         if not self.spec.task_settings.ValidationSettings.EnableValidation:
             return None
         if self._records_changes():
             return None
-        from opendms.validate.changed import ChangedKeys
-
+        if self.validation is None:
+            raise TaskError(f"task {self.spec.name}: EnableValidation, but no validation given")
         plans = [
             p for p in self.table_plans if (p.source.schema, p.source.name) not in self.transformed
         ]
-        return ChangedKeys(self.spec, self.store, plans)
+        return self.validation.changed_rows(self.spec, self.store, plans)
 
-    def _idle(self, validator: Any) -> Callable[[], None] | None:
+    def _idle(self, validator: ChangedRowsCheck | None) -> Callable[[], None] | None:
         """Idle with nothing pending: heartbeat the source, validate changed rows."""
         beat = self.capture.heartbeat if isinstance(self.capture, HeartbeatCapture) else None
         if validator is None:

@@ -16,6 +16,7 @@ from opendms.engine.fullload import FullLoad, LoadResult
 from opendms.engine.progress import Progress
 from opendms.engine.recover import Retries, retrying
 from opendms.engine.replicate import Replication
+from opendms.engine.validation import Validation
 from opendms.errors import OpenDMSError, StopRequested, TaskError
 from opendms.mapping import TableMappings, parse_table_mappings
 from opendms.state import StateStore, TaskStatus, TaskStore
@@ -80,19 +81,23 @@ def run_task(
     follow: bool = False,
     fresh: bool = False,
     file: str = "",
+    *,
+    validation: Validation,
 ) -> LoadResult:
     """Run a task in the foreground.
 
     A ``full-load`` task ends when every table is loaded (TaskError if any
     failed). A CDC task applies changes until ``stop`` is set or, without
     ``follow``, until it has caught up with the source; ``fresh`` ignores its saved
-    position and starts over with a new slot (and full load).
+    position and starts over with a new slot (and full load). ``validation`` is the
+    row-level validation the task's ValidationSettings call for (the task service
+    hands it over: see :mod:`opendms.engine.validation`).
     """
     mappings = task_mappings(spec)
     warn_settings_without_effect(spec)
     _tune_gc()
     with TaskLock(store.path, spec.name):  # refused before anything is recorded
-        return _locked_run(spec, mappings, store, progress, stop, (follow, fresh, file))
+        return _locked_run(spec, mappings, store, progress, stop, (follow, fresh, file), validation)
 
 
 def warn_settings_without_effect(spec: TaskSpec) -> None:
@@ -123,12 +128,13 @@ def _locked_run(
     progress: Progress | None,
     stop: threading.Event | None,
     options: tuple[bool, bool, str],
+    validation: Validation,
 ) -> LoadResult:
     follow, fresh, file = options
     register(spec, store)
     _ready_to_run(store, spec.name)
     if spec.task_settings.ValidationSettings.ValidationOnly:
-        return _validation_only(spec, store)
+        return _validation_only(spec, store, validation)
     if file:
         store.set_file(spec.name, file)
     cdc = spec.migration_type is not MigrationType.FULL_LOAD
@@ -138,7 +144,7 @@ def _locked_run(
     stop = stop or threading.Event()
     store.set_pid(spec.name, os.getpid())
     try:
-        result = _run(spec, mappings, store, progress, (stop, follow, fresh))
+        result = _run(spec, mappings, store, progress, (stop, follow, fresh), validation)
     except KeyboardInterrupt as exc:
         _record_end(store, spec.name, TaskStatus.STOPPED, STOPPED_BY_USER, exc)
         raise
@@ -156,7 +162,7 @@ def _locked_run(
     load, stop_reason = result
     _finish(spec, store, load, cdc, stop, stop_reason)
     if spec.task_settings.ValidationSettings.EnableValidation and load.tables:
-        _validate(spec, store)  # after a full load; CDC validates the rows it changes
+        _validate(spec, store, validation)  # after a full load; CDC validates the rows it changes
     return load
 
 
@@ -184,11 +190,9 @@ def _record_end(
         cause.add_note(str(refused))
 
 
-def _validate(spec: TaskSpec, store: StateStore) -> bool:
+def _validate(spec: TaskSpec, store: StateStore, validation: Validation) -> bool:
     """Row-level validation after the load (or once caught up); results in the store."""
-    from opendms.validate import validate_task
-
-    result = validate_task(spec, store)
+    result = validation.validate_task(spec, store)
     if not result.ok:
         log.warning(
             "task %s: validation found %d failure(s), %d table(s) not validated; "
@@ -200,12 +204,12 @@ def _validate(spec: TaskSpec, store: StateStore) -> bool:
     return result.ok
 
 
-def _validation_only(spec: TaskSpec, store: StateStore) -> LoadResult:
+def _validation_only(spec: TaskSpec, store: StateStore, validation: Validation) -> LoadResult:
     """ValidationOnly: compare source and target without loading anything."""
     transition(store, spec.name, TaskStatus.RUNNING)
     store.set_phase(spec.name, "validation")
     try:
-        ok = _validate(spec, store)
+        ok = _validate(spec, store, validation)
     except OpenDMSError as exc:
         _record_end(store, spec.name, TaskStatus.FAILED, str(exc), exc)
         raise
@@ -246,6 +250,7 @@ def _run(
     store: StateStore,
     progress: Progress | None,
     control: tuple[threading.Event, bool, bool],
+    validation: Validation,
 ) -> tuple[LoadResult, str]:
     """Run once; after it got going, a recoverable error (a lost connection, a server
     restart) runs it again from its checkpoint per the RecoverableError* settings. An
@@ -256,7 +261,8 @@ def _run(
 
     def attempt() -> tuple[LoadResult, str]:
         first = not started.is_set()
-        return _run_once(spec, mappings, store, progress, (stop, follow, fresh and first), started)
+        control = (stop, follow, fresh and first)
+        return _run_once(spec, mappings, store, progress, control, (started, validation))
 
     def note(exc: OpenDMSError, wait: float) -> None:
         store.set_phase(spec.name, f"recovering (attempt {retries.attempts}): {exc}"[:500])
@@ -270,8 +276,9 @@ def _run_once(
     store: StateStore,
     progress: Progress | None,
     control: tuple[threading.Event, bool, bool],
-    started: threading.Event,
+    context: tuple[threading.Event, Validation],
 ) -> tuple[LoadResult, str]:
+    started, validation = context
     source: Source = open_source(spec.source.url, spec.source.settings)
     try:
         target: Target = open_target(spec.target.url, spec.target.settings)
@@ -284,7 +291,7 @@ def _run_once(
                 store.set_phase(spec.name, "full load")
                 return FullLoad(spec, source, target, mappings, store, progress).run(), ""
             check_cdc_pair(spec, source, target)
-            replication = Replication(spec, source, target, mappings, store, progress)
+            replication = Replication(spec, source, target, mappings, store, progress, validation)
             stop, follow, replication.fresh = control
             outcome = replication.run(stop, follow)
             return outcome.load or LoadResult(0, 0, {}), outcome.stop_reason

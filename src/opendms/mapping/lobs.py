@@ -39,7 +39,7 @@ The table's limit applies to its changes in CDC too, as the task's does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,7 +49,6 @@ from opendms.model import ColumnType, Kind
 
 if TYPE_CHECKING:
     from opendms.mapping.rules import LobSettings
-    from opendms.tasksettings import TargetMetadataSection
 
 __all__ = [
     "LobPolicy",
@@ -90,7 +89,24 @@ class LobPolicy:
 WHOLE = LobPolicy()
 
 
-def lob_policy(meta: TargetMetadataSection, where: str = "task_settings") -> LobPolicy:
+class LobSection(Protocol):
+    """The LOB keys of a TargetMetadata section (``tasksettings.TargetMetadataSection``)
+    and which of them the document set."""
+
+    @property
+    def model_fields_set(self) -> set[str]: ...
+
+    @property
+    def SupportLobs(self) -> bool: ...  # noqa: N802 - DMS's key names
+    @property
+    def FullLobMode(self) -> bool: ...  # noqa: N802
+    @property
+    def LimitedSizeLobMode(self) -> bool: ...  # noqa: N802
+    @property
+    def LobMaxSize(self) -> int: ...  # noqa: N802
+
+
+def lob_policy(meta: LobSection, where: str = "task_settings") -> LobPolicy:
     """The LOB policy of a TargetMetadata section: only keys the document sets act."""
     given = meta.model_fields_set
     if "SupportLobs" in given and not meta.SupportLobs:

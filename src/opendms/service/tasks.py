@@ -224,7 +224,7 @@ class TaskService:
         on record for ``start``, ``resume`` and ``reload``. A failed run raises (its
         status says failed, with the reason); :class:`StopRequested` when stopped while
         waiting to retry."""
-        from opendms.engine.task import run_task
+        from opendms.service.run import run_task
 
         if assess:
             self.assess(spec)
