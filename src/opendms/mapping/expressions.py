@@ -287,23 +287,35 @@ def _sqlite_values(array: pa.Array[Any], ctype: ColumnType) -> list[Any]:
         if t == pa.uint64():
             return [float(v) if v is not None and v >= 2**63 else v for v in values]
         return values
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if _held_as_is(t):
         return array.to_pylist()
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return array.to_pylist()
+    if pa.types.is_timestamp(t) and t.tz is not None:
+        array = pc.cast(array, pa.timestamp(t.unit))  # UTC wall time
+    return [None if v is None else _sqlite_text(v, t) for v in array.to_pylist()]
+
+
+def _held_as_is(t: pa.DataType) -> bool:
+    """Text and binary values, which SQLite holds as they are."""
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+    )
+
+
+def _sqlite_text(value: Any, t: pa.DataType) -> str:
+    """A non-null value of any other type as the text SQLite holds it as."""
     if pa.types.is_timestamp(t):
-        if t.tz is not None:
-            array = pc.cast(array, pa.timestamp(t.unit))  # UTC wall time
-        return [None if v is None else v.isoformat(sep=" ") for v in array.to_pylist()]
+        return str(value.isoformat(sep=" "))
     if pa.types.is_date(t) or pa.types.is_time(t):
-        return [None if v is None else v.isoformat() for v in array.to_pylist()]
-    if pa.types.is_decimal(t):
-        return [None if v is None else str(v) for v in array.to_pylist()]
+        return str(value.isoformat())
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         import json
 
-        return [None if v is None else json.dumps(v, default=str) for v in array.to_pylist()]
-    return [None if v is None else str(v) for v in array.to_pylist()]
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def _numeric(ctype: ColumnType) -> bool:
@@ -335,18 +347,20 @@ def _inferred(values: list[Any]) -> pa.Array[Any]:
         return pa.array(values, pa.binary())
     if kinds <= {int, Decimal}:
         return pa.array([None if v is None else Decimal(v) for v in values])
+    return pa.array([_result_text(v) for v in values], pa.string())
+
+
+def _result_text(v: Any) -> str | None:
+    """One value of a result column of mixed storage classes, as text."""
     from opendms.mapping._sqlexpr import real_text
 
-    def text(v: Any) -> str | None:
-        if v is None or isinstance(v, str):
-            return v
-        if isinstance(v, float):
-            return real_text(v)
-        if isinstance(v, bytes):
-            return v.decode("utf-8", "replace")
-        return str(v)
-
-    return pa.array([text(v) for v in values], pa.string())
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        return real_text(v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
 
 
 def _decimals(values: list[Any], scale: int) -> list[Any]:

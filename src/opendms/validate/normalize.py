@@ -35,9 +35,19 @@ def canonical_text(
 ) -> pa.Array[Any]:
     """``array`` (of type ``own``) as canonical text under the rules of ``hint``;
     ``common``: the decimal type both sides of a decimal column are compared in."""
-    kind = hint.kind
     if common is not None and (pa.types.is_decimal(array.type) or pa.types.is_integer(array.type)):
         return decimal_text(pc.cast(array, common))
+    structured = _structured_text(array, own, hint)
+    if structured is not None:
+        return structured
+    return _scalar_text(array, own, hint)
+
+
+def _structured_text(
+    array: pa.Array[Any], own: ColumnType, hint: ColumnType
+) -> pa.Array[Any] | None:
+    """JSON, arrays, binary, intervals, decimals and timestamps (None: another kind)."""
+    kind = hint.kind
     if kind in (Kind.JSON, Kind.ARRAY):
         return _python(array, _json_text)
     if kind is Kind.BINARY or own.kind is Kind.BINARY:
@@ -48,12 +58,20 @@ def canonical_text(
         return _decimal(array)
     if kind in _TIMESTAMPS or own.kind in _TIMESTAMPS:
         return _timestamp(array)
-    if kind is Kind.BOOL:
-        return _as(array, pa.int8())
-    if kind is Kind.FLOAT32:
-        return _as(array, pa.float32())
-    if kind is Kind.TIME:
-        return _as(array, pa.time64("us"))
+    return None
+
+
+_VIA: dict[Kind, pa.DataType] = {
+    Kind.BOOL: pa.int8(),
+    Kind.FLOAT32: pa.float32(),
+    Kind.TIME: pa.time64("us"),
+}
+
+
+def _scalar_text(array: pa.Array[Any], own: ColumnType, hint: ColumnType) -> pa.Array[Any]:
+    kind = hint.kind
+    if kind in _VIA:
+        return _as(array, _VIA[kind])
     if kind is Kind.UUID:
         return pc.utf8_lower(_as(array, pa.string()))
     text = _as(array, pa.string())

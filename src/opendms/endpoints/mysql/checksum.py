@@ -24,26 +24,30 @@ def _my_expr(c: str, own: ColumnType, hint: ColumnType, common: pa.DataType | No
             return None
         return f"CAST(CAST({c} AS DECIMAL({dec.precision},{dec.scale})) AS CHAR)"
     kind = hint.kind
-    if (kind in INTEGERS and own.kind in INTEGERS) or (kind is Kind.BOOL and own.kind is Kind.BOOL):
-        return f"CAST({c} AS CHAR)"
-    if kind is Kind.BOOL and own.kind in INTEGERS:
-        return f"CAST({c} AS CHAR)"
     if kind in (Kind.STRING, Kind.ENUM) and not (hint.fixed or own.fixed):
         return c
     if kind is Kind.UUID:
         return f"LOWER({c})"
-    if kind is Kind.DATE and own.kind is Kind.DATE:
-        return f"DATE_FORMAT({c}, '%Y-%m-%d')"
-    if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ) and own.kind in (
-        Kind.TIMESTAMP,
-        Kind.TIMESTAMPTZ,
-    ):
-        return f"DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"  # the session is UTC
-    if kind is Kind.FLOAT64 and own.kind is Kind.FLOAT64:
+    if kind is Kind.BOOL and own.kind in INTEGERS:
         return f"CAST({c} AS CHAR)"
-    if kind is Kind.BINARY and own.kind is Kind.BINARY:
+    return _same_kind_expr(c, kind, own.kind)
+
+
+def _same_kind_expr(c: str, kind: Kind, own: Kind) -> str | None:
+    """The text of a column whose two sides are of one kind (None: not comparable here)."""
+    if (kind in INTEGERS and own in INTEGERS) or (kind is own and kind in _AS_CHAR):
+        return f"CAST({c} AS CHAR)"
+    if kind is Kind.DATE and own is Kind.DATE:
+        return f"DATE_FORMAT({c}, '%Y-%m-%d')"
+    if kind in _TIMESTAMPS and own in _TIMESTAMPS:
+        return f"DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"  # the session is UTC
+    if kind is Kind.BINARY and own is Kind.BINARY:
         return f"LOWER(HEX({c}))"
     return None
+
+
+_AS_CHAR = (Kind.BOOL, Kind.FLOAT64)
+_TIMESTAMPS = (Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
 
 CHECKSUMS = ChecksumDialect(
