@@ -248,3 +248,26 @@ def test_the_service_on_another_task_store(tmp_path: Path) -> None:
         service.run(spec, assess=False)
     assert service.delete("t") == Deleted("t")
     assert service.statuses() == [] and not isinstance(store, StateStore)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("postgres://u:***@h/db", ["replication slot 'opendms_t1' and publication 'opendms_t1'"]),
+        (
+            "postgresql://h/db",
+            ["pg_drop_replication_slot('opendms_t1'); DROP PUBLICATION opendms_t1"],
+        ),
+        ("sqlite:///x.db", ["capture triggers and change table stay"]),
+        ("mysql://h/db", []),
+        ("file:///lake", []),
+    ],
+)
+def test_capture_left_behind_is_said_by_the_source_engine(source: str, expected: list[str]) -> None:
+    """A CDC task deleted without its task file: the source's engine says what stays."""
+    from opendms.service.replication import drop_replication
+
+    warnings = drop_replication("t1", source, None)
+    assert len(warnings) == len(expected)
+    for text, part in zip(warnings, expected, strict=True):
+        assert part in text

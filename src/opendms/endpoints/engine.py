@@ -204,6 +204,12 @@ class Engine:
         with a source catalog has a :meth:`ddl_dialect`, which parses the catalog's SQL."""
         return None
 
+    def capture_left_behind(self, task: str) -> list[str]:
+        """What change capture for task ``task`` leaves on a source of this engine when
+        the task is deleted without its task file to connect with, and how to drop it
+        (one warning per item; default: nothing)."""
+        return []
+
     # -- where tables live ----------------------------------------------------
 
     def same_database(self, a: EndpointURL, b: EndpointURL) -> bool:

@@ -28,20 +28,8 @@ def drop_replication(name: str, source: str, file: Path | None) -> list[str]:
 
 
 def _left_behind(name: str, source: str) -> list[str]:
-    if source.startswith(("postgresql:", "postgres:")):
-        from opendms.endpoints.postgres.replication import replication_names
+    from opendms.endpoints import engines
 
-        slot, publication = replication_names(name)
-        return [
-            f"replication slot {slot!r} and publication {publication!r} stay on "
-            "the source and keep its WAL, and so do the DDL-capture objects (event "
-            "triggers opendms_intercept_ddl/_drop, opendms_ddl_* tables); pass --file "
-            f"TASK_FILE to drop them, or run SELECT pg_drop_replication_slot('{slot}'); "
-            f"DROP PUBLICATION {publication};"
-        ]
-    if source.startswith("sqlite:"):
-        return [
-            "the capture triggers and change table stay in the source database; "
-            "pass --file TASK_FILE to drop them"
-        ]
-    return []
+    scheme = source.split(":", 1)[0]
+    engine = engines().get(scheme)
+    return engine.capture_left_behind(name) if engine is not None else []

@@ -137,5 +137,17 @@ class PostgresEngine(Engine):
 
         return read_catalog(url, schemas)
 
+    def capture_left_behind(self, task: str) -> list[str]:
+        from opendms.endpoints.postgres.replication import replication_names
+
+        slot, publication = replication_names(task)
+        return [
+            f"replication slot {slot!r} and publication {publication!r} stay on "
+            "the source and keep its WAL, and so do the DDL-capture objects (event "
+            "triggers opendms_intercept_ddl/_drop, opendms_ddl_* tables); pass --file "
+            f"TASK_FILE to drop them, or run SELECT pg_drop_replication_slot('{slot}'); "
+            f"DROP PUBLICATION {publication};"
+        ]
+
 
 ENGINE = PostgresEngine()

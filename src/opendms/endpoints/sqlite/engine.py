@@ -113,6 +113,12 @@ class SQLiteEngine(Engine):
 
         return read_catalog(url, schemas)
 
+    def capture_left_behind(self, task: str) -> list[str]:
+        return [
+            "the capture triggers and change table stay in the source database; "
+            "pass --file TASK_FILE to drop them"
+        ]
+
 
 def _real_path(url: EndpointURL) -> str:
     return os.path.realpath(database_path(url))
