@@ -125,8 +125,9 @@ def source_url(endpoint: Endpoint, request: pytest.FixtureRequest) -> str:
 
 def needs(capability: str) -> pytest.MarkDecorator:
     """Mark a test as applying only to engines that declare ``capability`` (a
-    :class:`Capabilities` field, or ``typed_setting``: an endpoint setting of type bool or
-    int). Other engines' parameters are deselected when collecting, not skipped."""
+    :class:`Capabilities` field; ``typed_setting``: an endpoint setting of type bool or
+    int; ``read_back_whole``: validation reads its tables by ``Engine.table_rows``). Other
+    engines' parameters are deselected when collecting, not skipped."""
     return pytest.mark.conformance_needs(capability)
 
 
@@ -137,9 +138,12 @@ def typed_settings(endpoint: Endpoint) -> list[str]:
 
 
 def _applies(endpoint: Endpoint, capability: str) -> bool:
+    caps = endpoint.engine.capabilities
     if capability == "typed_setting":
         return bool(typed_settings(endpoint))
-    return bool(getattr(endpoint.engine.capabilities, capability))
+    if capability == "read_back_whole":  # read back by Engine.table_rows, not as a source
+        return caps.read_back and not caps.source
+    return bool(getattr(caps, capability))
 
 
 def pytest_configure(config: pytest.Config) -> None:

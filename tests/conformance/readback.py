@@ -1,7 +1,7 @@
 """Reading a target table back and comparing it with what was written, by canonical type.
 
 Rows are written from :data:`TABLE` (every canonical type, reused from the CDC apply
-tests). An engine with ``read_back`` is read through its own source; a lake through the
+tests). An engine that is a source is read through its own source; a lake through the
 independent lake reader (:mod:`tests.oracles.lake`). Values are compared in canonical
 Python form (:func:`tests.integration.readback.norm`); a column whose values differ
 must be one the engine reports as lossy (:meth:`Engine.lossy`).
@@ -42,7 +42,7 @@ def read_back(engine: Engine, url: str, table: Table, lenient: bool = False) -> 
     """Every row of ``table`` on the target ``url``, ordered by its key (``lenient``: a
     lake may hold changes twice, as after an idempotent catch-up)."""
     key = table.column(table.primary_key[0]).type.kind
-    if not engine.capabilities.read_back:
+    if not engine.capabilities.source:
         names = [c.name for c in table.columns]
         parse = {c.name: _CSV_TEXT[c.type.kind] for c in table.columns if c.type.kind in _CSV_TEXT}
         lake = read_lake(url, keys=table.primary_key, lenient=lenient, columns=names, parse=parse)

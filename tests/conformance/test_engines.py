@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from opendms.endpoints import check_endpoint, open_applier, open_target
-from opendms.endpoints.base import PrepMode, Target
+from opendms.endpoints.base import EndpointURL, PrepMode, Target
 from opendms.endpoints.engine import ApplyOptions
 from opendms.errors import ConfigError
 from tests.conformance.conftest import Endpoint, needs, typed_settings
@@ -133,3 +134,24 @@ def test_a_new_applier_applies_before_reading_its_checkpoint(
         applier.close()
     finally:
         target.close()
+
+
+@needs("read_back_whole")
+def test_validation_reads_back_the_rows_written(endpoint: Endpoint, target_url: str) -> None:
+    """What validation reads from a target it cannot open as a source (the engine's
+    ``table_rows``) is what was written, in the canonical types."""
+    target = open_target(target_url)
+    try:
+        _load(target, ROWS)
+    finally:
+        target.close()
+    rows = endpoint.engine.table_rows(EndpointURL.parse(target_url), {})
+    assert rows is not None
+    names = tuple(c.name for c in TABLE.columns)
+    got = pa.Table.from_batches(list(rows.batches(TABLE, names))).to_pylist()
+    assert len(got) == len(ROWS)
+    assert unreported_changes(endpoint.engine, TABLE, _by_id(got), ROWS) == []
+
+
+def _by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: int(r["id"]))

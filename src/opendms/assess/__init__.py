@@ -166,7 +166,7 @@ def _target(spec: TaskSpec, target: Target, plans: list[TablePlan]) -> list[Chec
 
 def _existing(url: EndpointURL, plans: list[TablePlan]) -> list[str]:
     """Target tables of the plan that already exist on the target."""
-    if not engine_for(url).capabilities.read_back:
+    if not engine_for(url).capabilities.source:
         return []  # a lake: its files are replaced by the load
     try:
         reader = open_source(str(url.raw))

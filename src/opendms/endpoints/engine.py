@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from opendms.checks import Check
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.ddldialect import DdlDialect
+    from opendms.endpoints.readback import TableRows
     from opendms.endpoints.schemaobjects import SourceCatalog
     from opendms.endpoints.settings import SettingsSpec
     from opendms.model import ColumnType, ReadPlan, Table
@@ -70,7 +71,8 @@ class Capabilities:
     pass rows through in the engine's own wire format (:class:`RawCopySource`,
     :class:`RawCopyTarget`); ``ddl_target``: it runs converted DDL
     (:class:`DdlTarget`); ``read_back``: validation can read the target's tables
-    back as a :class:`~opendms.endpoints.base.Source` (else it is a lake of files);
+    back, as a :class:`~opendms.endpoints.base.Source` when the engine is a ``source``,
+    else through :meth:`Engine.table_rows`;
     ``parallel_writers``: several writers may load one table at once
     (ParallelLoadThreads); ``records_changes``: it keeps every change as a record (lake
     files) rather than holding the rows' current state; ``tablespaces``: table-settings
@@ -202,6 +204,12 @@ class Engine:
         """Everything schema conversion reads from ``schemas`` of ``url`` (every user
         schema when none is named); None: it cannot be a conversion source. An engine
         with a source catalog has a :meth:`ddl_dialect`, which parses the catalog's SQL."""
+        return None
+
+    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows | None:
+        """How validation reads back the tables of a target of this engine that cannot be
+        opened as a source (a lake's files); None: it cannot (an engine that is a
+        ``source`` is read back as one)."""
         return None
 
     def capture_left_behind(self, task: str) -> list[str]:

@@ -26,7 +26,7 @@ from opendms.model import Filter, FilterGroup
 from opendms.state import StateStore
 from opendms.state import validation as vstate
 from opendms.validate.compare import Comparison, Failure
-from opendms.validate.runner import ValidationState, _columns, _key, _target_side
+from opendms.validate.runner import TargetReader, ValidationState, _columns, _key, _target_side
 from opendms.validate.sides import database_side
 
 log = logging.getLogger("opendms.validate")
@@ -102,7 +102,8 @@ class ChangedKeys:
         positions = _key(plan, pairs)
         src_col, dst_col = pairs[positions[0]]
         left = database_side(source, plan.source, tuple(s for s, _ in pairs), plan.filters)
-        right = _target_side(self.spec, plan, reader, tuple(t for _, t in pairs))
+        target = TargetReader(reader.url, source=reader)
+        right = _target_side(plan, target, tuple(t for _, t in pairs))
         chunks = [wanted[i : i + GROUP] for i in range(0, len(wanted), GROUP)]
         left = left.restricted([_group(src_col, c) for c in chunks])
         right = right.restricted([_group(dst_col, c) for c in chunks])

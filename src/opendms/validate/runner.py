@@ -13,6 +13,7 @@ from typing import Any, cast
 from opendms.config import TaskSpec
 from opendms.endpoints import engine_for, open_source
 from opendms.endpoints.base import EndpointURL, Source, Target
+from opendms.endpoints.readback import TableRows
 from opendms.engine.fullload import FullLoad
 from opendms.engine.task import task_mappings
 from opendms.errors import ConfigError, NotComparableError, OpenDMSError
@@ -21,7 +22,7 @@ from opendms.state import StateStore
 from opendms.state import validation as vstate
 from opendms.state.private import write_private
 from opendms.validate.compare import Comparison, Failure, Outcome
-from opendms.validate.sides import Side, database_side, find_table, lake_side, target_columns
+from opendms.validate.sides import Side, database_side, find_table, rows_side, target_columns
 
 log = logging.getLogger("opendms.validate")
 
@@ -123,10 +124,21 @@ class ValidationResult:
 
 
 @dataclass(frozen=True)
-class _Lake:
-    """Stands in for the lake target while planning (only its URL is used)."""
+class _TargetURL:
+    """Stands in for a target that is not opened as a source while planning (only its
+    URL is used)."""
 
     url: EndpointURL
+
+
+@dataclass(frozen=True)
+class TargetReader:
+    """How validation reads the target's tables back: opened as a source (with filter
+    pushdown), or whole through its engine's :class:`TableRows` (a lake)."""
+
+    url: EndpointURL
+    source: Source | None = None
+    rows: TableRows | None = None
 
 
 def validate_task(
@@ -146,9 +158,8 @@ def validate_task(
     result = ValidationResult(spec.name)
     with ExitStack() as stack:
         source = _open(stack, spec.source.url, spec.source.settings)
-        lake = _is_lake(spec.target.url)
-        reader = None if lake else _open(stack, spec.target.url, spec.target.settings)
-        target = reader or _Lake(EndpointURL.parse(spec.target.url))
+        reader = _target_reader(stack, spec.target.url, spec.target.settings)
+        target = reader.source or _TargetURL(reader.url)
         plans = _select(_plan(spec, source, target), tables)
         budget = settings.FailureMaxCount
         for plan in plans:
@@ -165,9 +176,12 @@ def validate_task(
     return result
 
 
-def _is_lake(url: str) -> bool:
-    """A target validation cannot read back as a source: its files are read instead."""
-    return not engine_for(EndpointURL.parse(url)).capabilities.read_back
+def _target_reader(stack: ExitStack, url: str, settings: dict[str, Any]) -> TargetReader:
+    parsed = EndpointURL.parse(url)
+    engine = engine_for(parsed)
+    if engine.capabilities.source:
+        return TargetReader(parsed, source=_open(stack, url, settings))
+    return TargetReader(parsed, rows=engine.table_rows(parsed, settings))
 
 
 def _open(stack: ExitStack, url: str, settings: dict[str, Any]) -> Source:
@@ -216,7 +230,7 @@ def _key(plan: TablePlan, pairs: list[tuple[str, str]]) -> tuple[int, ...]:
 def _validate_table(
     spec: TaskSpec,
     plan: TablePlan,
-    ends: tuple[Source, Source | None],
+    ends: tuple[Source, TargetReader],
     limit: int,
     settings: ValidationSettings,
 ) -> TableValidation:
@@ -226,7 +240,7 @@ def _validate_table(
     key = _key(plan, pairs)  # none: the rows are compared as multisets
     try:
         left = database_side(source, src, tuple(s for s, _ in pairs), plan.filters)
-        right = _target_side(spec, plan, reader, tuple(t for _, t in pairs))
+        right = _target_side(plan, reader, tuple(t for _, t in pairs))
         checksums = settings.InDatabaseChecksums
         outcome = Comparison(src.qualified, left, right, key, limit, checksums).run()
     except OpenDMSError as exc:
@@ -245,16 +259,17 @@ def _error_state(exc: OpenDMSError) -> ValidationState:
     )
 
 
-def _target_side(
-    spec: TaskSpec, plan: TablePlan, reader: Source | None, columns: tuple[str, ...]
-) -> Side:
+def _target_side(plan: TablePlan, reader: TargetReader, columns: tuple[str, ...]) -> Side:
     dst = plan.target
-    if reader is None:
-        url = EndpointURL.parse(spec.target.url)
-        return lake_side(url, spec.target.settings, dst, columns)
-    actual = find_table(reader, dst.schema, dst.name)
+    if reader.source is None:
+        if reader.rows is None:
+            scheme = reader.url.scheme
+            raise NotComparableError(dst.qualified, f"{scheme}:// targets cannot be read back")
+        return rows_side(reader.rows, dst, columns)
+    source = reader.source
+    actual = find_table(source, dst.schema, dst.name)
     expected = tuple(c.name for c in dst.columns)
-    return database_side(reader, actual, target_columns(reader.url, actual, columns, expected))
+    return database_side(source, actual, target_columns(source.url, actual, columns, expected))
 
 
 def _table(plan: TablePlan, outcome: Outcome) -> TableValidation:

@@ -2,20 +2,21 @@
 
 A database side (PostgreSQL, MySQL/MariaDB, SQLite, source or target) is read through
 the engine's own :meth:`Source.read`, so values arrive in the canonical Arrow form;
-a lake target is read back by replaying its LOAD and CDC files.
+a target that cannot be opened as a source (a lake) is read back whole through its
+engine's :class:`~opendms.endpoints.readback.TableRows`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import pyarrow as pa
 
 from opendms.endpoints import engine_for, table_identity
 from opendms.endpoints.base import EndpointURL, Source
-from opendms.errors import EndpointError, NotComparableError
+from opendms.endpoints.readback import TableRows, check_columns
+from opendms.errors import EndpointError
 from opendms.model import ColumnType, FilterGroup, ReadPlan, Table
 
 # Reads the side's rows; the filter groups narrow the read where the side can push them
@@ -89,71 +90,14 @@ def target_columns(
     return tuple(actual[norm(c)] for c in compared)
 
 
-def check_columns(
-    table: str, expected: tuple[str, ...], actual: list[str], norm: Callable[[str], str] = str
-) -> None:
-    """Raise :class:`NotComparableError` when the target's ``actual`` columns are not the
-    ``expected`` ones, naming those missing on the target and those in addition."""
-    have = {norm(c) for c in actual}
-    wanted = {norm(c) for c in expected}
-    missing = [c for c in expected if norm(c) not in have]
-    extra = [c for c in actual if norm(c) not in wanted]
-    if not (missing or extra):
-        return
-    parts = [f"missing on target: {', '.join(missing)}"] if missing else []
-    parts += [f"extra on target: {', '.join(extra)}"] if extra else []
-    message = f"source and target columns differ ({'; '.join(parts)}); not validated"
-    raise NotComparableError(table, message)
-
-
-def lake_side(
-    url: EndpointURL, settings: dict[str, Any], table: Table, columns: tuple[str, ...]
-) -> Side:
-    """Rows of a lake table after replaying its LOAD and CDC files; the files' columns
-    must be the table's (:func:`check_columns`)."""
-    from opendms.endpoints.lake.replay import UnmatchedChangeError, replay
-    from opendms.endpoints.lake.settings import lake_settings
-    from opendms.endpoints.lake.storage import open_storage
-
-    query = {k: v for k, v in url.query.items() if k.lower() not in _url_keys()}
-    options = lake_settings({**query, **settings})
-    if options.PreserveTransactions:
-        raise NotComparableError(
-            table.qualified, "its changes are in transaction files (PreserveTransactions)"
-        )
-    storage = open_storage(url, settings)
+def rows_side(rows: TableRows, table: Table, columns: tuple[str, ...]) -> Side:
+    """Rows of a target table that is read back whole (a lake's files replayed): the
+    engine's :class:`~opendms.endpoints.readback.TableRows` checks its columns."""
 
     def batches(extra: tuple[FilterGroup, ...]) -> Iterator[pa.RecordBatch]:
-        try:
-            rows = replay(
-                storage, table.schema, table.name, table.primary_key, settings=options, model=table
-            )
-        except UnmatchedChangeError as exc:
-            raise NotComparableError(table.qualified, f"{exc}; not validated") from exc
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            raise EndpointError(
-                str(url), f"cannot read lake table {table.qualified}: {exc}"
-            ) from exc
-        if rows:
-            found = dict.fromkeys(name for row in _distinct_shapes(rows) for name in row)
-            expected = tuple(c.name for c in table.columns)
-            check_columns(table.qualified, expected, list(found))
-        schema = pa.schema([table.arrow_schema().field(c) for c in columns])
-        data = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows], schema)
-        yield from data.to_batches(BATCH_ROWS)
+        yield from rows.batches(table, columns)
 
     return Side(table, columns, batches, pushdown=False)
 
 
-def _distinct_shapes(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    """The distinct column lists of replayed rows (files of one table may differ)."""
-    return sorted({tuple(row) for row in rows})
-
-
-def _url_keys() -> frozenset[str]:
-    from opendms.endpoints.lake.settings import URL_KEYS
-
-    return frozenset(k.lower() for k in URL_KEYS)
-
-
-__all__ = ["Side", "check_columns", "database_side", "find_table", "lake_side", "target_columns"]
+__all__ = ["Side", "check_columns", "database_side", "find_table", "rows_side", "target_columns"]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from opendms.endpoints.base import EndpointURL, Target
     from opendms.endpoints.lake.storage import Storage
     from opendms.endpoints.lake.target import LakeTarget
+    from opendms.endpoints.readback import TableRows
 
 __all__ = ["ENGINE", "LakeEngine"]
 
@@ -27,7 +28,7 @@ class LakeEngine(Engine):
     title = "lake"
     schemes = ("file", "s3")
     capabilities = Capabilities(
-        target=True, cdc_target=True, parallel_writers=True, records_changes=True
+        target=True, cdc_target=True, read_back=True, parallel_writers=True, records_changes=True
     )
 
     def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
@@ -50,6 +51,11 @@ class LakeEngine(Engine):
         from opendms.endpoints.lake.cdc import LakeApplier
 
         return LakeApplier(cast("LakeTarget", target), task, plans)
+
+    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows:
+        from opendms.endpoints.lake.readback import LakeRows
+
+        return LakeRows(url, settings)
 
     def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
         from opendms.endpoints.lake.settings import lake_settings
