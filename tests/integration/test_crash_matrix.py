@@ -24,33 +24,30 @@ import pytest
 from tests.oracles.lake import read_lake
 from tests.support import ledger
 from tests.support.crash import CATCH_UP, FULL_LOAD, STREAMING, CrashRun
+from tests.support.endpoints import source_url, target_url
 from tests.support.sql import connect, query
 
 KILLS = [FULL_LOAD, FULL_LOAD, CATCH_UP, *[STREAMING] * 7]
 ROWS = {"pg": 50_000, "mariadb": 20_000}  # a full load long enough to be killed in
-SOURCES = {"pg": "pg_db", "mariadb": "mysql_db"}
+SOURCES = ("mariadb", "pg")
 TARGETS = ("pg", "mariadb", "sqlite", "s3")
 LAKE = "DataFormat=parquet;CdcMaxBatchInterval=1"
 COLUMNS = (*ledger.COLUMNS, "extra")
 
 
 def _target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    if kind == "pg":
-        return request.getfixturevalue("pg_target_db")
-    if kind == "mariadb":
-        return request.getfixturevalue("mysql_target_db")
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'target.db'}"
-    return {"url": request.getfixturevalue("s3_url"), "settings": LAKE}
+    if kind == "s3":
+        return {"url": request.getfixturevalue("s3_url"), "settings": LAKE}
+    return target_url(kind, request, tmp_path)
 
 
 @pytest.mark.timeout(280)
 @pytest.mark.parametrize("target_kind", TARGETS)
-@pytest.mark.parametrize("source_kind", sorted(SOURCES))
+@pytest.mark.parametrize("source_kind", SOURCES)
 def test_sigkill_anywhere_loses_and_duplicates_nothing(
     source_kind: str, target_kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    source: str = request.getfixturevalue(SOURCES[source_kind])
+    source = source_url(source_kind, request, tmp_path)
     target = _target(target_kind, request, tmp_path)
     lake = target_kind == "s3"
     rows = ROWS[source_kind]

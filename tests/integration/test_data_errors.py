@@ -14,6 +14,7 @@ from opendms.errors import TaskError
 from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.integration.readback import read_mysql, read_sqlite
+from tests.support.endpoints import target_url
 
 SPECIALS = """
 CREATE TABLE specials (id int PRIMARY KEY, f8 float8, ts timestamp, free numeric);
@@ -49,13 +50,7 @@ def specials(pg_db: str) -> str:
 
 
 def _target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if kind == "mysql":
-        return str(request.getfixturevalue("mysql_target_db"))
-    if kind == "pg":
-        return str(request.getfixturevalue("pg_target_db"))
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 't.db'}"
-    return f"file://{tmp_path / 'lake'}?DataFormat=parquet"
+    return target_url(kind, request, tmp_path)
 
 
 def _ids(kind: str, url: str, tmp_path: Path) -> list[int]:
@@ -66,7 +61,7 @@ def _ids(kind: str, url: str, tmp_path: Path) -> list[int]:
         with psycopg.connect(url) as conn:
             return [r[0] for r in conn.execute("SELECT id FROM specials ORDER BY id")]
     elif kind == "sqlite":
-        rows = read_sqlite(str(tmp_path / "t.db"), "specials", "id")
+        rows = read_sqlite(str(tmp_path / "target.db"), "specials", "id")
     else:
         table = ds.dataset(str(tmp_path / "lake/public/specials")).to_table()
         rows = table.sort_by("id").to_pylist()

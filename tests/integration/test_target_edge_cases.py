@@ -21,10 +21,12 @@ from opendms.arrowutil import convert_rows
 from opendms.config import task_from_dict
 from opendms.endpoints.base import EndpointURL, mask
 from opendms.endpoints.postgres.conn import translate
-from opendms.engine.task import register, run_task
+from opendms.engine.task import register
 from opendms.errors import ConfigError, TaskError
+from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
 from tests.integration.readback import mysql_connect, s3_filesystem
+from tests.support.endpoints import target_url
 
 SUSPEND = {"ErrorBehavior": {"DataErrorPolicy": "SUSPEND_TABLE"}}
 LOG_ERROR = {"ErrorBehavior": {"DataErrorPolicy": "LOG_ERROR"}}
@@ -309,7 +311,7 @@ def test_state_store_never_holds_secret_settings(tmp_path: Path) -> None:
 def test_too_long_text_is_a_row_error(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    target = str(request.getfixturevalue("pg_target_db" if kind == "pg" else "mysql_target_db"))
+    target = target_url(kind, request, tmp_path)
     source = _sqlite(
         tmp_path / "src.db",
         "CREATE TABLE s (id integer PRIMARY KEY, st varchar(2), c char(3))",

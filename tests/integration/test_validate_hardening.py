@@ -25,6 +25,7 @@ from opendms.state import validation as vstate
 from opendms.validate import MISSING_SOURCE, MISSING_TARGET, ValidationState, validate_task
 from tests.oracles.lake import lake_files, lake_filesystem, read_lake
 from tests.oracles.rows import read_rows
+from tests.support.endpoints import source_url, table_name, target_url
 from tests.support.sql import execute
 
 from .test_validate import _spec
@@ -42,10 +43,7 @@ DRIFT = {
 
 
 def _source(kind: str, request: pytest.FixtureRequest, tmp_path: Path, setup: list[str]) -> str:
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'source.db'}"
-    else:
-        url = str(request.getfixturevalue("pg_db" if kind == "pg" else "mysql_db"))
+    url = source_url(kind, request, tmp_path)
     execute(url, setup)
     return url
 
@@ -58,11 +56,7 @@ def _schema(url: str) -> str:
 
 
 def _target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'target.db'}"
-    if kind == "lake":
-        return f"file://{tmp_path / 'lake'}?DataFormat=parquet"
-    return str(request.getfixturevalue("pg_target_db" if kind == "pg" else "mysql_target_db"))
+    return target_url(kind, request, tmp_path)
 
 
 def _drift(kind: str, url: str, schema: str, table: str = "t") -> None:
@@ -70,7 +64,7 @@ def _drift(kind: str, url: str, schema: str, table: str = "t") -> None:
     if kind == "lake":
         _rewrite_load(url, schema, table, lambda r: {"id": r["id"], "a": r["a"], "c": 1})
         return
-    name = f'"{schema}".{table}' if kind == "pg" else table
+    name = table_name(kind, schema, table)
     execute(url, [s.format(t=name) for s in DRIFT[kind]])
 
 
@@ -226,7 +220,7 @@ def _damage_nokey(kind: str, url: str, schema: str) -> None:
         rows = [{**r, "b": ""} if r["a"] == 3 else r for r in rows]
         pq.write_table(pa.Table.from_pylist(rows, data.schema), path, filesystem=fs)
         return
-    name = f'"{schema}".nk' if kind == "pg" else "nk"
+    name = table_name(kind, schema, "nk")
     execute(url, [s.format(t=name) for s in [ONE_OF_THE_ONES[kind], *NOKEY_DAMAGE]])
 
 

@@ -31,6 +31,7 @@ from opendms.validate import (
     validate_task,
 )
 from tests.oracles.lake import lake_files, lake_filesystem, read_lake
+from tests.support.endpoints import table_name, target_url
 
 from .test_validate import _mysql_run, _pg_run, _spec, _sqlite_run, assert_copied
 
@@ -130,20 +131,14 @@ def _target(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, schema: str
 ) -> tuple[str, Callable[[], None]]:
     """(target URL, a function damaging the loaded target)."""
-    if kind == "mysql":
-        url = str(request.getfixturevalue("mysql_target_db"))
-        return url, lambda: _mysql_run(url, _damage("mysql", "items"))
-    if kind == "pg":
-        url = str(request.getfixturevalue("pg_target_db"))
-        return url, lambda: _pg_run(url, _damage("pg", f'"{schema}".items'))
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'target.db'}"
-        return url, lambda: _sqlite_run(url, _damage("sqlite", "items"))
+    if kind == "s3":
+        s3 = str(request.getfixturevalue("s3_url"))
+        return f"{s3}&DataFormat=parquet", lambda: _damage_lake(s3, schema)
+    url = target_url(kind, request, tmp_path)
     if kind == "lake":
-        lake = tmp_path / "lake"
-        return f"file://{lake}?DataFormat=parquet", lambda: _damage_lake(str(lake), schema)
-    s3 = str(request.getfixturevalue("s3_url"))
-    return f"{s3}&DataFormat=parquet", lambda: _damage_lake(s3, schema)
+        return url, lambda: _damage_lake(str(tmp_path / "lake"), schema)
+    run = {"mysql": _mysql_run, "pg": _pg_run, "sqlite": _sqlite_run}[kind]
+    return url, lambda: run(url, _damage(kind, table_name(kind, schema, "items")))
 
 
 def _by_key(result: ValidationResult, table: str) -> dict[int, Any]:
