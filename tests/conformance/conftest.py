@@ -132,8 +132,9 @@ def needs(capability: str) -> pytest.MarkDecorator:
 
 def typed_settings(endpoint: Endpoint) -> list[str]:
     """The engine's endpoint settings of type bool or int."""
-    spec = endpoint.engine.settings
-    return [n for n, kind in (spec.applied.items() if spec else []) if kind in (bool, int)]
+    model = endpoint.engine.settings
+    fields = model.model_fields.items() if model is not None else []
+    return [name for name, field in fields if field.annotation in (bool, int)]
 
 
 def _applies(endpoint: Endpoint, capability: str) -> bool:
