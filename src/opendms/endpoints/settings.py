@@ -54,7 +54,8 @@ def _folded(value: Any) -> Any:
 
 
 Flag = Annotated[bool, BeforeValidator(_folded)]
-"""A true/false setting: ``true``, ``Y``, ``yes``, ``1`` (any case, blanks around)..."""
+"""A true/false setting: ``true``/``false``, ``y``/``n``, ``yes``/``no``, ``1``/``0``,
+``on``/``off`` (any case, blanks around)."""
 Whole = Annotated[int, BeforeValidator(_trimmed)]
 """A whole-number setting (``"5"`` or ``5``)."""
 Text = Annotated[str, BeforeValidator(_trimmed)]
@@ -124,7 +125,7 @@ class EndpointSettings(BaseModel):
         skipped = {name.lower(): name for name in cls.not_applied}
         out: dict[str, Any] = {}
         for key, value in settings.items():
-            lower = key.lower()
+            lower = str(key).lower()
             if lower in fields:
                 out[fields[lower]] = value
             elif lower in skipped:
