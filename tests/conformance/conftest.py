@@ -2,22 +2,30 @@
 
 Every test here is parametrized over :func:`engine_params`, i.e. over the registered
 engines (:func:`opendms.endpoints.engines`), each with the URL variants its factory
-in :data:`FACTORIES` gives (the lake: a ``file://`` folder and an ``s3://`` bucket).
+in :data:`FACTORIES` gives (the lake: a ``file://`` folder and an ``s3://`` bucket), or
+that a ``conformance`` module in the engine's own package gives (its ``FACTORIES``).
 A newly registered engine is collected automatically and fails with a clear message
-until it has a factory here.
+until it has a factory.
+
+The suite also runs a test-only engine, registered on the first line below: a package of
+its own (``jsonl_engine``) plus that one line, as adding an engine should be.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from opendms.endpoints import engines
+from opendms.endpoints import engines, register
 from opendms.endpoints.engine import Engine
 from tests.integration.everything import create_mysql, create_pg, create_sqlite
 from tests.oracles.rows import sqlite_path
+
+register("tests.conformance.jsonl_engine.engine")
 
 Factory = Callable[[pytest.FixtureRequest, str], str]
 """(request, role "source" or "target") -> the URL of a private, empty endpoint."""
@@ -55,6 +63,18 @@ FACTORIES: dict[str, dict[str, Factory]] = {
 """URL factories by engine name, then by variant (the test id)."""
 
 
+def factories(engine: Engine) -> dict[str, Factory]:
+    """The URL factories of ``engine``: in :data:`FACTORIES`, or the ``FACTORIES`` of a
+    ``conformance`` module beside its engine module (none: empty)."""
+    if engine.name in FACTORIES:
+        return FACTORIES[engine.name]
+    module = type(engine).__module__.rpartition(".")[0] + ".conformance"
+    if importlib.util.find_spec(module) is None:
+        return {}
+    found: dict[str, Factory] = importlib.import_module(module).FACTORIES
+    return found
+
+
 def _sqlite_everything(url: str) -> None:
     create_sqlite(sqlite_path(url))
 
@@ -76,12 +96,13 @@ class Endpoint:
     variant: str
 
     def url(self, request: pytest.FixtureRequest, role: str) -> str:
-        factories = FACTORIES.get(self.engine.name)
-        if not factories:
+        found = factories(self.engine)
+        if not found:
             pytest.fail(
                 f"add a URL factory for engine {self.engine.name} in tests/conformance/conftest.py"
+                " or a conformance module in its package"
             )
-        return factories[self.variant](request, role)
+        return found[self.variant](request, role)
 
     def create_everything(self, url: str) -> str:
         """Create the native "every type" table on ``url``; its spec's engine column."""
@@ -99,7 +120,7 @@ def engine_params() -> list[object]:
     """One pytest param per registered engine and URL variant."""
     out: list[object] = []
     for engine in dict.fromkeys(engines().values()):
-        for variant in FACTORIES.get(engine.name) or [engine.name]:
+        for variant in factories(engine) or [engine.name]:
             out.append(pytest.param(Endpoint(engine, variant), id=variant))
     return out
 
@@ -133,8 +154,9 @@ def needs(capability: str) -> pytest.MarkDecorator:
 
 def typed_settings(endpoint: Endpoint) -> list[str]:
     """The engine's endpoint settings of type bool or int."""
-    spec = endpoint.engine.settings
-    return [n for n, kind in (spec.applied.items() if spec else []) if kind in (bool, int)]
+    model = endpoint.engine.settings
+    fields = model.model_fields.items() if model is not None else []
+    return [name for name, field in fields if field.annotation in (bool, int)]
 
 
 def _applies(endpoint: Endpoint, capability: str) -> bool:

@@ -96,11 +96,9 @@ SETTINGS_SCHEMES = ("postgresql", "mysql", "sqlite", "file", "s3")
 
 def settings(data: bytes) -> None:
     from opendms.config import parse_extra_connection_attributes
+    from opendms.endpoints import engines
     from opendms.endpoints.base import EndpointURL
     from opendms.endpoints.lake.settings import lake_settings
-    from opendms.endpoints.mysql.settings import MYSQL_SETTINGS
-    from opendms.endpoints.postgres.settings import PG_SETTINGS
-    from opendms.endpoints.sqlite import SQLITE_SETTINGS
 
     text = data.decode("utf-8", "replace")
     line, _, attributes = text.partition("\n")
@@ -110,9 +108,10 @@ def settings(data: bytes) -> None:
         return
     with suppress(OpenDMSError):
         lake_settings(values)
-    for spec in (PG_SETTINGS, MYSQL_SETTINGS, SQLITE_SETTINGS):
+    for engine in dict.fromkeys(engines().values()):
         with suppress(OpenDMSError):
-            spec.resolve(EndpointURL.parse(line), values)
+            if engine.settings is not None:
+                engine.settings.resolve(EndpointURL.parse(line), values)
 
 
 _TASK_DIR = Path(tempfile.mkdtemp(prefix="opendms-fuzz-"))

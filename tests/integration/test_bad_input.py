@@ -132,15 +132,18 @@ def test_unknown_endpoint_settings_and_url_parameters_are_errors(
 def test_dms_settings_not_applied_are_accepted_with_one_warning(
     retail: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from opendms.endpoints.settings import SettingsSpec
-
-    spec = SettingsSpec("Test", {"A": int}, not_applied=frozenset({"ExecuteTimeout"}))
     from opendms.endpoints.base import EndpointURL
+    from opendms.endpoints.settings import EndpointSettings, Whole
+
+    class Spec(EndpointSettings):
+        engine = "Test"
+        not_applied = frozenset({"ExecuteTimeout"})
+        A: Whole = 0
 
     with caplog.at_level(logging.WARNING):
-        got = spec.resolve(EndpointURL.parse("sqlite:///x.db"), {"a": "5", "executeTimeout": "9"})
-        spec.resolve(EndpointURL.parse("sqlite:///x.db"), {"EXECUTETIMEOUT": "9"})
-    assert got == {"A": 5}
+        got = Spec.resolve(EndpointURL.parse("sqlite:///x.db"), {"a": "5", "executeTimeout": "9"})
+        Spec.resolve(EndpointURL.parse("sqlite:///x.db"), {"EXECUTETIMEOUT": "9"})
+    assert got.A == 5
     warnings = [r.getMessage() for r in caplog.records if "ExecuteTimeout" in r.getMessage()]
     assert warnings == [
         "Test endpoint setting ExecuteTimeout is accepted but not applied by opendms"

@@ -2,8 +2,9 @@
 
 :data:`ENGINES` lists one module per engine package, each defining ``ENGINE`` (an
 :class:`~opendms.endpoints.engine.Engine`); adding an engine is its package plus one
-line here. Engine modules import their drivers only when used, so heavy drivers stay
-optional extras.
+line here. :func:`register` adds an engine module from outside the product (a test
+suite's own engine) with one call. Engine modules import their drivers only when used,
+so heavy drivers stay optional extras.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "open_capture",
     "open_source",
     "open_target",
+    "register",
     "same_database",
     "same_engine",
     "table_identity",
@@ -42,12 +44,22 @@ ENGINES: tuple[str, ...] = (
 )
 """The engine modules, one line per engine."""
 
+_REGISTERED: list[str] = []
+
+
+def register(module: str) -> None:
+    """Register the engine of ``module`` (which defines ``ENGINE``) besides the product's
+    :data:`ENGINES`, from now on in this process: how tests add an engine of their own."""
+    if module not in ENGINES and module not in _REGISTERED:
+        _REGISTERED.append(module)
+        engines.cache_clear()
+
 
 @cache
 def engines() -> dict[str, Engine]:
     """Every registered engine by each of its URL schemes."""
     out: dict[str, Engine] = {}
-    for module in ENGINES:
+    for module in (*ENGINES, *_REGISTERED):
         engine: Engine = importlib.import_module(module).ENGINE
         for scheme in engine.schemes:
             out[scheme] = engine
@@ -56,7 +68,8 @@ def engines() -> dict[str, Engine]:
 
 def engine_for(url: EndpointURL, role: str = "") -> Engine:
     """The engine of ``url``, or a clear error listing the known schemes (``role``
-    "source": also an error when the engine cannot be a source)."""
+    "source": also an error when the engine can neither be a source nor be read back,
+    as validation reads a target)."""
     known = engines()
     engine = known.get(url.scheme)
     if engine is None:
@@ -64,7 +77,8 @@ def engine_for(url: EndpointURL, role: str = "") -> Engine:
         close = difflib.get_close_matches(url.scheme, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownSchemeError(str(url), f"unknown scheme {url.scheme!r}.{hint} Known: {names}")
-    if role == "source" and not engine.capabilities.source:
+    readable = engine.capabilities.source or engine.capabilities.read_back
+    if role == "source" and not readable:
         raise UnknownSchemeError(str(url), f"{url.scheme}:// endpoints can only be targets")
     return engine
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from opendms.endpoints.ddldialect import DdlDialect
     from opendms.endpoints.readback import TableRows
     from opendms.endpoints.schemaobjects import SourceCatalog
-    from opendms.endpoints.settings import SettingsSpec
+    from opendms.endpoints.settings import EndpointSettings
     from opendms.model import ColumnType, ReadPlan, Table
 
 __all__ = [
@@ -130,8 +130,8 @@ class Engine:
     schemes: tuple[str, ...] = ()
     """URL schemes that select it, the first one canonical."""
     capabilities: Capabilities = Capabilities()
-    settings: SettingsSpec | None = None
-    """The endpoint settings and URL parameters it takes (strict)."""
+    settings: type[EndpointSettings] | None = None
+    """The model of the endpoint settings and URL parameters it takes (strict)."""
     default_port: int | None = None
 
     # -- roles ---------------------------------------------------------------

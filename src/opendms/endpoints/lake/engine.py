@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any, cast
 
 from opendms.endpoints.engine import ApplyOptions, Capabilities, Engine
+from opendms.endpoints.lake.settings import LakeSettings
 from opendms.errors import DatabaseMissingError
 from opendms.model import ColumnType, Kind
 
@@ -30,20 +31,20 @@ class LakeEngine(Engine):
     capabilities = Capabilities(
         target=True, cdc_target=True, read_back=True, parallel_writers=True, records_changes=True
     )
+    settings = LakeSettings
 
     def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
         return self.lake_target(url, settings)
 
     def lake_target(self, url: EndpointURL, settings: dict[str, Any]) -> LakeTarget:
         """The lake of ``url`` with its endpoint settings (the URL query adds to them)."""
-        from opendms.endpoints.lake.settings import lake_settings
         from opendms.endpoints.lake.storage import open_storage
         from opendms.endpoints.lake.target import LakeTarget
 
-        merged = _settings(url, settings)
+        resolved = LakeSettings.resolve(url, settings)
         storage = open_storage(url, settings)
         _check_local_parent(storage, url)
-        return LakeTarget(url, storage, lake_settings(merged))
+        return LakeTarget(url, storage, resolved)
 
     def applier(
         self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
@@ -58,10 +59,9 @@ class LakeEngine(Engine):
         return LakeRows(url, settings)
 
     def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
-        from opendms.endpoints.lake.settings import lake_settings
         from opendms.endpoints.lake.storage import check_storage, open_storage
 
-        lake_settings(_settings(url, settings))
+        LakeSettings.resolve(url, settings)
         return check_storage(open_storage(url, settings), url)
 
     def target_checks(
@@ -80,13 +80,6 @@ class LakeEngine(Engine):
     def same_database(self, a: EndpointURL, b: EndpointURL) -> bool:
         """A lake is never a source, so it never holds a task's source tables."""
         return False
-
-
-def _settings(url: EndpointURL, settings: dict[str, Any]) -> dict[str, Any]:
-    from opendms.endpoints.lake.settings import URL_KEYS
-
-    query = {k: v for k, v in url.query.items() if k.lower() not in URL_KEYS}
-    return {**query, **settings}
 
 
 def _check_local_parent(storage: Storage, url: EndpointURL) -> None:

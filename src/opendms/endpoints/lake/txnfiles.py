@@ -11,7 +11,6 @@ grow with commit time and a re-run of a batch writes the same name.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -28,13 +27,14 @@ PREFIX = "CDC_TXN-"
 def transaction_settings(settings: LakeSettings) -> LakeSettings:
     """How rows of a transaction file are written: CSV without header or timestamp
     column, uncompressed, in one file."""
-    return replace(
-        settings,
-        DataFormat="csv",
-        CompressionType="NONE",
-        AddColumnName=False,
-        TimestampColumnName="",
-        MaxFileSize=1 << 30,
+    return settings.model_copy(
+        update={
+            "DataFormat": "csv",
+            "CompressionType": "NONE",
+            "AddColumnName": False,
+            "TimestampColumnName": "",
+            "MaxFileSize": 1 << 30,
+        }
     )
 
 

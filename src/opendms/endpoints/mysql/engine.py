@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from opendms.endpoints.engine import ApplyOptions, Capabilities, ChecksumDialect, Engine
-from opendms.endpoints.mysql.settings import MYSQL_SETTINGS
+from opendms.endpoints.mysql.settings import MySqlSettings
 from opendms.errors import PrivilegeError
 from opendms.model import Kind
 
@@ -39,25 +39,25 @@ class MySQLEngine(Engine):
         read_back=True,
         parallel_writers=True,
     )
-    settings = MYSQL_SETTINGS
+    settings = MySqlSettings
     default_port = 3306
 
     def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
         from opendms.endpoints.mysql.source import MySQLSource
 
-        MYSQL_SETTINGS.resolve(url, settings)
+        MySqlSettings.resolve(url, settings)
         return MySQLSource(url)
 
     def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
         from opendms.endpoints.mysql.target import MySQLTarget
 
-        MYSQL_SETTINGS.resolve(url, settings)
+        MySqlSettings.resolve(url, settings)
         return MySQLTarget(url)
 
     def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
         from opendms.endpoints.mysql.capture import MySqlCapture
 
-        MYSQL_SETTINGS.resolve(url, settings)
+        MySqlSettings.resolve(url, settings)
         return MySqlCapture(url, task)
 
     def applier(
@@ -72,7 +72,7 @@ class MySQLEngine(Engine):
         """Connect and report user, version and the privileges a task needs."""
         from opendms.endpoints.mysql.conn import connect
 
-        settings = MYSQL_SETTINGS.resolve(url, settings)
+        role = MySqlSettings.resolve(url, settings).role.lower()
         conn = connect(url)
         try:
             with conn.cursor() as cur:
@@ -84,7 +84,6 @@ class MySQLEngine(Engine):
                 local_infile = bool(cur.fetchone()[0])
         finally:
             conn.close()
-        role = str(settings.get("role", "")).lower()
         every = "ALL PRIVILEGES" in grants
         if role == "target" and not every and "CREATE" not in grants:
             raise PrivilegeError(str(url), f"user {user} may not create tables (GRANT CREATE)")

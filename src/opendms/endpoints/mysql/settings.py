@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from opendms.endpoints.settings import SettingsSpec
+from opendms.endpoints.settings import RoleSettings
 
-MYSQL_SETTINGS = SettingsSpec(
-    engine="MySQL",
-    applied={"role": str},
-    defaults={"role": ""},
-    not_applied=frozenset(
+__all__ = ["MySqlSettings"]
+
+
+class MySqlSettings(RoleSettings):
+    """A MySQL/MariaDB endpoint's settings: only the test-connection ``role``."""
+
+    engine = "MySQL"
+    not_applied = frozenset(
         [
             "AfterConnectScript",
             "CleanSourceMetadataOnMismatch",
@@ -20,5 +23,4 @@ MYSQL_SETTINGS = SettingsSpec(
             "ServerTimezone",
             "TargetDbType",
         ]
-    ),
-)
+    )

@@ -8,7 +8,7 @@ from opendms.checks import Check, passed, problem, skipped
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect
 from opendms.endpoints.postgres.ddl import AUDIT, NEEDS_SUPERUSER, Artifacts
-from opendms.endpoints.postgres.settings import PG_SETTINGS
+from opendms.endpoints.postgres.settings import PgSettings
 from opendms.endpoints.postgres.types import quote_ident
 from opendms.model import Table
 
@@ -65,14 +65,14 @@ def source_checks(
 
 def _ddl_capture(conn: Any, url: EndpointURL, settings: dict[str, Any]) -> Check:
     """CaptureDdls: the event trigger and audit table, or the right to create them."""
-    resolved = PG_SETTINGS.resolve(url, settings)
-    if not resolved["CaptureDdls"]:
+    resolved = PgSettings.resolve(url, settings)
+    if not resolved.CaptureDdls:
         return passed(
             "pg-ddl-capture",
             "CaptureDdls=false: no DDL capture; added columns and type changes are followed "
             "from the stream, dropped and renamed columns and tables, and new tables are not",
         )
-    art = Artifacts(resolved["DdlArtifactsSchema"])
+    art = Artifacts(resolved.DdlArtifactsSchema)
     user = str(_one(conn, "SELECT current_user"))
     superuser = _one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
     if art.installed(conn):

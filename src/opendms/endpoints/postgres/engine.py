@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opendms.endpoints.engine import ApplyOptions, Capabilities, ChecksumDialect, Engine
-from opendms.endpoints.postgres.settings import PG_SETTINGS
+from opendms.endpoints.postgres.settings import PgSettings
 from opendms.errors import PrivilegeError
 
 if TYPE_CHECKING:
@@ -45,27 +45,27 @@ class PostgresEngine(Engine):
         parallel_writers=True,
         tablespaces=True,
     )
-    settings = PG_SETTINGS
+    settings = PgSettings
     default_port = 5432
 
     def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
         from opendms.endpoints.postgres.source import PostgresSource
 
-        PG_SETTINGS.resolve(url, settings)
+        PgSettings.resolve(url, settings)
         return PostgresSource(url)
 
     def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
         from opendms.endpoints.postgres.target import PostgresTarget
 
-        PG_SETTINGS.resolve(url, settings)
+        PgSettings.resolve(url, settings)
         return PostgresTarget(url)
 
     def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
         """The task's capture: CaptureDdls and DdlArtifactsSchema decide DDL capture."""
         from opendms.endpoints.postgres.replication import PgReplication
 
-        resolved = PG_SETTINGS.resolve(url, settings)
-        return PgReplication(url, task, resolved["CaptureDdls"], resolved["DdlArtifactsSchema"])
+        resolved = PgSettings.resolve(url, settings)
+        return PgReplication(url, task, resolved.CaptureDdls, resolved.DdlArtifactsSchema)
 
     def applier(
         self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
@@ -80,14 +80,13 @@ class PostgresEngine(Engine):
         """Connect and report the user, server version and what the user may do."""
         from opendms.endpoints.postgres.conn import connect
 
-        settings = PG_SETTINGS.resolve(url, settings)
+        role = PgSettings.resolve(url, settings).role.lower()
         conn = connect(url)
         try:
             row = conn.execute(PRIVILEGES).fetchone()
         finally:
             conn.close()
         user, version, schema, db_create, schema_create, usage = row
-        role = str(settings.get("role", "")).lower()
         if role == "target" and not (schema_create or db_create):
             raise PrivilegeError(
                 str(url), f"user {user!r} may not create tables in schema {schema!r} (GRANT CREATE)"

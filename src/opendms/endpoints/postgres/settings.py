@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from opendms.endpoints.settings import SettingsSpec
+from opendms.endpoints.settings import Flag, RoleSettings, Text
+
+__all__ = ["LIBPQ_PARAMS", "PgSettings"]
+
 
 # libpq connection parameters a postgresql:// URL may carry (``replication`` and the
 # connection target itself are opendms's to set).
@@ -45,11 +48,13 @@ LIBPQ_PARAMS = frozenset(
     ]
 )
 
-PG_SETTINGS = SettingsSpec(
-    engine="PostgreSQL",
-    applied={"CaptureDdls": bool, "DdlArtifactsSchema": str, "role": str},
-    defaults={"CaptureDdls": True, "DdlArtifactsSchema": "public", "role": ""},
-    not_applied=frozenset(
+
+class PgSettings(RoleSettings):
+    """A PostgreSQL endpoint's settings: DDL capture (``CaptureDdls``, with its audit
+    table and trigger in ``DdlArtifactsSchema``) and the test-connection ``role``."""
+
+    engine = "PostgreSQL"
+    not_applied = frozenset(
         [
             "AfterConnectScript",
             "BabelfishDatabaseName",
@@ -68,6 +73,8 @@ PG_SETTINGS = SettingsSpec(
             "SlotName",
             "TrimSpaceInChar",
         ]
-    ),
-    url_params=LIBPQ_PARAMS,
-)
+    )
+    url_params = LIBPQ_PARAMS
+
+    CaptureDdls: Flag = True
+    DdlArtifactsSchema: Text = "public"

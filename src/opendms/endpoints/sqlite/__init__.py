@@ -6,10 +6,9 @@ The engine object is :data:`opendms.endpoints.sqlite.engine.ENGINE`.
 from __future__ import annotations
 
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.settings import SettingsSpec
 from opendms.errors import EndpointError
 
-__all__ = ["SQLITE_SETTINGS", "database_path"]
+__all__ = ["database_path"]
 
 
 def database_path(url: EndpointURL) -> str:
@@ -20,6 +19,3 @@ def database_path(url: EndpointURL) -> str:
     if not path:
         raise EndpointError(str(url), "no database file in the URL (sqlite:///path/to/file.db)")
     return path
-
-
-SQLITE_SETTINGS = SettingsSpec(engine="SQLite", applied={"role": str})

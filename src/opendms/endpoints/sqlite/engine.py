@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from opendms.endpoints.engine import ApplyOptions, Capabilities, Engine
-from opendms.endpoints.sqlite import SQLITE_SETTINGS, database_path
+from opendms.endpoints.sqlite import database_path
+from opendms.endpoints.sqlite.settings import SqliteSettings
 from opendms.errors import DatabaseMissingError, EndpointError
 from opendms.model import ColumnType, Kind
 
@@ -34,13 +35,13 @@ class SQLiteEngine(Engine):
     capabilities = Capabilities(
         source=True, target=True, cdc_source=True, cdc_target=True, ddl_target=True, read_back=True
     )
-    settings = SQLITE_SETTINGS
+    settings = SqliteSettings
     folds_names = True
 
     def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
         from opendms.endpoints.sqlite.source import SQLiteSource
 
-        SQLITE_SETTINGS.resolve(url, settings)
+        SqliteSettings.resolve(url, settings)
         path = database_path(url)
         if not Path(path).is_file():
             raise DatabaseMissingError(str(url), f"database file {path!r} does not exist")
@@ -52,7 +53,7 @@ class SQLiteEngine(Engine):
     def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
         from opendms.endpoints.sqlite.target import SQLiteTarget
 
-        SQLITE_SETTINGS.resolve(url, settings)
+        SqliteSettings.resolve(url, settings)
         path = database_path(url)
         parent = Path(path).resolve().parent
         if not parent.is_dir():
@@ -65,7 +66,7 @@ class SQLiteEngine(Engine):
     def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
         from opendms.endpoints.sqlite.capture import SqliteCapture
 
-        SQLITE_SETTINGS.resolve(url, settings)
+        SqliteSettings.resolve(url, settings)
         return SqliteCapture(url, task)
 
     def applier(
@@ -77,7 +78,7 @@ class SQLiteEngine(Engine):
         return SqliteApplier(lite, task, plans, opts.policies, opts.on_error)
 
     def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
-        SQLITE_SETTINGS.resolve(url, settings)
+        SqliteSettings.resolve(url, settings)
         path = database_path(url)
         if not Path(path).is_file():
             raise DatabaseMissingError(str(url), f"database file {path!r} does not exist")
