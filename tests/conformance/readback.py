@@ -1,7 +1,8 @@
 """Reading a target table back and comparing it with what was written, by canonical type.
 
 Rows are written from :data:`TABLE` (every canonical type, reused from the CDC apply
-tests). An engine that is a source is read through its own source; a lake through the
+tests). An engine that is a source is read through its own source, another target by its
+engine's ``table_rows``; a lake through the
 independent lake reader (:mod:`tests.oracles.lake`). Values are compared in canonical
 Python form (:func:`tests.integration.readback.norm`); a column whose values differ
 must be one the engine reports as lossy (:meth:`Engine.lossy`).
@@ -15,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from opendms.endpoints import open_source
+from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.engine import Engine
 from opendms.model import ColumnType, Kind, ReadPlan, Table, arrow_type
 from tests.integration.readback import norm
@@ -42,7 +44,10 @@ def read_back(engine: Engine, url: str, table: Table, lenient: bool = False) -> 
     """Every row of ``table`` on the target ``url``, ordered by its key (``lenient``: a
     lake may hold changes twice, as after an idempotent catch-up)."""
     key = table.column(table.primary_key[0]).type.kind
-    if not engine.capabilities.source:
+    if not (engine.capabilities.source or engine.capabilities.records_changes):
+        rows = _table_rows(engine, url, table)
+        return sorted(rows, key=lambda r: norm(r[table.primary_key[0]], key))
+    if engine.capabilities.records_changes:
         names = [c.name for c in table.columns]
         parse = {c.name: _CSV_TEXT[c.type.kind] for c in table.columns if c.type.kind in _CSV_TEXT}
         lake = read_lake(url, keys=table.primary_key, lenient=lenient, columns=names, parse=parse)
@@ -57,6 +62,15 @@ def read_back(engine: Engine, url: str, table: Table, lenient: bool = False) -> 
     finally:
         source.close()
     return sorted(rows, key=lambda r: norm(r[table.primary_key[0]], key))
+
+
+def _table_rows(engine: Engine, url: str, table: Table) -> list[Row]:
+    """A target that is neither a source nor a lake: read whole by its engine's own
+    ``table_rows`` (there is no independent reader for it)."""
+    reader = engine.table_rows(EndpointURL.parse(url), {})
+    assert reader is not None, f"{engine.name} declares read_back without table_rows"
+    names = tuple(c.name for c in table.columns)
+    return pa.Table.from_batches(list(reader.batches(table, names))).to_pylist()
 
 
 def unreported_changes(engine: Engine, table: Table, got: list[Row], want: list[Row]) -> list[str]:

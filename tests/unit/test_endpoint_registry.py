@@ -1,5 +1,5 @@
 """The engine registry: registering an engine from outside the product, and which
-engines can be opened to read."""
+engines can be opened as sources."""
 
 from __future__ import annotations
 
@@ -41,8 +41,10 @@ def test_register_adds_an_engine_and_keeps_the_product_list(registered: str) -> 
     assert _REGISTERED.count(registered) == 1
 
 
-def test_an_engine_read_back_by_validation_opens_as_a_source(registered: str) -> None:
-    assert engine_for(EndpointURL.parse("readback:///x"), "source").name == "readback-only"
+def test_an_engine_read_back_whole_is_no_source(registered: str) -> None:
+    """Validation reads such a target through Engine.table_rows, never as a source."""
+    with pytest.raises(UnknownSchemeError, match="readback:// endpoints can only be targets"):
+        engine_for(EndpointURL.parse("readback:///x"), "source")
 
 
 def test_a_target_only_engine_is_refused_as_a_source() -> None:

@@ -68,8 +68,7 @@ def engines() -> dict[str, Engine]:
 
 def engine_for(url: EndpointURL, role: str = "") -> Engine:
     """The engine of ``url``, or a clear error listing the known schemes (``role``
-    "source": also an error when the engine can neither be a source nor be read back,
-    as validation reads a target)."""
+    "source": also an error when the engine cannot be a source)."""
     known = engines()
     engine = known.get(url.scheme)
     if engine is None:
@@ -77,8 +76,7 @@ def engine_for(url: EndpointURL, role: str = "") -> Engine:
         close = difflib.get_close_matches(url.scheme, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownSchemeError(str(url), f"unknown scheme {url.scheme!r}.{hint} Known: {names}")
-    readable = engine.capabilities.source or engine.capabilities.read_back
-    if role == "source" and not readable:
+    if role == "source" and not engine.capabilities.source:
         raise UnknownSchemeError(str(url), f"{url.scheme}:// endpoints can only be targets")
     return engine
 

@@ -13,7 +13,8 @@ from tests.conformance.jsonl_engine.files import Folder
 
 if TYPE_CHECKING:
     from opendms.cdc import Applier, ApplyPlan
-    from opendms.endpoints.base import EndpointURL, Source, Target
+    from opendms.endpoints.base import EndpointURL, Target
+    from opendms.endpoints.readback import TableRows
     from tests.conformance.jsonl_engine.target import JsonlTarget
 
 __all__ = ["ENGINE", "JsonlEngine", "JsonlSettings"]
@@ -43,13 +44,13 @@ class JsonlEngine(Engine):
         folder.root.mkdir(exist_ok=True)
         return JsonlTarget(url, folder)
 
-    def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
-        from tests.conformance.jsonl_engine.target import JsonlSource
+    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows:
+        from tests.conformance.jsonl_engine.target import JsonlRows
 
         folder = _folder(url, settings)
         if not folder.root.is_dir():
             raise DatabaseMissingError(str(url), f"folder {str(folder.root)!r} does not exist")
-        return JsonlSource(url, folder)
+        return JsonlRows(folder)
 
     def applier(
         self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions

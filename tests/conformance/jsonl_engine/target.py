@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
 
 import pyarrow as pa
 
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
-from opendms.model import ReadPlan, Table, TableRef
+from opendms.model import Table
 from tests.conformance.jsonl_engine.files import Folder, batch_rows, plain
 
 
@@ -65,33 +64,16 @@ class JsonlTarget:
         """Nothing is held open."""
 
 
-class JsonlSource:
-    """Reads a folder's tables back (validation, the conformance suite)."""
+BATCH_ROWS = 65536
 
-    def __init__(self, url: EndpointURL, folder: Folder) -> None:
-        self.url, self.folder = url, folder
 
-    def list_tables(self) -> list[TableRef]:
-        return self.folder.tables()
+class JsonlRows:
+    """Reads a folder's tables back whole (validation, the conformance suite)."""
 
-    def list_views(self) -> list[TableRef]:
-        return []
+    def __init__(self, folder: Folder) -> None:
+        self.folder = folder
 
-    def describe(self, ref: TableRef) -> Table:
-        return self.folder.load_schema(ref)
-
-    def snapshot(self) -> AbstractContextManager[str | None]:
-        return nullcontext(None)
-
-    def snapshot_alive(self, snapshot: str) -> bool:
-        return False
-
-    def read(self, plan: ReadPlan, snapshot: str | None) -> Iterator[pa.RecordBatch]:
-        """The whole table, ``plan.batch_rows`` rows a batch (filters are not pushed
-        down: this engine is read back whole)."""
-        table, rows = plan.table, list(self.folder.rows(plan.table.schema, plan.table.name))
-        for start in range(0, max(len(rows), 1), plan.batch_rows):
-            yield batch_rows(table, plan.columns, rows[start : start + plan.batch_rows])
-
-    def close(self) -> None:
-        """Nothing is held open."""
+    def batches(self, table: Table, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+        rows = list(self.folder.rows(table.schema, table.name))
+        for start in range(0, max(len(rows), 1), BATCH_ROWS):
+            yield batch_rows(table, columns, rows[start : start + BATCH_ROWS])

@@ -14,8 +14,10 @@ import yaml
 from click.testing import CliRunner
 
 from opendms.cli.main import cli
-from opendms.endpoints import open_source
-from opendms.model import ReadPlan, TableRef
+from opendms.endpoints.base import EndpointURL
+from opendms.model import TableRef
+from tests.conformance.jsonl_engine.engine import ENGINE
+from tests.conformance.jsonl_engine.files import Folder
 
 SCHEMA = """CREATE TABLE items (
     id INTEGER PRIMARY KEY, name TEXT, price DECIMAL(10,2), weight REAL, data BLOB,
@@ -44,13 +46,12 @@ def _source(path: Path) -> str:
 
 
 def _read(url: str) -> list[tuple[Any, ...]]:
-    source = open_source(url)
-    try:
-        table = source.describe(TableRef("main", "items"))
-        plan = ReadPlan(table, tuple(c.name for c in table.columns))
-        rows = pa.Table.from_batches(list(source.read(plan, None))).sort_by("id").to_pylist()
-    finally:
-        source.close()
+    """The target table's rows as validation reads them (the engine's table_rows)."""
+    parsed = EndpointURL.parse(url)
+    table = Folder(Path(parsed.path), False).load_schema(TableRef("main", "items"))
+    reader = ENGINE.table_rows(parsed, {})
+    batches = list(reader.batches(table, tuple(c.name for c in table.columns)))
+    rows = pa.Table.from_batches(batches).sort_by("id").to_pylist()
     return [tuple(row.values()) for row in rows]
 
 
