@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -404,20 +404,27 @@ def truncation_reason(length: int, lob: bool = False, setting: str = TASK_SETTIN
     return f"value truncated to {length} characters"
 
 
+class _LobLimit(NamedTuple):
+    """A column's limit in limited LOB mode: ``size`` bytes; ``cuttable``: whether a value
+    over it may be cut (else it is a data error); ``setting``: where the limit comes from."""
+
+    size: int
+    cuttable: bool
+    setting: str = TASK_SETTING
+
+
 def _limited(
     array: pa.Array[Any],
-    limit: int,
-    cuttable: bool,
+    lob: _LobLimit,
     column: str,
     table: str,
     label: Any,
     truncations: list[Truncation] | None,
-    setting: str = TASK_SETTING,
 ) -> pa.Array[Any]:
-    """Limited LOB mode: the LOB values of ``array`` cut to ``limit`` bytes (listed in
-    ``truncations``), or a DataError for the first one over it that cannot be cut
-    (``setting``: where the limit comes from)."""
-    if not cuttable:
+    """Limited LOB mode: the LOB values of ``array`` cut to the limit (listed in
+    ``truncations``), or a DataError for the first one over it that cannot be cut."""
+    limit, setting = lob.size, lob.setting
+    if not lob.cuttable:
         rows = over_limit(array, limit)
         if rows:
             value = array[rows[0]].as_py()
@@ -703,8 +710,6 @@ def evaluate_outputs(
         arrays.append(array)
     for i, limit in enumerate(comp.limits):
         if limit is not None:
-            cuttable = comp.cuttable[i]
-            arrays[i] = _limited(
-                arrays[i], limit, cuttable, names[i], table, label, truncations, plan.lobs.setting
-            )
+            lob = _LobLimit(limit, comp.cuttable[i], plan.lobs.setting)
+            arrays[i] = _limited(arrays[i], lob, names[i], table, label, truncations)
     return pa.RecordBatch.from_arrays(arrays, names=names)
