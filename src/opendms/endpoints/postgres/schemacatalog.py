@@ -1,5 +1,6 @@
-"""Reading a full PostgreSQL schema (tables, constraints, views, code) for conversion
-(``Engine.source_catalog``)."""
+"""Reading a full PostgreSQL schema for conversion (``Engine.source_catalog``): the
+tables, their columns, keys, indexes and partitions as :mod:`.catalog` reads them, and
+on top of them domains, foreign keys, checks, enums, sequences, views and code."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.postgres import catalog as reader
 from opendms.endpoints.postgres.conn import connect, translate
 from opendms.endpoints.postgres.ddldialect import DIALECT
-from opendms.endpoints.postgres.types import from_pg
 from opendms.endpoints.schemaobjects import (
     Check,
     CodeObject,
@@ -28,41 +29,6 @@ from opendms.endpoints.schemaobjects import (
 )
 from opendms.errors import OpenDMSError
 
-TABLES = """
-SELECT c.oid, n.nspname, c.relname, coalesce(obj_description(c.oid, 'pg_class'), ''),
-       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) ELSE '' END
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%s)
-ORDER BY 2, 3
-"""
-
-# Domains resolve to their base type (through domains over domains); the column keeps
-# the outermost domain's oid so its NOT NULL, default and checks can be added.
-COLUMNS = """
-SELECT a.attname, format_type(coalesce(b.base, a.atttypid), coalesce(b.typmod, a.atttypmod)),
-       a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '',
-       coalesce(et.typtype, t.typtype),
-       coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder)
-                 FROM pg_enum e WHERE e.enumtypid = coalesce(et.oid, t.oid)), '{}'),
-       coalesce(col_description(a.attrelid, a.attnum), ''),
-       a.attgenerated <> '', CASE WHEN dt.typtype = 'd' THEN dt.oid END
-FROM pg_attribute a
-JOIN pg_type dt ON dt.oid = a.atttypid
-LEFT JOIN LATERAL (
-    WITH RECURSIVE chain(base, typmod, depth) AS (
-        SELECT dt.typbasetype, dt.typtypmod, 1 WHERE dt.typtype = 'd'
-        UNION ALL
-        SELECT p.typbasetype, CASE WHEN c.typmod >= 0 THEN c.typmod ELSE p.typtypmod END,
-               c.depth + 1
-        FROM chain c JOIN pg_type p ON p.oid = c.base WHERE p.typtype = 'd')
-    SELECT base, typmod FROM chain ORDER BY depth DESC LIMIT 1) b ON true
-JOIN pg_type t ON t.oid = coalesce(b.base, a.atttypid)
-LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
-LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum
-"""
-
 DOMAINS = """
 SELECT t.oid, n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod), t.typbasetype,
        t.typnotnull, t.typdefault,
@@ -73,12 +39,6 @@ SELECT t.oid, n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod), t.t
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE t.typtype = 'd' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 2, 3
-"""
-
-PARTITIONS = """
-SELECT ch.relname, pg_get_expr(ch.relpartbound, ch.oid), ch.relkind = 'p'
-FROM pg_inherits h JOIN pg_class ch ON ch.oid = h.inhrelid
-WHERE h.inhparent = %s ORDER BY ch.relname
 """
 
 CONSTRAINTS = """
@@ -92,20 +52,7 @@ SELECT con.conname, con.contype,
 FROM pg_constraint con
 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-WHERE con.conrelid = %s ORDER BY con.conname
-"""
-
-INDEXES = """
-SELECT ic.relname, i.indisunique,
-       array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o)
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o),
-       i.indnkeyatts, i.indexprs IS NULL AND i.indpred IS NULL, pg_get_indexdef(i.indexrelid),
-       am.amname
-FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
-WHERE i.indrelid = %s AND NOT i.indisprimary
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid
-                  AND c.conrelid = i.indrelid)
-ORDER BY ic.relname
+WHERE con.conrelid = %s AND con.contype IN ('f', 'c') ORDER BY con.conname
 """
 
 ENUMS = """
@@ -185,7 +132,7 @@ def read_catalog(url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog:
     conn = connect(url)
     try:
         if not catalog.schemas:
-            catalog.schemas = default_schemas(conn)
+            catalog.schemas = reader.user_schemas(conn)
         known = conn.execute("SELECT nspname FROM pg_namespace").fetchall()
         catalog.check_schemas({r[0] for r in known})
         read(conn, catalog)
@@ -198,24 +145,13 @@ def read_catalog(url: EndpointURL, schemas: Sequence[str]) -> SourceCatalog:
     return catalog
 
 
-def default_schemas(conn: Any) -> list[str]:
-    """Every user schema of the database."""
-    rows = conn.execute(
-        "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
-        "AND nspname <> 'information_schema' ORDER BY 1"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def read(conn: Any, catalog: SourceCatalog) -> None:
     """Fills ``catalog`` from the schemas it names."""
     schemas = catalog.schemas
     domains = _domains(conn)
     catalog.domains = [d.definition for d in domains.values() if d.definition.schema in schemas]
-    for oid, schema, name, comment, partition_by in conn.execute(TABLES, (schemas,)).fetchall():
-        table = _table(conn, oid, schema, name, domains)
-        table.comment, table.partition_by = comment, partition_by
-        catalog.tables.append(table)
+    for row in reader.tables(conn, schemas):
+        catalog.tables.append(_table(conn, row, domains))
     for schema, name, labels in conn.execute(ENUMS, (schemas,)).fetchall():
         catalog.enums.append(EnumDef(schema, name, tuple(labels)))
     for schema, name, start, inc, owned, used in conn.execute(SEQUENCES, (schemas,)).fetchall():
@@ -240,38 +176,51 @@ def _domains(conn: Any) -> dict[int, _Domain]:
     return out
 
 
-def _table(conn: Any, oid: int, schema: str, name: str, domains: dict[int, _Domain]) -> TableDef:
-    rows = conn.execute(COLUMNS, (oid,)).fetchall()
-    table = TableDef(schema, name, [_column(r, domains) for r in rows])
-    for row in conn.execute(CONSTRAINTS, (oid,)).fetchall():
-        _constraint(table, row)
-    for col, row in zip(table.columns, rows, strict=True):
-        table.checks += _domain_checks(col.name, row[-1], domains)
-    for iname, unique, cols, nkeys, plain, sql, method in conn.execute(INDEXES, (oid,)).fetchall():
-        expression = "" if plain and nkeys == len(cols) else sql
-        method = "" if method == "btree" else method
-        table.indexes.append(IndexDef(iname, tuple(cols[:nkeys]), unique, expression, method))
-    for part, bound, sub in conn.execute(PARTITIONS, (oid,)).fetchall():
-        table.partitions.append(Partition(part, bound, sub))
+def _table(conn: Any, row: reader.TableRow, domains: dict[int, _Domain]) -> TableDef:
+    columns = reader.columns(conn, row.oid)
+    table = TableDef(row.schema, row.name, [_column(c, domains) for c in columns])
+    table.comment, table.partition_by = row.comment, row.partition_by
+    for constraint in conn.execute(CONSTRAINTS, (row.oid,)).fetchall():
+        _constraint(table, constraint)
+    for col in columns:
+        table.checks += _domain_checks(col.name, col.domain, domains)
+    for index in reader.indexes(conn, row.oid):
+        _index(table, index)
+    for child in reader.children(conn, row.oid):
+        # An inheritance child has no bound (None): listed as the catalog has it.
+        bound: Any = child.bound
+        table.partitions.append(Partition(child.name, bound, child.partitioned))
     return table
 
 
-def _column(row: Any, domains: dict[int, _Domain]) -> ColumnDef:
-    name, formatted, notnull, default, identity, typtype, labels, comment, generated, dom = row
-    ctype = from_pg(formatted, typtype, tuple(labels))
-    serial = default is not None and default.startswith("nextval(")
-    chain = _chain(dom, domains)
-    if default is None and not generated:
+def _index(table: TableDef, index: reader.IndexRow) -> None:
+    """The primary key, a unique constraint or (backing no constraint) an index."""
+    if index.primary:
+        table.primary_key = index.keys
+    elif "u" in index.constraints:
+        table.uniques.append(IndexDef(index.name, index.keys, True))
+    elif not index.constraints:
+        whole = index.plain and index.key_count == len(index.columns)
+        method = "" if index.method == "btree" else index.method
+        expression = "" if whole else index.definition
+        table.indexes.append(IndexDef(index.name, index.keys, index.unique, expression, method))
+
+
+def _column(col: reader.ColumnRow, domains: dict[int, _Domain]) -> ColumnDef:
+    serial = col.default is not None and col.default.startswith("nextval(")
+    chain = _chain(col.domain, domains)
+    default = col.default
+    if default is None and not col.generated:
         default = next((d.default for d in chain if d.default is not None), None)
     return ColumnDef(
-        name,
-        formatted,
-        ctype,
-        nullable=not notnull and not any(d.not_null for d in chain),
-        default=None if serial or generated else default,
-        identity=bool(identity) or serial,
-        comment=comment,
-        generated=default if generated else "",
+        col.name,
+        col.base.formatted,
+        col.base.canonical(),
+        nullable=not col.not_null and not any(d.not_null for d in chain),
+        default=None if serial or col.generated else default,
+        identity=col.identity or serial,
+        comment=col.comment,
+        generated=(col.default or "") if col.generated else "",
         domain=f"{chain[0].schema}.{chain[0].name}" if chain else "",
     )
 
@@ -309,11 +258,7 @@ def on_column(expression: str, column: str) -> str:
 
 def _constraint(table: TableDef, row: Any) -> None:
     name, kind, cols, ref_schema, ref_table, ref_cols, on_del, on_upd, sql = row
-    if kind == "p":
-        table.primary_key = tuple(cols)
-    elif kind == "u":
-        table.uniques.append(IndexDef(name, tuple(cols), True))
-    elif kind == "f":
+    if kind == "f":
         fk = ForeignKey(
             name,
             tuple(cols),

@@ -1,5 +1,6 @@
-"""Reading a SQLite database (tables, keys, indexes, views, triggers) for conversion
-(``Engine.source_catalog``)."""
+"""Reading a SQLite database for conversion (``Engine.source_catalog``): the tables, their
+columns, keys and indexes as :mod:`.catalog` reads them, and on top of them foreign keys,
+views and triggers."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from opendms.endpoints.schemaobjects import (
     TableDef,
     ViewDef,
 )
+from opendms.endpoints.sqlite import catalog as reader
 from opendms.endpoints.sqlite import database_path
 from opendms.endpoints.sqlite.ddldialect import DIALECT
-from opendms.endpoints.sqlite.types import from_declared
 from opendms.errors import DatabaseMissingError
 
-SCHEMA = "main"
+SCHEMA = reader.SCHEMA
 _AS = re.compile(r"\sAS\s", re.I)
 
 
@@ -63,38 +64,35 @@ def _after_as(sql: str) -> str:
     return sql[found.end() :].strip() if found else ""
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _table(conn: Any, name: str) -> TableDef:
-    info = conn.execute(f"PRAGMA table_info({_q(name)})").fetchall()
-    keyed = sorted((r[5], r[1]) for r in info if r[5])
+    columns = reader.columns(conn, name)
+    key = reader.primary_key(columns)
     cols = [
         ColumnDef(
-            r[1],
-            r[2] or "",
-            from_declared(r[2] or ""),
-            nullable=not r[3] and r[5] == 0,
-            default=r[4],
-            identity=_rowid_alias(r, keyed),
+            c.name,
+            c.declared,
+            c.type,
+            nullable=c.nullable,
+            default=c.default,
+            identity=_rowid_alias(c, key),
         )
-        for r in info
+        for c in columns
     ]
-    table = TableDef(SCHEMA, name, cols, tuple(c for _, c in keyed))
+    table = TableDef(SCHEMA, name, cols, key)
     _foreign_keys(conn, table)
-    _indexes(conn, table)
+    for index in reader.indexes(conn, name):
+        _index(table, index)
     return table
 
 
-def _rowid_alias(row: Any, keyed: list[tuple[int, str]]) -> bool:
+def _rowid_alias(col: reader.ColumnRow, key: tuple[str, ...]) -> bool:
     """``INTEGER PRIMARY KEY`` aliases the rowid: SQLite numbers new rows itself."""
-    return len(keyed) == 1 and row[5] == 1 and (row[2] or "").upper() == "INTEGER"
+    return len(key) == 1 and col.key == 1 and col.declared.upper() == "INTEGER"
 
 
 def _foreign_keys(conn: Any, table: TableDef) -> None:
     grouped: dict[int, list[Any]] = {}
-    for row in conn.execute(f"PRAGMA foreign_key_list({_q(table.name)})").fetchall():
+    for row in conn.execute(f"PRAGMA foreign_key_list({reader.quote(table.name)})").fetchall():
         grouped.setdefault(row[0], []).append(row)
     for fk_id, rows in sorted(grouped.items()):
         first = rows[0]
@@ -110,15 +108,15 @@ def _foreign_keys(conn: Any, table: TableDef) -> None:
         table.foreign_keys.append(fk)
 
 
-def _indexes(conn: Any, table: TableDef) -> None:
-    for _, name, unique, origin, *_ in conn.execute(f"PRAGMA index_list({_q(table.name)})"):
-        if origin == "pk":
-            continue
-        cols = tuple(r[2] for r in conn.execute(f"PRAGMA index_info({_q(name)})").fetchall())
-        if name.startswith("sqlite_autoindex_"):
-            name = f"{table.name}_{'_'.join(cols)}_key"
-        definition = IndexDef(name, cols, bool(unique))
-        if origin == "u":
-            table.uniques.append(definition)
-        elif all(cols):
-            table.indexes.append(definition)
+def _index(table: TableDef, index: reader.IndexRow) -> None:
+    """A UNIQUE constraint (its automatic index named as PostgreSQL would) or an index."""
+    if index.origin == "pk":
+        return
+    name = index.name
+    if name.startswith("sqlite_autoindex_"):
+        name = f"{table.name}_{'_'.join(index.columns)}_key"
+    definition = IndexDef(name, index.columns, index.unique)
+    if index.origin == "u":
+        table.uniques.append(definition)
+    elif all(index.columns):
+        table.indexes.append(definition)

@@ -1,4 +1,4 @@
-"""SQLite source: catalog from PRAGMAs, rows read in batches into Arrow."""
+"""SQLite source: tables described by :mod:`.catalog`, rows read in batches into Arrow."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import pyarrow.compute as pc
 from opendms.arrowutil import parse_temporal, with_rejections
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.pyvalues import parse_iso_interval
-from opendms.endpoints.sqlite.types import from_declared
+from opendms.endpoints.sqlite import catalog
+from opendms.endpoints.sqlite.catalog import quote as quote  # apply, target, capture import it here
 from opendms.endpoints.sqlutil import where_clause
 from opendms.errors import ConfigError
-from opendms.model import Column, ColumnType, Index, Kind, ReadPlan, Table, TableRef, arrow_type
+from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
 
 # Columns read as text (SQLite's date and time functions work on text).
 _AS_TEXT = {Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ}
@@ -27,10 +28,6 @@ _STAMPS = (Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 # A time of day followed by a zone: ``Z``, ``+05:00``, ``-0230`` (SQLite's own forms).
 _ZONE = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
 _ZONED = r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?\s*" + _ZONE
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def literal(value: str) -> str:
@@ -46,43 +43,13 @@ class SQLiteSource:
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
     def list_tables(self) -> list[TableRef]:
-        rows = self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' "
-            "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'opendms_%' ORDER BY name"
-        ).fetchall()
-        return [TableRef("main", r[0]) for r in rows]
+        return catalog.list_tables(self.conn)
 
     def list_views(self) -> list[TableRef]:
-        rows = self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='view' ORDER BY name"
-        ).fetchall()
-        return [TableRef("main", r[0]) for r in rows]
+        return catalog.list_views(self.conn)
 
     def describe(self, ref: TableRef) -> Table:
-        info = self.conn.execute(f"PRAGMA table_info({quote(ref.name)})").fetchall()
-        columns = tuple(
-            Column(r[1], from_declared(r[2]), nullable=not r[3] and not r[5], default=r[4])
-            for r in info
-        )
-        pk = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
-        count = self.conn.execute(f"SELECT count(*) FROM {quote(ref.name)}").fetchone()[0]
-        kind = self.conn.execute(
-            "SELECT type FROM sqlite_master WHERE name = ?", (ref.name,)
-        ).fetchone()
-        view = kind is not None and kind[0] == "view"
-        indexes = self._indexes(ref)
-        return Table(ref.schema, ref.name, columns, pk, indexes, int(count), view=view)
-
-    def _indexes(self, ref: TableRef) -> tuple[Index, ...]:
-        out = []
-        for row in self.conn.execute(f"PRAGMA index_list({quote(ref.name)})").fetchall():
-            if row[3] != "c":  # skip automatic pk/unique-constraint indexes
-                continue
-            cols = self.conn.execute(f"PRAGMA index_info({quote(row[1])})").fetchall()
-            names = tuple(c[2] for c in cols)
-            if all(names):
-                out.append(Index(row[1], names, bool(row[2])))
-        return tuple(out)
+        return catalog.describe(self.conn, ref)
 
     @contextmanager
     def snapshot(self) -> Iterator[str | None]:
