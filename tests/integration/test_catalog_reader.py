@@ -7,12 +7,16 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from opendms.endpoints import engine_for
+import pytest
+
+from opendms.endpoints import engine_for, open_source
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.schemaobjects import TableDef
-from opendms.model import Table
+from opendms.errors import OpenDMSError
+from opendms.model import Table, TableRef
 from tests.integration import everything
 from tests.integration.sample_schemas import PAGILA, SAKILA
+from tests.support.endpoints import source_url
 from tests.support.sql import execute
 
 SQLITE = """
@@ -79,3 +83,19 @@ def test_sqlite_describe_and_conversion_agree(tmp_path: Path) -> None:
     conn.close()
     everything.create_sqlite(str(path))
     _check(f"sqlite:///{path}", 4)
+
+
+@pytest.mark.parametrize("kind", ["pg", "mysql", "sqlite"])
+def test_describing_a_missing_table_is_a_clear_error(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = source_url(kind, request, tmp_path)
+    if kind == "sqlite":
+        sqlite3.connect(tmp_path / "source.db").close()
+    schema = {"pg": "public", "sqlite": "main"}.get(kind) or str(EndpointURL.parse(url).database)
+    source = open_source(url)
+    try:
+        with pytest.raises(OpenDMSError, match="no_such_table"):
+            source.describe(TableRef(schema, "no_such_table"))
+    finally:
+        source.close()

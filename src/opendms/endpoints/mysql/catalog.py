@@ -10,6 +10,7 @@ from typing import Any
 
 from opendms.endpoints.mysql.types import from_mysql
 from opendms.endpoints.schemaobjects import Check
+from opendms.errors import TableError
 from opendms.model import Column, ColumnType, Index, Table, TableRef
 
 SYSTEM = ("mysql", "information_schema", "performance_schema", "sys")
@@ -101,6 +102,8 @@ def tables(conn: Any, schemas: list[str], kind: str = "BASE TABLE") -> list[Tabl
 
 def table(conn: Any, ref: TableRef) -> TableRow:
     rows = fetch_all(conn, TABLES.format(where="TABLE_SCHEMA = %s AND TABLE_NAME = %s"), _args(ref))
+    if not rows:
+        raise TableError(f"{ref.schema}.{ref.name}", "does not exist on the source")
     return _table_row(rows[0])
 
 

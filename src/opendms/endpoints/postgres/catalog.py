@@ -6,9 +6,12 @@ conversion's schema objects."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+
+import psycopg
 
 from opendms.endpoints.postgres.types import from_pg
+from opendms.errors import TableError
 from opendms.model import Column, ColumnType, Index, Table, TableRef
 
 USER_SCHEMAS = """
@@ -229,10 +232,18 @@ def list_views(conn: Any) -> list[TableRef]:
     return [TableRef(r[0], r[1]) for r in conn.execute(LIST_VIEWS).fetchall()]
 
 
+def _relation(conn: Any, ref: TableRef) -> tuple[int, int, str, str]:
+    """The table's oid, estimated rows, relkind and tablespace; TableError when missing."""
+    try:
+        row = conn.execute(RELATION, (regclass(ref),)).fetchone()
+    except psycopg.errors.UndefinedTable as exc:
+        raise TableError(f"{ref.schema}.{ref.name}", "does not exist on the source") from exc
+    return cast(tuple[int, int, str, str], tuple(row))
+
+
 def describe(conn: Any, ref: TableRef) -> Table:
     """The migration's description of a table or view."""
-    rel = regclass(ref)
-    oid, rows, relkind, space = conn.execute(RELATION, (rel,)).fetchone()
+    oid, rows, relkind, space = _relation(conn, ref)
     cols = tuple(c.column() for c in columns(conn, oid))
     found = indexes(conn, oid)
     pk = next((i.keys for i in found if i.primary), ())
@@ -240,7 +251,7 @@ def describe(conn: Any, ref: TableRef) -> Table:
     parts: tuple[str, ...] = ()
     if relkind == "p":
         parts = tuple(regclass(TableRef(c.schema, c.name)) for c in children(conn, oid))
-    estimate = _estimate(conn, rel, rows, relkind, parts)
+    estimate = _estimate(conn, regclass(ref), rows, relkind, parts)
     view = relkind in ("v", "m")
     return Table(ref.schema, ref.name, cols, pk, plain, estimate, parts, view, tablespace=space)
 

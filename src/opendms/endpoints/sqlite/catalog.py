@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opendms.endpoints.sqlite.types import from_declared
+from opendms.errors import TableError
 from opendms.model import Column, ColumnType, Index, Table, TableRef
 
 SCHEMA = "main"
@@ -86,10 +87,12 @@ def list_views(conn: Any) -> list[TableRef]:
 
 def describe(conn: Any, ref: TableRef) -> Table:
     """The migration's description of a table or view (its rows counted)."""
+    kind = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (ref.name,)).fetchone()
+    if kind is None:
+        raise TableError(f"{ref.schema}.{ref.name}", "does not exist on the source")
     cols = columns(conn, ref.name)
     count = conn.execute(f"SELECT count(*) FROM {quote(ref.name)}").fetchone()[0]
-    kind = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (ref.name,)).fetchone()
-    view = kind is not None and kind[0] == "view"
+    view = kind[0] == "view"
     created = tuple(  # automatic key and UNIQUE indexes are the table's own
         Index(i.name, i.columns, i.unique)
         for i in indexes(conn, ref.name)
