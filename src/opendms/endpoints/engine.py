@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from threading import Event
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from opendms.errors import UnknownSchemeError
@@ -56,6 +55,7 @@ __all__ = [
     "RawCopyTarget",
     "RewindableCapture",
     "SameEngineTarget",
+    "StopFlag",
     "TaggingTarget",
 ]
 
@@ -231,6 +231,13 @@ _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
 # -- optional behaviour of sources, targets and change sources ---------------------------
 
 
+class StopFlag(Protocol):
+    """A stop request a long copy checks between chunks (a ``threading.Event``, or a
+    ``multiprocessing`` event in another process)."""
+
+    def is_set(self) -> bool: ...
+
+
 @runtime_checkable
 class RawCopySource(Protocol):
     """A source that describes a read for a same-engine target to pull raw."""
@@ -248,15 +255,19 @@ class SameEngineTarget(Protocol):
 
 @runtime_checkable
 class RawCopyTarget(SameEngineTarget, Protocol):
-    """A target that pulls a same-engine source's rows in the engine's wire format."""
+    """A target that pulls a same-engine source's rows in the engine's wire format.
+    ``created_empty``: this target created ``table`` in this load (so one writer may load
+    it in the transaction that empties it: ``fresh`` in ``copy_from``)."""
+
+    def created_empty(self, table: Table) -> bool: ...
 
     def copy_from(
         self,
         table: Table,
         spec: Any,
         on_rows: Callable[[int], None],
-        stop: Event,
-        only_writer: bool,
+        stop: StopFlag,
+        fresh: bool,
     ) -> int: ...
 
 

@@ -8,13 +8,12 @@ import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from opendms.config import TaskSpec
 from opendms.endpoints import engine_for, open_source
-from opendms.endpoints.base import EndpointURL, Source, Target
-from opendms.engine.fullload import FullLoad
-from opendms.engine.task import task_mappings
+from opendms.endpoints.base import EndpointURL, Source
+from opendms.engine.plan import plan_tables
 from opendms.errors import ConfigError, NotComparableError, OpenDMSError
 from opendms.mapping import TablePlan
 from opendms.state import StateStore
@@ -122,13 +121,6 @@ class ValidationResult:
         }
 
 
-@dataclass(frozen=True)
-class _Lake:
-    """Stands in for the lake target while planning (only its URL is used)."""
-
-    url: EndpointURL
-
-
 def validate_task(
     spec: TaskSpec,
     store: StateStore,
@@ -148,8 +140,7 @@ def validate_task(
         source = _open(stack, spec.source.url, spec.source.settings)
         lake = _is_lake(spec.target.url)
         reader = None if lake else _open(stack, spec.target.url, spec.target.settings)
-        target = reader or _Lake(EndpointURL.parse(spec.target.url))
-        plans = _select(_plan(spec, source, target), tables)
+        plans = _select(plan_tables(spec, source), tables)
         budget = settings.FailureMaxCount
         for plan in plans:
             if budget <= 0:
@@ -174,12 +165,6 @@ def _open(stack: ExitStack, url: str, settings: dict[str, Any]) -> Source:
     source = open_source(url, settings)
     stack.callback(source.close)
     return source
-
-
-def _plan(spec: TaskSpec, source: Source, target: Any) -> list[TablePlan]:
-    mappings = task_mappings(spec)
-    loader = FullLoad(spec, source, cast(Target, target), mappings, cast(Any, None))
-    return loader.plan()
 
 
 def _select(plans: list[TablePlan], names: list[str] | None) -> list[TablePlan]:
