@@ -15,7 +15,7 @@ import pytest
 from opendms.config import TaskSpec, task_from_dict
 from opendms.endpoints import open_source, open_target
 from opendms.engine.executor import ProcessExecutor
-from opendms.engine.fullload import FullLoad, LoadResult
+from opendms.engine.fullload import STOPPED, FullLoad, LoadResult
 from opendms.engine.plan import task_mappings
 from opendms.state import StateStore, TableState
 
@@ -134,3 +134,43 @@ def test_postgres_raw_copy_in_worker_processes(
         "WHERE contype = 'p' AND conrelid::regclass::text IN ('big', 'single')"
     )
     assert _pg(pg_target_db, keys) == [(2,)]  # the coordinator finished both tables
+
+
+class _StopOnFirstRows:
+    """Progress that asks the load to stop once rows arrive."""
+
+    def __init__(self) -> None:
+        self.load: FullLoad | None = None
+
+    def table_started(self, name: str, estimated_rows: int) -> None:
+        pass
+
+    def advance(self, name: str, rows: int) -> None:
+        if rows and self.load is not None:
+            self.load.stop.set()
+
+    def table_done(self, name: str, ok: bool) -> None:
+        pass
+
+
+def test_a_stop_reaches_the_worker_processes(tmp_path: Path) -> None:
+    src = tmp_path / "src.db"
+    with sqlite3.connect(src) as conn:
+        conn.execute("CREATE TABLE big (id integer primary key, name text)")
+        conn.executemany("INSERT INTO big VALUES (?, ?)", ((i, "x" * 50) for i in range(200_000)))
+    spec = _spec(f"sqlite:///{src}", f"sqlite:///{tmp_path / 'dst.db'}", "main")
+    store, progress = StateStore(tmp_path / "state.db"), _StopOnFirstRows()
+    source, target = open_source(spec.source.url), open_target(spec.target.url)
+    load = FullLoad(
+        spec, source, target, task_mappings(spec), store, progress, executor=ProcessExecutor
+    )
+    progress.load = load
+    try:
+        result = load.run()
+    finally:
+        target.close()
+        source.close()
+    assert result.failed == {} and 0 < result.rows < 200_000
+    (table,) = store.tables("proc")
+    assert (table.state, table.error) == (TableState.CANCELLED, STOPPED)
+    assert len(_sqlite_rows(tmp_path / "dst.db", "big")) == result.rows
