@@ -281,9 +281,12 @@ class DdlTarget(Protocol):
 @runtime_checkable
 class TaggingTarget(Protocol):
     """A target whose objects take tags (S3 post-processing ``add-tag`` rules): the
-    tag set by (schema, table) of the source table."""
+    tag set by (schema, table) of the source table; ``quiet``: the task was told already
+    when the tags have no effect (a full-load unit's own target)."""
 
-    def set_object_tags(self, tags: dict[tuple[str, str], dict[str, str]]) -> None: ...
+    def set_object_tags(
+        self, tags: dict[tuple[str, str], dict[str, str]], quiet: bool = False
+    ) -> None: ...
 
 
 @runtime_checkable

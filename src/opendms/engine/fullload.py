@@ -19,6 +19,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 from opendms.config import DataErrorPolicyKind, TaskSpec
 from opendms.endpoints import engine_for, same_engine
@@ -110,7 +111,6 @@ class FullLoad:
         self.converted: dict[tuple[str, str], list[str]] = {}  # convert_schema DDL by table
         self.stop = threading.Event()
         self.runs: dict[str, TableRun] = {}
-        self.finishing: list[Future[None]] = []
 
     def plan(self) -> list[TablePlan]:
         return self.planner.plan(self.source)
@@ -157,41 +157,32 @@ class FullLoad:
 
     def _run_units(self, units: list[LoadUnit], snap: str | None) -> None:
         """Run ``units`` through the executor, at most MaxFullLoadSubTasks at once, each
-        submitted when a place is free (a unit of a failed table, or after a stop, is not);
-        then wait for the tables' finishing."""
+        submitted when a place is free (a unit of a failed table, or after a stop, is not).
+        A table's finish (keys, indexes, on the coordinator's target) keeps the place of
+        its last unit, as in DMS a table ends before the next one starts."""
         workers = min(self.settings.FullLoadSettings.MaxFullLoadSubTasks, max(len(units), 1))
         executor = self.executor(workers, self.stop)
         with ThreadPoolExecutor(1, "finish") as finisher:
             try:
-                self._dispatch(executor, deque(units), snap, workers, finisher)
+                self._dispatch(_Places(executor, finisher, workers), deque(units), snap)
             except BaseException:
                 self.stop.set()
                 executor.cancel()
                 raise
             finally:
                 executor.close()
-                wait(self.finishing)
-                self.finishing = []
 
-    def _dispatch(
-        self,
-        executor: Executor,
-        queue: deque[LoadUnit],
-        snap: str | None,
-        workers: int,
-        finisher: ThreadPoolExecutor,
-    ) -> None:
-        running: dict[Future[UnitResult], LoadUnit] = {}
-        while queue or running:
-            while queue and len(running) < workers:
+    def _dispatch(self, places: _Places, queue: deque[LoadUnit], snap: str | None) -> None:
+        while queue or places.running:
+            while queue and places.free():
                 unit = queue.popleft()
                 if self._may_start(self.runs[unit.name]):
-                    running[self._submit(executor, unit, snap)] = unit
-            if not running:
+                    places.take(self._submit(places.executor, unit, snap), unit)
+            if not places.running:
                 return
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._ended(running.pop(future), future.result(), finisher)
+            for unit, result in places.ended():
+                if self._ended(unit, result):
+                    places.take(places.finisher.submit(self._finish_table, self.runs[unit.name]))
 
     def _may_start(self, run: TableRun) -> bool:
         return not (run.failure or run.reload is not None or self.stop.is_set())
@@ -217,21 +208,28 @@ class FullLoad:
             tags=tags,
         )
 
-    def _ended(self, unit: LoadUnit, result: UnitResult, finisher: ThreadPoolExecutor) -> None:
-        """A unit's result into its table's run."""
+    def _ended(self, unit: LoadUnit, result: UnitResult) -> bool:
+        """A unit's result into its table's run; True when the table is to be finished."""
         run = self.runs[unit.name]
+        log.debug(
+            "table %s: a unit %s in %.1f s, %d rows",
+            unit.name,
+            result.outcome,
+            result.seconds,
+            result.rows,
+        )
         if result.stop_task:
             self.stop.set()
         if result.outcome is Outcome.DONE:
             self._count(run, 0, final=True)
-            if self._unit_done(run):
-                self.finishing.append(finisher.submit(self._finish_table, run))
-        elif result.outcome is Outcome.RELOAD:
+            return self._unit_done(run)
+        if result.outcome is Outcome.RELOAD:
             self._want_reload(run, result.reason)
         elif result.outcome is Outcome.FAILED:
             self._fail_table(run, result.reason)
             if result.data_error and self._policy() is DataErrorPolicyKind.STOP_TASK:
                 self.stop.set()
+        return False
 
     def _end_stopped(self) -> None:
         """After a stop, end the tables that were stopped or never started."""
@@ -384,6 +382,32 @@ class FullLoad:
         self.progress.table_done(src.qualified, False)
         if self.settings.ErrorBehavior.TableErrorPolicy == "STOP_TASK":
             self.stop.set()  # TableErrorPolicy STOP_TASK: no other table goes on
+
+
+class _Places:
+    """The places of one pass: units running in the executor and tables finishing."""
+
+    def __init__(self, executor: Executor, finisher: ThreadPoolExecutor, workers: int) -> None:
+        self.executor, self.finisher, self.workers = executor, finisher, workers
+        self.running: dict[Future[Any], LoadUnit | None] = {}
+
+    def free(self) -> bool:
+        return len(self.running) < self.workers
+
+    def take(self, future: Future[Any], unit: LoadUnit | None = None) -> None:
+        self.running[future] = unit
+
+    def ended(self) -> list[tuple[LoadUnit, UnitResult]]:
+        """Wait for one or more to end: the units among them with their results (a
+        finish raises nothing: it records its own outcome)."""
+        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        out = []
+        for future in done:
+            unit = self.running.pop(future)
+            result = future.result()
+            if unit is not None:
+                out.append((unit, result))
+        return out
 
 
 def tag_objects(target: object, mappings: TableMappings, plans: list[TablePlan]) -> None:

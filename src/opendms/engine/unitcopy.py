@@ -144,9 +144,9 @@ def copy_unit(work: UnitWork, report: UnitReport | None, stop: StopFlag) -> Unit
         report.started()
         with ExitStack() as stack:
             source = open_source(work.source.url, work.source.settings)
-            stack.callback(source.close)
+            stack.callback(_close, source, work.name)
             target = open_target(work.target.url, work.target.settings)
-            stack.callback(target.close)
+            stack.callback(_close, target, work.name)
             UnitCopy(work, source, target, report, stop, tally).run()
     except StopRequested:
         return tally.result(Outcome.STOPPED)
@@ -157,6 +157,14 @@ def copy_unit(work: UnitWork, report: UnitReport | None, stop: StopFlag) -> Unit
         log.exception("table %s: internal error", work.name)
         return tally.result(Outcome.FAILED, f"internal error: {exc!r}")
     return tally.result(Outcome.DONE)
+
+
+def _close(endpoint: Source | Target, name: str) -> None:
+    """Close a unit's endpoint; one that fails to close (its server gone) fails nothing."""
+    try:
+        endpoint.close()
+    except Exception as exc:
+        log.warning("table %s: closing %s failed: %s", name, endpoint.url.scheme, exc)
 
 
 class UnitCopy:
@@ -179,7 +187,8 @@ class UnitCopy:
             target.same_engine = same_engine(source.url.scheme, target.url.scheme)
         tags = work.options.tags
         if tags and isinstance(target, TaggingTarget):
-            target.set_object_tags({(self.plan.target.schema, self.plan.target.name): tags})
+            table = self.plan.target
+            target.set_object_tags({(table.schema, table.name): tags}, quiet=True)
 
     def run(self) -> None:
         raw = passthrough_ok(self.source, self.target, self.plan)
