@@ -26,7 +26,7 @@ from opendms.endpoints import engine_for, same_engine
 from opendms.endpoints.base import PrepMode, Source, Target
 from opendms.endpoints.engine import DdlTarget, RawCopyTarget, SameEngineTarget, TaggingTarget
 from opendms.engine.executor import Executor, ExecutorFactory, ThreadExecutor
-from opendms.engine.plan import Planner, selected
+from opendms.engine.plan import Planner
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.recover import Retries
 from opendms.engine.reload import Reloads
@@ -38,7 +38,7 @@ from opendms.mapping import TableMappings, TablePlan
 from opendms.model import Table, TableRef
 from opendms.state import StateStore, TableState
 
-__all__ = ["FullLoad", "LoadResult", "TableRun", "passthrough_ok", "selected", "tag_objects"]
+__all__ = ["FullLoad", "LoadResult", "TableRun", "tag_objects"]
 
 log = logging.getLogger("opendms.fullload")
 PROGRESS_EVERY = 1.0  # seconds between table-statistics writes while a table loads
