@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pyarrow.dataset as ds
 import pytest
 
 from opendms.config import TaskSpec, task_from_dict
 from opendms.endpoints import open_source, open_target
-from opendms.engine.executor import ProcessExecutor
+from opendms.engine.executor import ProcessExecutor, ThreadExecutor
 from opendms.engine.fullload import STOPPED, FullLoad, LoadResult
 from opendms.engine.plan import task_mappings
 from opendms.state import StateStore, TableState
@@ -174,3 +175,31 @@ def test_a_stop_reaches_the_worker_processes(tmp_path: Path) -> None:
     (table,) = store.tables("proc")
     assert (table.state, table.error) == (TableState.CANCELLED, STOPPED)
     assert len(_sqlite_rows(tmp_path / "dst.db", "big")) == result.rows
+
+
+@pytest.mark.parametrize(
+    "executor", [ThreadExecutor, ProcessExecutor], ids=["threads", "processes"]
+)
+def test_every_unit_stamps_rows_with_the_task_start(tmp_path: Path, executor: Any) -> None:
+    """UseTaskStartTimeForFullLoadTimestamp: units open targets of their own, at their
+    own times; every row still carries the one time the task's target was opened."""
+    src = tmp_path / "src.db"
+    with sqlite3.connect(src) as conn:
+        for table in ("big", "other"):
+            conn.execute(f"CREATE TABLE {table} (id integer primary key)")
+            conn.executemany(f"INSERT INTO {table} VALUES (?)", [(i,) for i in range(1000)])
+    lake = tmp_path / "lake"
+    target = (
+        f"file://{lake}?DataFormat=parquet&TimestampColumnName=ts"
+        "&UseTaskStartTimeForFullLoadTimestamp=true"
+    )
+    spec = _spec(f"sqlite:///{src}", target, "main")
+    source, opened = open_source(spec.source.url), open_target(spec.target.url)
+    store = StateStore(tmp_path / "state.db")
+    try:
+        FullLoad(spec, source, opened, task_mappings(spec), store, executor=executor).run()
+    finally:
+        opened.close()
+        source.close()
+    stamps = ds.dataset(str(lake / "main"), format="parquet").to_table(columns=["ts"])
+    assert stamps.num_rows == 2000 and len(set(stamps.column("ts").to_pylist())) == 1

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from opendms.errors import UnknownSchemeError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pyarrow as pa
 
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
@@ -57,6 +59,7 @@ __all__ = [
     "SameEngineTarget",
     "StopFlag",
     "TaggingTarget",
+    "TaskStartTarget",
 ]
 
 
@@ -287,6 +290,15 @@ class TaggingTarget(Protocol):
     def set_object_tags(
         self, tags: dict[tuple[str, str], dict[str, str]], quiet: bool = False
     ) -> None: ...
+
+
+@runtime_checkable
+class TaskStartTarget(Protocol):
+    """A target that may stamp full-load rows with the time its task started (lake
+    ``UseTaskStartTimeForFullLoadTimestamp``): a full-load unit's own target is given
+    the task's."""
+
+    started: datetime
 
 
 @runtime_checkable

@@ -24,7 +24,13 @@ from typing import Any
 from opendms.config import DataErrorPolicyKind, TaskSpec
 from opendms.endpoints import engine_for, same_engine
 from opendms.endpoints.base import PrepMode, Source, Target
-from opendms.endpoints.engine import DdlTarget, RawCopyTarget, SameEngineTarget, TaggingTarget
+from opendms.endpoints.engine import (
+    DdlTarget,
+    RawCopyTarget,
+    SameEngineTarget,
+    TaggingTarget,
+    TaskStartTarget,
+)
 from opendms.engine.executor import Executor, ExecutorFactory, ThreadExecutor
 from opendms.engine.plan import Planner
 from opendms.engine.progress import NoProgress, Progress
@@ -206,6 +212,7 @@ class FullLoad:
             self._write_threads(),
             fresh=fresh and unit.parts == 1,
             tags=tags,
+            task_start=self.target.started if isinstance(self.target, TaskStartTarget) else None,
         )
 
     def _ended(self, unit: LoadUnit, result: UnitResult) -> bool:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import pyarrow as pa
@@ -36,6 +37,7 @@ from opendms.endpoints.engine import (
     SameEngineTarget,
     StopFlag,
     TaggingTarget,
+    TaskStartTarget,
 )
 from opendms.engine.parallelwrite import ParallelWriter
 from opendms.engine.rowscreen import DataErrorRow, RowScreen
@@ -54,13 +56,15 @@ class UnitOptions:
     """The task settings a unit needs: the error policies, ``CommitRate``, the writers
     per unit (``ParallelLoadThreads`` where the target takes several), ``fresh`` (a raw
     copy is the only writer into a table this load created) and the S3 object tags of
-    its table."""
+    its table, ``task_start`` the time the task's target was opened (for targets that
+    stamp rows with it)."""
 
     behavior: ErrorBehaviorSection
     commit_rate: int
     write_threads: int = 1
     fresh: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    task_start: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,9 @@ class UnitCopy:
         self.behavior = work.options.behavior
         if isinstance(target, SameEngineTarget):
             target.same_engine = same_engine(source.url.scheme, target.url.scheme)
+        start = work.options.task_start
+        if start is not None and isinstance(target, TaskStartTarget):
+            target.started = start
         tags = work.options.tags
         if tags and isinstance(target, TaggingTarget):
             table = self.plan.target
