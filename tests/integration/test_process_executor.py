@@ -109,7 +109,7 @@ def _pg(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_postgres_raw_copy_in_worker_processes(
-    pg_db: str, pg_target_db: str, tmp_path: Path
+    pg_db: str, pg_target_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _pg(
         pg_db,
@@ -121,7 +121,10 @@ def test_postgres_raw_copy_in_worker_processes(
         "INSERT INTO single SELECT g, jsonb_build_object('g', g) FROM generate_series(1, 50) g",
     )
     store = StateStore(tmp_path / "state.db")
-    result = _load(_spec(pg_db, pg_target_db, "public"), store)
+    with caplog.at_level(logging.INFO, logger="opendms.fullload"):
+        result = _load(_spec(pg_db, pg_target_db, "public"), store)
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("table public.big: raw COPY pass-through") == 3  # three segments
     assert result.failed == {} and result.rows == 1050
     for table in ("big", "single"):
         sql = f"SELECT * FROM {table} ORDER BY id"
