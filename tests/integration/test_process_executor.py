@@ -206,3 +206,24 @@ def test_every_unit_stamps_rows_with_the_task_start(tmp_path: Path, executor: An
         source.close()
     stamps = ds.dataset(str(lake / "main"), format="parquet").to_table(columns=["ts"])
     assert stamps.num_rows == 2000 and len(set(stamps.column("ts").to_pylist())) == 1
+
+
+def test_escalation_counts_the_rows_of_every_unit_of_a_table(tmp_path: Path) -> None:
+    """DataErrorEscalationCount is per table: two bad rows in each of three segments,
+    each in its own process, reach a count of 5 together."""
+    src = tmp_path / "src.db"
+    bad = {5, 6, 305, 306, 805, 806}
+    with sqlite3.connect(src) as conn:
+        conn.execute("CREATE TABLE big (id integer primary key, n smallint)")
+        rows = [(i, 100000 if i in bad else i) for i in range(1, 1001)]
+        conn.executemany("INSERT INTO big VALUES (?, ?)", rows)
+    spec = _spec(f"sqlite:///{src}", f"sqlite:///{tmp_path / 'dst.db'}", "main")
+    behavior = {"DataErrorEscalationCount": 5}
+    settings = spec.task_settings.model_copy(
+        update={"ErrorBehavior": spec.task_settings.ErrorBehavior.model_copy(update=behavior)}
+    )
+    store = StateStore(tmp_path / "state.db")
+    result = _load(spec.model_copy(update={"task_settings": settings}), store)
+    (table,) = store.tables("proc")
+    assert table.state is TableState.ERROR and table.error_rows >= 5
+    assert "rows had data errors (DataErrorEscalationCount 5" in result.failed["main.big"]
