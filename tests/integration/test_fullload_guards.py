@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,12 @@ import pyarrow.dataset as ds
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.endpoints import same_database
+from opendms.endpoints import open_source, open_target, same_database
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.sqlite.source import SQLiteSource
 from opendms.engine.fullload import FullLoad
+from opendms.engine.plan import task_mappings
+from opendms.engine.unitcopy import UnitReport, UnitResult, UnitWork
 from opendms.errors import ConfigError, TaskError
 from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
@@ -310,22 +311,44 @@ def test_multidimensional_arrays_are_data_errors(pg_db: str, tmp_path: Path) -> 
 # -- 5. stops ------------------------------------------------------------------------
 
 
-def test_wait_stops_on_the_first_failure() -> None:
-    loader = FullLoad.__new__(FullLoad)
-    loader.stop = threading.Event()
+class _DeadWorker:
+    """An executor whose units never run: each future fails as when a worker dies."""
 
-    def slow() -> None:
-        loader.stop.wait(10)
+    def __init__(self, workers: int, stop: threading.Event) -> None:
+        self.stop, self.cancelled = stop, False
 
-    def bad() -> None:
-        raise ValueError("boom")
+    def submit(self, work: UnitWork, report: UnitReport) -> Future[UnitResult]:
+        future: Future[UnitResult] = Future()
+        future.set_exception(ValueError("boom"))
+        return future
 
-    started = time.monotonic()
-    with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(slow), pool.submit(bad)]
-        with pytest.raises(ValueError, match="boom"):
-            loader._wait(futures)
-    assert loader.stop.is_set() and time.monotonic() - started < 5
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.stop.set()
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_executor_failure_stops_the_load(tmp_path: Path) -> None:
+    src = _sqlite(tmp_path / "src.db", "CREATE TABLE a (id integer primary key)")
+    spec = task_from_dict(
+        {"name": "rv", "source": src, "target": f"sqlite:///{tmp_path / 'dst.db'}"}, where="t"
+    )
+    executors: list[_DeadWorker] = []
+
+    def factory(workers: int, stop: threading.Event) -> _DeadWorker:
+        executors.append(_DeadWorker(workers, stop))
+        return executors[-1]
+
+    source, target = open_source(src), open_target(spec.target.url)
+    store = StateStore(tmp_path / "state.db")
+    loader = FullLoad(spec, source, target, task_mappings(spec), store, executor=factory)
+    with pytest.raises(ValueError, match="boom"):
+        loader.run()
+    source.close()
+    target.close()
+    assert loader.stop.is_set() and executors[0].cancelled
 
 
 def test_stop_task_ends_the_other_tables(tmp_path: Path) -> None:

@@ -36,13 +36,13 @@ def test_higher_load_order_loads_first(tmp_path: Path, monkeypatch: pytest.Monke
             conn.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, v TEXT)")
             conn.execute(f"INSERT INTO {name} VALUES (1, '{name}')")
     started: list[str] = []
-    original = fullload.FullLoad._run_unit
+    original = fullload.FullLoad._submit
 
-    def recording(self: Any, unit: Any, snap: Any) -> None:
+    def recording(self: Any, executor: Any, unit: Any, snap: Any) -> Any:
         started.append(unit.plan.source.name)
-        original(self, unit, snap)
+        return original(self, executor, unit, snap)
 
-    monkeypatch.setattr(fullload.FullLoad, "_run_unit", recording)
+    monkeypatch.setattr(fullload.FullLoad, "_submit", recording)
     rules = [_rule(1, "a", 1), _rule(2, "b", 3), _rule(3, "c", None), _rule(4, "d", 2)]
     spec = task_from_dict(
         {

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.engine import fullload
+from opendms.engine import plan
 from opendms.errors import TaskError
 from opendms.service.run import run_task
 from opendms.state import StateStore, TableState
@@ -164,7 +164,7 @@ def test_pg_support_lobs_false_leaves_the_lob_columns_out(
     with psycopg.connect(pg_source, autocommit=True) as conn:
         conn.execute("CREATE TABLE pages (path text PRIMARY KEY, html text, hits int)")
         conn.execute("INSERT INTO pages VALUES ('/a', repeat('<p>', 50000), 3)")
-    fullload._warned_lobs.clear()
+    plan._warned_lobs.clear()
     store = StateStore(tmp_path / "state.db")
     spec = _spec(pg_source, pg_target_db, {"TargetMetadata": {"SupportLobs": False}})
     with caplog.at_level(logging.WARNING, logger="opendms.fullload"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import cast
 
 from opendms.assess.backlog import backlog_check
 from opendms.assess.convert import convert_checks
@@ -33,7 +32,7 @@ def failed(checks: list[Check]) -> list[Check]:
 def assess(spec: TaskSpec) -> list[Check]:
     """Every check for the task (endpoint errors become failed checks, not exceptions)."""
     cdc = spec.migration_type is not MigrationType.FULL_LOAD
-    from opendms.engine.task import task_mappings
+    from opendms.engine.plan import task_mappings
 
     task_mappings(spec)  # a mapping that does not parse is the task file's error: no connection
     try:
@@ -57,26 +56,22 @@ def assess(spec: TaskSpec) -> list[Check]:
         source.close()
 
 
-def _plans(spec: TaskSpec, source: Source, target: Target) -> list[TablePlan]:
+def _plans(spec: TaskSpec, source: Source) -> list[TablePlan]:
     """The task's tables as the task would plan them (planning writes nothing).
 
     Reading the source's tables may fail for reasons of the source (rights, a lost
     connection); applying the mapping rules to the tables read can only fail because
     of the mappings: any such error is raised as the ConfigError of the table mappings,
     never reported as a table the source user cannot read."""
-    from opendms.engine.fullload import FullLoad, selected
-    from opendms.engine.task import task_mappings
-    from opendms.state import StateStore
+    from opendms.engine.plan import Planner, selected
 
-    store = cast(StateStore, None)  # planning never records anything
-    mappings = task_mappings(spec)
-    loader = FullLoad(spec, source, target, mappings, store)
-    refs = selected(mappings, source)
+    planner = Planner(spec, source.url)
+    refs = selected(planner.mappings, source)
     if not refs and spec.task_settings.ErrorBehavior.FailOnNoTablesCaptured:
-        return loader.plan()  # its own error
+        return planner.plan(source)  # its own error
     tables = [source.describe(ref) for ref in refs]
     try:
-        return loader.plan_tables(tables)
+        return planner.plan_tables(tables)
     except (ConfigError, TaskError):  # the mapping's own error, or the task's refusal
         raise
     except Exception as exc:
@@ -88,7 +83,7 @@ def _plans(spec: TaskSpec, source: Source, target: Target) -> list[TablePlan]:
 
 def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Check]:
     try:
-        plans = _plans(spec, source, target)
+        plans = _plans(spec, source)
     except ConfigError:
         raise  # the table mappings do not fit the source tables
     except Exception as exc:
@@ -119,8 +114,7 @@ def _all(spec: TaskSpec, source: Source, target: Target, cdc: bool) -> list[Chec
 
 def _listed(spec: TaskSpec, source: Source) -> list[Table]:
     """The selected tables by name only (when they cannot be described)."""
-    from opendms.engine.fullload import selected
-    from opendms.engine.task import task_mappings
+    from opendms.engine.plan import selected, task_mappings
 
     try:
         refs = selected(task_mappings(spec), source)

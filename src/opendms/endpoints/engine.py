@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from threading import Event
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from opendms.errors import UnknownSchemeError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pyarrow as pa
 
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
@@ -57,7 +58,9 @@ __all__ = [
     "RawCopyTarget",
     "RewindableCapture",
     "SameEngineTarget",
+    "StopFlag",
     "TaggingTarget",
+    "TaskStartTarget",
 ]
 
 
@@ -245,6 +248,13 @@ _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
 # -- optional behaviour of sources, targets and change sources ---------------------------
 
 
+class StopFlag(Protocol):
+    """A stop request a long copy checks between chunks (a ``threading.Event``, or a
+    ``multiprocessing`` event in another process)."""
+
+    def is_set(self) -> bool: ...
+
+
 @runtime_checkable
 class RawCopySource(Protocol):
     """A source that describes a read for a same-engine target to pull raw."""
@@ -262,15 +272,19 @@ class SameEngineTarget(Protocol):
 
 @runtime_checkable
 class RawCopyTarget(SameEngineTarget, Protocol):
-    """A target that pulls a same-engine source's rows in the engine's wire format."""
+    """A target that pulls a same-engine source's rows in the engine's wire format.
+    ``created_empty``: this target created ``table`` in this load (so one writer may load
+    it in the transaction that empties it: ``fresh`` in ``copy_from``)."""
+
+    def created_empty(self, table: Table) -> bool: ...
 
     def copy_from(
         self,
         table: Table,
         spec: Any,
         on_rows: Callable[[int], None],
-        stop: Event,
-        only_writer: bool,
+        stop: StopFlag,
+        fresh: bool,
     ) -> int: ...
 
 
@@ -284,9 +298,21 @@ class DdlTarget(Protocol):
 @runtime_checkable
 class TaggingTarget(Protocol):
     """A target whose objects take tags (S3 post-processing ``add-tag`` rules): the
-    tag set by (schema, table) of the source table."""
+    tag set by (schema, table) of the source table; ``quiet``: the task was told already
+    when the tags have no effect (a full-load unit's own target)."""
 
-    def set_object_tags(self, tags: dict[tuple[str, str], dict[str, str]]) -> None: ...
+    def set_object_tags(
+        self, tags: dict[tuple[str, str], dict[str, str]], quiet: bool = False
+    ) -> None: ...
+
+
+@runtime_checkable
+class TaskStartTarget(Protocol):
+    """A target that may stamp full-load rows with the time its task started (lake
+    ``UseTaskStartTimeForFullLoadTimestamp``): a full-load unit's own target is given
+    the task's."""
+
+    started: datetime
 
 
 @runtime_checkable

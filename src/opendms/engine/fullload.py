@@ -1,7 +1,13 @@
-"""The full-load runner: plan tables, prepare targets, copy units in parallel.
+"""The full-load coordinator: plan tables, prepare targets, run units, keep the books.
 
-All readers share one source snapshot. A table whose unit fails is marked
-``Table error`` and the task ends ``failed`` with the reason; other tables go on.
+Units (:func:`~opendms.engine.unitcopy.copy_unit`) run through an
+:class:`~opendms.engine.executor.Executor`, ``MaxFullLoadSubTasks`` at once, each with
+connections of its own; they report rows and data errors as they go and end with a
+:class:`~opendms.engine.unitcopy.UnitResult`. The coordinator keeps the shared state:
+each table's :class:`TableRun`, the state store, the target's preparation and finish
+once all of a table's units are done. All readers share one source snapshot. A table
+whose unit fails is marked ``Table error`` and the task ends ``failed`` with the reason;
+other tables go on.
 """
 
 from __future__ import annotations
@@ -9,42 +15,36 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
-import pyarrow as pa
-
-from opendms.arrowutil import read_rejections
 from opendms.config import DataErrorPolicyKind, TaskSpec
-from opendms.endpoints import engine_for, same_database, same_engine, table_identity
-from opendms.endpoints.base import BatchWriter, PrepMode, Rejection, Source, Target
+from opendms.endpoints import engine_for, same_engine
+from opendms.endpoints.base import PrepMode, Source, Target
 from opendms.endpoints.engine import (
     DdlTarget,
-    RawCopySource,
     RawCopyTarget,
     SameEngineTarget,
     TaggingTarget,
+    TaskStartTarget,
 )
-from opendms.engine.parallelwrite import ParallelWriter
+from opendms.engine.executor import Executor, ExecutorFactory, ThreadExecutor
+from opendms.engine.plan import Planner
 from opendms.engine.progress import NoProgress, Progress
 from opendms.engine.recover import Retries
 from opendms.engine.reload import Reloads
-from opendms.engine.rowscreen import RowScreen
+from opendms.engine.rowscreen import DataErrorRow, escalation
+from opendms.engine.unitcopy import Outcome, UnitOptions, UnitResult, UnitWork, passthrough_ok
 from opendms.engine.units import LoadUnit, segments_for
-from opendms.errors import (
-    ConfigError,
-    DataError,
-    OpenDMSError,
-    StopRequested,
-    TaskError,
-)
-from opendms.mapping import TableMappings, TablePlan, evaluate_outputs
-from opendms.mapping.expressions import Truncation
-from opendms.mapping.lobs import lob_policy
-from opendms.model import ColumnType, Kind, ReadPlan, Segment, Table, TableRef
+from opendms.errors import ConfigError, OpenDMSError
+from opendms.mapping import TableMappings, TablePlan
+from opendms.model import Table, TableRef
 from opendms.state import StateStore, TableState
+
+__all__ = ["FullLoad", "LoadResult", "TableRun", "tag_objects"]
 
 log = logging.getLogger("opendms.fullload")
 PROGRESS_EVERY = 1.0  # seconds between table-statistics writes while a table loads
@@ -64,7 +64,7 @@ class TableRun:
     completed: bool = False
     saved_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    reload: OpenDMSError | None = None  # a recoverable error: load the table again
+    reload: str | None = None  # a recoverable error: load the table again
     retries: Retries | None = None
 
 
@@ -75,15 +75,20 @@ class LoadResult:
     failed: dict[str, str]
 
 
-def selected(mappings: TableMappings, source: Source) -> list[TableRef]:
-    """The source tables (and views, when a rule's table-type asks for them) the
-    selection rules choose."""
-    views = source.list_views() if mappings.wants_views else []
-    return mappings.select(source.list_tables(), views)
+class TableReport:
+    """A unit's :class:`~opendms.engine.unitcopy.UnitReport`: into its table's run."""
 
+    def __init__(self, load: FullLoad, run: TableRun) -> None:
+        self.load, self.run = load, run
 
-_warned_tablespaces: set[str] = set()
-_warned_lobs: set[tuple[str, str]] = set()
+    def started(self) -> None:
+        self.load._mark_started(self.run)
+
+    def rows(self, count: int) -> None:
+        self.load._count(self.run, count)
+
+    def data_errors(self, rows: int, logged: list[DataErrorRow]) -> int:
+        return self.load._data_errors(self.run, rows, logged)
 
 
 class FullLoad:
@@ -97,6 +102,7 @@ class FullLoad:
         mappings: TableMappings,
         store: StateStore,
         progress: Progress | None = None,
+        executor: ExecutorFactory = ThreadExecutor,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -104,128 +110,16 @@ class FullLoad:
         self.mappings = mappings
         self.store = store
         self.progress = progress or NoProgress()
+        self.executor = executor
         self.settings = spec.task_settings
-        self.lobs = lob_policy(self.settings.TargetMetadata, where=f"task {spec.name}")
+        self.planner = Planner(spec, source.url, mappings)
+        self.lobs = self.planner.lobs
         self.converted: dict[tuple[str, str], list[str]] = {}  # convert_schema DDL by table
         self.stop = threading.Event()
         self.runs: dict[str, TableRun] = {}
 
-    # -- planning -----------------------------------------------------------
-
     def plan(self) -> list[TablePlan]:
-        refs = selected(self.mappings, self.source)
-        if not refs and self.settings.ErrorBehavior.FailOnNoTablesCaptured:
-            raise TaskError(
-                "no tables captured: the selection rules match no source table "
-                "(set ErrorBehavior.FailOnNoTablesCaptured to false to allow this)"
-            )
-        return self.plan_tables([self.source.describe(ref) for ref in refs])
-
-    def plan_tables(self, tables: list[Table]) -> list[TablePlan]:
-        """The plans of described source tables: the mapping rules applied, no I/O."""
-        self.mappings.check_removals(tables)
-        plans = [self.plan_one(table) for table in tables]
-        self._log_limits(plans)
-        self._refuse_self_copy(plans)
-        self._refuse_collisions(plans)
-        self._warn_tablespaces(plans)
-        return plans
-
-    def _log_limits(self, plans: list[TablePlan]) -> None:
-        """Which LOB limits the tables have: the task's once, a table's own per table."""
-        policy = self.settings.ErrorBehavior.DataTruncationErrorPolicy.value
-        limited = [p for p in plans if any(o.lob_limit is not None for o in p.outputs)]
-        if any(p.lobs == self.lobs for p in limited):
-            log.info(
-                "task %s: limited LOB mode: LOB values longer than %d KB are truncated "
-                "(TargetMetadata.LobMaxSize; DataTruncationErrorPolicy %s)",
-                self.spec.name,
-                self.lobs.max_kb,
-                policy,
-            )
-        for plan in limited:
-            if plan.lobs != self.lobs:
-                log.info(
-                    "table %s: limited LOB mode: LOB values longer than %d KB are truncated "
-                    "(its table-settings %s; DataTruncationErrorPolicy %s)",
-                    plan.source.qualified,
-                    plan.lobs.max_kb,
-                    plan.lobs.setting,
-                    policy,
-                )
-
-    def _warn_tablespaces(self, plans: list[TablePlan]) -> None:
-        """Tablespace rules act on PostgreSQL targets only: said once per task elsewhere."""
-        if engine_for(self.target.url).capabilities.tablespaces:
-            return
-        named = [p for p in plans if p.target.tablespace or p.target.index_tablespace]
-        if named and self.spec.name not in _warned_tablespaces:
-            _warned_tablespaces.add(self.spec.name)
-            log.warning(
-                "task %s: table-tablespace/index-tablespace rules apply to PostgreSQL "
-                "targets only; %s target tables are created without them (%s)",
-                self.spec.name,
-                self.target.url.scheme,
-                ", ".join(p.target.qualified for p in named[:3]),
-            )
-
-    def plan_one(self, table: Table) -> TablePlan:
-        """The plan of one described source table (TargetSchema and the LOB settings
-        applied: the task's, or the table's own ``lob-settings``)."""
-        plan = self.mappings.plan(table, self.lobs)
-        self._warn_lobs(plan)
-        schema = self.settings.TargetMetadata.TargetSchema
-        return replace(plan, target=replace(plan.target, schema=schema)) if schema else plan
-
-    def _warn_lobs(self, plan: TablePlan) -> None:
-        """SupportLobs false: one warning per table naming the LOB columns left out (and
-        those kept as part of the key)."""
-        if not (plan.lobs_dropped or plan.lob_keys_kept):
-            return
-        key = (self.spec.name, plan.source.qualified)
-        if key in _warned_lobs:
-            return
-        _warned_lobs.add(key)
-        kept = ""
-        if plan.lob_keys_kept:
-            kept = f"; kept as part of the key: {', '.join(plan.lob_keys_kept)}"
-        log.warning(
-            "table %s: LOB columns not migrated (TargetMetadata.SupportLobs false): %s%s",
-            plan.source.qualified,
-            ", ".join(plan.lobs_dropped) or "none",
-            kept,
-        )
-
-    def _refuse_self_copy(self, plans: list[TablePlan]) -> None:
-        """Never let a target prep mode drop or truncate the source table itself."""
-        src_url, dst_url = self.source.url, self.target.url
-        if not same_database(src_url, dst_url):
-            return
-        for plan in plans:
-            src, dst = plan.source, plan.target
-            if table_identity(src_url, src.schema, src.name) == table_identity(
-                dst_url, dst.schema, dst.name
-            ):
-                raise TaskError(
-                    f"table {src.qualified}: the target is the source table itself "
-                    "(same database, schema and name); rename it with a transformation rule "
-                    "or choose another target"
-                )
-
-    def _refuse_collisions(self, plans: list[TablePlan]) -> None:
-        """Two source tables must not load into one target table."""
-        seen: dict[tuple[str, ...], TablePlan] = {}
-        for plan in plans:
-            dst = plan.target
-            first = seen.setdefault(table_identity(self.target.url, dst.schema, dst.name), plan)
-            if first is not plan:
-                raise ConfigError(
-                    f"source tables {first.source.qualified} and {plan.source.qualified} "
-                    f"both map to target table {dst.qualified}; rename one of them with a "
-                    "transformation rule",
-                    where=f"task {self.spec.name}",
-                    path="$.table_mappings",
-                )
+        return self.planner.plan(self.source)
 
     def units(self, plans: list[TablePlan]) -> list[LoadUnit]:
         """The units to load, tables of a higher selection-rule ``load-order`` first (DMS:
@@ -237,7 +131,7 @@ class FullLoad:
         for plan in by_order:
             segments = segments_for(plan.source, self.mappings.parallel_load(_ref(plan)))
             self.runs[plan.source.qualified] = TableRun(plan, pending=len(segments))
-            out += [LoadUnit(plan, seg) for seg in segments]
+            out += [LoadUnit(plan, seg, len(segments)) for seg in segments]
         return out
 
     # -- running -------------------------------------------------------------
@@ -256,7 +150,6 @@ class FullLoad:
         try:
             with self._snapshot(snapshot) as snap:
                 self._run_units(units, snap)
-
                 Reloads(self, units, exported=snapshot is not None).run(snap)
         finally:
             if self.stop.is_set():
@@ -269,20 +162,81 @@ class FullLoad:
         return nullcontext(exported) if exported else self.source.snapshot()
 
     def _run_units(self, units: list[LoadUnit], snap: str | None) -> None:
+        """Run ``units`` through the executor, at most MaxFullLoadSubTasks at once, each
+        submitted when a place is free (a unit of a failed table, or after a stop, is not).
+        A table's finish (keys, indexes, on the coordinator's target) keeps the place of
+        its last unit, as in DMS a table ends before the next one starts."""
         workers = min(self.settings.FullLoadSettings.MaxFullLoadSubTasks, max(len(units), 1))
-        with ThreadPoolExecutor(workers, "load") as pool:
-            futures = [pool.submit(self._run_unit, unit, snap) for unit in units]
-            self._wait(futures)
+        executor = self.executor(workers, self.stop)
+        with ThreadPoolExecutor(1, "finish") as finisher:
+            try:
+                self._dispatch(_Places(executor, finisher, workers), deque(units), snap)
+            except BaseException:
+                self.stop.set()
+                executor.cancel()
+                raise
+            finally:
+                executor.close()
 
-    def _wait(self, futures: list[Future[None]]) -> None:
-        """Wait for every unit; the first one that raises stops the others."""
-        try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                fut.result()
-        except BaseException:
+    def _dispatch(self, places: _Places, queue: deque[LoadUnit], snap: str | None) -> None:
+        while queue or places.running:
+            while queue and places.free():
+                unit = queue.popleft()
+                if self._may_start(self.runs[unit.name]):
+                    places.take(self._submit(places.executor, unit, snap), unit)
+            if not places.running:
+                return
+            for unit, result in places.ended():
+                if self._ended(unit, result):
+                    places.take(places.finisher.submit(self._finish_table, self.runs[unit.name]))
+
+    def _may_start(self, run: TableRun) -> bool:
+        return not (run.failure or run.reload is not None or self.stop.is_set())
+
+    def _submit(self, executor: Executor, unit: LoadUnit, snap: str | None) -> Future[UnitResult]:
+        run = self.runs[unit.name]
+        work = UnitWork(unit, self.spec.source, self.spec.target, snap, self._options(unit))
+        return executor.submit(work, TableReport(self, run))
+
+    def _options(self, unit: LoadUnit) -> UnitOptions:
+        fresh = isinstance(self.target, RawCopyTarget) and self.target.created_empty(
+            unit.plan.target
+        )
+        src = unit.plan.source
+        tags = {}
+        if self.mappings.post_processing:
+            tags = self.mappings.object_tags(src.schema, src.name)
+        return UnitOptions(
+            self.settings.ErrorBehavior,
+            self.settings.FullLoadSettings.CommitRate,
+            self._write_threads(),
+            fresh=fresh and unit.parts == 1,
+            tags=tags,
+            task_start=self.target.started if isinstance(self.target, TaskStartTarget) else None,
+        )
+
+    def _ended(self, unit: LoadUnit, result: UnitResult) -> bool:
+        """A unit's result into its table's run; True when the table is to be finished."""
+        run = self.runs[unit.name]
+        log.debug(
+            "table %s: a unit %s in %.1f s, %d rows",
+            unit.name,
+            result.outcome,
+            result.seconds,
+            result.rows,
+        )
+        if result.stop_task:
             self.stop.set()
-            raise
+        if result.outcome is Outcome.DONE:
+            self._count(run, 0, final=True)
+            return self._unit_done(run)
+        if result.outcome is Outcome.RELOAD:
+            self._want_reload(run, result.reason)
+        elif result.outcome is Outcome.FAILED:
+            self._fail_table(run, result.reason)
+            if result.data_error and self._policy() is DataErrorPolicyKind.STOP_TASK:
+                self.stop.set()
+        return False
 
     def _end_stopped(self) -> None:
         """After a stop, end the tables that were stopped or never started."""
@@ -309,27 +263,6 @@ class FullLoad:
             self._fail_table(self.runs[name], str(exc))
             self.runs[name].pending = 0
 
-    def _run_unit(self, unit: LoadUnit, snap: str | None) -> None:
-        run = self.runs[unit.name]
-        if run.failure or run.reload is not None or self.stop.is_set():
-            return
-        self._mark_started(run)
-        try:
-            self._copy(unit, run, snap)
-            self._unit_done(run)
-        except StopRequested:
-            return
-        except OpenDMSError as exc:
-            if exc.retryable:
-                self._want_reload(run, exc)
-                return
-            self._fail_table(run, str(exc))
-            if self._policy() is DataErrorPolicyKind.STOP_TASK and isinstance(exc, DataError):
-                self.stop.set()
-        except Exception as exc:
-            log.exception("table %s: internal error", unit.name)
-            self._fail_table(run, f"internal error: {exc!r}")
-
     def _mark_started(self, run: TableRun) -> None:
         src = run.plan.source
         with run.lock:
@@ -337,51 +270,6 @@ class FullLoad:
         if first:
             self.store.table_started(self.spec.name, src.schema, src.name)
             self.progress.table_started(src.qualified, src.estimated_rows)
-
-    def _copy(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
-        raw = passthrough_ok(self.source, self.target, unit.plan)
-        writers = self._write_threads()
-        how = "raw COPY pass-through" if raw else "Arrow batches"
-        log.info(
-            "table %s: %s", unit.name, how if raw or writers == 1 else f"{how}, {writers} writers"
-        )
-        if raw:
-            self._copy_raw(unit, run, snap)
-            return
-        writer = self._writer(unit, run)
-        counted = isinstance(writer, ParallelWriter)  # its writers count what they wrote
-        try:
-            for batch in self._batches(unit, run, snap):
-                if self.stop.is_set():
-                    raise StopRequested
-                kept = self._screen(run, batch)
-                if kept.num_rows:
-                    writer.write(kept)
-                if not counted:
-                    self._count(run, kept.num_rows)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-
-    def _writer(self, unit: LoadUnit, run: TableRun) -> BatchWriter:
-        """The unit's writer: one target writer, or ParallelLoadThreads of them behind a
-        :class:`ParallelWriter` (each counts the rows it wrote)."""
-        seg: int | str | None = None
-        if unit.segment and unit.segment.name:
-            seg = unit.segment.name
-        elif unit.segment and len(self._segments(run)) > 1:
-            seg = unit.segment.index
-        threads = self._write_threads()
-        if threads == 1:
-            return self.target.writer(unit.plan.target, seg)
-        return ParallelWriter.open(
-            lambda: self.target.writer(unit.plan.target, seg),
-            threads,
-            depth=1,  # writers busy, one batch waiting, one being read: memory stays bounded
-            on_written=lambda rows: self._count(run, rows),
-            name=f"write-{unit.plan.source.name}",
-        )
 
     def _write_threads(self) -> int:
         """Writers per unit: TargetMetadata.ParallelLoadThreads (0 or 1: one), where the
@@ -421,80 +309,8 @@ class FullLoad:
                 ", ".join(raw[:5]) + (", …" if len(raw) > 5 else ""),
             )
 
-    def _copy_raw(self, unit: LoadUnit, run: TableRun, snap: str | None) -> None:
-        """Same-engine fast path: the source's binary COPY goes straight to the target."""
-        plan = unit.plan
-        read = ReadPlan(plan.source, plan.read_columns, plan.filters, unit.segment)
-        spec = self.source.copy_spec(read, snap)  # type: ignore[attr-defined]
-        counted = 0
-
-        def on_rows(rows: int) -> None:
-            nonlocal counted
-            counted += rows
-            self._count(run, rows)
-
-        copy_from = self.target.copy_from  # type: ignore[attr-defined]
-        only_writer = len(self._segments(run)) == 1
-        total = copy_from(plan.target, spec, on_rows, self.stop, only_writer)
-        self._count(run, total - counted)
-
-    def _segments(self, run: TableRun) -> list[Segment | None]:
-        return segments_for(run.plan.source, self.mappings.parallel_load(_ref(run.plan)))
-
-    def _batches(self, unit: LoadUnit, run: TableRun, snap: str | None) -> Iterator[pa.RecordBatch]:
-        plan = unit.plan
-        rate = self.settings.FullLoadSettings.CommitRate
-        read = ReadPlan(plan.source, plan.read_columns, plan.filters, unit.segment, rate)
-        for batch in self.source.read(read, snap):
-            found = [Rejection(*r) for r in read_rejections(batch)]
-            if found:
-                batch = RowScreen(self).reject(run, batch, found)
-            yield from self._convert(plan, batch)
-
-    def _truncated(
-        self, plan: TablePlan, out: pa.RecordBatch, cut: list[Truncation]
-    ) -> pa.RecordBatch:
-        """Expression results cut to their string(n), LOBs cut to their limit:
-        DataTruncationErrorPolicy."""
-        if not cut:
-            return out
-        return RowScreen(self).truncated(self.runs[plan.source.qualified], out, cut)
-
-    def _convert(self, plan: TablePlan, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-        cut: list[Truncation] = []
-        try:
-            out = evaluate_outputs(batch, plan, truncations=cut)
-        except DataError:
-            if self._policy() not in (
-                DataErrorPolicyKind.IGNORE_RECORD,
-                DataErrorPolicyKind.LOG_ERROR,
-            ):
-                raise
-        else:
-            yield self._truncated(plan, out, cut)
-            return
-        yield from self._convert_rows(plan, batch)
-
-    def _convert_rows(self, plan: TablePlan, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-        """Slow path: isolate the rows whose values cannot be converted."""
-        run = self.runs[plan.source.qualified]
-        for i in range(batch.num_rows):
-            row = batch.slice(i, 1)
-            cut: list[Truncation] = []
-            try:
-                out = evaluate_outputs(row, plan, truncations=cut)
-            except DataError as exc:
-                RowScreen(self).log_rejects(run, row, [Rejection(0, exc.column, exc.message)])
-                continue
-            yield self._truncated(plan, out, cut)
-
-    # -- data errors ---------------------------------------------------------
-
     def _policy(self) -> DataErrorPolicyKind:
         return self.settings.ErrorBehavior.DataErrorPolicy
-
-    def _screen(self, run: TableRun, batch: pa.RecordBatch) -> pa.RecordBatch:
-        return RowScreen(self).screen(run, batch)
 
     # -- book-keeping --------------------------------------------------------
 
@@ -511,33 +327,55 @@ class FullLoad:
             self.store.table_progress(self.spec.name, src.schema, src.name, total, errors)
         self.progress.advance(src.qualified, rows)
 
-    def _unit_done(self, run: TableRun) -> None:
-        self._count(run, 0, final=True)
+    def _data_errors(self, run: TableRun, rows: int, logged: list[DataErrorRow]) -> int:
+        """Rows with data errors in one of the table's units: counted, recorded
+        (LOG_ERROR), and past DataErrorEscalationCount the table fails; the table's count."""
+        with run.lock:
+            run.errors += rows
+            errors = run.errors
+        for row in logged:
+            self.store.data_error(self.spec.name, row.table, row.key, row.column, row.reason)
+        behavior = self.settings.ErrorBehavior
+        exc = escalation(run.plan, errors, behavior)
+        if exc is not None:
+            self._fail_table(run, str(exc))
+            if behavior.DataErrorEscalationPolicy == "STOP_TASK":
+                self.stop.set()
+        return errors
+
+    def _unit_done(self, run: TableRun) -> bool:
+        """One of the table's units is done: True when it was the last one."""
         with run.lock:
             run.pending -= 1
             last = run.pending == 0
-        if not last or run.failure:
-            return
+        return last and not run.failure
+
+    def _finish_table(self, run: TableRun) -> None:
+        """All of a table's units are done: the target finishes it (keys, indexes)."""
         src = run.plan.source
         try:
             self.target.finish(run.plan.target)
         except OpenDMSError as exc:
             if exc.retryable:
-                self._want_reload(run, exc)
+                self._want_reload(run, str(exc))
             else:
                 self._fail_table(run, str(exc))
+            return
+        except Exception as exc:
+            log.exception("table %s: internal error", src.qualified)
+            self._fail_table(run, f"internal error: {exc!r}")
             return
         run.completed = True
         self.store.table_ended(self.spec.name, src.schema, src.name, TableState.COMPLETED)
         self.progress.table_done(src.qualified, True)
 
-    def _want_reload(self, run: TableRun, exc: OpenDMSError) -> None:
+    def _want_reload(self, run: TableRun, reason: str) -> None:
         """A recoverable error in one of the table's units: the table is loaded again
-        once this pass is over (its other units stop early)."""
+        once this pass is over (its units not yet started do not start)."""
         with run.lock:
-            first, run.reload = run.reload is None, run.reload or exc
+            first, run.reload = run.reload is None, run.reload or reason
         if first:
-            log.warning("table %s: %s; it will be loaded again", run.plan.source.qualified, exc)
+            log.warning("table %s: %s; it will be loaded again", run.plan.source.qualified, reason)
 
     def _fail_table(self, run: TableRun, reason: str) -> None:
         src = run.plan.source
@@ -553,29 +391,30 @@ class FullLoad:
             self.stop.set()  # TableErrorPolicy STOP_TASK: no other table goes on
 
 
-def passthrough_ok(source: Source, target: Target, plan: TablePlan) -> bool:
-    """True when rows can move as raw COPY bytes (same engine, no transformation)."""
-    if not (isinstance(source, RawCopySource) and isinstance(target, RawCopyTarget)):
-        return False
-    if not target.same_engine:
-        return False
-    if plan.read_columns != tuple(o.source for o in plan.outputs):
-        return False
-    for out in plan.outputs:
-        if out.expression is not None or out.source is None or out.lob_limit is not None:
-            return False
-        col = plan.source.column(out.source)
-        if out.type != col.type or not _raw_safe(col.type):
-            return False
-    return True
+class _Places:
+    """The places of one pass: units running in the executor and tables finishing."""
 
+    def __init__(self, executor: Executor, finisher: ThreadPoolExecutor, workers: int) -> None:
+        self.executor, self.finisher, self.workers = executor, finisher, workers
+        self.running: dict[Future[Any], LoadUnit | None] = {}
 
-def _raw_safe(ctype: ColumnType) -> bool:
-    """Binary COPY of arrays embeds the element type OID, which differs between servers
-    for user-defined types."""
-    if ctype.kind is Kind.ARRAY and ctype.element is not None:
-        return ctype.element.kind is not Kind.ENUM and ctype.element.type_name is None
-    return True
+    def free(self) -> bool:
+        return len(self.running) < self.workers
+
+    def take(self, future: Future[Any], unit: LoadUnit | None = None) -> None:
+        self.running[future] = unit
+
+    def ended(self) -> list[tuple[LoadUnit, UnitResult]]:
+        """Wait for one or more to end: the units among them with their results (a
+        finish raises nothing: it records its own outcome)."""
+        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        out = []
+        for future in done:
+            unit = self.running.pop(future)
+            result = future.result()
+            if unit is not None:
+                out.append((unit, result))
+        return out
 
 
 def tag_objects(target: object, mappings: TableMappings, plans: list[TablePlan]) -> None:

@@ -98,4 +98,4 @@ class Reloads:
             if not exc.retryable:
                 load._fail_table(run, str(exc))
                 return
-            run.reload = exc  # the target is not back yet: wait again
+            run.reload = str(exc)  # the target is not back yet: wait again

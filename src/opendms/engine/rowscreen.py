@@ -17,6 +17,7 @@ rows count towards ``DataErrorEscalationCount``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -28,111 +29,126 @@ from opendms.errors import DataError
 from opendms.mapping import TablePlan
 from opendms.mapping.expressions import Truncation
 from opendms.model import Kind, Table
+from opendms.tasksettings import ErrorBehaviorSection
 
 if TYPE_CHECKING:
-    from opendms.engine.fullload import FullLoad, TableRun
+    from opendms.engine.unitcopy import UnitCopy
 
 log = logging.getLogger("opendms.fullload")
 
 
+@dataclass(frozen=True)
+class DataErrorRow:
+    """A row a data-error policy records (LOG_ERROR): its table, key, column, reason."""
+
+    table: str
+    key: str
+    column: str
+    reason: str
+
+
 class RowScreen:
-    """The data-error decisions of one full load (state lives in its TableRuns)."""
+    """The data-error decisions of one unit; its table's count of rows with data errors
+    comes back from the unit's report."""
 
-    def __init__(self, load: FullLoad) -> None:
-        self.load = load
+    def __init__(self, unit: UnitCopy) -> None:
+        self.unit = unit
+        self.plan = unit.plan
+        self.behavior = unit.behavior
 
-    def screen(self, run: TableRun, batch: pa.RecordBatch) -> pa.RecordBatch:
-        rejected = _infinities(run.plan.target, batch) + self.load.target.reject(
-            run.plan.target, batch
-        )
+    def screen(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        table = self.plan.target
+        rejected = _infinities(table, batch) + self.unit.target.reject(table, batch)
         if not rejected:
             return batch
-        return self.reject(run, batch, rejected)
+        return self.reject(batch, rejected)
 
-    def reject(
-        self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]
-    ) -> pa.RecordBatch:
+    def reject(self, batch: pa.RecordBatch, rejected: list[Rejection]) -> pa.RecordBatch:
         """Apply DataErrorPolicy to rows that cannot be loaded; returns the rows to keep."""
-        policy = self.load.settings.ErrorBehavior.DataErrorPolicy
+        policy = self.behavior.DataErrorPolicy
         rejected.sort(key=lambda r: r.row)
         if policy in (DataErrorPolicyKind.SUSPEND_TABLE, DataErrorPolicyKind.STOP_TASK):
             first = rejected[0]
-            key = _row_key(run.plan, batch, first.row)
+            key = _row_key(self.plan, batch, first.row)
             raise DataError(
-                run.plan.target.qualified, f"column {first.column}: {first.reason}", key
+                self.plan.target.qualified, f"column {first.column}: {first.reason}", key
             )
-        self.log_rejects(run, batch, rejected)
+        self.log_rejects(batch, rejected)
         bad = {r.row for r in rejected}
         keep = pa.array([i not in bad for i in range(batch.num_rows)])
         return batch.filter(keep)
 
-    def truncated(
-        self, run: TableRun, batch: pa.RecordBatch, cuts: list[Truncation]
-    ) -> pa.RecordBatch:
+    def truncated(self, batch: pa.RecordBatch, cuts: list[Truncation]) -> pa.RecordBatch:
         """DataTruncationErrorPolicy for the rows of ``batch`` (target rows) whose
         expression results or LOB values were truncated; returns the rows to load."""
-        policy = self.load.settings.ErrorBehavior.DataTruncationErrorPolicy
+        policy = self.behavior.DataTruncationErrorPolicy
         found = sorted(
             (Rejection(row, cut.column, cut.reason) for cut in cuts for row in cut.rows),
             key=lambda r: r.row,
         )
-        table = run.plan.source.qualified
         if policy in (DataErrorPolicyKind.SUSPEND_TABLE, DataErrorPolicyKind.STOP_TASK):
-            first = found[0]
-            if policy is DataErrorPolicyKind.STOP_TASK:
-                self.load.stop.set()
-            raise DataError(
-                table,
-                f"column {first.column}: {first.reason} (DataTruncationErrorPolicy {policy})",
-                _row_key(run.plan, batch, first.row),
-            )
+            self._refuse_truncation(batch, found[0], policy)
         rows = {r.row for r in found}
-        with run.lock:
-            run.errors += len(rows)
-            errors = run.errors
+        logged = []
         if policy is DataErrorPolicyKind.LOG_ERROR:
-            for rej in found:
-                key = _row_key(run.plan, batch, rej.row)
-                log.warning("table %s: row %s: %s %s", table, key, rej.column, rej.reason)
-                reason = f"{rej.reason} (DataTruncationErrorPolicy LOG_ERROR)"
-                self.load.store.data_error(self.load.spec.name, table, key, rej.column, reason)
-        self._escalate(run, errors)
+            logged = self._logged(batch, found, "", " (DataTruncationErrorPolicy LOG_ERROR)")
+        self._escalate(self.unit.data_errors(len(rows), logged))
         if policy is DataErrorPolicyKind.IGNORE_RECORD:
             return batch.filter(pa.array([i not in rows for i in range(batch.num_rows)]))
         return batch
 
-    def log_rejects(self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]) -> None:
-        rows = {r.row for r in rejected}
-        with run.lock:
-            run.errors += len(rows)
-            errors = run.errors
-        if self.load.settings.ErrorBehavior.DataErrorPolicy is DataErrorPolicyKind.LOG_ERROR:
-            self._record_rejects(run, batch, rejected)
-        self._escalate(run, errors)
-
-    def _escalate(self, run: TableRun, errors: int) -> None:
-        """DataErrorEscalationCount rows skipped in one table: DataErrorEscalationPolicy
-        (SUSPEND_TABLE fails the table, STOP_TASK also stops the task)."""
-        behavior = self.load.settings.ErrorBehavior
-        limit = behavior.DataErrorEscalationCount
-        if not limit or errors < limit:
-            return
-        if behavior.DataErrorEscalationPolicy == "STOP_TASK":
-            self.load.stop.set()
+    def _refuse_truncation(
+        self, batch: pa.RecordBatch, first: Rejection, policy: DataErrorPolicyKind
+    ) -> None:
+        if policy is DataErrorPolicyKind.STOP_TASK:
+            self.unit.stop_task()
         raise DataError(
-            run.plan.source.qualified,
-            f"{errors} rows had data errors (DataErrorEscalationCount {limit}, "
-            f"DataErrorEscalationPolicy {behavior.DataErrorEscalationPolicy})",
+            self.plan.source.qualified,
+            f"column {first.column}: {first.reason} (DataTruncationErrorPolicy {policy})",
+            _row_key(self.plan, batch, first.row),
         )
 
-    def _record_rejects(
-        self, run: TableRun, batch: pa.RecordBatch, rejected: list[Rejection]
-    ) -> None:
-        table = run.plan.source.qualified
-        for rej in rejected:
-            key = _row_key(run.plan, batch, rej.row)
-            log.warning("table %s: row %s rejected: %s %s", table, key, rej.column, rej.reason)
-            self.load.store.data_error(self.load.spec.name, table, key, rej.column, rej.reason)
+    def log_rejects(self, batch: pa.RecordBatch, rejected: list[Rejection]) -> None:
+        rows = {r.row for r in rejected}
+        logged = []
+        if self.behavior.DataErrorPolicy is DataErrorPolicyKind.LOG_ERROR:
+            logged = self._logged(batch, rejected, " rejected", "")
+        self._escalate(self.unit.data_errors(len(rows), logged))
+
+    def _escalate(self, errors: int) -> None:
+        """DataErrorEscalationCount rows skipped in one table: DataErrorEscalationPolicy
+        (SUSPEND_TABLE fails the table, STOP_TASK also stops the task)."""
+        exc = escalation(self.plan, errors, self.behavior)
+        if exc is None:
+            return
+        if self.behavior.DataErrorEscalationPolicy == "STOP_TASK":
+            self.unit.stop_task()
+        raise exc
+
+    def _logged(
+        self, batch: pa.RecordBatch, found: list[Rejection], verb: str, why: str
+    ) -> list[DataErrorRow]:
+        """The rows LOG_ERROR records, each logged here."""
+        table = self.plan.source.qualified
+        out = []
+        for rej in found:
+            key = _row_key(self.plan, batch, rej.row)
+            log.warning("table %s: row %s%s: %s %s", table, key, verb, rej.column, rej.reason)
+            out.append(DataErrorRow(table, key, rej.column, rej.reason + why))
+        return out
+
+
+def escalation(plan: TablePlan, errors: int, behavior: ErrorBehaviorSection) -> DataError | None:
+    """The error that fails a table once ``errors`` of its rows had data errors
+    (DataErrorEscalationCount), else None."""
+    limit = behavior.DataErrorEscalationCount
+    if not limit or errors < limit:
+        return None
+    return DataError(
+        plan.source.qualified,
+        f"{errors} rows had data errors (DataErrorEscalationCount {limit}, "
+        f"DataErrorEscalationPolicy {behavior.DataErrorEscalationPolicy})",
+    )
 
 
 def _infinities(table: Table, batch: pa.RecordBatch) -> list[Rejection]:

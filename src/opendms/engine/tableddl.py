@@ -61,7 +61,7 @@ def plan_created(loader: FullLoad, table: Table, own: list[Table] | None) -> Tab
     if not loader.mappings.is_selected(ref) or table_identity(url, ref.schema, ref.name) in mine:
         return None
     try:
-        plan = loader.plan_one(table)
+        plan = loader.planner.plan_one(table)
     except ConfigError as exc:
         log.warning("table %s created on the source is not captured: %s", table.qualified, exc)
         return None
@@ -147,7 +147,7 @@ class TableDdl:
         (its columns stay those of the target table)."""
         source = self.follower.tables.get(new) or replace(plan.source, schema=new[0], name=new[1])
         try:
-            named = self.loader.plan_one(source).target
+            named = self.loader.planner.plan_one(source).target
         except ConfigError as exc:
             log.warning("table %s: %s; the target table keeps its schema", source.qualified, exc)
             named = replace(plan.target, name=new[1])

@@ -13,12 +13,13 @@ from opendms.endpoints import open_source, open_target
 from opendms.endpoints.base import Source, Target, mask
 from opendms.engine.checkpoint import check_cdc_pair
 from opendms.engine.fullload import FullLoad, LoadResult
+from opendms.engine.plan import task_mappings
 from opendms.engine.progress import Progress
 from opendms.engine.recover import Retries, retrying
 from opendms.engine.replicate import Replication
 from opendms.engine.validation import Validation
 from opendms.errors import OpenDMSError, StopRequested, TaskError
-from opendms.mapping import TableMappings, parse_table_mappings
+from opendms.mapping import TableMappings
 from opendms.state import StateStore, TaskStatus, TaskStore
 from opendms.state.lock import TaskLock
 from opendms.state.status import (
@@ -30,24 +31,6 @@ from opendms.state.status import (
 from opendms.tasksettings import settings_without_effect
 
 log = logging.getLogger("opendms.task")
-
-DEFAULT_MAPPINGS = {
-    "rules": [
-        {
-            "rule-type": "selection",
-            "rule-id": "1",
-            "rule-name": "all",
-            "object-locator": {"schema-name": "%", "table-name": "%"},
-            "rule-action": "include",
-        }
-    ]
-}
-
-
-def task_mappings(spec: TaskSpec) -> TableMappings:
-    """The task's table mappings (all tables of all schemas when none are given)."""
-    data = spec.table_mappings if spec.table_mappings is not None else DEFAULT_MAPPINGS
-    return parse_table_mappings(data, where=f"task {spec.name}: table_mappings")
 
 
 def register(spec: TaskSpec, store: TaskStore) -> None:

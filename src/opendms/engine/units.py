@@ -10,10 +10,11 @@ from opendms.model import Segment, Table
 
 @dataclass(frozen=True)
 class LoadUnit:
-    """Copy ``segment`` (or all) of one planned table."""
+    """Copy ``segment`` (or all) of one planned table, one of ``parts`` units of it."""
 
     plan: TablePlan
     segment: Segment | None
+    parts: int = 1
 
     @property
     def name(self) -> str:

@@ -8,14 +8,13 @@ import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from opendms.config import TaskSpec
 from opendms.endpoints import engine_for, open_source
-from opendms.endpoints.base import EndpointURL, Source, Target
+from opendms.endpoints.base import EndpointURL, Source
 from opendms.endpoints.readback import TableRows
-from opendms.engine.fullload import FullLoad
-from opendms.engine.task import task_mappings
+from opendms.engine.plan import plan_tables
 from opendms.errors import ConfigError, NotComparableError, OpenDMSError
 from opendms.mapping import TablePlan
 from opendms.state import StateStore
@@ -124,14 +123,6 @@ class ValidationResult:
 
 
 @dataclass(frozen=True)
-class _TargetURL:
-    """Stands in for a target that is not opened as a source while planning (only its
-    URL is used)."""
-
-    url: EndpointURL
-
-
-@dataclass(frozen=True)
 class TargetReader:
     """How validation reads the target's tables back: opened as a source (with filter
     pushdown), or whole through its engine's :class:`TableRows` (a lake)."""
@@ -159,8 +150,7 @@ def validate_task(
     with ExitStack() as stack:
         source = _open(stack, spec.source.url, spec.source.settings)
         reader = _target_reader(stack, spec.target.url, spec.target.settings)
-        target = reader.source or _TargetURL(reader.url)
-        plans = _select(_plan(spec, source, target), tables)
+        plans = _select(plan_tables(spec, source), tables)
         budget = settings.FailureMaxCount
         for plan in plans:
             if budget <= 0:
@@ -188,12 +178,6 @@ def _open(stack: ExitStack, url: str, settings: dict[str, Any]) -> Source:
     source = open_source(url, settings)
     stack.callback(source.close)
     return source
-
-
-def _plan(spec: TaskSpec, source: Source, target: Any) -> list[TablePlan]:
-    mappings = task_mappings(spec)
-    loader = FullLoad(spec, source, cast(Target, target), mappings, cast(Any, None))
-    return loader.plan()
 
 
 def _select(plans: list[TablePlan], names: list[str] | None) -> list[TablePlan]:

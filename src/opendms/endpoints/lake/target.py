@@ -65,10 +65,13 @@ class LakeTarget:
         # The last LOAD counter of each (schema, table, segment folder, segment prefix).
         self.counters: dict[tuple[str, str, str, str], int] = {}
 
-    def set_object_tags(self, tags: dict[tuple[str, str], dict[str, str]]) -> None:
-        """S3 object tags per target table (post-processing ``add-tag`` rules)."""
+    def set_object_tags(
+        self, tags: dict[tuple[str, str], dict[str, str]], quiet: bool = False
+    ) -> None:
+        """S3 object tags per target table (post-processing ``add-tag`` rules); on a
+        local lake they do nothing (said once, unless ``quiet``)."""
         self.object_tags = {k: v for k, v in tags.items() if v}
-        if self.object_tags and not self.storage.atomic_put:
+        if self.object_tags and not self.storage.atomic_put and not quiet:
             log.warning("post-processing add-tag rules tag S3 objects: no effect on a local lake")
 
     def tags_of(self, table: Table) -> dict[str, str]:

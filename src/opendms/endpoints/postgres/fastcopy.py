@@ -20,11 +20,11 @@ import asyncio
 import logging
 import os
 import struct
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from opendms.endpoints.engine import StopFlag
 from opendms.errors import ConfigError, MissingExtraError, StopRequested
 
 log = logging.getLogger("opendms.fullload")
@@ -130,7 +130,7 @@ async def _chunks(
     queue: asyncio.Queue[bytes | None],
     reader: asyncio.Task[None],
     seen: Callable[[bytes], None],
-    stop: threading.Event,
+    stop: StopFlag,
 ) -> AsyncIterator[bytes]:
     while (chunk := await _next(queue, reader)) is not _DONE:
         if stop.is_set():
@@ -167,7 +167,7 @@ async def _write(conn: Any, target: CopyTarget, chunks: AsyncIterator[bytes]) ->
 
 
 async def _copy(
-    spec: CopySpec, target: CopyTarget, seen: Callable[[bytes], None], stop: threading.Event
+    spec: CopySpec, target: CopyTarget, seen: Callable[[bytes], None], stop: StopFlag
 ) -> int:
     asyncpg = asyncpg_module()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
@@ -217,7 +217,7 @@ def driver() -> str:
 
 
 def copy_table(
-    spec: CopySpec, target: CopyTarget, seen: Callable[[bytes], None], stop: threading.Event
+    spec: CopySpec, target: CopyTarget, seen: Callable[[bytes], None], stop: StopFlag
 ) -> int:
     """Run one raw copy to completion; returns the rows the target reports."""
     name = driver()
@@ -261,7 +261,7 @@ def _connect(dsn: str, autocommit: bool) -> Any:
     return pg.connect(dsn, autocommit=autocommit, **extra)
 
 
-def _blocks(rows: Any, seen: Callable[[bytes], None], stop: threading.Event) -> Iterator[bytes]:
+def _blocks(rows: Any, seen: Callable[[bytes], None], stop: StopFlag) -> Iterator[bytes]:
     """The COPY OUT messages (one row each; the first also holds the header) joined into
     blocks of about ``_BLOCK`` bytes; checks ``stop`` and tells ``seen`` per block."""
     parts: list[Any] = []
@@ -285,7 +285,7 @@ def _blocks(rows: Any, seen: Callable[[bytes], None], stop: threading.Event) -> 
 
 
 def _copy_psycopg(
-    spec: CopySpec, target: CopyTarget, seen: Callable[[bytes], None], stop: threading.Event
+    spec: CopySpec, target: CopyTarget, seen: Callable[[bytes], None], stop: StopFlag
 ) -> int:
     """The copy through psycopg: the target commits only when the source's COPY ended
     whole; any error (or a stop) aborts the target's COPY and cancels the source's."""

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from opendms.arrowutil import join_element_wise
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection, target_index_name, too_long
+from opendms.endpoints.engine import StopFlag
 from opendms.endpoints.postgres.conn import connect, conninfo, libpq_conninfo, translate
 from opendms.endpoints.postgres.fastcopy import CopySpec, CopyTarget, RowEstimator, copy_table
 from opendms.endpoints.postgres.source import _adbc
@@ -198,21 +199,24 @@ class PostgresTarget:
             + (f" TABLESPACE {space}" if space else "")
         )
 
+    def created_empty(self, table: Table) -> bool:
+        return qualified(table) in self.created
+
     def copy_from(
         self,
         table: Table,
         spec: CopySpec,
         on_rows: Callable[[int], None],
-        stop: threading.Event,
-        only_writer: bool = False,
+        stop: StopFlag,
+        fresh: bool = False,
     ) -> int:
         """Pull raw binary COPY data from a PostgreSQL source into ``table``.
 
         ``on_rows`` hears estimated row counts as chunks arrive; the exact count
-        (returned) comes from the server at the end.
+        (returned) comes from the server at the end. ``fresh``: the only writer into a
+        table this load created (COPY FREEZE in the transaction that empties it).
         """
         columns = tuple(c.name for c in table.columns)
-        fresh = only_writer and qualified(table) in self.created
         target = CopyTarget(conninfo(self.url), table.schema, table.name, columns, freeze=fresh)
         estimate = RowEstimator()
 

@@ -28,6 +28,7 @@ def create_table_sql(table: Table) -> str:
     return f"CREATE TABLE {quote(table.name)} (\n  " + ",\n  ".join(cols) + "\n)"
 
 
+BUSY_SECONDS = 300.0
 _NAN = "SQLite stores NaN as NULL"
 _DAY_END = "24:00:00 (PostgreSQL) is no time of day SQLite's time functions read"
 _NEGATIVE_ZERO = "SQLite REAL columns store -0.0 as 0.0 (the sign would be lost)"
@@ -36,12 +37,16 @@ _NEGATIVE_ZERO = "SQLite REAL columns store -0.0 as 0.0 (the sign would be lost)
 class SQLiteTarget:
     """Writes into one SQLite database file; one writer at a time."""
 
-    # SQLite takes one writing transaction per database at a time and every writer here
-    # shares the target's one connection: ParallelLoadThreads gives one writer per unit.
+    # SQLite takes one writing transaction per database at a time and every writer of a
+    # target shares its one connection: ParallelLoadThreads gives one writer per unit.
+    # Full-load units each open a target of their own, so a writer waits out another
+    # connection's transaction (or an index build) for up to BUSY_SECONDS.
 
     def __init__(self, url: EndpointURL, path: str) -> None:
         self.url = url
-        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.conn = sqlite3.connect(
+            path, timeout=BUSY_SECONDS, check_same_thread=False, isolation_level=None
+        )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.lock = threading.Lock()
 
