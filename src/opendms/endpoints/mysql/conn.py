@@ -56,10 +56,14 @@ def translate(exc: Exception, url: EndpointURL) -> EndpointError:
 
 def _lost(exc: Exception, text: str) -> bool:
     """PyMySQL's own signs of a connection that is gone: an InterfaceError (used after it
-    broke, ``(0, '')``) or a socket error on a connection that was open."""
+    broke, ``(0, '')``), a socket error on a connection that was open, or its socket
+    already dropped (``'NoneType' object has no attribute 'sendall'``: the connection
+    closed itself on an error while another statement was being sent)."""
     kind = type(exc).__name__
     low = text.lower()
     gone = ("already closed", "broken pipe", "reset by peer", "lost connection", "timed out")
+    if kind == "AttributeError":
+        return "'nonetype' object has no attribute" in low
     return kind in ("InterfaceError", "ConnectionError", "BrokenPipeError") or any(
         g in low for g in gone
     )
