@@ -19,7 +19,7 @@ import pytest
 
 from opendms.config import task_from_dict
 from opendms.endpoints import check_endpoint
-from opendms.service.run import run_task
+from opendms.service.run import RunOptions, run_task
 from opendms.state import StateStore
 from tests.integration.lakeobjects import LakeObjects
 from tests.oracles.lake import LakeError, LakeTable, read_lake
@@ -200,7 +200,7 @@ def _reload_leaves_no_stale_cdc(
     assert t.op_rows("id", "v") == [("D", 2, "b"), ("I", 4, "d")]  # in a date folder
     assert len(t.cdc) == 1 and t.cdc_names()[0].count("/") == 4
     execute(source, ["DELETE FROM t WHERE id = 4"])
-    run_task(spec, store, fresh=True)  # task reload: a new full load
+    run_task(spec, store, RunOptions(fresh=True))  # task reload: a new full load
     t = _table(lake_url, PARTITIONED, "t")
     assert t.cdc == []  # the delete of 2 and the insert of 4 are gone with the old load
     assert _load_names(t) == ["LOAD00000001.parquet"]
@@ -252,7 +252,7 @@ def _busy_lake(tmp_path: Path, lake_url: str) -> None:
     run_task(spec, store)
     execute(source, ["DELETE FROM t WHERE id = 2", "INSERT INTO t VALUES (4, 'd')"])
     run_task(spec, store)
-    run_task(spec, store, fresh=True)
+    run_task(spec, store, RunOptions(fresh=True))
     execute(source, ["UPDATE t SET v = 'z' WHERE id = 1"])
     run_task(spec, store)
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from opendms.config import task_from_dict
-from opendms.service.run import run_task
+from opendms.service.run import RunOptions, run_task
 from opendms.state import StateStore, TaskStatus
 from tests.waiting import wait_until
 
@@ -173,7 +173,7 @@ def test_dropped_slot_fails_clearly(source: str, pg_target_db: str, tmp_path: Pa
     store = StateStore(tmp_path / "state.db")
     task = store.task("cdc")
     assert task is not None and task.status is TaskStatus.FAILED
-    run_task(_spec(source, pg_target_db), store, fresh=True)
+    run_task(_spec(source, pg_target_db), store, RunOptions(fresh=True))
     _same(source, pg_target_db)
 
 
@@ -255,7 +255,8 @@ def test_idle_slot_confirms_wal_of_other_tables(
         )
     stop = threading.Event()
     runner = threading.Thread(
-        target=run_task, args=(_spec(source, pg_target_db), store, None, stop, True)
+        target=run_task,
+        args=(_spec(source, pg_target_db), store, RunOptions(stop=stop, follow=True)),
     )
     runner.start()
     try:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from opendms.config import task_from_dict
-from opendms.service.run import run_task
+from opendms.service.run import RunOptions, run_task
 from opendms.state import StateStore
 from tests.oracles.rows import read_postgres
 
@@ -70,7 +70,7 @@ def test_applied_stops_a_following_task_once_the_cached_changes_are_applied(
     spec = _spec(source, pg_target_db, StopTaskCachedChangesApplied=True)
     stop = threading.Event()
     runner = threading.Thread(
-        target=run_task, args=(spec, store), kwargs={"stop": stop, "follow": True}
+        target=run_task, args=(spec, store, RunOptions(stop=stop, follow=True))
     )
     runner.start()
     runner.join(timeout=120)

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     "transaction on PostgreSQL, dropped databases on MySQL) and report what it refuses.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report to stdout.")
-def convert(
+def convert(  # noqa: PLR0913 - one parameter per command-line option (click)
     source: str,
     target_engine: str,
     schemas: tuple[str, ...],

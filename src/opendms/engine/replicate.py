@@ -293,19 +293,7 @@ class Replication:
     ) -> tuple[Position, str]:
         """Apply changes from ``point``; the position reached and the stop reason."""
         validator = self._validator()
-
-        def full(batch: list[Transaction]) -> tuple[str, bool]:
-            end, until = batch[-1].end, point.until
-            idempotent = until is not None and batch[0].end <= until
-            return Checkpoint(end, until if until is not None and end < until else None).text(), (
-                idempotent
-            )
-
-        def partial(prior: Position, end: Position) -> str:
-            until = end if point.until is None else max(end, point.until)
-            return Checkpoint(prior, until).text()
-
-        isolating = Isolating(applier, self.policies, full, partial)
+        isolating = _isolating(applier, self.policies, point)
 
         def apply(batch: list[Transaction], _position: str) -> int:
             assert loop.applied is not None
@@ -315,22 +303,8 @@ class Replication:
             return applied
 
         loop = CdcLoop(self.spec.name, apply, self.capture.confirm, self.store)
-        loop.settings = self._batch_settings(applier)
+        self._configure(loop, applier, validator)
         loop.stop_when_live = stop_when_live
-        if self.spec.task_settings.ErrorBehavior.ApplyErrorFailOnTruncationDdl:
-            loop.refuse = _refuse_truncate
-        pending = applier.must_flush_at()
-        if pending is not None:
-            loop.flush_at = Checkpoint.parse(pending, self.capture).position
-        if self.spec.cdc_stop_position:
-            loop.stop_at = stop_predicate(self.spec.cdc_stop_position, self.capture)
-        loop.before_ddl = lambda txn: self._evolve(applier, txn)
-        loop.on_ddl = lambda txn: self._ddl(applier, txn)
-        loop.heartbeat = self._idle(validator)
-        if isinstance(self.capture, LagReporting):
-            loop.lag_bytes = self.capture.lag_bytes
-        if isinstance(applier, ApplyPathReporting):
-            loop.apply_paths = applier.apply_paths
         source = self.capture.stream(point.position, stop)
         stream = self._values(source)
         try:
@@ -346,6 +320,26 @@ class Replication:
         if loop.stop_reached:
             return end, "STOP_POSITION_REACHED"
         return end, "STOPPED_AFTER_CACHED_EVENTS" if loop.stopped_live else ""
+
+    def _configure(
+        self, loop: CdcLoop, applier: Applier, validator: ChangedRowsCheck | None
+    ) -> None:
+        """The loop's batching, stop position, DDL steps, idle work and reporting."""
+        loop.settings = self._batch_settings(applier)
+        if self.spec.task_settings.ErrorBehavior.ApplyErrorFailOnTruncationDdl:
+            loop.refuse = _refuse_truncate
+        pending = applier.must_flush_at()
+        if pending is not None:
+            loop.flush_at = Checkpoint.parse(pending, self.capture).position
+        if self.spec.cdc_stop_position:
+            loop.stop_at = stop_predicate(self.spec.cdc_stop_position, self.capture)
+        loop.before_ddl = lambda txn: self._evolve(applier, txn)
+        loop.on_ddl = lambda txn: self._ddl(applier, txn)
+        loop.heartbeat = self._idle(validator)
+        if isinstance(self.capture, LagReporting):
+            loop.lag_bytes = self.capture.lag_bytes
+        if isinstance(applier, ApplyPathReporting):
+            loop.apply_paths = applier.apply_paths
 
     def _validator(self) -> ChangedRowsCheck | None:
         """EnableValidation on a database target: validate the rows changes touch."""
@@ -528,6 +522,24 @@ class Replication:
                     "unless it has REPLICA IDENTITY FULL (PostgreSQL) or a full row image",
                     plan.source.qualified,
                 )
+
+
+def _isolating(applier: Applier, policies: ErrorPolicies, point: Checkpoint) -> Isolating:
+    """The applier behind error isolation, with the checkpoints it writes: a whole batch
+    moves the position (idempotent while replaying up to ``point.until``); a batch split
+    to isolate a failing change keeps ``until`` so a crash replays its rest idempotently."""
+
+    def full(batch: list[Transaction]) -> tuple[str, bool]:
+        end, until = batch[-1].end, point.until
+        idempotent = until is not None and batch[0].end <= until
+        kept = until if until is not None and end < until else None
+        return Checkpoint(end, kept).text(), idempotent
+
+    def partial(prior: Position, end: Position) -> str:
+        until = end if point.until is None else max(end, point.until)
+        return Checkpoint(prior, until).text()
+
+    return Isolating(applier, policies, full, partial)
 
 
 def _refuse_truncate(txn: Transaction) -> str:

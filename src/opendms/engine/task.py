@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import open_source, open_target
@@ -56,23 +57,28 @@ def register(spec: TaskSpec, store: TaskStore) -> None:
         transition(store, spec.name, TaskStatus.READY)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run goes. ``progress``: told of rows as they move; ``stop``: set to stop
+    the run; ``follow``: CDC keeps applying until stopped (else it ends once caught up);
+    ``fresh``: the saved position is ignored and the task starts over with a new slot
+    (and full load); ``file``: the task file, kept on record for start/resume/reload."""
+
+    progress: Progress | None = None
+    stop: threading.Event | None = None
+    follow: bool = False
+    fresh: bool = False
+    file: str = ""
+
+
 def run_task(
-    spec: TaskSpec,
-    store: StateStore,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
-    follow: bool = False,
-    fresh: bool = False,
-    file: str = "",
-    *,
-    validation: Validation,
+    spec: TaskSpec, store: StateStore, options: RunOptions, validation: Validation
 ) -> LoadResult:
     """Run a task in the foreground.
 
     A ``full-load`` task ends when every table is loaded (TaskError if any
-    failed). A CDC task applies changes until ``stop`` is set or, without
-    ``follow``, until it has caught up with the source; ``fresh`` ignores its saved
-    position and starts over with a new slot (and full load). ``validation`` is the
+    failed). A CDC task applies changes until ``options.stop`` is set or, without
+    ``follow``, until it has caught up with the source. ``validation`` is the
     row-level validation the task's ValidationSettings call for (the task service
     hands it over: see :mod:`opendms.engine.validation`).
     """
@@ -80,7 +86,7 @@ def run_task(
     warn_settings_without_effect(spec)
     _tune_gc()
     with TaskLock(store.path, spec.name):  # refused before anything is recorded
-        return _locked_run(spec, mappings, store, progress, stop, (follow, fresh, file), validation)
+        return _locked_run(spec, mappings, store, options, validation)
 
 
 def warn_settings_without_effect(spec: TaskSpec) -> None:
@@ -108,12 +114,10 @@ def _locked_run(
     spec: TaskSpec,
     mappings: TableMappings,
     store: StateStore,
-    progress: Progress | None,
-    stop: threading.Event | None,
-    options: tuple[bool, bool, str],
+    options: RunOptions,
     validation: Validation,
 ) -> LoadResult:
-    follow, fresh, file = options
+    progress, follow, fresh, file = options.progress, options.follow, options.fresh, options.file
     register(spec, store)
     _ready_to_run(store, spec.name)
     if spec.task_settings.ValidationSettings.ValidationOnly:
@@ -124,7 +128,7 @@ def _locked_run(
     if not cdc:
         store.reset_tables(spec.name)
     transition(store, spec.name, TaskStatus.STARTING)
-    stop = stop or threading.Event()
+    stop = options.stop or threading.Event()
     store.set_pid(spec.name, os.getpid())
     try:
         result = _run(spec, mappings, store, progress, (stop, follow, fresh), validation)

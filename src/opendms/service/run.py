@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-
 from opendms.config import TaskSpec
 from opendms.engine import task as engine_task
 from opendms.engine.fullload import LoadResult
-from opendms.engine.progress import Progress
+from opendms.engine.task import RunOptions
 from opendms.state import StateStore
 from opendms.validate.hooks import VALIDATION
 
+__all__ = ["RunOptions", "run_task"]
 
-def run_task(
-    spec: TaskSpec,
-    store: StateStore,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
-    follow: bool = False,
-    fresh: bool = False,
-    file: str = "",
-) -> LoadResult:
+
+def run_task(spec: TaskSpec, store: StateStore, options: RunOptions | None = None) -> LoadResult:
     """:func:`opendms.engine.task.run_task` with row-level validation
     (:mod:`opendms.validate`) for the task's ValidationSettings."""
-    return engine_task.run_task(
-        spec, store, progress, stop, follow, fresh, file, validation=VALIDATION
-    )
+    return engine_task.run_task(spec, store, options or RunOptions(), VALIDATION)

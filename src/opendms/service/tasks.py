@@ -224,13 +224,14 @@ class TaskService:
         on record for ``start``, ``resume`` and ``reload``. A failed run raises (its
         status says failed, with the reason); :class:`StopRequested` when stopped while
         waiting to retry."""
-        from opendms.service.run import run_task
+        from opendms.service.run import RunOptions, run_task
 
         if assess:
             self.assess(spec)
         store = self._run_store(spec)
         path = str(file.resolve()) if file is not None else ""
-        load = run_task(spec, store, progress, stop, follow=follow, fresh=fresh, file=path)
+        options = RunOptions(progress, stop, follow, fresh, path)
+        load = run_task(spec, store, options)
         record = store.task(spec.name)
         if record is None:
             raise TaskError(f"task {spec.name!r} was deleted while it ran")

@@ -462,31 +462,38 @@ class LakeApplier:
                     continue
                 if change.op is Op.DDL:
                     shapes[key] = _after_ddl(shape, change, out.setdefault(key, []))
-                    continue
-                if change.op is Op.TRUNCATE:
-                    if self.settings.PreserveTransactions:
-                        log.warning(
-                            "table %s: a TRUNCATE removes its LOAD files; transaction files "
-                            "have no row for it",
-                            shape.source.qualified,
-                        )
-                    out[key] = [_Segment(shape)]
+                elif change.op is Op.TRUNCATE:
+                    out[key] = [self._truncated(shape)]
                     truncated.add(key)
-                    self.truncates[shape.source.qualified] += 1
-                    continue
-                rows = self._rows(shape, change)
-                wanted = [(op, row) for op, row in rows if op in allowed]
-                if wanted:
-                    segs = out.setdefault(key, [_Segment(shape)])
-                    if self.settings.PreserveTransactions and (
-                        not self.order or self.order[-1] is not segs[-1]
-                    ):  # rows of another table came between: a new run keeps the order
-                        if segs[-1].rows:
-                            segs.append(_Segment(shape))
-                        self.order.append(segs[-1])
-                    for op, row in wanted:
-                        segs[-1].add(op, stamp, row)
+                else:
+                    wanted = [(op, row) for op, row in self._rows(shape, change) if op in allowed]
+                    if wanted:
+                        self._add(out.setdefault(key, [_Segment(shape)]), shape, stamp, wanted)
         return {k: [s for s in v if s.rows] for k, v in out.items() if any(s.rows for s in v)}
+
+    def _truncated(self, shape: _Shape) -> _Segment:
+        """A TRUNCATE: the table's segment starts over empty (counted, said at close)."""
+        if self.settings.PreserveTransactions:
+            log.warning(
+                "table %s: a TRUNCATE removes its LOAD files; transaction files have no row for it",
+                shape.source.qualified,
+            )
+        self.truncates[shape.source.qualified] += 1
+        return _Segment(shape)
+
+    def _add(
+        self, segs: list[_Segment], shape: _Shape, stamp: str, wanted: list[tuple[str, Any]]
+    ) -> None:
+        """One change's rows onto the table's last segment; with PreserveTransactions, rows
+        of another table in between start a new run, so the files keep commit order."""
+        if self.settings.PreserveTransactions and (
+            not self.order or self.order[-1] is not segs[-1]
+        ):
+            if segs[-1].rows:
+                segs.append(_Segment(shape))
+            self.order.append(segs[-1])
+        for op, row in wanted:
+            segs[-1].add(op, stamp, row)
 
     def _rows(self, shape: _Shape, change: Change) -> list[tuple[str, dict[str, Any]]]:
         """(Op letter, row by target column) for one row change."""

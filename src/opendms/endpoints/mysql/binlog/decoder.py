@@ -61,7 +61,7 @@ class BinlogDecoder:
     (decoding it costs time; the lake and source filters need it).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only settings of one decoder, all defaulted
         self,
         *,
         file: str = "",
