@@ -221,3 +221,33 @@ def test_the_checks_catch_what_they_should() -> None:
     assert _cycles({("a", "b"), ("b", "c")}) == []
     assert _is_test_only("tests.support.servers") and _is_test_only("opendms.testing.sql")
     assert not _is_test_only("testsupportive") and not _is_test_only("opendms.engine")
+
+
+# Modules outside an engine's package allowed to import it: the demo is SQLite -> lake by
+# definition, and shows the lake's change files.
+ENGINE_IMPORTS_ALLOWED = frozenset({("opendms.cli.demo_cmd", "lake")})
+
+
+def _engine_package(module: str) -> str | None:
+    """``opendms.endpoints.postgres.apply`` -> ``postgres``; None for other modules and
+    for the endpoint layer's own modules (``opendms.endpoints.engine``)."""
+    parts = module.split(".")
+    if parts[:2] != [PACKAGE, "endpoints"] or len(parts) < 3:
+        return None
+    name = ".".join(parts[:3])
+    return parts[2] if MODULES.get(name, (None, False))[1] else None
+
+
+def test_engine_packages_are_imported_only_from_inside() -> None:
+    """No code outside an engine's package reaches into it: the rest asks the Engine
+    (the registry names engine modules as strings)."""
+    bad = [
+        str(imp)
+        for imp in ALL_IMPORTS
+        if (engine := _engine_package(imp.imported)) is not None
+        and _engine_package(imp.importer) != engine
+        and (imp.importer, engine) not in ENGINE_IMPORTS_ALLOWED
+    ]
+    assert not bad, "an engine package imported from outside it:\n" + "\n".join(bad)
+    assert _engine_package("opendms.endpoints.postgres.apply") == "postgres"
+    assert _engine_package("opendms.endpoints.engine") is None

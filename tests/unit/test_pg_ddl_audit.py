@@ -234,7 +234,11 @@ def _follower(convert: bool = True, wanted: bool = True) -> SchemaFollower:
         mappings = parse_table_mappings({"rules": [_rule("1", "include", "%", "%")]})
         return mappings.plan(table) if wanted else None
 
-    return SchemaFollower({("public", "items"): ITEMS}, {}, plan_new, convert)
+    from opendms.endpoints.postgres.textvalues import converter
+
+    return SchemaFollower(
+        {("public", "items"): ITEMS}, {}, plan_new, converter if convert else None
+    )
 
 
 def test_values_are_read_with_the_column_types_of_their_moment() -> None:

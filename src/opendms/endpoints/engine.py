@@ -338,6 +338,15 @@ class ApplyPathReporting(Protocol):
 
 
 @runtime_checkable
+class TextValueCapture(Protocol):
+    """A change source whose values are the source's own text (``value_form`` other than
+    "python"): it turns a column's text into Python form when another engine or the
+    mapping rules need that."""
+
+    def text_converter(self, ctype: ColumnType) -> Callable[[str], Any]: ...
+
+
+@runtime_checkable
 class LagReporting(Protocol):
     """A change source that reports how far the source is ahead of it, in bytes."""
 

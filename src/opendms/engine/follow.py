@@ -3,7 +3,7 @@
 :class:`SchemaFollower` runs on the stream before changes are batched. It keeps each
 captured source table as the changes so far left it, so that:
 
-* PostgreSQL text values are converted with the column types of the moment (a value
+* text values (PostgreSQL's) are converted with the column types of the moment (a value
   after ``ALTER COLUMN ... TYPE`` or in a column added in the same transaction is read
   with its new type, one before it with the old);
 * a created table joins the task when the selection rules take it (``plan_new``), and
@@ -29,7 +29,7 @@ from opendms.engine.ddl import evolve
 from opendms.engine.transform import needs_transform
 from opendms.errors import DataError
 from opendms.mapping import TablePlan
-from opendms.model import Table
+from opendms.model import ColumnType, Table
 
 log = logging.getLogger("opendms.follow")
 TableKey = tuple[str, str]
@@ -42,19 +42,21 @@ def evolve_table(table: Table, ddl: tuple[ColumnChange, ...]) -> Table:
 
 
 class SchemaFollower:
-    """Follows DDL on the stream and converts PostgreSQL text values (``convert``)."""
+    """Follows DDL on the stream and converts the source's text values to Python form
+    with ``converter`` (a column type's text converter; None: values are Python)."""
 
     def __init__(
         self,
         tables: dict[TableKey, Table],
         transformed: dict[TableKey, TablePlan],
         plan_new: Callable[[Table], TablePlan | None],
-        convert: bool,
+        converter: Callable[[ColumnType], Convert] | None,
     ) -> None:
         self.tables = dict(tables)
         self.transformed = transformed  # shared with the engine and its Transformer
         self.plan_new = plan_new
-        self.convert = convert
+        self.converter = converter
+        self.convert = converter is not None
         self.created: dict[TableKey, TablePlan] = {}  # planned here, created on apply
         self.warned: set[tuple[TableKey, str]] = set()
         self.cache: dict[TableKey, tuple[Table, dict[str, Convert]]] = {}
@@ -153,10 +155,8 @@ class SchemaFollower:
     # -- values
 
     def _converters(self, key: TableKey) -> dict[str, Convert] | None:
-        from opendms.endpoints.postgres.textvalues import converter
-
-        table = self.tables.get(key)
-        if table is None:
+        table, converter = self.tables.get(key), self.converter
+        if table is None or converter is None:
             return None
         hit = self.cache.get(key)
         if hit is None or hit[0] is not table:

@@ -44,6 +44,7 @@ from opendms.endpoints.engine import (
     NamedCapture,
     NewTableCapture,
     RewindableCapture,
+    TextValueCapture,
 )
 from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.checkpoint import Checkpoint, stop_predicate
@@ -96,7 +97,7 @@ class Replication:
         self.transformed: dict[TableKey, TablePlan] = {}
         self.table_plans: list[TablePlan] = []
         self.policies = ErrorPolicies(spec.name, spec.task_settings.ErrorBehavior, store)
-        self.follower = SchemaFollower({}, self.transformed, self._plan_new, False)
+        self.follower = SchemaFollower({}, self.transformed, self._plan_new, None)
         self.validation = validation  # EnableValidation's, from opendms.validate
 
     def _check_positions(self) -> None:
@@ -451,8 +452,11 @@ class Replication:
         tables = {
             k: self.sources[k] if k in self.transformed else p.source for k, p in self.plans.items()
         }
-        convert = self.capture.value_form == "pg-text" and self._form() == "python"
-        self.follower = SchemaFollower(tables, self.transformed, self._plan_new, convert)
+        converter = None
+        if isinstance(self.capture, TextValueCapture) and self._form() == "python":
+            converter = self.capture.text_converter
+        convert = converter is not None
+        self.follower = SchemaFollower(tables, self.transformed, self._plan_new, converter)
         steps: list[Callable[[Change], list[Change]]] = [self.follower.one]
         if any(p.acts for p in self._lob_policies()):
             follower = self.follower

@@ -17,7 +17,7 @@ import select
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from opendms.endpoints.postgres.conn import (
     translate,
 )
 from opendms.endpoints.postgres.pgoutput import Decoder
-from opendms.endpoints.postgres.textvalues import SESSION_OPTIONS
+from opendms.endpoints.postgres.textvalues import SESSION_OPTIONS, converter
 from opendms.endpoints.postgres.types import from_pg, quote_ident
 from opendms.errors import EndpointError, MissingExtraError, TaskError
 from opendms.model import Column, ColumnType, Table, TableRef
@@ -90,6 +90,10 @@ class PgReplication:
         self.rules: list[tuple[str, str, bool]] = []
         self.types: dict[tuple[int, int], ColumnType] = {}
         self.catalog: Any = None  # a plain connection for type lookups while streaming
+
+    def text_converter(self, ctype: ColumnType) -> Callable[[str], Any]:
+        """pgoutput's text of a ``ctype`` value in Python form (TextValueCapture)."""
+        return converter(ctype)
 
     def _repl_connect(self) -> Any:
         pg2 = _psycopg2()
