@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from opendms.errors import ConfigError
+from opendms.evolve import Pair, plan_after
 from opendms.model import ColumnType, Table, TableRef
 
 _LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
@@ -255,6 +256,26 @@ class ApplyPlan:
     source: Table
     target: Table
     names: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        return self.source.qualified
+
+    def source_type(self, column: str) -> ColumnType:
+        return self.source.column(column).type
+
+    def target_type(self, column: str) -> ColumnType:
+        return self.target.column(column).type
+
+    def target_name(self, cc: ColumnChange) -> str | None:
+        """The target column a column change acts on (None: not copied)."""
+        return cc.column if cc.action == "add" else self.names.get(cc.column)
+
+    def after(self, cc: ColumnChange) -> ApplyPlan:
+        """This plan once ``cc`` ran on the source and, applied, on the target
+        (:func:`opendms.evolve.plan_after`)."""
+        pair = plan_after(Pair(self.source, self.target, self.names), cc)
+        return ApplyPlan(pair.source, pair.target, pair.names)
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from opendms.cdc import (
     SeqPosition,
     Transaction,
 )
+from opendms.endpoints.applyerrors import error_policies
 from opendms.endpoints.base import EndpointURL, PrepMode
 from opendms.endpoints.mysql.apply import MySqlApplier
 from opendms.endpoints.mysql.engine import ENGINE as MYSQL_ENGINE
-from opendms.endpoints.rowapply import error_policies
 from opendms.endpoints.sqlite.apply import SqliteApplier
 from opendms.endpoints.sqlite.engine import ENGINE as SQLITE_ENGINE
 from opendms.errors import ConfigError, DataError, TaskError

@@ -13,7 +13,6 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.lake.cdc import (
     CDC_FILE,
     LakeApplier,
-    _Shape,
     allowed_ops,
     cdc_has_op,
     commit_text,
@@ -162,7 +161,7 @@ def test_column_changes_apply_once() -> None:
         (Column("id", ColumnType(Kind.INT32)), Column("a", ColumnType(Kind.STRING))),
         primary_key=("id",),
     )
-    shape = _Shape.of(ApplyPlan(source, source, {"id": "id", "a": "a"}))
+    shape = ApplyPlan(source, source, {"id": "id", "a": "a"})
     changes = [
         ColumnChange("add", "b", ColumnType(Kind.INT64)),
         ColumnChange("rename", "id", new_name="key"),

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from opendms.cdc import Applier, ApplyPlan, ChangeSource
     from opendms.checks import Check
+    from opendms.endpoints.applyerrors import OnError
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.ddldialect import DdlDialect
     from opendms.endpoints.readback import TableRows
@@ -118,7 +119,7 @@ class ApplyOptions:
     form: str = "python"
     same: bool = False
     policies: dict[str, str] | None = None
-    on_error: Callable[[str, Any, str, str], None] | None = None
+    on_error: OnError | None = None
 
 
 class Engine:

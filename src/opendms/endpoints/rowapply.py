@@ -29,7 +29,6 @@ target transaction committed (a rolled-back batch is retried and reports again).
 from __future__ import annotations
 
 import abc
-import enum
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,148 +38,19 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.endpoints.applyerrors import ApplyErrorPolicy, OnError, error_policies, log_error
 from opendms.endpoints.base import EndpointURL, Rejection
-from opendms.errors import ConfigError, DataError, TaskError
+from opendms.errors import DataError, TaskError
 from opendms.mapping import cast_exact
-from opendms.model import Column, ColumnType, Table, arrow_type
+from opendms.model import ColumnType, Table, arrow_type
 
 log = logging.getLogger("opendms.apply")
 
 TableKey = tuple[str, str]
-OnError = Callable[[str, Op, str, str], None]
-"""``on_error(table, op, key, message)``: a change skipped by an apply error policy."""
 Stmt = tuple[str, tuple[Any, ...]]
 CHECKPOINTS = "opendms_checkpoints"
 RUN_LIMIT = 2000  # changes converted at once (bounds memory on huge transactions)
 SEGMENT_LIMIT = 500  # statements sent at once
-
-
-class ApplyErrorPolicy(enum.StrEnum):
-    """DMS ``ApplyErrorInsertPolicy`` / ``ApplyErrorUpdatePolicy`` / ``ApplyErrorDeletePolicy``."""
-
-    IGNORE_RECORD = "IGNORE_RECORD"
-    LOG_ERROR = "LOG_ERROR"
-    SUSPEND_TABLE = "SUSPEND_TABLE"
-    STOP_TASK = "STOP_TASK"
-    INSERT_RECORD = "INSERT_RECORD"
-
-
-DEFAULT_POLICIES = {
-    "insert": ApplyErrorPolicy.LOG_ERROR,
-    "update": ApplyErrorPolicy.LOG_ERROR,
-    "delete": ApplyErrorPolicy.IGNORE_RECORD,
-}
-
-
-def error_policies(given: Mapping[str, str] | None) -> dict[str, ApplyErrorPolicy]:
-    """The policies per operation (``insert``/``update``/``delete``), defaults filled in."""
-    out = dict(DEFAULT_POLICIES)
-    for key, value in (given or {}).items():
-        if key not in out:
-            raise ConfigError(f"unknown apply error policy {key!r} (insert, update or delete)")
-        try:
-            policy = ApplyErrorPolicy(str(value).upper())
-        except ValueError:
-            names = ", ".join(p.value for p in ApplyErrorPolicy)
-            raise ConfigError(
-                f"apply error policy {key}: {value!r} is not one of {names}"
-            ) from None
-        if key == "delete" and policy is ApplyErrorPolicy.INSERT_RECORD:
-            raise ConfigError("ApplyErrorDeletePolicy cannot be INSERT_RECORD")
-        out[key] = policy
-    return out
-
-
-def _log_error(table: str, op: Op, key: str, message: str) -> None:
-    log.warning("table %s: %s of row %s skipped: %s", table, op.name.lower(), key, message)
-
-
-# -- table maps ---------------------------------------------------------------
-
-
-def _edit(table: Table, fn: Callable[[Column], Column | None]) -> tuple[Column, ...]:
-    return tuple(c for c in (fn(col) for col in table.columns) if c is not None)
-
-
-def _renamed_key(key: tuple[str, ...], old: str, new: str) -> tuple[str, ...]:
-    return tuple(new if k == old else k for k in key)
-
-
-@dataclass(frozen=True)
-class TableMap:
-    """How one source table's changes land on its target table."""
-
-    source: Table
-    target: Table
-    names: dict[str, str]  # source column -> target column (copied columns only)
-
-    @classmethod
-    def of(cls, plan: ApplyPlan) -> TableMap:
-        return cls(plan.source, plan.target, dict(plan.names))
-
-    @property
-    def label(self) -> str:
-        return self.source.qualified
-
-    def source_type(self, column: str) -> ColumnType:
-        return self.source.column(column).type
-
-    def target_type(self, column: str) -> ColumnType:
-        return self.target.column(column).type
-
-    def target_name(self, cc: ColumnChange) -> str | None:
-        """The target column a column change acts on (None: not copied)."""
-        return cc.column if cc.action == "add" else self.names.get(cc.column)
-
-    def after(self, cc: ColumnChange) -> TableMap:
-        """This map once ``cc`` is applied on both sides."""
-        name = self.target_name(cc)
-        if cc.action == "add":
-            if cc.ctype is None:
-                raise TaskError(f"table {self.label}: added column {cc.column} has no type")
-            return self._added(Column(cc.column, cc.ctype, cc.nullable))
-        if cc.action == "drop":
-            names = {s: t for s, t in self.names.items() if s != cc.column}
-            return TableMap(_without(self.source, cc.column), _without(self.target, name), names)
-        if cc.action == "rename":
-            new = cc.new_name or cc.column
-            names = {(new if s == cc.column else s): t for s, t in self.names.items()}
-            if name is not None:
-                names[new] = new
-            source = _renamed(self.source, cc.column, new)
-            return TableMap(source, _renamed(self.target, name, new), names)
-        assert cc.ctype is not None, "alter_type carries the new type"
-        ctype = cc.ctype
-        return TableMap(
-            _retyped(self.source, cc.column, ctype), _retyped(self.target, name, ctype), self.names
-        )
-
-    def _added(self, col: Column) -> TableMap:
-        source = replace(self.source, columns=(*_without(self.source, col.name).columns, col))
-        target = self.target
-        if col.name not in {c.name for c in target.columns}:
-            target = replace(target, columns=(*target.columns, col))
-        return TableMap(source, target, {**self.names, col.name: col.name})
-
-
-def _without(table: Table, name: str | None) -> Table:
-    key = tuple(k for k in table.primary_key if k != name)
-    return replace(
-        table, columns=_edit(table, lambda c: None if c.name == name else c), primary_key=key
-    )
-
-
-def _renamed(table: Table, old: str | None, new: str) -> Table:
-    if old is None:
-        return table
-    columns = _edit(table, lambda c: c.renamed(new) if c.name == old else c)
-    return replace(table, columns=columns, primary_key=_renamed_key(table.primary_key, old, new))
-
-
-def _retyped(table: Table, name: str | None, ctype: ColumnType) -> Table:
-    return replace(
-        table, columns=_edit(table, lambda c: replace(c, type=ctype) if c.name == name else c)
-    )
 
 
 # -- runs, rows and segments --------------------------------------------------
@@ -190,7 +60,7 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str | bytes) else str(value)
 
 
-def row_label(tmap: TableMap, change: Change) -> str:
+def row_label(tmap: ApplyPlan, change: Change) -> str:
     """The row a change addresses, for messages (``id=5``; the whole row without a key)."""
     if change.op is Op.INSERT or not change.key_columns:
         values = dict(zip(change.columns, change.values, strict=True))
@@ -207,7 +77,7 @@ def row_label(tmap: TableMap, change: Change) -> str:
 class _Run:
     """Consecutive changes of one table with one statement shape."""
 
-    tmap: TableMap
+    tmap: ApplyPlan
     op: Op
     cols: tuple[str, ...]  # source columns carrying new values (mapped, not UNCHANGED)
     keys: tuple[str, ...]  # source key columns addressing the old row (mapped)
@@ -232,12 +102,12 @@ class _Run:
         """True when every copied column has a new value (a full after-image)."""
         return set(self.cols) >= set(self.tmap.names)
 
-    def takes(self, tmap: TableMap, op: Op, cols: tuple[str, ...], keys: tuple[str, ...]) -> bool:
+    def takes(self, tmap: ApplyPlan, op: Op, cols: tuple[str, ...], keys: tuple[str, ...]) -> bool:
         same = self.tmap is tmap and self.op is op and self.cols == cols and self.keys == keys
         return same and len(self.changes) < RUN_LIMIT
 
 
-def _shape(tmap: TableMap, change: Change) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _shape(tmap: ApplyPlan, change: Change) -> tuple[tuple[str, ...], tuple[str, ...]]:
     names = tmap.names
     cols: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
@@ -386,7 +256,7 @@ class _Batch:
     """State of one target transaction, adopted by the applier once it commits."""
 
     idempotent: bool
-    maps: dict[TableKey, TableMap]
+    maps: dict[TableKey, ApplyPlan]
     suspended: set[str]
     errors: list[tuple[str, Op, str, str]] = field(default_factory=list)
 
@@ -408,9 +278,9 @@ class RowApplier(abc.ABC):
     ) -> None:
         self.target = target
         self.task = task
-        self.maps = {(p.source.schema, p.source.name): TableMap.of(p) for p in plans}
+        self.maps = {(p.source.schema, p.source.name): p for p in plans}
         self.policies = error_policies(policies)
-        self.on_error = on_error if on_error is not None else _log_error
+        self.on_error = on_error if on_error is not None else log_error
         self.suspended: set[str] = set()  # source tables skipped after SUSPEND_TABLE
         self.ready = False
 
@@ -456,7 +326,7 @@ class RowApplier(abc.ABC):
         return self.execute_each([(sql, tuple(r)) for r in rows], checked=False)
 
     @abc.abstractmethod
-    def alter_column(self, tmap: TableMap, cc: ColumnChange) -> None: ...
+    def alter_column(self, tmap: ApplyPlan, cc: ColumnChange) -> None: ...
 
     @abc.abstractmethod
     def ensure_checkpoints(self) -> None: ...
@@ -519,7 +389,7 @@ class RowApplier(abc.ABC):
         return sum(len(t.changes) for t in batch)
 
     def schema_changed(self, plan: ApplyPlan) -> None:
-        self.maps[(plan.source.schema, plan.source.name)] = TableMap.of(plan)
+        self.maps[(plan.source.schema, plan.source.name)] = plan
 
     def table_dropped(self, schema: str, table: str) -> None:
         self.maps.pop((schema, table), None)
@@ -583,7 +453,7 @@ class RowApplier(abc.ABC):
         if run is not None:
             self._flush(ctx, run)
 
-    def _alter(self, tmap: TableMap, change: Change) -> TableMap:
+    def _alter(self, tmap: ApplyPlan, change: Change) -> ApplyPlan:
         for cc in change.ddl:
             log.info("table %s: %s column %s", tmap.label, cc.action, cc.column)
             self.alter_column(tmap, cc)
@@ -618,7 +488,7 @@ class RowApplier(abc.ABC):
 
     def _columns(
         self,
-        tmap: TableMap,
+        tmap: ApplyPlan,
         cols: tuple[str, ...],
         rows: list[dict[str, Any]],
         labels: list[str],
@@ -630,7 +500,7 @@ class RowApplier(abc.ABC):
             self._reject(tmap, arrays, labels)
         return [self.stored(arrays[tmap.names[c]], tmap.target_type(tmap.names[c])) for c in cols]
 
-    def _reject(self, tmap: TableMap, arrays: dict[str, pa.Array[Any]], labels: list[str]) -> None:
+    def _reject(self, tmap: ApplyPlan, arrays: dict[str, pa.Array[Any]], labels: list[str]) -> None:
         """The target's full-load checks (values it cannot hold without altering them)."""
         batch = pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays))
         found = self.target.reject(tmap.target, batch)  # checks the columns the batch has
@@ -797,7 +667,7 @@ class RowApplier(abc.ABC):
 
 
 def target_array(
-    tmap: TableMap, column: str, values: list[Any], labels: list[str]
+    tmap: ApplyPlan, column: str, values: list[Any], labels: list[str]
 ) -> pa.Array[Any]:
     """Values of source ``column`` as an Arrow array of its target column's type, converted
     as the full load converts them (an exact cast only when the type changes)."""

@@ -36,6 +36,7 @@ from opendms.endpoints import (
     same_database,
     same_engine,
 )
+from opendms.endpoints.applyerrors import op_name
 from opendms.endpoints.base import Source, Target
 from opendms.endpoints.engine import (
     ApplyPathReporting,
@@ -172,11 +173,12 @@ class Replication:
         behavior = self.spec.task_settings.ErrorBehavior
         conflicts: Counter[str] = Counter()
 
-        def on_error(table: str, op: Any, key: str, message: str) -> None:
-            log.warning("table %s: %s of row %s skipped: %s", table, op, key, message)
-            self.store.data_error(self.spec.name, table, key, "", f"apply {op}: {message}")
-            if message.endswith("(SUSPEND_TABLE)"):
-                self.policies.apply_conflict_suspended(table, f"apply {op}: {message}")
+        def on_error(table: str, op: Op, key: str, reason: str) -> None:
+            name = op_name(op)
+            log.warning("table %s: %s of row %s skipped: %s", table, name, key, reason)
+            self.store.data_error(self.spec.name, table, key, "", f"apply {name}: {reason}")
+            if reason.endswith("(SUSPEND_TABLE)"):
+                self.policies.apply_conflict_suspended(table, f"apply {name}: {reason}")
             conflicts[table] += 1
             limit = behavior.ApplyErrorEscalationCount
             if limit and conflicts[table] == limit:

@@ -177,82 +177,24 @@ def file_extension(settings: LakeSettings) -> str:
 # -- a table's columns as the changes see them ----------------------------------------
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """A source table, its target table and the copied columns (source -> target)."""
-
-    source: Table
-    target: Table
-    names: dict[str, str]
-
-    @classmethod
-    def of(cls, plan: ApplyPlan) -> _Shape:
-        return cls(plan.source, plan.target, dict(plan.names))
-
-    def source_type(self, target_column: Column) -> ColumnType:
-        for src, tgt in self.names.items():
-            if tgt == target_column.name:
-                return self.source.column(src).type
-        return target_column.type
-
-    def after(self, cc: ColumnChange) -> _Shape:
-        """The shape after one column change (applying it twice changes nothing)."""
-        have = {c.name for c in self.source.columns}
-        if cc.action == "add" and cc.column not in have:
-            return self._add(cc)
-        if cc.action == "drop" and cc.column in have:
-            return self._drop(cc.column)
-        if cc.action == "alter_type" and cc.column in have and cc.ctype is not None:
-            return self._retype(cc.column, cc.ctype)
-        if cc.action == "rename" and cc.column in have and cc.new_name:
-            return self._rename(cc.column, cc.new_name)
-        return self
-
-    def _add(self, cc: ColumnChange) -> _Shape:
-        column = Column(cc.column, cc.ctype or ColumnType(Kind.STRING), cc.nullable)
-        source = replace(self.source, columns=(*self.source.columns, column))
-        target = self.target
-        if cc.column not in {c.name for c in target.columns}:
-            target = replace(target, columns=(*target.columns, column))
-        return _Shape(source, target, {**self.names, cc.column: cc.column})
-
-    def _drop(self, name: str) -> _Shape:
-        names = dict(self.names)
-        gone = names.pop(name, None)
-        source = replace(self.source, columns=_without(self.source.columns, name))
-        target = replace(self.target, columns=_without(self.target.columns, gone))
-        return _Shape(source, target, names)
-
-    def _retype(self, name: str, ctype: ColumnType) -> _Shape:
-        source = replace(self.source, columns=_retyped(self.source.columns, name, ctype))
-        tname = self.names.get(name)
-        target = replace(self.target, columns=_retyped(self.target.columns, tname, ctype))
-        return _Shape(source, target, self.names)
-
-    def _rename(self, old: str, new: str) -> _Shape:
-        names = {(new if s == old else s): t for s, t in self.names.items()}
-        source = _renamed(self.source, old, new)
-        target = self.target
-        if old in self.names:
-            names[new] = new
-            target = _renamed(target, self.names[old], new)
-        return _Shape(source, target, names)
+def _source_type(shape: ApplyPlan, target_column: Column) -> ColumnType:
+    """The source type of the column copied into ``target_column`` (its own type when
+    nothing is copied into it)."""
+    for src, tgt in shape.names.items():
+        if tgt == target_column.name:
+            return shape.source.column(src).type
+    return target_column.type
 
 
-def _without(columns: tuple[Column, ...], name: str | None) -> tuple[Column, ...]:
-    return tuple(c for c in columns if c.name != name)
-
-
-def _retyped(
-    columns: tuple[Column, ...], name: str | None, ctype: ColumnType
-) -> tuple[Column, ...]:
-    return tuple(replace(c, type=ctype) if c.name == name else c for c in columns)
-
-
-def _renamed(table: Table, old: str, new: str) -> Table:
-    columns = tuple(c.renamed(new) if c.name == old else c for c in table.columns)
-    key = tuple(new if k == old else k for k in table.primary_key)
-    return replace(table, columns=columns, primary_key=key)
+def _after(shape: ApplyPlan, cc: ColumnChange) -> ApplyPlan:
+    """The table pair after one column change (:meth:`ApplyPlan.after`; applying it twice
+    changes nothing); an added column without a type lands as text, a retype without
+    one changes nothing."""
+    if cc.ctype is None and cc.action == "alter_type":
+        return shape
+    if cc.ctype is None and cc.action == "add":
+        cc = replace(cc, ctype=ColumnType(Kind.STRING))
+    return shape.after(cc)
 
 
 # -- rows of one file -----------------------------------------------------------------
@@ -262,7 +204,7 @@ def _renamed(table: Table, old: str, new: str) -> Table:
 class _Segment:
     """Rows of one table under one column set: one file."""
 
-    shape: _Shape
+    shape: ApplyPlan
     ops: list[str] = field(default_factory=list)
     stamps: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -280,7 +222,7 @@ class _Segment:
 
     def _array(self, column: Column) -> pa.Array[Any]:
         values = [None if (v := row.get(column.name)) is UNCHANGED else v for row in self.rows]
-        source = self.shape.source_type(column)
+        source = _source_type(self.shape, column)
         table = self.shape.target.qualified
         try:
             array = pa.array(values, arrow_type(source))
@@ -373,7 +315,7 @@ class LakeApplier:
         self.target = target
         self.task = task
         self.settings = target.settings
-        self.shapes = {(p.source.schema, p.source.name): _Shape.of(p) for p in plans}
+        self.shapes = {(p.source.schema, p.source.name): p for p in plans}
         self.store = CheckpointStore(target, task)
         self.checkpoint = self.store.load()
         self.truncates: Counter[str] = Counter()  # TRUNCATEs applied (files removed)
@@ -423,7 +365,7 @@ class LakeApplier:
         return sum(len(t.changes) for t in batch)
 
     def schema_changed(self, plan: ApplyPlan) -> None:
-        self.shapes[(plan.source.schema, plan.source.name)] = _Shape.of(plan)
+        self.shapes[(plan.source.schema, plan.source.name)] = plan
 
     def table_dropped(self, schema: str, table: str) -> None:
         self.shapes.pop((schema, table), None)
@@ -444,7 +386,7 @@ class LakeApplier:
     def _segments(
         self,
         batch: list[Transaction],
-        shapes: dict[tuple[str, str], _Shape],
+        shapes: dict[tuple[str, str], ApplyPlan],
         truncated: set[tuple[str, str]],
     ) -> dict[tuple[str, str], list[_Segment]]:
         """The batch's rows per table, a new segment wherever a DDL changes its columns
@@ -471,7 +413,7 @@ class LakeApplier:
                         self._add(out.setdefault(key, [_Segment(shape)]), shape, stamp, wanted)
         return {k: [s for s in v if s.rows] for k, v in out.items() if any(s.rows for s in v)}
 
-    def _truncated(self, shape: _Shape) -> _Segment:
+    def _truncated(self, shape: ApplyPlan) -> _Segment:
         """A TRUNCATE: the table's segment starts over empty (counted, said at close)."""
         if self.settings.PreserveTransactions:
             log.warning(
@@ -482,7 +424,7 @@ class LakeApplier:
         return _Segment(shape)
 
     def _add(
-        self, segs: list[_Segment], shape: _Shape, stamp: str, wanted: list[tuple[str, Any]]
+        self, segs: list[_Segment], shape: ApplyPlan, stamp: str, wanted: list[tuple[str, Any]]
     ) -> None:
         """One change's rows onto the table's last segment; with PreserveTransactions, rows
         of another table in between start a new run, so the files keep commit order."""
@@ -495,7 +437,7 @@ class LakeApplier:
         for op, row in wanted:
             segs[-1].add(op, stamp, row)
 
-    def _rows(self, shape: _Shape, change: Change) -> list[tuple[str, dict[str, Any]]]:
+    def _rows(self, shape: ApplyPlan, change: Change) -> list[tuple[str, dict[str, Any]]]:
         """(Op letter, row by target column) for one row change."""
         old = change.before()
         before = _image(shape, old)
@@ -510,7 +452,7 @@ class LakeApplier:
             return [("D", before), ("U", after)]
         return [("U", after)]
 
-    def _check_known(self, shape: _Shape, new: dict[str, Any]) -> None:
+    def _check_known(self, shape: ApplyPlan, new: dict[str, Any]) -> None:
         """Warn (once per table) when an update lacks some of the after-image."""
         sent = {c for c, v in new.items() if v is not UNCHANGED}
         missing = sorted(set(shape.names) - sent)
@@ -599,10 +541,10 @@ class LakeApplier:
         self.checkpoint = checkpoint
 
 
-def _after_ddl(shape: _Shape, change: Change, segments: list[_Segment]) -> _Shape:
+def _after_ddl(shape: ApplyPlan, change: Change, segments: list[_Segment]) -> ApplyPlan:
     """Apply a DDL change's column changes; later rows go to a segment of the new shape."""
     for cc in change.ddl:
-        shape = shape.after(cc)
+        shape = _after(shape, cc)
     if segments and not segments[-1].rows:
         segments[-1] = _Segment(shape)
     else:
@@ -614,7 +556,7 @@ def _pairs(change: Change) -> zip[tuple[str, Any]]:
     return zip(change.columns, change.values, strict=True)
 
 
-def _image(shape: _Shape, row: dict[str, Any]) -> dict[str, Any]:
+def _image(shape: ApplyPlan, row: dict[str, Any]) -> dict[str, Any]:
     """A source row by target column names (values the source did not send stay
     UNCHANGED: NULL in the files, or ``CsvNoSupValue``)."""
     out: dict[str, Any] = {}
@@ -625,7 +567,7 @@ def _image(shape: _Shape, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _key_changed(shape: _Shape, change: Change) -> bool:
+def _key_changed(shape: ApplyPlan, change: Change) -> bool:
     """True when an update moves the row to another key (old key values differ)."""
     identity = shape.source.primary_key or change.key_columns
     old = dict(zip(change.key_columns, change.key, strict=True))

@@ -33,6 +33,7 @@ from typing import Any
 import pyarrow as pa
 
 from opendms.cdc import ApplyPlan, ColumnChange
+from opendms.endpoints.applyerrors import OnError
 from opendms.endpoints.mysql.conn import connect, pymysql_module, translate
 from opendms.endpoints.mysql.source import quote
 from opendms.endpoints.mysql.target import MySQLTarget
@@ -41,12 +42,10 @@ from opendms.endpoints.mysql.types import cast_type, key_lengths, to_mysql
 from opendms.endpoints.mysql.values import is_bit
 from opendms.endpoints.rowapply import (
     CHECKPOINTS,
-    OnError,
     Result,
     RowApplier,
     StatementError,
     Stmt,
-    TableMap,
 )
 from opendms.errors import TableError
 from opendms.model import Column, ColumnType, Kind, Table
@@ -332,7 +331,7 @@ class MySqlApplier(RowApplier):
 
     # -- DDL --
 
-    def alter_column(self, tmap: TableMap, cc: ColumnChange) -> None:
+    def alter_column(self, tmap: ApplyPlan, cc: ColumnChange) -> None:
         """Column DDL (commits implicitly), skipped when already done."""
         name = tmap.target_name(cc)
         if name is None:

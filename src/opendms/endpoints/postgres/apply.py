@@ -8,7 +8,7 @@ crash the target either has the batch and its position or neither.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,13 +16,13 @@ import psycopg
 import pyarrow as pa
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
+from opendms.endpoints.applyerrors import ApplyErrorPolicy, OnError, error_policies, op_name
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect, sqlstate, translate
 from opendms.endpoints.postgres.netchanges import net_changes
 from opendms.endpoints.postgres.stage import STAGE_MIN, ApplyPaths, MissingRowsError, staged
 from opendms.endpoints.postgres.types import quote_ident, to_pg
 from opendms.endpoints.pyvalues import iso_interval
-from opendms.endpoints.rowapply import TableMap as RowMap
 from opendms.errors import ConnectError, DataError, TableError, TaskError
 from opendms.model import Kind, Table
 
@@ -36,12 +36,11 @@ CREATE TABLE IF NOT EXISTS opendms.checkpoints (
 """
 
 
-OnError = Callable[[str, Any, str, str], None]
-DEFAULT_POLICIES = {"insert": "LOG_ERROR", "update": "LOG_ERROR", "delete": "IGNORE_RECORD"}
 # not-null and check violations: one record's data; undefined table/column, a type that
 # does not match, no privilege: the table
 _RECORD_STATES = frozenset({"23502", "23514"})
 _TABLE_STATES = frozenset({"42P01", "42703", "42804", "42501", "42883"})
+Skipped = tuple[str, Op, str, str]  # what OnError is told, once the batch committed
 CHECKPOINT_SQL = (
     "INSERT INTO opendms.checkpoints (task, position, applied_at) VALUES (%s, %s, now()) "
     "ON CONFLICT (task) DO UPDATE SET position = excluded.position, applied_at = now()"
@@ -49,8 +48,9 @@ CHECKPOINT_SQL = (
 
 
 @dataclass(frozen=True)
-class TableMap:
-    """How a source table's changes land on its target table."""
+class TableSql:
+    """What statements on a table's target need: its quoted name, the SQL type of each
+    column's text value, the key changes fold on (built from the table's ApplyPlan)."""
 
     target: Table
     names: dict[str, str]  # source column -> target column (copied columns only)
@@ -64,13 +64,13 @@ class TableMap:
         return f"{quote_ident(self.target.schema)}.{quote_ident(self.target.name)}"
 
 
-def table_map(target: Table, names: dict[str, str], same_engine: bool) -> TableMap:
+def table_map(target: Table, names: dict[str, str], same_engine: bool) -> TableSql:
     casts = {
         c.name: "" if c.type.kind is Kind.ENUM and not same_engine else to_pg(c.type, same_engine)
         for c in target.columns
     }
     converts = any(c.type.kind in (Kind.INTERVAL, Kind.ARRAY) for c in target.columns)
-    return TableMap(target, names, casts, _fold_key(target, names), converts=converts)
+    return TableSql(target, names, casts, _fold_key(target, names), converts=converts)
 
 
 def _fold_key(target: Table, names: dict[str, str]) -> tuple[str, ...]:
@@ -83,12 +83,12 @@ def _fold_key(target: Table, names: dict[str, str]) -> tuple[str, ...]:
     return tuple(source_of[k] for k in target.primary_key)
 
 
-def _param(tmap: TableMap, column: str) -> str:
+def _param(tmap: TableSql, column: str) -> str:
     cast = tmap.casts[column]
     return f"%s::{cast}" if cast else "%s"  # no cast: the server infers (enum types)
 
 
-def statement(tmap: TableMap, change: Change) -> tuple[str, list[Any]]:
+def statement(tmap: TableSql, change: Change) -> tuple[str, list[Any]]:
     """SQL and parameters for one change (the SQL is built once per change shape)."""
     if change.op is Op.TRUNCATE:
         return f"TRUNCATE {tmap.qualified}", []
@@ -97,7 +97,7 @@ def statement(tmap: TableMap, change: Change) -> tuple[str, list[Any]]:
     return sql, [values[i] for i in keep] + [key[i] for i in keys]
 
 
-def _shape(tmap: TableMap, change: Change) -> _Built:
+def _shape(tmap: TableSql, change: Change) -> _Built:
     values = change.values
     unchanged = tuple(v is UNCHANGED for v in values) if UNCHANGED in values else ()
     shape = (change.op, change.columns, unchanged, change.key_columns, _nulls(change.key))
@@ -114,7 +114,7 @@ def _nulls(key: tuple[Any, ...]) -> tuple[bool, ...]:
 _Built = tuple[str, list[int], list[int]]
 
 
-def _build(tmap: TableMap, change: Change, unchanged: tuple[bool, ...]) -> _Built:
+def _build(tmap: TableSql, change: Change, unchanged: tuple[bool, ...]) -> _Built:
     """SQL of a change shape, the indexes of its values and of its key values."""
     keep = [
         i
@@ -145,7 +145,7 @@ def _build(tmap: TableMap, change: Change, unchanged: tuple[bool, ...]) -> _Buil
 
 def apply_batch(
     conn: Any,
-    maps: dict[tuple[str, str], TableMap],
+    maps: dict[tuple[str, str], TableSql],
     batch: list[Transaction],
     checkpoint: tuple[str, str],
     paths: ApplyPaths | None = None,
@@ -209,7 +209,7 @@ class _Pipeline:
 def _apply_changes(
     conn: Any,
     cur: Any,
-    maps: dict[tuple[str, str], TableMap],
+    maps: dict[tuple[str, str], TableSql],
     changes: list[Change],
     paths: ApplyPaths,
     strict: frozenset[Op] = frozenset(),
@@ -240,11 +240,11 @@ def _apply_changes(
         raise MissingRowsError(f"{sum(n for n in missing if n > 0)} row(s) missing")
 
 
-Run = tuple[TableMap, _Built, list[Change]]
+Run = tuple[TableSql, _Built, list[Change]]
 _TRUNCATE: list[int] = []
 
 
-def _runs(maps: dict[tuple[str, str], TableMap], changes: list[Change]) -> Iterator[Run]:
+def _runs(maps: dict[tuple[str, str], TableSql], changes: list[Change]) -> Iterator[Run]:
     """Consecutive changes with the same SQL: (map, built shape, changes)."""
     run: list[Change] = []
     built: _Built = ("", [], [])
@@ -300,7 +300,7 @@ def _python_params(change: Change) -> Change:
     )
 
 
-def upsert_statements(tmap: TableMap, change: Change) -> list[tuple[str, list[Any]]]:
+def upsert_statements(tmap: TableSql, change: Change) -> list[tuple[str, list[Any]]]:
     """Idempotent form of one change: the row may already be in the target.
 
     Insert -> insert or update by primary key (or insert when no identical row
@@ -336,7 +336,7 @@ def upsert_statements(tmap: TableMap, change: Change) -> list[tuple[str, list[An
     return out
 
 
-def ddl_statements(tmap: TableMap, change: Change, same_engine: bool) -> list[str]:
+def ddl_statements(tmap: TableSql, change: Change, same_engine: bool) -> list[str]:
     """ALTER TABLE statements for a source column change (safe to run twice)."""
     out = []
     for cc in change.ddl:
@@ -355,7 +355,7 @@ def ddl_statements(tmap: TableMap, change: Change, same_engine: bool) -> list[st
     return stmts
 
 
-def _rename(tmap: TableMap, old: str, new: str) -> str:
+def _rename(tmap: TableSql, old: str, new: str) -> str:
     """A rename that does nothing when it already happened (a retried batch)."""
     regclass = _literal(tmap.qualified)
     return (
@@ -386,14 +386,15 @@ class PgApplier:
         self.task, self.same_engine, self.python = task, same_engine, value_form == "python"
         self.url = url
         self.paths = ApplyPaths()
-        self.policies = {**DEFAULT_POLICIES, **(policies or {})}
+        self.policies = error_policies(policies)
         # the ops whose missing rows a policy must see (IGNORE_RECORD skips them quietly)
         ops = {"update": Op.UPDATE, "delete": Op.DELETE}
-        self.strict = frozenset(o for k, o in ops.items() if self.policies[k] != "IGNORE_RECORD")
+        quiet = ApplyErrorPolicy.IGNORE_RECORD
+        self.strict = frozenset(o for k, o in ops.items() if self.policies[k] is not quiet)
         self.on_error = on_error
         self.suspended: set[tuple[str, str]] = set()
         self.conn = connect(url, autocommit=True)
-        self.plans = {(p.source.schema, p.source.name): RowMap.of(p) for p in plans}
+        self.plans = {(p.source.schema, p.source.name): p for p in plans}
         self.maps = {
             key: table_map(p.target, p.names, same_engine) for key, p in self.plans.items()
         }
@@ -449,7 +450,7 @@ class PgApplier:
                 return applied
             except (psycopg.errors.IntegrityError, MissingRowsError):
                 self.paths.redone += 1  # a change conflicts: redo the batch one at a time
-        skipped: list[tuple[str, str, str, str]] = []
+        skipped: list[Skipped] = []
         with self.conn.transaction(), self.conn.cursor() as cur:
             for txn in batch:
                 for change in txn.changes:
@@ -461,9 +462,7 @@ class PgApplier:
                 self.on_error(table, op, key, message)
         return sum(len(t.changes) for t in batch)
 
-    def _careful(
-        self, cur: Any, change: Change, idempotent: bool, skipped: list[tuple[str, str, str, str]]
-    ) -> None:
+    def _careful(self, cur: Any, change: Change, idempotent: bool, skipped: list[Skipped]) -> None:
         tmap = self.maps.get((change.schema, change.table))
         if tmap is None or (change.schema, change.table) in self.suspended:
             return
@@ -480,7 +479,7 @@ class PgApplier:
         if problem is not None:
             self._policy(cur, tmap, change, problem, skipped)
 
-    def _one(self, cur: Any, tmap: TableMap, change: Change) -> str | None:
+    def _one(self, cur: Any, tmap: TableSql, change: Change) -> str | None:
         """Run one change under a savepoint; what went wrong, or None."""
         sql, args = statement(tmap, change)
         try:
@@ -495,12 +494,12 @@ class PgApplier:
     def _policy(
         self,
         cur: Any,
-        tmap: TableMap,
+        tmap: TableSql,
         change: Change,
         problem: str,
-        skipped: list[tuple[str, str, str, str]],
+        skipped: list[Skipped],
     ) -> None:
-        kind = {Op.INSERT: "insert", Op.UPDATE: "update"}.get(change.op, "delete")
+        kind = op_name(change.op)
         policy = self.policies[kind]
         table = f"{change.schema}.{change.table}"
         key = ", ".join(f"{c}={v}" for c, v in zip(change.key_columns, change.key, strict=True))
@@ -509,16 +508,16 @@ class PgApplier:
             for c, v in zip(change.columns, change.values, strict=True)
             if c in tmap.target.primary_key
         )
-        if policy == "STOP_TASK":
+        if policy is ApplyErrorPolicy.STOP_TASK:
             raise TaskError(f"table {table}: {kind} of row ({key}) failed: {problem}")
-        if policy == "INSERT_RECORD" and UNCHANGED not in change.values:
+        if policy is ApplyErrorPolicy.INSERT_RECORD and UNCHANGED not in change.values:
             for sql, args in upsert_statements(tmap, change):
                 cur.execute(sql, args)
             return
-        if policy == "SUSPEND_TABLE":
+        if policy is ApplyErrorPolicy.SUSPEND_TABLE:
             self.suspended.add((change.schema, change.table))
-        if policy != "IGNORE_RECORD":
-            skipped.append((table, kind, key, f"{problem} ({policy})"))
+        if policy is not ApplyErrorPolicy.IGNORE_RECORD:
+            skipped.append((table, change.op, key, f"{problem} ({policy})"))
 
     def _adapt(self, change: Change) -> Change:
         tmap = self.maps.get((change.schema, change.table))
@@ -537,7 +536,7 @@ class PgApplier:
 
     def schema_changed(self, plan: ApplyPlan) -> None:
         key = (plan.source.schema, plan.source.name)
-        self.plans[key] = RowMap.of(plan)
+        self.plans[key] = plan
         self.maps[key] = table_map(plan.target, plan.names, self.same_engine)
 
     def table_dropped(self, schema: str, table: str) -> None:

@@ -10,16 +10,15 @@ from typing import Any
 import pyarrow as pa
 
 from opendms.cdc import ApplyPlan, ColumnChange
+from opendms.endpoints.applyerrors import OnError
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.pyvalues import python_values
 from opendms.endpoints.rowapply import (
     CHECKPOINTS,
-    OnError,
     Result,
     RowApplier,
     StatementError,
     Stmt,
-    TableMap,
 )
 from opendms.endpoints.sqlite import database_path
 from opendms.endpoints.sqlite.source import quote
@@ -177,7 +176,7 @@ class SqliteApplier(RowApplier):
 
     # -- DDL --
 
-    def alter_column(self, tmap: TableMap, cc: ColumnChange) -> None:
+    def alter_column(self, tmap: ApplyPlan, cc: ColumnChange) -> None:
         """Column DDL, skipped when already done (SQLite DDL is transactional)."""
         name = tmap.target_name(cc)
         if name is None:
