@@ -84,6 +84,7 @@ import pyarrow.fs as pafs
 
 from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import PrepMode
+from opendms.endpoints.changerecords import with_op_and_time
 from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending
 from opendms.endpoints.lake.nosup import mark_not_sent
 from opendms.endpoints.lake.settings import LakeSettings, nosup_value
@@ -275,14 +276,10 @@ class _CdcEncoder(LakeWriter):
             arrays = self._csv_arrays(batch, names)
         else:
             arrays = [self._parquet_safe(a, n) for a, n in zip(batch.columns, names, strict=True)]
-        segment = self.segment
-        if self.settings.TimestampColumnName:
-            arrays.insert(0, pa.array(segment.stamps, pa.string()))
-            names.insert(0, self.settings.TimestampColumnName)
-        if cdc_has_op(self.settings):
-            arrays.insert(0, pa.array(segment.ops, pa.string()))
-            names.insert(0, "Op")
-        return pa.RecordBatch.from_arrays(arrays, names=names)
+        segment, column = self.segment, self.settings.TimestampColumnName
+        ops = segment.ops if cdc_has_op(self.settings) else None
+        stamps = (column, segment.stamps) if column else None
+        return with_op_and_time(arrays, names, ops, stamps)
 
     def _csv_arrays(self, batch: pa.RecordBatch, names: list[str]) -> list[pa.Array[Any]]:
         """The segment's rows (the whole ``batch``) as CSV-ready columns, values the source

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from opendms.endpoints.changerecords import OP_COLUMN
 from opendms.endpoints.lake.settings import LakeSettings
 
 if TYPE_CHECKING:
@@ -51,5 +52,5 @@ def decorate(segment: _Segment, arrays: list[pa.Array[Any]], names: list[str]) -
         pa.array([table.schema] * n, pa.string()),
     ]
     return pa.RecordBatch.from_arrays(
-        front + arrays, names=["Op", "table_name", "schema_name", *names]
+        front + arrays, names=[OP_COLUMN, "table_name", "schema_name", *names]
     )
