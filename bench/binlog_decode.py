@@ -7,7 +7,7 @@ On a private MariaDB (or ``--url``), fills a ``trips`` table (bench/trips.py),
 runs one UPDATE of every row and times reading that transaction's row events:
 
 (a) ``pymysqlreplication.BinLogStreamReader`` (only UpdateRowsEvent, reading rows);
-(b) opendms's MySqlCapture stream (network + decode + Change objects);
+(b) opendms's MySqlChangeSource stream (network + decode + Change objects);
 (c) opendms's BinlogDecoder alone on events already received (pure decode).
 
 The functions are importable (bench/cdc.py): each returns (rows, seconds).
@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: t
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import BenchError, smoke_option, smoke_sizes
-from opendms.cdc import BinlogPosition, Op
+from opendms.changes import BinlogPosition, Op
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
 from opendms.endpoints.mysql.binlogclient import BinlogClient
-from opendms.endpoints.mysql.capture import MySqlCapture
+from opendms.endpoints.mysql.changesource import MySqlChangeSource
 from opendms.endpoints.mysql.conn import connect
 from opendms.model import TableRef
 from trips import mysql_ddl, mysql_fill
@@ -52,7 +52,7 @@ def _execute(url: str, *sql: str) -> list[tuple[Any, ...]]:
 
 def position(url: str) -> BinlogPosition:
     """The server's current binlog end."""
-    pos = MySqlCapture(EndpointURL.parse(url), "bench-position").current_position()
+    pos = MySqlChangeSource(EndpointURL.parse(url), "bench-position").current_position()
     assert isinstance(pos, BinlogPosition)
     return pos
 
@@ -104,9 +104,9 @@ def decode_with_mysql_replication(
 def decode_with_opendms(
     url: str, start: BinlogPosition, end: BinlogPosition, table: str = "trips"
 ) -> tuple[int, float]:
-    """Rows of the UPDATE through MySqlCapture.stream (network, decode, Change objects)."""
+    """Rows of the UPDATE through MySqlChangeSource.stream (network, decode, Change objects)."""
     endpoint = EndpointURL.parse(url)
-    capture = MySqlCapture(endpoint, "bench-binlog-decode")
+    capture = MySqlChangeSource(endpoint, "bench-binlog-decode")
     capture.prepare([TableRef(endpoint.database, table)])
     stop = threading.Event()
     rows = 0
@@ -188,7 +188,7 @@ def run(url: str, rows: int) -> None:
     print(f"\n{'reader':<42}{'rows':>9}{'seconds':>9}{'rows/s':>10}")
     for name, n, secs in (
         ("mysql-replication BinLogStreamReader", theirs, their_s),
-        ("opendms MySqlCapture.stream", ours, our_s),
+        ("opendms MySqlChangeSource.stream", ours, our_s),
         ("opendms BinlogDecoder (events in memory)", pure, pure_s),
     ):
         print(f"{name:<42}{n:>9}{secs:>9.2f}{n / secs:>10.0f}")

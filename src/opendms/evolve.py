@@ -1,5 +1,5 @@
 """Column changes on a source table and its target table, written once: how a table
-pair (an :class:`~opendms.cdc.ApplyPlan`: source, target, copied columns) looks after a
+pair (an :class:`~opendms.changes.ApplyPlan`: source, target, copied columns) looks after a
 captured ``ADD``/``DROP``/``RENAME``/``ALTER TYPE``. ``ApplyPlan.after`` is the way in;
 the CDC engine follows the source with it and every applier what it applied."""
 
@@ -14,7 +14,7 @@ from opendms.model import Column, ColumnType, Table
 
 
 class ColumnEdit(Protocol):
-    """A column change as :class:`opendms.cdc.ColumnChange` carries it."""
+    """A column change as :class:`opendms.changes.ColumnChange` carries it."""
 
     @property
     def action(self) -> Literal["add", "drop", "alter_type", "rename"]: ...

@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from opendms.cdc import Change, Op
-from opendms.endpoints import open_capture, open_source
+from opendms.changes import Change, Op
+from opendms.endpoints import open_change_source, open_source
 from opendms.endpoints.base import EndpointURL
 from opendms.model import ReadPlan
 from tests.conformance.conftest import Endpoint, needs
@@ -64,7 +64,7 @@ def test_capture_sees_insert_update_delete(endpoint: Endpoint, source_url: str) 
     source = open_source(source_url)
     refs = [r for r in source.list_tables() if r.name == "kv"]
     source.close()
-    capture = open_capture(EndpointURL.parse(source_url), "conformance")
+    capture = open_change_source(EndpointURL.parse(source_url), "conformance")
     try:
         capture.prepare(refs)
         start, _ = capture.start()

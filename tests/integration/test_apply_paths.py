@@ -101,13 +101,13 @@ def test_a_quiet_postgres_stream_reports_idle_at_once(pg_db: str) -> None:
     import threading
     import time
 
-    from opendms.cdc import Op
+    from opendms.changes import Op
     from opendms.endpoints.base import EndpointURL
-    from opendms.endpoints.postgres.replication import IDLE_WAIT, PgReplication
+    from opendms.endpoints.postgres.changesource import IDLE_WAIT, PgChangeSource
     from opendms.model import TableRef
 
     _source(pg_db, 10)
-    capture = PgReplication(EndpointURL.parse(pg_db), "idle")
+    capture = PgChangeSource(EndpointURL.parse(pg_db), "idle")
     capture.prepare([TableRef("public", "items")])
     start, _ = capture.start()
     capture.release_snapshot()
@@ -139,7 +139,7 @@ def test_a_quiet_mysql_stream_reports_idle_at_once(mysql_db: str) -> None:
     import time
 
     from opendms.endpoints.base import EndpointURL
-    from opendms.endpoints.mysql.capture import IDLE_WAIT, MySqlCapture
+    from opendms.endpoints.mysql.changesource import IDLE_WAIT, MySqlChangeSource
     from opendms.model import TableRef
     from tests.support.sql import connect, query
 
@@ -147,7 +147,7 @@ def test_a_quiet_mysql_stream_reports_idle_at_once(mysql_db: str) -> None:
     query(conn, "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL)")
     query(conn, "INSERT INTO items VALUES (1, 0)")
     url = EndpointURL.parse(mysql_db)
-    capture = MySqlCapture(url, "idle")
+    capture = MySqlChangeSource(url, "idle")
     capture.prepare([TableRef(url.database, "items")])
     start, _ = capture.start()
     stop = threading.Event()

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from opendms.cdc import (
+from opendms.changes import (
     UNCHANGED,
     ApplyPlan,
     Change,
@@ -30,7 +30,7 @@ from opendms.cdc import (
     SeqPosition,
     Transaction,
 )
-from opendms.endpoints.applyerrors import error_policies
+from opendms.endpoints.apply.policy import error_policies
 from opendms.endpoints.base import EndpointURL, PrepMode
 from opendms.endpoints.mysql.apply import MySqlApplier
 from opendms.endpoints.mysql.engine import ENGINE as MYSQL_ENGINE

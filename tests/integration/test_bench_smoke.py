@@ -57,7 +57,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "binlog_decode.py": (
         [],
         ["mysql"],
-        [r"opendms MySqlCapture\.stream +2000", r"stream ratio: [\d.]+x"],
+        [r"opendms MySqlChangeSource\.stream +2000", r"stream ratio: [\d.]+x"],
     ),
     "expressions.py": (
         [],

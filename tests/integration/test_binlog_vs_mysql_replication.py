@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pytest
 
-from opendms.cdc import BinlogPosition, Change, Op
+from opendms.changes import BinlogPosition, Change, Op
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
 from opendms.endpoints.mysql.binlogclient import BinlogClient
-from opendms.endpoints.mysql.capture import MySqlCapture
+from opendms.endpoints.mysql.changesource import MySqlChangeSource
 from opendms.endpoints.mysql.conn import connect
 
 Image = dict[str, Any]
@@ -279,7 +279,7 @@ def _update(key: int, row: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _position(url: str) -> BinlogPosition:
-    pos = MySqlCapture(EndpointURL.parse(url), "vs-mysql-replication").current_position()
+    pos = MySqlChangeSource(EndpointURL.parse(url), "vs-mysql-replication").current_position()
     assert isinstance(pos, BinlogPosition)
     return pos
 

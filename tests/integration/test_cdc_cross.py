@@ -413,9 +413,9 @@ def test_mysql_writes_during_full_load(my_source: str, pg_db: str, tmp_path: Pat
 
 
 def _binlog_position(url: str) -> str:
-    from opendms.endpoints.mysql.capture import MySqlCapture
+    from opendms.endpoints.mysql.changesource import MySqlChangeSource
 
-    capture = MySqlCapture(EndpointURL.parse(url), "probe")
+    capture = MySqlChangeSource(EndpointURL.parse(url), "probe")
     try:
         return str(capture.current_position())
     finally:

@@ -26,9 +26,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from opendms.cdc import LSN, UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.changes import LSN, UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import EndpointURL, PrepMode
-from opendms.endpoints.lake.cdc import LakeApplier
+from opendms.endpoints.lake.apply import LakeApplier
 from opendms.endpoints.lake.engine import ENGINE as LAKE
 from opendms.endpoints.lake.settings import LakeSettings, lake_settings
 from opendms.endpoints.lake.target import LakeTarget

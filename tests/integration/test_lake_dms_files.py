@@ -330,7 +330,7 @@ def test_an_old_place_checkpoint_is_moved_on_s3(
 def test_a_pending_batch_survives_the_move(tmp_path: Path) -> None:
     """Exactly once across the move: the pending batch of a crash comes along."""
     from opendms.endpoints.base import EndpointURL
-    from opendms.endpoints.lake.cdc import LakeApplier
+    from opendms.endpoints.lake.apply import LakeApplier
     from opendms.endpoints.lake.engine import ENGINE as LAKE
 
     old = tmp_path / "lake/opendms_checkpoints/t.json"

@@ -254,14 +254,14 @@ def test_database_target_ends_with_the_filtered_rows(
 
 def test_sqlite_capture_change_carries_the_old_row(tmp_path: Path) -> None:
     """The SQLite capture's delete carries the whole old row next to its key when asked."""
-    from opendms.endpoints import open_capture
+    from opendms.endpoints import open_change_source
     from opendms.model import TableRef
 
     db = tmp_path / "src.db"
     with sqlite3.connect(db) as conn:
         conn.executescript(";".join(SETUP[1:4:2]))
     conn.close()
-    capture = open_capture(EndpointURL.parse(f"sqlite:///{db}"), "t")
+    capture = open_change_source(EndpointURL.parse(f"sqlite:///{db}"), "t")
     try:
         capture.prepare([TableRef("main", "orders")])
         capture.old_rows = {("main", "orders")}

@@ -13,10 +13,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
+from opendms.changes import BinlogPosition, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.binlog.events import ZERO_DATE
-from opendms.endpoints.mysql.capture import MySqlCapture, check_settings
+from opendms.endpoints.mysql.changesource import MySqlChangeSource, check_settings
 from opendms.endpoints.mysql.conn import connect
 from opendms.endpoints.mysql.source import MySQLSource
 from opendms.errors import PrivilegeError, TaskError
@@ -167,14 +167,16 @@ def _insert(url: str, table: str, row: dict[str, Any]) -> None:
     _execute(url, f"INSERT INTO {table} ({names}) VALUES ({marks})", args=list(row.values()))
 
 
-def _capture(url: str, *tables: str, task: str = "test") -> MySqlCapture:
+def _capture(url: str, *tables: str, task: str = "test") -> MySqlChangeSource:
     endpoint = EndpointURL.parse(url)
-    capture = MySqlCapture(endpoint, f"{task}-{endpoint.database}")
+    capture = MySqlChangeSource(endpoint, f"{task}-{endpoint.database}")
     capture.prepare([TableRef(endpoint.database, t) for t in tables])
     return capture
 
 
-def _drain(capture: MySqlCapture, start: BinlogPosition, limit: float = 30) -> list[Transaction]:
+def _drain(
+    capture: MySqlChangeSource, start: BinlogPosition, limit: float = 30
+) -> list[Transaction]:
     """Every transaction after ``start`` until the stream is caught up."""
     stop = threading.Event()
     stream = capture.stream(start, stop)
@@ -197,7 +199,7 @@ def _changes(txns: list[Transaction]) -> list[Change]:
     return [c for t in txns for c in t.changes]
 
 
-def _position(capture: MySqlCapture) -> BinlogPosition:
+def _position(capture: MySqlChangeSource) -> BinlogPosition:
     pos = capture.current_position()
     assert isinstance(pos, BinlogPosition)
     return pos

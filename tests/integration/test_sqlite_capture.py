@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 
 from opendms.arrowutil import read_rejections
-from opendms.cdc import LSN, Change, ColumnChange, Op, SeqPosition, Transaction
+from opendms.changes import LSN, Change, ColumnChange, Op, SeqPosition, Transaction
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.sqlite.capture import SqliteCapture, capture_names, trigger_name
+from opendms.endpoints.sqlite.changesource import SqliteChangeSource, capture_names, trigger_name
 from opendms.endpoints.sqlite.source import SQLiteSource
 from opendms.errors import EndpointError, TaskError
 from opendms.model import Kind, ReadPlan, T, TableRef
 from tests.integration.everything import create_sqlite
 
 # the module itself (the package may export a function of the same name)
-capture_module = importlib.import_module("opendms.endpoints.sqlite.capture")
+capture_module = importlib.import_module("opendms.endpoints.sqlite.changesource")
 
 KINDS_DDL = """
 CREATE TABLE kinds (
@@ -114,13 +114,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
 
-def _capture(path: Path, *tables: str, task: str = "cap") -> SqliteCapture:
-    cap = SqliteCapture(_url(path), task)
+def _capture(path: Path, *tables: str, task: str = "cap") -> SqliteChangeSource:
+    cap = SqliteChangeSource(_url(path), task)
     cap.prepare([TableRef("main", t) for t in tables])
     return cap
 
 
-def _drain(cap: SqliteCapture, start: SeqPosition) -> list[Transaction]:
+def _drain(cap: SqliteChangeSource, start: SeqPosition) -> list[Transaction]:
     """Every transaction the stream delivers up to the end of the change table."""
     stop = threading.Event()
     out: list[Transaction] = []
@@ -132,7 +132,7 @@ def _drain(cap: SqliteCapture, start: SeqPosition) -> list[Transaction]:
     return out
 
 
-def _changes(cap: SqliteCapture, start: SeqPosition) -> list[Change]:
+def _changes(cap: SqliteChangeSource, start: SeqPosition) -> list[Change]:
     return [c for txn in _drain(cap, start) for c in txn.changes]
 
 
@@ -521,7 +521,7 @@ def test_resume_from_saved_position(db: Path) -> None:
         conn.execute("DELETE FROM items WHERE id = 2")
     assert len(_changes(cap, start)) == 3
     cap.close()
-    again = SqliteCapture(_url(db), "cap")
+    again = SqliteChangeSource(_url(db), "cap")
     assert again.exists()
     assert again.parse_position(str(saved)) == saved
     assert _changes(again, saved) == [
@@ -607,7 +607,7 @@ def test_lost_triggers_are_never_skipped_silently(db: Path) -> None:
         conn.execute("INSERT INTO items VALUES (2, 'captured', 0)")
         conn.execute(f'DROP TRIGGER "{trigger_name("cap", "items", "i")}"')
         conn.execute("INSERT INTO items VALUES (3, 'missed', 0)")
-    assert not SqliteCapture(_url(db), "cap").exists()
+    assert not SqliteChangeSource(_url(db), "cap").exists()
     with pytest.raises(TaskError, match=r"capture triggers of main\.items are gone"):
         _changes(cap, saved)
     again = _capture(db, "items")  # reinstalls the triggers, remembers the gap

@@ -8,7 +8,7 @@ import datetime as dt
 import struct
 import zlib
 
-from opendms.cdc import BinlogPosition, Change, Op
+from opendms.changes import BinlogPosition, Change, Op
 from opendms.endpoints.mysql.binlog import rowcode
 from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
 from opendms.endpoints.mysql.binlog.events import ZERO_DATE, Col, Ev

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from opendms.cdc import BinlogPosition, Change, ColumnChange, Op, Transaction
+from opendms.changes import BinlogPosition, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder
 from opendms.endpoints.mysql.binlog.events import ZERO_DATE, Col, Ev, uncompress

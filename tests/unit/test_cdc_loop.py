@@ -6,8 +6,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opendms.cdc import LSN, Change, Op, Position, Transaction
-from opendms.engine.cdc import BatchSettings, CdcLoop
+from opendms.changes import LSN, Change, Op, Position, Transaction
+from opendms.engine.cdcloop import BatchSettings, CdcLoop
 from opendms.state import StateStore
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from opendms.cdc import ApplyPlan, ColumnChange
+from opendms.changes import ApplyPlan, ColumnChange
 from opendms.engine.ddl import evolve
 from opendms.errors import TaskError
 from opendms.model import Column, ColumnType, Kind, Table

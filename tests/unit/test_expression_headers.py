@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from opendms.cdc import LSN, UNCHANGED, Change, Op, SeqPosition, Transaction
+from opendms.changes import LSN, UNCHANGED, Change, Op, SeqPosition, Transaction
 from opendms.engine.transform import Transformer
 from opendms.mapping import TablePlan, evaluate_outputs, parse_table_mappings
 from opendms.model import Column, ColumnType, Kind, Table

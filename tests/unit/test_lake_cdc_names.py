@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from opendms.cdc import ApplyPlan, ColumnChange
+from opendms.changes import ApplyPlan, ColumnChange
 from opendms.config import parse_extra_connection_attributes
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.lake.cdc import (
+from opendms.endpoints.lake.apply import (
     CDC_FILE,
     LakeApplier,
     allowed_ops,

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from opendms.cdc import UNCHANGED, Change, Op
+from opendms.changes import UNCHANGED, Change, Op
 from opendms.engine.lobcut import LobCutter
 from opendms.errors import ConfigError, DataError
 from opendms.mapping import parse_table_mappings

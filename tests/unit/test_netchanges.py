@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from opendms.cdc import UNCHANGED, Change, Op
+from opendms.changes import UNCHANGED, Change, Op
 from opendms.endpoints.postgres.netchanges import net_changes
 
 COLS = ("id", "a", "b")

@@ -230,12 +230,13 @@ ENGINE_IMPORTS_ALLOWED = frozenset({("opendms.cli.demo_cmd", "lake")})
 
 def _engine_package(module: str) -> str | None:
     """``opendms.endpoints.postgres.apply`` -> ``postgres``; None for other modules and
-    for the endpoint layer's own modules (``opendms.endpoints.engine``)."""
+    for the endpoint layer's own modules and packages (``opendms.endpoints.engine``,
+    ``opendms.endpoints.apply``): an engine package is one with an ``engine`` module."""
     parts = module.split(".")
     if parts[:2] != [PACKAGE, "endpoints"] or len(parts) < 3:
         return None
     name = ".".join(parts[:3])
-    return parts[2] if MODULES.get(name, (None, False))[1] else None
+    return parts[2] if f"{name}.engine" in MODULES else None
 
 
 def test_engine_packages_are_imported_only_from_inside() -> None:
@@ -251,3 +252,4 @@ def test_engine_packages_are_imported_only_from_inside() -> None:
     assert not bad, "an engine package imported from outside it:\n" + "\n".join(bad)
     assert _engine_package("opendms.endpoints.postgres.apply") == "postgres"
     assert _engine_package("opendms.endpoints.engine") is None
+    assert _engine_package("opendms.endpoints.apply.rows") is None

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from opendms.cdc import Change, ColumnChange, Op, TableChange, Transaction
+from opendms.changes import Change, ColumnChange, Op, TableChange, Transaction
+from opendms.endpoints.apply.runs import ddl_first
 from opendms.endpoints.postgres.ddl import rule_rows
 from opendms.endpoints.postgres.ddlaudit import AuditReader, column_changes
 from opendms.endpoints.postgres.pgoutput import Decoder
-from opendms.endpoints.rowapply import ddl_first
 from opendms.engine.follow import SchemaFollower
 from opendms.engine.tableddl import new_table_rules
 from opendms.errors import DataError, EndpointError
@@ -222,7 +222,7 @@ ITEMS = Table(
 def _txn(*changes: Change) -> Transaction:
     from datetime import UTC, datetime
 
-    from opendms.cdc import LSN
+    from opendms.changes import LSN
 
     return Transaction(1, datetime(2024, 1, 1, tzinfo=UTC), LSN(1), list(changes))
 
@@ -326,9 +326,9 @@ def test_the_capture_rewrites_a_transaction_for_the_engine() -> None:
     """Audit rows become DDL, row messages inserts (only of a table created in the same
     transaction), relation markers carry their column types, other messages go."""
     from opendms.endpoints.base import EndpointURL
-    from opendms.endpoints.postgres.replication import PgReplication
+    from opendms.endpoints.postgres.changesource import PgChangeSource
 
-    capture = PgReplication(EndpointURL.parse("postgresql://u@localhost/db"), "t")
+    capture = PgChangeSource(EndpointURL.parse("postgresql://u@localhost/db"), "t")
     capture.types = {(23, -1): T(Kind.INT32)}  # no catalog lookup needed
     marker = Change(
         Op.DDL, "public", "new", ("id",), ((23, -1),), table_ddl=TableChange("columns"), stat=""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from datetime import UTC, datetime
 
-from opendms.cdc import LSN, UNCHANGED, Op
+from opendms.changes import LSN, UNCHANGED, Op
 from opendms.endpoints.postgres.pgoutput import Decoder
 
 

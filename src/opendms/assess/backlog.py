@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from opendms.assess.model import Check, passed, problem
 from opendms.config import TaskSpec
-from opendms.endpoints import open_capture
+from opendms.endpoints import open_change_source
 from opendms.endpoints.base import EndpointURL
 from opendms.engine.backlog import human_bytes, warn_bytes
 
@@ -13,7 +13,9 @@ CHECK = "cdc-source-backlog"
 
 
 def backlog_check(spec: TaskSpec) -> Check:
-    capture = open_capture(EndpointURL.parse(spec.source.url), spec.name, spec.source.settings)
+    capture = open_change_source(
+        EndpointURL.parse(spec.source.url), spec.name, spec.source.settings
+    )
     try:
         backlog = capture.backlog(None)
     finally:

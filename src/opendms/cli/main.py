@@ -21,7 +21,7 @@ from opendms.cli.validate_cmd import validate
 from opendms.config import TaskSpec, parse_extra_connection_attributes
 from opendms.endpoints import check_endpoint
 from opendms.endpoints.base import mask
-from opendms.engine.cdc import StopEvent
+from opendms.engine.cdcloop import StopEvent
 from opendms.errors import OpenDMSError, StopRequested, exit_code
 from opendms.service import AssessmentFailedError, Launched, TaskService
 

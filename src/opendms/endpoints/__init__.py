@@ -14,7 +14,7 @@ import importlib
 from functools import cache
 from typing import Any
 
-from opendms.cdc import Applier, ApplyPlan, ChangeSource
+from opendms.changes import Applier, ApplyPlan, ChangeSource
 from opendms.endpoints.base import EndpointURL, Source, Target
 from opendms.endpoints.engine import ApplyOptions, Engine
 from opendms.errors import UnknownSchemeError
@@ -27,7 +27,7 @@ __all__ = [
     "engine_for",
     "engines",
     "open_applier",
-    "open_capture",
+    "open_change_source",
     "open_source",
     "open_target",
     "register",
@@ -91,7 +91,7 @@ def open_target(url: str, settings: dict[str, Any] | None = None) -> Target:
     return engine_for(parsed, "target").open_target(parsed, settings or {})
 
 
-def open_capture(
+def open_change_source(
     url: EndpointURL, task: str, settings: dict[str, Any] | None = None
 ) -> ChangeSource:
     """The change source of a CDC task on ``url`` with the source endpoint's settings,

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from opendms.cdc import Applier, ApplyPlan, ChangeSource
+    from opendms.changes import Applier, ApplyPlan, ChangeSource
     from opendms.checks import Check
-    from opendms.endpoints.applyerrors import OnError
+    from opendms.endpoints.apply.policy import OnError
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.ddldialect import DdlDialect
     from opendms.endpoints.readback import TableRows

@@ -9,9 +9,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from opendms.cdc import Backlog
+from opendms.changes import Backlog
 from opendms.config import load_task_file
-from opendms.endpoints import open_capture
+from opendms.endpoints import open_change_source
 from opendms.endpoints.base import EndpointURL
 from opendms.errors import OpenDMSError
 from opendms.state.store import TaskRecord
@@ -71,7 +71,7 @@ def task_backlog(record: TaskRecord) -> BacklogReport | None:
         return BacklogReport(None, "no task file on record to reach the source")
     try:
         spec = load_task_file(record.file)
-        capture = open_capture(
+        capture = open_change_source(
             EndpointURL.parse(spec.source.url), record.name, spec.source.settings
         )
         try:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from opendms.cdc import ChangeSource, Position, Transaction
+from opendms.changes import ChangeSource, Position, Transaction
 from opendms.config import TaskSpec
 from opendms.endpoints.base import Source, Target
 from opendms.errors import ConfigError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opendms.cdc import ApplyPlan, ColumnChange
+from opendms.changes import ApplyPlan, ColumnChange
 from opendms.model import Column, ColumnType, Index, Table
 
 

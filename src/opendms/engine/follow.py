@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from opendms.cdc import ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.changes import ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.engine.ddl import evolve
 from opendms.engine.transform import needs_transform
 from opendms.errors import DataError

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from opendms.cdc import Applier, Change, Op, Position, Transaction
+from opendms.changes import Applier, Change, Op, Position, Transaction
 from opendms.engine.policies import ErrorPolicies
 from opendms.errors import DataError, OpenDMSError, TableError
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from opendms.cdc import UNCHANGED, Change, Op
+from opendms.changes import UNCHANGED, Change, Op
 from opendms.mapping.expressions import truncation_reason
 from opendms.mapping.lobs import LobPolicy, cut_value, is_lob, limited_value, truncatable
 from opendms.model import Table

@@ -31,7 +31,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from opendms.cdc import Change, Op
+from opendms.changes import Change, Op
 from opendms.config import ErrorBehaviorSection
 from opendms.errors import OpenDMSError, TableError, TaskError
 from opendms.state import StateStore, TableState

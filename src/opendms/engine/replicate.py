@@ -26,17 +26,17 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from opendms.cdc import Applier, ApplyPlan, Change, Op, Position, Transaction
+from opendms.changes import Applier, ApplyPlan, Change, Op, Position, Transaction
 from opendms.config import MigrationType, TaskSpec
 from opendms.endpoints import (
     ApplyOptions,
     engine_for,
     open_applier,
-    open_capture,
+    open_change_source,
     same_database,
     same_engine,
 )
-from opendms.endpoints.applyerrors import op_name
+from opendms.endpoints.apply.policy import op_name
 from opendms.endpoints.base import Source, Target
 from opendms.endpoints.engine import (
     ApplyPathReporting,
@@ -47,7 +47,7 @@ from opendms.endpoints.engine import (
     RewindableCapture,
     TextValueCapture,
 )
-from opendms.engine.cdc import PHASE_FULL_LOAD, BatchSettings, CdcLoop
+from opendms.engine.cdcloop import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.checkpoint import Checkpoint, stop_predicate
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.follow import SchemaFollower
@@ -91,7 +91,7 @@ class Replication:
         self.spec, self.source, self.target, self.store = spec, source, target, store
         self.loader = FullLoad(spec, source, target, mappings, store, progress)
         self.fresh = False
-        self.capture = open_capture(source.url, spec.name, spec.source.settings)
+        self.capture = open_change_source(source.url, spec.name, spec.source.settings)
         self.same = same_engine(source.url.scheme, target.url.scheme)
         self.plans: dict[TableKey, ApplyPlan] = {}
         self.sources: dict[TableKey, Table] = {}

@@ -17,7 +17,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 
-from opendms.cdc import Applier, ApplyPlan
+from opendms.changes import Applier, ApplyPlan
 from opendms.config import TaskSpec
 from opendms.endpoints import table_identity
 from opendms.endpoints.base import Target

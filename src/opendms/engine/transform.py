@@ -41,7 +41,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, SeqPosition, Transaction
+from opendms.changes import UNCHANGED, ApplyPlan, Change, Op, SeqPosition, Transaction
 from opendms.errors import DataError
 from opendms.mapping import OutputColumn, TablePlan
 from opendms.mapping.expressions import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from opendms.cdc import Transaction
+from opendms.changes import Transaction
 from opendms.config import TaskSpec
 from opendms.mapping import TablePlan
 from opendms.state import StateStore

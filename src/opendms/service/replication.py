@@ -15,11 +15,11 @@ def drop_replication(name: str, source: str, file: Path | None) -> list[str]:
     recording changes on the source. Without ``file``: the warnings to show instead."""
     if file is None:
         return _left_behind(name, source)
-    from opendms.endpoints import open_capture
+    from opendms.endpoints import open_change_source
     from opendms.endpoints.base import EndpointURL
 
     spec = load_task_file(file)
-    capture = open_capture(EndpointURL.parse(spec.source.url), name, spec.source.settings)
+    capture = open_change_source(EndpointURL.parse(spec.source.url), name, spec.source.settings)
     try:
         capture.drop()
     finally:

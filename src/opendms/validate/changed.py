@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import Any
 
-from opendms.cdc import Op, Transaction
+from opendms.changes import Op, Transaction
 from opendms.config import TaskSpec
 from opendms.endpoints import open_source
 from opendms.endpoints.base import Source

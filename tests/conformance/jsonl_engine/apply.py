@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
+from opendms.changes import UNCHANGED, ApplyPlan, Change, Op, Transaction
 from tests.conformance.jsonl_engine.files import Folder, Row, dumps, plain
 
 Rows = dict[str, Row]

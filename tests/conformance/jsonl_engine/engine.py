@@ -12,7 +12,7 @@ from opendms.errors import DatabaseMissingError
 from tests.conformance.jsonl_engine.files import Folder
 
 if TYPE_CHECKING:
-    from opendms.cdc import Applier, ApplyPlan
+    from opendms.changes import Applier, ApplyPlan
     from opendms.endpoints.base import EndpointURL, Target
     from opendms.endpoints.readback import TableRows
     from tests.conformance.jsonl_engine.target import JsonlTarget

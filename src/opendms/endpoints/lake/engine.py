@@ -11,7 +11,7 @@ from opendms.errors import DatabaseMissingError
 from opendms.model import ColumnType, Kind
 
 if TYPE_CHECKING:
-    from opendms.cdc import Applier, ApplyPlan
+    from opendms.changes import Applier, ApplyPlan
     from opendms.checks import Check
     from opendms.endpoints.base import EndpointURL, Target
     from opendms.endpoints.lake.storage import Storage
@@ -49,7 +49,7 @@ class LakeEngine(Engine):
     def applier(
         self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
     ) -> Applier:
-        from opendms.endpoints.lake.cdc import LakeApplier
+        from opendms.endpoints.lake.apply import LakeApplier
 
         return LakeApplier(cast("LakeTarget", target), task, plans)
 

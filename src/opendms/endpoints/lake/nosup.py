@@ -1,7 +1,7 @@
 """Values the source did not send, in CSV CDC files: DMS's ``UseCsvNoSupValue`` with
 ``CsvNoSupValue``.
 
-A value the source did not send (:data:`opendms.cdc.UNCHANGED`: an unchanged TOASTed
+A value the source did not send (:data:`opendms.changes.UNCHANGED`: an unchanged TOASTed
 PostgreSQL value of an update whose old row is unknown) is written as the
 ``CsvNoSupValue`` text, as it is and never quoted, like the null value, so that a quoted
 field holding the same text is still that text. Parquet files, and CSV files without
@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from opendms.cdc import UNCHANGED
+from opendms.changes import UNCHANGED
 from opendms.endpoints.lake.settings import LakeSettings, nosup_value
 from opendms.endpoints.lake.sizing import Verbatim, csv_options
 

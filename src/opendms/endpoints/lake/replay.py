@@ -41,7 +41,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.lake.cdc import CDC_FILE, cdc_has_op
+from opendms.endpoints.lake.apply import CDC_FILE, cdc_has_op
 from opendms.endpoints.lake.settings import LakeSettings, nosup_value
 from opendms.endpoints.lake.storage import Storage, open_storage
 from opendms.endpoints.lake.target import _LOAD_FILE

@@ -137,7 +137,7 @@ class LakeSettings(EndpointSettings):
     # transaction-ordered CDC files (see opendms.endpoints.lake.txnfiles)
     PreserveTransactions: Flag = False
     CdcPath: Text = ""
-    # CDC files (see opendms.endpoints.lake.cdc)
+    # CDC files (see opendms.endpoints.lake.apply)
     CdcMaxBatchInterval: Count = 60  # seconds
     CdcMinFileSize: Count = 32000  # KB
     CdcInsertsOnly: Flag = False

@@ -19,7 +19,7 @@ from opendms.endpoints.changerecords import OP_COLUMN
 from opendms.endpoints.lake.settings import LakeSettings
 
 if TYPE_CHECKING:
-    from opendms.endpoints.lake.cdc import _Segment
+    from opendms.endpoints.lake.apply import _Segment
     from opendms.endpoints.lake.target import LakeTarget
 
 PREFIX = "CDC_TXN-"

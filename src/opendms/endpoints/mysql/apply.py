@@ -32,21 +32,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from opendms.cdc import ApplyPlan, ColumnChange
-from opendms.endpoints.applyerrors import OnError
+from opendms.changes import ApplyPlan, ColumnChange
+from opendms.endpoints.apply.policy import OnError
+from opendms.endpoints.apply.rows import RowApplier
+from opendms.endpoints.apply.session import CHECKPOINTS, Result, StatementError, Stmt
 from opendms.endpoints.mysql.conn import connect, pymysql_module, translate
 from opendms.endpoints.mysql.source import quote
 from opendms.endpoints.mysql.target import MySQLTarget
 from opendms.endpoints.mysql.tsv import column_text
 from opendms.endpoints.mysql.types import cast_type, key_lengths, to_mysql
 from opendms.endpoints.mysql.values import is_bit
-from opendms.endpoints.rowapply import (
-    CHECKPOINTS,
-    Result,
-    RowApplier,
-    StatementError,
-    Stmt,
-)
 from opendms.errors import TableError
 from opendms.model import Column, ColumnType, Kind, Table
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from opendms.checks import Check, passed, problem, skipped
 from opendms.endpoints.base import EndpointURL
-from opendms.endpoints.mysql.capture import check_settings, missing_privileges
+from opendms.endpoints.mysql.changesource import check_settings, missing_privileges
 from opendms.endpoints.mysql.conn import connect
 from opendms.model import Table
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from opendms.cdc import Change
+from opendms.changes import Change
 from opendms.endpoints.mysql.binlog.colcode import compile_column, compile_skip
 from opendms.endpoints.mysql.binlog.events import (
     DECODE_ERRORS,
@@ -36,7 +36,7 @@ from opendms.endpoints.mysql.binlog.events import (
     Col,
 )
 from opendms.endpoints.mysql.binlog.rowcode import OPS, bits, key_columns
-from opendms.endpoints.mysql.binlog.tablemap import ColumnInfo, TableMap
+from opendms.endpoints.mysql.binlog.tablemap import ColumnInfo, TableMapEvent
 
 Decode = Callable[[bytes, int], tuple[Any, int]]
 
@@ -66,7 +66,7 @@ def _reason(col: ColumnInfo, exc: Exception) -> str:
     return str(exc).removeprefix(f"column {col.name}: ")
 
 
-def _columns(tm: TableMap) -> list[_Column]:
+def _columns(tm: TableMapEvent) -> list[_Column]:
     """The table's column decoders, made on its first bad event and kept with it."""
     if tm.slow is None:
         tm.slow = [_column(c) for c in tm.columns]
@@ -86,7 +86,7 @@ class _Image:
 class _Shape:
     """Which columns a rows event's changes carry (as ``compile_rows`` decides)."""
 
-    tm: TableMap
+    tm: TableMapEvent
     kind: int
     before: list[int]  # columns present in the before image (updates, deletes)
     after: list[int]  # ... in the after image (inserts, updates)
@@ -94,7 +94,7 @@ class _Shape:
     old: list[int]  # the whole before image when the table's changes carry old rows
 
     @classmethod
-    def of(cls, tm: TableMap, kind: int, before: int, after: int) -> _Shape:
+    def of(cls, tm: TableMapEvent, kind: int, before: int, after: int) -> _Shape:
         present = bits(before) if kind in (ROWS_UPDATE, ROWS_DELETE) else []
         values = bits(after) if kind in (ROWS_WRITE, ROWS_UPDATE) else []
         key = key_columns(tm, present) if present else []
@@ -128,7 +128,7 @@ class _Shape:
 
 
 def decode_rows_slowly(
-    tm: TableMap, kind: int, before: int, after: int, buf: bytes, p: int, end: int
+    tm: TableMapEvent, kind: int, before: int, after: int, buf: bytes, p: int, end: int
 ) -> list[Change]:
     """The changes of a rows event the walker failed on, one per row (see module doc)."""
     cols, shape = _columns(tm), _Shape.of(tm, kind, before, after)

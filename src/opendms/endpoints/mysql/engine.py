@@ -12,7 +12,7 @@ from opendms.model import Kind
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from opendms.cdc import Applier, ApplyPlan, ChangeSource
+    from opendms.changes import Applier, ApplyPlan, ChangeSource
     from opendms.checks import Check
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.ddldialect import DdlDialect
@@ -55,10 +55,10 @@ class MySQLEngine(Engine):
         return MySQLTarget(url)
 
     def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
-        from opendms.endpoints.mysql.capture import MySqlCapture
+        from opendms.endpoints.mysql.changesource import MySqlChangeSource
 
         MySqlSettings.resolve(url, settings)
-        return MySqlCapture(url, task)
+        return MySqlChangeSource(url, task)
 
     def applier(
         self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
-from opendms.cdc import UNCHANGED, ApplyPlan, Change, Op, Transaction
-from opendms.endpoints.applyerrors import ApplyErrorPolicy, OnError, error_policies, op_name
+from opendms.changes import UNCHANGED, ApplyPlan, Change, Op, Transaction
+from opendms.endpoints.apply.policy import ApplyErrorPolicy, OnError, error_policies, op_name
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres.conn import connect, sqlstate, translate
 from opendms.endpoints.postgres.netchanges import net_changes

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from opendms.cdc import Change, ColumnChange, Op, TableChange
+from opendms.changes import Change, ColumnChange, Op, TableChange
 from opendms.endpoints.postgres.ddl import AUDIT, ROW_PREFIX
 from opendms.endpoints.postgres.types import from_pg
 from opendms.errors import EndpointError

@@ -11,7 +11,7 @@ from opendms.errors import PrivilegeError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from opendms.cdc import Applier, ApplyPlan, ChangeSource
+    from opendms.changes import Applier, ApplyPlan, ChangeSource
     from opendms.checks import Check
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.ddldialect import DdlDialect
@@ -62,10 +62,10 @@ class PostgresEngine(Engine):
 
     def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
         """The task's capture: CaptureDdls and DdlArtifactsSchema decide DDL capture."""
-        from opendms.endpoints.postgres.replication import PgReplication
+        from opendms.endpoints.postgres.changesource import PgChangeSource
 
         resolved = PgSettings.resolve(url, settings)
-        return PgReplication(url, task, resolved.CaptureDdls, resolved.DdlArtifactsSchema)
+        return PgChangeSource(url, task, resolved.CaptureDdls, resolved.DdlArtifactsSchema)
 
     def applier(
         self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
@@ -137,7 +137,7 @@ class PostgresEngine(Engine):
         return read_catalog(url, schemas)
 
     def capture_left_behind(self, task: str) -> list[str]:
-        from opendms.endpoints.postgres.replication import replication_names
+        from opendms.endpoints.postgres.changesource import replication_names
 
         slot, publication = replication_names(task)
         return [

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opendms.cdc import UNCHANGED, Change, Op
+from opendms.changes import UNCHANGED, Change, Op
 
 TableKey = tuple[str, str]
 

@@ -2,7 +2,7 @@
 
 Turns the payloads of a logical replication stream into :class:`Transaction`
 objects. Values stay in PostgreSQL's text form; unchanged TOASTed values become
-:data:`opendms.cdc.UNCHANGED` so an update never overwrites them. A malformed message
+:data:`opendms.changes.UNCHANGED` so an update never overwrites them. A malformed message
 (truncated, of a relation never described, with the wrong number of columns) is a
 :class:`~opendms.errors.DecodeError` naming the message.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from opendms.cdc import LSN, UNCHANGED, Change, Op, TableChange, Transaction, row_change
+from opendms.changes import LSN, UNCHANGED, Change, Op, TableChange, Transaction, row_change
 from opendms.errors import DecodeError
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from opendms.cdc import UNCHANGED, Change, Op
+from opendms.changes import UNCHANGED, Change, Op
 from opendms.endpoints.postgres.types import quote_ident
 
 STAGE_MIN = 2000

@@ -1,4 +1,4 @@
-"""Applying captured changes to a SQLite target (see :mod:`opendms.endpoints.rowapply`)."""
+"""Applying captured changes to a SQLite target (see :mod:`opendms.endpoints.apply`)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from opendms.cdc import ApplyPlan, ColumnChange
-from opendms.endpoints.applyerrors import OnError
+from opendms.changes import ApplyPlan, ColumnChange
+from opendms.endpoints.apply.policy import OnError
+from opendms.endpoints.apply.rows import RowApplier
+from opendms.endpoints.apply.session import CHECKPOINTS, Result, StatementError, Stmt
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.pyvalues import python_values
-from opendms.endpoints.rowapply import (
-    CHECKPOINTS,
-    Result,
-    RowApplier,
-    StatementError,
-    Stmt,
-)
 from opendms.endpoints.sqlite import database_path
 from opendms.endpoints.sqlite.source import quote
 from opendms.endpoints.sqlite.target import SQLiteTarget

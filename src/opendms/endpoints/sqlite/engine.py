@@ -16,7 +16,7 @@ from opendms.model import ColumnType, Kind
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from opendms.cdc import Applier, ApplyPlan, ChangeSource
+    from opendms.changes import Applier, ApplyPlan, ChangeSource
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.ddldialect import DdlDialect
     from opendms.endpoints.schemaobjects import SourceCatalog
@@ -64,10 +64,10 @@ class SQLiteEngine(Engine):
             raise EndpointError(str(url), f"cannot open {path!r}: {exc}") from exc
 
     def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
-        from opendms.endpoints.sqlite.capture import SqliteCapture
+        from opendms.endpoints.sqlite.changesource import SqliteChangeSource
 
         SqliteSettings.resolve(url, settings)
-        return SqliteCapture(url, task)
+        return SqliteChangeSource(url, task)
 
     def applier(
         self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions

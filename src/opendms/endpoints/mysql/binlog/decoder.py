@@ -2,7 +2,7 @@
 
 :class:`BinlogDecoder` takes the events of a binlog stream one by one (bytes as
 the server sends them: 19-byte header, body, optional CRC32) and returns a
-:class:`~opendms.cdc.Transaction` at each commit. Row values come out in the
+:class:`~opendms.changes.Transaction` at each commit. Row values come out in the
 canonical Python form of the column's canonical type (what the full load gives),
 decoded by the walkers ``rowcode`` generates per table definition.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from opendms.cdc import BinlogPosition, Change, Op, Transaction
+from opendms.changes import BinlogPosition, Change, Op, Transaction
 from opendms.endpoints.mysql.badrows import decode_rows_slowly
 from opendms.endpoints.mysql.binlog.events import (
     ARTIFICIAL,
@@ -35,7 +35,7 @@ from opendms.endpoints.mysql.binlog.events import (
 from opendms.endpoints.mysql.binlog.gtid import GtidState
 from opendms.endpoints.mysql.binlog.rowcode import rows_fn
 from opendms.endpoints.mysql.binlog.statements import Statement, classify
-from opendms.endpoints.mysql.binlog.tablemap import TableMap, parse_table_map
+from opendms.endpoints.mysql.binlog.tablemap import TableMapEvent, parse_table_map
 from opendms.errors import DecodeError, TaskError
 from opendms.model import ColumnType
 
@@ -84,8 +84,8 @@ class BinlogDecoder:
         self.charsets = charsets
         self.ctypes = {self._key(*k): dict(v) for k, v in (ctypes or {}).items()}
         self.mariadb = mariadb
-        self.maps: dict[int, TableMap | None] = {}
-        self._compiled: dict[bytes, TableMap] = {}
+        self.maps: dict[int, TableMapEvent | None] = {}
+        self._compiled: dict[bytes, TableMapEvent] = {}
         self.changes: list[Change] = []
         self.in_txn = self.standalone = self.xa = False
         self.pending: tuple[Any, ...] | None = None
@@ -308,7 +308,9 @@ class BinlogDecoder:
         self.maps[table_id] = tm
         return None
 
-    def _parse_map(self, ev: bytes, end: int, schema: str, table: str, log_pos: int) -> TableMap:
+    def _parse_map(
+        self, ev: bytes, end: int, schema: str, table: str, log_pos: int
+    ) -> TableMapEvent:
         ctypes = self.ctypes.get(self._key(schema, table))
         tm = parse_table_map(
             ev, HEADER_LEN, end, mariadb=self.mariadb, charsets=self.charsets, ctypes=ctypes
@@ -351,7 +353,7 @@ class BinlogDecoder:
             self._decode_rows(tm, kind, before, after, ev, p, end)
 
     def _decode_rows(
-        self, tm: TableMap, kind: int, before: int, after: int, buf: bytes, p: int, end: int
+        self, tm: TableMapEvent, kind: int, before: int, after: int, buf: bytes, p: int, end: int
     ) -> None:
         """The rows' changes into ``self.changes``: by the compiled walker, or row by row
         when a value cannot be decoded (bad rows become changes with ``error`` set)."""

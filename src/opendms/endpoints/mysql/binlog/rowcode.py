@@ -18,11 +18,11 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
-from opendms.cdc import Change, Op
+from opendms.changes import Change, Op
 from opendms.endpoints.mysql.binlog.codegen import Code, Gen, build
 from opendms.endpoints.mysql.binlog.colcode import NAMESPACE, column_code
 from opendms.endpoints.mysql.binlog.events import ROWS_DELETE, ROWS_UPDATE, ROWS_WRITE
-from opendms.endpoints.mysql.binlog.tablemap import ColumnInfo, RowsFn, TableMap
+from opendms.endpoints.mysql.binlog.tablemap import ColumnInfo, RowsFn, TableMapEvent
 
 
 def _new_change_fast(values: dict[str, Any]) -> Change:
@@ -62,7 +62,7 @@ def _fast_changes_work() -> bool:
 _FAST_CHANGES = _fast_changes_work()
 
 
-def rows_fn(tm: TableMap, kind: int, before: int, after: int) -> RowsFn:
+def rows_fn(tm: TableMapEvent, kind: int, before: int, after: int) -> RowsFn:
     """The compiled walker of one rows event kind for these column images (kept on ``tm``)."""
     key = (kind, before, after)
     fn = tm.walkers.get(key)
@@ -155,14 +155,14 @@ def _run(gen: Gen, run: list[tuple[int, Code]], wanted: dict[int, str], indent: 
 OPS = {ROWS_WRITE: Op.INSERT, ROWS_UPDATE: Op.UPDATE, ROWS_DELETE: Op.DELETE}
 
 
-def key_columns(tm: TableMap, present: list[int]) -> list[int]:
+def key_columns(tm: TableMapEvent, present: list[int]) -> list[int]:
     """Primary-key columns identifying the old row (all present columns without a PK)."""
     if tm.primary_key and all(i in present for i in tm.primary_key):
         return list(tm.primary_key)
     return present
 
 
-def compile_rows(tm: TableMap, kind: int, before: int, after: int) -> RowsFn:
+def compile_rows(tm: TableMapEvent, kind: int, before: int, after: int) -> RowsFn:
     """Generate the walker of all rows of one rows event (see the module docstring).
 
     ``before`` / ``after`` are the bitmaps of columns present in the images (a

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from opendms.cdc import Change
+from opendms.changes import Change
 from opendms.endpoints.mysql.binlog.events import (
     F32,
     F64,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from opendms.cdc import ColumnChange
+from opendms.changes import ColumnChange
 from opendms.endpoints.mysql.types import from_mysql
 from opendms.model import ColumnType
 

@@ -1,10 +1,10 @@
 """TABLE_MAP events: the column types, metadata, names and key of a table.
 
-:func:`parse_table_map` reads a TABLE_MAP body into a :class:`TableMap` of
+:func:`parse_table_map` reads a TABLE_MAP body into a :class:`TableMapEvent` of
 :class:`ColumnInfo` (the real type of each column, its metadata, character set,
 ENUM/SET labels), including the optional metadata that ``binlog_row_metadata=FULL``
 adds (names, signedness, character sets, primary key). The row decoders compiled
-for a table are kept on its TableMap (``rowcode.rows_fn``).
+for a table are kept on its TableMapEvent (``rowcode.rows_fn``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opendms.cdc import Change
+from opendms.changes import Change
 from opendms.endpoints.mysql.binlog.events import (
     CHARACTER,
     CODECS,
@@ -50,7 +50,7 @@ class ColumnInfo:
 
 
 @dataclass
-class TableMap:
+class TableMapEvent:
     """A table definition from a TABLE_MAP event, with its compiled row decoders."""
 
     table_id: int
@@ -255,8 +255,8 @@ def parse_table_map(
     mariadb: bool = True,
     charsets: dict[int, str] | None = None,
     ctypes: dict[str, ColumnType] | None = None,
-) -> TableMap:
-    """A TABLE_MAP event body (``buf[pos:end]``, from the table id) as a TableMap.
+) -> TableMapEvent:
+    """A TABLE_MAP event body (``buf[pos:end]``, from the table id) as a TableMapEvent.
 
     ``mariadb``: GEOMETRY columns carry a character set there (not on MySQL).
     ``ctypes``: canonical types from the catalog by column name, for types the
@@ -299,7 +299,7 @@ def parse_table_map(
                 ctype=(ctypes or {}).get(names[i]),
             )
         )
-    return TableMap(
+    return TableMapEvent(
         raw.table_id, raw.schema, raw.table, tuple(columns), tuple(opt.primary_key), bool(opt.names)
     )
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from opendms.cdc import Op
+from opendms.changes import Op
 from opendms.errors import ConfigError
 
 log = logging.getLogger("opendms.apply")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from opendms.cdc import Op, Position, Transaction
+from opendms.changes import Op, Position, Transaction
 from opendms.errors import TaskError
 from opendms.state import StateStore
 

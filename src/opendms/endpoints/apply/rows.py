@@ -28,214 +28,34 @@ target transaction committed (a rolled-back batch is retried and reports again).
 
 from __future__ import annotations
 
-import abc
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
 
-from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
-from opendms.endpoints.applyerrors import ApplyErrorPolicy, OnError, error_policies, log_error
+from opendms.changes import ApplyPlan, Change, Op, Transaction
+from opendms.endpoints.apply.policy import ApplyErrorPolicy, OnError, error_policies, log_error
+from opendms.endpoints.apply.runs import (
+    Row,
+    Run,
+    ddl_first,
+    key_moved,
+    pieces,
+    row_label,
+    segments,
+    shape,
+    target_array,
+)
+from opendms.endpoints.apply.session import Result, SqlSession, StatementError, Stmt
 from opendms.endpoints.base import EndpointURL, Rejection
 from opendms.errors import DataError, TaskError
-from opendms.mapping import cast_exact
-from opendms.model import ColumnType, Table, arrow_type
+from opendms.model import Table
 
 log = logging.getLogger("opendms.apply")
 
 TableKey = tuple[str, str]
-Stmt = tuple[str, tuple[Any, ...]]
-CHECKPOINTS = "opendms_checkpoints"
-RUN_LIMIT = 2000  # changes converted at once (bounds memory on huge transactions)
-SEGMENT_LIMIT = 500  # statements sent at once
-
-
-# -- runs, rows and segments --------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str | bytes) else str(value)
-
-
-def row_label(tmap: ApplyPlan, change: Change) -> str:
-    """The row a change addresses, for messages (``id=5``; the whole row without a key)."""
-    if change.op is Op.INSERT or not change.key_columns:
-        values = dict(zip(change.columns, change.values, strict=True))
-        pk = tmap.source.primary_key
-        cols = list(pk) if pk and all(k in values for k in pk) else list(values)
-        pairs = [(c, values[c]) for c in cols]
-    else:
-        pairs = list(zip(change.key_columns, change.key, strict=True))
-    text = ", ".join(f"{c}={_show(v)}" for c, v in pairs if v is not UNCHANGED)
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-@dataclass
-class _Run:
-    """Consecutive changes of one table with one statement shape."""
-
-    tmap: ApplyPlan
-    op: Op
-    cols: tuple[str, ...]  # source columns carrying new values (mapped, not UNCHANGED)
-    keys: tuple[str, ...]  # source key columns addressing the old row (mapped)
-    changes: list[Change] = field(default_factory=list)
-
-    @cached_property
-    def tcols(self) -> tuple[str, ...]:
-        return tuple(self.tmap.names[c] for c in self.cols)
-
-    @cached_property
-    def tkeys(self) -> tuple[str, ...]:
-        return tuple(self.tmap.names[c] for c in self.keys)
-
-    @cached_property
-    def by_pk(self) -> bool:
-        """True when the old row is addressed by the target's primary key."""
-        pk = self.tmap.target.primary_key
-        return bool(pk) and sorted(self.tkeys) == sorted(pk)
-
-    @cached_property
-    def full(self) -> bool:
-        """True when every copied column has a new value (a full after-image)."""
-        return set(self.cols) >= set(self.tmap.names)
-
-    def takes(self, tmap: ApplyPlan, op: Op, cols: tuple[str, ...], keys: tuple[str, ...]) -> bool:
-        same = self.tmap is tmap and self.op is op and self.cols == cols and self.keys == keys
-        return same and len(self.changes) < RUN_LIMIT
-
-
-def _shape(tmap: ApplyPlan, change: Change) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    names = tmap.names
-    cols: tuple[str, ...] = ()
-    keys: tuple[str, ...] = ()
-    if change.op in (Op.INSERT, Op.UPDATE):
-        pairs = zip(change.columns, change.values, strict=True)
-        cols = tuple(c for c, v in pairs if c in names and v is not UNCHANGED)
-    if change.op in (Op.UPDATE, Op.DELETE):
-        keys = tuple(c for c in change.key_columns if c in names)
-    return cols, keys
-
-
-@dataclass
-class _Row:
-    change: Change
-    label: str
-    values: list[Any]  # stored forms of run.tcols
-    old: list[Any]  # stored forms of run.tkeys
-
-
-Identify = Callable[[list[Any]], tuple[Any, ...]]
-
-
-def _identify(names: tuple[str, ...], pk: tuple[str, ...]) -> Identify:
-    """A function naming the row that values of ``names`` address (its key, or all of it)."""
-    if pk and all(k in names for k in pk):
-        at = [names.index(k) for k in pk]
-        return lambda values: ("key", *(values[i] for i in at))
-    order = sorted(range(len(names)), key=lambda i: names[i])
-    return lambda values: ("row", *((names[i], values[i]) for i in order))
-
-
-def _segments(run: _Run, rows: list[_Row]) -> Iterator[list[_Row]]:
-    """``rows`` cut so that no row key (old or new) repeats inside a segment."""
-    pk = run.tmap.target.primary_key
-    old = _identify(run.tkeys, pk) if run.keys else None
-    new = _identify(run.tcols, pk) if run.cols else None
-    seg: list[_Row] = []
-    seen: set[tuple[Any, ...]] = set()
-    for row in rows:
-        ids = [old(row.old)] if old else []
-        if new:
-            ids.append(new(row.values))
-        if seg and (len(seg) >= SEGMENT_LIMIT or any(i in seen for i in ids)):
-            yield seg
-            seg, seen = [], set()
-        seg.append(row)
-        seen.update(ids)
-    if seg:
-        yield seg
-
-
-def _key_moved(run: _Run, row: _Row) -> bool:
-    """True unless the update keeps the target primary key it addresses."""
-    if not run.by_pk:
-        return True
-    old = dict(zip(run.tkeys, row.old, strict=True))
-    new = dict(zip(run.tcols, row.values, strict=True))
-    return any(k not in new or new[k] != old[k] for k in run.tkeys)
-
-
-def _pieces(batch: list[Transaction]) -> list[tuple[list[Transaction], Transaction | None]]:
-    """``batch`` cut after each transaction carrying DDL: (data transactions, DDL txn)."""
-    out: list[tuple[list[Transaction], Transaction | None]] = []
-    data: list[Transaction] = []
-    for txn in batch:
-        if any(c.op is Op.DDL for c in txn.changes):
-            out.append((data, txn))
-            data = []
-        else:
-            data.append(txn)
-    if data or not out:
-        out.append((data, None))
-    return out
-
-
-def ddl_first(changes: list[Change]) -> list[Change]:
-    """A DDL transaction for a target whose DDL commits at once: its DDL changes first,
-    then its row changes with their columns named as the DDL left them (dropped ones
-    left out). Retried after a crash between the DDL and the checkpoint, the rows then
-    meet the table as the first attempt left it, whatever DDL it got to."""
-    later: dict[tuple[str, str], list[ColumnChange]] = {}
-    rows: list[Change] = []
-    for change in reversed(changes):
-        key = (change.schema, change.table)
-        if change.op is Op.DDL:
-            later[key] = [*change.ddl, *later.get(key, [])]
-        else:
-            rows.append(_renamed_later(change, later.get(key, [])))
-    return [c for c in changes if c.op is Op.DDL] + rows[::-1]
-
-
-def _renamed_later(change: Change, later: list[ColumnChange]) -> Change:
-    if not any(cc.action in ("rename", "drop") for cc in later):
-        return change
-
-    def final(column: str) -> str | None:
-        name: str | None = column
-        for cc in later:
-            if name == cc.column and cc.action == "drop":
-                name = None
-            elif name == cc.column and cc.action == "rename":
-                name = cc.new_name
-        return name
-
-    def keep(
-        cols: tuple[str, ...], vals: tuple[Any, ...]
-    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-        pairs = [(final(c), v) for c, v in zip(cols, vals, strict=True)]
-        kept = [(c, v) for c, v in pairs if c is not None]
-        return tuple(c for c, _ in kept), tuple(v for _, v in kept)
-
-    columns, values = keep(change.columns, change.values)
-    key_columns, key = keep(change.key_columns, change.key)
-    return replace(change, columns=columns, values=values, key_columns=key_columns, key=key)
-
-
-# -- the shared applier ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatementError:
-    """A statement the target refused (``conflict``: a duplicate key)."""
-
-    message: str
-    conflict: bool
-
-
-Result = int | StatementError  # affected rows (-1: not counted) or the refusal
 
 
 class _Suspended(Exception):  # noqa: N818 - control flow, not an error
@@ -261,12 +81,8 @@ class _Batch:
     errors: list[tuple[str, Op, str, str]] = field(default_factory=list)
 
 
-class RowApplier(abc.ABC):
+class RowApplier(SqlSession):
     """The engine-neutral part of a DB-API applier; subclasses provide SQL and I/O."""
-
-    placeholder = "?"
-    null_safe = " IS "
-    transactional_ddl = True  # False: DDL commits implicitly (MySQL)
 
     def __init__(
         self,
@@ -280,81 +96,9 @@ class RowApplier(abc.ABC):
         self.task = task
         self.maps = {(p.source.schema, p.source.name): p for p in plans}
         self.policies = error_policies(policies)
-        self.on_error = on_error if on_error is not None else log_error
+        self.on_error: OnError = on_error if on_error is not None else log_error
         self.suspended: set[str] = set()  # source tables skipped after SUSPEND_TABLE
         self.ready = False
-
-    # -- engine hooks (SQL and I/O) --
-
-    @abc.abstractmethod
-    def q(self, name: str) -> str: ...
-
-    @abc.abstractmethod
-    def table_sql(self, table: Table) -> str: ...
-
-    def key_sql(self, ctype: ColumnType) -> str:
-        """The SQL for one key value in a WHERE clause."""
-        return self.placeholder
-
-    def key_param(self, value: Any, ctype: ColumnType) -> Any:
-        """A stored value as the parameter compared in a WHERE clause."""
-        return value
-
-    @abc.abstractmethod
-    def one_row(self, table: str, where: str) -> tuple[str, str]:
-        """(WHERE clause, statement suffix) touching at most one row matching ``where``."""
-        ...
-
-    @abc.abstractmethod
-    def upsert_suffix(self, table: Table, cols: tuple[str, ...]) -> str: ...
-
-    @abc.abstractmethod
-    def stored(self, array: pa.Array[Any], ctype: ColumnType) -> list[Any]:
-        """Values as the full-load writer stores them (the statement parameters)."""
-        ...
-
-    @abc.abstractmethod
-    def execute_each(self, stmts: list[Stmt], checked: bool) -> list[Result]:
-        """Run ``stmts`` in order; one result per statement, ending early at a statement
-        error that is not a conflict. ``checked``: affected-row counts are needed."""
-        ...
-
-    def insert(
-        self, table: Table, cols: tuple[str, ...], rows: list[list[Any]], upsert: bool
-    ) -> list[Result]:
-        sql = self.insert_sql(table, cols, upsert)
-        return self.execute_each([(sql, tuple(r)) for r in rows], checked=False)
-
-    @abc.abstractmethod
-    def alter_column(self, tmap: ApplyPlan, cc: ColumnChange) -> None: ...
-
-    @abc.abstractmethod
-    def ensure_checkpoints(self) -> None: ...
-
-    @abc.abstractmethod
-    def save_checkpoint(self, position: str) -> None:
-        """Upsert the checkpoint row inside the open transaction."""
-        ...
-
-    @abc.abstractmethod
-    def begin(self) -> None: ...
-
-    @abc.abstractmethod
-    def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    def rollback(self) -> None: ...
-
-    @abc.abstractmethod
-    def savepoint(self, name: str, action: str) -> None:
-        """``action``: SAVEPOINT, ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT."""
-        ...
-
-    @abc.abstractmethod
-    def read_checkpoint(self) -> str | None: ...
-
-    @abc.abstractmethod
-    def close(self) -> None: ...
 
     def _ready(self) -> None:
         if not self.ready:
@@ -378,9 +122,9 @@ class RowApplier(abc.ABC):
         if self.transactional_ddl:
             self._unit([c for t in batch for c in t.changes], position, idempotent)
         else:
-            pieces = _pieces(batch)
-            for i, (data, ddl) in enumerate(pieces):
-                last = i == len(pieces) - 1
+            parts = pieces(batch)
+            for i, (data, ddl) in enumerate(parts):
+                last = i == len(parts) - 1
                 if data or ddl is None:  # an empty batch still records its position
                     end = position if last and ddl is None else str(data[-1].end)
                     self._unit([c for t in data for c in t.changes], end, idempotent)
@@ -432,7 +176,7 @@ class RowApplier(abc.ABC):
         self.write_checkpoint(checkpoint)
 
     def _changes(self, ctx: _Batch, changes: list[Change]) -> None:
-        run: _Run | None = None
+        run: Run | None = None
         for change in changes:
             key = (change.schema, change.table)
             tmap = ctx.maps.get(key)
@@ -444,11 +188,11 @@ class RowApplier(abc.ABC):
                     run = None
                 ctx.maps[key] = self._alter(tmap, change)
                 continue
-            cols, keys = _shape(tmap, change)
+            cols, keys = shape(tmap, change)
             if run is None or not run.takes(tmap, change.op, cols, keys):
                 if run is not None:
                     self._flush(ctx, run)
-                run = _Run(tmap, change.op, cols, keys)
+                run = Run(tmap, change.op, cols, keys)
             run.changes.append(change)
         if run is not None:
             self._flush(ctx, run)
@@ -460,7 +204,7 @@ class RowApplier(abc.ABC):
             tmap = tmap.after(cc)
         return tmap
 
-    def _flush(self, ctx: _Batch, run: _Run) -> None:
+    def _flush(self, ctx: _Batch, run: Run) -> None:
         if run.tmap.label in ctx.suspended:
             return
         if run.op is Op.TRUNCATE:
@@ -469,20 +213,20 @@ class RowApplier(abc.ABC):
             return
         rows = self._rows(run)  # a value the target cannot hold raises DataError: the
         # engine applies the batch again in parts and DataErrorPolicy decides (isolate.py)
-        for seg in _segments(run, rows):
+        for seg in segments(run, rows):
             if not self._segment(ctx, run, seg):
                 return
 
     # -- values --
 
-    def _rows(self, run: _Run) -> list[_Row]:
+    def _rows(self, run: Run) -> list[Row]:
         labels = [row_label(run.tmap, c) for c in run.changes]
         news = [dict(zip(c.columns, c.values, strict=True)) for c in run.changes]
         olds = [dict(zip(c.key_columns, c.key, strict=True)) for c in run.changes]
         values = self._columns(run.tmap, run.cols, news, labels, check=True)
         keys = self._columns(run.tmap, run.keys, olds, labels, check=False)
         return [
-            _Row(change, labels[i], [col[i] for col in values], [col[i] for col in keys])
+            Row(change, labels[i], [col[i] for col in values], [col[i] for col in keys])
             for i, change in enumerate(run.changes)
         ]
 
@@ -521,7 +265,7 @@ class RowApplier(abc.ABC):
         sql = f"INSERT INTO {self.table_sql(table)} ({names}) VALUES ({marks})"
         return sql + (self.upsert_suffix(table, cols) if upsert else "")
 
-    def _where(self, run: _Run) -> tuple[str, str]:
+    def _where(self, run: Run) -> tuple[str, str]:
         if not run.tkeys:
             return "1 = 0", ""
         op = " = " if run.by_pk else self.null_safe
@@ -531,24 +275,24 @@ class RowApplier(abc.ABC):
         )
         return (where, "") if run.by_pk else self.one_row(self.table_sql(run.tmap.target), where)
 
-    def _key_args(self, run: _Run, row: _Row) -> tuple[Any, ...]:
+    def _key_args(self, run: Run, row: Row) -> tuple[Any, ...]:
         types = [run.tmap.target_type(c) for c in run.tkeys]
         return tuple(self.key_param(v, t) for v, t in zip(row.old, types, strict=True))
 
-    def _update_stmts(self, run: _Run, rows: list[_Row]) -> list[Stmt]:
+    def _update_stmts(self, run: Run, rows: list[Row]) -> list[Stmt]:
         where, suffix = self._where(run)
         sets = ", ".join(f"{self.q(c)} = {self.placeholder}" for c in run.tcols)
         sql = f"UPDATE {self.table_sql(run.tmap.target)} SET {sets} WHERE {where}{suffix}"
         return [(sql, (*row.values, *self._key_args(run, row))) for row in rows]
 
-    def _delete_stmts(self, run: _Run, rows: list[_Row]) -> list[Stmt]:
+    def _delete_stmts(self, run: Run, rows: list[Row]) -> list[Stmt]:
         where, suffix = self._where(run)
         sql = f"DELETE FROM {self.table_sql(run.tmap.target)} WHERE {where}{suffix}"
         return [(sql, self._key_args(run, row)) for row in rows]
 
     # -- segments --
 
-    def _segment(self, ctx: _Batch, run: _Run, rows: list[_Row]) -> bool:
+    def _segment(self, ctx: _Batch, run: Run, rows: list[Row]) -> bool:
         """Apply one segment; False when its table got suspended."""
         guarded = not ctx.idempotent and ApplyErrorPolicy.SUSPEND_TABLE in self.policies.values()
         mark = len(ctx.errors)
@@ -570,7 +314,7 @@ class RowApplier(abc.ABC):
             self.savepoint("opendms_segment", "RELEASE SAVEPOINT")
         return True
 
-    def _apply_rows(self, ctx: _Batch, run: _Run, rows: list[_Row]) -> None:
+    def _apply_rows(self, ctx: _Batch, run: Run, rows: list[Row]) -> None:
         if run.op is Op.INSERT:
             results = self.insert(
                 run.tmap.target, run.tcols, [r.values for r in rows], ctx.idempotent
@@ -592,8 +336,8 @@ class RowApplier(abc.ABC):
     def _judge(
         self,
         ctx: _Batch,
-        run: _Run,
-        rows: list[_Row],
+        run: Run,
+        rows: list[Row],
         results: list[Result],
         kind: str,
         counted: bool,
@@ -605,7 +349,7 @@ class RowApplier(abc.ABC):
                 self._failed(ctx, run, i, row, kind, None)
 
     def _failed(
-        self, ctx: _Batch, run: _Run, index: int, row: _Row, kind: str, error: StatementError | None
+        self, ctx: _Batch, run: Run, index: int, row: Row, kind: str, error: StatementError | None
     ) -> None:
         """Apply the error policy to one change (``error`` None: no row matched)."""
         if error is not None and (ctx.idempotent or not error.conflict):
@@ -624,21 +368,21 @@ class RowApplier(abc.ABC):
         elif policy is not ApplyErrorPolicy.IGNORE_RECORD:
             ctx.errors.append((run.tmap.label, run.op, row.label, message))
 
-    def _insert_record(self, run: _Run, row: _Row) -> None:
+    def _insert_record(self, run: Run, row: Row) -> None:
         """INSERT_RECORD: write the after-image (insert, or update the duplicate)."""
         if not run.cols:
             return
         results = self.insert(run.tmap.target, run.tcols, [row.values], upsert=True)
         self._require(run, [row.label], results)
 
-    def _require(self, run: _Run, labels: list[str], results: list[Result]) -> None:
+    def _require(self, run: Run, labels: list[str], results: list[Result]) -> None:
         """Raise for the first refused statement (``labels``: the row of each statement)."""
         for label, result in zip(labels, results, strict=False):
             if isinstance(result, StatementError):
                 message = f"{run.op.name.lower()} failed: {result.message}"
                 raise DataError(run.tmap.label, message, label)
 
-    def _idempotent_updates(self, run: _Run, rows: list[_Row]) -> None:
+    def _idempotent_updates(self, run: Run, rows: list[Row]) -> None:
         """Updates that may already be applied: delete the old key row, upsert the after-image
         (a partial after-image updates by key, and is inserted when the row is missing)."""
         table = run.tmap.target
@@ -653,7 +397,7 @@ class RowApplier(abc.ABC):
                     self._insert_record(run, row)
             return
         pk = table.primary_key
-        if pk and set(pk) <= set(run.tcols) and not any(_key_moved(run, r) for r in rows):
+        if pk and set(pk) <= set(run.tcols) and not any(key_moved(run, r) for r in rows):
             results = self.insert(table, run.tcols, [r.values for r in rows], upsert=True)
             self._require(run, labels, results)
             return
@@ -664,36 +408,3 @@ class RowApplier(abc.ABC):
             stmts += [delete, (upsert, tuple(row.values))]
             owners += [row.label, row.label]
         self._require(run, owners, self.execute_each(stmts, checked=False))
-
-
-def target_array(
-    tmap: ApplyPlan, column: str, values: list[Any], labels: list[str]
-) -> pa.Array[Any]:
-    """Values of source ``column`` as an Arrow array of its target column's type, converted
-    as the full load converts them (an exact cast only when the type changes)."""
-    source = tmap.source_type(column)
-    name = tmap.names[column]
-    target = tmap.target_type(name)
-    try:
-        array = pa.array(values, arrow_type(source))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-        i = _first_bad(values, arrow_type(source))
-        message = f"column {column}: value {values[i]!r} is not a {source} ({exc})"
-        raise DataError(tmap.label, message, labels[i]) from exc
-    if target == source:
-        return array
-    return cast_exact(
-        array, target, arrow_type(target), table=tmap.label, column=name, label=lambda i: labels[i]
-    )
-
-
-def _first_bad(values: Sequence[Any], atype: pa.DataType) -> int:
-    for i, value in enumerate(values):
-        try:
-            pa.array([value], atype)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            return i
-    return 0
-
-
-# -- SQLite -----------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Change data capture from a MySQL/MariaDB binlog (ROW format, full row images).
 
-There is no shareable snapshot: the engine records :meth:`MySqlCapture.start`
+There is no shareable snapshot: the engine records :meth:`MySqlChangeSource.start`
 before the full load, loads, then applies the changes from that position on
-idempotently until :meth:`MySqlCapture.current_position` taken after the load.
+idempotently until :meth:`MySqlChangeSource.current_position` taken after the load.
 Resuming uses the GTID state of the saved position on MariaDB (falling back to
 file:offset), and the binlog file and offset elsewhere; a transaction that ends
 at or before the resume position is never emitted twice.
@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from opendms.cdc import Backlog, BinlogPosition, Position, Transaction
+from opendms.changes import Backlog, BinlogPosition, Position, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.mysql.binlog.decoder import BinlogDecoder, file_number
 from opendms.endpoints.mysql.binlogclient import BinlogClient, BinlogServerError
@@ -109,7 +109,7 @@ def capture_server_id(task: str) -> int:
     return 1_000_000_000 + zlib.crc32(task.encode()) % 3_000_000_000
 
 
-class MySqlCapture:
+class MySqlChangeSource:
     """One task's binlog capture on a MySQL/MariaDB source."""
 
     value_form: Literal["pg-text", "python"] = "python"

@@ -30,7 +30,7 @@ What the lake cannot say exactly:
   with binlog_row_image=FULL, PostgreSQL tables with REPLICA IDENTITY FULL); where
   it sends only the key (PostgreSQL's default replica identity) the other columns of
   the before-image are NULL.
-* An update value the source did not send (:data:`opendms.cdc.UNCHANGED`, an
+* An update value the source did not send (:data:`opendms.changes.UNCHANGED`, an
   unchanged TOASTed PostgreSQL value) is taken from the old row when the source
   sent it; otherwise it is unknown: written as NULL, with a warning logged once
   per table, or in CSV files with ``UseCsvNoSupValue`` as the ``CsvNoSupValue`` text
@@ -82,7 +82,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from opendms.cdc import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
+from opendms.changes import UNCHANGED, ApplyPlan, Change, ColumnChange, Op, Transaction
 from opendms.endpoints.base import PrepMode
 from opendms.endpoints.changerecords import with_op_and_time
 from opendms.endpoints.lake.checkpoint import Checkpoint, CheckpointStore, Pending

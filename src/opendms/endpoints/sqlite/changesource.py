@@ -55,7 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from opendms.cdc import Backlog, Change, ColumnChange, Op, Position, SeqPosition, Transaction
+from opendms.changes import Backlog, Change, ColumnChange, Op, Position, SeqPosition, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.sqlite.source import _AS_TEXT, _BAD_VALUE, _to_array, literal, quote
 from opendms.endpoints.sqlite.types import from_declared
@@ -310,7 +310,7 @@ class _Row:
         return cls(seq, table, op, _image(old), _image(new))
 
 
-class SqliteCapture:
+class SqliteChangeSource:
     """Trigger-based change capture of one task on one SQLite database file."""
 
     value_form: Literal["pg-text", "python"] = "python"

@@ -3,11 +3,11 @@
 The slot is created with an exported snapshot; the full load reads under that
 snapshot, and streaming starts at the slot's consistent point, so the hand-off
 has no gap and no duplicate. The flush position is confirmed only for changes
-the target has committed (see :meth:`PgReplication.confirm`).
+the target has committed (see :meth:`PgChangeSource.confirm`).
 
 With ``CaptureDdls`` the DDL-capture objects of :mod:`opendms.endpoints.postgres.ddl`
 are created and their audit table joins the publication; the stream's audit rows
-become :data:`Op.DDL` changes in commit order (see :meth:`PgReplication.rewrite`).
+become :data:`Op.DDL` changes in commit order (see :meth:`PgChangeSource.rewrite`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
-from opendms.cdc import LSN, Backlog, Change, Op, Position, TableChange, Transaction
+from opendms.changes import LSN, Backlog, Change, Op, Position, TableChange, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.postgres import ddl, ddlaudit
 from opendms.endpoints.postgres.catalog import regclass
@@ -65,7 +65,7 @@ def _psycopg2() -> Any:
     return psycopg2
 
 
-class PgReplication:
+class PgChangeSource:
     """One task's slot and publication on a PostgreSQL source (a ChangeSource)."""
 
     value_form: Literal["pg-text", "python"] = "pg-text"
@@ -359,7 +359,7 @@ class PgReplication:
             self.cursor.send_feedback(flush_lsn=self.flushed.value, write_lsn=self.flushed.value)
 
 
-def _stream_error(exc: Exception, repl: PgReplication) -> Exception:
+def _stream_error(exc: Exception, repl: PgChangeSource) -> Exception:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "does not exist" in text and "slot" in text:
         return TaskError(
