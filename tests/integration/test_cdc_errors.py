@@ -269,3 +269,50 @@ def test_apply_conflicts_escalate_after_the_count(
     else:
         assert table_rows(pg_target_db, "b", "id") == []  # suspended: the insert is not applied
         assert _stats(store)["b"].state is TableState.ERROR
+
+
+def test_apply_insert_policy_suspend_table_is_recorded_on_a_row_target(tmp_path: Path) -> None:
+    """ApplyErrorInsertPolicy SUSPEND_TABLE on a SQLite target (the shared row applier):
+    the conflicting table is suspended in the task's table statistics, as on PostgreSQL,
+    and the other table goes on."""
+    import sqlite3
+
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    with sqlite3.connect(src) as conn:
+        conn.executescript(
+            "CREATE TABLE a (id integer PRIMARY KEY, v text);"
+            "CREATE TABLE b (id integer PRIMARY KEY, v text);"
+            "INSERT INTO a VALUES (1, 'x'); INSERT INTO b VALUES (1, 'x');"
+        )
+    settings = {
+        "ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0},
+        "ErrorBehavior": {"ApplyErrorInsertPolicy": "SUSPEND_TABLE"},
+    }
+    spec = task_from_dict(
+        {
+            "name": "suspend",
+            "source": f"sqlite:///{src}",
+            "target": f"sqlite:///{dst}",
+            "migration_type": "full-load-and-cdc",
+            "task_settings": settings,
+        },
+        where="test",
+    )
+    store = StateStore(tmp_path / "state.db")
+    run_task(spec, store)  # full load, caught up
+    with sqlite3.connect(dst) as conn:
+        conn.execute("INSERT INTO a VALUES (50, 'already here')")
+    with sqlite3.connect(src) as conn:
+        conn.execute("INSERT INTO a VALUES (50, 'from source'), (51, 'next')")
+        conn.execute("INSERT INTO b VALUES (2, 'y')")
+    run_task(spec, store)
+    states = {t.name: t for t in store.tables("suspend")}
+    assert states["a"].state is TableState.ERROR
+    assert "suspended" in states["a"].error and "SUSPEND_TABLE" in states["a"].error
+    assert states["b"].state is not TableState.ERROR
+    with sqlite3.connect(dst) as conn:
+        assert conn.execute("SELECT id, v FROM a ORDER BY id").fetchall() == [
+            (1, "x"),
+            (50, "already here"),
+        ]
+        assert conn.execute("SELECT id FROM b ORDER BY id").fetchall() == [(1,), (2,)]

@@ -307,7 +307,7 @@ class RowApplier(SqlSession):
                 self._apply_rows(ctx, run, rows[: stop.index])
             self.savepoint("opendms_segment", "RELEASE SAVEPOINT")
             ctx.suspended.add(run.tmap.label)
-            message = f"table suspended (ApplyError policy SUSPEND_TABLE): {stop.message}"
+            message = f"table suspended: {stop.message} (SUSPEND_TABLE)"
             ctx.errors.append((run.tmap.label, run.op, rows[stop.index].label, message))
             return False
         if guarded:
