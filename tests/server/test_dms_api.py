@@ -4,7 +4,11 @@ full load and CDC, and the faults DMS answers with."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +104,8 @@ def test_sqlite_to_lake_full_load_and_cdc(dms: Any, tmp_path: Path) -> None:
     wait_until(
         lambda: _stats(dms, task).get("items", {}).get("FullLoadRows") == 50, 60, "full load"
     )
+    again = {"ReplicationTaskArn": task, "StartReplicationTaskType": "resume-processing"}
+    _fault(dms.start_replication_task, "InvalidResourceStateFault", **again)
 
     with sqlite3.connect(tmp_path / "src.db") as conn:
         conn.execute("INSERT INTO items VALUES (100, 'new')")
@@ -210,3 +216,64 @@ def test_unknown_operation_and_bad_json(server: str) -> None:
     r = httpx.post(server, headers=headers, content=b"{nope")
     assert (r.status_code, r.json()["__type"]) == (400, "SerializationException")
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+
+
+def test_pagination(dms: Any, tmp_path: Path) -> None:
+    for i in range(25):
+        dms.create_endpoint(
+            EndpointIdentifier=f"e{i}",
+            EndpointType="target",
+            EngineName="file",
+            DatabaseName=str(tmp_path),
+        )
+    first = dms.describe_endpoints(MaxRecords=20)
+    second = dms.describe_endpoints(MaxRecords=20, Marker=first["Marker"])
+    names = [e["EndpointIdentifier"] for e in first["Endpoints"] + second["Endpoints"]]
+    assert names == [f"e{i}" for i in range(25)] and "Marker" not in second
+    targets = dms.describe_endpoints(
+        Filters=[{"Name": "engine-name", "Values": ["file"]}], MaxRecords=100
+    )
+    assert len(targets["Endpoints"]) == 25
+
+
+@pytest.mark.skipif(
+    shutil.which("aws", path=str(Path(sys.executable).parent)) is None, reason="no awscli"
+)
+def test_aws_cli(server: str) -> None:
+    aws = str(Path(sys.executable).parent / "aws")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    args = [aws, "dms", "--endpoint-url", server, "--output", "json"]
+    made = subprocess.run(
+        [
+            *args,
+            "create-endpoint",
+            "--endpoint-identifier",
+            "cli",
+            "--endpoint-type",
+            "target",
+            "--engine-name",
+            "file",
+            "--database-name",
+            "/tmp",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(made.stdout)["Endpoint"]["EndpointIdentifier"] == "cli"
+    listed = subprocess.run(
+        [*args, "describe-endpoints"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert [e["EndpointIdentifier"] for e in json.loads(listed.stdout)["Endpoints"]] == ["cli"]

@@ -322,7 +322,7 @@ def demo(ctx: click.Context, directory: Path, orders: int) -> None:
     run_demo(directory, orders, service_of(ctx))
 
 
-cli.add_command(friendly(serve))
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from opendms.errors import ConfigError
-
 DEFAULT_STATE = Path.home() / ".opendms" / "server"
 
 
@@ -41,7 +39,7 @@ def serve(host: str, port: int, state: Path, region: str, insecure: bool) -> Non
     from opendms.server.app import create_app
 
     if not is_loopback(host) and not insecure:
-        raise ConfigError(
+        raise click.UsageError(
             f"--host {host} is not a loopback address; the server has no TLS or "
             "authentication yet: pass --insecure to serve it anyway"
         )
