@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from opendms.server.dmsapi import TARGET_PREFIX, DmsApi, DmsError
+from opendms.server.dmsapi import TARGET_PREFIX, DmsApi
 from opendms.server.resources import SqliteResources
+from opendms.server.shapes import DmsError
 from opendms.service import TaskService
 
 CONTENT_TYPE = "application/x-amz-json-1.1"

@@ -1,18 +1,15 @@
 """The AWS DMS JSON 1.1 API: ``X-Amz-Target: AmazonDMSv20160101.<Operation>``.
 
 :class:`DmsApi` maps each operation to :class:`~opendms.service.TaskService` and the
-server's :class:`~opendms.resources.ResourceStore`. A fault is a :class:`DmsError`
+server's :class:`~opendms.server.resources.ResourceStore`. A fault is a :class:`DmsError`
 carrying DMS's ``__type``; the application answers it with HTTP 400 as AWS does.
 Passwords are never part of a response or an error message."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -20,32 +17,29 @@ from opendms.config import TaskSpec, json_path
 from opendms.endpoints import check_endpoint
 from opendms.errors import ConfigError, OpenDMSError
 from opendms.server.resources import Endpoint, ResourceStore, Task, arn, endpoint_url, new_id
+from opendms.server.shapes import (
+    Body,
+    DmsError,
+    apply_endpoint,
+    bad_state,
+    bad_value,
+    ends,
+    filtered,
+    marked,
+    masked,
+    not_found,
+    one_page,
+    parse_json,
+    required,
+    stats,
+    table_out,
+    version,
+)
 from opendms.service import TaskService
-from opendms.state import TableState, TaskStatus
+from opendms.state import TaskStatus
 
 TARGET_PREFIX = "AmazonDMSv20160101."
-Body = dict[str, Any]
-
-
-class DmsError(OpenDMSError):
-    """An API error as DMS names it (``code``: its ``__type``)."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-def not_found(what: str) -> DmsError:
-    return DmsError("ResourceNotFoundFault", f"{what} not found")
-
-
-def bad_state(message: str) -> DmsError:
-    return DmsError("InvalidResourceStateFault", message)
-
-
-def bad_value(message: str) -> DmsError:
-    return DmsError("InvalidParameterValueException", message)
+START_TYPES = "start-replication, resume-processing, reload-target"
 
 
 class DmsApi:
@@ -78,7 +72,7 @@ class DmsApi:
     def _scrub(self, text: str) -> str:
         """``text`` with every endpoint's password masked (errors may quote URLs)."""
         for e in self.resources.endpoints():
-            text = _masked(text, e)
+            text = masked(text, e)
         return text
 
     # --- endpoints --------------------------------------------------------------------
@@ -90,19 +84,19 @@ class DmsApi:
         raise not_found(f"endpoint {endpoint_arn}")
 
     def create_endpoint(self, body: Body) -> Body:
-        ident = _required(body, "EndpointIdentifier")
+        ident = required(body, "EndpointIdentifier")
         if any(e.identifier == ident for e in self.resources.endpoints()):
             raise DmsError("ResourceAlreadyExistsFault", f"endpoint {ident} already exists")
         endpoint = Endpoint(ident, arn(self.region, "endpoint", new_id()), "", "")
         endpoint.created_at = time.time()
-        _apply_endpoint(endpoint, body)
+        apply_endpoint(endpoint, body)
         endpoint_url(endpoint)  # an unknown engine or a missing bucket fails here
         self.resources.put_endpoint(endpoint)
         return {"Endpoint": self._endpoint_out(endpoint)}
 
     def modify_endpoint(self, body: Body) -> Body:
-        endpoint = self.endpoint(_required(body, "EndpointArn"))
-        _apply_endpoint(endpoint, body)
+        endpoint = self.endpoint(required(body, "EndpointArn"))
+        apply_endpoint(endpoint, body)
         endpoint_url(endpoint)
         self.resources.put_endpoint(endpoint)
         return {"Endpoint": self._endpoint_out(endpoint)}
@@ -114,15 +108,15 @@ class DmsApi:
             "endpoint-id": lambda e: e.identifier,
             "engine-name": lambda e: e.engine_name,
         }
-        found = _filtered(self.resources.endpoints(), body, fields)
+        found = filtered(self.resources.endpoints(), body, fields)
         if not found and body.get("Filters"):
             raise not_found("endpoint")
-        page, marker = _page(found, body)
-        return _marked({"Endpoints": [self._endpoint_out(e) for e in page]}, marker)
+        page, marker = one_page(found, body)
+        return marked({"Endpoints": [self._endpoint_out(e) for e in page]}, marker)
 
     def delete_endpoint(self, body: Body) -> Body:
-        endpoint = self.endpoint(_required(body, "EndpointArn"))
-        users = [t.identifier for t in self.resources.tasks() if endpoint.arn in _ends(t)]
+        endpoint = self.endpoint(required(body, "EndpointArn"))
+        users = [t.identifier for t in self.resources.tasks() if endpoint.arn in ends(t)]
         if users:
             raise bad_state(f"endpoint {endpoint.identifier} is used by task(s) {users}")
         self.resources.delete_endpoint(endpoint.arn)
@@ -152,13 +146,13 @@ class DmsApi:
     # --- connections ------------------------------------------------------------------
 
     def test_connection(self, body: Body) -> Body:
-        endpoint = self.endpoint(_required(body, "EndpointArn"))
+        endpoint = self.endpoint(required(body, "EndpointArn"))
         url, settings = endpoint_url(endpoint)
         try:
             check_endpoint(url, settings)
             status, message = "successful", ""
         except OpenDMSError as exc:
-            status, message = "failed", _masked(str(exc), endpoint)
+            status, message = "failed", masked(str(exc), endpoint)
         conn = {
             "ReplicationInstanceArn": body.get("ReplicationInstanceArn", self._instance_arn()),
             "EndpointArn": endpoint.arn,
@@ -176,9 +170,9 @@ class DmsApi:
             "endpoint-arn": lambda c: c["EndpointArn"],
             "replication-instance-arn": lambda c: c["ReplicationInstanceArn"],
         }
-        found = _filtered(list(self.connections.values()), body, fields)
-        page, marker = _page(found, body)
-        return _marked({"Connections": page}, marker)
+        found = filtered(list(self.connections.values()), body, fields)
+        page, marker = one_page(found, body)
+        return marked({"Connections": page}, marker)
 
     def describe_replication_instances(self, body: Body) -> Body:
         return {
@@ -188,7 +182,7 @@ class DmsApi:
                     "ReplicationInstanceArn": self._instance_arn(),
                     "ReplicationInstanceClass": "opendms.local",
                     "ReplicationInstanceStatus": "available",
-                    "EngineVersion": _version(),
+                    "EngineVersion": version(),
                     "PubliclyAccessible": False,
                 }
             ]
@@ -206,16 +200,16 @@ class DmsApi:
         raise not_found(f"replication task {task_arn}")
 
     def create_replication_task(self, body: Body) -> Body:
-        ident = _required(body, "ReplicationTaskIdentifier")
+        ident = required(body, "ReplicationTaskIdentifier")
         if any(t.identifier == ident for t in self.resources.tasks()):
             raise DmsError("ResourceAlreadyExistsFault", f"task {ident} already exists")
         task = Task(
             ident,
             arn(self.region, "task", new_id()),
-            _required(body, "SourceEndpointArn"),
-            _required(body, "TargetEndpointArn"),
-            _required(body, "MigrationType"),
-            _required(body, "TableMappings"),
+            required(body, "SourceEndpointArn"),
+            required(body, "TargetEndpointArn"),
+            required(body, "MigrationType"),
+            required(body, "TableMappings"),
             body.get("ReplicationTaskSettings", ""),
             time.time(),
         )
@@ -224,7 +218,7 @@ class DmsApi:
         return {"ReplicationTask": self._task_out(task)}
 
     def modify_replication_task(self, body: Body) -> Body:
-        task = self.task(_required(body, "ReplicationTaskArn"))
+        task = self.task(required(body, "ReplicationTaskArn"))
         for key, attr in (
             ("MigrationType", "migration_type"),
             ("TableMappings", "table_mappings"),
@@ -254,11 +248,11 @@ class DmsApi:
             "source": {"url": source_url, "settings": source_settings},
             "target": {"url": target_url, "settings": target_settings},
             "migration_type": task.migration_type,
-            "table_mappings": _json(task.table_mappings, "TableMappings"),
+            "table_mappings": parse_json(task.table_mappings, "TableMappings"),
             "state": str(self.service.state_path),
         }
         if task.task_settings:
-            doc["task_settings"] = _json(task.task_settings, "ReplicationTaskSettings")
+            doc["task_settings"] = parse_json(task.task_settings, "ReplicationTaskSettings")
         try:
             return TaskSpec.model_validate(doc)
         except ValidationError as exc:
@@ -270,18 +264,18 @@ class DmsApi:
             "replication-task-arn": lambda t: t.arn,
             "replication-task-id": lambda t: t.identifier,
             "migration-type": lambda t: t.migration_type,
-            "endpoint-arn": lambda t: _ends(t),
+            "endpoint-arn": lambda t: ends(t),
         }
-        found = _filtered(self.resources.tasks(), body, fields)
+        found = filtered(self.resources.tasks(), body, fields)
         if not found and body.get("Filters"):
             raise not_found("replication task")
-        page, marker = _page(found, body)
+        page, marker = one_page(found, body)
         settings = not body.get("WithoutSettings", False)
-        return _marked({"ReplicationTasks": [self._task_out(t, settings) for t in page]}, marker)
+        return marked({"ReplicationTasks": [self._task_out(t, settings) for t in page]}, marker)
 
     def start_replication_task(self, body: Body) -> Body:
-        task = self.task(_required(body, "ReplicationTaskArn"))
-        kind = _required(body, "StartReplicationTaskType")
+        task = self.task(required(body, "ReplicationTaskArn"))
+        kind = required(body, "StartReplicationTaskType")
         self._check_not_running(task)
         launch = {
             "start-replication": self.service.start,
@@ -289,7 +283,7 @@ class DmsApi:
             "reload-target": self.service.reload,
         }.get(kind)
         if launch is None:
-            raise bad_value(f"StartReplicationTaskType {kind!r} is not one of {_START_TYPES}")
+            raise bad_value(f"StartReplicationTaskType {kind!r} is not one of {START_TYPES}")
         launch(task.identifier)
         task.last_start, task.last_stop = time.time(), None
         self.resources.put_task(task)
@@ -301,7 +295,7 @@ class DmsApi:
             raise bad_state(f"task {task.identifier} is {status.value}")
 
     def stop_replication_task(self, body: Body) -> Body:
-        task = self.task(_required(body, "ReplicationTaskArn"))
+        task = self.task(required(body, "ReplicationTaskArn"))
         status = self.service.record(task.identifier).status
         if status not in (TaskStatus.STARTING, TaskStatus.RUNNING):
             raise bad_state(f"task {task.identifier} is {status.value}, not running")
@@ -311,7 +305,7 @@ class DmsApi:
         return {"ReplicationTask": self._task_out(task)}
 
     def delete_replication_task(self, body: Body) -> Body:
-        task = self.task(_required(body, "ReplicationTaskArn"))
+        task = self.task(required(body, "ReplicationTaskArn"))
         self._check_not_running(task)
         out = self._task_out(task)
         self.service.delete(task.identifier)
@@ -321,21 +315,21 @@ class DmsApi:
         return {"ReplicationTask": out}
 
     def reload_tables(self, body: Body) -> Body:
-        task = self.task(_required(body, "ReplicationTaskArn"))
+        task = self.task(required(body, "ReplicationTaskArn"))
         self._check_not_running(task)
         self.service.reload(task.identifier)
         return {"ReplicationTaskArn": task.arn}
 
     def describe_table_statistics(self, body: Body) -> Body:
-        task = self.task(_required(body, "ReplicationTaskArn"))
-        rows = [_table_out(s) for s in self.service.tables(task.identifier)]
+        task = self.task(required(body, "ReplicationTaskArn"))
+        rows = [table_out(s) for s in self.service.tables(task.identifier)]
         fields = {
             "schema-name": lambda r: r["SchemaName"],
             "table-name": lambda r: r["TableName"],
             "table-state": lambda r: r["TableState"],
         }
-        page, marker = _page(_filtered(rows, body, fields), body)
-        return _marked({"ReplicationTaskArn": task.arn, "TableStatistics": page}, marker)
+        page, marker = one_page(filtered(rows, body, fields), body)
+        return marked({"ReplicationTaskArn": task.arn, "TableStatistics": page}, marker)
 
     def _task_out(self, task: Task, settings: bool = True) -> Body:
         record = self.service.record(task.identifier)
@@ -350,7 +344,7 @@ class DmsApi:
             "TableMappings": task.table_mappings,
             "Status": record.status.value,
             "ReplicationTaskCreationDate": task.created_at,
-            "ReplicationTaskStats": _stats(task, tables),
+            "ReplicationTaskStats": stats(task, tables),
         }
         if settings and task.task_settings:
             out["ReplicationTaskSettings"] = task.task_settings
@@ -378,131 +372,3 @@ OPERATIONS = {
     "ReloadTables": DmsApi.reload_tables,
     "DescribeTableStatistics": DmsApi.describe_table_statistics,
 }
-_START_TYPES = "start-replication, resume-processing, reload-target"
-
-
-def _apply_endpoint(endpoint: Endpoint, body: Body) -> None:
-    simple = {
-        "EndpointType": "endpoint_type",
-        "EngineName": "engine_name",
-        "ServerName": "server_name",
-        "Port": "port",
-        "DatabaseName": "database_name",
-        "Username": "username",
-        "Password": "password",
-        "ExtraConnectionAttributes": "extra_connection_attributes",
-    }
-    for key, attr in simple.items():
-        if key in body:
-            value = body[key]
-            setattr(endpoint, attr, value.lower() if key == "EndpointType" else value)
-    for key in ("S3Settings", "PostgreSQLSettings", "MySQLSettings"):
-        if key in body:
-            endpoint.settings[key] = dict(body[key])
-    if endpoint.endpoint_type not in ("source", "target"):
-        raise bad_value("EndpointType must be source or target")
-    if not endpoint.engine_name:
-        raise bad_value("EngineName is required")
-
-
-def _stats(task: Task, tables: list[Any]) -> Body:
-    count = {state: sum(1 for t in tables if t.state is state) for state in TableState}
-    done = count[TableState.COMPLETED]
-    stats: Body = {
-        "FullLoadProgressPercent": int(100 * done / len(tables)) if tables else 0,
-        "ElapsedTimeMillis": _elapsed(task),
-        "TablesLoaded": done,
-        "TablesLoading": count[TableState.FULL_LOAD],
-        "TablesQueued": count[TableState.BEFORE_LOAD],
-        "TablesErrored": count[TableState.ERROR],
-    }
-    if task.last_start is not None:
-        stats["StartDate"] = task.last_start
-    if task.last_stop is not None:
-        stats["StopDate"] = task.last_stop
-    return stats
-
-
-def _elapsed(task: Task) -> int:
-    if task.last_start is None:
-        return 0
-    return int(1000 * ((task.last_stop or time.time()) - task.last_start))
-
-
-def _table_out(s: Any) -> Body:
-    return {
-        "SchemaName": s.schema,
-        "TableName": s.name,
-        "TableState": s.state.value,
-        "FullLoadRows": s.full_load_rows,
-        "FullLoadErrorRows": s.error_rows,
-        "Inserts": s.inserts,
-        "Updates": s.updates,
-        "Deletes": s.deletes,
-        "Ddls": s.ddls,
-        "AppliedInserts": s.inserts,
-        "AppliedUpdates": s.updates,
-        "AppliedDeletes": s.deletes,
-        "AppliedDdls": s.ddls,
-        "ValidationState": "Not enabled",
-    }
-
-
-def _ends(task: Task) -> list[str]:
-    return [task.source_arn, task.target_arn]
-
-
-def _required(body: Body, key: str) -> Any:
-    value = body.get(key)
-    if value in (None, ""):
-        raise bad_value(f"{key} is required")
-    return value
-
-
-def _json(text: str, name: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise bad_value(
-            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-
-
-def _filtered(items: list[Any], body: Body, fields: dict[str, Callable[[Any], Any]]) -> list[Any]:
-    for f in body.get("Filters") or []:
-        get = fields.get(f.get("Name", ""))
-        if get is None:
-            raise bad_value(f"filter {f.get('Name')!r} is not one of {sorted(fields)}")
-        wanted = set(f.get("Values") or [])
-        items = [i for i in items if _matches(get(i), wanted)]
-    return items
-
-
-def _matches(value: Any, wanted: set[str]) -> bool:
-    values = value if isinstance(value, list) else [value]
-    return any(str(v) in wanted or str(v).lower() in wanted for v in values)
-
-
-def _page(items: list[Any], body: Body) -> tuple[list[Any], str]:
-    start = int(body.get("Marker") or 0)
-    size = int(body.get("MaxRecords") or 100)
-    if not 20 <= size <= 100:
-        raise bad_value("MaxRecords must be between 20 and 100")
-    end = start + size
-    return items[start:end], str(end) if end < len(items) else ""
-
-
-def _marked(out: Body, marker: str) -> Body:
-    if marker:
-        out["Marker"] = marker
-    return out
-
-
-def _masked(text: str, endpoint: Endpoint) -> str:
-    return text.replace(endpoint.password, "****") if endpoint.password else text
-
-
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("opendms")
