@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from click.testing import CliRunner
 
+from opendms.cli.main import cli
 from tests.oracles.lake import read_lake
 from tests.waiting import wait_until
 
@@ -97,6 +99,10 @@ def test_sqlite_to_lake_full_load_and_cdc(dms: Any, tmp_path: Path) -> None:
     task = _task(dms, src, dst)
     flt = [{"Name": "replication-task-arn", "Values": [task]}]
     dms.get_waiter("replication_task_ready").wait(Filters=flt, WaiterConfig=FAST)
+    cli_view = CliRunner().invoke(
+        cli, ["--state", str(tmp_path / "state" / "state.db"), "task", "status", "items-task"]
+    )
+    assert "items-task" in cli_view.output, cli_view.output  # the CLI sees the same task
     dms.start_replication_task(
         ReplicationTaskArn=task, StartReplicationTaskType="start-replication"
     )
