@@ -15,6 +15,7 @@ import click
 
 from opendms.cli import task_info
 from opendms.cli.convert_cmd import convert
+from opendms.cli.serve_cmd import serve
 from opendms.cli.task_info import JSON_OPTION
 from opendms.cli.ui import RichProgress, console, err_console, run_summary, stats_table
 from opendms.cli.validate_cmd import validate
@@ -319,6 +320,9 @@ def demo(ctx: click.Context, directory: Path, orders: int) -> None:
     from opendms.cli.demo_cmd import run_demo
 
     run_demo(directory, orders, service_of(ctx))
+
+
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -1,0 +1,374 @@
+"""The AWS DMS JSON 1.1 API: ``X-Amz-Target: AmazonDMSv20160101.<Operation>``.
+
+:class:`DmsApi` maps each operation to :class:`~opendms.service.TaskService` and the
+server's :class:`~opendms.server.resources.ResourceStore`. A fault is a :class:`DmsError`
+carrying DMS's ``__type``; the application answers it with HTTP 400 as AWS does.
+Passwords are never part of a response or an error message."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from opendms.config import TaskSpec, json_path
+from opendms.endpoints import check_endpoint
+from opendms.errors import ConfigError, OpenDMSError
+from opendms.server.resources import Endpoint, ResourceStore, Task, arn, endpoint_url, new_id
+from opendms.server.shapes import (
+    Body,
+    DmsError,
+    apply_endpoint,
+    bad_state,
+    bad_value,
+    ends,
+    filtered,
+    marked,
+    masked,
+    not_found,
+    one_page,
+    parse_json,
+    required,
+    stats,
+    table_out,
+    version,
+)
+from opendms.service import TaskService
+from opendms.state import TaskStatus
+
+TARGET_PREFIX = "AmazonDMSv20160101."
+START_TYPES = "start-replication, resume-processing, reload-target"
+
+
+class DmsApi:
+    """The DMS operations of one server: its resources, its tasks and its region."""
+
+    def __init__(
+        self, resources: ResourceStore, service: TaskService, state: Path, region: str
+    ) -> None:
+        self.resources = resources
+        self.service = service
+        self.task_dir = state / "tasks"
+        self.region = region
+        self.connections: dict[str, Body] = {}
+
+    def call(self, operation: str, body: Body) -> Body:
+        """Run ``operation``; raises :class:`DmsError`."""
+        handler = OPERATIONS.get(operation)
+        if handler is None:
+            raise DmsError("UnknownOperationException", f"unknown operation {operation!r}")
+        try:
+            return handler(self, body)
+        except DmsError as exc:
+            exc.message = self._scrub(exc.message)
+            raise
+        except ConfigError as exc:
+            raise bad_value(self._scrub(str(exc))) from None
+        except OpenDMSError as exc:
+            raise bad_state(self._scrub(str(exc))) from None
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with every endpoint's password masked (errors may quote URLs)."""
+        for e in self.resources.endpoints():
+            text = masked(text, e)
+        return text
+
+    # --- endpoints --------------------------------------------------------------------
+
+    def endpoint(self, endpoint_arn: str) -> Endpoint:
+        for e in self.resources.endpoints():
+            if e.arn == endpoint_arn:
+                return e
+        raise not_found(f"endpoint {endpoint_arn}")
+
+    def create_endpoint(self, body: Body) -> Body:
+        ident = required(body, "EndpointIdentifier")
+        if any(e.identifier == ident for e in self.resources.endpoints()):
+            raise DmsError("ResourceAlreadyExistsFault", f"endpoint {ident} already exists")
+        endpoint = Endpoint(ident, arn(self.region, "endpoint", new_id()), "", "")
+        endpoint.created_at = time.time()
+        apply_endpoint(endpoint, body)
+        endpoint_url(endpoint)  # an unknown engine or a missing bucket fails here
+        self.resources.put_endpoint(endpoint)
+        return {"Endpoint": self._endpoint_out(endpoint)}
+
+    def modify_endpoint(self, body: Body) -> Body:
+        endpoint = self.endpoint(required(body, "EndpointArn"))
+        apply_endpoint(endpoint, body)
+        endpoint_url(endpoint)
+        self.resources.put_endpoint(endpoint)
+        return {"Endpoint": self._endpoint_out(endpoint)}
+
+    def describe_endpoints(self, body: Body) -> Body:
+        fields = {
+            "endpoint-arn": lambda e: e.arn,
+            "endpoint-type": lambda e: e.endpoint_type,
+            "endpoint-id": lambda e: e.identifier,
+            "engine-name": lambda e: e.engine_name,
+        }
+        found = filtered(self.resources.endpoints(), body, fields)
+        if not found and body.get("Filters"):
+            raise not_found("endpoint")
+        page, marker = one_page(found, body)
+        return marked({"Endpoints": [self._endpoint_out(e) for e in page]}, marker)
+
+    def delete_endpoint(self, body: Body) -> Body:
+        endpoint = self.endpoint(required(body, "EndpointArn"))
+        users = [t.identifier for t in self.resources.tasks() if endpoint.arn in ends(t)]
+        if users:
+            raise bad_state(f"endpoint {endpoint.identifier} is used by task(s) {users}")
+        self.resources.delete_endpoint(endpoint.arn)
+        out = self._endpoint_out(endpoint)
+        out["Status"] = "deleting"
+        return {"Endpoint": out}
+
+    def _endpoint_out(self, e: Endpoint) -> Body:
+        out: Body = {
+            "EndpointIdentifier": e.identifier,
+            "EndpointArn": e.arn,
+            "EndpointType": e.endpoint_type.upper(),
+            "EngineName": e.engine_name,
+            "EngineDisplayName": e.engine_name,
+            "Status": "active",
+            "ServerName": e.server_name,
+            "DatabaseName": e.database_name,
+            "Username": e.username,
+            "ExtraConnectionAttributes": e.extra_connection_attributes,
+            "SslMode": "none",
+        }
+        if e.port:
+            out["Port"] = e.port
+        out.update(e.settings)
+        return {k: v for k, v in out.items() if v != ""}
+
+    # --- connections ------------------------------------------------------------------
+
+    def test_connection(self, body: Body) -> Body:
+        endpoint = self.endpoint(required(body, "EndpointArn"))
+        url, settings = endpoint_url(endpoint)
+        try:
+            check_endpoint(url, settings)
+            status, message = "successful", ""
+        except OpenDMSError as exc:
+            status, message = "failed", masked(str(exc), endpoint)
+        conn = {
+            "ReplicationInstanceArn": body.get("ReplicationInstanceArn", self._instance_arn()),
+            "EndpointArn": endpoint.arn,
+            "EndpointIdentifier": endpoint.identifier,
+            "ReplicationInstanceIdentifier": "opendms",
+            "Status": status,
+        }
+        if message:
+            conn["LastFailureMessage"] = message
+        self.connections[endpoint.arn] = conn
+        return {"Connection": conn}
+
+    def describe_connections(self, body: Body) -> Body:
+        fields = {
+            "endpoint-arn": lambda c: c["EndpointArn"],
+            "replication-instance-arn": lambda c: c["ReplicationInstanceArn"],
+        }
+        found = filtered(list(self.connections.values()), body, fields)
+        page, marker = one_page(found, body)
+        return marked({"Connections": page}, marker)
+
+    def describe_replication_instances(self, body: Body) -> Body:
+        return {
+            "ReplicationInstances": [
+                {
+                    "ReplicationInstanceIdentifier": "opendms",
+                    "ReplicationInstanceArn": self._instance_arn(),
+                    "ReplicationInstanceClass": "opendms.local",
+                    "ReplicationInstanceStatus": "available",
+                    "EngineVersion": version(),
+                    "PubliclyAccessible": False,
+                }
+            ]
+        }
+
+    def _instance_arn(self) -> str:
+        return arn(self.region, "rep", "OPENDMS")
+
+    # --- tasks ------------------------------------------------------------------------
+
+    def task(self, task_arn: str) -> Task:
+        for t in self.resources.tasks():
+            if t.arn == task_arn:
+                return t
+        raise not_found(f"replication task {task_arn}")
+
+    def create_replication_task(self, body: Body) -> Body:
+        ident = required(body, "ReplicationTaskIdentifier")
+        if any(t.identifier == ident for t in self.resources.tasks()):
+            raise DmsError("ResourceAlreadyExistsFault", f"task {ident} already exists")
+        task = Task(
+            ident,
+            arn(self.region, "task", new_id()),
+            required(body, "SourceEndpointArn"),
+            required(body, "TargetEndpointArn"),
+            required(body, "MigrationType"),
+            required(body, "TableMappings"),
+            body.get("ReplicationTaskSettings", ""),
+            time.time(),
+        )
+        self._define(task, replace=False)
+        self.resources.put_task(task)
+        return {"ReplicationTask": self._task_out(task)}
+
+    def modify_replication_task(self, body: Body) -> Body:
+        task = self.task(required(body, "ReplicationTaskArn"))
+        for key, attr in (
+            ("MigrationType", "migration_type"),
+            ("TableMappings", "table_mappings"),
+            ("ReplicationTaskSettings", "task_settings"),
+        ):
+            if key in body:
+                setattr(task, attr, body[key])
+        self._define(task, replace=True)
+        self.resources.put_task(task)
+        return {"ReplicationTask": self._task_out(task)}
+
+    def _define(self, task: Task, *, replace: bool) -> None:
+        """Write ``task``'s task file and record it in the TaskService (the CLI's)."""
+        spec = self._spec(task)
+        self.task_dir.mkdir(parents=True, exist_ok=True)
+        file = self.task_dir / f"{task.identifier}.json"
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds passwords
+        with os.fdopen(fd, "w") as out:
+            out.write(spec.model_dump_json(by_alias=True, exclude_none=True))
+        self.service.create(spec, file=file, replace=replace)
+
+    def _spec(self, task: Task) -> TaskSpec:
+        source_url, source_settings = endpoint_url(self.endpoint(task.source_arn))
+        target_url, target_settings = endpoint_url(self.endpoint(task.target_arn))
+        doc = {
+            "name": task.identifier,
+            "source": {"url": source_url, "settings": source_settings},
+            "target": {"url": target_url, "settings": target_settings},
+            "migration_type": task.migration_type,
+            "table_mappings": parse_json(task.table_mappings, "TableMappings"),
+            "state": str(self.service.state_path),
+        }
+        if task.task_settings:
+            doc["task_settings"] = parse_json(task.task_settings, "ReplicationTaskSettings")
+        try:
+            return TaskSpec.model_validate(doc)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise bad_value(f"{json_path(tuple(first['loc']))}: {first['msg']}") from None
+
+    def describe_replication_tasks(self, body: Body) -> Body:
+        fields = {
+            "replication-task-arn": lambda t: t.arn,
+            "replication-task-id": lambda t: t.identifier,
+            "migration-type": lambda t: t.migration_type,
+            "endpoint-arn": lambda t: ends(t),
+        }
+        found = filtered(self.resources.tasks(), body, fields)
+        if not found and body.get("Filters"):
+            raise not_found("replication task")
+        page, marker = one_page(found, body)
+        settings = not body.get("WithoutSettings", False)
+        return marked({"ReplicationTasks": [self._task_out(t, settings) for t in page]}, marker)
+
+    def start_replication_task(self, body: Body) -> Body:
+        task = self.task(required(body, "ReplicationTaskArn"))
+        kind = required(body, "StartReplicationTaskType")
+        self._check_not_running(task)
+        launch = {
+            "start-replication": self.service.start,
+            "resume-processing": self.service.resume,
+            "reload-target": self.service.reload,
+        }.get(kind)
+        if launch is None:
+            raise bad_value(f"StartReplicationTaskType {kind!r} is not one of {START_TYPES}")
+        launch(task.identifier)
+        task.last_start, task.last_stop = time.time(), None
+        self.resources.put_task(task)
+        return {"ReplicationTask": self._task_out(task)}
+
+    def _check_not_running(self, task: Task) -> None:
+        status = self.service.record(task.identifier).status
+        if status in (TaskStatus.STARTING, TaskStatus.RUNNING, TaskStatus.STOPPING):
+            raise bad_state(f"task {task.identifier} is {status.value}")
+
+    def stop_replication_task(self, body: Body) -> Body:
+        task = self.task(required(body, "ReplicationTaskArn"))
+        status = self.service.record(task.identifier).status
+        if status not in (TaskStatus.STARTING, TaskStatus.RUNNING):
+            raise bad_state(f"task {task.identifier} is {status.value}, not running")
+        self.service.stop(task.identifier)
+        task.last_stop = time.time()
+        self.resources.put_task(task)
+        return {"ReplicationTask": self._task_out(task)}
+
+    def delete_replication_task(self, body: Body) -> Body:
+        task = self.task(required(body, "ReplicationTaskArn"))
+        self._check_not_running(task)
+        out = self._task_out(task)
+        self.service.delete(task.identifier)
+        self.resources.delete_task(task.arn)
+        (self.task_dir / f"{task.identifier}.json").unlink(missing_ok=True)
+        out["Status"] = "deleting"
+        return {"ReplicationTask": out}
+
+    def reload_tables(self, body: Body) -> Body:
+        task = self.task(required(body, "ReplicationTaskArn"))
+        self._check_not_running(task)
+        self.service.reload(task.identifier)
+        return {"ReplicationTaskArn": task.arn}
+
+    def describe_table_statistics(self, body: Body) -> Body:
+        task = self.task(required(body, "ReplicationTaskArn"))
+        rows = [table_out(s) for s in self.service.tables(task.identifier)]
+        fields = {
+            "schema-name": lambda r: r["SchemaName"],
+            "table-name": lambda r: r["TableName"],
+            "table-state": lambda r: r["TableState"],
+        }
+        page, marker = one_page(filtered(rows, body, fields), body)
+        return marked({"ReplicationTaskArn": task.arn, "TableStatistics": page}, marker)
+
+    def _task_out(self, task: Task, settings: bool = True) -> Body:
+        record = self.service.record(task.identifier)
+        tables = self.service.tables(task.identifier)
+        out: Body = {
+            "ReplicationTaskIdentifier": task.identifier,
+            "ReplicationTaskArn": task.arn,
+            "SourceEndpointArn": task.source_arn,
+            "TargetEndpointArn": task.target_arn,
+            "ReplicationInstanceArn": self._instance_arn(),
+            "MigrationType": task.migration_type,
+            "TableMappings": task.table_mappings,
+            "Status": record.status.value,
+            "ReplicationTaskCreationDate": task.created_at,
+            "ReplicationTaskStats": stats(task, tables),
+        }
+        if settings and task.task_settings:
+            out["ReplicationTaskSettings"] = task.task_settings
+        if record.stop_reason:
+            out["StopReason"] = record.stop_reason
+        if task.last_start is not None:
+            out["ReplicationTaskStartDate"] = task.last_start
+        return out
+
+
+OPERATIONS = {
+    "CreateEndpoint": DmsApi.create_endpoint,
+    "ModifyEndpoint": DmsApi.modify_endpoint,
+    "DescribeEndpoints": DmsApi.describe_endpoints,
+    "DeleteEndpoint": DmsApi.delete_endpoint,
+    "TestConnection": DmsApi.test_connection,
+    "DescribeConnections": DmsApi.describe_connections,
+    "DescribeReplicationInstances": DmsApi.describe_replication_instances,
+    "CreateReplicationTask": DmsApi.create_replication_task,
+    "ModifyReplicationTask": DmsApi.modify_replication_task,
+    "DescribeReplicationTasks": DmsApi.describe_replication_tasks,
+    "StartReplicationTask": DmsApi.start_replication_task,
+    "StopReplicationTask": DmsApi.stop_replication_task,
+    "DeleteReplicationTask": DmsApi.delete_replication_task,
+    "ReloadTables": DmsApi.reload_tables,
+    "DescribeTableStatistics": DmsApi.describe_table_statistics,
+}

@@ -1,0 +1,163 @@
+"""The shapes of the DMS JSON API: its faults, the Filters/Marker/MaxRecords of Describe
+calls, and the response objects built from opendms's records."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opendms.errors import OpenDMSError
+from opendms.server.resources import Endpoint, Task
+from opendms.state import TableState
+
+Body = dict[str, Any]
+
+
+class DmsError(OpenDMSError):
+    """An API error as DMS names it (``code``: its ``__type``)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def not_found(what: str) -> DmsError:
+    return DmsError("ResourceNotFoundFault", f"{what} not found")
+
+
+def bad_state(message: str) -> DmsError:
+    return DmsError("InvalidResourceStateFault", message)
+
+
+def bad_value(message: str) -> DmsError:
+    return DmsError("InvalidParameterValueException", message)
+
+
+def apply_endpoint(endpoint: Endpoint, body: Body) -> None:
+    simple = {
+        "EndpointType": "endpoint_type",
+        "EngineName": "engine_name",
+        "ServerName": "server_name",
+        "Port": "port",
+        "DatabaseName": "database_name",
+        "Username": "username",
+        "Password": "password",
+        "ExtraConnectionAttributes": "extra_connection_attributes",
+    }
+    for key, attr in simple.items():
+        if key in body:
+            value = body[key]
+            setattr(endpoint, attr, value.lower() if key == "EndpointType" else value)
+    for key in ("S3Settings", "PostgreSQLSettings", "MySQLSettings"):
+        if key in body:
+            endpoint.settings[key] = dict(body[key])
+    if endpoint.endpoint_type not in ("source", "target"):
+        raise bad_value("EndpointType must be source or target")
+    if not endpoint.engine_name:
+        raise bad_value("EngineName is required")
+
+
+def stats(task: Task, tables: list[Any]) -> Body:
+    count = {state: sum(1 for t in tables if t.state is state) for state in TableState}
+    done = count[TableState.COMPLETED]
+    stats: Body = {
+        "FullLoadProgressPercent": int(100 * done / len(tables)) if tables else 0,
+        "ElapsedTimeMillis": elapsed(task),
+        "TablesLoaded": done,
+        "TablesLoading": count[TableState.FULL_LOAD],
+        "TablesQueued": count[TableState.BEFORE_LOAD],
+        "TablesErrored": count[TableState.ERROR],
+    }
+    if task.last_start is not None:
+        stats["StartDate"] = task.last_start
+    if task.last_stop is not None:
+        stats["StopDate"] = task.last_stop
+    return stats
+
+
+def elapsed(task: Task) -> int:
+    if task.last_start is None:
+        return 0
+    return int(1000 * ((task.last_stop or time.time()) - task.last_start))
+
+
+def table_out(s: Any) -> Body:
+    return {
+        "SchemaName": s.schema,
+        "TableName": s.name,
+        "TableState": s.state.value,
+        "FullLoadRows": s.full_load_rows,
+        "FullLoadErrorRows": s.error_rows,
+        "Inserts": s.inserts,
+        "Updates": s.updates,
+        "Deletes": s.deletes,
+        "Ddls": s.ddls,
+        "AppliedInserts": s.inserts,
+        "AppliedUpdates": s.updates,
+        "AppliedDeletes": s.deletes,
+        "AppliedDdls": s.ddls,
+        "ValidationState": "Not enabled",
+    }
+
+
+def ends(task: Task) -> list[str]:
+    return [task.source_arn, task.target_arn]
+
+
+def required(body: Body, key: str) -> Any:
+    value = body.get(key)
+    if value in (None, ""):
+        raise bad_value(f"{key} is required")
+    return value
+
+
+def parse_json(text: str, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad_value(
+            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
+def filtered(items: list[Any], body: Body, fields: dict[str, Callable[[Any], Any]]) -> list[Any]:
+    for f in body.get("Filters") or []:
+        get = fields.get(f.get("Name", ""))
+        if get is None:
+            raise bad_value(f"filter {f.get('Name')!r} is not one of {sorted(fields)}")
+        wanted = set(f.get("Values") or [])
+        items = [i for i in items if matches(get(i), wanted)]
+    return items
+
+
+def matches(value: Any, wanted: set[str]) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return any(str(v) in wanted or str(v).lower() in wanted for v in values)
+
+
+def one_page(items: list[Any], body: Body) -> tuple[list[Any], str]:
+    start = int(body.get("Marker") or 0)
+    size = int(body.get("MaxRecords") or 100)
+    if not 20 <= size <= 100:
+        raise bad_value("MaxRecords must be between 20 and 100")
+    end = start + size
+    return items[start:end], str(end) if end < len(items) else ""
+
+
+def marked(out: Body, marker: str) -> Body:
+    if marker:
+        out["Marker"] = marker
+    return out
+
+
+def masked(text: str, endpoint: Endpoint) -> str:
+    return text.replace(endpoint.password, "****") if endpoint.password else text
+
+
+def version() -> str:
+    from importlib.metadata import version
+
+    return version("opendms")
