@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,8 @@ def _until(what: str, check: Callable[[], Any], timeout: float, task: Task | Non
     except AssertionError as exc:
         if task is None or not task.alive():
             raise
+        task.proc.send_signal(signal.SIGUSR1)  # its threads' stacks into its log
+        time.sleep(1)
         raise AssertionError(f"{exc}:\n{task.text()}") from None
 
 

@@ -326,7 +326,18 @@ cli.add_command(serve)
 
 
 def main() -> None:
+    _stack_dumps_on_usr1()
     cli(prog_name="opendms")
+
+
+def _stack_dumps_on_usr1() -> None:
+    """``kill -USR1 <pid>`` prints every thread's stack to stderr: what a task that seems
+    stuck is doing (the fault tests ask for it before they give up on a task)."""
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 if __name__ == "__main__":
