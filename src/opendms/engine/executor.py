@@ -71,19 +71,15 @@ def _worker_init(queue: Any, stop: Any, level: int) -> None:
     global _queue, _stop
     _queue, _stop = queue, stop
     root = logging.getLogger()
-    root.handlers[:] = [QueueHandler(_LogQueue(queue))]
+    root.handlers[:] = [_ToCoordinator(queue)]
     root.setLevel(level)
 
 
-class _LogQueue:
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
+class _ToCoordinator(QueueHandler):
+    """Log records onto the worker's result queue, tagged as log records."""
 
-    def put_nowait(self, record: logging.LogRecord) -> None:
-        self.queue.put(("log", 0, record))
-
-    def get(self) -> logging.LogRecord:
-        raise NotImplementedError("the coordinator reads the queue")
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.queue.put_nowait(("log", 0, record))
 
 
 class _QueueReport:

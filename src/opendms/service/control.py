@@ -27,7 +27,7 @@ from pathlib import Path
 
 from opendms.errors import ConfigError, OpenDMSError, TaskLockedError
 from opendms.state import TaskRecord, TaskStatus, TaskStore
-from opendms.state.lock import holder_pid, lock_path
+from opendms.state.lock import holder_pid, lock_path, pid_alive
 from opendms.state.private import private_dir, private_file
 from opendms.state.status import ACTIVE, GONE, STOPPED_BY_USER, end_lost_run, transition
 
@@ -52,15 +52,7 @@ LOCK_WAIT = 600.0  # seconds to wait for a started task's process to take its ru
 
 
 def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def running_pid(store: TaskStore, name: str) -> int | None:

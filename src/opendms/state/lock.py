@@ -91,15 +91,16 @@ def _held_by(path: Path) -> int | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             text = os.read(fd, 32).decode(errors="replace").strip()
-            return int(text) if text.isdigit() and _alive(int(text)) else -1
+            return int(text) if text.isdigit() and pid_alive(int(text)) else -1
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:  # 0 and negative numbers name process groups, not a process
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts)."""
+    if not pid or pid <= 0:  # 0 and negative numbers name process groups, not a process
         return False
     try:
         os.kill(pid, 0)
