@@ -11,10 +11,13 @@ prints it again. Comparisons are constant-time."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import os
 import secrets
 from pathlib import Path
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 TOKEN_FILE = "token"
 KEY_FILE = "secret.key"
@@ -56,3 +59,38 @@ def bearer(header: str | None) -> str | None:
         return None
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+SESSION_COOKIE = "opendms_session"
+SESSION_MAX_AGE = 12 * 3600  # seconds a console login lasts
+
+
+def _signer(key: bytes, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(key, salt=salt)
+
+
+def make_session(key: bytes) -> str:
+    """A signed console session cookie value (its CSRF token is derived from it)."""
+    return _signer(key, "session").dumps({"sid": secrets.token_urlsafe(16)})
+
+
+def session_valid(value: str | None, key: bytes, max_age: int = SESSION_MAX_AGE) -> bool:
+    """Whether ``value`` is a console session cookie this server signed, still fresh."""
+    if not value:
+        return False
+    try:
+        _signer(key, "session").loads(value, max_age=max_age)
+    except BadSignature:
+        return False
+    return True
+
+
+def csrf_token(session: str, key: bytes) -> str:
+    """The CSRF token of a console session: an HMAC of the session cookie value."""
+    return hmac.new(key, b"csrf:" + session.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_valid(given: str | None, session: str | None, key: bytes) -> bool:
+    return bool(given and session) and hmac.compare_digest(
+        str(given), csrf_token(str(session), key)
+    )
