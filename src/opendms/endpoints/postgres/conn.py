@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +44,53 @@ LIBPQ_TIMEOUTS = {
     "keepalives_count": "3",
     "tcp_user_timeout": "30000",
 }
+
+
+# The same limits for the server's end of the connection (session settings, PostgreSQL
+# 12+). Without them a backend whose client vanished behind a cut link keeps its
+# transaction, and its locks, until the kernel's two-hour keepalive: the reconnected
+# task would wait on its own orphan's row and table locks.
+_SERVER_SETTINGS = {
+    "keepalives_idle": "tcp_keepalives_idle",
+    "keepalives_interval": "tcp_keepalives_interval",
+    "keepalives_count": "tcp_keepalives_count",
+    "tcp_user_timeout": "tcp_user_timeout",
+}
+
+
+def server_timeouts_sql(params: Mapping[str, Any]) -> str | None:
+    """A statement giving the server's end of a new session the dead-network limits of
+    the client's end (``LIBPQ_TIMEOUTS``, or those in the connection's ``params``); None
+    when they turn keepalives off. Settings the server does not know are skipped."""
+    if str(params.get("keepalives", "1")) == "0":
+        return None
+    values = {**LIBPQ_TIMEOUTS, **{k: str(v) for k, v in params.items() if k in LIBPQ_TIMEOUTS}}
+    rows = ", ".join(
+        f"('{guc}', '{values[key]}')"
+        for key, guc in _SERVER_SETTINGS.items()
+        if values[key].isdigit()
+    )
+    if not rows:
+        return None
+    return (
+        "SELECT count(set_config(s.name, s.value, false)) FROM (VALUES "
+        f"{rows}) AS s(name, value) JOIN pg_settings USING (name)"
+    )
+
+
+def set_server_timeouts(conn: Any, params: Mapping[str, Any]) -> None:
+    """Run :func:`server_timeouts_sql` on a DB-API connection (committed)."""
+    sql = server_timeouts_sql(params)
+    if sql is None:
+        return
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        cur.fetchall()
+    finally:
+        cur.close()
+    if not getattr(conn, "autocommit", False):
+        conn.commit()
 
 
 def libpq_conninfo(url: EndpointURL) -> str:
@@ -152,6 +200,12 @@ def connect(url: EndpointURL, autocommit: bool = True) -> Any:
     """A psycopg connection, with errors translated."""
     pg = require_psycopg()
     try:
-        return pg.connect(libpq_conninfo(url), autocommit=autocommit, connect_timeout=10)
+        conn = pg.connect(libpq_conninfo(url), autocommit=autocommit, connect_timeout=10)
     except pg.Error as exc:
         raise translate(exc, url) from exc
+    try:
+        set_server_timeouts(conn, url.query)
+    except pg.Error as exc:
+        conn.close()
+        raise translate(exc, url) from exc
+    return conn

@@ -250,15 +250,21 @@ def _copy_in_sql(target: CopyTarget) -> str:
 
 def _connect(dsn: str, autocommit: bool) -> Any:
     """A psycopg connection with the dead-network timeouts of the other libpq
-    connections (a key the DSN sets wins)."""
+    connections, at both ends (a key the DSN sets wins)."""
     from psycopg.conninfo import conninfo_to_dict
 
-    from opendms.endpoints.postgres.conn import LIBPQ_TIMEOUTS, require_psycopg
+    from opendms.endpoints.postgres.conn import LIBPQ_TIMEOUTS, require_psycopg, set_server_timeouts
 
     pg = require_psycopg()
     given = conninfo_to_dict(dsn)
     extra = {k: v for k, v in {**LIBPQ_TIMEOUTS, "connect_timeout": "10"}.items() if k not in given}
-    return pg.connect(dsn, autocommit=autocommit, **extra)
+    conn = pg.connect(dsn, autocommit=autocommit, **extra)
+    try:
+        set_server_timeouts(conn, given)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _blocks(rows: Any, seen: Callable[[bytes], None], stop: StopFlag) -> Iterator[bytes]:

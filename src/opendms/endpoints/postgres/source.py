@@ -23,6 +23,7 @@ from opendms.endpoints.postgres.conn import (
     conninfo,
     libpq_conninfo,
     require_psycopg,
+    set_server_timeouts,
     translate,
 )
 from opendms.endpoints.postgres.fastcopy import CopySpec
@@ -160,6 +161,7 @@ class PostgresSource:
         except Exception as exc:
             raise translate(exc, self.url) from exc
         try:
+            set_server_timeouts(conn, self.url.query)
             for fetched in self._fetch(dbapi, conn, plan, snapshot):
                 for batch in _slices(fetched, plan.batch_rows):
                     out = canonical_batch(plan, types, batch, _column)

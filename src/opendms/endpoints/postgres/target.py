@@ -19,7 +19,13 @@ import pyarrow.compute as pc
 from opendms.arrowutil import join_element_wise
 from opendms.endpoints.base import EndpointURL, PrepMode, Rejection, target_index_name, too_long
 from opendms.endpoints.engine import StopFlag
-from opendms.endpoints.postgres.conn import connect, conninfo, libpq_conninfo, translate
+from opendms.endpoints.postgres.conn import (
+    connect,
+    conninfo,
+    libpq_conninfo,
+    set_server_timeouts,
+    translate,
+)
 from opendms.endpoints.postgres.fastcopy import CopySpec, CopyTarget, RowEstimator, copy_table
 from opendms.endpoints.postgres.source import _adbc
 from opendms.endpoints.postgres.types import quote_ident, to_pg
@@ -283,6 +289,7 @@ class PostgresWriter:
         self.staged = [c.name for c in table.columns if needs_staging(c.type)]
         try:
             self.conn = _adbc().connect(libpq_conninfo(target.url))
+            set_server_timeouts(self.conn, target.url.query)
         except Exception as exc:
             raise translate(exc, target.url) from exc
         self.stage = f"opendms_stage_{id(self):x}"
