@@ -9,6 +9,7 @@ Every error a user can see derives from :class:`OpenDMSError`. The tree::
     │   ├── UnknownSchemeError     URL scheme nobody registered
     │   ├── ConnectError           host unreachable / refused / connection lost (retryable)
     │   ├── ResourceError          the server is out of disk, memory or connections (retryable)
+    │   ├── ConflictError          a deadlock, lock timeout or serialization failure (retryable)
     │   ├── AuthenticationError    wrong user or password
     │   ├── DatabaseMissingError   database, bucket or directory does not exist
     │   └── PrivilegeError         connected, but not allowed to do the job
@@ -88,6 +89,14 @@ class ConnectError(EndpointError):
 
 class ResourceError(EndpointError):
     """The server ran out of something (disk space, memory, connections) for now."""
+
+    retryable = True
+
+
+class ConflictError(EndpointError):
+    """The server rolled the transaction back for a conflict with another session (a
+    deadlock, a lock wait that timed out, a serialization failure): running it again
+    may succeed."""
 
     retryable = True
 

@@ -8,6 +8,7 @@ from typing import Any
 from opendms.endpoints.base import EndpointURL
 from opendms.errors import (
     AuthenticationError,
+    ConflictError,
     ConnectError,
     DatabaseMissingError,
     EndpointError,
@@ -19,6 +20,7 @@ from opendms.errors import (
 # can't connect, gone away, lost during a query, server shutting down, connection
 # killed (KILL, MariaDB 1927), query interrupted by a shutdown
 _CONNECT = {2002, 2003, 2005, 2006, 2013, 2055, 1053, 1927, 1317, 1152, 1159, 1161}
+_CONFLICT = {1205, 1213}  # lock wait timeout, deadlock
 _RESOURCE = {3, 1021, 1037, 1040, 1041, 1114, 1135}  # disk full, out of memory, too many
 _AUTH = {1045, 1698}
 _PRIVILEGE = {1044, 1142, 1143, 1227, 1370}
@@ -41,6 +43,8 @@ def translate(exc: Exception, url: EndpointURL) -> EndpointError:
     where = str(url)
     if code in _CONNECT:
         return ConnectError(where, f"cannot reach {url.host}:{url.port or 3306}: {text}")
+    if code in _CONFLICT:
+        return ConflictError(where, f"conflict with another session: MySQL error {code}: {text}")
     if code in _RESOURCE:
         return ResourceError(where, f"the server is out of resources: MySQL error {code}: {text}")
     if code in _AUTH:

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from opendms.endpoints.base import EndpointURL
 from opendms.errors import (
     AuthenticationError,
+    ConflictError,
     ConnectError,
     DatabaseMissingError,
     EndpointError,
@@ -109,6 +110,8 @@ def libpq_conninfo(url: EndpointURL) -> str:
 # shutdown, cannot connect now) and of resources that ran out (disk, memory, connections)
 _LOST_STATES = ("08", "57P01", "57P02", "57P03")
 _RESOURCE_STATES = ("53",)
+# serialization failure, deadlock, lock not available (lock_timeout)
+_CONFLICT_STATES = frozenset({"40001", "40P01", "55P03"})
 _LOST_TEXT = (
     "server closed the connection",
     "terminating connection",
@@ -163,6 +166,8 @@ def translate(exc: Exception, url: EndpointURL) -> EndpointError:
         return ConnectError(where, f"connection to {url.host}:{url.port or 5432} lost: {first}")
     if sqlstate(exc) == "55006" and "replication slot" in low:
         return ResourceError(where, f"busy: {first}")  # another WAL sender still holds it
+    if sqlstate(exc) in _CONFLICT_STATES:
+        return ConflictError(where, f"conflict with another session: {first}")
     if sqlstate(exc).startswith(_RESOURCE_STATES):
         return ResourceError(where, f"the server is out of resources: {first}")
     if "password authentication failed" in low or "no password supplied" in low:
