@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from opendms.config import TaskSpec, json_path
 from opendms.endpoints import check_endpoint
 from opendms.errors import ConfigError, OpenDMSError
+from opendms.server.assessments import AssessmentRuns
 from opendms.server.resources import Endpoint, ResourceStore, Task, arn, endpoint_url, new_id
 from opendms.server.shapes import (
     Body,
@@ -53,6 +54,7 @@ class DmsApi:
         self.task_dir = state / "tasks"
         self.region = region
         self.connections: dict[str, Body] = {}
+        self.assessments = AssessmentRuns(state / "assessments")
 
     def call(self, operation: str, body: Body) -> Body:
         """Run ``operation``; raises :class:`DmsError`."""
@@ -372,3 +374,12 @@ OPERATIONS = {
     "ReloadTables": DmsApi.reload_tables,
     "DescribeTableStatistics": DmsApi.describe_table_statistics,
 }
+
+
+def _add_assessment_operations() -> None:
+    from opendms.server import dmsassess
+
+    OPERATIONS.update(dmsassess.OPERATIONS)
+
+
+_add_assessment_operations()

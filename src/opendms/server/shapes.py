@@ -139,8 +139,11 @@ def matches(value: Any, wanted: set[str]) -> bool:
 
 
 def one_page(items: list[Any], body: Body) -> tuple[list[Any], str]:
-    start = int(body.get("Marker") or 0)
-    size = int(body.get("MaxRecords") or 100)
+    try:
+        start = int(body.get("Marker") or 0)
+        size = int(body.get("MaxRecords") or 100)
+    except (TypeError, ValueError):
+        raise bad_value("Marker and MaxRecords must be numbers (a Marker from a reply)") from None
     if not 20 <= size <= 100:
         raise bad_value("MaxRecords must be between 20 and 100")
     end = start + size
