@@ -283,3 +283,29 @@ def test_aws_cli(server: str) -> None:
         check=True,
     )
     assert [e["EndpointIdentifier"] for e in json.loads(listed.stdout)["Endpoints"]] == ["cli"]
+
+
+def test_table_statistics_carry_the_validation_state(dms: Any, tmp_path: Path) -> None:
+    """EnableValidation: the table statistics show DMS's validation fields, from the
+    validation the task ran after its full load."""
+    _source(tmp_path / "src.db", 30)
+    src, dst = _endpoints(dms, tmp_path)
+    task = dms.create_replication_task(
+        ReplicationTaskIdentifier="checked",
+        SourceEndpointArn=src,
+        TargetEndpointArn=dst,
+        ReplicationInstanceArn="r",
+        MigrationType="full-load",
+        TableMappings=MAPPINGS,
+        ReplicationTaskSettings=json.dumps({"ValidationSettings": {"EnableValidation": True}}),
+    )["ReplicationTask"]["ReplicationTaskArn"]
+    before = _stats(dms, task)
+    assert all(t["ValidationState"] == "Pending records" for t in before.values())
+    dms.start_replication_task(
+        ReplicationTaskArn=task, StartReplicationTaskType="start-replication"
+    )
+    flt = [{"Name": "replication-task-arn", "Values": [task]}]
+    dms.get_waiter("replication_task_stopped").wait(Filters=flt, WaiterConfig=FAST)
+    items = _stats(dms, task)["items"]
+    assert items["FullLoadRows"] == 30
+    assert (items["ValidationState"], items["ValidationFailedRecords"]) == ("Validated", 0)

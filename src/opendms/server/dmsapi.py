@@ -7,9 +7,11 @@ Passwords are never part of a response or an error message."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -34,6 +36,7 @@ from opendms.server.shapes import (
     required,
     stats,
     table_out,
+    validation_out,
     version,
 )
 from opendms.service import TaskService
@@ -324,7 +327,12 @@ class DmsApi:
 
     def describe_table_statistics(self, body: Body) -> Body:
         task = self.task(required(body, "ReplicationTaskArn"))
-        rows = [table_out(s) for s in self.service.tables(task.identifier)]
+        enabled = _validation_enabled(task)
+        checked = {(v.schema, v.name): v for v in self._validations(task) if enabled}
+        rows = [
+            table_out(s, validation_out(enabled, checked.get((s.schema, s.name))))
+            for s in self.service.tables(task.identifier)
+        ]
         fields = {
             "schema-name": lambda r: r["SchemaName"],
             "table-name": lambda r: r["TableName"],
@@ -332,6 +340,13 @@ class DmsApi:
         }
         page, marker = one_page(filtered(rows, body, fields), body)
         return marked({"ReplicationTaskArn": task.arn, "TableStatistics": page}, marker)
+
+    def _validations(self, task: Task) -> list[Any]:
+        from opendms.state import validation as vstate
+
+        store = cast(Any, self.service.store)
+        vstate.ensure_tables(store)  # no validation has run on this state file yet
+        return vstate.states(store, task.identifier)
 
     def _task_out(self, task: Task, settings: bool = True) -> Body:
         record = self.service.record(task.identifier)
@@ -355,6 +370,14 @@ class DmsApi:
         if task.last_start is not None:
             out["ReplicationTaskStartDate"] = task.last_start
         return out
+
+
+def _validation_enabled(task: Task) -> bool:
+    try:
+        settings = json.loads(task.task_settings or "{}")
+        return bool(settings.get("ValidationSettings", {}).get("EnableValidation"))
+    except (ValueError, AttributeError):
+        return False
 
 
 OPERATIONS = {

@@ -84,7 +84,21 @@ def elapsed(task: Task) -> int:
     return int(1000 * ((task.last_stop or time.time()) - task.last_start))
 
 
-def table_out(s: Any) -> Body:
+def validation_out(enabled: bool, row: Any | None) -> Body:
+    """DMS's validation fields of a table's statistics, from its validation state row
+    (``opendms.state.validation.ValidationStateRow``) when it has one."""
+    if row is None:
+        return {"ValidationState": "Pending records" if enabled else "Not enabled"}
+    return {
+        "ValidationState": row.state,
+        "ValidationStateDetails": row.message,
+        "ValidationFailedRecords": row.mismatches,
+        "ValidationPendingRecords": 0,
+        "ValidationSuspendedRecords": 0,
+    }
+
+
+def table_out(s: Any, validation: Body | None = None) -> Body:
     return {
         "SchemaName": s.schema,
         "TableName": s.name,
@@ -99,7 +113,7 @@ def table_out(s: Any) -> Body:
         "AppliedUpdates": s.updates,
         "AppliedDeletes": s.deletes,
         "AppliedDdls": s.ddls,
-        "ValidationState": "Not enabled",
+        **(validation or {"ValidationState": "Not enabled"}),
     }
 
 
