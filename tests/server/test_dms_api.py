@@ -309,3 +309,31 @@ def test_table_statistics_carry_the_validation_state(dms: Any, tmp_path: Path) -
     items = _stats(dms, task)["items"]
     assert items["FullLoadRows"] == 30
     assert (items["ValidationState"], items["ValidationFailedRecords"]) == ("Validated", 0)
+
+
+def test_modify_endpoint_reaches_the_tasks_that_use_it(dms: Any, tmp_path: Path) -> None:
+    """ModifyEndpoint rewrites the task files of its tasks: the next run reads the new
+    source; a change that breaks a task is refused and leaves the endpoint as it was."""
+    _source(tmp_path / "src.db", 5)
+    _source(tmp_path / "other.db", 8)
+    src, dst = _endpoints(dms, tmp_path)
+    task = dms.create_replication_task(
+        ReplicationTaskIdentifier="moved",
+        SourceEndpointArn=src,
+        TargetEndpointArn=dst,
+        ReplicationInstanceArn="r",
+        MigrationType="full-load",
+        TableMappings=MAPPINGS,
+    )["ReplicationTask"]["ReplicationTaskArn"]
+    dms.modify_endpoint(EndpointArn=src, DatabaseName=str(tmp_path / "other.db"))
+    _fault(
+        dms.modify_endpoint, "InvalidParameterValueException", EndpointArn=src, EngineName="nope"
+    )
+    described = dms.describe_endpoints(Filters=[{"Name": "endpoint-arn", "Values": [src]}])
+    assert described["Endpoints"][0]["EngineName"] == "sqlite"
+    dms.start_replication_task(
+        ReplicationTaskArn=task, StartReplicationTaskType="start-replication"
+    )
+    flt = [{"Name": "replication-task-arn", "Values": [task]}]
+    dms.get_waiter("replication_task_stopped").wait(Filters=flt, WaiterConfig=FAST)
+    assert _stats(dms, task)["items"]["FullLoadRows"] == 8

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -100,10 +101,24 @@ class DmsApi:
         return {"Endpoint": self._endpoint_out(endpoint)}
 
     def modify_endpoint(self, body: Body) -> Body:
+        """Change an endpoint and rewrite the task files of the tasks that use it (so
+        their next start connects with the change); refused while one of them runs."""
         endpoint = self.endpoint(required(body, "EndpointArn"))
+        users = [t for t in self.resources.tasks() if endpoint.arn in ends(t)]
+        for task in users:
+            self._check_not_running(task)
+        before = replace(endpoint, settings=dict(endpoint.settings))
         apply_endpoint(endpoint, body)
         endpoint_url(endpoint)
         self.resources.put_endpoint(endpoint)
+        try:
+            for task in users:
+                self._spec(task)  # every user's task must still be valid
+        except BaseException:
+            self.resources.put_endpoint(before)
+            raise
+        for task in users:
+            self._define(task, replace=True)
         return {"Endpoint": self._endpoint_out(endpoint)}
 
     def describe_endpoints(self, body: Body) -> Body:
