@@ -50,6 +50,7 @@ ensure_servers() {
   local pkgs=()
   ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql-15 postgresql-client-15)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || pkgs+=(mariadb-server mariadb-client)
+  command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)  # bench/serve_load.py
   if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 }
 

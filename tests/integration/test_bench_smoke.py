@@ -64,6 +64,15 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
         [],
         [r"concat \+ multiply +[\d,]+ +[\d,]+ +[\d.]+x", r"rows: 2,000"],
     ),
+    "serve_load.py": (
+        [],
+        [],
+        [
+            r"GET /healthz \(anchor\) +[\d,]+ requests",
+            r"Describe\*, REST, console +[\d,]+ requests .* p99 +[\d.]+ ms",
+            r"tasks kept up: applied [\d,]+ and [\d,]+ rows",
+        ],
+    ),
     "cdc_soak.py": (
         [],
         ["postgres"],
