@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,6 +124,9 @@ class TableStats:
     last_change_at: str | None = None
 
 
+OPEN_TIMEOUT = 30.0  # seconds a state file another process holds may keep us waiting
+
+
 def default_path() -> Path:
     env = os.environ.get("OPENDMS_STATE")
     if env:
@@ -139,44 +143,64 @@ class StateStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_path()
-        try:
-            private_dir(self.path.parent)
-            private_file(self.path)  # it holds row values (data errors, validation)
-            self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            # Progress rows are rewritten often; WAL+NORMAL survives a crash of
-            # opendms (not of the OS) without an fsync per update.
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(SCHEMA)
-            self._migrate()
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"cannot open the state store {str(self.path)!r}: {exc}") from exc
+        deadline = time.monotonic() + OPEN_TIMEOUT
+        while True:
+            try:
+                self.conn = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                # SQLite answers "locked" at once, without waiting, when another
+                # connection is opening or closing the file's WAL at the same moment
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise self._error(exc) from exc
+                time.sleep(0.05)
+            except (OSError, sqlite3.Error) as exc:
+                raise self._error(exc) from exc
         self.lock = threading.Lock()
 
-    def _migrate(self) -> None:
+    def _error(self, exc: Exception) -> ConfigError:
+        return ConfigError(f"cannot open the state store {str(self.path)!r}: {exc}")
+
+    def _open(self) -> sqlite3.Connection:
+        private_dir(self.path.parent)
+        private_file(self.path)  # it holds row values (data errors, validation)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # Progress rows are rewritten often; WAL+NORMAL survives a crash of
+            # opendms (not of the OS) without an fsync per update.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         """Add columns that newer versions keep, to a state file made by an older one."""
-        have = {r[1] for r in self.conn.execute("PRAGMA table_info(table_stats)").fetchall()}
+        have = {r[1] for r in conn.execute("PRAGMA table_info(table_stats)").fetchall()}
         for column in ("inserts", "updates", "deletes", "ddls", "truncates"):
             if column not in have:
-                self.conn.execute(
+                conn.execute(
                     f"ALTER TABLE table_stats ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
                 )
-        have_errors = {r[1] for r in self.conn.execute("PRAGMA table_info(data_errors)")}
+        have_errors = {r[1] for r in conn.execute("PRAGMA table_info(data_errors)")}
         if "value" not in have_errors:
-            self.conn.execute("ALTER TABLE data_errors ADD COLUMN value TEXT NOT NULL DEFAULT ''")
+            conn.execute("ALTER TABLE data_errors ADD COLUMN value TEXT NOT NULL DEFAULT ''")
         if "last_change_at" not in have:
-            self.conn.execute("ALTER TABLE table_stats ADD COLUMN last_change_at TEXT")
-        have = {r[1] for r in self.conn.execute("PRAGMA table_info(tasks)").fetchall()}
+            conn.execute("ALTER TABLE table_stats ADD COLUMN last_change_at TEXT")
+        have = {r[1] for r in conn.execute("PRAGMA table_info(tasks)").fetchall()}
         if "phase" not in have:
-            self.conn.execute("ALTER TABLE tasks ADD COLUMN phase TEXT NOT NULL DEFAULT ''")
+            conn.execute("ALTER TABLE tasks ADD COLUMN phase TEXT NOT NULL DEFAULT ''")
         if "metrics" not in have:
-            self.conn.execute("ALTER TABLE tasks ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'")
+            conn.execute("ALTER TABLE tasks ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'")
         if "file" not in have:
-            self.conn.execute("ALTER TABLE tasks ADD COLUMN file TEXT NOT NULL DEFAULT ''")
-            self.conn.execute("ALTER TABLE tasks ADD COLUMN pid INTEGER")
+            conn.execute("ALTER TABLE tasks ADD COLUMN file TEXT NOT NULL DEFAULT ''")
+            conn.execute("ALTER TABLE tasks ADD COLUMN pid INTEGER")
         if "position" not in have:
-            self.conn.execute("ALTER TABLE tasks ADD COLUMN position TEXT NOT NULL DEFAULT ''")
-        self.conn.commit()
+            conn.execute("ALTER TABLE tasks ADD COLUMN position TEXT NOT NULL DEFAULT ''")
+        conn.commit()
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self.lock, self.conn:
