@@ -17,8 +17,17 @@ def private_dir(path: Path) -> None:
 
 
 def private_file(path: Path) -> None:
-    """Create ``path`` empty if missing, mode 0600; an existing file is made 0600."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    """Create ``path`` empty if missing, mode 0600; an existing file is made 0600.
+
+    An existing file is never opened: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, and SQLite's locks on a state file that
+    another connection of this process has open are such locks (it would go on
+    believing it holds them)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        os.chmod(path, FILE_MODE)
+        return
     try:
         os.fchmod(fd, FILE_MODE)
     finally:
