@@ -50,6 +50,8 @@ ensure_servers() {
   local pkgs=()
   ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql-15 postgresql-client-15)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || pkgs+=(mariadb-server mariadb-client)
+  # the console's browser tests drive Debian's chromium (Playwright never downloads one)
+  command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
   if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 }
 
