@@ -53,8 +53,10 @@ class Console:
     def __init__(self, api: DmsApi, state: Path, lock: anyio.Lock | None = None) -> None:
         self.api = api
         self.lock = lock or anyio.Lock()
-        # reads: their own service (the service and its store are not shared by threads)
-        self.reader = DmsApi(api.resources, TaskService(api.service.state_path), state, api.region)
+        # reads: a service of their own over the same (thread-safe) state store; a second
+        # StateStore in this process would open and close the state file, which drops
+        # the SQLite locks of the first one (POSIX locks are per process)
+        self.reader = DmsApi(api.resources, TaskService(api.service.store), state, api.region)
         self.reader.connections = api.connections  # the last connection tests, shared
         self.read_lock = anyio.Lock()
         self.state = state

@@ -148,12 +148,22 @@ def task_detail(api: DmsApi, ident: str) -> TaskDetail:
     per_table: dict[str, int] = {}
     for e in errors:
         per_table[e["table"]] = per_table.get(e["table"], 0) + 1
+    enabled = _validation_enabled(task.get("ReplicationTaskSettings", ""))
+    failed = {f["key"] + f["table"]: f["table"] for f in failures}
     for t in tables:
         qualified = f"{t['SchemaName']}.{t['TableName']}"
         t["Errors"] = per_table.get(qualified, 0) + int(t.get("FullLoadErrorRows", 0))
-        t["ValidationState"] = states.get(qualified, t.get("ValidationState", ""))
-    enabled = _validation_enabled(task.get("ReplicationTaskSettings", ""))
+        t["ValidationState"] = _validation_state(qualified, states, list(failed.values()), enabled)
     return TaskDetail(row, task, tables, errors, enabled, failures, states)
+
+
+def _validation_state(table: str, states: dict[str, str], failed: list[str], on: bool) -> str:
+    """A table's validation state: its recorded one, mismatched records found while
+    changes were applied, pending, or not enabled."""
+    mismatched = failed.count(table)
+    if mismatched:
+        return f"Mismatched records ({mismatched})"
+    return states.get(table) or ("Pending validation" if on else "Not enabled")
 
 
 def _validation_enabled(settings: str) -> bool:
@@ -261,4 +271,6 @@ def parse_log_line(line: str) -> Body:
             message = doc.get("message") or doc.get("msg") or line
             return {"level": level, "text": f"{stamp} {message}".strip()}
     match = _TEXT_LINE.match(line)
-    return {"level": match["level"] if match else "INFO", "text": line}
+    if match is None:
+        return {"level": "INFO", "text": line}
+    return {"level": match["level"], "text": line[match.end() :].strip() or line}

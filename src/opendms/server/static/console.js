@@ -174,7 +174,9 @@
     return el;
   }
   function drawChart(svg, samples) {
-    const W = 600, H = 180, top = 14, bottom = 166;
+    // the drawing's units are the element's pixels: text keeps its shape at any width
+    const W = Math.max(svg.clientWidth || 600, 100), H = 180, top = 14, bottom = 166;
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     svg.appendChild(svgEl("line", { x1: 0, y1: bottom, x2: W, y2: bottom, class: "axis" }));
     svg.appendChild(svgEl("line", { x1: 0, y1: top, x2: W, y2: top, class: "axis" }));
