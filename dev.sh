@@ -51,6 +51,8 @@ ensure_servers() {
   ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql-15 postgresql-client-15)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || pkgs+=(mariadb-server mariadb-client)
   command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)  # bench/serve_load.py
+  # the console's browser tests drive Debian's chromium (Playwright never downloads one)
+  command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
   if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 }
 

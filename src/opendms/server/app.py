@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from opendms.server.console import console_routes
 from opendms.server.dmsapi import TARGET_PREFIX, DmsApi
 from opendms.server.resources import SqliteResources
 from opendms.server.shapes import DmsError
@@ -59,7 +60,13 @@ def create_app(state: Path, region: str = "us-east-1") -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/", dms, methods=["POST"]), Route("/healthz", healthz)])
+    return Starlette(
+        routes=[
+            Route("/", dms, methods=["POST"]),
+            Route("/healthz", healthz),
+            *console_routes(api, state, serial),  # /console, and GET / redirecting there
+        ]
+    )
 
 
 def _body(raw: bytes) -> dict[str, Any]:
