@@ -247,9 +247,10 @@ def main() -> None:
 def run(folder: Path, args: argparse.Namespace) -> None:
     server = Server(folder / "state")
     writers = [Writer(folder / f"t{n}.db", args.rate) for n in (1, 2)]
+    dms = _client(server.url)
+    arns: list[str] = []
     try:
-        dms = _client(server.url)
-        arns = [_task(dms, folder, f"t{n}") for n in (1, 2)]
+        arns += [_task(dms, folder, f"t{n}") for n in (1, 2)]
         for w in writers:
             w.start()
         _wait("both tasks to stream", lambda: all(_applied(dms, a) > 1 for a in arns), 120)
@@ -270,7 +271,21 @@ def run(folder: Path, args: argparse.Namespace) -> None:
     finally:
         for w in writers:
             w.stop.set()
+        _stop_tasks(dms, arns)  # tasks outlive the server process: stop them first
         server.close()
+
+
+def _stop_tasks(dms: Any, arns: list[str]) -> None:
+    for arn in arns:
+        try:
+            dms.stop_replication_task(ReplicationTaskArn=arn)
+        except Exception as exc:  # already stopped, or the server is gone: say so
+            print(f"stopping {arn}: {exc}", file=sys.stderr)
+    for arn in arns:
+        dms.get_waiter("replication_task_stopped").wait(
+            Filters=[{"Name": "replication-task-arn", "Values": [arn]}],
+            WaiterConfig={"Delay": 0.5, "MaxAttempts": 120},
+        )
 
 
 def _report(

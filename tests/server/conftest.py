@@ -37,6 +37,26 @@ def server(tmp_path: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)
+    stop_tasks(tmp_path / "state" / "state.db")
+
+
+def stop_tasks(state: Path) -> None:
+    """Stop the tasks a test left running (task processes outlive the server)."""
+    if not state.exists():
+        return
+    from opendms.service import TaskService
+    from opendms.state import TaskStatus
+
+    service = TaskService(state)
+    try:
+        for info in service.statuses(backlog=False):
+            if info.record.status in (TaskStatus.STARTING, TaskStatus.RUNNING):
+                try:
+                    service.stop(info.record.name)
+                except Exception as exc:  # teardown: report, go on with the others
+                    print(f"warning: could not stop task {info.record.name}: {exc}")
+    finally:
+        service.close()
 
 
 @pytest.fixture
