@@ -15,8 +15,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from opendms.server.dmsapi import TARGET_PREFIX, DmsApi
+from opendms.server.metrics import metrics_endpoint
 from opendms.server.resources import SqliteResources
 from opendms.server.shapes import DmsError
+from opendms.server.supervisor import Supervisor, lifespan_of
 from opendms.service import TaskService
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -59,7 +61,12 @@ def create_app(state: Path, region: str = "us-east-1") -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/", dms, methods=["POST"]), Route("/healthz", healthz)])
+    supervisor = Supervisor(state)  # ops: task supervision, schedules and /metrics
+    routes = [Route("/", dms, methods=["POST"]), Route("/healthz", healthz)]
+    routes.append(Route("/metrics", metrics_endpoint(state / "state.db")))
+    app = Starlette(routes=routes, lifespan=lifespan_of(supervisor))
+    app.state.supervisor = supervisor
+    return app
 
 
 def _body(raw: bytes) -> dict[str, Any]:
