@@ -59,6 +59,7 @@ class Watch:
 
     retries: Retries
     run: str | None = None  # the run (its start time) last seen running
+    pid: int | None = None  # its process
     handled: set[str] = field(default_factory=set)  # lost runs already dealt with
     ours: set[str] = field(default_factory=set)  # runs the supervisor started
     restart_at: float | None = None  # monotonic time of the planned resume
@@ -107,9 +108,8 @@ class Supervisor:
         self.service.close()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self.interval):
             self.tick()
-            self._stop.wait(self.interval)
 
     def tick(self) -> None:
         """One look at every task, then the schedules; an error is logged, never raised
@@ -141,7 +141,7 @@ class Supervisor:
         if record.status in ACTIVE:
             self._check_active(record, watch)
         elif self._lost(record, watch):
-            self._enrich(record)
+            self._enrich(record, watch)
             self._after_loss(record, watch)
         elif watch.restart_at is not None and time.monotonic() >= watch.restart_at:
             self._restart(record, watch)
@@ -153,8 +153,9 @@ class Supervisor:
         if control.running_pid(self.store, name) is not None:
             if watch.run != record.started_at:
                 self._new_run(record, watch)
+            watch.pid = record.pid or watch.pid
             return
-        reason = self._reason(record)
+        reason = self._reason(record, watch)
         if not transition(
             self.store, name, TaskStatus.FAILED, reason, run=record.started_at, conditional=True
         ):
@@ -182,11 +183,11 @@ class Supervisor:
             and (reason == GONE or self._first)
         )
 
-    def _enrich(self, record: TaskRecord) -> None:
+    def _enrich(self, record: TaskRecord, watch: Watch) -> None:
         """The plain "process gone" reason of a run someone else failed, with what the
         supervisor knows (exit status, the log's last errors)."""
         if record.stop_reason == GONE:
-            reason = self._reason(record)
+            reason = self._reason(record, watch)
             self.store.set_status(
                 record.name,
                 TaskStatus.FAILED,
@@ -195,9 +196,10 @@ class Supervisor:
                 run=record.started_at,
             )
 
-    def _reason(self, record: TaskRecord) -> str:
+    def _reason(self, record: TaskRecord, watch: Watch) -> str:
         parts = [GONE]
-        status = _exit_status(record.pid)
+        seen = watch.pid if watch.run == record.started_at else None
+        status = _exit_status(record.pid or seen)
         if status:
             parts.append(status)
         why = tail_reason(self.store.path, record.name, record.started_at)
@@ -210,7 +212,7 @@ class Supervisor:
         name, run = record.name, record.started_at
         if run is not None:
             watch.handled.add(run)
-        watch.run = None
+        watch.run, watch.pid = None, None
         wait = watch.retries.next_wait()
         if wait is None:
             self._give_up(record, watch.retries)
@@ -284,6 +286,8 @@ def lifespan_of(supervisor: Supervisor) -> Callable[[Any], AbstractAsyncContextM
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        # the first look before serving: running tasks adopted, lost ones failed
+        await anyio.to_thread.run_sync(supervisor.tick)
         supervisor.start()
         try:
             yield
