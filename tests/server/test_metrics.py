@@ -15,7 +15,6 @@ from opendms.config import task_from_dict
 from opendms.server.metrics import registry_of
 from opendms.service import TaskService
 from tests.server.test_dms_api import FAST, MAPPINGS, _endpoints, _source
-from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -55,7 +54,9 @@ def test_metrics_after_a_full_load(server: str, dms: Any, tmp_path: Path) -> Non
         )
     )
     secret.close()
-    dms.start_replication_task(ReplicationTaskArn=task, StartReplicationTaskType="start-replication")
+    dms.start_replication_task(
+        ReplicationTaskArn=task, StartReplicationTaskType="start-replication"
+    )
     flt = [{"Name": "replication-task-arn", "Values": [task]}]
     dms.get_waiter("replication_task_stopped").wait(Filters=flt, WaiterConfig=FAST)
     stats = {
@@ -115,7 +116,9 @@ def test_cdc_metrics_and_validation_come_from_the_store(tmp_path: Path) -> None:
     store.count_change("c", "main", "t", "I", 3)
     store.count_change("c", "main", "t", "D", 2)
     vstate.ensure_tables(store)
-    vstate.save_state(store, "c", vstate.ValidationStateRow("main", "t", "Validated", 1, 1, 0, "", ""))
+    vstate.save_state(
+        store, "c", vstate.ValidationStateRow("main", "t", "Validated", 1, 1, 0, "", "")
+    )
     store.close()
     from prometheus_client import generate_latest
 

@@ -143,7 +143,9 @@ def test_rotation_keeps_five_files_read_oldest_first(
 
     monkeypatch.setattr(logs, "MAX_BYTES", 400)
     state = tmp_path / "state.db"
-    spec = task_from_dict({"name": "rot", "source": "sqlite:///a.db", "target": "sqlite:///b.db"}, "t")
+    spec = task_from_dict(
+        {"name": "rot", "source": "sqlite:///a.db", "target": "sqlite:///b.db"}, "t"
+    )
     log = logging.getLogger("opendms.fullload")
     with task_log(state, spec) as path:
         for i in range(60):

@@ -50,6 +50,7 @@ from opendms.state.status import ACTIVE, GONE, transition
 log = logging.getLogger("opendms.server.supervisor")
 
 TICK = 1.0  # seconds between looks at the tasks
+EXIT_WAIT = 2.0  # seconds to wait for a child process found gone to be reapable
 NO_RESTART = "not restarted"  # ends the reason of a lost run the supervisor gave up on
 
 
@@ -266,12 +267,17 @@ def _exit_status(pid: int | None) -> str:
     """How process ``pid`` ended, when it was this server's child (else "")."""
     if not pid or pid <= 0:
         return ""
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return ""
-    if done != pid:
-        return ""
+    deadline = time.monotonic() + EXIT_WAIT
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return ""
+        if done == pid:
+            break
+        if time.monotonic() > deadline:
+            return ""
+        time.sleep(0.02)  # its lock is let go before the kernel has finished ending it
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         with contextlib.suppress(ValueError):
