@@ -278,6 +278,7 @@ def test_killed_task_process_is_failed_then_resumed(
                 30,
                 "the task to be failed with the supervisor's reason",
             )
+            assert failed is not None
             assert failed["StopReason"].startswith("process gone (killed?)"), failed
             assert "killed by SIGKILL" in failed["StopReason"], failed
             assert failed["LastFailureMessage"] == failed["StopReason"]
