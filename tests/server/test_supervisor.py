@@ -268,7 +268,9 @@ def test_killed_task_process_is_failed_then_resumed(
         task = _cdc_task(dms, pg_db, pg_target_db, _settings(count=3, interval=3))
         with _load(pg_db) as writer:
             wait_until(lambda: _streaming(workdir), 120, "the task to stream changes")
-            wait_until(lambda: writer.statements > 50, 60, "writes under CDC")
+            # a while under CDC: the supervisor has looked at the run (it reaps the
+            # process it saw, for its exit status)
+            wait_until(lambda: writer.statements > 200, 60, "writes under CDC")
             loaded = _full_load_rows(dms, task)
             killed = _kill_task(workdir)
             # DescribeReplicationTasks may find the process gone first (plain reason);

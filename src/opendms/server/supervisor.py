@@ -60,7 +60,9 @@ class Watch:
 
     retries: Retries
     run: str | None = None  # the run (its start time) last seen running
-    pid: int | None = None  # its process
+    pid: int | None = None  # the process of the run last seen active
+    pid_run: str | None = None  # that run
+    ended: str = ""  # how that process ended (its exit status, once reaped)
     handled: set[str] = field(default_factory=set)  # lost runs already dealt with
     ours: set[str] = field(default_factory=set)  # runs the supervisor started
     restart_at: float | None = None  # monotonic time of the planned resume
@@ -149,12 +151,15 @@ class Supervisor:
 
     def _check_active(self, record: TaskRecord, watch: Watch) -> None:
         name = record.name
+        if record.pid:  # kept: a lost run's record no longer names its process
+            if watch.pid_run != record.started_at:
+                watch.ended = ""
+            watch.pid, watch.pid_run = record.pid, record.started_at
         if control.in_hand(self.store, name):
             return  # a start or a stop settles this run
         if control.running_pid(self.store, name) is not None:
             if watch.run != record.started_at:
                 self._new_run(record, watch)
-            watch.pid = record.pid or watch.pid
             return
         reason = self._reason(record, watch)
         if not transition(
@@ -199,8 +204,11 @@ class Supervisor:
 
     def _reason(self, record: TaskRecord, watch: Watch) -> str:
         parts = [GONE]
-        seen = watch.pid if watch.run == record.started_at else None
-        status = _exit_status(record.pid or seen)
+        if watch.pid_run == record.started_at:  # reaped once: kept for the next look
+            watch.ended = watch.ended or _exit_status(record.pid or watch.pid)
+            status = watch.ended
+        else:
+            status = _exit_status(record.pid)
         if status:
             parts.append(status)
         why = tail_reason(self.store.path, record.name, record.started_at)
@@ -213,7 +221,7 @@ class Supervisor:
         name, run = record.name, record.started_at
         if run is not None:
             watch.handled.add(run)
-        watch.run, watch.pid = None, None
+        watch.run, watch.pid, watch.pid_run, watch.ended = None, None, None, ""
         wait = watch.retries.next_wait()
         if wait is None:
             self._give_up(record, watch.retries)
