@@ -29,6 +29,13 @@ class MigrationType(enum.StrEnum):
     FULL_LOAD_AND_CDC = "full-load-and-cdc"
 
 
+class ScheduleType(enum.StrEnum):
+    """What a scheduled start of a task does (DMS StartReplicationTaskType)."""
+
+    RELOAD_TARGET = "reload-target"
+    START_REPLICATION = "start-replication"
+
+
 class EndpointSpec(_Strict):
     """An endpoint: a URL plus optional settings (a dict or ``k=v;k=v``)."""
 
@@ -61,6 +68,26 @@ class TaskSpec(_Strict):
     # DROP_AND_CREATE creates target tables from ``opendms convert``'s DDL (defaults,
     # unique and check constraints, indexes, comments, enums) instead of columns only.
     convert_schema: bool = False
+    # ``opendms serve`` starts the task on this cron schedule (five fields, server's
+    # local time): ``reload-target`` (default) a fresh full load each time (a nightly
+    # refresh), ``start-replication`` its first start, then a resume.
+    schedule: str | None = None
+    schedule_type: ScheduleType = ScheduleType.RELOAD_TARGET
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from croniter import croniter  # type: ignore[import-untyped]
+
+        text = " ".join(value.split())
+        if len(text.split()) != 5 or not croniter.is_valid(text):
+            raise ValueError(
+                f"{value!r} is not a cron expression (five fields: minute hour "
+                "day-of-month month day-of-week, e.g. '0 2 * * *')"
+            )
+        return text
 
     @field_validator("source", "target", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from opendms.endpoints.base import mask
 from opendms.engine.cdcloop import StopEvent
 from opendms.errors import OpenDMSError, StopRequested, exit_code
 from opendms.service import AssessmentFailedError, Launched, TaskService
+from opendms.service.logs import task_log
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,7 +137,7 @@ def task_run(
     signal.signal(signal.SIGTERM, _graceful(stop))  # like Ctrl-C: workers finish their batch
     signal.signal(signal.SIGINT, _graceful(stop))
     enabled = not quiet and err_console.is_terminal
-    with RichProgress(enabled) as progress:
+    with RichProgress(enabled) as progress, task_log(service.state_of(spec), spec):
         try:
             result = service.run(
                 spec,

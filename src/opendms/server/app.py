@@ -12,12 +12,14 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from opendms.server.console import console_routes
 from opendms.server.dmsapi import TARGET_PREFIX, DmsApi
+from opendms.server.metrics import metrics_endpoint
 from opendms.server.resources import SqliteResources
 from opendms.server.shapes import DmsError
+from opendms.server.supervisor import Supervisor, lifespan_of
 from opendms.service import TaskService
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -60,13 +62,13 @@ def create_app(state: Path, region: str = "us-east-1") -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
-        routes=[
-            Route("/", dms, methods=["POST"]),
-            Route("/healthz", healthz),
-            *console_routes(api, state, serial),  # /console, and GET / redirecting there
-        ]
-    )
+    supervisor = Supervisor(state)  # ops: task supervision, schedules and /metrics
+    routes: list[BaseRoute] = [Route("/", dms, methods=["POST"]), Route("/healthz", healthz)]
+    routes.append(Route("/metrics", metrics_endpoint(state / "state.db")))
+    routes += console_routes(api, state, serial)  # /console, and GET / redirecting there
+    app = Starlette(routes=routes, lifespan=lifespan_of(supervisor))
+    app.state.supervisor = supervisor
+    return app
 
 
 def _body(raw: bytes) -> dict[str, Any]:

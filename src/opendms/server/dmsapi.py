@@ -382,6 +382,8 @@ class DmsApi:
             out["ReplicationTaskSettings"] = task.task_settings
         if record.stop_reason:
             out["StopReason"] = record.stop_reason
+        if record.status is TaskStatus.FAILED:  # ops: why the task failed, as DMS says
+            out["LastFailureMessage"] = record.stop_reason or "failed"
         if task.last_start is not None:
             out["ReplicationTaskStartDate"] = task.last_start
         return out

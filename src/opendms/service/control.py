@@ -3,8 +3,9 @@
 whose process vanished.
 
 A started task runs as its own process (``opendms task run FILE --follow``) with
-its log in ``<state dir>/logs/NAME.log``; the state store keeps the task file and
-the process id, so ``stop`` can ask it to finish its batch and stop.
+its log in ``<state dir>/logs/NAME.log`` (:mod:`opendms.service.logs`; its raw console
+output in ``NAME.out``); the state store keeps the task file and the process id, so
+``stop`` can ask it to finish its batch and stop.
 
 Timing never makes ``stop`` fail: ``start`` returns only once the task's process holds
 the task's run lock (so a ``stop`` after it always finds the process), ``stop`` waits
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 from opendms.errors import ConfigError, OpenDMSError, TaskLockedError
+from opendms.service.logs import console_path, log_path, tail_reason
 from opendms.state import TaskRecord, TaskStatus, TaskStore
 from opendms.state.lock import holder_pid, lock_path, pid_alive
 from opendms.state.private import private_dir, private_file
@@ -38,12 +40,14 @@ __all__ = [
     "alive",
     "check_first_start",
     "check_not_running",
+    "in_hand",
     "reconciled",
     "record_of",
     "running_pid",
     "spawn",
     "starting_path",
     "stop",
+    "stopping_path",
     "task_file",
 ]
 
@@ -118,10 +122,10 @@ def check_first_start(store: TaskStore, name: str) -> None:
 
 def spawn(store: TaskStore, name: str, file: Path, fresh: bool) -> tuple[int, Path]:
     """Start ``task run FILE --follow`` in the background; returns (pid, log file)."""
-    logs = store.path.parent / "logs"
-    private_dir(logs)
-    log = logs / f"{name}.log"
+    log, out_path = log_path(store.path, name), console_path(store.path, name)
+    private_dir(log.parent)
     private_file(log)  # the log names rows (data errors)
+    private_file(out_path)
     args = [sys.executable, "-m", "opendms.cli.main", "--state", str(store.path)]
     args += ["task", "run", "--quiet", "--follow", str(file)]
     if fresh:
@@ -132,7 +136,7 @@ def spawn(store: TaskStore, name: str, file: Path, fresh: bool) -> tuple[int, Pa
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(str(os.getpid()))  # a stop meanwhile waits for the task's process
     try:
-        with log.open("ab") as out:
+        with out_path.open("wb") as out:  # this run's console output only
             proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
             )
@@ -149,11 +153,27 @@ def starting_path(store: TaskStore, name: str) -> Path:
     return lock.with_name(lock.name + ".starting")
 
 
+def stopping_path(store: TaskStore, name: str) -> Path:
+    """``<lock>.stopping``: the pid of a ``stop`` under way (removed once it is done)."""
+    lock = lock_path(store.path, name)
+    return lock.with_name(lock.name + ".stopping")
+
+
 def _starting(store: TaskStore, name: str) -> bool:
     """Whether a ``start`` is still waiting for its task's process to take the lock. Only
     waited for, never signalled: a stale file (its ``start`` killed) names no one."""
+    return _marked(starting_path(store, name))
+
+
+def in_hand(store: TaskStore, name: str) -> bool:
+    """Whether a ``start`` (``resume``, ``reload``) or a ``stop`` of the task is under
+    way in some process: its run's status is theirs to settle, not a supervisor's."""
+    return _marked(starting_path(store, name)) or _marked(stopping_path(store, name))
+
+
+def _marked(path: Path) -> bool:
     try:
-        text = starting_path(store, name).read_text().strip()
+        text = path.read_text().strip()
     except OSError:
         return False
     return text.isdigit() and alive(int(text))
@@ -199,8 +219,8 @@ def _ended(
         and record.stop_reason == STOPPED_BY_USER
     ):
         return True
-    tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-    raise OpenDMSError(f"task {name!r} stopped at once: " + " | ".join(tail))
+    why = tail_reason(store.path, name, record.started_at if record is not None else None)
+    raise OpenDMSError(f"task {name!r} stopped at once: {why or f'exit status {code}'}")
 
 
 def stop(store: TaskStore, name: str, timeout: float) -> TaskRecord | None:
@@ -215,10 +235,21 @@ def stop(store: TaskStore, name: str, timeout: float) -> TaskRecord | None:
     pid = _holder(store, name, deadline)
     if pid is None:
         record = record_of(store, name)  # read after the lock: the run's own end
-        if record.stop_reason == GONE:
+        if record.stop_reason.startswith(GONE):
             return record
         why = f": {record.stop_reason}" if record.stop_reason else ""
         raise OpenDMSError(f"task {name!r} is not running (status {record.status.value}{why})")
+    marker = stopping_path(store, name)
+    marker.write_text(str(os.getpid()))  # a supervisor leaves this run's end to us
+    try:
+        return _stop_process(store, name, pid, timeout, deadline)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _stop_process(
+    store: TaskStore, name: str, pid: int, timeout: float, deadline: float
+) -> TaskRecord | None:
     with contextlib.suppress(ProcessLookupError):  # it ended by itself meanwhile
         os.kill(pid, signal.SIGTERM)
     while running_pid(store, name) is not None and time.monotonic() < deadline:

@@ -315,6 +315,10 @@ class TaskService:
 
     # --- stores -----------------------------------------------------------------------
 
+    def state_of(self, spec: TaskSpec) -> Path:
+        """The state store file of ``spec``'s task (its logs are beside it)."""
+        return Path(spec.state) if spec.state else self.state_path
+
     def _store_for(self, spec: TaskSpec) -> TaskStore:
         """The store of ``spec``'s task: the one its file names, or this service's."""
         if not spec.state or Path(spec.state) == self.state_path:
