@@ -354,8 +354,13 @@ def _check_log(page: Any) -> None:
     page.get_by_label("Search", exact=True).fill("zz-no-such-text-zz")
     expect(body).to_contain_text("No matching log lines", timeout=WAIT)
     page.get_by_label("Search", exact=True).fill("")
-    page.get_by_label("Level").select_option("ERROR")
+    expect(page.locator("#log-body .lvl-info").first).to_contain_text("[TASK_MANAGER]")
+    page.get_by_label("Level").select_option("WARNING")
     expect(page.locator("#log-body .lvl-info")).to_have_count(0, timeout=WAIT)
+    warning = page.locator("#log-body .lvl-warning", has_text="differ between source and target")
+    expect(warning.first).to_contain_text("[VALIDATOR]", timeout=WAIT)
+    page.get_by_label("Level").select_option("ERROR")
+    expect(page.locator("#log-body .lvl-warning")).to_have_count(0, timeout=WAIT)
 
 
 def _copy_screenshot(path: Path) -> None:

@@ -5,7 +5,6 @@ validation failures and the task's log. Plain data for the templates; no HTTP he
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,11 +17,10 @@ from opendms.state import StateStore, TableState
 from opendms.state import validation as vstate
 from opendms.state.views import progress
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LETTER = {"DEBUG": "D", "INFO": "I", "WARNING": "W", "ERROR": "E"}
+_NAME = {letter: name for name, letter in _LETTER.items()}
 LOG_LINES = 300  # the most log lines a page shows
-_TEXT_LINE = re.compile(
-    r"^(?:(?P<time>\S+\s+\S+)\s+)?(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\b"
-)
 
 
 def pages(call: Any, key: str, body: Body | None = None) -> Iterator[Body]:
@@ -223,54 +221,25 @@ def _text(value: Any) -> str:
 # --- the task's log ---------------------------------------------------------------------
 
 
-def log_file(state_file: Path, ident: str) -> Path | None:
-    """The log the task's process writes (``<state dir>/logs/NAME.log``, or a structured
-    ``NAME.jsonl`` next to it), the newest of them; None when the task has none."""
-    logs = state_file.parent / "logs"
-    found = [p for p in (logs / f"{ident}.log", logs / f"{ident}.jsonl") if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+def task_log(state_file: Path, ident: str, level: str = "", query: str = "") -> list[Body]:
+    """The last lines (at most LOG_LINES) of the task's log (``logs/NAME.log`` beside
+    its state file, read by :func:`opendms.service.logs.read_task_log`) at ``level``
+    (DEBUG, INFO, WARNING, ERROR) or above, containing ``query``; each
+    ``{"level", "text"}``. None when the task has no log yet."""
+    from opendms.service.logs import read_task_log
 
-
-def log_lines(path: Path | None, level: str = "", query: str = "") -> list[Body]:
-    """The log's last lines (at most LOG_LINES) at ``level`` or above, containing
-    ``query`` (case-insensitive); each ``{"level", "text"}``."""
-    if path is None:
+    if not (state_file.parent / "logs" / f"{ident}.log").is_file():
         return []
-    least = LEVELS.index(level) if level in LEVELS else 0
-    wanted = query.lower()
-    out = []
-    for line in _tail(path):
-        entry = parse_log_line(line)
-        rank = LEVELS.index(entry["level"]) if entry["level"] in LEVELS else 1
-        if rank >= least and wanted in entry["text"].lower():
-            out.append(entry)
-    return out[-LOG_LINES:]
+    wanted = _LETTER.get(level.upper())
+    records = read_task_log(state_file, ident, level=wanted, search=query or None, limit=LOG_LINES)
+    return [
+        {
+            "level": _NAME.get(r.level, "INFO"),
+            "text": f"{r.time} [{r.component}] {r.message}",
+        }
+        for r in records
+    ]
 
 
-def _tail(path: Path, size: int = 256 * 1024) -> list[str]:
-    with path.open("rb") as f:
-        f.seek(0, 2)
-        end = f.tell()
-        f.seek(max(0, end - size))
-        data = f.read().decode("utf-8", errors="replace")
-    lines = data.splitlines()
-    return lines[1:] if end > size else lines
-
-
-def parse_log_line(line: str) -> Body:
-    """A log line's level and text: a JSON object (``level``/``levelname`` and
-    ``message``/``msg``, ``time``/``ts``) or ``LEVEL name: message`` text."""
-    if line.startswith("{"):
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict):
-            level = str(doc.get("level") or doc.get("levelname") or "INFO").upper()
-            stamp = doc.get("time") or doc.get("ts") or doc.get("timestamp") or ""
-            message = doc.get("message") or doc.get("msg") or line
-            return {"level": level, "text": f"{stamp} {message}".strip()}
-    match = _TEXT_LINE.match(line)
-    if match is None:
-        return {"level": "INFO", "text": line}
-    return {"level": match["level"], "text": line[match.end() :].strip() or line}
+def has_log(state_file: Path, ident: str) -> bool:
+    return (state_file.parent / "logs" / f"{ident}.log").is_file()

@@ -331,10 +331,12 @@ class DetailPages:
     async def log(self, request: Request) -> Response:
         c = self.c
         ident = request.path_params["ident"]
-        path = data.log_file(c.reader.service.state_path, ident)
+        state_file = c.reader.service.state_path
         q = request.query_params
-        lines = await c.read(data.log_lines, path, q.get("level", ""), q.get("q", ""))
-        html = c.fragment(request, "_log.html", lines=lines, has_log=path is not None)
+        lines = await c.read(data.task_log, state_file, ident, q.get("level", ""), q.get("q", ""))
+        html = c.fragment(
+            request, "_log.html", lines=lines, has_log=data.has_log(state_file, ident)
+        )
         return JSONResponse(
             {"html": html, "count": len(lines)}, headers={"Cache-Control": "no-store"}
         )
