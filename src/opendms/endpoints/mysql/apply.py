@@ -50,6 +50,8 @@ log = logging.getLogger("opendms.apply")
 PACKET_BYTES = 1_000_000  # below the smallest max_allowed_packet in use (1 MiB on 5.7 clients)
 PACKET_STATEMENTS = 500
 _CONFLICT = {1062, 1586}  # duplicate entry (for key)
+# (host, port, user, task) -> the server thread id of the task's last apply session
+_APPLY_SESSIONS: dict[tuple[str | None, int | None, str | None, str], int] = {}
 # Refusals of one statement's values (the batch goes on to the error policy or a DataError).
 # no such table or column, no privilege on it: the table, not one record
 _TABLE_ERRORS = {1054, 1142, 1143, 1146}
@@ -114,7 +116,28 @@ class MySqlApplier(RowApplier):
         flag = flags.MULTI_STATEMENTS | flags.FOUND_ROWS
         self.conn = connect(self.url, database="", client_flag=flag)  # names are qualified
         self._session(self.conn)
+        self._end_orphan()
         self.formatter = self.conn.cursor()  # mogrify only: quotes values as the server reads them
+
+    def _end_orphan(self) -> None:
+        """KILL this task's previous apply session on this server, if it is still there.
+
+        A session whose client vanished behind a cut link stays on the server (MySQL has
+        no keepalive of its own; ``wait_timeout`` is hours) with its transaction's row
+        locks, which the new session would wait on until the lock wait timeout, again
+        and again. One task applies through one session at a time, so the previous one
+        is an orphan."""
+        key = (self.url.host, self.url.port, self.url.user, self.task)
+        previous, current = _APPLY_SESSIONS.get(key), int(self.conn.thread_id())
+        _APPLY_SESSIONS[key] = current
+        if previous is None or previous == current:
+            return
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(f"KILL {int(previous)}")
+            log.info("task %s: ended its previous apply session %d", self.task, previous)
+        except self.pymysql.MySQLError as exc:  # 1094: gone already, as it should be
+            log.debug("task %s: previous apply session %d: %s", self.task, previous, exc)
 
     def _session(self, conn: Any) -> None:
         """Strict values, backslash escapes on (PyMySQL quotes with them)."""
