@@ -115,8 +115,10 @@ class SqliteResources:
 
     def _put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO resource VALUES (?, ?, ?)", (key, kind, json.dumps(doc))
+            self._db.execute(  # an update keeps the row (and its place in listings)
+                "INSERT INTO resource VALUES (?, ?, ?) "
+                "ON CONFLICT(arn) DO UPDATE SET kind = excluded.kind, doc = excluded.doc",
+                (key, kind, json.dumps(doc)),
             )
 
     def _all(self, kind: str) -> list[dict[str, Any]]:

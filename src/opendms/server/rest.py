@@ -205,24 +205,29 @@ def create_rest(api: DmsApi, token: str, key: bytes) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.state.rest = rest
     _handlers(app)
     app.include_router(_router(rest))
     return app
 
 
+BEARER = HTTPBearer(auto_error=False, description="The server's token.")
+COOKIE = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="The console's session cookie."
+)
+
+
+def authorized(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    cookie: Annotated[str | None, Depends(COOKIE)],
+) -> None:
+    """Every route's dependency: the caller has the token or a console session."""
+    rest: Rest = request.app.state.rest
+    rest.authorize(request, cookie)
+
+
 def _router(rest: Rest) -> APIRouter:
-    bearer_scheme = HTTPBearer(auto_error=False, description="The server's token.")
-    cookie_scheme = APIKeyCookie(
-        name=SESSION_COOKIE, auto_error=False, description="The console's session cookie."
-    )
-
-    def authorized(
-        request: Request,
-        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-        cookie: Annotated[str | None, Depends(cookie_scheme)],
-    ) -> None:
-        rest.authorize(request, cookie)
-
     router = APIRouter(dependencies=[Depends(authorized)], responses=ERRORS)
     _endpoint_routes(router, rest)
     _task_routes(router, rest)
