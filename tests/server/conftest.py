@@ -1,7 +1,9 @@
-"""A real ``opendms serve`` (uvicorn on a free port, in a thread) for boto3 to call."""
+"""A real ``opendms serve`` (uvicorn on a free port, in a thread) for boto3 and httpx to
+call; ``rest`` is an httpx client of its REST API with the server's token."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -9,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from opendms.server.app import create_app
+from opendms.server.auth import load_or_create_token
 from tests.waiting import wait_until
 
 
@@ -23,20 +28,28 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """The URL of a server over ``tmp_path/state``; stopped at the end."""
+@contextlib.contextmanager
+def running(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port; its URL. Stopped on exit."""
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(tmp_path / "state"), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     wait_until(lambda: srv.started, 10, "the server to start")
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """The URL of a server over ``tmp_path/state``; stopped at the end, with the tasks
+    the test left running."""
+    with running(create_app(tmp_path / "state")) as url:
+        yield url
     stop_tasks(tmp_path / "state" / "state.db")
 
 
@@ -69,3 +82,17 @@ def dms(server: str) -> Any:
         aws_access_key_id="x",
         aws_secret_access_key="y",
     )
+
+
+@pytest.fixture
+def token(server: str, tmp_path: Path) -> str:
+    """The bearer token of ``server``."""
+    return load_or_create_token(tmp_path / "state")[0]
+
+
+@pytest.fixture
+def rest(server: str, token: str) -> Iterator[httpx.Client]:
+    """An httpx client of ``server``'s REST API (``/api/v1``), with its token."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"{server}/api/v1", headers=headers, timeout=60) as client:
+        yield client

@@ -1,5 +1,11 @@
 """The Starlette application of ``opendms serve``: ``POST /`` is the DMS JSON API,
-``GET /healthz`` says the server is up."""
+``/api/v1`` the REST API (:mod:`opendms.server.rest`, token-protected), ``GET /healthz``
+says the server is up.
+
+The DMS API accepts SigV4-signed requests as boto3 and the AWS CLI send them; with
+access keys configured it verifies their signatures (:mod:`opendms.server.sigv4`).
+Request bodies are limited (:class:`BodyLimit`, 1 MiB by default): a larger one is
+answered 413 in the shape of the API it was sent to."""
 
 from __future__ import annotations
 
@@ -12,23 +18,23 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opendms.server.auth import load_or_create_key, load_or_create_token
 from opendms.server.console import console_routes
 from opendms.server.dmsapi import TARGET_PREFIX, DmsApi
 from opendms.server.metrics import metrics_endpoint
 from opendms.server.resources import SqliteResources
+from opendms.server.rest import PREFIX, create_rest, error_response
 from opendms.server.shapes import DmsError
+from opendms.server.sigv4 import SignedRequest, verify
 from opendms.server.supervisor import Supervisor, lifespan_of
 from opendms.service import TaskService
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_BODY = 1024 * 1024  # bytes a request body may have
 log = logging.getLogger(__name__)
-
-
-def check_signature(request: Request) -> None:
-    """The hook for verifying SigV4 ``Authorization`` headers: accepted unverified in
-    this version (no access keys are configured yet)."""
 
 
 def fault(exc: DmsError) -> Response:
@@ -36,25 +42,50 @@ def fault(exc: DmsError) -> Response:
     return JSONResponse(body, status_code=exc.status, media_type=CONTENT_TYPE)
 
 
-def create_app(state: Path, region: str = "us-east-1") -> Starlette:
+def check_signature(request: Request, body: bytes, keys: dict[str, str]) -> None:
+    """Verify the request's SigV4 signature against ``keys`` (none: accept any)."""
+    if not keys:
+        return
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        headers.setdefault(name.lower(), []).append(value)
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    signed = SignedRequest(
+        request.method,
+        raw_path.decode("latin-1").split("?", 1)[0],
+        request.scope.get("query_string", b"").decode("latin-1"),
+        headers,
+        body,
+    )
+    verify(signed, keys)
+
+
+def create_app(
+    state: Path,
+    region: str = "us-east-1",
+    *,
+    access_keys: dict[str, str] | None = None,
+    max_body: int = MAX_BODY,
+) -> Starlette:
     """The app over the state folder ``state`` (the server's resources in
-    ``server.db``, the tasks in ``state.db``, task files in ``tasks/``)."""
+    ``server.db``, the tasks in ``state.db``, task files in ``tasks/``); ``access_keys``:
+    access key id -> secret for SigV4 verification (None or empty: not verified)."""
     state.mkdir(parents=True, exist_ok=True)
-    resources = SqliteResources(state / "server.db")
+    key = load_or_create_key(state)
+    token, _ = load_or_create_token(state)
+    resources = SqliteResources(state / "server.db", key)
     api = DmsApi(resources, TaskService(state / "state.db"), state, region)
-    # TaskService calls block (stop waits for the process): they run off the event
-    # loop, one at a time (the service and its store are not shared across threads).
-    serial = anyio.Lock()
+    keys = dict(access_keys or {})
 
     async def dms(request: Request) -> Response:
-        check_signature(request)
         target = request.headers.get("x-amz-target", "")
-        if not target.startswith(TARGET_PREFIX):
-            return fault(DmsError("UnknownOperationException", f"unknown target {target!r}"))
         try:
-            body = _body(await request.body())
-            async with serial:
-                out = await anyio.to_thread.run_sync(api.call, target[len(TARGET_PREFIX) :], body)
+            raw = await request.body()
+            check_signature(request, raw, keys)
+            if not target.startswith(TARGET_PREFIX):
+                raise DmsError("UnknownOperationException", f"unknown target {target!r}")
+            body = _body(raw)
+            out = await anyio.to_thread.run_sync(api.call, target[len(TARGET_PREFIX) :], body)
         except DmsError as exc:
             return fault(exc)
         return Response(json.dumps(out), media_type=CONTENT_TYPE)
@@ -62,12 +93,17 @@ def create_app(state: Path, region: str = "us-east-1") -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    supervisor = Supervisor(state)  # ops: task supervision, schedules and /metrics
-    routes: list[BaseRoute] = [Route("/", dms, methods=["POST"]), Route("/healthz", healthz)]
-    routes.append(Route("/metrics", metrics_endpoint(state / "state.db")))
-    routes += console_routes(api, state, serial)  # /console, and GET / redirecting there
+    supervisor = Supervisor(state)  # task supervision and schedules
+    routes: list[BaseRoute] = [
+        Route("/", dms, methods=["POST"]),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint(state / "state.db")),
+        Mount(PREFIX, app=create_rest(api, token, key)),
+        *console_routes(api, state),  # /console, and GET / redirecting there
+    ]
     app = Starlette(routes=routes, lifespan=lifespan_of(supervisor))
     app.state.supervisor = supervisor
+    app.add_middleware(BodyLimit, limit=max_body)
     return app
 
 
@@ -79,3 +115,57 @@ def _body(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise DmsError("SerializationException", "the request body is not a JSON object")
     return body
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 (a declared
+    Content-Length at once, a chunked body once it passes the limit); a smaller one is
+    read and handed on."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"the request body is larger than {self.limit} bytes"
+        if scope["path"] == "/" and scope["method"] == "POST":
+            response: Response = fault(DmsError("RequestEntityTooLargeException", message, 413))
+        else:
+            response = error_response(413, message)
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -3,20 +3,28 @@
 :class:`DmsApi` maps each operation to :class:`~opendms.service.TaskService` and the
 server's :class:`~opendms.server.resources.ResourceStore`. A fault is a :class:`DmsError`
 carrying DMS's ``__type``; the application answers it with HTTP 400 as AWS does.
-Passwords are never part of a response or an error message."""
+Passwords are never part of a response or an error message.
+
+The API is called from several threads at once. Changes to the records take a short
+lock; a task's lifecycle calls (start, stop, modify, delete) take that task's own lock,
+so a slow one never holds up other tasks or reads. ``StopReplicationTask`` asks the
+task's process to stop and answers ``stopping`` at once; a background thread waits for
+the process to end (the task shows ``stopping`` meanwhile)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import ValidationError
-
-from opendms.config import TaskSpec, json_path
+from opendms.config import TaskSpec, task_from_dict
 from opendms.endpoints import check_endpoint
 from opendms.errors import ConfigError, OpenDMSError
 from opendms.server.assessments import AssessmentRuns
@@ -35,16 +43,19 @@ from opendms.server.shapes import (
     one_page,
     parse_json,
     required,
+    secret_free,
     stats,
     table_out,
     validation_out,
     version,
 )
 from opendms.service import TaskService
-from opendms.state import TaskStatus
+from opendms.state import TaskRecord, TaskStatus
+from opendms.state.status import ACTIVE
 
 TARGET_PREFIX = "AmazonDMSv20160101."
 START_TYPES = "start-replication, resume-processing, reload-target"
+log = logging.getLogger(__name__)
 
 
 class DmsApi:
@@ -59,21 +70,42 @@ class DmsApi:
         self.region = region
         self.connections: dict[str, Body] = {}
         self.assessments = AssessmentRuns(state / "assessments")
+        self.stopping: set[str] = set()  # tasks whose stop a background thread awaits
+        self.stop_timeout = 120.0
+        self._lock = threading.RLock()  # the records: check-then-change
+        self._task_locks: dict[str, threading.Lock] = {}
+        service.store  # noqa: B018 - opened now, not by two threads at once
 
     def call(self, operation: str, body: Body) -> Body:
         """Run ``operation``; raises :class:`DmsError`."""
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise DmsError("UnknownOperationException", f"unknown operation {operation!r}")
+        out: Body = self.guarded(handler, self, body)
+        return out
+
+    def guarded(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` with opendms errors as :class:`DmsError` faults, passwords
+        masked."""
         try:
-            return handler(self, body)
+            return fn(*args)
         except DmsError as exc:
             exc.message = self._scrub(exc.message)
             raise
         except ConfigError as exc:
-            raise bad_value(self._scrub(str(exc))) from None
+            raise bad_value(self._scrub(str(exc)), exc.path or None) from None
         except OpenDMSError as exc:
             raise bad_state(self._scrub(str(exc))) from None
+        except (ValueError, OSError) as exc:  # a path or value the system refuses
+            raise bad_value(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+
+    @contextmanager
+    def task_lock(self, name: str) -> Iterator[None]:
+        """Hold task ``name``'s lifecycle lock."""
+        with self._lock:
+            lock = self._task_locks.setdefault(name, threading.Lock())
+        with lock:
+            yield
 
     def _scrub(self, text: str) -> str:
         """``text`` with every endpoint's password masked (errors may quote URLs)."""
@@ -89,36 +121,45 @@ class DmsApi:
                 return e
         raise not_found(f"endpoint {endpoint_arn}")
 
+    def endpoint_named(self, ident: str) -> Endpoint:
+        """The endpoint whose identifier is ``ident``."""
+        for e in self.resources.endpoints():
+            if e.identifier == ident:
+                return e
+        raise not_found(f"endpoint {ident}")
+
     def create_endpoint(self, body: Body) -> Body:
         ident = required(body, "EndpointIdentifier")
-        if any(e.identifier == ident for e in self.resources.endpoints()):
-            raise DmsError("ResourceAlreadyExistsFault", f"endpoint {ident} already exists")
-        endpoint = Endpoint(ident, arn(self.region, "endpoint", new_id()), "", "")
-        endpoint.created_at = time.time()
-        apply_endpoint(endpoint, body)
-        endpoint_url(endpoint)  # an unknown engine or a missing bucket fails here
-        self.resources.put_endpoint(endpoint)
+        with self._lock:
+            if any(e.identifier == ident for e in self.resources.endpoints()):
+                raise DmsError("ResourceAlreadyExistsFault", f"endpoint {ident} already exists")
+            endpoint = Endpoint(ident, arn(self.region, "endpoint", new_id()), "", "")
+            endpoint.created_at = time.time()
+            apply_endpoint(endpoint, body)
+            endpoint_url(endpoint, resolve=False)  # an unknown engine, no bucket: fails
+            self.resources.put_endpoint(endpoint)
         return {"Endpoint": self._endpoint_out(endpoint)}
 
     def modify_endpoint(self, body: Body) -> Body:
         """Change an endpoint and rewrite the task files of the tasks that use it (so
         their next start connects with the change); refused while one of them runs."""
-        endpoint = self.endpoint(required(body, "EndpointArn"))
-        users = [t for t in self.resources.tasks() if endpoint.arn in ends(t)]
-        for task in users:
-            self._check_not_running(task)
-        before = replace(endpoint, settings=dict(endpoint.settings))
-        apply_endpoint(endpoint, body)
-        endpoint_url(endpoint)
-        self.resources.put_endpoint(endpoint)
-        try:
+        with self._lock:
+            endpoint = self.endpoint(required(body, "EndpointArn"))
+            users = [t for t in self.resources.tasks() if endpoint.arn in ends(t)]
             for task in users:
-                self._spec(task)  # every user's task must still be valid
-        except BaseException:
-            self.resources.put_endpoint(before)
-            raise
-        for task in users:
-            self._define(task, replace=True)
+                self._check_not_running(task)
+            before = replace(endpoint, settings=dict(endpoint.settings))
+            apply_endpoint(endpoint, body)
+            endpoint_url(endpoint, resolve=False)
+            self.resources.put_endpoint(endpoint)
+            try:
+                for task in users:
+                    self._spec(task)  # every user's task must still be valid
+            except BaseException:
+                self.resources.put_endpoint(before)
+                raise
+            for task in users:
+                self._define(task, replace=True)
         return {"Endpoint": self._endpoint_out(endpoint)}
 
     def describe_endpoints(self, body: Body) -> Body:
@@ -135,11 +176,12 @@ class DmsApi:
         return marked({"Endpoints": [self._endpoint_out(e) for e in page]}, marker)
 
     def delete_endpoint(self, body: Body) -> Body:
-        endpoint = self.endpoint(required(body, "EndpointArn"))
-        users = [t.identifier for t in self.resources.tasks() if endpoint.arn in ends(t)]
-        if users:
-            raise bad_state(f"endpoint {endpoint.identifier} is used by task(s) {users}")
-        self.resources.delete_endpoint(endpoint.arn)
+        with self._lock:
+            endpoint = self.endpoint(required(body, "EndpointArn"))
+            users = [t.identifier for t in self.resources.tasks() if endpoint.arn in ends(t)]
+            if users:
+                raise bad_state(f"endpoint {endpoint.identifier} is used by task(s) {users}")
+            self.resources.delete_endpoint(endpoint.arn)
         out = self._endpoint_out(endpoint)
         out["Status"] = "deleting"
         return {"Endpoint": out}
@@ -160,7 +202,7 @@ class DmsApi:
         }
         if e.port:
             out["Port"] = e.port
-        out.update(e.settings)
+        out.update(secret_free(e.settings))
         return {k: v for k, v in out.items() if v != ""}
 
     # --- connections ------------------------------------------------------------------
@@ -219,35 +261,46 @@ class DmsApi:
                 return t
         raise not_found(f"replication task {task_arn}")
 
+    def task_named(self, ident: str) -> Task:
+        """The task whose identifier is ``ident``."""
+        for t in self.resources.tasks():
+            if t.identifier == ident:
+                return t
+        raise not_found(f"replication task {ident}")
+
     def create_replication_task(self, body: Body) -> Body:
         ident = required(body, "ReplicationTaskIdentifier")
-        if any(t.identifier == ident for t in self.resources.tasks()):
-            raise DmsError("ResourceAlreadyExistsFault", f"task {ident} already exists")
-        task = Task(
-            ident,
-            arn(self.region, "task", new_id()),
-            required(body, "SourceEndpointArn"),
-            required(body, "TargetEndpointArn"),
-            required(body, "MigrationType"),
-            required(body, "TableMappings"),
-            body.get("ReplicationTaskSettings", ""),
-            time.time(),
-        )
-        self._define(task, replace=False)
-        self.resources.put_task(task)
+        with self._lock:
+            if any(t.identifier == ident for t in self.resources.tasks()):
+                raise DmsError("ResourceAlreadyExistsFault", f"task {ident} already exists")
+            task = Task(
+                ident,
+                arn(self.region, "task", new_id()),
+                required(body, "SourceEndpointArn"),
+                required(body, "TargetEndpointArn"),
+                required(body, "MigrationType"),
+                required(body, "TableMappings"),
+                body.get("ReplicationTaskSettings", ""),
+                time.time(),
+            )
+            self._define(task, replace=False)
+            self.resources.put_task(task)
         return {"ReplicationTask": self._task_out(task)}
 
     def modify_replication_task(self, body: Body) -> Body:
         task = self.task(required(body, "ReplicationTaskArn"))
-        for key, attr in (
-            ("MigrationType", "migration_type"),
-            ("TableMappings", "table_mappings"),
-            ("ReplicationTaskSettings", "task_settings"),
-        ):
-            if key in body:
-                setattr(task, attr, body[key])
-        self._define(task, replace=True)
-        self.resources.put_task(task)
+        with self.task_lock(task.identifier), self._lock:
+            task = self.task(task.arn)
+            self._check_not_running(task)
+            for key, attr in (
+                ("MigrationType", "migration_type"),
+                ("TableMappings", "table_mappings"),
+                ("ReplicationTaskSettings", "task_settings"),
+            ):
+                if key in body:
+                    setattr(task, attr, body[key])
+            self._define(task, replace=True)
+            self.resources.put_task(task)
         return {"ReplicationTask": self._task_out(task)}
 
     def _define(self, task: Task, *, replace: bool) -> None:
@@ -261,6 +314,8 @@ class DmsApi:
         self.service.create(spec, file=file, replace=replace)
 
     def _spec(self, task: Task) -> TaskSpec:
+        """The task file of ``task``, validated as the CLI validates one (table mappings,
+        task settings, endpoint URLs); a bad field is named by its JSON path."""
         source_url, source_settings = endpoint_url(self.endpoint(task.source_arn))
         target_url, target_settings = endpoint_url(self.endpoint(task.target_arn))
         doc = {
@@ -274,10 +329,9 @@ class DmsApi:
         if task.task_settings:
             doc["task_settings"] = parse_json(task.task_settings, "ReplicationTaskSettings")
         try:
-            return TaskSpec.model_validate(doc)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise bad_value(f"{json_path(tuple(first['loc']))}: {first['msg']}") from None
+            return task_from_dict(doc, where="task")
+        except ConfigError as exc:
+            raise _spec_fault(exc) from None
 
     def describe_replication_tasks(self, body: Body) -> Body:
         fields = {
@@ -296,7 +350,6 @@ class DmsApi:
     def start_replication_task(self, body: Body) -> Body:
         task = self.task(required(body, "ReplicationTaskArn"))
         kind = required(body, "StartReplicationTaskType")
-        self._check_not_running(task)
         launch = {
             "start-replication": self.service.start,
             "resume-processing": self.service.resume,
@@ -304,40 +357,68 @@ class DmsApi:
         }.get(kind)
         if launch is None:
             raise bad_value(f"StartReplicationTaskType {kind!r} is not one of {START_TYPES}")
-        launch(task.identifier)
-        task.last_start, task.last_stop = time.time(), None
-        self.resources.put_task(task)
+        with self.task_lock(task.identifier):
+            task = self.task(task.arn)
+            self._check_not_running(task)
+            with self._lock:  # the task file again: endpoint changes, env: passwords
+                self._define(task, replace=True)
+            launch(task.identifier)
+            task.last_start, task.last_stop = time.time(), None
+            self.resources.put_task(task)
         return {"ReplicationTask": self._task_out(task)}
 
     def _check_not_running(self, task: Task) -> None:
+        if task.identifier in self.stopping:
+            raise bad_state(f"task {task.identifier} is stopping")
         status = self.service.record(task.identifier).status
-        if status in (TaskStatus.STARTING, TaskStatus.RUNNING, TaskStatus.STOPPING):
+        if status in ACTIVE:
             raise bad_state(f"task {task.identifier} is {status.value}")
 
     def stop_replication_task(self, body: Body) -> Body:
         task = self.task(required(body, "ReplicationTaskArn"))
-        status = self.service.record(task.identifier).status
-        if status not in (TaskStatus.STARTING, TaskStatus.RUNNING):
-            raise bad_state(f"task {task.identifier} is {status.value}, not running")
-        self.service.stop(task.identifier)
-        task.last_stop = time.time()
-        self.resources.put_task(task)
+        with self.task_lock(task.identifier):
+            status = self.service.record(task.identifier).status
+            if task.identifier in self.stopping or status not in ACTIVE:
+                shown = "stopping" if task.identifier in self.stopping else status.value
+                raise bad_state(f"task {task.identifier} is {shown}, not running")
+            self.stopping.add(task.identifier)
+        threading.Thread(
+            target=self._await_stop, args=(task.arn, task.identifier), daemon=True
+        ).start()
         return {"ReplicationTask": self._task_out(task)}
+
+    def _await_stop(self, task_arn: str, name: str) -> None:
+        """Stop task ``name``'s process and wait for it (a background thread)."""
+        try:
+            self.service.stop(name, timeout=self.stop_timeout)
+        except OpenDMSError as exc:
+            log.warning("stopping task %s: %s", name, self._scrub(str(exc)))
+        finally:
+            with self.task_lock(name), self._lock:
+                self.stopping.discard(name)
+                for task in self.resources.tasks():
+                    if task.arn == task_arn:
+                        task.last_stop = time.time()
+                        self.resources.put_task(task)
 
     def delete_replication_task(self, body: Body) -> Body:
         task = self.task(required(body, "ReplicationTaskArn"))
-        self._check_not_running(task)
-        out = self._task_out(task)
-        self.service.delete(task.identifier)
-        self.resources.delete_task(task.arn)
-        (self.task_dir / f"{task.identifier}.json").unlink(missing_ok=True)
+        with self.task_lock(task.identifier):
+            task = self.task(task.arn)
+            self._check_not_running(task)
+            out = self._task_out(task)
+            self.service.delete(task.identifier)
+            with self._lock:
+                self.resources.delete_task(task.arn)
+            (self.task_dir / f"{task.identifier}.json").unlink(missing_ok=True)
         out["Status"] = "deleting"
         return {"ReplicationTask": out}
 
     def reload_tables(self, body: Body) -> Body:
         task = self.task(required(body, "ReplicationTaskArn"))
-        self._check_not_running(task)
-        self.service.reload(task.identifier)
+        with self.task_lock(task.identifier):
+            self._check_not_running(task)
+            self.service.reload(task.identifier)
         return {"ReplicationTaskArn": task.arn}
 
     def describe_table_statistics(self, body: Body) -> Body:
@@ -363,6 +444,12 @@ class DmsApi:
         vstate.ensure_tables(store)  # no validation has run on this state file yet
         return vstate.states(store, task.identifier)
 
+    def status_of(self, task: Task, record: TaskRecord) -> str:
+        """The task's status as shown: ``stopping`` while a stop is awaited."""
+        if task.identifier in self.stopping:
+            return TaskStatus.STOPPING.value
+        return record.status.value
+
     def _task_out(self, task: Task, settings: bool = True) -> Body:
         record = self.service.record(task.identifier)
         tables = self.service.tables(task.identifier)
@@ -374,7 +461,7 @@ class DmsApi:
             "ReplicationInstanceArn": self._instance_arn(),
             "MigrationType": task.migration_type,
             "TableMappings": task.table_mappings,
-            "Status": record.status.value,
+            "Status": self.status_of(task, record),
             "ReplicationTaskCreationDate": task.created_at,
             "ReplicationTaskStats": stats(task, tables),
         }
@@ -395,6 +482,17 @@ def _validation_enabled(task: Task) -> bool:
         return bool(settings.get("ValidationSettings", {}).get("EnableValidation"))
     except (ValueError, AttributeError):
         return False
+
+
+def _spec_fault(exc: ConfigError) -> DmsError:
+    """A task definition's ConfigError as a fault with the JSON path of the bad field
+    (``$.table_mappings.rules[0]...``, ``$.task_settings.Logging...``)."""
+    path = exc.path or "$"
+    if exc.where.endswith("table_mappings") and not path.startswith("$.table_mappings"):
+        path = "$.table_mappings" + path[1:]
+    prefix = ": ".join(p for p in (exc.where, exc.path) if p)
+    message = exc.message[len(prefix) + 2 :] if prefix else exc.message
+    return bad_value(f"{path}: {message}", path)
 
 
 OPERATIONS = {

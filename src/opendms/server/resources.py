@@ -3,11 +3,17 @@
 An endpoint record keeps what ``CreateEndpoint`` was given (its password too, which no
 response shows); :func:`endpoint_url` maps it to the opendms URL and endpoint settings a
 task file takes. Records live in a SQLite file behind the :class:`ResourceStore`
-Protocol."""
+Protocol.
+
+Passwords are encrypted at rest (Fernet, with the server's secret key): a record written
+by an older version with a plain password is encrypted when first read. A password given
+as ``env:VARNAME`` names an environment variable, read only when a task file is written
+or a connection tested (:func:`resolve_password`)."""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import string
@@ -16,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
+
+from cryptography.fernet import Fernet, InvalidToken
 
 from opendms.config import parse_extra_connection_attributes
 from opendms.errors import ConfigError
@@ -33,6 +41,8 @@ SCHEMES = {
     "file": "file",
 }
 SETTINGS_KEYS = ("S3Settings", "PostgreSQLSettings", "MySQLSettings")
+ENV_PREFIX = "env:"  # a password "env:VARNAME": the value of that environment variable
+SEALED = "fernet:"  # a stored password, encrypted
 
 
 def new_id() -> str:
@@ -91,10 +101,12 @@ class ResourceStore(Protocol):
 
 
 class SqliteResources:
-    """A :class:`ResourceStore` in one SQLite file (JSON documents by ARN)."""
+    """A :class:`ResourceStore` in one SQLite file (JSON documents by ARN); ``key``: the
+    Fernet key that encrypts passwords (None: kept as given, for tests of old files)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: bytes | None = None) -> None:
         self.path = path
+        self._fernet = Fernet(key) if key is not None else None
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute(
@@ -103,8 +115,10 @@ class SqliteResources:
 
     def _put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO resource VALUES (?, ?, ?)", (key, kind, json.dumps(doc))
+            self._db.execute(  # an update keeps the row (and its place in listings)
+                "INSERT INTO resource VALUES (?, ?, ?) "
+                "ON CONFLICT(arn) DO UPDATE SET kind = excluded.kind, doc = excluded.doc",
+                (key, kind, json.dumps(doc)),
             )
 
     def _all(self, kind: str) -> list[dict[str, Any]]:
@@ -119,10 +133,38 @@ class SqliteResources:
             self._db.execute("DELETE FROM resource WHERE arn = ?", (key,))
 
     def put_endpoint(self, endpoint: Endpoint) -> None:
-        self._put("endpoint", endpoint.arn, asdict(endpoint))
+        doc = asdict(endpoint)
+        doc["password"] = self._seal(endpoint.password)
+        self._put("endpoint", endpoint.arn, doc)
 
     def endpoints(self) -> list[Endpoint]:
-        return [Endpoint(**d) for d in self._all("endpoint")]
+        found = []
+        for doc in self._all("endpoint"):
+            stored = doc.get("password", "")
+            doc["password"] = self._open(stored)
+            endpoint = Endpoint(**doc)
+            if stored and not stored.startswith(SEALED) and self._fernet is not None:
+                self.put_endpoint(endpoint)  # a plain password from an older version
+            found.append(endpoint)
+        return found
+
+    def _seal(self, password: str) -> str:
+        if not password or self._fernet is None:
+            return password
+        return SEALED + self._fernet.encrypt(password.encode()).decode()
+
+    def _open(self, stored: str) -> str:
+        if not stored.startswith(SEALED):
+            return stored
+        if self._fernet is None:
+            raise ConfigError(f"{self.path}: an encrypted password needs the server's key")
+        try:
+            return self._fernet.decrypt(stored[len(SEALED) :].encode()).decode()
+        except InvalidToken:
+            raise ConfigError(
+                f"{self.path}: a password cannot be decrypted with the server's key "
+                "(was secret.key replaced?)"
+            ) from None
 
     def delete_endpoint(self, arn: str) -> None:
         self._delete(arn)
@@ -140,14 +182,30 @@ class SqliteResources:
         self._db.close()
 
 
-def endpoint_url(endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
+def resolve_password(endpoint: Endpoint) -> str:
+    """The endpoint's password: ``env:VARNAME`` resolved from the environment."""
+    if not endpoint.password.startswith(ENV_PREFIX):
+        return endpoint.password
+    name = endpoint.password[len(ENV_PREFIX) :]
+    value = os.environ.get(name)
+    if value is None:
+        raise ConfigError(
+            f"endpoint {endpoint.identifier}: its password names the environment variable "
+            f"{name!r}, which the server does not have"
+        )
+    return value
+
+
+def endpoint_url(endpoint: Endpoint, *, resolve: bool = True) -> tuple[str, dict[str, Any]]:
     """The opendms URL and endpoint settings of a DMS endpoint (a pure function).
 
     Databases: ``<scheme>://user:password@server:port/database``; ``sqlite``: the
     database name is the file's path; ``s3``: ``S3Settings.BucketName`` and
     ``BucketFolder`` (``ServerName``, when given, is the S3 endpoint URL); ``file``: the
     database name is the lake's folder. Extra connection attributes and the engine's
-    settings object become the endpoint settings (the engines parse them)."""
+    settings object become the endpoint settings (the engines parse them). ``resolve``:
+    with the password (an ``env:`` one read from the environment); False, without (to
+    check the record only)."""
     scheme = SCHEMES.get(endpoint.engine_name.lower())
     if scheme is None:
         known = ", ".join(sorted(SCHEMES))
@@ -156,10 +214,17 @@ def endpoint_url(endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
     for block in endpoint.settings.values():
         settings.update(block)
     settings.update(parse_extra_connection_attributes(endpoint.extra_connection_attributes))
-    return _url(scheme, endpoint, settings), settings
+    password = resolve_password(endpoint) if resolve else ""
+    return _url(scheme, endpoint, settings, password), settings
 
 
-def _url(scheme: str, e: Endpoint, settings: dict[str, Any]) -> str:
+def _url(scheme: str, e: Endpoint, settings: dict[str, Any], password: str) -> str:
+    if scheme in ("sqlite", "file") and not Path(e.database_name).is_absolute():
+        raise ConfigError(
+            f"a {scheme} endpoint's database name is the absolute path of its "
+            f"{'database file' if scheme == 'sqlite' else 'folder'} "
+            f"(got {e.database_name!r})"
+        )
     if scheme == "sqlite":
         return f"sqlite:///{e.database_name}"
     if scheme == "file":
@@ -167,8 +232,8 @@ def _url(scheme: str, e: Endpoint, settings: dict[str, Any]) -> str:
     if scheme == "s3":
         return _s3_url(e, settings)
     auth = quote(e.username, safe="")
-    if e.password:
-        auth += ":" + quote(e.password, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
     port = f":{e.port}" if e.port else ""
     return f"{scheme}://{auth}@{e.server_name}{port}/{quote(e.database_name)}"
 

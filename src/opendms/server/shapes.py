@@ -4,24 +4,28 @@ calls, and the response objects built from opendms's records."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from opendms.errors import OpenDMSError
-from opendms.server.resources import Endpoint, Task
+from opendms.server.resources import ENV_PREFIX, Endpoint, Task
 from opendms.state import TableState
 
 Body = dict[str, Any]
 
 
 class DmsError(OpenDMSError):
-    """An API error as DMS names it (``code``: its ``__type``)."""
+    """An API error as DMS names it (``code``: its ``__type``; ``path``: the JSON path of
+    the bad field, when one is to blame)."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, path: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.path = path
 
 
 def not_found(what: str) -> DmsError:
@@ -32,8 +36,8 @@ def bad_state(message: str) -> DmsError:
     return DmsError("InvalidResourceStateFault", message)
 
 
-def bad_value(message: str) -> DmsError:
-    return DmsError("InvalidParameterValueException", message)
+def bad_value(message: str, path: str | None = None) -> DmsError:
+    return DmsError("InvalidParameterValueException", message, path=path)
 
 
 def apply_endpoint(endpoint: Endpoint, body: Body) -> None:
@@ -171,7 +175,31 @@ def marked(out: Body, marker: str) -> Body:
 
 
 def masked(text: str, endpoint: Endpoint) -> str:
-    return text.replace(endpoint.password, "****") if endpoint.password else text
+    """``text`` without the endpoint's password (an ``env:`` one's value too)."""
+    secrets = [endpoint.password]
+    if endpoint.password.startswith(ENV_PREFIX):
+        secrets.append(os.environ.get(endpoint.password[len(ENV_PREFIX) :], ""))
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "****").replace(quote(secret, safe=""), "****")
+    return text
+
+
+SECRET_WORDS = ("password", "secret", "token")
+
+
+def secret_free(settings: dict[str, Any]) -> dict[str, Any]:
+    """Endpoint settings with the values of secret keys (passwords, secret access keys,
+    tokens) replaced by ``****``, nested objects too."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out[key] = secret_free(value)
+        elif any(w in key.lower() for w in SECRET_WORDS):
+            out[key] = "****"
+        else:
+            out[key] = value
+    return out
 
 
 def version() -> str:

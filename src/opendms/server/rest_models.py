@@ -1,0 +1,228 @@
+"""The request and response bodies of the REST API (``/api/v1``), as pydantic models:
+they are the schemas of its OpenAPI document. Requests reject unknown keys; a password
+is write-only (no response model has one)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_-]{0,254}$"
+TEXT = r"^[^\x00-\x1f\x7f]*$"  # one line, no control characters
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=IDENTIFIER,
+        max_length=255,
+        description="Starts with a letter; letters, digits, '-' and '_'.",
+    ),
+]
+Text = Annotated[str, Field(pattern=TEXT, max_length=4096)]
+
+# the DMS engine names of resources.SCHEMES, and its SETTINGS_KEYS (a test compares them)
+EngineName = Literal[
+    "aurora", "aurora-postgresql", "file", "mariadb", "mysql", "postgres", "s3", "sqlite"
+]
+SettingsKey = Literal["S3Settings", "PostgreSQLSettings", "MySQLSettings"]
+
+
+class EndpointType(enum.StrEnum):
+    SOURCE = "source"
+    TARGET = "target"
+
+
+class MigrationType(enum.StrEnum):
+    FULL_LOAD = "full-load"
+    CDC = "cdc"
+    FULL_LOAD_AND_CDC = "full-load-and-cdc"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EndpointFields(_In):
+    """The changeable fields of an endpoint (all optional in a PATCH)."""
+
+    server_name: Text | None = Field(None, description="Host name (databases).")
+    port: int | None = Field(None, ge=1, le=65535)
+    database_name: Text | None = Field(
+        None,
+        description="Database; for sqlite the file's absolute path, for file the lake's "
+        "absolute folder path.",
+    )
+    username: Text | None = None
+    password: Annotated[str, Field(max_length=1024, pattern=r"^[^\x00]*$")] | None = Field(
+        None,
+        description="Write-only. Stored encrypted; 'env:VARNAME' reads it from the "
+        "server's environment when a task file is written or the connection tested.",
+        json_schema_extra={"writeOnly": True},
+    )
+    extra_connection_attributes: Text | None = Field(
+        None, description="DMS extra connection attributes, 'k=v;k=v'."
+    )
+    settings: dict[SettingsKey, dict[str, Any]] | None = Field(
+        None, description="Engine settings objects, as DMS names them (S3Settings, ...)."
+    )
+
+
+class EndpointCreate(EndpointFields):
+    """A new endpoint."""
+
+    identifier: Identifier
+    endpoint_type: EndpointType
+    engine_name: EngineName
+
+
+class EndpointPatch(EndpointFields):
+    """Changes to an endpoint: the fields given are replaced."""
+
+    endpoint_type: EndpointType | None = None
+    engine_name: EngineName | None = None
+
+
+class ConnectionOut(BaseModel):
+    """The result of an endpoint's last connection test."""
+
+    endpoint: str
+    status: str = Field(description="successful or failed")
+    message: str | None = Field(None, description="Why it failed.")
+
+
+class EndpointOut(BaseModel):
+    """An endpoint (never its password)."""
+
+    identifier: str
+    arn: str
+    endpoint_type: EndpointType
+    engine_name: str
+    server_name: str
+    port: int | None
+    database_name: str
+    username: str
+    password_set: bool = Field(description="Whether a password is stored.")
+    password_env: str | None = Field(
+        description="The environment variable the password is read from, if any."
+    )
+    extra_connection_attributes: str
+    settings: dict[str, dict[str, Any]] = Field(description="Secret values shown as ****.")
+    created_at: float = Field(description="Unix time.")
+    connection: ConnectionOut | None = Field(description="The last connection test.")
+
+
+class TaskFields(_In):
+    migration_type: MigrationType | None = None
+    table_mappings: dict[str, Any] | None = Field(
+        None, description="A DMS table-mapping document ({'rules': [...]})."
+    )
+    task_settings: dict[str, Any] | None = Field(
+        None, description="DMS task settings (TargetMetadata, FullLoadSettings, ...)."
+    )
+
+
+class TaskCreate(TaskFields):
+    """A new replication task between two endpoints (by identifier)."""
+
+    identifier: Identifier
+    source: Identifier = Field(description="The source endpoint's identifier.")
+    target: Identifier = Field(description="The target endpoint's identifier.")
+    migration_type: MigrationType = MigrationType.FULL_LOAD
+    table_mappings: dict[str, Any] = Field(
+        description="A DMS table-mapping document ({'rules': [...]})."
+    )
+
+
+class TaskPatch(TaskFields):
+    """Changes to a stopped task: the fields given are replaced."""
+
+
+class Progress(BaseModel):
+    """Full-load progress."""
+
+    percent: int = Field(description="Tables loaded, in percent of all tables.")
+    tables_loaded: int
+    tables_loading: int
+    tables_queued: int
+    tables_errored: int
+    elapsed_ms: int
+
+
+class Cdc(BaseModel):
+    """Change data capture metrics, while changes are applied."""
+
+    source_latency_s: float | None
+    target_latency_s: float | None
+    throughput_rows_s: float | None
+    incoming_changes: float | None
+    position: str | None = Field(description="The source position the target holds.")
+
+
+class TaskOut(BaseModel):
+    """A replication task and its status."""
+
+    identifier: str
+    arn: str
+    status: str = Field(
+        description="ready, starting, running, stopping, stopped, failed, deleting, creating"
+    )
+    stop_reason: str | None
+    migration_type: str
+    source: str | None = Field(description="The source endpoint's identifier.")
+    target: str | None = Field(description="The target endpoint's identifier.")
+    table_mappings: Any
+    task_settings: dict[str, Any] | None
+    created_at: float
+    started_at: float | None
+    stopped_at: float | None
+    progress: Progress
+    cdc: Cdc
+
+
+class TableOut(BaseModel):
+    """One table's statistics in a task."""
+
+    schema_name: str
+    table_name: str
+    state: str
+    full_load_rows: int
+    estimated_rows: int
+    error_rows: int
+    inserts: int
+    updates: int
+    deletes: int
+    ddls: int
+    started_at: str | None
+    ended_at: str | None
+    last_change_at: str | None
+    error: str | None
+
+
+class DataErrorOut(BaseModel):
+    """A row an error policy skipped or logged."""
+
+    table: str
+    key: str
+    column: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(
+        description="bad_request, unauthorized, forbidden, not_found, conflict, "
+        "body_too_large, validation_error, method_not_allowed"
+    )
+    message: str
+    path: str | None = Field(description="The JSON path of the bad field, if one.")
+
+
+class ErrorOut(BaseModel):
+    """Every error's shape."""
+
+    error: ErrorBody
+
+
+class Deleted(BaseModel):
+    identifier: str
+    deleted: bool
