@@ -176,7 +176,11 @@ def _cleanup(server: str, token: str) -> None:
     for task in dms.describe_replication_tasks()["ReplicationTasks"]:
         arn = task["ReplicationTaskArn"]
         if task["Status"] in ("starting", "running"):
-            dms.stop_replication_task(ReplicationTaskArn=arn)
+            dms.stop_replication_task(ReplicationTaskArn=arn)  # answers "stopping" at once
+        dms.get_waiter("replication_task_stopped").wait(
+            Filters=[{"Name": "replication-task-arn", "Values": [arn]}],
+            WaiterConfig={"Delay": 0.5, "MaxAttempts": 240},
+        )
         dms.delete_replication_task(ReplicationTaskArn=arn)
 
 

@@ -253,6 +253,15 @@ def test_start_twice_and_a_stop_that_does_not_block(rest: httpx.Client, tmp_path
     wait_until(lambda: _status(rest, "cdc") == "stopped", 60, "the task to stop")
     done = rest.get("/tasks/cdc").json()
     assert done["stopped_at"] is not None and done["stop_reason"] == "STOPPED_BY_USER"
+    assert rest.post("/tasks/cdc/resume").status_code == 200  # and it goes on from there
+    wait_until(lambda: _status(rest, "cdc") == "running", 60, "the resumed task to run")
+    with sqlite3.connect(tmp_path / "src.db") as conn:
+        conn.execute("INSERT INTO items VALUES (1000, 'after the resume')")
+    wait_until(lambda: _inserts(rest, "cdc") == 1, 60, "the change after the resume")
+
+
+def _inserts(rest: httpx.Client, task: str) -> int:
+    return sum(int(t["inserts"]) for t in rest.get(f"/tasks/{task}/tables").json())
 
 
 def test_passwords_never_in_responses(

@@ -249,8 +249,8 @@ def test_server_killed_during_cdc_adopts_its_task(
             assert described["Status"] == "running", described
             assert _record(workdir, "sup").pid == before  # adopted, not started again
         wait_until(lambda: _converged(pg_db, pg_target_db), 120, "the target to catch up")
-        dms.stop_replication_task(ReplicationTaskArn=task)
-        assert _describe(dms, task)["Status"] == "stopped"
+        dms.stop_replication_task(ReplicationTaskArn=task)  # answers "stopping"
+        wait_until(lambda: _describe(dms, task)["Status"] == "stopped", 120, "the stop")
         compare_tables(pg_db, pg_target_db, "ledger", "id")
         assert writer.statements > 150
     finally:
@@ -290,6 +290,7 @@ def test_killed_task_process_is_failed_then_resumed(
             wait_until(lambda: writer.statements > 150, 60, "writes after the resume")
         wait_until(lambda: _converged(pg_db, pg_target_db), 120, "the target to catch up")
         dms.stop_replication_task(ReplicationTaskArn=task)
+        wait_until(lambda: _describe(dms, task)["Status"] == "stopped", 120, "the stop")
         compare_tables(pg_db, pg_target_db, "ledger", "id")
         assert _full_load_rows(dms, task) == loaded >= ROWS  # resumed: no new full load
         log = (workdir / "state" / "logs" / "sup.log").read_text()
