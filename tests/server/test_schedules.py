@@ -130,9 +130,9 @@ def _free_port() -> int:
 def app_server(tmp_path: Path) -> Iterator[Any]:
     """A real server (uvicorn in a thread) and its app, for its supervisor's scheduler."""
     app = create_app(tmp_path / "state")
-    srv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning")
-    )
+    port = _free_port()
+    app.state.url = f"http://127.0.0.1:{port}"
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     wait_until(lambda: srv.started, 10, "the server to start")
@@ -155,3 +155,70 @@ def test_a_real_server_runs_a_due_schedule(app_server: Any, tmp_path: Path) -> N
     wait_until(lambda: service.record("refresh").status.value == "stopped", 60, "its end")
     assert service.record("refresh").stop_reason == "FULL_LOAD_ONLY_FINISHED"
     service.close()
+
+
+def test_the_rest_api_sets_a_schedule_and_shows_its_runs_and_log(
+    app_server: Any, tmp_path: Path
+) -> None:
+    """A schedule given through the REST API reaches the task file; the scheduled run
+    and the task's log are read back through the REST API."""
+    import httpx
+
+    from opendms.server.auth import load_or_create_token
+
+    token, _ = load_or_create_token(tmp_path / "state")
+    _task(tmp_path, "nightly", 25)  # the SQLite source
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"{app_server.state.url}/api/v1", headers=headers) as rest:
+        for ident, kind, db in (("src", "source", "nightly-src.db"), ("dst", "target", "out")):
+            made = rest.post(
+                "/endpoints",
+                json={
+                    "identifier": ident,
+                    "endpoint_type": kind,
+                    "engine_name": "sqlite" if kind == "source" else "file",
+                    "database_name": str(tmp_path / db),
+                },
+            )
+            assert made.status_code == 201, made.text
+        body = {
+            "identifier": "nightly",
+            "source": "src",
+            "target": "dst",
+            "table_mappings": {"rules": [_RULE]},
+            "schedule": "not cron",
+        }
+        bad = rest.post("/tasks", json=body)
+        assert bad.status_code == 400 and bad.json()["error"]["path"] == "$.schedule", bad.text
+        made = rest.post("/tasks", json={**body, "schedule": "* * * * *"}).json()
+        assert (made["schedule"], made["schedule_type"]) == ("* * * * *", "reload-target")
+        scheduler = app_server.state.supervisor.scheduler
+        due = wait_until(lambda: scheduler.next_due("nightly"), 10, "the schedule to be seen")
+        scheduler.clock = lambda: due + timedelta(seconds=1)
+        runs = wait_until(lambda: rest.get("/tasks/nightly/schedule-runs").json(), 30, "a run")
+        assert [(r["outcome"], r["due"]) for r in runs] == [("started", due.isoformat())]
+        wait_until(lambda: _status(rest) == "stopped", 60, "the scheduled full load")
+        tables = rest.get("/tasks/nightly/tables").json()
+        assert [(t["table_name"], t["full_load_rows"]) for t in tables] == [("items", 25)]
+        log = rest.get("/tasks/nightly/logs").json()
+        assert any(r["component"] == "TASK_MANAGER" and r["level"] == "I" for r in log)
+        assert any(r["component"] == "TARGET_LOAD" for r in log)
+        errors_only = rest.get("/tasks/nightly/logs", params={"level": "E"}).json()
+        assert all(r["level"] == "E" for r in errors_only)
+        assert rest.get("/tasks/nightly/logs", params={"level": "X"}).status_code == 422
+        assert rest.get("/tasks/nope/logs").status_code == 404
+        cleared = rest.patch("/tasks/nightly", json={"schedule": ""}).json()
+        assert cleared["schedule"] is None
+
+
+_RULE = {
+    "rule-type": "selection",
+    "rule-id": "1",
+    "rule-name": "all",
+    "object-locator": {"schema-name": "%", "table-name": "%"},
+    "rule-action": "include",
+}
+
+
+def _status(rest: Any) -> str:
+    return str(rest.get("/tasks/nightly").json()["status"])

@@ -282,6 +282,8 @@ class DmsApi:
                 required(body, "TableMappings"),
                 body.get("ReplicationTaskSettings", ""),
                 time.time(),
+                schedule=str(body.get("Schedule") or ""),
+                schedule_type=str(body.get("ScheduleType") or ""),
             )
             self._define(task, replace=False)
             self.resources.put_task(task)
@@ -296,9 +298,11 @@ class DmsApi:
                 ("MigrationType", "migration_type"),
                 ("TableMappings", "table_mappings"),
                 ("ReplicationTaskSettings", "task_settings"),
+                ("Schedule", "schedule"),  # not DMS's: the REST API's
+                ("ScheduleType", "schedule_type"),
             ):
                 if key in body:
-                    setattr(task, attr, body[key])
+                    setattr(task, attr, body[key] or "")
             self._define(task, replace=True)
             self.resources.put_task(task)
         return {"ReplicationTask": self._task_out(task)}
@@ -326,6 +330,9 @@ class DmsApi:
             "table_mappings": parse_json(task.table_mappings, "TableMappings"),
             "state": str(self.service.state_path),
         }
+        if task.schedule:
+            doc["schedule"] = task.schedule
+            doc["schedule_type"] = task.schedule_type or "reload-target"
         if task.task_settings:
             doc["task_settings"] = parse_json(task.task_settings, "ReplicationTaskSettings")
         try:

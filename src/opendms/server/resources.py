@@ -87,6 +87,8 @@ class Task:
     created_at: float = 0.0
     last_start: float | None = None
     last_stop: float | None = None
+    schedule: str = ""  # a cron schedule the server starts the task on (not DMS's)
+    schedule_type: str = ""  # reload-target (the default) or start-replication
 
 
 class ResourceStore(Protocol):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -34,6 +34,9 @@ from opendms.server.rest_models import (
     EndpointOut,
     EndpointPatch,
     ErrorOut,
+    LogLineOut,
+    LogQuery,
+    ScheduleRunOut,
     TableOut,
     TaskCreate,
     TaskOut,
@@ -193,6 +196,29 @@ class Rest:
             DataErrorOut(table=e.table, key=e.key, column=e.column, reason=e.reason) for e in found
         ]
 
+    def logs(self, ident: str, query: LogQuery) -> list[LogLineOut]:
+        from opendms.service.logs import read_task_log
+
+        task = self.api.task_named(ident)
+        found = read_task_log(
+            self.api.service.state_path,
+            task.identifier,
+            level=query.level,
+            search=query.search,
+            component=query.component,
+            limit=query.limit,
+        )
+        return [LogLineOut(**r.to_json()) for r in found]
+
+    def schedule_runs(self, ident: str, limit: int) -> list[ScheduleRunOut]:
+        from opendms.server.schedules import schedule_runs
+
+        task = self.api.task_named(ident)
+        runs = schedule_runs(self.api.task_dir.parent, task.identifier, limit)
+        return [
+            ScheduleRunOut(due=r.due, at=r.at, outcome=r.outcome, reason=r.reason) for r in runs
+        ]
+
 
 def create_rest(api: DmsApi, token: str, key: bytes) -> FastAPI:
     """The REST API application (to mount at ``/api/v1``)."""
@@ -231,6 +257,7 @@ def _router(rest: Rest) -> APIRouter:
     router = APIRouter(dependencies=[Depends(authorized)], responses=ERRORS)
     _endpoint_routes(router, rest)
     _task_routes(router, rest)
+    _task_records(router, rest)
     _task_actions(router, rest)
     return router
 
@@ -303,6 +330,23 @@ def _task_routes(router: APIRouter, rest: Rest) -> None:
         """The rows the task's error policies skipped or logged (``table``:
         ``schema.table``, only that table's)."""
         return await rest.run(rest.errors, identifier, table)
+
+
+def _task_records(router: APIRouter, rest: Rest) -> None:
+    @router.get("/tasks/{identifier}/logs", tags=["tasks"], operation_id="taskLogs")
+    async def logs(identifier: str, query: Annotated[LogQuery, Query()]) -> list[LogLineOut]:
+        """The last records of the task's log, newest last (``level``: that level and
+        more severe; ``search``: containing the text; ``component``: one component)."""
+        return await rest.run(rest.logs, identifier, query)
+
+    @router.get(
+        "/tasks/{identifier}/schedule-runs", tags=["tasks"], operation_id="taskScheduleRuns"
+    )
+    async def schedule_runs(
+        identifier: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[ScheduleRunOut]:
+        """The recorded due times of the task's schedule: started, skipped or failed."""
+        return await rest.run(rest.schedule_runs, identifier, limit)
 
 
 def _task_actions(router: APIRouter, rest: Rest) -> None:

@@ -120,6 +120,15 @@ class TaskFields(_In):
     task_settings: dict[str, Any] | None = Field(
         None, description="DMS task settings (TargetMetadata, FullLoadSettings, ...)."
     )
+    schedule: str | None = Field(
+        None,
+        description="A cron schedule (five fields, the server's local time) the server "
+        "starts the task on; empty: none.",
+        max_length=200,
+    )
+    schedule_type: Literal["reload-target", "start-replication"] | None = Field(
+        None, description="What a scheduled start does (default reload-target)."
+    )
 
 
 class TaskCreate(TaskFields):
@@ -178,6 +187,8 @@ class TaskOut(BaseModel):
     stopped_at: float | None
     progress: Progress
     cdc: Cdc
+    schedule: str | None = None
+    schedule_type: str | None = None
 
 
 class TableOut(BaseModel):
@@ -205,6 +216,43 @@ class DataErrorOut(BaseModel):
     table: str
     key: str
     column: str
+    reason: str
+
+
+class LogQuery(BaseModel):
+    """Which records of a task's log to return."""
+
+    level: Literal["E", "W", "I", "D", "error", "warning", "info", "debug"] | None = None
+    search: str | None = Field(None, max_length=200)
+    component: (
+        Literal[
+            "TASK_MANAGER",
+            "SOURCE_UNLOAD",
+            "TARGET_LOAD",
+            "SOURCE_CAPTURE",
+            "TARGET_APPLY",
+            "VALIDATOR",
+        ]
+        | None
+    ) = None
+    limit: int = Field(500, ge=1, le=5000)
+
+
+class LogLineOut(BaseModel):
+    """One record of a task's log (DMS style: component and level E, W, I or D)."""
+
+    time: str
+    component: str
+    level: str
+    message: str
+
+
+class ScheduleRunOut(BaseModel):
+    """One due time of a task's schedule and what came of it."""
+
+    due: str
+    at: str
+    outcome: str = Field(description="started, skipped or failed")
     reason: str
 
 

@@ -90,6 +90,9 @@ def task_body(api: DmsApi, fields: dict[str, Any]) -> Body:
     if "task_settings" in fields:
         settings = fields["task_settings"]
         body["ReplicationTaskSettings"] = json.dumps(settings) if settings else ""
+    for key, name in (("schedule", "Schedule"), ("schedule_type", "ScheduleType")):
+        if key in fields:
+            body[name] = fields[key] or ""
     return body
 
 
@@ -138,6 +141,8 @@ def task_out(api: DmsApi, task: Task) -> TaskOut:
             incoming_changes=metrics.get("incoming_changes"),
             position=record.position or None,
         ),
+        schedule=task.schedule or None,
+        schedule_type=(task.schedule_type or "reload-target") if task.schedule else None,
     )
 
 
