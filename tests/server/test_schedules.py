@@ -3,6 +3,7 @@ runs recorded), and a real server whose clock is moved to the next due time."""
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from opendms.server.app import create_app
 from opendms.server.schedules import Scheduler, next_time, schedule_runs
 from opendms.service import TaskService
 from opendms.state.lock import TaskLock
+from tests.server.test_dms_api import MAPPINGS
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -185,7 +187,7 @@ def test_the_rest_api_sets_a_schedule_and_shows_its_runs_and_log(
             "identifier": "nightly",
             "source": "src",
             "target": "dst",
-            "table_mappings": {"rules": [_RULE]},
+            "table_mappings": json.loads(MAPPINGS),
             "schedule": "not cron",
         }
         bad = rest.post("/tasks", json=body)
@@ -209,15 +211,6 @@ def test_the_rest_api_sets_a_schedule_and_shows_its_runs_and_log(
         assert rest.get("/tasks/nope/logs").status_code == 404
         cleared = rest.patch("/tasks/nightly", json={"schedule": ""}).json()
         assert cleared["schedule"] is None
-
-
-_RULE = {
-    "rule-type": "selection",
-    "rule-id": "1",
-    "rule-name": "all",
-    "object-locator": {"schema-name": "%", "table-name": "%"},
-    "rule-action": "include",
-}
 
 
 def _status(rest: Any) -> str:
