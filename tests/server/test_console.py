@@ -175,12 +175,13 @@ def _cleanup(server: str, token: str) -> None:
     )
     for task in dms.describe_replication_tasks()["ReplicationTasks"]:
         arn = task["ReplicationTaskArn"]
-        if task["Status"] in ("starting", "running"):
-            dms.stop_replication_task(ReplicationTaskArn=arn)  # answers "stopping" at once
-        dms.get_waiter("replication_task_stopped").wait(
-            Filters=[{"Name": "replication-task-arn", "Values": [arn]}],
-            WaiterConfig={"Delay": 0.5, "MaxAttempts": 240},
-        )
+        if task["Status"] in ("starting", "running", "stopping"):
+            if task["Status"] != "stopping":
+                dms.stop_replication_task(ReplicationTaskArn=arn)  # answers "stopping"
+            dms.get_waiter("replication_task_stopped").wait(
+                Filters=[{"Name": "replication-task-arn", "Values": [arn]}],
+                WaiterConfig={"Delay": 0.5, "MaxAttempts": 240},
+            )
         dms.delete_replication_task(ReplicationTaskArn=arn)
 
 
@@ -266,6 +267,13 @@ def _acceptance(console: Pages, page: Any, pg_db: str, pg_target_db: str) -> Non
 
     _endpoints(console, pg_db, pg_target_db)
     _create_task(console)
+    _act(console, "Run assessment")  # the premigration checks, with their remediations
+    checks = page.locator("#assessment-checks tbody tr")
+    expect(checks.filter(has_text="tables-selected")).to_contain_text("passed", timeout=WAIT)
+    expect(page.locator("#assessment-status")).to_have_text(re.compile("passed|warning"))
+    assert checks.count() >= 5
+    for row in checks.filter(has_text="warning").all():  # each warning says what to do
+        assert row.locator("td").nth(4).inner_text().strip(), row.inner_text()
     _act(console, "Start")
     expect(page.locator("#status")).to_have_text("running", timeout=WAIT)
     expect(page.locator("#tables-body tr", has_text="items")).to_have_count(1, timeout=WAIT)

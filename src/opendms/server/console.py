@@ -58,6 +58,7 @@ class Console:
         # the SQLite locks of the first one (POSIX locks are per process)
         self.reader = DmsApi(api.resources, TaskService(api.service.store), state, api.region)
         self.reader.connections = api.connections  # the last connection tests, shared
+        self.reader.stopping = api.stopping  # a task shows "stopping" until its stop is done
         self.read_lock = anyio.Lock()
         self.state = state
         self.key = load_or_create_key(state)

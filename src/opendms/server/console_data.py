@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,7 @@ class TaskDetail:
     validation_enabled: bool
     failures: list[Body] = field(default_factory=list)
     validation_states: dict[str, str] = field(default_factory=dict)
+    assessment: Body | None = None  # the latest premigration assessment run
 
 
 def task_detail(api: DmsApi, ident: str) -> TaskDetail:
@@ -152,7 +154,16 @@ def task_detail(api: DmsApi, ident: str) -> TaskDetail:
         qualified = f"{t['SchemaName']}.{t['TableName']}"
         t["Errors"] = per_table.get(qualified, 0) + int(t.get("FullLoadErrorRows", 0))
         t["ValidationState"] = _validation_state(qualified, states, list(failed.values()), enabled)
-    return TaskDetail(row, task, tables, errors, enabled, failures, states)
+    return TaskDetail(row, task, tables, errors, enabled, failures, states, _assessment(api, task))
+
+
+def _assessment(api: DmsApi, task: Body) -> Body | None:
+    """The task's latest assessment run: its status, time and checks."""
+    run = api.assessments.latest_of(task["ReplicationTaskArn"])
+    if run is None:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at))
+    return {"status": run.status, "at": when, "failure": run.failure, "checks": run.checks}
 
 
 def _validation_state(table: str, states: dict[str, str], failed: list[str], on: bool) -> str:

@@ -27,6 +27,7 @@ ENGINES = [
     ("file", "Local file lake"),
 ]
 MIGRATION_TYPES = ["full-load", "full-load-and-cdc", "cdc"]
+FRAGMENTS = ("tables", "errors", "validation", "assessment")  # refreshed by polling
 ACTIONS = {
     "start": "start-replication",
     "resume": "resume-processing",
@@ -321,10 +322,7 @@ class DetailPages:
                 int(t["FullLoadRows"]) + int(t["Inserts"]) + int(t["Updates"]) + int(t["Deletes"])
                 for t in d.tables
             ),
-            **{
-                k: c.fragment(request, f"_{k}.html", d=d)
-                for k in ("tables", "errors", "validation")
-            },
+            **{k: c.fragment(request, f"_{k}.html", d=d) for k in FRAGMENTS},
         }
         return JSONResponse(out, headers={"Cache-Control": "no-store"})
 
@@ -352,6 +350,8 @@ class DetailPages:
             return c.redirect(here, ("error", f"{what}: {exc.message}"))
         if what == "delete":
             return c.redirect(f"{PREFIX}/tasks", ("ok", f"Task {ident} deleted."))
+        if what == "assess":
+            return c.redirect(here, ("ok", f"Task {ident}: assessment started."))
         return c.redirect(here, ("ok", f"Task {ident}: {what} requested."))
 
     def routes(self) -> list[BaseRoute]:
@@ -365,7 +365,7 @@ class DetailPages:
 
 
 def _parts(c: Console, request: Request, d: data.TaskDetail) -> dict[str, Any]:
-    return {k: c.fragment(request, f"_{k}.html", d=d) for k in ("tables", "errors", "validation")}
+    return {k: c.fragment(request, f"_{k}.html", d=d) for k in FRAGMENTS}
 
 
 def _act(api: DmsApi, arn: str, what: str) -> Body:
@@ -377,6 +377,15 @@ def _act(api: DmsApi, arn: str, what: str) -> Body:
         return api.call("StopReplicationTask", {"ReplicationTaskArn": arn})
     if what == "delete":
         return api.call("DeleteReplicationTask", {"ReplicationTaskArn": arn})
+    if what == "assess":
+        name = f"console-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1000:03d}"
+        body = {
+            "ReplicationTaskArn": arn,
+            "ServiceAccessRoleArn": "console",
+            "ResultLocationBucket": "local",
+            "AssessmentRunName": name,
+        }
+        return api.call("StartReplicationTaskAssessmentRun", body)
     raise DmsError("InvalidParameterValueException", f"unknown action {what!r}")
 
 

@@ -234,6 +234,7 @@
       $("#tables-body").innerHTML = s.tables;  // server-rendered fragments
       $("#errors-body").innerHTML = s.errors;
       $("#validation-body").innerHTML = s.validation;
+      $("#assessment-body").innerHTML = s.assessment;
       applySort(stats);
       applyFilter(stats, filter.value);
       const rate = last ? Math.max(0, (s.changes - last.changes) / Math.max(s.time - last.time, 0.001)) : 0;
