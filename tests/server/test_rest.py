@@ -337,3 +337,22 @@ def test_console_cookie_needs_csrf_for_changes(server: str, tmp_path: Path) -> N
         assert [e["identifier"] for e in c.get("/endpoints").json()] == ["lake"]
     forged = httpx.get(f"{server}/api/v1/endpoints", cookies={SESSION_COOKIE: "forged"})
     _error(forged, 401, "unauthorized")
+
+
+def test_a_premigration_assessment_through_the_rest_api(rest: httpx.Client, tmp_path: Path) -> None:
+    _source(tmp_path / "src.db", 3)
+    _endpoints(rest, tmp_path)
+    _task(rest, "checked")
+    _error(rest.get("/tasks/checked/assessment"), 404, "not_found")
+    started = rest.post("/tasks/checked/assessment")
+    assert started.status_code == 202 and started.json()["status"] == "running"
+    wait_until(
+        lambda: rest.get("/tasks/checked/assessment").json()["status"] != "running",
+        60,
+        "the assessment",
+    )
+    run = rest.get("/tasks/checked/assessment").json()
+    statuses = {c["id"]: c["status"] for c in run["checks"]}
+    assert statuses["tables-selected"] == "passed" and statuses["target-writable"] == "passed"
+    assert run["status"] == ("warning" if "warning" in statuses.values() else "passed")
+    assert all(c["remediation"] for c in run["checks"] if c["status"] == "warning")

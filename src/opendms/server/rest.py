@@ -12,6 +12,7 @@ shape. Calls that block run in worker threads."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -27,6 +28,8 @@ from opendms.errors import OpenDMSError
 from opendms.server.auth import SESSION_COOKIE, bearer, csrf_valid, session_valid, token_matches
 from opendms.server.dmsapi import DmsApi
 from opendms.server.rest_models import (
+    AssessmentOut,
+    CheckOut,
     ConnectionOut,
     DataErrorOut,
     Deleted,
@@ -43,7 +46,7 @@ from opendms.server.rest_models import (
     TaskPatch,
 )
 from opendms.server.rest_views import endpoint_body, endpoint_out, table_out, task_body, task_out
-from opendms.server.shapes import DmsError
+from opendms.server.shapes import DmsError, not_found
 
 PREFIX = "/api/v1"
 T = TypeVar("T")
@@ -210,6 +213,31 @@ class Rest:
         )
         return [LogLineOut(**r.to_json()) for r in found]
 
+    def assess(self, ident: str) -> AssessmentOut:
+        task = self.api.task_named(ident)
+        name = f"rest-{task.identifier}-{time.time_ns()}"
+        body = {
+            "ReplicationTaskArn": task.arn,
+            "ServiceAccessRoleArn": "rest",
+            "ResultLocationBucket": "local",
+            "AssessmentRunName": name,
+        }
+        self.api.call("StartReplicationTaskAssessmentRun", body)
+        return self.assessment(ident)
+
+    def assessment(self, ident: str) -> AssessmentOut:
+        task = self.api.task_named(ident)
+        run = self.api.assessments.latest_of(task.arn)
+        if run is None:
+            raise not_found(f"an assessment run of task {ident}")
+        return AssessmentOut(
+            name=run.name,
+            status=run.status,
+            created_at=run.created_at,
+            failure=run.failure or None,
+            checks=[CheckOut(**c) for c in run.checks],
+        )
+
     def schedule_runs(self, ident: str, limit: int) -> list[ScheduleRunOut]:
         from opendms.server.schedules import schedule_runs
 
@@ -338,6 +366,22 @@ def _task_records(router: APIRouter, rest: Rest) -> None:
         """The last records of the task's log, newest last (``level``: that level and
         more severe; ``search``: containing the text; ``component``: one component)."""
         return await rest.run(rest.logs, identifier, query)
+
+    @router.post(
+        "/tasks/{identifier}/assessment",
+        status_code=202,
+        tags=["tasks"],
+        operation_id="startAssessment",
+    )
+    async def assess(identifier: str) -> AssessmentOut:
+        """Start the task's premigration assessment (it runs in the background)."""
+        return await rest.run(rest.assess, identifier)
+
+    @router.get("/tasks/{identifier}/assessment", tags=["tasks"], operation_id="getAssessment")
+    async def assessment(identifier: str) -> AssessmentOut:
+        """The task's latest premigration assessment: its status and checks, each with
+        what it found, the objects concerned and how to fix it."""
+        return await rest.run(rest.assessment, identifier)
 
     @router.get(
         "/tasks/{identifier}/schedule-runs", tags=["tasks"], operation_id="taskScheduleRuns"

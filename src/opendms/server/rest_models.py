@@ -219,6 +219,26 @@ class DataErrorOut(BaseModel):
     reason: str
 
 
+class CheckOut(BaseModel):
+    """One premigration assessment check."""
+
+    id: str
+    status: str = Field(description="passed, warning, failed or skipped")
+    message: str
+    objects: list[str]
+    remediation: str
+
+
+class AssessmentOut(BaseModel):
+    """A task's premigration assessment run and its checks (empty while it runs)."""
+
+    name: str
+    status: str = Field(description="running, passed, warning, failed, error-executing, ...")
+    created_at: float
+    failure: str | None
+    checks: list[CheckOut]
+
+
 class LogQuery(BaseModel):
     """Which records of a task's log to return."""
 
