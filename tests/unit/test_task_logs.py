@@ -216,4 +216,4 @@ def test_a_background_run_writes_task_manager_and_target_load_lines(tmp_path: Pa
     components = {x.component for x in lines}
     assert {"TASK_MANAGER", "TARGET_LOAD"} <= components, lines
     assert lines[-1].message == "task bg ended: stopped (FULL_LOAD_ONLY_FINISHED)"
-    assert any(x.message == "table main.items: load finished (40 rows)" for x in lines)
+    assert any(x.message == "loaded table main.items (40 rows)" for x in lines)

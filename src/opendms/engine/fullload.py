@@ -269,7 +269,7 @@ class FullLoad:
             first, run.started = not run.started, True
         if first:
             self.store.table_started(self.spec.name, src.schema, src.name)
-            log.info("table %s: load started", src.qualified)
+            log.info("loading table %s", src.qualified)
             self.progress.table_started(src.qualified, src.estimated_rows)
 
     def _write_threads(self) -> int:
@@ -368,7 +368,7 @@ class FullLoad:
             return
         run.completed = True
         self.store.table_ended(self.spec.name, src.schema, src.name, TableState.COMPLETED)
-        log.info("table %s: load finished (%d rows)", src.qualified, run.rows)
+        log.info("loaded table %s (%d rows)", src.qualified, run.rows)
         self.progress.table_done(src.qualified, True)
 
     def _want_reload(self, run: TableRun, reason: str) -> None:
