@@ -27,7 +27,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def test_metrics_after_a_full_load(server: str, dms: Any, tmp_path: Path) -> None:
+def test_metrics_after_a_full_load(server: str, token: str, dms: Any, tmp_path: Path) -> None:
     _source(tmp_path / "src.db", 120)
     with sqlite3.connect(tmp_path / "src.db") as conn:
         conn.execute("CREATE TABLE other (k TEXT PRIMARY KEY)")
@@ -65,7 +65,9 @@ def test_metrics_after_a_full_load(server: str, dms: Any, tmp_path: Path) -> Non
     }
     assert {k: v["FullLoadRows"] for k, v in stats.items()} == {"items": 120, "other": 7}
 
-    response = httpx.get(f"{server}/metrics", timeout=30)
+    assert httpx.get(f"{server}/metrics", timeout=30).status_code == 401  # needs the token
+    auth = {"Authorization": f"Bearer {token}"}
+    response = httpx.get(f"{server}/metrics", headers=auth, timeout=30)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text

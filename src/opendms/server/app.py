@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opendms.server.auth import load_or_create_key, load_or_create_token
+from opendms.server.auth import bearer, load_or_create_key, load_or_create_token, token_matches
 from opendms.server.console import console_routes
 from opendms.server.dmsapi import TARGET_PREFIX, DmsApi
 from opendms.server.metrics import metrics_endpoint
@@ -97,7 +98,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/", dms, methods=["POST"]),
         Route("/healthz", healthz),
-        Route("/metrics", metrics_endpoint(state / "state.db")),
+        Route("/metrics", _token_only(metrics_endpoint(state / "state.db"), token)),
         Mount(PREFIX, app=create_rest(api, token, key)),
         *console_routes(api, state),  # /console, and GET / redirecting there
     ]
@@ -105,6 +106,24 @@ def create_app(
     app.state.supervisor = supervisor
     app.add_middleware(BodyLimit, limit=max_body)
     return app
+
+
+def _token_only(
+    endpoint: Callable[[Request], Awaitable[Response]], token: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint`` behind the server's bearer token (a Prometheus scrape job sets it
+    with ``authorization: {credentials_file: DIR/token}``)."""
+
+    async def guarded(request: Request) -> Response:
+        if not token_matches(bearer(request.headers.get("authorization")), token):
+            return PlainTextResponse(
+                "this endpoint needs the server's token: Authorization: Bearer <token>\n",
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await endpoint(request)
+
+    return guarded
 
 
 def _body(raw: bytes) -> dict[str, Any]:
