@@ -31,7 +31,7 @@ from opendms.server.rest import PREFIX, create_rest, error_response
 from opendms.server.shapes import DmsError
 from opendms.server.sigv4 import SignedRequest, verify
 from opendms.server.supervisor import Supervisor, lifespan_of
-from opendms.service import TaskService
+from opendms.server.views import CachedTaskService
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_BODY = 1024 * 1024  # bytes a request body may have
@@ -75,7 +75,7 @@ def create_app(
     key = load_or_create_key(state)
     token, _ = load_or_create_token(state)
     resources = SqliteResources(state / "server.db", key)
-    api = DmsApi(resources, TaskService(state / "state.db"), state, region)
+    api = DmsApi(resources, CachedTaskService(state / "state.db"), state, region)
     keys = dict(access_keys or {})
 
     async def dms(request: Request) -> Response:

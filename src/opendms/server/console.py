@@ -37,7 +37,7 @@ from opendms.server.auth import (
     token_matches,
 )
 from opendms.server.dmsapi import DmsApi
-from opendms.service import TaskService
+from opendms.server.views import CachedTaskService
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -56,7 +56,8 @@ class Console:
         # reads: a service of their own over the same (thread-safe) state store; a second
         # StateStore in this process would open and close the state file, which drops
         # the SQLite locks of the first one (POSIX locks are per process)
-        self.reader = DmsApi(api.resources, TaskService(api.service.store), state, api.region)
+        service = CachedTaskService(api.service.store)
+        self.reader = DmsApi(api.resources, service, state, api.region)
         self.reader.connections = api.connections  # the last connection tests, shared
         self.reader.stopping = api.stopping  # a task shows "stopping" until its stop is done
         self.read_lock = anyio.Lock()

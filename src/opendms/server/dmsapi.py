@@ -377,14 +377,14 @@ class DmsApi:
     def _check_not_running(self, task: Task) -> None:
         if task.identifier in self.stopping:
             raise bad_state(f"task {task.identifier} is stopping")
-        status = self.service.record(task.identifier).status
+        status = self.service.fresh_record(task.identifier).status
         if status in ACTIVE:
             raise bad_state(f"task {task.identifier} is {status.value}")
 
     def stop_replication_task(self, body: Body) -> Body:
         task = self.task(required(body, "ReplicationTaskArn"))
         with self.task_lock(task.identifier):
-            status = self.service.record(task.identifier).status
+            status = self.service.fresh_record(task.identifier).status
             if task.identifier in self.stopping or status not in ACTIVE:
                 shown = "stopping" if task.identifier in self.stopping else status.value
                 raise bad_state(f"task {task.identifier} is {shown}, not running")

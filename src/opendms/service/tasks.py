@@ -278,6 +278,10 @@ class TaskService:
         for an unknown task."""
         return control.record_of(self.store, name)
 
+    def fresh_record(self, name: str) -> TaskRecord:
+        """:meth:`record`, read now (a caching subclass never answers it from a cache)."""
+        return self.record(name)
+
     def status(self, name: str, *, backlog: bool = True) -> TaskInfo:
         """Task ``name``'s status (``backlog``: with what its source retains for it)."""
         return self._info(self.record(name), backlog)
