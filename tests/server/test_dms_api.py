@@ -306,6 +306,12 @@ def test_table_statistics_carry_the_validation_state(dms: Any, tmp_path: Path) -
     )
     flt = [{"Name": "replication-task-arn", "Values": [task]}]
     dms.get_waiter("replication_task_stopped").wait(Filters=flt, WaiterConfig=FAST)
+    # the task validates once its load has finished: pending until then
+    wait_until(
+        lambda: _stats(dms, task)["items"]["ValidationState"] != "Pending records",
+        60,
+        "the validation after the load",
+    )
     items = _stats(dms, task)["items"]
     assert items["FullLoadRows"] == 30
     assert (items["ValidationState"], items["ValidationFailedRecords"]) == ("Validated", 0)
