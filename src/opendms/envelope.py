@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -59,7 +60,6 @@ from opendms.changes import (
     TableChange,
     Transaction,
 )
-from opendms.endpoints.pyvalues import iso_interval, parse_iso_interval
 from opendms.errors import ConfigError, DataError
 
 _V = TypeVar("_V")
@@ -243,7 +243,7 @@ def value_json(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else {"$float": _NON_FINITE[str(value)]}
     if isinstance(value, pa.MonthDayNano):  # a tuple: before lists
-        return {"$interval": iso_interval(value)}
+        return {"$interval": _interval_text(value)}
     if isinstance(value, list | tuple):
         return [value_json(v) for v in value]
     return _tagged(value)
@@ -263,6 +263,28 @@ def _tagged(value: Any) -> dict[str, str]:
     raise TypeError(f"a {type(value).__name__} value has no JSON form in a change record")
 
 
+def _interval_text(value: pa.MonthDayNano) -> str:
+    """``P<months>M<days>DT<seconds>S`` (the form the lake writes intervals in)."""
+    sign = "-" if value.nanoseconds < 0 else ""
+    secs, frac = divmod(abs(value.nanoseconds), 1_000_000_000)
+    fraction = f".{frac:09d}".rstrip("0") if frac else ""
+    return f"P{value.months}M{value.days}DT{sign}{secs}{fraction}S"
+
+
+_INTERVAL = re.compile(r"^P(-?\d+)M(-?\d+)DT(-?)(\d+)(?:\.(\d{1,9}))?S$")
+
+
+def _interval(text: str) -> pa.MonthDayNano:
+    m = _INTERVAL.match(text)
+    if not m:
+        raise ValueError("not P<months>M<days>DT<seconds>S")
+    months, days, sign, secs, frac = m.groups()
+    nanos = int(secs) * 1_000_000_000 + int((frac or "").ljust(9, "0"))
+    # The stubs declare a NamedTuple; at runtime MonthDayNano is built from one sequence.
+    fields = [int(months), int(days), -nanos if sign else nanos]
+    return pa.MonthDayNano(fields)  # type: ignore[call-arg, arg-type]
+
+
 _DECODERS: dict[str, Callable[[str], Any]] = {
     "$binary": lambda s: base64.b64decode(s, validate=True),
     "$decimal": Decimal,
@@ -270,7 +292,7 @@ _DECODERS: dict[str, Callable[[str], Any]] = {
     "$date": date.fromisoformat,
     "$time": time.fromisoformat,
     "$timestamp": datetime.fromisoformat,
-    "$interval": parse_iso_interval,
+    "$interval": _interval,
 }
 
 
