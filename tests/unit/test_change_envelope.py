@@ -147,7 +147,13 @@ PG_COMMON = {
 
 
 def _pg(op: str, seq: int, **members: Any) -> dict[str, Any]:
-    base = {"key": {}, "before": None, "after": None, "unchanged_columns": [], "ddl": None}
+    base: dict[str, Any] = {
+        "key": {},
+        "before": None,
+        "after": None,
+        "unchanged_columns": [],
+        "ddl": None,
+    }
     return {"op": op, **PG_COMMON, **base, "sequence": seq, **members}
 
 
@@ -284,6 +290,11 @@ def test_undecodable_change_raises_data_error_naming_column() -> None:
 # -- values and round trips ---------------------------------------------------------------
 
 
+def _interval(months: int, days: int, nanoseconds: int) -> pa.MonthDayNano:
+    # The stubs declare a NamedTuple; at runtime MonthDayNano is built from one sequence.
+    return pa.MonthDayNano([months, days, nanoseconds])  # type: ignore[call-arg, arg-type]
+
+
 def _all_records() -> list[ChangeRecord]:
     txns = [_pg_txn(), _mysql_txn(), _sqlite_txn(20, 19)]
     return [r for txn in txns for r in records_of(txn, _key_of)]
@@ -318,8 +329,8 @@ def test_round_trip_through_json_text() -> None:
         (time(0, 0), {"$time": "00:00:00"}),
         (datetime(9999, 12, 31, 23, 59, 59, 999999), {"$timestamp": "9999-12-31T23:59:59.999999"}),
         (datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), {"$timestamp": "2024-01-02T03:04:05+00:00"}),
-        (pa.MonthDayNano([14, -3, -45000500000000]), {"$interval": "P14M-3DT-45000.5S"}),
-        (pa.MonthDayNano([0, 0, 1]), {"$interval": "P0M0DT0.000000001S"}),
+        (_interval(14, -3, -45000500000000), {"$interval": "P14M-3DT-45000.5S"}),
+        (_interval(0, 0, 1), {"$interval": "P0M0DT0.000000001S"}),
         ([1, None, [b"\x01"]], [1, None, [{"$binary": "AQ=="}]]),
     ],
 )
