@@ -110,9 +110,9 @@ def records_of(txn: Transaction, key_of: KeyOf | None = None) -> list[ChangeReco
     """The envelopes of ``txn``'s changes, in order.
 
     ``key_of`` names a table's key columns (a target knows them from the source's
-    catalog); without it (or when it returns ``()``) the key columns are the ones the
-    change carries (PostgreSQL and SQLite: the key; MySQL/MariaDB: the key, or every
-    column of a table without one), so an insert's key is then ``{}``. A DDL change
+    catalog); without it (or when it returns ``()``) the key columns are the ones an
+    update or delete carries (the primary key, or every column of a table without one);
+    an insert carries none, so its key is then ``{}``. A DDL change
     that is only the source restating a table's columns (a PostgreSQL relation message)
     makes no record. A change the source could not decode raises DataError.
     """
