@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from opendms.cli.main import cli
 from tests.oracles.lake import read_lake
+from tests.server.dms import make_task
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -62,15 +63,7 @@ def _endpoints(dms: Any, tmp_path: Path) -> tuple[str, str]:
 
 
 def _task(dms: Any, src: str, dst: str, mappings: str = MAPPINGS) -> str:
-    task = dms.create_replication_task(
-        ReplicationTaskIdentifier="items-task",
-        SourceEndpointArn=src,
-        TargetEndpointArn=dst,
-        ReplicationInstanceArn="arn:aws:dms:us-east-1:000000000000:rep:OPENDMS",
-        MigrationType="full-load-and-cdc",
-        TableMappings=mappings,
-    )
-    return str(task["ReplicationTask"]["ReplicationTaskArn"])
+    return make_task(dms, src, dst, mappings)
 
 
 def _stats(dms: Any, task: str) -> dict[str, Any]:
@@ -290,15 +283,8 @@ def test_table_statistics_carry_the_validation_state(dms: Any, tmp_path: Path) -
     validation the task ran after its full load."""
     _source(tmp_path / "src.db", 30)
     src, dst = _endpoints(dms, tmp_path)
-    task = dms.create_replication_task(
-        ReplicationTaskIdentifier="checked",
-        SourceEndpointArn=src,
-        TargetEndpointArn=dst,
-        ReplicationInstanceArn="r",
-        MigrationType="full-load",
-        TableMappings=MAPPINGS,
-        ReplicationTaskSettings=json.dumps({"ValidationSettings": {"EnableValidation": True}}),
-    )["ReplicationTask"]["ReplicationTaskArn"]
+    settings = json.dumps({"ValidationSettings": {"EnableValidation": True}})
+    task = make_task(dms, src, dst, MAPPINGS, ident="checked", mtype="full-load", settings=settings)
     before = _stats(dms, task)
     assert all(t["ValidationState"] == "Pending records" for t in before.values())
     dms.start_replication_task(
@@ -323,14 +309,7 @@ def test_modify_endpoint_reaches_the_tasks_that_use_it(dms: Any, tmp_path: Path)
     _source(tmp_path / "src.db", 5)
     _source(tmp_path / "other.db", 8)
     src, dst = _endpoints(dms, tmp_path)
-    task = dms.create_replication_task(
-        ReplicationTaskIdentifier="moved",
-        SourceEndpointArn=src,
-        TargetEndpointArn=dst,
-        ReplicationInstanceArn="r",
-        MigrationType="full-load",
-        TableMappings=MAPPINGS,
-    )["ReplicationTask"]["ReplicationTaskArn"]
+    task = make_task(dms, src, dst, MAPPINGS, ident="moved", mtype="full-load")
     dms.modify_endpoint(EndpointArn=src, DatabaseName=str(tmp_path / "other.db"))
     _fault(
         dms.modify_endpoint, "InvalidParameterValueException", EndpointArn=src, EngineName="nope"

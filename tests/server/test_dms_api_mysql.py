@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from tests.oracles.lake import read_lake
+from tests.server.dms import db_endpoint
 from tests.server.test_dms_api import FAST, MAPPINGS, _changes, _stats
 from tests.support.sql import execute
 from tests.waiting import wait_until
@@ -21,18 +22,7 @@ pytestmark = [pytest.mark.mysql, pytest.mark.s3, pytest.mark.timeout(240)]
 
 
 def _mysql_endpoint(dms: Any, url: str) -> str:
-    u = urlsplit(url)
-    made = dms.create_endpoint(
-        EndpointIdentifier="maria",
-        EndpointType="source",
-        EngineName="mariadb",
-        ServerName=u.hostname,
-        Port=u.port,
-        DatabaseName=unquote(u.path.lstrip("/")),
-        Username=unquote(u.username or ""),
-        Password=unquote(u.password or ""),
-    )
-    return str(made["Endpoint"]["EndpointArn"])
+    return db_endpoint(dms, "maria", "source", "mariadb", url)
 
 
 def _s3_endpoint(dms: Any, url: str) -> str:

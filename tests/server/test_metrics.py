@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from opendms.config import task_from_dict
 from opendms.server.metrics import registry_of
 from opendms.service import TaskService
+from tests.server.dms import make_task
 from tests.server.test_dms_api import FAST, MAPPINGS, _endpoints, _source
 
 pytestmark = pytest.mark.timeout(180)
@@ -33,14 +34,7 @@ def test_metrics_after_a_full_load(server: str, token: str, dms: Any, tmp_path: 
         conn.execute("CREATE TABLE other (k TEXT PRIMARY KEY)")
         conn.executemany("INSERT INTO other VALUES (?)", [(f"k{i}",) for i in range(7)])
     src, dst = _endpoints(dms, tmp_path)
-    task = dms.create_replication_task(
-        ReplicationTaskIdentifier="fl",
-        SourceEndpointArn=src,
-        TargetEndpointArn=dst,
-        ReplicationInstanceArn="r",
-        MigrationType="full-load",
-        TableMappings=MAPPINGS,
-    )["ReplicationTask"]["ReplicationTaskArn"]
+    task = make_task(dms, src, dst, MAPPINGS, ident="fl", mtype="full-load")
     # a task whose source has a password (never run): its credentials stay out of /metrics
     secret = TaskService(tmp_path / "state" / "state.db")
     secret.create(

@@ -23,7 +23,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import boto3
 import httpx
@@ -31,6 +30,7 @@ import pytest
 
 from opendms.state import StateStore, TaskRecord
 from opendms.state.lock import pid_alive
+from tests.server.dms import db_endpoint, make_task
 from tests.support.crash import Writer, compare_tables, create_ledger
 from tests.waiting import wait_until
 
@@ -145,33 +145,10 @@ def _record(workdir: Path, name: str) -> TaskRecord:
     return record
 
 
-def _pg_endpoint(dms: Any, ident: str, kind: str, url: str) -> str:
-    u = urlsplit(url)
-    made = dms.create_endpoint(
-        EndpointIdentifier=ident,
-        EndpointType=kind,
-        EngineName="postgres",
-        ServerName=u.hostname,
-        Port=u.port,
-        DatabaseName=unquote(u.path.lstrip("/")),
-        Username=unquote(u.username or ""),
-        Password=unquote(u.password or ""),
-    )
-    return str(made["Endpoint"]["EndpointArn"])
-
-
 def _cdc_task(dms: Any, source: str, target: str, settings: str) -> str:
-    src = _pg_endpoint(dms, "src", "source", source)
-    dst = _pg_endpoint(dms, "dst", "target", target)
-    task = dms.create_replication_task(
-        ReplicationTaskIdentifier="sup",
-        SourceEndpointArn=src,
-        TargetEndpointArn=dst,
-        ReplicationInstanceArn="r",
-        MigrationType="full-load-and-cdc",
-        TableMappings=MAPPINGS,
-        ReplicationTaskSettings=settings,
-    )["ReplicationTask"]["ReplicationTaskArn"]
+    src = db_endpoint(dms, "src", "source", "postgres", source)
+    dst = db_endpoint(dms, "dst", "target", "postgres", target)
+    task = make_task(dms, src, dst, MAPPINGS, ident="sup", settings=settings)
     dms.start_replication_task(
         ReplicationTaskArn=task, StartReplicationTaskType="start-replication"
     )
@@ -319,15 +296,8 @@ def test_with_no_recoverable_retries_a_killed_task_stays_failed(workdir: Path) -
             EngineName="sqlite",
             DatabaseName=str(workdir / "dst.db"),
         )["Endpoint"]["EndpointArn"]
-        task = dms.create_replication_task(
-            ReplicationTaskIdentifier="sup",
-            SourceEndpointArn=source,
-            TargetEndpointArn=target,
-            ReplicationInstanceArn="r",
-            MigrationType="full-load-and-cdc",
-            TableMappings=MAPPINGS.replace('"public"', '"%"'),
-            ReplicationTaskSettings=_settings(count=0),
-        )["ReplicationTask"]["ReplicationTaskArn"]
+        mappings = MAPPINGS.replace('"public"', '"%"')
+        task = make_task(dms, source, target, mappings, ident="sup", settings=_settings(count=0))
         dms.start_replication_task(
             ReplicationTaskArn=task, StartReplicationTaskType="start-replication"
         )
