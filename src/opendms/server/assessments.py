@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,15 +152,17 @@ class AssessmentRuns:
         return mine[-1] if mine else None
 
     def start(self, run: Run, assess: Callable[[], list[Check]]) -> Run:
-        """Record ``run`` as running and run ``assess`` in a thread."""
+        """Record ``run`` as running and run ``assess`` in a thread; returns the run as
+        started (the thread works on its own copy, so a quick run cannot change it)."""
         run.status, run.created_at = "running", time.time()
         self._save(run)
+        started = replace(run, checks=[])
         thread = threading.Thread(
             target=self._execute, args=(run, assess), name=f"assessment {run.name}", daemon=True
         )
         self._threads[run.arn] = thread
         thread.start()
-        return run
+        return started
 
     def _execute(self, run: Run, assess: Callable[[], list[Check]]) -> None:
         try:

@@ -222,8 +222,15 @@ class Rest:
             "ResultLocationBucket": "local",
             "AssessmentRunName": name,
         }
-        self.api.call("StartReplicationTaskAssessmentRun", body)
-        return self.assessment(ident)
+        started = self.api.call("StartReplicationTaskAssessmentRun", body)
+        run = started["ReplicationTaskAssessmentRun"]
+        return AssessmentOut(
+            name=name,
+            status=run["Status"],
+            created_at=run["ReplicationTaskAssessmentRunCreationDate"],
+            failure=None,
+            checks=[],
+        )
 
     def assessment(self, ident: str) -> AssessmentOut:
         task = self.api.task_named(ident)
