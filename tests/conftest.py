@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.dynamodb import DynaliteServer, MotoDynamoDBServer
 from tests.support.servers import MariaDBServer, PostgresServer, SeaweedS3Server
 
 _MARKERS_BY_FIXTURE = {
@@ -24,6 +25,10 @@ _MARKERS_BY_FIXTURE = {
     "mysql_target_db": "mysql",
     "s3_server": "s3",
     "s3_url": "s3",
+    "dynalite_server": "dynamodb",
+    "moto_server": "dynamodb",
+    "dynalite_url": "dynamodb",
+    "moto_url": "dynamodb",
 }
 
 
@@ -114,3 +119,39 @@ def mysql_target_db(mariadb_server: MariaDBServer) -> Iterator[str]:
     name = _unique("tt_")
     yield mariadb_server.create_database(name)
     mariadb_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def dynalite_server() -> Iterator[DynaliteServer]:
+    """A private dynalite (DynamoDB on LevelDB, Node.js) for the whole session."""
+    with DynaliteServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoDynamoDBServer]:
+    """A private moto server (DynamoDB with DynamoDB Streams) for the whole session."""
+    with MotoDynamoDBServer() as server:
+        yield server
+
+
+def _dynamo_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test credentials in the environment (task processes inherit them)."""
+    for var in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+
+
+@pytest.fixture
+def dynalite_url(dynalite_server: DynaliteServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A ``dynamodb://`` URL of the session's dynalite (tables: name them uniquely)."""
+    _dynamo_env(monkeypatch)
+    return dynalite_server.url()
+
+
+@pytest.fixture
+def moto_url(moto_server: MotoDynamoDBServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A ``dynamodb://`` URL of the session's moto server (with DynamoDB Streams)."""
+    _dynamo_env(monkeypatch)
+    return moto_server.url()

@@ -1,0 +1,78 @@
+"""The DynamoDB engine object (``ENGINE``): what a ``dynamodb://`` endpoint can do."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opendms.endpoints.dynamodb.client import DynamoClients, describe_error
+from opendms.endpoints.dynamodb.settings import DynamoSettings
+from opendms.endpoints.engine import Capabilities, Engine
+from opendms.errors import EndpointError
+
+if TYPE_CHECKING:
+    from opendms.changes import Applier, ApplyPlan, ChangeSource
+    from opendms.endpoints.base import EndpointURL, Source, Target
+    from opendms.endpoints.engine import ApplyOptions
+
+__all__ = ["ENGINE", "DynamoEngine"]
+
+
+class DynamoEngine(Engine):
+    """DynamoDB tables (one endpoint: one account and region, or one compatible server)."""
+
+    name = "dynamodb"
+    title = "DynamoDB"
+    schemes = ("dynamodb",)
+    capabilities = Capabilities(
+        source=True,
+        target=True,
+        cdc_source=True,
+        cdc_target=True,
+        read_back=True,
+        parallel_writers=True,
+    )
+    settings = DynamoSettings
+
+    # Each role lives in its own module (target.py and apply.py: the target; source.py
+    # and changesource.py: the source), imported when used.
+
+    def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
+        from opendms.endpoints.dynamodb.source import open_source
+
+        return open_source(url, DynamoSettings.resolve(url, settings))
+
+    def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
+        from opendms.endpoints.dynamodb.changesource import open_change_source
+
+        return open_change_source(url, task, DynamoSettings.resolve(url, settings))
+
+    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+        from opendms.endpoints.dynamodb.target import open_target
+
+        return open_target(url, DynamoSettings.resolve(url, settings))
+
+    def applier(
+        self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
+    ) -> Applier:
+        from opendms.endpoints.dynamodb.apply import open_applier
+
+        return open_applier(target, task, plans, opts)
+
+    def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
+        DynamoSettings.resolve(url, settings)
+        clients = DynamoClients(url)
+        try:
+            names = clients.dynamodb().list_tables(Limit=100).get("TableNames", [])
+        except EndpointError:
+            raise
+        except Exception as exc:  # botocore: connection refused, credentials, access denied
+            raise EndpointError(str(url), describe_error(exc)) from None
+        more = "+" if len(names) == 100 else ""
+        return f"DynamoDB at {clients.where} ({len(names)}{more} tables)"
+
+    def same_database(self, a: EndpointURL, b: EndpointURL) -> bool:
+        keys = ("endpoint_url", "region")
+        return all(a.query.get(k, "") == b.query.get(k, "") for k in keys)
+
+
+ENGINE = DynamoEngine()

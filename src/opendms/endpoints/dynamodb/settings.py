@@ -1,0 +1,31 @@
+"""The settings of a ``dynamodb://`` endpoint and how its URL names a service."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from opendms.endpoints.settings import EndpointSettings, Text, Whole
+
+__all__ = ["DynamoSettings"]
+
+
+class DynamoSettings(EndpointSettings):
+    """``BillingMode``: of the tables opendms creates (on-demand by default; DMS
+    creates provisioned tables of 200 RCU/WCU, ``PROVISIONED`` does that);
+    ``ReadCapacityUnits``/``WriteCapacityUnits``: for ``PROVISIONED``;
+    ``ScanSegments``: parallel ``Scan`` segments of a source table's full load;
+    ``StreamStartPosition``: where CDC from a table's stream starts when the task has no
+    checkpoint (``TRIM_HORIZON``: the oldest record kept, ``LATEST``: from now)."""
+
+    engine = "DynamoDB"
+    not_applied: ClassVar[frozenset[str]] = frozenset({"ServiceAccessRoleArn"})
+    url_params: ClassVar[frozenset[str]] = frozenset(
+        {"region", "endpoint_url", "profile", "aws_access_key_id", "aws_secret_access_key"}
+    )
+
+    BillingMode: Literal["PAY_PER_REQUEST", "PROVISIONED"] = "PAY_PER_REQUEST"
+    ReadCapacityUnits: Whole = 200
+    WriteCapacityUnits: Whole = 200
+    ScanSegments: Whole = 4
+    StreamStartPosition: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    Region: Text = ""

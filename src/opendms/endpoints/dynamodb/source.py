@@ -1,0 +1,15 @@
+"""(being built: issue 13)"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from opendms.errors import EndpointError
+
+if TYPE_CHECKING:
+    from opendms.endpoints.base import EndpointURL, Source
+    from opendms.endpoints.dynamodb.settings import DynamoSettings
+
+
+def open_source(url: EndpointURL, settings: DynamoSettings) -> Source:
+    raise EndpointError(str(url), "not built yet")
