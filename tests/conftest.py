@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.brokers import NatsServer, RedisServer
 from tests.support.dynamodb import DynaliteServer, MotoDynamoDBServer
 from tests.support.servers import MariaDBServer, PostgresServer, SeaweedS3Server
 
@@ -29,6 +30,10 @@ _MARKERS_BY_FIXTURE = {
     "moto_server": "dynamodb",
     "dynalite_url": "dynamodb",
     "moto_url": "dynamodb",
+    "nats_server": "brokers",
+    "redis_server": "brokers",
+    "nats_url": "brokers",
+    "redis_url": "brokers",
 }
 
 
@@ -155,3 +160,29 @@ def moto_url(moto_server: MotoDynamoDBServer, monkeypatch: pytest.MonkeyPatch) -
     """A ``dynamodb://`` URL of the session's moto server (with DynamoDB Streams)."""
     _dynamo_env(monkeypatch)
     return moto_server.url()
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """A private ``nats-server -js`` for the whole session."""
+    with NatsServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private ``redis-server`` (no persistence) for the whole session."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def nats_url(nats_server: NatsServer) -> str:
+    """A ``nats://`` URL of the session's server with a subject prefix of its own."""
+    return nats_server.url(f"t{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A ``redis://`` URL of the session's server with a key prefix of its own."""
+    return redis_server.url(f"t{uuid.uuid4().hex[:12]}")

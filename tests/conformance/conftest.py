@@ -54,11 +54,21 @@ def _lake_s3(request: pytest.FixtureRequest, role: str) -> str:
     return str(request.getfixturevalue("s3_url"))
 
 
+def _nats(request: pytest.FixtureRequest, role: str) -> str:
+    return str(request.getfixturevalue("nats_url"))
+
+
+def _redis(request: pytest.FixtureRequest, role: str) -> str:
+    return str(request.getfixturevalue("redis_url"))
+
+
 FACTORIES: dict[str, dict[str, Factory]] = {
     "postgres": {"postgres": _postgres},
     "mysql": {"mysql": _mysql},
     "sqlite": {"sqlite": _sqlite},
     "lake": {"file": _lake_file, "s3": _lake_s3},
+    "nats": {"nats": _nats},
+    "redis": {"redis": _redis},
 }
 """URL factories by engine name, then by variant (the test id)."""
 

@@ -41,6 +41,8 @@ ENGINES: tuple[str, ...] = (
     "opendms.endpoints.mysql.engine",
     "opendms.endpoints.sqlite.engine",
     "opendms.endpoints.lake.engine",
+    "opendms.endpoints.natsjs.engine",
+    "opendms.endpoints.redisstreams.engine",
 )
 """The engine modules, one line per engine."""
 

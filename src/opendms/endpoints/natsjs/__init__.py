@@ -1,0 +1,1 @@
+"""The NATS JetStream target engine (``nats://``)."""

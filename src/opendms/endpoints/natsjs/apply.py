@@ -1,0 +1,49 @@
+"""CDC apply to a ``nats://`` endpoint: a batch's records are published with their
+record ids as ``Nats-Msg-Id``, their acks awaited, then the task's checkpoint is put in
+the key-value bucket. A crash in between publishes the batch again on restart, and
+JetStream drops the copies it already holds (within the stream's duplicate window)."""
+
+from __future__ import annotations
+
+from opendms.changes import ApplyPlan, Transaction
+from opendms.endpoints.brokerrecords import Plans
+from opendms.endpoints.natsjs.client import token
+from opendms.endpoints.natsjs.target import NatsTarget
+
+
+class NatsApplier:
+    """Publishes every change of a batch as a change record; the apply error policies
+    have nothing to act on (a broker takes every record)."""
+
+    def __init__(self, target: NatsTarget, task: str, plans: list[ApplyPlan]) -> None:
+        self.target, self.plans = target, Plans(plans)
+        self.bucket = f"{target.settings.stream()}_checkpoints"
+        self.key = token(task)
+        self.duplicates = 0
+
+    def read_checkpoint(self) -> str | None:
+        return self.target.conn.kv_get(self.bucket, self.key)
+
+    def write_checkpoint(self, position: str) -> None:
+        self.target.conn.kv_put(self.bucket, self.key, position)
+
+    def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
+        records = self.plans.records(batch)
+        self.duplicates += self.target.publish(records, ids=True)
+        self.write_checkpoint(position)
+        return len(records)
+
+    def schema_changed(self, plan: ApplyPlan) -> None:
+        self.plans.update(plan)
+
+    def table_dropped(self, schema: str, table: str) -> None:
+        self.plans.drop(schema, table)
+
+    def batch_hint(self) -> tuple[float, int] | None:
+        return None
+
+    def must_flush_at(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        """The target holds the connection."""
