@@ -98,9 +98,16 @@ def load_records(table: Table, batch: pa.RecordBatch, start: int) -> list[Change
     stamp, names = now_text(), table.primary_key
     return [
         ChangeRecord(
-            "I", table.schema, table.name, stamp, LOAD_POSITION, "", start + i,
-            key={n: row[n] for n in names if n in row}, after=row,
-        )  # fmt: skip
+            "I",
+            table.schema,
+            table.name,
+            stamp,
+            LOAD_POSITION,
+            "",
+            start + i,
+            key={n: row[n] for n in names if n in row},
+            after=row,
+        )
         for i, row in enumerate(batch.to_pylist())
     ]
 
@@ -175,7 +182,7 @@ def _key_text(names: tuple[str, ...], row: Row) -> str:
 def _fold_one(rows: dict[str, Row], record: ChangeRecord, names: tuple[str, ...]) -> None:
     old: Row = {}
     if record.op != "I":
-        old = rows.pop(_key_text(names, {**(record.before or {}), **record.key}), None) or {}
+        old = rows.pop(_key_text(names, {**(record.before or {}), **record.key}), {})
     if record.op == "D" or record.after is None:
         return
     row = {**old, **record.after} if record.op == "U" else dict(record.after)

@@ -49,7 +49,9 @@ class JetStream:
         except BaseException:
             self._stop_loop()
             raise
-        self.js: JetStreamContext = self.nc.jetstream(timeout=timeout, publish_async_max_pending=pending)
+        self.js: JetStreamContext = self.nc.jetstream(
+            timeout=timeout, publish_async_max_pending=pending
+        )
         self._kv: KeyValue | None = None
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:

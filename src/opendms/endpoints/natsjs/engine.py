@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from opendms.endpoints.base import EndpointURL
-
 from opendms.endpoints.brokerrecords import MessageFormat as Format
 from opendms.endpoints.engine import ApplyOptions, Capabilities, Engine
 from opendms.endpoints.settings import EndpointSettings, Text, Whole
