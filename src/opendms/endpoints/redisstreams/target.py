@@ -34,17 +34,23 @@ class RedisTarget:
     def __init__(self, url: EndpointURL, settings: RedisSettings, client: Redis) -> None:
         self.url, self.settings, self.client = url, settings, client
 
-    def add(self, pipe: Pipeline, records: list[ChangeRecord]) -> None:
-        """Queue an XADD of each of ``records`` on ``pipe``."""
+    def add(self, pipe: Pipeline, records: list[ChangeRecord], ids: bool) -> None:
+        """Queue an XADD of each of ``records`` on ``pipe`` (``ids``: with an ``id``
+        field, the record id; full-load records have none)."""
         fmt, maxlen = self.settings.MessageFormat, self.settings.MaxLen or None
         for r in records:
-            fields: dict[Any, Any] = {"record": encode(r, fmt), "id": record_id(r)}
-            pipe.xadd(self.settings.stream(r.schema, r.table), fields, maxlen=maxlen)
+            fields: dict[Any, Any] = {"record": encode(r, fmt)}
+            if ids:
+                fields["id"] = record_id(r)
+            pipe.xadd(
+                self.settings.stream(r.schema, r.table), fields, maxlen=maxlen, approximate=True
+            )
 
     def send(self, records: list[ChangeRecord], extra: dict[str, str] | None = None) -> None:
-        """XADD ``records`` (and SET the ``extra`` keys) in one MULTI/EXEC transaction."""
+        """XADD ``records`` (and SET the ``extra`` keys) in one MULTI/EXEC transaction;
+        CDC records (those with ``extra``, a checkpoint) get their record id."""
         pipe = self.client.pipeline(transaction=True)
-        self.add(pipe, records)
+        self.add(pipe, records, ids=extra is not None)
         for key, value in (extra or {}).items():
             pipe.set(key, value)
         guarded(self.url, pipe.execute)
