@@ -73,6 +73,15 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
             r"tasks kept up: applied [\d,]+ and [\d,]+ rows",
         ],
     ),
+    "broker_cdc.py": (
+        [],
+        ["brokers"],
+        [
+            r"NATS JetStream \(json\) +[\d,]+ +[\d,]+ +[\d.]+x",
+            r"Redis Streams \(json\) +[\d,]+ +[\d,]+ +[\d.]+x",
+            r"streams fold to the rows written: yes",
+        ],
+    ),
     "cdc_soak.py": (
         [],
         ["postgres"],

@@ -122,12 +122,15 @@ class Plans:
 
     def __init__(self, plans: list[ApplyPlan]) -> None:
         self.by_source = {(p.source.schema, p.source.name): p for p in plans}
+        self._keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def update(self, plan: ApplyPlan) -> None:
         self.by_source[(plan.source.schema, plan.source.name)] = plan
+        self._keys.clear()
 
     def drop(self, schema: str, table: str) -> None:
         self.by_source.pop((schema, table), None)
+        self._keys.clear()
 
     def records(self, batch: list[Transaction]) -> list[ChangeRecord]:
         """Every record of ``batch``, in order, named as on the target."""
@@ -137,6 +140,13 @@ class Plans:
         return out
 
     def _key_of(self, schema: str, table: str) -> tuple[str, ...]:
+        found = self._keys.get((schema, table))
+        if found is None:
+            found = self._keys[(schema, table)] = self._source_key(schema, table)
+        return found
+
+    def _source_key(self, schema: str, table: str) -> tuple[str, ...]:
+        """The source names of the target table's key columns."""
         plan = self.by_source.get((schema, table))
         if plan is None:
             return ()
@@ -145,7 +155,7 @@ class Plans:
 
     def _target(self, record: ChangeRecord) -> ChangeRecord:
         plan = self.by_source.get((record.schema, record.table))
-        if plan is None:
+        if plan is None or _same(plan, record):
             return record
         names = plan.names
 
@@ -158,6 +168,14 @@ class Plans:
             rename(record.key) or {}, rename(record.before), rename(record.after),
             tuple(names.get(c, c) for c in record.unchanged_columns), record.ddl,
         )  # fmt: skip
+
+
+def _same(plan: ApplyPlan, record: ChangeRecord) -> bool:
+    """True when the plan keeps the record's table and column names as they are."""
+    target = plan.target
+    if (target.schema, target.name) != (record.schema, record.table):
+        return False
+    return all(plan.names.get(c, c) == c for c in (record.after or record.before or {}))
 
 
 # -- read-back --------------------------------------------------------------------------

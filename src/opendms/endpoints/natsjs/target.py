@@ -17,8 +17,11 @@ from opendms.endpoints.brokerrecords import (
 )
 from opendms.endpoints.natsjs.client import JetStream, Message
 from opendms.endpoints.natsjs.engine import NatsSettings, connect
-from opendms.envelope import ChangeRecord
+from opendms.envelope import ChangeRecord, record_id
 from opendms.model import Table
+
+CHUNK = 256
+"""Messages encoded at a time while the loop publishes the chunk before."""
 
 
 class NatsTarget:
@@ -27,19 +30,19 @@ class NatsTarget:
     def __init__(self, url: EndpointURL, settings: NatsSettings, conn: JetStream) -> None:
         self.url, self.settings, self.conn = url, settings, conn
 
-    def messages(self, records: list[ChangeRecord], ids: bool) -> list[Message]:
-        """``records`` as messages (``ids``: with their record id as ``Nats-Msg-Id``)."""
-        from opendms.envelope import record_id
-
+    def messages(self, records: list[ChangeRecord], ids: bool) -> Iterator[list[Message]]:
+        """``records`` as messages in chunks (``ids``: with their record id as
+        ``Nats-Msg-Id``)."""
         fmt, subject = self.settings.MessageFormat, self.settings.subject
-        return [
-            (subject(r.schema, r.table), encode(r, fmt), record_id(r) if ids else None)
-            for r in records
-        ]
+        for start in range(0, len(records), CHUNK):
+            yield [
+                (subject(r.schema, r.table), encode(r, fmt), record_id(r) if ids else None)
+                for r in records[start : start + CHUNK]
+            ]
 
     def publish(self, records: list[ChangeRecord], ids: bool) -> int:
         """Publish ``records`` and wait for their acks; how many were duplicates."""
-        return self.conn.publish(self.messages(records, ids), self.settings.stream())
+        return self.conn.publish(self.messages(records, ids)) if records else 0
 
     def prepare(self, table: Table, mode: PrepMode) -> None:
         if mode is not PrepMode.DO_NOTHING:
