@@ -8,6 +8,7 @@ bucket beside it (``<stream>_checkpoints``) holds each task's checkpoint."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
@@ -222,10 +223,10 @@ class _Acks:
 
     async def on_ack(self, msg: Msg) -> None:
         data = msg.data
-        if b'"duplicate":true' in data:
-            self.duplicates += 1
-        elif not data.startswith(b'{"stream"') or b'"error"' in data:
+        if not data.startswith(b'{"stream"') or b'"error"' in data:
             self.errors.append(_ack_error(msg))
+        elif b'"duplicate"' in data and json.loads(data).get("duplicate"):
+            self.duplicates += 1
         self.acked += 1
         if self.sent - self.acked < self.window:
             self._room.set()
@@ -253,12 +254,20 @@ def _ack_error(msg: Msg) -> str:
 
 
 async def _connect(server: str, options: dict[str, Any], timeout: float) -> Client:
+    """Connect once (two attempts at most); errors are raised, not logged."""
     import nats
 
-    return await nats.connect(
+    connecting = nats.connect(
         server,
         connect_timeout=timeout,
         allow_reconnect=False,
-        max_reconnect_attempts=0,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.2,
+        error_cb=_ignore,
         **options,
     )
+    return await asyncio.wait_for(connecting, timeout * 2 + 1)
+
+
+async def _ignore(error: Exception) -> None:
+    """Connection errors reach the caller as exceptions (nats-py would log them too)."""
