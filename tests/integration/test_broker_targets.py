@@ -38,7 +38,12 @@ TABLE = Table(
     primary_key=("id",),
 )
 NAMES = ("id", "price", "day")
-ARROW = pa.schema([("id", pa.int64()), ("price", pa.decimal128(10, 2)), ("day", pa.date32())])
+_FIELDS: list[pa.Field[Any]] = [
+    pa.field("id", pa.int64()),
+    pa.field("price", pa.decimal128(10, 2)),
+    pa.field("day", pa.date32()),
+]
+ARROW = pa.schema(_FIELDS)
 
 
 def _row(i: int) -> tuple[Any, ...]:
