@@ -123,14 +123,20 @@ class Plans:
     def __init__(self, plans: list[ApplyPlan]) -> None:
         self.by_source = {(p.source.schema, p.source.name): p for p in plans}
         self._keys: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._kept = {k for k, p in self.by_source.items() if _keeps_names(p)}
 
     def update(self, plan: ApplyPlan) -> None:
-        self.by_source[(plan.source.schema, plan.source.name)] = plan
+        key = (plan.source.schema, plan.source.name)
+        self.by_source[key] = plan
         self._keys.clear()
+        self._kept.discard(key)
+        if _keeps_names(plan):
+            self._kept.add(key)
 
     def drop(self, schema: str, table: str) -> None:
         self.by_source.pop((schema, table), None)
         self._keys.clear()
+        self._kept.discard((schema, table))
 
     def records(self, batch: list[Transaction]) -> list[ChangeRecord]:
         """Every record of ``batch``, in order, named as on the target."""
@@ -155,12 +161,15 @@ class Plans:
 
     def _target(self, record: ChangeRecord) -> ChangeRecord:
         plan = self.by_source.get((record.schema, record.table))
-        if plan is None or _same(plan, record):
+        if plan is None or (record.schema, record.table) in self._kept:
             return record
-        names = plan.names
+        names, kept = plan.names, {c.name for c in plan.target.columns}
 
         def rename(row: Row | None) -> Row | None:
-            return None if row is None else {names.get(c, c): v for c, v in row.items()}
+            """A row in target names, without the columns the target does not take."""
+            if row is None:
+                return None
+            return {names.get(c, c): v for c, v in row.items() if names.get(c, c) in kept}
 
         return ChangeRecord(
             record.op, plan.target.schema, plan.target.name, record.commit_time,
@@ -170,12 +179,12 @@ class Plans:
         )  # fmt: skip
 
 
-def _same(plan: ApplyPlan, record: ChangeRecord) -> bool:
-    """True when the plan keeps the record's table and column names as they are."""
-    target = plan.target
-    if (target.schema, target.name) != (record.schema, record.table):
-        return False
-    return all(plan.names.get(c, c) == c for c in (record.after or record.before or {}))
+def _keeps_names(plan: ApplyPlan) -> bool:
+    """True when the plan keeps the source table's and every column's name."""
+    same_table = (plan.target.schema, plan.target.name) == (plan.source.schema, plan.source.name)
+    columns = {c.name for c in plan.target.columns}
+    copied = all(s == t for s, t in plan.names.items())
+    return same_table and copied and columns == {c.name for c in plan.source.columns}
 
 
 # -- read-back --------------------------------------------------------------------------
