@@ -8,6 +8,7 @@ bucket beside it (``<stream>_checkpoints``) holds each task's checkpoint."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -58,6 +59,7 @@ class JetStream:
         self._kv: KeyValue | None = None
         self._ack_sub: _Acks | None = None
         self._pending = pending
+        self._publishing = threading.Lock()  # one publishing run at a time: one _Acks
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` on the connection's loop; nats errors become EndpointErrors."""
@@ -90,12 +92,19 @@ class JetStream:
         """Publish the messages of ``chunks`` in order, the acks awaited together (the
         client bounds the acks outstanding); returns how many JetStream dropped as
         duplicates. The loop publishes a chunk while the caller makes the next one."""
-        queue: asyncio.Queue[Sequence[Message] | None] = asyncio.Queue()
-        done = asyncio.run_coroutine_threadsafe(self._publish(queue), self._loop)
-        for chunk in chunks:
-            self._loop.call_soon_threadsafe(queue.put_nowait, chunk)
-        self._loop.call_soon_threadsafe(queue.put_nowait, None)
-        return self.wait(done)
+        with self._publishing:
+            queue: asyncio.Queue[Sequence[Message] | None] = asyncio.Queue()
+            done = asyncio.run_coroutine_threadsafe(self._publish(queue), self._loop)
+            try:
+                for chunk in chunks:
+                    self._loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            except BaseException:  # a record that cannot be encoded: end the run first
+                self._loop.call_soon_threadsafe(queue.put_nowait, None)
+                with contextlib.suppress(Exception):
+                    done.result()
+                raise
+            self._loop.call_soon_threadsafe(queue.put_nowait, None)
+            return self.wait(done)
 
     async def _publish(self, queue: asyncio.Queue[Sequence[Message] | None]) -> int:
         acks = await self._acks()
