@@ -132,6 +132,14 @@ class Run:
         done = subprocess.run(self.command(False), capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
 
+    def validate(self) -> None:
+        """``opendms validate``: the target read back (folded records) equals the source."""
+        exe = str(Path(sys.executable).parent / "opendms")
+        state = str(self.workdir / "state.db")
+        cmd = [exe, "--state", state, "validate", "--json", str(self.task_file())]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
 
 def run_with_kills(tmp_path: Path, target: str, kills: int = 2) -> Writer:
     """The whole run: load, stream under writes with ``kills`` SIGKILLs, catch up."""
@@ -153,6 +161,7 @@ def run_with_kills(tmp_path: Path, target: str, kills: int = 2) -> Writer:
         if proc.poll() is None:
             run.kill(proc)
     run.catch_up()
+    run.validate()
     return writer
 
 
