@@ -121,7 +121,7 @@ class JetStream:
     async def _acks(self) -> _Acks:
         if self._ack_sub is None:
             self._ack_sub = _Acks(self.nc.new_inbox(), self._pending)
-            await self.nc.subscribe(self._ack_sub.prefix + ".*", cb=self._ack_sub.on_ack)
+            await self.nc.subscribe(self._ack_sub.prefix + ".>", cb=self._ack_sub.on_ack)
         return self._ack_sub
 
     def read(self, stream: str, subject: str) -> Iterator[bytes]:
@@ -214,9 +214,13 @@ class _Acks:
         self.prefix, self.window = prefix, max(window, 1)
         self._room = asyncio.Event()
         self._done = asyncio.Event()
+        self.run = 0
         self.reset()
 
     def reset(self) -> None:
+        """Start a new run (a late ack of an earlier, failed run is ignored)."""
+        self.run += 1
+        self._current = f"{self.prefix}.{self.run}."
         self.sent = self.acked = self.duplicates = 0
         self.errors: list[str] = []
         self._room.set()
@@ -225,12 +229,14 @@ class _Acks:
         self.sent += 1
         if self.sent - self.acked >= self.window:
             self._room.clear()
-        return f"{self.prefix}.{self.sent}"
+        return f"{self._current}{self.sent}"
 
     async def room(self) -> None:
         await self._room.wait()
 
     async def on_ack(self, msg: Msg) -> None:
+        if not msg.subject.startswith(self._current):
+            return
         data = msg.data
         if not data.startswith(b'{"stream"') or b'"error"' in data:
             self.errors.append(_ack_error(msg))
