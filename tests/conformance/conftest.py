@@ -164,7 +164,7 @@ def _applies(endpoint: Endpoint, capability: str) -> bool:
     if capability == "typed_setting":
         return bool(typed_settings(endpoint))
     if capability == "read_back_whole":  # read back by Engine.table_rows, not as a source
-        return caps.read_back and not caps.source
+        return caps.read_back and endpoint.engine.reads_back_whole
     return bool(getattr(caps, capability))
 
 

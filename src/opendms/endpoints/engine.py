@@ -75,8 +75,8 @@ class Capabilities:
     pass rows through in the engine's own wire format (:class:`RawCopySource`,
     :class:`RawCopyTarget`); ``ddl_target``: it runs converted DDL
     (:class:`DdlTarget`); ``read_back``: validation can read the target's tables
-    back, as a :class:`~opendms.endpoints.base.Source` when the engine is a ``source``,
-    else through :meth:`Engine.table_rows`;
+    back, through :meth:`Engine.table_rows` when the engine gives it, else as a
+    :class:`~opendms.endpoints.base.Source`;
     ``parallel_writers``: several writers may load one table at once
     (ParallelLoadThreads); ``records_changes``: it keeps every change as a record (lake
     files) rather than holding the rows' current state; ``tablespaces``: table-settings
@@ -211,10 +211,17 @@ class Engine:
         return None
 
     def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows | None:
-        """How validation reads back the tables of a target of this engine that cannot be
-        opened as a source (a lake's files); None: it cannot (an engine that is a
-        ``source`` is read back as one)."""
+        """How validation reads back the tables of a target of this engine: an engine
+        that cannot be opened as a source (a lake's files), or one whose targets are
+        written in another shape than its source reads (DynamoDB's mapped items); None:
+        it cannot (an engine that is a ``source`` is then read back as one)."""
         return None
+
+    @property
+    def reads_back_whole(self) -> bool:
+        """Validation reads this engine's targets through :meth:`table_rows` (the engine
+        overrides it), not as a source."""
+        return type(self).table_rows is not Engine.table_rows
 
     def capture_left_behind(self, task: str) -> list[str]:
         """What change capture for task ``task`` leaves on a source of this engine when
