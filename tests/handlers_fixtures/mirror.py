@@ -60,6 +60,13 @@ def _behave(record: ChangeRecord) -> None:
 def apply(records: list[ChangeRecord]) -> None:
     """Mirror ``items``; count deliveries (committed before the batch is applied)."""
     conn = _connect()
+    try:
+        _apply(conn, records)
+    finally:
+        conn.close()  # also when a record raised: its transaction rolls back
+
+
+def _apply(conn: sqlite3.Connection, records: list[ChangeRecord]) -> None:
     ids = [record_id(r) for r in records]
     conn.execute("INSERT INTO calls (ids) VALUES (?)", (",".join(ids),))
     conn.executemany(
@@ -72,11 +79,12 @@ def apply(records: list[ChangeRecord]) -> None:
         if record.table != "items":
             continue
         if record.op in ("I", "U") and record.after is not None:
-            conn.execute("INSERT OR REPLACE INTO items VALUES (?, ?)", (record.key["id"], record.after["v"]))
+            conn.execute(
+                "INSERT OR REPLACE INTO items VALUES (?, ?)", (record.key["id"], record.after["v"])
+            )
         elif record.op == "D":
             conn.execute("DELETE FROM items WHERE id = ?", (record.key["id"],))
     conn.execute("COMMIT")
-    conn.close()
 
 
 def nothing(records: list[ChangeRecord]) -> None:

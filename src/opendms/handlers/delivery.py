@@ -25,7 +25,7 @@ DeadLetters = Callable[[list[Row], str, int], None]
 """Keeps (rows, last error, attempts) as dead letters."""
 
 
-class Halted(Exception):
+class HaltedError(Exception):
     """The task stops while a batch waits to be retried: it is not finished."""
 
 
@@ -46,7 +46,7 @@ class Delivery:
 
     def deliver(self, rows: list[Row]) -> int:
         """Deliver ``rows`` (in order): how many the function took; the rest are dead
-        letters. Halted when the task stops before a retry."""
+        letters. HaltedError when the task stops before a retry."""
         rows = self._expire(rows)
         attempts = 0
         while rows:
@@ -106,4 +106,4 @@ class Delivery:
     def _back_off(self, attempts: int) -> None:
         wait = min(0.1 * 2 ** (attempts - 1), MAX_BACKOFF_S)
         if self.halt.wait(wait):
-            raise Halted
+            raise HaltedError

@@ -8,6 +8,7 @@ process, so a handler that crashes or hangs never stops the change stream.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -59,7 +60,7 @@ class HandlerProcess:
         it could not)."""
         try:
             answer = self._answer(START_TIMEOUT)
-        except _Broken as exc:
+        except _BrokenError as exc:
             answer = {"fatal": f"{self.function}: {exc}"}
         if answer.get("ready") is not True:
             why = answer.get("fatal") or answer.get("error") or "it did not start"
@@ -80,7 +81,7 @@ class HandlerProcess:
             self.proc.stdin.write(payload)
             self.proc.stdin.flush()
             answer = self._answer(self.timeout_s)
-        except _Broken as exc:
+        except _BrokenError as exc:
             self.kill()
             return str(exc)
         except OSError:  # a broken pipe: it ended before it read the batch
@@ -90,7 +91,7 @@ class HandlerProcess:
         return str(answer.get("error") or f"unexpected answer {answer!r}")
 
     def _answer(self, timeout: float) -> dict[str, Any]:
-        """The next line the process writes, parsed; _Broken on death or timeout."""
+        """The next line the process writes, parsed; _BrokenError on death or timeout."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
@@ -98,18 +99,20 @@ class HandlerProcess:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.kill()
-                raise _Broken(f"timed out after {timeout:g} s (the handler process was killed)")
+                raise _BrokenError(
+                    f"timed out after {timeout:g} s (the handler process was killed)"
+                )
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:
-                    raise _Broken(self._death())
+                    raise _BrokenError(self._death())
                 self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
         try:
             answer = json.loads(line)
         except ValueError:
-            raise _Broken(f"the handler process answered {line[:200]!r}") from None
+            raise _BrokenError(f"the handler process answered {line[:200]!r}") from None
         return answer if isinstance(answer, dict) else {"error": f"answer {answer!r}"}
 
     def _death(self) -> str:
@@ -148,10 +151,8 @@ class HandlerProcess:
         if self.proc is None:
             return
         if self.proc.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-            except OSError:
-                pass
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -164,11 +165,9 @@ class HandlerProcess:
         assert self.proc is not None
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
-                try:
+                with contextlib.suppress(OSError):
                     pipe.close()
-                except OSError:
-                    pass
 
 
-class _Broken(Exception):
+class _BrokenError(Exception):
     """The process cannot answer (dead, garbage, timed out): a function error."""

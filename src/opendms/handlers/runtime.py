@@ -28,7 +28,7 @@ from opendms.config import TaskSpec
 from opendms.engine.handoff import HandOff, KeyColumns
 from opendms.envelope import record_id, record_text, records_of
 from opendms.errors import ConfigError, DataError, TaskError
-from opendms.handlers.delivery import Delivery, Halted
+from opendms.handlers.delivery import Delivery, HaltedError
 from opendms.handlers.process import HandlerProcess
 from opendms.handlers.store import HandlerStore, Row
 from opendms.handlersettings import HandlerSpec
@@ -70,7 +70,7 @@ class Dispatcher(threading.Thread):
                 self.wake.clear()
                 if not self._step():
                     self.wake.wait(0.5)
-        except Halted:
+        except HaltedError:
             pass
         except Exception as exc:  # the task fails with it (see HandlerRuntime.check)
             log.exception("handler %s stopped", self.spec.label)

@@ -227,11 +227,7 @@ class HandlerStore:
                 "INSERT OR REPLACE INTO handler_dead_letters (task, handler, seq, record_id, "
                 "schema_name, table_name, commit_time, record, error, attempts, failed_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (self.task, handler, r.seq, r.record_id, r.schema, r.table)
-                    + (r.commit_time, r.record, error[:2000], attempts, stamp)
-                    for r in rows
-                ),
+                (_dead_row(self.task, handler, r, (error[:2000], attempts, stamp)) for r in rows),
             )
 
     def dead_letters(self, handler: str) -> list[DeadLetter]:
@@ -260,6 +256,22 @@ class HandlerStore:
                 "DELETE FROM handler_dead_letters WHERE task=? AND handler=? AND seq=?",
                 ((self.task, handler, s) for s in seqs),
             )
+
+
+def _dead_row(
+    task: str, handler: str, row: Row, why: tuple[str, int, str]
+) -> tuple[str | int, ...]:
+    return (
+        task,
+        handler,
+        row.seq,
+        row.record_id,
+        row.schema,
+        row.table,
+        row.commit_time,
+        row.record,
+        *why,
+    )
 
 
 def age_s(commit_time: str) -> float:
