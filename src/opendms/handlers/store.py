@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS handler_outbox (
     record TEXT NOT NULL,
     UNIQUE (task, record_id)
 );
+CREATE INDEX IF NOT EXISTS handler_outbox_order ON handler_outbox (task, seq);
 CREATE TABLE IF NOT EXISTS handler_checkpoints (
     task TEXT NOT NULL,
     handler TEXT NOT NULL,
