@@ -3,8 +3,8 @@
     .venv/bin/python bench/handler_cdc.py [--rows 100000] [--batch-sizes 100,1000]
     .venv/bin/python bench/handler_cdc.py --smoke     # tiny sizes, seconds (the suite runs it)
 
-A SQLite -> SQLite ``full-load-and-cdc`` task (an empty table) runs with ``task run --follow``; once it streams, one
-transaction inserts ``rows`` rows into the source. Measured from that COMMIT: seconds
+A SQLite -> SQLite ``full-load-and-cdc`` task (of an empty table) runs with ``task run
+--follow``; once it streams, one transaction inserts ``rows`` rows into the source. Measured from that COMMIT: seconds
 until the target holds every row and, with a handler, until the handler has received
 every record (its checkpoint in the state store). First without handlers (the anchor: the
 CDC task alone), then with one no-op handler per batch size. Records/s delivered is
@@ -26,7 +26,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import TaskRun, smoke_option, smoke_sizes, wait_until
-
 from opendms.handlers.store import HandlerStore
 
 NOOP = "def nothing(records):\n    pass\n"

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from opendms.handlers.process import HandlerProcess
 from opendms.handlers.store import Row, age_s
 from opendms.handlersettings import HandlerSpec
 
@@ -23,6 +23,14 @@ log = logging.getLogger("opendms.handlers")
 MAX_BACKOFF_S = 5.0
 DeadLetters = Callable[[list[Row], str, int], None]
 """Keeps (rows, last error, attempts) as dead letters."""
+
+
+class Invoker(Protocol):
+    """Calls the function (:class:`opendms.handlers.process.HandlerProcess`)."""
+
+    def invoke(self, records: Sequence[str]) -> str:
+        """"" when the function took ``records`` (envelope JSON), else why not."""
+        ...
 
 
 class HaltedError(Exception):
@@ -35,7 +43,7 @@ class Delivery:
     def __init__(
         self,
         spec: HandlerSpec,
-        process: HandlerProcess,
+        process: Invoker,
         dead: DeadLetters,
         halt: threading.Event,
         on_error: Callable[[str], None] | None = None,

@@ -1,0 +1,121 @@
+"""The handlers' tables in a real state file, and a real handler process: crashes,
+timeouts, prints and exceptions of the function come back as function errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from opendms.envelope import ChangeRecord, record_text
+from opendms.errors import ConfigError
+from opendms.handlers.process import HandlerProcess
+from opendms.handlers.store import HandlerStore, Row
+
+BEHAVIOURS = "tests.handlers_fixtures.behaviours"
+RECORD = record_text(
+    ChangeRecord("I", "main", "items", "2024-05-01T12:00:00.000000Z", "5", "", 0, {"id": 1})
+)
+
+
+def _outbox(n: int, start: int = 1) -> list[tuple[str, str, str, str, str]]:
+    return [(f"id{i:03d}", "main", "items", "t", f"r{i}") for i in range(start, start + n)]
+
+
+def test_a_batch_appended_again_adds_nothing(tmp_path: Path) -> None:
+    store = HandlerStore(tmp_path / "state.db", "t")
+    store.append(_outbox(3))
+    store.append(_outbox(4))  # after a crash: the first three again, and one more
+    other = HandlerStore(tmp_path / "state.db", "other")
+    other.append(_outbox(2))  # another task's outbox is its own
+    rows = store.after(0, 10)
+    assert [(r.record_id, r.record) for r in rows] == [(f"id00{i}", f"r{i}") for i in range(1, 5)]
+    seqs = [r.seq for r in rows]
+    assert seqs == sorted(seqs) and seqs[:3] == [1, 2, 3]  # ignored ids may leave gaps
+    assert [r.record_id for r in store.after(2, 1)] == ["id003"]
+    assert store.last_seq() == seqs[-1] and other.last_seq() > seqs[-1]
+
+
+def test_checkpoints_prune_what_every_handler_passed(tmp_path: Path) -> None:
+    store = HandlerStore(tmp_path / "state.db", "t")
+    store.append(_outbox(5))
+    store.advance("a", 4, "id004", 4)
+    store.advance("b", 2, "id002", 1)
+    store.advance("b", 3, "id003", 1)
+    assert store.prune(["a", "b"]) == 3
+    assert [r.seq for r in store.after(0, 10)] == [4, 5]
+    assert store.checkpoint("b").delivered == 2 and store.checkpoint("b").last_record == "id003"
+    assert store.pending(3) == [("main", "items", 2, "t")]
+    store.note_error("a", "ValueError: x")
+    assert store.checkpoint("a").last_error == "ValueError: x"
+    store.advance("a", 5, "id005", 1)
+    assert store.checkpoint("a").last_error == ""
+    assert store.handlers() == ["a", "b"]
+
+
+def test_dead_letters_are_kept_until_forgotten(tmp_path: Path) -> None:
+    store = HandlerStore(tmp_path / "state.db", "t")
+    rows = [Row(i, f"id{i}", "main", "items", "t", f"r{i}") for i in (3, 1)]
+    store.dead_letter("a", rows, "boom", 4)
+    store.dead_letter("a", rows[:1], "boom again", 5)
+    letters = store.dead_letters("a")
+    assert [(d.row.seq, d.error, d.attempts) for d in letters] == [
+        (1, "boom", 4),
+        (3, "boom again", 5),
+    ]
+    store.forget("a", [3])
+    assert [d.row.seq for d in store.dead_letters("a")] == [1]
+    assert store.dead_letter_count("a") == 1 and store.dead_letter_count("b") == 0
+
+
+def _process(function: str, timeout: float = 10.0) -> HandlerProcess:
+    process = HandlerProcess(
+        f"{BEHAVIOURS}:{function}", timeout, {"OPENDMS_TASK": "t", "OPENDMS_HANDLER": "h"}
+    )
+    process.start()
+    return process
+
+
+@pytest.mark.parametrize(
+    ("function", "error"),
+    [
+        ("raises", "KeyError: 1 ("),
+        ("exits", "the handler process exited with status 3"),
+        ("environment", "RuntimeError: t/h"),
+    ],
+)
+def test_function_errors_come_back_as_text(function: str, error: str) -> None:
+    process = _process(function)
+    try:
+        assert error in process.invoke([RECORD])
+        assert error in process.invoke([RECORD])  # again: a new process if it died
+    finally:
+        process.close()
+
+
+def test_a_function_that_prints_still_answers() -> None:
+    process = _process("chatty")
+    try:
+        assert process.invoke([RECORD, RECORD]) == ""
+        assert process.started == 1
+    finally:
+        process.close()
+
+
+def test_a_function_past_its_timeout_is_killed_and_the_next_call_restarts() -> None:
+    process = _process("sleeps", timeout=1.0)
+    try:
+        began = time.monotonic()
+        assert process.invoke([RECORD]) == "timed out after 1 s (the handler process was killed)"
+        assert time.monotonic() - began < 10
+        assert process.proc is None
+        process.function = f"{BEHAVIOURS}:chatty"
+        assert process.invoke([RECORD]) == "" and process.started == 2
+    finally:
+        process.close()
+
+
+def test_a_function_that_cannot_be_imported_says_why() -> None:
+    with pytest.raises(ConfigError, match=r"cannot import nosuch\.mod:fn: ModuleNotFoundError"):
+        HandlerProcess("nosuch.mod:fn", 5.0, {}).start()
