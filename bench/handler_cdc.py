@@ -4,12 +4,13 @@
     .venv/bin/python bench/handler_cdc.py --smoke     # tiny sizes, seconds (the suite runs it)
 
 A SQLite -> SQLite ``full-load-and-cdc`` task (of an empty table) runs with ``task run
---follow``; once it streams, one transaction inserts ``rows`` rows into the source. Measured from that COMMIT: seconds
-until the target holds every row and, with a handler, until the handler has received
-every record (its checkpoint in the state store). First without handlers (the anchor: the
-CDC task alone), then with one no-op handler per batch size. Records/s delivered is
-``rows`` / seconds from COMMIT to the last record delivered (capture, outbox, handler
-process). The goal on the reference machine is at least 20,000 records/s.
+--follow``; once it streams, one transaction inserts ``rows`` rows into the source.
+Measured from that COMMIT: seconds until the target holds every row and, with a handler,
+until the handler has received every record (its checkpoint in the state store). First
+without handlers (the anchor: the CDC task alone), then with one no-op handler per batch
+size. Records/s delivered is ``rows`` / seconds from COMMIT to the last record delivered
+(capture, outbox, handler process). The goal on the reference machine is at least
+20,000 records/s.
 """
 
 from __future__ import annotations
