@@ -155,6 +155,12 @@ def test_a_poison_record_is_isolated_dead_lettered_and_replayed(tmp_path: Path) 
     table = _cli(tmp_path, "handlers", "status", "poison")
     assert table.returncode == 0 and "mirror" in table.stdout and "29" in table.stdout
 
+    assert _cli(tmp_path, "task", "delete", "poison").returncode == 0
+    store = HandlerStore(tmp_path / "state.db", "poison")
+    assert store.handlers() == [] and store.last_seq() == 0  # forgotten with the task
+    gone = _cli(tmp_path, "handlers", "status", "poison")
+    assert gone.returncode == 2 and "error: no task named 'poison'" in gone.stderr
+
 
 def test_a_hanging_handler_is_killed_and_retried_while_the_stream_goes_on(
     tmp_path: Path,

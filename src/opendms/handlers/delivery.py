@@ -29,7 +29,7 @@ class Invoker(Protocol):
     """Calls the function (:class:`opendms.handlers.process.HandlerProcess`)."""
 
     def invoke(self, records: Sequence[str]) -> str:
-        """"" when the function took ``records`` (envelope JSON), else why not."""
+        """ "" when the function took ``records`` (envelope JSON), else why not."""
         ...
 
 

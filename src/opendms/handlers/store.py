@@ -259,6 +259,24 @@ class HandlerStore:
             )
 
 
+def drop_task(path: Path, task: str) -> None:
+    """Forget a deleted task's outbox, checkpoints and dead letters (if it had any; a
+    store that is not a SQLite state file has none)."""
+    if not path.is_file():
+        return
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        with conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            for table in ("handler_outbox", "handler_checkpoints", "handler_dead_letters"):
+                if table in names:
+                    conn.execute(f"DELETE FROM {table} WHERE task=?", (task,))
+    except sqlite3.DatabaseError:
+        return
+    finally:
+        conn.close()
+
+
 def _dead_row(
     task: str, handler: str, row: Row, why: tuple[str, int, str]
 ) -> tuple[str | int, ...]:
