@@ -3,17 +3,22 @@ timeouts, prints and exceptions of the function come back as function errors."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from opendms.envelope import ChangeRecord, record_text
+from opendms.envelope import ChangeRecord, record_id, record_text
 from opendms.errors import ConfigError
 from opendms.handlers.process import HandlerProcess
+from opendms.handlers.runtime import Dispatcher
 from opendms.handlers.store import HandlerStore, Row
+from opendms.handlersettings import HandlerSpec
+from tests.waiting import wait_until
 
 BEHAVIOURS = "tests.handlers_fixtures.behaviours"
+MIRROR = "tests.handlers_fixtures.mirror"
 RECORD = record_text(
     ChangeRecord("I", "main", "items", "2024-05-01T12:00:00.000000Z", "5", "", 0, {"id": 1})
 )
@@ -119,3 +124,63 @@ def test_a_function_past_its_timeout_is_killed_and_the_next_call_restarts() -> N
 def test_a_function_that_cannot_be_imported_says_why() -> None:
     with pytest.raises(ConfigError, match=r"cannot import nosuch\.mod:fn: ModuleNotFoundError"):
         HandlerProcess("nosuch.mod:fn", 5.0, {}).start()
+
+
+def _records(table: str, ids: range, at: int = 0) -> list[tuple[str, str, str, str, str]]:
+    """Inserts of ``ids`` into ``table``, each its own transaction at position ``at + id``."""
+    out = []
+    for i in ids:
+        record = ChangeRecord(
+            "I",
+            "main",
+            table,
+            "2024-05-01T12:00:00.000000Z",
+            str(at + i),
+            "",
+            0,
+            {"id": i},
+            None,
+            {"id": i, "v": f"{table}{i}"},
+        )
+        out.append((record_id(record), "main", table, record.commit_time, record_text(record)))
+    return out
+
+
+def test_a_dispatcher_feeds_its_tables_in_batches_from_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANDLER_DIR", str(tmp_path))
+    state = tmp_path / "state.db"
+    outbox = HandlerStore(state, "t")
+    outbox.append(_records("items", range(1, 4)) + _records("other", range(1, 6), 100))
+    outbox.append(_records("items", range(4, 8)))
+    spec = HandlerSpec.model_validate(
+        {"function": f"{MIRROR}:apply", "name": "m", "tables": ["items"], "batch_size": 4}
+    )
+    process = HandlerProcess(spec.function, 10.0, {})
+    process.start()
+    dispatcher = Dispatcher(spec, process, HandlerStore(state, "t"), ["m"])
+    last = outbox.last_seq()
+    try:
+        dispatcher.start()
+        wait_until(lambda: dispatcher.passed == last, 30, "the outbox")
+    finally:
+        dispatcher.halt.set()
+        dispatcher.wake.set()
+        dispatcher.join()
+        process.close()
+    calls = _ids(tmp_path / "out.db", "SELECT ids FROM calls ORDER BY n")
+    positions = [[int(i.split("-")[0]) for i in call] for call in calls]
+    assert positions == [[1, 2, 3, 4], [5, 6, 7]]  # the other table's records skipped
+    assert _ids(tmp_path / "out.db", "SELECT id, v FROM items ORDER BY id") == [
+        [f"{i}", f"items{i}"] for i in range(1, 8)
+    ]
+    point = outbox.checkpoint("m")
+    assert point.delivered == 7 and point.seq == last
+    assert outbox.after(0, 100) == []  # pruned: the only handler passed everything
+
+
+def _ids(db: Path, sql: str) -> list[list[str]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(sql).fetchall()
+    return [r[0].split(",") if len(r) == 1 else [str(v) for v in r] for r in rows]

@@ -74,6 +74,7 @@ class Dispatcher(threading.Thread):
                 self.wake.clear()
                 if not self._step():
                     self.wake.wait(0.5)
+            self.store.prune(self.labels)
         except HaltedError:
             pass
         except Exception as exc:  # the task fails with it (see HandlerRuntime.check)
