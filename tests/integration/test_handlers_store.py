@@ -184,3 +184,33 @@ def _ids(db: Path, sql: str) -> list[list[str]]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute(sql).fetchall()
     return [r[0].split(",") if len(r) == 1 else [str(v) for v in r] for r in rows]
+
+
+def test_the_batching_window_waits_for_more_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANDLER_DIR", str(tmp_path))
+    state = tmp_path / "state.db"
+    outbox = HandlerStore(state, "t")
+    spec = HandlerSpec.model_validate(
+        {"function": f"{MIRROR}:apply", "name": "m", "MaximumBatchingWindowInSeconds": 1.5}
+    )
+    process = HandlerProcess(spec.function, 10.0, {})
+    process.start()
+    dispatcher = Dispatcher(spec, process, HandlerStore(state, "t"), ["m"])
+    try:
+        dispatcher.start()
+        outbox.append(_records("items", range(1, 3)))
+        dispatcher.wake.set()
+        time.sleep(0.5)
+        outbox.append(_records("items", range(3, 6)))
+        dispatcher.wake.set()
+        last = outbox.last_seq()
+        wait_until(lambda: dispatcher.passed == last, 30, "the outbox")
+    finally:
+        dispatcher.halt.set()
+        dispatcher.wake.set()
+        dispatcher.join()
+        process.close()
+    calls = _ids(tmp_path / "out.db", "SELECT ids FROM calls ORDER BY n")
+    assert [[int(i.split("-")[0]) for i in call] for call in calls] == [[1, 2, 3, 4, 5]]
