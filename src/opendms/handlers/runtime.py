@@ -61,6 +61,7 @@ class Dispatcher(threading.Thread):
         self.failure: BaseException | None = None
         self.delivery = Delivery(spec, process, self._dead, self.halt, self._error)
         self.pruned_at = 0.0
+        self.tables: dict[tuple[str, str], bool] = {}  # (schema, table) -> spec.takes
 
     def _dead(self, rows: list[Row], error: str, attempts: int) -> None:
         self.store.dead_letter(self.spec.label, rows, error, attempts)
@@ -104,7 +105,7 @@ class Dispatcher(threading.Thread):
             rows = self.store.after(seq, size - len(batch))
             for row in rows:
                 seq, last = row.seq, row.record_id
-                if self.spec.takes(row.schema, row.table):
+                if self._takes(row.schema, row.table):
                     batch.append(row)
             if rows:
                 continue
@@ -114,6 +115,13 @@ class Dispatcher(threading.Thread):
             self.wake.wait(min(left, 0.5))
             self.wake.clear()
         return batch, seq, last
+
+
+    def _takes(self, schema: str, table: str) -> bool:
+        key = (schema, table)
+        if key not in self.tables:
+            self.tables[key] = self.spec.takes(schema, table)
+        return self.tables[key]
 
 
 class HandlerRuntime:
