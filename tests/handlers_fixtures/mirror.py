@@ -10,7 +10,8 @@ They keep what they receive in ``$HANDLER_DIR/out.db``:
 Behaviours, by marker files in ``$HANDLER_DIR``: ``kill_at`` (a number N): the process
 kills itself with SIGKILL at the N-th record it receives, once (``killed`` marks it done);
 ``poison`` (a key): a record with that id raises, until ``fixed`` exists; ``hang`` (a
-key): a record with that id sleeps 60 s, once (``hung`` marks it done).
+key): a record with that id sleeps 60 s, once (``hung`` marks it done); ``slow`` (seconds):
+every call sleeps that long before it applies its batch.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def apply(records: list[ChangeRecord]) -> None:
 
 def _apply(conn: sqlite3.Connection, records: list[ChangeRecord]) -> None:
     ids = [record_id(r) for r in records]
+    slow = _marker("slow")
+    if slow is not None:
+        time.sleep(float(slow))
     conn.execute("INSERT INTO calls (ids) VALUES (?)", (",".join(ids),))
     conn.executemany(
         "INSERT INTO deliveries VALUES (?, 1) ON CONFLICT (rid) DO UPDATE SET n = n + 1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -214,3 +215,48 @@ def test_a_function_that_cannot_be_imported_fails_the_run_before_it_starts(
     assert not (tmp_path / "dst.db").exists() or not _rows(
         tmp_path / "dst.db", "SELECT name FROM sqlite_master WHERE name = 'items'"
     )
+
+
+def _workers_of(tmp: Path) -> list[int]:
+    """Live handler processes of this test (their environment names its folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"opendms.handlers.worker" in cmdline and f"HANDLER_DIR={tmp}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_killed_task_resumes_its_handlers_where_they_were(tmp_path: Path) -> None:
+    _source(tmp_path).close()
+    file = _task(tmp_path, "crash", batch_size=5)
+    (tmp_path / "slow").write_text("0.2")
+    assert _cli(tmp_path, "task", "start", "crash", "--file", str(file)).returncode == 0
+    state = tmp_path / "state.db"
+    wait_until(lambda: _phase(tmp_path, "crash") == "ongoing replication", 60, "live")
+    _inserts(tmp_path, range(1, 51))
+    store = HandlerStore(state, "crash")
+    wait_until(lambda: store.checkpoint("mirror").delivered >= 10, 60, "some deliveries")
+    pid = StateStore(state).task("crash").pid  # type: ignore[union-attr]
+    assert pid and _workers_of(tmp_path)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not _workers_of(tmp_path), 30, "the handler process to end too")
+    assert store.checkpoint("mirror").delivered < 50  # killed before it was done
+
+    (tmp_path / "slow").unlink()
+    _inserts(tmp_path, range(51, 61))
+    resumed = _cli(tmp_path, "task", "resume", "crash", "--file", str(file))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    mirror = tmp_path / "out.db"
+    try:
+        wait_until(lambda: len(_rows(mirror, "SELECT id FROM items")) == 60, 60, "all rows")
+    finally:
+        _cli(tmp_path, "task", "stop", "crash")
+    source = _rows(tmp_path / "src.db", "SELECT id, v FROM items ORDER BY id")
+    assert _rows(mirror, "SELECT id, v FROM items ORDER BY id") == source
+    assert len(_rows(mirror, "SELECT rid FROM deliveries")) == 60  # each record arrived
+    assert not _workers_of(tmp_path)
