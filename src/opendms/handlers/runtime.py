@@ -213,6 +213,9 @@ class HandlerRuntime:
         """Wait until every handler has passed the outbox's last record (or ``stop``)."""
         assert self.store is not None
         last = self.store.last_seq()
+        behind = [d.spec.label for d in self.dispatchers if d.passed < last]
+        if behind:
+            log.info("task %s: waiting for handler(s) %s", self.task.name, ", ".join(behind))
         while not stop.is_set():
             self.check()
             if all(d.passed >= last or not d.is_alive() for d in self.dispatchers):
