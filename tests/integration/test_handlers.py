@@ -156,6 +156,10 @@ def test_a_poison_record_is_isolated_dead_lettered_and_replayed(tmp_path: Path) 
     table = _cli(tmp_path, "handlers", "status", "poison")
     assert table.returncode == 0 and "mirror" in table.stdout and "29" in table.stdout
 
+    unknown = _cli(tmp_path, "handlers", "replay", "poison", "--handler", "nosuch")
+    assert unknown.returncode == 2
+    assert "task 'poison' has no handler 'nosuch' (it has: mirror)" in unknown.stderr
+
     assert _cli(tmp_path, "task", "delete", "poison").returncode == 0
     store = HandlerStore(tmp_path / "state.db", "poison")
     assert store.handlers() == [] and store.last_seq() == 0  # forgotten with the task

@@ -55,6 +55,8 @@ def task_handlers(state: Path, task: str, file: Path | None = None) -> list[Hand
         if spec.name != task:
             raise ConfigError(f"task file {file} defines task {spec.name!r}, not {task!r}")
         return list(spec.handlers)
+    if not state.is_file():
+        raise ConfigError(f"no task named {task!r}: there is no state store {state}")
     store = StateStore(state)
     try:
         record = store.task(task)
