@@ -38,7 +38,7 @@ log = logging.getLogger("opendms.handlers")
 PRUNE_EVERY_S = 2.0
 # record_text's form, with one encoder for every record (json.dumps with arguments
 # makes a new encoder per call: a third of the outbox's time)
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 OutboxRow = tuple[str, str, str, str, str]
 
 
@@ -115,7 +115,6 @@ class Dispatcher(threading.Thread):
             self.wake.wait(min(left, 0.5))
             self.wake.clear()
         return batch, seq, last
-
 
     def _takes(self, schema: str, table: str) -> bool:
         key = (schema, table)
