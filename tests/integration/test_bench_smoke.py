@@ -73,6 +73,14 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
             r"tasks kept up: applied [\d,]+ and [\d,]+ rows",
         ],
     ),
+    "handler_cdc.py": (
+        [],
+        [],
+        [
+            r"no handler: 300 rows, COMMIT -> target [\d.]+s",
+            r"no-op handler, BatchSize 100: 300 records, .* [\d,]+ records/s delivered",
+        ],
+    ),
     "cdc_soak.py": (
         [],
         ["postgres"],
