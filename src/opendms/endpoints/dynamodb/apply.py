@@ -1,16 +1,427 @@
-"""(being built: issue 13)"""
+"""CDC apply to DynamoDB: each change one item call, in commit order per item.
+
+* insert: ``PutItem`` of the new item (an existing item is replaced, as DMS does);
+* update: ``PutItem`` of the whole after-image; when the source left values out
+  (unchanged TOASTed columns) an ``UpdateItem`` that ``SET``s the changed attributes and
+  ``REMOVE``s those that became NULL. An update that changes the item's key deletes the
+  old item and puts the new one (the old item's attributes the change did not carry are
+  kept). Not idempotent: the call requires the item to exist, else
+  ``ApplyErrorUpdatePolicy`` decides (``INSERT_RECORD`` puts it);
+* delete: ``DeleteItem``; a missing item follows ``ApplyErrorDeletePolicy``;
+* truncate: every item deleted by key (scan-and-delete).
+
+A key is computed from the change's old row when it carries the key's columns, else from
+the after-image (an update cannot then move an item whose key is made of non-key source
+columns: give such tables REPLICA IDENTITY FULL or a key of primary-key columns). A delete
+whose old row lacks the key's columns is reported and skipped.
+
+An object mapping's ``condition-expression`` with ``apply-during-cdc`` goes on every call
+of its table; a false condition skips the change and reports it (``on_error``).
+
+Items are written by ``ParallelApplyThreads`` threads (ApplyOptions.threads): the
+changes of one item stay in order on one thread; a truncate or a key change waits for
+everything before it. After the batch, the checkpoint is an item of the control table
+``<table_prefix>awsdms_opendms_checkpoints`` (key ``task_name``). A crash repeats at
+most the last batch, which replays in order to the same items.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
-from opendms.errors import EndpointError
+import pyarrow as pa
+
+from opendms.changes import UNCHANGED, ApplyPlan, Change, Op, Transaction
+from opendms.endpoints.apply.policy import ApplyErrorPolicy, error_policies, log_error, op_name
+from opendms.endpoints.dynamodb.codec import CodecError
+from opendms.endpoints.dynamodb.items import Item, ItemShape
+from opendms.endpoints.dynamodb.items import KeyAttribute as Key
+from opendms.endpoints.dynamodb.target import DynamoTarget, key_text
+from opendms.errors import TaskError
+from opendms.mapping.objectmap import Condition
+from opendms.model import arrow_type
 
 if TYPE_CHECKING:
-    from opendms.changes import Applier, ApplyPlan
     from opendms.endpoints.base import Target
     from opendms.endpoints.engine import ApplyOptions
 
+__all__ = ["CHECKPOINTS", "DynamoApplier", "open_applier"]
 
-def open_applier(target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions) -> Applier:
-    raise EndpointError(str(target.url), "not built yet")
+log = logging.getLogger("opendms.dynamodb")
+
+CHECKPOINTS = "awsdms_opendms_checkpoints"
+"""The control table of CDC checkpoints (after the endpoint's ``table_prefix``)."""
+_TASK = "task_name"
+
+Row = dict[str, Any]
+Error = tuple[str, Op, str, str]
+
+
+def open_applier(
+    target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
+) -> DynamoApplier:
+    return DynamoApplier(cast("DynamoTarget", target), task, plans, opts)
+
+
+@dataclass
+class _Write:
+    """One change as item calls: ``run`` does them (on a worker thread)."""
+
+    table: str  # the source table's label (messages)
+    op: Op
+    label: str  # the row's key as text
+    run: Callable[[_Write], None]
+    name: str = ""
+    key: Item = field(default_factory=dict)
+    old_key: Item | None = None
+    item: Item | None = None
+    sets: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    removes: list[tuple[str, ...]] = field(default_factory=list)
+    condition: Condition | None = None
+    shape: ItemShape | None = None
+
+
+class DynamoApplier:
+    """Applies changes to the items of a DynamoDB endpoint's tables (module docstring)."""
+
+    def __init__(
+        self, target: DynamoTarget, task: str, plans: list[ApplyPlan], opts: ApplyOptions
+    ) -> None:
+        self.target, self.task, self.tables = target, task, target.tables
+        self.plans = {(p.source.schema, p.source.name): p for p in plans}
+        self.policies = error_policies(opts.policies)
+        self.on_error = opts.on_error if opts.on_error is not None else log_error
+        self.threads = max(opts.threads, 1)
+        self.control = f"{target.prefix}{CHECKPOINTS}"
+        self.suspended: set[str] = set()
+        self.idempotent = False
+        self._errors: list[Error] = []
+        self._lock = threading.Lock()
+        self._control_ready = False
+        self.pool = ThreadPoolExecutor(self.threads, "ddb-apply")
+
+    # -- checkpoint ---------------------------------------------------------------
+
+    def _ensure_control(self) -> None:
+        if not self._control_ready:
+            if self.tables.describe(self.control) is None:
+                self.tables.create(self.control, (Key(_TASK, "S"),))
+            self._control_ready = True
+
+    def read_checkpoint(self) -> str | None:
+        self._ensure_control()
+        found = self.tables.call(
+            "get_item", TableName=self.control, Key={_TASK: {"S": self.task}}, ConsistentRead=True
+        ).get("Item")
+        return str(found["position"]["S"]) if found else None
+
+    def write_checkpoint(self, position: str) -> None:
+        self._ensure_control()
+        item = {_TASK: {"S": self.task}, "position": {"S": position}}
+        self.tables.call("put_item", TableName=self.control, Item=item)
+
+    # -- Applier ------------------------------------------------------------------
+
+    def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
+        self.idempotent, self._errors = idempotent, []
+        groups: dict[str, list[_Write]] = {}
+        count = 0
+        for change in (c for txn in batch for c in txn.changes if c.op is not Op.DDL):
+            plan = self.plans.get((change.schema, change.table))
+            if plan is None or plan.label in self.suspended:
+                continue
+            count += 1
+            write = self._write(plan, change)
+            if write is None:
+                continue
+            if write.op is Op.TRUNCATE or write.old_key is not None:
+                self._run(groups)  # everything before it first
+                groups = {}
+                write.run(write)
+            else:
+                groups.setdefault(f"{write.name}\0{key_text(write.key)}", []).append(write)
+        self._run(groups)
+        self.write_checkpoint(position)
+        for error in self._errors:
+            self.on_error(*error)
+        return count
+
+    def schema_changed(self, plan: ApplyPlan) -> None:
+        known = (plan.source.schema, plan.source.name) in self.plans
+        self.plans[(plan.source.schema, plan.source.name)] = plan
+        if not known:  # a table captured from now on: it needs its DynamoDB table
+            from opendms.endpoints.base import PrepMode
+
+            self.target.prepare(plan.target, PrepMode.DO_NOTHING)
+
+    def table_dropped(self, schema: str, table: str) -> None:
+        self.plans.pop((schema, table), None)
+
+    def batch_hint(self) -> tuple[float, int] | None:
+        return None
+
+    def must_flush_at(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+    # -- running ------------------------------------------------------------------
+
+    def _run(self, groups: dict[str, list[_Write]]) -> None:
+        """Each item's writes in order; items in parallel on the pool."""
+        calls = [self.pool.submit(_in_order, writes) for writes in groups.values()]
+        for call in calls:
+            call.result()
+
+    def _report(self, write: _Write, reason: str) -> None:
+        with self._lock:
+            self._errors.append((write.table, write.op, write.label, reason))
+
+    # -- building writes ------------------------------------------------------------
+
+    def _write(self, plan: ApplyPlan, change: Change) -> _Write | None:
+        shape = self.target.shape(plan.target)
+        rule = shape.rule
+        condition = (
+            rule.condition if rule and rule.condition and rule.condition.during_cdc else None
+        )
+        name = self.target.name(plan.target)
+        if change.op is Op.TRUNCATE:
+            return _Write(plan.label, change.op, "", self._truncate, name)
+        before = _row(plan, change.before())
+        label = key_text(change.before()) if change.op is not Op.INSERT else ""
+        write = _Write(
+            plan.label, change.op, label, self._put, name, condition=condition, shape=shape
+        )
+        try:
+            return self._fill(write, shape, plan, change, before)
+        except CodecError as exc:
+            self._report(write, f"column {exc.column}: {exc}" if exc.column else str(exc))
+            return None
+
+    def _fill(
+        self, write: _Write, shape: ItemShape, plan: ApplyPlan, change: Change, before: Row
+    ) -> _Write | None:
+        old_key = shape.key_from(before, UNCHANGED)
+        if change.op is Op.DELETE:
+            if old_key is None:
+                needs = ", ".join(sorted(shape.key_sources()))
+                self._report(write, f"the old row lacks the key's columns ({needs})")
+                return None
+            write.key, write.run = old_key, self._delete
+            return write
+        after = _row(plan, dict(zip(change.columns, change.values, strict=True)))
+        write.label = write.label or key_text(
+            {k: v for k, v in after.items() if k in shape.key_sources()}
+        )
+        new_key = shape.key_from(after, UNCHANGED) or old_key
+        if new_key is None:
+            raise CodecError("the change does not carry the key's columns")
+        write.key = new_key
+        if any(v is UNCHANGED for v in after.values()):
+            write.sets, write.removes = shape.changes(after, UNCHANGED)
+            write.run = self._update
+        else:
+            write.item = shape.item(after)
+        if change.op is Op.UPDATE and old_key is not None and old_key != new_key:
+            write.old_key, write.run = old_key, self._move
+        elif change.op is Op.UPDATE and write.item is not None:
+            write.run = self._put_existing
+        return write
+
+    # -- item calls (worker threads) -----------------------------------------------------
+
+    def _put(self, write: _Write) -> None:
+        args = {"TableName": write.name, "Item": write.item}
+        if not self.tables.conditional("put_item", **args, **_condition(write.condition)):
+            self._report(write, "its condition-expression is false")
+
+    def _put_existing(self, write: _Write) -> None:
+        """An update as the whole after-image; the item must exist unless idempotent."""
+        if self.idempotent:
+            self._put(write)
+            return
+        exists = _exists(write.key)
+        args = {"TableName": write.name, "Item": write.item}
+        if self.tables.conditional("put_item", **args, **_condition(write.condition, exists)):
+            return
+        self._refused(write)
+
+    def _update(self, write: _Write) -> None:
+        """An update that leaves some attributes as they are (UpdateItem)."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        parts = [_path(p, names) + f" = :v{i}" for i, p in enumerate(write.sets)]
+        values.update({f":v{i}": v for i, v in enumerate(write.sets.values())})
+        expr = ("SET " + ", ".join(parts)) if parts else ""
+        if write.removes:
+            expr += " REMOVE " + ", ".join(_path(p, names) for p in write.removes)
+        if not expr:
+            return
+        cond = _condition(write.condition, None if self.idempotent else _exists(write.key))
+        names.update(cond.pop("ExpressionAttributeNames", {}))
+        values.update(cond.pop("ExpressionAttributeValues", {}))
+        args: dict[str, Any] = {
+            "TableName": write.name,
+            "Key": write.key,
+            "UpdateExpression": expr.strip(),
+        }
+        args["ExpressionAttributeNames"] = names
+        if values:
+            args["ExpressionAttributeValues"] = values
+        if not self.tables.conditional("update_item", **args, **cond):
+            self._refused(write)
+
+    def _refused(self, write: _Write) -> None:
+        """An update's condition failed: the user's condition, or no item to update."""
+        found = self.tables.call(
+            "get_item", TableName=write.name, Key=write.key, ConsistentRead=True
+        )
+        if found.get("Item"):
+            self._report(write, "its condition-expression is false")
+            return
+        self._policy(write, "update", "no item has its key")
+
+    def _move(self, write: _Write) -> None:
+        """A key change: delete the old item and put the new one (with the old item's
+        attributes the change did not carry)."""
+        assert write.old_key is not None and write.shape is not None
+        args = {"TableName": write.name, "Key": write.old_key, "ReturnValues": "ALL_OLD"}
+        old = self.tables.call("delete_item", **args).get("Attributes")
+        if not old and not self.idempotent and write.item is None:
+            self._policy(write, "update", "no item has its old key")
+            return
+        item = dict(old or {})
+        if write.item is not None:
+            item = {**{k: v for k, v in item.items() if k in write.shape.key_names}, **write.item}
+        else:
+            item.update(_merged(item, write))
+        item.update(write.key)
+        self._put(
+            _Write(
+                write.table,
+                write.op,
+                write.label,
+                self._put,
+                write.name,
+                write.key,
+                item=item,
+                condition=write.condition,
+            )
+        )
+
+    def _delete(self, write: _Write) -> None:
+        args: dict[str, Any] = {
+            "TableName": write.name,
+            "Key": write.key,
+            "ReturnValues": "ALL_OLD",
+        }
+        if write.condition is not None:
+            if not self.tables.conditional("delete_item", **args, **_condition(write.condition)):
+                self._report(write, "its condition-expression is false")
+            return
+        old = self.tables.call("delete_item", **args).get("Attributes")
+        if (
+            not old
+            and not self.idempotent
+            and self.policies["delete"] is not ApplyErrorPolicy.IGNORE_RECORD
+        ):
+            self._policy(write, "delete", "no item has its key")
+
+    def _truncate(self, write: _Write) -> None:
+        count = self.tables.truncate(write.name)
+        log.info("table %s: truncated (%d items deleted from %s)", write.table, count, write.name)
+
+    def _policy(self, write: _Write, kind: str, message: str) -> None:
+        policy = self.policies[kind]
+        if policy is ApplyErrorPolicy.INSERT_RECORD and write.item is not None:
+            self._put(write)
+        elif policy is ApplyErrorPolicy.SUSPEND_TABLE:
+            with self._lock:
+                self.suspended.add(write.table)
+            self._report(write, f"table suspended: {message} (SUSPEND_TABLE)")
+        elif policy is ApplyErrorPolicy.STOP_TASK:
+            raise TaskError(
+                f"table {write.table}: {op_name(write.op)} of row {write.label} failed: {message} "
+                f"(Apply{kind.capitalize()}ErrorPolicy STOP_TASK)"
+            )
+        elif policy is not ApplyErrorPolicy.IGNORE_RECORD:
+            self._report(write, message)
+
+
+def _in_order(writes: list[_Write]) -> None:
+    for write in writes:
+        write.run(write)
+
+
+def _row(plan: ApplyPlan, values: dict[str, Any]) -> Row:
+    """A change's values by target column, cast to the target types where they differ."""
+    out: Row = {}
+    columns = {c.name for c in plan.target.columns}
+    for name, value in values.items():
+        target = plan.names.get(name, name)
+        if target not in columns:
+            continue
+        out[target] = (
+            value if value is UNCHANGED or value is None else _cast(plan, name, target, value)
+        )
+    return out
+
+
+def _cast(plan: ApplyPlan, source: str, target: str, value: Any) -> Any:
+    try:
+        src, dst = plan.source_type(source), plan.target_type(target)
+    except KeyError:
+        return value
+    if arrow_type(src) == arrow_type(dst):
+        return value
+    return pa.array([value], arrow_type(src)).cast(arrow_type(dst))[0].as_py()
+
+
+def _exists(key: Item) -> Condition:
+    """The condition that the item with ``key`` exists."""
+    name = next(iter(key))
+    return Condition("attribute_exists(#opendms_key)", {}, {"#opendms_key": name})
+
+
+def _condition(user: Condition | None, extra: Condition | None = None) -> dict[str, Any]:
+    """The condition arguments of a call: the user's and ``extra``, ANDed."""
+    found = [c for c in (user, extra) if c is not None]
+    if not found:
+        return {}
+    expr = " AND ".join(f"({c.expression})" for c in found)
+    names = {k: v for c in found for k, v in c.names.items()}
+    values = {k: v for c in found for k, v in c.values.items()}
+    return Condition(expr, values, names).call_args()
+
+
+def _path(path: tuple[str, ...], names: dict[str, str]) -> str:
+    """An attribute path in an expression, each name as a ``#n`` placeholder."""
+    out = []
+    for part in path:
+        ref = f"#n{len(names)}"
+        names[ref] = part
+        out.append(ref)
+    return ".".join(out)
+
+
+def _merged(item: Item, write: _Write) -> Item:
+    """The old item with an update's ``sets`` and ``removes`` applied."""
+    out = {k: (dict(v) if "M" not in v else {"M": dict(v["M"])}) for k, v in item.items()}
+    for path, av in write.sets.items():
+        if len(path) == 1:
+            out[path[0]] = av
+        else:
+            out.setdefault(path[0], {"M": {}})["M"][path[1]] = av
+    for path in write.removes:
+        if len(path) == 1:
+            out.pop(path[0], None)
+        else:
+            out.get(path[0], {"M": {}})["M"].pop(path[1], None)
+    return out
