@@ -242,12 +242,17 @@ def _document(node: Node, sub: str) -> Any:
     want = "M" if sub == "dynamodb-map" else "L"
     if isinstance(value, dict) and list(value) == [want]:
         pass
-    elif sub == "dynamodb-map" and isinstance(value, dict):
+    elif sub == "dynamodb-map" and isinstance(value, dict) and not _one_type(value):
         value = {"M": value}  # the map's entries given without the ``M`` wrapper
     else:
         node.fail(f"a {sub} value is DynamoDB JSON of the form {{{want!r}: ...}}")
     _check_attribute_value(Node(value, node.path, node.where))
     return value
+
+
+def _one_type(value: dict[str, Any]) -> bool:
+    """Whether ``value`` looks like one AttributeValue (``{"L": ...}``)."""
+    return len(value) == 1 and next(iter(value)) in _TYPE_KEYS
 
 
 def _check_attribute_value(node: Node) -> None:

@@ -2,14 +2,14 @@
 ``{"N": "12.50"}``) and back, and the size DynamoDB counts for an item.
 
 By canonical kind (:class:`opendms.model.Kind`): integers, decimals and floats become
-``N`` with their exact decimal digits (never through a binary float; no exponent);
-decimals of an unconstrained type or of a precision over 38 ``S`` (their exact text:
-a DynamoDB number holds 38 digits); booleans ``BOOL``; binary ``B``; JSON an ``M``/``L`` document (numbers inside as ``N``,
-exactly); arrays ``L``; dates, times and timestamps ISO 8601 text (``2021-03-01``,
-``12:30:00.5``, ``2021-03-01T12:30:00``, with ``+00:00`` for a time zone); intervals
-``P<months>M<days>DT<seconds>S``; text, enums and UUIDs ``S``. NULL has no attribute.
-A value DynamoDB cannot hold (NaN or an infinity, a number of more than 38 significant
-digits or out of DynamoDB's range) raises :class:`CodecError`.
+``N`` with their exact decimal digits (never through a binary float; no exponent), but
+decimals of an unconstrained type or of a precision over 38 become ``S``, their exact
+text (a DynamoDB number holds 38 digits); booleans ``BOOL``; binary ``B``; JSON an
+``M``/``L`` document (numbers inside as ``N``, exactly); arrays ``L``; dates, times and
+timestamps ISO 8601 text (``2021-03-01``, ``12:30:00.5``, ``2021-03-01T12:30:00``, with
+``+00:00`` for a time zone); intervals ``P<months>M<days>DT<seconds>S``; text, enums and
+UUIDs ``S``. NULL has no attribute. A value DynamoDB cannot hold (NaN or an infinity, a
+number of more than 38 significant digits or out of DynamoDB's range) raises :class:`CodecError`.
 """
 
 from __future__ import annotations
