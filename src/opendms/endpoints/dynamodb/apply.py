@@ -84,6 +84,8 @@ class _Write:
     removes: list[tuple[str, ...]] = field(default_factory=list)
     condition: Condition | None = None
     shape: ItemShape | None = None
+    before: Row | None = None  # an old row without the key's columns: found by
+    partition: Item | None = None  # its partition key and the values it has
 
 
 class DynamoApplier:
@@ -139,7 +141,7 @@ class DynamoApplier:
             write = self._write(plan, change)
             if write is None:
                 continue
-            if write.op is Op.TRUNCATE or write.old_key is not None:
+            if write.op is Op.TRUNCATE or write.old_key is not None or write.partition:
                 self._run(groups)  # everything before it first
                 groups = {}
                 write.run(write)
@@ -209,12 +211,16 @@ class DynamoApplier:
         self, write: _Write, shape: ItemShape, plan: ApplyPlan, change: Change, before: Row
     ) -> _Write | None:
         old_key = shape.key_from(before, UNCHANGED)
+        if old_key is None and before:
+            write.before = before
+            write.partition = shape.key_from(before, UNCHANGED, parts=1)
         if change.op is Op.DELETE:
-            if old_key is None:
+            if old_key is None and write.partition is None:
                 needs = ", ".join(sorted(shape.key_sources()))
                 self._report(write, f"the old row lacks the key's columns ({needs})")
                 return None
-            write.key, write.run = old_key, self._delete
+            write.key = old_key or {}
+            write.run = self._delete if old_key else self._delete_found
             return write
         after = _row(plan, dict(zip(change.columns, change.values, strict=True)))
         write.label = write.label or key_text(
@@ -233,6 +239,8 @@ class DynamoApplier:
             write.old_key, write.run = old_key, self._move
         elif change.op is Op.UPDATE and write.item is not None:
             write.run = self._put_existing
+        if change.op is Op.UPDATE and write.partition is not None:
+            write.run = self._update_found
         return write
 
     # -- item calls (worker threads) -----------------------------------------------------
@@ -333,6 +341,37 @@ class DynamoApplier:
             and self.policies["delete"] is not ApplyErrorPolicy.IGNORE_RECORD
         ):
             self._policy(write, "delete", "no item has its key")
+
+    def _find(self, write: _Write) -> Item | None:
+        """The key of the one item under ``write.partition`` that holds the values of
+        ``write.before`` (None: none, or several)."""
+        assert write.partition is not None and write.before is not None and write.shape
+        (name, value), shape = next(iter(write.partition.items())), write.shape
+        found = [
+            item
+            for item in self.tables.query(write.name, name, value)
+            if shape.holds(item, write.before)
+        ]
+        return shape.key_of(found[0]) if len(found) == 1 else None
+
+    def _delete_found(self, write: _Write) -> None:
+        key = self._find(write)
+        if key is None:
+            if not self.idempotent:
+                self._policy(write, "delete", "no item holds its old row")
+            return
+        write.key = key
+        self._delete(write)
+
+    def _update_found(self, write: _Write) -> None:
+        key = self._find(write)
+        if key is not None and key != write.key:
+            write.old_key = key
+            self._move(write)
+        elif write.item is not None:
+            self._put_existing(write)
+        else:
+            self._update(write)
 
     def _truncate(self, write: _Write) -> None:
         count = self.tables.truncate(write.name)

@@ -172,21 +172,22 @@ class ItemShape:
         """The key of a row's item (built as its item is)."""
         return self.key_of(self.item(row))
 
-    def key_sources(self) -> frozenset[str]:
-        """The columns the key attributes are made of."""
+    def key_sources(self, parts: int = 2) -> frozenset[str]:
+        """The columns the first ``parts`` key attributes are made of."""
         out: set[str] = set()
-        for key in self.key:
+        for key in self.key[:parts]:
             attr = self.rule.attribute(key.name) if self.rule else None
             out.update(attr.columns() if attr else [key.name])
         return frozenset(out)
 
-    def key_from(self, row: Row, missing: object = None) -> Item | None:
-        """The key of the item of a partial row (a change's old key or after-image);
-        None when a column the key is made of is not in it (or is ``missing``)."""
-        if any(c not in row or row[c] is missing for c in self.key_sources()):
+    def key_from(self, row: Row, missing: object = None, parts: int = 2) -> Item | None:
+        """The key (its first ``parts`` attributes) of the item of a partial row (a
+        change's old key or after-image); None when a column the key is made of is not
+        in it (or is ``missing``)."""
+        if any(c not in row or row[c] is missing for c in self.key_sources(parts)):
             return None
         out: Item = {}
-        for key in self.key:
+        for key in self.key[:parts]:
             attr = self.rule.attribute(key.name) if self.rule else None
             av = (
                 self._attribute(attr, row)
@@ -197,6 +198,19 @@ class ItemShape:
                 raise CodecError("a key attribute cannot be empty (NULL)", key.name)
             out[key.name] = av
         return out
+
+    def holds(self, item: Item, row: Row) -> bool:
+        """Whether ``item`` holds the values of a partial row (the columns it stores;
+        numbers compared by value, as DynamoDB normalises them)."""
+        rule = self.rule
+        doc = item.get(DOC_ATTRIBUTE, {}).get("M", {})
+        for name, value in row.items():
+            if name not in self.types or (rule and (name in rule.exclude or rule.attribute(name))):
+                continue
+            want = _encoded(name, self.types[name], value)
+            if not _same(item.get(name, doc.get(name)), want):
+                return False
+        return True
 
     def changes(
         self, row: Row, unchanged: object
@@ -272,6 +286,23 @@ class ItemShape:
                 return None  # NULL: no attribute, as for a column
             return _scalar(attr, value, self.types[only.group(1)])
         return _scalar(attr, _fill(template, row), None)
+
+
+def _same(a: AttributeValue | None, b: AttributeValue | None) -> bool:
+    """Whether two AttributeValues hold the same value (numbers by value, deeply)."""
+    if a is None or b is None or a.keys() != b.keys():
+        return a is None and b is None
+    kind = next(iter(a))
+    if kind == "N":
+        return bool(Decimal(a["N"]) == Decimal(b["N"]))
+    if kind == "M":
+        return a["M"].keys() == b["M"].keys() and all(
+            _same(v, b["M"][k]) for k, v in a["M"].items()
+        )
+    if kind == "L":
+        pairs = zip(a["L"], b["L"], strict=False)
+        return len(a["L"]) == len(b["L"]) and all(_same(x, y) for x, y in pairs)
+    return a == b
 
 
 def _encoded(name: str, ctype: ColumnType, value: Any) -> AttributeValue | None:

@@ -157,6 +157,22 @@ class Tables:
                 return
             args["ExclusiveStartKey"] = last
 
+    def query(self, name: str, attribute: str, value: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The items of table ``name`` whose partition key ``attribute`` is ``value``."""
+        args: dict[str, Any] = {
+            "TableName": name,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": attribute},
+            "ExpressionAttributeValues": {":p": value},
+        }
+        while True:
+            page = self.call("query", **args)
+            yield from page.get("Items", [])
+            if not page.get("LastEvaluatedKey"):
+                return
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def truncate(self, name: str) -> int:
         """Delete every item of table ``name`` by key (BatchWriteItem); the count."""
         keys = self.key_names(name) or ()
