@@ -224,3 +224,33 @@ def test_target_table_name_renames_the_planned_target_after_transformations() ->
     without = _set("target-table-name", None)
     plain = parse_table_mappings({"rules": [SELECT, without, rename]}).plan(EMPLOYEE)
     assert plain.target.name == "EMPLOYEE"
+
+
+class _Shaped:
+    """A target that takes object mappings (as the DynamoDB target does)."""
+
+    def __init__(self) -> None:
+        self.given: dict[tuple[str, str], ObjectMappingRule | None] = {}
+
+    def set_object_mappings(
+        self, mappings: dict[tuple[str, str], ObjectMappingRule | None], quiet: bool = False
+    ) -> None:
+        self.given.update(mappings)
+
+
+def test_each_planned_target_table_gets_its_rule_and_other_targets_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from opendms.engine.fullload import map_objects
+
+    mappings = parse_table_mappings({"rules": [SELECT, RULE]})
+    other = Table("hr", "dept", EMPLOYEE.columns, primary_key=("emp_id",))
+    plans = [mappings.plan(EMPLOYEE), mappings.plan(other)]
+    shaped = _Shaped()
+    map_objects(shaped, mappings, plans)
+    assert shaped.given == {("hr", "Employees"): _rule(RULE), ("hr", "dept"): None}
+    with caplog.at_level("WARNING"):
+        map_objects(object(), mappings, plans)
+    assert [r.message for r in caplog.records] == [
+        "object-mapping rules shape DynamoDB items: no effect on this target"
+    ]

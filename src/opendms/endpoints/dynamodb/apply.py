@@ -27,11 +27,12 @@ most the last batch, which replays in order to the same items.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
@@ -59,7 +60,7 @@ CHECKPOINTS = "awsdms_opendms_checkpoints"
 _TASK = "task_name"
 
 Row = dict[str, Any]
-Error = tuple[str, Op, str, str]
+Error = tuple[int, str, Op, str, str]  # the change's place in the batch, then OnError's
 
 
 def open_applier(
@@ -84,6 +85,7 @@ class _Write:
     removes: list[tuple[str, ...]] = field(default_factory=list)
     condition: Condition | None = None
     shape: ItemShape | None = None
+    seq: int = 0  # the change's place in its batch (errors are reported in that order)
     before: Row | None = None  # an old row without the key's columns: found by
     partition: Item | None = None  # its partition key and the values it has
 
@@ -138,7 +140,7 @@ class DynamoApplier:
             if plan is None or plan.label in self.suspended:
                 continue
             count += 1
-            write = self._write(plan, change)
+            write = self._write(plan, change, count)
             if write is None:
                 continue
             if write.op is Op.TRUNCATE or write.old_key is not None or write.partition:
@@ -149,7 +151,7 @@ class DynamoApplier:
                 groups.setdefault(f"{write.name}\0{key_text(write.key)}", []).append(write)
         self._run(groups)
         self.write_checkpoint(position)
-        for error in self._errors:
+        for _, *error in sorted(self._errors, key=lambda e: e[0]):
             self.on_error(*error)
         return count
 
@@ -183,11 +185,11 @@ class DynamoApplier:
 
     def _report(self, write: _Write, reason: str) -> None:
         with self._lock:
-            self._errors.append((write.table, write.op, write.label, reason))
+            self._errors.append((write.seq, write.table, write.op, write.label, reason))
 
     # -- building writes ------------------------------------------------------------
 
-    def _write(self, plan: ApplyPlan, change: Change) -> _Write | None:
+    def _write(self, plan: ApplyPlan, change: Change, seq: int) -> _Write | None:
         shape = self.target.shape(plan.target)
         rule = shape.rule
         condition = (
@@ -197,9 +199,9 @@ class DynamoApplier:
         if change.op is Op.TRUNCATE:
             return _Write(plan.label, change.op, "", self._truncate, name)
         before = _row(plan, change.before())
-        label = key_text(change.before()) if change.op is not Op.INSERT else ""
+        label = _label(change.before()) if change.op is not Op.INSERT else ""
         write = _Write(
-            plan.label, change.op, label, self._put, name, condition=condition, shape=shape
+            plan.label, change.op, label, self._put, name, condition=condition, shape=shape, seq=seq
         )
         try:
             return self._fill(write, shape, plan, change, before)
@@ -223,8 +225,8 @@ class DynamoApplier:
             write.run = self._delete if old_key else self._delete_found
             return write
         after = _row(plan, dict(zip(change.columns, change.values, strict=True)))
-        write.label = write.label or key_text(
-            {k: v for k, v in after.items() if k in shape.key_sources()}
+        write.label = write.label or _label(
+            {k: v for k, v in after.items() if k in plan.target.primary_key}
         )
         new_key = shape.key_from(after, UNCHANGED) or old_key
         if new_key is None:
@@ -311,18 +313,7 @@ class DynamoApplier:
         else:
             item.update(_merged(item, write))
         item.update(write.key)
-        self._put(
-            _Write(
-                write.table,
-                write.op,
-                write.label,
-                self._put,
-                write.name,
-                write.key,
-                item=item,
-                condition=write.condition,
-            )
-        )
+        self._put(replace(write, item=item, old_key=None))
 
     def _delete(self, write: _Write) -> None:
         args: dict[str, Any] = {
@@ -392,6 +383,11 @@ class DynamoApplier:
             )
         elif policy is not ApplyErrorPolicy.IGNORE_RECORD:
             self._report(write, message)
+
+
+def _label(values: dict[str, Any]) -> str:
+    """A row's key as messages show it."""
+    return json.dumps(values, default=str, ensure_ascii=False)
 
 
 def _in_order(writes: list[_Write]) -> None:
