@@ -67,7 +67,9 @@ def _item(k: str, v: int | None = None, note: str | None = None) -> dict[str, An
 Errors = list[tuple[str, Op, str, str]]
 
 
-def _applier(target: DynamoTarget, errors: Errors, threads: int = 4, **policies: str) -> Any:
+def _applier(
+    target: DynamoTarget, errors: Errors, threads: int = 4, policies: dict[str, str] | None = None
+) -> Any:
     def on_error(table: str, op: Op, key: str, reason: str) -> None:
         errors.append((table, op, key, reason))
 
@@ -129,7 +131,7 @@ def test_apply_error_policies_for_missing_items(
 ) -> None:
     _load(target, [])
     errors: Errors = []
-    applier = _applier(target, errors, **policies)
+    applier = _applier(target, errors, policies=policies)
     changes = [upd(KV, {"k": "m"}, {"k": "m", "v": 5, "note": None}), delete(KV, {"k": "gone"})]
     applier.apply([txn(1, *changes)], "1", False)
     applier.close()

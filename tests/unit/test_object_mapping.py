@@ -138,7 +138,7 @@ def _set(path: str, value: Any) -> dict[str, Any]:
 
 
 ATTRS = "mapping-parameters.attribute-mappings"
-BAD = [
+BAD: list[tuple[str, Any, str]] = [
     ("rule-action", "map-record-to-item", r"\$\.rules\[1\]\.rule-action: unknown rule-action"),
     ("object-locator", None, r"\$\.rules\[1\]\.object-locator: required"),
     ("object-locator.table-name", None, r"object-locator\.table-name: required"),

@@ -151,8 +151,8 @@ class DynamoApplier:
                 groups.setdefault(f"{write.name}\0{key_text(write.key)}", []).append(write)
         self._run(groups)
         self.write_checkpoint(position)
-        for _, *error in sorted(self._errors, key=lambda e: e[0]):
-            self.on_error(*error)
+        for _, table, op, key, reason in sorted(self._errors, key=lambda e: e[0]):
+            self.on_error(table, op, key, reason)
         return count
 
     def schema_changed(self, plan: ApplyPlan) -> None:
