@@ -27,15 +27,11 @@ most the last batch, which replays in order to the same items.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
-
-import pyarrow as pa
 
 from opendms.changes import UNCHANGED, ApplyPlan, Change, Op, Transaction
 from opendms.endpoints.apply.policy import ApplyErrorPolicy, error_policies, log_error, op_name
@@ -43,9 +39,18 @@ from opendms.endpoints.dynamodb.codec import CodecError
 from opendms.endpoints.dynamodb.items import Item, ItemShape
 from opendms.endpoints.dynamodb.items import KeyAttribute as Key
 from opendms.endpoints.dynamodb.target import DynamoTarget, key_text
+from opendms.endpoints.dynamodb.writes import (
+    Row,
+    Write,
+    condition_args,
+    in_order,
+    item_exists,
+    merged,
+    path_expr,
+    row_label,
+    target_row,
+)
 from opendms.errors import TaskError
-from opendms.mapping.objectmap import Condition
-from opendms.model import arrow_type
 
 if TYPE_CHECKING:
     from opendms.endpoints.base import Target
@@ -59,7 +64,6 @@ CHECKPOINTS = "awsdms_opendms_checkpoints"
 """The control table of CDC checkpoints (after the endpoint's ``table_prefix``)."""
 _TASK = "task_name"
 
-Row = dict[str, Any]
 Error = tuple[int, str, Op, str, str]  # the change's place in the batch, then OnError's
 
 
@@ -67,27 +71,6 @@ def open_applier(
     target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions
 ) -> DynamoApplier:
     return DynamoApplier(cast("DynamoTarget", target), task, plans, opts)
-
-
-@dataclass
-class _Write:
-    """One change as item calls: ``run`` does them (on a worker thread)."""
-
-    table: str  # the source table's label (messages)
-    op: Op
-    label: str  # the row's key as text
-    run: Callable[[_Write], None]
-    name: str = ""
-    key: Item = field(default_factory=dict)
-    old_key: Item | None = None
-    item: Item | None = None
-    sets: dict[tuple[str, ...], Any] = field(default_factory=dict)
-    removes: list[tuple[str, ...]] = field(default_factory=list)
-    condition: Condition | None = None
-    shape: ItemShape | None = None
-    seq: int = 0  # the change's place in its batch (errors are reported in that order)
-    before: Row | None = None  # an old row without the key's columns: found by
-    partition: Item | None = None  # its partition key and the values it has
 
 
 class DynamoApplier:
@@ -133,7 +116,7 @@ class DynamoApplier:
 
     def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
         self.idempotent, self._errors = idempotent, []
-        groups: dict[str, list[_Write]] = {}
+        groups: dict[str, list[Write]] = {}
         count = 0
         for change in (c for txn in batch for c in txn.changes if c.op is not Op.DDL):
             plan = self.plans.get((change.schema, change.table))
@@ -177,19 +160,19 @@ class DynamoApplier:
 
     # -- running ------------------------------------------------------------------
 
-    def _run(self, groups: dict[str, list[_Write]]) -> None:
+    def _run(self, groups: dict[str, list[Write]]) -> None:
         """Each item's writes in order; items in parallel on the pool."""
-        calls = [self.pool.submit(_in_order, writes) for writes in groups.values()]
+        calls = [self.pool.submit(in_order, writes) for writes in groups.values()]
         for call in calls:
             call.result()
 
-    def _report(self, write: _Write, reason: str) -> None:
+    def _report(self, write: Write, reason: str) -> None:
         with self._lock:
             self._errors.append((write.seq, write.table, write.op, write.label, reason))
 
     # -- building writes ------------------------------------------------------------
 
-    def _write(self, plan: ApplyPlan, change: Change, seq: int) -> _Write | None:
+    def _write(self, plan: ApplyPlan, change: Change, seq: int) -> Write | None:
         shape = self.target.shape(plan.target)
         rule = shape.rule
         condition = (
@@ -197,10 +180,10 @@ class DynamoApplier:
         )
         name = self.target.name(plan.target)
         if change.op is Op.TRUNCATE:
-            return _Write(plan.label, change.op, "", self._truncate, name)
-        before = _row(plan, change.before())
-        label = _label(change.before()) if change.op is not Op.INSERT else ""
-        write = _Write(
+            return Write(plan.label, change.op, "", self._truncate, name)
+        before = target_row(plan, change.before())
+        label = row_label(change.before()) if change.op is not Op.INSERT else ""
+        write = Write(
             plan.label, change.op, label, self._put, name, condition=condition, shape=shape, seq=seq
         )
         try:
@@ -210,71 +193,79 @@ class DynamoApplier:
             return None
 
     def _fill(
-        self, write: _Write, shape: ItemShape, plan: ApplyPlan, change: Change, before: Row
-    ) -> _Write | None:
+        self, write: Write, shape: ItemShape, plan: ApplyPlan, change: Change, before: Row
+    ) -> Write | None:
         old_key = shape.key_from(before, UNCHANGED)
         if old_key is None and before:
             write.before = before
             write.partition = shape.key_from(before, UNCHANGED, parts=1)
         if change.op is Op.DELETE:
-            if old_key is None and write.partition is None:
-                needs = ", ".join(sorted(shape.key_sources()))
-                self._report(write, f"the old row lacks the key's columns ({needs})")
-                return None
-            write.key = old_key or {}
-            write.run = self._delete if old_key else self._delete_found
-            return write
-        after = _row(plan, dict(zip(change.columns, change.values, strict=True)))
-        write.label = write.label or _label(
+            return self._deleting(write, shape, old_key)
+        after = target_row(plan, dict(zip(change.columns, change.values, strict=True)))
+        write.label = write.label or row_label(
             {k: v for k, v in after.items() if k in plan.target.primary_key}
         )
-        new_key = shape.key_from(after, UNCHANGED) or old_key
-        if new_key is None:
+        write.key = shape.key_from(after, UNCHANGED) or old_key or {}
+        if not write.key:
             raise CodecError("the change does not carry the key's columns")
-        write.key = new_key
         if any(v is UNCHANGED for v in after.values()):
             write.sets, write.removes = shape.changes(after, UNCHANGED)
             write.run = self._update
         else:
             write.item = shape.item(after)
-        if change.op is Op.UPDATE and old_key is not None and old_key != new_key:
-            write.old_key, write.run = old_key, self._move
-        elif change.op is Op.UPDATE and write.item is not None:
-            write.run = self._put_existing
-        if change.op is Op.UPDATE and write.partition is not None:
-            write.run = self._update_found
+        if change.op is Op.UPDATE:
+            self._updating(write, old_key)
         return write
+
+    def _deleting(self, write: Write, shape: ItemShape, old_key: Item | None) -> Write | None:
+        if old_key is None and write.partition is None:
+            needs = ", ".join(sorted(shape.key_sources()))
+            self._report(write, f"the old row lacks the key's columns ({needs})")
+            return None
+        write.key = old_key or {}
+        write.run = self._delete if old_key else self._delete_found
+        return write
+
+    def _updating(self, write: Write, old_key: Item | None) -> None:
+        """How an update runs: a key change moves the item; an old row without the
+        key's columns finds its item first; else the after-image or UpdateItem."""
+        if write.partition is not None:
+            write.run = self._update_found
+        elif old_key is not None and old_key != write.key:
+            write.old_key, write.run = old_key, self._move
+        elif write.item is not None:
+            write.run = self._put_existing
 
     # -- item calls (worker threads) -----------------------------------------------------
 
-    def _put(self, write: _Write) -> None:
+    def _put(self, write: Write) -> None:
         args = {"TableName": write.name, "Item": write.item}
-        if not self.tables.conditional("put_item", **args, **_condition(write.condition)):
+        if not self.tables.conditional("put_item", **args, **condition_args(write.condition)):
             self._report(write, "its condition-expression is false")
 
-    def _put_existing(self, write: _Write) -> None:
+    def _put_existing(self, write: Write) -> None:
         """An update as the whole after-image; the item must exist unless idempotent."""
         if self.idempotent:
             self._put(write)
             return
-        exists = _exists(write.key)
+        exists = item_exists(write.key)
         args = {"TableName": write.name, "Item": write.item}
-        if self.tables.conditional("put_item", **args, **_condition(write.condition, exists)):
+        if self.tables.conditional("put_item", **args, **condition_args(write.condition, exists)):
             return
         self._refused(write)
 
-    def _update(self, write: _Write) -> None:
+    def _update(self, write: Write) -> None:
         """An update that leaves some attributes as they are (UpdateItem)."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
-        parts = [_path(p, names) + f" = :v{i}" for i, p in enumerate(write.sets)]
+        parts = [path_expr(p, names) + f" = :v{i}" for i, p in enumerate(write.sets)]
         values.update({f":v{i}": v for i, v in enumerate(write.sets.values())})
         expr = ("SET " + ", ".join(parts)) if parts else ""
         if write.removes:
-            expr += " REMOVE " + ", ".join(_path(p, names) for p in write.removes)
+            expr += " REMOVE " + ", ".join(path_expr(p, names) for p in write.removes)
         if not expr:
             return
-        cond = _condition(write.condition, None if self.idempotent else _exists(write.key))
+        cond = condition_args(write.condition, None if self.idempotent else item_exists(write.key))
         names.update(cond.pop("ExpressionAttributeNames", {}))
         values.update(cond.pop("ExpressionAttributeValues", {}))
         args: dict[str, Any] = {
@@ -288,7 +279,7 @@ class DynamoApplier:
         if not self.tables.conditional("update_item", **args, **cond):
             self._refused(write)
 
-    def _refused(self, write: _Write) -> None:
+    def _refused(self, write: Write) -> None:
         """An update's condition failed: the user's condition, or no item to update."""
         found = self.tables.call(
             "get_item", TableName=write.name, Key=write.key, ConsistentRead=True
@@ -298,7 +289,7 @@ class DynamoApplier:
             return
         self._policy(write, "update", "no item has its key")
 
-    def _move(self, write: _Write) -> None:
+    def _move(self, write: Write) -> None:
         """A key change: delete the old item and put the new one (with the old item's
         attributes the change did not carry)."""
         assert write.old_key is not None and write.shape is not None
@@ -311,18 +302,20 @@ class DynamoApplier:
         if write.item is not None:
             item = {**{k: v for k, v in item.items() if k in write.shape.key_names}, **write.item}
         else:
-            item.update(_merged(item, write))
+            item.update(merged(item, write))
         item.update(write.key)
         self._put(replace(write, item=item, old_key=None))
 
-    def _delete(self, write: _Write) -> None:
+    def _delete(self, write: Write) -> None:
         args: dict[str, Any] = {
             "TableName": write.name,
             "Key": write.key,
             "ReturnValues": "ALL_OLD",
         }
         if write.condition is not None:
-            if not self.tables.conditional("delete_item", **args, **_condition(write.condition)):
+            if not self.tables.conditional(
+                "delete_item", **args, **condition_args(write.condition)
+            ):
                 self._report(write, "its condition-expression is false")
             return
         old = self.tables.call("delete_item", **args).get("Attributes")
@@ -333,7 +326,7 @@ class DynamoApplier:
         ):
             self._policy(write, "delete", "no item has its key")
 
-    def _find(self, write: _Write) -> Item | None:
+    def _find(self, write: Write) -> Item | None:
         """The key of the one item under ``write.partition`` that holds the values of
         ``write.before`` (None: none, or several)."""
         assert write.partition is not None and write.before is not None and write.shape
@@ -345,7 +338,7 @@ class DynamoApplier:
         ]
         return shape.key_of(found[0]) if len(found) == 1 else None
 
-    def _delete_found(self, write: _Write) -> None:
+    def _delete_found(self, write: Write) -> None:
         key = self._find(write)
         if key is None:
             if not self.idempotent:
@@ -354,7 +347,7 @@ class DynamoApplier:
         write.key = key
         self._delete(write)
 
-    def _update_found(self, write: _Write) -> None:
+    def _update_found(self, write: Write) -> None:
         key = self._find(write)
         if key is not None and key != write.key:
             write.old_key = key
@@ -364,11 +357,11 @@ class DynamoApplier:
         else:
             self._update(write)
 
-    def _truncate(self, write: _Write) -> None:
+    def _truncate(self, write: Write) -> None:
         count = self.tables.truncate(write.name)
         log.info("table %s: truncated (%d items deleted from %s)", write.table, count, write.name)
 
-    def _policy(self, write: _Write, kind: str, message: str) -> None:
+    def _policy(self, write: Write, kind: str, message: str) -> None:
         policy = self.policies[kind]
         if policy is ApplyErrorPolicy.INSERT_RECORD and write.item is not None:
             self._put(write)
@@ -383,80 +376,3 @@ class DynamoApplier:
             )
         elif policy is not ApplyErrorPolicy.IGNORE_RECORD:
             self._report(write, message)
-
-
-def _label(values: dict[str, Any]) -> str:
-    """A row's key as messages show it."""
-    return json.dumps(values, default=str, ensure_ascii=False)
-
-
-def _in_order(writes: list[_Write]) -> None:
-    for write in writes:
-        write.run(write)
-
-
-def _row(plan: ApplyPlan, values: dict[str, Any]) -> Row:
-    """A change's values by target column, cast to the target types where they differ."""
-    out: Row = {}
-    columns = {c.name for c in plan.target.columns}
-    for name, value in values.items():
-        target = plan.names.get(name, name)
-        if target not in columns:
-            continue
-        out[target] = (
-            value if value is UNCHANGED or value is None else _cast(plan, name, target, value)
-        )
-    return out
-
-
-def _cast(plan: ApplyPlan, source: str, target: str, value: Any) -> Any:
-    try:
-        src, dst = plan.source_type(source), plan.target_type(target)
-    except KeyError:
-        return value
-    if arrow_type(src) == arrow_type(dst):
-        return value
-    return pa.array([value], arrow_type(src)).cast(arrow_type(dst))[0].as_py()
-
-
-def _exists(key: Item) -> Condition:
-    """The condition that the item with ``key`` exists."""
-    name = next(iter(key))
-    return Condition("attribute_exists(#opendms_key)", {}, {"#opendms_key": name})
-
-
-def _condition(user: Condition | None, extra: Condition | None = None) -> dict[str, Any]:
-    """The condition arguments of a call: the user's and ``extra``, ANDed."""
-    found = [c for c in (user, extra) if c is not None]
-    if not found:
-        return {}
-    expr = " AND ".join(f"({c.expression})" for c in found)
-    names = {k: v for c in found for k, v in c.names.items()}
-    values = {k: v for c in found for k, v in c.values.items()}
-    return Condition(expr, values, names).call_args()
-
-
-def _path(path: tuple[str, ...], names: dict[str, str]) -> str:
-    """An attribute path in an expression, each name as a ``#n`` placeholder."""
-    out = []
-    for part in path:
-        ref = f"#n{len(names)}"
-        names[ref] = part
-        out.append(ref)
-    return ".".join(out)
-
-
-def _merged(item: Item, write: _Write) -> Item:
-    """The old item with an update's ``sets`` and ``removes`` applied."""
-    out = {k: (dict(v) if "M" not in v else {"M": dict(v["M"])}) for k, v in item.items()}
-    for path, av in write.sets.items():
-        if len(path) == 1:
-            out[path[0]] = av
-        else:
-            out.setdefault(path[0], {"M": {}})["M"][path[1]] = av
-    for path in write.removes:
-        if len(path) == 1:
-            out.pop(path[0], None)
-        else:
-            out.get(path[0], {"M": {}})["M"].pop(path[1], None)
-    return out
