@@ -16,10 +16,11 @@ from opendms.endpoints import open_applier, open_target
 from opendms.endpoints.base import PrepMode
 from opendms.endpoints.dynamodb.target import DynamoTarget
 from opendms.endpoints.engine import ApplyOptions
+from opendms.errors import EndpointError
 from opendms.mapping import parse_table_mappings
 from opendms.model import Column, ColumnType, Kind, Table
 from tests.integration.test_apply_targets import delete, ins, plan, txn, upd
-from tests.integration.test_dynamodb_target import _sorted, scan
+from tests.integration.test_dynamodb_target import _client, _prefix, _sorted, scan
 
 pytestmark = pytest.mark.dynamodb
 
@@ -188,3 +189,17 @@ def test_a_condition_expression_in_the_full_load_and_in_cdc(target: DynamoTarget
         (Op.UPDATE, "its condition-expression is false"),
         (Op.DELETE, "its condition-expression is false"),
     ]
+
+
+def test_provisioned_tables_and_a_key_that_differs(url: str) -> None:
+    settings = {"BillingMode": "PROVISIONED", "readcapacityunits": "7", "WriteCapacityUnits": 9}
+    target = open_target(url, settings)
+    assert isinstance(target, DynamoTarget)
+    target.prepare(KV, PrepMode.DO_NOTHING)
+    client = _client(url)
+    found = client.describe_table(TableName=_prefix(url) + "kv")["Table"]
+    throughput = found["ProvisionedThroughput"]
+    assert (throughput["ReadCapacityUnits"], throughput["WriteCapacityUnits"]) == (7, 9)
+    rekeyed = Table(KV.schema, KV.name, KV.columns, primary_key=("v",))
+    with pytest.raises(EndpointError, match=r"exists with key \(k\); its mapping needs \(v\)"):
+        target.prepare(rekeyed, PrepMode.TRUNCATE_BEFORE_LOAD)
