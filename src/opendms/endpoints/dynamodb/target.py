@@ -58,7 +58,7 @@ class DynamoTarget:
 
     def __init__(self, url: EndpointURL, settings: DynamoSettings) -> None:
         self.url, self.settings = url, settings
-        self.clients = DynamoClients(url, pool=max(32, settings.BatchWriteThreads * 4))
+        self.clients = DynamoClients(url, pool=max(32, settings.BatchWriteThreads * 32))
         self.tables = Tables(self.clients, settings)
         self.prefix = url.query.get("table_prefix", "")
         self.mappings: Mappings = {}
