@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,11 +55,23 @@ def _lake_s3(request: pytest.FixtureRequest, role: str) -> str:
     return str(request.getfixturevalue("s3_url"))
 
 
+def _dynamodb(fixture: str) -> Factory:
+    """A DynamoDB URL of the session's server, its tables named with a prefix of their own
+    (the server is shared by the session's tests)."""
+
+    def url(request: pytest.FixtureRequest, role: str) -> str:
+        prefix = f"t{uuid.uuid4().hex[:10]}_"
+        return f"{request.getfixturevalue(fixture)}&table_prefix={prefix}"
+
+    return url
+
+
 FACTORIES: dict[str, dict[str, Factory]] = {
     "postgres": {"postgres": _postgres},
     "mysql": {"mysql": _mysql},
     "sqlite": {"sqlite": _sqlite},
     "lake": {"file": _lake_file, "s3": _lake_s3},
+    "dynamodb": {"dynalite": _dynamodb("dynalite_url"), "moto": _dynamodb("moto_url")},
 }
 """URL factories by engine name, then by variant (the test id)."""
 

@@ -41,6 +41,7 @@ ENGINES: tuple[str, ...] = (
     "opendms.endpoints.mysql.engine",
     "opendms.endpoints.sqlite.engine",
     "opendms.endpoints.lake.engine",
+    "opendms.endpoints.dynamodb.engine",
 )
 """The engine modules, one line per engine."""
 

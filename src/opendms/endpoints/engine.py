@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from opendms.endpoints.readback import TableRows
     from opendms.endpoints.schemaobjects import SourceCatalog
     from opendms.endpoints.settings import EndpointSettings
+    from opendms.mapping.objectmap import ObjectMappingRule
     from opendms.model import ColumnType, ReadPlan, Table
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "LagReporting",
     "NamedCapture",
     "NewTableCapture",
+    "ObjectMappingTarget",
     "RawCopySource",
     "RawCopyTarget",
     "RewindableCapture",
@@ -114,12 +116,15 @@ class ChecksumDialect:
 class ApplyOptions:
     """``form``: of the values the changes carry ("pg-text" only PostgreSQL ->
     PostgreSQL); ``same``: source and target are one engine; ``policies``: the apply
-    error policies per operation; ``on_error(table, op, key, message)``: a skipped change."""
+    error policies per operation; ``on_error(table, op, key, message)``: a skipped change;
+    ``threads``: TargetMetadata.ParallelApplyThreads (0 or 1: one), for an applier that
+    writes in parallel (by key, keeping each row's changes in order)."""
 
     form: str = "python"
     same: bool = False
     policies: dict[str, str] | None = None
     on_error: OnError | None = None
+    threads: int = 1
 
 
 class Engine:
@@ -311,6 +316,17 @@ class TaggingTarget(Protocol):
 
     def set_object_tags(
         self, tags: dict[tuple[str, str], dict[str, str]], quiet: bool = False
+    ) -> None: ...
+
+
+@runtime_checkable
+class ObjectMappingTarget(Protocol):
+    """A target whose tables are shaped by ``object-mapping`` rules (DynamoDB items):
+    the rule of each target table by (target schema, target name), None where no rule
+    matches; ``quiet`` as for :class:`TaggingTarget`."""
+
+    def set_object_mappings(
+        self, mappings: dict[tuple[str, str], ObjectMappingRule | None], quiet: bool = False
     ) -> None: ...
 
 

@@ -52,7 +52,7 @@ from opendms.engine.cdcloop import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.checkpoint import Checkpoint, stop_predicate
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.follow import SchemaFollower
-from opendms.engine.fullload import FullLoad, LoadResult, tag_objects
+from opendms.engine.fullload import FullLoad, LoadResult, map_objects, tag_objects
 from opendms.engine.handoff import ChangeHandoff, HandOff
 from opendms.engine.isolate import Isolating
 from opendms.engine.lobcut import LobCutter
@@ -119,6 +119,7 @@ class Replication:
             self._check_positions()
             plans = self.table_plans = self.loader.plan()
             tag_objects(self.target, self.loader.mappings, plans)
+            map_objects(self.target, self.loader.mappings, plans)
             self._warn_unkeyed(plans)
             if isinstance(self.capture, NewTableCapture):
                 rules = new_table_rules(self.loader.mappings, plans, self._same_database())
@@ -206,7 +207,8 @@ class Replication:
             if limit and conflicts[table] == limit:
                 self._escalate_conflicts(table, f"ApplyErrorEscalationCount {limit} reached")
 
-        return ApplyOptions(self._form(), self.same, behavior.apply_policies(), on_error)
+        threads = max(self.spec.task_settings.TargetMetadata.ParallelApplyThreads, 1)
+        return ApplyOptions(self._form(), self.same, behavior.apply_policies(), on_error, threads)
 
     def _escalate_conflicts(self, table: str, reason: str) -> None:
         """ApplyErrorEscalationPolicy once a table has had ApplyErrorEscalationCount apply
