@@ -14,6 +14,8 @@ class DynamoSettings(EndpointSettings):
     creates provisioned tables of 200 RCU/WCU, ``PROVISIONED`` does that);
     ``ReadCapacityUnits``/``WriteCapacityUnits``: for ``PROVISIONED``;
     ``ScanSegments``: parallel ``Scan`` segments of a source table's full load;
+    ``ScanPageLimit``: items per ``Scan`` page of a source (0: DynamoDB's 1 MB pages);
+    ``SampleItems``: items a source samples (first ``Scan`` pages) to infer columns;
     ``StreamStartPosition``: where CDC from a table's stream starts when the task has no
     checkpoint (``TRIM_HORIZON``: the oldest record kept, ``LATEST``: from now)."""
 
@@ -27,5 +29,7 @@ class DynamoSettings(EndpointSettings):
     ReadCapacityUnits: Whole = 200
     WriteCapacityUnits: Whole = 200
     ScanSegments: Whole = 4
+    ScanPageLimit: Whole = 0
+    SampleItems: Whole = 1000
     StreamStartPosition: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
     Region: Text = ""
