@@ -58,7 +58,10 @@ def _create(client: Any, name: str, stream: bool = False) -> None:
         "BillingMode": "PAY_PER_REQUEST",
     }
     if stream:
-        args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        args["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
     client.create_table(**args)
     client.get_waiter("table_exists").wait(TableName=name)
 

@@ -43,7 +43,9 @@ def translate(where: str, table: str, exc: Exception) -> OpenDMSError:
     return EndpointError(where, f"table {table}: {text}" if table else text)
 
 
-def call(where: str, table: str, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+def call(
+    where: str, table: str, fn: Callable[..., dict[str, Any]], **kwargs: Any
+) -> dict[str, Any]:
     """``fn(**kwargs)`` (a boto3 client method), its errors translated."""
     try:
         return fn(**kwargs)

@@ -4,7 +4,7 @@ values, exactly: I/O-free, shared by the ``Scan`` source and the Streams change 
 Canonical forms by column kind (see :mod:`.infer` for how a column gets its kind):
 
 * ``decimal`` (unconstrained, carried as text): ``N`` as plain decimal digits
-  (``format(Decimal(n), "f")``: ``1E+3`` -> ``1000``), never through a float;
+  (``1E+3`` -> ``1000``, ``1.50`` -> ``1.5``), never through a float;
 * ``string``: ``S`` as it is; ``binary``: ``B`` bytes; ``bool``: ``BOOL``;
 * ``json``: any value as JSON text: ``M`` an object, ``L`` an array, ``SS``/``NS``/``BS``
   arrays (in the order DynamoDB returns them), ``N`` a JSON number with every digit,
@@ -12,7 +12,7 @@ Canonical forms by column kind (see :mod:`.infer` for how a column gets its kind
 * ``NULL`` (and an absent attribute) is SQL NULL in every column.
 
 A value of another type than its column's (an attribute that was text in the sampled
-items and is a number later) is a :class:`Mismatch`: a string column takes it as JSON
+items and is a number later) is a :class:`MismatchError`: a string column takes it as JSON
 text, other columns report it (a rejected row in the full load, a data error in CDC)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from opendms.model import ColumnType, Kind
 
-__all__ = ["DOC", "Mismatch", "attribute", "canonical", "json_text", "number_text", "type_of"]
+__all__ = ["DOC", "MismatchError", "attribute", "canonical", "json_text", "number_text", "type_of"]
 
 AttributeValue = Mapping[str, Any]
 Item = Mapping[str, AttributeValue]
@@ -35,7 +35,7 @@ DOC = "_doc"
 into: a column that is not a top-level attribute is looked up there."""
 
 
-class Mismatch(ValueError):
+class MismatchError(ValueError):
     """An attribute value whose DynamoDB type does not fit its column's kind."""
 
 
@@ -57,14 +57,15 @@ def attribute(item: Item, name: str) -> AttributeValue | None:
 
 
 def number_text(text: str) -> str:
-    """A DynamoDB number as plain decimal digits (no exponent; every digit kept)."""
+    """A DynamoDB number as plain decimal digits: no exponent, no trailing fraction
+    zeros (DynamoDB itself drops them; some emulators keep them), every digit kept."""
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise Mismatch(f"{text!r} is not a number") from None
+        raise MismatchError(f"{text!r} is not a number") from None
     if not number.is_finite():
-        raise Mismatch(f"{text!r} is not a finite number")
-    return format(number, "f")
+        raise MismatchError(f"{text!r} is not a finite number")
+    return format(number.normalize(), "f")
 
 
 def _b64(data: bytes) -> str:
@@ -76,9 +77,11 @@ def _string(text: str) -> str:
 
 
 def _members(tag: str, values: list[Any]) -> str:
-    encode: Callable[[Any], str] = {"SS": _string, "NS": number_text, "BS": lambda b: _string(_b64(b))}[
-        tag
-    ]
+    encode: Callable[[Any], str] = {
+        "SS": _string,
+        "NS": number_text,
+        "BS": lambda b: _string(_b64(b)),
+    }[tag]
     return "[" + ", ".join(encode(v) for v in values) + "]"
 
 
@@ -103,7 +106,7 @@ def json_text(value: AttributeValue) -> str:
         return "[" + ", ".join(json_text(v) for v in inner) + "]"
     if tag in ("SS", "NS", "BS"):
         return _members(tag, list(inner))
-    raise Mismatch(f"unknown DynamoDB type {tag!r}")
+    raise MismatchError(f"unknown DynamoDB type {tag!r}")
 
 
 def _native(tag: str, inner: Any, kind: Kind) -> Any:
@@ -125,7 +128,7 @@ _NATIVE: dict[Kind, str] = {
 
 def canonical(value: AttributeValue | None, ctype: ColumnType) -> Any:
     """The canonical Python value of ``value`` in a column of ``ctype`` (None: NULL);
-    :class:`Mismatch` when it does not fit the column."""
+    :class:`MismatchError` when it does not fit the column."""
     if value is None:
         return None
     tag = type_of(value)
@@ -137,4 +140,4 @@ def canonical(value: AttributeValue | None, ctype: ColumnType) -> Any:
         return _native(tag, value[tag], ctype.kind)
     if ctype.kind is Kind.STRING:
         return json_text(value)
-    raise Mismatch(f"a {tag} value in a {ctype} column")
+    raise MismatchError(f"a {tag} value in a {ctype} column")

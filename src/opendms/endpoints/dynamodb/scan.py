@@ -4,6 +4,7 @@ reader through a bounded queue (memory stays at a few pages per segment)."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -113,7 +114,5 @@ def scan_pages(spec: ScanSpec) -> Iterator[list[Item]]:
 def _drain(out: queue.Queue[Any], threads: list[threading.Thread]) -> None:
     """Let threads blocked on a full queue finish."""
     while any(t.is_alive() for t in threads):
-        try:
+        with contextlib.suppress(queue.Empty):
             out.get(timeout=_PUT_WAIT)
-        except queue.Empty:
-            pass

@@ -22,7 +22,7 @@ from opendms.arrowutil import with_rejections
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.dynamodb.calls import call
 from opendms.endpoints.dynamodb.client import DynamoClients
-from opendms.endpoints.dynamodb.decode import DOC, Item, Mismatch, attribute, canonical
+from opendms.endpoints.dynamodb.decode import DOC, Item, MismatchError, attribute, canonical
 from opendms.endpoints.dynamodb.infer import table_of
 from opendms.endpoints.dynamodb.scan import ScanSpec, pages, scan_pages
 from opendms.endpoints.dynamodb.settings import DynamoSettings
@@ -127,7 +127,8 @@ def to_batch(plan: ReadPlan, items: list[Item]) -> pa.RecordBatch:
     from opendms.engine.transform import passes  # the engine's DMS filter semantics
 
     types = [plan.table.column(c).type for c in plan.columns]
-    rows, rejected = [], []
+    rows: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str, str]] = []
     for item in items:
         row = _row(plan.columns, types, item, len(rows), rejected)
         if not plan.filters or passes(plan.filters, row, plan.table):
@@ -153,7 +154,7 @@ def _row(
     for name, ctype in zip(columns, types, strict=True):
         try:
             row[name] = canonical(attribute(item, name), ctype)
-        except Mismatch as exc:
+        except MismatchError as exc:
             row[name] = None
             rejected.append((index, name, str(exc)))
     return row
