@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from opendms.model import ColumnType, Kind
@@ -33,6 +33,8 @@ Item = Mapping[str, AttributeValue]
 DOC = "_doc"
 """The map attribute that the DMS ``map-record-to-document`` rule writes non-key columns
 into: a column that is not a top-level attribute is looked up there."""
+
+_EXACT = Context(prec=100)  # normalize() rounds to its context (28 digits by default)
 
 
 class MismatchError(ValueError):
@@ -65,7 +67,7 @@ def number_text(text: str) -> str:
         raise MismatchError(f"{text!r} is not a number") from None
     if not number.is_finite():
         raise MismatchError(f"{text!r} is not a finite number")
-    return format(number.normalize(), "f")
+    return format(number.normalize(_EXACT), "f")
 
 
 def _b64(data: bytes) -> str:
