@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -68,8 +68,10 @@ class DynamoChangeSource:
         self.tables: dict[str, Table] = {}
         self.streams: dict[str, TableStream] = {}
         self.old_rows: set[tuple[str, str]] = set()
+        self.at = StreamPosition(EPOCH)  # where the stream is
         self.caught = False
         self.times: dict[str, datetime] = {}  # shard key -> its last time (see docstring)
+        self.quiet: set[str] = set()  # shards read up to records written after the start
 
     @property
     def where(self) -> str:
@@ -140,32 +142,40 @@ class DynamoChangeSource:
     # -- streaming ----------------------------------------------------------------------
 
     def stream(self, start: Position, stop: threading.Event) -> Generator[Transaction | None]:
-        at = _stream_position(start)
-        self.caught, self.times = False, {}
-        quiet: set[str] = set()  # shards found with nothing new since the stream began
+        self.at = _stream_position(start)
+        self.caught, self.times, self.quiet = False, {}, set()
+        began = self._server_now()
         listed = 0.0
         while not stop.is_set():
             if time.monotonic() - listed > DISCOVER_EVERY:
-                at, listed = self._discover(at), time.monotonic()
+                self.at, listed = self._discover(self.at), time.monotonic()
             found = False
-            for stream, shard in self._readable(at):
-                if stop.is_set():
-                    return
-                page = stream.fetch(shard, at)
-                at, txn = self._take(shard, page, at)
-                if page.closed:
-                    listed = 0.0  # its children are to be listed
+            for txn, closed in self._round(began, stop):
+                listed = 0.0 if closed else listed  # a closed shard's children: list them
                 if txn is not None:
                     found = True
                     yield txn
-                elif not page.records:
-                    quiet.add(shard.key)
-                if page.throttled:
-                    stop.wait(THROTTLE_WAIT)
+            if listed:  # not while a shard's children are still to be listed
+                readable = {shard.key for _s, shard in self._readable(self.at)}
+                self.caught = self.caught or readable <= self.quiet
             if not found:
-                self.caught = self.caught or {s.key for _t, s in self._readable(at)} <= quiet
                 yield None
                 stop.wait(IDLE_WAIT)
+
+    def _round(
+        self, began: datetime, stop: threading.Event
+    ) -> Iterator[tuple[Transaction | None, bool]]:
+        """One page of each readable shard: (its transaction, whether the shard ended)."""
+        for stream, shard in self._readable(self.at):
+            if stop.is_set():
+                return
+            page = stream.fetch(shard, self.at)
+            self.at, txn = self._take(shard, page, self.at)
+            if _quiet(page, began):
+                self.quiet.add(shard.key)
+            if page.throttled:
+                stop.wait(THROTTLE_WAIT)
+            yield txn, page.closed
 
     def _discover(self, at: StreamPosition) -> StreamPosition:
         gone: set[str] = set()
@@ -208,10 +218,19 @@ class DynamoChangeSource:
         return at.advanced(min(self.times[k] for k in keys))
 
     def caught_up(self) -> bool:
+        """Every readable shard was read empty, or up to a record written after the
+        stream began."""
         return self.caught
 
     def confirm(self, position: Position) -> None:
         pass  # records leave the stream by age, not by being read
+
+
+def _quiet(page: Page, began: datetime) -> bool:
+    """Whether ``page`` shows its shard holds nothing written before ``began`` unread."""
+    if page.throttled:
+        return False
+    return not page.records or created(page.records[-1]) >= began
 
 
 def _stream_position(position: Position) -> StreamPosition:
