@@ -49,8 +49,11 @@ def _capture(url: str, name: str, settings: dict[str, Any] | None = None) -> Dyn
     return capture
 
 
-def _take(capture: DynamoChangeSource, start: Any, want: int) -> tuple[list[Change], Any]:
-    """The first ``want`` changes from ``start`` and the position after them."""
+def _take(
+    capture: DynamoChangeSource, start: Any, want: int, ddl: bool = False
+) -> tuple[list[Change], Any]:
+    """The first ``want`` row changes (``ddl``: DDL changes too) from ``start`` and the
+    position after them."""
     stop = threading.Event()
     out: list[Change] = []
     end = start
@@ -58,7 +61,7 @@ def _take(capture: DynamoChangeSource, start: Any, want: int) -> tuple[list[Chan
     for _ in range(200):
         txn = next(stream)
         if txn is not None:
-            out += txn.changes
+            out += [c for c in txn.changes if ddl or c.op is not Op.DDL]
             end = txn.end
         if len(out) >= want or (txn is None and capture.caught_up()):
             break
@@ -205,3 +208,28 @@ def test_positions_order_by_watermark_and_round_trip() -> None:
     assert b.since == b.watermark and a.state("t/s1") == "5" and a.state("t/s2") is None
     with pytest.raises(ConfigError):
         StreamPosition.parse("16/B374D848")
+
+
+def test_an_attribute_first_seen_in_the_stream_becomes_a_column(
+    moto_server: Any, moto_url: str
+) -> None:
+    client = moto_server.client()
+    name = _table(client)
+    capture = _capture(moto_url, name)
+    try:
+        start, _ = capture.start()
+        client.put_item(
+            TableName=name, Item={"id": {"N": "1"}, "v": {"S": "a"}, "w": {"BOOL": True}}
+        )
+        changes, _ = _take(capture, start, 4, ddl=True)
+    finally:
+        capture.close()
+    first, seed, grown, insert = changes
+    assert first.op is Op.DDL and first.table_ddl is not None and first.table_ddl.table is not None
+    assert [c.name for c in first.table_ddl.table.columns] == ["id", "n", "v"]
+    assert seed.op is Op.INSERT and seed.values == ("0", "1", "seed")
+    assert grown.table_ddl is not None and grown.table_ddl.table is not None
+    assert [(c.name, c.type.kind.value) for c in grown.table_ddl.table.columns][3:] == [
+        ("w", "bool")
+    ]
+    assert insert.columns == ("id", "n", "v", "w") and insert.values == ("1", None, "a", True)

@@ -1,6 +1,7 @@
 """A ``full-load-and-cdc`` task DynamoDB (moto, stream enabled) -> PostgreSQL, judged by
 reading both sides independently: the DynamoDB items through boto3 (decoded here, not by
-opendms) and the PostgreSQL rows through psycopg, compared row by row."""
+opendms) and the PostgreSQL rows through psycopg, compared row by row. An attribute that
+first appears during CDC becomes a new column of the target table."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def _pg_rows(url: str, table: str) -> dict[Decimal, Row]:
     with psycopg.connect(url) as conn:
         cur = conn.execute(f'SELECT * FROM dynamodb."{table}"')
         names = [d.name for d in cur.description or []]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        # an attribute an item lacks is NULL in its row
+        rows = [{n: v for n, v in zip(names, r, strict=True) if v is not None} for r in cur]
     out = {}
     for row in rows:
         row["raw"] = bytes(row["raw"])
@@ -110,7 +112,7 @@ def test_full_load_then_changes_reach_postgresql(
     run_task(spec, store)
     assert _pg_rows(pg_target_db, table) == _dynamo_rows(client, table)
 
-    client.put_item(TableName=table, Item=_item(100))
+    client.put_item(TableName=table, Item={**_item(100), "extra": {"S": "new"}})
     client.update_item(
         TableName=table,
         Key={"id": {"N": "2"}},
@@ -129,3 +131,4 @@ def test_full_load_then_changes_reach_postgresql(
     for key, row in want.items():
         assert got[key] == row, key
     assert got[Decimal(2)]["price"] == Decimal("12345678901234567890.123456789")
+    assert got[Decimal(100)]["extra"] == "new"  # a new attribute became a column

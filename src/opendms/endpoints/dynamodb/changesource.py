@@ -27,11 +27,12 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from opendms.changes import Backlog, Position, Transaction
+from opendms.changes import Backlog, Change, Op, Position, TableChange, Transaction
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.dynamodb.calls import call
+from opendms.endpoints.dynamodb.infer import grown
 from opendms.endpoints.dynamodb.position import DONE, EPOCH, StreamPosition
 from opendms.endpoints.dynamodb.records import change_of, created, sequence
 from opendms.endpoints.dynamodb.settings import DynamoSettings
@@ -72,6 +73,7 @@ class DynamoChangeSource:
         self.caught = False
         self.times: dict[str, datetime] = {}  # shard key -> its last time (see docstring)
         self.quiet: set[str] = set()  # shards read up to records written after the start
+        self.announced: set[str] = set()  # tables whose columns this stream sent
 
     @property
     def where(self) -> str:
@@ -143,7 +145,7 @@ class DynamoChangeSource:
 
     def stream(self, start: Position, stop: threading.Event) -> Generator[Transaction | None]:
         self.at = _stream_position(start)
-        self.caught, self.times, self.quiet = False, {}, set()
+        self.caught, self.times, self.quiet, self.announced = False, {}, set(), set()
         began = self._server_now()
         listed = 0.0
         while not stop.is_set():
@@ -203,11 +205,27 @@ class DynamoChangeSource:
         wanted = [r for r in page.records if at.since is None or created(r) >= at.since]
         if not wanted:
             return at, None
-        table = self.tables[shard.table]
-        whole = (SCHEMA, table.name) in self.old_rows
-        changes = [change_of(table, r, whole) for r in wanted]
+        changes = [c for r in wanted for c in self._changes(shard.table, r)]
         xid = int(sequence(wanted[-1])) & 0x7FFF_FFFF_FFFF_FFFF
         return at, Transaction(xid, created(wanted[-1]), at, changes)
+
+    def _changes(self, name: str, record: dict[str, Any]) -> list[Change]:
+        """The change of ``record``, after a ``columns`` marker (the table's columns,
+        which the engine compares with its own and adds the missing ones to the target)
+        for the table's first change in this stream and when the item has attributes
+        the table had no column for."""
+        out: list[Change] = []
+        images = [record["dynamodb"].get(k) for k in ("NewImage", "OldImage")]
+        bigger = grown(self.tables[name], [i for i in images if i])
+        if bigger is not None:
+            self.tables[name] = bigger
+            log.info("table %s: new attributes become columns", name)
+        if bigger is not None or name not in self.announced:
+            self.announced.add(name)
+            marker = TableChange("columns", table=self.tables[name])
+            out.append(Change(Op.DDL, SCHEMA, name, table_ddl=marker))
+        whole = (SCHEMA, name) in self.old_rows
+        return [*out, change_of(self.tables[name], record, whole)]
 
     def _watermarked(self, at: StreamPosition) -> StreamPosition:
         """``at`` with its watermark moved to the oldest readable shard's time (not while

@@ -11,6 +11,9 @@ inferred from sampled items. I/O-free.
 * Members of a ``_doc`` map attribute (the DMS ``map-record-to-document`` shape) are
   columns too, after the top-level attributes of the same name; ``_doc`` itself is not.
 * Columns are ordered key first, then by name (DynamoDB keeps no attribute order).
+
+An attribute first seen after the table was described (in a stream record) becomes a
+new column at the end (:func:`grown`), typed by its value the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from opendms.endpoints.dynamodb.decode import DOC, Item, type_of
 from opendms.model import Column, ColumnType, Kind, Table
 
-__all__ = ["KEY_KINDS", "KINDS", "columns_of", "table_of"]
+__all__ = ["KEY_KINDS", "KINDS", "columns_of", "grown", "table_of"]
 
 KINDS: dict[str, Kind] = {
     "S": Kind.STRING,
@@ -87,4 +90,20 @@ def table_of(schema: str, description: Mapping[str, Any], items: Iterable[Item])
         columns_of(key, items),
         primary_key=tuple(c.name for c in key),
         estimated_rows=int(description.get("ItemCount", 0)),
+    )
+
+
+def grown(table: Table, items: Iterable[Item]) -> Table | None:
+    """``table`` with a column for each attribute of ``items`` it lacks (None: none)."""
+    have = {c.name for c in table.columns}
+    seen = _seen(items)
+    new = [Column(n, ColumnType(_kind(seen[n]))) for n in sorted(seen) if n not in have]
+    if not new:
+        return None
+    return Table(
+        table.schema,
+        table.name,
+        (*table.columns, *new),
+        primary_key=table.primary_key,
+        estimated_rows=table.estimated_rows,
     )
