@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from opendms.arrowutil import read_rejections
 from opendms.changes import Op
 from opendms.endpoints.dynamodb.decode import MismatchError, canonical, json_text, number_text
 from opendms.endpoints.dynamodb.infer import table_of
 from opendms.endpoints.dynamodb.position import StreamPosition
 from opendms.endpoints.dynamodb.records import change_of
-from opendms.model import ColumnType, Kind
+from opendms.endpoints.dynamodb.source import to_batch
+from opendms.model import ColumnType, Filter, FilterGroup, Kind, ReadPlan
 
 DEC, TEXT, JSON = ColumnType(Kind.DECIMAL), ColumnType(Kind.STRING), ColumnType(Kind.JSON)
 
@@ -164,3 +166,28 @@ def test_position_text_round_trips(text: str, want: str | None) -> None:
         assert str(position) == want
     else:
         assert sorted(str(position).split("|")) == sorted(text.split("|"))
+
+
+def test_a_batch_keeps_the_rows_the_filters_pass_and_reports_misfits() -> None:
+    description = {
+        "TableName": "t",
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+    }
+    items: list[dict[str, Any]] = [
+        {"id": {"S": "a"}, "n": {"N": "1"}},
+        {"id": {"S": "b"}, "n": {"S": "oops"}},
+        {"id": {"S": "c"}, "_doc": {"M": {"n": {"N": "3"}}}},
+    ]
+    table = table_of("dynamodb", description, items[:1])
+    batch = to_batch(ReadPlan(table, ("id", "n")), items)
+    assert batch.to_pylist() == [
+        {"id": "a", "n": "1"},
+        {"id": "b", "n": None},
+        {"id": "c", "n": "3"},
+    ]
+    assert read_rejections(batch) == [(1, "n", "a S value in a decimal column")]
+    only = (FilterGroup("id", (Filter("id", "noteq", ("a",)),)),)
+    kept = to_batch(ReadPlan(table, ("id", "n"), filters=only), items)
+    assert kept.to_pylist() == [{"id": "b", "n": None}, {"id": "c", "n": "3"}]
+    assert read_rejections(kept) == [(0, "n", "a S value in a decimal column")]
