@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from opendms.changes import Op
 from opendms.endpoints.base import EndpointURL
@@ -128,3 +129,21 @@ def test_records_before_since_are_skipped() -> None:
 def test_a_half_read_shard_gone_from_the_stream_fails() -> None:
     with pytest.raises(TaskError, match=r"t/old after position 9.*reload the table"):
         _sequences(StreamPosition.parse("2026-01-01T00:00:00Z|t/old=9"))
+
+
+class TrimmedStreams(Streams):
+    """Streams whose records after any sequence number were trimmed."""
+
+    def get_shard_iterator(self, **args: Any) -> Any:
+        if "SequenceNumber" in args:
+            error = {"Error": {"Code": "TrimmedDataAccessException", "Message": "trimmed"}}
+            raise ClientError(error, "GetShardIterator")  # type: ignore[arg-type]
+        return super().get_shard_iterator(**args)
+
+
+def test_a_position_trimmed_from_a_listed_shard_fails_with_a_reload_hint() -> None:
+    capture = _capture()
+    capture.streams["t"] = TableStream(TrimmedStreams(), "test", "t", "arn:t")
+    position = StreamPosition.parse("2026-01-01T00:00:00Z|t/parent=2")
+    with pytest.raises(TaskError, match=r"shard t/parent after position 2 .*reload the table"):
+        next(capture.stream(position, threading.Event()))
