@@ -137,7 +137,7 @@ class TrimmedStreams(Streams):
     def get_shard_iterator(self, **args: Any) -> Any:
         if "SequenceNumber" in args:
             error = {"Error": {"Code": "TrimmedDataAccessException", "Message": "trimmed"}}
-            raise ClientError(error, "GetShardIterator")  # type: ignore[arg-type]
+            raise ClientError(error, "GetShardIterator")
         return super().get_shard_iterator(**args)
 
 

@@ -11,7 +11,7 @@ decoded rows (a ``Scan`` reads every item either way)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any
@@ -121,7 +121,7 @@ def _check_segment(plan: ReadPlan) -> None:
         )
 
 
-def to_batch(plan: ReadPlan, items: list[Item]) -> pa.RecordBatch:
+def to_batch(plan: ReadPlan, items: Sequence[Item]) -> pa.RecordBatch:
     """``items`` as a batch of the plan's columns (rows failing the plan's filters left
     out); a value that does not fit its column is NULL and its row reported."""
     from opendms.engine.transform import passes  # the engine's DMS filter semantics
