@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 import opendms.endpoints
 from opendms.config import task_from_dict
+from opendms.endpoints.dynamodb import source as source_module
 from opendms.service.run import run_task
 from opendms.state import StateStore
 
@@ -132,3 +135,64 @@ def test_full_load_then_changes_reach_postgresql(
         assert got[key] == row, key
     assert got[Decimal(2)]["price"] == Decimal("12345678901234567890.123456789")
     assert got[Decimal(100)]["extra"] == "new"  # a new attribute became a column
+
+
+def test_writes_during_the_scan_are_replayed_from_the_stream(
+    moto_server: Any,
+    moto_url: str,
+    pg_target_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Items changed while the ``Scan`` runs (after its first page: some before the
+    scan's cursor, some after) end up in PostgreSQL as DynamoDB holds them."""
+    client = moto_server.client()
+    table = f"busy_{uuid.uuid4().hex[:8]}"
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    for i in range(1, 31):
+        client.put_item(TableName=table, Item=_item(i))
+    real = source_module.scan_pages
+
+    def writing_after_the_first_page(spec: Any) -> Iterator[list[dict[str, Any]]]:
+        for n, page in enumerate(real(spec)):
+            yield page
+            if n == 0 and spec.table == table:
+                seen = [Decimal(i["id"]["N"]) for i in page]
+                _write_during_scan(client, table, int(seen[0]))
+
+    monkeypatch.setattr(source_module, "scan_pages", writing_after_the_first_page)
+    spec = task_from_dict(
+        {
+            "name": "busy",
+            "source": {
+                "url": moto_url,
+                "settings": {
+                    "StreamStartPosition": "LATEST",
+                    "ScanSegments": 1,
+                    "ScanPageLimit": 5,
+                },
+            },
+            "target": pg_target_db,
+            "migration_type": "full-load-and-cdc",
+            "table_mappings": _task("x", moto_url, pg_target_db, table).table_mappings,
+        },
+        where="test",
+    )
+    run_task(spec, StateStore(tmp_path / "state.db"))
+    want = _dynamo_rows(client, table)
+    assert Decimal(200) in want and len(want) == 30
+    assert _pg_rows(pg_target_db, table) == want
+
+
+def _write_during_scan(client: Any, table: str, scanned: int) -> None:
+    """Change an item the scan has read, delete another, add one."""
+    client.put_item(TableName=table, Item={**_item(scanned), "name": {"S": "changed"}})
+    other = next(i for i in range(1, 31) if i != scanned)
+    client.delete_item(TableName=table, Key={"id": {"N": str(other)}})
+    client.put_item(TableName=table, Item=_item(200))
