@@ -17,6 +17,7 @@ import pytest
 
 import opendms.endpoints
 from opendms.config import task_from_dict
+from opendms.endpoints.dynamodb import scan
 from opendms.endpoints.dynamodb import source as source_module
 from opendms.service.run import run_task
 from opendms.state import StateStore
@@ -157,9 +158,9 @@ def test_writes_during_the_scan_are_replayed_from_the_stream(
     )
     for i in range(1, 31):
         client.put_item(TableName=table, Item=_item(i))
-    real = source_module.scan_pages
+    real = scan.scan_pages
 
-    def writing_after_the_first_page(spec: Any) -> Iterator[list[dict[str, Any]]]:
+    def writing_after_the_first_page(spec: Any) -> Iterator[Any]:
         for n, page in enumerate(real(spec)):
             yield page
             if n == 0 and spec.table == table:
