@@ -18,13 +18,17 @@ import importlib.util
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from opendms.endpoints import engines, register
 from opendms.endpoints.engine import Engine
+from opendms.model import Kind
+from tests.conformance import dynamodb_source
+from tests.integration import everything
 from tests.integration.everything import create_mysql, create_pg, create_sqlite
-from tests.oracles.rows import sqlite_path
+from tests.oracles.rows import run_sql, sqlite_path
 
 register("tests.conformance.jsonl_engine.engine")
 
@@ -75,6 +79,10 @@ FACTORIES: dict[str, dict[str, Factory]] = {
 }
 """URL factories by engine name, then by variant (the test id)."""
 
+VARIANT_LACKS: dict[str, set[str]] = {"dynalite": {"cdc_source"}}
+"""Capabilities an engine declares that one way of reaching it lacks (dynalite, a
+DynamoDB emulator, has no DynamoDB Streams): those tests are deselected for it."""
+
 
 def factories(engine: Engine) -> dict[str, Factory]:
     """The URL factories of ``engine``: in :data:`FACTORIES`, or the ``FACTORIES`` of a
@@ -102,6 +110,55 @@ EVERYTHING: dict[str, tuple[str, Callable[[str], None]]] = {
 
 
 @dataclass(frozen=True)
+class Everything:
+    """The "every type" table as its source reads it: column names, kinds, rows."""
+
+    columns: list[str]
+    kinds: dict[str, tuple[Kind, Kind | None]]
+    rows: list[dict[str, Any]]
+
+
+def _by_spec(spec: str) -> Everything:
+    columns = [c.name for c in everything.columns_for(spec)]
+    return Everything(columns, everything.kinds(spec), everything.expected(spec))
+
+
+@dataclass(frozen=True)
+class NativeSource:
+    """How the source tests make their tables on an engine without SQL: the "every
+    type" table, the ``kv`` table (``id`` number key, ``v`` text) and the insert, update
+    and delete of its item 1 (``v`` 'a', then 'b')."""
+
+    everything: Callable[[str], Everything]
+    create_kv: Callable[[str], None]
+    change_kv: Callable[[str], None]
+
+
+def _dynamodb_everything(url: str) -> Everything:
+    dynamodb_source.create_everything(url)
+    kinds = dynamodb_source.KINDS
+    return Everything(list(kinds), kinds, dynamodb_source.EXPECTED)
+
+
+SOURCE_HOOKS: dict[str, NativeSource] = {
+    "dynamodb": NativeSource(
+        _dynamodb_everything, dynamodb_source.create_kv, dynamodb_source.change_kv
+    ),
+}
+"""By source engine name, for engines without SQL (the others: :data:`EVERYTHING` and
+the SQL in :data:`KV_SQL`)."""
+
+KV_SQL = {
+    "create": ["CREATE TABLE kv (id INTEGER PRIMARY KEY, v VARCHAR(20))"],
+    "change": [
+        "INSERT INTO kv VALUES (1, 'a')",
+        "UPDATE kv SET v = 'b' WHERE id = 1",
+        "DELETE FROM kv WHERE id = 1",
+    ],
+}
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """A registered engine and one way of reaching a private endpoint of it."""
 
@@ -117,8 +174,11 @@ class Endpoint:
             )
         return found[self.variant](request, role)
 
-    def create_everything(self, url: str) -> str:
-        """Create the native "every type" table on ``url``; its spec's engine column."""
+    def create_everything(self, url: str) -> Everything:
+        """Create the native "every type" table on ``url``; what a source reads of it."""
+        hooks = SOURCE_HOOKS.get(self.engine.name)
+        if hooks is not None:
+            return hooks.everything(url)
         found = EVERYTHING.get(self.engine.name)
         if found is None:
             pytest.fail(
@@ -126,7 +186,15 @@ class Endpoint:
                 "to EVERYTHING in tests/conformance/conftest.py"
             )
         found[1](url)
-        return found[0]
+        return _by_spec(found[0])
+
+    def kv(self, url: str, step: str) -> None:
+        """``create`` the ``kv`` table on ``url``, or ``change`` its item 1."""
+        hooks = SOURCE_HOOKS.get(self.engine.name)
+        if hooks is None:
+            run_sql(url, KV_SQL[step])
+        else:
+            (hooks.create_kv if step == "create" else hooks.change_kv)(url)
 
 
 def engine_params() -> list[object]:
@@ -174,6 +242,8 @@ def typed_settings(endpoint: Endpoint) -> list[str]:
 
 def _applies(endpoint: Endpoint, capability: str) -> bool:
     caps = endpoint.engine.capabilities
+    if capability in VARIANT_LACKS.get(endpoint.variant, set()):
+        return False
     if capability == "typed_setting":
         return bool(typed_settings(endpoint))
     if capability == "read_back_whole":  # read back by Engine.table_rows, not as a source

@@ -32,6 +32,8 @@ class DynamoEngine(Engine):
     title = "DynamoDB"
     schemes = ("dynamodb",)
     capabilities = Capabilities(
+        source=True,
+        cdc_source=True,
         target=True,
         cdc_target=True,
         read_back=True,

@@ -18,6 +18,8 @@ class DynamoSettings(EndpointSettings):
     ``ScanSegments``: parallel ``Scan`` segments of a source table's full load;
     ``BatchWriteThreads``: ``BatchWriteItem`` calls a full-load writer keeps in flight
     (each of a table's ``ParallelLoadThreads`` writers);
+    ``ScanPageLimit``: items per ``Scan`` page of a source (0: DynamoDB's 1 MB pages);
+    ``SampleItems``: items a source samples (first ``Scan`` pages) to infer columns;
     ``StreamStartPosition``: where CDC from a table's stream starts when the task has no
     checkpoint (``TRIM_HORIZON``: the oldest record kept, ``LATEST``: from now)."""
 
@@ -39,5 +41,7 @@ class DynamoSettings(EndpointSettings):
     WriteCapacityUnits: Whole = 200
     ScanSegments: Whole = 4
     BatchWriteThreads: Annotated[Whole, Field(ge=1, le=64)] = 4
+    ScanPageLimit: Whole = 0
+    SampleItems: Whole = 1000
     StreamStartPosition: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
     Region: Text = ""
