@@ -53,6 +53,11 @@ ensure_servers() {
   command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)  # bench/serve_load.py
   # the console's browser tests drive Debian's chromium (Playwright never downloads one)
   command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+  # dynalite (a DynamoDB server, from npm on first use) runs on Node.js
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+  # private brokers of the nats:// and redis:// target tests
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || pkgs+=(nats-server)
+  command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || pkgs+=(redis-server)
   if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 }
 
