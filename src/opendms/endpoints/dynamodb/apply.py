@@ -13,7 +13,8 @@
 A key is computed from the change's old row when it carries the key's columns, else from
 the after-image (an update cannot then move an item whose key is made of non-key source
 columns: give such tables REPLICA IDENTITY FULL or a key of primary-key columns). A delete
-whose old row lacks the key's columns is reported and skipped.
+whose old row lacks the key's columns finds its item by a Scan for the old row's values
+(one warning per table); one without any old values is reported and skipped.
 
 An object mapping's ``condition-expression`` with ``apply-during-cdc`` goes on every call
 of its table; a false condition skips the change and reports it (``on_error``).
@@ -86,6 +87,7 @@ class DynamoApplier:
         self.threads = max(opts.threads, 1)
         self.control = f"{target.prefix}{CHECKPOINTS}"
         self.suspended: set[str] = set()
+        self._scanning: set[str] = set()  # tables whose deletes were told to scan
         self.idempotent = False
         self._errors: list[Error] = []
         self._lock = threading.Lock()
@@ -220,8 +222,10 @@ class DynamoApplier:
     def _deleting(self, write: Write, shape: ItemShape, old_key: Item | None) -> Write | None:
         if old_key is None and write.partition is None:
             needs = ", ".join(sorted(shape.key_sources()))
-            self._report(write, f"the old row lacks the key's columns ({needs})")
-            return None
+            if not write.before:
+                self._report(write, f"the old row lacks the key's columns ({needs})")
+                return None
+            self._warn_scan(write, needs)
         write.key = old_key or {}
         write.run = self._delete if old_key else self._delete_found
         return write
@@ -327,16 +331,31 @@ class DynamoApplier:
             self._policy(write, "delete", "no item has its key")
 
     def _find(self, write: Write) -> Item | None:
-        """The key of the one item under ``write.partition`` that holds the values of
-        ``write.before`` (None: none, or several)."""
-        assert write.partition is not None and write.before is not None and write.shape
-        (name, value), shape = next(iter(write.partition.items())), write.shape
-        found = [
-            item
-            for item in self.tables.query(write.name, name, value)
-            if shape.holds(item, write.before)
-        ]
+        """The key of the one item that holds the values of ``write.before``: queried
+        under ``write.partition``, else found by a Scan of the table (None: none, or
+        several)."""
+        assert write.before is not None and write.shape
+        shape = write.shape
+        if write.partition is not None:
+            name, value = next(iter(write.partition.items()))
+            items = self.tables.query(write.name, name, value)
+        else:
+            items = self.tables.scan(write.name)
+        found = [item for item in items if shape.holds(item, write.before)]
         return shape.key_of(found[0]) if len(found) == 1 else None
+
+    def _warn_scan(self, write: Write, needs: str) -> None:
+        """Say once per table that its deletes find their items by a Scan."""
+        if write.table not in self._scanning:
+            self._scanning.add(write.table)
+            log.warning(
+                "table %s: a delete's old row lacks the DynamoDB key's columns (%s), so its "
+                "item is found by a Scan of %s; for speed, have the source send whole old "
+                "rows (PostgreSQL: ALTER TABLE ... REPLICA IDENTITY FULL)",
+                write.table,
+                needs,
+                write.name,
+            )
 
     def _delete_found(self, write: Write) -> None:
         key = self._find(write)

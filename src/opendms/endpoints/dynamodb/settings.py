@@ -21,7 +21,10 @@ class DynamoSettings(EndpointSettings):
     ``ScanPageLimit``: items per ``Scan`` page of a source (0: DynamoDB's 1 MB pages);
     ``SampleItems``: items a source samples (first ``Scan`` pages) to infer columns;
     ``StreamStartPosition``: where CDC from a table's stream starts when the task has no
-    checkpoint (``TRIM_HORIZON``: the oldest record kept, ``LATEST``: from now)."""
+    checkpoint (``TRIM_HORIZON``: the oldest record kept, ``LATEST``: from now);
+    ``StreamViewType``: tables a target creates get a DynamoDB stream of this view
+    (``NEW_AND_OLD_IMAGES``, ``NEW_IMAGE``, ``OLD_IMAGE``, ``KEYS_ONLY``), so another task
+    or a consumer can follow them; empty (the default): no stream."""
 
     engine = "DynamoDB"
     not_applied: ClassVar[frozenset[str]] = frozenset({"ServiceAccessRoleArn"})
@@ -44,4 +47,5 @@ class DynamoSettings(EndpointSettings):
     ScanPageLimit: Whole = 0
     SampleItems: Whole = 1000
     StreamStartPosition: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    StreamViewType: Literal["", "NEW_AND_OLD_IMAGES", "NEW_IMAGE", "OLD_IMAGE", "KEYS_ONLY"] = ""
     Region: Text = ""

@@ -113,6 +113,11 @@ class Tables:
             ],
             "BillingMode": self.settings.BillingMode,
         }
+        if self.settings.StreamViewType:
+            args["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": self.settings.StreamViewType,
+            }
         if self.settings.BillingMode == "PROVISIONED":
             args["ProvisionedThroughput"] = {
                 "ReadCapacityUnits": self.settings.ReadCapacityUnits,
