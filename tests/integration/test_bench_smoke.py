@@ -81,6 +81,14 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
             r"no-op handler, BatchSize 100: 300 records, .* [\d,]+ records/s delivered",
         ],
     ),
+    "dynamodb_load.py": (
+        [],
+        ["dynamodb"],
+        [
+            r"dynalite, loopback: items/s: batch_writer [\d,]+, opendms [\d,]+",
+            r"DynamoDB load vs batch_writer, 4 ms RTT +[\d.]+ +[\d.]+ +[\d.]+x",
+        ],
+    ),
     "cdc_soak.py": (
         [],
         ["postgres"],
