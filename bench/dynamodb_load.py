@@ -106,7 +106,7 @@ def count_items(client: Any, name: str) -> int:
     total, kwargs = 0, {"TableName": name, "Select": "COUNT"}
     while True:
         page = client.scan(**kwargs)
-        total += page["Count"]
+        total += int(page["Count"])
         if "LastEvaluatedKey" not in page:
             return total
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
