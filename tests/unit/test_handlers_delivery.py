@@ -19,8 +19,6 @@ from opendms.handlers.runtime import outbox_rows
 from opendms.handlers.store import Row
 from opendms.handlersettings import HandlerSpec
 
-NOW = commit_text(datetime.now(UTC))
-
 
 @dataclass
 class Function:
@@ -44,8 +42,11 @@ def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(delivery_module, "MAX_BACKOFF_S", 0.0)
 
 
-def _rows(n: int, commit_time: str = NOW) -> list[Row]:
-    return [Row(i, f"id{i}", "main", "items", commit_time, f"r{i}") for i in range(1, n + 1)]
+def _rows(n: int, commit_time: str | None = None) -> list[Row]:
+    """``n`` rows committed at ``commit_time`` (default: now, when called: a module-level
+    time would age past a test's MaximumRecordAgeInSeconds in a long suite)."""
+    when = commit_time or commit_text(datetime.now(UTC))
+    return [Row(i, f"id{i}", "main", "items", when, f"r{i}") for i in range(1, n + 1)]
 
 
 def _deliver(rows: list[Row], function: Function, **settings: object) -> tuple[int, list[Row]]:
