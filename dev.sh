@@ -50,11 +50,14 @@ ensure_servers() {
   local pkgs=()
   ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql-15 postgresql-client-15)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || pkgs+=(mariadb-server mariadb-client)
-  [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || pkgs+=(nats-server)
-  command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)  # broker targets' tests
   command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)  # bench/serve_load.py
   # the console's browser tests drive Debian's chromium (Playwright never downloads one)
   command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+  # dynalite (a DynamoDB server, from npm on first use) runs on Node.js
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+  # private brokers of the nats:// and redis:// target tests
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || pkgs+=(nats-server)
+  command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || pkgs+=(redis-server)
   if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 }
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opendms.errors import ConfigError, UnknownSchemeError
+from opendms.handlersettings import HandlerSpec, duplicate_label
 from opendms.tasksettings import DataErrorPolicyKind, ErrorBehaviorSection, TaskSettings
 
 __all__ = ["DataErrorPolicyKind", "ErrorBehaviorSection", "TaskSettings", "TaskSpec"]
@@ -73,6 +74,8 @@ class TaskSpec(_Strict):
     # refresh), ``start-replication`` its first start, then a resume.
     schedule: str | None = None
     schedule_type: ScheduleType = ScheduleType.RELOAD_TARGET
+    # Python functions that receive the task's change records (docs/handlers.md).
+    handlers: tuple[HandlerSpec, ...] = ()
 
     @field_validator("schedule")
     @classmethod
@@ -160,7 +163,26 @@ def task_from_dict(data: dict[str, Any], where: str, base: Path | None = None) -
     _check_mappings(spec, where)
     _check_schemes(spec, where)
     _check_lobs(spec, where)
+    _check_handlers(spec, where)
     return spec
+
+
+def _check_handlers(spec: TaskSpec, where: str) -> None:
+    """Handlers receive change records: only a CDC task has them; names are unique."""
+    if spec.handlers and spec.migration_type is MigrationType.FULL_LOAD:
+        raise ConfigError(
+            "handlers receive change records: set migration_type to cdc or full-load-and-cdc",
+            where=where,
+            path="$.handlers",
+        )
+    index = duplicate_label(list(spec.handlers))
+    if index is not None:
+        label = spec.handlers[index].label
+        raise ConfigError(
+            f"a second handler named {label!r}: give each handler its own name",
+            where=where,
+            path=f"$.handlers[{index}].name",
+        )
 
 
 def _check_lobs(spec: TaskSpec, where: str) -> None:

@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from opendms.endpoints import engines, register
 from opendms.endpoints.engine import Engine
+from opendms.model import Kind
+from tests.conformance import dynamodb_source
+from tests.integration import everything
 from tests.integration.everything import create_mysql, create_pg, create_sqlite
-from tests.oracles.rows import sqlite_path
+from tests.oracles.rows import run_sql, sqlite_path
 
 register("tests.conformance.jsonl_engine.engine")
 
@@ -54,6 +59,17 @@ def _lake_s3(request: pytest.FixtureRequest, role: str) -> str:
     return str(request.getfixturevalue("s3_url"))
 
 
+def _dynamodb(fixture: str) -> Factory:
+    """A DynamoDB URL of the session's server, its tables named with a prefix of their own
+    (the server is shared by the session's tests)."""
+
+    def url(request: pytest.FixtureRequest, role: str) -> str:
+        prefix = f"t{uuid.uuid4().hex[:10]}_"
+        return f"{request.getfixturevalue(fixture)}&table_prefix={prefix}"
+
+    return url
+
+
 def _nats(request: pytest.FixtureRequest, role: str) -> str:
     return str(request.getfixturevalue("nats_url"))
 
@@ -67,10 +83,15 @@ FACTORIES: dict[str, dict[str, Factory]] = {
     "mysql": {"mysql": _mysql},
     "sqlite": {"sqlite": _sqlite},
     "lake": {"file": _lake_file, "s3": _lake_s3},
+    "dynamodb": {"dynalite": _dynamodb("dynalite_url"), "moto": _dynamodb("moto_url")},
     "nats": {"nats": _nats},
     "redis": {"redis": _redis},
 }
 """URL factories by engine name, then by variant (the test id)."""
+
+VARIANT_LACKS: dict[str, set[str]] = {"dynalite": {"cdc_source"}}
+"""Capabilities an engine declares that one way of reaching it lacks (dynalite, a
+DynamoDB emulator, has no DynamoDB Streams): those tests are deselected for it."""
 
 
 def factories(engine: Engine) -> dict[str, Factory]:
@@ -99,6 +120,55 @@ EVERYTHING: dict[str, tuple[str, Callable[[str], None]]] = {
 
 
 @dataclass(frozen=True)
+class Everything:
+    """The "every type" table as its source reads it: column names, kinds, rows."""
+
+    columns: list[str]
+    kinds: dict[str, tuple[Kind, Kind | None]]
+    rows: list[dict[str, Any]]
+
+
+def _by_spec(spec: str) -> Everything:
+    columns = [c.name for c in everything.columns_for(spec)]
+    return Everything(columns, everything.kinds(spec), everything.expected(spec))
+
+
+@dataclass(frozen=True)
+class NativeSource:
+    """How the source tests make their tables on an engine without SQL: the "every
+    type" table, the ``kv`` table (``id`` number key, ``v`` text) and the insert, update
+    and delete of its item 1 (``v`` 'a', then 'b')."""
+
+    everything: Callable[[str], Everything]
+    create_kv: Callable[[str], None]
+    change_kv: Callable[[str], None]
+
+
+def _dynamodb_everything(url: str) -> Everything:
+    dynamodb_source.create_everything(url)
+    kinds = dynamodb_source.KINDS
+    return Everything(list(kinds), kinds, dynamodb_source.EXPECTED)
+
+
+SOURCE_HOOKS: dict[str, NativeSource] = {
+    "dynamodb": NativeSource(
+        _dynamodb_everything, dynamodb_source.create_kv, dynamodb_source.change_kv
+    ),
+}
+"""By source engine name, for engines without SQL (the others: :data:`EVERYTHING` and
+the SQL in :data:`KV_SQL`)."""
+
+KV_SQL = {
+    "create": ["CREATE TABLE kv (id INTEGER PRIMARY KEY, v VARCHAR(20))"],
+    "change": [
+        "INSERT INTO kv VALUES (1, 'a')",
+        "UPDATE kv SET v = 'b' WHERE id = 1",
+        "DELETE FROM kv WHERE id = 1",
+    ],
+}
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """A registered engine and one way of reaching a private endpoint of it."""
 
@@ -114,8 +184,11 @@ class Endpoint:
             )
         return found[self.variant](request, role)
 
-    def create_everything(self, url: str) -> str:
-        """Create the native "every type" table on ``url``; its spec's engine column."""
+    def create_everything(self, url: str) -> Everything:
+        """Create the native "every type" table on ``url``; what a source reads of it."""
+        hooks = SOURCE_HOOKS.get(self.engine.name)
+        if hooks is not None:
+            return hooks.everything(url)
         found = EVERYTHING.get(self.engine.name)
         if found is None:
             pytest.fail(
@@ -123,7 +196,15 @@ class Endpoint:
                 "to EVERYTHING in tests/conformance/conftest.py"
             )
         found[1](url)
-        return found[0]
+        return _by_spec(found[0])
+
+    def kv(self, url: str, step: str) -> None:
+        """``create`` the ``kv`` table on ``url``, or ``change`` its item 1."""
+        hooks = SOURCE_HOOKS.get(self.engine.name)
+        if hooks is None:
+            run_sql(url, KV_SQL[step])
+        else:
+            (hooks.create_kv if step == "create" else hooks.change_kv)(url)
 
 
 def engine_params() -> list[object]:
@@ -171,10 +252,12 @@ def typed_settings(endpoint: Endpoint) -> list[str]:
 
 def _applies(endpoint: Endpoint, capability: str) -> bool:
     caps = endpoint.engine.capabilities
+    if capability in VARIANT_LACKS.get(endpoint.variant, set()):
+        return False
     if capability == "typed_setting":
         return bool(typed_settings(endpoint))
     if capability == "read_back_whole":  # read back by Engine.table_rows, not as a source
-        return caps.read_back and not caps.source
+        return caps.read_back and endpoint.engine.reads_back_whole
     return bool(getattr(caps, capability))
 
 

@@ -44,7 +44,8 @@ def read_back(engine: Engine, url: str, table: Table, lenient: bool = False) -> 
     """Every row of ``table`` on the target ``url``, ordered by its key (``lenient``: a
     lake may hold changes twice, as after an idempotent catch-up)."""
     key = table.column(table.primary_key[0]).type.kind
-    if not (engine.capabilities.source or engine.capabilities.records_changes):
+    caps = engine.capabilities
+    if not caps.records_changes and (engine.reads_back_whole or not caps.source):
         rows = _table_rows(engine, url, table)
         return sorted(rows, key=lambda r: norm(r[table.primary_key[0]], key))
     if engine.capabilities.records_changes:
@@ -65,8 +66,8 @@ def read_back(engine: Engine, url: str, table: Table, lenient: bool = False) -> 
 
 
 def _table_rows(engine: Engine, url: str, table: Table) -> list[Row]:
-    """A target that is neither a source nor a lake: read whole by its engine's own
-    ``table_rows`` (there is no independent reader for it)."""
+    """A target that is not a lake and is read back by its engine's own ``table_rows``
+    (not a source, or written in another shape than it reads as one)."""
     reader = engine.table_rows(EndpointURL.parse(url), {})
     assert reader is not None, f"{engine.name} declares read_back without table_rows"
     names = tuple(c.name for c in table.columns)

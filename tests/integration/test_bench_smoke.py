@@ -73,6 +73,22 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
             r"tasks kept up: applied [\d,]+ and [\d,]+ rows",
         ],
     ),
+    "handler_cdc.py": (
+        [],
+        [],
+        [
+            r"no handler: 300 rows, COMMIT -> target [\d.]+s",
+            r"no-op handler, BatchSize 100: 300 records, .* [\d,]+ records/s delivered",
+        ],
+    ),
+    "dynamodb_load.py": (
+        [],
+        ["dynamodb"],
+        [
+            r"dynalite, loopback: items/s: batch_writer [\d,]+, opendms [\d,]+",
+            r"DynamoDB load vs batch_writer, 4 ms RTT +[\d.]+ +[\d.]+ +[\d.]+x",
+        ],
+    ),
     "broker_cdc.py": (
         [],
         ["brokers"],

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import HOST, _Server, _StartError, _stop_popen
+from tests.support.servers import _Server, _StartError, _stop_popen
 
 DYNALITE_VERSION = "4.0.0"
 NPM_DIR = Path(os.environ.get("OPENDMS_NPM_DIR", Path.home() / ".cache" / "opendms" / "npm"))
@@ -63,7 +63,7 @@ class _DynamoServer(_Server):
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.listen_host}:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -76,7 +76,7 @@ class _DynamoServer(_Server):
     def _launch(self, tmp: Path) -> None:
         with self.log_path.open("ab") as out:
             self._proc = subprocess.Popen(
-                self._command(tmp),
+                [*self._netns_prefix(), *self._command(tmp)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -132,8 +132,8 @@ class DynaliteServer(_DynamoServer):
 
     def _command(self, tmp: Path) -> list[str]:
         node = shutil.which("node") or "node"
-        return [str(node), str(dynalite_cli()), "--host", HOST, "--port", str(self.port),
-                "--path", str(tmp / "db")]  # fmt: skip
+        where = ["--host", self.listen_host, "--port", str(self.port)]
+        return [str(node), str(dynalite_cli()), *where, "--path", str(tmp / "db")]
 
 
 class MotoDynamoDBServer(_DynamoServer):
@@ -141,4 +141,4 @@ class MotoDynamoDBServer(_DynamoServer):
     _prefix = "opendms-moto-"
 
     def _command(self, tmp: Path) -> list[str]:
-        return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)]
+        return [sys.executable, "-m", "moto.server", "-H", self.listen_host, "-p", str(self.port)]

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from opendms.endpoints.sqlutil import render_condition
-from opendms.engine.transform import passes
 from opendms.errors import ConfigError
 from opendms.mapping import ParallelLoad, TableMappings, parse_table_mappings
+from opendms.mapping.rowfilter import passes
 from opendms.mapping.wildcards import Pattern
 from opendms.model import Column, ColumnType, Filter, FilterGroup, Kind, Table, TableRef
 

@@ -15,6 +15,7 @@ import click
 
 from opendms.cli import task_info
 from opendms.cli.convert_cmd import convert
+from opendms.cli.handlers_cmd import handlers
 from opendms.cli.serve_cmd import serve
 from opendms.cli.task_info import JSON_OPTION
 from opendms.cli.ui import RichProgress, console, err_console, run_summary, stats_table
@@ -246,6 +247,7 @@ def assess_command(file: Path, as_json: bool) -> None:
 
 cli.add_command(convert)
 cli.add_command(validate)
+cli.add_command(handlers)
 
 
 @task.command("status")

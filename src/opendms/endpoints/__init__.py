@@ -41,6 +41,7 @@ ENGINES: tuple[str, ...] = (
     "opendms.endpoints.mysql.engine",
     "opendms.endpoints.sqlite.engine",
     "opendms.endpoints.lake.engine",
+    "opendms.endpoints.dynamodb.engine",
     "opendms.endpoints.natsjs.engine",
     "opendms.endpoints.redisstreams.engine",
 )

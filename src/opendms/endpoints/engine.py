@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from opendms.endpoints.readback import TableRows
     from opendms.endpoints.schemaobjects import SourceCatalog
     from opendms.endpoints.settings import EndpointSettings
+    from opendms.mapping.objectmap import ObjectMappingRule
     from opendms.model import ColumnType, ReadPlan, Table
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "LagReporting",
     "NamedCapture",
     "NewTableCapture",
+    "ObjectMappingTarget",
     "RawCopySource",
     "RawCopyTarget",
     "RewindableCapture",
@@ -75,8 +77,8 @@ class Capabilities:
     pass rows through in the engine's own wire format (:class:`RawCopySource`,
     :class:`RawCopyTarget`); ``ddl_target``: it runs converted DDL
     (:class:`DdlTarget`); ``read_back``: validation can read the target's tables
-    back, as a :class:`~opendms.endpoints.base.Source` when the engine is a ``source``,
-    else through :meth:`Engine.table_rows`;
+    back, through :meth:`Engine.table_rows` when the engine gives it, else as a
+    :class:`~opendms.endpoints.base.Source`;
     ``parallel_writers``: several writers may load one table at once
     (ParallelLoadThreads); ``records_changes``: it keeps every change as a record (lake
     files) rather than holding the rows' current state; ``tablespaces``: table-settings
@@ -114,12 +116,15 @@ class ChecksumDialect:
 class ApplyOptions:
     """``form``: of the values the changes carry ("pg-text" only PostgreSQL ->
     PostgreSQL); ``same``: source and target are one engine; ``policies``: the apply
-    error policies per operation; ``on_error(table, op, key, message)``: a skipped change."""
+    error policies per operation; ``on_error(table, op, key, message)``: a skipped change;
+    ``threads``: TargetMetadata.ParallelApplyThreads (0 or 1: one), for an applier that
+    writes in parallel (by key, keeping each row's changes in order)."""
 
     form: str = "python"
     same: bool = False
     policies: dict[str, str] | None = None
     on_error: OnError | None = None
+    threads: int = 1
 
 
 class Engine:
@@ -211,10 +216,17 @@ class Engine:
         return None
 
     def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows | None:
-        """How validation reads back the tables of a target of this engine that cannot be
-        opened as a source (a lake's files); None: it cannot (an engine that is a
-        ``source`` is read back as one)."""
+        """How validation reads back the tables of a target of this engine: an engine
+        that cannot be opened as a source (a lake's files), or one whose targets are
+        written in another shape than its source reads (DynamoDB's mapped items); None:
+        it cannot (an engine that is a ``source`` is then read back as one)."""
         return None
+
+    @property
+    def reads_back_whole(self) -> bool:
+        """Validation reads this engine's targets through :meth:`table_rows` (the engine
+        overrides it), not as a source."""
+        return type(self).table_rows is not Engine.table_rows
 
     def capture_left_behind(self, task: str) -> list[str]:
         """What change capture for task ``task`` leaves on a source of this engine when
@@ -304,6 +316,17 @@ class TaggingTarget(Protocol):
 
     def set_object_tags(
         self, tags: dict[tuple[str, str], dict[str, str]], quiet: bool = False
+    ) -> None: ...
+
+
+@runtime_checkable
+class ObjectMappingTarget(Protocol):
+    """A target whose tables are shaped by ``object-mapping`` rules (DynamoDB items):
+    the rule of each target table by (target schema, target name), None where no rule
+    matches; ``quiet`` as for :class:`TaggingTarget`."""
+
+    def set_object_mappings(
+        self, mappings: dict[tuple[str, str], ObjectMappingRule | None], quiet: bool = False
     ) -> None: ...
 
 

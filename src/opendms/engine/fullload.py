@@ -26,6 +26,7 @@ from opendms.endpoints import engine_for, same_engine
 from opendms.endpoints.base import PrepMode, Source, Target
 from opendms.endpoints.engine import (
     DdlTarget,
+    ObjectMappingTarget,
     RawCopyTarget,
     SameEngineTarget,
     TaggingTarget,
@@ -44,7 +45,7 @@ from opendms.mapping import TableMappings, TablePlan
 from opendms.model import Table, TableRef
 from opendms.state import StateStore, TableState
 
-__all__ = ["FullLoad", "LoadResult", "TableRun", "tag_objects"]
+__all__ = ["FullLoad", "LoadResult", "TableRun", "map_objects", "tag_objects"]
 
 log = logging.getLogger("opendms.fullload")
 PROGRESS_EVERY = 1.0  # seconds between table-statistics writes while a table loads
@@ -142,6 +143,7 @@ class FullLoad:
             self.target.same_engine = same_engine(self.source.url.scheme, self.target.url.scheme)
         plans = self.plan() if plans is None else plans
         tag_objects(self.target, self.mappings, plans)
+        map_objects(self.target, self.mappings, plans)
         units = self.units(plans)
         self._say_write_threads(plans)
         self.converted = converted_tables(self.spec, self.source, self.target, plans)
@@ -212,6 +214,7 @@ class FullLoad:
             self._write_threads(),
             fresh=fresh and unit.parts == 1,
             tags=tags,
+            object_mapping=self.mappings.object_mapping(src.schema, src.name),
             task_start=self.target.started if isinstance(self.target, TaskStartTarget) else None,
         )
 
@@ -430,6 +433,23 @@ def tag_objects(target: object, mappings: TableMappings, plans: list[TablePlan])
     target.set_object_tags(
         {
             (p.target.schema, p.target.name): mappings.object_tags(p.source.schema, p.source.name)
+            for p in plans
+        }
+    )
+
+
+def map_objects(target: object, mappings: TableMappings, plans: list[TablePlan]) -> None:
+    """Hand each table's ``object-mapping`` rule (or None) to a target shaped by them
+    (DynamoDB); other targets have no items to shape: one warning when rules are given."""
+    if not isinstance(target, ObjectMappingTarget):
+        if mappings.object_mappings:
+            log.warning("object-mapping rules shape DynamoDB items: no effect on this target")
+        return
+    target.set_object_mappings(
+        {
+            (p.target.schema, p.target.name): mappings.object_mapping(
+                p.source.schema, p.source.name
+            )
             for p in plans
         }
     )

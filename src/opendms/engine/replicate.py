@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,7 +52,8 @@ from opendms.engine.cdcloop import PHASE_FULL_LOAD, BatchSettings, CdcLoop
 from opendms.engine.checkpoint import Checkpoint, stop_predicate
 from opendms.engine.ddl import evolve, plans_from_json, plans_to_json
 from opendms.engine.follow import SchemaFollower
-from opendms.engine.fullload import FullLoad, LoadResult, tag_objects
+from opendms.engine.fullload import FullLoad, LoadResult, map_objects, tag_objects
+from opendms.engine.handoff import ChangeHandoff, HandOff
 from opendms.engine.isolate import Isolating
 from opendms.engine.lobcut import LobCutter
 from opendms.engine.policies import ErrorPolicies
@@ -100,6 +102,8 @@ class Replication:
         self.policies = ErrorPolicies(spec.name, spec.task_settings.ErrorBehavior, store)
         self.follower = SchemaFollower({}, self.transformed, self._plan_new, None)
         self.validation = validation  # EnableValidation's, from opendms.validate
+        self.handoff: ChangeHandoff | None = None  # handler functions, from the service
+        self.hand_off: HandOff = _nobody
 
     def _check_positions(self) -> None:
         """Bad start or stop positions fail before anything is created."""
@@ -115,6 +119,7 @@ class Replication:
             self._check_positions()
             plans = self.table_plans = self.loader.plan()
             tag_objects(self.target, self.loader.mappings, plans)
+            map_objects(self.target, self.loader.mappings, plans)
             self._warn_unkeyed(plans)
             if isinstance(self.capture, NewTableCapture):
                 rules = new_table_rules(self.loader.mappings, plans, self._same_database())
@@ -151,12 +156,30 @@ class Replication:
                     log.info("task %s: stopped after the full load", self.spec.name)
                     return CdcResult(load, str(point.position), "STOPPED_AFTER_FULL_LOAD")
                 when_live = load is not None and full.StopTaskCachedChangesApplied
-                end, reason = self._stream(applier, point, stop, follow, when_live)
+                with self._handing_off(stop):
+                    end, reason = self._stream(applier, point, stop, follow, when_live)
             finally:
                 applier.close()
         finally:
             self.capture.close()
         return CdcResult(load, str(end), reason)
+
+    @contextmanager
+    def _handing_off(self, stop: threading.Event) -> Iterator[None]:
+        """While changes stream, each batch goes to the handoff before it is applied."""
+        if self.handoff is None:
+            yield
+            return
+        with self.handoff.streaming(stop, self._key_of) as self.hand_off:
+            try:
+                yield
+            finally:
+                self.hand_off = _nobody
+
+    def _key_of(self, schema: str, table: str) -> tuple[str, ...]:
+        """The key columns of a table's changes (as the applier gets them)."""
+        plan = self.plans.get((schema, table))
+        return plan.source.primary_key if plan is not None else ()
 
     def _records_changes(self) -> bool:
         """The target records every change (lake files) rather than holding rows."""
@@ -184,7 +207,8 @@ class Replication:
             if limit and conflicts[table] == limit:
                 self._escalate_conflicts(table, f"ApplyErrorEscalationCount {limit} reached")
 
-        return ApplyOptions(self._form(), self.same, behavior.apply_policies(), on_error)
+        threads = max(self.spec.task_settings.TargetMetadata.ParallelApplyThreads, 1)
+        return ApplyOptions(self._form(), self.same, behavior.apply_policies(), on_error, threads)
 
     def _escalate_conflicts(self, table: str, reason: str) -> None:
         """ApplyErrorEscalationPolicy once a table has had ApplyErrorEscalationCount apply
@@ -300,6 +324,7 @@ class Replication:
 
         def apply(batch: list[Transaction], _position: str) -> int:
             assert loop.applied is not None
+            self.hand_off(batch)
             applied = isolating.apply(batch, loop.applied)
             if validator is not None:
                 validator.note(batch)
@@ -546,6 +571,10 @@ def _isolating(applier: Applier, policies: ErrorPolicies, point: Checkpoint) -> 
         return Checkpoint(prior, until).text()
 
     return Isolating(applier, policies, full, partial)
+
+
+def _nobody(batch: Sequence[Transaction]) -> None:
+    """No handoff: a batch goes to the target only."""
 
 
 def _refuse_truncate(txn: Transaction) -> str:

@@ -14,6 +14,7 @@ from opendms.endpoints import open_source, open_target
 from opendms.endpoints.base import Source, Target, mask
 from opendms.engine.checkpoint import check_cdc_pair
 from opendms.engine.fullload import FullLoad, LoadResult
+from opendms.engine.handoff import ChangeHandoff
 from opendms.engine.plan import task_mappings
 from opendms.engine.progress import Progress
 from opendms.engine.recover import Retries, retrying
@@ -62,13 +63,15 @@ class RunOptions:
     """How one run goes. ``progress``: told of rows as they move; ``stop``: set to stop
     the run; ``follow``: CDC keeps applying until stopped (else it ends once caught up);
     ``fresh``: the saved position is ignored and the task starts over with a new slot
-    (and full load); ``file``: the task file, kept on record for start/resume/reload."""
+    (and full load); ``file``: the task file, kept on record for start/resume/reload;
+    ``handoff``: told of every CDC batch before it is applied (handler functions)."""
 
     progress: Progress | None = None
     stop: threading.Event | None = None
     follow: bool = False
     fresh: bool = False
     file: str = ""
+    handoff: ChangeHandoff | None = None
 
 
 def run_task(
@@ -131,7 +134,8 @@ def _locked_run(
     stop = options.stop or threading.Event()
     store.set_pid(spec.name, os.getpid())
     try:
-        result = _run(spec, mappings, store, progress, (stop, follow, fresh), validation)
+        hooks = (validation, options.handoff)
+        result = _run(spec, mappings, store, progress, (stop, follow, fresh), hooks)
     except KeyboardInterrupt as exc:
         _record_end(store, spec.name, TaskStatus.STOPPED, STOPPED_BY_USER, exc)
         raise
@@ -237,7 +241,7 @@ def _run(
     store: StateStore,
     progress: Progress | None,
     control: tuple[threading.Event, bool, bool],
-    validation: Validation,
+    hooks: tuple[Validation, ChangeHandoff | None],
 ) -> tuple[LoadResult, str]:
     """Run once; after it got going, a recoverable error (a lost connection, a server
     restart) runs it again from its checkpoint per the RecoverableError* settings. An
@@ -249,7 +253,7 @@ def _run(
     def attempt() -> tuple[LoadResult, str]:
         first = not started.is_set()
         control = (stop, follow, fresh and first)
-        return _run_once(spec, mappings, store, progress, control, (started, validation))
+        return _run_once(spec, mappings, store, progress, control, (started, *hooks))
 
     def note(exc: OpenDMSError, wait: float) -> None:
         store.set_phase(spec.name, f"recovering (attempt {retries.attempts}): {exc}"[:500])
@@ -263,9 +267,9 @@ def _run_once(
     store: StateStore,
     progress: Progress | None,
     control: tuple[threading.Event, bool, bool],
-    context: tuple[threading.Event, Validation],
+    context: tuple[threading.Event, Validation, ChangeHandoff | None],
 ) -> tuple[LoadResult, str]:
-    started, validation = context
+    started, validation, handoff = context
     source: Source = open_source(spec.source.url, spec.source.settings)
     try:
         target: Target = open_target(spec.target.url, spec.target.settings)
@@ -280,6 +284,7 @@ def _run_once(
             check_cdc_pair(spec, source, target)
             replication = Replication(spec, source, target, mappings, store, progress, validation)
             stop, follow, replication.fresh = control
+            replication.handoff = handoff
             outcome = replication.run(stop, follow)
             return outcome.load or LoadResult(0, 0, {}), outcome.stop_reason
         finally:

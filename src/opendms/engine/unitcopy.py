@@ -32,6 +32,7 @@ from opendms.config import DataErrorPolicyKind, EndpointSpec
 from opendms.endpoints import open_source, open_target, same_engine
 from opendms.endpoints.base import BatchWriter, Rejection, Source, Target
 from opendms.endpoints.engine import (
+    ObjectMappingTarget,
     RawCopySource,
     RawCopyTarget,
     SameEngineTarget,
@@ -45,6 +46,7 @@ from opendms.engine.units import LoadUnit
 from opendms.errors import DataError, OpenDMSError, StopRequested
 from opendms.mapping import TablePlan, evaluate_outputs
 from opendms.mapping.expressions import Truncation
+from opendms.mapping.objectmap import ObjectMappingRule
 from opendms.model import ColumnType, Kind, ReadPlan
 from opendms.tasksettings import ErrorBehaviorSection
 
@@ -56,14 +58,16 @@ class UnitOptions:
     """The task settings a unit needs: the error policies, ``CommitRate``, the writers
     per unit (``ParallelLoadThreads`` where the target takes several), ``fresh`` (a raw
     copy is the only writer into a table this load created) and the S3 object tags of
-    its table, ``task_start`` the time the task's target was opened (for targets that
-    stamp rows with it)."""
+    its table, ``object_mapping`` its object-mapping rule (targets shaped by them),
+    ``task_start`` the time the task's target was opened (for targets that stamp rows
+    with it)."""
 
     behavior: ErrorBehaviorSection
     commit_rate: int
     write_threads: int = 1
     fresh: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    object_mapping: ObjectMappingRule | None = None
     task_start: datetime | None = None
 
 
@@ -196,6 +200,10 @@ class UnitCopy:
         if tags and isinstance(target, TaggingTarget):
             table = self.plan.target
             target.set_object_tags({(table.schema, table.name): tags}, quiet=True)
+        if isinstance(target, ObjectMappingTarget):
+            table = self.plan.target
+            mapping = work.options.object_mapping
+            target.set_object_mappings({(table.schema, table.name): mapping}, quiet=True)
 
     def run(self) -> None:
         raw = passthrough_ok(self.source, self.target, self.plan)

@@ -10,16 +10,21 @@ a ConfigError rather than a silent pick; so are two rules with ``lob-settings`` 
 table (found when the document is read: table-settings rules name exact tables).
 A table-settings rule's ``lob-settings`` replace the task's LOB settings for its table
 (:func:`opendms.mapping.lobs.table_lob_policy`).
+An ``object-mapping`` rule (:mod:`opendms.mapping.objectmap`) shapes a table's DynamoDB
+items; two of them matching one table is a ConfigError. Its ``target-table-name``
+renames the planned target table (after the transformation rules).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from opendms.errors import ConfigError
 from opendms.mapping._reader import Node, load_document
 from opendms.mapping.lobs import WHOLE, LobPolicy, table_lob_policy
+from opendms.mapping.objectmap import ObjectMappingRule
 from opendms.mapping.parse import parse_rules
 from opendms.mapping.plan import TablePlan, build_plan
 from opendms.mapping.rules import (
@@ -48,6 +53,7 @@ class TableMappings:
         )
         self.table_settings = tuple(r for r in rules if isinstance(r, TableSettingsRule))
         self.post_processing = tuple(r for r in rules if isinstance(r, PostProcessingRule))
+        self.object_mappings = tuple(r for r in rules if isinstance(r, ObjectMappingRule))
         self._check_lob_settings()
 
     def _check_lob_settings(self) -> None:
@@ -71,6 +77,15 @@ class TableMappings:
             return {}
         best = next((r for r in matching if r.exact), matching[0])
         return best.tags_for(schema, table)
+
+    def object_mapping(self, schema: str, table: str) -> ObjectMappingRule | None:
+        """The ``object-mapping`` rule of source table ``schema.table`` (None: none);
+        ConfigError when two rules match it."""
+        found = [r for r in self.object_mappings if r.matches(schema, table)]
+        if len(found) > 1:
+            message = f"table {schema}.{table}: an object mapping is also set by {found[0].path}"
+            raise ConfigError(message, where=self.where, path=found[1].path)
+        return found[0] if found else None
 
     @property
     def has_selection(self) -> bool:
@@ -130,7 +145,11 @@ class TableMappings:
                 message = f"table {table.qualified} has no column {f.group.column!r} to filter on"
                 raise ConfigError(message, where=self.where, path=f.path)
         groups = tuple(f.group for f in filters)
-        return build_plan(table, self.transformations, groups, self.where, lobs)
+        plan = build_plan(table, self.transformations, groups, self.where, lobs)
+        mapping = self.object_mapping(table.schema, table.name)
+        if mapping is None or mapping.target_table is None:
+            return plan
+        return replace(plan, target=replace(plan.target, name=mapping.target_table))
 
     def check_removals(self, tables: Sequence[Table]) -> None:
         """A ``remove-column`` rule that removes nothing from any selected table it

@@ -18,8 +18,10 @@ when using table settings rule").
 from __future__ import annotations
 
 from opendms.mapping._reader import Node
+from opendms.mapping.objectmap import parse_object_mapping
 from opendms.mapping.rules import (
     COMMON_KEYS,
+    RULE_TYPES,
     LobSettings,
     ParallelLoad,
     PostProcessingRule,
@@ -33,7 +35,6 @@ from opendms.mapping.transform_parse import parse_transformation
 from opendms.mapping.wildcards import Pattern
 from opendms.model import Filter, FilterGroup
 
-RULE_TYPES = ("selection", "transformation", "table-settings", "post-processing")
 MAX_TAGS = 10  # S3's limit of tags per object
 
 FILTER_OPERANDS: dict[str, tuple[str, ...]] = {
@@ -90,6 +91,8 @@ def _parse_rule(node: Node) -> Rule:
         return parse_transformation(node)
     if rule_type == "post-processing":
         return _parse_post_processing(node)
+    if rule_type == "object-mapping":
+        return parse_object_mapping(node)
     return _parse_table_settings(node)
 
 

@@ -9,6 +9,7 @@ from opendms.mapping.wildcards import Pattern
 from opendms.model import ColumnType, FilterGroup, TableRef
 
 COMMON_KEYS = ("rule-type", "rule-id", "rule-name")
+RULE_TYPES = ("selection", "transformation", "table-settings", "post-processing", "object-mapping")
 
 
 def identity(node: Node) -> tuple[str, int, str]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from opendms.config import TaskSpec, load_task_file
 from opendms.errors import ConfigError, OpenDMSError, TaskError
+from opendms.handlers.store import drop_task
 from opendms.service import control
 from opendms.service.replication import drop_replication
 from opendms.state import StateStore, TableStats, TaskRecord, TaskStatus, TaskStore
@@ -183,6 +184,7 @@ class TaskService:
                 transition(store, name, before, stamp=False, conditional=True)
             raise
         store.delete_task(name)
+        drop_task(store.path, name)
         return Deleted(name, tuple(warnings))
 
     @staticmethod

@@ -169,7 +169,7 @@ def validate_task(
 def _target_reader(stack: ExitStack, url: str, settings: dict[str, Any]) -> TargetReader:
     parsed = EndpointURL.parse(url)
     engine = engine_for(parsed)
-    if engine.capabilities.source:
+    if engine.capabilities.source and not engine.reads_back_whole:
         return TargetReader(parsed, source=_open(stack, url, settings))
     return TargetReader(parsed, rows=engine.table_rows(parsed, settings))
 

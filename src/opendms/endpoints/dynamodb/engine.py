@@ -8,13 +8,21 @@ from opendms.endpoints.dynamodb.client import DynamoClients, describe_error
 from opendms.endpoints.dynamodb.settings import DynamoSettings
 from opendms.endpoints.engine import Capabilities, Engine
 from opendms.errors import EndpointError
+from opendms.model import Kind
 
 if TYPE_CHECKING:
     from opendms.changes import Applier, ApplyPlan, ChangeSource
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.engine import ApplyOptions
+    from opendms.endpoints.readback import TableRows
+    from opendms.model import ColumnType
 
 __all__ = ["ENGINE", "DynamoEngine"]
+
+_LOSSY = {
+    Kind.JSON: "JSON becomes a DynamoDB document: its numbers and key order are DynamoDB's",
+}
+"""Canonical kinds whose values do not read back in the same form."""
 
 
 class DynamoEngine(Engine):
@@ -25,8 +33,8 @@ class DynamoEngine(Engine):
     schemes = ("dynamodb",)
     capabilities = Capabilities(
         source=True,
-        target=True,
         cdc_source=True,
+        target=True,
         cdc_target=True,
         read_back=True,
         parallel_writers=True,
@@ -57,6 +65,18 @@ class DynamoEngine(Engine):
         from opendms.endpoints.dynamodb.apply import open_applier
 
         return open_applier(target, task, plans, opts)
+
+    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows:
+        from opendms.endpoints.dynamodb.readback import DynamoRows
+
+        return DynamoRows(url, DynamoSettings.resolve(url, settings))
+
+    def lossy(self, ctype: ColumnType) -> str | None:
+        return _LOSSY.get(ctype.kind)
+
+    def table_identity(self, url: EndpointURL, schema: str, name: str) -> tuple[str, ...]:
+        """A DynamoDB table is named without a schema (``table_prefix`` + name)."""
+        return (url.query.get("table_prefix", "") + name,)
 
     def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
         DynamoSettings.resolve(url, settings)
