@@ -16,7 +16,7 @@ from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from opendms.errors import EndpointError
+from opendms.errors import AuthenticationError, ConnectError, EndpointError
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -72,7 +72,7 @@ class JetStream:
         except EndpointError:
             raise
         except Exception as exc:
-            raise EndpointError(self.where, f"NATS: {type(exc).__name__}: {exc}") from None
+            raise _endpoint_error(self.where, exc) from None
 
     def ensure_stream(self, name: str, subjects: list[str], duplicates: float) -> None:
         """Create stream ``name`` when missing (an existing one is used as it is)."""
@@ -266,6 +266,22 @@ def _ack_error(msg: Msg) -> str:
     if status == "503":
         return "no stream takes the subject (no responders)"
     return msg.data.decode("utf-8", "replace")[:300]
+
+
+def _endpoint_error(where: str, exc: Exception) -> EndpointError:
+    """A nats-py failure as the EndpointError that says what it means: a refused login,
+    an unreachable server, JetStream off (an API request nobody answers), or as it is."""
+    from nats.errors import NoRespondersError, NoServersError
+    from nats.js.errors import ServiceUnavailableError
+
+    text = f"{type(exc).__name__}: {exc}"
+    if "authorization violation" in text.lower():
+        return AuthenticationError(where, "the NATS server refused the user and password")
+    if isinstance(exc, NoServersError | ConnectionError | OSError | asyncio.TimeoutError):
+        return ConnectError(where, f"cannot connect to the NATS server ({text})")
+    if isinstance(exc, NoRespondersError | ServiceUnavailableError):
+        return EndpointError(where, "JetStream is not enabled on the NATS server (nats-server -js)")
+    return EndpointError(where, f"NATS: {text}")
 
 
 async def _connect(server: str, options: dict[str, Any], timeout: float) -> Client:
