@@ -98,6 +98,11 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
             r"streams fold to the rows written: yes",
         ],
     ),
+    "nats_task_cdc.py": (
+        [],
+        ["brokers"],
+        [r"CDC to NATS JetStream \(json\): 300 records in [\d.]+ s = [\d,]+ records/s"],
+    ),
     "cdc_soak.py": (
         [],
         ["postgres"],

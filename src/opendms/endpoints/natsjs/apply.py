@@ -5,10 +5,13 @@ JetStream drops the copies it already holds (within the stream's duplicate windo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from opendms.changes import ApplyPlan, Transaction
 from opendms.endpoints.brokerrecords import Plans
 from opendms.endpoints.natsjs.client import token
 from opendms.endpoints.natsjs.target import NatsTarget
+from opendms.envelope import ChangeRecord
 
 
 class NatsApplier:
@@ -28,10 +31,18 @@ class NatsApplier:
         self.target.conn.kv_put(self.bucket, self.key, position)
 
     def apply(self, batch: list[Transaction], position: str, idempotent: bool) -> int:
-        records = self.plans.records(batch)
-        self.duplicates += self.target.publish(records, ids=True)
+        counted = [0]
+        self.duplicates += self.target.publish(self._records(batch, counted), ids=True)
         self.write_checkpoint(position)
-        return len(records)
+        return counted[0]
+
+    def _records(self, batch: list[Transaction], counted: list[int]) -> Iterator[ChangeRecord]:
+        """The records of ``batch`` transaction by transaction, so the loop publishes
+        the first while the rest are made; ``counted``: how many."""
+        for txn in batch:
+            records = self.plans.records([txn])
+            counted[0] += len(records)
+            yield from records
 
     def schema_changed(self, plan: ApplyPlan) -> None:
         self.plans.update(plan)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
@@ -10,14 +10,14 @@ from opendms.endpoints.base import EndpointURL, PrepMode, Rejection
 from opendms.endpoints.brokerrecords import (
     batches,
     decode,
-    encode,
     fold,
     load_records,
     truncate_record,
 )
+from opendms.endpoints.natsjs.bodies import RecordIds, body
 from opendms.endpoints.natsjs.client import JetStream, Message
 from opendms.endpoints.natsjs.engine import NatsSettings, connect
-from opendms.envelope import ChangeRecord, record_id
+from opendms.envelope import ChangeRecord
 from opendms.model import Table
 
 CHUNK = 256
@@ -30,19 +30,22 @@ class NatsTarget:
     def __init__(self, url: EndpointURL, settings: NatsSettings, conn: JetStream) -> None:
         self.url, self.settings, self.conn = url, settings, conn
 
-    def messages(self, records: list[ChangeRecord], ids: bool) -> Iterator[list[Message]]:
-        """``records`` as messages in chunks (``ids``: with their record id as
-        ``Nats-Msg-Id``)."""
-        fmt, subject = self.settings.MessageFormat, self.settings.subject
-        for start in range(0, len(records), CHUNK):
-            yield [
-                (subject(r.schema, r.table), encode(r, fmt), record_id(r) if ids else None)
-                for r in records[start : start + CHUNK]
-            ]
+    def messages(self, records: Iterable[ChangeRecord], ids: bool) -> Iterator[list[Message]]:
+        """``records`` as messages in chunks of :data:`CHUNK` (``ids``: with their record
+        id as ``Nats-Msg-Id``), made as the loop publishes the chunk before."""
+        fmt, subject, id_of = self.settings.MessageFormat, self.settings.subject, RecordIds()
+        chunk: list[Message] = []
+        for r in records:
+            chunk.append((subject(r.schema, r.table), body(r, fmt), id_of(r) if ids else None))
+            if len(chunk) >= CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
-    def publish(self, records: list[ChangeRecord], ids: bool) -> int:
+    def publish(self, records: Iterable[ChangeRecord], ids: bool) -> int:
         """Publish ``records`` and wait for their acks; how many were duplicates."""
-        return self.conn.publish(self.messages(records, ids)) if records else 0
+        return self.conn.publish(self.messages(records, ids))
 
     def prepare(self, table: Table, mode: PrepMode) -> None:
         if mode is not PrepMode.DO_NOTHING:
