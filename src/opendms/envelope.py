@@ -152,9 +152,11 @@ def _record(
     if change.op is Op.DELETE:
         return ChangeRecord("D", *common, key=_pick(names, before or {}), before=before or None)
     after = dict(zip(change.columns, change.values, strict=True))
-    unchanged = tuple(c for c, v in after.items() if v is UNCHANGED)
-    after = _known(after)
-    key = _pick(names, {**(before or {}), **after})
+    unchanged: tuple[str, ...] = ()
+    if UNCHANGED in change.values:  # unchanged TOAST values: not in the after image
+        unchanged = tuple(c for c, v in after.items() if v is UNCHANGED)
+        after = _known(after)
+    key = _pick(names, {**before, **after} if before else after)
     op: RecordOp = "I" if change.op is Op.INSERT else "U"
     return ChangeRecord(op, *common, key, before or None, after, unchanged)
 
@@ -223,7 +225,22 @@ def to_json(record: ChangeRecord) -> dict[str, Any]:
     }
 
 
+_PLAIN = frozenset({type(None), bool, int, str})
+
+
+def _plain(row: dict[str, Any]) -> bool:
+    """Whether every value of ``row`` is its own JSON form (no tag, no list): the
+    common case, which :func:`_row_json` passes through as it is."""
+    for value in row.values():
+        kind = type(value)
+        if kind not in _PLAIN and not (kind is float and math.isfinite(value)):
+            return False
+    return True
+
+
 def _row_json(row: dict[str, Any], where: str) -> dict[str, Any]:
+    if _plain(row):
+        return row
     out: dict[str, Any] = {}
     for column, value in row.items():
         try:
