@@ -320,7 +320,8 @@ _PARALLEL_APPLY = (
     "DMS uses it to push changes in parallel to DocumentDB, Kinesis, Kafka (MSK), "
     "OpenSearch and Redshift targets; opendms applies changes in commit order, on one "
     "connection to a database target and file after file to a lake (a DynamoDB target "
-    "applies with ParallelApplyThreads threads, each item's changes in order)"
+    "applies with ParallelApplyThreads threads of ParallelApplyBufferSize changes, each "
+    "item's changes in order: there these two act)"
 )
 _IN_MEMORY_APPLY = (
     "opendms applies whole source transactions in commit order from memory, batching by "

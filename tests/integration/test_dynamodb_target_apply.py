@@ -69,12 +69,18 @@ Errors = list[tuple[str, Op, str, str]]
 
 
 def _applier(
-    target: DynamoTarget, errors: Errors, threads: int = 4, policies: dict[str, str] | None = None
+    target: DynamoTarget,
+    errors: Errors,
+    threads: int = 4,
+    policies: dict[str, str] | None = None,
+    buffer: int = 100,
 ) -> Any:
     def on_error(table: str, op: Op, key: str, reason: str) -> None:
         errors.append((table, op, key, reason))
 
-    opts = ApplyOptions(policies=policies or None, on_error=on_error, threads=threads)
+    opts = ApplyOptions(
+        policies=policies or None, on_error=on_error, threads=threads, buffer=buffer
+    )
     return open_applier(target, "t", [plan(KV)], opts)
 
 
@@ -85,10 +91,13 @@ def test_one_key_twice_in_a_batch_the_last_row_wins(target: DynamoTarget, url: s
     assert scan(url, "kv") == _sorted([_item(f"k{j}", last[j]) for j in range(30)])
 
 
-def test_changes_of_one_item_stay_in_order_across_threads(target: DynamoTarget, url: str) -> None:
+@pytest.mark.parametrize("buffer", [100, 7, 1])  # ParallelApplyBufferSize: waves of writes
+def test_changes_of_one_item_stay_in_order_across_threads(
+    target: DynamoTarget, url: str, buffer: int
+) -> None:
     _load(target, [{"k": "a", "v": 0, "note": None}])
     errors: Errors = []
-    applier = _applier(target, errors, threads=8)
+    applier = _applier(target, errors, threads=8, buffer=buffer)
     changes = [upd(KV, {"k": "a"}, {"k": "a", "v": i, "note": f"n{i}"}) for i in range(1, 60)]
     changes += [ins(KV, {"k": f"b{i}", "v": i, "note": None}) for i in range(40)]
     changes += [delete(KV, {"k": f"b{i}"}) for i in range(0, 40, 2)]

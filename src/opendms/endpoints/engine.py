@@ -80,9 +80,11 @@ class Capabilities:
     back, through :meth:`Engine.table_rows` when the engine gives it, else as a
     :class:`~opendms.endpoints.base.Source`;
     ``parallel_writers``: several writers may load one table at once
-    (ParallelLoadThreads); ``records_changes``: it keeps every change as a record (lake
-    files) rather than holding the rows' current state; ``tablespaces``: table-settings
-    tablespace rules act on it."""
+    (ParallelLoadThreads); ``parallel_apply``: its applier applies a batch with
+    ParallelApplyThreads threads, ParallelApplyBufferSize changes each at a time;
+    ``records_changes``: it keeps every change as a record (lake files) rather than
+    holding the rows' current state; ``tablespaces``: table-settings tablespace rules
+    act on it."""
 
     source: bool = False
     target: bool = False
@@ -92,6 +94,7 @@ class Capabilities:
     ddl_target: bool = False
     read_back: bool = False
     parallel_writers: bool = False
+    parallel_apply: bool = False
     records_changes: bool = False
     tablespaces: bool = False
 
@@ -118,13 +121,16 @@ class ApplyOptions:
     PostgreSQL); ``same``: source and target are one engine; ``policies``: the apply
     error policies per operation; ``on_error(table, op, key, message)``: a skipped change;
     ``threads``: TargetMetadata.ParallelApplyThreads (0 or 1: one), for an applier that
-    writes in parallel (by key, keeping each row's changes in order)."""
+    writes in parallel (by key, keeping each row's changes in order); ``buffer``:
+    TargetMetadata.ParallelApplyBufferSize, the changes each of those threads is given
+    at a time."""
 
     form: str = "python"
     same: bool = False
     policies: dict[str, str] | None = None
     on_error: OnError | None = None
     threads: int = 1
+    buffer: int = 100
 
 
 class Engine:

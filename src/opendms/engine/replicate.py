@@ -207,8 +207,10 @@ class Replication:
             if limit and conflicts[table] == limit:
                 self._escalate_conflicts(table, f"ApplyErrorEscalationCount {limit} reached")
 
-        threads = max(self.spec.task_settings.TargetMetadata.ParallelApplyThreads, 1)
-        return ApplyOptions(self._form(), self.same, behavior.apply_policies(), on_error, threads)
+        meta = self.spec.task_settings.TargetMetadata
+        threads, buffer = max(meta.ParallelApplyThreads, 1), max(meta.ParallelApplyBufferSize, 1)
+        policies = behavior.apply_policies()
+        return ApplyOptions(self._form(), self.same, policies, on_error, threads, buffer)
 
     def _escalate_conflicts(self, table: str, reason: str) -> None:
         """ApplyErrorEscalationPolicy once a table has had ApplyErrorEscalationCount apply

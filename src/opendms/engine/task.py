@@ -10,8 +10,8 @@ import threading
 from dataclasses import dataclass
 
 from opendms.config import MigrationType, TaskSpec
-from opendms.endpoints import open_source, open_target
-from opendms.endpoints.base import Source, Target, mask
+from opendms.endpoints import engine_for, open_source, open_target
+from opendms.endpoints.base import EndpointURL, Source, Target, mask
 from opendms.engine.checkpoint import check_cdc_pair
 from opendms.engine.fullload import FullLoad, LoadResult
 from opendms.engine.handoff import ChangeHandoff
@@ -94,14 +94,26 @@ def run_task(
 
 def warn_settings_without_effect(spec: TaskSpec) -> None:
     """One warning per DMS task setting the task sets but opendms does not act on
-    (README, "Task settings with no effect here"), once per process."""
+    (README, "Task settings with no effect here"), once per process; the ParallelApply
+    settings act on a target whose engine applies in parallel (DynamoDB)."""
+    parallel = _applies_in_parallel(spec)
     for path, reason in settings_without_effect(spec.task_settings):
+        if parallel and path.startswith(_PARALLEL_APPLY):
+            continue
         if path not in _warned_settings:
             _warned_settings.add(path)
             log.warning("task setting %s has no effect in opendms: %s", path, reason)
 
 
 _warned_settings: set[str] = set()
+_PARALLEL_APPLY = ("TargetMetadata.ParallelApplyThreads", "TargetMetadata.ParallelApplyBufferSize")
+
+
+def _applies_in_parallel(spec: TaskSpec) -> bool:
+    try:
+        return engine_for(EndpointURL.parse(spec.target.url)).capabilities.parallel_apply
+    except OpenDMSError:  # an unknown scheme fails the run with its own message
+        return False
 
 
 def _tune_gc() -> None:

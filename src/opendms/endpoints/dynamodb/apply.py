@@ -84,7 +84,7 @@ class DynamoApplier:
         self.plans = {(p.source.schema, p.source.name): p for p in plans}
         self.policies = error_policies(opts.policies)
         self.on_error = opts.on_error if opts.on_error is not None else log_error
-        self.threads = max(opts.threads, 1)
+        self.threads, self.buffer = max(opts.threads, 1), max(opts.buffer, 1)
         self.control = f"{target.prefix}{CHECKPOINTS}"
         self.suspended: set[str] = set()
         self._scanning: set[str] = set()  # tables whose deletes were told to scan
@@ -163,8 +163,22 @@ class DynamoApplier:
     # -- running ------------------------------------------------------------------
 
     def _run(self, groups: dict[str, list[Write]]) -> None:
-        """Each item's writes in order; items in parallel on the pool."""
-        calls = [self.pool.submit(in_order, writes) for writes in groups.values()]
+        """Each item's writes in order; items in parallel on the pool, in waves of at
+        most ParallelApplyThreads x ParallelApplyBufferSize writes (an item's writes
+        are never split, so they stay in order)."""
+        limit, size = self.threads * self.buffer, 0
+        wave: list[list[Write]] = []
+        for writes in groups.values():
+            if wave and size + len(writes) > limit:
+                self._wave(wave)
+                wave, size = [], 0
+            wave.append(writes)
+            size += len(writes)
+        if wave:
+            self._wave(wave)
+
+    def _wave(self, groups: list[list[Write]]) -> None:
+        calls = [self.pool.submit(in_order, writes) for writes in groups]
         for call in calls:
             call.result()
 

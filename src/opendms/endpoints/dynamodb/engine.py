@@ -38,6 +38,7 @@ class DynamoEngine(Engine):
         cdc_target=True,
         read_back=True,
         parallel_writers=True,
+        parallel_apply=True,
     )
     settings = DynamoSettings
 
