@@ -322,3 +322,22 @@ def test_modify_endpoint_reaches_the_tasks_that_use_it(dms: Any, tmp_path: Path)
     flt = [{"Name": "replication-task-arn", "Values": [task]}]
     dms.get_waiter("replication_task_stopped").wait(Filters=flt, WaiterConfig=FAST)
     assert _stats(dms, task)["items"]["FullLoadRows"] == 8
+
+
+def test_a_dynamodb_endpoint(dms: Any, dynalite_server: Any, monkeypatch: Any) -> None:
+    """EngineName dynamodb: the server's region, ServerName a DynamoDB-compatible server,
+    DynamoDbSettings' role accepted; TestConnection reaches it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    made = dms.create_endpoint(
+        EndpointIdentifier="ddb",
+        EndpointType="target",
+        EngineName="dynamodb",
+        ServerName=dynalite_server.endpoint_url,
+        DynamoDbSettings={"ServiceAccessRoleArn": "arn:aws:iam::000000000000:role/dms"},
+    )
+    arn = made["Endpoint"]["EndpointArn"]
+    tested = dms.test_connection(ReplicationInstanceArn="r", EndpointArn=arn)
+    assert tested["Connection"]["Status"] == "successful", tested
+    found = dms.describe_endpoints(Filters=[{"Name": "engine-name", "Values": ["dynamodb"]}])
+    assert [e["EndpointArn"] for e in found["Endpoints"]] == [arn]

@@ -39,8 +39,9 @@ SCHEMES = {
     "sqlite": "sqlite",
     "s3": "s3",
     "file": "file",
+    "dynamodb": "dynamodb",
 }
-SETTINGS_KEYS = ("S3Settings", "PostgreSQLSettings", "MySQLSettings")
+SETTINGS_KEYS = ("S3Settings", "PostgreSQLSettings", "MySQLSettings", "DynamoDbSettings")
 ENV_PREFIX = "env:"  # a password "env:VARNAME": the value of that environment variable
 SEALED = "fernet:"  # a stored password, encrypted
 
@@ -233,11 +234,21 @@ def _url(scheme: str, e: Endpoint, settings: dict[str, Any], password: str) -> s
         return f"file://{e.database_name}"
     if scheme == "s3":
         return _s3_url(e, settings)
+    if scheme == "dynamodb":
+        return _dynamodb_url(e)
     auth = quote(e.username, safe="")
     if password:
         auth += ":" + quote(password, safe="")
     port = f":{e.port}" if e.port else ""
     return f"{scheme}://{auth}@{e.server_name}{port}/{quote(e.database_name)}"
+
+
+def _dynamodb_url(e: Endpoint) -> str:
+    region = e.arn.split(":")[3] if e.arn.count(":") >= 3 else ""  # the server's region
+    query = {"region": region} if region else {}
+    if e.server_name:
+        query["endpoint_url"] = e.server_name
+    return "dynamodb://?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
 
 
 def _s3_url(e: Endpoint, settings: dict[str, Any]) -> str:

@@ -23,9 +23,17 @@ Text = Annotated[str, Field(pattern=TEXT, max_length=4096)]
 
 # the DMS engine names of resources.SCHEMES, and its SETTINGS_KEYS (a test compares them)
 EngineName = Literal[
-    "aurora", "aurora-postgresql", "file", "mariadb", "mysql", "postgres", "s3", "sqlite"
+    "aurora",
+    "aurora-postgresql",
+    "dynamodb",
+    "file",
+    "mariadb",
+    "mysql",
+    "postgres",
+    "s3",
+    "sqlite",
 ]
-SettingsKey = Literal["S3Settings", "PostgreSQLSettings", "MySQLSettings"]
+SettingsKey = Literal["S3Settings", "PostgreSQLSettings", "MySQLSettings", "DynamoDbSettings"]
 
 
 class EndpointType(enum.StrEnum):

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from opendms.errors import OpenDMSError
-from opendms.server.resources import ENV_PREFIX, Endpoint, Task
+from opendms.server.resources import ENV_PREFIX, SETTINGS_KEYS, Endpoint, Task
 from opendms.state import TableState
 
 Body = dict[str, Any]
@@ -55,7 +55,7 @@ def apply_endpoint(endpoint: Endpoint, body: Body) -> None:
         if key in body:
             value = body[key]
             setattr(endpoint, attr, value.lower() if key == "EndpointType" else value)
-    for key in ("S3Settings", "PostgreSQLSettings", "MySQLSettings"):
+    for key in SETTINGS_KEYS:
         if key in body:
             endpoint.settings[key] = dict(body[key])
     if endpoint.endpoint_type not in ("source", "target"):
