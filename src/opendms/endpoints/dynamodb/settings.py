@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from opendms.endpoints.settings import EndpointSettings, Text, Whole
+from opendms.endpoints.settings import EndpointSettings, Whole
 
 __all__ = ["DynamoSettings"]
 
@@ -48,4 +48,3 @@ class DynamoSettings(EndpointSettings):
     SampleItems: Whole = 1000
     StreamStartPosition: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
     StreamViewType: Literal["", "NEW_AND_OLD_IMAGES", "NEW_IMAGE", "OLD_IMAGE", "KEYS_ONLY"] = ""
-    Region: Text = ""
