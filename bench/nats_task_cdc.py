@@ -30,9 +30,9 @@ from tests.support.brokers import NatsServer
 from common import TaskRun, smoke_option, smoke_sizes, wait_until
 
 LIMIT_S = 600.0
-PREFIX = "bench"
-STREAM = f"OPENDMS_{PREFIX}"  # the engine's default stream name for the prefix
-SUBJECT = f"{PREFIX}.main.items"
+PREFIX, TASK = "bench", "tonats"
+STREAM = f"OPENDMS_{PREFIX}_{TASK}"  # the engine's default stream name: a stream per task
+SUBJECT = f"{PREFIX}.{TASK}.main.items"
 
 
 def stored(server: str) -> int:
@@ -74,7 +74,7 @@ def run(tmp: Path, server: str, rows: int, fmt: str) -> float:
         "migration_type": "full-load-and-cdc",
         "task_settings": {"ChangeProcessingTuning": {"BatchApplyTimeoutMin": 0}},
     }
-    with TaskRun(tmp, "tonats", spec) as task:
+    with TaskRun(tmp, TASK, spec) as task:
         wait_until("the task to stream", task.streaming, 120, task)
         committed = _insert(source, rows)
         wait_until("every record in JetStream", lambda: stored(server) >= rows, LIMIT_S, task)

@@ -15,7 +15,7 @@ import pytest
 from opendms.endpoints import engine_for
 from opendms.endpoints.base import EndpointURL
 from opendms.model import Column, ColumnType, Kind, Table
-from tests.integration.brokercdc import Run
+from tests.integration.brokercdc import TASK, Run
 from tests.support.sql import connect, query
 
 TABLE = Table(
@@ -82,7 +82,7 @@ def test_pg_changes_read_back_as_the_source_rows(
     _write(pg_db, 200)
     run.catch_up()
     parsed = EndpointURL.parse(url)
-    reader = engine_for(parsed).table_rows(parsed, {})
+    reader = engine_for(parsed).table_rows(parsed, {}, TASK)
     assert reader is not None
     got = pa.Table.from_batches(list(reader.batches(TABLE, NAMES))).to_pylist()
     want = _source_rows(pg_db)

@@ -1,6 +1,7 @@
-"""The ``nats://`` and ``redis://`` targets beyond the conformance suite: JetStream's
-duplicate window after a crash before the checkpoint, the Arrow message format, records
-valid against the change-record JSON Schema, mapping renames, MaxLen, test connection."""
+"""The ``nats://`` and ``redis://`` targets beyond the conformance suite: a NATS stream per
+task, JetStream's duplicate window after a crash before the checkpoint, the Arrow message
+format, records valid against the change-record JSON Schema, mapping renames, MaxLen, test
+connection."""
 
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ def _plan(target: Table = TABLE, names: dict[str, str] | None = None) -> ApplyPl
     return ApplyPlan(TABLE, target, names or {n: n for n in NAMES})
 
 
-def _load(url: str, rows: list[tuple[Any, ...]]) -> None:
-    target = open_target(url)
+def _load(url: str, rows: list[tuple[Any, ...]], task: str | None = None, **settings: Any) -> None:
+    target = open_target(url, settings, task)
     try:
         target.prepare(TABLE, PrepMode.DROP_AND_CREATE)
         writer = target.writer(TABLE, None)
@@ -74,8 +75,8 @@ def _load(url: str, rows: list[tuple[Any, ...]]) -> None:
         target.close()
 
 
-def _read(engine: Any, url: str) -> list[dict[str, Any]]:
-    rows = engine.table_rows(EndpointURL.parse(url), {})
+def _read(engine: Any, url: str, task: str | None = None, **settings: Any) -> list[dict[str, Any]]:
+    rows = engine.table_rows(EndpointURL.parse(url), settings, task)
     got = pa.Table.from_batches(list(rows.batches(TABLE, NAMES))).to_pylist()
     return sorted(got, key=lambda r: int(r["id"]))
 
@@ -103,7 +104,7 @@ def test_nats_republished_batch_is_dropped_by_the_duplicate_window(
     """A crash after the acks, before the checkpoint: the restarted task publishes the
     batch again, and JetStream keeps one copy of each record."""
     batch = [_txn(1, _ins(1), _ins(2)), _txn(2, _ins(3))]
-    target = open_target(nats_url)
+    target = open_target(nats_url, task="t")
     try:
         first = open_applier(target, "t", [_plan()], ApplyOptions())
         assert isinstance(first, NatsApplier)
@@ -116,7 +117,7 @@ def test_nats_republished_batch_is_dropped_by_the_duplicate_window(
         target.close()
     prefix = nats_url.rsplit("/", 1)[1]
     bodies = asyncio.run(
-        _nats_bodies(nats_server.server_url, f"OPENDMS_{prefix}", f"{prefix}.app.orders")
+        _nats_bodies(nats_server.server_url, f"OPENDMS_{prefix}_t", f"{prefix}.t.app.orders")
     )
     assert [json.loads(b)["after"]["id"] for b in bodies] == [1, 2, 3]
 
@@ -205,3 +206,37 @@ def test_unreachable_server_is_an_endpoint_error(scheme: str) -> None:
     url = f"{scheme}://127.0.0.1:{free_port()}/x"
     with pytest.raises(EndpointError, match=f"{scheme}://127.0.0.1"):
         check_endpoint(url, {"TimeoutSeconds": 2})
+
+
+async def _stream_subjects(server: str) -> dict[str, list[str]]:
+    import nats
+
+    nc = await nats.connect(servers=[server])
+    try:
+        infos = await nc.jetstream().streams_info()
+        return {i.config.name or "": list(i.config.subjects or []) for i in infos}
+    finally:
+        await nc.close()
+
+
+def test_nats_stream_per_task(nats_server: NatsServer, nats_url: str) -> None:
+    """Two tasks on one endpoint publish to a stream each, a subject per table; tasks
+    told to share a stream (``StreamName``) have their subjects added to it."""
+    prefix = nats_url.rsplit("/", 1)[1]
+    _load(nats_url, [_row(1), _row(2)], task="first")
+    _load(nats_url, [_row(3)], task="second")
+    _load(nats_url, [_row(4)], task="third", StreamName=f"SHARED_{prefix}")
+    _load(nats_url, [_row(5)], task="fourth", StreamName=f"SHARED_{prefix}")
+    streams = asyncio.run(_stream_subjects(nats_server.server_url))
+    assert streams[f"OPENDMS_{prefix}_first"] == [f"{prefix}.first.>"]
+    assert streams[f"OPENDMS_{prefix}_second"] == [f"{prefix}.second.>"]
+    assert streams[f"SHARED_{prefix}"] == [f"{prefix}.third.>", f"{prefix}.fourth.>"]
+    assert [r["id"] for r in _read(NATS, nats_url, "first")] == [1, 2]
+    assert [r["id"] for r in _read(NATS, nats_url, "second")] == [3]
+    assert [r["id"] for r in _read(NATS, nats_url, "fourth", StreamName=f"SHARED_{prefix}")] == [5]
+    bodies = asyncio.run(
+        _nats_bodies(
+            nats_server.server_url, f"OPENDMS_{prefix}_second", f"{prefix}.second.app.orders"
+        )
+    )
+    assert [json.loads(b)["op"] for b in bodies] == ["T", "I"]

@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.integration.brokercdc import body, check_records, run_with_kills
+from tests.integration.brokercdc import TASK, body, check_records, run_with_kills
 from tests.support.brokers import NatsServer
 
 
@@ -39,6 +39,6 @@ def test_sqlite_to_nats_with_kills_loses_and_repeats_nothing(
     writer = run_with_kills(tmp_path, nats_url)
     prefix = nats_url.rsplit("/", 1)[1]
     records = asyncio.run(
-        _consume(nats_server.server_url, f"OPENDMS_{prefix}", f"{prefix}.main.orders")
+        _consume(nats_server.server_url, f"OPENDMS_{prefix}_{TASK}", f"{prefix}.{TASK}.main.orders")
     )
     check_records(records, writer)

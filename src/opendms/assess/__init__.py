@@ -43,7 +43,7 @@ def assess(spec: TaskSpec) -> list[Check]:
         return [problem("source-connection", True, str(exc), "fix the source endpoint URL")]
     try:
         try:
-            target = open_target(spec.target.url, spec.target.settings)
+            target = open_target(spec.target.url, spec.target.settings, spec.name)
         except ConfigError:
             raise
         except OpenDMSError as exc:

@@ -89,9 +89,12 @@ def open_source(url: str, settings: dict[str, Any] | None = None) -> Source:
     return engine_for(parsed, "source").open_source(parsed, settings or {})
 
 
-def open_target(url: str, settings: dict[str, Any] | None = None) -> Target:
+def open_target(
+    url: str, settings: dict[str, Any] | None = None, task: str | None = None
+) -> Target:
+    """The target on ``url`` (``task``: the task it serves, see ``Engine.open_target``)."""
     parsed = EndpointURL.parse(url)
-    return engine_for(parsed, "target").open_target(parsed, settings or {})
+    return engine_for(parsed, "target").open_target(parsed, settings or {}, task)
 
 
 def open_change_source(

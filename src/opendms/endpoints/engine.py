@@ -154,7 +154,11 @@ class Engine:
     def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
         raise self._cannot(url, "be a source")
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
+        """A target on ``url``; ``task``: the task it serves, for engines that name what
+        they write after it (a NATS stream per task), None outside a task."""
         raise self._cannot(url, "be a target")
 
     def change_source(self, url: EndpointURL, task: str, settings: dict[str, Any]) -> ChangeSource:
@@ -221,11 +225,14 @@ class Engine:
         with a source catalog has a :meth:`ddl_dialect`, which parses the catalog's SQL."""
         return None
 
-    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows | None:
+    def table_rows(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> TableRows | None:
         """How validation reads back the tables of a target of this engine: an engine
         that cannot be opened as a source (a lake's files), or one whose targets are
         written in another shape than its source reads (DynamoDB's mapped items); None:
-        it cannot (an engine that is a ``source`` is then read back as one)."""
+        it cannot (an engine that is a ``source`` is then read back as one). ``task`` as
+        for :meth:`open_target`."""
         return None
 
     @property

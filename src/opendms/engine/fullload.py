@@ -216,6 +216,7 @@ class FullLoad:
             tags=tags,
             object_mapping=self.mappings.object_mapping(src.schema, src.name),
             task_start=self.target.started if isinstance(self.target, TaskStartTarget) else None,
+            task=self.spec.name,
         )
 
     def _ended(self, unit: LoadUnit, result: UnitResult) -> bool:

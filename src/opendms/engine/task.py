@@ -284,7 +284,7 @@ def _run_once(
     started, validation, handoff = context
     source: Source = open_source(spec.source.url, spec.source.settings)
     try:
-        target: Target = open_target(spec.target.url, spec.target.settings)
+        target: Target = open_target(spec.target.url, spec.target.settings, spec.name)
         first = not started.is_set()  # a retry after a recoverable error is running already
         started.set()
         try:

@@ -60,7 +60,7 @@ class UnitOptions:
     copy is the only writer into a table this load created) and the S3 object tags of
     its table, ``object_mapping`` its object-mapping rule (targets shaped by them),
     ``task_start`` the time the task's target was opened (for targets that stamp rows
-    with it)."""
+    with it), ``task`` the task's name (for targets that name what they write after it)."""
 
     behavior: ErrorBehaviorSection
     commit_rate: int
@@ -69,6 +69,7 @@ class UnitOptions:
     tags: dict[str, str] = field(default_factory=dict)
     object_mapping: ObjectMappingRule | None = None
     task_start: datetime | None = None
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def copy_unit(work: UnitWork, report: UnitReport | None, stop: StopFlag) -> Unit
         with ExitStack() as stack:
             source = open_source(work.source.url, work.source.settings)
             stack.callback(_close, source, work.name)
-            target = open_target(work.target.url, work.target.settings)
+            target = open_target(work.target.url, work.target.settings, work.options.task)
             stack.callback(_close, target, work.name)
             UnitCopy(work, source, target, report, stop, tally).run()
     except StopRequested:

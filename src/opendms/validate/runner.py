@@ -149,7 +149,7 @@ def validate_task(
     result = ValidationResult(spec.name)
     with ExitStack() as stack:
         source = _open(stack, spec.source.url, spec.source.settings)
-        reader = _target_reader(stack, spec.target.url, spec.target.settings)
+        reader = _target_reader(stack, spec.target.url, spec.target.settings, spec.name)
         plans = _select(plan_tables(spec, source), tables)
         budget = settings.FailureMaxCount
         for plan in plans:
@@ -166,12 +166,12 @@ def validate_task(
     return result
 
 
-def _target_reader(stack: ExitStack, url: str, settings: dict[str, Any]) -> TargetReader:
+def _target_reader(stack: ExitStack, url: str, settings: dict[str, Any], task: str) -> TargetReader:
     parsed = EndpointURL.parse(url)
     engine = engine_for(parsed)
     if engine.capabilities.source and not engine.reads_back_whole:
         return TargetReader(parsed, source=_open(stack, url, settings))
-    return TargetReader(parsed, rows=engine.table_rows(parsed, settings))
+    return TargetReader(parsed, rows=engine.table_rows(parsed, settings, task))
 
 
 def _open(stack: ExitStack, url: str, settings: dict[str, Any]) -> Source:

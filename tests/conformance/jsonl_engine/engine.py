@@ -37,14 +37,18 @@ class JsonlEngine(Engine):
     capabilities = Capabilities(target=True, cdc_target=True, read_back=True)
     settings = JsonlSettings
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
         from tests.conformance.jsonl_engine.target import JsonlTarget
 
         folder = _folder(url, settings)
         folder.root.mkdir(exist_ok=True)
         return JsonlTarget(url, folder)
 
-    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows:
+    def table_rows(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> TableRows:
         from tests.conformance.jsonl_engine.target import JsonlRows
 
         folder = _folder(url, settings)

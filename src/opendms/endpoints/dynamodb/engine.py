@@ -55,7 +55,9 @@ class DynamoEngine(Engine):
 
         return open_change_source(url, task, DynamoSettings.resolve(url, settings))
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
         from opendms.endpoints.dynamodb.target import open_target
 
         return open_target(url, DynamoSettings.resolve(url, settings))
@@ -67,7 +69,9 @@ class DynamoEngine(Engine):
 
         return open_applier(target, task, plans, opts)
 
-    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows:
+    def table_rows(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> TableRows:
         from opendms.endpoints.dynamodb.readback import DynamoRows
 
         return DynamoRows(url, DynamoSettings.resolve(url, settings))

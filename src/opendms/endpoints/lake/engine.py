@@ -33,7 +33,9 @@ class LakeEngine(Engine):
     )
     settings = LakeSettings
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
         return self.lake_target(url, settings)
 
     def lake_target(self, url: EndpointURL, settings: dict[str, Any]) -> LakeTarget:
@@ -53,7 +55,9 @@ class LakeEngine(Engine):
 
         return LakeApplier(cast("LakeTarget", target), task, plans)
 
-    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows:
+    def table_rows(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> TableRows:
         from opendms.endpoints.lake.readback import LakeRows
 
         return LakeRows(url, settings)

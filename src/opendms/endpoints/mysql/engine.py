@@ -48,7 +48,9 @@ class MySQLEngine(Engine):
         MySqlSettings.resolve(url, settings)
         return MySQLSource(url)
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
         from opendms.endpoints.mysql.target import MySQLTarget
 
         MySqlSettings.resolve(url, settings)

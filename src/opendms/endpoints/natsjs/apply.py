@@ -20,7 +20,7 @@ class NatsApplier:
 
     def __init__(self, target: NatsTarget, task: str, plans: list[ApplyPlan]) -> None:
         self.target, self.plans = target, Plans(plans)
-        self.bucket = f"{target.settings.stream()}_checkpoints"
+        self.bucket = f"{target.names.stream()}_checkpoints"
         self.key = token(task)
         self.duplicates = 0
 

@@ -1,9 +1,9 @@
 """A JetStream connection used from synchronous code: nats-py runs on a private event
 loop in a thread of its own, and each call waits for its coroutine there.
 
-One stream holds an endpoint's subjects (``<prefix>.>``), with a duplicate window in
+A task's stream holds its subjects (``<prefix>.<task>.>``), with a duplicate window in
 which JetStream drops a message whose ``Nats-Msg-Id`` it has already stored; a key-value
-bucket beside it (``<stream>_checkpoints``) holds each task's checkpoint."""
+bucket beside it (``<stream>_checkpoints``) holds the task's checkpoint."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opendms.errors import AuthenticationError, ConnectError, EndpointError
@@ -74,19 +75,24 @@ class JetStream:
         except Exception as exc:
             raise _endpoint_error(self.where, exc) from None
 
-    def ensure_stream(self, name: str, subjects: list[str], duplicates: float) -> None:
-        """Create stream ``name`` when missing (an existing one is used as it is)."""
+    def ensure_stream(self, name: str, subjects: str, duplicates: float) -> None:
+        """Create stream ``name`` for ``subjects`` (a filter) when missing; an existing
+        stream is used as it is, ``subjects`` added to it when it lacks them."""
         self.run(self._ensure_stream(name, subjects, duplicates))
 
-    async def _ensure_stream(self, name: str, subjects: list[str], duplicates: float) -> None:
+    async def _ensure_stream(self, name: str, subjects: str, duplicates: float) -> None:
         from nats.js.api import StreamConfig
         from nats.js.errors import NotFoundError
 
         try:
-            await self.js.stream_info(name)
+            info = await self.js.stream_info(name)
         except NotFoundError:
-            config = StreamConfig(name=name, subjects=subjects, duplicate_window=duplicates)
+            config = StreamConfig(name=name, subjects=[subjects], duplicate_window=duplicates)
             await self.js.add_stream(config)
+            return
+        held = info.config.subjects or []
+        if subjects not in held:
+            await self.js.update_stream(replace(info.config, subjects=[*held, subjects]))
 
     def publish(self, chunks: Iterable[Sequence[Message]]) -> int:
         """Publish the messages of ``chunks`` in order, the acks awaited together (the

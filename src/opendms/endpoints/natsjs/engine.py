@@ -1,17 +1,18 @@
 """The NATS JetStream engine: ``nats://host:port`` endpoints, a full-load and CDC target
 that publishes change records (:mod:`opendms.endpoints.brokerrecords`).
 
-Subjects are ``<SubjectPrefix>.<schema>.<table>`` (each name one token: characters
-other than letters, digits, ``-`` and ``_`` become ``_``), all in one stream,
-``StreamName`` (default ``OPENDMS_<prefix>``), created when missing with a duplicate
-window of ``DuplicateWindowSeconds`` (120). CDC messages carry ``Nats-Msg-Id`` =
-:func:`opendms.envelope.record_id`, so a batch published again after a crash (before its
-checkpoint was written) is dropped by JetStream within that window. Checkpoints live in
-the key-value bucket ``<stream>_checkpoints``, one key per task, written after the
-batch's acks."""
+Each task has a stream of its own, ``StreamName`` (default ``OPENDMS_<prefix>_<task>``),
+holding its subjects ``<SubjectPrefix>.<task>.<schema>.<table>``, one per table (each
+name one token: characters other than letters, digits, ``-`` and ``_`` become ``_``).
+The stream is created when missing with a duplicate window of ``DuplicateWindowSeconds``
+(120). CDC messages carry ``Nats-Msg-Id`` = :func:`opendms.envelope.record_id`, so a
+batch published again after a crash (before its checkpoint was written) is dropped by
+JetStream within that window. The checkpoint lives in the key-value bucket
+``<stream>_checkpoints``, key = the task, written after the batch's acks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from opendms.endpoints.base import EndpointURL
@@ -26,14 +27,14 @@ if TYPE_CHECKING:
     from opendms.endpoints.natsjs.target import NatsTarget
     from opendms.endpoints.readback import TableRows
 
-__all__ = ["ENGINE", "NatsEngine", "NatsSettings"]
+__all__ = ["ENGINE", "Names", "NatsEngine", "NatsSettings"]
 
 DEFAULT_PORT = 4222
 
 
 class NatsSettings(EndpointSettings):
     """``SubjectPrefix`` (empty: the URL's path, ``nats://host:port/<prefix>``, else
-    ``opendms``), ``StreamName`` (empty: ``OPENDMS_<prefix>``),
+    ``opendms``), ``StreamName`` (empty: ``OPENDMS_<prefix>_<task>``),
     ``DuplicateWindowSeconds``, ``MessageFormat`` (json or arrow), ``MaxPendingAcks``
     (publishes awaiting their ack at once), ``TimeoutSeconds``."""
 
@@ -53,15 +54,37 @@ class NatsSettings(EndpointSettings):
         prefix = resolved.SubjectPrefix or url.path.strip("/") or "opendms"
         return resolved.model_copy(update={"SubjectPrefix": prefix})
 
-    def stream(self) -> str:
+
+@dataclass(frozen=True)
+class Names:
+    """Where one task's records go: its stream, and a subject per table."""
+
+    settings: NatsSettings
+    task: str
+    """The task as a subject token (``default`` outside a task)."""
+
+    @classmethod
+    def of(cls, url: EndpointURL, settings: dict[str, Any], task: str | None) -> Names:
         from opendms.endpoints.natsjs.client import token
 
-        return self.StreamName or f"OPENDMS_{token(self.SubjectPrefix)}"
+        return cls(NatsSettings.of(url, settings), token(task or "default"))
+
+    def stream(self) -> str:
+        """The task's stream."""
+        from opendms.endpoints.natsjs.client import token
+
+        prefix = token(self.settings.SubjectPrefix)
+        return self.settings.StreamName or f"OPENDMS_{prefix}_{self.task}"
+
+    def subjects(self) -> str:
+        """The filter of the task's subjects, ``<prefix>.<task>.>``."""
+        return f"{self.settings.SubjectPrefix}.{self.task}.>"
 
     def subject(self, schema: str, table: str) -> str:
+        """The subject of one table's records."""
         from opendms.endpoints.natsjs.client import token
 
-        return f"{self.SubjectPrefix}.{token(schema)}.{token(table)}"
+        return f"{self.settings.SubjectPrefix}.{self.task}.{token(schema)}.{token(table)}"
 
 
 class NatsEngine(Engine):
@@ -73,27 +96,27 @@ class NatsEngine(Engine):
     capabilities = Capabilities(target=True, cdc_target=True, read_back=True)
     settings = NatsSettings
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
         from opendms.endpoints.natsjs.target import NatsTarget
 
-        resolved = NatsSettings.of(url, settings)
-        conn = connect(url, resolved)
+        names = Names.of(url, settings, task)
+        conn = connect(url, names.settings)
         try:
-            conn.ensure_stream(
-                resolved.stream(),
-                [f"{resolved.SubjectPrefix}.>"],
-                float(resolved.DuplicateWindowSeconds),
-            )
+            window = float(names.settings.DuplicateWindowSeconds)
+            conn.ensure_stream(names.stream(), names.subjects(), window)
         except BaseException:
             conn.close()
             raise
-        return NatsTarget(url, resolved, conn)
+        return NatsTarget(url, names, conn)
 
-    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows:
+    def table_rows(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> TableRows:
         from opendms.endpoints.natsjs.target import NatsRows
 
-        resolved = NatsSettings.of(url, settings)
-        return NatsRows(url, resolved)
+        return NatsRows(url, Names.of(url, settings, task))
 
     def applier(
         self, target: Target, task: str, plans: list[ApplyPlan], opts: ApplyOptions

@@ -16,7 +16,7 @@ from opendms.endpoints.brokerrecords import (
 )
 from opendms.endpoints.natsjs.bodies import RecordIds, body
 from opendms.endpoints.natsjs.client import JetStream, Message
-from opendms.endpoints.natsjs.engine import NatsSettings, connect
+from opendms.endpoints.natsjs.engine import Names, connect
 from opendms.envelope import ChangeRecord
 from opendms.model import Table
 
@@ -27,13 +27,13 @@ CHUNK = 256
 class NatsTarget:
     """Publishes full-load rows as ``I`` records; holds the connection CDC uses too."""
 
-    def __init__(self, url: EndpointURL, settings: NatsSettings, conn: JetStream) -> None:
-        self.url, self.settings, self.conn = url, settings, conn
+    def __init__(self, url: EndpointURL, names: Names, conn: JetStream) -> None:
+        self.url, self.names, self.settings, self.conn = url, names, names.settings, conn
 
     def messages(self, records: Iterable[ChangeRecord], ids: bool) -> Iterator[list[Message]]:
         """``records`` as messages in chunks of :data:`CHUNK` (``ids``: with their record
         id as ``Nats-Msg-Id``), made as the loop publishes the chunk before."""
-        fmt, subject, id_of = self.settings.MessageFormat, self.settings.subject, RecordIds()
+        fmt, subject, id_of = self.settings.MessageFormat, self.names.subject, RecordIds()
         chunk: list[Message] = []
         for r in records:
             chunk.append((subject(r.schema, r.table), body(r, fmt), id_of(r) if ids else None))
@@ -90,14 +90,14 @@ class NatsWriter:
 class NatsRows:
     """Reads a table back by folding its subject's records (validation, conformance)."""
 
-    def __init__(self, url: EndpointURL, settings: NatsSettings) -> None:
-        self.url, self.settings = url, settings
+    def __init__(self, url: EndpointURL, names: Names) -> None:
+        self.url, self.names = url, names
 
     def batches(self, table: Table, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
-        conn = connect(self.url, self.settings)
+        conn = connect(self.url, self.names.settings)
         try:
-            subject = self.settings.subject(table.schema, table.name)
-            bodies = list(conn.read(self.settings.stream(), subject))
+            subject = self.names.subject(table.schema, table.name)
+            bodies = list(conn.read(self.names.stream(), subject))
         finally:
             conn.close()
         records = (decode(b, table.qualified) for b in bodies)

@@ -54,7 +54,9 @@ class PostgresEngine(Engine):
         PgSettings.resolve(url, settings)
         return PostgresSource(url)
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
         from opendms.endpoints.postgres.target import PostgresTarget
 
         PgSettings.resolve(url, settings)

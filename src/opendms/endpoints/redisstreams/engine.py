@@ -73,13 +73,17 @@ class RedisEngine(Engine):
     capabilities = Capabilities(target=True, cdc_target=True, read_back=True)
     settings = RedisSettings
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
         from opendms.endpoints.redisstreams.target import RedisTarget
 
         resolved = RedisSettings.of(url, settings)
         return RedisTarget(url, resolved, connect(url, resolved))
 
-    def table_rows(self, url: EndpointURL, settings: dict[str, Any]) -> TableRows:
+    def table_rows(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> TableRows:
         from opendms.endpoints.redisstreams.target import RedisRows
 
         resolved = RedisSettings.of(url, settings)

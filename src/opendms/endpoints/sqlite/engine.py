@@ -50,7 +50,9 @@ class SQLiteEngine(Engine):
         except sqlite3.Error as exc:
             raise EndpointError(str(url), f"cannot open {path!r}: {exc}") from exc
 
-    def open_target(self, url: EndpointURL, settings: dict[str, Any]) -> Target:
+    def open_target(
+        self, url: EndpointURL, settings: dict[str, Any], task: str | None = None
+    ) -> Target:
         from opendms.endpoints.sqlite.target import SQLiteTarget
 
         SqliteSettings.resolve(url, settings)
