@@ -179,6 +179,31 @@ class Plans:
         )  # fmt: skip
 
 
+class RecordApplier:
+    """What the broker appliers share: the task's plans, kept current through schema
+    changes and drops; records are sent as they come (no batch hint, no forced flush);
+    the target holds the connection. Subclasses read and write the checkpoint and apply
+    (the apply error policies have nothing to act on: a broker takes every record)."""
+
+    def __init__(self, plans: list[ApplyPlan]) -> None:
+        self.plans = Plans(plans)
+
+    def schema_changed(self, plan: ApplyPlan) -> None:
+        self.plans.update(plan)
+
+    def table_dropped(self, schema: str, table: str) -> None:
+        self.plans.drop(schema, table)
+
+    def batch_hint(self) -> tuple[float, int] | None:
+        return None
+
+    def must_flush_at(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        """The target holds the connection."""
+
+
 def _keeps_names(plan: ApplyPlan) -> bool:
     """True when the plan keeps the source table's and every column's name."""
     same_table = (plan.target.schema, plan.target.name) == (plan.source.schema, plan.source.name)

@@ -8,18 +8,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from opendms.changes import ApplyPlan, Transaction
-from opendms.endpoints.brokerrecords import Plans
+from opendms.endpoints.brokerrecords import RecordApplier
 from opendms.endpoints.natsjs.client import token
 from opendms.endpoints.natsjs.target import NatsTarget
 from opendms.envelope import ChangeRecord
 
 
-class NatsApplier:
-    """Publishes every change of a batch as a change record; the apply error policies
-    have nothing to act on (a broker takes every record)."""
+class NatsApplier(RecordApplier):
+    """Publishes every change of a batch as a change record."""
 
     def __init__(self, target: NatsTarget, task: str, plans: list[ApplyPlan]) -> None:
-        self.target, self.plans = target, Plans(plans)
+        super().__init__(plans)
+        self.target = target
         self.bucket = f"{target.names.stream()}_checkpoints"
         self.key = token(task)
         self.duplicates = 0
@@ -43,18 +43,3 @@ class NatsApplier:
             records = self.plans.records([txn])
             counted[0] += len(records)
             yield from records
-
-    def schema_changed(self, plan: ApplyPlan) -> None:
-        self.plans.update(plan)
-
-    def table_dropped(self, schema: str, table: str) -> None:
-        self.plans.drop(schema, table)
-
-    def batch_hint(self) -> tuple[float, int] | None:
-        return None
-
-    def must_flush_at(self) -> str | None:
-        return None
-
-    def close(self) -> None:
-        """The target holds the connection."""

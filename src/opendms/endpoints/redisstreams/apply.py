@@ -5,17 +5,17 @@ gap: the restarted task resumes after the checkpoint written with the last batch
 from __future__ import annotations
 
 from opendms.changes import ApplyPlan, Transaction
-from opendms.endpoints.brokerrecords import Plans
+from opendms.endpoints.brokerrecords import RecordApplier
 from opendms.endpoints.redisstreams.engine import guarded
 from opendms.endpoints.redisstreams.target import RedisTarget
 
 
-class RedisApplier:
-    """Appends every change of a batch as a change record; the apply error policies
-    have nothing to act on (a stream takes every record)."""
+class RedisApplier(RecordApplier):
+    """Appends every change of a batch as a change record."""
 
     def __init__(self, target: RedisTarget, task: str, plans: list[ApplyPlan]) -> None:
-        self.target, self.plans = target, Plans(plans)
+        super().__init__(plans)
+        self.target = target
         self.key = target.settings.checkpoint(task)
 
     def read_checkpoint(self) -> str | None:
@@ -29,18 +29,3 @@ class RedisApplier:
         records = self.plans.records(batch)
         self.target.send(records, {self.key: position})
         return len(records)
-
-    def schema_changed(self, plan: ApplyPlan) -> None:
-        self.plans.update(plan)
-
-    def table_dropped(self, schema: str, table: str) -> None:
-        self.plans.drop(schema, table)
-
-    def batch_hint(self) -> tuple[float, int] | None:
-        return None
-
-    def must_flush_at(self) -> str | None:
-        return None
-
-    def close(self) -> None:
-        """The target holds the client."""
