@@ -149,7 +149,18 @@ class TableChange:
     new_name: str = ""
 
 
-UNCHANGED = object()
+class _Unchanged:
+    """The type of :data:`UNCHANGED`: one object, itself again after pickling (the
+    handlers' outbox pickles changes)."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+    def __reduce__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = _Unchanged()
 """Marks a value the source did not send (an unchanged TOASTed column)."""
 
 

@@ -124,10 +124,21 @@ def records_of(txn: Transaction, key_of: KeyOf | None = None) -> list[ChangeReco
             raise DataError(
                 f"{change.schema}.{change.table}", change.error, column=change.error_column()
             )
-        record = _record(change, index, where, key_of)
+        names = key_of(change.schema, change.table) if key_of is not None else ()
+        record = _record(change, index, where, names)
         if record is not None:
             out.append(record)
     return out
+
+
+def record_of(
+    change: Change, index: int, where: tuple[str, str, str], key: tuple[str, ...]
+) -> ChangeRecord | None:
+    """The envelope of one change: the ``index``-th of its transaction, ``where`` =
+    (commit time text, position, transaction id) of the transaction, ``key`` its table's
+    key columns (``()``: the change's own); None for a DDL change that makes no record.
+    The change must not carry a decode error (:func:`records_of` raises for those)."""
+    return _record(change, index, where, key)
 
 
 def commit_text(commit: datetime) -> str:
@@ -137,7 +148,7 @@ def commit_text(commit: datetime) -> str:
 
 
 def _record(
-    change: Change, index: int, where: tuple[str, str, str], key_of: KeyOf | None
+    change: Change, index: int, where: tuple[str, str, str], names: tuple[str, ...]
 ) -> ChangeRecord | None:
     stamp, position, xid = where
     common = (change.schema, change.table, stamp, position, xid, index)
@@ -146,7 +157,6 @@ def _record(
     if change.op is Op.DDL:
         text = ddl_text(change)
         return ChangeRecord("DDL", *common, ddl=text) if text else None
-    names = key_of(change.schema, change.table) if key_of is not None else ()
     names = names or change.key_columns
     before = _known(change.before()) if change.op is not Op.INSERT else None
     if change.op is Op.DELETE:
@@ -413,15 +423,22 @@ def record_id(record: ChangeRecord) -> str:
 
 
 def sortable_position(text: str) -> str:
-    """A position text in a fixed-width form that sorts as the positions do."""
-    if "/" in text:
-        return f"{LSN.parse(text).value:016X}"
+    """A position text in a fixed-width form that sorts as the positions do (other
+    text as it is)."""
+    return ordered_position(text) or text
+
+
+def ordered_position(text: str) -> str | None:
+    """A position text in a fixed-width form that sorts as the positions do; None for a
+    form whose text does not sort (a DynamoDB Streams position)."""
     if text.isdigit():
         return f"{SeqPosition.parse(text).value:020d}"
     try:
+        if "/" in text:
+            return f"{LSN.parse(text).value:016X}"
         binlog = BinlogPosition.parse(text)
-    except ConfigError:
-        return text
+    except ConfigError:  # a DynamoDB Streams position, say (its shard ids hold a "/")
+        return None
     return f"{binlog.file_number:010d}.{binlog.offset:020d}"
 
 

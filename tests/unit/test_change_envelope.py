@@ -31,9 +31,11 @@ from opendms.envelope import (
     ChangeRecord,
     from_json,
     json_schema,
+    ordered_position,
     record_id,
     record_text,
     records_of,
+    sortable_position,
     to_arrow,
     to_json,
     value_from_json,
@@ -505,3 +507,11 @@ def test_arrow_form() -> None:
             assert (None if row[name] is None else json.loads(row[name])) == wanted[name]
     assert rows[4]["commit_time"] == datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
     assert to_arrow([]).num_rows == 0 and to_arrow([]).schema == ARROW_SCHEMA
+
+
+def test_record_ids_of_positions_that_do_not_sort_keep_their_text() -> None:
+    """A DynamoDB Streams position holds ``/`` (its shard ids) and is no LSN."""
+    text = "2026-12-04T23:40:01.123Z|items/shardId-0001=42"
+    assert sortable_position(text) == text and ordered_position(text) is None
+    assert ordered_position("16/B374D848") == "00000016B374D848"
+    assert ordered_position("42") == f"{42:020d}"

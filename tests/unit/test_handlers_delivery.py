@@ -1,5 +1,6 @@
 """Delivery to a handler without processes: retries, bisection, dead letters, record age,
-a stop between retries; and the outbox rows of a batch of transactions."""
+a stop between retries; and the outbox's chunks of a batch of transactions, made into
+records on the handler process's side."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pytest
 from opendms.changes import Change, Op, SeqPosition, Transaction
 from opendms.envelope import commit_text, record_id, record_text, records_of
 from opendms.handlers import delivery as delivery_module
-from opendms.handlers.delivery import Delivery, HaltedError
-from opendms.handlers.runtime import outbox_rows
+from opendms.handlers.delivery import Deliverable, Delivery, HaltedError
+from opendms.handlers.outbox import Item, Records, chunks, entries
 from opendms.handlers.store import Row
 from opendms.handlersettings import HandlerSpec
 
@@ -29,8 +30,9 @@ class Function:
     fail_first: int = 0
     calls: list[list[str]] = field(default_factory=list)
 
-    def invoke(self, records: Sequence[str]) -> str:
-        self.calls.append(list(records))
+    def invoke(self, rows: Sequence[Deliverable]) -> str:
+        records = [r.wire()[1] for r in rows]  # a Row's record text
+        self.calls.append(records)
         if len(self.calls) <= self.fail_first:
             return "OSError: for a while"
         bad = self.poison & set(records)
@@ -52,7 +54,7 @@ def _rows(n: int, commit_time: str | None = None) -> list[Row]:
 def _deliver(rows: list[Row], function: Function, **settings: object) -> tuple[int, list[Row]]:
     spec = HandlerSpec.model_validate({"function": "a:b", **settings})
     dead: list[Row] = []
-    got = Delivery(spec, function, lambda r, e, n: dead.extend(r), threading.Event())
+    got: Delivery[Row] = Delivery(spec, function, lambda r, e, n: dead.extend(r), threading.Event())
     return got.deliver(rows), dead
 
 
@@ -107,7 +109,7 @@ def test_a_stop_between_retries_leaves_the_batch_unfinished() -> None:
     halt = threading.Event()
     halt.set()
     dead: list[Row] = []
-    delivery = Delivery(spec, Function({"r1"}), lambda r, e, n: dead.extend(r), halt)
+    delivery: Delivery[Row] = Delivery(spec, Function({"r1"}), lambda r, e, n: dead.extend(r), halt)
     with pytest.raises(HaltedError):
         delivery.deliver(_rows(1))
     assert dead == []
@@ -117,25 +119,40 @@ def _txn(end: int, *changes: Change) -> Transaction:
     return Transaction(7, datetime(2024, 5, 1, 12, tzinfo=UTC), SeqPosition(end), list(changes))
 
 
-def test_outbox_rows_are_the_envelopes_and_their_ids() -> None:
+def _items(batch: list[Transaction], key: tuple[str, ...] = ("id",)) -> list[Item]:
+    """The outbox items of ``batch``, as a dispatcher reads them."""
+    out: list[Item] = []
+    for chunk in chunks(batch, None):
+        first, body = len(out) + 1, chunk.body()
+        out += [Item(first + k, first, body, e, key) for k, e in enumerate(entries(body))]
+    return out
+
+
+def test_outbox_items_make_the_envelopes_and_their_ids() -> None:
     insert = Change(Op.INSERT, "main", "items", ("id", "v"), (1, "a"))
     update = Change(Op.UPDATE, "main", "items", ("id", "v"), (1, "b"), ("id",), (1,))
     batch = [
         _txn(17, insert, update),
         _txn(18, Change(Op.DELETE, "main", "items", (), (), ("id",), (1,))),
     ]
-    key_of = lambda schema, table: ("id",)  # noqa: E731
-    rows = outbox_rows(batch, key_of)
-    records = [r for txn in batch for r in records_of(txn, key_of)]
-    assert rows == [(record_id(r), "main", "items", r.commit_time, record_text(r)) for r in records]
-    assert json.loads(rows[0][4])["key"] == {"id": 1}  # an insert's key from key_of
-    assert [json.loads(r[4])["op"] for r in rows] == ["I", "U", "D"]
+    items = _items(batch)
+    records = [r for txn in batch for r in records_of(txn, lambda schema, table: ("id",))]
+    assert [i.record_id for i in items] == [record_id(r) for r in records]
+    assert [i.text() for i in items] == [record_text(r) for r in records]  # dead letters
+    side = Records()  # the handler process's side
+    wires = [i.wire() for i in items]
+    assert side.missing(wires) == [1]
+    side.add({1: items[0].body})
+    assert [side.record(w) for w in wires] == records
+    assert records[0].key == {"id": 1}  # an insert's key from the table's key columns
+    assert [r.op for r in records] == ["I", "U", "D"]
+    assert side.record(("j", record_text(records[2]))) == records[2]  # a replayed one
 
 
 def test_a_change_the_source_could_not_decode_makes_no_record_and_keeps_the_sequences() -> None:
     bad = Change(Op.INSERT, "main", "items", ("id", "v"), (2, None), error="column v: bad")
     good = Change(Op.INSERT, "main", "items", ("id", "v"), (3, "c"))
-    rows = outbox_rows([_txn(20, bad, good)], lambda s, t: ("id",))
-    assert [(r[0], json.loads(r[4])["sequence"]) for r in rows] == [
+    items = _items([_txn(20, bad, good)])
+    assert [(i.record_id, json.loads(i.text())["sequence"]) for i in items] == [
         ("00000000000000000020-0000000001", 1)
     ]

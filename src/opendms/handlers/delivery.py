@@ -14,22 +14,43 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from opendms.handlers.store import Row, age_s
+from opendms.handlers.outbox import Wire
+from opendms.handlers.store import age_s
 from opendms.handlersettings import HandlerSpec
 
 log = logging.getLogger("opendms.handlers")
 MAX_BACKOFF_S = 5.0
-DeadLetters = Callable[[list[Row], str, int], None]
-"""Keeps (rows, last error, attempts) as dead letters."""
+
+
+class Deliverable(Protocol):
+    """A record to deliver: an outbox item, or a dead letter's row (a replay)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def record_id(self) -> str: ...
+    @property
+    def commit_time(self) -> str: ...
+    @property
+    def chunk(self) -> tuple[int, bytes] | None:
+        """(first seq, body) of the outbox chunk the record is in (None: a dead letter)."""
+        ...
+
+    def wire(self) -> Wire: ...
+
+
+R = TypeVar("R", bound=Deliverable)
+DeadLetters = Callable[[list[R], str, int], None]
+"""Keeps (records, last error, attempts) as dead letters."""
 
 
 class Invoker(Protocol):
     """Calls the function (:class:`opendms.handlers.process.HandlerProcess`)."""
 
-    def invoke(self, records: Sequence[str]) -> str:
-        """ "" when the function took ``records`` (envelope JSON), else why not."""
+    def invoke(self, records: Sequence[Deliverable]) -> str:
+        """ "" when the function took ``records``, else why not."""
         ...
 
 
@@ -37,14 +58,14 @@ class HaltedError(Exception):
     """The task stops while a batch waits to be retried: it is not finished."""
 
 
-class Delivery:
+class Delivery(Generic[R]):
     """Delivers batches to one handler's process by its settings."""
 
     def __init__(
         self,
         spec: HandlerSpec,
         process: Invoker,
-        dead: DeadLetters,
+        dead: DeadLetters[R],
         halt: threading.Event,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
@@ -52,7 +73,7 @@ class Delivery:
         self.on_error = on_error
         self.invocations = 0  # calls of the function (tests and the bench read it)
 
-    def deliver(self, rows: list[Row]) -> int:
+    def deliver(self, rows: list[R]) -> int:
         """Deliver ``rows`` (in order): how many the function took; the rest are dead
         letters. HaltedError when the task stops before a retry."""
         rows = self._expire(rows)
@@ -73,9 +94,9 @@ class Delivery:
             rows = self._expire(rows)
         return 0
 
-    def _invoke(self, rows: list[Row]) -> str:
+    def _invoke(self, rows: list[R]) -> str:
         self.invocations += 1
-        error = self.process.invoke([r.record for r in rows])
+        error = self.process.invoke(rows)
         if error:
             log.warning(
                 "handler %s failed on %d record(s) from %s: %s",
@@ -88,7 +109,7 @@ class Delivery:
                 self.on_error(error)
         return error
 
-    def _dead(self, rows: list[Row], error: str, attempts: int) -> None:
+    def _dead(self, rows: list[R], error: str, attempts: int) -> None:
         log.warning(
             "handler %s: %d record(s) to the dead-letter store after %d attempt(s): %s",
             self.spec.label,
@@ -98,13 +119,13 @@ class Delivery:
         )
         self.dead(rows, error, attempts)
 
-    def _expire(self, rows: list[Row]) -> list[Row]:
+    def _expire(self, rows: list[R]) -> list[R]:
         """The rows young enough to deliver; older ones become dead letters."""
         limit = self.spec.max_record_age_s
         if limit == -1:
             return rows
-        young: list[Row] = []
-        old: list[Row] = []
+        young: list[R] = []
+        old: list[R] = []
         for row in rows:
             (old if age_s(row.commit_time) > limit else young).append(row)
         if old:

@@ -11,15 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import select
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opendms.errors import ConfigError
+from opendms.handlers.outbox import Records, Wire
+
+if TYPE_CHECKING:
+    from opendms.handlers.delivery import Deliverable
 
 START_TIMEOUT = 120.0  # seconds a handler process may take to import its function
 
@@ -34,6 +39,7 @@ class HandlerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.buffer = b""
         self.started = 0  # processes started (a restart after a failure counts)
+        self.sent = set[int]()
 
     def start(self) -> None:
         """Start the process and wait until it has imported the function; ConfigError
@@ -54,6 +60,7 @@ class HandlerProcess:
         )
         self.started += 1
         self.buffer = b""
+        self.sent = set[int]()  # the outbox chunks this process was sent
 
     def ready(self) -> None:
         """Wait until the launched process has imported the function (ConfigError:
@@ -67,18 +74,35 @@ class HandlerProcess:
             self.close()
             raise ConfigError(str(why))
 
-    def invoke(self, records: Sequence[str]) -> str:
-        """Call the function with ``records`` (envelope JSON texts): "" when it returned,
-        else why not (its exception, its death, or the timeout)."""
+    def invoke(self, records: Sequence[Deliverable]) -> str:
+        """Call the function with ``records``: "" when it returned, else why not (its
+        exception, its death, or the timeout). The outbox chunks they are in go along
+        once per process (the process keeps them decoded; it asks again for one it
+        let go)."""
         if self.proc is None or self.proc.poll() is not None:
             try:
                 self.start()
             except ConfigError as exc:  # its code broke since the task started
                 return exc.message
+        wires = [r.wire() for r in records]
+        chunks = {c[0]: c[1] for r in records if (c := r.chunk) is not None}
+        answer = self._call({f: b for f, b in chunks.items() if f not in self.sent}, wires)
+        if isinstance(answer, dict) and "missing" in answer:
+            self.sent.difference_update(answer["missing"])
+            again = {f: chunks[f] for f in answer["missing"] if f in chunks}
+            answer = self._call(again, wires)
+        if isinstance(answer, str):
+            return answer
+        if answer.get("ok") is True:
+            return ""
+        return str(answer.get("error") or f"unexpected answer {answer!r}")
+
+    def _call(self, bodies: dict[int, bytes], wires: list[Wire]) -> dict[str, Any] | str:
+        """Send one batch; the process's answer, or why there is none."""
         assert self.proc is not None and self.proc.stdin is not None
-        payload = b"[" + ",".join(records).encode() + b"]\n"
+        body = pickle.dumps((bodies, wires), protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            self.proc.stdin.write(payload)
+            self.proc.stdin.write(len(body).to_bytes(8, "big") + body)
             self.proc.stdin.flush()
             answer = self._answer(self.timeout_s)
         except _BrokenError as exc:
@@ -86,9 +110,10 @@ class HandlerProcess:
             return str(exc)
         except OSError:  # a broken pipe: it ended before it read the batch
             return self._death()
-        if answer.get("ok") is True:
-            return ""
-        return str(answer.get("error") or f"unexpected answer {answer!r}")
+        self.sent.update(bodies)
+        if len(self.sent) > 2 * Records.KEPT:
+            self.sent = set(sorted(self.sent)[-Records.KEPT :])
+        return answer
 
     def _answer(self, timeout: float) -> dict[str, Any]:
         """The next line the process writes, parsed; _BrokenError on death or timeout."""

@@ -2,9 +2,10 @@
 
 :class:`HandlerRuntime` is the task's :class:`~opendms.engine.handoff.ChangeHandoff`.
 Opened before the run (each handler's process started and its function imported, so a
-bad function path fails the run before anything moves), it writes the change records of
-every batch to the outbox before the target applies the batch. While changes stream,
-a :class:`Dispatcher` thread per handler reads the outbox from the handler's checkpoint,
+bad function path fails the run before anything moves), it writes the changes of every
+batch to the outbox (:mod:`opendms.handlers.outbox`: pickled chunks, no records made on
+the capture thread) before the target applies the batch. While changes stream, a
+:class:`Dispatcher` thread per handler reads the outbox from the handler's checkpoint,
 keeps the records of its tables, cuts batches (``BatchSize``,
 ``MaximumBatchingWindowInSeconds``) and delivers them (:mod:`opendms.handlers.delivery`)
 to the handler's process; the checkpoint moves once a batch is delivered or dead-lettered.
@@ -14,32 +15,28 @@ deliver everything in the outbox.
 
 from __future__ import annotations
 
-import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
-from opendms.changes import Change, Op, Transaction
+from opendms.changes import Transaction
 from opendms.config import TaskSpec
 from opendms.engine.handoff import HandOff, KeyColumns
-from opendms.envelope import records_of, sortable_position, to_json
-from opendms.errors import ConfigError, DataError, TaskError
+from opendms.errors import ConfigError, TaskError
 from opendms.handlers.delivery import Delivery, HaltedError
+from opendms.handlers.outbox import Entry, Item, entries, entry_id
 from opendms.handlers.process import HandlerProcess
 from opendms.handlers.store import HandlerStore, Row
 from opendms.handlersettings import HandlerSpec
 
 log = logging.getLogger("opendms.handlers")
 PRUNE_EVERY_S = 2.0
-# record_text's form, with one encoder for every record (json.dumps with arguments
-# makes a new encoder per call: a third of the outbox's time)
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
-OutboxRow = tuple[str, str, str, str, str]
+SWITCH_INTERVAL_S = 0.0005
 
 
 def handler_env(task: str, handler: str) -> dict[str, str]:
@@ -51,19 +48,27 @@ class Dispatcher(threading.Thread):
     """Feeds one handler from the outbox, from its checkpoint on."""
 
     def __init__(
-        self, spec: HandlerSpec, process: HandlerProcess, store: HandlerStore, labels: list[str]
+        self,
+        spec: HandlerSpec,
+        process: HandlerProcess,
+        store: HandlerStore,
+        labels: list[str],
+        key_of: KeyColumns,
     ) -> None:
         super().__init__(name=f"handler {spec.label}", daemon=True)
         self.spec, self.process, self.store, self.labels = spec, process, store, labels
+        self.key_of, self.keys = key_of, dict[tuple[str, str], tuple[str, ...]]()
+        self.cursor = Cursor(store)
         self.halt = threading.Event()
         self.wake = threading.Event()
         self.passed = store.checkpoint(spec.label).seq
         self.failure: BaseException | None = None
-        self.delivery = Delivery(spec, process, self._dead, self.halt, self._error)
+        self.delivery: Delivery[Item] = Delivery(spec, process, self._dead, self.halt, self._error)
         self.pruned_at = 0.0
         self.tables: dict[tuple[str, str], bool] = {}  # (schema, table) -> spec.takes
 
-    def _dead(self, rows: list[Row], error: str, attempts: int) -> None:
+    def _dead(self, items: list[Item], error: str, attempts: int) -> None:
+        rows = [Row(i.seq, i.record_id, i.schema, i.table, i.commit_time, i.text()) for i in items]
         self.store.dead_letter(self.spec.label, rows, error, attempts)
 
     def _error(self, error: str) -> None:
@@ -95,19 +100,23 @@ class Dispatcher(threading.Thread):
             self.store.prune(self.labels)
         return True
 
-    def _gather(self) -> tuple[list[Row], int, str]:
+    def _gather(self) -> tuple[list[Item], int, str]:
         """The next batch of this handler's records, the outbox seq and record id it
         reaches (past records of other tables too)."""
         size, seq, last = self.spec.batch_size, self.passed, ""
         deadline = time.monotonic() + self.spec.max_batching_window_s
-        batch: list[Row] = []
+        batch: list[Item] = []
         while len(batch) < size:
-            rows = self.store.after(seq, size - len(batch))
-            for row in rows:
-                seq, last = row.seq, row.record_id
-                if self._takes(row.schema, row.table):
-                    batch.append(row)
-            if rows:
+            found = self.cursor.after(seq, size - len(batch))
+            first, body = self.cursor.first, self.cursor.body
+            for at, entry in found:
+                change = entry[0]
+                if self._takes(change.schema, change.table):
+                    batch.append(
+                        Item(at, first, body, entry, self._key(change.schema, change.table))
+                    )
+            if found:
+                seq, last = found[-1][0], entry_id(found[-1][1])
                 continue
             left = deadline - time.monotonic()
             if not batch or left <= 0 or self.halt.is_set():
@@ -115,6 +124,12 @@ class Dispatcher(threading.Thread):
             self.wake.wait(min(left, 0.5))
             self.wake.clear()
         return batch, seq, last
+
+    def _key(self, schema: str, table: str) -> tuple[str, ...]:
+        key = (schema, table)
+        if key not in self.keys:
+            self.keys[key] = self.key_of(schema, table)
+        return self.keys[key]
 
     def _takes(self, schema: str, table: str) -> bool:
         key = (schema, table)
@@ -133,6 +148,7 @@ class HandlerRuntime:
         self.store: HandlerStore | None = None
         self.dispatchers: list[Dispatcher] = []
         self.key_of: KeyColumns = _no_keys
+        self.switch = sys.getswitchinterval()
 
     def __enter__(self) -> HandlerRuntime:
         try:
@@ -148,6 +164,11 @@ class HandlerRuntime:
         self.close()
 
     def _start(self) -> None:
+        # each batch is a round trip to a handler process: its dispatcher must get the
+        # GIL back soon after the answer (Python's default lets the CDC thread keep it
+        # up to 5 ms, which would bound a handler to about 200 batches/s)
+        self.switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.store = HandlerStore(self.state, self.task.name)
         for handler in self.task.handlers:
             env = handler_env(self.task.name, handler.label)
@@ -164,6 +185,7 @@ class HandlerRuntime:
 
     def close(self) -> None:
         self._halt()
+        sys.setswitchinterval(self.switch)
         for process in self.processes:
             process.close()
         self.processes.clear()
@@ -179,7 +201,7 @@ class HandlerRuntime:
         self.key_of = key_of
         labels = [h.label for h in self.task.handlers]
         self.dispatchers = [
-            Dispatcher(h, p, HandlerStore(self.state, self.task.name), labels)
+            Dispatcher(h, p, HandlerStore(self.state, self.task.name), labels, key_of)
             for h, p in zip(self.task.handlers, self.processes, strict=True)
         ]
         for dispatcher in self.dispatchers:
@@ -192,10 +214,10 @@ class HandlerRuntime:
             self._halt()
 
     def hand_off(self, batch: Sequence[Transaction]) -> None:
-        """Put ``batch``'s change records in the outbox (before the target applies it)."""
+        """Put ``batch``'s changes in the outbox (before the target applies it)."""
         self.check()
         assert self.store is not None
-        self.store.append(outbox_rows(batch, self.key_of))
+        self.store.append(batch)
         for dispatcher in self.dispatchers:
             dispatcher.wake.set()
 
@@ -236,28 +258,32 @@ class HandlerRuntime:
         self.dispatchers = []
 
 
-def outbox_rows(batch: Sequence[Transaction], key_of: KeyColumns) -> list[OutboxRow]:
-    """(record_id, schema, table, commit time, envelope JSON) of each record of
-    ``batch``. Changes the source could not decode are left out (the error policies
-    decide about them)."""
-    out: list[OutboxRow] = []
-    for txn in batch:
-        if any(c.error for c in txn.changes):
-            txn = replace(txn, changes=[_no_record(c) if c.error else c for c in txn.changes])
-        where = sortable_position(str(txn.end))  # record_id's first part, once
-        for record in records_of(txn, key_of):
-            try:
-                text = _ENCODE(to_json(record))
-            except DataError as exc:
-                raise TaskError(f"a change record cannot go to the handlers: {exc}") from exc
-            rid = f"{where}-{record.sequence:010d}"  # = record_id(record)
-            out.append((rid, record.schema, record.table, record.commit_time, text))
-    return out
+class Cursor:
+    """Reads the outbox's chunks for one dispatcher, the newest one kept decoded."""
 
+    def __init__(self, store: HandlerStore) -> None:
+        self.store = store
+        self.first = 0  # the seq of loaded[0]
+        self.body = b""  # the chunk loaded
+        self.loaded: list[Entry] = []
 
-def _no_record(change: Change) -> Change:
-    """A change that makes no record but keeps its place (the sequence of the others)."""
-    return replace(change, op=Op.DDL, ddl=(), table_ddl=None, error="")
+    def after(self, seq: int, limit: int) -> list[tuple[int, Entry]]:
+        """Up to ``limit`` (seq, entry) of the outbox after ``seq``, in order."""
+        if not self.first <= seq + 1 < self.first + len(self.loaded):
+            self._load(seq)
+        start = max(seq + 1 - self.first, 0)
+        part = self.loaded[start : start + limit]
+        return list(
+            zip(range(self.first + start, self.first + start + len(part)), part, strict=True)
+        )
+
+    def _load(self, seq: int) -> None:
+        found = self.store.chunks_after(seq, 1)
+        if found:
+            self.first, self.body = found[0]
+            self.loaded = entries(self.body)
+        else:
+            self.first, self.body, self.loaded = 0, b"", []
 
 
 def _no_keys(schema: str, table: str) -> tuple[str, ...]:

@@ -1,9 +1,12 @@
 """The handlers' tables in the task's state store (the same SQLite file, its own
 connection): the outbox, each handler's checkpoint and the dead-letter store.
 
-* ``handler_outbox``: the change records of the batches the task applied, in commit
-  order (``seq``), one row per record; ``record_id`` is unique per task, so a batch
-  handed off again after a crash adds nothing. Rows every handler has passed are pruned.
+* ``handler_chunks``: the changes of the batches the task applied, in commit order, in
+  chunks (:mod:`opendms.handlers.outbox`): ``seq`` is the ordinal of a chunk's first
+  change, ``records`` how many it holds, ``tables`` how many per table, ``body`` the
+  pickled changes. Chunks every handler has passed are pruned.
+* ``handler_marks``: per task, the next ordinal and the newest change in the outbox
+  (a batch handed off again after a crash adds only what comes after it).
 * ``handler_checkpoints``: per handler, the outbox ``seq`` it has passed (delivered or
   dead-lettered), what it delivered, and its last error while it retries.
 * ``handler_dead_letters``: records a handler failed on after its retries (or that
@@ -13,29 +16,38 @@ connection): the outbox, each handler's checkpoint and the dead-letter store.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from opendms.changes import Transaction
 from opendms.errors import ConfigError
+from opendms.handlers import outbox
 
+TABLES = ("handler_chunks", "handler_marks", "handler_checkpoints", "handler_dead_letters")
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS handler_outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS handler_chunks (
     task TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    schema_name TEXT NOT NULL,
-    table_name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    records INTEGER NOT NULL,
     commit_time TEXT NOT NULL,
-    record TEXT NOT NULL,
-    UNIQUE (task, record_id)
+    tables TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (task, seq)
 );
-CREATE INDEX IF NOT EXISTS handler_outbox_order ON handler_outbox (task, seq);
+CREATE TABLE IF NOT EXISTS handler_marks (
+    task TEXT PRIMARY KEY,
+    next_seq INTEGER NOT NULL,
+    last_position TEXT NOT NULL,
+    last_index INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS handler_checkpoints (
     task TEXT NOT NULL,
     handler TEXT NOT NULL,
@@ -65,7 +77,7 @@ CREATE TABLE IF NOT EXISTS handler_dead_letters (
 
 @dataclass(frozen=True)
 class Row:
-    """One record of the outbox (or a dead letter): ``record`` is its envelope JSON."""
+    """A dead letter's record: ``seq`` its outbox ordinal, ``record`` its envelope JSON."""
 
     seq: int
     record_id: str
@@ -73,6 +85,14 @@ class Row:
     table: str
     commit_time: str
     record: str
+
+    @property
+    def chunk(self) -> tuple[int, bytes] | None:
+        return None
+
+    def wire(self) -> outbox.Wire:
+        """What goes to the handler process for it."""
+        return ("j", self.record)
 
 
 @dataclass(frozen=True)
@@ -125,53 +145,95 @@ class HandlerStore:
 
     # -- outbox ---------------------------------------------------------------------
 
-    def append(self, rows: Iterable[tuple[str, str, str, str, str]]) -> None:
-        """Add (record_id, schema, table, commit_time, record JSON) rows; ids already
-        there are left as they are."""
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO handler_outbox (task, record_id, schema_name, "
-                "table_name, commit_time, record) VALUES (?, ?, ?, ?, ?, ?)",
-                ((self.task, *row) for row in rows),
-            )
-
-    def after(self, seq: int, limit: int) -> list[Row]:
-        """Up to ``limit`` outbox rows after ``seq``, in order."""
-        with self._tx() as conn:
-            found = conn.execute(
-                "SELECT seq, record_id, schema_name, table_name, commit_time, record "
-                "FROM handler_outbox WHERE task=? AND seq>? ORDER BY seq LIMIT ?",
-                (self.task, seq, limit),
-            ).fetchall()
-        return [Row(*r) for r in found]
-
-    def last_seq(self) -> int:
-        """The newest outbox seq of the task (0 when empty)."""
+    def append(self, batch: Sequence[Transaction]) -> int:
+        """Add the changes of ``batch`` that make records and come after the newest
+        one the outbox holds; how many."""
         with self._tx() as conn:
             row = conn.execute(
-                "SELECT max(seq) FROM handler_outbox WHERE task=?", (self.task,)
+                "SELECT next_seq, last_position, last_index FROM handler_marks WHERE task=?",
+                (self.task,),
             ).fetchone()
-        return int(row[0] or 0)
+            seq, mark = (int(row[0]), (row[1], int(row[2]))) if row else (1, None)
+            found = outbox.chunks(batch, mark)
+            if not found:
+                return 0
+            rows = []
+            for chunk in found:
+                rows.append(
+                    (
+                        self.task,
+                        seq,
+                        chunk.records,
+                        chunk.commit_time,
+                        chunk.tables_json(),
+                        chunk.body(),
+                    )
+                )
+                seq += chunk.records
+            conn.executemany(
+                "INSERT INTO handler_chunks (task, seq, records, commit_time, tables, body) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            last = found[-1].last
+            conn.execute(
+                "INSERT OR REPLACE INTO handler_marks (task, next_seq, last_position, "
+                "last_index) VALUES (?, ?, ?, ?)",
+                (self.task, seq, *last),
+            )
+        return sum(c.records for c in found)
+
+    def chunks_after(self, seq: int, limit: int = 4) -> list[tuple[int, bytes]]:
+        """(first seq, body) of up to ``limit`` chunks holding changes after ``seq``."""
+        with self._tx() as conn:
+            return [
+                (int(r[0]), bytes(r[1]))
+                for r in conn.execute(
+                    "SELECT seq, body FROM handler_chunks WHERE task=? AND seq+records>? "
+                    "ORDER BY seq LIMIT ?",
+                    (self.task, seq + 1, limit),
+                )
+            ]
+
+    def last_seq(self) -> int:
+        """The ordinal of the outbox's newest change (0 when there was none)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT next_seq FROM handler_marks WHERE task=?", (self.task,)
+            ).fetchone()
+        return int(row[0]) - 1 if row else 0
 
     def pending(self, seq: int) -> list[tuple[str, str, int, str]]:
         """Per table after ``seq``: (schema, table, records, oldest commit time)."""
         with self._tx() as conn:
             rows = conn.execute(
-                "SELECT schema_name, table_name, count(*), min(commit_time) FROM "
-                "handler_outbox WHERE task=? AND seq>? GROUP BY 1, 2",
-                (self.task, seq),
+                "SELECT seq, commit_time, tables, body FROM handler_chunks "
+                "WHERE task=? AND seq+records>? ORDER BY seq",
+                (self.task, seq + 1),
             ).fetchall()
-        return [tuple(r) for r in rows]
+        counts: dict[tuple[str, str], list[Any]] = {}
+        for first, stamp, tables, body in rows:
+            if first > seq:
+                found = [(s, t, n, stamp) for s, t, n in json.loads(tables)]
+            else:  # partly passed: count what is left
+                left = outbox.entries(bytes(body))[seq + 1 - first :]
+                found = [(c.schema, c.table, 1, where[0]) for c, _, where, _ in left]
+            for schema, table, n, when in found:
+                slot = counts.setdefault((schema, table), [0, when])
+                slot[0] += n
+                slot[1] = min(slot[1], when)
+        return [(s, t, int(n), str(when)) for (s, t), (n, when) in counts.items()]
 
     def prune(self, handlers: Iterable[str]) -> int:
-        """Delete the outbox rows every one of ``handlers`` has passed; how many."""
+        """Delete the outbox chunks every one of ``handlers`` has passed; how many."""
         names = list(handlers)
         marks = [self.checkpoint(n).seq for n in names]
         if not marks:
             return 0
         with self._tx() as conn:
             cursor = conn.execute(
-                "DELETE FROM handler_outbox WHERE task=? AND seq<=?", (self.task, min(marks))
+                "DELETE FROM handler_chunks WHERE task=? AND seq+records-1<=?",
+                (self.task, min(marks)),
             )
         return cursor.rowcount
 
@@ -268,7 +330,7 @@ def drop_task(path: Path, task: str) -> None:
     try:
         with conn:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            for table in ("handler_outbox", "handler_checkpoints", "handler_dead_letters"):
+            for table in (*TABLES, "handler_outbox"):  # handler_outbox: before chunks
                 if table in names:
                     conn.execute(f"DELETE FROM {table} WHERE task=?", (task,))
     except sqlite3.DatabaseError:

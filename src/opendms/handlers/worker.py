@@ -1,11 +1,14 @@
 """The handler process: ``python -m opendms.handlers.worker package.module:function``.
 
 It imports the function, says ``{"ready": true}`` (or ``{"fatal": "..."}``), then reads
-one batch per line on stdin (a JSON array of change-record envelopes), calls the
-function with the records (``list[ChangeRecord]``) and answers one line: ``{"ok":
-true}`` or ``{"error": "..."}``. The replies go to the original stdout; the function's
-own prints go to stderr (the task's log). It ends when stdin closes or the task's
-process is gone, and ignores Ctrl-C (the task stops it when its batch is done).
+batches on stdin, each an 8-byte big-endian length and a pickle from the task's process:
+(outbox chunks by first seq, :data:`opendms.handlers.outbox.Wire` values). It makes the
+change records (:class:`opendms.handlers.outbox.Records`), calls the function with them
+(``list[ChangeRecord]``) and answers one line: ``{"ok": true}``, ``{"error": "..."}``,
+or ``{"missing": [seq, ...]}`` when a record's chunk was not sent to it. The replies go
+to the original stdout; the function's own prints go to stderr (the task's log). It
+ends when stdin closes or the task's process is gone, and ignores Ctrl-C (the task stops
+it when its batch is done).
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import pickle
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from opendms.envelope import ChangeRecord, from_json
+from opendms.envelope import ChangeRecord
+from opendms.handlers.outbox import Records
 
 Function = Callable[[list[ChangeRecord]], Any]
 
@@ -58,12 +63,26 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def serve(function: Function, lines: BinaryIO, out: BinaryIO) -> None:
-    """Call ``function`` with each batch read from ``lines``; answer on ``out``."""
-    for line in lines:
+def batches(source: BinaryIO) -> Iterator[bytes]:
+    """The batches written on ``source`` until it closes."""
+    while len(head := source.read(8)) == 8:
+        body = source.read(int.from_bytes(head, "big"))
+        if not body:
+            return
+        yield body
+
+
+def serve(function: Function, source: BinaryIO, out: BinaryIO) -> None:
+    """Call ``function`` with each batch read from ``source``; answer on ``out``."""
+    held = Records()
+    for body in batches(source):
         try:
-            records = [from_json(item) for item in json.loads(line)]
-            function(records)
+            chunks, wires = pickle.loads(body)
+            held.add(chunks)
+            if missing := held.missing(wires):
+                _reply(out, {"missing": missing})
+                continue
+            function([held.record(wire) for wire in wires])
         except Exception as exc:  # the function's failure is the answer, not ours
             _reply(out, {"error": _error_text(exc)})
             continue
