@@ -190,6 +190,11 @@ class Change:
     error: str = ""  # the source could not decode this row: why ("column X: why", ...)
     old_columns: tuple[str, ...] = ()
     old_values: tuple[Any, ...] = ()
+    origin: int = 0
+    """The source's own sequence number of this change, where its capture has one and
+    groups changes into transactions of its own making (SQLite's change-table seq): the
+    change's record takes its position from it, so a change captured again after a
+    restart, in another grouping, keeps its record id. 0: the transaction's end."""
 
     def error_column(self) -> str:
         """The column a source's decode ``error`` names (``column X: why``), else ""."""

@@ -64,6 +64,8 @@ from opendms.errors import ConfigError, DataError
 
 _V = TypeVar("_V")
 RecordOp = Literal["I", "U", "D", "T", "DDL"]
+Where = tuple[str, str, str]
+"""(commit time text, position, transaction id) of a transaction."""
 KeyOf = Callable[[str, str], tuple[str, ...]]
 """(schema, table) -> the table's key column names (``()``: use the change's own)."""
 
@@ -125,10 +127,19 @@ def records_of(txn: Transaction, key_of: KeyOf | None = None) -> list[ChangeReco
                 f"{change.schema}.{change.table}", change.error, column=change.error_column()
             )
         names = key_of(change.schema, change.table) if key_of is not None else ()
-        record = _record(change, index, where, names)
+        record = _record(change, *place(change, index, where), names)
         if record is not None:
             out.append(record)
     return out
+
+
+def place(change: Change, index: int, where: tuple[str, str, str]) -> tuple[int, Where]:
+    """(sequence, where) of the ``index``-th change of a transaction at ``where``: the
+    change's own position and sequence 0 when its source gives each change one
+    (:attr:`Change.origin`)."""
+    if change.origin:
+        return 0, (where[0], str(change.origin), where[2])
+    return index, where
 
 
 def record_of(
@@ -138,7 +149,7 @@ def record_of(
     (commit time text, position, transaction id) of the transaction, ``key`` its table's
     key columns (``()``: the change's own); None for a DDL change that makes no record.
     The change must not carry a decode error (:func:`records_of` raises for those)."""
-    return _record(change, index, where, key)
+    return _record(change, *place(change, index, where), key)
 
 
 def commit_text(commit: datetime) -> str:

@@ -182,7 +182,10 @@ def check_records(records: list[dict[str, Any]], writer: Writer) -> None:
     for op, key, qty in writer.log:
         want[key].append((op, key, qty))
     assert len(writer.log) > 50, len(writer.log)
-    assert dict(got) == dict(want)
+    wrong = {
+        k: (got.get(k), want.get(k)) for k in set(got) | set(want) if got.get(k) != want.get(k)
+    }
+    assert not wrong, f"keys whose records differ (got, want): {dict(list(wrong.items())[:5])}"
     assert len(changes) == len(writer.log)
 
 

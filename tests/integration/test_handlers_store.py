@@ -270,3 +270,15 @@ def test_positions_that_do_not_sort_are_never_skipped(tmp_path: Path) -> None:
     assert store.append(batch) == 1
     assert store.append(batch) == 1
     assert [seq for seq, _ in _ids_of(store)] == [1, 2]
+
+
+def test_a_sqlite_batch_regrouped_after_a_restart_adds_only_what_is_new(tmp_path: Path) -> None:
+    """SQLite changes carry their own positions: a restart that reads them grouped
+    otherwise hands off only the changes the outbox does not hold."""
+    store = HandlerStore(tmp_path / "state.db", "t")
+    made = [
+        Change(Op.INSERT, "main", "items", ("id", "v"), (i, "x"), origin=i) for i in range(1, 6)
+    ]
+    assert store.append([Transaction(1, STAMP, SeqPosition(3), made[:3])]) == 3
+    assert store.append([Transaction(2, STAMP, SeqPosition(5), made[1:])]) == 2
+    assert [rid for _, rid in _ids_of(store)] == [_rid(i) for i in range(1, 6)]

@@ -515,3 +515,19 @@ def test_record_ids_of_positions_that_do_not_sort_keep_their_text() -> None:
     assert sortable_position(text) == text and ordered_position(text) is None
     assert ordered_position("16/B374D848") == "00000016B374D848"
     assert ordered_position("42") == f"{42:020d}"
+
+
+def test_changes_with_their_own_positions_keep_their_ids_in_any_grouping() -> None:
+    """SQLite's capture makes transactions of what it reads at once: after a restart the
+    same changes may come grouped otherwise, and each keeps its record id."""
+    at = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    changes = [Change(Op.INSERT, "main", "t", ("id",), (i,), origin=100 + i) for i in range(4)]
+    whole = Transaction(100, at, SeqPosition(103), changes)
+    split = [
+        Transaction(100, at, SeqPosition(101), changes[:2]),
+        Transaction(102, at, SeqPosition(103), changes[2:]),
+    ]
+    ids = [record_id(r) for r in records_of(whole)]
+    assert ids == [record_id(r) for txn in split for r in records_of(txn)]
+    assert ids[0] == f"{100:020d}-0000000000"
+    assert [r.position for r in records_of(whole)] == ["100", "101", "102", "103"]

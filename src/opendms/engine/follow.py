@@ -138,7 +138,7 @@ class SchemaFollower:
             ", ".join(f"{c.action} {c.column}" for c in ddl),
         )
         self.tables[key] = evolve_table(known, tuple(ddl))
-        return [Change(Op.DDL, change.schema, change.table, ddl=tuple(ddl))]
+        return [Change(Op.DDL, change.schema, change.table, ddl=tuple(ddl), origin=change.origin)]
 
     def _warn_gone(self, key: TableKey, known: Table, sent: set[str]) -> None:
         for col in known.columns:

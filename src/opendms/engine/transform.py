@@ -168,7 +168,16 @@ class Transformer:
         """A delete of the old row: its key by target names, and its outputs when the
         source sent the whole row and the target records changes."""
         key_cols = tuple(_target_name(plan, c) or c for c in change.key_columns)
-        old = Change(Op.DELETE, change.schema, change.table, (), (), key_cols, change.key)
+        old = Change(
+            Op.DELETE,
+            change.schema,
+            change.table,
+            (),
+            (),
+            key_cols,
+            change.key,
+            origin=change.origin,
+        )
         whole = all(before.get(c, UNCHANGED) is not UNCHANGED for c in plan.read_columns)
         if not (self.records_changes and whole):
             return old
@@ -184,7 +193,14 @@ class Transformer:
         flagged = set(compiled(plan).operation)
         values = tuple(v if i in flagged else UNCHANGED for i, v in enumerate(image.values))
         return Change(
-            Op.UPDATE, change.schema, change.table, image.columns, values, key_cols, change.key
+            Op.UPDATE,
+            change.schema,
+            change.table,
+            image.columns,
+            values,
+            key_cols,
+            change.key,
+            origin=change.origin,
         )
 
     def _outputs(
@@ -217,7 +233,9 @@ class Transformer:
             else:
                 values.append(UNCHANGED if unchanged else result[out.name])
         columns = tuple(o.name for o in plan.outputs)
-        return Change(Op.INSERT, change.schema, change.table, columns, tuple(values))
+        return Change(
+            Op.INSERT, change.schema, change.table, columns, tuple(values), origin=change.origin
+        )
 
     def _truncated(self, source: Change, column: str, reason: str) -> None:
         """DataTruncationErrorPolicy for a value of ``source`` cut in ``column``."""

@@ -79,12 +79,9 @@ def chunks(batch: Sequence[Transaction], mark: Mark | None) -> list[Chunk]:
         end = str(txn.end)
         ordered = ordered_position(end)
         where_s = ordered or end
-        after = -1
-        if mark is not None and ordered is not None and mark[0]:
-            if where_s < mark[0]:
-                continue
-            after = mark[1] if where_s == mark[0] else -1
-        kept = [(i, c) for i, c in enumerate(txn.changes) if i > after and _makes_record(c)]
+        kept = [(i, c) for i, c in enumerate(txn.changes) if _makes_record(c)]
+        if mark is not None and mark[0] and ordered is not None and kept:
+            kept = _after(kept, where_s, mark)
         where = (commit_text(txn.commit_time), str(txn.end), str(txn.xid))
         while kept:
             part, kept = kept[: CHUNK - size], kept[CHUNK - size :]
@@ -98,6 +95,21 @@ def chunks(batch: Sequence[Transaction], mark: Mark | None) -> list[Chunk]:
     return out
 
 
+def _mark_of(index: int, change: Change, where_s: str) -> Mark:
+    """Where a change is: its own position when it has one (SQLite), else its
+    transaction's and its index (as :func:`opendms.envelope.place`)."""
+    return (f"{change.origin:020d}", 0) if change.origin else (where_s, index)
+
+
+def _after(kept: list[tuple[int, Change]], where_s: str, mark: Mark) -> list[tuple[int, Change]]:
+    """The changes of ``kept`` (one transaction's) that come after ``mark``."""
+    if _mark_of(*kept[0], where_s) > mark:
+        return kept
+    if _mark_of(*kept[-1], where_s) <= mark:
+        return []
+    return [(i, c) for i, c in kept if _mark_of(i, c, where_s) > mark]
+
+
 def _makes_record(change: Change) -> bool:
     if change.error:
         return False
@@ -108,10 +120,11 @@ def _chunk(groups: list[Group]) -> Chunk:
     tables = Counter((c.schema, c.table) for _, _, part in groups for _, c in part)
     records = sum(len(part) for _, _, part in groups)
     (_, end, _), where_s, part = groups[-1]
+    last = _mark_of(*part[-1], where_s)
     return Chunk(
         groups,
         records,
-        (where_s if ordered_position(end) else "", part[-1][0]),
+        last if ordered_position(end) else ("", 0),
         groups[0][0][0],
         [(s, t, n) for (s, t), n in tables.items()],
     )
@@ -124,7 +137,15 @@ Entry = tuple[Change, int, Where, str]
 def entries(body: bytes) -> list[Entry]:
     """The changes of one chunk's ``body``, in order."""
     groups: list[Group] = pickle.loads(body)
-    return [(c, i, where, where_s) for where, where_s, part in groups for i, c in part]
+    out: list[Entry] = []
+    for where, where_s, part in groups:
+        for i, c in part:
+            if c.origin:  # its own position (as envelope.place)
+                own = f"{c.origin:020d}"
+                out.append((c, 0, (where[0], str(c.origin), where[2]), own))
+            else:
+                out.append((c, i, where, where_s))
+    return out
 
 
 class Item(NamedTuple):

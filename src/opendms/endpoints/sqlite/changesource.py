@@ -795,13 +795,13 @@ class SqliteChangeSource:
         if row.op == "DDL":
             old, new = (self._layout(g, row.table) for g in row.gens)
             ddl = _column_changes(old, new)
-            return Change(Op.DDL, SCHEMA, row.table, columns=new.columns, ddl=ddl)
+            return Change(Op.DDL, SCHEMA, row.table, columns=new.columns, ddl=ddl, origin=row.seq)
         if row.op == "T":
-            return Change(Op.TRUNCATE, SCHEMA, row.table)
+            return Change(Op.TRUNCATE, SCHEMA, row.table, origin=row.seq)
         image = row.new or row.old
         assert image is not None
         layout = self.layouts[abs(image[0])]
-        change = Change(Op(row.op), SCHEMA, row.table)
+        change = Change(Op(row.op), SCHEMA, row.table, origin=row.seq)
         if row.new is not None:
             change = _with_values(change, layout.columns, row.new[1])
         if row.old is not None:
@@ -882,7 +882,13 @@ def _python(raws: list[Any], ctype: ColumnType) -> list[Any]:
 
 def _with_values(change: Change, columns: tuple[str, ...], values: list[Any]) -> Change:
     return Change(
-        change.op, change.schema, change.table, columns, tuple(values), change.key_columns
+        change.op,
+        change.schema,
+        change.table,
+        columns,
+        tuple(values),
+        change.key_columns,
+        origin=change.origin,
     )
 
 
@@ -902,4 +908,5 @@ def _with_key(change: Change, old: Layout, values: list[Any], whole: bool) -> Ch
         tuple(by_name[n] for n in names),
         old_columns=old.columns if whole else (),
         old_values=tuple(values) if whole else (),
+        origin=change.origin,
     )
