@@ -190,7 +190,7 @@ class Change:
     error: str = ""  # the source could not decode this row: why ("column X: why", ...)
     old_columns: tuple[str, ...] = ()
     old_values: tuple[Any, ...] = ()
-    origin: int = 0
+    origin: int = field(default=0, compare=False)
     """The source's own sequence number of this change, where its capture has one and
     groups changes into transactions of its own making (SQLite's change-table seq): the
     change's record takes its position from it, so a change captured again after a

@@ -79,15 +79,17 @@ def test_captured_sqlite_changes_as_envelopes(tmp_path: Path) -> None:
     ] == [
         ("I", "main", "items", {"id": 1}, None, row1, 0),
         ("U", "main", "items", {"id": 2}, row1, row2, 0),
-        ("I", "main", "items", {"id": 3}, None, row3, 1),
-        ("D", "main", "items", {"id": 3}, row3, None, 2),
-    ]
+        ("I", "main", "items", {"id": 3}, None, row3, 0),
+        ("D", "main", "items", {"id": 3}, row3, None, 0),
+    ]  # each SQLite change is its own position (sequence 0): see the ids below
     assert records[1].after is not None and records[1].after["price"] == Decimal("0.50")
     assert records[0].after is not None and records[0].after["at"] == datetime(2024, 1, 2, 3, 4, 5)
 
-    # one position, transaction id and commit time per transaction: its end, as checkpoints say it
-    ends = [str(txns[0].end)] + [str(txns[1].end)] * 3
-    assert [d["position"] for d in data] == ends
+    # each change's own change-table seq as its position (the chunk's end is the last's);
+    # one transaction id and commit time per chunk
+    seqs = [int(d["position"]) for d in data]
+    assert seqs == sorted(set(seqs)) and seqs[0] == int(str(txns[0].end))
+    assert seqs[-1] == int(str(txns[1].end))
     assert [d["transaction_id"] for d in data] == [str(txns[0].xid)] + [str(txns[1].xid)] * 3
     for d in data:
         stamp = datetime.fromisoformat(d["commit_time"])

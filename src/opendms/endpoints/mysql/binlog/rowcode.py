@@ -48,6 +48,7 @@ def _fast_changes_work() -> bool:
         "error": "",
         "old_columns": (),
         "old_values": (),
+        "origin": 0,
     }
     try:
         fast = _new_change_fast(dict(fields))
@@ -197,6 +198,7 @@ def compile_rows(tm: TableMapEvent, kind: int, before: int, after: int) -> RowsF
         "error": "''",
         "old_columns": gen.const(tuple(cols[i].name for i in old_cols)),
         "old_values": _tuple_expr(f"k{i}" for i in old_cols),
+        "origin": "0",
     }
     gen.emit(2, *_change_lines(fields), "append(c)")
     gen.emit(1, "return p")
