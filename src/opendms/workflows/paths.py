@@ -60,13 +60,17 @@ def read_path(path: str, data: Any, context: Any = None) -> Any:
     of_context, steps = _steps(path)
     value = context if of_context else data
     for step in steps:
-        if (isinstance(step, int) and isinstance(value, list) and step < len(value)) or (
-            isinstance(step, str) and isinstance(value, dict) and step in value
-        ):
-            value = value[step]
-        else:
+        if not _holds(value, step):
             raise PathError("States.Runtime", f"the path {path!r} matches nothing in the input")
+        value = value[step]
     return value
+
+
+def _holds(value: Any, step: str | int) -> bool:
+    """Whether ``value`` has a member ``step`` (an index of a list, a field of an object)."""
+    if isinstance(step, int):
+        return isinstance(value, list) and step < len(value)
+    return isinstance(value, dict) and step in value
 
 
 def apply_result_path(path: str | None, data: Any, result: Any) -> Any:
