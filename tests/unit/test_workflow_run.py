@@ -1,0 +1,205 @@
+"""State machines run in process: every state type, the data flow between states, Retry
+(counts, back-off, MaxDelaySeconds), Catch, a Task timeout, a failing Map item and a
+failing Parallel branch, and the history of events."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from opendms.workflows.definition import parse
+from opendms.workflows.run import Execution, StatesError
+
+
+class Resources:
+    """Task resources for the tests: ``flaky`` fails its first ``fail`` calls,
+    ``double`` doubles ``$.n``, ``slow`` sleeps, ``boom`` always raises."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.fail, self.calls = fail, list[tuple[str, Any]]()
+
+    def __call__(self, resource: str, payload: Any) -> Any:
+        self.calls.append((resource, payload))
+        if resource == "flaky":
+            if sum(1 for r, _ in self.calls if r == "flaky") <= self.fail:
+                raise ConnectionError("not yet")
+            return {"rows": 3}
+        if resource == "double":
+            return payload["n"] * 2
+        if resource == "slow":
+            time.sleep(2)
+            return "late"
+        raise ValueError(f"boom on {payload}")
+
+
+def _run(states: dict[str, Any], data: Any, resources: Any = None, **kw: Any) -> Any:
+    text = json.dumps({"StartAt": next(iter(states)), "States": states})
+    waits: list[float] = []
+    events: list[dict[str, Any]] = []
+    execution = Execution(
+        parse(text),
+        resources if resources is not None else Resources(),
+        events.append,
+        waits.append,
+        **kw,
+    )
+    try:
+        return execution.run(data), waits, events
+    except StatesError as exc:
+        return exc, waits, events
+
+
+def test_pass_choice_wait_succeed_with_the_data_flow() -> None:
+    states = {
+        "Start": {
+            "Type": "Pass",
+            "Parameters": {"n.$": "$.input.n", "label.$": "States.Format('n={}', $.input.n)"},
+            "ResultPath": "$.made",
+            "Next": "Pick",
+        },
+        "Pick": {
+            "Type": "Choice",
+            "InputPath": "$.made",
+            "Choices": [{"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"}],
+            "Default": "Nap",
+        },
+        "Big": {"Type": "Fail", "Error": "TooBig"},
+        "Nap": {"Type": "Wait", "SecondsPath": "$.n", "Next": "Done"},
+        "Done": {"Type": "Succeed", "OutputPath": "$.label"},
+    }
+    out, waits, events = _run(states, {"input": {"n": 4}})
+    assert out == "n=4" and waits == [4.0]
+    entered = [e["state"] for e in events if e["type"] == "StateEntered"]
+    assert entered == ["Start", "Pick", "Nap", "Done"]
+    failed, _, events = _run(states, {"input": {"n": 40}})
+    assert isinstance(failed, StatesError) and failed.error == "TooBig"
+    assert events[-1]["type"] == "ExecutionFailed"
+
+
+def test_task_retries_with_back_off_then_succeeds() -> None:
+    retry = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3}
+    states = {
+        "Load": {
+            "Type": "Task",
+            "Resource": "flaky",
+            "Retry": [{**retry, "BackoffRate": 2, "MaxDelaySeconds": 3}],
+            "ResultSelector": {"loaded.$": "$.rows"},
+            "ResultPath": "$.result",
+            "End": True,
+        }
+    }
+    resources = Resources(fail=3)
+    out, waits, events = _run(states, {"company": 7}, resources)
+    assert out == {"company": 7, "result": {"loaded": 3}}
+    assert waits == [1.0, 2.0, 3.0]  # 1, 2, 4 capped at MaxDelaySeconds 3
+    assert [e["type"] for e in events].count("StateRetried") == 3
+    failed, waits, _ = _run(states, {}, Resources(fail=4))
+    assert isinstance(failed, StatesError) and failed.error == "ConnectionError"
+    assert len(waits) == 3  # MaxAttempts more attempts, then the error stands
+
+
+def test_retriers_match_by_name_and_catch_takes_the_rest() -> None:
+    states = {
+        "Work": {
+            "Type": "Task",
+            "Resource": "boom",
+            "Retry": [{"ErrorEquals": ["ConnectionError"], "MaxAttempts": 5}],
+            "Catch": [
+                {"ErrorEquals": ["States.Timeout"], "Next": "Never"},
+                {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "Mop"},
+            ],
+            "End": True,
+        },
+        "Never": {"Type": "Fail"},
+        "Mop": {"Type": "Pass", "End": True},
+    }
+    out, waits, _ = _run(states, {"id": 1})
+    assert waits == []  # a ValueError is no ConnectionError: not retried
+    assert out == {"id": 1, "error": {"Error": "ValueError", "Cause": "boom on {'id': 1}"}}
+
+
+def test_a_task_past_its_timeout_is_a_states_timeout() -> None:
+    states = {"Slow": {"Type": "Task", "Resource": "slow", "TimeoutSeconds": 1, "End": True}}
+    began = time.monotonic()
+    failed, _, _ = _run(states, {})
+    assert isinstance(failed, StatesError) and failed.error == "States.Timeout"
+    assert time.monotonic() - began < 1.9
+
+
+def test_parallel_and_map_give_their_results_in_order() -> None:
+    double = {"StartAt": "D", "States": {"D": {"Type": "Task", "Resource": "double", "End": True}}}
+    states = {
+        "Both": {
+            "Type": "Parallel",
+            "Branches": [double, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}],
+            "ResultPath": "$.both",
+            "Next": "Each",
+        },
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemSelector": {"n.$": "$$.Map.Item.Value", "at.$": "$$.Map.Item.Index"},
+            "MaxConcurrency": 2,
+            "ItemProcessor": double,
+            "ResultPath": "$.doubled",
+            "End": True,
+        },
+    }
+    out, _, _ = _run(states, {"n": 5, "items": [1, 2, 3]})
+    assert out["both"] == [10, {"n": 5, "items": [1, 2, 3]}]
+    assert out["doubled"] == [2, 4, 6]
+
+
+def test_a_failing_map_item_or_branch_fails_the_state_and_can_be_caught() -> None:
+    item = {"StartAt": "B", "States": {"B": {"Type": "Task", "Resource": "boom", "End": True}}}
+    states = {
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemProcessor": item,
+            "Catch": [{"ErrorEquals": ["ValueError"], "ResultPath": "$.failed", "Next": "Done"}],
+            "End": True,
+        },
+        "Done": {"Type": "Succeed"},
+    }
+    out, _, _ = _run(states, {"items": [1, 2]})
+    assert out["items"] == [1, 2] and out["failed"]["Error"] == "ValueError"
+    branch = {"Type": "Parallel", "Branches": [item], "End": True}
+    failed, _, _ = _run({"Both": branch}, {})
+    assert isinstance(failed, StatesError) and failed.error == "ValueError"
+
+
+def test_a_path_that_matches_nothing_is_never_retried_or_caught() -> None:
+    states = {
+        "T": {
+            "Type": "Task",
+            "Resource": "double",
+            "InputPath": "$.missing",
+            "Retry": [{"ErrorEquals": ["States.ALL"]}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "T"}],
+            "End": True,
+        }
+    }
+    failed, waits, _ = _run(states, {})
+    assert isinstance(failed, StatesError) and failed.error == "States.Runtime"
+    assert waits == []
+
+
+def test_python_resources_are_called_with_the_payload() -> None:
+    from opendms.workflows.run import _default_resources
+
+    states = {"T": {"Type": "Task", "Resource": "python:json:dumps", "End": True}}
+    out, _, _ = _run(states, {"a": 1}, resources=_default_resources)
+    assert out == '{"a": 1}'
+
+
+@pytest.mark.parametrize("resource", ["python:nosuch.mod:fn", "opendms:nothing"])
+def test_an_unknown_resource_is_a_runtime_error(resource: str) -> None:
+    from opendms.workflows.run import _default_resources
+
+    states = {"T": {"Type": "Task", "Resource": resource, "End": True}}
+    failed, _, _ = _run(states, {}, resources=_default_resources)
+    assert isinstance(failed, StatesError) and failed.error == "States.Runtime"
