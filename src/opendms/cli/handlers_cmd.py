@@ -7,15 +7,13 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.table import Table as RichTable
 
-from opendms.cli.ui import console
-from opendms.errors import OpenDMSError, exit_code
+from opendms.cli.ui import console, errors_as_lines
 from opendms.handlers import admin
 from opendms.state.store import default_path
 
@@ -28,20 +26,6 @@ FILE_OPTION = click.option(
     help="Take the handlers from this task file (default: as the task last ran).",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
-
-
-def _errors_as_lines(func: F) -> F:
-    """An opendms error is one ``error: ...`` line and its exit code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except OpenDMSError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exit_code(exc))
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _state(ctx: click.Context) -> Path:
@@ -59,7 +43,7 @@ def handlers() -> None:
 @FILE_OPTION
 @JSON_OPTION
 @click.pass_context
-@_errors_as_lines
+@errors_as_lines
 def status(ctx: click.Context, task: str, file: Path | None, as_json: bool) -> None:
     """Each handler of TASK: its checkpoint, records still to deliver (lag) and dead
     letters."""
@@ -94,7 +78,7 @@ def status(ctx: click.Context, task: str, file: Path | None, as_json: bool) -> N
 @FILE_OPTION
 @JSON_OPTION
 @click.pass_context
-@_errors_as_lines
+@errors_as_lines
 def dead_letters(
     ctx: click.Context, task: str, name: str | None, file: Path | None, as_json: bool
 ) -> None:
@@ -122,7 +106,7 @@ def dead_letters(
 @click.option("--handler", "name", help="Only this handler's dead letters.")
 @FILE_OPTION
 @click.pass_context
-@_errors_as_lines
+@errors_as_lines
 def replay(ctx: click.Context, task: str, name: str | None, file: Path | None) -> None:
     """Deliver the dead letters of TASK's handlers again (exit 1 when some still fail)."""
     results = admin.replay(_state(ctx), task, name, file)

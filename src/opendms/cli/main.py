@@ -20,6 +20,7 @@ from opendms.cli.serve_cmd import serve
 from opendms.cli.task_info import JSON_OPTION
 from opendms.cli.ui import RichProgress, console, err_console, run_summary, stats_table
 from opendms.cli.validate_cmd import validate
+from opendms.cli.workflow_cmd import workflow
 from opendms.config import TaskSpec, parse_extra_connection_attributes
 from opendms.endpoints import check_endpoint
 from opendms.endpoints.base import mask
@@ -248,6 +249,7 @@ def assess_command(file: Path, as_json: bool) -> None:
 cli.add_command(convert)
 cli.add_command(validate)
 cli.add_command(handlers)
+cli.add_command(workflow)
 
 
 @task.command("status")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime
+from functools import wraps
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import click
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -23,6 +27,24 @@ from opendms.state.views import progress
 
 if TYPE_CHECKING:
     from opendms.service import RunResult
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def errors_as_lines(func: F) -> F:
+    """An opendms error is one ``error: ...`` line on stderr and its exit code."""
+    from opendms.errors import OpenDMSError, exit_code
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OpenDMSError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exit_code(exc))
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _console(stderr: bool) -> Console:
