@@ -76,7 +76,7 @@ def batch_writer_loop(endpoint: str, source: Path, name: str) -> float:
     """The anchor: boto3's ``batch_writer`` fed row by row from SQLite."""
     import boto3
 
-    resource = boto3.resource(
+    resource = boto3.session.Session().resource(
         "dynamodb",
         endpoint_url=endpoint,
         region_name="us-east-1",

@@ -111,7 +111,7 @@ class Server:
 def _client(url: str) -> Any:
     import boto3
 
-    return boto3.client(
+    return boto3.session.Session().client(
         "dms",
         endpoint_url=url,
         region_name="us-east-1",

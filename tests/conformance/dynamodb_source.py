@@ -85,7 +85,7 @@ EXPECTED: list[Row] = [_ROW1, {"id": Decimal(2)}, _ROW3]
 def client(url: str) -> Any:
     """A boto3 DynamoDB client of a ``dynamodb://`` test URL."""
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    return boto3.client(
+    return boto3.session.Session().client(
         "dynamodb", region_name=query.get("region"), endpoint_url=query.get("endpoint_url")
     )
 

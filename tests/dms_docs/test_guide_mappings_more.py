@@ -394,7 +394,7 @@ def _tags(s3_url: str, table: str) -> list[dict[str, str]]:
 
     parts = urlsplit(s3_url)
     query = parse_qs(parts.query)
-    s3 = boto3.client("s3", endpoint_url=query["endpoint_url"][0])
+    s3 = boto3.session.Session().client("s3", endpoint_url=query["endpoint_url"][0])
     prefix = parts.path.strip("/") + "/" + table + "/"
     listed = s3.list_objects_v2(Bucket=parts.netloc, Prefix=prefix).get("Contents", [])
     out = []

@@ -129,7 +129,7 @@ def test_s3_eca_4_bucket_name_is_the_urls_bucket(
 
 def _client(server: SeaweedS3Server) -> Any:
     env = server.env()
-    return boto3.client(
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL_S3"),
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],

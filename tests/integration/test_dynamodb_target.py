@@ -81,7 +81,9 @@ def target(dynalite_url: str) -> str:
 
 def _client(url: str) -> Any:
     endpoint = url.split("endpoint_url=")[1].split("&")[0]
-    return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    return boto3.session.Session().client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1"
+    )
 
 
 def _prefix(url: str) -> str:

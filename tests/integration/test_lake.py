@@ -200,7 +200,7 @@ def test_boto3_sees_the_objects(orders: str, s3_url: str, tmp_path: Path) -> Non
     _run(orders, s3_url, tmp_path, DataFormat="csv")
     parts = urlsplit(s3_url)
     endpoint = parse_qs(parts.query)["endpoint_url"][0]
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1")
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=parts.netloc)["Contents"]]
     assert keys == ["lake/public/orders/LOAD00000001.csv"]
     body = client.get_object(Bucket=parts.netloc, Key=keys[0])["Body"].read().decode()
@@ -225,3 +225,29 @@ def test_parquet_versions(orders: str, tmp_path: Path, version: str, written: st
     assert pq.ParquetFile(path).metadata.format_version == written
     rows = pq.read_table(path).to_pylist()
     assert [tuple(r[c] for c in COLUMNS) for r in rows] == _expected(orders)
+
+
+def test_s3_deletes_use_the_current_credentials(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3's default session keeps the first credentials it resolves: the lake's S3
+    client must not reuse them (a long-lived process may see others later)."""
+    import pyarrow.fs as pafs
+
+    from opendms.endpoints.lake.s3delete import S3Deleter
+
+    parts = urlsplit(s3_url)
+    endpoint = parse_qs(parts.query)["endpoint_url"][0]
+    with monkeypatch.context() as stale:
+        stale.setenv("AWS_ACCESS_KEY_ID", "stale-key")
+        stale.setenv("AWS_SECRET_ACCESS_KEY", "stale-secret")
+        boto3.client("sts", region_name="us-east-1")  # noqa: TID251 (the cached default)
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    keys = ["lake/a/1.csv", "lake/a/2.csv", "lake/b/3.csv"]
+    for key in keys:
+        client.put_object(Bucket=parts.netloc, Key=key, Body=b"x\n")
+    fs = pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1")
+    deleter = S3Deleter(fs, {"endpoint_url": endpoint, "region_name": "us-east-1"})
+    deleter([f"{parts.netloc}/{key}" for key in keys[:2]])
+    left = [o["Key"] for o in client.list_objects_v2(Bucket=parts.netloc)["Contents"]]
+    assert left == ["lake/b/3.csv"]

@@ -101,7 +101,7 @@ def test_s3_roundtrip(s3_server: SeaweedS3Server, s3_url: str) -> None:
     assert os.environ["AWS_ACCESS_KEY_ID"] == "opendms"
     bucket, prefix = parts.netloc, parts.path.strip("/")
     # a client built only from the environment the fixture set
-    client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    client = boto3.session.Session().client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     payload = bytes(range(256)) * 4096 + "é✓".encode()
     client.put_object(Bucket=bucket, Key=f"{prefix}/part-0.bin", Body=payload)
     got = client.get_object(Bucket=bucket, Key=f"{prefix}/part-0.bin")["Body"].read()
@@ -114,7 +114,7 @@ def test_s3_rejects_bad_credentials(s3_server: SeaweedS3Server) -> None:
     import boto3
     from botocore.exceptions import ClientError
 
-    client = boto3.client(
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=s3_server.endpoint_url,
         aws_access_key_id=s3_server.access_key,

@@ -75,7 +75,7 @@ def stop_tasks(state: Path) -> None:
 @pytest.fixture
 def dms(server: str) -> Any:
     """An unmodified boto3 DMS client of ``server``."""
-    return boto3.client(
+    return boto3.session.Session().client(
         "dms",
         endpoint_url=server,
         region_name="us-east-1",

@@ -166,7 +166,7 @@ def _cleanup(server: str, token: str) -> None:
     """Stop and delete the tasks (a CDC task's slot lives in the source database)."""
     import boto3
 
-    dms = boto3.client(
+    dms = boto3.session.Session().client(
         "dms",
         endpoint_url=server,
         region_name="us-east-1",

@@ -32,7 +32,7 @@ def signed(tmp_path: Path) -> Iterator[str]:
 
 
 def _client(url: str, key_id: str, secret: str) -> Any:
-    return boto3.client(
+    return boto3.session.Session().client(
         "dms",
         endpoint_url=url,
         region_name="us-east-1",

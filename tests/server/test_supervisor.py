@@ -90,7 +90,7 @@ class Server:
             )
         self.url = f"http://127.0.0.1:{port}"
         wait_until(self._up, 30, "the server to answer /healthz")
-        return boto3.client(
+        return boto3.session.Session().client(
             "dms",
             endpoint_url=self.url,
             region_name="us-east-1",

@@ -112,7 +112,7 @@ class _DynamoServer(_Server):
         import boto3
         from botocore.config import Config
 
-        return boto3.client(
+        return boto3.session.Session().client(
             service,
             endpoint_url=self.endpoint_url,
             region_name=REGION,

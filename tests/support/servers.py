@@ -1359,7 +1359,7 @@ class SeaweedS3Server(_Server):
         import boto3
         from botocore.config import Config
 
-        return boto3.client(
+        return boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,
             aws_access_key_id=self._access_key,

@@ -105,5 +105,8 @@ class S3Deleter:
                 return None
             style = "path" if self.client_args.get("endpoint_url") else "auto"
             config = Config(s3={"addressing_style": style}, retries={"mode": "standard"})
-            self.client = boto3.client("s3", config=config, **self.client_args)
+            # a session of its own: boto3's default session keeps the first credentials
+            # it resolved for the life of the process
+            session = boto3.session.Session()
+            self.client = session.client("s3", config=config, **self.client_args)
         return self.client
