@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from opendms.workflows.definition import parse
-from opendms.workflows.run import Execution, StatesError
+from opendms.workflows.run import Execution, MemoryJournal, StatesError
 
 
 class Resources:
@@ -203,3 +203,123 @@ def test_an_unknown_resource_is_a_runtime_error(resource: str) -> None:
     states = {"T": {"Type": "Task", "Resource": resource, "End": True}}
     failed, _, _ = _run(states, {}, resources=_default_resources)
     assert isinstance(failed, StatesError) and failed.error == "States.Runtime"
+
+
+class Killed(BaseException):
+    """Stands for the process dying mid-call (no Catch sees it)."""
+
+
+def _durable_machine() -> Any:
+    item = {
+        "StartAt": "Square",
+        "States": {"Square": {"Type": "Task", "Resource": "sq", "End": True}},
+    }
+    return parse(
+        json.dumps(
+            {
+                "StartAt": "First",
+                "States": {
+                    "First": {"Type": "Task", "Resource": "first", "Next": "Loop"},
+                    "Loop": {
+                        "Type": "Choice",
+                        "Choices": [{"Variable": "$.n", "NumericLessThan": 3, "Next": "Bump"}],
+                        "Default": "Each",
+                    },
+                    "Bump": {"Type": "Task", "Resource": "bump", "Next": "Loop"},
+                    "Each": {
+                        "Type": "Map",
+                        "ItemsPath": "$.items",
+                        "MaxConcurrency": 1,
+                        "ItemProcessor": item,
+                        "ResultPath": "$.squares",
+                        "Next": "Wait",
+                    },
+                    "Wait": {"Type": "Wait", "Seconds": 30, "End": True},
+                },
+            }
+        )
+    )
+
+
+def _durable_resources(calls: list[str], kill_at: int | None) -> Any:
+    def call(resource: str, payload: Any) -> Any:
+        calls.append(f"{resource} {json.dumps(payload, sort_keys=True)}")
+        if kill_at is not None and len(calls) == kill_at:
+            raise Killed
+        if resource == "first":
+            return {"n": 0, "items": [1, 2, 3]}
+        if resource == "bump":
+            return {**payload, "n": payload["n"] + 1}
+        return payload * payload
+
+    return call
+
+
+@pytest.mark.parametrize("kill_at", range(1, 8))
+def test_a_resumed_execution_replays_what_it_finished(kill_at: int) -> None:
+    """Killed in its ``kill_at``-th Task call, then run again over the same journal: each
+    call before the kill happened once, the killed one is made again, and the output is
+    the uninterrupted run's."""
+    machine = _durable_machine()
+    whole: list[str] = []
+    expected = Execution(machine, _durable_resources(whole, None), sleep=lambda s: None).run({})
+    assert expected == {"n": 3, "items": [1, 2, 3], "squares": [1, 4, 9]}
+    assert len(whole) == 7  # first, bump x3, square x3
+
+    journal = MemoryJournal()
+    calls: list[str] = []
+    with pytest.raises(Killed):
+        Execution(machine, _durable_resources(calls, kill_at), journal=journal).run({})
+    waits: list[float] = []
+    again = Execution(machine, _durable_resources(calls, None), sleep=waits.append, journal=journal)
+    assert again.run({}, resumed=True) == expected
+    assert calls == whole[:kill_at] + whole[kill_at - 1 :]
+    assert waits == [30.0]
+
+
+def test_a_resumed_wait_sleeps_only_what_is_left_and_retries_are_replayed() -> None:
+    machine = parse(
+        json.dumps(
+            {
+                "StartAt": "Flaky",
+                "States": {
+                    "Flaky": {
+                        "Type": "Task",
+                        "Resource": "flaky",
+                        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5}],
+                        "Next": "Wait",
+                    },
+                    "Wait": {"Type": "Wait", "Seconds": 100, "End": True},
+                },
+            }
+        )
+    )
+    calls: list[int] = []
+
+    def flaky(resource: str, payload: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("not yet")
+        return {"ok": True}
+
+    journal = MemoryJournal()
+
+    def die(seconds: float) -> None:
+        if seconds == 100:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Execution(machine, flaky, sleep=die, journal=journal).run({})
+    waits: list[float] = []
+    events: list[dict[str, Any]] = []
+    out = Execution(machine, flaky, events.append, waits.append, journal=journal).run(
+        {}, resumed=True
+    )
+    assert out == {"ok": True} and len(calls) == 2  # the failed and the good attempt only
+    assert len(waits) == 1 and 99 < waits[0] <= 100  # the Wait's rest, no retry interval
+    assert [e["type"] for e in events] == [
+        "ExecutionResumed",
+        "StateEntered",
+        "StateExited",
+        "ExecutionSucceeded",
+    ]

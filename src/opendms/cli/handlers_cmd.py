@@ -13,9 +13,8 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table as RichTable
 
-from opendms.cli.ui import console, errors_as_lines
+from opendms.cli.ui import console, errors_as_lines, state_path
 from opendms.handlers import admin
-from opendms.state.store import default_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_STILL_DEAD = 1
@@ -26,11 +25,6 @@ FILE_OPTION = click.option(
     help="Take the handlers from this task file (default: as the task last ran).",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
-
-
-def _state(ctx: click.Context) -> Path:
-    state = (ctx.obj or {}).get("state")
-    return Path(state) if state else default_path()
 
 
 @click.group("handlers")
@@ -47,7 +41,7 @@ def handlers() -> None:
 def status(ctx: click.Context, task: str, file: Path | None, as_json: bool) -> None:
     """Each handler of TASK: its checkpoint, records still to deliver (lag) and dead
     letters."""
-    found = admin.status(_state(ctx), task, file)
+    found = admin.status(state_path(ctx), task, file)
     if as_json:
         click.echo(json.dumps([asdict(s) for s in found], indent=2))
         return
@@ -83,7 +77,7 @@ def dead_letters(
     ctx: click.Context, task: str, name: str | None, file: Path | None, as_json: bool
 ) -> None:
     """List the dead letters of TASK's handlers: record id, table, attempts, error."""
-    found = admin.dead_letters(_state(ctx), task, name, file)
+    found = admin.dead_letters(state_path(ctx), task, name, file)
     if as_json:
         rows = [
             {"handler": h, **asdict(d.row), "error": d.error, "attempts": d.attempts}
@@ -109,7 +103,7 @@ def dead_letters(
 @errors_as_lines
 def replay(ctx: click.Context, task: str, name: str | None, file: Path | None) -> None:
     """Deliver the dead letters of TASK's handlers again (exit 1 when some still fail)."""
-    results = admin.replay(_state(ctx), task, name, file)
+    results = admin.replay(state_path(ctx), task, name, file)
     for r in results:
         text = f"handler {r.name}: {r.delivered} delivered, {r.still_dead} still dead letters"
         click.echo(text + (f" ({r.error})" if r.error else ""))

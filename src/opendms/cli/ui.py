@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def state_path(ctx: click.Context) -> Path:
+    """The state file of ``--state`` (or $OPENDMS_STATE, or the default)."""
+    from opendms.state.store import default_path
+
+    state = (ctx.obj or {}).get("state")
+    return Path(state) if state else default_path()
 
 
 def errors_as_lines(func: F) -> F:

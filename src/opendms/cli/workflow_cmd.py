@@ -1,26 +1,33 @@
 """``opendms workflow``: Amazon States Language state machines (docs/workflows.md).
 
-``validate`` checks a definition; ``run`` executes it in this process and prints its
-output as JSON (``--history``: every event as a JSON line on stderr); ``python:``
-resources are imported with the current directory on the path. Executions are not
-yet kept in the state store: a run that is killed starts again from the beginning."""
+``validate`` checks a definition; ``run`` executes it in this process, keeping the
+execution in the state store (``--state``), and prints its output as JSON
+(``--history``: every event as a JSON line on stderr); ``resume`` goes on with an
+execution whose process was killed, replaying what it had finished; ``list``,
+``describe`` and ``history`` read the store. ``python:`` resources are imported with the
+current directory on the path (a resumed execution: the directory it was started in)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.table import Table as RichTable
 
-from opendms.cli.ui import errors_as_lines
+from opendms.cli.ui import console, errors_as_lines, state_path
 from opendms.errors import ConfigError
-from opendms.workflows.definition import load
+from opendms.workflows.definition import load, parse
 from opendms.workflows.run import Execution, StatesError
+from opendms.workflows.store import ExecutionRecord, WorkflowStore
 
 EXIT_FAILED = 1
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
 
 
 @click.group("workflow")
@@ -40,20 +47,126 @@ def workflow_validate(file: Path) -> None:
 @workflow.command("run")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--input", "given", default="{}", help="The input: JSON text, or @FILE.")
+@click.option("--name", help="The execution's name (default: FILE's stem and a unique id).")
 @click.option("--history", is_flag=True, help="Print each event as a JSON line on stderr.")
+@click.pass_context
 @errors_as_lines
-def workflow_run(file: Path, given: str, history: bool) -> None:
-    """Run a state machine once and print its output."""
+def workflow_run(
+    ctx: click.Context, file: Path, given: str, name: str | None, history: bool
+) -> None:
+    """Run a state machine and print its output; the execution is kept in the state
+    store, so `workflow resume NAME` can finish it if this process is killed."""
     machine = load(file)
     data = _input(given)
-    sys.path.insert(0, os.getcwd())  # python: resources, as handler functions, from here
-    events = _print_event if history else None
+    name = name or f"{file.stem}-{uuid.uuid4().hex[:12]}"
+    store = WorkflowStore(state_path(ctx))
+    store.create(name, file.stem, json.dumps(machine.source), data, os.getcwd())
+    click.echo(f"execution {name}", err=True)
+    _execute(store, store.execution(name), history, resumed=False)
+
+
+@workflow.command("resume")
+@click.argument("name")
+@click.option("--history", is_flag=True, help="Print each new event as a JSON line on stderr.")
+@click.pass_context
+@errors_as_lines
+def workflow_resume(ctx: click.Context, name: str, history: bool) -> None:
+    """Go on with an execution whose process stopped (killed, crashed): finished states
+    and Task attempts are replayed from the store, not run again."""
+    store = WorkflowStore(state_path(ctx))
+    record = store.take_over(name)
+    _execute(store, record, history, resumed=True)
+
+
+def _execute(store: WorkflowStore, record: ExecutionRecord, history: bool, resumed: bool) -> None:
+    machine = parse(record.definition, where=f"execution {record.name}")
+    sys.path.insert(0, record.cwd or os.getcwd())  # python: resources, as handlers'
+    events = _recorder(store, record.name, history)
+    execution = Execution(
+        machine, on_event=events, name=record.name, journal=store.journal(record.name)
+    )
     try:
-        out = Execution(machine, on_event=events, name=file.stem).run(data)
+        out = execution.run(record.input, resumed=resumed)
     except StatesError as exc:
+        store.finish(record.name, error=exc.error, cause=exc.cause)
         click.echo(f"error: the execution failed: {exc.error}: {exc.cause}", err=True)
         sys.exit(EXIT_FAILED)
+    store.finish(record.name, output=out)
     click.echo(json.dumps(out, indent=2, default=str))
+
+
+def _recorder(store: WorkflowStore, name: str, history: bool) -> Callable[[dict[str, Any]], None]:
+    def record(event: dict[str, Any]) -> None:
+        kept = store.add_event(name, event)
+        if history:
+            click.echo(json.dumps(kept, default=str), err=True)
+
+    return record
+
+
+@workflow.command("list")
+@JSON_OPTION
+@click.pass_context
+@errors_as_lines
+def workflow_list(ctx: click.Context, as_json: bool) -> None:
+    """The executions in the state store, oldest first."""
+    found = WorkflowStore(state_path(ctx)).executions()
+    if as_json:
+        click.echo(json.dumps([_brief(r) for r in found], indent=2))
+        return
+    table = RichTable(title="Workflow executions")
+    for column in ("name", "state machine", "status", "started", "stopped"):
+        table.add_column(column)
+    for r in found:
+        status = f"{r.status} (interrupted)" if r.interrupted else r.status
+        table.add_row(r.name, r.machine, status, r.started_at, r.stopped_at or "")
+    console.print(table)
+
+
+def _brief(record: ExecutionRecord) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in record.summary().items()
+        if key not in ("input", "output", "cause")
+    }
+
+
+@workflow.command("describe")
+@click.argument("name")
+@click.pass_context
+@errors_as_lines
+def workflow_describe(ctx: click.Context, name: str) -> None:
+    """One execution: status, input, output or error, times (JSON)."""
+    record = WorkflowStore(state_path(ctx)).execution(name)
+    click.echo(json.dumps(record.summary(), indent=2, default=str))
+
+
+@workflow.command("history")
+@click.argument("name")
+@JSON_OPTION
+@click.pass_context
+@errors_as_lines
+def workflow_history(ctx: click.Context, name: str, as_json: bool) -> None:
+    """One execution's events, in order: states entered and exited, failures, retries."""
+    store = WorkflowStore(state_path(ctx))
+    store.execution(name)  # an unknown name is an error, not an empty history
+    events = store.events(name)
+    if as_json:
+        click.echo(json.dumps(events, indent=2, default=str))
+        return
+    table = RichTable(title=f"History of {name}")
+    for column in ("id", "time", "event", "state", "detail"):
+        table.add_column(column)
+    for event in events:
+        detail = {k: v for k, v in event.items() if k not in ("id", "timestamp", "type", "state")}
+        table.add_row(
+            str(event["id"]),
+            event["timestamp"],
+            event["type"],
+            event.get("state", ""),
+            json.dumps(detail, default=str)[:120],
+        )
+    console.print(table)
 
 
 def _input(given: str) -> Any:
@@ -71,7 +184,3 @@ def _input(given: str) -> Any:
         raise ConfigError(
             f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", where=where
         ) from None
-
-
-def _print_event(event: dict[str, Any]) -> None:
-    click.echo(json.dumps(event, default=str), err=True)

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from opendms.changes import Transaction
-from opendms.errors import ConfigError
 from opendms.handlers import outbox
+from opendms.state.store import SideStore
 
 TABLES = ("handler_chunks", "handler_marks", "handler_checkpoints", "handler_dead_letters")
 SCHEMA = """
@@ -121,27 +119,12 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class HandlerStore:
+class HandlerStore(SideStore):
     """The handlers' tables of one task in the state file at ``path``."""
 
     def __init__(self, path: Path, task: str) -> None:
+        super().__init__(path, SCHEMA)
         self.task = task
-        self.lock = threading.Lock()
-        try:
-            self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the state store {str(path)!r}: {exc}") from exc
-
-    def close(self) -> None:
-        self.conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self.lock, self.conn:
-            yield self.conn
 
     # -- outbox ---------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,6 +137,32 @@ def default_path() -> Path:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class SideStore:
+    """A part that keeps its own tables in the state file (handlers, workflows), on a
+    connection of its own: WAL, and ``schema``'s tables made when missing."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        try:
+            private_dir(path.parent)
+            private_file(path)
+            self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(schema)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the state store {str(path)!r}: {exc}") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self.lock, self.conn:
+            yield self.conn
 
 
 class StateStore:

@@ -4,8 +4,14 @@
 from ``StartAt`` with a JSON input and gives its output, or raises :class:`StatesError`
 (``Fail``, an error no Catch took). Every state transition is told to ``on_event``
 (a history row). Task resources are called through ``resources`` (a callable: resource
-name, payload -> result); ``python:pkg.module:function`` is built in. This is the
-interpreter; durable executions that resume after a crash build on its events.
+name, payload -> result); ``python:pkg.module:function`` is built in.
+
+Durability: each state's exit (its output and next state), each Task/Parallel/Map
+attempt's outcome and each Wait's end time go to a :class:`Journal` before the execution
+goes on; an execution run again over the same journal replays what it holds instead of
+running it, so a resumed execution does not run a finished Task twice. A state is known
+by its place: its name and visit count in its scope (the machine, a Map item, a Parallel
+branch, under the attempt of the state around it).
 
 Error names as in the States Language: a Python exception's class name
 (``ValueError``), ``States.Timeout`` (a Task past ``TimeoutSeconds``),
@@ -17,23 +23,54 @@ retried or caught, even by ``States.ALL``), ``States.IntrinsicFailure``,
 from __future__ import annotations
 
 import importlib
+import json
 import random
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 from opendms.workflows.choice import choose
 from opendms.workflows.definition import StateMachine
 from opendms.workflows.paths import PathError, apply_result_path, read_path, render
 
-__all__ = ["Execution", "StatesError", "python_resource"]
+__all__ = ["Execution", "Journal", "MemoryJournal", "StatesError", "python_resource"]
 
 Resources = Callable[[str, Any], Any]
 Event = dict[str, Any]
+Place = tuple[Any, ...]
+
+
+class Journal(Protocol):
+    """Where an execution keeps what it must not do twice (keys are JSON text)."""
+
+    def get(self, key: str) -> Any: ...
+
+    def put(self, key: str, value: Any) -> Any:
+        """Keep ``value``; gives it back as a replay will see it."""
+
+
+class MemoryJournal:
+    """A journal for one run in this process (nothing to resume)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def put(self, key: str, value: Any) -> Any:
+        self.values[key] = value
+        return value
+
+
+def _key(kind: str, place: Place) -> str:
+    return json.dumps([kind, *place])
 
 
 class StatesError(Exception):
@@ -73,8 +110,10 @@ class Execution:
         on_event: Callable[[Event], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         name: str = "execution",
+        journal: Journal | None = None,
     ) -> None:
         self.machine, self.resources, self.sleep = machine, resources, sleep
+        self.journal: Journal = journal or MemoryJournal()
         self.on_event = on_event or (lambda event: None)
         self.context: dict[str, Any] = {
             "Execution": {"Id": name, "Name": name, "StartTime": _now()},
@@ -82,10 +121,11 @@ class Execution:
         }
         self.lock = threading.Lock()
 
-    def run(self, data: Any) -> Any:
-        """The machine's output for input ``data`` (StatesError when it fails)."""
+    def run(self, data: Any, resumed: bool = False) -> Any:
+        """The machine's output for input ``data`` (StatesError when it fails);
+        ``resumed``: going on from the journal of an interrupted run."""
         self.context["Execution"]["Input"] = data
-        self._event("ExecutionStarted", input=data)
+        self._event("ExecutionResumed" if resumed else "ExecutionStarted", input=data)
         try:
             out = self.machine_run(self.machine.start_at, self.machine.states, data, self.context)
         except StatesError as exc:
@@ -95,15 +135,29 @@ class Execution:
         return out
 
     def machine_run(
-        self, start: str, states: dict[str, dict[str, Any]], data: Any, context: Any
+        self,
+        start: str,
+        states: dict[str, dict[str, Any]],
+        data: Any,
+        context: Any,
+        scope: Place = (),
     ) -> Any:
-        """Run states from ``start`` until one ends the machine."""
+        """Run states from ``start`` until one ends the machine (replaying the exits
+        the journal holds)."""
+        visits: Counter[str] = Counter()
         name: str | None = start
         while name is not None:
-            state = states[name]
+            place = (*scope, name, visits[name])
+            visits[name] += 1
+            done = self.journal.get(_key("exit", place))
+            if done is not None:
+                data, name = done["output"], done["next"]
+                continue
             self._event("StateEntered", state=name, input=data)
-            context = {**context, "State": {"Name": name, "EnteredTime": _now()}}
-            data, name = self.step(name, state, data, context)
+            here = {**context, "State": {"Name": name, "EnteredTime": _now()}}
+            data, nxt = self.step(name, states[name], data, here, place)
+            data = self.journal.put(_key("exit", place), {"output": data, "next": nxt})["output"]
+            name = nxt
         return data
 
     def _event(self, kind: str, **fields: Any) -> None:
@@ -113,7 +167,7 @@ class Execution:
     # -- one state ---------------------------------------------------------------------
 
     def step(
-        self, name: str, state: dict[str, Any], data: Any, context: Any
+        self, name: str, state: dict[str, Any], data: Any, context: Any, place: Place = ()
     ) -> tuple[Any, str | None]:
         """(output, next state or None at the end) of one state."""
         kind = state["Type"]
@@ -124,14 +178,15 @@ class Execution:
         except PathError as exc:
             raise StatesError(exc.error, exc.cause) from None
         if kind in ("Task", "Parallel", "Map"):
-            return self._guarded(name, state, data, effective, context)
-        out, nxt = self._simple(kind, state, data, effective, context)
+            return self._guarded(name, state, data, effective, (context, place))
+        out, nxt = self._simple(kind, state, data, effective, (context, place))
         self._event("StateExited", state=name, output=out)
         return out, nxt
 
     def _simple(
-        self, kind: str, state: dict[str, Any], data: Any, effective: Any, context: Any
+        self, kind: str, state: dict[str, Any], data: Any, effective: Any, where: Any
     ) -> tuple[Any, str | None]:
+        context, place = where
         try:
             if kind == "Pass":
                 result = (
@@ -145,37 +200,81 @@ class Execution:
                     raise StatesError("States.NoChoiceMatched", "no Choice rule matched")
                 return _path(state, "OutputPath", effective, context), nxt
             if kind == "Wait":
-                self.sleep(_wait_seconds(state, effective, context))
+                self._wait(_wait_seconds(state, effective, context), place)
             return _path(state, "OutputPath", effective, context), _next(state)
         except PathError as exc:
             raise StatesError(exc.error, exc.cause) from None
 
+    def _wait(self, seconds: float, place: Place) -> None:
+        key = _key("wait", place)
+        kept = self.journal.get(key)
+        if kept is None:
+            self.journal.put(key, {"until": time.time() + seconds})
+            self.sleep(seconds)
+        else:  # resumed: what is left of it
+            self.sleep(max(float(kept["until"]) - time.time(), 0.0))
+
     def _guarded(
-        self, name: str, state: dict[str, Any], data: Any, effective: Any, context: Any
+        self, name: str, state: dict[str, Any], data: Any, effective: Any, where: Any
     ) -> tuple[Any, str | None]:
-        """A Task, Parallel or Map state with its Retry and Catch."""
+        """A Task, Parallel or Map state with its Retry and Catch; each attempt's outcome
+        is journaled, so a resumed execution replays the attempts made."""
+        context, place = where
         attempts: dict[int, int] = {}
+        attempt = 0
         while True:
-            try:
-                result = self._work(state, effective, context)
-                selected = (
-                    render(state["ResultSelector"], result, context)
-                    if "ResultSelector" in state
-                    else result
-                )
-                out = apply_result_path(state.get("ResultPath", "$"), data, selected)
-                out = _path(state, "OutputPath", out, context)
-                self._event("StateExited", state=name, output=out)
-                return out, _next(state)
-            except PathError as exc:
-                raise StatesError(exc.error, exc.cause) from None
-            except StatesError as exc:
+            key = _key("attempt", (*place, attempt))
+            outcome = self.journal.get(key)
+            fresh = outcome is None
+            if outcome is None:
+                outcome = self._attempt(state, effective, context, (*place, attempt))
+            if "error" not in outcome:
+                if fresh:
+                    outcome = self.journal.put(key, outcome)
+                return self._exit(name, state, data, outcome["result"], context)
+            exc = StatesError(outcome["error"], outcome["cause"])
+            if fresh:
                 self._event("StateFailed", state=name, error=exc.error, cause=exc.cause)
-                delay = _retry_delay(state.get("Retry", []), exc.error, attempts)
-                if delay is None:
-                    return self._caught(name, state, data, exc)
+            delay = _retry_delay(state.get("Retry", []), exc.error, attempts)
+            if delay is None:
+                if fresh:
+                    self.journal.put(key, outcome)
+                return self._caught(name, state, data, exc)
+            attempt += 1
+            if fresh:
+                self.journal.put(key, {**outcome, "retry_at": time.time() + delay})
                 self._event("StateRetried", state=name, error=exc.error, wait_s=delay)
                 self.sleep(delay)
+            elif self.journal.get(_key("attempt", (*place, attempt))) is None:
+                self.sleep(max(float(outcome.get("retry_at", 0)) - time.time(), 0.0))
+
+    def _attempt(
+        self, state: dict[str, Any], effective: Any, context: Any, place: Place
+    ) -> dict[str, Any]:
+        try:
+            return {"result": self._work(state, effective, context, place)}
+        except PathError as exc:
+            raise StatesError(exc.error, exc.cause) from None
+        except StatesError as exc:
+            if exc.error == "States.Runtime":
+                raise
+            return {"error": exc.error, "cause": exc.cause}
+
+    def _exit(
+        self, name: str, state: dict[str, Any], data: Any, result: Any, context: Any
+    ) -> tuple[Any, str | None]:
+        try:
+            selected = (
+                render(state["ResultSelector"], result, context)
+                if "ResultSelector" in state
+                else result
+            )
+            out = apply_result_path(state.get("ResultPath", "$"), data, selected)
+            out = _path(state, "OutputPath", out, context)
+        except PathError as exc:
+            raise StatesError(exc.error, exc.cause) from None
+        self._event("StateExited", state=name, output=out)
+        return out, _next(state)
 
     def _caught(
         self, name: str, state: dict[str, Any], data: Any, exc: StatesError
@@ -191,14 +290,14 @@ class Execution:
                 return out, str(catcher["Next"])
         raise exc
 
-    def _work(self, state: dict[str, Any], effective: Any, context: Any) -> Any:
+    def _work(self, state: dict[str, Any], effective: Any, context: Any, place: Place) -> Any:
         payload = _params(state, effective, context)
         kind = state["Type"]
         if kind == "Task":
             return self._task(state, payload)
         if kind == "Parallel":
-            return self._parallel(state, payload, context)
-        return self._map(state, effective, context)
+            return self._parallel(state, payload, context, place)
+        return self._map(state, effective, context, place)
 
     def _task(self, state: dict[str, Any], payload: Any) -> Any:
         timeout = state.get("TimeoutSeconds")
@@ -221,16 +320,22 @@ class Execution:
         except Exception as exc:  # the task's own failure, named as Lambda names it
             raise StatesError(type(exc).__name__, str(exc)) from None
 
-    def _parallel(self, state: dict[str, Any], payload: Any, context: Any) -> Any:
+    def _parallel(self, state: dict[str, Any], payload: Any, context: Any, place: Place) -> Any:
         branches = state["Branches"]
-        with ThreadPoolExecutor(len(branches), thread_name_prefix="workflow-branch") as pool:
-            futures = [
-                pool.submit(self.machine_run, b["StartAt"], b["States"], payload, context)
-                for b in branches
-            ]
-            return [f.result() for f in futures]  # the first branch's error, in order
+        calls = [
+            partial(
+                self.machine_run,
+                b["StartAt"],
+                b["States"],
+                payload,
+                context,
+                (*place, "branch", index),
+            )
+            for index, b in enumerate(branches)
+        ]
+        return _all(calls, len(branches), "workflow-branch")
 
-    def _map(self, state: dict[str, Any], effective: Any, context: Any) -> Any:
+    def _map(self, state: dict[str, Any], effective: Any, context: Any, place: Place) -> Any:
         items = read_path(state.get("ItemsPath", "$"), effective, context)
         if not isinstance(items, list):
             raise StatesError("States.Runtime", "the Map's items are not a list")
@@ -241,11 +346,40 @@ class Execution:
         def one(index: int, item: Any) -> Any:
             here = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
             data = render(selector, effective, here) if selector is not None else item
-            return self.machine_run(machine["StartAt"], machine["States"], data, here)
+            inner = (*place, "item", index)
+            return self.machine_run(machine["StartAt"], machine["States"], data, here, inner)
 
-        with ThreadPoolExecutor(min(workers, 40), thread_name_prefix="workflow-item") as pool:
-            futures = [pool.submit(one, i, item) for i, item in enumerate(items)]
-            return [f.result() for f in futures]
+        calls = [partial(one, index, item) for index, item in enumerate(items)]
+        return _all(calls, min(workers, 40), "workflow-item")
+
+
+def _all(calls: Sequence[Callable[[], Any]], workers: int, prefix: str) -> list[Any]:
+    """Each call's result, in order, at most ``workers`` at a time; after an error no
+    call starts, and the error (the first in order among those that ended) is raised."""
+    results: list[Any] = [None] * len(calls)
+    errors: dict[int, BaseException] = {}
+    waiting = iter(enumerate(calls))
+    running: dict[Future[Any], int] = {}
+    with ThreadPoolExecutor(max(workers, 1), thread_name_prefix=prefix) as pool:
+        while True:
+            while not errors and len(running) < workers:
+                index, call = next(waiting, (-1, None))
+                if call is None:
+                    break
+                running[pool.submit(call)] = index
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = running.pop(future)
+                error = future.exception()
+                if error is not None:
+                    errors[index] = error
+                else:
+                    results[index] = future.result()
+    if errors:
+        raise errors[min(errors)]
+    return results
 
 
 def _path(state: dict[str, Any], field: str, data: Any, context: Any) -> Any:
