@@ -22,12 +22,20 @@ from rich.table import Table as RichTable
 
 from opendms.cli.ui import console, errors_as_lines, state_path
 from opendms.errors import ConfigError
+from opendms.workflows.actions import Actions
 from opendms.workflows.definition import load, parse
 from opendms.workflows.run import Execution, StatesError
 from opendms.workflows.store import ExecutionRecord, WorkflowStore
 
 EXIT_FAILED = 1
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
+ENDPOINT_OPTION = click.option(
+    "--endpoint",
+    "endpoints",
+    multiple=True,
+    metavar="NAME=URL",
+    help="An endpoint or lake the opendms: resources name (repeatable; not stored).",
+)
 
 
 @click.group("workflow")
@@ -49,41 +57,70 @@ def workflow_validate(file: Path) -> None:
 @click.option("--input", "given", default="{}", help="The input: JSON text, or @FILE.")
 @click.option("--name", help="The execution's name (default: FILE's stem and a unique id).")
 @click.option("--history", is_flag=True, help="Print each event as a JSON line on stderr.")
+@ENDPOINT_OPTION
 @click.pass_context
 @errors_as_lines
 def workflow_run(
-    ctx: click.Context, file: Path, given: str, name: str | None, history: bool
+    ctx: click.Context,
+    file: Path,
+    given: str,
+    name: str | None,
+    history: bool,
+    endpoints: tuple[str, ...],
 ) -> None:
     """Run a state machine and print its output; the execution is kept in the state
     store, so `workflow resume NAME` can finish it if this process is killed."""
     machine = load(file)
     data = _input(given)
+    actions = _actions(ctx, endpoints)
     name = name or f"{file.stem}-{uuid.uuid4().hex[:12]}"
     store = WorkflowStore(state_path(ctx))
     store.create(name, file.stem, json.dumps(machine.source), data, os.getcwd())
     click.echo(f"execution {name}", err=True)
-    _execute(store, store.execution(name), history, resumed=False)
+    _execute(store, store.execution(name), actions, history=history, resumed=False)
 
 
 @workflow.command("resume")
 @click.argument("name")
 @click.option("--history", is_flag=True, help="Print each new event as a JSON line on stderr.")
+@ENDPOINT_OPTION
 @click.pass_context
 @errors_as_lines
-def workflow_resume(ctx: click.Context, name: str, history: bool) -> None:
+def workflow_resume(
+    ctx: click.Context, name: str, history: bool, endpoints: tuple[str, ...]
+) -> None:
     """Go on with an execution whose process stopped (killed, crashed): finished states
-    and Task attempts are replayed from the store, not run again."""
+    and Task attempts are replayed from the store, not run again (give the --endpoint
+    options again: they are not stored)."""
+    actions = _actions(ctx, endpoints)
     store = WorkflowStore(state_path(ctx))
     record = store.take_over(name)
-    _execute(store, record, history, resumed=True)
+    _execute(store, record, actions, history=history, resumed=True)
 
 
-def _execute(store: WorkflowStore, record: ExecutionRecord, history: bool, resumed: bool) -> None:
+def _actions(ctx: click.Context, given: tuple[str, ...]) -> Actions:
+    endpoints: dict[str, str] = {}
+    for item in given:
+        name, sep, url = item.partition("=")
+        if not sep or not name or "://" not in url:
+            raise ConfigError(f"--endpoint {item.split('://')[0]!r}...: expected NAME=URL")
+        endpoints[name] = url
+    return Actions(endpoints, state_path(ctx))
+
+
+def _execute(
+    store: WorkflowStore,
+    record: ExecutionRecord,
+    actions: Actions,
+    *,
+    history: bool,
+    resumed: bool,
+) -> None:
     machine = parse(record.definition, where=f"execution {record.name}")
     sys.path.insert(0, record.cwd or os.getcwd())  # python: resources, as handlers'
     events = _recorder(store, record.name, history)
     execution = Execution(
-        machine, on_event=events, name=record.name, journal=store.journal(record.name)
+        machine, actions, on_event=events, name=record.name, journal=store.journal(record.name)
     )
     try:
         out = execution.run(record.input, resumed=resumed)
