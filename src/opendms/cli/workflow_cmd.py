@@ -28,6 +28,7 @@ from opendms.workflows.run import Execution, StatesError
 from opendms.workflows.store import ExecutionRecord, WorkflowStore
 
 EXIT_FAILED = 1
+ENDPOINTS_ENV = "OPENDMS_ENDPOINTS"
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
 ENDPOINT_OPTION = click.option(
     "--endpoint",
@@ -95,11 +96,17 @@ def workflow_resume(
     actions = _actions(ctx, endpoints)
     store = WorkflowStore(state_path(ctx))
     record = store.take_over(name)
-    _execute(store, record, actions, history=history, resumed=True)
+    started = bool(store.events(name))  # else: a server handed a new execution over
+    _execute(store, record, actions, history=history, resumed=started)
 
 
 def _actions(ctx: click.Context, given: tuple[str, ...]) -> Actions:
-    endpoints: dict[str, str] = {}
+    """The resources, with the endpoints of --endpoint and of $OPENDMS_ENDPOINTS (a
+    JSON object of names and URLs: how the server passes its endpoints on)."""
+    try:
+        endpoints: dict[str, str] = json.loads(os.environ.get(ENDPOINTS_ENV) or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"${ENDPOINTS_ENV} is not a JSON object: {exc.msg}") from None
     for item in given:
         name, sep, url = item.partition("=")
         if not sep or not name or "://" not in url:

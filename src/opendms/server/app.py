@@ -22,12 +22,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opendms.errors import ConfigError
 from opendms.server.auth import bearer, load_or_create_key, load_or_create_token, token_matches
 from opendms.server.console import console_routes
 from opendms.server.dmsapi import TARGET_PREFIX, DmsApi
 from opendms.server.metrics import metrics_endpoint
-from opendms.server.resources import SqliteResources
+from opendms.server.resources import SqliteResources, endpoint_url
 from opendms.server.rest import PREFIX, create_rest, error_response
+from opendms.server.sfnapi import SFN_CONTENT_TYPE, SFN_PREFIX, StepFunctionsApi, WorkflowScheduler
 from opendms.server.shapes import DmsError
 from opendms.server.sigv4 import SignedRequest, verify
 from opendms.server.supervisor import Supervisor, lifespan_of
@@ -78,11 +80,18 @@ def create_app(
     api = DmsApi(resources, CachedTaskService(state / "state.db"), state, region)
     keys = dict(access_keys or {})
 
+    sfn = StepFunctionsApi(state, region, lambda: _endpoint_urls(resources))
+
     async def dms(request: Request) -> Response:
         target = request.headers.get("x-amz-target", "")
         try:
             raw = await request.body()
             check_signature(request, raw, keys)
+            if target.startswith(SFN_PREFIX):
+                body = _body(raw)
+                operation = target[len(SFN_PREFIX) :]
+                out = await anyio.to_thread.run_sync(sfn.call, operation, body)
+                return Response(json.dumps(out), media_type=SFN_CONTENT_TYPE)
             if not target.startswith(TARGET_PREFIX):
                 raise DmsError("UnknownOperationException", f"unknown target {target!r}")
             body = _body(raw)
@@ -95,6 +104,9 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     supervisor = Supervisor(state)  # task supervision and schedules
+    workflows = WorkflowScheduler(sfn, supervisor.scheduler.clock)
+    supervisor.extra_ticks += [workflows.tick]
+    supervisor.on_start += [sfn.resume_interrupted]
     routes: list[BaseRoute] = [
         Route("/", dms, methods=["POST"]),
         Route("/healthz", healthz),
@@ -104,8 +116,22 @@ def create_app(
     ]
     app = Starlette(routes=routes, lifespan=lifespan_of(supervisor))
     app.state.supervisor = supervisor
+    app.state.sfn = sfn
+    app.state.workflow_scheduler = workflows
     app.add_middleware(BodyLimit, limit=max_body)
     return app
+
+
+def _endpoint_urls(resources: SqliteResources) -> dict[str, str]:
+    """The server's endpoints by identifier, as workflow resources name them (one whose
+    password cannot be read is left out)."""
+    found: dict[str, str] = {}
+    for endpoint in resources.endpoints():
+        try:
+            found[endpoint.identifier] = endpoint_url(endpoint)[0]
+        except ConfigError:
+            continue
+    return found
 
 
 def _token_only(

@@ -97,7 +97,7 @@ class ScheduleRun:
         }
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect_runs(path: Path) -> sqlite3.Connection:
     private_file(path)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     conn.execute(SCHEMA)
@@ -112,7 +112,7 @@ def schedule_runs(state: Path, task: str | None = None, limit: int = 100) -> lis
     path = state / RUNS_FILE
     if not path.exists():
         return []
-    conn = _connect(path)
+    conn = connect_runs(path)
     try:
         where, args = ("WHERE task = ?", (task, limit)) if task else ("", (limit,))
         rows = conn.execute(
@@ -186,7 +186,7 @@ class Scheduler:
     def _record(self, run: ScheduleRun) -> ScheduleRun:
         with self._lock:
             if self._conn is None:
-                self._conn = _connect(self.state / RUNS_FILE)
+                self._conn = connect_runs(self.state / RUNS_FILE)
             self._conn.execute(
                 "INSERT INTO schedule_runs VALUES (?, ?, ?, ?, ?)",
                 (run.task, run.due, run.at, run.outcome, run.reason),

@@ -90,6 +90,9 @@ class Supervisor:
         self.interval = tick
         self.watches: dict[str, Watch] = {}
         self._first = True
+        self._first_tick = True
+        self.extra_ticks: list[Callable[[], Any]] = []  # more to look at each tick
+        self.on_start: list[Callable[[], Any]] = []  # once, before the first tick
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,10 +126,21 @@ class Supervisor:
             log.exception("supervisor: checking the tasks failed")
         finally:
             self._first = False
+        if self._first_tick:
+            self._first_tick = False
+            self._run_all(self.on_start)
         try:
             self.scheduler.tick()
         except Exception:
             log.exception("supervisor: running the schedules failed")
+        self._run_all(self.extra_ticks)
+
+    def _run_all(self, calls: list[Callable[[], Any]]) -> None:
+        for call in calls:
+            try:
+                call()
+            except Exception:
+                log.exception("supervisor: %s failed", getattr(call, "__qualname__", call))
 
     def _check_tasks(self) -> None:
         records = self.store.tasks()

@@ -4,6 +4,8 @@
   (enough to resume it), status (``RUNNING``, ``SUCCEEDED``, ``FAILED``, as Step
   Functions names them), output or error, times, and the pid running it.
 * ``workflow_events``: the history, numbered from 1 per execution.
+* ``workflow_machines``: the state machines the server keeps (Step Functions'
+  ``CreateStateMachine``), with an optional cron ``schedule`` and the input it runs with.
 * ``workflow_journal``: what a resumed execution replays instead of running again: each
   state's exit (output and next state), each Task/Parallel/Map attempt's outcome, each
   Wait's end time (:class:`opendms.workflows.run.Journal`). A row is committed before
@@ -45,6 +47,14 @@ CREATE TABLE IF NOT EXISTS workflow_events (
     body TEXT NOT NULL,
     PRIMARY KEY (execution, id)
 );
+CREATE TABLE IF NOT EXISTS workflow_machines (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    role_arn TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    schedule TEXT NOT NULL DEFAULT '',
+    schedule_input TEXT NOT NULL DEFAULT '{}'
+);
 CREATE TABLE IF NOT EXISTS workflow_journal (
     execution TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -53,7 +63,19 @@ CREATE TABLE IF NOT EXISTS workflow_journal (
 );
 """
 
-RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
+RUNNING, SUCCEEDED, FAILED, ABORTED = "RUNNING", "SUCCEEDED", "FAILED", "ABORTED"
+
+
+@dataclass(frozen=True)
+class MachineRecord:
+    """A state machine the server keeps."""
+
+    name: str
+    definition: str
+    role_arn: str
+    created_at: str
+    schedule: str
+    schedule_input: str
 
 
 @dataclass(frozen=True)
@@ -109,8 +131,17 @@ class WorkflowStore(SideStore):
 
     # -- executions ----------------------------------------------------------------------
 
-    def create(self, name: str, machine: str, definition: str, data: Any, cwd: str) -> None:
-        """A new RUNNING execution (ConfigError when the name is taken)."""
+    def create(
+        self,
+        name: str,
+        machine: str,
+        definition: str,
+        data: Any,
+        cwd: str,
+        pid: int | None = None,
+    ) -> None:
+        """A new RUNNING execution, run by ``pid`` (default: this process; a server that
+        hands it to a child names itself); ConfigError when the name is taken."""
         try:
             with self._tx() as conn:
                 conn.execute(
@@ -123,7 +154,7 @@ class WorkflowStore(SideStore):
                         json.dumps(data),
                         RUNNING,
                         _now(),
-                        os.getpid(),
+                        pid or os.getpid(),
                         cwd,
                     ),
                 )
@@ -138,7 +169,7 @@ class WorkflowStore(SideStore):
         record = self.execution(name)
         if record.status != RUNNING:
             raise ConfigError(f"execution {name!r} has ended ({record.status}): nothing to resume")
-        if not record.interrupted:
+        if not record.interrupted and record.pid != os.getppid():  # a server hands it over
             raise ConfigError(f"execution {name!r} is running (pid {record.pid})")
         with self._tx() as conn:
             conn.execute(
@@ -146,14 +177,55 @@ class WorkflowStore(SideStore):
             )
         return record
 
-    def finish(self, name: str, output: Any = None, error: str = "", cause: str = "") -> None:
-        status = FAILED if error else SUCCEEDED
+    def finish(
+        self, name: str, output: Any = None, error: str = "", cause: str = "", status: str = ""
+    ) -> None:
+        """The execution's end (a RUNNING one only: an aborted execution stays so)."""
+        status = status or (FAILED if error else SUCCEEDED)
         with self._tx() as conn:
             conn.execute(
                 "UPDATE workflow_executions SET status = ?, output = ?, error = ?, cause = ?,"
-                " stopped_at = ?, pid = NULL WHERE name = ?",
-                (status, json.dumps(output, default=str), error, cause, _now(), name),
+                " stopped_at = ?, pid = NULL WHERE name = ? AND status = ?",
+                (status, json.dumps(output, default=str), error, cause, _now(), name, RUNNING),
             )
+
+    # -- state machines ------------------------------------------------------------------
+
+    def put_machine(self, record: MachineRecord, replace: bool = False) -> None:
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        fields = (
+            record.name,
+            record.definition,
+            record.role_arn,
+            record.created_at,
+            record.schedule,
+            record.schedule_input,
+        )
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    f"{verb} INTO workflow_machines (name, definition, role_arn, created_at,"
+                    " schedule, schedule_input) VALUES (?, ?, ?, ?, ?, ?)",
+                    fields,
+                )
+        except sqlite3.IntegrityError:
+            raise ConfigError(f"a state machine named {record.name!r} exists already") from None
+
+    def machine(self, name: str) -> MachineRecord | None:
+        found = [m for m in self.machines() if m.name == name]
+        return found[0] if found else None
+
+    def machines(self) -> list[MachineRecord]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT name, definition, role_arn, created_at, schedule, schedule_input"
+                " FROM workflow_machines ORDER BY created_at, name"
+            ).fetchall()
+        return [MachineRecord(*r) for r in rows]
+
+    def delete_machine(self, name: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM workflow_machines WHERE name = ?", (name,))
 
     def execution(self, name: str) -> ExecutionRecord:
         rows = self._select("WHERE name = ?", (name,))
@@ -161,7 +233,9 @@ class WorkflowStore(SideStore):
             raise ConfigError(f"no workflow execution named {name!r} in {self.path}")
         return rows[0]
 
-    def executions(self) -> list[ExecutionRecord]:
+    def executions(self, machine: str | None = None) -> list[ExecutionRecord]:
+        if machine is not None:
+            return self._select("WHERE machine = ? ORDER BY started_at, name", (machine,))
         return self._select("ORDER BY started_at, name", ())
 
     def _select(self, where: str, args: tuple[Any, ...]) -> list[ExecutionRecord]:
