@@ -323,3 +323,44 @@ def test_a_resumed_wait_sleeps_only_what_is_left_and_retries_are_replayed() -> N
         "StateExited",
         "ExecutionSucceeded",
     ]
+
+
+def _beating(resource: str, payload: Any) -> Any:
+    """``python:beat``: 2 s of work, saying it is alive every 0.1 s; ``python:quiet``
+    the same without a word; anything else (an opendms: action) the same, silently."""
+    from opendms.workflows import heartbeat
+
+    for _ in range(20):
+        time.sleep(0.1)
+        if resource == "python:beat":
+            heartbeat()
+    return resource
+
+
+def _heartbeat_machine(resource: str, catch: list[str]) -> dict[str, Any]:
+    return {
+        "Work": {
+            "Type": "Task",
+            "Resource": resource,
+            "HeartbeatSeconds": 1,
+            "Retry": [{"ErrorEquals": ["States.TaskFailed"], "MaxAttempts": 2}],
+            "Catch": [{"ErrorEquals": catch, "Next": "Caught"}],
+            "End": True,
+        },
+        "Caught": {"Type": "Pass", "End": True},
+    }
+
+
+@pytest.mark.parametrize("resource", ["python:beat", "opendms:sql"])
+def test_a_task_that_beats_or_is_ours_outlives_its_heartbeat_seconds(resource: str) -> None:
+    out, waits, _ = _run(_heartbeat_machine(resource, ["States.ALL"]), {}, _beating)
+    assert out == resource and waits == []
+
+
+@pytest.mark.parametrize("catch", ["States.HeartbeatTimeout", "States.Timeout"])
+def test_a_silent_python_task_fails_with_a_heartbeat_timeout(catch: str) -> None:
+    began = time.monotonic()
+    out, waits, events = _run(_heartbeat_machine("python:quiet", [catch]), {}, _beating)
+    assert out["Error"] == "States.HeartbeatTimeout"  # caught: not retried as TaskFailed
+    assert time.monotonic() - began < 1.8 and waits == []
+    assert [e["error"] for e in events if e["type"] == "StateFailed"] == ["States.HeartbeatTimeout"]

@@ -39,7 +39,14 @@ from opendms.workflows.choice import choose
 from opendms.workflows.definition import StateMachine
 from opendms.workflows.paths import PathError, apply_result_path, read_path, render
 
-__all__ = ["Execution", "Journal", "MemoryJournal", "StatesError", "python_resource"]
+__all__ = [
+    "Execution",
+    "Journal",
+    "MemoryJournal",
+    "StatesError",
+    "heartbeat",
+    "python_resource",
+]
 
 Resources = Callable[[str, Any], Any]
 Event = dict[str, Any]
@@ -300,15 +307,29 @@ class Execution:
         return self._map(state, effective, context, place)
 
     def _task(self, state: dict[str, Any], payload: Any) -> Any:
-        timeout = state.get("TimeoutSeconds")
-        if timeout is None:
-            return self._call(state["Resource"], payload)
+        timeout, beat_s = state.get("TimeoutSeconds"), state.get("HeartbeatSeconds")
+        resource = state["Resource"]
+        if timeout is None and beat_s is None:
+            return self._call(resource, payload)
+        # opendms: resources are alive while their call runs; python: ones say so
+        beat = _Beat(None if not resource.startswith("python:") else beat_s)
         pool = ThreadPoolExecutor(1, thread_name_prefix="workflow-task")
-        future = pool.submit(self._call, state["Resource"], payload)
+        future = pool.submit(beat.run, self._call, resource, payload)
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
         try:
-            return future.result(timeout=float(timeout))
-        except FutureTimeout:
-            raise StatesError("States.Timeout", f"the task ran past {timeout} s") from None
+            while True:
+                left = [t - time.monotonic() for t in (deadline, beat.due()) if t is not None]
+                try:
+                    return future.result(timeout=max(min(left), 0.0) if left else None)
+                except FutureTimeout:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise StatesError(
+                            "States.Timeout", f"the task ran past {timeout} s"
+                        ) from None
+                    if beat.missed():
+                        raise StatesError(
+                            "States.HeartbeatTimeout", f"no heartbeat for {beat_s} s"
+                        ) from None
         finally:
             pool.shutdown(wait=False)
 
@@ -413,12 +434,48 @@ def _wait_seconds(state: dict[str, Any], data: Any, context: Any) -> float:
 
 
 def _names_match(names: list[str], error: str) -> bool:
-    """Whether a retrier's or catcher's ErrorEquals takes ``error``."""
+    """Whether a retrier's or catcher's ErrorEquals takes ``error`` (a heartbeat timeout
+    is also a ``States.Timeout``; neither is a ``States.TaskFailed``)."""
     if error == "States.Runtime":
         return "States.Runtime" in names
     if "States.ALL" in names or error in names:
         return True
+    if error == "States.HeartbeatTimeout":
+        return "States.Timeout" in names
     return "States.TaskFailed" in names and error != "States.Timeout"
+
+
+_beating = threading.local()
+
+
+def heartbeat() -> None:
+    """Called by a ``python:`` Task function: it is alive (for the state's
+    ``HeartbeatSeconds``); elsewhere it does nothing."""
+    beat: _Beat | None = getattr(_beating, "beat", None)
+    if beat is not None:
+        beat.last = time.monotonic()
+
+
+class _Beat:
+    """The heartbeats of one Task call; ``seconds`` None: none are awaited."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def run(self, call: Callable[[str, Any], Any], resource: str, payload: Any) -> Any:
+        _beating.beat = self
+        try:
+            return call(resource, payload)
+        finally:
+            _beating.beat = None
+
+    def due(self) -> float | None:
+        return None if self.seconds is None else self.last + float(self.seconds)
+
+    def missed(self) -> bool:
+        due = self.due()
+        return due is not None and time.monotonic() >= due
 
 
 def _retry_delay(
