@@ -392,6 +392,7 @@ def _act(api: DmsApi, arn: str, what: str) -> Body:
 def page_routes(c: Console) -> list[BaseRoute]:
     """Every console page and its JSON routes (the login routes are the console's)."""
     from opendms.server.console_convert import convert_routes
+    from opendms.server.console_workflows import workflow_routes
 
     async def home(request: Request) -> Response:
         return c.redirect(f"{PREFIX}/tasks")
@@ -401,4 +402,5 @@ def page_routes(c: Console) -> list[BaseRoute]:
         *EndpointPages(c).routes(),
         *TaskPages(c).routes(),
         *convert_routes(c),
+        *workflow_routes(c),
     ]
