@@ -121,3 +121,34 @@ def test_task_run_runs_a_migration_task_to_its_end(tmp_path: Path) -> None:
     assert rows == [(1, "pen", b"\x00\xff"), (2, "ink", None)]
     again = actions("opendms:task.run", {"Task": "copy-shop"})  # by name, from its file
     assert again["Tables"][0]["FullLoadRows"] == 2
+
+
+def test_validate_passes_then_fails_with_validation_failed(tmp_path: Path) -> None:
+    source = _db(tmp_path)
+    target = tmp_path / "copy.db"
+    file = tmp_path / "task.json"
+    file.write_text(
+        json.dumps(
+            {
+                "name": "copy-check",
+                "source": source,
+                "target": f"sqlite:///{target}",
+                "migration_type": "full-load",
+            }
+        )
+    )
+    actions = Actions({}, tmp_path / "state.db")
+    actions("opendms:task.run", {"File": str(file)})
+    good = actions("opendms:validate", {"Task": "copy-check"})
+    assert [(t["table"], t["state"]) for t in good["tables"]] == [("main.items", "Validated")]
+    conn = sqlite3.connect(target)
+    conn.execute("UPDATE items SET name = 'pencil' WHERE id = 1")
+    conn.commit()
+    conn.close()
+    with pytest.raises(
+        Exception, match=r"task copy-check: not validated: main.items \(Mismatched records\)"
+    ) as bad:
+        actions("opendms:validate", {"File": str(file)})
+    assert type(bad.value).__name__ == "ValidationFailed"
+    told = actions("opendms:validate", {"File": str(file), "FailOnMismatch": False})
+    assert told["tables"][0]["mismatches"] == 1

@@ -7,6 +7,8 @@
   statement run once per row (seed 003's ``s3_to_mysql``).
 * ``opendms:task.run``: a migration task run to its end in this process; its table
   statistics as the result.
+* ``opendms:validate``: a task's target compared with its source (``opendms validate``);
+  a mismatch fails the state with ``ValidationFailed``.
 
 Endpoints and lakes are named as ``--endpoint NAME=URL`` gave them (so no password is
 written in a definition or its history), or given as URLs. Statements take the driver's
@@ -49,6 +51,7 @@ class Actions:
             "export": self.export,
             "import": self.import_rows,
             "task.run": self.task_run,
+            "validate": self.validate,
         }
 
     def __call__(self, resource: str, payload: Any) -> Any:
@@ -164,17 +167,46 @@ class Actions:
 
         return open_storage(self.url(payload, "Lake"), {})
 
+    def _task_file(self, payload: Payload) -> Path:
+        """``File``, or the file task ``Task`` last ran from."""
+        if "File" in payload:
+            return Path(_text(payload, "File"))
+        from opendms.service.tasks import TaskService
+
+        service = TaskService(self.state)
+        try:
+            return Path(service.record(_text(payload, "Task")).file)
+        finally:
+            service.close()
+
+    def validate(self, payload: Payload) -> dict[str, Any]:
+        """``{"File"}`` or ``{"Task"}``, ``Tables``? (``schema.table`` names),
+        ``FailOnMismatch``? (default true): the validation's result as ``validate
+        --json`` prints it; a mismatch raises :class:`ValidationFailed` unless told not."""
+        from opendms.config import load_task_file
+        from opendms.state import StateStore
+        from opendms.validate import validate_task
+
+        spec = load_task_file(self._task_file(payload))
+        store = StateStore(spec.state or self.state)
+        try:
+            result = validate_task(spec, store, payload.get("Tables") or None, None, None)
+        finally:
+            store.close()
+        out: dict[str, Any] = result.to_json()
+        if not result.ok and payload.get("FailOnMismatch", True):
+            bad = [f"{t.qualified} ({t.state.value})" for t in result.tables if not _ok(t)]
+            raise ValidationFailed(f"task {spec.name}: not validated: {', '.join(bad)}")
+        return out
+
     def task_run(self, payload: Payload) -> dict[str, Any]:
         """``{"File"}`` (a task file) or ``{"Task"}`` (a task run before, from its file):
         the task run to its end here; its status and table statistics."""
         from opendms.service.tasks import TaskService
 
+        file = self._task_file(payload)
         service = TaskService(self.state)
         try:
-            if "File" in payload:
-                file = Path(_text(payload, "File"))
-            else:
-                file = Path(service.record(_text(payload, "Task")).file)
             result = service.run(service.load(file), file=file)
         finally:
             service.close()
@@ -195,6 +227,16 @@ class Actions:
                 for t in result.tables
             ],
         }
+
+
+class ValidationFailed(Exception):  # noqa: N818 - the States error name users catch
+    """A validation found mismatches (its name is the error a Catch names)."""
+
+
+def _ok(table: Any) -> bool:
+    from opendms.validate.runner import ValidationState
+
+    return bool(table.state is ValidationState.VALIDATED)
 
 
 def _text(payload: Payload, field: str) -> str:
