@@ -97,20 +97,17 @@ def test_a_database_error_fails_the_task_and_can_be_caught(tmp_path: Path) -> No
     assert out["Error"] == "OperationalError" and "no such table: nope" in out["Cause"]
 
 
-def test_task_run_runs_a_migration_task_to_its_end(tmp_path: Path) -> None:
-    source = _db(tmp_path)
+def _copy_task(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A full-load task file copying the shop database to ``copy.db``, and that path."""
     target = tmp_path / "copy.db"
     file = tmp_path / "task.json"
-    file.write_text(
-        json.dumps(
-            {
-                "name": "copy-shop",
-                "source": source,
-                "target": f"sqlite:///{target}",
-                "migration_type": "full-load",
-            }
-        )
-    )
+    task = {"name": name, "source": _db(tmp_path), "target": f"sqlite:///{target}"}
+    file.write_text(json.dumps({**task, "migration_type": "full-load"}))
+    return file, target
+
+
+def test_task_run_runs_a_migration_task_to_its_end(tmp_path: Path) -> None:
+    file, target = _copy_task(tmp_path, "copy-shop")
     actions = Actions({}, tmp_path / "state.db")
     got = actions("opendms:task.run", {"File": str(file)})
     assert got["Task"] == "copy-shop" and got["Status"] == "stopped"
@@ -124,19 +121,7 @@ def test_task_run_runs_a_migration_task_to_its_end(tmp_path: Path) -> None:
 
 
 def test_validate_passes_then_fails_with_validation_failed(tmp_path: Path) -> None:
-    source = _db(tmp_path)
-    target = tmp_path / "copy.db"
-    file = tmp_path / "task.json"
-    file.write_text(
-        json.dumps(
-            {
-                "name": "copy-check",
-                "source": source,
-                "target": f"sqlite:///{target}",
-                "migration_type": "full-load",
-            }
-        )
-    )
+    file, target = _copy_task(tmp_path, "copy-check")
     actions = Actions({}, tmp_path / "state.db")
     actions("opendms:task.run", {"File": str(file)})
     good = actions("opendms:validate", {"Task": "copy-check"})
