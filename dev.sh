@@ -72,7 +72,7 @@ case "${1:-}" in
     ensure_venv dev
     ensure_servers
     log "ruff"
-    "$VENV/bin/ruff" check src tests bench
+    "$VENV/bin/ruff" check src tests bench examples
     log "mypy --strict"
     "$VENV/bin/mypy" --strict
     log "pytest"
@@ -84,8 +84,15 @@ case "${1:-}" in
     if [ "$rc" = 5 ]; then log "pytest collected no tests"; exit 1; fi
     exit "$rc"
     ;;
+  taxi)
+    # examples/taxi/run.sh: seed 000's story on private servers (needs the test harness)
+    shift
+    ensure_venv dev
+    ensure_servers
+    exec "$VENV/bin/python" examples/taxi/story.py "$@"
+    ;;
   *)
-    echo "usage: bash dev.sh demo | bash dev.sh test [pytest args]" >&2
+    echo "usage: bash dev.sh demo | bash dev.sh test [pytest args] | bash dev.sh taxi" >&2
     exit 2
     ;;
 esac

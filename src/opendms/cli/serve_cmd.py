@@ -7,6 +7,8 @@ TLS (``--ssl-certfile`` and ``--ssl-keyfile``) or ``--insecure``."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -66,6 +68,14 @@ def _announce_token(state: Path, show: bool) -> None:
 @click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback host without TLS.")
 @click.option("--show-token", is_flag=True, help="Print the API token and exit.")
+@click.option(
+    "--function",
+    "functions",
+    multiple=True,
+    metavar="NAME=module:function",
+    help="Serve a Python function at /functions/NAME (repeatable; needs the token).",
+)
+@click.option("--public-functions", is_flag=True, help="Serve the functions without the token.")
 def serve(  # noqa: PLR0913 - the command's options
     host: str,
     port: int,
@@ -76,6 +86,8 @@ def serve(  # noqa: PLR0913 - the command's options
     ssl_keyfile: Path | None,
     insecure: bool,
     show_token: bool,
+    functions: tuple[str, ...],
+    public_functions: bool,
 ) -> None:
     """Serve the AWS DMS JSON API (boto3, the AWS CLI) and the REST API (/api/v1)."""
     if show_token:
@@ -92,7 +104,14 @@ def serve(  # noqa: PLR0913 - the command's options
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     _announce_token(state, False)
-    app = create_app(state, region, access_keys=keys)
+    named = dict(f.partition("=")[::2] for f in functions)
+    sys.path.insert(0, os.getcwd())  # the functions' modules, as handlers', from here
+    try:
+        app = create_app(
+            state, region, access_keys=keys, functions=named, public_functions=public_functions
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     uvicorn.run(
         app,
         host=host,

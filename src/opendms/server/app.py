@@ -26,6 +26,7 @@ from opendms.errors import ConfigError
 from opendms.server.auth import bearer, load_or_create_key, load_or_create_token, token_matches
 from opendms.server.console import console_routes
 from opendms.server.dmsapi import TARGET_PREFIX, DmsApi
+from opendms.server.functions import function_routes
 from opendms.server.metrics import metrics_endpoint
 from opendms.server.resources import SqliteResources, endpoint_url
 from opendms.server.rest import PREFIX, create_rest, error_response
@@ -36,6 +37,7 @@ from opendms.server.supervisor import Supervisor, lifespan_of
 from opendms.server.views import CachedTaskService
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
+Handler = Callable[[Request], Awaitable[Response]]
 MAX_BODY = 1024 * 1024  # bytes a request body may have
 log = logging.getLogger(__name__)
 
@@ -69,10 +71,14 @@ def create_app(
     *,
     access_keys: dict[str, str] | None = None,
     max_body: int = MAX_BODY,
+    functions: dict[str, str] | None = None,
+    public_functions: bool = False,
 ) -> Starlette:
     """The app over the state folder ``state`` (the server's resources in
     ``server.db``, the tasks in ``state.db``, task files in ``tasks/``); ``access_keys``:
-    access key id -> secret for SigV4 verification (None or empty: not verified)."""
+    access key id -> secret for SigV4 verification (None or empty: not verified);
+    ``functions``: name -> ``module:function`` served at ``/functions/NAME``
+    (:mod:`opendms.server.functions`), behind the token unless ``public_functions``."""
     state.mkdir(parents=True, exist_ok=True)
     key = load_or_create_key(state)
     token, _ = load_or_create_token(state)
@@ -111,6 +117,7 @@ def create_app(
         Route("/", dms, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", _token_only(metrics_endpoint(state / "state.db"), token)),
+        *function_routes(functions or {}, _open if public_functions else _guard(token)),
         Mount(PREFIX, app=create_rest(api, token, key)),
         *console_routes(api, state),  # /console, and GET / redirecting there
     ]
@@ -132,6 +139,14 @@ def _endpoint_urls(resources: SqliteResources) -> dict[str, str]:
         except ConfigError:
             continue
     return found
+
+
+def _open(endpoint: Handler) -> Handler:
+    return endpoint
+
+
+def _guard(token: str) -> Callable[[Handler], Handler]:
+    return lambda endpoint: _token_only(endpoint, token)
 
 
 def _token_only(
