@@ -20,7 +20,7 @@ from typing import Any
 import click
 from rich.table import Table as RichTable
 
-from opendms.cli.ui import console, errors_as_lines, state_path
+from opendms.cli.ui import console, errors_as_lines, named_endpoints, state_path
 from opendms.errors import ConfigError
 from opendms.workflows.actions import Actions
 from opendms.workflows.definition import load, parse
@@ -99,13 +99,7 @@ def workflow_resume(
 
 
 def _actions(ctx: click.Context, given: tuple[str, ...]) -> Actions:
-    endpoints: dict[str, str] = {}
-    for item in given:
-        name, sep, url = item.partition("=")
-        if not sep or not name or "://" not in url:
-            raise ConfigError(f"--endpoint {item.split('://')[0]!r}...: expected NAME=URL")
-        endpoints[name] = url
-    return Actions(endpoints, state_path(ctx))
+    return Actions(named_endpoints(given), state_path(ctx))
 
 
 def _execute(
