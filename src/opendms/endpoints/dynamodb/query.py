@@ -148,14 +148,14 @@ class _Table:
 
 class DynamoQuerySource:
     """The tables of one ``dynamodb://`` endpoint. API calls are counted by botocore
-    event hooks on its client (``before-call``), by operation and table."""
+    event hooks on its client (``before-parameter-build``), by operation and table."""
 
     def __init__(self, url: EndpointURL, settings: DynamoSettings) -> None:
         self.source = DynamoSource(url, settings)
         self.settings = settings
         self.counted: Counter[tuple[str, str]] = Counter()
         self.client = self.source.clients.dynamodb()
-        self.client.meta.events.register("before-call.dynamodb", self._count)
+        self.client.meta.events.register("before-parameter-build.dynamodb", self._count)
         self.tables: dict[str, _Table] = {}
 
     def _count(self, model: Any, params: Mapping[str, Any], **_: Any) -> None:
