@@ -296,18 +296,21 @@ def test_join_across_three_endpoints(pg: str, mysql_db: str, dynamo: tuple[str, 
         ],
     )
     db = mysql_db.rsplit("/", 1)[1].split("?")[0]
-    result = ask(
+    sql = (
         "SELECT r.name, t.id, sum(i.price) AS extra FROM pg.public.trips t "
         f"JOIN my.{db}.riders r ON r.id = t.rider JOIN d.dynamodb.{table} i ON i.ride = t.id "
-        "WHERE t.id BETWEEN 5 AND 7 AND i.kind = 'tip' GROUP BY r.name, t.id ORDER BY t.id",
-        pg=pg,
-        my=mysql_db,
-        d=url,
+        "WHERE t.id BETWEEN 5 AND 7 AND i.kind = 'tip' GROUP BY r.name, t.id ORDER BY t.id"
     )
+    endpoints = {"pg": pg, "my": mysql_db, "d": url}
+    result = run_query(sql, QueryOptions(endpoints))
     tips = {
         r: sum(Decimal(f"{i}.5") for i in range(300) if i % 30 == r and i % 4 == 0)
         for r in (5, 6, 7)
     }
     expected = [{"name": f"rider {r}", "id": r, "extra": tips[r]} for r in (5, 6, 7) if tips[r]]
     assert rows(result) == expected
-    assert [r.rows for r in result.reads] == [3, 50, sum(1 for i in range(300) if i % 4 == 0)]
+    # t.id BETWEEN 5 AND 7 reaches DynamoDB through the join: i.ride BETWEEN 5 AND 7
+    tip_items = sum(1 for i in range(300) if i % 30 in (5, 6, 7) and i % 4 == 0)
+    assert [r.rows for r in result.reads] == [3, 50, tip_items]
+    whole = run_query(sql, QueryOptions(endpoints, pushdown=False))
+    assert rows(whole) == expected and [r.rows for r in whole.reads] == [20000, 50, 300]

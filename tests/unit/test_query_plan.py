@@ -20,7 +20,10 @@ def scans(sql: str, *columns: list[str]) -> list[Scan]:
 
 
 def pushed(scan: Scan) -> list[tuple[str, str, tuple[str, ...]]]:
-    return [(p.column, p.op, tuple(v.text for v in p.values)) for p in scan.predicates]
+    """The scan's predicates as the query wrote them (not those derived through joins)."""
+    return [
+        (p.column, p.op, tuple(v.text for v in p.values)) for p in scan.predicates if not p.derived
+    ]
 
 
 def test_tables_named_endpoint_schema_table() -> None:
@@ -96,6 +99,7 @@ def test_or_across_tables_stays_and_each_side_gets_its_own() -> None:
     )
     assert pushed(trips) == [("id", "=", ("7",))]
     assert pushed(items) == [("kind", "=", ("ride",))]
+    assert derived(items) == [("ride_id", "=", ("7",))]
     assert set(items.columns) == {"ride_id", "kind", "price"}
     assert set(trips.columns) == {"id", "fare"}
 
@@ -207,3 +211,34 @@ def test_predicates_written_in_each_dialect() -> None:
         ('NOT "c" IN (1, 2)', "NOT `c` IN (1, 2)"),
         ('NOT "c" IS NULL', "NOT `c` IS NULL"),
     ]
+
+
+def derived(scan: Scan) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(p.column, p.op, tuple(v.text for v in p.values)) for p in scan.predicates if p.derived]
+
+
+def test_join_equalities_carry_predicates_to_the_other_table() -> None:
+    trips, items = scans(
+        "SELECT * FROM pg.public.trips t JOIN ddb.d.items i ON i.ride_id = t.id "
+        "WHERE t.id IN (5, 6) AND t.note IS NULL",
+        TRIPS,
+        ITEMS,
+    )
+    assert derived(items) == [("ride_id", "in", ("5", "6"))]  # IS NULL never carries
+    assert derived(trips) == []
+    # an outer join carries from the preserved table to the joined one only
+    left = scans(
+        "SELECT * FROM pg.public.trips t LEFT JOIN ddb.d.items i ON i.ride_id = t.id "
+        "WHERE t.id = 5 AND i.price > 2",
+        TRIPS,
+        ITEMS,
+    )
+    assert derived(left[1]) == [("ride_id", "=", ("5",))] and derived(left[0]) == []
+    third = scans(
+        "SELECT * FROM pg.public.trips a LEFT JOIN ddb.d.items i ON i.ride_id = a.fare "
+        "AND a.id = b.id JOIN pg.public.trips b ON true WHERE a.fare = 1",
+        TRIPS,
+        ITEMS,
+        TRIPS,
+    )
+    assert derived(third[2]) == []  # a LEFT JOIN's ON never cuts another table

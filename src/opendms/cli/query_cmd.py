@@ -44,8 +44,13 @@ from opendms.query.run import QueryOptions, QueryResult, SourceRead, explain, ru
     "--explain", "only_explain", is_flag=True, help="Print what each source is asked; read nothing."
 )
 @click.option("--analyze", is_flag=True, help="Run, and print what each source was asked too.")
+@click.option(
+    "--no-pushdown",
+    is_flag=True,
+    help="Read whole tables (no filters, columns or limits sent): to compare.",
+)
 @errors_as_lines
-def query(
+def query(  # noqa: PLR0913 - one parameter per command-line option (click)
     sql: str,
     endpoints: tuple[str, ...],
     keys: tuple[str, ...],
@@ -53,10 +58,11 @@ def query(
     out: Path | None,
     only_explain: bool,
     analyze: bool,
+    no_pushdown: bool,
 ) -> None:
     """Run SQL (DuckDB's dialect) over tables of several endpoints, each named
     ENDPOINT.SCHEMA.TABLE; filters, columns and limits go to the sources."""
-    options = QueryOptions(named_endpoints(endpoints), _keys(keys))
+    options = QueryOptions(named_endpoints(endpoints), _keys(keys), not no_pushdown)
     if only_explain:
         _print_plan(explain(sql, options), sys.stdout)
         return

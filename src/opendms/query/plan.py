@@ -186,7 +186,9 @@ def _visit(
         index = _local(scope, alias, names)
         if index is not None:
             scans[index].nullable = True
-    _push_conjuncts(scope, _where(select), nullable, scans, names, columns)
+    where = _where(select)
+    pushed = _push_conjuncts(scope, where, nullable, scans, names, columns)
+    edges = _equalities(scope, where, names, columns)
     for join in select.args.get("joins") or []:
         on, kind = join.args.get("on"), (join.kind or "").upper()
         if on is None or join.side in ("RIGHT", "FULL") or kind in ("ASOF", "POSITIONAL"):
@@ -194,8 +196,67 @@ def _visit(
         if join.side == "LEFT" or kind == "ANTI":  # only the joined table's rows are cut
             only = join.this.alias_or_name
             _push_conjuncts(scope, _conjuncts(on), set(), scans, names, columns, only)
+            edges += _equalities(scope, _conjuncts(on), names, columns, only)
         else:
-            _push_conjuncts(scope, _conjuncts(on), nullable, scans, names, columns)
+            pushed += _push_conjuncts(scope, _conjuncts(on), nullable, scans, names, columns)
+            edges += _equalities(scope, _conjuncts(on), names, columns)
+    _derive(scans, pushed, edges)
+
+
+Column = tuple[int, str]  # a scan and one of its columns
+Edge = tuple[Column, Column, str]  # values of the first are those of the second; the SQL
+
+
+def _equalities(
+    scope: Scope,
+    conjuncts: list[exp.Expr],
+    names: Mapping[str, int],
+    columns: Sequence[Sequence[str]],
+    only: str | None = None,
+) -> list[Edge]:
+    """The ``a.x = b.y`` conjuncts between two scans, as edges both ways (``only``: the
+    joined table of an outer join, the one edge toward it)."""
+    out: list[Edge] = []
+    for node in conjuncts:
+        if not isinstance(node, exp.EQ):
+            continue
+        ends = [_column_of(scope, c, names, columns) for c in (node.this, node.expression)]
+        left, right = ends
+        if left is None or right is None or left[0] == right[0]:
+            continue
+        ends_at = [(right, left, node.expression), (left, right, node.this)]
+        out += [(a, b, node.sql(DIALECT)) for b, a, to in ends_at if _toward(to, only)]
+    return out
+
+
+def _toward(node: exp.Expr, only: str | None) -> bool:
+    """Whether an edge may end at column ``node`` (an outer join's: at its joined table)."""
+    return only is None or (isinstance(node, exp.Column) and node.table == only)
+
+
+def _column_of(
+    scope: Scope, node: exp.Expr, names: Mapping[str, int], columns: Sequence[Sequence[str]]
+) -> Column | None:
+    if not isinstance(node, exp.Column):
+        return None
+    index = _local(scope, node.table, names)
+    real = _real(node.name, columns[index]) if index is not None else None
+    return (index, real) if index is not None and real is not None else None
+
+
+def _derive(scans: list[Scan], pushed: list[tuple[int, Predicate]], edges: list[Edge]) -> None:
+    """Give each scan the predicates its join equalities carry over from the others."""
+    for (source, column), (target, other), how in edges:
+        for index, p in pushed:
+            if index != source or p.column != column or p.op == "is null":
+                continue
+            sql = f"{p.sql} (through {how})"
+            new = Predicate(other, p.op, p.values, sql, derived=True)
+            if all(
+                (q.column, q.op, q.values) != (other, p.op, p.values)
+                for q in scans[target].predicates
+            ):
+                scans[target].predicates += (new,)
 
 
 def _where(select: exp.Select) -> list[exp.Expr]:
@@ -218,7 +279,9 @@ def _push_conjuncts(
     names: Mapping[str, int],
     columns: Sequence[Sequence[str]],
     only: str | None = None,
-) -> None:
+) -> list[tuple[int, Predicate]]:
+    """Add each single-table conjunct to its scan; the (scan, predicate) added."""
+    added: list[tuple[int, Predicate]] = []
     for conjunct in conjuncts:
         found = _single_table(conjunct)
         if found is None or (only is not None and found != only):
@@ -233,6 +296,8 @@ def _push_conjuncts(
         if real is not None:
             new = Predicate(real, predicate.op, predicate.values, predicate.sql)
             scans[index].predicates += (new,)
+            added.append((index, new))
+    return added
 
 
 def _single_table(node: exp.Expr) -> str | None:

@@ -68,12 +68,15 @@ class Literal:
 
 @dataclass(frozen=True)
 class Predicate:
-    """``column op values`` about one table; ``sql``: as the query wrote it."""
+    """``column op values`` about one table; ``sql``: as the query wrote it. A
+    ``derived`` one is implied by another through a join's equality (``t.id = 5`` and
+    ``i.ride = t.id`` give ``i.ride = 5``): not in the query, the source's only."""
 
     column: str
     op: str
     values: tuple[Literal, ...] = ()
     sql: str = ""
+    derived: bool = False
 
 
 def predicate_of(node: exp.Expr) -> Predicate | None:

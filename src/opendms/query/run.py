@@ -35,11 +35,14 @@ _READERS = 4
 
 @dataclass(frozen=True)
 class QueryOptions:
-    """The endpoints a query names (``name -> URL``) and the key columns of lake tables
-    (``endpoint.schema.table -> columns``)."""
+    """The endpoints a query names (``name -> URL``), the key columns of lake tables
+    (``endpoint.schema.table -> columns``) and whether sources get predicates."""
 
     endpoints: Mapping[str, str]
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pushdown: bool = True
+    """False: every source reads its whole table (all columns, no filter, no limit),
+    what a scan without pushdown does: the answer is the same, for comparison."""
 
 
 @dataclass
@@ -94,7 +97,7 @@ def _prepared(sql: str, options: QueryOptions) -> Iterator[_Prepared]:
     try:
         for name in dict.fromkeys(t.endpoint for t in query.tables):
             sources[name] = _open(name, options)
-        yield _plan(query, sources)
+        yield _plan(query, sources, options.pushdown)
     finally:
         for source in sources.values():
             with contextlib.suppress(Exception):
@@ -111,13 +114,17 @@ def _open(name: str, options: QueryOptions) -> QuerySource:
     return open_query_source(url, SourceOptions(keys))
 
 
-def _plan(query: Query, sources: Mapping[str, QuerySource]) -> _Prepared:
+def _plan(query: Query, sources: Mapping[str, QuerySource], pushdown: bool) -> _Prepared:
     described: dict[Any, Table] = {}
     for name in query.tables:
         if name not in described:
             described[name] = sources[name.endpoint].describe(name)
     tables = [described[n] for n in query.tables]
     scans, sql = plan(query, [[c.name for c in t.columns] for t in tables])
+    for scan, table in zip(scans, tables, strict=True):
+        if not pushdown:
+            scan.predicates, scan.limit = (), None
+            scan.columns = tuple(c.name for c in table.columns)
     reads = [_request(sources, scan, table) for scan, table in zip(scans, tables, strict=True)]
     return _Prepared(reads, sql, dict(sources))
 

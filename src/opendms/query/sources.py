@@ -65,7 +65,7 @@ class Request:
     @property
     def kept(self) -> tuple[Predicate, ...]:
         """The scan's predicates this source does not apply."""
-        return tuple(p for p in self.scan.predicates if p not in self.pushed)
+        return tuple(p for p in self.scan.predicates if p not in self.pushed and not p.derived)
 
 
 class QuerySource(Protocol):
