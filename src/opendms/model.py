@@ -261,3 +261,8 @@ class ReadPlan:
     segment: Segment | None = None
     batch_rows: int = 65536
     extra: dict[str, Any] = field(default_factory=dict)
+    # Federated queries (:mod:`opendms.query`) only: predicates already written in the
+    # source's own SQL, ANDed with the filters, and a row limit. Other readers leave
+    # them empty; sources without SQL ignore them.
+    where: tuple[str, ...] = ()
+    limit: int | None = None

@@ -89,6 +89,16 @@ SCRIPTS: dict[str, tuple[list[str], list[str], list[str]]] = {
             r"DynamoDB load vs batch_writer, 4 ms RTT +[\d.]+ +[\d.]+ +[\d.]+x",
         ],
     ),
+    "query.py": (
+        [],
+        ["postgres", "dynamodb"],
+        [
+            r"opendms query \(pushdown\): [\d.]+s: pg\.public\.trips 1 rows .*"
+            r"ddb\.dynamodb\.items \d+ rows in [\d.]+s, 1 Query",
+            r"selective join, PG \+ DynamoDB +[\d.]+ +[\d.]+ +[\d.]+x",
+            r"Athena over the lake 22\.6s",
+        ],
+    ),
     "broker_cdc.py": (
         [],
         ["brokers"],

@@ -3,13 +3,12 @@ serve the DynamoDB API with exact numbers, and (moto) the DynamoDB Streams API."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.dynamodb import DynaliteServer, MotoDynamoDBServer
+from tests.support.dynamodb import DynaliteServer, MotoDynamoDBServer, create_table
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -21,14 +20,6 @@ def dynamo(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield server
 
 
-def _active(client: Any, table: str) -> None:
-    for _ in range(100):
-        if client.describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE":
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"table {table} never became ACTIVE")
-
-
 def _trips(client: Any, stream: bool = False) -> None:
     extra: dict[str, Any] = {}
     if stream:
@@ -36,20 +27,7 @@ def _trips(client: Any, stream: bool = False) -> None:
             "StreamEnabled": True,
             "StreamViewType": "NEW_AND_OLD_IMAGES",
         }
-    client.create_table(
-        TableName="trips",
-        KeySchema=[
-            {"AttributeName": "rider", "KeyType": "HASH"},
-            {"AttributeName": "trip_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "rider", "AttributeType": "S"},
-            {"AttributeName": "trip_id", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        **extra,
-    )
-    _active(client, "trips")
+    create_table(client, "trips", [("rider", "S"), ("trip_id", "N")], **extra)
 
 
 def test_items_keep_exact_numbers_and_documents(dynamo: Any) -> None:

@@ -142,3 +142,31 @@ class MotoDynamoDBServer(_DynamoServer):
 
     def _command(self, tmp: Path) -> list[str]:
         return [sys.executable, "-m", "moto.server", "-H", self.listen_host, "-p", str(self.port)]
+
+
+def create_table(client: Any, name: str, keys: list[tuple[str, str]], **extra: Any) -> None:
+    """Create on-demand table ``name`` keyed by ``keys`` (``(attribute, type)``: the
+    partition key, then the sort key if any) and wait until it is ACTIVE."""
+    kinds = ("HASH", "RANGE")
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": a, "KeyType": k}
+            for (a, _), k in zip(keys, kinds[: len(keys)], strict=True)
+        ],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t in keys],
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+
+
+def put_items(client: Any, name: str, items: list[dict[str, Any]]) -> None:
+    """Write ``items`` (DynamoDB JSON) with BatchWriteItem, 25 a call, resending what the
+    server leaves unprocessed."""
+    for start in range(0, len(items), 25):
+        pending: dict[str, Any] = {
+            name: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        }
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}

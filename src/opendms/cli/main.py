@@ -16,6 +16,7 @@ import click
 from opendms.cli import task_info
 from opendms.cli.convert_cmd import convert
 from opendms.cli.handlers_cmd import handlers
+from opendms.cli.query_cmd import query
 from opendms.cli.serve_cmd import serve
 from opendms.cli.task_info import JSON_OPTION
 from opendms.cli.ui import RichProgress, console, err_console, run_summary, stats_table
@@ -250,6 +251,7 @@ cli.add_command(convert)
 cli.add_command(validate)
 cli.add_command(handlers)
 cli.add_command(workflow)
+cli.add_command(query)
 
 
 @task.command("status")

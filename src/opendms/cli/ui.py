@@ -56,6 +56,19 @@ def errors_as_lines(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def named_endpoints(given: tuple[str, ...]) -> dict[str, str]:
+    """``--endpoint NAME=URL`` options as ``{NAME: URL}``."""
+    from opendms.errors import ConfigError
+
+    found: dict[str, str] = {}
+    for item in given:
+        name, sep, url = item.partition("=")
+        if not sep or not name or "://" not in url:
+            raise ConfigError(f"--endpoint {item.split('://')[0]!r}...: expected NAME=URL")
+        found[name] = url
+    return found
+
+
 def _console(stderr: bool) -> Console:
     """Rich console; off a terminal (logs, CI, pipes) lines are not wrapped at 80 columns."""
     probe = Console(stderr=stderr)

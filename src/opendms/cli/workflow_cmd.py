@@ -20,7 +20,7 @@ from typing import Any
 import click
 from rich.table import Table as RichTable
 
-from opendms.cli.ui import console, errors_as_lines, state_path
+from opendms.cli.ui import console, errors_as_lines, named_endpoints, state_path
 from opendms.errors import ConfigError
 from opendms.workflows.actions import Actions
 from opendms.workflows.definition import load, parse
@@ -101,18 +101,13 @@ def workflow_resume(
 
 
 def _actions(ctx: click.Context, given: tuple[str, ...]) -> Actions:
-    """The resources, with the endpoints of --endpoint and of $OPENDMS_ENDPOINTS (a
-    JSON object of names and URLs: how the server passes its endpoints on)."""
+    """The resources, with the endpoints of $OPENDMS_ENDPOINTS (a JSON object of names
+    and URLs: how the server passes its endpoints on) and of --endpoint."""
     try:
         endpoints: dict[str, str] = json.loads(os.environ.get(ENDPOINTS_ENV) or "{}")
     except json.JSONDecodeError as exc:
         raise ConfigError(f"${ENDPOINTS_ENV} is not a JSON object: {exc.msg}") from None
-    for item in given:
-        name, sep, url = item.partition("=")
-        if not sep or not name or "://" not in url:
-            raise ConfigError(f"--endpoint {item.split('://')[0]!r}...: expected NAME=URL")
-        endpoints[name] = url
-    return Actions(endpoints, state_path(ctx))
+    return Actions({**endpoints, **named_endpoints(given)}, state_path(ctx))
 
 
 def _execute(

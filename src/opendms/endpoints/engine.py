@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from opendms.endpoints.schemaobjects import SourceCatalog
     from opendms.endpoints.settings import EndpointSettings
     from opendms.mapping.objectmap import ObjectMappingRule
-    from opendms.model import ColumnType, ReadPlan, Table
+    from opendms.model import ColumnType, Kind, ReadPlan, Table
+    from opendms.query.sources import QuerySource, SourceOptions
 
 __all__ = [
     "ApplyOptions",
@@ -57,10 +58,12 @@ __all__ = [
     "NamedCapture",
     "NewTableCapture",
     "ObjectMappingTarget",
+    "QueryDialect",
     "RawCopySource",
     "RawCopyTarget",
     "RewindableCapture",
     "SameEngineTarget",
+    "SqlReadSource",
     "StopFlag",
     "TaggingTarget",
     "TaskStartTarget",
@@ -113,6 +116,20 @@ class ChecksumDialect:
     join: Callable[[list[str]], str]
     hash: Callable[[str], str]
     div: str
+
+
+@dataclass(frozen=True)
+class QueryDialect:
+    """How a federated query (:mod:`opendms.query`) pushes predicates down to an
+    engine's SQL: ``sqlglot`` writes them; ``kinds`` are the column kinds whose
+    comparisons with a literal of their class (number, text, boolean) the engine answers
+    as DuckDB does, or with more rows (the query keeps every pushed predicate, so a
+    source may send extra rows, never fewer); ``null_kinds`` those whose ``IS NULL``
+    is true exactly where the value read is NULL."""
+
+    sqlglot: Any
+    kinds: frozenset[Kind]
+    null_kinds: frozenset[Kind]
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,16 @@ class Engine:
         """A DB-API connection for validation's checksum queries."""
         raise self._cannot(url, "run checksum queries")
 
+    def query_dialect(self) -> QueryDialect | None:
+        """How federated queries push predicates to this engine's SQL (None: they push
+        none); an engine with one makes sources that are :class:`SqlReadSource`."""
+        return None
+
+    def query_source(self, url: EndpointURL, options: SourceOptions) -> QuerySource | None:
+        """How federated queries read this engine's tables when it has a way of its own
+        (a lake's files folded, DynamoDB's ``Query``); None: through its source."""
+        return None
+
     # -- hooks of schema conversion --------------------------------------------
 
     def ddl_dialect(self) -> DdlDialect | None:
@@ -286,6 +313,16 @@ class RawCopySource(Protocol):
     """A source that describes a read for a same-engine target to pull raw."""
 
     def copy_spec(self, plan: ReadPlan, snapshot: str | None) -> Any: ...
+
+
+@runtime_checkable
+class SqlReadSource(Protocol):
+    """A source that reads with one SQL statement, which federated queries show."""
+
+    def read_sql(self, plan: ReadPlan) -> str:
+        """The statement :meth:`~opendms.endpoints.base.Source.read` sends for ``plan``
+        (its ``where`` predicates and ``limit`` included)."""
+        ...
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""SQL text shared by the database endpoints: filters and segment predicates."""
+"""SQL text shared by the database endpoints: filters, segment predicates and limits."""
 
 from __future__ import annotations
 
@@ -63,4 +63,10 @@ def where_clause(plan: ReadPlan, quote: Quote, literal: Quote) -> str:
     where = render_filters(plan.filters, quote, literal)
     if plan.segment is not None:
         where += render_segment(plan.segment, quote, literal)
+    where += [f"({w})" for w in plan.where]
     return " WHERE " + " AND ".join(where) if where else ""
+
+
+def limit_clause(plan: ReadPlan) -> str:
+    """`` LIMIT n`` for a plan with a row limit ('' without one)."""
+    return f" LIMIT {int(plan.limit)}" if plan.limit is not None else ""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from opendms.endpoints.engine import ApplyOptions
     from opendms.endpoints.readback import TableRows
     from opendms.model import ColumnType
+    from opendms.query.sources import QuerySource, SourceOptions
 
 __all__ = ["ENGINE", "DynamoEngine"]
 
@@ -75,6 +76,11 @@ class DynamoEngine(Engine):
         from opendms.endpoints.dynamodb.readback import DynamoRows
 
         return DynamoRows(url, DynamoSettings.resolve(url, settings))
+
+    def query_source(self, url: EndpointURL, options: SourceOptions) -> QuerySource:
+        from opendms.endpoints.dynamodb.query import DynamoQuerySource
+
+        return DynamoQuerySource(url, DynamoSettings.resolve(url, {}))
 
     def lossy(self, ctype: ColumnType) -> str | None:
         return _LOSSY.get(ctype.kind)

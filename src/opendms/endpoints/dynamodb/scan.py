@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from opendms.endpoints.dynamodb.calls import call
@@ -24,7 +24,9 @@ _PUT_WAIT = 0.2  # seconds between checks whether the reader went away
 class ScanSpec:
     """What to scan: ``client`` (boto3 DynamoDB), ``table``, ``segments``, items per page
     (``limit``, 0: DynamoDB's 1 MB pages) and the top-level attributes to read (empty:
-    all). ``where`` names the endpoint in errors."""
+    all). ``where`` names the endpoint in errors. ``operation`` ``query`` reads one
+    segment with ``Query`` instead (federated queries); ``expression`` adds arguments
+    (``KeyConditionExpression``, ``FilterExpression`` with their names and values)."""
 
     client: Any
     where: str
@@ -33,6 +35,8 @@ class ScanSpec:
     limit: int = 0
     attributes: tuple[str, ...] = ()
     consistent: bool = True
+    operation: str = "scan"
+    expression: Mapping[str, Any] = field(default_factory=dict)
 
     def request(self, segment: int) -> dict[str, Any]:
         """The ``Scan`` arguments of ``segment`` (without ``ExclusiveStartKey``)."""
@@ -45,14 +49,17 @@ class ScanSpec:
             names = {f"#a{i}": name for i, name in enumerate(self.attributes)}
             args["ProjectionExpression"] = ", ".join(names)
             args["ExpressionAttributeNames"] = names
+        for key, value in self.expression.items():
+            args[key] = {**args.get(key, {}), **value} if isinstance(value, Mapping) else value
         return args
 
 
 def pages(spec: ScanSpec, segment: int) -> Iterator[list[Item]]:
     """The pages of one segment, in order."""
     args = spec.request(segment)
+    read = spec.client.query if spec.operation == "query" else spec.client.scan
     while True:
-        page = call(spec.where, spec.table, spec.client.scan, **args)
+        page = call(spec.where, spec.table, read, **args)
         yield page.get("Items", [])
         last = page.get("LastEvaluatedKey")
         if not last:

@@ -72,10 +72,10 @@ class DynamoSource:
         return table
 
     def describe(self, ref: TableRef) -> Table:
-        sample = self._sample(ref.name, self.settings.SampleItems)
+        sample = self.sample(ref.name, self.settings.SampleItems)
         return table_of(SCHEMA, self.description(ref.name), sample)
 
-    def _sample(self, name: str, count: int) -> list[Item]:
+    def sample(self, name: str, count: int) -> list[Item]:
         """The first ``count`` items a plain ``Scan`` returns."""
         if count <= 0:
             return []

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from opendms.endpoints.lake.storage import Storage
     from opendms.endpoints.lake.target import LakeTarget
     from opendms.endpoints.readback import TableRows
+    from opendms.query.sources import QuerySource, SourceOptions
 
 __all__ = ["ENGINE", "LakeEngine"]
 
@@ -61,6 +62,11 @@ class LakeEngine(Engine):
         from opendms.endpoints.lake.readback import LakeRows
 
         return LakeRows(url, settings)
+
+    def query_source(self, url: EndpointURL, options: SourceOptions) -> QuerySource:
+        from opendms.endpoints.lake.query import LakeQuerySource
+
+        return LakeQuerySource(url, options)
 
     def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
         from opendms.endpoints.lake.storage import check_storage, open_storage

@@ -11,7 +11,7 @@ import pyarrow as pa
 from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.lake.replay import UnmatchedChangeError, replay
 from opendms.endpoints.lake.settings import URL_KEYS, LakeSettings, lake_settings
-from opendms.endpoints.lake.storage import open_storage
+from opendms.endpoints.lake.storage import Storage, open_storage
 from opendms.endpoints.readback import check_columns
 from opendms.errors import EndpointError, NotComparableError
 from opendms.model import Table
@@ -43,22 +43,26 @@ class LakeRows:
         yield from data.to_batches(BATCH_ROWS)
 
     def _replayed(self, table: Table) -> list[dict[str, Any]]:
-        storage = open_storage(self.url, self.settings)
         try:
-            return replay(
-                storage,
-                table.schema,
-                table.name,
-                table.primary_key,
-                settings=self.options,
-                model=table,
-            )
+            return replay_rows(self.url, open_storage(self.url, self.settings), self.options, table)
         except UnmatchedChangeError as exc:
             raise NotComparableError(table.qualified, f"{exc}; not validated") from exc
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            raise EndpointError(
-                str(self.url), f"cannot read lake table {table.qualified}: {exc}"
-            ) from exc
+
+
+def replay_rows(
+    url: EndpointURL, storage: Storage, settings: LakeSettings, table: Table
+) -> list[dict[str, Any]]:
+    """The rows of lake table ``table`` (folded by its primary key) in its canonical
+    values; files that cannot be read are an EndpointError, a change that matches no row
+    of a table without a key an :class:`UnmatchedChangeError`."""
+    try:
+        return replay(
+            storage, table.schema, table.name, table.primary_key, settings=settings, model=table
+        )
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        if isinstance(exc, UnmatchedChangeError):
+            raise
+        raise EndpointError(str(url), f"cannot read lake table {table.qualified}: {exc}") from exc
 
 
 def _distinct_shapes(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:

@@ -102,7 +102,7 @@ def _read_file(
 ) -> tuple[pa.Table, list[frozenset[str]]]:
     """A file's rows, and per row the columns the source did not send (CSV CDC files
     with ``UseCsvNoSupValue`` and ``CsvNoSupValue``: the unquoted marker text)."""
-    lead = _lead_columns(settings, cdc)
+    lead = lead_columns(settings, cdc)
     unsent: list[frozenset[str]] = []
     if path.endswith(".parquet"):
         with storage.fs.open_input_file(path) as source:
@@ -141,7 +141,7 @@ def replay(
     return _sorted(list(rows.values()), key)
 
 
-def _lead_columns(settings: LakeSettings, cdc: bool) -> list[str]:
+def lead_columns(settings: LakeSettings, cdc: bool) -> list[str]:
     has_op = cdc_has_op(settings) if cdc else settings.IncludeOpForFullLoad
     lead = ["Op"] if has_op else []
     if settings.TimestampColumnName:
@@ -325,4 +325,11 @@ def _array_values(texts: list[str | None], target: pa.DataType) -> pa.Array[Any]
         return cast
 
 
-__all__ = ["UnmatchedChangeError", "lake_files", "open_lake", "read_lake_file", "replay"]
+__all__ = [
+    "UnmatchedChangeError",
+    "lake_files",
+    "lead_columns",
+    "open_lake",
+    "read_lake_file",
+    "replay",
+]

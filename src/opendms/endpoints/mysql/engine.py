@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from opendms.endpoints.engine import ApplyOptions, Capabilities, ChecksumDialect, Engine
+from opendms.endpoints.engine import (
+    ApplyOptions,
+    Capabilities,
+    ChecksumDialect,
+    Engine,
+    QueryDialect,
+)
 from opendms.endpoints.mysql.settings import MySqlSettings
 from opendms.errors import PrivilegeError
 from opendms.model import Kind
@@ -21,6 +27,15 @@ if TYPE_CHECKING:
     from opendms.model import ColumnType, Table
 
 __all__ = ["ENGINE", "MySQLEngine"]
+
+
+# Column kinds whose comparisons with literals MySQL decides as DuckDB does (or with
+# more rows: text compares without case and trailing spaces; the query pushes only
+# text equality and LIKE).
+_QUERY_KINDS = frozenset(
+    {Kind.INT16, Kind.INT32, Kind.INT64, Kind.FLOAT64, Kind.DECIMAL}
+    | {Kind.STRING, Kind.DATE, Kind.TIMESTAMP}
+)
 
 
 class MySQLEngine(Engine):
@@ -145,6 +160,12 @@ class MySQLEngine(Engine):
         from opendms.endpoints.mysql.conn import connect
 
         return connect(url)
+
+    def query_dialect(self) -> QueryDialect:
+        """Booleans (any non-zero ``tinyint(1)``) and zero dates (read as NULL but not
+        NULL on the server) keep their tests in DuckDB."""
+        dated = {Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ}
+        return QueryDialect(self.ddl_dialect().sqlglot, _QUERY_KINDS, frozenset(Kind) - dated)
 
     def ddl_dialect(self) -> DdlDialect:
         from opendms.endpoints.mysql.ddldialect import DIALECT

@@ -16,7 +16,7 @@ from opendms.endpoints.canonical import canonical_batch
 from opendms.endpoints.mysql import catalog
 from opendms.endpoints.mysql.conn import connect, cx_url, translate
 from opendms.endpoints.mysql.values import time_array
-from opendms.endpoints.sqlutil import where_clause
+from opendms.endpoints.sqlutil import limit_clause, where_clause
 from opendms.errors import DataError, EndpointError, MissingExtraError
 from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
 
@@ -63,7 +63,7 @@ def select_sql(plan: ReadPlan) -> str:
     sql = f"SELECT {cols} FROM {quote(table.schema)}.{quote(table.name)}"
     if plan.segment is not None and plan.segment.partition is not None:
         sql += f" PARTITION ({quote(plan.segment.partition)})"
-    return sql + where_clause(plan, quote, literal)
+    return sql + where_clause(plan, quote, literal) + limit_clause(plan)
 
 
 class MySQLSource:
@@ -95,7 +95,7 @@ class MySQLSource:
         try:
             reader = cx.read_sql(
                 cx_url(self.url),
-                select_sql(plan),
+                self.read_sql(plan),
                 return_type="arrow_stream",
                 batch_size=plan.batch_rows,
                 pre_execution_query=["SET time_zone = '+00:00'"],
@@ -109,6 +109,10 @@ class MySQLSource:
             if type(exc).__name__ != "PanicException" and not isinstance(exc, RuntimeError):
                 raise
             raise _read_error(exc, plan, self.url) from exc
+
+    def read_sql(self, plan: ReadPlan) -> str:
+        """The SELECT :meth:`read` sends for ``plan``."""
+        return select_sql(plan)
 
     def close(self) -> None:
         """Close the connection; one the server already dropped has nothing to say."""

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from opendms.endpoints.engine import ApplyOptions, Capabilities, ChecksumDialect, Engine
+from opendms.endpoints.engine import (
+    ApplyOptions,
+    Capabilities,
+    ChecksumDialect,
+    Engine,
+    QueryDialect,
+)
 from opendms.endpoints.postgres.settings import PgSettings
 from opendms.errors import PrivilegeError
+from opendms.model import Kind
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,6 +33,13 @@ SELECT current_user, version(), current_schema(),
        coalesce(has_schema_privilege(current_schema(), 'CREATE'), false),
        coalesce(has_schema_privilege(current_schema(), 'USAGE'), false)
 """
+
+
+# Column kinds whose comparisons with literals PostgreSQL decides as DuckDB does.
+_QUERY_KINDS = frozenset(
+    {Kind.INT16, Kind.INT32, Kind.INT64, Kind.FLOAT64, Kind.DECIMAL}
+    | {Kind.STRING, Kind.DATE, Kind.TIMESTAMP, Kind.BOOL}
+)
 
 
 class PostgresEngine(Engine):
@@ -127,6 +141,12 @@ class PostgresEngine(Engine):
         from opendms.endpoints.postgres.conn import connect
 
         return connect(url)
+
+    def query_dialect(self) -> QueryDialect:
+        """Text compares by the column's collation, so only text equality and LIKE are
+        pushed (the query decides that); ``real`` is left out (its comparison with a
+        numeric literal widens the column, DuckDB narrows the literal)."""
+        return QueryDialect(self.ddl_dialect().sqlglot, _QUERY_KINDS, frozenset(Kind))
 
     def ddl_dialect(self) -> DdlDialect:
         from opendms.endpoints.postgres.ddldialect import DIALECT

@@ -28,7 +28,7 @@ from opendms.endpoints.postgres.conn import (
 )
 from opendms.endpoints.postgres.fastcopy import CopySpec
 from opendms.endpoints.postgres.types import quote_ident
-from opendms.endpoints.sqlutil import where_clause
+from opendms.endpoints.sqlutil import limit_clause, where_clause
 from opendms.errors import ConfigError, MissingExtraError
 from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
 
@@ -65,7 +65,8 @@ def select_sql(plan: ReadPlan, exprs: bool = True, extra: tuple[str, ...] = ()) 
     table = plan.table
     cols = [select_expr(c, table.column(c).type) if exprs else quote_ident(c) for c in plan.columns]
     select = ", ".join([*cols, *extra])
-    return f"SELECT {select} FROM {relation(plan)}" + where_clause(plan, quote_ident, literal)
+    where = where_clause(plan, quote_ident, literal)
+    return f"SELECT {select} FROM {relation(plan)}{where}{limit_clause(plan)}"
 
 
 def relation(plan: ReadPlan) -> str:
@@ -177,16 +178,20 @@ class PostgresSource:
         try:
             cur = conn.cursor()
             _begin(cur, snapshot)
-            cur.execute(select_sql(plan, extra=shape_checks(plan)))
+            cur.execute(self.read_sql(plan))
             yield from cur.fetch_record_batch()
         except (dbapi.Error, pa.ArrowException) as exc:  # the reader raises Arrow errors
             raise translate(exc, self.url) from exc
+
+    def read_sql(self, plan: ReadPlan) -> str:
+        """The SELECT :meth:`read` sends for ``plan``."""
+        return select_sql(plan, extra=shape_checks(plan))
 
     def copy_spec(self, plan: ReadPlan, snapshot: str | None) -> CopySpec:
         """How a PostgreSQL target pulls this plan as raw binary COPY data."""
         table = plan.table
         whole = not plan.filters and plan.segment is None and not table.partitions
-        whole = whole and not table.view  # COPY reads tables only
+        whole = whole and not table.view and not plan.where and plan.limit is None
         query = None if whole else select_sql(plan, exprs=False)
         return CopySpec(
             conninfo(self.url), snapshot, plan.table.schema, plan.table.name, plan.columns, query

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from opendms.endpoints.engine import ApplyOptions, Capabilities, Engine
+from opendms.endpoints.engine import ApplyOptions, Capabilities, Engine, QueryDialect
 from opendms.endpoints.sqlite import database_path
 from opendms.endpoints.sqlite.settings import SqliteSettings
 from opendms.errors import DatabaseMissingError, EndpointError
@@ -105,6 +105,15 @@ class SQLiteEngine(Engine):
     def table_identity(self, url: EndpointURL, schema: str, name: str) -> tuple[str, ...]:
         """SQLite has no schemas and folds the case of names."""
         return (name.casefold(),)
+
+    def query_dialect(self) -> QueryDialect:
+        """Dates, times and decimals are text or numbers by the value in SQLite, so only
+        integers, floats and text are compared there; a value that does not fit its
+        column is read as NULL, so only text and binary test NULL there."""
+        kinds = frozenset({Kind.INT16, Kind.INT32, Kind.INT64, Kind.FLOAT64, Kind.STRING})
+        return QueryDialect(
+            self.ddl_dialect().sqlglot, kinds, frozenset({Kind.STRING, Kind.BINARY})
+        )
 
     def ddl_dialect(self) -> DdlDialect:
         from opendms.endpoints.sqlite.ddldialect import DIALECT

@@ -18,7 +18,7 @@ from opendms.endpoints.base import EndpointURL
 from opendms.endpoints.pyvalues import parse_iso_interval
 from opendms.endpoints.sqlite import catalog
 from opendms.endpoints.sqlite.catalog import quote as quote  # apply, target, capture import it here
-from opendms.endpoints.sqlutil import where_clause
+from opendms.endpoints.sqlutil import limit_clause, where_clause
 from opendms.errors import ConfigError
 from opendms.model import ColumnType, Kind, ReadPlan, Table, TableRef, arrow_type
 
@@ -66,15 +66,20 @@ class SQLiteSource:
                 path="$.table_mappings",
             )
         types = [plan.table.column(c).type for c in plan.columns]
-        select = ", ".join(_select_expr(c, t) for c, t in zip(plan.columns, types, strict=True))
-        sql = f"SELECT {select} FROM {quote(plan.table.name)}" + where_clause(plan, quote, literal)
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         try:
-            cur = conn.execute(sql)
+            cur = conn.execute(self.read_sql(plan))
             while rows := cur.fetchmany(plan.batch_rows):
                 yield _to_batch(plan, types, rows)
         finally:
             conn.close()
+
+    def read_sql(self, plan: ReadPlan) -> str:
+        """The SELECT :meth:`read` sends for ``plan``."""
+        types = [plan.table.column(c).type for c in plan.columns]
+        select = ", ".join(_select_expr(c, t) for c, t in zip(plan.columns, types, strict=True))
+        where = where_clause(plan, quote, literal) + limit_clause(plan)
+        return f"SELECT {select} FROM {quote(plan.table.name)}{where}"
 
     def close(self) -> None:
         self.conn.close()

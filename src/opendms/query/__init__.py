@@ -1,0 +1,1 @@
+"""Federated SQL across endpoints (``opendms query``): see :mod:`opendms.query.run`."""
