@@ -223,7 +223,8 @@ def streaming(work: Path, ddb_url: str, env: dict[str, str]) -> Iterator[Path]:
     spec = {
         "name": "trips-stream",
         "source": ddb_url,
-        "target": f"file://{work / 'lake'}",
+        # a CDC file (and the handler's batch) each second, not DMS's default 60 s
+        "target": {"url": f"file://{work / 'lake'}", "settings": {"CdcMaxBatchInterval": 1}},
         "migration_type": "full-load-and-cdc",
         "table_mappings": {
             "rules": [

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from opendms.config import task_from_dict
+from opendms.endpoints.query.plan import parse, plan
+from opendms.endpoints.query.sources import SourceOptions, open_query_source
 from opendms.errors import ConfigError
-from opendms.query.plan import parse, plan
 from opendms.query.run import QueryOptions, QueryResult, run_query
-from opendms.query.sources import SourceOptions, open_query_source
 from opendms.service.run import run_task
 from opendms.state import StateStore
 from tests.support.dynamodb import create_table, put_items

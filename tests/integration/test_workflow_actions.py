@@ -137,3 +137,26 @@ def test_validate_passes_then_fails_with_validation_failed(tmp_path: Path) -> No
     assert type(bad.value).__name__ == "ValidationFailed"
     told = actions("opendms:validate", {"File": str(file), "FailOnMismatch": False})
     assert told["tables"][0]["mismatches"] == 1
+
+
+def test_query_joins_two_endpoints_and_the_package_boundary_holds(tmp_path: Path) -> None:
+    shop = _db(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    prices = _db(other)
+    actions = Actions({"shop": shop, "prices": prices})
+    got = actions(
+        "opendms:query",
+        {
+            "Query": "SELECT s.name, p.price FROM shop.main.items s JOIN prices.main.items p"
+            " ON s.id = p.id WHERE s.id = 1"
+        },
+    )
+    assert got["Rows"] == [{"name": "pen", "price": "1.5"}] and got["RowCount"] == 1  # exact
+    assert sorted((s["Endpoint"], s["Rows"]) for s in got["Sources"]) == [
+        ("prices", 1),
+        ("shop", 1),
+    ]  # the key was pushed to both sides
+    with pytest.raises(Exception, match="cannot hold files"):
+        actions("opendms:export", {"Endpoint": "shop", "Query": "SELECT 1 AS x",
+                                   "Lake": "shop", "Key": "x.csv"})  # fmt: skip

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from opendms.endpoints.mysql.ddldialect import DIALECT as MYSQL
+from opendms.endpoints.query.plan import Scan, TableName, parse, plan
+from opendms.endpoints.query.predicates import accepts, to_sql
 from opendms.errors import ConfigError
 from opendms.model import Kind
-from opendms.query.plan import Scan, TableName, parse, plan
-from opendms.query.predicates import accepts, to_sql
 
 TRIPS = ["id", "fare", "city", "started", "note"]
 ITEMS = ["ride_id", "kind", "price"]

@@ -39,12 +39,12 @@ if TYPE_CHECKING:
     from opendms.endpoints.apply.policy import OnError
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.ddldialect import DdlDialect
+    from opendms.endpoints.query.sources import QuerySource, SourceOptions
     from opendms.endpoints.readback import TableRows
     from opendms.endpoints.schemaobjects import SourceCatalog
     from opendms.endpoints.settings import EndpointSettings
     from opendms.mapping.objectmap import ObjectMappingRule
     from opendms.model import ColumnType, Kind, ReadPlan, Table
-    from opendms.query.sources import QuerySource, SourceOptions
 
 __all__ = [
     "ApplyOptions",
@@ -226,8 +226,12 @@ class Engine:
         return None
 
     def connect(self, url: EndpointURL) -> Any:
-        """A DB-API connection for validation's checksum queries."""
-        raise self._cannot(url, "run checksum queries")
+        """A DB-API connection (validation's checksum queries, workflows' SQL)."""
+        raise self._cannot(url, "run SQL statements")
+
+    def file_store(self, url: EndpointURL) -> FileStore:
+        """Whole files under the endpoint's root (workflows' export and import)."""
+        raise self._cannot(url, "hold files")
 
     def query_dialect(self) -> QueryDialect | None:
         """How federated queries push predicates to this engine's SQL (None: they push
@@ -299,6 +303,16 @@ _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
 
 
 # -- optional behaviour of sources, targets and change sources ---------------------------
+
+
+class FileStore(Protocol):
+    """Whole files under an endpoint's root, by key (``folder/name.csv``)."""
+
+    def put(self, key: str, data: bytes) -> str:
+        """Write the file (whole, or not at all); its location for messages."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
 
 
 class StopFlag(Protocol):

@@ -23,10 +23,10 @@ from typing import Any
 import pyarrow as pa
 
 from opendms.arrowutil import read_rejections
+from opendms.endpoints.query.plan import Query, Scan, parse, plan
+from opendms.endpoints.query.sources import QuerySource, Request, SourceOptions, open_query_source
 from opendms.errors import ConfigError, OpenDMSError
 from opendms.model import Kind, Table
-from opendms.query.plan import Query, Scan, parse, plan
-from opendms.query.sources import QuerySource, Request, SourceOptions, open_query_source
 
 __all__ = ["QueryOptions", "QueryResult", "SourceRead", "explain", "run_query"]
 

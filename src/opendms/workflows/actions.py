@@ -9,6 +9,7 @@
   statistics as the result.
 * ``opendms:validate``: a task's target compared with its source (``opendms validate``);
   a mismatch fails the state with ``ValidationFailed``.
+* ``opendms:query``: a federated query (``opendms query``) over the endpoints; its rows.
 
 Endpoints and lakes are named as ``--endpoint NAME=URL`` gave them (so no password is
 written in a definition or its history), or given as URLs. Statements take the driver's
@@ -21,7 +22,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from opendms.endpoints import engine_for
 from opendms.endpoints.base import EndpointURL
+from opendms.endpoints.engine import FileStore
 from opendms.errors import ConfigError
 from opendms.workflows.run import StatesError, python_resource
 
@@ -52,6 +53,7 @@ class Actions:
             "import": self.import_rows,
             "task.run": self.task_run,
             "validate": self.validate,
+            "query": self.query,
         }
 
     def __call__(self, resource: str, payload: Any) -> Any:
@@ -84,10 +86,7 @@ class Actions:
     @contextlib.contextmanager
     def connection(self, payload: Payload) -> Iterator[Any]:
         url = self.url(payload, "Endpoint")
-        if url.scheme == "sqlite":
-            conn: Any = sqlite3.connect(_sqlite_path(url))
-        else:
-            conn = engine_for(url).connect(url)
+        conn = engine_for(url).connect(url)
         try:
             yield conn
         finally:
@@ -125,17 +124,14 @@ class Actions:
             raise ConfigError("opendms:export: its Query gives no columns")
         if table.num_columns == 0:  # no rows: the columns, all of them null
             table = pa.table({name: pa.array([], pa.null()) for name in names})
-        storage = self.lake(payload)
         out = io.BytesIO()
         if kind == "csv":
             pacsv.write_csv(table, out)
         else:
             pq.write_table(table, out)
-        from opendms.endpoints.lake.storage import put_object
-
-        put_object(storage, storage.path(key), out.getvalue())
+        location = self.lake(payload).put(key, out.getvalue())
         return {
-            "Location": f"{storage.display.rstrip('/')}/{key}",
+            "Location": location,
             "Key": key,
             "Rows": table.num_rows,
             "Columns": names,
@@ -146,10 +142,7 @@ class Actions:
         statement run once per row of the file (in one transaction), with the row's
         values (``Columns``: which, in order; default all) as its parameters."""
         key = _text(payload, "Key").strip("/")
-        storage = self.lake(payload)
-        with storage.fs.open_input_file(storage.path(key)) as src:
-            data = src.read()
-        table = _read_file(data, _format(payload, key))
+        table = _read_file(self.lake(payload).get(key), _format(payload, key))
         columns = payload.get("Columns") or table.column_names
         missing = [c for c in columns if c not in table.column_names]
         if missing:
@@ -162,10 +155,24 @@ class Actions:
             conn.commit()
         return {"Rows": len(rows), "Key": key}
 
-    def lake(self, payload: Payload) -> Any:
-        from opendms.endpoints.lake.storage import open_storage
+    def lake(self, payload: Payload) -> FileStore:
+        url = self.url(payload, "Lake")
+        return engine_for(url).file_store(url)
 
-        return open_storage(self.url(payload, "Lake"), {})
+    def query(self, payload: Payload) -> dict[str, Any]:
+        """``{"Query", "Keys"?}`` (``Keys``: a lake table's key columns by
+        ``endpoint.schema.table``): ``{"Rows", "RowCount", "Sources"}``, each source
+        with the rows it read."""
+        from opendms.query.run import QueryOptions, run_query
+
+        keys = payload.get("Keys") or {}
+        if not isinstance(keys, dict):
+            raise ConfigError("Keys must be an object: endpoint.schema.table -> [columns]")
+        options = QueryOptions(self.endpoints, {name: tuple(cols) for name, cols in keys.items()})
+        result = run_query(_text(payload, "Query"), options)
+        rows = [{k: _json_value(v) for k, v in row.items()} for row in result.table.to_pylist()]
+        sources = [{"Endpoint": r.endpoint, "Rows": r.rows} for r in result.reads]
+        return {"Rows": rows, "RowCount": len(rows), "Sources": sources}
 
     def _task_file(self, payload: Payload) -> Path:
         """``File``, or the file task ``Task`` last ran from."""
@@ -282,12 +289,6 @@ def _read_file(data: bytes, kind: str) -> pa.Table:
         column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
     )
     return pacsv.read_csv(io.BytesIO(data), convert_options=convert)
-
-
-def _sqlite_path(url: EndpointURL) -> str:
-    from opendms.endpoints.sqlite import database_path
-
-    return str(database_path(url))
 
 
 def _json_value(value: Any) -> Any:

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from opendms.changes import Applier, ApplyPlan, ChangeSource
     from opendms.endpoints.base import EndpointURL, Source, Target
     from opendms.endpoints.engine import ApplyOptions
+    from opendms.endpoints.query.sources import QuerySource, SourceOptions
     from opendms.endpoints.readback import TableRows
     from opendms.model import ColumnType
-    from opendms.query.sources import QuerySource, SourceOptions
 
 __all__ = ["ENGINE", "DynamoEngine"]
 

@@ -37,10 +37,10 @@ from opendms.endpoints.dynamodb.infer import table_of
 from opendms.endpoints.dynamodb.scan import ScanSpec, pages, scan_pages
 from opendms.endpoints.dynamodb.settings import DynamoSettings
 from opendms.endpoints.dynamodb.source import SCHEMA, DynamoSource, to_batch
+from opendms.endpoints.query.plan import Scan, TableName
+from opendms.endpoints.query.predicates import Literal, Predicate
+from opendms.endpoints.query.sources import Request, find_ref, limit_of, read_columns
 from opendms.model import Kind, ReadPlan, Table
-from opendms.query.plan import Scan, TableName
-from opendms.query.predicates import Literal, Predicate
-from opendms.query.sources import Request, find_ref, limit_of, read_columns
 
 __all__ = ["DynamoQuerySource"]
 

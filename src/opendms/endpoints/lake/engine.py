@@ -16,10 +16,28 @@ if TYPE_CHECKING:
     from opendms.endpoints.base import EndpointURL, Target
     from opendms.endpoints.lake.storage import Storage
     from opendms.endpoints.lake.target import LakeTarget
+    from opendms.endpoints.query.sources import QuerySource, SourceOptions
     from opendms.endpoints.readback import TableRows
-    from opendms.query.sources import QuerySource, SourceOptions
 
-__all__ = ["ENGINE", "LakeEngine"]
+__all__ = ["ENGINE", "LakeEngine", "LakeFiles"]
+
+
+class LakeFiles:
+    """The lake's folder or bucket as a :class:`~opendms.endpoints.engine.FileStore`."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def put(self, key: str, data: bytes) -> str:
+        from opendms.endpoints.lake.storage import put_object
+
+        put_object(self.storage, self.storage.path(key), data)
+        return f"{self.storage.display.rstrip('/')}/{key.strip('/')}"
+
+    def get(self, key: str) -> bytes:
+        with self.storage.fs.open_input_file(self.storage.path(key)) as src:
+            data: bytes = src.read()
+        return data
 
 
 class LakeEngine(Engine):
@@ -67,6 +85,11 @@ class LakeEngine(Engine):
         from opendms.endpoints.lake.query import LakeQuerySource
 
         return LakeQuerySource(url, options)
+
+    def file_store(self, url: EndpointURL) -> LakeFiles:
+        from opendms.endpoints.lake.storage import open_storage
+
+        return LakeFiles(open_storage(url, {}))
 
     def check(self, url: EndpointURL, settings: dict[str, Any]) -> str:
         from opendms.endpoints.lake.storage import check_storage, open_storage

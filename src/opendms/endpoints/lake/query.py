@@ -28,10 +28,10 @@ from opendms.endpoints.lake.replay import (
 )
 from opendms.endpoints.lake.settings import URL_KEYS, LakeSettings, lake_settings
 from opendms.endpoints.lake.storage import Storage, open_storage
+from opendms.endpoints.query.plan import Scan, TableName
+from opendms.endpoints.query.sources import Request, SourceOptions, read_columns
 from opendms.errors import ConfigError, EndpointError
 from opendms.model import Column, ColumnType, Kind, Table
-from opendms.query.plan import Scan, TableName
-from opendms.query.sources import Request, SourceOptions, read_columns
 
 __all__ = ["LakeQuerySource"]
 

@@ -38,6 +38,13 @@ class SQLiteEngine(Engine):
     settings = SqliteSettings
     folds_names = True
 
+    def connect(self, url: EndpointURL) -> Any:
+        import sqlite3
+
+        from opendms.endpoints.sqlite import database_path
+
+        return sqlite3.connect(database_path(url), check_same_thread=False)
+
     def open_source(self, url: EndpointURL, settings: dict[str, Any]) -> Source:
         from opendms.endpoints.sqlite.source import SQLiteSource
 

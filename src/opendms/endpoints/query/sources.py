@@ -18,10 +18,10 @@ import pyarrow as pa
 from opendms.endpoints import engine_for
 from opendms.endpoints.base import EndpointURL, Source
 from opendms.endpoints.engine import QueryDialect, SqlReadSource
+from opendms.endpoints.query.plan import Scan, TableName
+from opendms.endpoints.query.predicates import Predicate, accepts, to_sql
 from opendms.errors import ConfigError
 from opendms.model import Kind, ReadPlan, Table, TableRef
-from opendms.query.plan import Scan, TableName
-from opendms.query.predicates import Predicate, accepts, to_sql
 
 __all__ = [
     "QuerySource",

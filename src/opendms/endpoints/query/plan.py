@@ -35,8 +35,8 @@ from sqlglot.errors import OptimizeError, ParseError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from opendms.endpoints.query.predicates import Predicate, predicate_of
 from opendms.errors import ConfigError
-from opendms.query.predicates import Predicate, predicate_of
 
 __all__ = ["CHANGES", "Query", "Scan", "TableName", "parse", "plan"]
 
