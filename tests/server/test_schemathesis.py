@@ -53,7 +53,7 @@ def test_api_conforms_to_its_document(server: str, token: str) -> None:
         operations.append(result.ok())
     names = {f"{op.method.upper()} {op.path}" for op in operations}
     assert {"POST /endpoints", "POST /tasks", "POST /tasks/{identifier}/stop"} <= names
-    assert len(operations) == 21
+    assert len(operations) == 22
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             assert _exercise(operation, mode, token) > 0, (operation.path, mode)

@@ -84,5 +84,13 @@ def _json(value: Any) -> str:
     return json.dumps(cell_text(value))
 
 
+def json_value(value: Any) -> Any:
+    """One value as a JSON document built by another library holds it: an exact decimal
+    as text with its digits (a float would round it), binary as base64, times in ISO."""
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.loads(_json(value))
+
+
 def _base64(value: bytes) -> str:
     return base64.b64encode(value).decode()

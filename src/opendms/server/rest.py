@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opendms.config import json_path
 from opendms.errors import OpenDMSError
+from opendms.query.output import json_value
 from opendms.server.auth import SESSION_COOKIE, bearer, csrf_valid, session_valid, token_matches
 from opendms.server.dmsapi import DmsApi
 from opendms.server.rest_models import (
@@ -39,6 +40,9 @@ from opendms.server.rest_models import (
     ErrorOut,
     LogLineOut,
     LogQuery,
+    QueryIn,
+    QueryOut,
+    QuerySourceOut,
     ScheduleRunOut,
     TableOut,
     TaskCreate,
@@ -123,6 +127,39 @@ class Rest:
                 return
             raise ApiError(403, "a change needs the console session's X-CSRF-Token header")
         raise ApiError(401, "this API needs the server's token: Authorization: Bearer <token>")
+
+    # --- query ------------------------------------------------------------------------
+
+    def query(self, made: QueryIn) -> QueryOut:
+        import pyarrow as pa
+
+        from opendms.query.run import QueryOptions, explain, run_query
+        from opendms.server.resources import endpoint_url
+
+        endpoints = {e.identifier: endpoint_url(e)[0] for e in self.api.resources.endpoints()}
+        keys = {name: tuple(cols) for name, cols in made.keys.items()}
+        options = QueryOptions({**endpoints, **made.endpoints}, keys)
+        result = (explain if made.explain else run_query)(made.sql, options)
+        table = result.table if result.table.num_columns else pa.table({})
+        rows = [] if made.explain else table.slice(0, made.max_rows).to_pylist()
+        return QueryOut(
+            columns=table.column_names,
+            rows=[[json_value(v) for v in row.values()] for row in rows],
+            row_count=len(rows) if made.explain else table.num_rows,
+            truncated=table.num_rows > made.max_rows and not made.explain,
+            seconds=round(result.seconds, 4),
+            sources=[
+                QuerySourceOut(
+                    table=str(read.request.scan.name),
+                    endpoint=read.endpoint,
+                    request=read.request.text,
+                    rows=read.rows,
+                    seconds=round(read.seconds, 4),
+                )
+                for read in result.reads
+            ],
+            duckdb_sql=result.sql,
+        )
 
     # --- endpoints --------------------------------------------------------------------
 
@@ -294,7 +331,17 @@ def _router(rest: Rest) -> APIRouter:
     _task_routes(router, rest)
     _task_records(router, rest)
     _task_actions(router, rest)
+    _query_routes(router, rest)
     return router
+
+
+def _query_routes(router: APIRouter, rest: Rest) -> None:
+    @router.post("/query", tags=["query"], operation_id="query")
+    async def query(made: QueryIn) -> QueryOut:
+        """Run a federated query over the server's endpoints (by identifier) and the
+        ``endpoints`` given; the answer (at most ``max_rows`` rows) and what each source
+        was asked and read. ``explain``: what they would be asked, no rows read."""
+        return await rest.run(rest.query, made)
 
 
 def _endpoint_routes(router: APIRouter, rest: Rest) -> None:

@@ -284,6 +284,40 @@ class ScheduleRunOut(BaseModel):
     reason: str
 
 
+class QueryIn(BaseModel):
+    """A federated query (docs/query.md) over the server's endpoints, named by their
+    identifiers, and any ``endpoints`` given here (name -> opendms URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+    sql: str = Field(min_length=1, description="Tables as endpoint.schema.table")
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    keys: dict[str, list[str]] = Field(
+        default_factory=dict, description="A lake table's key columns by endpoint.schema.table"
+    )
+    max_rows: int = Field(default=1000, ge=1, le=100_000, description="Rows answered at most")
+    explain: bool = Field(default=False, description="Only what each source would be asked")
+
+
+class QuerySourceOut(BaseModel):
+    """One table reference: what its source was asked and what it read."""
+
+    table: str
+    endpoint: str
+    request: str
+    rows: int
+    seconds: float
+
+
+class QueryOut(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool
+    seconds: float
+    sources: list[QuerySourceOut]
+    duckdb_sql: str
+
+
 class ErrorBody(BaseModel):
     code: str = Field(
         description="bad_request, unauthorized, forbidden, not_found, conflict, "
