@@ -54,3 +54,37 @@ def test_executions_and_their_history_in_the_console(
     assert '"greeting": "hi"' in page.locator("#history").inner_text()
     missing = console.go("/console/workflows/nope")
     assert "No execution named nope" in missing.content()
+
+
+def test_the_query_page_runs_a_query_over_the_servers_endpoints(
+    console: Pages,  # noqa: F811
+    server: str,
+    state: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "shop.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.executemany("INSERT INTO items VALUES (?, ?)", [(1, "pen"), (2, "ink"), (3, None)])
+    conn.commit()
+    conn.close()
+    _client(server, "dms").create_endpoint(
+        EndpointIdentifier="shop", EndpointType="source", EngineName="sqlite", DatabaseName=str(db)
+    )
+    console.login(load_or_create_token(state)[0])
+    page: Any = console.go("/console/query")
+    assert "shop" in page.locator("main").inner_text()
+    page.get_by_label("SQL").fill("SELECT id, name FROM shop.main.items WHERE id >= 2 ORDER BY id")
+    page.get_by_role("button", name="Run").click()
+    console.keep()
+    assert page.locator("#query-summary").inner_text().startswith("2 row(s)")
+    cells = page.locator("#answer tbody tr").all_inner_texts()
+    assert [c.split("\t") for c in cells] == [["2", "ink"], ["3", "NULL"]]
+    asked = page.locator("#sources").inner_text()
+    assert "WHERE" in asked and "2" in asked  # the filter went to SQLite
+    page.get_by_label("SQL").fill("SELECT * FROM nope.main.items")
+    page.get_by_role("button", name="Run").click()
+    console.keep()
+    assert "nope" in page.locator("#query-error").inner_text()

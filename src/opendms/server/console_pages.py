@@ -392,6 +392,7 @@ def _act(api: DmsApi, arn: str, what: str) -> Body:
 def page_routes(c: Console) -> list[BaseRoute]:
     """Every console page and its JSON routes (the login routes are the console's)."""
     from opendms.server.console_convert import convert_routes
+    from opendms.server.console_query import query_routes
     from opendms.server.console_workflows import workflow_routes
 
     async def home(request: Request) -> Response:
@@ -403,4 +404,5 @@ def page_routes(c: Console) -> list[BaseRoute]:
         *TaskPages(c).routes(),
         *convert_routes(c),
         *workflow_routes(c),
+        *query_routes(c),
     ]

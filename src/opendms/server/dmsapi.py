@@ -90,14 +90,14 @@ class DmsApi:
         try:
             return fn(*args)
         except DmsError as exc:
-            exc.message = self._scrub(exc.message)
+            exc.message = self.scrub(exc.message)
             raise
         except ConfigError as exc:
-            raise bad_value(self._scrub(str(exc)), exc.path or None) from None
+            raise bad_value(self.scrub(str(exc)), exc.path or None) from None
         except OpenDMSError as exc:
-            raise bad_state(self._scrub(str(exc))) from None
+            raise bad_state(self.scrub(str(exc))) from None
         except (ValueError, OSError) as exc:  # a path or value the system refuses
-            raise bad_value(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+            raise bad_value(self.scrub(f"{type(exc).__name__}: {exc}")) from None
 
     @contextmanager
     def task_lock(self, name: str) -> Iterator[None]:
@@ -107,7 +107,7 @@ class DmsApi:
         with lock:
             yield
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
         """``text`` with every endpoint's password masked (errors may quote URLs)."""
         for e in self.resources.endpoints():
             text = masked(text, e)
@@ -399,7 +399,7 @@ class DmsApi:
         try:
             self.service.stop(name, timeout=self.stop_timeout)
         except OpenDMSError as exc:
-            log.warning("stopping task %s: %s", name, self._scrub(str(exc)))
+            log.warning("stopping task %s: %s", name, self.scrub(str(exc)))
         finally:
             with self.task_lock(name), self._lock:
                 self.stopping.discard(name)

@@ -25,9 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opendms.config import json_path
 from opendms.errors import OpenDMSError
-from opendms.query.output import json_value
 from opendms.server.auth import SESSION_COOKIE, bearer, csrf_valid, session_valid, token_matches
 from opendms.server.dmsapi import DmsApi
+from opendms.server.querying import server_query
 from opendms.server.rest_models import (
     AssessmentOut,
     CheckOut,
@@ -42,7 +42,6 @@ from opendms.server.rest_models import (
     LogQuery,
     QueryIn,
     QueryOut,
-    QuerySourceOut,
     ScheduleRunOut,
     TableOut,
     TaskCreate,
@@ -131,35 +130,7 @@ class Rest:
     # --- query ------------------------------------------------------------------------
 
     def query(self, made: QueryIn) -> QueryOut:
-        import pyarrow as pa
-
-        from opendms.query.run import QueryOptions, explain, run_query
-        from opendms.server.resources import endpoint_url
-
-        endpoints = {e.identifier: endpoint_url(e)[0] for e in self.api.resources.endpoints()}
-        keys = {name: tuple(cols) for name, cols in made.keys.items()}
-        options = QueryOptions({**endpoints, **made.endpoints}, keys)
-        result = (explain if made.explain else run_query)(made.sql, options)
-        table = result.table if result.table.num_columns else pa.table({})
-        rows = [] if made.explain else table.slice(0, made.max_rows).to_pylist()
-        return QueryOut(
-            columns=table.column_names,
-            rows=[[json_value(v) for v in row.values()] for row in rows],
-            row_count=len(rows) if made.explain else table.num_rows,
-            truncated=table.num_rows > made.max_rows and not made.explain,
-            seconds=round(result.seconds, 4),
-            sources=[
-                QuerySourceOut(
-                    table=str(read.request.scan.name),
-                    endpoint=read.endpoint,
-                    request=read.request.text,
-                    rows=read.rows,
-                    seconds=round(read.seconds, 4),
-                )
-                for read in result.reads
-            ],
-            duckdb_sql=result.sql,
-        )
+        return server_query(self.api.resources, made)
 
     # --- endpoints --------------------------------------------------------------------
 
