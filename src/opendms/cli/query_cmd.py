@@ -91,7 +91,11 @@ def _output(result: QueryResult, fmt: str | None, out: Path | None) -> None:
             raise ConfigError(
                 "--format table prints to the terminal; use csv, jsonl or parquet with --out"
             )
-        console.print(_rich(result))
+        if result.table.num_rows > console.size.height - 6 and sys.stdout.isatty():
+            with console.pager(styles=True):  # longer than the screen: paged ($PAGER, less)
+                console.print(_rich(result))
+        else:
+            console.print(_rich(result))
         return
     if fmt == "parquet" and out is None and sys.stdout.isatty():
         raise ConfigError("--format parquet is binary: give --out FILE or redirect stdout")
