@@ -1,13 +1,13 @@
-"""Running a federated query: plan it (:mod:`.plan`), ask each source for its rows
-(:mod:`.sources`, in parallel), hand them to DuckDB as Arrow tables and run the query
+"""Running a federated query: plan it (:mod:`opendms.endpoints.query.plan`), ask each source for its rows
+(:mod:`opendms.endpoints.query.sources`, in parallel), hand them to DuckDB as Arrow tables and run the query
 there, rewritten onto them.
 
 Values keep the endpoints' canonical Arrow types (exact decimals, timestamps with their
 zone in UTC, binary, JSON as text). Two kinds DuckDB cannot take as they come are
 narrowed, exactly: unconstrained decimals (carried as text: PostgreSQL ``numeric``,
-DynamoDB numbers) become BIGINT when every value read is an integer that fits, else
-DECIMAL(p, s) when every value fits 38 digits, else stay text; decimals wider than 38
-digits are text.
+DynamoDB numbers) become the narrowest DECIMAL(p, s) that holds every value read (whole
+numbers too: a decimal column stays a decimal) when they fit 38 digits, else stay text;
+decimals wider than 38 digits are text.
 """
 
 from __future__ import annotations
@@ -167,8 +167,8 @@ def narrowed(data: pa.Table, table: Table) -> pa.Table:
 
 
 def _exact_number(column: pa.ChunkedArray[Any]) -> pa.ChunkedArray[Any]:
-    with contextlib.suppress(pa.ArrowInvalid):
-        return column.cast(pa.int64())
+    """An unconstrained decimal column (exact text) as the narrowest DECIMAL that holds
+    every value, whole numbers too: a decimal stays a decimal whatever values it holds."""
     try:
         values = [None if v is None else Decimal(v) for v in column.to_pylist()]
     except InvalidOperation:
