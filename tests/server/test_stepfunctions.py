@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,34 @@ def test_a_scheduled_machine_runs_at_its_due_times(tmp_path: Path) -> None:
     assert [(r.due[11:16], r.outcome) for r in runs] == [("10:05", "started")]
     listed = api.call("ListTagsForResource", {"resourceArn": api.machine_arn("nightly")})
     assert listed["tags"][0] == {"key": "opendms:schedule", "value": "*/5 * * * *"}
+
+
+def test_a_server_that_starts_takes_up_interrupted_executions(tmp_path: Path) -> None:
+    from opendms.server.app import create_app
+    from opendms.workflows.store import WorkflowStore
+    from tests.server.conftest import running
+
+    state = tmp_path / "again"
+    state.mkdir()
+    machine = json.dumps(
+        {
+            "StartAt": "Add",
+            "States": {
+                "Add": {
+                    "Type": "Pass",
+                    "Parameters": {"s.$": "States.MathAdd($.n, 1)"},
+                    "End": True,
+                }
+            },
+        }
+    )
+    api = StepFunctionsApi(state, "us-east-1", dict)
+    api.call("CreateStateMachine", {"name": "adder", "definition": machine})
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that ran the execution and died
+    store = WorkflowStore(state / "state.db")
+    store.create("left", "adder", machine, {"n": 3}, str(state), pid=dead.pid)
+    assert store.execution("left").interrupted
+    with running(create_app(state)) as url:
+        done = _finished(_client(url, "stepfunctions"), api.execution_arn("adder", "left"))
+    assert done["status"] == "SUCCEEDED" and json.loads(done["output"]) == {"s": 4}
