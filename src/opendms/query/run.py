@@ -1,6 +1,6 @@
-"""Running a federated query: plan it (:mod:`opendms.endpoints.query.plan`), ask each source for its rows
-(:mod:`opendms.endpoints.query.sources`, in parallel), hand them to DuckDB as Arrow tables and run the query
-there, rewritten onto them.
+"""Running a federated query: plan it (:mod:`opendms.endpoints.query.plan`), ask each
+source for its rows (:mod:`opendms.endpoints.query.sources`, in parallel), hand them to
+DuckDB as Arrow tables and run the query there, rewritten onto them.
 
 Values keep the endpoints' canonical Arrow types (exact decimals, timestamps with their
 zone in UTC, binary, JSON as text). Two kinds DuckDB cannot take as they come are
